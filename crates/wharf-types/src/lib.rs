@@ -1,0 +1,35 @@
+//! Plain data shared by every Wharf crate. No I/O happens here.
+//!
+//! Map:
+//! - [`error`]: the error *kinds* every library error is classified into, and [`EngineError`],
+//!   the classified error that crosses the backend traits. `wharf-api` maps a kind to an HTTP
+//!   status in exactly one function.
+//! - [`id`]: typed identifiers (`ContainerId`, `ExecId`, …) and random ID generation.
+//! - [`digest`]: content digests (`sha256:<hex>`), parsed once at the edge.
+//! - [`reference`]: image references with Docker's normalisation (`busybox` →
+//!   `docker.io/library/busybox:latest`).
+//! - [`mount`]: the `Mount` value where snapshots and the runtime meet.
+//! - [`filters`]: Docker's filter arguments (`{"label":{"a=b":true}}` or `{"label":["a=b"]}`).
+//! - [`event`]: the engine's event record published on the daemon's bus.
+//! - [`platform`]: `os/arch[/variant]`.
+
+pub mod digest;
+pub mod error;
+pub mod event;
+pub mod filters;
+pub mod id;
+pub mod mount;
+pub mod platform;
+pub mod reference;
+
+pub use digest::Digest;
+pub use error::{Classify, EngineError, ErrorKind};
+pub use event::{Event, EventActor, EventType};
+pub use filters::Filters;
+pub use id::{ContainerId, ExecId, NetworkId, random_hex_id};
+pub use mount::Mount;
+pub use platform::Platform;
+pub use reference::Reference;
+
+/// Labels on objects: ordered so that output and hashes are stable.
+pub type Labels = std::collections::BTreeMap<String, String>;
