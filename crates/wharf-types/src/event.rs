@@ -89,12 +89,26 @@ pub struct Event {
 
 impl Event {
     /// An event stamped with the current time.
-    pub fn now(kind: EventType, action: impl Into<String>, id: impl Into<String>, attributes: BTreeMap<String, String>) -> Self {
+    pub fn now(
+        kind: EventType,
+        action: impl Into<String>,
+        id: impl Into<String>,
+        attributes: BTreeMap<String, String>,
+    ) -> Self {
         let time_nano = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos() as i64)
             .unwrap_or(0);
-        Self { kind, action: action.into(), actor: EventActor { id: id.into(), attributes }, scope: "local", time_nano }
+        Self {
+            kind,
+            action: action.into(),
+            actor: EventActor {
+                id: id.into(),
+                attributes,
+            },
+            scope: "local",
+            time_nano,
+        }
     }
 
     /// Unix seconds.
@@ -104,6 +118,8 @@ impl Event {
 
     /// The action without its detail: `health_status: healthy` → `health_status`.
     pub fn base_action(&self) -> &str {
-        self.action.split_once(':').map_or(self.action.as_str(), |(a, _)| a.trim())
+        self.action
+            .split_once(':')
+            .map_or(self.action.as_str(), |(a, _)| a.trim())
     }
 }

@@ -60,7 +60,10 @@ impl Reference {
         }
         // Split the name from the tag/digest first: a ':' after the last '/' starts a tag.
         let (name_part, digest) = match s.split_once('@') {
-            Some((n, d)) => (n, Some(d.parse::<Digest>().map_err(|_| ReferenceError::Digest)?)),
+            Some((n, d)) => (
+                n,
+                Some(d.parse::<Digest>().map_err(|_| ReferenceError::Digest)?),
+            ),
             None => (s, None),
         };
         let (name, tag) = match name_part.rfind(':') {
@@ -90,7 +93,12 @@ impl Reference {
         {
             return Err(ReferenceError::Format);
         }
-        Ok(Self { domain, path: remainder, tag, digest })
+        Ok(Self {
+            domain,
+            path: remainder,
+            tag,
+            digest,
+        })
     }
 
     /// Adds `latest` when neither a tag nor a digest was given (Docker's `TagNameOnly`).
@@ -106,12 +114,20 @@ impl Reference {
         if !valid_tag(tag) {
             return Err(ReferenceError::Tag);
         }
-        Ok(Self { tag: Some(tag.to_owned()), digest: None, ..self.clone() })
+        Ok(Self {
+            tag: Some(tag.to_owned()),
+            digest: None,
+            ..self.clone()
+        })
     }
 
     /// A copy with this digest and no tag (`name@digest`).
     pub fn with_digest(&self, digest: Digest) -> Self {
-        Self { tag: None, digest: Some(digest), ..self.clone() }
+        Self {
+            tag: None,
+            digest: Some(digest),
+            ..self.clone()
+        }
     }
 
     /// The registry host (and port), e.g. `docker.io` or `127.0.0.1:5000`.
@@ -185,9 +201,8 @@ fn split_docker_domain(name: &str) -> (String, String) {
     let (mut domain, remainder) = match name.find('/') {
         Some(i) => {
             let first = &name[..i];
-            let looks_like_host = first.contains(['.', ':'])
-                || first == "localhost"
-                || first.to_lowercase() != first;
+            let looks_like_host =
+                first.contains(['.', ':']) || first == "localhost" || first.to_lowercase() != first;
             if looks_like_host {
                 (first.to_owned(), name[i + 1..].to_owned())
             } else {
@@ -205,9 +220,15 @@ fn split_docker_domain(name: &str) -> (String, String) {
 fn valid_domain(domain: &str) -> bool {
     let (host, port) = if let Some(rest) = domain.strip_prefix('[') {
         // [IPv6]:port
-        let Some(end) = rest.find(']') else { return false };
+        let Some(end) = rest.find(']') else {
+            return false;
+        };
         let ip = &rest[..end];
-        if ip.is_empty() || !ip.bytes().all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.') {
+        if ip.is_empty()
+            || !ip
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+        {
             return false;
         }
         let after = &rest[end + 1..];
@@ -281,7 +302,10 @@ fn valid_path_component(c: &str) -> bool {
 pub fn valid_tag(tag: &str) -> bool {
     let b = tag.as_bytes();
     let word = |x: u8| x.is_ascii_alphanumeric() || x == b'_';
-    !b.is_empty() && b.len() <= 128 && word(b[0]) && b[1..].iter().all(|&x| word(x) || x == b'.' || x == b'-')
+    !b.is_empty()
+        && b.len() <= 128
+        && word(b[0])
+        && b[1..].iter().all(|&x| word(x) || x == b'.' || x == b'-')
 }
 
 #[cfg(test)]
@@ -289,7 +313,10 @@ mod tests {
     use super::*;
 
     fn norm(s: &str) -> String {
-        Reference::parse_normalized(s).unwrap().with_default_tag().to_string()
+        Reference::parse_normalized(s)
+            .unwrap()
+            .with_default_tag()
+            .to_string()
     }
 
     #[test]
@@ -298,17 +325,28 @@ mod tests {
         assert_eq!(norm("busybox:1.36"), "docker.io/library/busybox:1.36");
         assert_eq!(norm("foo/bar"), "docker.io/foo/bar:latest");
         assert_eq!(norm("index.docker.io/foo"), "docker.io/library/foo:latest");
-        assert_eq!(norm("docker.io/library/busybox"), "docker.io/library/busybox:latest");
+        assert_eq!(
+            norm("docker.io/library/busybox"),
+            "docker.io/library/busybox:latest"
+        );
         assert_eq!(norm("localhost/x"), "localhost/x:latest");
-        assert_eq!(norm("127.0.0.1:5000/spy/built:v1"), "127.0.0.1:5000/spy/built:v1");
+        assert_eq!(
+            norm("127.0.0.1:5000/spy/built:v1"),
+            "127.0.0.1:5000/spy/built:v1"
+        );
         assert_eq!(norm("[::1]:5000/a"), "[::1]:5000/a:latest");
-        assert_eq!(norm("a__b/c-d--e/f.g_h"), "docker.io/a__b/c-d--e/f.g_h:latest");
+        assert_eq!(
+            norm("a__b/c-d--e/f.g_h"),
+            "docker.io/a__b/c-d--e/f.g_h:latest"
+        );
     }
 
     #[test]
     fn digest_references_get_no_default_tag() {
         let d = format!("sha256:{}", "1".repeat(64));
-        let r = Reference::parse_normalized(&format!("busybox@{d}")).unwrap().with_default_tag();
+        let r = Reference::parse_normalized(&format!("busybox@{d}"))
+            .unwrap()
+            .with_default_tag();
         assert_eq!(r.tag(), None);
         assert_eq!(r.to_string(), format!("docker.io/library/busybox@{d}"));
         assert_eq!(r.familiar(), format!("busybox@{d}"));
@@ -319,7 +357,12 @@ mod tests {
 
     #[test]
     fn familiar_names() {
-        let f = |s: &str| Reference::parse_normalized(s).unwrap().with_default_tag().familiar();
+        let f = |s: &str| {
+            Reference::parse_normalized(s)
+                .unwrap()
+                .with_default_tag()
+                .familiar()
+        };
         assert_eq!(f("docker.io/library/busybox"), "busybox:latest");
         assert_eq!(f("docker.io/foo/bar:1"), "foo/bar:1");
         assert_eq!(f("docker.io/library/a/b"), "library/a/b:latest");
@@ -329,9 +372,21 @@ mod tests {
     #[test]
     fn docker_errors() {
         let e = |s: &str| Reference::parse_normalized(s).unwrap_err().to_string();
-        assert_eq!(e("Busybox"), "invalid reference format: repository name (library/Busybox) must be lowercase");
-        assert_eq!(e("foo/Bar"), "invalid reference format: repository name (foo/Bar) must be lowercase");
-        assert_eq!(e(&"a".repeat(64)), format!("invalid repository name ({}), cannot specify 64-byte hexadecimal strings", "a".repeat(64)));
+        assert_eq!(
+            e("Busybox"),
+            "invalid reference format: repository name (library/Busybox) must be lowercase"
+        );
+        assert_eq!(
+            e("foo/Bar"),
+            "invalid reference format: repository name (foo/Bar) must be lowercase"
+        );
+        assert_eq!(
+            e(&"a".repeat(64)),
+            format!(
+                "invalid repository name ({}), cannot specify 64-byte hexadecimal strings",
+                "a".repeat(64)
+            )
+        );
         assert_eq!(e("busybox:"), "invalid reference format");
         assert_eq!(e("busy box"), "invalid reference format");
         assert_eq!(e("-busybox"), "invalid reference format");
@@ -340,7 +395,10 @@ mod tests {
         assert_eq!(e(""), "invalid reference format");
         assert_eq!(e("a/../b"), "invalid reference format");
         assert_eq!(e("x@sha256:123"), "invalid digest format");
-        assert_eq!(e(&format!("{}/{}", "a".repeat(200), "b".repeat(100))), "repository name must not be more than 255 characters");
+        assert_eq!(
+            e(&format!("{}/{}", "a".repeat(200), "b".repeat(100))),
+            "repository name must not be more than 255 characters"
+        );
         // An uppercase first component is a host name, which may be uppercase; the path may not.
         assert_eq!(norm("Example.com/x"), "Example.com/x:latest");
     }

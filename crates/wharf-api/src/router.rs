@@ -1,0 +1,203 @@
+//! The front of every request: the `/v<version>` prefix, the headers every response carries, the
+//! route table and the JSON 404.
+
+use axum::Router;
+use axum::body::Body;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use http::{HeaderValue, Method, Request, Uri};
+use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
+
+use crate::backend::Backends;
+use crate::error::ApiError;
+use crate::routes::{stubs, system};
+use crate::version::{ApiVersion, PrefixCheck, check_prefix};
+
+/// The engine's version, shared by every crate of the workspace.
+pub const ENGINE_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// State every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub backends: Backends,
+    /// Cancelled when the daemon shuts down; long streams end on it.
+    pub shutdown: CancellationToken,
+}
+
+/// The whole HTTP application: cheap to clone, one per connection.
+#[derive(Clone)]
+pub struct App {
+    router: Router,
+    server: HeaderValue,
+}
+
+/// Builds the application over `backends`.
+pub fn build(backends: Backends, shutdown: CancellationToken) -> App {
+    let state = AppState { backends, shutdown };
+    let mut router = Router::new()
+        .route("/_ping", get(system::ping_get).head(system::ping_head))
+        .route("/version", get(system::version))
+        .route("/info", get(system::info))
+        .route("/events", get(system::events))
+        .route("/plugins", get(stubs::plugins_list))
+        .route("/plugins/privileges", get(stubs::plugin_other))
+        .route("/plugins/pull", any(stubs::plugin_other))
+        .route("/plugins/create", any(stubs::plugin_other))
+        .route("/plugins/{name}", any(stubs::plugin_inspect))
+        .route("/plugins/{name}/{action}", any(stubs::plugin_named));
+    for prefix in ["swarm", "nodes", "services", "tasks", "secrets", "configs"] {
+        router = router
+            .route(&format!("/{prefix}"), any(stubs::swarm_inactive))
+            .route(&format!("/{prefix}/{{*rest}}"), any(stubs::swarm_inactive));
+    }
+    let router = router
+        .fallback(|| async { ApiError::page_not_found() })
+        .method_not_allowed_fallback(|| async { ApiError::page_not_found() })
+        .with_state(state);
+    let server = HeaderValue::from_str(&format!("Docker/{ENGINE_VERSION}-wharf (linux)"))
+        .expect("ascii header");
+    App { router, server }
+}
+
+impl App {
+    /// Serves one request.
+    pub async fn handle<B>(&self, req: Request<B>) -> Response
+    where
+        B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+        B::Error: Into<axum::BoxError>,
+    {
+        let mut req = req.map(Body::new);
+        let mut resp = match route_version(&mut req) {
+            Err(e) => e.into_response(),
+            Ok(_) if req.method() == Method::OPTIONS => ().into_response(),
+            Ok(_) => match self.router.clone().oneshot(req).await {
+                Ok(r) => r,
+                Err(never) => match never {},
+            },
+        };
+        let h = resp.headers_mut();
+        h.insert("Api-Version", HeaderValue::from_static(MAX_VERSION_TEXT));
+        h.insert("Docker-Experimental", HeaderValue::from_static("false"));
+        h.insert("Ostype", HeaderValue::from_static("linux"));
+        h.insert(http::header::SERVER, self.server.clone());
+        resp
+    }
+}
+
+const MAX_VERSION_TEXT: &str = "1.53";
+
+/// Strips a `/v<version>` prefix, rejecting versions outside the supported range, and records
+/// the request's version as an extension (unversioned requests get the newest).
+fn route_version(req: &mut Request<Body>) -> Result<ApiVersion, ApiError> {
+    let path = req.uri().path();
+    let mut version = ApiVersion::MAX;
+    if let Some(rest) = path.strip_prefix("/v")
+        && let Some(slash) = rest.find('/')
+        && slash > 0
+        && rest[..slash]
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b == b'.')
+    {
+        let text = &rest[..slash];
+        version = match check_prefix(text) {
+            PrefixCheck::Ok(v) => v,
+            PrefixCheck::TooOld(v) => {
+                return Err(ApiError::invalid(format!(
+                    "client version {v} is too old. Minimum supported API version is {}, please upgrade your client to a newer version",
+                    ApiVersion::MIN
+                )));
+            }
+            PrefixCheck::TooNew(v) => {
+                return Err(ApiError::invalid(format!(
+                    "client version {v} is too new. Maximum supported API version is {}",
+                    ApiVersion::MAX
+                )));
+            }
+        };
+        let new_path = rest[slash..].to_owned();
+        let pq = match req.uri().query() {
+            Some(q) => format!("{new_path}?{q}"),
+            None => new_path,
+        };
+        let mut parts = req.uri().clone().into_parts();
+        parts.path_and_query = Some(pq.parse().map_err(|_| ApiError::page_not_found())?);
+        *req.uri_mut() = Uri::from_parts(parts).map_err(|_| ApiError::page_not_found())?;
+    }
+    req.extensions_mut().insert(version);
+    Ok(version)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(path: &str) -> Request<Body> {
+        Request::builder().uri(path).body(Body::empty()).unwrap()
+    }
+
+    #[test]
+    fn route_table_builds() {
+        // Route conflicts panic at build time; catch them here rather than at daemon start.
+        struct Nothing;
+        #[async_trait::async_trait]
+        impl crate::backend::SystemBackend for Nothing {
+            async fn info(&self) -> Result<crate::models::SystemInfo, wharf_types::EngineError> {
+                Ok(Default::default())
+            }
+            async fn version(
+                &self,
+            ) -> Result<crate::models::SystemVersion, wharf_types::EngineError> {
+                Ok(Default::default())
+            }
+            fn events(
+                &self,
+                _: Option<i64>,
+                _: Option<i64>,
+                _: wharf_types::Filters,
+            ) -> Result<crate::backend::EventStream, wharf_types::EngineError> {
+                Ok(Box::pin(futures_util::stream::empty()))
+            }
+        }
+        build(
+            Backends {
+                system: std::sync::Arc::new(Nothing),
+            },
+            CancellationToken::new(),
+        );
+    }
+
+    #[test]
+    fn prefix_is_stripped_and_recorded() {
+        let mut r = req("/v1.41/containers/json?all=1");
+        assert_eq!(route_version(&mut r).unwrap(), ApiVersion::new(1, 41));
+        assert_eq!(r.uri().path(), "/containers/json");
+        assert_eq!(r.uri().query(), Some("all=1"));
+        let mut r = req("/_ping");
+        assert_eq!(route_version(&mut r).unwrap(), ApiVersion::MAX);
+        assert_eq!(r.uri().path(), "/_ping");
+    }
+
+    #[test]
+    fn out_of_range_versions_get_dockers_messages() {
+        let e = route_version(&mut req("/v1.54/info")).unwrap_err();
+        assert_eq!(
+            e.0.message,
+            "client version 1.54 is too new. Maximum supported API version is 1.53"
+        );
+        let e = route_version(&mut req("/v1.23/info")).unwrap_err();
+        assert_eq!(
+            e.0.message,
+            "client version 1.23 is too old. Minimum supported API version is 1.24, please upgrade your client to a newer version"
+        );
+    }
+
+    #[test]
+    fn non_version_paths_pass_through() {
+        for p in ["/volumes/v1.2/x", "/vx/info", "/v/info", "/v1.53"] {
+            let mut r = req(p);
+            assert_eq!(route_version(&mut r).unwrap(), ApiVersion::MAX, "{p}");
+            assert_eq!(r.uri().path(), p);
+        }
+    }
+}

@@ -1,0 +1,5 @@
+//! Route handlers, one module per resource. Handlers parse, call one backend method, and map the
+//! result; nothing else.
+
+pub mod stubs;
+pub mod system;

@@ -1,0 +1,231 @@
+//! The engine. [`Daemon`] owns the daemon's state and implements `wharf-api`'s backend traits.
+//!
+//! Map:
+//! - [`Daemon::open`]: takes the data-root lock, opens the database, reads host facts.
+//! - [`config`]: flags + `daemon.json` (Docker's keys), reload on SIGHUP.
+//! - [`events`]: the event bus every subsystem publishes to; `/events` subscribes.
+//! - [`system`]: `/info`, `/version`, `/events` (the `SystemBackend`).
+//! - [`info`]: host facts from the kernel and /etc.
+//!
+//! On disk (see DESIGN.md §3): `<data-root>/wharf.lock`, `<data-root>/wharf.db`; the exec root
+//! holds the socket and per-container runtime state.
+
+pub mod config;
+pub mod events;
+pub mod info;
+pub mod system;
+
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+
+use wharf_api::Backends;
+use wharf_store::{DataRootLock, Db};
+use wharf_types::{Classify, ErrorKind, Event, EventType};
+
+use crate::config::{Config, FileConfig};
+use crate::events::EventBus;
+use crate::info::HostFacts;
+
+/// Facts about the build, filled in by the binary.
+#[derive(Debug, Clone, Default)]
+pub struct BuildInfo {
+    pub git_commit: String,
+    pub rustc: String,
+    pub build_time: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error(transparent)]
+    Lock(#[from] wharf_store::LockError),
+    #[error(transparent)]
+    Db(#[from] wharf_store::DbError),
+    #[error("create directory {path}")]
+    Dir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Classify for DaemonError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            DaemonError::Lock(e) => e.kind(),
+            DaemonError::Db(e) => e.kind(),
+            DaemonError::Dir { .. } => ErrorKind::Internal,
+        }
+    }
+}
+
+/// The running engine.
+pub struct Daemon {
+    config: RwLock<Config>,
+    db: Db,
+    events: EventBus,
+    engine_id: String,
+    host: HostFacts,
+    build: BuildInfo,
+    _lock: DataRootLock,
+}
+
+impl Daemon {
+    /// Opens the engine's state under the configured roots. Fails if another daemon holds the
+    /// data root.
+    pub fn open(config: Config, build: BuildInfo) -> Result<Arc<Self>, DaemonError> {
+        let lock = DataRootLock::acquire(&config.data_root)?;
+        for dir in [&config.data_root, &config.exec_root] {
+            std::fs::create_dir_all(dir).map_err(|source| DaemonError::Dir {
+                path: dir.clone(),
+                source,
+            })?;
+        }
+        let db = Db::open(&config.data_root.join("wharf.db"))?;
+        let engine_id = match db.meta_get("engine-id")? {
+            Some(id) => id,
+            None => {
+                let id = new_engine_id();
+                db.meta_set("engine-id", &id)?;
+                id
+            }
+        };
+        let mut host = HostFacts::read();
+        host.backing_fs = info::backing_filesystem(&config.data_root);
+        Ok(Arc::new(Self {
+            config: RwLock::new(config),
+            db,
+            events: EventBus::new(),
+            engine_id,
+            host,
+            build,
+            _lock: lock,
+        }))
+    }
+
+    /// The backends the API serves.
+    pub fn backends(self: &Arc<Self>) -> Backends {
+        Backends {
+            system: self.clone(),
+        }
+    }
+
+    pub fn events(&self) -> &EventBus {
+        &self.events
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// A snapshot of the current configuration.
+    pub fn config(&self) -> Config {
+        self.config
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Applies a re-read `daemon.json` (SIGHUP). Only settings that can change at run time are
+    /// taken; the rest (roots, hosts) keep their start-up values. Publishes a daemon `reload`
+    /// event whose attributes list the reloaded settings, as Docker does.
+    pub fn reload(&self, file: FileConfig) {
+        let attributes = {
+            let mut cfg = self.config.write().unwrap_or_else(|p| p.into_inner());
+            let keep = cfg.file.clone();
+            cfg.file = FileConfig {
+                hosts: keep.hosts,
+                data_root: keep.data_root,
+                exec_root: keep.exec_root,
+                group: keep.group,
+                pidfile: keep.pidfile,
+                storage_driver: keep.storage_driver,
+                bip: keep.bip,
+                fixed_cidr: keep.fixed_cidr,
+                bridge: keep.bridge,
+                tls: keep.tls,
+                tlsverify: keep.tlsverify,
+                tlscacert: keep.tlscacert,
+                tlscert: keep.tlscert,
+                tlskey: keep.tlskey,
+                ..file
+            };
+            if let Some(level) = &cfg.file.log_level {
+                cfg.log_level = level.clone();
+            }
+            reload_attributes(&cfg, &self.host.hostname)
+        };
+        self.events.publish(Event::now(
+            EventType::Daemon,
+            "reload",
+            self.engine_id.clone(),
+            attributes,
+        ));
+    }
+}
+
+fn reload_attributes(cfg: &Config, hostname: &str) -> std::collections::BTreeMap<String, String> {
+    let f = &cfg.file;
+    let json = |v: &dyn erased::Json| v.to_json();
+    [
+        ("name", hostname.to_owned()),
+        ("debug", (cfg.log_level == "debug").to_string()),
+        ("labels", json(&cfg.labels())),
+        ("insecure-registries", json(&cfg.insecure_registries())),
+        (
+            "registry-mirrors",
+            json(&f.registry_mirrors.clone().unwrap_or_default()),
+        ),
+        (
+            "max-concurrent-downloads",
+            f.max_concurrent_downloads.unwrap_or(3).to_string(),
+        ),
+        (
+            "max-concurrent-uploads",
+            f.max_concurrent_uploads.unwrap_or(5).to_string(),
+        ),
+        (
+            "max-download-attempts",
+            f.max_download_attempts.unwrap_or(5).to_string(),
+        ),
+        (
+            "default-runtime",
+            f.default_runtime
+                .clone()
+                .unwrap_or_else(|| system::DEFAULT_RUNTIME.to_owned()),
+        ),
+        ("runtimes", json(&f.runtimes.clone().unwrap_or_default())),
+        ("live-restore", cfg.live_restore().to_string()),
+        (
+            "shutdown-timeout",
+            f.shutdown_timeout.unwrap_or(15).to_string(),
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect()
+}
+
+mod erased {
+    /// Serialises attribute values the way Docker prints them in reload events (JSON).
+    pub trait Json {
+        fn to_json(&self) -> String;
+    }
+    impl<T: serde::Serialize> Json for T {
+        fn to_json(&self) -> String {
+            serde_json::to_string(self).unwrap_or_default()
+        }
+    }
+}
+
+/// Docker's engine IDs look like UUIDs; ours are random too, stable for the data root's life.
+fn new_engine_id() -> String {
+    let h = wharf_types::random_hex_id();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}

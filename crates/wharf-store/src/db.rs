@@ -1,0 +1,215 @@
+//! The metadata database. One SQLite file in WAL mode; the schema version lives in
+//! `PRAGMA user_version` and [`MIGRATIONS`] brings any older database up to date inside one
+//! transaction each, so a crash mid-migration leaves the previous version intact.
+//!
+//! Callers hold the connection briefly (statements take microseconds); long work happens
+//! outside the lock.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+use rusqlite::{Connection, OpenFlags, Transaction};
+use wharf_types::{Classify, ErrorKind};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("open database {path}")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error(
+        "database {path} has schema version {found}, newer than this wharfd understands ({known}); upgrade wharfd"
+    )]
+    TooNew {
+        path: PathBuf,
+        found: i64,
+        known: i64,
+    },
+    #[error("migrate database to version {version}")]
+    Migrate {
+        version: i64,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("database query")]
+    Query(#[from] rusqlite::Error),
+}
+
+impl Classify for DbError {
+    fn kind(&self) -> ErrorKind {
+        ErrorKind::Internal
+    }
+}
+
+/// Schema migrations, in order; entry `i` takes the database from version `i` to `i + 1`.
+/// Never edit a released entry: append a new one.
+pub const MIGRATIONS: &[&str] = &[
+    // 1: daemon metadata (engine ID and other singletons).
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;",
+];
+
+/// The database handle shared by the daemon's services.
+#[derive(Debug)]
+pub struct Db {
+    conn: Mutex<Connection>,
+    path: PathBuf,
+}
+
+impl Db {
+    /// Opens (creating if needed) the database at `path` and migrates it to the newest schema.
+    pub fn open(path: &Path) -> Result<Self, DbError> {
+        let open_err = |source| DbError::Open {
+            path: path.to_owned(),
+            source,
+        };
+        let mut conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(open_err)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(open_err)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(open_err)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(open_err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(open_err)?;
+        migrate(&mut conn, path)?;
+        Ok(Self {
+            conn: Mutex::new(conn),
+            path: path.to_owned(),
+        })
+    }
+
+    /// An in-memory database (tests).
+    pub fn open_in_memory() -> Result<Self, DbError> {
+        let path = PathBuf::from(":memory:");
+        let mut conn = Connection::open_in_memory().map_err(|source| DbError::Open {
+            path: path.clone(),
+            source,
+        })?;
+        migrate(&mut conn, &path)?;
+        Ok(Self {
+            conn: Mutex::new(conn),
+            path,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The connection, for a short read or a single statement.
+    pub fn conn(&self) -> MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs `f` in one transaction: all of its changes become visible together, or none do.
+    pub fn transaction<T, E: From<rusqlite::Error>>(
+        &self,
+        f: impl FnOnce(&Transaction<'_>) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let value = f(&tx)?;
+        tx.commit()?;
+        Ok(value)
+    }
+
+    /// Reads a `meta` value.
+    pub fn meta_get(&self, key: &str) -> Result<Option<String>, DbError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached("SELECT value FROM meta WHERE key = ?1")?;
+        let mut rows = stmt.query([key])?;
+        Ok(match rows.next()? {
+            Some(row) => Some(row.get(0)?),
+            None => None,
+        })
+    }
+
+    /// Writes a `meta` value.
+    pub fn meta_set(&self, key: &str, value: &str) -> Result<(), DbError> {
+        self.conn().execute(
+            "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            [key, value],
+        )?;
+        Ok(())
+    }
+}
+
+fn migrate(conn: &mut Connection, path: &Path) -> Result<(), DbError> {
+    let known = MIGRATIONS.len() as i64;
+    let current: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if current > known {
+        return Err(DbError::TooNew {
+            path: path.to_owned(),
+            found: current,
+            known,
+        });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        let version = i as i64 + 1;
+        let tx = conn
+            .transaction()
+            .map_err(|source| DbError::Migrate { version, source })?;
+        tx.execute_batch(sql)
+            .map_err(|source| DbError::Migrate { version, source })?;
+        tx.pragma_update(None, "user_version", version)
+            .map_err(|source| DbError::Migrate { version, source })?;
+        tx.commit()
+            .map_err(|source| DbError::Migrate { version, source })?;
+        tracing::debug!(version, "database migrated");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn opens_migrates_and_reopens() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("wharf.db");
+        {
+            let db = Db::open(&p).unwrap();
+            db.meta_set("engine-id", "abc").unwrap();
+        }
+        let db = Db::open(&p).unwrap();
+        assert_eq!(db.meta_get("engine-id").unwrap().as_deref(), Some("abc"));
+        let v: i64 = db
+            .conn()
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, MIGRATIONS.len() as i64);
+    }
+
+    #[test]
+    fn refuses_a_newer_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("wharf.db");
+        drop(Db::open(&p).unwrap());
+        Connection::open(&p)
+            .unwrap()
+            .pragma_update(None, "user_version", 999)
+            .unwrap();
+        let err = Db::open(&p).unwrap_err();
+        assert!(matches!(err, DbError::TooNew { found: 999, .. }), "{err}");
+    }
+
+    #[test]
+    fn failed_transaction_changes_nothing() {
+        let db = Db::open_in_memory().unwrap();
+        let r: Result<(), DbError> = db.transaction(|tx| {
+            tx.execute("INSERT INTO meta VALUES ('a','1')", [])?;
+            Err(DbError::Query(rusqlite::Error::InvalidQuery))
+        });
+        assert!(r.is_err());
+        assert_eq!(db.meta_get("a").unwrap(), None);
+    }
+}
