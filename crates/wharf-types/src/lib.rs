@@ -11,7 +11,7 @@
 //! - [`mount`]: the `Mount` value where snapshots and the runtime meet.
 //! - [`filters`]: Docker's filter arguments (`{"label":{"a=b":true}}` or `{"label":["a=b"]}`).
 //! - [`event`]: the engine's event record published on the daemon's bus.
-//! - [`platform`]: `os/arch[/variant]`.
+//! - [`platform`]: platforms written `os/arch[/variant]`.
 
 pub mod digest;
 pub mod error;
