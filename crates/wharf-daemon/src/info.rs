@@ -106,7 +106,7 @@ impl HostFacts {
 /// `2` on a unified (cgroup v2 only) host, `1` on v1 and hybrid hosts (as Docker reports).
 pub fn cgroup_version() -> &'static str {
     match rustix::fs::statfs("/sys/fs/cgroup") {
-        Ok(s) if s.f_type as i64 == 0x6367_7270 => "2",
+        Ok(s) if s.f_type == 0x6367_7270 => "2",
         _ => "1",
     }
 }
@@ -123,7 +123,7 @@ pub fn backing_filesystem(path: &Path) -> String {
     let Ok(s) = rustix::fs::statfs(path) else {
         return "unknown".to_owned();
     };
-    match s.f_type as i64 {
+    match s.f_type {
         0xEF53 => "extfs",
         0x5846_5342 => "xfs",
         0x9123_683E => "btrfs",
