@@ -1,1 +1,60 @@
-fn main() {}
+//! `wharf`: the docker CLI's commands, flags, output and exit codes, against any daemon that
+//! speaks the Docker Engine API (wharfd first of all).
+//!
+//! Map:
+//! - [`cli`]: the command tree (clap). Global flags: `-H/--host` (then `WHARF_HOST`, then
+//!   `DOCKER_HOST`), `-D`, `-l`.
+//! - [`client`]: connecting (bollard) and turning failures into docker's messages and exit codes.
+//! - [`format`]: the output layer (tables, `--format` Go templates, json) all commands share.
+//! - [`timefmt`]: Go durations, `--since/--until`, human durations.
+//! - [`commands`]: one module per command group; each command is a thin wrapper over API calls.
+
+mod cli;
+mod client;
+mod commands;
+mod format;
+mod timefmt;
+
+use clap::Parser;
+
+use crate::client::CliError;
+
+fn main() {
+    let cli = match cli::Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(
+                e.kind(),
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) {
+                let _ = e.print();
+                std::process::exit(0);
+            }
+            let _ = e.print();
+            std::process::exit(125);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("wharf: {e}");
+            std::process::exit(1);
+        }
+    };
+    let code = match runtime.block_on(commands::run(cli)) {
+        Ok(()) => 0,
+        Err(CliError::Status(code)) => code,
+        Err(e) => {
+            eprintln!("{e}");
+            e.exit_code()
+        }
+    };
+    // Streams may still hold the runtime; exit without waiting for them.
+    std::process::exit(code);
+}

@@ -1,0 +1,50 @@
+//! Command implementations: each parses nothing itself (clap did), calls the API, prints.
+
+mod system;
+
+use crate::cli::{Cli, Cmd, PluginCmd, SystemCmd};
+use crate::client::{self, CliError};
+
+/// What every command gets: the client and the address it points at (for messages).
+pub struct Ctx {
+    pub docker: bollard::Docker,
+    pub host: String,
+}
+
+pub async fn run(cli: Cli) -> Result<(), CliError> {
+    if cli.global.version {
+        println!(
+            "Wharf version {}, build {}",
+            env!("CARGO_PKG_VERSION"),
+            option_env!("WHARF_GIT_COMMIT").unwrap_or("unknown")
+        );
+        return Ok(());
+    }
+    let host = client::resolve_host(&cli.global.host);
+    let docker = client::connect(&host)?;
+    let ctx = Ctx { docker, host };
+    match cli.cmd {
+        Cmd::Version(a) => system::version(&ctx, a).await,
+        Cmd::Info(a) | Cmd::System(SystemCmd::Info(a)) => system::info(&ctx, a).await,
+        Cmd::Events(a) | Cmd::System(SystemCmd::Events(a)) => system::events(&ctx, a).await,
+        Cmd::Plugin(PluginCmd::Ls(a)) => system::plugin_ls(&ctx, a).await,
+    }
+}
+
+/// Parses docker's `-f key=value` filter flags into the API's filter map.
+pub fn parse_filters(
+    flags: &[String],
+) -> Result<std::collections::HashMap<String, Vec<String>>, CliError> {
+    let mut out: std::collections::HashMap<String, Vec<String>> = std::collections::HashMap::new();
+    for f in flags {
+        let Some((k, v)) = f.split_once('=') else {
+            return Err(CliError::Usage(format!(
+                "invalid argument \"{f}\" for \"-f, --filter\" flag: bad format of filter (expected name=value)"
+            )));
+        };
+        out.entry(k.trim().to_lowercase())
+            .or_default()
+            .push(v.to_owned());
+    }
+    Ok(out)
+}
