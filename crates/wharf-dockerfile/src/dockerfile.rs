@@ -136,6 +136,9 @@ pub enum BaseRef {
     Stage(usize),
 }
 
+/// A stage's base, platform and the global ARGs its FROM used.
+pub(crate) type ResolvedBase = (BaseRef, Option<String>, BTreeSet<String>);
+
 /// One stage's place in the graph.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StageNode {
@@ -223,7 +226,7 @@ impl Dockerfile {
     pub(crate) fn resolve_bases(
         &self,
         globals: &GlobalArgs,
-    ) -> Result<Vec<(BaseRef, Option<String>, BTreeSet<String>)>, ParseError> {
+    ) -> Result<Vec<ResolvedBase>, ParseError> {
         let lex = self.lexer();
         let env = globals.env();
         let env: &dyn crate::expand::Env = env;

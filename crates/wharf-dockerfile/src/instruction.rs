@@ -135,9 +135,8 @@ impl CommandLine {
         if self.heredocs.is_empty() || self.args.len() != 1 || !self.prepend_shell {
             return None;
         }
-        if let Ok(Some(h)) = parse_heredoc(&self.args[0]) {
+        if let Ok(Some(_)) = parse_heredoc(&self.args[0]) {
             let first = &self.heredocs[0];
-            let _ = h;
             let data = first.body();
             if data.starts_with("#!") {
                 return Some(HeredocScript::File {
@@ -481,7 +480,7 @@ pub(crate) fn parse_node(node: &Node, escape: char) -> Result<Parsed, String> {
                     ("security", FlagType::String),
                 ],
             )?;
-            let command = command_line(node, false);
+            let command = command_line(node);
             let devices = f
                 .strings("device")
                 .iter()
@@ -514,11 +513,11 @@ pub(crate) fn parse_node(node: &Node, escape: char) -> Result<Parsed, String> {
         }
         "cmd" => {
             no_flags(node)?;
-            InstructionKind::Cmd(command_line(node, false))
+            InstructionKind::Cmd(command_line(node))
         }
         "entrypoint" => {
             no_flags(node)?;
-            InstructionKind::Entrypoint(command_line(node, true))
+            InstructionKind::Entrypoint(command_line(node))
         }
         "healthcheck" => InstructionKind::Healthcheck(parse_healthcheck(node)?),
         "expose" => {
@@ -587,7 +586,7 @@ pub(crate) fn parse_node(node: &Node, escape: char) -> Result<Parsed, String> {
         }
         "shell" => {
             no_flags(node)?;
-            let line = command_line(node, false);
+            let line = command_line(node);
             if line.args.is_empty() {
                 return Err(at_least_one("SHELL"));
             }
@@ -635,7 +634,7 @@ fn parse_kvps(args: &[String], cmd: &str) -> Result<Vec<KeyValue>, String> {
     if args.is_empty() {
         return Err(at_least_one(cmd));
     }
-    if args.len() % 3 != 0 {
+    if !args.len().is_multiple_of(3) {
         return Err(format!("Bad input to {cmd}, too many arguments"));
     }
     args.chunks(3)
@@ -681,13 +680,12 @@ fn sources_and_dest(node: &Node, cmd: &str) -> Result<SourcesAndDest, String> {
     Ok((sources, inline, dest.clone()))
 }
 
-fn command_line(node: &Node, empty_as_none: bool) -> CommandLine {
+fn command_line(node: &Node) -> CommandLine {
     let args = if node.json || node.args.is_empty() {
         node.args.clone()
     } else {
         vec![node.args.join(" ")]
     };
-    let _ = empty_as_none;
     CommandLine {
         args,
         prepend_shell: !node.json,

@@ -363,18 +363,14 @@ pub(crate) fn node_from_line(line: &str, escape: char) -> Result<Node, String> {
             node.args = parse_name_val(&args_text, &lower.to_ascii_uppercase(), escape)?
         }
         "expose" | "from" => node.args = whitespace_list(&args_text),
-        "maintainer" | "stopsignal" | "user" | "workdir" => {
-            if !args_text.is_empty() {
-                node.args = vec![args_text];
-            }
+        "maintainer" | "stopsignal" | "user" | "workdir" if !args_text.is_empty() => {
+            node.args = vec![args_text]
         }
-        "onbuild" => {
-            if !args_text.is_empty() {
-                let child = node_from_line(&args_text, escape)?;
-                node.args = vec![child.keyword.clone()];
-                node.args.extend(child.args.iter().cloned());
-                node.sub = Some(Box::new(child));
-            }
+        "onbuild" if !args_text.is_empty() => {
+            let child = node_from_line(&args_text, escape)?;
+            node.args = vec![child.keyword.clone()];
+            node.args.extend(child.args.iter().cloned());
+            node.sub = Some(Box::new(child));
         }
         "healthcheck" => {
             let sep = args_text.find(is_space).unwrap_or(args_text.len());
