@@ -41,7 +41,7 @@ pub struct Stage {
     /// `FROM … AS name`, lower-cased.
     pub name: Option<String>,
     /// The base as written: an image reference, `scratch`, or an earlier stage's name; may
-    /// hold `$VARS` (global ARGs). See [`Dockerfile::resolve_bases`].
+    /// hold `$VARS` (global ARGs). Resolved by [`Dockerfile::graph`].
     pub base: String,
     /// `--platform=` as written (may hold `$VARS`).
     pub platform: Option<String>,
@@ -66,8 +66,9 @@ pub fn parse(text: &str) -> Result<Dockerfile, ParseError> {
     let lexed = lex(text)?;
     let mut global_args = Vec::new();
     let mut stages: Vec<Stage> = Vec::new();
-    for node in &lexed.nodes {
-        let parsed = parse_node(node, lexed.escape)
+    let last_line = lexed.nodes.last().map(|n| n.start_line).unwrap_or(0);
+    for node in lexed.nodes {
+        let parsed = parse_node(&node, lexed.escape)
             .map_err(|m| ParseError::instruction(node.start_line, m))?;
         match parsed {
             Parsed::From(from) => {
@@ -85,7 +86,7 @@ pub fn parse(text: &str) -> Result<Dockerfile, ParseError> {
                     base: from.image,
                     platform: from.platform,
                     line: node.start_line,
-                    original: node.original.clone(),
+                    original: node.original,
                     instructions: Vec::new(),
                 });
             }
@@ -93,7 +94,7 @@ pub fn parse(text: &str) -> Result<Dockerfile, ParseError> {
                 let inst = Instruction {
                     line: node.start_line,
                     end_line: node.end_line,
-                    original: node.original.clone(),
+                    original: node.original,
                     kind,
                 };
                 match stages.last_mut() {
@@ -110,9 +111,8 @@ pub fn parse(text: &str) -> Result<Dockerfile, ParseError> {
         }
     }
     if stages.is_empty() {
-        let line = lexed.nodes.last().map(|n| n.start_line).unwrap_or(0);
         return Err(ParseError::Structure {
-            line,
+            line: last_line,
             message: "dockerfile contains no stages to build".into(),
         });
     }
@@ -432,5 +432,118 @@ impl StageGraph {
             false
         }
         (0..n).find(|&i| visit(self, i, &mut visited, &mut on_path))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    fn graph(text: &str) -> (Dockerfile, Result<StageGraph, ParseError>) {
+        let df = parse(text).unwrap();
+        let g = GlobalArgs::evaluate(
+            &df.global_args,
+            &BTreeMap::new(),
+            &BTreeMap::new(),
+            &df.lexer(),
+        )
+        .unwrap();
+        let r = df.graph(&g);
+        (df, r)
+    }
+
+    const MULTI: &str = "FROM golang AS build\nRUN make\nFROM alpine AS test\nCOPY --from=build /b /b\nRUN test\nFROM build AS dev\nFROM scratch\nCOPY --from=build /b /b\n";
+
+    #[test]
+    fn targets_and_needed_stages() {
+        let (df, g) = graph(MULTI);
+        let g = g.unwrap();
+        assert_eq!(g.stages[2].base, BaseRef::Stage(0));
+        assert_eq!(g.stages[3].base, BaseRef::Scratch);
+        assert_eq!(df.target_stage(None).unwrap(), 3);
+        assert_eq!(df.target_stage(Some("TEST")).unwrap(), 1);
+        assert_eq!(g.needed_for(3), vec![0, 3]);
+        assert_eq!(g.needed_for(1), vec![0, 1]);
+        assert_eq!(g.needed_for(2), vec![0, 2]);
+        let e = df.target_stage(Some("tset")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "target stage \"tset\" could not be found (did you mean test?)"
+        );
+        assert_eq!(e.line(), 0);
+        assert_eq!(df.find_stage("dev"), Some(2));
+        assert_eq!(df.find_stage("3"), Some(3));
+        assert_eq!(df.find_stage("9"), None);
+        assert_eq!(df.step_count(), 4 + 4);
+    }
+
+    #[test]
+    fn run_mount_from_and_images() {
+        let (_, g) = graph(
+            "FROM a AS deps\nFROM b\nRUN --mount=from=deps,target=/d --mount=type=bind,from=tools:1,target=/t x\n",
+        );
+        let g = g.unwrap();
+        assert_eq!(g.stages[1].deps, BTreeSet::from([0]));
+        assert_eq!(g.stages[1].images, BTreeSet::from(["tools:1".to_string()]));
+    }
+
+    #[test]
+    fn onbuild_triggers_of_a_base_stage_add_dependencies() {
+        let (_, g) = graph(
+            "FROM a AS assets\nFROM b AS base\nONBUILD COPY --from=assets /x /x\nFROM base\n",
+        );
+        assert_eq!(g.unwrap().stages[2].deps, BTreeSet::from([0]));
+    }
+
+    #[test]
+    fn later_stage_names_in_from_are_images() {
+        let (_, g) = graph("FROM later\nFROM alpine AS later\n");
+        assert_eq!(g.unwrap().stages[0].base, BaseRef::Image("later".into()));
+    }
+
+    #[test]
+    fn cycles_are_reported_on_the_first_stage() {
+        let (_, g) = graph("FROM busybox AS stage0\nCOPY --from=stage0 f1 /sub/\n");
+        assert_eq!(
+            g.unwrap_err().message(),
+            "circular dependency detected on stage: stage0"
+        );
+        let (_, g) = graph(
+            "FROM busybox AS stage0\nCOPY --from=stage2 f1 /sub/\nFROM busybox AS stage1\nCOPY --from=stage0 f2 /sub/\nFROM busybox AS stage2\nCOPY --from=stage1 f2 /sub/\n",
+        );
+        assert_eq!(
+            g.unwrap_err().message(),
+            "circular dependency detected on stage: stage0"
+        );
+        let (_, g) = graph("FROM a\nCOPY --from=0 / /\n");
+        assert_eq!(
+            g.unwrap_err().message(),
+            "circular dependency detected on stage: stage-0"
+        );
+    }
+
+    #[test]
+    fn build_args_reach_from() {
+        let df = parse("ARG TAG=1\nFROM img:$TAG\n").unwrap();
+        let ba = BTreeMap::from([("TAG".to_string(), "2".to_string())]);
+        let g = GlobalArgs::evaluate(&df.global_args, &ba, &BTreeMap::new(), &df.lexer()).unwrap();
+        assert_eq!(
+            df.graph(&g).unwrap().stages[0].base,
+            BaseRef::Image("img:2".into())
+        );
+    }
+
+    #[test]
+    fn instruction_lines_and_original_text() {
+        let df = parse("FROM a\n\nRUN echo a \\\n  b\nCOPY x y\n").unwrap();
+        let i = &df.stages[0].instructions;
+        assert_eq!(
+            (i[0].line, i[0].end_line, i[0].original.as_str()),
+            (3, 4, "RUN echo a   b")
+        );
+        assert_eq!((i[1].line, i[1].original.as_str()), (5, "COPY x y"));
+        assert_eq!(df.stages[0].original, "FROM a");
     }
 }

@@ -168,44 +168,32 @@ fn is_comment(s: &str) -> bool {
 }
 
 /// `(line without the continuation escape, is_end_of_line)`.
-fn trim_continuation(line: &str, escape: char) -> (String, bool) {
+fn trim_continuation(line: &str, escape: char) -> (&str, bool) {
     let t = line.trim_end_matches([' ', '\t']);
     if let Some(before) = t.strip_suffix(escape) {
         match before.chars().last() {
-            None => return (String::new(), false),
-            Some(c) if c != escape => return (before.to_string(), false),
+            None => return ("", false),
+            Some(c) if c != escape => return (before, false),
             Some(_) => {}
         }
     }
-    (line.to_string(), true)
+    (line, true)
 }
 
-pub(crate) fn lex(text: &str) -> Result<Lexed, ParseError> {
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let all = lines(text);
-    let mut escape = '\\';
-    let mut dp = DirectiveParser {
-        line: 0,
-        done: false,
-        seen: Vec::new(),
-    };
-    let mut directives = Vec::new();
-    let mut warnings = Vec::new();
-    let mut nodes = Vec::new();
-    let mut i = 0;
-    let mut current_line = 0;
-
-    // processLine: directive detection on every physical line the main loop reads.
-    let mut process_line = |raw: &str,
-                            strip_left: bool,
-                            line_no: usize,
-                            escape: &mut char,
-                            directives: &mut Vec<Directive>|
-     -> Result<String, ParseError> {
-        let mut tok = trim_newline(raw);
-        if strip_left {
-            tok = tok.trim_start_matches(is_space);
-        }
+/// Docker's `processLine`: newline trimmed, directive detection, comments blanked.
+fn process_line<'a>(
+    dp: &mut DirectiveParser,
+    raw: &'a str,
+    strip_left: bool,
+    line_no: usize,
+    escape: &mut char,
+    directives: &mut Vec<Directive>,
+) -> Result<&'a str, ParseError> {
+    let mut tok = trim_newline(raw);
+    if strip_left {
+        tok = tok.trim_start_matches(is_space);
+    }
+    if !dp.done {
         match dp.parse_line(tok) {
             Err(message) => {
                 return Err(ParseError::Directive {
@@ -233,40 +221,66 @@ pub(crate) fn lex(text: &str) -> Result<Lexed, ParseError> {
             }
             Ok(None) => {}
         }
-        Ok(if is_comment(tok) {
-            String::new()
-        } else {
-            tok.to_string()
-        })
+    }
+    Ok(if is_comment(tok) { "" } else { tok })
+}
+
+pub(crate) fn lex(text: &str) -> Result<Lexed, ParseError> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let all = lines(text);
+    let mut escape = '\\';
+    let mut dp = DirectiveParser {
+        line: 0,
+        done: false,
+        seen: Vec::new(),
     };
+    let mut directives = Vec::new();
+    let mut warnings = Vec::new();
+    let mut nodes = Vec::new();
+    let mut i = 0;
+    let mut current_line = 0;
 
     while i < all.len() {
         let raw = all[i];
         i += 1;
-        let first = process_line(raw, true, current_line + 1, &mut escape, &mut directives)?;
+        let first = process_line(
+            &mut dp,
+            raw,
+            true,
+            current_line + 1,
+            &mut escape,
+            &mut directives,
+        )?;
         current_line += 1;
         let start_line = current_line;
-        let (first, mut end) = trim_continuation(&first, escape);
+        let (first, mut end) = trim_continuation(first, escape);
         if end && first.is_empty() {
             continue;
         }
-        let mut buf = first;
+        let mut buf = first.to_string();
         let mut empty_continuation = false;
         while !end && i < all.len() {
             let raw = all[i];
             i += 1;
-            let cont = process_line(raw, false, current_line + 1, &mut escape, &mut directives)?;
+            let cont = process_line(
+                &mut dp,
+                raw,
+                false,
+                current_line + 1,
+                &mut escape,
+                &mut directives,
+            )?;
             current_line += 1;
             if is_comment(raw) {
                 continue;
             }
-            if trim_newline(&cont).trim_start_matches(is_space).is_empty() {
+            if cont.trim_start_matches(is_space).is_empty() {
                 empty_continuation = true;
                 continue;
             }
-            let (c, e) = trim_continuation(&cont, escape);
+            let (c, e) = trim_continuation(cont, escape);
             end = e;
-            buf.push_str(&c);
+            buf.push_str(c);
         }
         if empty_continuation {
             warnings.push(Warning {
@@ -436,6 +450,10 @@ fn maybe_json_to_list(rest: &str) -> Result<(Vec<String>, bool), String> {
 
 /// Leading `--flag[=value]` words (quotes and escapes processed), and the rest of the line.
 fn extract_flags(line: &str, escape: char) -> (String, Vec<String>) {
+    let first = line.trim_start_matches(is_space);
+    if !first.starts_with("--") {
+        return (first.to_string(), Vec::new());
+    }
     #[derive(PartialEq)]
     enum Phase {
         Spaces,

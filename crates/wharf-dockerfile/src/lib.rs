@@ -10,7 +10,7 @@
 //! - [`mount`]: `RUN --mount=…` / `--device=…` parsed into [`RunMount`] / [`Device`].
 //! - [`dockerfile`]: [`parse`] → [`Dockerfile`] (directives, global ARGs, [`Stage`]s), and
 //!   [`Dockerfile::graph`] → [`StageGraph`] (bases, `--from` dependencies, `--target`).
-//! - [`expand`]: the shell-word lexer ([`Lexer`], [`expand()`], [`expand_words`]) with
+//! - [`mod@expand`]: the shell-word lexer ([`Lexer`], [`expand()`], [`expand_words`]) with
 //!   BuildKit's semantics, and the [`Env`] trait it reads variables through.
 //! - [`args`]: ARG scoping ([`GlobalArgs`], [`StageArgs`]), RUN's build-arg environment, the
 //!   legacy cache-key prefix, used/unused build args.
