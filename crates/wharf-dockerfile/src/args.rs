@@ -235,7 +235,9 @@ impl Env for ScopeEnv<'_> {
     }
 }
 
-/// Wraps an [`Env`] and records which names were found: the build args a step used.
+/// Wraps an [`Env`] and records which names were found. Intersected with
+/// [`StageArgs::names`], that is the build args a (non-RUN) step used; a RUN uses all of
+/// [`StageArgs::run_env`].
 pub struct Recording<'e> {
     inner: &'e dyn Env,
     seen: RefCell<BTreeSet<String>>,

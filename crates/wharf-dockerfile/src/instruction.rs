@@ -795,9 +795,12 @@ impl Instruction {
     /// A copy with variables expanded as Docker expands this instruction, using `env` (the
     /// stage's ENV plus the ARGs in scope; see [`crate::args`]). Expanded: ENV and LABEL keys and
     /// values, ADD/COPY sources, destination, `--chown`, `--chmod`, ADD `--checksum` and the
-    /// bodies of unquoted heredoc sources, WORKDIR, USER, STOPSIGNAL, VOLUME, ARG names and
-    /// defaults, EXPOSE (split into words and checked as ports), `RUN --mount` options. Left as
-    /// written: RUN/CMD/ENTRYPOINT/SHELL/HEALTHCHECK commands, MAINTAINER, ONBUILD, `COPY --from`.
+    /// bodies of unquoted heredoc sources, WORKDIR, USER, STOPSIGNAL, VOLUME, EXPOSE (split
+    /// into words and checked as ports), `RUN --mount` options. Left as written:
+    /// RUN/CMD/ENTRYPOINT/SHELL/HEALTHCHECK commands, MAINTAINER, ONBUILD, `COPY --from`, and
+    /// ARG (its default is expanded once, by [`crate::StageArgs::declare`]; pass it the
+    /// declarations as parsed). Each COPY/ADD source and VOLUME path stays one word even when a
+    /// variable holds spaces, as in Docker; only EXPOSE re-splits.
     pub fn expand(&self, lex: &Lexer, env: &dyn Env) -> Result<Instruction, ExpandError> {
         let x = |s: &str| lex.expand(s, env);
         let xo = |s: &Option<String>| s.as_deref().map(|v| lex.expand(v, env)).transpose();
@@ -849,16 +852,6 @@ impl Instruction {
             InstructionKind::Volume(v) => {
                 InstructionKind::Volume(v.iter().map(|s| x(s)).collect::<Result<_, _>>()?)
             }
-            InstructionKind::Arg(v) => InstructionKind::Arg(
-                v.iter()
-                    .map(|d| {
-                        Ok(ArgDecl {
-                            name: x(&d.name)?,
-                            default: xo(&d.default)?,
-                        })
-                    })
-                    .collect::<Result<_, ExpandError>>()?,
-            ),
             InstructionKind::Expose(v) => {
                 let mut ports = Vec::new();
                 for p in v {
