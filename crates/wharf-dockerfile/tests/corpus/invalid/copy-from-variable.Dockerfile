@@ -1,0 +1,3 @@
+FROM alpine
+ARG S=x
+COPY --from=$S /a /b

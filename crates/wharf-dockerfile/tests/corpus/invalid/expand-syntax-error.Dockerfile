@@ -1,0 +1,2 @@
+ARG V=${oops
+FROM alpine:$V

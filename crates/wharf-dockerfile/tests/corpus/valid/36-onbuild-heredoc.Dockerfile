@@ -1,0 +1,6 @@
+FROM alpine
+ONBUILD RUN <<EOF
+echo triggered
+EOF
+ONBUILD ADD . /app/src
+ONBUILD HEALTHCHECK CMD true
