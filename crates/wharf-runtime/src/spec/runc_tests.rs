@@ -1,0 +1,1 @@
+//! Runs generated specs with runc.

@@ -1,0 +1,1 @@
+//! Spec-level tests: generated documents against what Docker writes.
