@@ -114,7 +114,10 @@ pub fn tweak_capabilities(
     let adds = normalize_capabilities(adds, held)?;
     let all = |v: &[String]| v.iter().any(|c| c == ALL);
     Ok(if all(&adds) {
-        held.iter().filter(|c| !drops.contains(c)).cloned().collect()
+        held.iter()
+            .filter(|c| !drops.contains(c))
+            .cloned()
+            .collect()
     } else if all(&drops) {
         adds
     } else {
@@ -175,8 +178,8 @@ mod tests {
 
     #[test]
     fn names_are_normalised() {
-        let caps = normalize_capabilities(&s(&["net_admin", "CAP_sys_time", "all"]), &all_held())
-            .unwrap();
+        let caps =
+            normalize_capabilities(&s(&["net_admin", "CAP_sys_time", "all"]), &all_held()).unwrap();
         assert_eq!(caps, ["CAP_NET_ADMIN", "CAP_SYS_TIME", "ALL"]);
         assert_eq!(
             normalize_capabilities(&s(&["CAP_FOO"]), &all_held())
@@ -205,8 +208,8 @@ mod tests {
     #[test]
     fn add_and_drop() {
         let held = all_held();
-        let caps = tweak_capabilities(&s(&["NET_ADMIN"]), &s(&["chown", "mknod"]), false, &held)
-            .unwrap();
+        let caps =
+            tweak_capabilities(&s(&["NET_ADMIN"]), &s(&["chown", "mknod"]), false, &held).unwrap();
         assert!(caps.contains(&"CAP_NET_ADMIN".into()));
         assert!(!caps.contains(&"CAP_CHOWN".into()));
         assert_eq!(caps.len(), 13);

@@ -13,9 +13,7 @@ use super::parse::{DeviceCgroupRule, DeviceMapping};
 /// (`/dev/null` 1:3, `zero` 1:5, `full` 1:7 is not listed, `random` 1:8, `urandom` 1:9,
 /// `tty` 5:0, `console` 5:1) and deny `/dev/net/tun` (10:229) explicitly.
 pub fn default_device_rules() -> Vec<Value> {
-    let rule = |allow: bool, major: i64, minor: i64| {
-        json!({"allow": allow, "type": "c", "major": major, "minor": minor, "access": "rwm"})
-    };
+    let rule = |allow: bool, major: i64, minor: i64| json!({"allow": allow, "type": "c", "major": major, "minor": minor, "access": "rwm"});
     vec![
         json!({"allow": false, "access": "rwm"}),
         rule(true, 1, 5),
@@ -247,7 +245,12 @@ mod tests {
         let devs = devices_from_path(&m).unwrap();
         assert_eq!(devs.len(), 1);
         assert_eq!(
-            (devs[0].path.as_str(), devs[0].kind, devs[0].major, devs[0].minor),
+            (
+                devs[0].path.as_str(),
+                devs[0].kind,
+                devs[0].major,
+                devs[0].minor
+            ),
             ("/dev/mynull", 'c', 1, 3)
         );
         assert_eq!(
@@ -275,8 +278,14 @@ mod tests {
     #[test]
     fn privileged_sees_host_devices() {
         let devs = host_devices().unwrap();
-        assert!(devs.iter().any(|d| d.path == "/dev/null" && d.major == 1 && d.minor == 3));
-        assert!(devs.iter().all(|d| d.path != "/dev/console" && d.kind != 'p'));
+        assert!(
+            devs.iter()
+                .any(|d| d.path == "/dev/null" && d.major == 1 && d.minor == 3)
+        );
+        assert!(
+            devs.iter()
+                .all(|d| d.path != "/dev/console" && d.kind != 'p')
+        );
         assert!(devs.iter().all(|d| !d.path.starts_with("/dev/pts/")));
     }
 }

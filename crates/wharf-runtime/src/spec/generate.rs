@@ -111,9 +111,7 @@ pub fn merge_config(opts: &SpecOptions) -> Result<MergedConfig, SpecError> {
         }
         env
     };
-    let pick = |mine: &str, theirs: &str| {
-        if mine.is_empty() { theirs } else { mine }.to_owned()
-    };
+    let pick = |mine: &str, theirs: &str| if mine.is_empty() { theirs } else { mine }.to_owned();
     let mut working_dir = pick(&opts.working_dir, &image.working_dir);
     if !working_dir.is_empty() {
         if !working_dir.starts_with('/') {
@@ -279,11 +277,13 @@ pub fn generate_document(opts: &SpecOptions, host: &HostInfo) -> Result<Value, S
         _ => namespaces.push(ns("ipc", None)),
     }
     // Docker's default: private on cgroup v2 hosts (privileged or not), host elsewhere.
-    let cgroupns = opts.cgroupns.unwrap_or(if host.cgroup_mode == CgroupMode::Unified {
-        CgroupnsMode::Private
-    } else {
-        CgroupnsMode::Host
-    });
+    let cgroupns = opts
+        .cgroupns
+        .unwrap_or(if host.cgroup_mode == CgroupMode::Unified {
+            CgroupnsMode::Private
+        } else {
+            CgroupnsMode::Host
+        });
     if cgroupns == CgroupnsMode::Private {
         namespaces.push(ns("cgroup", None));
     }
@@ -372,7 +372,10 @@ pub fn generate_document(opts: &SpecOptions, host: &HostInfo) -> Result<Value, S
         masked.extend(host.thermal_throttle_paths.iter().cloned());
         (
             masked,
-            DEFAULT_READONLY_PATHS.iter().map(|p| p.to_string()).collect(),
+            DEFAULT_READONLY_PATHS
+                .iter()
+                .map(|p| p.to_string())
+                .collect(),
         )
     };
     if let Some(m) = &opts.masked_paths {
@@ -430,7 +433,8 @@ fn check_host_config(opts: &SpecOptions) -> Result<(), SpecError> {
         && (opts.cgroup_parent.len() <= 6 || !opts.cgroup_parent.ends_with(".slice"))
     {
         return fail(
-            "cgroup-parent for systemd cgroup should be a valid slice named as \"xxx.slice\"".into(),
+            "cgroup-parent for systemd cgroup should be a valid slice named as \"xxx.slice\""
+                .into(),
         );
     }
     if opts.annotations.contains_key("") {
@@ -502,13 +506,17 @@ fn check_sysctls(sysctl: &BTreeMap<String, String>, opts: &SpecOptions) -> Resul
         let s = key.replace('/', ".");
         if IPC_SYSCTLS.contains(&s.as_str()) || s.starts_with("fs.mqueue.") {
             if opts.ipc == IpcMode::Host {
-                return fail(format!("sysctl {s:?} is not allowed in the hosts ipc namespace"));
+                return fail(format!(
+                    "sysctl {s:?} is not allowed in the hosts ipc namespace"
+                ));
             }
             continue;
         }
         if s.starts_with("net.") {
             if opts.network == NetworkMode::Host {
-                return fail(format!("sysctl {s:?} not allowed in host network namespace"));
+                return fail(format!(
+                    "sysctl {s:?} not allowed in host network namespace"
+                ));
             }
             continue;
         }
@@ -528,7 +536,9 @@ fn check_sysctls(sysctl: &BTreeMap<String, String>, opts: &SpecOptions) -> Resul
                 "setting ucounts without a user namespace not allowed: {s}"
             ));
         }
-        return fail(format!("sysctl {s:?} is not in a separate kernel namespace"));
+        return fail(format!(
+            "sysctl {s:?} is not in a separate kernel namespace"
+        ));
     }
     Ok(())
 }

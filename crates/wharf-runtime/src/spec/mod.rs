@@ -92,7 +92,9 @@ pub enum PidMode {
     Private,
     Host,
     /// `container:<id>`: its `/proc/<pid>/ns/pid`.
-    Container { ns: PathBuf },
+    Container {
+        ns: PathBuf,
+    },
 }
 
 /// `--ipc`. `/dev/shm` follows the mode: private gets its own tmpfs (`--shm-size`), shareable
@@ -103,7 +105,9 @@ pub enum IpcMode {
     #[default]
     Private,
     /// `shareable`: the daemon mounted a tmpfs at `shm_path` for others to join.
-    Shareable { shm_path: PathBuf },
+    Shareable {
+        shm_path: PathBuf,
+    },
     None,
     Host,
     /// `container:<id>`: its `/proc/<pid>/ns/ipc`, and its shm mount when it has one.

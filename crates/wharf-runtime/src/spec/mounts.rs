@@ -37,7 +37,8 @@ impl SpecMount {
 
     /// The JSON entry (Go's `omitempty`: no `options` when there are none).
     pub fn entry(&self) -> Value {
-        let mut v = json!({"destination": self.destination, "type": self.kind, "source": self.source});
+        let mut v =
+            json!({"destination": self.destination, "type": self.kind, "source": self.source});
         if !self.options.is_empty() {
             v["options"] = json!(self.options);
         }
@@ -63,16 +64,33 @@ pub fn default_mounts() -> Vec<SpecMount> {
             "/dev/pts",
             "devpts",
             "devpts",
-            &["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"],
+            &[
+                "nosuid",
+                "noexec",
+                "newinstance",
+                "ptmxmode=0666",
+                "mode=0620",
+                "gid=5",
+            ],
         ),
-        SpecMount::new("/sys", "sysfs", "sysfs", &["nosuid", "noexec", "nodev", "ro"]),
+        SpecMount::new(
+            "/sys",
+            "sysfs",
+            "sysfs",
+            &["nosuid", "noexec", "nodev", "ro"],
+        ),
         SpecMount::new(
             "/sys/fs/cgroup",
             "cgroup",
             "cgroup",
             &["ro", "nosuid", "noexec", "nodev"],
         ),
-        SpecMount::new("/dev/mqueue", "mqueue", "mqueue", &["nosuid", "noexec", "nodev"]),
+        SpecMount::new(
+            "/dev/mqueue",
+            "mqueue",
+            "mqueue",
+            &["nosuid", "noexec", "nodev"],
+        ),
         SpecMount::new(
             "/dev/shm",
             "tmpfs",
@@ -176,7 +194,9 @@ pub(crate) fn assemble(
         validate_destination(dest)?;
         let c = clean(dest);
         if seen.contains(&c) {
-            return Err(SpecError::InvalidMount(format!("Duplicate mount point: {c}")));
+            return Err(SpecError::InvalidMount(format!(
+                "Duplicate mount point: {c}"
+            )));
         }
         seen.push(c);
     }
@@ -190,7 +210,11 @@ pub(crate) fn assemble(
         IpcMode::Private | IpcMode::None => None,
     };
     if let Some(shm) = shm_path.filter(|_| !has_mount_for("/dev/shm")) {
-        ms.push(ContainerMount::bind(&shm.to_string_lossy(), "/dev/shm", true));
+        ms.push(ContainerMount::bind(
+            &shm.to_string_lossy(),
+            "/dev/shm",
+            true,
+        ));
     }
     for (dest, data) in &opts.tmpfs {
         ms.push(ContainerMount::tmpfs(dest, data));
@@ -201,9 +225,27 @@ pub(crate) fn assemble(
 
     let mut volumes: Vec<ContainerMount> = Vec::new();
     let mut etc: [(Option<String>, Option<bool>); 3] = [
-        (opts.etc_files.resolv_conf.as_ref().map(|p| p.to_string_lossy().into_owned()), None),
-        (opts.etc_files.hostname.as_ref().map(|p| p.to_string_lossy().into_owned()), None),
-        (opts.etc_files.hosts.as_ref().map(|p| p.to_string_lossy().into_owned()), None),
+        (
+            opts.etc_files
+                .resolv_conf
+                .as_ref()
+                .map(|p| p.to_string_lossy().into_owned()),
+            None,
+        ),
+        (
+            opts.etc_files
+                .hostname
+                .as_ref()
+                .map(|p| p.to_string_lossy().into_owned()),
+            None,
+        ),
+        (
+            opts.etc_files
+                .hosts
+                .as_ref()
+                .map(|p| p.to_string_lossy().into_owned()),
+            None,
+        ),
     ];
     for m in opts.mounts.iter().filter(|m| m.kind != MountKind::Tmpfs) {
         if opts.tmpfs.contains_key(&m.destination) {
@@ -211,7 +253,10 @@ pub(crate) fn assemble(
         }
         if let Some(i) = NETWORK_FILES.iter().position(|f| *f == m.destination) {
             // Docker swaps the network file for the mount's source and keeps its rw flag.
-            etc[i] = (Some(m.source.to_string_lossy().into_owned()), Some(m.writable));
+            etc[i] = (
+                Some(m.source.to_string_lossy().into_owned()),
+                Some(m.writable),
+            );
             continue;
         }
         let propagation = match (&m.propagation, m.kind) {
@@ -390,10 +435,7 @@ pub fn merge_tmpfs_options(options: &[String]) -> Result<Vec<String>, SpecError>
         let (key, _) = match option.split_once('=') {
             Some(kv) if TMPFS_DATA_KEYS.contains(&kv.0) => kv,
             _ => {
-                let parts: Vec<String> = option
-                    .splitn(2, '=')
-                    .map(|p| format!("{p:?}"))
-                    .collect();
+                let parts: Vec<String> = option.splitn(2, '=').map(|p| format!("{p:?}")).collect();
                 return Err(SpecError::InvalidMount(format!(
                     "invalid tmpfs option [{}]",
                     parts.join(" ")
@@ -408,7 +450,16 @@ pub fn merge_tmpfs_options(options: &[String]) -> Result<Vec<String>, SpecError>
     Ok(out)
 }
 
-const TMPFS_DATA_KEYS: &[&str] = &["", "size", "mode", "uid", "gid", "nr_inodes", "nr_blocks", "mpol"];
+const TMPFS_DATA_KEYS: &[&str] = &[
+    "",
+    "size",
+    "mode",
+    "uid",
+    "gid",
+    "nr_inodes",
+    "nr_blocks",
+    "mpol",
+];
 
 /// The mount flag an option sets or clears; options of the same group collide.
 fn flag_group(option: &str) -> Option<&'static str> {
@@ -444,7 +495,17 @@ fn ensure_propagation(source: &str, slave_ok: bool) -> Result<(), SpecError> {
         .map_err(|e| probe(&format!("resolve bind source {source}"), e))?;
     let info = std::fs::read_to_string("/proc/self/mountinfo")
         .map_err(|e| probe("read /proc/self/mountinfo", e))?;
-    let (mountpoint, optional) = source_mount(&info, &path).ok_or_else(|| {
+    check_propagation(&info, source, &path, slave_ok)
+}
+
+/// [`ensure_propagation`] on a given mountinfo text; `path` is `source` with symlinks resolved.
+fn check_propagation(
+    info: &str,
+    source: &str,
+    path: &Path,
+    slave_ok: bool,
+) -> Result<(), SpecError> {
+    let (mountpoint, optional) = source_mount(info, path).ok_or_else(|| {
         SpecError::MountPropagation(format!("Can't find mount point of {source}"))
     })?;
     let shared = optional.split(' ').any(|o| o.starts_with("shared:"));
@@ -452,7 +513,11 @@ fn ensure_propagation(source: &str, slave_ok: bool) -> Result<(), SpecError> {
     if shared || slave_ok && slave {
         return Ok(());
     }
-    let kind = if slave_ok { "shared or slave" } else { "shared" };
+    let kind = if slave_ok {
+        "shared or slave"
+    } else {
+        "shared"
+    };
     Err(SpecError::MountPropagation(format!(
         "path {source} is mounted on {mountpoint} but it is not a {kind} mount"
     )))
@@ -471,9 +536,15 @@ fn source_mount(mountinfo: &str, path: &Path) -> Option<(String, String)> {
         if !path.starts_with(&mountpoint) {
             continue;
         }
-        let sep = fields.iter().position(|f| *f == "-").unwrap_or(fields.len());
+        let sep = fields
+            .iter()
+            .position(|f| *f == "-")
+            .unwrap_or(fields.len());
         let optional = fields[6..sep.max(6)].join(" ");
-        if best.as_ref().is_none_or(|(m, _)| mountpoint.len() > m.len()) {
+        if best
+            .as_ref()
+            .is_none_or(|(m, _)| mountpoint.len() > m.len())
+        {
             best = Some((mountpoint, optional));
         }
     }
@@ -487,7 +558,9 @@ fn unescape_mountinfo(s: &str) -> String {
     while i < bytes.len() {
         if bytes[i] == b'\\'
             && i + 3 < bytes.len()
-            && bytes[i + 1..i + 4].iter().all(|b| (b'0'..=b'7').contains(b))
+            && bytes[i + 1..i + 4]
+                .iter()
+                .all(|b| (b'0'..=b'7').contains(b))
         {
             let digit = |k: usize| u32::from(bytes[i + k] - b'0');
             out.push((digit(1) * 64 + digit(2) * 8 + digit(3)) as u8);
@@ -498,4 +571,37 @@ fn unescape_mountinfo(s: &str) -> String {
         }
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const INFO: &str = "\
+22 1 254:0 / / rw,relatime shared:1 - ext4 /dev/vda rw
+30 22 0:25 / /srv rw,relatime - tmpfs tmpfs rw
+31 30 0:26 / /srv/slave\\040dir rw,relatime master:7 - tmpfs tmpfs rw
+32 22 0:27 / /mnt rw,relatime shared:9 master:3 - tmpfs tmpfs rw
+";
+
+    #[test]
+    fn propagation_checks_read_the_source_mount() {
+        let check = |p: &str, slave_ok| check_propagation(INFO, p, Path::new(p), slave_ok);
+        assert!(check("/var/lib/x", false).is_ok());
+        assert!(check("/mnt/data", false).is_ok());
+        assert!(check("/srv/slave dir/x", true).is_ok());
+        assert_eq!(
+            check("/srv/slave dir/x", false).unwrap_err().to_string(),
+            "path /srv/slave dir/x is mounted on /srv/slave dir but it is not a shared mount"
+        );
+        assert_eq!(
+            check("/srv/data", true).unwrap_err().to_string(),
+            "path /srv/data is mounted on /srv but it is not a shared or slave mount"
+        );
+        assert_eq!(
+            source_mount(INFO, Path::new("/srvx")).unwrap().0,
+            "/",
+            "a mount point matches whole path components only"
+        );
+    }
 }

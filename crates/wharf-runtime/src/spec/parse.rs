@@ -283,7 +283,8 @@ pub fn parse_security_opts(opts: &[String]) -> Result<SecurityOpts, SpecError> {
                 "invalid --security-opt 1: {opt:?}"
             )));
         };
-        let invalid2 = || SpecError::InvalidSecurityOpt(format!("invalid --security-opt 2: {opt:?}"));
+        let invalid2 =
+            || SpecError::InvalidSecurityOpt(format!("invalid --security-opt 2: {opt:?}"));
         match key {
             "label" => out.labels.push(value.to_owned()),
             "apparmor" => out.apparmor_profile = Some(value.to_owned()),
@@ -435,9 +436,8 @@ fn go_parse_float(s: &str) -> Result<f64, String> {
 /// Parses `--cpus 1.5` into nano-CPUs (1.5e9) with `big.Rat` semantics: decimals, exponents and
 /// `a/b` fractions; errors `failed to parse … as a rational number` and `value is too precise`.
 pub fn parse_cpus(value: &str) -> Result<i64, SpecError> {
-    let unparsable = || {
-        SpecError::InvalidCpus(format!("failed to parse {value} as a rational number"))
-    };
+    let unparsable =
+        || SpecError::InvalidCpus(format!("failed to parse {value} as a rational number"));
     let (num, den) = parse_rational(value).ok_or_else(unparsable)?;
     let scaled = num.checked_mul(1_000_000_000).ok_or_else(unparsable)?;
     if scaled % den != 0 {
@@ -543,7 +543,10 @@ mod tests {
         assert_eq!((u.soft, u.hard), (512, 512));
         let u = parse_ulimit("core=-1").unwrap();
         assert_eq!((u.soft, u.hard), (-1, -1));
-        assert_eq!(msg(parse_ulimit("nofile")), "invalid ulimit argument: nofile");
+        assert_eq!(
+            msg(parse_ulimit("nofile")),
+            "invalid ulimit argument: nofile"
+        );
         assert_eq!(msg(parse_ulimit("as=1")), "invalid ulimit type: as");
         assert_eq!(msg(parse_ulimit("foo=1")), "invalid ulimit type: foo");
         assert_eq!(
@@ -587,7 +590,10 @@ mod tests {
         );
         assert_eq!(msg(parse_device("")), "bad format for path: ");
         assert_eq!(msg(parse_device(":/x")), "bad format for path: :/x");
-        assert_eq!(msg(parse_device("/a:/b:/c:r")), "bad format for path: /a:/b:/c:r");
+        assert_eq!(
+            msg(parse_device("/a:/b:/c:r")),
+            "bad format for path: /a:/b:/c:r"
+        );
         assert_eq!(msg(parse_device("/a:/b:rx")), "bad mode specified: rx");
         assert_eq!(msg(parse_device("/a:rr")), "rr is not an absolute path");
         assert_eq!(msg(parse_device("dev/x")), "dev/x is not an absolute path");
@@ -624,8 +630,8 @@ mod tests {
         assert_eq!(o.apparmor_profile.as_deref(), Some("unconfined"));
         assert_eq!(o.seccomp, SeccompChoice::Unconfined);
         assert_eq!(o.labels, ["disable"]);
-        let o = parse_security_opts(&["no-new-privileges=false".into(), "seccomp:{}".into()])
-            .unwrap();
+        let o =
+            parse_security_opts(&["no-new-privileges=false".into(), "seccomp:{}".into()]).unwrap();
         assert_eq!(o.no_new_privileges, Some(false));
         assert_eq!(o.seccomp, SeccompChoice::Custom("{}".into()));
         assert_eq!(
@@ -664,7 +670,10 @@ mod tests {
             msg(parse_sysctl_flag("kernel.panic=1")),
             "sysctl 'kernel.panic=1' is not allowed"
         );
-        assert_eq!(msg(parse_sysctl_flag("net.x")), "sysctl 'net.x' is not allowed");
+        assert_eq!(
+            msg(parse_sysctl_flag("net.x")),
+            "sysctl 'net.x' is not allowed"
+        );
         assert_eq!(msg(parse_sysctl_flag("=1")), "sysctl '=1' is not allowed");
     }
 
@@ -706,7 +715,10 @@ mod tests {
             "failed to parse one as a rational number"
         );
         assert_eq!(msg(parse_cpus("")), "failed to parse  as a rational number");
-        assert_eq!(msg(parse_cpus("1/0")), "failed to parse 1/0 as a rational number");
+        assert_eq!(
+            msg(parse_cpus("1/0")),
+            "failed to parse 1/0 as a rational number"
+        );
     }
 
     #[test]

@@ -73,7 +73,9 @@ pub fn check_resources(r: &mut Resources, host: &HostInfo) -> Result<Vec<String>
         return fail("Minimum memoryswap limit should be larger than memory limit, see usage");
     }
     if r.memory == 0 && r.memory_swap > 0 {
-        return fail("You should always set the Memory limit when using Memoryswap limit, see usage");
+        return fail(
+            "You should always set the Memory limit when using Memoryswap limit, see usage",
+        );
     }
     if let Some(s) = r.memory_swappiness {
         if !(0..=100).contains(&s) {
@@ -86,11 +88,15 @@ pub fn check_resources(r: &mut Resources, host: &HostInfo) -> Result<Vec<String>
         return fail("Minimum memory reservation allowed is 6MB");
     }
     if r.memory > 0 && r.memory_reservation > 0 && r.memory < r.memory_reservation {
-        return fail("Minimum memory limit can not be less than memory reservation limit, see usage");
+        return fail(
+            "Minimum memory limit can not be less than memory reservation limit, see usage",
+        );
     }
     if r.oom_kill_disable.is_some() && !host.oom_kill_disable {
         if r.oom_kill_disable == Some(true) {
-            warnings.push("Your kernel does not support OomKillDisable. OomKillDisable discarded.".into());
+            warnings.push(
+                "Your kernel does not support OomKillDisable. OomKillDisable discarded.".into(),
+            );
         }
         r.oom_kill_disable = None;
     }
@@ -129,7 +135,10 @@ pub fn check_resources(r: &mut Resources, host: &HostInfo) -> Result<Vec<String>
 
     let (cpus, mems) = (host.cpuset_cpu_set(), host.cpuset_mem_set());
     if (!r.cpuset_cpus.is_empty() || !r.cpuset_mems.is_empty()) && cpus.is_none() {
-        warnings.push("Your kernel does not support cpuset or the cgroup is not mounted. Cpuset discarded.".into());
+        warnings.push(
+            "Your kernel does not support cpuset or the cgroup is not mounted. Cpuset discarded."
+                .into(),
+        );
         r.cpuset_cpus.clear();
         r.cpuset_mems.clear();
     }
@@ -211,7 +220,10 @@ pub fn resources_entry(r: &Resources) -> Map<String, Value> {
     }
 
     if let Some(limit) = r.pids_limit {
-        out.insert("pids".into(), json!({"limit": if limit <= 0 { -1 } else { limit }}));
+        out.insert(
+            "pids".into(),
+            json!({"limit": if limit <= 0 { -1 } else { limit }}),
+        );
     }
     let mut blkio = Map::new();
     if r.blkio_weight != 0 {
@@ -238,30 +250,54 @@ mod tests {
     fn memory_checks_use_dockers_messages() {
         let err = |r: Resources| check(r).unwrap_err();
         assert_eq!(
-            err(Resources { memory: 4 * MB, ..Default::default() }),
+            err(Resources {
+                memory: 4 * MB,
+                ..Default::default()
+            }),
             "Minimum memory limit allowed is 6MB"
         );
         assert_eq!(
-            err(Resources { memory: 64 * MB, memory_swap: 32 * MB, ..Default::default() }),
+            err(Resources {
+                memory: 64 * MB,
+                memory_swap: 32 * MB,
+                ..Default::default()
+            }),
             "Minimum memoryswap limit should be larger than memory limit, see usage"
         );
         assert_eq!(
-            err(Resources { memory_swap: 32 * MB, ..Default::default() }),
+            err(Resources {
+                memory_swap: 32 * MB,
+                ..Default::default()
+            }),
             "You should always set the Memory limit when using Memoryswap limit, see usage"
         );
         assert_eq!(
-            err(Resources { memory_reservation: MB, ..Default::default() }),
+            err(Resources {
+                memory_reservation: MB,
+                ..Default::default()
+            }),
             "Minimum memory reservation allowed is 6MB"
         );
         assert_eq!(
-            err(Resources { memory: 64 * MB, memory_reservation: 128 * MB, ..Default::default() }),
+            err(Resources {
+                memory: 64 * MB,
+                memory_reservation: 128 * MB,
+                ..Default::default()
+            }),
             "Minimum memory limit can not be less than memory reservation limit, see usage"
         );
         assert_eq!(
-            err(Resources { memory_swappiness: Some(101), ..Default::default() }),
+            err(Resources {
+                memory_swappiness: Some(101),
+                ..Default::default()
+            }),
             "Invalid value: 101, valid memory swappiness range is 0-100"
         );
-        let r = check(Resources { memory: 64 * MB, ..Default::default() }).unwrap();
+        let r = check(Resources {
+            memory: 64 * MB,
+            ..Default::default()
+        })
+        .unwrap();
         assert_eq!(r.memory_swap, 128 * MB);
     }
 
@@ -269,43 +305,75 @@ mod tests {
     fn cpu_checks_use_dockers_messages() {
         let err = |r: Resources| check(r).unwrap_err();
         assert_eq!(
-            err(Resources { nano_cpus: 1_000_000_000, cpu_period: 50_000, ..Default::default() }),
+            err(Resources {
+                nano_cpus: 1_000_000_000,
+                cpu_period: 50_000,
+                ..Default::default()
+            }),
             "Conflicting options: Nano CPUs and CPU Period cannot both be set"
         );
         assert_eq!(
-            err(Resources { nano_cpus: 1_000_000_000, cpu_quota: 50_000, ..Default::default() }),
+            err(Resources {
+                nano_cpus: 1_000_000_000,
+                cpu_quota: 50_000,
+                ..Default::default()
+            }),
             "Conflicting options: Nano CPUs and CPU Quota cannot both be set"
         );
         assert_eq!(
-            err(Resources { nano_cpus: 3_000_000_000, ..Default::default() }),
+            err(Resources {
+                nano_cpus: 3_000_000_000,
+                ..Default::default()
+            }),
             "range of CPUs is from 0.01 to 2.00, as there are only 2 CPUs available"
         );
         assert_eq!(
-            err(Resources { cpu_period: 10, ..Default::default() }),
+            err(Resources {
+                cpu_period: 10,
+                ..Default::default()
+            }),
             "CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s (i.e. 1000000)"
         );
         assert_eq!(
-            err(Resources { cpu_quota: 10, ..Default::default() }),
+            err(Resources {
+                cpu_quota: 10,
+                ..Default::default()
+            }),
             "CPU cfs quota can not be less than 1ms (i.e. 1000)"
         );
         assert_eq!(
-            err(Resources { cpu_shares: -2, ..Default::default() }),
+            err(Resources {
+                cpu_shares: -2,
+                ..Default::default()
+            }),
             "invalid CPU shares (-2): value must be a positive integer"
         );
         assert_eq!(
-            err(Resources { cpuset_cpus: "1-x".into(), ..Default::default() }),
+            err(Resources {
+                cpuset_cpus: "1-x".into(),
+                ..Default::default()
+            }),
             "Invalid value 1-x for cpuset cpus: invalid format: 1-x"
         );
         assert_eq!(
-            err(Resources { cpuset_cpus: "0-3".into(), ..Default::default() }),
+            err(Resources {
+                cpuset_cpus: "0-3".into(),
+                ..Default::default()
+            }),
             "Requested CPUs are not available - requested 0-3, available: 0-1"
         );
         assert_eq!(
-            err(Resources { cpuset_mems: "1".into(), ..Default::default() }),
+            err(Resources {
+                cpuset_mems: "1".into(),
+                ..Default::default()
+            }),
             "Requested memory nodes are not available - requested 1, available: 0"
         );
         assert_eq!(
-            err(Resources { blkio_weight: 5, ..Default::default() }),
+            err(Resources {
+                blkio_weight: 5,
+                ..Default::default()
+            }),
             "Range of blkio weight is from 10 to 1000"
         );
     }
@@ -334,7 +402,13 @@ mod tests {
                 "blockIO": {"weight": 300}
             })
         );
-        let r = check(Resources { pids_limit: Some(0), cpu_period: 50_000, cpu_quota: 25_000, ..Default::default() }).unwrap();
+        let r = check(Resources {
+            pids_limit: Some(0),
+            cpu_period: 50_000,
+            cpu_quota: 25_000,
+            ..Default::default()
+        })
+        .unwrap();
         assert_eq!(
             Value::Object(resources_entry(&r)),
             json!({"memory": {"disableOOMKiller": false}, "cpu": {"period": 50000, "quota": 25000},
@@ -347,7 +421,15 @@ mod tests {
         check_resources(&mut r, &host).unwrap();
         assert_eq!(Value::Object(resources_entry(&r)), json!({"blockIO": {}}));
         // Memory with unlimited swap.
-        let r = check(Resources { memory: 64 * MB, memory_swap: -1, ..Default::default() }).unwrap();
-        assert_eq!(resources_entry(&r)["memory"], json!({"limit": 67108864, "disableOOMKiller": false}));
+        let r = check(Resources {
+            memory: 64 * MB,
+            memory_swap: -1,
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(
+            resources_entry(&r)["memory"],
+            json!({"limit": 67108864, "disableOOMKiller": false})
+        );
     }
 }

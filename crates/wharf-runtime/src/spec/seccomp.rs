@@ -98,7 +98,10 @@ fn min_kernel<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<KernelVer
     let [major, minor] = parts.as_slice() else {
         return Err(D::Error::custom(expected()));
     };
-    let parse = |s: &str| s.parse::<u8>().map_err(|e| D::Error::custom(format!("{}: {e}", expected())));
+    let parse = |s: &str| {
+        s.parse::<u8>()
+            .map_err(|e| D::Error::custom(format!("{}: {e}", expected())))
+    };
     let v = KernelVersion {
         major: parse(major)?.into(),
         minor: parse(minor)?.into(),
@@ -285,8 +288,7 @@ mod tests {
             .as_array()?
             .iter()
             .find(|r| {
-                r.get("args").is_none()
-                    && r["names"].as_array().unwrap().iter().any(|n| n == name)
+                r.get("args").is_none() && r["names"].as_array().unwrap().iter().any(|n| n == name)
             })
             .map(|r| r["action"].as_str().unwrap().to_owned())
     }
@@ -301,7 +303,15 @@ mod tests {
             s["architectures"],
             json!(["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"])
         );
-        for allowed in ["read", "write", "openat", "execve", "arch_prctl", "chroot", "clock_gettime"] {
+        for allowed in [
+            "read",
+            "write",
+            "openat",
+            "execve",
+            "arch_prctl",
+            "chroot",
+            "clock_gettime",
+        ] {
             assert_eq!(
                 unconditional_action(&s, allowed).as_deref(),
                 Some("SCMP_ACT_ALLOW"),
@@ -309,7 +319,15 @@ mod tests {
             );
         }
         // Only with capabilities the default set lacks.
-        for denied in ["reboot", "mount", "umount2", "kexec_load", "init_module", "bpf", "syslog"] {
+        for denied in [
+            "reboot",
+            "mount",
+            "umount2",
+            "kexec_load",
+            "init_module",
+            "bpf",
+            "syslog",
+        ] {
             assert_eq!(unconditional_action(&s, denied), None, "{denied}");
         }
         // Not on x86-64.
@@ -346,7 +364,10 @@ mod tests {
             .iter()
             .find(|r| r["names"] == json!(["socket"]))
             .unwrap();
-        assert_eq!(socket["args"], json!([{"index": 0, "value": 40, "op": "SCMP_CMP_NE"}]));
+        assert_eq!(
+            socket["args"],
+            json!([{"index": 0, "value": 40, "op": "SCMP_CMP_NE"}])
+        );
     }
 
     #[test]
@@ -356,8 +377,14 @@ mod tests {
         caps.push("CAP_SYS_ADMIN".into());
         caps.push("CAP_SYS_BOOT".into());
         let s = default_seccomp(&caps, &host).unwrap().unwrap();
-        assert_eq!(unconditional_action(&s, "mount").as_deref(), Some("SCMP_ACT_ALLOW"));
-        assert_eq!(unconditional_action(&s, "reboot").as_deref(), Some("SCMP_ACT_ALLOW"));
+        assert_eq!(
+            unconditional_action(&s, "mount").as_deref(),
+            Some("SCMP_ACT_ALLOW")
+        );
+        assert_eq!(
+            unconditional_action(&s, "reboot").as_deref(),
+            Some("SCMP_ACT_ALLOW")
+        );
         // With CAP_SYS_ADMIN the clone/clone3 restrictions are excluded.
         assert!(
             !s["syscalls"]
@@ -377,7 +404,10 @@ mod tests {
         let mut caps = default_caps();
         caps.push("CAP_SYS_PTRACE".into());
         let s = default_seccomp(&caps, &host).unwrap().unwrap();
-        assert_eq!(unconditional_action(&s, "ptrace").as_deref(), Some("SCMP_ACT_ALLOW"));
+        assert_eq!(
+            unconditional_action(&s, "ptrace").as_deref(),
+            Some("SCMP_ACT_ALLOW")
+        );
     }
 
     #[test]
@@ -385,7 +415,10 @@ mod tests {
         let mut host = HostInfo::fixture();
         host.seccomp_arch = "arm64";
         let s = default_seccomp(&default_caps(), &host).unwrap().unwrap();
-        assert_eq!(s["architectures"], json!(["SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM"]));
+        assert_eq!(
+            s["architectures"],
+            json!(["SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM"])
+        );
         assert_eq!(unconditional_action(&s, "arch_prctl"), None);
         assert_eq!(
             unconditional_action(&s, "arm_fadvise64_64").as_deref(),
@@ -407,15 +440,26 @@ mod tests {
                             {"names":["mount"],"action":"SCMP_ACT_ERRNO"}]})
         );
         assert_eq!(load_seccomp("{}", &default_caps(), &host).unwrap(), None);
-        let err = |body: &str| load_seccomp(body, &default_caps(), &host).unwrap_err().to_string();
+        let err = |body: &str| {
+            load_seccomp(body, &default_caps(), &host)
+                .unwrap_err()
+                .to_string()
+        };
         assert!(err("not json").starts_with("Decoding seccomp profile failed: "));
-        assert!(err(r#"{"defaultAction":"SCMP_ACT_NOPE"}"#).starts_with("Decoding seccomp profile failed: "));
+        assert!(
+            err(r#"{"defaultAction":"SCMP_ACT_NOPE"}"#)
+                .starts_with("Decoding seccomp profile failed: ")
+        );
         assert_eq!(
-            err(r#"{"defaultAction":"SCMP_ACT_ALLOW","architectures":["SCMP_ARCH_X86_64"],"archMap":[{"architecture":"SCMP_ARCH_X86_64"}]}"#),
+            err(
+                r#"{"defaultAction":"SCMP_ACT_ALLOW","architectures":["SCMP_ARCH_X86_64"],"archMap":[{"architecture":"SCMP_ARCH_X86_64"}]}"#
+            ),
             "both 'architectures' and 'archMap' are specified in the seccomp profile, use either 'architectures' or 'archMap'"
         );
         assert_eq!(
-            err(r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"name":"a","names":["b"],"action":"SCMP_ACT_ALLOW"}]}"#),
+            err(
+                r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"name":"a","names":["b"],"action":"SCMP_ACT_ALLOW"}]}"#
+            ),
             "both 'name' and 'names' are specified in the seccomp profile, use either 'name' or 'names'"
         );
         assert!(
@@ -431,15 +475,21 @@ mod tests {
             .iter()
             .map(|c| c.to_string())
             .collect();
-        for arch in ["amd64", "arm64", "s390x", "ppc64le", "riscv64", "x86", "arm"] {
+        for arch in [
+            "amd64", "arm64", "s390x", "ppc64le", "riscv64", "x86", "arm",
+        ] {
             let host = HostInfo {
                 seccomp_arch: arch,
                 ..host.clone()
             };
             for caps in [default_caps(), all.clone()] {
                 let s = default_seccomp(&caps, &host).unwrap().unwrap();
-                let oci: oci_spec::runtime::LinuxSeccomp = serde_json::from_value(s.clone()).unwrap();
-                assert_eq!(serde_json::to_value(&oci).unwrap()["defaultAction"], s["defaultAction"]);
+                let oci: oci_spec::runtime::LinuxSeccomp =
+                    serde_json::from_value(s.clone()).unwrap();
+                assert_eq!(
+                    serde_json::to_value(&oci).unwrap()["defaultAction"],
+                    s["defaultAction"]
+                );
             }
         }
     }

@@ -214,12 +214,19 @@ pub fn read_in_root(rootfs: &Path, rel: &str) -> Result<Option<String>, SpecErro
     let file = match open_in_root(rootfs, rel) {
         Ok(Some(fd)) => File::from(fd),
         Ok(None) => return Ok(None),
-        Err(source) => return Err(SpecError::ReadRootfsFile { path: shown, source }),
+        Err(source) => {
+            return Err(SpecError::ReadRootfsFile {
+                path: shown,
+                source,
+            });
+        }
     };
-    let meta = file.metadata().map_err(|source| SpecError::ReadRootfsFile {
-        path: shown.clone(),
-        source,
-    })?;
+    let meta = file
+        .metadata()
+        .map_err(|source| SpecError::ReadRootfsFile {
+            path: shown.clone(),
+            source,
+        })?;
     if !meta.is_file() {
         return Ok(None);
     }
@@ -353,13 +360,25 @@ mod tests {
         let r = rootfs();
         let p = r.path();
         assert_eq!(ids(&user(p, "", &[]).unwrap()), (0, 0, vec![0, 10]));
-        assert_eq!(ids(&user(p, "alice", &[]).unwrap()), (1000, 1000, vec![1000, 10, 29]));
-        assert_eq!(ids(&user(p, "1000", &[]).unwrap()), (1000, 1000, vec![1000, 10, 29]));
+        assert_eq!(
+            ids(&user(p, "alice", &[]).unwrap()),
+            (1000, 1000, vec![1000, 10, 29])
+        );
+        assert_eq!(
+            ids(&user(p, "1000", &[]).unwrap()),
+            (1000, 1000, vec![1000, 10, 29])
+        );
         // An explicit group replaces the primary gid and drops the supplementary ones.
-        assert_eq!(ids(&user(p, "alice:staff", &[]).unwrap()), (1000, 50, vec![50]));
+        assert_eq!(
+            ids(&user(p, "alice:staff", &[]).unwrap()),
+            (1000, 50, vec![50])
+        );
         assert_eq!(ids(&user(p, "1000:50", &[]).unwrap()), (1000, 50, vec![50]));
         // Unknown numeric ids pass as they are.
-        assert_eq!(ids(&user(p, "4242:4343", &[]).unwrap()), (4242, 4343, vec![4343]));
+        assert_eq!(
+            ids(&user(p, "4242:4343", &[]).unwrap()),
+            (4242, 4343, vec![4343])
+        );
         assert_eq!(ids(&user(p, "4242", &[]).unwrap()), (4242, 0, vec![0]));
         assert_eq!(
             ids(&user(p, "bob", &["audio", "staff", "777", "audio"]).unwrap()),
@@ -384,7 +403,10 @@ mod tests {
             msg("alice", &["nogroup"]),
             "Unable to find group nogroup: no matching entries in group file"
         );
-        assert_eq!(msg("-5", &[]), "uids and gids must be in range 0-2147483647");
+        assert_eq!(
+            msg("-5", &[]),
+            "uids and gids must be in range 0-2147483647"
+        );
         assert_eq!(
             msg("3000000000", &[]),
             "uids and gids must be in range 0-2147483647"
@@ -400,7 +422,10 @@ mod tests {
     fn no_passwd_file_means_numeric_only() {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(ids(&user(dir.path(), "", &[]).unwrap()), (0, 0, vec![0]));
-        assert_eq!(ids(&user(dir.path(), "12:34", &[]).unwrap()), (12, 34, vec![34]));
+        assert_eq!(
+            ids(&user(dir.path(), "12:34", &[]).unwrap()),
+            (12, 34, vec![34])
+        );
         assert_eq!(
             user(dir.path(), "nobody", &[]).unwrap_err().to_string(),
             "unable to find user nobody: no matching entries in passwd file"
