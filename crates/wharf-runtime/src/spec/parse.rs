@@ -315,10 +315,11 @@ pub fn validate_security_opt_flag(opt: &str) -> Result<(), SpecError> {
         Some((k, v)) => (k, Some(v)),
         None => (opt, None),
     };
-    if value.is_none() && key != "no-new-privileges" {
-        if let Some((k, v)) = opt.split_once(':') {
-            (key, value) = (k, Some(v));
-        }
+    if value.is_none()
+        && key != "no-new-privileges"
+        && let Some((k, v)) = opt.split_once(':')
+    {
+        (key, value) = (k, Some(v));
     }
     if value.is_none_or(str::is_empty) && key != "no-new-privileges" {
         return Err(SpecError::InvalidSecurityOpt(format!(

@@ -77,12 +77,12 @@ pub fn check_resources(r: &mut Resources, host: &HostInfo) -> Result<Vec<String>
             "You should always set the Memory limit when using Memoryswap limit, see usage",
         );
     }
-    if let Some(s) = r.memory_swappiness {
-        if !(0..=100).contains(&s) {
-            return Err(SpecError::InvalidResources(format!(
-                "Invalid value: {s}, valid memory swappiness range is 0-100"
-            )));
-        }
+    if let Some(s) = r.memory_swappiness
+        && !(0..=100).contains(&s)
+    {
+        return Err(SpecError::InvalidResources(format!(
+            "Invalid value: {s}, valid memory swappiness range is 0-100"
+        )));
     }
     if r.memory_reservation > 0 && r.memory_reservation < MIN_MEMORY {
         return fail("Minimum memory reservation allowed is 6MB");

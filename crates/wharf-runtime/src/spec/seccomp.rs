@@ -179,11 +179,11 @@ fn setup(
     }
     let arch = host.seccomp_arch;
     let mut architectures = profile.architectures.clone();
-    if let Some(native) = native_to_scmp(arch) {
-        if let Some(m) = profile.arch_map.iter().find(|m| m.architecture == native) {
-            architectures.push(m.architecture.clone());
-            architectures.extend(m.sub_architectures.iter().flatten().cloned());
-        }
+    if let Some(native) = native_to_scmp(arch)
+        && let Some(m) = profile.arch_map.iter().find(|m| m.architecture == native)
+    {
+        architectures.push(m.architecture.clone());
+        architectures.extend(m.sub_architectures.iter().flatten().cloned());
     }
     let kernel_at_least = |min: &KernelVersion| -> Result<bool, SpecError> {
         let kv = host.kernel.ok_or_else(|| {
@@ -208,10 +208,10 @@ fn setup(
             if ex.arches.iter().any(|a| a == arch) || ex.caps.iter().any(holds) {
                 continue;
             }
-            if let Some(min) = &ex.min_kernel {
-                if kernel_at_least(min)? {
-                    continue;
-                }
+            if let Some(min) = &ex.min_kernel
+                && kernel_at_least(min)?
+            {
+                continue;
             }
         }
         if let Some(inc) = &rule.includes {
@@ -221,10 +221,10 @@ fn setup(
             if !inc.caps.iter().all(holds) {
                 continue;
             }
-            if let Some(min) = &inc.min_kernel {
-                if !kernel_at_least(min)? {
-                    continue;
-                }
+            if let Some(min) = &inc.min_kernel
+                && !kernel_at_least(min)?
+            {
+                continue;
             }
         }
         let mut out = json!({"names": names, "action": rule.action});

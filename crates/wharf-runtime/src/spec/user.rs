@@ -467,7 +467,7 @@ mod tests {
         fs::create_dir(r.path().join("etc")).unwrap();
         rustix::fs::mknodat(
             rustix::fs::CWD,
-            &r.path().join("etc/passwd"),
+            r.path().join("etc/passwd"),
             rustix::fs::FileType::Fifo,
             Mode::from_raw_mode(0o644),
             0,
