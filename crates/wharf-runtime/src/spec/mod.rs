@@ -17,13 +17,15 @@
 //! - [`seccomp`]: Docker's default profile (`seccomp_default.json`, data from moby/profiles) and
 //!   custom profiles, filtered by capabilities, architecture and kernel version.
 //! - [`user`]: `--user`/`--group-add` against the image's `/etc/passwd` and `/etc/group`, read
-//!   without ever leaving the rootfs.
+//!   without ever leaving the rootfs; [`user::ensure_working_dir`] creates the working directory
+//!   there before start, as Docker does.
 //! - [`host`]: the host facts the spec depends on (held capabilities, kernel, CPUs, cgroups).
 //! - [`SpecError`] (`error.rs`): Docker's messages, classified as `InvalidArgument` when the
 //!   user is at fault.
 //!
 //! On disk: reads the rootfs's `/etc/passwd` and `/etc/group`; reads `/proc/self/status`,
-//! `/proc/self/mountinfo`, `/proc/sys`, `/sys/fs/cgroup` and `/dev` on the host. Writes nothing.
+//! `/proc/self/mountinfo`, `/proc/sys`, `/sys/fs/cgroup` and `/dev` on the host. Writes nothing,
+//! except the working directory [`user::ensure_working_dir`] is asked to create.
 
 pub mod caps;
 pub mod devices;

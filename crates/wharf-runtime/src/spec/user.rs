@@ -276,6 +276,39 @@ fn open_in_root(rootfs: &Path, rel: &str) -> std::io::Result<Option<OwnedFd>> {
     }
 }
 
+/// Creates the working directory inside the rootfs, as Docker does before start (`0755`, owned
+/// by root), resolving symlinks within the rootfs. An existing non-directory fails with Docker's
+/// `Cannot mkdir: <dir> is not a directory`.
+pub fn ensure_working_dir(rootfs: &Path, working_dir: &str) -> Result<(), SpecError> {
+    use std::os::unix::fs::DirBuilderExt;
+    if working_dir.is_empty() {
+        return Ok(());
+    }
+    let io = |source| SpecError::ReadRootfsFile {
+        path: PathBuf::from(working_dir),
+        source,
+    };
+    let rel = working_dir.trim_start_matches('/');
+    let resolved = resolve_in_root(rootfs, Path::new(rel))
+        .map_err(io)?
+        .ok_or_else(|| io(std::io::Error::other("too many levels of symbolic links")))?;
+    let target = rootfs.join(&resolved);
+    match std::fs::metadata(&target) {
+        Ok(m) if m.is_dir() => return Ok(()),
+        Ok(_) => {
+            return Err(SpecError::InvalidConfig(format!(
+                "Cannot mkdir: {working_dir} is not a directory"
+            )));
+        }
+        Err(_) => {}
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o755)
+        .create(&target)
+        .map_err(io)
+}
+
 /// Resolves `rel` inside `root` one component at a time: `..` stops at the root and a symlink's
 /// target is read as relative to the root when absolute. Returns the resolved path relative to
 /// `root`, or `None` past 255 symlinks.
@@ -474,6 +507,30 @@ mod tests {
         )
         .unwrap();
         assert_eq!(user(r.path(), "", &[]).unwrap().uid, 0);
+    }
+
+    #[test]
+    fn working_dir_is_created_inside_the_rootfs() {
+        let r = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        symlink(outside.path(), r.path().join("escape")).unwrap();
+        ensure_working_dir(r.path(), "/escape/app").unwrap();
+        assert!(
+            r.path()
+                .join(outside.path().strip_prefix("/").unwrap())
+                .join("app")
+                .is_dir()
+        );
+        assert!(!outside.path().join("app").exists());
+        ensure_working_dir(r.path(), "/srv/app").unwrap();
+        assert!(r.path().join("srv/app").is_dir());
+        fs::write(r.path().join("file"), "").unwrap();
+        assert_eq!(
+            ensure_working_dir(r.path(), "/file")
+                .unwrap_err()
+                .to_string(),
+            "Cannot mkdir: /file is not a directory"
+        );
     }
 
     #[test]
