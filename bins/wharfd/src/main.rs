@@ -146,12 +146,8 @@ async fn handle_signals(daemon: Arc<Daemon>, shutdown: CancellationToken, log_ha
                 let path = daemon.config().config_file;
                 match FileConfig::load(&path) {
                     Ok(file) => {
-                        if let Some(level) = &file.log_level {
-                            let _ = log_handle.reload(EnvFilter::new(filter_directive(level)));
-                        } else if file.debug == Some(true) {
-                            let _ = log_handle.reload(EnvFilter::new(filter_directive("debug")));
-                        }
                         daemon.reload(file);
+                        let _ = log_handle.reload(EnvFilter::new(filter_directive(&daemon.config().log_level)));
                         tracing::info!(file = %path.display(), "configuration reloaded");
                     }
                     Err(e) => tracing::error!(error = %e, "reload failed; keeping the current configuration"),

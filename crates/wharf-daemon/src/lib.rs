@@ -149,8 +149,11 @@ impl Daemon {
                 tlskey: keep.tlskey,
                 ..file
             };
+            // As Docker: `log-level` wins; otherwise `debug`, when set, toggles debug logging.
             if let Some(level) = &cfg.file.log_level {
                 cfg.log_level = level.clone();
+            } else if let Some(debug) = cfg.file.debug {
+                cfg.log_level = if debug { "debug" } else { "info" }.to_owned();
             }
             reload_attributes(&cfg, &self.host.hostname)
         };

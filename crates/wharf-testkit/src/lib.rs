@@ -1,0 +1,336 @@
+//! Fixtures for end-to-end tests.
+//!
+//! Map:
+//! - [`TestDaemon`]: a `wharfd` on its own temp data root, exec root and socket (parallel-safe),
+//!   ready when `/_ping` answers; on drop it is stopped and everything it made is removed, and
+//!   if the test failed its log is printed.
+//! - [`http`]: a small blocking HTTP/1.1 client over the daemon's unix socket, for tests that
+//!   check the wire (headers, status codes, exact bodies).
+//! - [`require`]: checks for root, kernel features and installed clients; tests skip with a
+//!   printed reason when one is missing.
+//! - [`bin_path`]: where the workspace's binaries are (`WHARF_BIN_DIR`, else beside the test
+//!   executable's `target/<profile>` dir).
+
+pub mod http;
+pub mod require;
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The directory holding `wharfd`, `wharf` and the other binaries of the build under test.
+pub fn bin_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("WHARF_BIN_DIR") {
+        return PathBuf::from(dir);
+    }
+    let exe = std::env::current_exe().expect("current test executable");
+    // target/<profile>/deps/<test> → target/<profile>
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test executable lives in target/<profile>/deps");
+    dir.to_path_buf()
+}
+
+/// The path of a workspace binary; panics with what to run when it has not been built.
+pub fn bin_path(name: &str) -> PathBuf {
+    let p = bin_dir().join(name);
+    assert!(
+        p.exists(),
+        "{} is missing: build the binaries first (`cargo build --workspace --bins`) or set WHARF_BIN_DIR",
+        p.display()
+    );
+    p
+}
+
+/// A unique short name for this process and call (bridges, cgroups, netns names).
+pub fn unique_name(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{prefix}{}x{}",
+        std::process::id() % 100_000,
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Options for starting a daemon.
+#[derive(Debug, Clone, Default)]
+pub struct DaemonOptions {
+    /// Contents of daemon.json (none: no file).
+    pub config: Option<String>,
+    /// Extra wharfd flags.
+    pub args: Vec<String>,
+}
+
+/// A running `wharfd` owned by one test.
+pub struct TestDaemon {
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+    pub socket: PathBuf,
+    pub data_root: PathBuf,
+    pub exec_root: PathBuf,
+    pub config_file: PathBuf,
+    pub log_path: PathBuf,
+    options: DaemonOptions,
+}
+
+impl TestDaemon {
+    /// Starts a daemon with default options and waits until it answers.
+    pub fn start() -> Self {
+        Self::start_with(DaemonOptions::default())
+    }
+
+    pub fn start_with(options: DaemonOptions) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("wharf-test-")
+            .tempdir()
+            .expect("temp dir");
+        let root = dir.path().to_path_buf();
+        let mut d = TestDaemon {
+            socket: root.join("wharf.sock"),
+            data_root: root.join("data"),
+            exec_root: root.join("exec"),
+            config_file: root.join("daemon.json"),
+            log_path: root.join("wharfd.log"),
+            dir,
+            child: None,
+            options,
+        };
+        if let Some(cfg) = &d.options.config {
+            std::fs::write(&d.config_file, cfg).expect("write daemon.json");
+        }
+        d.spawn();
+        d
+    }
+
+    /// The `wharfd` command line this fixture uses (for tests that run it themselves).
+    pub fn command(&self) -> Command {
+        let mut cmd = Command::new(bin_path("wharfd"));
+        cmd.arg("--data-root")
+            .arg(&self.data_root)
+            .arg("--exec-root")
+            .arg(&self.exec_root)
+            .arg("--config-file")
+            .arg(&self.config_file)
+            .arg("-H")
+            .arg(format!("unix://{}", self.socket.display()))
+            .args(&self.options.args)
+            .env("RUST_BACKTRACE", "1");
+        cmd
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log_path)
+            .expect("daemon log");
+        let child = self
+            .command()
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log fd"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn wharfd");
+        self.child = Some(child);
+        self.wait_ready();
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                panic!(
+                    "wharfd exited during start ({status}); log:\n{}",
+                    self.log()
+                );
+            }
+            if let Ok(resp) = http::request(&self.socket, "GET", "/_ping", &[], b"")
+                && resp.status == 200
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "wharfd did not answer /_ping within 20s; log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// `unix:///…/wharf.sock`, for `-H` and `DOCKER_HOST`.
+    pub fn host(&self) -> String {
+        format!("unix://{}", self.socket.display())
+    }
+
+    /// The temp directory holding everything this daemon made.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(Child::id).unwrap_or(0)
+    }
+
+    /// The daemon's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// The real docker CLI pointed at this daemon (no config dir of the user's).
+    pub fn docker(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new("docker");
+        cmd.env("DOCKER_HOST", self.host())
+            .env("DOCKER_CONFIG", self.dir.path().join("docker-config"))
+            .env_remove("DOCKER_CONTEXT")
+            .env_remove("DOCKER_API_VERSION")
+            .args(args);
+        cmd
+    }
+
+    /// The wharf CLI pointed at this daemon.
+    pub fn wharf(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(bin_path("wharf"));
+        cmd.env("WHARF_HOST", self.host())
+            .env("DOCKER_CONFIG", self.dir.path().join("docker-config"))
+            .args(args);
+        cmd
+    }
+
+    /// An API request on the daemon's socket.
+    pub fn api(&self, method: &str, path: &str, body: &[u8]) -> http::Response {
+        http::request(
+            &self.socket,
+            method,
+            path,
+            &[("Content-Type", "application/json")],
+            body,
+        )
+        .unwrap_or_else(|e| panic!("{method} {path}: {e}; daemon log:\n{}", self.log()))
+    }
+
+    /// Sends a signal to the daemon.
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) with a pid we spawned and still own (not yet reaped).
+        unsafe { libc::kill(self.pid() as libc::pid_t, sig) };
+    }
+
+    /// Waits for the daemon to exit and returns its status.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        let child = self.child.as_mut()?;
+        loop {
+            if let Ok(Some(s)) = child.try_wait() {
+                self.child = None;
+                return Some(s);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Stops the daemon with SIGTERM (SIGKILL after 15 s).
+    pub fn stop(&mut self) {
+        if self.child.is_none() {
+            return;
+        }
+        self.signal(libc::SIGTERM);
+        if self.wait_exit(Duration::from_secs(15)).is_none() {
+            self.kill9();
+        }
+    }
+
+    /// Kills the daemon with SIGKILL, as a crash would.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts the daemon again on the same roots (after [`stop`](Self::stop) or [`kill9`](Self::kill9)).
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+}
+
+impl Drop for TestDaemon {
+    fn drop(&mut self) {
+        self.stop();
+        unmount_under(self.dir.path());
+        if std::thread::panicking() {
+            eprintln!(
+                "---- wharfd log ({}) ----\n{}\n---- end of wharfd log ----",
+                self.log_path.display(),
+                self.log()
+            );
+        }
+    }
+}
+
+/// Lazily unmounts everything mounted under `root` (deepest first), so the temp dir can go.
+pub fn unmount_under(root: &Path) {
+    let Ok(text) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return;
+    };
+    let root = root.to_string_lossy().into_owned();
+    let mut points: Vec<String> = text
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(|p| p.replace("\\040", " "))
+        .filter(|p| p.starts_with(&root))
+        .collect();
+    points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    for p in points {
+        if let Ok(c) = std::ffi::CString::new(p) {
+            // SAFETY: umount2 with a valid NUL-terminated path.
+            unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+        }
+    }
+}
+
+/// Runs a command and returns its output, panicking with both streams if it could not start.
+pub fn run(cmd: &mut Command) -> Output {
+    cmd.stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("run {cmd:?}: {e}"))
+}
+
+/// Output as text: (exit code, stdout, stderr).
+pub fn run_text(cmd: &mut Command) -> (i32, String, String) {
+    let o = run(cmd);
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+/// Reads a child's stdout to the end with a deadline (for streaming commands).
+pub fn read_with_timeout(mut child: Child, timeout: Duration) -> String {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Ok(Some(_)) = child.try_wait() {
+            break;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut s = String::new();
+    if let Some(mut out) = child.stdout.take() {
+        let _ = out.read_to_string(&mut s);
+    }
+    s
+}
