@@ -11,6 +11,7 @@
 //! - [`mount`]: the `Mount` value where snapshots and the runtime meet.
 //! - [`filters`]: Docker's filter arguments (`{"label":{"a=b":true}}` or `{"label":["a=b"]}`).
 //! - [`event`]: the engine's event record published on the daemon's bus.
+//! - [`image`]: the image config document (the image ID is its digest) and chain IDs.
 //! - [`platform`]: platforms written `os/arch[/variant]`.
 
 pub mod digest;
@@ -18,6 +19,7 @@ pub mod error;
 pub mod event;
 pub mod filters;
 pub mod id;
+pub mod image;
 pub mod mount;
 pub mod platform;
 pub mod reference;
