@@ -147,9 +147,15 @@ pub enum DiffSource {
     /// An overlay upper directory: the changes themselves, deletions written as overlay
     /// whiteouts (character device 0:0, `trusted.overlay.opaque=y`). `lowers` are the parents'
     /// directories, nearest first, for telling additions from modifications.
-    Overlay { upper: PathBuf, lowers: Vec<PathBuf> },
+    Overlay {
+        upper: PathBuf,
+        lowers: Vec<PathBuf>,
+    },
     /// Two complete trees to compare: the parent's (`None` for a base snapshot) and this one's.
-    Trees { lower: Option<PathBuf>, upper: PathBuf },
+    Trees {
+        lower: Option<PathBuf>,
+        upper: PathBuf,
+    },
 }
 
 /// How a layer's deletions are represented in a snapshot's writable directory.
@@ -174,7 +180,11 @@ pub enum SnapshotError {
     #[error("invalid snapshot root {path}: {reason}")]
     InvalidRoot { path: PathBuf, reason: &'static str },
     #[error("snapshot {key} is {actual}, the operation needs {wanted}")]
-    WrongKind { key: String, actual: &'static str, wanted: &'static str },
+    WrongKind {
+        key: String,
+        actual: &'static str,
+        wanted: &'static str,
+    },
     #[error("cannot remove snapshot {key}: it has children ({children})")]
     HasChildren { key: String, children: String },
     #[error("open snapshot root {path}")]
@@ -185,8 +195,14 @@ pub enum SnapshotError {
     },
     #[error("snapshot root {path} is in use by another process")]
     Locked { path: PathBuf },
-    #[error("snapshot root {path} has metadata version {version}, this build reads up to {supported}")]
-    Version { path: PathBuf, version: u32, supported: u32 },
+    #[error(
+        "snapshot root {path} has metadata version {version}, this build reads up to {supported}"
+    )]
+    Version {
+        path: PathBuf,
+        version: u32,
+        supported: u32,
+    },
     #[error("read snapshot metadata {path}")]
     ReadMetadata {
         path: PathBuf,
@@ -233,8 +249,12 @@ impl Classify for SnapshotError {
     fn kind(&self) -> ErrorKind {
         match self {
             SnapshotError::NotFound(_) => ErrorKind::NotFound,
-            SnapshotError::AlreadyExists(_) | SnapshotError::HasChildren { .. } => ErrorKind::Conflict,
-            SnapshotError::WrongKind { .. } | SnapshotError::InvalidKey { .. } | SnapshotError::InvalidRoot { .. } => ErrorKind::InvalidArgument,
+            SnapshotError::AlreadyExists(_) | SnapshotError::HasChildren { .. } => {
+                ErrorKind::Conflict
+            }
+            SnapshotError::WrongKind { .. }
+            | SnapshotError::InvalidKey { .. }
+            | SnapshotError::InvalidRoot { .. } => ErrorKind::InvalidArgument,
             SnapshotError::Locked { .. } => ErrorKind::Conflict,
             _ => ErrorKind::Internal,
         }
