@@ -12,7 +12,8 @@ mod diff;
 mod root;
 mod unpack;
 
-
+pub use compress::{LayerDigests, LayerWriter};
+pub use diff::{Change, ChangeKind, DiffError, DiffStats, changes, diff};
 
 pub use unpack::{Skipped, UnpackError, UnpackOptions, UnpackResult, unpack};
 

@@ -18,7 +18,7 @@
 //! - `trusted.overlay.*` / `user.overlay.*` xattrs in a layer are dropped: only whiteouts may
 //!   create overlay metadata.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{self, BufReader, Chain, Cursor, Read, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -305,6 +305,7 @@ struct Extractor<'o> {
     opts: &'o UnpackOptions,
     /// Directories whose mode and times are set after their contents.
     dirs: Vec<(Vec<u8>, u32, Timestamps)>,
+    dir_index: HashMap<Vec<u8>, usize>,
     /// Paths this layer created (for opaque directories of the delete style).
     created: HashSet<Vec<u8>>,
     buf: Vec<u8>,
@@ -329,6 +330,7 @@ impl<'o> Extractor<'o> {
             root,
             opts,
             dirs: Vec::new(),
+            dir_index: HashMap::new(),
             created: HashSet::new(),
             buf: vec![0u8; BUF_SIZE],
             unpacked: 0,
@@ -510,8 +512,21 @@ impl<'o> Extractor<'o> {
     fn root_dir(&mut self, meta: Meta) -> Result<(), UnpackError> {
         let fd = self.root.resolve(b"", OFlags::RDONLY | OFlags::DIRECTORY).map_err(err(b"", "open root"))?;
         self.apply_fd(b"", fd.as_fd(), &meta, false)?;
-        self.dirs.push((Vec::new(), meta.mode, Timestamps { last_access: meta.atime, last_modification: meta.mtime }));
+        self.defer_dir(b"", &meta);
         Ok(())
+    }
+
+    /// Records a directory's mode and times for [`Extractor::finish`]; a repeated entry for the
+    /// same directory replaces the earlier values.
+    fn defer_dir(&mut self, rel: &[u8], meta: &Meta) {
+        let value = (meta.mode, Timestamps { last_access: meta.atime, last_modification: meta.mtime });
+        match self.dir_index.get(rel) {
+            Some(&i) => (self.dirs[i].1, self.dirs[i].2) = value,
+            None => {
+                self.dir_index.insert(rel.to_vec(), self.dirs.len());
+                self.dirs.push((rel.to_vec(), value.0, value.1));
+            }
+        }
     }
 
     fn dir(&mut self, rel: &[u8], parent: &[u8], name: &[u8], meta: Meta) -> Result<(), UnpackError> {
@@ -530,7 +545,7 @@ impl<'o> Extractor<'o> {
         let fd = rustix::fs::openat(p, os(name), OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())
             .map_err(|e| err(rel, "open directory")(e.into()))?;
         self.apply_fd(rel, fd.as_fd(), &meta, false)?;
-        self.dirs.push((rel.to_vec(), meta.mode, Timestamps { last_access: meta.atime, last_modification: meta.mtime }));
+        self.defer_dir(rel, &meta);
         Ok(())
     }
 
