@@ -36,7 +36,11 @@ pub enum ContentError {
     #[error("digest mismatch: expected {expected}, got {actual}")]
     DigestMismatch { expected: Digest, actual: Digest },
     #[error("size mismatch for {digest}: expected {expected} bytes, got {actual}")]
-    SizeMismatch { digest: String, expected: u64, actual: u64 },
+    SizeMismatch {
+        digest: String,
+        expected: u64,
+        actual: u64,
+    },
     #[error("content {digest} is larger than the limit of {limit} bytes")]
     TooLarge { digest: String, limit: u64 },
     #[error("read content for {digest}")]
@@ -76,9 +80,9 @@ impl Classify for ContentError {
     fn kind(&self) -> ErrorKind {
         match self {
             ContentError::NotFound(_) => ErrorKind::NotFound,
-            ContentError::DigestMismatch { .. } | ContentError::SizeMismatch { .. } | ContentError::TooLarge { .. } => {
-                ErrorKind::InvalidArgument
-            }
+            ContentError::DigestMismatch { .. }
+            | ContentError::SizeMismatch { .. }
+            | ContentError::TooLarge { .. } => ErrorKind::InvalidArgument,
             _ => ErrorKind::Internal,
         }
     }
@@ -115,7 +119,10 @@ impl ContentStore {
     }
 
     pub fn open_with(root: &Path, options: ContentOptions) -> Result<Self, ContentError> {
-        let open_err = |source| ContentError::Open { path: root.to_path_buf(), source };
+        let open_err = |source| ContentError::Open {
+            path: root.to_path_buf(),
+            source,
+        };
         let blobs = root.join("blobs");
         let ingest = root.join("ingest");
         for alg in [Algorithm::Sha256, Algorithm::Sha512] {
@@ -124,19 +131,31 @@ impl ContentStore {
         fs::create_dir_all(&ingest).map_err(open_err)?;
         for entry in fs::read_dir(&ingest).map_err(open_err)? {
             let path = entry.map_err(open_err)?.path();
-            fs::remove_file(&path).or_else(|_| fs::remove_dir_all(&path)).map_err(open_err)?;
+            fs::remove_file(&path)
+                .or_else(|_| fs::remove_dir_all(&path))
+                .map_err(open_err)?;
         }
-        Ok(Self { blobs, ingest, options })
+        Ok(Self {
+            blobs,
+            ingest,
+            options,
+        })
     }
 
     /// Where the blob `digest` lives (whether or not it exists).
     pub fn path(&self, digest: &Digest) -> PathBuf {
-        self.blobs.join(digest.algorithm().as_str()).join(digest.hex())
+        self.blobs
+            .join(digest.algorithm().as_str())
+            .join(digest.hex())
     }
 
     /// Starts writing a blob. `expected` is the digest it must have (its algorithm is used for
     /// hashing; sha256 otherwise); `expected_size` its size, enforced while writing.
-    pub fn writer(&self, expected: Option<&Digest>, expected_size: Option<u64>) -> Result<ContentWriter, ContentError> {
+    pub fn writer(
+        &self,
+        expected: Option<&Digest>,
+        expected_size: Option<u64>,
+    ) -> Result<ContentWriter, ContentError> {
         let name = expected.map_or("new", |d| d.hex());
         let temp = self.ingest.join(format!("{name}-{}", random_suffix()));
         let label = expected.map_or_else(|| "new content".to_owned(), ToString::to_string);
@@ -144,7 +163,11 @@ impl ContentStore {
             .write(true)
             .create_new(true)
             .open(&temp)
-            .map_err(|source| ContentError::Write { digest: label.clone(), path: temp.clone(), source })?;
+            .map_err(|source| ContentError::Write {
+                digest: label.clone(),
+                path: temp.clone(),
+                source,
+            })?;
         Ok(ContentWriter {
             store: self.clone(),
             file: Some(file),
@@ -159,11 +182,20 @@ impl ContentStore {
 
     /// Streams `reader` into the store. When `expected` is given and the blob already exists,
     /// nothing is read.
-    pub fn ingest(&self, mut reader: impl Read, expected: Option<&Digest>, expected_size: Option<u64>) -> Result<Ingested, ContentError> {
-        if let Some(d) = expected {
-            if let Ok(size) = self.size(d) {
-                return Ok(Ingested { digest: d.clone(), size, existed: true });
-            }
+    pub fn ingest(
+        &self,
+        mut reader: impl Read,
+        expected: Option<&Digest>,
+        expected_size: Option<u64>,
+    ) -> Result<Ingested, ContentError> {
+        if let Some(d) = expected
+            && let Ok(size) = self.size(d)
+        {
+            return Ok(Ingested {
+                digest: d.clone(),
+                size,
+                existed: true,
+            });
         }
         let mut w = self.writer(expected, expected_size)?;
         let mut buf = vec![0u8; 256 * 1024];
@@ -172,7 +204,12 @@ impl ContentStore {
                 Ok(0) => break,
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(source) => return Err(ContentError::Read { digest: w.label.clone(), source }),
+                Err(source) => {
+                    return Err(ContentError::Read {
+                        digest: w.label.clone(),
+                        source,
+                    });
+                }
             };
             w.write_checked(&buf[..n])?;
         }
@@ -187,10 +224,14 @@ impl ContentStore {
         expected: Option<&Digest>,
         expected_size: Option<u64>,
     ) -> Result<Ingested, ContentError> {
-        if let Some(d) = expected {
-            if let Ok(size) = self.size(d) {
-                return Ok(Ingested { digest: d.clone(), size, existed: true });
-            }
+        if let Some(d) = expected
+            && let Ok(size) = self.size(d)
+        {
+            return Ok(Ingested {
+                digest: d.clone(),
+                size,
+                existed: true,
+            });
         }
         let mut w = self.writer(expected, expected_size)?;
         let mut buf = vec![0u8; 256 * 1024];
@@ -199,13 +240,21 @@ impl ContentStore {
                 Ok(0) => break,
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(source) => return Err(ContentError::Read { digest: w.label.clone(), source }),
+                Err(source) => {
+                    return Err(ContentError::Read {
+                        digest: w.label.clone(),
+                        source,
+                    });
+                }
             };
             w.write_checked(&buf[..n])?;
         }
         match tokio::task::spawn_blocking(move || w.commit()).await {
             Ok(result) => result,
-            Err(e) => Err(ContentError::Read { digest: "content".into(), source: io::Error::other(e) }),
+            Err(e) => Err(ContentError::Read {
+                digest: "content".into(),
+                source: io::Error::other(e),
+            }),
         }
     }
 
@@ -213,7 +262,10 @@ impl ContentStore {
     pub fn open_blob(&self, digest: &Digest) -> Result<File, ContentError> {
         File::open(self.path(digest)).map_err(|source| match source.kind() {
             io::ErrorKind::NotFound => ContentError::NotFound(digest.clone()),
-            _ => ContentError::OpenBlob { digest: digest.clone(), source },
+            _ => ContentError::OpenBlob {
+                digest: digest.clone(),
+                source,
+            },
         })
     }
 
@@ -222,17 +274,25 @@ impl ContentStore {
     }
 
     pub fn size(&self, digest: &Digest) -> Result<u64, ContentError> {
-        fs::metadata(self.path(digest)).map(|m| m.len()).map_err(|source| match source.kind() {
-            io::ErrorKind::NotFound => ContentError::NotFound(digest.clone()),
-            _ => ContentError::OpenBlob { digest: digest.clone(), source },
-        })
+        fs::metadata(self.path(digest))
+            .map(|m| m.len())
+            .map_err(|source| match source.kind() {
+                io::ErrorKind::NotFound => ContentError::NotFound(digest.clone()),
+                _ => ContentError::OpenBlob {
+                    digest: digest.clone(),
+                    source,
+                },
+            })
     }
 
     /// Deletes a blob. Readers that have it open keep reading the old inode.
     pub fn delete(&self, digest: &Digest) -> Result<(), ContentError> {
         fs::remove_file(self.path(digest)).map_err(|source| match source.kind() {
             io::ErrorKind::NotFound => ContentError::NotFound(digest.clone()),
-            _ => ContentError::Delete { digest: digest.clone(), source },
+            _ => ContentError::Delete {
+                digest: digest.clone(),
+                source,
+            },
         })
     }
 
@@ -242,10 +302,16 @@ impl ContentStore {
         let mut out = Vec::new();
         for alg in [Algorithm::Sha256, Algorithm::Sha512] {
             let dir = self.blobs.join(alg.as_str());
-            let list_err = |source| ContentError::List { path: dir.clone(), source };
+            let list_err = |source| ContentError::List {
+                path: dir.clone(),
+                source,
+            };
             for entry in fs::read_dir(&dir).map_err(list_err)? {
                 let entry = entry.map_err(list_err)?;
-                let Ok(digest) = format!("{}:{}", alg.as_str(), entry.file_name().to_string_lossy()).parse::<Digest>() else {
+                let Ok(digest) =
+                    format!("{}:{}", alg.as_str(), entry.file_name().to_string_lossy())
+                        .parse::<Digest>()
+                else {
                     continue;
                 };
                 out.push((digest, entry.metadata().map_err(list_err)?.len()));
@@ -272,19 +338,29 @@ pub struct ContentWriter {
 impl ContentWriter {
     fn write_checked(&mut self, data: &[u8]) -> Result<(), ContentError> {
         let size = self.size + data.len() as u64;
-        if let Some(expected) = self.expected_size {
-            if size > expected {
-                return Err(ContentError::SizeMismatch { digest: self.label.clone(), expected, actual: size });
-            }
+        if let Some(expected) = self.expected_size
+            && size > expected
+        {
+            return Err(ContentError::SizeMismatch {
+                digest: self.label.clone(),
+                expected,
+                actual: size,
+            });
         }
-        if let Some(limit) = self.store.options.max_blob_size {
-            if size > limit {
-                return Err(ContentError::TooLarge { digest: self.label.clone(), limit });
-            }
+        if let Some(limit) = self.store.options.max_blob_size
+            && size > limit
+        {
+            return Err(ContentError::TooLarge {
+                digest: self.label.clone(),
+                limit,
+            });
         }
         let file = self.file.as_mut().expect("file present until commit");
-        file.write_all(data)
-            .map_err(|source| ContentError::Write { digest: self.label.clone(), path: self.temp.clone(), source })?;
+        file.write_all(data).map_err(|source| ContentError::Write {
+            digest: self.label.clone(),
+            path: self.temp.clone(),
+            source,
+        })?;
         self.hasher.update(data);
         self.size = size;
         Ok(())
@@ -298,32 +374,56 @@ impl ContentWriter {
     /// Verifies digest and size, makes the blob durable and moves it into place.
     pub fn commit(mut self) -> Result<Ingested, ContentError> {
         let actual = self.hasher.clone().finish();
-        if let Some(expected) = &self.expected {
-            if *expected != actual {
-                return Err(ContentError::DigestMismatch { expected: expected.clone(), actual });
-            }
+        if let Some(expected) = &self.expected
+            && *expected != actual
+        {
+            return Err(ContentError::DigestMismatch {
+                expected: expected.clone(),
+                actual,
+            });
         }
-        if let Some(expected) = self.expected_size {
-            if expected != self.size {
-                return Err(ContentError::SizeMismatch { digest: actual.to_string(), expected, actual: self.size });
-            }
+        if let Some(expected) = self.expected_size
+            && expected != self.size
+        {
+            return Err(ContentError::SizeMismatch {
+                digest: actual.to_string(),
+                expected,
+                actual: self.size,
+            });
         }
-        let write_err = |path: &Path, source| ContentError::Write { digest: actual.to_string(), path: path.to_path_buf(), source };
+        let write_err = |path: &Path, source| ContentError::Write {
+            digest: actual.to_string(),
+            path: path.to_path_buf(),
+            source,
+        };
         let file = self.file.take().expect("file present until commit");
         file.sync_all().map_err(|e| write_err(&self.temp, e))?;
         drop(file);
         let dest = self.store.path(&actual);
         if dest.exists() {
             // Another ingest got there first; the content is the same by its digest.
-            return Ok(Ingested { digest: actual, size: self.size, existed: true });
+            return Ok(Ingested {
+                digest: actual,
+                size: self.size,
+                existed: true,
+            });
         }
         // Blobs are immutable: make that visible in their mode too.
-        let _ = fs::set_permissions(&self.temp, std::os::unix::fs::PermissionsExt::from_mode(0o444));
+        let _ = fs::set_permissions(
+            &self.temp,
+            std::os::unix::fs::PermissionsExt::from_mode(0o444),
+        );
         fs::rename(&self.temp, &dest).map_err(|e| write_err(&dest, e))?;
         if let Some(dir) = dest.parent() {
-            File::open(dir).and_then(|d| d.sync_all()).map_err(|e| write_err(dir, e))?;
+            File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| write_err(dir, e))?;
         }
-        Ok(Ingested { digest: actual, size: self.size, existed: false })
+        Ok(Ingested {
+            digest: actual,
+            size: self.size,
+            existed: false,
+        })
     }
 }
 
@@ -364,38 +464,93 @@ mod tests {
         let cs = ContentStore::open(tmp.path()).unwrap();
         let data = b"hello blob".repeat(1000);
         let d = sha(&data);
-        let got = cs.ingest(&data[..], Some(&d), Some(data.len() as u64)).unwrap();
-        assert_eq!(got, Ingested { digest: d.clone(), size: data.len() as u64, existed: false });
+        let got = cs
+            .ingest(&data[..], Some(&d), Some(data.len() as u64))
+            .unwrap();
+        assert_eq!(
+            got,
+            Ingested {
+                digest: d.clone(),
+                size: data.len() as u64,
+                existed: false
+            }
+        );
         assert!(cs.exists(&d));
         let mut back = Vec::new();
         cs.open_blob(&d).unwrap().read_to_end(&mut back).unwrap();
         assert_eq!(back, data);
         assert_eq!(cs.list().unwrap(), vec![(d.clone(), data.len() as u64)]);
-        assert!(cs.ingest(&b"x"[..], Some(&d), None).unwrap().existed, "existing blob: nothing read");
+        assert!(
+            cs.ingest(&b"x"[..], Some(&d), None).unwrap().existed,
+            "existing blob: nothing read"
+        );
         cs.delete(&d).unwrap();
         assert_eq!(cs.delete(&d).unwrap_err().kind(), ErrorKind::NotFound);
         assert_eq!(cs.open_blob(&d).unwrap_err().kind(), ErrorKind::NotFound);
         // Without an expected digest the computed one is returned.
-        assert_eq!(cs.ingest(&b"abc"[..], None, None).unwrap().digest, sha(b"abc"));
-        assert_eq!(fs::read_dir(tmp.path().join("ingest")).unwrap().count(), 0, "no temp files left");
+        assert_eq!(
+            cs.ingest(&b"abc"[..], None, None).unwrap().digest,
+            sha(b"abc")
+        );
+        assert_eq!(
+            fs::read_dir(tmp.path().join("ingest")).unwrap().count(),
+            0,
+            "no temp files left"
+        );
     }
 
     #[test]
     fn mismatches_say_expected_and_got() {
         let tmp = tempfile::tempdir().unwrap();
-        let cs = ContentStore::open_with(tmp.path(), ContentOptions { max_blob_size: Some(10) }).unwrap();
+        let cs = ContentStore::open_with(
+            tmp.path(),
+            ContentOptions {
+                max_blob_size: Some(10),
+            },
+        )
+        .unwrap();
         let wrong = sha(b"other");
         let err = cs.ingest(&b"data"[..], Some(&wrong), None).unwrap_err();
-        assert_eq!(err.to_string(), format!("digest mismatch: expected {wrong}, got {}", sha(b"data")));
+        assert_eq!(
+            err.to_string(),
+            format!("digest mismatch: expected {wrong}, got {}", sha(b"data"))
+        );
         assert_eq!(err.kind(), ErrorKind::InvalidArgument);
         let err = cs.ingest(&b"data"[..], None, Some(3)).unwrap_err();
-        assert!(matches!(err, ContentError::SizeMismatch { expected: 3, actual: 4, .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                ContentError::SizeMismatch {
+                    expected: 3,
+                    actual: 4,
+                    ..
+                }
+            ),
+            "{err}"
+        );
         let err = cs.ingest(&b"data"[..], None, Some(5)).unwrap_err();
-        assert!(matches!(err, ContentError::SizeMismatch { expected: 5, actual: 4, .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                ContentError::SizeMismatch {
+                    expected: 5,
+                    actual: 4,
+                    ..
+                }
+            ),
+            "{err}"
+        );
         let err = cs.ingest(&[0u8; 11][..], None, None).unwrap_err();
-        assert!(matches!(err, ContentError::TooLarge { limit: 10, .. }), "{err}");
+        assert!(
+            matches!(err, ContentError::TooLarge { limit: 10, .. }),
+            "{err}"
+        );
         assert!(cs.list().unwrap().is_empty());
-        assert_eq!(fs::read_dir(tmp.path().join("ingest")).unwrap().count(), 0, "failed ingests leave nothing");
+        assert_eq!(
+            fs::read_dir(tmp.path().join("ingest")).unwrap().count(),
+            0,
+            "failed ingests leave nothing"
+        );
     }
 
     #[test]
@@ -423,15 +578,25 @@ mod tests {
     fn async_ingest() {
         let tmp = tempfile::tempdir().unwrap();
         let cs = ContentStore::open(tmp.path()).unwrap();
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         let data = vec![42u8; 300_000];
-        let got = rt.block_on(cs.ingest_async(&data[..], Some(&sha(&data)), None)).unwrap();
+        let got = rt
+            .block_on(cs.ingest_async(&data[..], Some(&sha(&data)), None))
+            .unwrap();
         assert_eq!(got.size, 300_000);
         let mut h = Hasher::new(Algorithm::Sha512);
         h.update(&data);
         let sha512 = h.finish();
-        let got = rt.block_on(cs.ingest_async(&data[..], Some(&sha512), None)).unwrap();
-        assert!(cs.path(&got.digest).starts_with(tmp.path().join("blobs/sha512")));
+        let got = rt
+            .block_on(cs.ingest_async(&data[..], Some(&sha512), None))
+            .unwrap();
+        assert!(
+            cs.path(&got.digest)
+                .starts_with(tmp.path().join("blobs/sha512"))
+        );
     }
 
     #[test]

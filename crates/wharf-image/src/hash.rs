@@ -51,7 +51,11 @@ pub(crate) struct HashReader<R> {
 
 impl<R> HashReader<R> {
     pub(crate) fn new(inner: R, hasher: Hasher) -> Self {
-        Self { inner, hasher, count: 0 }
+        Self {
+            inner,
+            hasher,
+            count: 0,
+        }
     }
 }
 
@@ -73,7 +77,11 @@ pub(crate) struct HashWriter<W> {
 
 impl<W> HashWriter<W> {
     pub(crate) fn new(inner: W, hasher: Hasher) -> Self {
-        Self { inner, hasher, count: 0 }
+        Self {
+            inner,
+            hasher,
+            count: 0,
+        }
     }
 }
 

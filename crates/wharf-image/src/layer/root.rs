@@ -26,7 +26,13 @@ pub(crate) fn openat2_available() -> bool {
     static PROBE: OnceLock<bool> = OnceLock::new();
     *PROBE.get_or_init(|| {
         !matches!(
-            rustix::fs::openat2(CWD, ".", OFlags::PATH | OFlags::CLOEXEC, Mode::empty(), ResolveFlags::IN_ROOT),
+            rustix::fs::openat2(
+                CWD,
+                ".",
+                OFlags::PATH | OFlags::CLOEXEC,
+                Mode::empty(),
+                ResolveFlags::IN_ROOT
+            ),
             Err(Errno::NOSYS)
         )
     })
@@ -47,8 +53,16 @@ pub(crate) struct Root {
 impl Root {
     /// Opens `dest` (which must be a directory; a final symlink is not followed).
     pub(crate) fn open(dest: &Path, force_userspace: bool) -> io::Result<Self> {
-        let fd = rustix::fs::open(dest, OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())?;
-        Ok(Self { fd, in_kernel: !force_userspace && openat2_available(), cache: None })
+        let fd = rustix::fs::open(
+            dest,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        Ok(Self {
+            fd,
+            in_kernel: !force_userspace && openat2_available(),
+            cache: None,
+        })
     }
 
     pub(crate) fn fd(&self) -> BorrowedFd<'_> {
@@ -67,7 +81,13 @@ impl Root {
         let flags = flags | OFlags::CLOEXEC;
         if self.in_kernel {
             for _ in 0..64 {
-                match rustix::fs::openat2(&self.fd, os(path), flags, Mode::empty(), ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS) {
+                match rustix::fs::openat2(
+                    &self.fd,
+                    os(path),
+                    flags,
+                    Mode::empty(),
+                    ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+                ) {
                     // EAGAIN: a concurrent rename somewhere in the tree; the lookup is retried.
                     Err(Errno::AGAIN) => continue,
                     other => return other.map_err(Into::into),
@@ -79,12 +99,24 @@ impl Root {
         if flags.contains(OFlags::PATH) {
             return Ok(dir);
         }
-        Ok(rustix::fs::openat(&dir, ".", (flags - OFlags::NOFOLLOW) | OFlags::DIRECTORY, Mode::empty())?)
+        Ok(rustix::fs::openat(
+            &dir,
+            ".",
+            (flags - OFlags::NOFOLLOW) | OFlags::DIRECTORY,
+            Mode::empty(),
+        )?)
     }
 
     /// The userspace version of `RESOLVE_IN_ROOT` for directories.
     fn walk(&self, rel: &[u8]) -> io::Result<OwnedFd> {
-        let dup = |fd: BorrowedFd<'_>| rustix::fs::openat(fd, ".", OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty());
+        let dup = |fd: BorrowedFd<'_>| {
+            rustix::fs::openat(
+                fd,
+                ".",
+                OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+        };
         let mut stack: Vec<OwnedFd> = Vec::new();
         let mut todo: VecDeque<Vec<u8>> = rel.split(|b| *b == b'/').map(<[u8]>::to_vec).collect();
         let mut links = 0;
@@ -98,7 +130,12 @@ impl Root {
                 _ => {}
             }
             let cur = stack.last().map_or(self.fd.as_fd(), |f| f.as_fd());
-            let fd = rustix::fs::openat(cur, os(&c), OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())?;
+            let fd = rustix::fs::openat(
+                cur,
+                os(&c),
+                OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            )?;
             let st = rustix::fs::fstat(&fd)?;
             match FileType::from_raw_mode(st.st_mode) {
                 FileType::Directory => stack.push(fd),
@@ -129,18 +166,27 @@ impl Root {
     pub(crate) fn dir(&mut self, rel: &[u8], create: bool) -> io::Result<BorrowedFd<'_>> {
         if self.cache.as_ref().is_none_or(|(k, _)| k != rel) {
             let fd = match self.resolve(rel, OFlags::PATH | OFlags::DIRECTORY) {
-                Err(e) if create && e.raw_os_error() == Some(Errno::NOENT.raw_os_error()) => self.create_dirs(rel)?,
+                Err(e) if create && e.raw_os_error() == Some(Errno::NOENT.raw_os_error()) => {
+                    self.create_dirs(rel)?
+                }
                 other => other?,
             };
             self.cache = Some((rel.to_vec(), fd));
         }
-        Ok(self.cache.as_ref().map(|(_, fd)| fd.as_fd()).expect("cache just filled"))
+        Ok(self
+            .cache
+            .as_ref()
+            .map(|(_, fd)| fd.as_fd())
+            .expect("cache just filled"))
     }
 
     fn create_dirs(&self, rel: &[u8]) -> io::Result<OwnedFd> {
         let mut end = 0;
         while end < rel.len() {
-            let next = rel[end..].iter().position(|b| *b == b'/').map_or(rel.len(), |i| end + i);
+            let next = rel[end..]
+                .iter()
+                .position(|b| *b == b'/')
+                .map_or(rel.len(), |i| end + i);
             let prefix = &rel[..next];
             match self.resolve(prefix, OFlags::PATH | OFlags::DIRECTORY) {
                 Ok(_) => {}
@@ -176,7 +222,12 @@ pub(crate) fn remove_all_at(dir: BorrowedFd<'_>, name: &[u8]) -> io::Result<()> 
         Err(Errno::ISDIR) => {}
         Err(e) => return Err(e.into()),
     }
-    let sub = rustix::fs::openat(dir, os(name), OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())?;
+    let sub = rustix::fs::openat(
+        dir,
+        os(name),
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
     for child in list_dir(sub.as_fd())? {
         remove_all_at(sub.as_fd(), &child)?;
     }

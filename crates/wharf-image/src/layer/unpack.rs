@@ -94,7 +94,12 @@ pub struct UnpackOptions {
 
 impl Default for UnpackOptions {
     fn default() -> Self {
-        Self { whiteouts: WhiteoutStyle::Overlay, rootless: false, sync: false, force_userspace_resolve: false }
+        Self {
+            whiteouts: WhiteoutStyle::Overlay,
+            rootless: false,
+            sync: false,
+            force_userspace_resolve: false,
+        }
     }
 }
 
@@ -175,17 +180,26 @@ impl<R: Read> Decoder<R> {
 /// Unpacks the layer read from `reader` into `dest` in one streaming pass, and returns its
 /// digests. Safe to call from several threads at once on different destinations. On error
 /// `dest` holds a partial layer: the caller removes the snapshot.
-pub fn unpack<R: Read>(reader: R, dest: &Path, opts: &UnpackOptions) -> Result<UnpackResult, UnpackError> {
+pub fn unpack<R: Read>(
+    reader: R,
+    dest: &Path,
+    opts: &UnpackOptions,
+) -> Result<UnpackResult, UnpackError> {
     let read_err = |source| UnpackError::Read { source };
     let mut raw = HashReader::new(reader, Hasher::sha256());
     let mut head = Vec::with_capacity(8);
-    (&mut raw).take(6).read_to_end(&mut head).map_err(read_err)?;
+    (&mut raw)
+        .take(6)
+        .read_to_end(&mut head)
+        .map_err(read_err)?;
     let compression = detect(&head)?;
     let buffered = BufReader::with_capacity(BUF_SIZE, Cursor::new(head).chain(raw));
     let decoder = match compression {
         Compression::None => Decoder::Plain(buffered),
         Compression::Gzip => Decoder::Gzip(flate2::bufread::MultiGzDecoder::new(buffered)),
-        Compression::Zstd => Decoder::Zstd(zstd::stream::read::Decoder::with_buffer(buffered).map_err(read_err)?),
+        Compression::Zstd => {
+            Decoder::Zstd(zstd::stream::read::Decoder::with_buffer(buffered).map_err(read_err)?)
+        }
     };
     let mut archive = tar::Archive::new(HashReader::new(decoder, Hasher::sha256()));
     let mut ex = Extractor::new(dest, opts)?;
@@ -253,9 +267,16 @@ fn parse_pax_time(v: &[u8]) -> Option<Timespec> {
     let (sec, frac) = s.split_once('.').unwrap_or((s, ""));
     let sec: i64 = sec.parse().ok()?;
     let digits: String = frac.chars().take(9).collect();
-    let nsec: i64 = if digits.is_empty() { 0 } else { format!("{digits:0<9}").parse().ok()? };
+    let nsec: i64 = if digits.is_empty() {
+        0
+    } else {
+        format!("{digits:0<9}").parse().ok()?
+    };
     let nsec = if sec < 0 && nsec > 0 { -nsec } else { nsec };
-    Some(Timespec { tv_sec: sec, tv_nsec: nsec as _ })
+    Some(Timespec {
+        tv_sec: sec,
+        tv_nsec: nsec as _,
+    })
 }
 
 const PAX_XATTR: &str = "SCHILY.xattr.";
@@ -266,7 +287,10 @@ fn is_overlay_xattr(name: &[u8]) -> bool {
 
 fn read_meta<R: Read>(entry: &mut tar::Entry<'_, R>) -> io::Result<Meta> {
     let h = entry.header();
-    let mtime = Timespec { tv_sec: h.mtime().unwrap_or(0) as i64, tv_nsec: 0 };
+    let mtime = Timespec {
+        tv_sec: h.mtime().unwrap_or(0) as i64,
+        tv_nsec: 0,
+    };
     let mut meta = Meta {
         mode: h.mode().unwrap_or(0o644) & 0o7777,
         uid: h.uid().unwrap_or(0),
@@ -280,7 +304,11 @@ fn read_meta<R: Read>(entry: &mut tar::Entry<'_, R>) -> io::Result<Meta> {
         for ext in exts {
             let ext = ext?;
             let (key, value) = (ext.key_bytes(), ext.value_bytes());
-            let num = || std::str::from_utf8(value).ok().and_then(|v| v.parse::<u64>().ok());
+            let num = || {
+                std::str::from_utf8(value)
+                    .ok()
+                    .and_then(|v| v.parse::<u64>().ok())
+            };
             match key {
                 b"mtime" => meta.mtime = parse_pax_time(value).unwrap_or(meta.mtime),
                 b"atime" => atime = parse_pax_time(value),
@@ -315,7 +343,11 @@ struct Extractor<'o> {
 }
 
 fn err<'a>(rel: &'a [u8], op: &'static str) -> impl FnOnce(io::Error) -> UnpackError + use<'a> {
-    move |source| UnpackError::Extract { path: show(rel), op, source }
+    move |source| UnpackError::Extract {
+        path: show(rel),
+        op,
+        source,
+    }
 }
 
 fn errno(e: &io::Error) -> Option<Errno> {
@@ -324,8 +356,11 @@ fn errno(e: &io::Error) -> Option<Errno> {
 
 impl<'o> Extractor<'o> {
     fn new(dest: &Path, opts: &'o UnpackOptions) -> Result<Self, UnpackError> {
-        let root = Root::open(dest, opts.force_userspace_resolve)
-            .map_err(|source| UnpackError::Open { path: dest.to_path_buf(), source })?;
+        let root =
+            Root::open(dest, opts.force_userspace_resolve).map_err(|source| UnpackError::Open {
+                path: dest.to_path_buf(),
+                source,
+            })?;
         Ok(Self {
             root,
             opts,
@@ -340,15 +375,26 @@ impl<'o> Extractor<'o> {
     }
 
     fn skip(&mut self, rel: &[u8], reason: &'static str) {
-        self.skipped.push(Skipped { path: show(rel), reason });
+        self.skipped.push(Skipped {
+            path: show(rel),
+            reason,
+        });
     }
 
     fn entry<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>) -> Result<(), UnpackError> {
         self.entries += 1;
         let etype = entry.header().entry_type();
         let raw_path = entry.path_bytes().into_owned();
-        let rel = normalize(&raw_path).ok_or_else(|| UnpackError::PathEscapes { path: show(&raw_path) })?;
-        if matches!(etype, EntryType::XGlobalHeader | EntryType::XHeader | EntryType::GNULongName | EntryType::GNULongLink) {
+        let rel = normalize(&raw_path).ok_or_else(|| UnpackError::PathEscapes {
+            path: show(&raw_path),
+        })?;
+        if matches!(
+            etype,
+            EntryType::XGlobalHeader
+                | EntryType::XHeader
+                | EntryType::GNULongName
+                | EntryType::GNULongLink
+        ) {
             return Ok(());
         }
         let (parent, name) = split_parent(&rel);
@@ -362,7 +408,10 @@ impl<'o> Extractor<'o> {
         if rel.is_empty() {
             return match etype {
                 EntryType::Directory => self.root_dir(meta),
-                _ => Err(UnpackError::InvalidEntry { path: show(&raw_path), reason: "a non-directory entry names the root" }),
+                _ => Err(UnpackError::InvalidEntry {
+                    path: show(&raw_path),
+                    reason: "a non-directory entry names the root",
+                }),
             };
         }
         match etype {
@@ -372,19 +421,31 @@ impl<'o> Extractor<'o> {
                 self.file(&rel, parent, name, meta, entry, sparse)
             }
             EntryType::Symlink => {
-                let target = entry.link_name_bytes().map(|t| t.into_owned()).unwrap_or_default();
+                let target = entry
+                    .link_name_bytes()
+                    .map(|t| t.into_owned())
+                    .unwrap_or_default();
                 if target.is_empty() {
-                    return Err(UnpackError::InvalidEntry { path: show(&rel), reason: "symlink without a target" });
+                    return Err(UnpackError::InvalidEntry {
+                        path: show(&rel),
+                        reason: "symlink without a target",
+                    });
                 }
                 self.symlink(&rel, parent, name, &target, meta)
             }
             EntryType::Link => {
-                let target = entry.link_name_bytes().map(|t| t.into_owned()).unwrap_or_default();
+                let target = entry
+                    .link_name_bytes()
+                    .map(|t| t.into_owned())
+                    .unwrap_or_default();
                 self.hardlink(&rel, parent, name, &target)
             }
             EntryType::Char | EntryType::Block | EntryType::Fifo => {
                 let h = entry.header();
-                let dev = rustix::fs::makedev(h.device_major().ok().flatten().unwrap_or(0), h.device_minor().ok().flatten().unwrap_or(0));
+                let dev = rustix::fs::makedev(
+                    h.device_major().ok().flatten().unwrap_or(0),
+                    h.device_minor().ok().flatten().unwrap_or(0),
+                );
                 let kind = match etype {
                     EntryType::Char => FileType::CharacterDevice,
                     EntryType::Block => FileType::BlockDevice,
@@ -405,8 +466,17 @@ impl<'o> Extractor<'o> {
 
     /// Removes whatever is at `parent/name` unless it is a directory and `keep_dir`. Returns
     /// true when a directory was kept.
-    fn clear(&mut self, rel: &[u8], parent: &[u8], name: &[u8], keep_dir: bool) -> Result<bool, UnpackError> {
-        let p = self.root.dir(parent, true).map_err(err(rel, "open parent directory"))?;
+    fn clear(
+        &mut self,
+        rel: &[u8],
+        parent: &[u8],
+        name: &[u8],
+        keep_dir: bool,
+    ) -> Result<bool, UnpackError> {
+        let p = self
+            .root
+            .dir(parent, true)
+            .map_err(err(rel, "open parent directory"))?;
         let st = match rustix::fs::statat(p, os(name), AtFlags::SYMLINK_NOFOLLOW) {
             Ok(st) => st,
             Err(Errno::NOENT) => return Ok(false),
@@ -429,14 +499,20 @@ impl<'o> Extractor<'o> {
         op: &'static str,
         create: impl Fn(BorrowedFd<'_>) -> Result<(), Errno>,
     ) -> Result<(), UnpackError> {
-        let p = self.root.dir(parent, true).map_err(err(rel, "open parent directory"))?;
+        let p = self
+            .root
+            .dir(parent, true)
+            .map_err(err(rel, "open parent directory"))?;
         match create(p) {
             Ok(()) => return Ok(()),
             Err(Errno::EXIST) => {}
             Err(e) => return Err(err(rel, op)(e.into())),
         }
         self.clear(rel, parent, name, false)?;
-        let p = self.root.dir(parent, true).map_err(err(rel, "open parent directory"))?;
+        let p = self
+            .root
+            .dir(parent, true)
+            .map_err(err(rel, "open parent directory"))?;
         create(p).map_err(|e| err(rel, op)(e.into()))
     }
 
@@ -447,35 +523,57 @@ impl<'o> Extractor<'o> {
         }
     }
 
-    fn xattr_ok(&mut self, r: Result<(), Errno>, rel: &[u8], name: &[u8]) -> Result<(), UnpackError> {
+    fn xattr_ok(
+        &mut self,
+        r: Result<(), Errno>,
+        rel: &[u8],
+        name: &[u8],
+    ) -> Result<(), UnpackError> {
         match r {
             Ok(()) => Ok(()),
             Err(Errno::NOTSUP) => {
                 self.skip(rel, "xattr not supported by the destination filesystem");
                 Ok(())
             }
-            Err(Errno::PERM | Errno::ACCESS) if self.opts.rootless && !name.starts_with(b"user.") => Ok(()),
+            Err(Errno::PERM | Errno::ACCESS)
+                if self.opts.rootless && !name.starts_with(b"user.") =>
+            {
+                Ok(())
+            }
             Err(e) => Err(err(rel, "set xattr")(e.into())),
         }
     }
 
     fn ids(meta: &Meta) -> (Option<rustix::fs::Uid>, Option<rustix::fs::Gid>) {
-        (Some(rustix::fs::Uid::from_raw(meta.uid as u32)), Some(rustix::fs::Gid::from_raw(meta.gid as u32)))
+        (
+            Some(rustix::fs::Uid::from_raw(meta.uid as u32)),
+            Some(rustix::fs::Gid::from_raw(meta.gid as u32)),
+        )
     }
 
     /// Owner, mode, xattrs and times through an open fd (regular files).
-    fn apply_fd(&mut self, rel: &[u8], fd: BorrowedFd<'_>, meta: &Meta, mode_and_times: bool) -> Result<(), UnpackError> {
+    fn apply_fd(
+        &mut self,
+        rel: &[u8],
+        fd: BorrowedFd<'_>,
+        meta: &Meta,
+        mode_and_times: bool,
+    ) -> Result<(), UnpackError> {
         let (uid, gid) = Self::ids(meta);
         self.chown_ok(rustix::fs::fchown(fd, uid, gid), rel)?;
         if mode_and_times {
-            rustix::fs::fchmod(fd, Mode::from_raw_mode(meta.mode)).map_err(|e| err(rel, "chmod")(e.into()))?;
+            rustix::fs::fchmod(fd, Mode::from_raw_mode(meta.mode))
+                .map_err(|e| err(rel, "chmod")(e.into()))?;
         }
         for (name, value) in &meta.xattrs {
             let r = rustix::fs::fsetxattr(fd, os(name), value, XattrFlags::empty());
             self.xattr_ok(r, rel, name)?;
         }
         if mode_and_times {
-            let times = Timestamps { last_access: meta.atime, last_modification: meta.mtime };
+            let times = Timestamps {
+                last_access: meta.atime,
+                last_modification: meta.mtime,
+            };
             rustix::fs::futimens(fd, &times).map_err(|e| err(rel, "set times")(e.into()))?;
         }
         Ok(())
@@ -483,23 +581,51 @@ impl<'o> Extractor<'o> {
 
     /// Owner, mode (unless a symlink), xattrs and times by name in the parent (symlinks and
     /// device nodes, which cannot be opened for this).
-    fn apply_at(&mut self, rel: &[u8], parent: &[u8], name: &[u8], meta: &Meta, symlink: bool) -> Result<(), UnpackError> {
-        let p = self.root.dir(parent, true).map_err(err(rel, "open parent directory"))?;
+    fn apply_at(
+        &mut self,
+        rel: &[u8],
+        parent: &[u8],
+        name: &[u8],
+        meta: &Meta,
+        symlink: bool,
+    ) -> Result<(), UnpackError> {
+        let p = self
+            .root
+            .dir(parent, true)
+            .map_err(err(rel, "open parent directory"))?;
         let (uid, gid) = Self::ids(meta);
         let chown = rustix::fs::chownat(p, os(name), uid, gid, AtFlags::SYMLINK_NOFOLLOW);
-        let chmod = if symlink { Ok(()) } else { rustix::fs::chmodat(p, os(name), Mode::from_raw_mode(meta.mode), AtFlags::empty()) };
-        let times = Timestamps { last_access: meta.atime, last_modification: meta.mtime };
+        let chmod = if symlink {
+            Ok(())
+        } else {
+            rustix::fs::chmodat(
+                p,
+                os(name),
+                Mode::from_raw_mode(meta.mode),
+                AtFlags::empty(),
+            )
+        };
+        let times = Timestamps {
+            last_access: meta.atime,
+            last_modification: meta.mtime,
+        };
         let utimes = rustix::fs::utimensat(p, os(name), &times, AtFlags::SYMLINK_NOFOLLOW);
         // xattrs by path through the parent's fd (lsetxattr does not follow the final link).
         let proc_path = {
-            let mut v = format!("/proc/self/fd/{}/", std::os::fd::AsRawFd::as_raw_fd(&p)).into_bytes();
+            let mut v =
+                format!("/proc/self/fd/{}/", std::os::fd::AsRawFd::as_raw_fd(&p)).into_bytes();
             v.extend_from_slice(name);
             v
         };
         let xattr_results: Vec<_> = meta
             .xattrs
             .iter()
-            .map(|(n, v)| (n.clone(), rustix::fs::lsetxattr(os(&proc_path), os(n), v, XattrFlags::empty())))
+            .map(|(n, v)| {
+                (
+                    n.clone(),
+                    rustix::fs::lsetxattr(os(&proc_path), os(n), v, XattrFlags::empty()),
+                )
+            })
             .collect();
         self.chown_ok(chown, rel)?;
         chmod.map_err(|e| err(rel, "chmod")(e.into()))?;
@@ -510,7 +636,10 @@ impl<'o> Extractor<'o> {
     }
 
     fn root_dir(&mut self, meta: Meta) -> Result<(), UnpackError> {
-        let fd = self.root.resolve(b"", OFlags::RDONLY | OFlags::DIRECTORY).map_err(err(b"", "open root"))?;
+        let fd = self
+            .root
+            .resolve(b"", OFlags::RDONLY | OFlags::DIRECTORY)
+            .map_err(err(b"", "open root"))?;
         self.apply_fd(b"", fd.as_fd(), &meta, false)?;
         self.defer_dir(b"", &meta);
         Ok(())
@@ -519,7 +648,13 @@ impl<'o> Extractor<'o> {
     /// Records a directory's mode and times for [`Extractor::finish`]; a repeated entry for the
     /// same directory replaces the earlier values.
     fn defer_dir(&mut self, rel: &[u8], meta: &Meta) {
-        let value = (meta.mode, Timestamps { last_access: meta.atime, last_modification: meta.mtime });
+        let value = (
+            meta.mode,
+            Timestamps {
+                last_access: meta.atime,
+                last_modification: meta.mtime,
+            },
+        );
         match self.dir_index.get(rel) {
             Some(&i) => (self.dirs[i].1, self.dirs[i].2) = value,
             None => {
@@ -529,21 +664,42 @@ impl<'o> Extractor<'o> {
         }
     }
 
-    fn dir(&mut self, rel: &[u8], parent: &[u8], name: &[u8], meta: Meta) -> Result<(), UnpackError> {
-        let p = self.root.dir(parent, true).map_err(err(rel, "open parent directory"))?;
+    fn dir(
+        &mut self,
+        rel: &[u8],
+        parent: &[u8],
+        name: &[u8],
+        meta: Meta,
+    ) -> Result<(), UnpackError> {
+        let p = self
+            .root
+            .dir(parent, true)
+            .map_err(err(rel, "open parent directory"))?;
         match rustix::fs::mkdirat(p, os(name), Mode::from_raw_mode(0o755)) {
             Ok(()) => {}
             Err(Errno::EXIST) => {
                 if !self.clear(rel, parent, name, true)? {
-                    let p = self.root.dir(parent, true).map_err(err(rel, "open parent directory"))?;
-                    rustix::fs::mkdirat(p, os(name), Mode::from_raw_mode(0o755)).map_err(|e| err(rel, "mkdir")(e.into()))?;
+                    let p = self
+                        .root
+                        .dir(parent, true)
+                        .map_err(err(rel, "open parent directory"))?;
+                    rustix::fs::mkdirat(p, os(name), Mode::from_raw_mode(0o755))
+                        .map_err(|e| err(rel, "mkdir")(e.into()))?;
                 }
             }
             Err(e) => return Err(err(rel, "mkdir")(e.into())),
         }
-        let p = self.root.dir(parent, true).map_err(err(rel, "open parent directory"))?;
-        let fd = rustix::fs::openat(p, os(name), OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())
-            .map_err(|e| err(rel, "open directory")(e.into()))?;
+        let p = self
+            .root
+            .dir(parent, true)
+            .map_err(err(rel, "open parent directory"))?;
+        let fd = rustix::fs::openat(
+            p,
+            os(name),
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| err(rel, "open directory")(e.into()))?;
         self.apply_fd(rel, fd.as_fd(), &meta, false)?;
         self.defer_dir(rel, &meta);
         Ok(())
@@ -558,14 +714,22 @@ impl<'o> Extractor<'o> {
         data: &mut tar::Entry<'_, R>,
         sparse: bool,
     ) -> Result<(), UnpackError> {
-        let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        let open = |p: BorrowedFd<'_>| rustix::fs::openat(p, os(name), flags, Mode::from_raw_mode(0o600));
-        let p = self.root.dir(parent, true).map_err(err(rel, "open parent directory"))?;
+        let flags =
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let open =
+            |p: BorrowedFd<'_>| rustix::fs::openat(p, os(name), flags, Mode::from_raw_mode(0o600));
+        let p = self
+            .root
+            .dir(parent, true)
+            .map_err(err(rel, "open parent directory"))?;
         let fd: OwnedFd = match open(p) {
             Ok(fd) => fd,
             Err(Errno::EXIST) => {
                 self.clear(rel, parent, name, false)?;
-                let p = self.root.dir(parent, true).map_err(err(rel, "open parent directory"))?;
+                let p = self
+                    .root
+                    .dir(parent, true)
+                    .map_err(err(rel, "open parent directory"))?;
                 open(p).map_err(|e| err(rel, "create file")(e.into()))?
             }
             Err(e) => return Err(err(rel, "create file")(e.into())),
@@ -573,7 +737,9 @@ impl<'o> Extractor<'o> {
         let mut file = File::from(fd);
         let written = self.copy_data(data, &mut file, sparse).map_err(|source| {
             // A short or corrupt stream is a read error; anything else a write error.
-            if source.kind() == io::ErrorKind::UnexpectedEof || source.kind() == io::ErrorKind::InvalidData {
+            if source.kind() == io::ErrorKind::UnexpectedEof
+                || source.kind() == io::ErrorKind::InvalidData
+            {
                 UnpackError::Read { source }
             } else {
                 err(rel, "write file")(source)
@@ -584,7 +750,12 @@ impl<'o> Extractor<'o> {
     }
 
     /// Copies entry data into `file`. For sparse entries, all-zero blocks become holes.
-    fn copy_data(&mut self, data: &mut impl Read, file: &mut File, sparse: bool) -> io::Result<u64> {
+    fn copy_data(
+        &mut self,
+        data: &mut impl Read,
+        file: &mut File,
+        sparse: bool,
+    ) -> io::Result<u64> {
         let mut total = 0u64;
         loop {
             let n = match data.read(&mut self.buf) {
@@ -612,15 +783,34 @@ impl<'o> Extractor<'o> {
         Ok(total)
     }
 
-    fn symlink(&mut self, rel: &[u8], parent: &[u8], name: &[u8], target: &[u8], meta: Meta) -> Result<(), UnpackError> {
-        self.create_at(rel, parent, name, "symlink", |p| rustix::fs::symlinkat(os(target), p, os(name)))?;
+    fn symlink(
+        &mut self,
+        rel: &[u8],
+        parent: &[u8],
+        name: &[u8],
+        target: &[u8],
+        meta: Meta,
+    ) -> Result<(), UnpackError> {
+        self.create_at(rel, parent, name, "symlink", |p| {
+            rustix::fs::symlinkat(os(target), p, os(name))
+        })?;
         self.apply_at(rel, parent, name, &meta, true)
     }
 
-    fn hardlink(&mut self, rel: &[u8], parent: &[u8], name: &[u8], target: &[u8]) -> Result<(), UnpackError> {
-        let target_rel = normalize(target).ok_or_else(|| UnpackError::PathEscapes { path: show(target) })?;
+    fn hardlink(
+        &mut self,
+        rel: &[u8],
+        parent: &[u8],
+        name: &[u8],
+        target: &[u8],
+    ) -> Result<(), UnpackError> {
+        let target_rel =
+            normalize(target).ok_or_else(|| UnpackError::PathEscapes { path: show(target) })?;
         if target_rel.is_empty() {
-            return Err(UnpackError::InvalidEntry { path: show(rel), reason: "hard link to the root" });
+            return Err(UnpackError::InvalidEntry {
+                path: show(rel),
+                reason: "hard link to the root",
+            });
         }
         if target_rel == rel {
             return Ok(());
@@ -631,18 +821,34 @@ impl<'o> Extractor<'o> {
             .resolve(tparent, OFlags::PATH | OFlags::DIRECTORY)
             .map_err(|e| err(rel, "resolve hard link target")(e))?;
         let tname = tname.to_vec();
-        let link = |p: BorrowedFd<'_>| rustix::fs::linkat(&tp, os(&tname), p, os(name), AtFlags::empty());
+        let link =
+            |p: BorrowedFd<'_>| rustix::fs::linkat(&tp, os(&tname), p, os(name), AtFlags::empty());
         match self.create_at(rel, parent, name, "hard link", link) {
-            Err(UnpackError::Extract { source, .. }) if source.raw_os_error() == Some(Errno::PERM.raw_os_error()) => {
-                Err(UnpackError::InvalidEntry { path: show(rel), reason: "hard link to a directory" })
+            Err(UnpackError::Extract { source, .. })
+                if source.raw_os_error() == Some(Errno::PERM.raw_os_error()) =>
+            {
+                Err(UnpackError::InvalidEntry {
+                    path: show(rel),
+                    reason: "hard link to a directory",
+                })
             }
             other => other,
         }
     }
 
-    fn node(&mut self, rel: &[u8], parent: &[u8], name: &[u8], kind: FileType, dev: u64, meta: Meta) -> Result<(), UnpackError> {
+    fn node(
+        &mut self,
+        rel: &[u8],
+        parent: &[u8],
+        name: &[u8],
+        kind: FileType,
+        dev: u64,
+        meta: Meta,
+    ) -> Result<(), UnpackError> {
         let mode = Mode::from_raw_mode(meta.mode);
-        self.create_at(rel, parent, name, "mknod", |p| rustix::fs::mknodat(p, os(name), kind, mode, dev))?;
+        self.create_at(rel, parent, name, "mknod", |p| {
+            rustix::fs::mknodat(p, os(name), kind, mode, dev)
+        })?;
         self.apply_at(rel, parent, name, &meta, false)
     }
 
@@ -656,7 +862,10 @@ impl<'o> Extractor<'o> {
             return Ok(());
         }
         if target.is_empty() || target == b"." || target == b".." {
-            return Err(UnpackError::InvalidEntry { path: show(rel), reason: "whiteout of no name" });
+            return Err(UnpackError::InvalidEntry {
+                path: show(rel),
+                reason: "whiteout of no name",
+            });
         }
         let mut target_rel = parent.to_vec();
         if !target_rel.is_empty() {
@@ -666,7 +875,10 @@ impl<'o> Extractor<'o> {
         match self.opts.whiteouts {
             WhiteoutStyle::Overlay => {
                 self.clear(rel, parent, target, false)?;
-                let p = self.root.dir(parent, true).map_err(err(rel, "open parent directory"))?;
+                let p = self
+                    .root
+                    .dir(parent, true)
+                    .map_err(err(rel, "open parent directory"))?;
                 rustix::fs::mknodat(p, os(target), FileType::CharacterDevice, Mode::empty(), 0)
                     .map_err(|e| err(rel, "create whiteout device")(e.into()))
             }
@@ -677,7 +889,9 @@ impl<'o> Extractor<'o> {
                 }
                 let p = match self.root.dir(parent, false) {
                     Ok(p) => p,
-                    Err(e) if matches!(errno(&e), Some(Errno::NOENT | Errno::NOTDIR)) => return Ok(()),
+                    Err(e) if matches!(errno(&e), Some(Errno::NOENT | Errno::NOTDIR)) => {
+                        return Ok(());
+                    }
                     Err(e) => return Err(err(rel, "open parent directory")(e)),
                 };
                 remove_all_at(p, target).map_err(err(rel, "apply whiteout"))?;
@@ -688,11 +902,18 @@ impl<'o> Extractor<'o> {
     }
 
     fn opaque(&mut self, dir: &[u8]) -> Result<(), UnpackError> {
-        self.root.dir(dir, true).map_err(err(dir, "create opaque directory"))?;
-        let fd = self.root.resolve(dir, OFlags::RDONLY | OFlags::DIRECTORY).map_err(err(dir, "open opaque directory"))?;
+        self.root
+            .dir(dir, true)
+            .map_err(err(dir, "create opaque directory"))?;
+        let fd = self
+            .root
+            .resolve(dir, OFlags::RDONLY | OFlags::DIRECTORY)
+            .map_err(err(dir, "open opaque directory"))?;
         match self.opts.whiteouts {
-            WhiteoutStyle::Overlay => rustix::fs::fsetxattr(&fd, "trusted.overlay.opaque", b"y", XattrFlags::empty())
-                .map_err(|e| err(dir, "mark directory opaque")(e.into())),
+            WhiteoutStyle::Overlay => {
+                rustix::fs::fsetxattr(&fd, "trusted.overlay.opaque", b"y", XattrFlags::empty())
+                    .map_err(|e| err(dir, "mark directory opaque")(e.into()))
+            }
             WhiteoutStyle::Delete => {
                 for child in list_dir(fd.as_fd()).map_err(err(dir, "list opaque directory"))? {
                     let mut child_rel = dir.to_vec();
@@ -701,7 +922,8 @@ impl<'o> Extractor<'o> {
                     }
                     child_rel.extend_from_slice(&child);
                     if !self.created.contains(&child_rel) {
-                        remove_all_at(fd.as_fd(), &child).map_err(err(&child_rel, "apply opaque whiteout"))?;
+                        remove_all_at(fd.as_fd(), &child)
+                            .map_err(err(&child_rel, "apply opaque whiteout"))?;
                     }
                 }
                 self.root.invalidate();
@@ -714,13 +936,19 @@ impl<'o> Extractor<'o> {
     fn finish(&mut self) -> Result<(), UnpackError> {
         let dirs = std::mem::take(&mut self.dirs);
         for (rel, mode, times) in dirs.iter().rev() {
-            let fd = match self.root.resolve(rel, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW) {
+            let fd = match self
+                .root
+                .resolve(rel, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW)
+            {
                 Ok(fd) => fd,
                 // Replaced by a later entry (or whited out): nothing to fix up.
-                Err(e) if matches!(errno(&e), Some(Errno::NOENT | Errno::NOTDIR | Errno::LOOP)) => continue,
+                Err(e) if matches!(errno(&e), Some(Errno::NOENT | Errno::NOTDIR | Errno::LOOP)) => {
+                    continue;
+                }
                 Err(e) => return Err(err(rel, "open directory")(e)),
             };
-            rustix::fs::fchmod(&fd, Mode::from_raw_mode(*mode)).map_err(|e| err(rel, "chmod")(e.into()))?;
+            rustix::fs::fchmod(&fd, Mode::from_raw_mode(*mode))
+                .map_err(|e| err(rel, "chmod")(e.into()))?;
             rustix::fs::futimens(&fd, times).map_err(|e| err(rel, "set times")(e.into()))?;
         }
         Ok(())
