@@ -129,6 +129,7 @@ impl<D: Driver> Store<D> {
             Err(e) => return Err(open_err(e.into())),
         }
         let meta_path = root.join(METADATA_FILE);
+        let mut fresh = false;
         let meta = match fs::read(&meta_path) {
             Ok(bytes) => serde_json::from_slice::<MetaFile>(&bytes).map_err(|e| {
                 SnapshotError::ReadMetadata {
@@ -136,10 +137,13 @@ impl<D: Driver> Store<D> {
                     source: io::Error::new(io::ErrorKind::InvalidData, e),
                 }
             })?,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => MetaFile {
-                version: METADATA_VERSION,
-                ..Default::default()
-            },
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                fresh = true;
+                MetaFile {
+                    version: METADATA_VERSION,
+                    ..Default::default()
+                }
+            }
             Err(source) => {
                 return Err(SnapshotError::ReadMetadata {
                     path: meta_path,
@@ -165,6 +169,27 @@ impl<D: Driver> Store<D> {
             driver,
             _lock: lock,
         };
+        if fresh {
+            // Without metadata every snapshot directory would look orphaned and be deleted.
+            // Committed directories can only exist after a metadata commit, so their presence
+            // means the metadata file was lost: refuse rather than wipe.
+            let committed = fs::read_dir(&store.snapshots)
+                .map_err(open_err)?
+                .filter_map(Result::ok)
+                .filter(|e| e.file_name().to_string_lossy().parse::<u64>().is_ok())
+                .count();
+            if committed > 0 {
+                return Err(SnapshotError::ReadMetadata {
+                    path: store.meta_path.clone(),
+                    source: io::Error::new(
+                        io::ErrorKind::NotFound,
+                        format!(
+                            "metadata file missing but {committed} snapshot directories exist; restore it or delete the root"
+                        ),
+                    ),
+                });
+            }
+        }
         store.recovery = store.recover(root).map_err(open_err)?;
         Ok(store)
     }

@@ -334,6 +334,15 @@ fn persists_across_reopen<S: Snapshotter>(
     };
     let sn = open(root).unwrap();
     assert_eq!(sn.list().unwrap(), before);
+    drop(sn);
+    // A lost metadata file must not make every snapshot look orphaned.
+    fs::rename(root.join("metadata.json"), root.join("saved.json")).unwrap();
+    assert!(
+        open(root).is_err(),
+        "refuses to open (and wipe) without metadata"
+    );
+    fs::rename(root.join("saved.json"), root.join("metadata.json")).unwrap();
+    assert_eq!(open(root).unwrap().list().unwrap(), before);
 }
 
 macro_rules! suite {
