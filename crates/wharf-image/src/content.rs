@@ -447,6 +447,42 @@ impl Drop for ContentWriter {
     }
 }
 
+/// A reader that copies everything read through it into a writer: store a blob while
+/// unpacking it in the same pass.
+///
+/// ```no_run
+/// # use wharf_image::{ContentStore, TeeReader};
+/// # use wharf_image::layer::{unpack, UnpackOptions};
+/// # fn f(store: &ContentStore, body: impl std::io::Read, digest: &wharf_types::Digest, size: u64, dir: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
+/// let mut blob = store.writer(Some(digest), Some(size))?;
+/// let opts = UnpackOptions { expected_digest: Some(digest.clone()), ..Default::default() };
+/// let unpacked = unpack(TeeReader::new(body, &mut blob), dir, &opts)?; // reads to EOF
+/// blob.commit()?;
+/// # Ok(()) }
+/// ```
+pub struct TeeReader<R, W> {
+    reader: R,
+    writer: W,
+}
+
+impl<R: Read, W: Write> TeeReader<R, W> {
+    pub fn new(reader: R, writer: W) -> Self {
+        Self { reader, writer }
+    }
+
+    pub fn into_inner(self) -> (R, W) {
+        (self.reader, self.writer)
+    }
+}
+
+impl<R: Read, W: Write> Read for TeeReader<R, W> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.reader.read(buf)?;
+        self.writer.write_all(&buf[..n])?;
+        Ok(n)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

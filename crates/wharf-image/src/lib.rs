@@ -16,4 +16,4 @@ pub mod content;
 mod hash;
 pub mod layer;
 
-pub use content::{ContentError, ContentOptions, ContentStore, ContentWriter, Ingested};
+pub use content::{ContentError, ContentOptions, ContentStore, ContentWriter, Ingested, TeeReader};

@@ -329,8 +329,8 @@ fn run_corpus(force_userspace_resolve: bool) {
         let opts = UnpackOptions {
             whiteouts: case.style,
             rootless: case.rootless,
-            sync: false,
             force_userspace_resolve,
+            ..Default::default()
         };
         let result = unpack(&case.tar[..], &dest, &opts);
         let name = case.name;

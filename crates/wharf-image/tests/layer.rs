@@ -505,3 +505,44 @@ fn corrupt_and_truncated_layers_fail_cleanly() {
     let r = unpack(&[][..], tmp.path(), &UnpackOptions::default()).unwrap();
     assert_eq!(r.entries, 0, "an empty stream is an empty layer");
 }
+
+/// Pull in one pass: the blob goes to the content store while it is unpacked and verified.
+#[test]
+fn tee_into_content_store_and_verify() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = wharf_image::ContentStore::open(&tmp.path().join("content")).unwrap();
+    let plain = Tar::new().file("f", b"data").finish();
+    let blob = gzip(&plain);
+    let digest: wharf_types::Digest = sha256(&blob).parse().unwrap();
+    let diff_id: wharf_types::Digest = sha256(&plain).parse().unwrap();
+    let dest = tmp.path().join("dest");
+    fs::create_dir(&dest).unwrap();
+    let mut w = store
+        .writer(Some(&digest), Some(blob.len() as u64))
+        .unwrap();
+    let opts = UnpackOptions {
+        expected_digest: Some(digest.clone()),
+        expected_diff_id: Some(diff_id.clone()),
+        ..Default::default()
+    };
+    unpack(wharf_image::TeeReader::new(&blob[..], &mut w), &dest, &opts).unwrap();
+    w.commit().unwrap();
+    assert!(store.exists(&digest));
+    assert_eq!(fs::read(dest.join("f")).unwrap(), b"data");
+
+    let wrong: wharf_types::Digest = sha256(b"other").parse().unwrap();
+    let opts = UnpackOptions {
+        expected_diff_id: Some(wrong.clone()),
+        ..Default::default()
+    };
+    let err = unpack(&blob[..], &dest, &opts).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!("layer diff_id mismatch: expected {wrong}, got {diff_id}")
+    );
+    let opts = UnpackOptions {
+        expected_digest: Some(wrong),
+        ..Default::default()
+    };
+    assert!(unpack(&blob[..], &dest, &opts).is_err());
+}

@@ -50,6 +50,12 @@ pub enum UnpackError {
     },
     #[error("unsupported layer compression: {0}")]
     UnsupportedCompression(&'static str),
+    #[error("layer {what} mismatch: expected {expected}, got {actual}")]
+    DigestMismatch {
+        what: &'static str,
+        expected: Digest,
+        actual: Digest,
+    },
     #[error("layer entry {path:?} points outside the root")]
     PathEscapes { path: String },
     #[error("invalid layer entry {path:?}: {reason}")]
@@ -68,6 +74,7 @@ impl Classify for UnpackError {
         match self {
             UnpackError::Read { .. }
             | UnpackError::UnsupportedCompression(_)
+            | UnpackError::DigestMismatch { .. }
             | UnpackError::PathEscapes { .. }
             | UnpackError::InvalidEntry { .. } => ErrorKind::InvalidArgument,
             UnpackError::Open { .. } | UnpackError::Extract { .. } => ErrorKind::Internal,
@@ -87,6 +94,12 @@ pub struct UnpackOptions {
     pub rootless: bool,
     /// `syncfs` the destination's filesystem at the end.
     pub sync: bool,
+    /// The digest the blob must have (the layer descriptor's digest): checked after the pass,
+    /// over the bytes as read (compressed or not). On mismatch the destination holds an
+    /// unverified layer: the caller removes the snapshot.
+    pub expected_digest: Option<Digest>,
+    /// The diff_id the layer must have (from the image config's `rootfs.diff_ids`).
+    pub expected_diff_id: Option<Digest>,
     /// Resolve paths in userspace even when `openat2` is there (for tests of that path).
     #[doc(hidden)]
     pub force_userspace_resolve: bool,
@@ -98,6 +111,8 @@ impl Default for UnpackOptions {
             whiteouts: WhiteoutStyle::Overlay,
             rootless: false,
             sync: false,
+            expected_digest: None,
+            expected_diff_id: None,
             force_userspace_resolve: false,
         }
     }
@@ -216,7 +231,28 @@ pub fn unpack<R: Read>(
     let mut rest = tar_stream.inner.into_raw();
     io::copy(&mut rest, &mut io::sink()).map_err(read_err)?;
     let (_, raw) = rest.into_inner().into_inner();
-    let compressed = (compression != Compression::None).then(|| (raw.hasher.finish(), raw.count));
+    let blob_digest = raw.hasher.finish();
+    if let Some(expected) = &opts.expected_digest {
+        // Only sha256 is computed while streaming; other algorithms are the caller's to check.
+        let comparable = expected.algorithm() == blob_digest.algorithm();
+        if comparable && *expected != blob_digest {
+            return Err(UnpackError::DigestMismatch {
+                what: "digest",
+                expected: expected.clone(),
+                actual: blob_digest,
+            });
+        }
+    }
+    if let Some(expected) = &opts.expected_diff_id {
+        if *expected != diff_id {
+            return Err(UnpackError::DigestMismatch {
+                what: "diff_id",
+                expected: expected.clone(),
+                actual: diff_id,
+            });
+        }
+    }
+    let compressed = (compression != Compression::None).then_some((blob_digest, raw.count));
     if opts.sync {
         let fd = ex.root.fd();
         rustix::fs::syncfs(fd).map_err(|e| err(b"", "syncfs")(e.into()))?;
