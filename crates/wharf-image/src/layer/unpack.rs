@@ -243,14 +243,14 @@ pub fn unpack<R: Read>(
             });
         }
     }
-    if let Some(expected) = &opts.expected_diff_id {
-        if *expected != diff_id {
-            return Err(UnpackError::DigestMismatch {
-                what: "diff_id",
-                expected: expected.clone(),
-                actual: diff_id,
-            });
-        }
+    if let Some(expected) = &opts.expected_diff_id
+        && *expected != diff_id
+    {
+        return Err(UnpackError::DigestMismatch {
+            what: "diff_id",
+            expected: expected.clone(),
+            actual: diff_id,
+        });
     }
     let compressed = (compression != Compression::None).then_some((blob_digest, raw.count));
     if opts.sync {
