@@ -152,3 +152,43 @@ fn native_end_to_end() {
     let sn = NativeSnapshotter::open(&tmp.path().join("sn")).unwrap();
     run(&sn, tmp.path());
 }
+
+/// Parallel unpack on overlay: each layer into its own parentless snapshot, concurrently; then
+/// committed in order, each onto the previous (`commit_rebased`).
+#[test]
+fn overlay_parallel_unpack_with_rebase() {
+    if !is_root() || !overlay_supported() {
+        eprintln!("skipping overlay_parallel_unpack_with_rebase: needs root and overlayfs");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let sn = OverlaySnapshotter::open(&tmp.path().join("sn")).unwrap();
+    assert!(sn.can_rebase());
+    let blobs = layers();
+    std::thread::scope(|s| {
+        for (i, blob) in blobs.iter().enumerate() {
+            let sn = &sn;
+            s.spawn(move || {
+                let key = format!("extract-{i}");
+                sn.prepare(&key, None).unwrap();
+                let opts = UnpackOptions {
+                    whiteouts: sn.whiteouts(),
+                    ..Default::default()
+                };
+                unpack(&blob[..], &sn.writable_dir(&key).unwrap(), &opts).unwrap();
+            });
+        }
+    });
+    let mut parent: Option<String> = None;
+    for i in 0..blobs.len() {
+        let name = format!("layer-{i}");
+        sn.commit_rebased(&name, &format!("extract-{i}"), parent.as_deref())
+            .unwrap();
+        parent = Some(name);
+    }
+    let target = tmp.path().join("rootfs");
+    fs::create_dir(&target).unwrap();
+    mount_all(&sn.view("v", parent.as_deref()).unwrap(), &target).unwrap();
+    let _g = MountGuard(target.clone());
+    check_image(&target);
+}

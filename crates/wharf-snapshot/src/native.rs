@@ -34,7 +34,8 @@ impl NativeSnapshotter {
     }
 }
 
-delegate_snapshotter!(NativeSnapshotter, WhiteoutStyle::Delete);
+// A native snapshot is a full copy of its parent: it cannot change parents.
+delegate_snapshotter!(NativeSnapshotter, WhiteoutStyle::Delete, false);
 
 pub(crate) struct NativeDriver;
 

@@ -46,7 +46,8 @@ impl OverlaySnapshotter {
     }
 }
 
-delegate_snapshotter!(OverlaySnapshotter, WhiteoutStyle::Overlay);
+// An overlay layer's directory holds only its own changes, so it can be put on any parent.
+delegate_snapshotter!(OverlaySnapshotter, WhiteoutStyle::Overlay, true);
 
 /// True when the running kernel knows the overlay filesystem.
 pub fn overlay_supported() -> bool {

@@ -77,6 +77,23 @@ pub trait Snapshotter: Send + Sync {
     /// afterwards. The snapshot must not be mounted any more.
     fn commit(&self, name: &str, key: &str) -> Result<(), SnapshotError>;
 
+    /// Like [`commit`](Snapshotter::commit), but the committed snapshot gets `parent` as its
+    /// parent instead of the one `key` was prepared on ("rebase", as containerd calls it). Only
+    /// where [`can_rebase`](Snapshotter::can_rebase) is true (overlay: a layer's directory holds
+    /// only its own changes); others fail with `Unsupported`.
+    ///
+    /// This is what makes parallel unpacking possible: prepare every layer with no parent,
+    /// unpack them concurrently, then commit them in order, each onto the previous one.
+    fn commit_rebased(
+        &self,
+        name: &str,
+        key: &str,
+        parent: Option<&str>,
+    ) -> Result<(), SnapshotError>;
+
+    /// Whether [`commit_rebased`](Snapshotter::commit_rebased) is supported.
+    fn can_rebase(&self) -> bool;
+
     /// Removes a snapshot of any kind, by key or name. Refused with a conflict while other
     /// snapshots have it as parent.
     fn remove(&self, key_or_name: &str) -> Result<(), SnapshotError>;
@@ -171,6 +188,8 @@ pub enum WhiteoutStyle {
 /// Errors of the snapshotters.
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
+    #[error("this snapshotter does not support {op}")]
+    Unsupported { op: &'static str },
     #[error("snapshot {0} does not exist")]
     NotFound(String),
     #[error("snapshot {0} already exists")]
@@ -256,6 +275,7 @@ impl Classify for SnapshotError {
             | SnapshotError::InvalidKey { .. }
             | SnapshotError::InvalidRoot { .. } => ErrorKind::InvalidArgument,
             SnapshotError::Locked { .. } => ErrorKind::Conflict,
+            SnapshotError::Unsupported { .. } => ErrorKind::NotImplemented,
             _ => ErrorKind::Internal,
         }
     }

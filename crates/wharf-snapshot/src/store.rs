@@ -429,10 +429,29 @@ impl<D: Driver> Store<D> {
         Ok(self.driver.mounts(&self.dir(r.id), r.kind, &chain))
     }
 
-    pub(crate) fn commit(&self, name: &str, key: &str) -> Result<(), SnapshotError> {
+    /// Commits `key` as `name`; with `rebase`, onto that parent instead of the prepared one.
+    pub(crate) fn commit(
+        &self,
+        name: &str,
+        key: &str,
+        rebase: Option<Option<&str>>,
+    ) -> Result<(), SnapshotError> {
         Self::validate_key(name)?;
         let mut state = self.lock();
-        let r = Self::get(&state, key)?.clone();
+        let mut r = Self::get(&state, key)?.clone();
+        if let Some(parent) = rebase {
+            if let Some(p) = parent {
+                let pr = Self::get(&state, p)?;
+                if pr.kind != Kind::Committed {
+                    return Err(SnapshotError::WrongKind {
+                        key: p.to_owned(),
+                        actual: pr.kind.as_str(),
+                        wanted: "a committed parent",
+                    });
+                }
+            }
+            r.parent = parent.map(str::to_owned);
+        }
         if r.kind != Kind::Active {
             return Err(SnapshotError::WrongKind {
                 key: key.to_owned(),
@@ -577,7 +596,7 @@ impl<D: Driver> Store<D> {
 
 /// Implements [`Snapshotter`](crate::Snapshotter) for a newtype holding `store: Store<Driver>`.
 macro_rules! delegate_snapshotter {
-    ($ty:ty, $whiteouts:expr) => {
+    ($ty:ty, $whiteouts:expr, $rebase:expr) => {
         impl $crate::Snapshotter for $ty {
             fn prepare(
                 &self,
@@ -593,7 +612,23 @@ macro_rules! delegate_snapshotter {
                 self.store.mounts(key)
             }
             fn commit(&self, name: &str, key: &str) -> Result<(), SnapshotError> {
-                self.store.commit(name, key)
+                self.store.commit(name, key, None)
+            }
+            fn commit_rebased(
+                &self,
+                name: &str,
+                key: &str,
+                parent: Option<&str>,
+            ) -> Result<(), SnapshotError> {
+                if !$rebase {
+                    return Err(SnapshotError::Unsupported {
+                        op: "commit onto another parent (rebase)",
+                    });
+                }
+                self.store.commit(name, key, Some(parent))
+            }
+            fn can_rebase(&self) -> bool {
+                $rebase
             }
             fn remove(&self, key: &str) -> Result<(), SnapshotError> {
                 self.store.remove(key)

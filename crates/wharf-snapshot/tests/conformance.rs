@@ -232,6 +232,42 @@ fn mounted_content<S: Snapshotter>(sn: &S, root: &Path, needs_overlay: bool) {
     assert_eq!(fs::read_to_string(target.join("one")).unwrap(), "1");
 }
 
+/// Parallel unpack with rebase: layers prepared without parents, committed onto each other.
+fn rebase<S: Snapshotter>(sn: &S, root: &Path) {
+    sn.prepare("l1", None).unwrap();
+    sn.prepare("l2", None).unwrap();
+    write(sn, "l1", "one", "1");
+    write(sn, "l2", "two", "2");
+    sn.commit("L1", "l1").unwrap();
+    if !sn.can_rebase() {
+        assert_eq!(
+            kind_of(sn.commit_rebased("L2", "l2", Some("L1"))),
+            ErrorKind::NotImplemented
+        );
+        return;
+    }
+    assert_eq!(
+        kind_of(sn.commit_rebased("L2", "l2", Some("missing"))),
+        ErrorKind::NotFound
+    );
+    sn.commit_rebased("L2", "l2", Some("L1")).unwrap();
+    assert_eq!(sn.stat("L2").unwrap().parent.as_deref(), Some("L1"));
+    assert_eq!(
+        kind_of(sn.remove("L1")),
+        ErrorKind::Conflict,
+        "L1 is now a parent"
+    );
+    if can_mount(true).is_err() {
+        return;
+    }
+    let target = root.join("mnt");
+    fs::create_dir(&target).unwrap();
+    mount_all(&sn.view("v", Some("L2")).unwrap(), &target).unwrap();
+    let _guard = MountGuard(target.clone());
+    assert_eq!(fs::read_to_string(target.join("one")).unwrap(), "1");
+    assert_eq!(fs::read_to_string(target.join("two")).unwrap(), "2");
+}
+
 fn concurrent_prepares<S: Snapshotter + 'static>(sn: S, _root: &Path) {
     sn.prepare("base", None).unwrap();
     sn.commit("BASE", "base").unwrap();
@@ -383,6 +419,10 @@ macro_rules! suite {
             #[test]
             fn mounted_content() {
                 run(|sn, root| super::mounted_content(&sn, root, $needs_overlay));
+            }
+            #[test]
+            fn rebase() {
+                run(|sn, root| super::rebase(&sn, root));
             }
             #[test]
             fn concurrent_prepares() {
