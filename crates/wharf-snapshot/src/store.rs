@@ -107,6 +107,12 @@ fn now() -> u64 {
 
 impl<D: Driver> Store<D> {
     pub(crate) fn open(root: &Path, driver: D) -> Result<Self, SnapshotError> {
+        // Mount options carry these paths: they must not depend on the working directory.
+        let absolute = std::path::absolute(root).map_err(|source| SnapshotError::Open {
+            path: root.to_path_buf(),
+            source,
+        })?;
+        let root = absolute.as_path();
         let open_err = |source| SnapshotError::Open {
             path: root.to_path_buf(),
             source,
