@@ -546,3 +546,73 @@ fn tee_into_content_store_and_verify() {
     };
     assert!(unpack(&blob[..], &dest, &opts).is_err());
 }
+
+/// Layers written by GNU tar (the `tar` on this machine), in GNU and POSIX formats, including
+/// every PAX sparse version, unpack to the same tree as the source.
+#[test]
+fn gnu_tar_archives() {
+    if std::process::Command::new("tar")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipping gnu_tar_archives: no tar binary");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    fs::create_dir_all(src.join("dir/sub")).unwrap();
+    fs::write(src.join("dir/file"), "content").unwrap();
+    fs::hard_link(src.join("dir/file"), src.join("dir/sub/hard")).unwrap();
+    std::os::unix::fs::symlink("../file", src.join("dir/sub/link")).unwrap();
+    let long = src.join("l".repeat(120)).join("m".repeat(120));
+    fs::create_dir_all(&long).unwrap();
+    fs::write(long.join("n".repeat(200)), "long").unwrap();
+    let sparse = fs::File::create(src.join("sparse")).unwrap();
+    sparse.set_len(20 << 20).unwrap();
+    std::os::unix::fs::FileExt::write_at(&sparse, b"one", 1 << 20).unwrap();
+    std::os::unix::fs::FileExt::write_at(&sparse, b"two", 15 << 20).unwrap();
+    drop(sparse);
+    let want = tree(&src);
+    let formats: [&[&str]; 5] = [
+        &["--format=gnu", "--sparse"],
+        &["--format=posix", "--sparse"],
+        &["--format=posix", "--sparse", "--sparse-version=0.1"],
+        &["--format=posix", "--sparse", "--sparse-version=0.0"],
+        &["--format=posix", "--xattrs"],
+    ];
+    for (i, args) in formats.iter().enumerate() {
+        let archive = tmp.path().join(format!("{i}.tar"));
+        let status = std::process::Command::new("tar")
+            .args(*args)
+            .arg("-C")
+            .arg(&src)
+            .arg("-cf")
+            .arg(&archive)
+            .arg(".")
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let dest = tmp.path().join(format!("dest{i}"));
+        fs::create_dir(&dest).unwrap();
+        unpack(
+            fs::File::open(&archive).unwrap(),
+            &dest,
+            &UnpackOptions::default(),
+        )
+        .unwrap();
+        let mut got = tree(&dest);
+        got.remove("");
+        let mut want = want.clone();
+        want.remove("");
+        assert_eq!(got, want, "tar {args:?}");
+        let m = fs::metadata(dest.join("sparse")).unwrap();
+        if args.contains(&"--sparse") {
+            assert!(
+                m.blocks() * 512 < 1 << 20,
+                "tar {args:?}: sparse stays sparse ({} blocks)",
+                m.blocks()
+            );
+        }
+    }
+}

@@ -296,7 +296,25 @@ struct Meta {
     atime: Timespec,
     mtime: Timespec,
     xattrs: Vec<(Vec<u8>, Vec<u8>)>,
+    /// PAX sparse records (`GNU.sparse.*`), when the entry is a sparse file in PAX form.
+    sparse: Option<PaxSparse>,
 }
+
+/// A sparse file in one of GNU tar's PAX forms: 0.0 (`GNU.sparse.offset`/`numbytes` pairs),
+/// 0.1 (`GNU.sparse.map`) or 1.0 (the map at the start of the data; `tar --format=posix
+/// --sparse`). The entry's data holds only the data segments.
+#[derive(Default)]
+struct PaxSparse {
+    major: Option<u64>,
+    minor: Option<u64>,
+    name: Option<Vec<u8>>,
+    realsize: Option<u64>,
+    /// offset, length, offset, length, … (0.0 and 0.1)
+    map: Vec<u64>,
+}
+
+/// More map entries than this is not a file, it is an attack on memory.
+const MAX_SPARSE_SEGMENTS: u64 = 1 << 20;
 
 fn parse_pax_time(v: &[u8]) -> Option<Timespec> {
     let s = std::str::from_utf8(v).ok()?;
@@ -334,6 +352,7 @@ fn read_meta<R: Read>(entry: &mut tar::Entry<'_, R>) -> io::Result<Meta> {
         atime: mtime,
         mtime,
         xattrs: Vec::new(),
+        sparse: None,
     };
     let mut atime = None;
     if let Some(exts) = entry.pax_extensions()? {
@@ -350,6 +369,23 @@ fn read_meta<R: Read>(entry: &mut tar::Entry<'_, R>) -> io::Result<Meta> {
                 b"atime" => atime = parse_pax_time(value),
                 b"uid" => meta.uid = num().unwrap_or(meta.uid),
                 b"gid" => meta.gid = num().unwrap_or(meta.gid),
+                k if k.starts_with(b"GNU.sparse.") => {
+                    let sp = meta.sparse.get_or_insert_with(PaxSparse::default);
+                    match &k[b"GNU.sparse.".len()..] {
+                        b"major" => sp.major = num(),
+                        b"minor" => sp.minor = num(),
+                        b"name" => sp.name = Some(value.to_vec()),
+                        b"realsize" | b"size" => sp.realsize = num(),
+                        b"offset" | b"numbytes" => sp.map.extend(num()),
+                        b"map" => sp.map.extend(
+                            std::str::from_utf8(value)
+                                .unwrap_or("")
+                                .split(',')
+                                .filter_map(|n| n.parse::<u64>().ok()),
+                        ),
+                        _ => {}
+                    }
+                }
                 k if k.starts_with(PAX_XATTR.as_bytes()) => {
                     let name = &k[PAX_XATTR.len()..];
                     if !name.is_empty() && !is_overlay_xattr(name) {
@@ -362,6 +398,82 @@ fn read_meta<R: Read>(entry: &mut tar::Entry<'_, R>) -> io::Result<Meta> {
     }
     meta.atime = atime.unwrap_or(meta.mtime);
     Ok(meta)
+}
+
+fn invalid(msg: &'static str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, msg)
+}
+
+/// Reads one newline-terminated decimal number of a PAX 1.0 sparse map.
+fn read_map_number(data: &mut impl Read, consumed: &mut u64) -> io::Result<u64> {
+    let mut n: u64 = 0;
+    let mut digits = 0;
+    loop {
+        let mut b = [0u8; 1];
+        data.read_exact(&mut b)?;
+        *consumed += 1;
+        match b[0] {
+            b'\n' if digits > 0 => return Ok(n),
+            d @ b'0'..=b'9' if digits < 20 => {
+                n = n
+                    .checked_mul(10)
+                    .and_then(|n| n.checked_add(u64::from(d - b'0')))
+                    .ok_or_else(|| invalid("sparse map number overflows"))?;
+                digits += 1;
+            }
+            _ => return Err(invalid("malformed sparse map")),
+        }
+    }
+}
+
+/// Writes the data segments of a PAX sparse entry at their offsets; the rest stays holes.
+fn copy_pax_sparse(
+    data: &mut impl Read,
+    file: &mut File,
+    sp: &PaxSparse,
+    buf: &mut [u8],
+) -> io::Result<u64> {
+    use std::os::unix::fs::FileExt;
+    let mut map = sp.map.clone();
+    match (sp.major, sp.minor) {
+        (Some(1), Some(0)) => {
+            let mut consumed = 0u64;
+            let count = read_map_number(data, &mut consumed)?;
+            if count > MAX_SPARSE_SEGMENTS {
+                return Err(invalid("too many sparse segments"));
+            }
+            for _ in 0..count * 2 {
+                map.push(read_map_number(data, &mut consumed)?);
+            }
+            let pad = (512 - consumed % 512) % 512;
+            io::copy(&mut data.take(pad), &mut io::sink())?;
+        }
+        (None | Some(0), _) => {}
+        _ => return Err(invalid("unknown PAX sparse format version")),
+    }
+    if map.len() % 2 != 0 || map.len() as u64 > 2 * MAX_SPARSE_SEGMENTS {
+        return Err(invalid("malformed sparse map"));
+    }
+    let mut written = 0u64;
+    for seg in map.chunks(2) {
+        let (mut off, mut left) = (seg[0], seg[1]);
+        while left > 0 {
+            let want = usize::try_from(left).unwrap_or(usize::MAX).min(buf.len());
+            data.read_exact(&mut buf[..want])?;
+            file.write_all_at(&buf[..want], off)?;
+            off += want as u64;
+            left -= want as u64;
+            written += want as u64;
+        }
+    }
+    let size = sp.realsize.unwrap_or(0).max(
+        map.chunks(2)
+            .map(|s| s[0].saturating_add(s[1]))
+            .max()
+            .unwrap_or(0),
+    );
+    file.set_len(size)?;
+    Ok(written)
 }
 
 struct Extractor<'o> {
@@ -420,10 +532,6 @@ impl<'o> Extractor<'o> {
     fn entry<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>) -> Result<(), UnpackError> {
         self.entries += 1;
         let etype = entry.header().entry_type();
-        let raw_path = entry.path_bytes().into_owned();
-        let rel = normalize(&raw_path).ok_or_else(|| UnpackError::PathEscapes {
-            path: show(&raw_path),
-        })?;
         if matches!(
             etype,
             EntryType::XGlobalHeader
@@ -433,11 +541,19 @@ impl<'o> Extractor<'o> {
         ) {
             return Ok(());
         }
+        let meta = read_meta(entry).map_err(|source| UnpackError::Read { source })?;
+        // A PAX sparse file's real name is in its records; the header has a placeholder.
+        let raw_path = match meta.sparse.as_ref().and_then(|s| s.name.clone()) {
+            Some(name) => name,
+            None => entry.path_bytes().into_owned(),
+        };
+        let rel = normalize(&raw_path).ok_or_else(|| UnpackError::PathEscapes {
+            path: show(&raw_path),
+        })?;
         let (parent, name) = split_parent(&rel);
         if let Some(target) = name.strip_prefix(b".wh.") {
             return self.whiteout(&rel, parent, target);
         }
-        let meta = read_meta(entry).map_err(|source| UnpackError::Read { source })?;
         if self.opts.whiteouts == WhiteoutStyle::Delete {
             self.created.insert(rel.clone());
         }
@@ -771,7 +887,11 @@ impl<'o> Extractor<'o> {
             Err(e) => return Err(err(rel, "create file")(e.into())),
         };
         let mut file = File::from(fd);
-        let written = self.copy_data(data, &mut file, sparse).map_err(|source| {
+        let copied = match &meta.sparse {
+            Some(sp) => copy_pax_sparse(data, &mut file, sp, &mut self.buf),
+            None => self.copy_data(data, &mut file, sparse),
+        };
+        let written = copied.map_err(|source| {
             // A short or corrupt stream is a read error; anything else a write error.
             if source.kind() == io::ErrorKind::UnexpectedEof
                 || source.kind() == io::ErrorKind::InvalidData
