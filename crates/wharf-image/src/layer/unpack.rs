@@ -451,7 +451,7 @@ fn copy_pax_sparse(
         (None | Some(0), _) => {}
         _ => return Err(invalid("unknown PAX sparse format version")),
     }
-    if map.len() % 2 != 0 || map.len() as u64 > 2 * MAX_SPARSE_SEGMENTS {
+    if !map.len().is_multiple_of(2) || map.len() as u64 > 2 * MAX_SPARSE_SEGMENTS {
         return Err(invalid("malformed sparse map"));
     }
     let mut written = 0u64;
