@@ -4,6 +4,10 @@
 //! reader ─ sha256 (compressed digest) ─ gzip|zstd|plain (by magic) ─ sha256 (diff_id) ─ tar ─ files
 //! ```
 //!
+//! Formats: ustar, GNU (long names and links, old-style sparse files), PAX (long names, xattrs as
+//! `SCHILY.xattr.*`, sub-second times, large uid/gid, sparse files in GNU's 0.0, 0.1 and 1.0
+//! forms); gzip (multi-member), zstd (multi-frame) or uncompressed, found by magic bytes.
+//!
 //! Security model: every path is resolved inside the destination ([`super::root::Root`]), as
 //! if the destination were `/`:
 //! - entry names are cleaned lexically; a leading `/` is stripped (neutralised); a `..` that
