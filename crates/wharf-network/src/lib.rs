@@ -1,0 +1,3 @@
+pub mod mac;
+pub mod netlink;
+pub mod netns;
