@@ -1,3 +1,4 @@
+pub mod ipam;
 pub mod mac;
 pub mod netlink;
 pub mod netns;
