@@ -1,3 +1,4 @@
+pub mod files;
 pub mod ipam;
 pub mod mac;
 pub mod netlink;
