@@ -3,3 +3,5 @@ pub mod ipam;
 pub mod mac;
 pub mod netlink;
 pub mod netns;
+pub mod ports;
+pub mod proxy;
