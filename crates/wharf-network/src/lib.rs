@@ -1,4 +1,5 @@
 pub mod files;
+pub mod firewall;
 pub mod ipam;
 pub mod mac;
 pub mod netlink;
