@@ -1,3 +1,4 @@
+pub mod dns;
 pub mod files;
 pub mod firewall;
 pub mod ipam;
