@@ -1,4 +1,6 @@
+pub mod controller;
 pub mod dns;
+pub mod driver;
 pub mod files;
 pub mod firewall;
 pub mod ipam;

@@ -58,3 +58,126 @@ pub fn nft_table_exists(name: &str) -> bool {
         Err(_) => false,
     }
 }
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use wharf_network::controller::{Controller, ControllerConfig};
+use wharf_network::firewall::Backend;
+use wharf_network::ipam::NoStore;
+use wharf_network::netns;
+
+/// Name prefixes unique to one test, so parallel tests and daemons never collide.
+pub struct Names {
+    pub tag: String,
+    pub table: String,
+    pub bridge_prefix: String,
+    pub veth_prefix: String,
+    pub dummy_prefix: String,
+}
+
+pub fn names() -> Names {
+    let tag = tag();
+    Names {
+        table: format!("wt{tag}"),
+        bridge_prefix: format!("wb{tag}"),
+        veth_prefix: format!("wv{tag}"),
+        dummy_prefix: format!("wd{tag}"),
+        tag,
+    }
+}
+
+pub fn config(n: &Names) -> ControllerConfig {
+    ControllerConfig {
+        firewall_table: n.table.clone(),
+        firewall_backend: Some(Backend::Nft),
+        bridge_prefix: n.bridge_prefix.clone(),
+        veth_prefix: n.veth_prefix.clone(),
+        dummy_prefix: n.dummy_prefix.clone(),
+        ..Default::default()
+    }
+}
+
+pub fn controller(n: &Names) -> Controller {
+    Controller::new(config(n), Arc::new(NoStore), vec![]).unwrap()
+}
+
+/// Asserts that nothing named with this test's prefixes is left on the host.
+pub fn assert_no_leaks(n: &Names, netns_dir: &Path) {
+    for p in [&n.bridge_prefix, &n.veth_prefix, &n.dummy_prefix] {
+        let left = host_links_containing(p);
+        assert!(left.is_empty(), "links left behind: {left:?}");
+    }
+    assert!(
+        !nft_table_exists(&n.table),
+        "nft table {} left behind",
+        n.table
+    );
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mounts.contains(netns_dir.to_str().unwrap()),
+        "netns mounts left under {}",
+        netns_dir.display()
+    );
+}
+
+/// A TCP server bound inside a namespace: answers each connection with the peer's address.
+pub fn tcp_peer_server(ns: &Path, addr: SocketAddr) -> SocketAddr {
+    let l = netns::run_in(ns, move || TcpListener::bind(addr).unwrap()).unwrap();
+    let local = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for mut c in l.incoming().flatten() {
+            let peer = c.peer_addr().unwrap();
+            let _ = c.write_all(peer.ip().to_string().as_bytes());
+        }
+    });
+    local
+}
+
+/// A UDP echo server bound inside a namespace.
+pub fn udp_echo_server(ns: &Path, addr: SocketAddr) {
+    let s = netns::run_in(ns, move || UdpSocket::bind(addr).unwrap()).unwrap();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 1500];
+        while let Ok((n, from)) = s.recv_from(&mut buf) {
+            let _ = s.send_to(&buf[..n], from);
+        }
+    });
+}
+
+/// Connects to `addr` from inside the namespace `ns` (or the host when `None`) and returns what
+/// the server said, or the error.
+pub fn tcp_fetch(ns: Option<&Path>, addr: SocketAddr) -> std::io::Result<String> {
+    let connect = move || -> std::io::Result<String> {
+        let mut c = TcpStream::connect_timeout(&addr, Duration::from_millis(1500))?;
+        c.set_read_timeout(Some(Duration::from_secs(3)))?;
+        let mut s = String::new();
+        c.read_to_string(&mut s)?;
+        Ok(s)
+    };
+    match ns {
+        Some(p) => netns::run_in(p, connect).unwrap(),
+        None => connect(),
+    }
+}
+
+/// busybox ping from inside a namespace, if nsenter and busybox exist.
+pub fn ping(ns: &Path, ip: &str) -> Option<bool> {
+    let nsenter = ["/usr/bin/nsenter", "/bin/nsenter"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())?;
+    if !Path::new("/bin/busybox").exists() {
+        return None;
+    }
+    let st = std::process::Command::new(nsenter)
+        .arg(format!("--net={}", ns.display()))
+        .args(["/bin/busybox", "ping", "-c", "1", "-W", "1", ip])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .ok()?;
+    Some(st.success())
+}
