@@ -423,6 +423,8 @@ impl Controller {
             .map(|e| e.container_name.clone())
             .collect();
         if !attached.is_empty() {
+            let mut attached = attached;
+            attached.sort();
             return Err(NetworkError::ActiveEndpoints {
                 name: net.name.clone(),
                 endpoints: attached,
@@ -521,26 +523,22 @@ impl Controller {
             req.default_route,
             container.clone(),
         );
-        let joined = blocking(move || -> Result<(String, JoinInfo), NetworkError> {
-            let ifname = match ifname {
-                Some(i) => i,
-                None => next_ifname(&netns).map_err(NetworkError::Host)?,
-            };
+        let joined = blocking(move || {
             let spec = JoinSpec {
                 container: cid,
                 netns,
-                ifname: ifname.clone(),
+                ifname,
                 mac,
                 addresses: addrs,
                 default_route,
             };
-            Ok((ifname, driver.join(&n, &spec)?))
+            driver.join(&n, &spec)
         })
         .await
-        .and_then(|r| r);
+        .and_then(|r| r.map_err(NetworkError::from));
         match joined {
-            Ok((ifname, info)) => {
-                ep.ifname = ifname;
+            Ok(info) => {
+                ep.ifname = info.ifname.clone();
                 ep.join = info;
             }
             Err(e) => {
@@ -632,11 +630,7 @@ impl Controller {
             Ok(())
         })();
         if let Err(e) = result {
-            let mut ports = lock(&self.ports);
-            for m in &mappings {
-                ports.release(m.proto, m.host_ip, m.host_port);
-            }
-            drop(ports);
+            self.release_ports(&mappings);
             for p in proxies {
                 p.stop().await;
             }
@@ -648,11 +642,7 @@ impl Controller {
             mappings.clone(),
         );
         if let Err(e) = blocking(move || lock(&fw).add_ports(&bridge, &ms)).await? {
-            let mut ports = lock(&self.ports);
-            for m in &mappings {
-                ports.release(m.proto, m.host_ip, m.host_port);
-            }
-            drop(ports);
+            self.release_ports(&mappings);
             for p in proxies {
                 p.stop().await;
             }
@@ -660,6 +650,13 @@ impl Controller {
         }
         lock(&self.proxies).insert((ep.network.clone(), ep.container.clone()), proxies);
         Ok(mappings)
+    }
+
+    fn release_ports(&self, mappings: &[PortMapping]) {
+        let mut ports = lock(&self.ports);
+        for m in mappings {
+            ports.release(m.proto, m.host_ip, m.host_port);
+        }
     }
 
     /// Reserves one host port and binds its proxy; a random port the kernel reports busy is
@@ -751,10 +748,7 @@ impl Controller {
                 ep.ports.clone(),
             );
             blocking(move || lock(&fw).remove_ports(&bridge, &ms)).await??;
-            let mut ports = lock(&self.ports);
-            for m in &ep.ports {
-                ports.release(m.proto, m.host_ip, m.host_port);
-            }
+            self.release_ports(&ep.ports);
         }
         let driver = self.driver(&net.driver)?;
         let (n, netns, ifname, info) = (
@@ -1040,19 +1034,6 @@ impl Controller {
         blocking(move || lock(&fw).teardown()).await??;
         Ok(())
     }
-}
-
-/// The next free `ethN` inside a namespace.
-fn next_ifname(netns: &Path) -> Result<String, NetlinkError> {
-    let names: BTreeSet<String> = Netlink::open_in(netns)?
-        .links()?
-        .into_iter()
-        .map(|l| l.name)
-        .collect();
-    Ok((0..)
-        .map(|i| format!("eth{i}"))
-        .find(|n| !names.contains(n))
-        .unwrap_or_else(|| "eth0".into()))
 }
 
 fn host_has_ipv6() -> bool {

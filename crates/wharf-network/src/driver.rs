@@ -126,8 +126,8 @@ impl NetworkState {
 pub struct JoinSpec {
     pub container: ContainerId,
     pub netns: PathBuf,
-    /// Interface name inside the namespace (`eth0`, `eth1`, …).
-    pub ifname: String,
+    /// Interface name inside the namespace; `None` = the next free `ethN`.
+    pub ifname: Option<String>,
     pub mac: Option<[u8; 6]>,
     pub addresses: Vec<IpNet>,
     /// Install the default route(s) via this network's gateway(s).
@@ -137,6 +137,8 @@ pub struct JoinSpec {
 /// What a join produced on the host side.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JoinInfo {
+    /// The interface inside the container's namespace (`eth0`).
+    pub ifname: String,
     /// The host end of a veth, for bridge endpoints.
     pub host_ifname: Option<String>,
     pub mac: Option<String>,
@@ -175,15 +177,9 @@ fn mtu_of(net: &NetworkState) -> Result<Option<u32>, DriverError> {
     }
 }
 
-/// Configures the container side of a link that is already in the namespace under `ifname`.
-fn configure_inside(
-    inner: &mut Netlink,
-    net: &NetworkState,
-    spec: &JoinSpec,
-    with_gateway: bool,
-) -> Result<String, NetlinkError> {
-    let idx = inner.link_index(&spec.ifname)?;
-    let mac = spec.mac.unwrap_or_else(|| {
+/// The endpoint's MAC: given, Docker's `02:42:<ipv4>`, or random for IPv6-only endpoints.
+fn endpoint_mac(spec: &JoinSpec) -> [u8; 6] {
+    spec.mac.unwrap_or_else(|| {
         spec.addresses
             .iter()
             .find_map(|a| match a.addr() {
@@ -191,8 +187,32 @@ fn configure_inside(
                 IpAddr::V6(_) => None,
             })
             .unwrap_or_else(mac::random)
-    });
-    inner.set_mac(idx, mac)?;
+    })
+}
+
+/// The interface name to use inside the namespace: the requested one or the next free `ethN`.
+fn choose_ifname(inner: &mut Netlink, spec: &JoinSpec) -> Result<String, NetlinkError> {
+    if let Some(i) = &spec.ifname {
+        return Ok(i.clone());
+    }
+    let names: std::collections::BTreeSet<String> =
+        inner.links()?.into_iter().map(|l| l.name).collect();
+    Ok((0..)
+        .map(|i| format!("eth{i}"))
+        .find(|n| !names.contains(n))
+        .unwrap_or_else(|| "eth0".into()))
+}
+
+/// Configures the container side of a link already in the namespace under `ifname` (its MAC
+/// was set at creation): addresses, up, default routes.
+fn configure_inside(
+    inner: &mut Netlink,
+    net: &NetworkState,
+    spec: &JoinSpec,
+    ifname: &str,
+    with_gateway: bool,
+) -> Result<(), NetlinkError> {
+    let idx = inner.link_index(ifname)?;
     for a in &spec.addresses {
         inner.add_address(idx, *a)?;
     }
@@ -206,7 +226,7 @@ fn configure_inside(
             }
         }
     }
-    Ok(mac::format(&mac))
+    Ok(())
 }
 
 /// Linux bridge networks. Host veth names are `<veth_prefix><7 hex>` so that parallel daemons
@@ -291,26 +311,32 @@ impl NetworkDriver for BridgeDriver {
         })?;
         let mtu = mtu_of(net)?;
         let bridge = self.bridge_name(net);
+        let mut inner = Netlink::open_in(&spec.netns).map_err(err)?;
+        let ifname = choose_ifname(&mut inner, spec).map_err(err)?;
+        let mac = endpoint_mac(spec);
         let mut nl = Netlink::open().map_err(err)?;
         let br = nl.link_index(&bridge).map_err(err)?;
         let host = self.veth_name();
-        // The peer is born inside the container's namespace under its final name.
-        let hidx = nl
-            .add_veth(&host, &spec.ifname, mtu, Some(ns.as_raw_fd()))
-            .map_err(err)?;
-        let result = (|| {
-            nl.set_master(hidx, br)?;
-            nl.set_up(hidx)?;
-            let mut inner = Netlink::open_in(&spec.netns)?;
-            configure_inside(&mut inner, net, spec, !net.internal)
-        })();
-        match result {
-            Ok(mac) => Ok(JoinInfo {
+        // One request: host end on the bridge and up; the peer born inside the container's
+        // namespace under its final name and MAC.
+        nl.add_endpoint_veth(&crate::netlink::VethOptions {
+            name: &host,
+            peer: &ifname,
+            mtu,
+            master: Some(br),
+            up: true,
+            peer_mac: Some(mac),
+            peer_netns: Some(ns.as_raw_fd()),
+        })
+        .map_err(err)?;
+        match configure_inside(&mut inner, net, spec, &ifname, !net.internal) {
+            Ok(()) => Ok(JoinInfo {
+                ifname,
                 host_ifname: Some(host),
-                mac: Some(mac),
+                mac: Some(mac::format(&mac)),
             }),
             Err(e) => {
-                let _ = nl.del_link(hidx);
+                let _ = nl.del_link_by_name(&host);
                 Err(err(e))
             }
         }
@@ -337,7 +363,8 @@ impl NetworkDriver for BridgeDriver {
 }
 
 /// Macvlan networks in bridge mode. Without a `parent` option a dummy link is created as the
-/// parent (Docker does the same), named `<dummy_prefix><id8>`.
+/// parent (Docker does the same), named `<dummy_prefix><id8>` (an empty bridge where the kernel
+/// has no dummy driver).
 pub struct MacvlanDriver {
     pub dummy_prefix: String,
 }
@@ -386,7 +413,13 @@ impl NetworkDriver for MacvlanDriver {
                     bridge: parent.clone(),
                     source,
                 };
-                let idx = nl.add_dummy(&parent).map_err(err)?;
+                // Kernels built without the dummy driver get an empty bridge instead: it is
+                // just as inert and just as valid a macvlan lower device.
+                let idx = match nl.add_dummy(&parent) {
+                    Err(e) if e.errno() == Some(libc::EOPNOTSUPP) => nl.add_bridge(&parent, None),
+                    r => r,
+                }
+                .map_err(err)?;
                 nl.set_up(idx).map_err(err)?;
                 Ok(Some(parent))
             }
@@ -419,21 +452,27 @@ impl NetworkDriver for MacvlanDriver {
             path: spec.netns.clone(),
             source,
         })?;
+        let mut inner = Netlink::open_in(&spec.netns).map_err(err)?;
+        let ifname = choose_ifname(&mut inner, spec).map_err(err)?;
+        let mac = endpoint_mac(spec);
         let mut nl = Netlink::open().map_err(err)?;
         let parent = nl.link_index(&self.parent(net)).map_err(err)?;
-        nl.add_macvlan(&spec.ifname, parent, mtu_of(net)?, Some(ns.as_raw_fd()))
-            .map_err(err)?;
-        let mut inner = Netlink::open_in(&spec.netns).map_err(err)?;
-        let mac = match configure_inside(&mut inner, net, spec, !net.internal) {
-            Ok(m) => m,
-            Err(e) => {
-                let _ = inner.del_link_by_name(&spec.ifname);
-                return Err(err(e));
-            }
-        };
+        nl.add_macvlan(
+            &ifname,
+            parent,
+            mtu_of(net)?,
+            Some(ns.as_raw_fd()),
+            Some(mac),
+        )
+        .map_err(err)?;
+        if let Err(e) = configure_inside(&mut inner, net, spec, &ifname, !net.internal) {
+            let _ = inner.del_link_by_name(&ifname);
+            return Err(err(e));
+        }
         Ok(JoinInfo {
+            ifname,
             host_ifname: None,
-            mac: Some(mac),
+            mac: Some(mac::format(&mac)),
         })
     }
 

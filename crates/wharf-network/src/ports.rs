@@ -182,7 +182,7 @@ pub fn parse_port_spec(raw: &str) -> Result<Vec<PortSpec>, PortError> {
         )
     };
     if container.is_empty() {
-        return Err(PortError::NoPort(format!("{raw}")));
+        return Err(PortError::NoPort(raw.to_string()));
     }
     let (cs, ce) =
         parse_range(container).ok_or_else(|| PortError::InvalidContainerPort(container.into()))?;

@@ -62,9 +62,9 @@ async fn container(
     (id, ns, ep.ipv4.unwrap().addr())
 }
 
-async fn remove(c: &Controller, net: &NetworkId, id: &ContainerId, ns: &PathBuf) {
+async fn remove(c: &Controller, net: &NetworkId, id: &ContainerId, ns: &std::path::Path) {
     c.disconnect(net, id).await.unwrap();
-    netns::delete(ns.clone()).await.unwrap();
+    netns::delete(ns.to_path_buf()).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]
