@@ -74,6 +74,7 @@ async fn two_containers_talk_and_bridges_are_isolated() {
     }
     let n = common::names();
     let dir = common::netns_dir();
+    let _guard = common::guard(&n, &dir);
     let c = common::controller(&n);
     let a = c.create_network(net("a", "10.231.1.0/24")).await.unwrap();
     let b = c.create_network(net("b", "10.231.2.0/24")).await.unwrap();
@@ -183,6 +184,7 @@ async fn masquerade_dnat_proxy_and_udp() {
     }
     let n = common::names();
     let dir = common::netns_dir();
+    let _guard = common::guard(&n, &dir);
     let c = common::controller(&n);
     let out = outside(&dir, &n, 4);
     let a = c.create_network(net("pub", "10.231.3.0/24")).await.unwrap();
@@ -270,6 +272,7 @@ async fn port_conflicts_have_dockers_messages() {
     }
     let n = common::names();
     let dir = common::netns_dir();
+    let _guard = common::guard(&n, &dir);
     let c = common::controller(&n);
     let a = c
         .create_network(net("ports", "10.231.5.0/24"))
@@ -364,6 +367,7 @@ async fn restart_keeps_addresses_and_reconcile_removes_orphans() {
     }
     let n = common::names();
     let dir = common::netns_dir();
+    let _guard = common::guard(&n, &dir);
     let store = Arc::new(FileLikeStore::default());
     let c = Controller::new(common::config(&n), store.clone(), vec![]).unwrap();
     let a = c
@@ -427,6 +431,7 @@ async fn internal_network_has_no_way_out() {
     }
     let n = common::names();
     let dir = common::netns_dir();
+    let _guard = common::guard(&n, &dir);
     let c = common::controller(&n);
     let out = outside(&dir, &n, 8);
     let mut req = net("int", "10.231.7.0/24");

@@ -146,6 +146,7 @@ async fn dns_answers_names_aliases_and_forwards() {
     }
     let n = common::names();
     let dir = common::netns_dir();
+    let _guard = common::guard(&n, &dir);
     let c = common::controller(&n);
     let front = c
         .create_network(mk("front", "10.231.9.0/24"))

@@ -17,6 +17,7 @@ async fn macvlan_on_a_dummy_parent() {
     }
     let n = common::names();
     let dir = common::netns_dir();
+    let _guard = common::guard(&n, &dir);
     let c = common::controller(&n);
     let parent = format!("{}p", n.dummy_prefix);
     {

@@ -181,3 +181,40 @@ pub fn ping(ns: &Path, ip: &str) -> Option<bool> {
         .ok()?;
     Some(st.success())
 }
+
+/// Removes everything carrying a test's names when dropped, so a failed (panicking) test does
+/// not leave links, rules or namespace mounts that would confuse the next run.
+pub struct Guard {
+    prefixes: Vec<String>,
+    table: String,
+    dir: std::path::PathBuf,
+}
+
+pub fn guard(n: &Names, dir: &tempfile::TempDir) -> Guard {
+    Guard {
+        prefixes: vec![n.bridge_prefix.clone(), n.veth_prefix.clone(), n.dummy_prefix.clone()],
+        table: n.table.clone(),
+        dir: dir.path().to_path_buf(),
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if let Ok(mut nl) = wharf_network::netlink::Netlink::open()
+            && let Ok(links) = nl.links()
+        {
+            for l in links {
+                if self.prefixes.iter().any(|p| l.name.starts_with(p.as_str())) {
+                    let _ = nl.del_link_by_name(&l.name);
+                }
+            }
+        }
+        let _ = std::process::Command::new("nft")
+            .args(["delete", "table", "inet", &self.table])
+            .stderr(std::process::Stdio::null())
+            .status();
+        for p in netns::list(&self.dir) {
+            let _ = netns::delete_blocking(&p);
+        }
+    }
+}
