@@ -232,6 +232,9 @@ async fn masquerade_dnat_proxy_and_udp() {
     let said =
         common::tcp_fetch(Some(&out.ns), SocketAddr::new(out.host_ip, tcp.host_port)).unwrap();
     assert_eq!(said, out.peer_ip.to_string());
+    // Hairpin: the container reaches its own published port through the host's address.
+    let gw = SocketAddr::new("10.231.3.1".parse().unwrap(), tcp.host_port);
+    assert_eq!(common::tcp_fetch(Some(&ns1), gw).unwrap(), "10.231.3.1");
     // UDP through the proxy.
     let u = UdpSocket::bind("127.0.0.1:0").unwrap();
     u.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
@@ -454,5 +457,66 @@ async fn internal_network_has_no_way_out() {
     c.delete_network(&a.id).await.unwrap();
     c.teardown().await.unwrap();
     out.remove();
+    common::assert_no_leaks(&n, dir.path());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dual_stack_bridge() {
+    if !common::require_root("dual_stack_bridge") {
+        return;
+    }
+    let n = common::names();
+    let dir = common::netns_dir();
+    let _guard = common::guard(&n, &dir);
+    let c = common::controller(&n);
+    let mut req = net("ds", "10.231.14.0/24");
+    req.enable_ipv6 = true;
+    req.ipam.push(IpamConfig {
+        subnet: Some("fd77:14::/64".into()),
+        ..Default::default()
+    });
+    let a = c.create_network(req).await.unwrap();
+    assert_eq!(a.gateway(true), Some("fd77:14::1".parse().unwrap()));
+    let mut eps = Vec::new();
+    for name in ["v1", "v2"] {
+        let id = ContainerId::random();
+        let ns = dir.path().join(name);
+        netns::create(ns.clone()).await.unwrap();
+        let ep = c
+            .connect(
+                &a.id,
+                EndpointRequest {
+                    container: Some(id.clone()),
+                    container_name: name.into(),
+                    netns: ns.clone(),
+                    default_route: true,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        eps.push((id, ns, ep));
+    }
+    let v6 = |i: usize| eps[i].2.ipv6.unwrap().addr();
+    assert_eq!(v6(0).to_string(), "fd77:14::2");
+    let srv = common::tcp_peer_server(&eps[1].1, SocketAddr::new(v6(1), 7400));
+    assert_eq!(
+        common::tcp_fetch(Some(&eps[0].1), srv).unwrap(),
+        v6(0).to_string()
+    );
+    // The IPv6 default route goes through the bridge's gateway.
+    let routes = netns::run_in(&eps[0].1, || {
+        Netlink::open().unwrap().route_destinations().unwrap()
+    })
+    .unwrap();
+    assert!(
+        routes.contains(&"fd77:14::/64".parse().unwrap()),
+        "{routes:?}"
+    );
+    for (id, ns, _) in &eps {
+        remove(&c, &a.id, id, ns).await;
+    }
+    c.delete_network(&a.id).await.unwrap();
+    c.teardown().await.unwrap();
     common::assert_no_leaks(&n, dir.path());
 }

@@ -85,3 +85,38 @@ fn veth_into_netns_with_addresses_and_route() {
     nl.del_link_by_name(&host).unwrap();
     assert!(common::host_links_containing(&host).is_empty());
 }
+
+#[test]
+fn move_and_rename_into_netns() {
+    if !common::require_root("move_and_rename_into_netns") {
+        return;
+    }
+    let dir = common::netns_dir();
+    let p = common::path(&dir, "c3");
+    netns::create_blocking(&p).unwrap();
+    let tag = common::tag();
+    let (host, peer) = (format!("wtm{tag}"), format!("wtn{tag}"));
+    let mut nl = Netlink::open().unwrap();
+    nl.add_veth(&host, &peer, None, None).unwrap();
+    let pidx = nl.link_index(&peer).unwrap();
+    let ns = std::fs::File::open(&p).unwrap();
+    nl.move_to_netns(pidx, &ns).unwrap();
+    assert!(
+        nl.link(&peer).unwrap().is_none(),
+        "peer left the host namespace"
+    );
+    let mut inner = Netlink::open_in(&p).unwrap();
+    let idx = inner.link_index(&peer).unwrap();
+    inner.rename(idx, "eth0").unwrap();
+    inner.set_up(idx).unwrap();
+    assert!(inner.link("eth0").unwrap().unwrap().up);
+    drop(inner);
+    drop(ns);
+    nl.del_link_by_name(&host).unwrap();
+    netns::delete_blocking(&p).unwrap();
+    assert!(
+        common::host_links_containing(&tag)
+            .iter()
+            .all(|l| !l.starts_with("wtm") && !l.starts_with("wtn"))
+    );
+}

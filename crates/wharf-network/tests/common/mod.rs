@@ -192,7 +192,11 @@ pub struct Guard {
 
 pub fn guard(n: &Names, dir: &tempfile::TempDir) -> Guard {
     Guard {
-        prefixes: vec![n.bridge_prefix.clone(), n.veth_prefix.clone(), n.dummy_prefix.clone()],
+        prefixes: vec![
+            n.bridge_prefix.clone(),
+            n.veth_prefix.clone(),
+            n.dummy_prefix.clone(),
+        ],
         table: n.table.clone(),
         dir: dir.path().to_path_buf(),
     }
