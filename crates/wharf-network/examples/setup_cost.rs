@@ -58,38 +58,64 @@ async fn main() {
         .await
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let (mut t_ns, mut t_conn, mut t_total, mut t_teardown) = (vec![], vec![], vec![], vec![]);
-    for i in 0..n {
-        let id = ContainerId::random();
-        let path = dir.path().join(format!("c{i}"));
-        let t0 = Instant::now();
-        netns::create(path.clone()).await.unwrap();
-        let t1 = Instant::now();
-        c.connect(
-            &net.id,
-            EndpointRequest {
-                container: Some(id.clone()),
-                container_name: format!("c{i}"),
-                netns: path.clone(),
-                default_route: true,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
-        let t2 = Instant::now();
-        c.disconnect(&net.id, &id).await.unwrap();
-        netns::delete(path).await.unwrap();
-        let t3 = Instant::now();
-        t_ns.push(t1 - t0);
-        t_conn.push(t2 - t1);
-        t_total.push(t2 - t0);
-        t_teardown.push(t3 - t2);
+    // Phase 1: set up N containers back to back (as `docker run` in a loop would), then tear
+    // them all down. Phase 2: set up and tear down alternately, so the kernel's asynchronous
+    // namespace cleanup competes with each setup (the worst case).
+    for interleaved in [false, true] {
+        let (mut t_ns, mut t_conn, mut t_total, mut t_teardown) = (vec![], vec![], vec![], vec![]);
+        let mut live = Vec::new();
+        for i in 0..n {
+            let id = ContainerId::random();
+            let path = dir.path().join(format!("c{i}"));
+            let t0 = Instant::now();
+            netns::create(path.clone()).await.unwrap();
+            let t1 = Instant::now();
+            c.connect(
+                &net.id,
+                EndpointRequest {
+                    container: Some(id.clone()),
+                    container_name: format!("c{i}"),
+                    netns: path.clone(),
+                    default_route: true,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+            let t2 = Instant::now();
+            t_ns.push(t1 - t0);
+            t_conn.push(t2 - t1);
+            t_total.push(t2 - t0);
+            live.push((id, path));
+            if interleaved {
+                for (id, path) in live.drain(..) {
+                    let t = Instant::now();
+                    c.disconnect(&net.id, &id).await.unwrap();
+                    netns::delete(path).await.unwrap();
+                    t_teardown.push(t.elapsed());
+                }
+            }
+        }
+        for (id, path) in live.drain(..) {
+            let t = Instant::now();
+            c.disconnect(&net.id, &id).await.unwrap();
+            netns::delete(path).await.unwrap();
+            t_teardown.push(t.elapsed());
+        }
+        println!(
+            "-- {} --",
+            if interleaved {
+                "interleaved setup/teardown"
+            } else {
+                "setup all, then teardown all"
+            }
+        );
+        stats("netns create", t_ns);
+        stats("connect (veth+addr+rt)", t_conn);
+        stats("setup total", t_total);
+        stats("teardown", t_teardown);
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    stats("netns create", t_ns);
-    stats("connect (veth+addr+rt)", t_conn);
-    stats("setup total", t_total);
-    stats("teardown", t_teardown);
     c.delete_network(&net.id).await.unwrap();
     c.teardown().await.unwrap();
 }

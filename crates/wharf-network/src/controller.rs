@@ -1041,3 +1041,22 @@ fn host_has_ipv6() -> bool {
         .map(|s| !s.trim().is_empty())
         .unwrap_or(false)
 }
+
+/// The daemon spawns these futures on a multi-threaded runtime: they must be `Send`, and the
+/// controller shareable. Checked at compile time.
+#[allow(dead_code)]
+fn assert_send_sync(c: &'static Controller) {
+    fn send<T: Send>(_: T) {}
+    fn sync<T: Send + Sync>() {}
+    sync::<Controller>();
+    let id = NetworkId::random();
+    let cid = ContainerId::random();
+    send(c.create_network(NetworkCreate::default()));
+    send(c.delete_network(&id));
+    send(c.connect(&id, EndpointRequest::default()));
+    send(c.disconnect(&id, &cid));
+    send(c.start_dns(&cid, Path::new("/"), Vec::new()));
+    send(c.stop_dns(&cid));
+    send(c.reconcile(Vec::new(), Vec::new(), None, Vec::new()));
+    send(c.teardown());
+}
