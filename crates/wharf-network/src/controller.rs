@@ -648,8 +648,80 @@ impl Controller {
             }
             return Err(e.into());
         }
-        lock(&self.proxies).insert((ep.network.clone(), ep.container.clone()), proxies);
+        lock(&self.proxies)
+            .entry((ep.network.clone(), ep.container.clone()))
+            .or_default()
+            .extend(proxies);
         Ok(mappings)
+    }
+
+    /// Publishes more ports of an already connected endpoint (bridge networks). Returns the
+    /// granted mappings; the endpoint's stored `ports` grow by them (see [`Controller::endpoints`]).
+    pub async fn publish_ports(
+        &self,
+        network: &NetworkId,
+        container: &ContainerId,
+        specs: &[PortSpec],
+    ) -> Result<Vec<PortMapping>, NetworkError> {
+        let net = self.network(network)?;
+        let key = (network.clone(), container.clone());
+        let ep = self
+            .endpoints
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+            .cloned()
+            .ok_or_else(|| NetworkError::NotConnected {
+                container: container.to_string(),
+                network: net.name.clone(),
+            })?;
+        if net.driver != "bridge" || net.internal || specs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let granted = self.publish(&net, &ep, specs).await?;
+        if let Some(e) = self
+            .endpoints
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_mut(&key)
+        {
+            e.ports.extend(granted.iter().cloned());
+        }
+        Ok(granted)
+    }
+
+    /// Withdraws every published port of an endpoint: proxies stopped, DNAT removed, host
+    /// ports released. The endpoint stays connected.
+    pub async fn unpublish_ports(
+        &self,
+        network: &NetworkId,
+        container: &ContainerId,
+    ) -> Result<(), NetworkError> {
+        let net = self.network(network)?;
+        let key = (network.clone(), container.clone());
+        let ports = match self
+            .endpoints
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_mut(&key)
+        {
+            Some(e) => std::mem::take(&mut e.ports),
+            None => return Ok(()),
+        };
+        let proxies = lock(&self.proxies).remove(&key).unwrap_or_default();
+        for p in proxies {
+            p.stop().await;
+        }
+        if !ports.is_empty() {
+            let (fw, bridge, ms) = (
+                self.firewall.clone(),
+                net.link.clone().unwrap_or_default(),
+                ports.clone(),
+            );
+            blocking(move || lock(&fw).remove_ports(&bridge, &ms)).await??;
+            self.release_ports(&ports);
+        }
+        Ok(())
     }
 
     fn release_ports(&self, mappings: &[PortMapping]) {
@@ -1055,6 +1127,8 @@ fn assert_send_sync(c: &'static Controller) {
     send(c.delete_network(&id));
     send(c.connect(&id, EndpointRequest::default()));
     send(c.disconnect(&id, &cid));
+    send(c.publish_ports(&id, &cid, &[]));
+    send(c.unpublish_ports(&id, &cid));
     send(c.start_dns(&cid, Path::new("/"), Vec::new()));
     send(c.stop_dns(&cid));
     send(c.reconcile(Vec::new(), Vec::new(), None, Vec::new()));

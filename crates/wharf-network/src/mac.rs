@@ -12,14 +12,10 @@ pub fn from_ipv4(ip: Ipv4Addr) -> [u8; 6] {
 
 /// A random unicast, locally administered MAC (for IPv6-only endpoints and bridges).
 pub fn random() -> [u8; 6] {
+    let hex = wharf_types::random_hex_id();
     let mut mac = [0u8; 6];
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
-    let bytes = wharf_types::random_hex_id();
     for (i, b) in mac.iter_mut().enumerate() {
-        *b = u8::from_str_radix(&bytes[i * 2..i * 2 + 2], 16).unwrap_or((seed >> (i * 8)) as u8);
+        *b = u8::from_str_radix(&hex[i * 2..i * 2 + 2], 16).unwrap_or(0);
     }
     mac[0] = (mac[0] & 0xfe) | 0x02;
     mac

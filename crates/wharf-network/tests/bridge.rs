@@ -324,6 +324,27 @@ async fn port_conflicts_have_dockers_messages() {
     // Failed connects left nothing: the address is free again and a plain connect works.
     let ep = c.connect(&a.id, req("127.0.0.1::80")).await.unwrap();
     assert_eq!(ep.ipv4.unwrap().addr().to_string(), "10.231.5.3");
+    // Ports can be added to and withdrawn from a connected endpoint.
+    let more = c
+        .publish_ports(&a.id, &id2, &parse_port_spec("127.0.0.1::90").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(more.len(), 1);
+    let mine = c
+        .endpoints()
+        .into_iter()
+        .find(|e| e.container == id2)
+        .unwrap();
+    assert_eq!(mine.ports.len(), 2);
+    c.unpublish_ports(&a.id, &id2).await.unwrap();
+    assert!(
+        c.endpoints()
+            .into_iter()
+            .find(|e| e.container == id2)
+            .unwrap()
+            .ports
+            .is_empty()
+    );
     remove(&c, &a.id, &id2, &ns2).await;
     remove(&c, &a.id, &c1, &ns1).await;
     c.delete_network(&a.id).await.unwrap();
@@ -378,7 +399,7 @@ async fn restart_keeps_addresses_and_reconcile_removes_orphans() {
         .await
         .unwrap();
     let (c1, ns1, ip1) = container(&c, &dir, "stays", &a.id, &["127.0.0.1::80"]).await;
-    let (_c2, ns2, ip2) = container(&c, &dir, "dies", &a.id, &[]).await;
+    let (_c2, ns2, ip2) = container(&c, &dir, "dies", &a.id, &["127.0.0.1::81"]).await;
     let eps = c.endpoints();
     let ep1 = eps.iter().find(|e| e.container == c1).unwrap().clone();
     // "Crash": the daemon goes away without cleaning up; container 2 dies meanwhile.
@@ -408,6 +429,19 @@ async fn restart_keeps_addresses_and_reconcile_removes_orphans() {
         "{report:?}"
     );
     assert!(!stale.exists());
+    let rules = String::from_utf8(
+        std::process::Command::new("nft")
+            .args(["list", "table", "inet", &n.table])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    assert!(rules.contains(&format!("dnat ip to {ip1}:80")), "{rules}");
+    assert!(
+        !rules.contains(&ip2.to_string()),
+        "rules of the dead endpoint are gone: {rules}"
+    );
     // The surviving container's address is still taken; the dead one's is free again.
     let (c3, ns3, ip3) = container(&c, &dir, "new", &a.id, &[]).await;
     assert_ne!(ip3, ip1);
@@ -518,5 +552,43 @@ async fn dual_stack_bridge() {
     }
     c.delete_network(&a.id).await.unwrap();
     c.teardown().await.unwrap();
+    common::assert_no_leaks(&n, dir.path());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn teardown_removes_everything_without_disconnects() {
+    if !common::require_root("teardown_removes_everything_without_disconnects") {
+        return;
+    }
+    let n = common::names();
+    let dir = common::netns_dir();
+    let _guard = common::guard(&n, &dir);
+    let c = common::controller(&n);
+    let a = c.create_network(net("t1", "10.231.15.0/24")).await.unwrap();
+    let b = c.create_network(net("t2", "10.231.16.0/24")).await.unwrap();
+    let (c1, ns1, _) = container(
+        &c,
+        &dir,
+        "x1",
+        &a.id,
+        &["127.0.0.1::80", "127.0.0.1::53/udp"],
+    )
+    .await;
+    let (_c2, ns2, _) = container(&c, &dir, "x2", &b.id, &[]).await;
+    c.start_dns(&c1, &ns1, vec![]).await.unwrap();
+    let port = c
+        .endpoints()
+        .iter()
+        .find(|e| e.container == c1)
+        .unwrap()
+        .ports[0]
+        .host_port;
+    c.teardown().await.unwrap();
+    // Proxies are gone with it.
+    assert!(common::tcp_fetch(None, SocketAddr::new("127.0.0.1".parse().unwrap(), port)).is_err());
+    // Namespaces are the daemon's to delete.
+    for ns in [ns1, ns2] {
+        netns::delete(ns).await.unwrap();
+    }
     common::assert_no_leaks(&n, dir.path());
 }
