@@ -28,7 +28,7 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use wharf_types::{Classify, ContainerId, ErrorKind, NetworkId};
 
-use crate::dns::{DnsError, DnsRegistry, DnsServer, Upstream};
+use crate::dns::{DnsError, DnsMode, DnsRegistry, DnsServer, Upstream};
 use crate::driver::{
     BridgeDriver, DriverError, HostDriver, JoinInfo, JoinSpec, MacvlanDriver, NetworkDriver,
     NetworkState, NullDriver, SubnetState, opts,
@@ -112,6 +112,9 @@ pub struct ControllerConfig {
     pub default_pools: Vec<DefaultPool>,
     /// Random host ports come from here (default: the kernel's ephemeral range).
     pub port_range: Option<(u16, u16)>,
+    /// How containers reach the embedded DNS server. [`DnsMode::Dnat`] needs `nft`; with the
+    /// iptables backend the controller uses [`DnsMode::Direct`].
+    pub dns_mode: DnsMode,
 }
 
 impl Default for ControllerConfig {
@@ -124,6 +127,7 @@ impl Default for ControllerConfig {
             dummy_prefix: "dm-".into(),
             default_pools: docker_default_pools(),
             port_range: None,
+            dns_mode: DnsMode::default(),
         }
     }
 }
@@ -839,21 +843,37 @@ impl Controller {
 
     /// Starts the embedded DNS server inside a container's namespace at `127.0.0.11:53`.
     /// `upstreams` come from [`crate::files::resolv_conf`]'s `ext_servers` (empty when every
-    /// network of the container is internal). Replaces a server already running.
+    /// network of the container is internal). Replaces a server already running. With
+    /// [`DnsMode::Dnat`] (the default) the server listens on a random port and port 53 is
+    /// redirected to it inside the namespace, as Docker does.
     pub async fn start_dns(
         &self,
         container: &ContainerId,
         netns: &Path,
         upstreams: Vec<Upstream>,
     ) -> Result<(), NetworkError> {
-        self.start_dns_on(
-            container,
-            netns,
-            std::net::SocketAddr::from((crate::dns::DNS_ADDR, 53)),
-            upstreams,
-        )
-        .await
-        .map(|_| ())
+        let backend = lock(&self.firewall).backend();
+        if self.cfg.dns_mode == DnsMode::Direct || backend != Backend::Nft {
+            let listen = std::net::SocketAddr::from((crate::dns::DNS_ADDR, 53));
+            return self
+                .start_dns_on(container, netns, listen, upstreams)
+                .await
+                .map(|_| ());
+        }
+        let listen = std::net::SocketAddr::from((crate::dns::DNS_ADDR, 0));
+        let addr = self
+            .start_dns_on(container, netns, listen, upstreams)
+            .await?;
+        let (p, port) = (netns.to_path_buf(), addr.port());
+        if let Err(source) = blocking(move || crate::dns::install_dnat(&p, port)).await? {
+            self.stop_dns(container).await;
+            return Err(DnsError::Dnat {
+                container: container.to_string(),
+                source,
+            }
+            .into());
+        }
+        Ok(())
     }
 
     /// [`Controller::start_dns`] on another address (tests, or a daemon that DNATs to it).

@@ -5,6 +5,9 @@
 //! endpoints (container name, aliases, short ID, as the daemon chooses). One [`DnsServer`] per
 //! container owns two sockets created *inside the container's namespace* (a short setns thread
 //! binds them; the sockets stay in that namespace) and is served by tasks on the daemon's runtime.
+//! As in Docker, the sockets take a random port of `127.0.0.11` and a small nftables table inside
+//! the namespace redirects port 53 to it ([`DnsMode::Dnat`]), leaving port 53 to the container's
+//! own programs; [`DnsMode::Direct`] binds `127.0.0.11:53` itself.
 //!
 //! Answers follow Docker's resolver: a container sees only names on its own networks; `name` is
 //! looked up network by network, `name.<network>` only in that network; A/AAAA come from the
@@ -66,12 +69,62 @@ pub enum DnsError {
         #[source]
         source: io::Error,
     },
+    #[error("redirect 127.0.0.11:53 for container {container}")]
+    Dnat {
+        container: String,
+        #[source]
+        source: crate::firewall::FirewallError,
+    },
     #[error("start DNS server for container {container}")]
     Netns {
         container: String,
         #[source]
         source: crate::netns::NetnsError,
     },
+}
+
+/// How a container's `127.0.0.11:53` reaches its server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DnsMode {
+    /// Docker's way: the server listens on a random port of `127.0.0.11` and an nftables table
+    /// inside the container's namespace DNATs port 53 to it, so the container's own programs
+    /// may still bind port 53 (a DNS server in a container works). Costs one `nft` run per start.
+    #[default]
+    Dnat,
+    /// Bind `127.0.0.11:53` directly: no firewall work, but a container process binding
+    /// port 53 on all addresses then fails with "address already in use".
+    Direct,
+}
+
+/// The table installed in a container's namespace by [`DnsMode::Dnat`].
+pub const DNS_TABLE: &str = "wharf_dns";
+
+/// Installs (or replaces) the DNAT of `127.0.0.11:53` to `port` (UDP and TCP) inside `netns`.
+pub fn install_dnat(netns: &Path, port: u16) -> Result<(), crate::firewall::FirewallError> {
+    use serde_json::json;
+    let table = DNS_TABLE;
+    let rule = |proto: &str| {
+        json!({"add": {"rule": {"family": "ip", "table": table, "chain": "output", "expr": [
+            {"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "daddr"}}, "right": DNS_ADDR.to_string()}},
+            {"match": {"op": "==", "left": {"payload": {"protocol": proto, "field": "dport"}}, "right": 53}},
+            {"dnat": {"addr": DNS_ADDR.to_string(), "port": port}}
+        ]}}})
+    };
+    let batch = json!({"nftables": [
+        {"add": {"table": {"family": "ip", "name": table}}},
+        {"delete": {"table": {"family": "ip", "name": table}}},
+        {"add": {"table": {"family": "ip", "name": table}}},
+        {"add": {"chain": {"family": "ip", "table": table, "name": "output", "type": "nat", "hook": "output", "prio": -100, "policy": "accept"}}},
+        rule("udp"),
+        rule("tcp"),
+    ]});
+    // The nft process inherits the namespace of the thread that spawns it.
+    crate::netns::run_in(netns, || crate::firewall::run_nft(table, &batch)).map_err(|e| {
+        crate::firewall::FirewallError::Spawn {
+            tool: "nft",
+            source: std::io::Error::other(e.to_string()),
+        }
+    })?
 }
 
 impl Classify for DnsError {

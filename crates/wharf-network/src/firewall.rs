@@ -262,7 +262,7 @@ fn set_sysctl(key: &str, value: &str) -> Result<(), FirewallError> {
     })
 }
 
-fn run_nft(table: &str, batch: &Value) -> Result<(), FirewallError> {
+pub(crate) fn run_nft(table: &str, batch: &Value) -> Result<(), FirewallError> {
     let mut child = Command::new("nft")
         .args(["-j", "-f", "-"])
         .stdin(Stdio::piped())

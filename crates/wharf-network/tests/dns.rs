@@ -12,7 +12,7 @@ use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::rdata::A;
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use wharf_network::controller::{Controller, EndpointRequest, IpamConfig, NetworkCreate};
-use wharf_network::dns::Upstream;
+use wharf_network::dns::{DnsMode, Upstream};
 use wharf_network::netns;
 use wharf_types::{ContainerId, NetworkId};
 
@@ -140,20 +140,39 @@ fn mk(name: &str, subnet: &str) -> NetworkCreate {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn dns_answers_names_aliases_and_forwards() {
-    if !common::require_root("dns_answers_names_aliases_and_forwards") {
+async fn dns_dnat_mode() {
+    if !common::require_root("dns_dnat_mode") {
         return;
     }
+    dns_answers_names_aliases_and_forwards(DnsMode::Dnat, 9).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dns_direct_mode() {
+    if !common::require_root("dns_direct_mode") {
+        return;
+    }
+    dns_answers_names_aliases_and_forwards(DnsMode::Direct, 17).await;
+}
+
+async fn dns_answers_names_aliases_and_forwards(mode: DnsMode, third: u8) {
     let n = common::names();
     let dir = common::netns_dir();
     let _guard = common::guard(&n, &dir);
-    let c = common::controller(&n);
+    let mut cfg = common::config(&n);
+    cfg.dns_mode = mode;
+    let c = Controller::new(
+        cfg,
+        std::sync::Arc::new(wharf_network::ipam::NoStore),
+        vec![],
+    )
+    .unwrap();
     let front = c
-        .create_network(mk("front", "10.231.9.0/24"))
+        .create_network(mk("front", &format!("10.231.{third}.0/24")))
         .await
         .unwrap();
     let back = c
-        .create_network(mk("back", "10.231.10.0/24"))
+        .create_network(mk("back", &format!("10.231.{}.0/24", third + 1)))
         .await
         .unwrap();
     let (web, web_ns, web_ip) = join(&c, &dir, &front.id, &["web", "www"]).await;
@@ -210,6 +229,11 @@ async fn dns_answers_names_aliases_and_forwards() {
         [web_ip.to_string()],
         "TCP local"
     );
+    if mode == DnsMode::Dnat {
+        // The container's own programs can still bind port 53 (only the redirect is taken).
+        let bound = netns::run_in(&client_ns, || UdpSocket::bind("0.0.0.0:53").is_ok()).unwrap();
+        assert!(bound, "port 53 stays free for the container in DNAT mode");
+    }
     // No external servers: NXDOMAIN for unknown names.
     let m = query(&web_ns, "example.org.", RecordType::A, false);
     assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
