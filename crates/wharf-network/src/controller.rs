@@ -180,6 +180,8 @@ pub struct EndpointRequest {
 /// and hands it back to `reconcile` and `disconnect`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EndpointState {
+    /// Docker's `EndpointID` (64 hex characters).
+    pub endpoint_id: String,
     pub network: NetworkId,
     pub container: ContainerId,
     pub container_name: String,
@@ -471,6 +473,7 @@ impl Controller {
             });
         }
         let mut ep = EndpointState {
+            endpoint_id: wharf_types::random_hex_id(),
             network: network.clone(),
             container: container.clone(),
             container_name: req.container_name.clone(),
