@@ -76,22 +76,38 @@ fn iptables_apply_teardown() {
         eprintln!("skipping iptables_apply_teardown: iptables-restore not installed");
         return;
     }
+    // Inside a namespace of its own: iptables creates its built-in tables on first use, and
+    // those must not be left on the host.
+    let dir = common::netns_dir();
+    let ns = common::path(&dir, "fw");
+    wharf_network::netns::create_blocking(&ns).unwrap();
     let tag = common::tag();
     let table = format!("WT{tag}");
-    let mut fw = Firewall::new(&table, Backend::Iptables).unwrap();
-    fw.reconcile(desired(&tag)).unwrap();
-    let out = std::process::Command::new("iptables-save")
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let save = || {
+        String::from_utf8_lossy(
+            &std::process::Command::new("iptables-save")
+                .output()
+                .unwrap()
+                .stdout,
+        )
+        .into_owned()
+    };
+    let (applied, after) = wharf_network::netns::run_in(&ns, || {
+        let mut fw = Firewall::new(&table, Backend::Iptables).unwrap();
+        fw.reconcile(desired(&tag)).unwrap();
+        let applied = save();
+        fw.teardown().unwrap();
+        (applied, save())
+    })
+    .unwrap();
     assert!(
-        text.contains(&format!("-A FORWARD -j {table}-FWD")),
-        "{text}"
+        applied.contains(&format!("-A FORWARD -j {table}-FWD")),
+        "{applied}"
     );
-    assert!(text.contains("--to-destination 10.213.0.2:53"), "{text}");
-    fw.teardown().unwrap();
-    let out = std::process::Command::new("iptables-save")
-        .output()
-        .unwrap();
-    assert!(!String::from_utf8_lossy(&out.stdout).contains(&table));
+    assert!(
+        applied.contains("--to-destination 10.213.0.2:53"),
+        "{applied}"
+    );
+    assert!(!after.contains(&table), "{after}");
+    wharf_network::netns::delete_blocking(&ns).unwrap();
 }
