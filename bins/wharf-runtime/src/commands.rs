@@ -79,8 +79,20 @@ fn create(root: &Path, systemd: bool, c: &Create) -> Result<()> {
         .with_detach(true)
         .with_no_pivot(c.no_pivot)
         .build()
-        .map_err(|e| anyhow!(e).context("create failed: unable to start container process"))?;
+        .map_err(|e| start_error("create", e))?;
     Ok(())
+}
+
+/// runc's wording for a failed create/exec: `<verb> failed: unable to start container process:
+/// exec: "x": …` — libcontainer's intermediate wrappers are dropped when the executor's message
+/// is in the chain, so the daemon sees the same text whichever runtime ran.
+fn start_error(verb: &str, e: libcontainer::error::LibcontainerError) -> anyhow::Error {
+    let full = format!("{:#}", anyhow!(e));
+    let detail = match full.find("exec: \"") {
+        Some(i) => &full[i..],
+        None => full.as_str(),
+    };
+    anyhow!("{verb} failed: unable to start container process: {detail}")
 }
 
 fn status_word(s: ContainerStatus) -> &'static str {
@@ -172,7 +184,7 @@ fn exec(root: &Path, c: &Exec) -> Result<i32> {
     if !load(root, &c.id)?.can_exec() {
         bail!("cannot exec in a stopped container");
     }
-    let pid = builder.build().map_err(|e| anyhow!(e).context("exec failed: unable to start container process"))?;
+    let pid = builder.build().map_err(|e| start_error("exec", e))?;
     if c.detach {
         return Ok(0);
     }

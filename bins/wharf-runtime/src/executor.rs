@@ -105,7 +105,12 @@ mod tests {
             look_path("/nonexistent/x", "/bin").unwrap_err(),
             "exec: \"/nonexistent/x\": stat /nonexistent/x: no such file or directory"
         );
-        assert_eq!(look_path("/etc/hostname", "").unwrap_err(), "exec: \"/etc/hostname\": permission denied");
+        let plain = std::env::temp_dir().join(format!("wharf-noexec-{}", std::process::id()));
+        std::fs::write(&plain, "x").unwrap();
+        std::fs::set_permissions(&plain, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let name = plain.to_str().unwrap();
+        assert_eq!(look_path(name, "").unwrap_err(), format!("exec: \"{name}\": permission denied"));
+        std::fs::remove_file(&plain).unwrap();
         assert!(look_path("sh", "/nonexistent:/bin").is_ok());
     }
 }
