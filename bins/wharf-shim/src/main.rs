@@ -114,12 +114,16 @@ fn create(config: &ShimConfig, rt: &Runtime) -> Result<(Stdio3, i32), String> {
         vec!["create".as_ref(), "--bundle".as_ref(), bundle, "--pid-file".as_ref(), INIT_PID_FILE.as_ref()];
     let io_err = |what: &str, e: std::io::Error| format!("{what}: {e}");
     let (stdio, status) = if config.tty {
-        let sock = "console.sock";
+        // libcontainer resolves the console socket against its own state dir, runc against its
+        // cwd: absolute when it fits a sockaddr_un, relative (cwd is the state dir) otherwise.
+        let abs = config.state_dir.join("console.sock");
+        let sock_path = if abs.as_os_str().len() < 100 { abs } else { PathBuf::from("console.sock") };
+        let sock = sock_path.as_os_str();
         let _ = std::fs::remove_file(sock);
         let listener = UnixListener::bind(sock).map_err(|e| io_err("bind console socket", e))?;
         listener.set_nonblocking(true).map_err(|e| io_err("console socket", e))?;
         args.push(OsStr::new("--console-socket"));
-        args.push(OsStr::new(sock));
+        args.push(sock);
         args.push(config.id.as_ref());
         let pid = rt.spawn(&args, Stdio::null(), Stdio::null(), Stdio::null()).map_err(|e| io_err("spawn runtime", e))?;
         let mut master = None;

@@ -69,6 +69,8 @@ struct Conn {
     out: Vec<u8>,
     mode: Mode,
     paused: bool,
+    /// The client shut down its write side (end of its stdin); we may still write to it.
+    read_closed: bool,
     stdin_done: bool,
 }
 
@@ -237,8 +239,12 @@ impl Server {
                 if ev & OUT != 0 {
                     self.flush_conn(fd);
                 }
-                if ev & (IN | libc::EPOLLHUP as u32 | libc::EPOLLERR as u32) != 0 {
+                if ev & IN != 0 {
                     self.on_conn_readable(fd);
+                }
+                // Both directions gone: nobody is listening any more.
+                if ev & (libc::EPOLLHUP as u32 | libc::EPOLLERR as u32) != 0 {
+                    self.close_conn(fd);
                 }
             }
             _ => self.on_console(fd),
@@ -258,7 +264,7 @@ impl Server {
             self.sources.insert(raw, Source::Conn);
             self.conns.insert(
                 raw,
-                Conn { _fd: fd, inbuf: Vec::new(), out: Vec::new(), mode: Mode::Request, paused: false, stdin_done: false },
+                Conn { _fd: fd, inbuf: Vec::new(), out: Vec::new(), mode: Mode::Request, paused: false, read_closed: false, stdin_done: false },
             );
         }
     }
@@ -321,7 +327,7 @@ impl Server {
     }
 
     fn conn_interest(&self, c: &Conn) -> u32 {
-        let mut ev = if c.paused { 0 } else { IN };
+        let mut ev = if c.paused || c.read_closed { 0 } else { IN };
         if !c.out.is_empty() {
             ev |= OUT;
         }
@@ -367,8 +373,25 @@ impl Server {
             Err(_) => 0,
         };
         if n == 0 {
-            // The client went away (or half-closed). A waiter or a closing connection is done.
-            self.close_conn(fd);
+            // A half-close: the client sent all it will send. Requests are incomplete; streams
+            // lose their stdin; waiters keep waiting (EPOLLHUP or a failed write ends them).
+            match conn.mode {
+                Mode::Request | Mode::Closing => self.close_conn(fd),
+                _ => {
+                    conn.read_closed = true;
+                    let owner = match &conn.mode {
+                        Mode::Attach { stdin: true, .. } if !conn.stdin_done => Some(Owner::Container),
+                        Mode::Exec(id) if !conn.stdin_done => Some(Owner::Exec(id.clone())),
+                        _ => None,
+                    };
+                    conn.stdin_done = true;
+                    let ev = self.conn_interest(self.conns.get(&fd).expect("present"));
+                    let _ = self.ep.modify(fd, ev);
+                    if let Some(owner) = owner {
+                        self.client_stdin_ended(&owner);
+                    }
+                }
+            }
             return;
         }
         conn.inbuf.extend_from_slice(&self.buf[..n]);
@@ -584,7 +607,9 @@ impl Server {
             self.ep.add(l.as_raw_fd(), IN).map_err(|x| e("epoll", x))?;
             self.sources.insert(l.as_raw_fd(), Source::Console(id.to_owned()));
             ex.console = Some(l);
-            args.extend(["--console-socket".into(), sock.into(), "--tty".into()]);
+            let abs = self.config.state_dir.join(&sock);
+            let arg: OsString = if abs.as_os_str().len() < 100 { abs.into() } else { sock.into() };
+            args.extend(["--console-socket".into(), arg, "--tty".into()]);
             (Stdio::null(), Stdio::null(), Stdio::null())
         } else {
             let sin = if stdin {
