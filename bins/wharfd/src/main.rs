@@ -103,7 +103,10 @@ async fn serve(config: Config, log_handle: LogHandle) -> Result<()> {
         rustc: env!("WHARF_RUSTC").to_owned(),
         build_time: env!("WHARF_BUILD_TIME").to_owned(),
     };
-    let daemon = Daemon::open(config.clone(), build)
+    let images = Arc::new(wharf_daemon::image_seam::SnapshotterOnly::open(
+        &config.data_root,
+    )?);
+    let daemon = Daemon::open(config.clone(), build, images)
         .map_err(|e| anyhow::anyhow!(wharf_types::EngineError::from_classified(&e)))?;
     std::fs::create_dir_all(config.pidfile.parent().unwrap_or(Path::new("/")))?;
     std::fs::write(&config.pidfile, std::process::id().to_string())
@@ -118,7 +121,8 @@ async fn serve(config: Config, log_handle: LogHandle) -> Result<()> {
     }
     let shutdown = CancellationToken::new();
     tokio::spawn(handle_signals(daemon.clone(), shutdown.clone(), log_handle));
-    tracing::info!(hosts = ?config.hosts, data_root = %config.data_root.display(), "API listening");
+    let restored = daemon.restore().await;
+    tracing::info!(hosts = ?config.hosts, data_root = %config.data_root.display(), restored, "API listening");
     let app = wharf_api::router::build(daemon.backends(), shutdown.clone());
     wharf_api::server::serve(listeners, app, shutdown).await;
     for p in socket_paths {

@@ -4,14 +4,14 @@
 use axum::Router;
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get};
+use axum::routing::{any, delete, get, post};
 use http::{HeaderValue, Method, Request, Uri};
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
 use crate::backend::Backends;
 use crate::error::ApiError;
-use crate::routes::{stubs, system};
+use crate::routes::{container, stubs, system};
 use crate::version::{ApiVersion, PrefixCheck, check_prefix};
 
 /// The engine's version, shared by every crate of the workspace.
@@ -40,6 +40,23 @@ pub fn build(backends: Backends, shutdown: CancellationToken) -> App {
         .route("/version", get(system::version))
         .route("/info", get(system::info))
         .route("/events", get(system::events))
+        .route("/containers/create", post(container::create))
+        .route("/containers/json", get(container::list))
+        .route("/containers/prune", post(container::prune))
+        .route("/containers/{id}/json", get(container::inspect))
+        .route("/containers/{id}/start", post(container::start))
+        .route("/containers/{id}/stop", post(container::stop))
+        .route("/containers/{id}/restart", post(container::restart))
+        .route("/containers/{id}/kill", post(container::kill))
+        .route("/containers/{id}/pause", post(container::pause))
+        .route("/containers/{id}/unpause", post(container::unpause))
+        .route("/containers/{id}/rename", post(container::rename))
+        .route("/containers/{id}/wait", post(container::wait))
+        .route("/containers/{id}/top", get(container::top))
+        .route("/containers/{id}/logs", get(container::logs))
+        .route("/containers/{id}/attach", post(container::attach))
+        .route("/containers/{id}/resize", post(container::resize))
+        .route("/containers/{id}", delete(container::remove))
         .route("/plugins", get(stubs::plugins_list))
         .route("/plugins/privileges", get(stubs::plugin_other))
         .route("/plugins/pull", any(stubs::plugin_other))
@@ -139,32 +156,69 @@ mod tests {
     #[test]
     fn route_table_builds() {
         // Route conflicts panic at build time; catch them here rather than at daemon start.
-        struct Nothing;
-        #[async_trait::async_trait]
-        impl crate::backend::SystemBackend for Nothing {
-            async fn info(&self) -> Result<crate::models::SystemInfo, wharf_types::EngineError> {
-                Ok(Default::default())
-            }
-            async fn version(
-                &self,
-            ) -> Result<crate::models::SystemVersion, wharf_types::EngineError> {
-                Ok(Default::default())
-            }
-            fn events(
-                &self,
-                _: Option<i64>,
-                _: Option<i64>,
-                _: wharf_types::Filters,
-            ) -> Result<crate::backend::EventStream, wharf_types::EngineError> {
-                Ok(Box::pin(futures_util::stream::empty()))
-            }
-        }
-        build(
-            Backends {
-                system: std::sync::Arc::new(Nothing),
-            },
-            CancellationToken::new(),
+        crate::fakes::app();
+    }
+
+    #[tokio::test]
+    async fn container_routes_translate_errors_and_bodies() {
+        use crate::fakes::call;
+        assert_eq!(
+            call("GET", "/v1.50/containers/json", "").await,
+            (200, "[]".into())
         );
+        let (s, b) = call("GET", "/containers/nope/json", "").await;
+        assert_eq!(
+            (s, b.as_str()),
+            (404, r#"{"message":"No such container: nope"}"#)
+        );
+        let (s, b) = call("POST", "/containers/create", "").await;
+        assert_eq!(
+            (s, b.as_str()),
+            (
+                400,
+                r#"{"message":"config cannot be empty in order to create a container"}"#
+            )
+        );
+        let (s, b) = call("POST", "/containers/create", "{nope").await;
+        assert_eq!(s, 400, "{b}");
+        let (s, b) = call(
+            "POST",
+            "/containers/create",
+            r#"{"Image":"x","HostConfig":{"RestartPolicy":{"Name":"sometimes"}}}"#,
+        )
+        .await;
+        assert_eq!(s, 400);
+        assert!(
+            b.contains("invalid restart policy: unknown policy 'sometimes'"),
+            "{b}"
+        );
+        let (s, b) = call(
+            "POST",
+            "/containers/create",
+            r#"{"Image":"busybox","Env":null}"#,
+        )
+        .await;
+        assert_eq!(
+            (s, b.as_str()),
+            (404, r#"{"message":"No such image: busybox"}"#)
+        );
+        let (s, b) = call("POST", "/containers/x/wait?condition=sometime", "").await;
+        assert_eq!(
+            (s, b.as_str()),
+            (400, r#"{"message":"invalid condition: \"sometime\""}"#)
+        );
+        let (s, b) = call("GET", "/containers/x/logs", "").await;
+        assert_eq!(
+            (s, b.as_str()),
+            (
+                400,
+                r#"{"message":"Bad parameters: you must choose at least one stream"}"#
+            )
+        );
+        let (s, b) = call("POST", "/containers/x/attach?detachKeys=meta-q", "").await;
+        assert_eq!(s, 400, "{b}");
+        let (s, _) = call("POST", "/containers/prune", "").await;
+        assert_eq!(s, 200);
     }
 
     #[test]

@@ -5,13 +5,17 @@
 //! - [`config`]: flags + `daemon.json` (Docker's keys), reload on SIGHUP.
 //! - [`events`]: the event bus every subsystem publishes to; `/events` subscribes.
 //! - [`system`]: `/info`, `/version`, `/events` (the `SystemBackend`).
+//! - [`container`]: containers — one supervisor task per container, the shim and runtime,
+//!   logs, attach, live restore (the `ContainerBackend`).
 //! - [`info`]: host facts from the kernel and /etc.
 //!
 //! On disk (see DESIGN.md §3): `<data-root>/wharf.lock`, `<data-root>/wharf.db`; the exec root
 //! holds the socket and per-container runtime state.
 
 pub mod config;
+pub mod container;
 pub mod events;
+pub mod image_seam;
 pub mod info;
 pub mod system;
 
@@ -40,6 +44,8 @@ pub enum DaemonError {
     Lock(#[from] wharf_store::LockError),
     #[error(transparent)]
     Db(#[from] wharf_store::DbError),
+    #[error(transparent)]
+    Engine(#[from] wharf_types::EngineError),
     #[error("create directory {path}")]
     Dir {
         path: PathBuf,
@@ -53,6 +59,7 @@ impl Classify for DaemonError {
         match self {
             DaemonError::Lock(e) => e.kind(),
             DaemonError::Db(e) => e.kind(),
+            DaemonError::Engine(e) => e.kind,
             DaemonError::Dir { .. } => ErrorKind::Internal,
         }
     }
@@ -61,8 +68,9 @@ impl Classify for DaemonError {
 /// The running engine.
 pub struct Daemon {
     config: RwLock<Config>,
-    db: Db,
-    events: EventBus,
+    db: Arc<Db>,
+    events: Arc<EventBus>,
+    containers: Arc<container::ContainerService>,
     engine_id: String,
     host: HostFacts,
     build: BuildInfo,
@@ -72,7 +80,11 @@ pub struct Daemon {
 impl Daemon {
     /// Opens the engine's state under the configured roots. Fails if another daemon holds the
     /// data root.
-    pub fn open(config: Config, build: BuildInfo) -> Result<Arc<Self>, DaemonError> {
+    pub fn open(
+        config: Config,
+        build: BuildInfo,
+        images: Arc<dyn container::ImageProvider>,
+    ) -> Result<Arc<Self>, DaemonError> {
         let lock = DataRootLock::acquire(&config.data_root)?;
         for dir in [&config.data_root, &config.exec_root] {
             std::fs::create_dir_all(dir).map_err(|source| DaemonError::Dir {
@@ -91,10 +103,16 @@ impl Daemon {
         };
         let mut host = HostFacts::read();
         host.backing_fs = info::backing_filesystem(&config.data_root);
+        let db = Arc::new(db);
+        let events = Arc::new(EventBus::new());
+        let containers = container::ContainerService::new(|weak| {
+            container_ctx(&config, &db, &events, images, weak)
+        })?;
         Ok(Arc::new(Self {
             config: RwLock::new(config),
             db,
-            events: EventBus::new(),
+            events,
+            containers,
             engine_id,
             host,
             build,
@@ -102,10 +120,21 @@ impl Daemon {
         }))
     }
 
+    /// Reconnects to containers that kept running while the daemon was down and restarts
+    /// those whose restart policy asks for it. Call once the API is about to serve.
+    pub async fn restore(&self) -> usize {
+        container::restore::restore(&self.containers).await
+    }
+
+    pub fn containers(&self) -> &Arc<container::ContainerService> {
+        &self.containers
+    }
+
     /// The backends the API serves.
     pub fn backends(self: &Arc<Self>) -> Backends {
         Backends {
             system: self.clone(),
+            containers: self.containers.clone(),
         }
     }
 
@@ -163,6 +192,57 @@ impl Daemon {
             self.engine_id.clone(),
             attributes,
         ));
+    }
+}
+
+fn container_ctx(
+    config: &Config,
+    db: &Arc<Db>,
+    events: &Arc<EventBus>,
+    images: Arc<dyn container::ImageProvider>,
+    weak: std::sync::Weak<container::ContainerService>,
+) -> container::Ctx {
+    let file_runtimes = config.file.runtimes.clone().unwrap_or_default();
+    let runtimes = move |name: &str| -> Option<wharf_runtime::shim::protocol::RuntimeConfig> {
+        let (path, args) = match name {
+            system::DEFAULT_RUNTIME => (system::sibling_binary("wharf-runtime"), Vec::new()),
+            other => match file_runtimes.get(other) {
+                Some(rt) => (std::path::PathBuf::from(&rt.path), rt.runtime_args.clone()),
+                None if other == "runc" => (system::find_in_path("runc")?, Vec::new()),
+                None => return None,
+            },
+        };
+        Some(wharf_runtime::shim::protocol::RuntimeConfig {
+            name: name.to_owned(),
+            path,
+            root: std::path::PathBuf::new(),
+            args,
+        })
+    };
+    container::Ctx {
+        db: db.clone(),
+        events: events.clone(),
+        images,
+        paths: container::Paths {
+            data_root: config.data_root.clone(),
+            exec_root: config.exec_root.clone(),
+            shim_binary: system::sibling_binary("wharf-shim"),
+            init_binary: system::sibling_binary("wharf-init"),
+        },
+        runtimes: Arc::new(runtimes),
+        default_runtime: config
+            .file
+            .default_runtime
+            .clone()
+            .unwrap_or_else(|| system::DEFAULT_RUNTIME.to_owned()),
+        log_driver: config.log_driver().to_owned(),
+        log_opts: config.file.log_opts.clone().unwrap_or_default(),
+        cgroup_parent: config
+            .file
+            .cgroup_parent
+            .clone()
+            .unwrap_or_else(|| "/wharf".to_owned()),
+        containers: weak,
     }
 }
 

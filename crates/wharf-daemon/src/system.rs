@@ -72,7 +72,7 @@ pub fn sibling_binary(name: &str) -> PathBuf {
     find_in_path(name).unwrap_or_else(|| PathBuf::from(name))
 }
 
-fn find_in_path(name: &str) -> Option<PathBuf> {
+pub fn find_in_path(name: &str) -> Option<PathBuf> {
     std::env::var_os("PATH").and_then(|paths| {
         std::env::split_paths(&paths)
             .map(|d| d.join(name))
@@ -111,12 +111,13 @@ impl SystemBackend for Daemon {
                 .or_else(|_| std::env::var(k.to_lowercase()))
                 .unwrap_or_default()
         };
+        let (total, running, paused, stopped) = self.containers.counts();
         Ok(SystemInfo {
             id: Some(self.engine_id.clone()),
-            containers: Some(0),
-            containers_running: Some(0),
-            containers_paused: Some(0),
-            containers_stopped: Some(0),
+            containers: Some(total),
+            containers_running: Some(running),
+            containers_paused: Some(paused),
+            containers_stopped: Some(stopped),
             images: Some(0),
             driver: Some("overlay2".to_owned()),
             driver_status: Some(vec![

@@ -12,6 +12,8 @@
 //! - [`filters`]: Docker's filter arguments (`{"label":{"a=b":true}}` or `{"label":["a=b"]}`).
 //! - [`event`]: the engine's event record published on the daemon's bus.
 //! - [`image`]: the image config document (the image ID is its digest) and chain IDs.
+//! - [`signal`]: signal names and numbers as Docker accepts them.
+//! - [`units`]: go-units formatting (`Up 5 seconds`).
 //! - [`platform`]: platforms written `os/arch[/variant]`.
 
 pub mod digest;
@@ -23,6 +25,8 @@ pub mod image;
 pub mod mount;
 pub mod platform;
 pub mod reference;
+pub mod signal;
+pub mod units;
 
 pub use digest::Digest;
 pub use error::{Classify, EngineError, ErrorKind};

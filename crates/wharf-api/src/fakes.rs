@@ -1,0 +1,138 @@
+//! Fake backends for route tests (STYLE 6: every route can be tested against a fake backend).
+//! The system fake answers with empty documents; the container fake knows no containers.
+
+use async_trait::async_trait;
+use futures_util::future::BoxFuture;
+use wharf_types::{EngineError, Filters};
+
+use crate::backend::*;
+use crate::models::*;
+
+pub struct FakeSystem;
+
+#[async_trait]
+impl SystemBackend for FakeSystem {
+    async fn info(&self) -> Result<SystemInfo, EngineError> {
+        Ok(Default::default())
+    }
+    async fn version(&self) -> Result<SystemVersion, EngineError> {
+        Ok(Default::default())
+    }
+    fn events(
+        &self,
+        _: Option<i64>,
+        _: Option<i64>,
+        _: Filters,
+    ) -> Result<EventStream, EngineError> {
+        Ok(Box::pin(futures_util::stream::empty()))
+    }
+}
+
+pub struct NoContainers;
+
+fn none(id: &str) -> EngineError {
+    EngineError::not_found(format!("No such container: {id}"))
+}
+
+#[async_trait]
+impl ContainerBackend for NoContainers {
+    async fn create(
+        &self,
+        _: Option<String>,
+        b: ContainerCreateBody,
+    ) -> Result<ContainerCreateResponse, EngineError> {
+        Err(EngineError::not_found(format!(
+            "No such image: {}",
+            b.image.unwrap_or_default()
+        )))
+    }
+    async fn inspect(&self, id: &str, _: bool) -> Result<ContainerInspectResponse, EngineError> {
+        Err(none(id))
+    }
+    async fn list(&self, _: ListOptions) -> Result<Vec<ContainerSummary>, EngineError> {
+        Ok(vec![])
+    }
+    async fn start(&self, id: &str) -> Result<(), EngineError> {
+        Err(none(id))
+    }
+    async fn stop(&self, id: &str, _: Option<i64>, _: Option<String>) -> Result<(), EngineError> {
+        Err(none(id))
+    }
+    async fn restart(
+        &self,
+        id: &str,
+        _: Option<i64>,
+        _: Option<String>,
+    ) -> Result<(), EngineError> {
+        Err(none(id))
+    }
+    async fn kill(&self, id: &str, _: Option<String>) -> Result<(), EngineError> {
+        Err(none(id))
+    }
+    async fn wait(
+        &self,
+        id: &str,
+        _: WaitCondition,
+    ) -> Result<BoxFuture<'static, WaitOutcome>, EngineError> {
+        Err(none(id))
+    }
+    async fn remove(&self, id: &str, _: bool, _: bool, _: bool) -> Result<(), EngineError> {
+        Err(none(id))
+    }
+    async fn rename(&self, id: &str, _: &str) -> Result<(), EngineError> {
+        Err(none(id))
+    }
+    async fn pause(&self, id: &str) -> Result<(), EngineError> {
+        Err(none(id))
+    }
+    async fn unpause(&self, id: &str) -> Result<(), EngineError> {
+        Err(none(id))
+    }
+    async fn top(&self, id: &str, _: Option<String>) -> Result<ContainerTopResponse, EngineError> {
+        Err(none(id))
+    }
+    async fn logs(&self, id: &str, _: LogsOptions) -> Result<Logs, EngineError> {
+        Err(none(id))
+    }
+    async fn attach(&self, id: &str, _: AttachOptions) -> Result<AttachSession, EngineError> {
+        Err(none(id))
+    }
+    async fn resize(&self, id: &str, _: u16, _: u16) -> Result<(), EngineError> {
+        Err(none(id))
+    }
+    async fn prune(&self, _: Filters) -> Result<ContainerPruneResponse, EngineError> {
+        Ok(ContainerPruneResponse {
+            containers_deleted: Some(vec![]),
+            space_reclaimed: Some(0),
+        })
+    }
+}
+
+/// An app over the fakes.
+pub fn app() -> crate::router::App {
+    crate::router::build(
+        Backends {
+            system: std::sync::Arc::new(FakeSystem),
+            containers: std::sync::Arc::new(NoContainers),
+        },
+        tokio_util::sync::CancellationToken::new(),
+    )
+}
+
+/// Serves one request through the whole app (prefix, routes, headers).
+pub async fn call(method: &str, uri: &str, body: &str) -> (u16, String) {
+    let req = http::Request::builder()
+        .method(method)
+        .uri(uri)
+        .body(http_body_util::Full::new(bytes::Bytes::from(
+            body.to_owned(),
+        )))
+        .unwrap();
+    let resp = app().handle(req).await;
+    let status = resp.status().as_u16();
+    let bytes = http_body_util::BodyExt::collect(resp.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    (status, String::from_utf8_lossy(&bytes).into_owned())
+}
