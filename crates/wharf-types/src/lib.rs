@@ -12,6 +12,7 @@
 //! - [`filters`]: Docker's filter arguments (`{"label":{"a=b":true}}` or `{"label":["a=b"]}`).
 //! - [`event`]: the engine's event record published on the daemon's bus.
 //! - [`platform`]: platforms written `os/arch[/variant]`.
+//! - [`oci`]: OCI/Docker manifests, indexes, descriptors and media types (serde data).
 
 pub mod digest;
 pub mod error;
@@ -19,6 +20,7 @@ pub mod event;
 pub mod filters;
 pub mod id;
 pub mod mount;
+pub mod oci;
 pub mod platform;
 pub mod reference;
 
