@@ -1,2 +1,3 @@
 //! x
+pub mod client;
 pub mod server;

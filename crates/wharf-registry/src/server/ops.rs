@@ -500,7 +500,6 @@ pub(crate) async fn cancel_upload(
 
 fn manifest_unknown(reference: &str) -> ApiError {
     ApiError::new(Code::ManifestUnknown)
-        .message(format!("manifest unknown: {reference}"))
         .detail(serde_json::json!({"Tag": reference}))
 }
 
