@@ -38,8 +38,12 @@ pub mod media_type {
     pub const OCI_EMPTY: &str = "application/vnd.oci.empty.v1+json";
 
     /// Every manifest or index media type Wharf can read, in the order sent in `Accept`.
-    pub const ACCEPTED_MANIFESTS: [&str; 4] =
-        [OCI_INDEX, DOCKER_MANIFEST_LIST, DOCKER_MANIFEST, OCI_MANIFEST];
+    pub const ACCEPTED_MANIFESTS: [&str; 4] = [
+        OCI_INDEX,
+        DOCKER_MANIFEST_LIST,
+        DOCKER_MANIFEST,
+        OCI_MANIFEST,
+    ];
 
     /// True for an image manifest (Docker schema 2 or OCI).
     pub fn is_image_manifest(mt: &str) -> bool {
@@ -100,7 +104,11 @@ impl Descriptor {
 pub struct DescriptorPlatform {
     pub architecture: String,
     pub os: String,
-    #[serde(rename = "os.version", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "os.version",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub os_version: Option<String>,
     #[serde(rename = "os.features", default, skip_serializing_if = "Vec::is_empty")]
     pub os_features: Vec<String>,

@@ -132,7 +132,11 @@ pub fn parse_challenges(headers: &HeaderMap) -> Option<Challenge> {
                     scope: params.get("scope").cloned(),
                 });
             }
-            "basic" if basic.is_none() => basic = Some(Challenge::Basic { realm: get("realm") }),
+            "basic" if basic.is_none() => {
+                basic = Some(Challenge::Basic {
+                    realm: get("realm"),
+                })
+            }
             _ => {}
         }
     }
@@ -245,10 +249,7 @@ impl TokenCache {
         t: &Token,
     ) {
         let key = cache_key(realm, service, scopes, creds);
-        self.tokens
-            .lock()
-            .expect("poisoned")
-            .insert(key, t.clone());
+        self.tokens.lock().expect("poisoned").insert(key, t.clone());
     }
 
     pub(crate) fn forget(&self, realm: &str, service: &str, scopes: &[String], creds: &AuthConfig) {
@@ -348,8 +349,8 @@ pub(crate) async fn fetch_token(
     let bytes = read_body(resp, 1 << 20, &method, &final_url)
         .await?
         .map_err(|_| token_err("token response too large".to_owned()))?;
-    let body: TokenBody =
-        serde_json::from_slice(&bytes).map_err(|e| token_err(format!("decode token response: {e}")))?;
+    let body: TokenBody = serde_json::from_slice(&bytes)
+        .map_err(|e| token_err(format!("decode token response: {e}")))?;
     let token = if body.access_token.is_empty() {
         body.token
     } else {

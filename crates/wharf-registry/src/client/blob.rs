@@ -98,7 +98,10 @@ impl Repository {
 enum Attempt {
     Done,
     /// The body broke off or ended short; `progress` tells whether bytes arrived.
-    Interrupted { progress: bool, error: ClientError },
+    Interrupted {
+        progress: bool,
+        error: ClientError,
+    },
     /// The consumer went away.
     Abandoned,
 }

@@ -378,7 +378,10 @@ impl Repository {
     }
 
     pub(crate) fn url(&self, rest: &str) -> String {
-        format!("{}/v2/{}/{}", self.inner.endpoint.base, self.inner.name, rest)
+        format!(
+            "{}/v2/{}/{}",
+            self.inner.endpoint.base, self.inner.name, rest
+        )
     }
 
     fn policy(&self) -> &RetryPolicy {
@@ -591,9 +594,7 @@ impl Repository {
             .send(Method::GET, url, HeaderMap::new(), ReqBody::Empty, &[])
             .await?;
         if !resp.status().is_success() {
-            return Err(self
-                .status_error(&Method::GET, url, resp, subject)
-                .await);
+            return Err(self.status_error(&Method::GET, url, resp, subject).await);
         }
         let next = next_link(resp.headers(), &final_url);
         let bytes = transport::read_body(resp, 16 << 20, &Method::GET, url)

@@ -56,7 +56,9 @@ pub enum PushOutcome {
 pub enum MountResult {
     Mounted,
     /// The registry did not mount and opened an upload session instead.
-    NotMounted { upload_url: String },
+    NotMounted {
+        upload_url: String,
+    },
 }
 
 /// One page of tags.
@@ -85,7 +87,12 @@ fn octet_stream(len: Option<u64>) -> HeaderMap {
 }
 
 impl Repository {
-    fn location(&self, resp: &http::Response<hyper::body::Incoming>, base: &str, method: &Method) -> Result<String, ClientError> {
+    fn location(
+        &self,
+        resp: &http::Response<hyper::body::Incoming>,
+        base: &str,
+        method: &Method,
+    ) -> Result<String, ClientError> {
         resp.headers()
             .get(header::LOCATION)
             .and_then(|v| v.to_str().ok())
@@ -119,7 +126,11 @@ impl Repository {
     }
 
     /// Asks the registry to mount `digest` from repository `from` (same registry).
-    pub async fn mount_blob(&self, digest: &Digest, from: &str) -> Result<MountResult, ClientError> {
+    pub async fn mount_blob(
+        &self,
+        digest: &Digest,
+        from: &str,
+    ) -> Result<MountResult, ClientError> {
         let q = form_urlencoded::Serializer::new(String::new())
             .append_pair("mount", &digest.to_string())
             .append_pair("from", from)
@@ -127,7 +138,13 @@ impl Repository {
         let url = self.url(&format!("blobs/uploads/?{q}"));
         let scopes = [format!("repository:{from}:pull")];
         let (resp, final_url) = self
-            .send(Method::POST, &url, octet_stream(Some(0)), ReqBody::Empty, &scopes)
+            .send(
+                Method::POST,
+                &url,
+                octet_stream(Some(0)),
+                ReqBody::Empty,
+                &scopes,
+            )
             .await?;
         match resp.status() {
             StatusCode::CREATED => Ok(MountResult::Mounted),
@@ -143,7 +160,13 @@ impl Repository {
     async fn start_upload(&self) -> Result<String, ClientError> {
         let url = self.url("blobs/uploads/");
         let (resp, final_url) = self
-            .send(Method::POST, &url, octet_stream(Some(0)), ReqBody::Empty, &[])
+            .send(
+                Method::POST,
+                &url,
+                octet_stream(Some(0)),
+                ReqBody::Empty,
+                &[],
+            )
             .await?;
         if resp.status() != StatusCode::ACCEPTED {
             return Err(self
@@ -229,11 +252,22 @@ impl Repository {
                             .expect("ascii"),
                     );
                     let (resp, final_url) = self
-                        .send(Method::PATCH, &location, h, ReqBody::Full(Bytes::from(buf)), &[])
+                        .send(
+                            Method::PATCH,
+                            &location,
+                            h,
+                            ReqBody::Full(Bytes::from(buf)),
+                            &[],
+                        )
                         .await?;
                     if resp.status() != StatusCode::ACCEPTED {
                         return Err(self
-                            .status_error(&Method::PATCH, &location, resp, Subject::Blob(&desc.digest))
+                            .status_error(
+                                &Method::PATCH,
+                                &location,
+                                resp,
+                                Subject::Blob(&desc.digest),
+                            )
                             .await);
                     }
                     location = self.location(&resp, &final_url, &Method::PATCH)?;
@@ -246,23 +280,24 @@ impl Repository {
                 let counter = Arc::new(AtomicU64::new(0));
                 let failure: Arc<Mutex<Option<std::io::Error>>> = Arc::default();
                 let (c, f, p) = (counter.clone(), failure.clone(), progress.clone());
-                let stream = tokio_util::io::ReaderStream::with_capacity(source, 256 * 1024).map(
-                    move |r| match r {
-                        Ok(b) => {
-                            let total = c.fetch_add(b.len() as u64, Ordering::Relaxed)
-                                + b.len() as u64;
-                            if let Some(p) = &p {
-                                p(total);
+                let stream =
+                    tokio_util::io::ReaderStream::with_capacity(source, 256 * 1024).map(move |r| {
+                        match r {
+                            Ok(b) => {
+                                let total =
+                                    c.fetch_add(b.len() as u64, Ordering::Relaxed) + b.len() as u64;
+                                if let Some(p) = &p {
+                                    p(total);
+                                }
+                                Ok(hyper::body::Frame::data(b))
                             }
-                            Ok(hyper::body::Frame::data(b))
+                            Err(e) => {
+                                let msg = e.to_string();
+                                *f.lock().expect("poisoned") = Some(e);
+                                Err(std::io::Error::other(msg).into())
+                            }
                         }
-                        Err(e) => {
-                            let msg = e.to_string();
-                            *f.lock().expect("poisoned") = Some(e);
-                            Err(std::io::Error::other(msg).into())
-                        }
-                    },
-                );
+                    });
                 let body = StreamBody::new(stream).boxed_unsync();
                 let res = self
                     .send(
@@ -295,7 +330,13 @@ impl Repository {
         }
         let url = with_digest(&location, &desc.digest);
         let (resp, _) = self
-            .send(Method::PUT, &url, octet_stream(Some(final_len)), final_body, &[])
+            .send(
+                Method::PUT,
+                &url,
+                octet_stream(Some(final_len)),
+                final_body,
+                &[],
+            )
             .await?;
         if resp.status() != StatusCode::CREATED {
             return Err(self

@@ -174,7 +174,11 @@ impl Transport {
     }
 }
 
-fn map_hyper_error(method: &Method, url: &str, e: &hyper_util::client::legacy::Error) -> ClientError {
+fn map_hyper_error(
+    method: &Method,
+    url: &str,
+    e: &hyper_util::client::legacy::Error,
+) -> ClientError {
     let mut src: Option<&(dyn StdError + 'static)> = e.source();
     while let Some(s) = src {
         if let Some(d) = s.downcast_ref::<DialError>() {
@@ -418,7 +422,9 @@ impl ConnectorInner {
             Some(p) => format!("{host}:{p}"),
             None => host.to_owned(),
         };
-        let cfg = self.tls_config(&host_port).map_err(|e| DialError(e.to_string()))?;
+        let cfg = self
+            .tls_config(&host_port)
+            .map_err(|e| DialError(e.to_string()))?;
         let name = ServerName::try_from(bare.to_owned())
             .map_err(|_| DialError(format!("tls: invalid server name {bare}")))?;
         let tls = tokio_rustls::TlsConnector::from(cfg)
@@ -503,9 +509,7 @@ pub(crate) fn build_tls_config(
         builder.with_root_certificates(roots)
     };
     let mut cfg = match client_cert {
-        Some((certs, key)) => builder
-            .with_client_auth_cert(certs, key)
-            .map_err(tls_err)?,
+        Some((certs, key)) => builder.with_client_auth_cert(certs, key).map_err(tls_err)?,
         None => builder.with_no_client_auth(),
     };
     cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
@@ -579,7 +583,10 @@ mod tests {
     #[test]
     fn locations() {
         assert_eq!(
-            resolve_location("http://a:1/v2/x/blobs/uploads/", "/v2/x/blobs/uploads/u?s=1"),
+            resolve_location(
+                "http://a:1/v2/x/blobs/uploads/",
+                "/v2/x/blobs/uploads/u?s=1"
+            ),
             "http://a:1/v2/x/blobs/uploads/u?s=1"
         );
         assert_eq!(

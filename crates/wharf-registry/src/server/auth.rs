@@ -330,13 +330,19 @@ impl TokenAuth {
     /// Checks a bearer token against the access a request needs.
     pub fn authorize(&self, header: Option<&str>, need: &[Access]) -> Result<(), TokenRejection> {
         let token = header
-            .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
+            .and_then(|h| {
+                h.strip_prefix("Bearer ")
+                    .or_else(|| h.strip_prefix("bearer "))
+            })
             .ok_or(TokenRejection::Missing)?;
         let claims = self
             .verify(token.trim())
             .filter(|c| c.kind == "access")
             .ok_or(TokenRejection::Missing)?;
-        if need.iter().all(|n| claims.access.iter().any(|g| g.covers(n))) {
+        if need
+            .iter()
+            .all(|n| claims.access.iter().any(|g| g.covers(n)))
+        {
             Ok(())
         } else {
             Err(TokenRejection::InsufficientScope)
@@ -390,7 +396,8 @@ mod tests {
                 .is_err()
         );
         assert_eq!(
-            t.check_refresh(r.refresh_token.as_ref().unwrap()).as_deref(),
+            t.check_refresh(r.refresh_token.as_ref().unwrap())
+                .as_deref(),
             Some("u")
         );
         assert!(t.check_refresh(&r.token).is_none());
@@ -398,6 +405,9 @@ mod tests {
             Access::parse_scope("repository:a/b:pull,push"),
             Some(push.clone())
         );
-        assert!(t.challenge(&[push], false).contains("scope=\"repository:a/b:pull,push\""));
+        assert!(
+            t.challenge(&[push], false)
+                .contains("scope=\"repository:a/b:pull,push\"")
+        );
     }
 }

@@ -85,7 +85,9 @@ pub fn collect(root: &Path, opts: &GcOptions) -> Result<GcReport, StorageError> 
     report.marked = marked.len();
 
     // Sweep.
-    let cutoff = start.checked_sub(opts.grace).unwrap_or(SystemTime::UNIX_EPOCH);
+    let cutoff = start
+        .checked_sub(opts.grace)
+        .unwrap_or(SystemTime::UNIX_EPOCH);
     let blobs = root.join("blobs/sha256");
     for prefix in list_names(&blobs)? {
         let dir = blobs.join(&prefix);

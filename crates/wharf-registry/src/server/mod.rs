@@ -224,14 +224,12 @@ fn authorize(reg: &Registry, req: &Request, need: &[Access]) -> Result<Authorize
         .and_then(|v| v.to_str().ok());
     match &reg.auth {
         AuthMode::None => Ok(Authorized { bearer: None }),
-        AuthMode::Basic { realm, htpasswd } => {
-            match header.and_then(auth::parse_basic) {
-                Some((u, p)) if htpasswd.verify(&u, &p) => Ok(Authorized { bearer: None }),
-                _ => Err(ApiError::new(Code::Unauthorized)
-                    .challenge(format!("Basic realm=\"{realm}\""))
-                    .detail(need.iter().map(Access::scope).collect::<Vec<_>>())),
-            }
-        }
+        AuthMode::Basic { realm, htpasswd } => match header.and_then(auth::parse_basic) {
+            Some((u, p)) if htpasswd.verify(&u, &p) => Ok(Authorized { bearer: None }),
+            _ => Err(ApiError::new(Code::Unauthorized)
+                .challenge(format!("Basic realm=\"{realm}\""))
+                .detail(need.iter().map(Access::scope).collect::<Vec<_>>())),
+        },
         AuthMode::Token(t) => match t.authorize(header, need) {
             Ok(()) => Ok(Authorized {
                 bearer: header.map(str::to_owned),
@@ -287,7 +285,9 @@ async fn dispatch(reg: &Arc<Registry>, req: Request) -> Result<Response, ApiErro
             .message(format!("{method} is not supported on {path}")))
     };
     match (&method, route) {
-        (&Method::GET | &Method::HEAD, Route::Base) => Ok(axum::Json(serde_json::json!({})).into_response()),
+        (&Method::GET | &Method::HEAD, Route::Base) => {
+            Ok(axum::Json(serde_json::json!({})).into_response())
+        }
         (&Method::GET, Route::Catalog) => ops::catalog(reg, &query).await,
         (&Method::GET, Route::Tags(n)) => ops::tags(reg, &n, &query).await,
         (&Method::GET | &Method::HEAD, Route::Manifest(n, r)) => {

@@ -72,7 +72,9 @@ fn upload_unknown(id: &str) -> ApiError {
 fn too_large(limit: u64) -> ApiError {
     ApiError::new(Code::SizeInvalid)
         .status(StatusCode::PAYLOAD_TOO_LARGE)
-        .message(format!("blob exceeds the maximum upload size of {limit} bytes"))
+        .message(format!(
+            "blob exceeds the maximum upload size of {limit} bytes"
+        ))
 }
 
 fn content_length(h: &HeaderMap) -> Option<u64> {
@@ -119,9 +121,7 @@ pub(crate) async fn get_blob(
         return Ok(empty(status, &hdrs));
     }
     let path = reg.storage.blob_path(&d);
-    let mut f = tokio::fs::File::open(&path)
-        .await
-        .map_err(|_| unknown())?;
+    let mut f = tokio::fs::File::open(&path).await.map_err(|_| unknown())?;
     if start > 0 {
         f.seek(std::io::SeekFrom::Start(start))
             .await
@@ -189,7 +189,11 @@ fn forget(reg: &Registry, id: &str) {
 }
 
 /// The hash of the upload's data so far: from memory, or re-read from disk after a restart.
-async fn current_hash(reg: &Registry, id: &str, slot: &mut Option<UploadHash>) -> Result<(), ApiError> {
+async fn current_hash(
+    reg: &Registry,
+    id: &str,
+    slot: &mut Option<UploadHash>,
+) -> Result<(), ApiError> {
     if slot.is_some() {
         return Ok(());
     }
@@ -413,11 +417,10 @@ pub(crate) async fn patch_upload(
                 let (start, end) = (*start, *end);
                 let bad_len = end < start || len.is_some_and(|l| end + 1 - start != l);
                 if start != st.size || bad_len {
-                    return Err(ApiError::new(Code::RangeInvalid)
-                        .message(format!(
-                            "content range {start}-{end} does not continue the upload at {}",
-                            st.size
-                        )));
+                    return Err(ApiError::new(Code::RangeInvalid).message(format!(
+                        "content range {start}-{end} does not continue the upload at {}",
+                        st.size
+                    )));
                 }
             }
             Some(Err(raw)) => {
@@ -471,7 +474,9 @@ pub(crate) async fn put_upload(
     req: Request,
 ) -> Result<Response, ApiError> {
     let Some(digest) = q.get("digest").map(str::to_owned) else {
-        return Err(ApiError::new(Code::DigestInvalid).message("digest missing from the upload PUT"));
+        return Err(
+            ApiError::new(Code::DigestInvalid).message("digest missing from the upload PUT")
+        );
     };
     check_declared_size(reg, req.headers())?;
     let body = req.into_body();
@@ -493,14 +498,16 @@ pub(crate) async fn cancel_upload(
         .map_err(|_| upload_unknown(id))?;
     forget(reg, id);
     reg.storage.delete_upload(id).await?;
-    Ok(empty(StatusCode::NO_CONTENT, &[("Content-Length", "0".to_owned())]))
+    Ok(empty(
+        StatusCode::NO_CONTENT,
+        &[("Content-Length", "0".to_owned())],
+    ))
 }
 
 // ---- manifests ----
 
 fn manifest_unknown(reference: &str) -> ApiError {
-    ApiError::new(Code::ManifestUnknown)
-        .detail(serde_json::json!({"Tag": reference}))
+    ApiError::new(Code::ManifestUnknown).detail(serde_json::json!({"Tag": reference}))
 }
 
 /// A tag or a digest, validated.
@@ -652,7 +659,10 @@ pub(crate) async fn delete_manifest(
             }
         }
     }
-    Ok(empty(StatusCode::ACCEPTED, &[("Content-Length", "0".to_owned())]))
+    Ok(empty(
+        StatusCode::ACCEPTED,
+        &[("Content-Length", "0".to_owned())],
+    ))
 }
 
 // ---- listings ----
@@ -706,7 +716,10 @@ pub(crate) async fn tags(reg: &Registry, repo: &RepoName, q: &Query) -> Result<R
 pub(crate) async fn catalog(reg: &Registry, q: &Query) -> Result<Response, ApiError> {
     let all = reg.storage.repositories().await?;
     let (page, link) = paginate(all, q, "/v2/_catalog");
-    Ok(json_with_link(serde_json::json!({"repositories": page}), link))
+    Ok(json_with_link(
+        serde_json::json!({"repositories": page}),
+        link,
+    ))
 }
 
 pub(crate) async fn referrers(

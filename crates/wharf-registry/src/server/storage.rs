@@ -465,10 +465,9 @@ fn walk_repositories(base: &Path, dir: &Path, out: &mut Vec<String>) -> Result<(
         let entry = entry.map_err(read_err(dir))?;
         let name = entry.file_name();
         let name = name.to_string_lossy();
-        if name == "_manifests" {
+        if name == "_manifests" || name == "_layers" {
             is_repo = true;
-        } else if !name.starts_with('_') && entry.file_type().map(|t| t.is_dir()).unwrap_or(false)
-        {
+        } else if !name.starts_with('_') && entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
             walk_repositories(base, &entry.path(), out)?;
         }
     }
