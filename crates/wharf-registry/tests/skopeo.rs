@@ -146,7 +146,12 @@ async fn skopeo_with_basic_auth() {
         None,
     )
     .await;
-    round_trip(&srv.host(), Some(("sk", "pw")), &AuthConfig::basic("sk", "pw")).await;
+    round_trip(
+        &srv.host(),
+        Some(("sk", "pw")),
+        &AuthConfig::basic("sk", "pw"),
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

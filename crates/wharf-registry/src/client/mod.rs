@@ -10,7 +10,7 @@
 //! ```
 //!
 //! Modules: [`config`] (endpoints, insecure registries, mirrors, certs.d), [`auth`] (credentials,
-//! challenges, tokens), [`transport`] (HTTP, TLS, redirects), `manifest` (resolve, fetch,
+//! challenges, tokens), `transport` (HTTP, TLS, redirects), `manifest` (resolve, fetch,
 //! platform selection), `blob` (downloads), `push` (uploads, manifests, tags), [`error`].
 //!
 //! A [`Repository`] is a session with one repository on one endpoint: it keeps the challenge

@@ -190,15 +190,27 @@ impl Repository {
         if self.blob_exists(&desc.digest).await?.is_some() {
             return Ok(PushOutcome::Exists);
         }
+        // Try each mount source; a refused mount opens an upload session, kept for the last
+        // source and cancelled for the others.
         let mut upload = None;
-        for from in &opts.mount_from {
+        for (i, from) in opts.mount_from.iter().enumerate() {
             match self.mount_blob(&desc.digest, from).await? {
                 MountResult::Mounted => {
                     return Ok(PushOutcome::Mounted { from: from.clone() });
                 }
-                MountResult::NotMounted { upload_url } => {
+                MountResult::NotMounted { upload_url } if i + 1 == opts.mount_from.len() => {
                     upload = Some(upload_url);
-                    break;
+                }
+                MountResult::NotMounted { upload_url } => {
+                    let _ = self
+                        .send(
+                            Method::DELETE,
+                            &upload_url,
+                            HeaderMap::new(),
+                            ReqBody::Empty,
+                            &[],
+                        )
+                        .await;
                 }
             }
         }

@@ -392,8 +392,11 @@ mod tests {
         let mut forged = r.token.clone();
         forged.push('x');
         assert!(
-            t.authorize(Some(&format!("Bearer {forged}")), &[pull.clone()])
-                .is_err()
+            t.authorize(
+                Some(&format!("Bearer {forged}")),
+                std::slice::from_ref(&pull)
+            )
+            .is_err()
         );
         assert_eq!(
             t.check_refresh(r.refresh_token.as_ref().unwrap())

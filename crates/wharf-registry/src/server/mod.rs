@@ -2,7 +2,7 @@
 //!
 //! Start with [`Registry::new`] and [`router`], then [`serve`] (plain or TLS). One handler,
 //! [`handle`], parses the path into a [`route::Route`], checks auth for the access the route
-//! needs, and calls one operation in [`ops`]; storage is in [`storage`], garbage collection in
+//! needs, and calls one operation in `ops`; storage is in [`storage`], garbage collection in
 //! [`gc`]. Every response carries `Docker-Distribution-API-Version: registry/2.0`.
 
 pub mod auth;
