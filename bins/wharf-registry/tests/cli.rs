@@ -77,10 +77,7 @@ async fn serve_push_pull_then_gc() {
 
     let client = Client::new(Default::default());
     let err = client
-        .login(&AuthConfig {
-            serveraddress: addr.clone(),
-            ..AuthConfig::basic("ci", "wrong")
-        })
+        .login(&addr, &AuthConfig::basic("ci", "wrong"))
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unauthorized);

@@ -346,3 +346,27 @@ async fn bad_manifests_are_refused_clearly() {
     let e = manifest_case(media_type::OCI_INDEX, body, &wrong).await;
     assert!(matches!(e, ClientError::DigestMismatch { .. }), "{e}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sha512_descriptors_are_verified() {
+    use sha2::{Digest as _, Sha512};
+    let data = Bytes::from(noise(96, 20_000));
+    let f = fault(Mode::ServerErrorOnce, data.clone());
+    f.hits.store(1, Ordering::SeqCst);
+    let host = start(f).await;
+    let c = client();
+    let repo = open(&c, &host, "f", &creds(), Access::Pull).await;
+    let d512: wharf_types::Digest = format!("sha512:{}", hex::encode(Sha512::digest(&data)))
+        .parse()
+        .unwrap();
+    let d = Descriptor::new(media_type::OCI_LAYER_GZIP, d512, data.len() as u64);
+    assert_eq!(read_blob(&repo, &d).await.unwrap(), data.to_vec());
+    let wrong: wharf_types::Digest = format!("sha512:{}", "ab".repeat(64)).parse().unwrap();
+    let d = Descriptor::new(media_type::OCI_LAYER_GZIP, wrong, data.len() as u64);
+    assert!(
+        read_blob(&repo, &d)
+            .await
+            .unwrap_err()
+            .starts_with("digest mismatch")
+    );
+}

@@ -206,22 +206,12 @@ async fn basic_auth_checks(host: &str) {
     let good = AuthConfig::basic("alice", "s3cret");
     let bad = AuthConfig::basic("alice", "wrong");
 
-    let ok = c
-        .login(&AuthConfig {
-            serveraddress: host.to_owned(),
-            ..good.clone()
-        })
-        .await
-        .unwrap();
+    let ok = c.login(host, &good).await.unwrap();
     assert_eq!(ok.status, "Login Succeeded");
+    let ok = c.login(&format!("http://{host}"), &good).await.unwrap();
+    assert_eq!(ok.identity_token, None);
 
-    let err = c
-        .login(&AuthConfig {
-            serveraddress: host.to_owned(),
-            ..bad.clone()
-        })
-        .await
-        .unwrap_err();
+    let err = c.login(host, &bad).await.unwrap_err();
     assert_eq!(
         err.to_string(),
         format!("login attempt to http://{host}/v2/ failed with status: 401 Unauthorized")
@@ -301,18 +291,12 @@ async fn bearer_tokens_against_our_server() {
 
     // Login with a password returns an identity (refresh) token.
     let out = c
-        .login(&AuthConfig {
-            serveraddress: host.clone(),
-            ..AuthConfig::basic("bob", "pw")
-        })
+        .login(&host, &AuthConfig::basic("bob", "pw"))
         .await
         .unwrap();
     let identity = out.identity_token.expect("a refresh token from login");
     let err = c
-        .login(&AuthConfig {
-            serveraddress: host.clone(),
-            ..AuthConfig::basic("bob", "nope")
-        })
+        .login(&host, &AuthConfig::basic("bob", "nope"))
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unauthorized, "{err}");

@@ -11,10 +11,11 @@ use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use http_body_util::BodyExt;
-use sha2::{Digest as _, Sha256};
+use sha2::{Digest as _, Sha256, Sha512};
 use tokio::io::AsyncRead;
 use tokio::sync::mpsc;
 use wharf_types::Digest;
+use wharf_types::digest::Algorithm;
 use wharf_types::oci::Descriptor;
 
 use super::error::ClientError;
@@ -94,6 +95,45 @@ impl Repository {
     }
 }
 
+/// A running hash in the descriptor's algorithm.
+#[derive(Clone)]
+pub(crate) enum Hasher {
+    Sha256(Sha256),
+    Sha512(Sha512),
+}
+
+impl Hasher {
+    pub(crate) fn new(alg: Algorithm) -> Self {
+        match alg {
+            Algorithm::Sha256 => Hasher::Sha256(Sha256::new()),
+            Algorithm::Sha512 => Hasher::Sha512(Sha512::new()),
+        }
+    }
+
+    pub(crate) fn update(&mut self, b: &[u8]) {
+        match self {
+            Hasher::Sha256(h) => h.update(b),
+            Hasher::Sha512(h) => h.update(b),
+        }
+    }
+
+    pub(crate) fn digest(&self) -> Digest {
+        match self {
+            Hasher::Sha256(h) => Digest::sha256_bytes(&h.clone().finalize().into()),
+            Hasher::Sha512(h) => format!("sha512:{}", hex::encode(h.clone().finalize()))
+                .parse()
+                .expect("128 hex digits"),
+        }
+    }
+
+    /// The digest of `b` in `alg`.
+    pub(crate) fn digest_of(alg: Algorithm, b: &[u8]) -> Digest {
+        let mut h = Self::new(alg);
+        h.update(b);
+        h.digest()
+    }
+}
+
 /// Outcome of one GET attempt.
 enum Attempt {
     Done,
@@ -114,7 +154,7 @@ async fn download(
     let url = repo.url(&format!("blobs/{}", desc.digest));
     let policy = repo.policy().clone();
     let mut offset = 0u64;
-    let mut hasher = Sha256::new();
+    let mut hasher = Hasher::new(desc.digest.algorithm());
     let mut failures = 0u32;
     loop {
         match attempt(repo, desc, &url, &mut offset, &mut hasher, tx).await? {
@@ -137,7 +177,7 @@ async fn attempt(
     desc: &Descriptor,
     url: &str,
     offset: &mut u64,
-    hasher: &mut Sha256,
+    hasher: &mut Hasher,
     tx: &mpsc::Sender<Result<Bytes, ClientError>>,
 ) -> Result<Attempt, ClientError> {
     let mut headers = HeaderMap::new();
@@ -217,7 +257,7 @@ async fn attempt(
         }
     };
     if *offset == desc.size {
-        let actual = Digest::sha256_bytes(&hasher.clone().finalize().into());
+        let actual = hasher.digest();
         if actual != desc.digest {
             return Err(ClientError::DigestMismatch {
                 expected: desc.digest.clone(),

@@ -3,9 +3,11 @@
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, header};
-use sha2::{Digest as _, Sha256};
+use wharf_types::digest::Algorithm;
 use wharf_types::oci::{Descriptor, ImageManifest, Manifest, ManifestError, media_type};
 use wharf_types::{Digest, Platform};
+
+use super::blob::Hasher;
 
 use super::error::ClientError;
 use super::transport::{ReqBody, read_body};
@@ -114,8 +116,11 @@ impl Repository {
         let bytes = read_body(resp, limit, &Method::GET, &final_url)
             .await?
             .map_err(|_| too_large())?;
-        let actual = Digest::sha256_bytes(&Sha256::digest(&bytes).into());
         let expected = reference.parse::<Digest>().ok().or(header_digest);
+        let alg = expected
+            .as_ref()
+            .map_or(Algorithm::Sha256, Digest::algorithm);
+        let actual = Hasher::digest_of(alg, &bytes);
         if let Some(expected) = expected
             && expected != actual
         {

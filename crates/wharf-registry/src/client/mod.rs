@@ -100,12 +100,18 @@ impl Client {
 
     /// Checks credentials against a registry as `POST /auth` needs: ping `/v2/`, then Basic
     /// credentials or a token (asking for a refresh token, returned as the identity token).
+    /// `server` is `serveraddress` as the CLI sends it (`127.0.0.1:5000`, `http://h:5000`,
+    /// `https://index.docker.io/v1/`; empty means Docker Hub).
     /// A refusal reads `login attempt to http://127.0.0.1:5000/v2/ failed with status: 401 Unauthorized`.
-    pub async fn login(&self, creds: &AuthConfig) -> Result<LoginOutcome, ClientError> {
-        let server = if creds.serveraddress.is_empty() {
+    pub async fn login(
+        &self,
+        server: &str,
+        creds: &AuthConfig,
+    ) -> Result<LoginOutcome, ClientError> {
+        let server = if server.is_empty() {
             config::DOCKER_HUB_INDEX
         } else {
-            creds.serveraddress.as_str()
+            server
         };
         let (domain, scheme) = config::parse_server_address(server);
         let endpoints = self.inner.config.endpoints(&domain, true, scheme);

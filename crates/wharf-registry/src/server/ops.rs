@@ -257,10 +257,10 @@ async fn with_upload<T>(
     id: &str,
     f: impl AsyncFnOnce(&mut UploadHash) -> Result<T, ApiError>,
 ) -> Result<T, ApiError> {
-    reg.storage
-        .upload_size(repo, id)
-        .await
-        .map_err(|_| upload_unknown(id))?;
+    if reg.storage.upload_size(repo, id).await.is_err() {
+        forget(reg, id);
+        return Err(upload_unknown(id));
+    }
     let slot = hash_state(reg, id);
     let mut guard = slot.lock().await;
     current_hash(reg, id, &mut guard).await?;
