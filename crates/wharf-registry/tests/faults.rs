@@ -38,6 +38,8 @@ enum Mode {
     Redirect,
     /// Always 503.
     Unavailable,
+    /// Sends half, then stalls forever once; honours Range afterwards.
+    StallOnceThenRange,
 }
 
 struct Fault {
@@ -101,7 +103,14 @@ async fn blob(State(f): State<Arc<Fault>>, headers: HeaderMap) -> Response {
         Mode::DropOnceThenRange if n == 0 => {
             ([("content-length", len)], half_then_error(f.data.clone())).into_response()
         }
-        Mode::DropOnceThenRange => {
+        Mode::StallOnceThenRange if n == 0 => {
+            use futures_util::StreamExt;
+            let half = f.data.slice(..f.data.len() / 2);
+            let stalled = futures_util::stream::iter(vec![Ok::<_, std::io::Error>(half)])
+                .chain(futures_util::stream::pending());
+            ([("content-length", len)], Body::from_stream(stalled)).into_response()
+        }
+        Mode::DropOnceThenRange | Mode::StallOnceThenRange => {
             let start: usize = range
                 .as_deref()
                 .and_then(|r| r.strip_prefix("bytes="))
@@ -368,5 +377,25 @@ async fn sha512_descriptors_are_verified() {
             .await
             .unwrap_err()
             .starts_with("digest mismatch")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_body_times_out_and_resumes() {
+    let data = Bytes::from(noise(95, 200_000));
+    let f = fault(Mode::StallOnceThenRange, data.clone());
+    let host = start(f.clone()).await;
+    let c = wharf_registry::client::Client::new(wharf_registry::client::RegistryConfig {
+        read_timeout: Duration::from_millis(300),
+        ..Default::default()
+    });
+    let repo = open(&c, &host, "f", &creds(), Access::Pull).await;
+    let d = Descriptor::new(media_type::OCI_LAYER_GZIP, sha(&data), data.len() as u64);
+    let t = Instant::now();
+    assert_eq!(read_blob(&repo, &d).await.unwrap(), data.to_vec());
+    assert!(t.elapsed() >= Duration::from_millis(300));
+    assert_eq!(
+        *f.ranges.lock().unwrap(),
+        [format!("bytes={}-", data.len() / 2)]
     );
 }

@@ -219,8 +219,16 @@ async fn attempt(
     };
     let mut body = resp.into_body();
     let start = *offset;
+    let read_timeout = repo.inner.client.inner.config.read_timeout;
     let broke = loop {
-        match body.frame().await {
+        let Ok(next) = tokio::time::timeout(read_timeout, body.frame()).await else {
+            break Some(ClientError::Transport {
+                method: go_method(&Method::GET),
+                url: final_url.clone(),
+                message: "reading the blob body: i/o timeout".to_owned(),
+            });
+        };
+        match next {
             None => break None,
             Some(Err(e)) => {
                 break Some(ClientError::Transport {

@@ -56,6 +56,9 @@ pub struct RegistryConfig {
     pub certs_dir: PathBuf,
     pub retry: RetryPolicy,
     pub connect_timeout: Duration,
+    /// Longest wait for response headers (replayable requests) or for the next chunk of a blob
+    /// body; then the request is retried or the download resumed.
+    pub read_timeout: Duration,
     /// Largest manifest accepted (4 MiB, as containerd).
     pub max_manifest_size: usize,
     pub user_agent: String,
@@ -69,6 +72,7 @@ impl Default for RegistryConfig {
             certs_dir: PathBuf::from("/etc/wharf/certs.d"),
             retry: RetryPolicy::default(),
             connect_timeout: Duration::from_secs(30),
+            read_timeout: Duration::from_secs(60),
             max_manifest_size: 4 << 20,
             user_agent: concat!("wharf/", env!("CARGO_PKG_VERSION")).to_owned(),
         }

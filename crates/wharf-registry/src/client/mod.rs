@@ -481,7 +481,20 @@ impl Repository {
                 h.insert(header::AUTHORIZATION, a);
             }
             let replayable = body.replayable();
-            let res = client.transport.send(&method, url, &h, &mut body).await;
+            let fut = client.transport.send(&method, url, &h, &mut body);
+            let res = if replayable {
+                tokio::time::timeout(client.config.read_timeout, fut)
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(ClientError::Transport {
+                            method: go_method(&method),
+                            url: url.to_owned(),
+                            message: "timeout awaiting response headers".to_owned(),
+                        })
+                    })
+            } else {
+                fut.await
+            };
             let can_retry = replayable && attempt < policy.max_attempts;
             let resp = match res {
                 Err(e) if can_retry && e.is_transient() => {

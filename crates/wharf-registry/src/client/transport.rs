@@ -105,6 +105,7 @@ impl Transport {
             }),
         };
         let client = HyperClient::builder(TokioExecutor::new())
+            .pool_timer(hyper_util::rt::TokioTimer::new())
             .pool_idle_timeout(Duration::from_secs(60))
             .pool_max_idle_per_host(32)
             .build(connector);

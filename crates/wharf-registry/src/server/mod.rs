@@ -163,7 +163,10 @@ pub async fn serve(
         let acceptor = acceptor.clone();
         tokio::spawn(async move {
             let svc = TowerToHyperService::new(app);
-            let builder = hyper::server::conn::http1::Builder::new();
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(std::time::Duration::from_secs(30));
             let res = match acceptor {
                 Some(acc) => match acc.accept(stream).await {
                     Ok(tls) => builder.serve_connection(TokioIo::new(tls), svc).await,
