@@ -384,3 +384,46 @@ async fn connection_refused_reads_like_docker() {
     );
     assert_eq!(err.kind(), ErrorKind::Internal);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_hub_mirrors_fall_back_in_order() {
+    let empty = TestServer::start(AuthMode::None, None).await;
+    let full = TestServer::start(AuthMode::None, None).await;
+    let img = TestImage::generate(90, &[8_000], "amd64");
+    let seed = open(
+        &client(),
+        &full.host(),
+        "library/mirrored",
+        &AuthConfig::default(),
+        Access::Push,
+    )
+    .await;
+    push_image(&seed, &img, "v1", &Default::default()).await;
+
+    let c = wharf_registry::client::Client::new(wharf_registry::client::RegistryConfig {
+        mirrors: vec![
+            format!("http://127.0.0.1:{}", free_port()), // down
+            format!("http://{}", empty.host()),          // up, but without the image
+            format!("http://{}/", full.host()),
+        ],
+        retry: wharf_registry::client::RetryPolicy {
+            max_attempts: 2,
+            base_delay: Duration::from_millis(10),
+            max_delay: Duration::from_millis(50),
+        },
+        ..Default::default()
+    });
+    let r: wharf_types::Reference = "mirrored:v1".parse().unwrap();
+    let (repo, got) = c
+        .pull_image(&r, &AuthConfig::default(), &Platform::host())
+        .await
+        .unwrap();
+    assert_eq!(repo.endpoint().base, format!("http://{}", full.host()));
+    assert!(repo.endpoint().mirror);
+    assert_eq!(repo.name(), "library/mirrored");
+    assert_eq!(got.digest, img.manifest_digest);
+    assert_eq!(
+        read_blob(&repo, &img.layers[0].0).await.unwrap(),
+        img.layers[0].1.to_vec()
+    );
+}

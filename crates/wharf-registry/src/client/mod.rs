@@ -281,6 +281,29 @@ impl Client {
         scope: String,
     ) -> Result<Repository, ClientError> {
         let endpoints = self.inner.config.endpoints(domain, push, None);
+        if endpoints.is_empty() {
+            return Err(ClientError::InvalidReference(domain.to_owned()));
+        }
+        let template = RepoInner {
+            client: self.clone(),
+            endpoint: endpoints[0].clone(),
+            fallbacks: endpoints[1..].to_vec(),
+            name: name.to_owned(),
+            familiar: familiar.to_owned(),
+            creds: creds.clone(),
+            scope,
+            challenge: Mutex::new(None),
+        };
+        self.open_endpoints(template, endpoints).await
+    }
+
+    /// Pings `endpoints` in order; the first that answers becomes the session's endpoint and the
+    /// rest its fallbacks.
+    async fn open_endpoints(
+        &self,
+        template: RepoInner,
+        endpoints: Vec<Endpoint>,
+    ) -> Result<Repository, ClientError> {
         let mut last = None;
         for (i, ep) in endpoints.iter().enumerate() {
             let last_one = i + 1 == endpoints.len();
@@ -288,13 +311,14 @@ impl Client {
                 Ok(challenge) => {
                     return Ok(Repository {
                         inner: Arc::new(RepoInner {
-                            client: self.clone(),
                             endpoint: ep.clone(),
-                            name: name.to_owned(),
-                            familiar: familiar.to_owned(),
-                            creds: creds.clone(),
-                            scope,
+                            fallbacks: endpoints[i + 1..].to_vec(),
                             challenge: Mutex::new(challenge),
+                            client: template.client.clone(),
+                            name: template.name.clone(),
+                            familiar: template.familiar.clone(),
+                            creds: template.creds.clone(),
+                            scope: template.scope.clone(),
                         }),
                     });
                 }
@@ -305,7 +329,30 @@ impl Client {
                 Err(e) => return Err(e),
             }
         }
-        Err(last.unwrap_or_else(|| ClientError::InvalidReference(domain.to_owned())))
+        Err(last.unwrap_or_else(|| ClientError::InvalidReference(template.name.clone())))
+    }
+
+    /// Resolves and fetches an image for `platform` as `docker pull` does: mirrors first for
+    /// Docker Hub, falling back to the next endpoint when a mirror fails in any way. Returns the
+    /// session pinned to the endpoint that served the manifest, for the blobs.
+    pub async fn pull_image(
+        &self,
+        reference: &Reference,
+        creds: &AuthConfig,
+        platform: &wharf_types::Platform,
+    ) -> Result<(Repository, ResolvedImage), ClientError> {
+        let mut repo = self.repository(reference, creds, Access::Pull).await?;
+        let wanted = manifest_ref(reference);
+        loop {
+            match repo.fetch_image(&wanted, platform).await {
+                Ok(img) => return Ok((repo, img)),
+                Err(e) if repo.endpoint().mirror && !repo.inner.fallbacks.is_empty() => {
+                    tracing::debug!(mirror = %repo.endpoint().base, error = %e, "mirror failed, falling back");
+                    repo = repo.fallback().await?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// All repository names of a registry (`/v2/_catalog`, following `Link` pages).
@@ -356,6 +403,8 @@ pub struct Repository {
 struct RepoInner {
     client: Client,
     endpoint: Endpoint,
+    /// Endpoints after this one (the official registry after its mirrors).
+    fallbacks: Vec<Endpoint>,
     name: String,
     familiar: String,
     creds: AuthConfig,
@@ -376,6 +425,22 @@ impl Repository {
     /// The endpoint this session talks to.
     pub fn endpoint(&self) -> &Endpoint {
         &self.inner.endpoint
+    }
+
+    /// A session with the same repository on the next endpoint (after a mirror failed).
+    pub async fn fallback(&self) -> Result<Repository, ClientError> {
+        let endpoints = self.inner.fallbacks.clone();
+        let template = RepoInner {
+            client: self.inner.client.clone(),
+            endpoint: self.inner.endpoint.clone(),
+            fallbacks: Vec::new(),
+            name: self.inner.name.clone(),
+            familiar: self.inner.familiar.clone(),
+            creds: self.inner.creds.clone(),
+            scope: self.inner.scope.clone(),
+            challenge: Mutex::new(None),
+        };
+        self.inner.client.open_endpoints(template, endpoints).await
     }
 
     /// The repository path (`library/busybox`).
