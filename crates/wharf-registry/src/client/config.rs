@@ -47,7 +47,7 @@ impl RetryPolicy {
 #[derive(Debug, Clone)]
 pub struct RegistryConfig {
     /// Hosts (`host[:port]`) and CIDRs (`10.0.0.0/8`) reached without TLS verification, falling
-    /// back to plain HTTP. 127.0.0.0/8 and ::1 are always insecure.
+    /// back to plain HTTP. The default holds `127.0.0.0/8` and `::1/128`, as Docker's does.
     pub insecure_registries: Vec<String>,
     /// Pull-through mirrors for Docker Hub, tried before it (`https://mirror.example`).
     pub mirrors: Vec<String>,
@@ -67,7 +67,7 @@ pub struct RegistryConfig {
 impl Default for RegistryConfig {
     fn default() -> Self {
         Self {
-            insecure_registries: Vec::new(),
+            insecure_registries: vec!["127.0.0.0/8".to_owned(), "::1/128".to_owned()],
             mirrors: Vec::new(),
             certs_dir: PathBuf::from("/etc/wharf/certs.d"),
             retry: RetryPolicy::default(),
@@ -168,18 +168,18 @@ fn in_cidr(ip: IpAddr, cidr: &str) -> bool {
 
 impl RegistryConfig {
     /// True when `host` (`host[:port]`) may be reached without verified TLS. Host names are not
-    /// resolved for the CIDR check (Docker resolves them); list them by name instead.
+    /// resolved for the CIDR check (Docker resolves them), except `localhost` (loopback); list
+    /// other names explicitly.
     pub fn is_insecure(&self, host: &str) -> bool {
         let name = hostname(host);
-        if name == "localhost" {
-            return true;
-        }
-        let ip = name.parse::<IpAddr>().ok();
-        if let Some(ip) = ip
-            && (ip.is_loopback() || in_cidr(ip, "127.0.0.0/8"))
-        {
-            return true;
-        }
+        let ips: Vec<IpAddr> = if name == "localhost" {
+            vec![
+                IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+                IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+            ]
+        } else {
+            name.parse::<IpAddr>().into_iter().collect()
+        };
         self.insecure_registries.iter().any(|entry| {
             let entry = entry
                 .trim_start_matches("http://")
@@ -187,7 +187,7 @@ impl RegistryConfig {
                 .trim_end_matches('/');
             entry == host
                 || entry == name
-                || ip.is_some_and(|ip| entry.contains('/') && in_cidr(ip, entry))
+                || (entry.contains('/') && ips.iter().any(|ip| in_cidr(*ip, entry)))
         })
     }
 
@@ -259,9 +259,20 @@ mod tests {
     #[test]
     fn insecure_rules() {
         let cfg = RegistryConfig {
-            insecure_registries: vec!["10.0.0.0/8".into(), "myreg:5000".into()],
+            insecure_registries: vec![
+                "127.0.0.0/8".into(),
+                "::1/128".into(),
+                "10.0.0.0/8".into(),
+                "myreg:5000".into(),
+            ],
             ..Default::default()
         };
+        let strict = RegistryConfig {
+            insecure_registries: Vec::new(),
+            ..Default::default()
+        };
+        assert!(!strict.is_insecure("127.0.0.1:5000"));
+        assert_eq!(strict.endpoints("127.0.0.1:5000", false, None).len(), 1);
         assert!(cfg.is_insecure("127.0.0.1:5000"));
         assert!(cfg.is_insecure("127.5.0.1"));
         assert!(cfg.is_insecure("[::1]:5000"));

@@ -12,11 +12,31 @@ use wharf_types::{Classify, Digest, ErrorKind};
 
 /// A failure to reach a host, worded as Go's net package words it.
 #[derive(Debug, Clone)]
-pub struct DialError(pub String);
+pub struct DialError {
+    pub message: String,
+    /// False for failures a retry cannot fix (certificate verification, bad configuration).
+    pub retryable: bool,
+}
+
+impl DialError {
+    pub(crate) fn transient(message: String) -> Self {
+        Self {
+            message,
+            retryable: true,
+        }
+    }
+
+    pub(crate) fn permanent(message: String) -> Self {
+        Self {
+            message,
+            retryable: false,
+        }
+    }
+}
 
 impl fmt::Display for DialError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.message)
     }
 }
 
@@ -196,8 +216,8 @@ impl ClientError {
     /// True for failures worth retrying: the network, a 5xx, a 429, a short body.
     pub fn is_transient(&self) -> bool {
         match self {
-            ClientError::Connect { .. }
-            | ClientError::Transport { .. }
+            ClientError::Connect { source, .. } => source.retryable,
+            ClientError::Transport { .. }
             | ClientError::TooManyRequests { .. }
             | ClientError::SizeMismatch { .. } => true,
             ClientError::Status { status, .. } => *status >= 500,

@@ -322,7 +322,15 @@ impl Client {
                         }),
                     });
                 }
-                Err(e) if !last_one && (e.is_transient() || ep.mirror) => {
+                Err(e)
+                    if !last_one
+                        && (ep.mirror
+                            || e.is_transient()
+                            || matches!(
+                                e,
+                                ClientError::Connect { .. } | ClientError::Transport { .. }
+                            )) =>
+                {
                     tracing::debug!(endpoint = %ep.base, error = %e, "endpoint failed, trying the next");
                     last = Some(e);
                 }

@@ -367,22 +367,26 @@ fn go_errno(e: &io::Error) -> String {
     }
 }
 
-fn tls_message(e: &io::Error) -> String {
+/// The Go wording of a handshake failure, and whether trying again could help.
+fn tls_message(e: &io::Error) -> (String, bool) {
     let inner = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>());
     match inner {
-        Some(rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType)) => {
-            "http: server gave HTTP response to HTTPS client".to_owned()
-        }
-        Some(rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer)) => {
+        Some(rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType)) => (
+            "http: server gave HTTP response to HTTPS client".to_owned(),
+            false,
+        ),
+        Some(rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer)) => (
             "tls: failed to verify certificate: x509: certificate signed by unknown authority"
-                .to_owned()
-        }
-        Some(rustls::Error::InvalidCertificate(c)) => {
-            format!("tls: failed to verify certificate: x509: {c:?}")
-        }
-        Some(r) => format!("tls: {r}"),
-        None if e.kind() == io::ErrorKind::UnexpectedEof => "EOF".to_owned(),
-        None => format!("tls: {}", go_errno(e)),
+                .to_owned(),
+            false,
+        ),
+        Some(rustls::Error::InvalidCertificate(c)) => (
+            format!("tls: failed to verify certificate: x509: {c:?}"),
+            false,
+        ),
+        Some(r) => (format!("tls: {r}"), false),
+        None if e.kind() == io::ErrorKind::UnexpectedEof => ("EOF".to_owned(), true),
+        None => (format!("tls: {}", go_errno(e)), true),
     }
 }
 
@@ -391,15 +395,17 @@ impl ConnectorInner {
         let https = uri.scheme_str() == Some("https");
         let host = uri
             .host()
-            .ok_or_else(|| DialError(format!("no host in {uri}")))?;
+            .ok_or_else(|| DialError::permanent(format!("no host in {uri}")))?;
         let bare = host.trim_start_matches('[').trim_end_matches(']');
         let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
         let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host((bare, port))
             .await
-            .map_err(|_| DialError(format!("dial tcp: lookup {bare}: no such host")))?
+            .map_err(|_| DialError::transient(format!("dial tcp: lookup {bare}: no such host")))?
             .collect();
         if addrs.is_empty() {
-            return Err(DialError(format!("dial tcp: lookup {bare}: no such host")));
+            return Err(DialError::transient(format!(
+                "dial tcp: lookup {bare}: no such host"
+            )));
         }
         let mut last = String::new();
         let mut stream = None;
@@ -414,7 +420,7 @@ impl ConnectorInner {
                 Err(_) => last = format!("dial tcp {addr}: i/o timeout"),
             }
         }
-        let tcp = stream.ok_or(DialError(last))?;
+        let tcp = stream.ok_or(DialError::transient(last))?;
         let _ = tcp.set_nodelay(true);
         if !https {
             return Ok(MaybeTls::Plain(tcp));
@@ -425,13 +431,16 @@ impl ConnectorInner {
         };
         let cfg = self
             .tls_config(&host_port)
-            .map_err(|e| DialError(e.to_string()))?;
+            .map_err(|e| DialError::permanent(e.to_string()))?;
         let name = ServerName::try_from(bare.to_owned())
-            .map_err(|_| DialError(format!("tls: invalid server name {bare}")))?;
+            .map_err(|_| DialError::permanent(format!("tls: invalid server name {bare}")))?;
         let tls = tokio_rustls::TlsConnector::from(cfg)
             .connect(name, tcp)
             .await
-            .map_err(|e| DialError(tls_message(&e)))?;
+            .map_err(|e| {
+                let (message, retryable) = tls_message(&e);
+                DialError { message, retryable }
+            })?;
         Ok(MaybeTls::Tls(Box::new(tls)))
     }
 
