@@ -221,6 +221,12 @@ async fn basic_auth_checks(host: &str) {
     let repo = open(&c, host, "auth/app", &bad, Access::Push).await;
     let err = repo.fetch_manifest("latest").await.unwrap_err();
     assert!(matches!(err, ClientError::Unauthorized { .. }), "{err}");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "Get \"http://{host}/v2/auth/app/manifests/latest\": unauthorized: authentication required"
+        )
+    );
     assert_eq!(err.kind(), ErrorKind::Unauthorized);
 
     let repo = open(&c, host, "auth/app", &good, Access::Push).await;

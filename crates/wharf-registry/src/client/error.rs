@@ -54,9 +54,14 @@ pub struct RegistryErrorEntry {
 /// Renders `code: message` the way distribution's errcode does (`manifest unknown: …`).
 pub(crate) fn render_errors(errors: &[RegistryErrorEntry], status: http::StatusCode) -> String {
     if errors.is_empty() {
-        return match status.canonical_reason() {
-            Some(r) => format!("{} {}", status.as_u16(), r),
-            None => status.as_u16().to_string(),
+        return match status.as_u16() {
+            401 => "unauthorized: authentication required".to_owned(),
+            403 => "denied: requested access to the resource is denied".to_owned(),
+            429 => "toomanyrequests: too many requests".to_owned(),
+            _ => match status.canonical_reason() {
+                Some(r) => format!("{} {}", status.as_u16(), r),
+                None => status.as_u16().to_string(),
+            },
         };
     }
     errors
@@ -91,7 +96,7 @@ pub enum ClientError {
         message: String,
     },
     /// The registry answered 401 (credentials missing or wrong) to a request.
-    #[error("{method} \"{url}\": unauthorized: {message}")]
+    #[error("{method} \"{url}\": {message}")]
     Unauthorized {
         method: String,
         url: String,
@@ -101,7 +106,7 @@ pub enum ClientError {
     #[error("login attempt to {url} failed with status: {status}")]
     LoginFailed { url: String, status: String },
     /// The registry answered 403.
-    #[error("{method} \"{url}\": denied: {message}")]
+    #[error("{method} \"{url}\": {message}")]
     Denied {
         method: String,
         url: String,
@@ -121,7 +126,7 @@ pub enum ClientError {
         status: u16,
         message: String,
     },
-    #[error("toomanyrequests: {method} \"{url}\": {message}")]
+    #[error("{method} \"{url}\": {message}")]
     TooManyRequests {
         method: String,
         url: String,

@@ -178,11 +178,19 @@ impl Storage {
         }
     }
 
-    /// Links an existing blob into `repo` (after an upload, or a cross-repository mount).
+    /// Links an existing blob into `repo` (after an upload, or a cross-repository mount). The
+    /// blob's mtime is refreshed: a mounted blob is about to be referenced, so gc's grace period
+    /// must start again.
     pub async fn link_blob(&self, repo: &RepoName, d: &Digest) -> Result<()> {
         let link = self.layer_link(repo, d);
+        let blob = self.blob_path(d);
         let tmp = self.root.join("_tmp");
-        blocking(move || write_atomic(&tmp, &link, b"")).await
+        blocking(move || {
+            write_atomic(&tmp, &link, b"")?;
+            touch(&blob);
+            Ok(())
+        })
+        .await
     }
 
     /// Removes `repo`'s link to a blob. The bytes go at the next gc.
