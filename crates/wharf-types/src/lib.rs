@@ -15,6 +15,7 @@
 //! - [`signal`]: signal names and numbers as Docker accepts them.
 //! - [`units`]: go-units formatting (`Up 5 seconds`).
 //! - [`platform`]: platforms written `os/arch[/variant]`.
+//! - [`oci`]: OCI/Docker manifests, indexes, descriptors and media types (serde data).
 
 pub mod digest;
 pub mod error;
@@ -23,6 +24,7 @@ pub mod filters;
 pub mod id;
 pub mod image;
 pub mod mount;
+pub mod oci;
 pub mod platform;
 pub mod reference;
 pub mod signal;
