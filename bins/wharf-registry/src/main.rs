@@ -17,11 +17,7 @@ use wharf_registry::server::gc::{GcOptions, collect};
 use wharf_registry::server::{AuthMode, Registry, ServerConfig, router, serve, tls_config};
 
 #[derive(Parser)]
-#[command(
-    name = "wharf-registry",
-    version,
-    about = "An OCI distribution registry server"
-)]
+#[command(name = "wharf-registry", version, about = "An OCI distribution registry server")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -101,49 +97,28 @@ fn main() -> anyhow::Result<()> {
 }
 
 fn run_serve(a: ServeArgs) -> anyhow::Result<()> {
-    let htpasswd = a
-        .htpasswd
-        .as_deref()
-        .map(Htpasswd::load)
-        .transpose()
-        .context("load --htpasswd")?;
+    let htpasswd = a.htpasswd.as_deref().map(Htpasswd::load).transpose().context("load --htpasswd")?;
     let auth = match (a.token_realm, htpasswd) {
         (Some(realm), h) => AuthMode::Token(
-            TokenAuth::new(
-                realm,
-                a.token_service,
-                Duration::from_secs(a.token_ttl),
-                a.token_key.as_deref(),
-                h,
-            )
-            .context("token auth")?,
+            TokenAuth::new(realm, a.token_service, Duration::from_secs(a.token_ttl), a.token_key.as_deref(), h)
+                .context("token auth")?,
         ),
-        (None, Some(h)) => AuthMode::Basic {
-            realm: a.realm,
-            htpasswd: h,
-        },
+        (None, Some(h)) => AuthMode::Basic { realm: a.realm, htpasswd: h },
         (None, None) => AuthMode::None,
     };
     let tls = match (&a.tls_cert, &a.tls_key) {
         (Some(c), Some(k)) => Some(tls_config(c, k).context("TLS")?),
         _ => None,
     };
-    let registry = Registry::new(ServerConfig {
-        root: a.root,
-        max_upload_size: a.max_upload_size,
-        auth,
-    })
-    .context("open the registry")?;
+    let registry = Registry::new(ServerConfig { root: a.root, max_upload_size: a.max_upload_size, auth })
+        .context("open the registry")?;
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(&a.addr)
-            .await
-            .with_context(|| format!("listen on {}", a.addr))?;
+        let listener = tokio::net::TcpListener::bind(&a.addr).await.with_context(|| format!("listen on {}", a.addr))?;
         println!("listening on {}", listener.local_addr()?);
         let shutdown = async {
-            let mut term =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                    .expect("install SIGTERM handler");
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .expect("install SIGTERM handler");
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => {}
                 _ = term.recv() => {}
@@ -155,11 +130,7 @@ fn run_serve(a: ServeArgs) -> anyhow::Result<()> {
 }
 
 fn run_gc(a: GcArgs) -> anyhow::Result<()> {
-    let opts = GcOptions {
-        grace: Duration::from_secs(a.grace),
-        dry_run: a.dry_run,
-        ..Default::default()
-    };
+    let opts = GcOptions { grace: Duration::from_secs(a.grace), dry_run: a.dry_run, ..Default::default() };
     let report = collect(&a.root, &opts).context("gc")?;
     let verb = if a.dry_run { "would delete" } else { "deleted" };
     for d in &report.deleted {

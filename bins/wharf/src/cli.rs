@@ -5,12 +5,7 @@ use clap::{Args, Parser, Subcommand};
 
 /// A self-sufficient runtime for containers, speaking Docker's API.
 #[derive(Debug, Parser)]
-#[command(
-    name = "wharf",
-    disable_version_flag = true,
-    about,
-    max_term_width = 100
-)]
+#[command(name = "wharf", disable_version_flag = true, about, max_term_width = 100)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalOpts,

@@ -40,11 +40,7 @@ fn path_matches(pattern: &str, path: &str) -> bool {
 
 fn to_value_at(json: &Json, renames: &[(&str, &str)], path: &str) -> Value {
     let child = |k: &str| {
-        if path.is_empty() {
-            k.to_owned()
-        } else {
-            format!("{path}.{k}")
-        }
+        if path.is_empty() { k.to_owned() } else { format!("{path}.{k}") }
     };
     match json {
         Json::Null => Value::Nil,
@@ -60,20 +56,13 @@ fn to_value_at(json: &Json, renames: &[(&str, &str)], path: &str) -> Value {
         }
         Json::String(s) => Value::String(s.clone()),
         Json::Array(items) => Value::Array(
-            items
-                .iter()
-                .enumerate()
-                .map(|(i, v)| to_value_at(v, renames, &child(&i.to_string())))
-                .collect(),
+            items.iter().enumerate().map(|(i, v)| to_value_at(v, renames, &child(&i.to_string()))).collect(),
         ),
         Json::Object(map) => {
             let mut out: HashMap<String, Value> = HashMap::with_capacity(map.len() + 1);
             for (k, v) in map {
                 let here = child(k);
-                let name = renames
-                    .iter()
-                    .find(|(from, _)| path_matches(from, &here))
-                    .map_or(k.as_str(), |(_, to)| to);
+                let name = renames.iter().find(|(from, _)| path_matches(from, &here)).map_or(k.as_str(), |(_, to)| to);
                 out.insert(name.to_owned(), to_value_at(v, renames, &here));
             }
             out.insert(RAW_KEY.to_owned(), Value::String(json.to_string()));
@@ -98,11 +87,7 @@ fn value_to_json(v: &Value) -> Json {
             }
             let mut keys: Vec<&String> = m.keys().filter(|k| k.as_str() != RAW_KEY).collect();
             keys.sort();
-            Json::Object(
-                keys.into_iter()
-                    .map(|k| (k.clone(), value_to_json(&m[k])))
-                    .collect(),
-            )
+            Json::Object(keys.into_iter().map(|k| (k.clone(), value_to_json(&m[k]))).collect())
         }
     }
 }
@@ -116,8 +101,7 @@ fn as_string(v: &Value) -> String {
 }
 
 fn arg<'a>(args: &'a [Value], i: usize, name: &str) -> Result<&'a Value, FuncError> {
-    args.get(i)
-        .ok_or_else(|| FuncError::ExactlyXArgs(name.into(), i + 1))
+    args.get(i).ok_or_else(|| FuncError::ExactlyXArgs(name.into(), i + 1))
 }
 
 fn f_json(args: &[Value]) -> Result<Value, FuncError> {
@@ -137,23 +121,15 @@ fn f_join(args: &[Value]) -> Result<Value, FuncError> {
 fn f_split(args: &[Value]) -> Result<Value, FuncError> {
     let s = as_string(arg(args, 0, "split")?);
     let sep = as_string(arg(args, 1, "split")?);
-    Ok(Value::Array(
-        s.split(sep.as_str())
-            .map(|p| Value::String(p.to_owned()))
-            .collect(),
-    ))
+    Ok(Value::Array(s.split(sep.as_str()).map(|p| Value::String(p.to_owned())).collect()))
 }
 
 fn f_lower(args: &[Value]) -> Result<Value, FuncError> {
-    Ok(Value::String(
-        as_string(arg(args, 0, "lower")?).to_lowercase(),
-    ))
+    Ok(Value::String(as_string(arg(args, 0, "lower")?).to_lowercase()))
 }
 
 fn f_upper(args: &[Value]) -> Result<Value, FuncError> {
-    Ok(Value::String(
-        as_string(arg(args, 0, "upper")?).to_uppercase(),
-    ))
+    Ok(Value::String(as_string(arg(args, 0, "upper")?).to_uppercase()))
 }
 
 fn f_title(args: &[Value]) -> Result<Value, FuncError> {
@@ -184,12 +160,7 @@ fn f_pad(args: &[Value]) -> Result<Value, FuncError> {
     let s = as_string(arg(args, 0, "pad")?);
     let l = number(arg(args, 1, "pad")?).max(0) as usize;
     let r = number(arg(args, 2, "pad")?).max(0) as usize;
-    Ok(Value::String(format!(
-        "{}{}{}",
-        " ".repeat(l),
-        s,
-        " ".repeat(r)
-    )))
+    Ok(Value::String(format!("{}{}{}", " ".repeat(l), s, " ".repeat(r))))
 }
 
 fn f_truncate(args: &[Value]) -> Result<Value, FuncError> {
@@ -205,11 +176,7 @@ fn f_println(args: &[Value]) -> Result<Value, FuncError> {
 
 /// Go's `json.Marshal` escapes `<`, `>` and `&`; docker's output does too.
 pub fn go_json(v: &Json) -> String {
-    serde_json::to_string(v)
-        .unwrap_or_default()
-        .replace('<', "\\u003c")
-        .replace('>', "\\u003e")
-        .replace('&', "\\u0026")
+    serde_json::to_string(v).unwrap_or_default().replace('<', "\\u003c").replace('>', "\\u003e").replace('&', "\\u0026")
 }
 
 /// A parsed `--format` template with docker's functions.
@@ -233,16 +200,12 @@ impl Tmpl {
         ]);
         // Go templates treat `\t`/`\n` typed on a shell command line as literal escapes.
         let text = text.replace("\\t", "\t").replace("\\n", "\n");
-        t.parse(text)
-            .map_err(|e| anyhow!("template parsing error: {e}"))?;
+        t.parse(text).map_err(|e| anyhow!("template parsing error: {e}"))?;
         Ok(Self { inner: t })
     }
 
     pub fn render(&self, ctx: &Value) -> Result<String> {
-        let out = self
-            .inner
-            .render(&Context::from(ctx.clone()))
-            .map_err(|e| anyhow!("template: {e}"))?;
+        let out = self.inner.render(&Context::from(ctx.clone())).map_err(|e| anyhow!("template: {e}"))?;
         Ok(out)
     }
 }
@@ -261,12 +224,9 @@ impl<'a> Format<'a> {
     /// Interprets `--format`; `default` is the command's default table template.
     pub fn new(user: Option<&'a str>, default: &'a str) -> Self {
         match user.map(str::trim) {
-            None | Some("") | Some("table") => Format::Table(
-                default
-                    .strip_prefix("table")
-                    .unwrap_or(default)
-                    .trim_start(),
-            ),
+            None | Some("") | Some("table") => {
+                Format::Table(default.strip_prefix("table").unwrap_or(default).trim_start())
+            }
             Some("json") => Format::Json,
             Some(t) if t.starts_with("table") => Format::Table(t["table".len()..].trim_start()),
             Some(t) => Format::Raw(t),
@@ -332,9 +292,7 @@ fn template_fields(t: &str) -> Vec<String> {
     let b = t.as_bytes();
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'.'
-            && (i == 0 || !b[i - 1].is_ascii_alphanumeric() && b[i - 1] != b'.' && b[i - 1] != b'$')
-        {
+        if b[i] == b'.' && (i == 0 || !b[i - 1].is_ascii_alphanumeric() && b[i - 1] != b'.' && b[i - 1] != b'$') {
             let start = i + 1;
             let mut j = start;
             while j < b.len() && (b[j].is_ascii_alphanumeric() || b[j] == b'_') {
@@ -358,10 +316,7 @@ fn template_fields(t: &str) -> Vec<String> {
 pub fn tabwrite(text: &str, minwidth: usize, padding: usize) -> String {
     let lines: Vec<Vec<&str>> = text.split('\n').map(|l| l.split('\t').collect()).collect();
     // widths[line][col] for every terminated cell
-    let mut widths: Vec<Vec<usize>> = lines
-        .iter()
-        .map(|cells| vec![0; cells.len().saturating_sub(1)])
-        .collect();
+    let mut widths: Vec<Vec<usize>> = lines.iter().map(|cells| vec![0; cells.len().saturating_sub(1)]).collect();
     let ncols = widths.iter().map(Vec::len).max().unwrap_or(0);
     for col in 0..ncols {
         let mut line = 0;
@@ -406,10 +361,7 @@ mod tests {
     fn tabwriter_matches_go() {
         // Go: tabwriter.NewWriter(w, 10, 1, 3, ' ', 0) on these lines.
         let got = tabwrite("CONTAINER ID\tIMAGE\tNAMES\nabc\tbusybox\tx", 10, 3);
-        assert_eq!(
-            got,
-            "CONTAINER ID   IMAGE     NAMES\nabc            busybox   x"
-        );
+        assert_eq!(got, "CONTAINER ID   IMAGE     NAMES\nabc            busybox   x");
     }
 
     #[test]
@@ -418,16 +370,9 @@ mod tests {
             to_value(&json!({"ID": "abc", "Image": "busybox"}), &[]),
             to_value(&json!({"ID": "defghi", "Image": "alpine:3"}), &[]),
         ];
-        let out = render_rows(
-            Format::new(None, "table {{.ID}}\t{{.Image}}"),
-            &rows,
-            &[("ID", "CONTAINER ID")],
-        )
-        .unwrap();
-        assert_eq!(
-            out,
-            "CONTAINER ID   IMAGE\nabc            busybox\ndefghi         alpine:3\n"
-        );
+        let out =
+            render_rows(Format::new(None, "table {{.ID}}\t{{.Image}}"), &rows, &[("ID", "CONTAINER ID")]).unwrap();
+        assert_eq!(out, "CONTAINER ID   IMAGE\nabc            busybox\ndefghi         alpine:3\n");
     }
 
     #[test]
@@ -437,18 +382,12 @@ mod tests {
             render_rows(Format::new(Some("json"), ""), &rows, &[]).unwrap(),
             "{\"ID\":\"abc\",\"Labels\":{\"a\":\"\\u003cb\\u003e\"}}\n"
         );
-        assert_eq!(
-            render_rows(Format::new(Some("{{.ID}}!"), ""), &rows, &[]).unwrap(),
-            "abc!\n"
-        );
+        assert_eq!(render_rows(Format::new(Some("{{.ID}}!"), ""), &rows, &[]).unwrap(), "abc!\n");
         assert_eq!(
             render_rows(Format::new(Some("{{json .Labels}}"), ""), &rows, &[]).unwrap(),
             "{\"a\":\"\\u003cb\\u003e\"}\n"
         );
-        assert_eq!(
-            render_rows(Format::new(Some(r"{{.ID}}\t{{.ID}}"), ""), &rows, &[]).unwrap(),
-            "abc\tabc\n"
-        );
+        assert_eq!(render_rows(Format::new(Some(r"{{.ID}}\t{{.ID}}"), ""), &rows, &[]).unwrap(), "abc\tabc\n");
     }
 
     #[test]
@@ -457,25 +396,18 @@ mod tests {
             &json!({"ApiVersion": "1.53", "Os": "linux", "Details": {"ApiVersion": "x"}}),
             &[("ApiVersion", "APIVersion")],
         );
-        let t =
-            Tmpl::parse("{{.APIVersion}} {{index .Details \"ApiVersion\"}} {{json .}}").unwrap();
+        let t = Tmpl::parse("{{.APIVersion}} {{index .Details \"ApiVersion\"}} {{json .}}").unwrap();
         assert_eq!(
             t.render(&v).unwrap(),
             "1.53 x {\"ApiVersion\":\"1.53\",\"Details\":{\"ApiVersion\":\"x\"},\"Os\":\"linux\"}"
         );
-        assert!(path_matches(
-            "Server.Components.*.Name",
-            "Server.Components.0.Name"
-        ));
+        assert!(path_matches("Server.Components.*.Name", "Server.Components.0.Name"));
         assert!(!path_matches("Server.Name", "Server.Components.0.Name"));
     }
 
     #[test]
     fn docker_functions() {
-        let v = to_value(
-            &json!({"Names": ["a", "b"], "S": "hello world", "N": "abcdef"}),
-            &[],
-        );
+        let v = to_value(&json!({"Names": ["a", "b"], "S": "hello world", "N": "abcdef"}), &[]);
         let r = |t: &str| Tmpl::parse(t).unwrap().render(&v).unwrap();
         assert_eq!(r("{{join .Names \",\"}}"), "a,b");
         assert_eq!(r("{{title .S}}"), "Hello World");

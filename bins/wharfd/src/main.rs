@@ -83,10 +83,7 @@ fn run(args: Args) -> Result<()> {
         .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
         .init();
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     runtime.block_on(serve(config, log_handle))
 }
 
@@ -103,9 +100,7 @@ async fn serve(config: Config, log_handle: LogHandle) -> Result<()> {
         rustc: env!("WHARF_RUSTC").to_owned(),
         build_time: env!("WHARF_BUILD_TIME").to_owned(),
     };
-    let images = Arc::new(wharf_daemon::image_seam::SnapshotterOnly::open(
-        &config.data_root,
-    )?);
+    let images = Arc::new(wharf_daemon::image_seam::SnapshotterOnly::open(&config.data_root)?);
     let daemon = Daemon::open(config.clone(), build, images)
         .map_err(|e| anyhow::anyhow!(wharf_types::EngineError::from_classified(&e)))?;
     std::fs::create_dir_all(config.pidfile.parent().unwrap_or(Path::new("/")))?;
@@ -134,11 +129,9 @@ async fn serve(config: Config, log_handle: LogHandle) -> Result<()> {
 }
 
 async fn handle_signals(daemon: Arc<Daemon>, shutdown: CancellationToken, log_handle: LogHandle) {
-    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::hangup()),
-    ) else {
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) =
+        (signal(SignalKind::terminate()), signal(SignalKind::interrupt()), signal(SignalKind::hangup()))
+    else {
         tracing::error!("cannot install signal handlers");
         return;
     };
@@ -166,26 +159,17 @@ async fn handle_signals(daemon: Arc<Daemon>, shutdown: CancellationToken, log_ha
 /// Opens one `-H` address. Unix sockets get mode 0660 and the configured group when it exists.
 async fn bind(host: &str, group: &str) -> Result<(Listener, Option<PathBuf>)> {
     if let Some(rest) = host.strip_prefix("unix://") {
-        let path = PathBuf::from(if rest.is_empty() {
-            "/run/wharf/wharf.sock"
-        } else {
-            rest
-        });
+        let path = PathBuf::from(if rest.is_empty() { "/run/wharf/wharf.sock" } else { rest });
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
         }
         if path.exists() {
             if tokio::net::UnixStream::connect(&path).await.is_ok() {
-                bail!(
-                    "socket {} is in use by another daemon; stop it or pass a different -H",
-                    path.display()
-                );
+                bail!("socket {} is in use by another daemon; stop it or pass a different -H", path.display());
             }
-            std::fs::remove_file(&path)
-                .with_context(|| format!("remove stale socket {}", path.display()))?;
+            std::fs::remove_file(&path).with_context(|| format!("remove stale socket {}", path.display()))?;
         }
-        let listener =
-            UnixListener::bind(&path).with_context(|| format!("listen on {}", path.display()))?;
+        let listener = UnixListener::bind(&path).with_context(|| format!("listen on {}", path.display()))?;
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o660))?;
         if let Some(gid) = group_id(group) {
             rustix::fs::chown(&path, None, Some(rustix::fs::Gid::from_raw(gid)))
@@ -194,18 +178,9 @@ async fn bind(host: &str, group: &str) -> Result<(Listener, Option<PathBuf>)> {
         return Ok((Listener::Unix(listener), Some(path)));
     }
     if let Some(rest) = host.strip_prefix("tcp://") {
-        let addr = if rest.contains(':') {
-            rest.to_owned()
-        } else {
-            format!("{rest}:2375")
-        };
-        let listener = TcpListener::bind(&addr)
-            .await
-            .with_context(|| format!("listen on tcp://{addr}"))?;
-        tracing::warn!(
-            addr,
-            "the API is reachable over TCP without TLS: anyone who can connect has root on this host"
-        );
+        let addr = if rest.contains(':') { rest.to_owned() } else { format!("{rest}:2375") };
+        let listener = TcpListener::bind(&addr).await.with_context(|| format!("listen on tcp://{addr}"))?;
+        tracing::warn!(addr, "the API is reachable over TCP without TLS: anyone who can connect has root on this host");
         return Ok((Listener::Tcp(listener), None));
     }
     bail!("invalid -H address {host:?}: use unix:///path or tcp://addr:port")

@@ -9,8 +9,8 @@ use futures_util::stream::BoxStream;
 use wharf_types::{EngineError, Event, Filters};
 
 use crate::models::{
-    ContainerCreateBody, ContainerCreateResponse, ContainerInspectResponse, ContainerPruneResponse,
-    ContainerSummary, ContainerTopResponse, SystemInfo, SystemVersion,
+    ContainerCreateBody, ContainerCreateResponse, ContainerInspectResponse, ContainerPruneResponse, ContainerSummary,
+    ContainerTopResponse, SystemInfo, SystemVersion,
 };
 
 /// A stream of events that ends when `until` passes (if given) or the daemon shuts down.
@@ -28,12 +28,7 @@ pub trait SystemBackend: Send + Sync + 'static {
     /// `GET /events`: replays buffered events with `since <= time` (nanoseconds), then streams live
     /// ones, all matching `filters`, ending once an event's time passes `until` or, when
     /// `until` is in the past, right after the replay. Filters have been validated by the caller.
-    fn events(
-        &self,
-        since: Option<i64>,
-        until: Option<i64>,
-        filters: Filters,
-    ) -> Result<EventStream, EngineError>;
+    fn events(&self, since: Option<i64>, until: Option<i64>, filters: Filters) -> Result<EventStream, EngineError>;
 }
 
 /// `GET /containers/json` options.
@@ -124,18 +119,8 @@ pub trait ContainerBackend: Send + Sync + 'static {
     /// 304 (NotModified) when already running.
     async fn start(&self, id: &str) -> Result<(), EngineError>;
     /// 304 (NotModified) when not running.
-    async fn stop(
-        &self,
-        id: &str,
-        timeout: Option<i64>,
-        signal: Option<String>,
-    ) -> Result<(), EngineError>;
-    async fn restart(
-        &self,
-        id: &str,
-        timeout: Option<i64>,
-        signal: Option<String>,
-    ) -> Result<(), EngineError>;
+    async fn stop(&self, id: &str, timeout: Option<i64>, signal: Option<String>) -> Result<(), EngineError>;
+    async fn restart(&self, id: &str, timeout: Option<i64>, signal: Option<String>) -> Result<(), EngineError>;
     async fn kill(&self, id: &str, signal: Option<String>) -> Result<(), EngineError>;
     /// Errors only if the container does not exist; the future resolves when the condition is met.
     async fn wait(
@@ -143,21 +128,11 @@ pub trait ContainerBackend: Send + Sync + 'static {
         id: &str,
         condition: WaitCondition,
     ) -> Result<futures_util::future::BoxFuture<'static, WaitOutcome>, EngineError>;
-    async fn remove(
-        &self,
-        id: &str,
-        force: bool,
-        volumes: bool,
-        link: bool,
-    ) -> Result<(), EngineError>;
+    async fn remove(&self, id: &str, force: bool, volumes: bool, link: bool) -> Result<(), EngineError>;
     async fn rename(&self, id: &str, name: &str) -> Result<(), EngineError>;
     async fn pause(&self, id: &str) -> Result<(), EngineError>;
     async fn unpause(&self, id: &str) -> Result<(), EngineError>;
-    async fn top(
-        &self,
-        id: &str,
-        ps_args: Option<String>,
-    ) -> Result<ContainerTopResponse, EngineError>;
+    async fn top(&self, id: &str, ps_args: Option<String>) -> Result<ContainerTopResponse, EngineError>;
     async fn logs(&self, id: &str, opts: LogsOptions) -> Result<Logs, EngineError>;
     async fn attach(&self, id: &str, opts: AttachOptions) -> Result<AttachSession, EngineError>;
     async fn resize(&self, id: &str, height: u16, width: u16) -> Result<(), EngineError>;

@@ -18,12 +18,7 @@ impl SystemBackend for FakeSystem {
     async fn version(&self) -> Result<SystemVersion, EngineError> {
         Ok(Default::default())
     }
-    fn events(
-        &self,
-        _: Option<i64>,
-        _: Option<i64>,
-        _: Filters,
-    ) -> Result<EventStream, EngineError> {
+    fn events(&self, _: Option<i64>, _: Option<i64>, _: Filters) -> Result<EventStream, EngineError> {
         Ok(Box::pin(futures_util::stream::empty()))
     }
 }
@@ -36,15 +31,8 @@ fn none(id: &str) -> EngineError {
 
 #[async_trait]
 impl ContainerBackend for NoContainers {
-    async fn create(
-        &self,
-        _: Option<String>,
-        b: ContainerCreateBody,
-    ) -> Result<ContainerCreateResponse, EngineError> {
-        Err(EngineError::not_found(format!(
-            "No such image: {}",
-            b.image.unwrap_or_default()
-        )))
+    async fn create(&self, _: Option<String>, b: ContainerCreateBody) -> Result<ContainerCreateResponse, EngineError> {
+        Err(EngineError::not_found(format!("No such image: {}", b.image.unwrap_or_default())))
     }
     async fn inspect(&self, id: &str, _: bool) -> Result<ContainerInspectResponse, EngineError> {
         Err(none(id))
@@ -58,22 +46,13 @@ impl ContainerBackend for NoContainers {
     async fn stop(&self, id: &str, _: Option<i64>, _: Option<String>) -> Result<(), EngineError> {
         Err(none(id))
     }
-    async fn restart(
-        &self,
-        id: &str,
-        _: Option<i64>,
-        _: Option<String>,
-    ) -> Result<(), EngineError> {
+    async fn restart(&self, id: &str, _: Option<i64>, _: Option<String>) -> Result<(), EngineError> {
         Err(none(id))
     }
     async fn kill(&self, id: &str, _: Option<String>) -> Result<(), EngineError> {
         Err(none(id))
     }
-    async fn wait(
-        &self,
-        id: &str,
-        _: WaitCondition,
-    ) -> Result<BoxFuture<'static, WaitOutcome>, EngineError> {
+    async fn wait(&self, id: &str, _: WaitCondition) -> Result<BoxFuture<'static, WaitOutcome>, EngineError> {
         Err(none(id))
     }
     async fn remove(&self, id: &str, _: bool, _: bool, _: bool) -> Result<(), EngineError> {
@@ -101,20 +80,14 @@ impl ContainerBackend for NoContainers {
         Err(none(id))
     }
     async fn prune(&self, _: Filters) -> Result<ContainerPruneResponse, EngineError> {
-        Ok(ContainerPruneResponse {
-            containers_deleted: Some(vec![]),
-            space_reclaimed: Some(0),
-        })
+        Ok(ContainerPruneResponse { containers_deleted: Some(vec![]), space_reclaimed: Some(0) })
     }
 }
 
 /// An app over the fakes.
 pub fn app() -> crate::router::App {
     crate::router::build(
-        Backends {
-            system: std::sync::Arc::new(FakeSystem),
-            containers: std::sync::Arc::new(NoContainers),
-        },
+        Backends { system: std::sync::Arc::new(FakeSystem), containers: std::sync::Arc::new(NoContainers) },
         tokio_util::sync::CancellationToken::new(),
     )
 }
@@ -124,15 +97,10 @@ pub async fn call(method: &str, uri: &str, body: &str) -> (u16, String) {
     let req = http::Request::builder()
         .method(method)
         .uri(uri)
-        .body(http_body_util::Full::new(bytes::Bytes::from(
-            body.to_owned(),
-        )))
+        .body(http_body_util::Full::new(bytes::Bytes::from(body.to_owned())))
         .unwrap();
     let resp = app().handle(req).await;
     let status = resp.status().as_u16();
-    let bytes = http_body_util::BodyExt::collect(resp.into_body())
-        .await
-        .unwrap()
-        .to_bytes();
+    let bytes = http_body_util::BodyExt::collect(resp.into_body()).await.unwrap().to_bytes();
     (status, String::from_utf8_lossy(&bytes).into_owned())
 }

@@ -106,18 +106,10 @@ where
     IO: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
     let (mut rd, mut wr) = tokio::io::split(io);
-    let AttachSession {
-        tty,
-        stdin_once,
-        mut output,
-        stdin,
-        detach_keys,
-        on_detach,
-    } = session;
+    let AttachSession { tty, stdin_once, mut output, stdin, detach_keys, on_detach } = session;
     let out = async move {
         while let Some((stream, data)) = output.next().await {
-            if wr.write_all(&frame(tty, stream, &data)).await.is_err() || wr.flush().await.is_err()
-            {
+            if wr.write_all(&frame(tty, stream, &data)).await.is_err() || wr.flush().await.is_err() {
                 return;
             }
         }
@@ -134,10 +126,7 @@ where
                 }
             }
         };
-        let mut detector = (tty && !detach_keys.is_empty()).then(|| Detector {
-            keys: detach_keys,
-            held: Vec::new(),
-        });
+        let mut detector = (tty && !detach_keys.is_empty()).then(|| Detector { keys: detach_keys, held: Vec::new() });
         let mut stdin_ok = true;
         loop {
             match rd.read(&mut buf).await {
@@ -188,10 +177,7 @@ mod tests {
 
     #[test]
     fn detach_key_syntax() {
-        assert_eq!(
-            parse_detach_keys("ctrl-p,ctrl-q").unwrap(),
-            vec![0x10, 0x11]
-        );
+        assert_eq!(parse_detach_keys("ctrl-p,ctrl-q").unwrap(), vec![0x10, 0x11]);
         assert_eq!(parse_detach_keys("a,ctrl-@").unwrap(), vec![b'a', 0]);
         assert!(parse_detach_keys("ctrl-1").is_err());
         assert!(parse_detach_keys("meta-x").is_err());
@@ -199,16 +185,9 @@ mod tests {
 
     #[test]
     fn detector_holds_partial_sequences() {
-        let mut d = Detector {
-            keys: vec![0x10, 0x11],
-            held: Vec::new(),
-        };
+        let mut d = Detector { keys: vec![0x10, 0x11], held: Vec::new() };
         assert_eq!(d.feed(b"ab\x10"), (b"ab".to_vec(), false));
-        assert_eq!(
-            d.feed(b"x"),
-            (b"\x10x".to_vec(), false),
-            "a broken sequence is forwarded"
-        );
+        assert_eq!(d.feed(b"x"), (b"\x10x".to_vec(), false), "a broken sequence is forwarded");
         assert_eq!(d.feed(b"\x10"), (vec![], false));
         assert_eq!(d.feed(b"\x11rest"), (vec![], true));
     }
@@ -238,10 +217,7 @@ mod tests {
         cwr.shutdown().await.unwrap();
         let mut got = Vec::new();
         stdin_r.read_to_end(&mut got).await.unwrap();
-        assert_eq!(
-            got, b"hi\n",
-            "the container's stdin was closed after the data"
-        );
+        assert_eq!(got, b"hi\n", "the container's stdin was closed after the data");
         out_tx.send((1, Bytes::from_static(b"hi\n"))).await.unwrap();
         drop(out_tx);
         let mut resp = Vec::new();

@@ -72,8 +72,7 @@ pub fn build(backends: Backends, shutdown: CancellationToken) -> App {
         .fallback(|| async { ApiError::page_not_found() })
         .method_not_allowed_fallback(|| async { ApiError::page_not_found() })
         .with_state(state);
-    let server = HeaderValue::from_str(&format!("Docker/{ENGINE_VERSION}-wharf (linux)"))
-        .expect("ascii header");
+    let server = HeaderValue::from_str(&format!("Docker/{ENGINE_VERSION}-wharf (linux)")).expect("ascii header");
     App { router, server }
 }
 
@@ -112,9 +111,7 @@ fn route_version(req: &mut Request<Body>) -> Result<ApiVersion, ApiError> {
     if let Some(rest) = path.strip_prefix("/v")
         && let Some(slash) = rest.find('/')
         && slash > 0
-        && rest[..slash]
-            .bytes()
-            .all(|b| b.is_ascii_digit() || b == b'.')
+        && rest[..slash].bytes().all(|b| b.is_ascii_digit() || b == b'.')
     {
         let text = &rest[..slash];
         version = match check_prefix(text) {
@@ -162,59 +159,24 @@ mod tests {
     #[tokio::test]
     async fn container_routes_translate_errors_and_bodies() {
         use crate::fakes::call;
-        assert_eq!(
-            call("GET", "/v1.50/containers/json", "").await,
-            (200, "[]".into())
-        );
+        assert_eq!(call("GET", "/v1.50/containers/json", "").await, (200, "[]".into()));
         let (s, b) = call("GET", "/containers/nope/json", "").await;
-        assert_eq!(
-            (s, b.as_str()),
-            (404, r#"{"message":"No such container: nope"}"#)
-        );
+        assert_eq!((s, b.as_str()), (404, r#"{"message":"No such container: nope"}"#));
         let (s, b) = call("POST", "/containers/create", "").await;
-        assert_eq!(
-            (s, b.as_str()),
-            (
-                400,
-                r#"{"message":"config cannot be empty in order to create a container"}"#
-            )
-        );
+        assert_eq!((s, b.as_str()), (400, r#"{"message":"config cannot be empty in order to create a container"}"#));
         let (s, b) = call("POST", "/containers/create", "{nope").await;
         assert_eq!(s, 400, "{b}");
-        let (s, b) = call(
-            "POST",
-            "/containers/create",
-            r#"{"Image":"x","HostConfig":{"RestartPolicy":{"Name":"sometimes"}}}"#,
-        )
-        .await;
+        let (s, b) =
+            call("POST", "/containers/create", r#"{"Image":"x","HostConfig":{"RestartPolicy":{"Name":"sometimes"}}}"#)
+                .await;
         assert_eq!(s, 400);
-        assert!(
-            b.contains("invalid restart policy: unknown policy 'sometimes'"),
-            "{b}"
-        );
-        let (s, b) = call(
-            "POST",
-            "/containers/create",
-            r#"{"Image":"busybox","Env":null}"#,
-        )
-        .await;
-        assert_eq!(
-            (s, b.as_str()),
-            (404, r#"{"message":"No such image: busybox"}"#)
-        );
+        assert!(b.contains("invalid restart policy: unknown policy 'sometimes'"), "{b}");
+        let (s, b) = call("POST", "/containers/create", r#"{"Image":"busybox","Env":null}"#).await;
+        assert_eq!((s, b.as_str()), (404, r#"{"message":"No such image: busybox"}"#));
         let (s, b) = call("POST", "/containers/x/wait?condition=sometime", "").await;
-        assert_eq!(
-            (s, b.as_str()),
-            (400, r#"{"message":"invalid condition: \"sometime\""}"#)
-        );
+        assert_eq!((s, b.as_str()), (400, r#"{"message":"invalid condition: \"sometime\""}"#));
         let (s, b) = call("GET", "/containers/x/logs", "").await;
-        assert_eq!(
-            (s, b.as_str()),
-            (
-                400,
-                r#"{"message":"Bad parameters: you must choose at least one stream"}"#
-            )
-        );
+        assert_eq!((s, b.as_str()), (400, r#"{"message":"Bad parameters: you must choose at least one stream"}"#));
         let (s, b) = call("POST", "/containers/x/attach?detachKeys=meta-q", "").await;
         assert_eq!(s, 400, "{b}");
         let (s, _) = call("POST", "/containers/prune", "").await;
@@ -235,10 +197,7 @@ mod tests {
     #[test]
     fn out_of_range_versions_get_dockers_messages() {
         let e = route_version(&mut req("/v1.54/info")).unwrap_err();
-        assert_eq!(
-            e.0.message,
-            "client version 1.54 is too new. Maximum supported API version is 1.53"
-        );
+        assert_eq!(e.0.message, "client version 1.54 is too new. Maximum supported API version is 1.53");
         let e = route_version(&mut req("/v1.23/info")).unwrap_err();
         assert_eq!(
             e.0.message,

@@ -87,10 +87,7 @@ impl Daemon {
     ) -> Result<Arc<Self>, DaemonError> {
         let lock = DataRootLock::acquire(&config.data_root)?;
         for dir in [&config.data_root, &config.exec_root] {
-            std::fs::create_dir_all(dir).map_err(|source| DaemonError::Dir {
-                path: dir.clone(),
-                source,
-            })?;
+            std::fs::create_dir_all(dir).map_err(|source| DaemonError::Dir { path: dir.clone(), source })?;
         }
         let db = Db::open(&config.data_root.join("wharf.db"))?;
         let engine_id = match db.meta_get("engine-id")? {
@@ -105,19 +102,8 @@ impl Daemon {
         host.backing_fs = info::backing_filesystem(&config.data_root);
         let db = Arc::new(db);
         let events = Arc::new(EventBus::new());
-        let containers = container::ContainerService::new(|weak| {
-            container_ctx(&config, &db, &events, images, weak)
-        })?;
-        Ok(Arc::new(Self {
-            config: RwLock::new(config),
-            db,
-            events,
-            containers,
-            engine_id,
-            host,
-            build,
-            _lock: lock,
-        }))
+        let containers = container::ContainerService::new(|weak| container_ctx(&config, &db, &events, images, weak))?;
+        Ok(Arc::new(Self { config: RwLock::new(config), db, events, containers, engine_id, host, build, _lock: lock }))
     }
 
     /// Reconnects to containers that kept running while the daemon was down and restarts
@@ -132,10 +118,7 @@ impl Daemon {
 
     /// The backends the API serves.
     pub fn backends(self: &Arc<Self>) -> Backends {
-        Backends {
-            system: self.clone(),
-            containers: self.containers.clone(),
-        }
+        Backends { system: self.clone(), containers: self.containers.clone() }
     }
 
     pub fn events(&self) -> &EventBus {
@@ -148,10 +131,7 @@ impl Daemon {
 
     /// A snapshot of the current configuration.
     pub fn config(&self) -> Config {
-        self.config
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.config.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Applies a re-read `daemon.json` (SIGHUP). Only settings that can change at run time are
@@ -186,12 +166,7 @@ impl Daemon {
             }
             reload_attributes(&cfg, &self.host.hostname)
         };
-        self.events.publish(Event::now(
-            EventType::Daemon,
-            "reload",
-            self.engine_id.clone(),
-            attributes,
-        ));
+        self.events.publish(Event::now(EventType::Daemon, "reload", self.engine_id.clone(), attributes));
     }
 }
 
@@ -230,18 +205,10 @@ fn container_ctx(
             init_binary: system::sibling_binary("wharf-init"),
         },
         runtimes: Arc::new(runtimes),
-        default_runtime: config
-            .file
-            .default_runtime
-            .clone()
-            .unwrap_or_else(|| system::DEFAULT_RUNTIME.to_owned()),
+        default_runtime: config.file.default_runtime.clone().unwrap_or_else(|| system::DEFAULT_RUNTIME.to_owned()),
         log_driver: config.log_driver().to_owned(),
         log_opts: config.file.log_opts.clone().unwrap_or_default(),
-        cgroup_parent: config
-            .file
-            .cgroup_parent
-            .clone()
-            .unwrap_or_else(|| "/wharf".to_owned()),
+        cgroup_parent: config.file.cgroup_parent.clone().unwrap_or_else(|| "/wharf".to_owned()),
         containers: weak,
     }
 }
@@ -254,34 +221,14 @@ fn reload_attributes(cfg: &Config, hostname: &str) -> std::collections::BTreeMap
         ("debug", (cfg.log_level == "debug").to_string()),
         ("labels", json(&cfg.labels())),
         ("insecure-registries", json(&cfg.insecure_registries())),
-        (
-            "registry-mirrors",
-            json(&f.registry_mirrors.clone().unwrap_or_default()),
-        ),
-        (
-            "max-concurrent-downloads",
-            f.max_concurrent_downloads.unwrap_or(3).to_string(),
-        ),
-        (
-            "max-concurrent-uploads",
-            f.max_concurrent_uploads.unwrap_or(5).to_string(),
-        ),
-        (
-            "max-download-attempts",
-            f.max_download_attempts.unwrap_or(5).to_string(),
-        ),
-        (
-            "default-runtime",
-            f.default_runtime
-                .clone()
-                .unwrap_or_else(|| system::DEFAULT_RUNTIME.to_owned()),
-        ),
+        ("registry-mirrors", json(&f.registry_mirrors.clone().unwrap_or_default())),
+        ("max-concurrent-downloads", f.max_concurrent_downloads.unwrap_or(3).to_string()),
+        ("max-concurrent-uploads", f.max_concurrent_uploads.unwrap_or(5).to_string()),
+        ("max-download-attempts", f.max_download_attempts.unwrap_or(5).to_string()),
+        ("default-runtime", f.default_runtime.clone().unwrap_or_else(|| system::DEFAULT_RUNTIME.to_owned())),
         ("runtimes", json(&f.runtimes.clone().unwrap_or_default())),
         ("live-restore", cfg.live_restore().to_string()),
-        (
-            "shutdown-timeout",
-            f.shutdown_timeout.unwrap_or(15).to_string(),
-        ),
+        ("shutdown-timeout", f.shutdown_timeout.unwrap_or(15).to_string()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
@@ -303,12 +250,5 @@ mod erased {
 /// Docker's engine IDs look like UUIDs; ours are random too, stable for the data root's life.
 fn new_engine_id() -> String {
     let h = wharf_types::random_hex_id();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
+    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
 }

@@ -6,9 +6,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use wharf_network::controller::{
-    Controller, ControllerConfig, EndpointRequest, IpamConfig, NetworkCreate,
-};
+use wharf_network::controller::{Controller, ControllerConfig, EndpointRequest, IpamConfig, NetworkCreate};
 use wharf_network::ipam::NoStore;
 use wharf_network::netns;
 use wharf_types::ContainerId;
@@ -33,10 +31,7 @@ async fn main() {
         eprintln!("setup_cost: needs root (network namespaces, netlink)");
         return;
     }
-    let n: usize = std::env::args()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(50);
+    let n: usize = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(50);
     let tag = format!("{:x}", std::process::id() % 0xffff);
     let cfg = ControllerConfig {
         firewall_table: format!("wbench{tag}"),
@@ -49,10 +44,7 @@ async fn main() {
     let net = c
         .create_network(NetworkCreate {
             name: "bench".into(),
-            ipam: vec![IpamConfig {
-                subnet: Some("10.239.0.0/16".into()),
-                ..Default::default()
-            }],
+            ipam: vec![IpamConfig { subnet: Some("10.239.0.0/16".into()), ..Default::default() }],
             ..Default::default()
         })
         .await
@@ -102,14 +94,7 @@ async fn main() {
             netns::delete(path).await.unwrap();
             t_teardown.push(t.elapsed());
         }
-        println!(
-            "-- {} --",
-            if interleaved {
-                "interleaved setup/teardown"
-            } else {
-                "setup all, then teardown all"
-            }
-        );
+        println!("-- {} --", if interleaved { "interleaved setup/teardown" } else { "setup all, then teardown all" });
         stats("netns create", t_ns);
         stats("connect (veth+addr+rt)", t_conn);
         stats("setup total", t_total);

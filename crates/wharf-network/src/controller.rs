@@ -30,13 +30,11 @@ use wharf_types::{Classify, ContainerId, ErrorKind, NetworkId};
 
 use crate::dns::{DnsError, DnsMode, DnsRegistry, DnsServer, Upstream};
 use crate::driver::{
-    BridgeDriver, DriverError, HostDriver, JoinInfo, JoinSpec, MacvlanDriver, NetworkDriver,
-    NetworkState, NullDriver, SubnetState, opts,
+    BridgeDriver, DriverError, HostDriver, JoinInfo, JoinSpec, MacvlanDriver, NetworkDriver, NetworkState, NullDriver,
+    SubnetState, opts,
 };
 use crate::firewall::{Backend, BridgeRules, Desired, Firewall, FirewallError};
-use crate::ipam::{
-    DefaultPool, Ipam, IpamError, IpamStore, PoolRecord, PoolRequest, docker_default_pools,
-};
+use crate::ipam::{DefaultPool, Ipam, IpamError, IpamStore, PoolRecord, PoolRequest, docker_default_pools};
 use crate::netlink::{Netlink, NetlinkError};
 use crate::ports::{PortAllocator, PortError, PortMapping, PortSpec, Proto};
 use crate::proxy::Proxy;
@@ -49,10 +47,7 @@ pub enum NetworkError {
     #[error("could not find plugin {0} in v1 plugin registry: plugin not found")]
     UnknownDriver(String),
     #[error("network {name} has active endpoints ({})", .endpoints.join(", "))]
-    ActiveEndpoints {
-        name: String,
-        endpoints: Vec<String>,
-    },
+    ActiveEndpoints { name: String, endpoints: Vec<String> },
     #[error("endpoint with name {container} already exists in network {network}")]
     AlreadyConnected { container: String, network: String },
     #[error("container {container} is not connected to network {network}")]
@@ -220,12 +215,8 @@ pub struct Controller {
     dns_servers: Mutex<HashMap<ContainerId, DnsServer>>,
 }
 
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, NetworkError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| NetworkError::Task(e.to_string()))
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, NetworkError> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| NetworkError::Task(e.to_string()))
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -234,11 +225,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl Controller {
     /// Builds the controller. `pools` are the IPAM records the daemon saved through `store`.
-    pub fn new(
-        cfg: ControllerConfig,
-        store: Arc<dyn IpamStore>,
-        pools: Vec<PoolRecord>,
-    ) -> Result<Self, NetworkError> {
+    pub fn new(cfg: ControllerConfig, store: Arc<dyn IpamStore>, pools: Vec<PoolRecord>) -> Result<Self, NetworkError> {
         let backend = match cfg.firewall_backend {
             Some(b) => b,
             None => Backend::detect()?,
@@ -253,9 +240,7 @@ impl Controller {
                 bridge_prefix: cfg.bridge_prefix.clone(),
                 veth_prefix: cfg.veth_prefix.clone(),
             }),
-            macvlan: Arc::new(MacvlanDriver {
-                dummy_prefix: cfg.dummy_prefix.clone(),
-            }),
+            macvlan: Arc::new(MacvlanDriver { dummy_prefix: cfg.dummy_prefix.clone() }),
             ipam: Mutex::new(Ipam::new(store, cfg.default_pools.clone(), pools)),
             firewall: Arc::new(Mutex::new(firewall)),
             ports: Mutex::new(ports),
@@ -294,22 +279,12 @@ impl Controller {
 
     /// Every network the controller knows.
     pub fn networks(&self) -> Vec<NetworkState> {
-        self.networks
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .cloned()
-            .collect()
+        self.networks.read().unwrap_or_else(|p| p.into_inner()).values().cloned().collect()
     }
 
     /// Every endpoint the controller knows.
     pub fn endpoints(&self) -> Vec<EndpointState> {
-        self.endpoints
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .cloned()
-            .collect()
+        self.endpoints.read().unwrap_or_else(|p| p.into_inner()).values().cloned().collect()
     }
 
     fn bridge_rules(net: &NetworkState) -> Option<BridgeRules> {
@@ -364,10 +339,7 @@ impl Controller {
                     reqs.insert(0, PoolRequest::default());
                 }
                 if req.enable_ipv6 && !reqs.iter().any(|r| r.v6) {
-                    reqs.push(PoolRequest {
-                        v6: true,
-                        ..Default::default()
-                    });
+                    reqs.push(PoolRequest { v6: true, ..Default::default() });
                 }
                 let mut got = Vec::new();
                 for r in &reqs {
@@ -383,11 +355,7 @@ impl Controller {
             };
             net.subnets = pools
                 .iter()
-                .map(|p| SubnetState {
-                    subnet: p.subnet,
-                    gateway: p.gateway,
-                    ip_range: p.ip_range,
-                })
+                .map(|p| SubnetState { subnet: p.subnet, gateway: p.gateway, ip_range: p.ip_range })
                 .collect();
         }
         let created = {
@@ -410,10 +378,7 @@ impl Controller {
                 return Err(e.into());
             }
         }
-        self.networks
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(id, net.clone());
+        self.networks.write().unwrap_or_else(|p| p.into_inner()).insert(id, net.clone());
         Ok(net)
     }
 
@@ -431,10 +396,7 @@ impl Controller {
         if !attached.is_empty() {
             let mut attached = attached;
             attached.sort();
-            return Err(NetworkError::ActiveEndpoints {
-                name: net.name.clone(),
-                endpoints: attached,
-            });
+            return Err(NetworkError::ActiveEndpoints { name: net.name.clone(), endpoints: attached });
         }
         if let Some(rules) = Self::bridge_rules(&net) {
             let fw = self.firewall.clone();
@@ -444,29 +406,17 @@ impl Controller {
         let n = net.clone();
         blocking(move || driver.delete(&n)).await??;
         lock(&self.ipam).release_pools(id)?;
-        self.networks
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(id);
+        self.networks.write().unwrap_or_else(|p| p.into_inner()).remove(id);
         Ok(())
     }
 
     /// Connects a container's namespace to a network: addresses, the driver's link, published
     /// ports (firewall + userland proxy) and DNS names. Undone completely on failure.
-    pub async fn connect(
-        &self,
-        network: &NetworkId,
-        req: EndpointRequest,
-    ) -> Result<EndpointState, NetworkError> {
+    pub async fn connect(&self, network: &NetworkId, req: EndpointRequest) -> Result<EndpointState, NetworkError> {
         let net = self.network(network)?;
         let container = req.container.clone().unwrap_or_else(ContainerId::random);
         let key = (network.clone(), container.clone());
-        if self
-            .endpoints
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains_key(&key)
-        {
+        if self.endpoints.read().unwrap_or_else(|p| p.into_inner()).contains_key(&key) {
             return Err(NetworkError::AlreadyConnected {
                 container: req.container_name.clone(),
                 network: net.name.clone(),
@@ -488,10 +438,7 @@ impl Controller {
             dns_names: req.dns_names.clone(),
         };
         if net.driver == "host" || net.driver == "null" {
-            self.endpoints
-                .write()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(key, ep.clone());
+            self.endpoints.write().unwrap_or_else(|p| p.into_inner()).insert(key, ep.clone());
             return Ok(ep);
         }
         // Addresses.
@@ -531,14 +478,7 @@ impl Controller {
             container.clone(),
         );
         let joined = blocking(move || {
-            let spec = JoinSpec {
-                container: cid,
-                netns,
-                ifname,
-                mac,
-                addresses: addrs,
-                default_route,
-            };
+            let spec = JoinSpec { container: cid, netns, ifname, mac, addresses: addrs, default_route };
             driver.join(&n, &spec)
         })
         .await
@@ -565,29 +505,16 @@ impl Controller {
             }
         }
         if !ep.dns_names.is_empty() {
-            let ips: Vec<IpAddr> = [ep.ipv4, ep.ipv6]
-                .into_iter()
-                .flatten()
-                .map(|a| a.addr())
-                .collect();
-            self.dns
-                .add_endpoint(network, &net.name, &container, &ep.dns_names, &ips);
+            let ips: Vec<IpAddr> = [ep.ipv4, ep.ipv6].into_iter().flatten().map(|a| a.addr()).collect();
+            self.dns.add_endpoint(network, &net.name, &container, &ep.dns_names, &ips);
         }
-        self.endpoints
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(key, ep.clone());
+        self.endpoints.write().unwrap_or_else(|p| p.into_inner()).insert(key, ep.clone());
         Ok(ep)
     }
 
     async fn unlink(&self, net: &NetworkState, ep: &EndpointState) {
         if let Ok(driver) = self.driver(&net.driver) {
-            let (n, netns, ifname, info) = (
-                net.clone(),
-                ep.netns.clone(),
-                ep.ifname.clone(),
-                ep.join.clone(),
-            );
+            let (n, netns, ifname, info) = (net.clone(), ep.netns.clone(), ep.ifname.clone(), ep.join.clone());
             let _ = blocking(move || driver.leave(&n, &netns, &ifname, &info)).await;
         }
     }
@@ -600,10 +527,7 @@ impl Controller {
         specs: &[PortSpec],
     ) -> Result<Vec<PortMapping>, NetworkError> {
         let endpoint = format!("{} ({})", ep.container_name, ep.container.short());
-        let fail = |source| NetworkError::Ports {
-            endpoint: endpoint.clone(),
-            source,
-        };
+        let fail = |source| NetworkError::Ports { endpoint: endpoint.clone(), source };
         let ipv6_host = host_has_ipv6();
         let mut mappings = Vec::new();
         let mut proxies = Vec::new();
@@ -619,13 +543,7 @@ impl Controller {
                         (false, _, Some(a)) | (false, Some(a), None) => a.addr(),
                         _ => continue,
                     };
-                    let (m, p) = self.bind_one(
-                        spec.proto,
-                        host_ip,
-                        want,
-                        container_ip,
-                        spec.container_port,
-                    )?;
+                    let (m, p) = self.bind_one(spec.proto, host_ip, want, container_ip, spec.container_port)?;
                     // `0.0.0.0` and `::` share one port number, as in Docker.
                     if spec.host_ip.is_none() {
                         want = (m.host_port, m.host_port);
@@ -643,11 +561,7 @@ impl Controller {
             }
             return Err(fail(e));
         }
-        let (fw, bridge, ms) = (
-            self.firewall.clone(),
-            net.link.clone().unwrap_or_default(),
-            mappings.clone(),
-        );
+        let (fw, bridge, ms) = (self.firewall.clone(), net.link.clone().unwrap_or_default(), mappings.clone());
         if let Err(e) = blocking(move || lock(&fw).add_ports(&bridge, &ms)).await? {
             self.release_ports(&mappings);
             for p in proxies {
@@ -655,10 +569,7 @@ impl Controller {
             }
             return Err(e.into());
         }
-        lock(&self.proxies)
-            .entry((ep.network.clone(), ep.container.clone()))
-            .or_default()
-            .extend(proxies);
+        lock(&self.proxies).entry((ep.network.clone(), ep.container.clone())).or_default().extend(proxies);
         Ok(mappings)
     }
 
@@ -672,26 +583,14 @@ impl Controller {
     ) -> Result<Vec<PortMapping>, NetworkError> {
         let net = self.network(network)?;
         let key = (network.clone(), container.clone());
-        let ep = self
-            .endpoints
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&key)
-            .cloned()
-            .ok_or_else(|| NetworkError::NotConnected {
-                container: container.to_string(),
-                network: net.name.clone(),
-            })?;
+        let ep = self.endpoints.read().unwrap_or_else(|p| p.into_inner()).get(&key).cloned().ok_or_else(|| {
+            NetworkError::NotConnected { container: container.to_string(), network: net.name.clone() }
+        })?;
         if net.driver != "bridge" || net.internal || specs.is_empty() {
             return Ok(Vec::new());
         }
         let granted = self.publish(&net, &ep, specs).await?;
-        if let Some(e) = self
-            .endpoints
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .get_mut(&key)
-        {
+        if let Some(e) = self.endpoints.write().unwrap_or_else(|p| p.into_inner()).get_mut(&key) {
             e.ports.extend(granted.iter().cloned());
         }
         Ok(granted)
@@ -699,19 +598,10 @@ impl Controller {
 
     /// Withdraws every published port of an endpoint: proxies stopped, DNAT removed, host
     /// ports released. The endpoint stays connected.
-    pub async fn unpublish_ports(
-        &self,
-        network: &NetworkId,
-        container: &ContainerId,
-    ) -> Result<(), NetworkError> {
+    pub async fn unpublish_ports(&self, network: &NetworkId, container: &ContainerId) -> Result<(), NetworkError> {
         let net = self.network(network)?;
         let key = (network.clone(), container.clone());
-        let ports = match self
-            .endpoints
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .get_mut(&key)
-        {
+        let ports = match self.endpoints.write().unwrap_or_else(|p| p.into_inner()).get_mut(&key) {
             Some(e) => std::mem::take(&mut e.ports),
             None => return Ok(()),
         };
@@ -720,11 +610,7 @@ impl Controller {
             p.stop().await;
         }
         if !ports.is_empty() {
-            let (fw, bridge, ms) = (
-                self.firewall.clone(),
-                net.link.clone().unwrap_or_default(),
-                ports.clone(),
-            );
+            let (fw, bridge, ms) = (self.firewall.clone(), net.link.clone().unwrap_or_default(), ports.clone());
             blocking(move || lock(&fw).remove_ports(&bridge, &ms)).await??;
             self.release_ports(&ports);
         }
@@ -748,22 +634,12 @@ impl Controller {
         container_ip: IpAddr,
         container_port: u16,
     ) -> Result<(PortMapping, Proxy), PortError> {
-        let attempts = if want.0 == want.1 && want.0 != 0 {
-            1
-        } else {
-            64
-        };
+        let attempts = if want.0 == want.1 && want.0 != 0 { 1 } else { 64 };
         let mut busy = Vec::new();
         let mut last_err = None;
         for _ in 0..attempts {
             let port = lock(&self.ports).allocate(proto, host_ip, want)?;
-            let m = PortMapping {
-                proto,
-                host_ip,
-                host_port: port,
-                container_ip,
-                container_port,
-            };
+            let m = PortMapping { proto, host_ip, host_port: port, container_ip, container_port };
             match Proxy::start(&m) {
                 Ok(p) => {
                     let mut ports = lock(&self.ports);
@@ -779,8 +655,7 @@ impl Controller {
                 }
                 Err(e) => {
                     lock(&self.ports).release(proto, host_ip, port);
-                    busy.iter()
-                        .for_each(|b| lock(&self.ports).release(proto, host_ip, *b));
+                    busy.iter().for_each(|b| lock(&self.ports).release(proto, host_ip, *b));
                     return Err(e);
                 }
             }
@@ -793,26 +668,11 @@ impl Controller {
     }
 
     /// Disconnects a container from a network, undoing everything `connect` did.
-    pub async fn disconnect(
-        &self,
-        network: &NetworkId,
-        container: &ContainerId,
-    ) -> Result<(), NetworkError> {
+    pub async fn disconnect(&self, network: &NetworkId, container: &ContainerId) -> Result<(), NetworkError> {
         let key = (network.clone(), container.clone());
-        let Some(ep) = self
-            .endpoints
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&key)
-        else {
-            let name = self
-                .network(network)
-                .map(|n| n.name)
-                .unwrap_or_else(|_| network.to_string());
-            return Err(NetworkError::NotConnected {
-                container: container.to_string(),
-                network: name,
-            });
+        let Some(ep) = self.endpoints.write().unwrap_or_else(|p| p.into_inner()).remove(&key) else {
+            let name = self.network(network).map(|n| n.name).unwrap_or_else(|_| network.to_string());
+            return Err(NetworkError::NotConnected { container: container.to_string(), network: name });
         };
         self.dns.remove_endpoint(network, container);
         let proxies = lock(&self.proxies).remove(&key).unwrap_or_default();
@@ -821,21 +681,12 @@ impl Controller {
         }
         let net = self.network(network)?;
         if !ep.ports.is_empty() {
-            let (fw, bridge, ms) = (
-                self.firewall.clone(),
-                net.link.clone().unwrap_or_default(),
-                ep.ports.clone(),
-            );
+            let (fw, bridge, ms) = (self.firewall.clone(), net.link.clone().unwrap_or_default(), ep.ports.clone());
             blocking(move || lock(&fw).remove_ports(&bridge, &ms)).await??;
             self.release_ports(&ep.ports);
         }
         let driver = self.driver(&net.driver)?;
-        let (n, netns, ifname, info) = (
-            net.clone(),
-            ep.netns.clone(),
-            ep.ifname.clone(),
-            ep.join.clone(),
-        );
+        let (n, netns, ifname, info) = (net.clone(), ep.netns.clone(), ep.ifname.clone(), ep.join.clone());
         blocking(move || driver.leave(&n, &netns, &ifname, &info)).await??;
         let mut ipam = lock(&self.ipam);
         for a in [ep.ipv4, ep.ipv6].into_iter().flatten() {
@@ -858,23 +709,14 @@ impl Controller {
         let backend = lock(&self.firewall).backend();
         if self.cfg.dns_mode == DnsMode::Direct || backend != Backend::Nft {
             let listen = std::net::SocketAddr::from((crate::dns::DNS_ADDR, 53));
-            return self
-                .start_dns_on(container, netns, listen, upstreams)
-                .await
-                .map(|_| ());
+            return self.start_dns_on(container, netns, listen, upstreams).await.map(|_| ());
         }
         let listen = std::net::SocketAddr::from((crate::dns::DNS_ADDR, 0));
-        let addr = self
-            .start_dns_on(container, netns, listen, upstreams)
-            .await?;
+        let addr = self.start_dns_on(container, netns, listen, upstreams).await?;
         let (p, port) = (netns.to_path_buf(), addr.port());
         if let Err(source) = blocking(move || crate::dns::install_dnat(&p, port)).await? {
             self.stop_dns(container).await;
-            return Err(DnsError::Dnat {
-                container: container.to_string(),
-                source,
-            }
-            .into());
+            return Err(DnsError::Dnat { container: container.to_string(), source }.into());
         }
         Ok(())
     }
@@ -888,13 +730,7 @@ impl Controller {
         upstreams: Vec<Upstream>,
     ) -> Result<std::net::SocketAddr, NetworkError> {
         self.stop_dns(container).await;
-        let server = DnsServer::start(
-            self.dns.clone(),
-            container.clone(),
-            Some(netns),
-            listen,
-            upstreams,
-        )?;
+        let server = DnsServer::start(self.dns.clone(), container.clone(), Some(netns), listen, upstreams)?;
         let addr = server.udp_addr();
         lock(&self.dns_servers).insert(container.clone(), server);
         Ok(addr)
@@ -929,10 +765,7 @@ impl Controller {
             if link.is_some() {
                 net.link = link;
             }
-            self.networks
-                .write()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(net.id.clone(), net);
+            self.networks.write().unwrap_or_else(|p| p.into_inner()).insert(net.id.clone(), net);
         }
         // Only endpoints whose namespace survived are live.
         let endpoints: Vec<EndpointState> = endpoints
@@ -940,10 +773,7 @@ impl Controller {
             .filter(|e| {
                 let ok = crate::netns::is_netns_mount(&e.netns) || e.netns.as_os_str().is_empty();
                 if !ok {
-                    report.removed.push(format!(
-                        "endpoint {} on {} (namespace gone)",
-                        e.container, e.network
-                    ));
+                    report.removed.push(format!("endpoint {} on {} (namespace gone)", e.container, e.network));
                 }
                 ok
             })
@@ -955,19 +785,13 @@ impl Controller {
             .filter_map(|n| n.link.clone())
             .chain(endpoints.iter().filter_map(|e| e.join.host_ifname.clone()))
             .collect();
-        let prefixes = [
-            self.cfg.bridge_prefix.clone(),
-            self.cfg.veth_prefix.clone(),
-            self.cfg.dummy_prefix.clone(),
-        ];
+        let prefixes = [self.cfg.bridge_prefix.clone(), self.cfg.veth_prefix.clone(), self.cfg.dummy_prefix.clone()];
         let removed = blocking(move || -> Result<Vec<String>, NetlinkError> {
             let mut nl = Netlink::open()?;
             let mut removed = Vec::new();
             for l in nl.links()? {
                 let kind_ok = matches!(l.kind.as_deref(), Some("bridge" | "veth" | "dummy"));
-                let ours = prefixes
-                    .iter()
-                    .any(|p| !p.is_empty() && l.name.starts_with(p.as_str()));
+                let ours = prefixes.iter().any(|p| !p.is_empty() && l.name.starts_with(p.as_str()));
                 if kind_ok && ours && !wanted_links.contains(&l.name) {
                     nl.del_link_by_name(&l.name)?;
                     removed.push(format!("link {}", l.name));
@@ -982,16 +806,9 @@ impl Controller {
         let live_nets: Vec<NetworkId> = self.networks().iter().map(|n| n.id.clone()).collect();
         let live_addrs: BTreeSet<(NetworkId, IpAddr)> = endpoints
             .iter()
-            .flat_map(|e| {
-                [e.ipv4, e.ipv6]
-                    .into_iter()
-                    .flatten()
-                    .map(|a| (e.network.clone(), a.addr()))
-            })
+            .flat_map(|e| [e.ipv4, e.ipv6].into_iter().flatten().map(|a| (e.network.clone(), a.addr())))
             .collect();
-        report
-            .removed
-            .extend(lock(&self.ipam).retain(&live_nets, &live_addrs)?);
+        report.removed.extend(lock(&self.ipam).retain(&live_nets, &live_addrs)?);
         // Endpoints: ports, proxies, DNS names.
         let mut desired = Desired::default();
         for net in self.networks() {
@@ -1002,10 +819,7 @@ impl Controller {
         for ep in endpoints {
             let key = (ep.network.clone(), ep.container.clone());
             let Ok(net) = self.network(&ep.network) else {
-                report.removed.push(format!(
-                    "endpoint {} on unknown network {}",
-                    ep.container, ep.network
-                ));
+                report.removed.push(format!("endpoint {} on unknown network {}", ep.container, ep.network));
                 continue;
             };
             let mut proxies = Vec::new();
@@ -1013,9 +827,7 @@ impl Controller {
                 lock(&self.ports).hold(m.proto, m.host_ip, m.host_port);
                 match Proxy::start(m) {
                     Ok(p) => proxies.push(p),
-                    Err(e) => report
-                        .removed
-                        .push(format!("proxy {}: {e}", m.host_display())),
+                    Err(e) => report.removed.push(format!("proxy {}: {e}", m.host_display())),
                 }
                 if let Some(b) = &net.link {
                     desired.ports.insert((b.clone(), m.clone()));
@@ -1026,37 +838,20 @@ impl Controller {
                 p.stop().await;
             }
             if !ep.dns_names.is_empty() {
-                let ips: Vec<IpAddr> = [ep.ipv4, ep.ipv6]
-                    .into_iter()
-                    .flatten()
-                    .map(|a| a.addr())
-                    .collect();
-                self.dns
-                    .add_endpoint(&ep.network, &net.name, &ep.container, &ep.dns_names, &ips);
+                let ips: Vec<IpAddr> = [ep.ipv4, ep.ipv6].into_iter().flatten().map(|a| a.addr()).collect();
+                self.dns.add_endpoint(&ep.network, &net.name, &ep.container, &ep.dns_names, &ips);
             }
-            report
-                .restored
-                .push(format!("endpoint {} on {}", ep.container, net.name));
-            self.endpoints
-                .write()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(key, ep);
+            report.restored.push(format!("endpoint {} on {}", ep.container, net.name));
+            self.endpoints.write().unwrap_or_else(|p| p.into_inner()).insert(key, ep);
         }
         let fw = self.firewall.clone();
         blocking(move || lock(&fw).reconcile(desired)).await??;
         // Namespace mounts nobody uses.
         if let Some(dir) = netns_dir {
-            let used: BTreeSet<PathBuf> = self
-                .endpoints()
-                .into_iter()
-                .map(|e| e.netns)
-                .chain(keep_netns)
-                .collect();
+            let used: BTreeSet<PathBuf> = self.endpoints().into_iter().map(|e| e.netns).chain(keep_netns).collect();
             for p in crate::netns::list(&dir) {
                 if !used.contains(&p) {
-                    crate::netns::delete(p.clone())
-                        .await
-                        .map_err(|e| NetworkError::Task(e.to_string()))?;
+                    crate::netns::delete(p.clone()).await.map_err(|e| NetworkError::Task(e.to_string()))?;
                     report.removed.push(format!("netns {}", p.display()));
                 }
             }
@@ -1076,13 +871,8 @@ impl Controller {
         for s in servers {
             s.stop().await;
         }
-        let eps: Vec<EndpointState> = self
-            .endpoints
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .drain()
-            .map(|(_, e)| e)
-            .collect();
+        let eps: Vec<EndpointState> =
+            self.endpoints.write().unwrap_or_else(|p| p.into_inner()).drain().map(|(_, e)| e).collect();
         for ep in eps {
             self.dns.remove_container(&ep.container);
             if let Ok(net) = self.network(&ep.network) {
@@ -1094,24 +884,13 @@ impl Controller {
                 let _ = blocking(move || driver.delete(&net)).await;
             }
         }
-        let prefixes = [
-            self.cfg.bridge_prefix.clone(),
-            self.cfg.veth_prefix.clone(),
-            self.cfg.dummy_prefix.clone(),
-        ];
+        let prefixes = [self.cfg.bridge_prefix.clone(), self.cfg.veth_prefix.clone(), self.cfg.dummy_prefix.clone()];
         // The default prefixes are shared with Docker (`br-`, `veth`): only delete by prefix
         // when they are not the defaults.
         let defaults = ControllerConfig::default();
         let custom: Vec<String> = prefixes
             .into_iter()
-            .filter(|p| {
-                ![
-                    &defaults.bridge_prefix,
-                    &defaults.veth_prefix,
-                    &defaults.dummy_prefix,
-                ]
-                .contains(&p)
-            })
+            .filter(|p| ![&defaults.bridge_prefix, &defaults.veth_prefix, &defaults.dummy_prefix].contains(&p))
             .collect();
         if !custom.is_empty() {
             let _ = blocking(move || -> Result<(), NetlinkError> {
@@ -1132,9 +911,7 @@ impl Controller {
 }
 
 fn host_has_ipv6() -> bool {
-    std::fs::read_to_string("/proc/net/if_inet6")
-        .map(|s| !s.trim().is_empty())
-        .unwrap_or(false)
+    std::fs::read_to_string("/proc/net/if_inet6").map(|s| !s.trim().is_empty()).unwrap_or(false)
 }
 
 /// The daemon spawns these futures on a multi-threaded runtime: they must be `Send`, and the

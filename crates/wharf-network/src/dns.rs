@@ -45,10 +45,7 @@ pub struct Upstream {
 
 impl From<ExtServer> for Upstream {
     fn from(e: ExtServer) -> Self {
-        Upstream {
-            addr: SocketAddr::new(e.addr, 53),
-            from_host: e.host_loopback,
-        }
+        Upstream { addr: SocketAddr::new(e.addr, 53), from_host: e.host_loopback }
     }
 }
 
@@ -120,10 +117,7 @@ pub fn install_dnat(netns: &Path, port: u16) -> Result<(), crate::firewall::Fire
     ]});
     // The nft process inherits the namespace of the thread that spawns it.
     crate::netns::run_in(netns, || crate::firewall::run_nft(table, &batch)).map_err(|e| {
-        crate::firewall::FirewallError::Spawn {
-            tool: "nft",
-            source: std::io::Error::other(e.to_string()),
-        }
+        crate::firewall::FirewallError::Spawn { tool: "nft", source: std::io::Error::other(e.to_string()) }
     })?
 }
 
@@ -186,11 +180,7 @@ impl DnsRegistry {
         rec.entries.retain(|e| &e.container != container);
         rec.entries.push(Entry {
             container: container.clone(),
-            names: names
-                .iter()
-                .map(|n| norm(n))
-                .filter(|n| !n.is_empty())
-                .collect(),
+            names: names.iter().map(|n| norm(n)).filter(|n| !n.is_empty()).collect(),
             ips: ips.to_vec(),
         });
     }
@@ -225,10 +215,8 @@ impl DnsRegistry {
             return Lookup::NotFound;
         };
         let q = norm(name);
-        let mine: Vec<&NetRecords> = nets
-            .values()
-            .filter(|r| r.entries.iter().any(|e| &e.container == asker))
-            .collect();
+        let mine: Vec<&NetRecords> =
+            nets.values().filter(|r| r.entries.iter().any(|e| &e.container == asker)).collect();
         let find = |rec: &NetRecords, n: &str| -> Option<Vec<IpAddr>> {
             let hits: Vec<IpAddr> = rec
                 .entries
@@ -257,15 +245,13 @@ impl DnsRegistry {
     /// Reverse lookup of an endpoint address on `asker`'s networks: `name.<network>`.
     pub fn reverse(&self, asker: &ContainerId, ip: IpAddr) -> Option<String> {
         let nets = self.nets.read().ok()?;
-        nets.values()
-            .filter(|r| r.entries.iter().any(|e| &e.container == asker))
-            .find_map(|r| {
-                r.entries
-                    .iter()
-                    .find(|e| e.ips.contains(&ip))
-                    .and_then(|e| e.names.first())
-                    .map(|n| format!("{n}.{}", r.name))
-            })
+        nets.values().filter(|r| r.entries.iter().any(|e| &e.container == asker)).find_map(|r| {
+            r.entries
+                .iter()
+                .find(|e| e.ips.contains(&ip))
+                .and_then(|e| e.names.first())
+                .map(|n| format!("{n}.{}", r.name))
+        })
     }
 }
 
@@ -298,46 +284,30 @@ impl DnsServer {
         let cid = container.to_string();
         let bind = move || -> io::Result<(std::net::UdpSocket, std::net::TcpListener)> {
             let u = std::net::UdpSocket::bind(listen)?;
-            let t =
-                std::net::TcpListener::bind(SocketAddr::new(listen.ip(), u.local_addr()?.port()))?;
+            let t = std::net::TcpListener::bind(SocketAddr::new(listen.ip(), u.local_addr()?.port()))?;
             u.set_nonblocking(true)?;
             t.set_nonblocking(true)?;
             Ok((u, t))
         };
         let bound = match netns {
-            Some(p) => crate::netns::run_in(p, bind).map_err(|source| DnsError::Netns {
-                container: cid.clone(),
-                source,
-            })?,
+            Some(p) => {
+                crate::netns::run_in(p, bind).map_err(|source| DnsError::Netns { container: cid.clone(), source })?
+            }
             None => bind(),
         };
-        let err = |source| DnsError::Bind {
-            container: cid.clone(),
-            addr: listen,
-            source,
-        };
+        let err = |source| DnsError::Bind { container: cid.clone(), addr: listen, source };
         let (u, t) = bound.map_err(err)?;
         let udp_addr = u.local_addr().map_err(err)?;
         let tcp_addr = t.local_addr().map_err(err)?;
         let udp = Arc::new(UdpSocket::from_std(u).map_err(err)?);
         let tcp = TcpListener::from_std(t).map_err(err)?;
-        let ctx = Arc::new(Ctx {
-            registry,
-            container,
-            netns: netns.map(Path::to_path_buf),
-            upstreams,
-        });
+        let ctx = Arc::new(Ctx { registry, container, netns: netns.map(Path::to_path_buf), upstreams });
         let (stop, stopped) = watch::channel(false);
         let tasks = vec![
             tokio::spawn(serve_udp(udp, ctx.clone(), stopped.clone())),
             tokio::spawn(serve_tcp(tcp, ctx, stopped)),
         ];
-        Ok(DnsServer {
-            udp_addr,
-            tcp_addr,
-            stop,
-            tasks,
-        })
+        Ok(DnsServer { udp_addr, tcp_addr, stop, tasks })
     }
 
     pub fn udp_addr(&self) -> SocketAddr {
@@ -458,19 +428,12 @@ async fn answer(ctx: &Ctx, wire: &[u8], tcp: bool) -> Option<Vec<u8>> {
                 && let Some(target) = ctx.registry.reverse(&ctx.container, net.addr())
                 && let Ok(name) = Name::from_ascii(format!("{target}."))
             {
-                resp.add_answer(Record::from_rdata(
-                    q.name.clone(),
-                    TTL,
-                    RData::PTR(PTR(name)),
-                ));
+                resp.add_answer(Record::from_rdata(q.name.clone(), TTL, RData::PTR(PTR(name))));
                 return resp.to_vec().ok();
             }
         }
         _ => {
-            if matches!(
-                ctx.registry.lookup(&ctx.container, &qname, false),
-                Lookup::Found(_)
-            ) {
+            if matches!(ctx.registry.lookup(&ctx.container, &qname, false), Lookup::Found(_)) {
                 return resp.to_vec().ok();
             }
         }
@@ -480,9 +443,7 @@ async fn answer(ctx: &Ctx, wire: &[u8], tcp: bool) -> Option<Vec<u8>> {
         return resp.to_vec().ok();
     }
     for up in &ctx.upstreams {
-        if let Ok(Ok(r)) =
-            tokio::time::timeout(UPSTREAM_TIMEOUT, forward(ctx, *up, wire, tcp)).await
-        {
+        if let Ok(Ok(r)) = tokio::time::timeout(UPSTREAM_TIMEOUT, forward(ctx, *up, wire, tcp)).await {
             return Some(r);
         }
     }
@@ -496,28 +457,17 @@ async fn forward(ctx: &Ctx, up: Upstream, wire: &[u8], tcp: bool) -> io::Result<
     // Loopback servers are the host's own (reached from the host namespace); the others are
     // reached from inside the container, so its routes and firewall apply.
     let in_container = !up.from_host && ctx.netns.is_some();
-    let local: SocketAddr = if target.is_ipv4() {
-        SocketAddr::from(([0, 0, 0, 0], 0))
-    } else {
-        SocketAddr::from(([0u16; 8], 0))
-    };
+    let local: SocketAddr =
+        if target.is_ipv4() { SocketAddr::from(([0, 0, 0, 0], 0)) } else { SocketAddr::from(([0u16; 8], 0)) };
     if tcp {
         let std_sock = if in_container {
             let p = ctx.netns.clone().unwrap_or_default();
             crate::netns::run_in(&p, move || {
-                socket2::Socket::new(
-                    socket2::Domain::for_address(target),
-                    socket2::Type::STREAM,
-                    None,
-                )
+                socket2::Socket::new(socket2::Domain::for_address(target), socket2::Type::STREAM, None)
             })
             .map_err(io::Error::other)??
         } else {
-            socket2::Socket::new(
-                socket2::Domain::for_address(target),
-                socket2::Type::STREAM,
-                None,
-            )?
+            socket2::Socket::new(socket2::Domain::for_address(target), socket2::Type::STREAM, None)?
         };
         std_sock.set_nonblocking(true)?;
         let sock = tokio::net::TcpSocket::from_std_stream(std_sock.into());
@@ -527,8 +477,7 @@ async fn forward(ctx: &Ctx, up: Upstream, wire: &[u8], tcp: bool) -> io::Result<
     } else {
         let std_sock = if in_container {
             let p = ctx.netns.clone().unwrap_or_default();
-            crate::netns::run_in(&p, move || std::net::UdpSocket::bind(local))
-                .map_err(io::Error::other)??
+            crate::netns::run_in(&p, move || std::net::UdpSocket::bind(local)).map_err(io::Error::other)??
         } else {
             std::net::UdpSocket::bind(local)?
         };
@@ -558,39 +507,14 @@ mod tests {
     fn lookup_scopes_names_to_the_askers_networks() {
         let r = DnsRegistry::new();
         let ip = |s: &str| s.parse::<IpAddr>().unwrap();
-        r.add_endpoint(
-            &nid(1),
-            "front",
-            &cid(1),
-            &["web".into(), "www".into()],
-            &[ip("10.0.0.2"), ip("fd00::2")],
-        );
-        r.add_endpoint(
-            &nid(1),
-            "front",
-            &cid(2),
-            &["client".into()],
-            &[ip("10.0.0.3")],
-        );
+        r.add_endpoint(&nid(1), "front", &cid(1), &["web".into(), "www".into()], &[ip("10.0.0.2"), ip("fd00::2")]);
+        r.add_endpoint(&nid(1), "front", &cid(2), &["client".into()], &[ip("10.0.0.3")]);
         r.add_endpoint(&nid(2), "back", &cid(3), &["db".into()], &[ip("10.1.0.2")]);
-        assert_eq!(
-            r.lookup(&cid(2), "WEB.", false),
-            Lookup::Found(vec![ip("10.0.0.2")])
-        );
-        assert_eq!(
-            r.lookup(&cid(2), "www", true),
-            Lookup::Found(vec![ip("fd00::2")])
-        );
+        assert_eq!(r.lookup(&cid(2), "WEB.", false), Lookup::Found(vec![ip("10.0.0.2")]));
+        assert_eq!(r.lookup(&cid(2), "www", true), Lookup::Found(vec![ip("fd00::2")]));
         assert_eq!(r.lookup(&cid(2), "client", true), Lookup::Found(vec![]));
-        assert_eq!(
-            r.lookup(&cid(2), "web.front", false),
-            Lookup::Found(vec![ip("10.0.0.2")])
-        );
-        assert_eq!(
-            r.lookup(&cid(2), "db", false),
-            Lookup::NotFound,
-            "db is on another network"
-        );
+        assert_eq!(r.lookup(&cid(2), "web.front", false), Lookup::Found(vec![ip("10.0.0.2")]));
+        assert_eq!(r.lookup(&cid(2), "db", false), Lookup::NotFound, "db is on another network");
         assert_eq!(r.lookup(&cid(2), "web.back", false), Lookup::NotFound);
         assert_eq!(r.reverse(&cid(2), ip("10.0.0.2")), Some("web.front".into()));
         assert_eq!(r.reverse(&cid(3), ip("10.0.0.2")), None);

@@ -73,9 +73,9 @@ pub enum DriverError {
 impl Classify for DriverError {
     fn kind(&self) -> ErrorKind {
         match self {
-            DriverError::NoParent { .. }
-            | DriverError::MacvlanMode(_)
-            | DriverError::BadOption { .. } => ErrorKind::InvalidArgument,
+            DriverError::NoParent { .. } | DriverError::MacvlanMode(_) | DriverError::BadOption { .. } => {
+                ErrorKind::InvalidArgument
+            }
             DriverError::CreateBridge { source, .. } => source.kind(),
             _ => ErrorKind::Internal,
         }
@@ -108,16 +108,10 @@ pub struct NetworkState {
 
 impl NetworkState {
     pub fn opt_bool(&self, key: &str, default: bool) -> bool {
-        self.options
-            .get(key)
-            .map(|v| v == "true" || v == "1")
-            .unwrap_or(default)
+        self.options.get(key).map(|v| v == "true" || v == "1").unwrap_or(default)
     }
     pub fn gateway(&self, v6: bool) -> Option<IpAddr> {
-        self.subnets
-            .iter()
-            .filter(|s| s.subnet.addr().is_ipv6() == v6)
-            .find_map(|s| s.gateway)
+        self.subnets.iter().filter(|s| s.subnet.addr().is_ipv6() == v6).find_map(|s| s.gateway)
     }
 }
 
@@ -155,13 +149,7 @@ pub trait NetworkDriver: Send + Sync {
     /// Connects a container namespace.
     fn join(&self, net: &NetworkState, spec: &JoinSpec) -> Result<JoinInfo, DriverError>;
     /// Disconnects it. The namespace may already be gone.
-    fn leave(
-        &self,
-        net: &NetworkState,
-        netns: &Path,
-        ifname: &str,
-        info: &JoinInfo,
-    ) -> Result<(), DriverError>;
+    fn leave(&self, net: &NetworkState, netns: &Path, ifname: &str, info: &JoinInfo) -> Result<(), DriverError>;
 }
 
 fn mtu_of(net: &NetworkState) -> Result<Option<u32>, DriverError> {
@@ -169,10 +157,7 @@ fn mtu_of(net: &NetworkState) -> Result<Option<u32>, DriverError> {
         Some(v) => v
             .parse::<u32>()
             .map(|m| if m == 0 { None } else { Some(m) })
-            .map_err(|_| DriverError::BadOption {
-                key: opts::MTU.into(),
-                value: v.clone(),
-            }),
+            .map_err(|_| DriverError::BadOption { key: opts::MTU.into(), value: v.clone() }),
         None => Ok(net.mtu),
     }
 }
@@ -195,12 +180,8 @@ fn choose_ifname(inner: &mut Netlink, spec: &JoinSpec) -> Result<String, Netlink
     if let Some(i) = &spec.ifname {
         return Ok(i.clone());
     }
-    let names: std::collections::BTreeSet<String> =
-        inner.links()?.into_iter().map(|l| l.name).collect();
-    Ok((0..)
-        .map(|i| format!("eth{i}"))
-        .find(|n| !names.contains(n))
-        .unwrap_or_else(|| "eth0".into()))
+    let names: std::collections::BTreeSet<String> = inner.links()?.into_iter().map(|l| l.name).collect();
+    Ok((0..).map(|i| format!("eth{i}")).find(|n| !names.contains(n)).unwrap_or_else(|| "eth0".into()))
 }
 
 /// Configures the container side of a link already in the namespace under `ifname` (its MAC
@@ -241,13 +222,10 @@ impl BridgeDriver {
     /// The bridge of a network: its recorded link, the `bridge.name` option, or
     /// `<bridge_prefix><network id>` cut to the 15 characters a link name may have.
     pub fn bridge_name(&self, net: &NetworkState) -> String {
-        net.link
-            .clone()
-            .or_else(|| net.options.get(opts::BRIDGE_NAME).cloned())
-            .unwrap_or_else(|| {
-                let room = 15usize.saturating_sub(self.bridge_prefix.len()).min(12);
-                format!("{}{}", self.bridge_prefix, &net.id.as_str()[..room])
-            })
+        net.link.clone().or_else(|| net.options.get(opts::BRIDGE_NAME).cloned()).unwrap_or_else(|| {
+            let room = 15usize.saturating_sub(self.bridge_prefix.len()).min(12);
+            format!("{}{}", self.bridge_prefix, &net.id.as_str()[..room])
+        })
     }
 
     fn veth_name(&self) -> String {
@@ -264,10 +242,7 @@ impl NetworkDriver for BridgeDriver {
 
     fn create(&self, net: &NetworkState) -> Result<Option<String>, DriverError> {
         let name = self.bridge_name(net);
-        let err = |source| DriverError::CreateBridge {
-            bridge: name.clone(),
-            source,
-        };
+        let err = |source| DriverError::CreateBridge { bridge: name.clone(), source };
         let mtu = mtu_of(net)?;
         let mut nl = Netlink::open().map_err(err)?;
         // An existing bridge (daemon restart, or a bridge the admin made) is adopted.
@@ -290,25 +265,15 @@ impl NetworkDriver for BridgeDriver {
 
     fn delete(&self, net: &NetworkState) -> Result<(), DriverError> {
         let name = self.bridge_name(net);
-        let err = |source| DriverError::DeleteLink {
-            link: name.clone(),
-            source,
-        };
-        Netlink::open()
-            .and_then(|mut nl| nl.del_link_by_name(&name))
-            .map_err(err)
+        let err = |source| DriverError::DeleteLink { link: name.clone(), source };
+        Netlink::open().and_then(|mut nl| nl.del_link_by_name(&name)).map_err(err)
     }
 
     fn join(&self, net: &NetworkState, spec: &JoinSpec) -> Result<JoinInfo, DriverError> {
-        let err = |source| DriverError::Join {
-            container: spec.container.to_string(),
-            network: net.name.clone(),
-            source,
-        };
-        let ns = File::open(&spec.netns).map_err(|source| DriverError::OpenNetns {
-            path: spec.netns.clone(),
-            source,
-        })?;
+        let err =
+            |source| DriverError::Join { container: spec.container.to_string(), network: net.name.clone(), source };
+        let ns =
+            File::open(&spec.netns).map_err(|source| DriverError::OpenNetns { path: spec.netns.clone(), source })?;
         let mtu = mtu_of(net)?;
         let bridge = self.bridge_name(net);
         let mut inner = Netlink::open_in(&spec.netns).map_err(err)?;
@@ -330,11 +295,7 @@ impl NetworkDriver for BridgeDriver {
         })
         .map_err(err)?;
         match configure_inside(&mut inner, net, spec, &ifname, !net.internal) {
-            Ok(()) => Ok(JoinInfo {
-                ifname,
-                host_ifname: Some(host),
-                mac: Some(mac::format(&mac)),
-            }),
+            Ok(()) => Ok(JoinInfo { ifname, host_ifname: Some(host), mac: Some(mac::format(&mac)) }),
             Err(e) => {
                 let _ = nl.del_link_by_name(&host);
                 Err(err(e))
@@ -342,23 +303,12 @@ impl NetworkDriver for BridgeDriver {
         }
     }
 
-    fn leave(
-        &self,
-        _net: &NetworkState,
-        _netns: &Path,
-        _ifname: &str,
-        info: &JoinInfo,
-    ) -> Result<(), DriverError> {
+    fn leave(&self, _net: &NetworkState, _netns: &Path, _ifname: &str, info: &JoinInfo) -> Result<(), DriverError> {
         let Some(host) = &info.host_ifname else {
             return Ok(());
         };
-        let err = |source| DriverError::DeleteLink {
-            link: host.clone(),
-            source,
-        };
-        Netlink::open()
-            .and_then(|mut nl| nl.del_link_by_name(host))
-            .map_err(err)
+        let err = |source| DriverError::DeleteLink { link: host.clone(), source };
+        Netlink::open().and_then(|mut nl| nl.del_link_by_name(host)).map_err(err)
     }
 }
 
@@ -391,28 +341,13 @@ impl NetworkDriver for MacvlanDriver {
             return Err(DriverError::MacvlanMode(mode.clone()));
         }
         let parent = self.parent(net);
-        let mut nl = Netlink::open().map_err(|source| DriverError::CreateBridge {
-            bridge: parent.clone(),
-            source,
-        })?;
-        let exists = nl
-            .link(&parent)
-            .map_err(|source| DriverError::CreateBridge {
-                bridge: parent.clone(),
-                source,
-            })?;
+        let mut nl = Netlink::open().map_err(|source| DriverError::CreateBridge { bridge: parent.clone(), source })?;
+        let exists = nl.link(&parent).map_err(|source| DriverError::CreateBridge { bridge: parent.clone(), source })?;
         match (exists, net.options.contains_key(opts::MACVLAN_PARENT)) {
-            (Some(_), _) => Ok(if net.options.contains_key(opts::MACVLAN_PARENT) {
-                None
-            } else {
-                Some(parent)
-            }),
+            (Some(_), _) => Ok(if net.options.contains_key(opts::MACVLAN_PARENT) { None } else { Some(parent) }),
             (None, true) => Err(DriverError::NoParent { parent }),
             (None, false) => {
-                let err = |source| DriverError::CreateBridge {
-                    bridge: parent.clone(),
-                    source,
-                };
+                let err = |source| DriverError::CreateBridge { bridge: parent.clone(), source };
                 // Kernels built without the dummy driver get an empty bridge instead: it is
                 // just as inert and just as valid a macvlan lower device.
                 let idx = match nl.add_dummy(&parent) {
@@ -430,69 +365,37 @@ impl NetworkDriver for MacvlanDriver {
         // Only a parent we created is ours to delete.
         match &net.link {
             Some(l) if !net.options.contains_key(opts::MACVLAN_PARENT) => {
-                let err = |source| DriverError::DeleteLink {
-                    link: l.clone(),
-                    source,
-                };
-                Netlink::open()
-                    .and_then(|mut nl| nl.del_link_by_name(l))
-                    .map_err(err)
+                let err = |source| DriverError::DeleteLink { link: l.clone(), source };
+                Netlink::open().and_then(|mut nl| nl.del_link_by_name(l)).map_err(err)
             }
             _ => Ok(()),
         }
     }
 
     fn join(&self, net: &NetworkState, spec: &JoinSpec) -> Result<JoinInfo, DriverError> {
-        let err = |source| DriverError::Join {
-            container: spec.container.to_string(),
-            network: net.name.clone(),
-            source,
-        };
-        let ns = File::open(&spec.netns).map_err(|source| DriverError::OpenNetns {
-            path: spec.netns.clone(),
-            source,
-        })?;
+        let err =
+            |source| DriverError::Join { container: spec.container.to_string(), network: net.name.clone(), source };
+        let ns =
+            File::open(&spec.netns).map_err(|source| DriverError::OpenNetns { path: spec.netns.clone(), source })?;
         let mut inner = Netlink::open_in(&spec.netns).map_err(err)?;
         let ifname = choose_ifname(&mut inner, spec).map_err(err)?;
         let mac = endpoint_mac(spec);
         let mut nl = Netlink::open().map_err(err)?;
         let parent = nl.link_index(&self.parent(net)).map_err(err)?;
-        nl.add_macvlan(
-            &ifname,
-            parent,
-            mtu_of(net)?,
-            Some(ns.as_raw_fd()),
-            Some(mac),
-        )
-        .map_err(err)?;
+        nl.add_macvlan(&ifname, parent, mtu_of(net)?, Some(ns.as_raw_fd()), Some(mac)).map_err(err)?;
         if let Err(e) = configure_inside(&mut inner, net, spec, &ifname, !net.internal) {
             let _ = inner.del_link_by_name(&ifname);
             return Err(err(e));
         }
-        Ok(JoinInfo {
-            ifname,
-            host_ifname: None,
-            mac: Some(mac::format(&mac)),
-        })
+        Ok(JoinInfo { ifname, host_ifname: None, mac: Some(mac::format(&mac)) })
     }
 
-    fn leave(
-        &self,
-        _net: &NetworkState,
-        netns: &Path,
-        ifname: &str,
-        _info: &JoinInfo,
-    ) -> Result<(), DriverError> {
+    fn leave(&self, _net: &NetworkState, netns: &Path, ifname: &str, _info: &JoinInfo) -> Result<(), DriverError> {
         if !netns.exists() {
             return Ok(());
         }
-        let err = |source| DriverError::DeleteLink {
-            link: ifname.to_owned(),
-            source,
-        };
-        Netlink::open_in(netns)
-            .and_then(|mut nl| nl.del_link_by_name(ifname))
-            .map_err(err)
+        let err = |source| DriverError::DeleteLink { link: ifname.to_owned(), source };
+        Netlink::open_in(netns).and_then(|mut nl| nl.del_link_by_name(ifname)).map_err(err)
     }
 }
 

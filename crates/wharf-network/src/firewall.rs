@@ -49,11 +49,7 @@ pub enum FirewallError {
         source: std::io::Error,
     },
     #[error("{tool} failed to apply rules for table {table}: {stderr}")]
-    Apply {
-        tool: &'static str,
-        table: String,
-        stderr: String,
-    },
+    Apply { tool: &'static str, table: String, stderr: String },
     #[error("set sysctl {key}")]
     Sysctl {
         key: String,
@@ -117,12 +113,8 @@ impl Backend {
 }
 
 fn which(tool: &str) -> bool {
-    std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
-        .unwrap_or(false)
-        || ["/usr/sbin", "/sbin", "/usr/bin"]
-            .iter()
-            .any(|d| std::path::Path::new(d).join(tool).is_file())
+    std::env::var_os("PATH").map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file())).unwrap_or(false)
+        || ["/usr/sbin", "/sbin", "/usr/bin"].iter().any(|d| std::path::Path::new(d).join(tool).is_file())
 }
 
 /// The daemon's firewall: a table name (unique per daemon, so parallel daemons never collide),
@@ -138,17 +130,11 @@ impl Firewall {
     pub fn new(table: &str, backend: Backend) -> Result<Self, FirewallError> {
         if table.is_empty()
             || table.len() > 20
-            || !table
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            || !table.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         {
             return Err(FirewallError::BadName(table.to_owned()));
         }
-        Ok(Self {
-            table: table.to_owned(),
-            backend,
-            desired: Desired::default(),
-        })
+        Ok(Self { table: table.to_owned(), backend, desired: Desired::default() })
     }
 
     pub fn table(&self) -> &str {
@@ -177,22 +163,14 @@ impl Firewall {
         self.apply()
     }
 
-    pub fn add_ports(
-        &mut self,
-        bridge: &str,
-        mappings: &[PortMapping],
-    ) -> Result<(), FirewallError> {
+    pub fn add_ports(&mut self, bridge: &str, mappings: &[PortMapping]) -> Result<(), FirewallError> {
         for m in mappings {
             self.desired.ports.insert((bridge.to_owned(), m.clone()));
         }
         self.apply()
     }
 
-    pub fn remove_ports(
-        &mut self,
-        bridge: &str,
-        mappings: &[PortMapping],
-    ) -> Result<(), FirewallError> {
+    pub fn remove_ports(&mut self, bridge: &str, mappings: &[PortMapping]) -> Result<(), FirewallError> {
         for m in mappings {
             self.desired.ports.remove(&(bridge.to_owned(), m.clone()));
         }
@@ -203,13 +181,7 @@ impl Firewall {
     /// and endpoints that no longer exist disappear.
     pub fn reconcile(&mut self, desired: Desired) -> Result<(), FirewallError> {
         if !desired.networks.is_empty() {
-            enable_forwarding(
-                desired
-                    .networks
-                    .values()
-                    .flat_map(|n| &n.subnets)
-                    .any(|s| s.addr().is_ipv6()),
-            )?;
+            enable_forwarding(desired.networks.values().flat_map(|n| &n.subnets).any(|s| s.addr().is_ipv6()))?;
         }
         self.desired = desired;
         self.apply()
@@ -250,16 +222,10 @@ pub fn enable_forwarding(ipv6: bool) -> Result<(), FirewallError> {
 
 fn set_sysctl(key: &str, value: &str) -> Result<(), FirewallError> {
     let path = format!("/proc/sys/{key}");
-    if std::fs::read_to_string(&path)
-        .map(|v| v.trim() == value)
-        .unwrap_or(false)
-    {
+    if std::fs::read_to_string(&path).map(|v| v.trim() == value).unwrap_or(false) {
         return Ok(());
     }
-    std::fs::write(&path, value).map_err(|source| FirewallError::Sysctl {
-        key: key.replace('/', "."),
-        source,
-    })
+    std::fs::write(&path, value).map_err(|source| FirewallError::Sysctl { key: key.replace('/', "."), source })
 }
 
 pub(crate) fn run_nft(table: &str, batch: &Value) -> Result<(), FirewallError> {
@@ -269,24 +235,11 @@ pub(crate) fn run_nft(table: &str, batch: &Value) -> Result<(), FirewallError> {
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|source| FirewallError::Spawn {
-            tool: "nft",
-            source,
-        })?;
+        .map_err(|source| FirewallError::Spawn { tool: "nft", source })?;
     if let Some(mut stdin) = child.stdin.take() {
-        stdin
-            .write_all(batch.to_string().as_bytes())
-            .map_err(|source| FirewallError::Spawn {
-                tool: "nft",
-                source,
-            })?;
+        stdin.write_all(batch.to_string().as_bytes()).map_err(|source| FirewallError::Spawn { tool: "nft", source })?;
     }
-    let out = child
-        .wait_with_output()
-        .map_err(|source| FirewallError::Spawn {
-            tool: "nft",
-            source,
-        })?;
+    let out = child.wait_with_output().map_err(|source| FirewallError::Spawn { tool: "nft", source })?;
     if !out.status.success() {
         return Err(FirewallError::Apply {
             tool: "nft",
@@ -366,20 +319,12 @@ pub fn render_nft(table: &str, d: &Desired) -> Value {
         if n.internal {
             cmds.push(rule(
                 "forward",
-                vec![
-                    m("==", meta("iifname"), json!(b)),
-                    m("!=", meta("oifname"), json!(b)),
-                    json!({"drop": null}),
-                ],
+                vec![m("==", meta("iifname"), json!(b)), m("!=", meta("oifname"), json!(b)), json!({"drop": null})],
                 Some(format!("internal {b}")),
             ));
             cmds.push(rule(
                 "forward",
-                vec![
-                    m("==", meta("oifname"), json!(b)),
-                    m("!=", meta("iifname"), json!(b)),
-                    json!({"drop": null}),
-                ],
+                vec![m("==", meta("oifname"), json!(b)), m("!=", meta("iifname"), json!(b)), json!({"drop": null})],
                 Some(format!("internal {b}")),
             ));
         }
@@ -387,11 +332,7 @@ pub fn render_nft(table: &str, d: &Desired) -> Value {
             "forward",
             vec![
                 m("==", meta("oifname"), json!(b)),
-                m(
-                    "in",
-                    json!({"ct": {"key": "state"}}),
-                    json!(["established", "related"]),
-                ),
+                m("in", json!({"ct": {"key": "state"}}), json!(["established", "related"])),
                 json!({"accept": null}),
             ],
             None,
@@ -407,11 +348,7 @@ pub fn render_nft(table: &str, d: &Desired) -> Value {
             vec![
                 m("==", meta("oifname"), json!(b)),
                 m("!=", meta("iifname"), json!(b)),
-                m(
-                    "==",
-                    payload(fam(&p.container_ip), "daddr"),
-                    json!(p.container_ip.to_string()),
-                ),
+                m("==", payload(fam(&p.container_ip), "daddr"), json!(p.container_ip.to_string())),
                 m("==", payload(&proto, "dport"), json!(p.container_port)),
                 json!({"accept": null}),
             ],
@@ -419,30 +356,14 @@ pub fn render_nft(table: &str, d: &Desired) -> Value {
         ));
     }
     for (b, n) in &d.networks {
-        let icc = if n.icc {
-            json!({"accept": null})
-        } else {
-            json!({"drop": null})
-        };
+        let icc = if n.icc { json!({"accept": null}) } else { json!({"drop": null}) };
         cmds.push(rule(
             "forward",
-            vec![
-                m("==", meta("iifname"), json!(b)),
-                m("==", meta("oifname"), json!(b)),
-                icc,
-            ],
+            vec![m("==", meta("iifname"), json!(b)), m("==", meta("oifname"), json!(b)), icc],
             None,
         ));
-        cmds.push(rule(
-            "forward",
-            vec![m("==", meta("iifname"), json!(b)), json!({"accept": null})],
-            None,
-        ));
-        cmds.push(rule(
-            "forward",
-            vec![m("==", meta("oifname"), json!(b)), json!({"drop": null})],
-            None,
-        ));
+        cmds.push(rule("forward", vec![m("==", meta("iifname"), json!(b)), json!({"accept": null})], None));
+        cmds.push(rule("forward", vec![m("==", meta("oifname"), json!(b)), json!({"drop": null})], None));
     }
 
     // postrouting
@@ -472,11 +393,7 @@ pub fn render_nft(table: &str, d: &Desired) -> Value {
             vec![
                 m("==", payload(f, "saddr"), json!(p.container_ip.to_string())),
                 m("==", payload(f, "daddr"), json!(p.container_ip.to_string())),
-                m(
-                    "==",
-                    payload(&p.proto.to_string(), "dport"),
-                    json!(p.container_port),
-                ),
+                m("==", payload(&p.proto.to_string(), "dport"), json!(p.container_port)),
                 json!({"masquerade": null}),
             ],
             Some("hairpin".into()),
@@ -484,24 +401,12 @@ pub fn render_nft(table: &str, d: &Desired) -> Value {
     }
 
     // prerouting / output / dnat
-    let local = m(
-        "==",
-        json!({"fib": {"result": "type", "flags": ["daddr"]}}),
-        json!("local"),
-    );
-    cmds.push(rule(
-        "prerouting",
-        vec![local.clone(), json!({"jump": {"target": "dnat"}})],
-        None,
-    ));
+    let local = m("==", json!({"fib": {"result": "type", "flags": ["daddr"]}}), json!("local"));
+    cmds.push(rule("prerouting", vec![local.clone(), json!({"jump": {"target": "dnat"}})], None));
     cmds.push(rule(
         "output",
         vec![
-            m(
-                "!=",
-                payload("ip", "daddr"),
-                json!({"prefix": {"addr": "127.0.0.0", "len": 8}}),
-            ),
+            m("!=", payload("ip", "daddr"), json!({"prefix": {"addr": "127.0.0.0", "len": 8}})),
             local.clone(),
             json!({"jump": {"target": "dnat"}}),
         ],
@@ -509,11 +414,7 @@ pub fn render_nft(table: &str, d: &Desired) -> Value {
     ));
     cmds.push(rule(
         "output",
-        vec![
-            m("!=", payload("ip6", "daddr"), json!("::1")),
-            local,
-            json!({"jump": {"target": "dnat"}}),
-        ],
+        vec![m("!=", payload("ip6", "daddr"), json!("::1")), local, json!({"jump": {"target": "dnat"}})],
         None,
     ));
     for (b, p) in &d.ports {
@@ -527,30 +428,13 @@ pub fn render_nft(table: &str, d: &Desired) -> Value {
         }
         let f = fam(&p.container_ip);
         let mut expr = vec![m("!=", meta("iifname"), json!(b))];
-        expr.push(m(
-            "==",
-            meta("nfproto"),
-            json!(if f == "ip" { "ipv4" } else { "ipv6" }),
-        ));
+        expr.push(m("==", meta("nfproto"), json!(if f == "ip" { "ipv4" } else { "ipv6" })));
         if !p.host_ip.is_unspecified() {
             expr.push(m("==", payload(f, "daddr"), json!(p.host_ip.to_string())));
         }
-        expr.push(m(
-            "==",
-            payload(&p.proto.to_string(), "dport"),
-            json!(p.host_port),
-        ));
+        expr.push(m("==", payload(&p.proto.to_string(), "dport"), json!(p.host_port)));
         expr.push(json!({"dnat": {"family": f, "addr": p.container_ip.to_string(), "port": p.container_port}}));
-        cmds.push(rule(
-            "dnat",
-            expr,
-            Some(format!(
-                "{}/{} -> {}",
-                p.host_display(),
-                p.proto,
-                p.container_port
-            )),
-        ));
+        cmds.push(rule("dnat", expr, Some(format!("{}/{} -> {}", p.host_display(), p.proto, p.container_port))));
     }
     json!({"nftables": cmds})
 }
@@ -571,13 +455,9 @@ pub fn render_iptables(table: &str, d: &Desired, v6: bool) -> String {
             f.push_str(&format!("-A {fwd} -i {b} -o {o} -j DROP\n"));
         }
         if n.internal {
-            f.push_str(&format!(
-                "-A {fwd} -i {b} ! -o {b} -j DROP\n-A {fwd} -o {b} ! -i {b} -j DROP\n"
-            ));
+            f.push_str(&format!("-A {fwd} -i {b} ! -o {b} -j DROP\n-A {fwd} -o {b} ! -i {b} -j DROP\n"));
         }
-        f.push_str(&format!(
-            "-A {fwd} -o {b} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n"
-        ));
+        f.push_str(&format!("-A {fwd} -o {b} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n"));
     }
     for (b, p) in &d.ports {
         if p.proto == Proto::Sctp || !is_fam(&p.container_ip) {
@@ -589,13 +469,8 @@ pub fn render_iptables(table: &str, d: &Desired, v6: bool) -> String {
         ));
     }
     for (b, n) in &d.networks {
-        f.push_str(&format!(
-            "-A {fwd} -i {b} -o {b} -j {}\n",
-            if n.icc { "ACCEPT" } else { "DROP" }
-        ));
-        f.push_str(&format!(
-            "-A {fwd} -i {b} -j ACCEPT\n-A {fwd} -o {b} -j DROP\n"
-        ));
+        f.push_str(&format!("-A {fwd} -i {b} -o {b} -j {}\n", if n.icc { "ACCEPT" } else { "DROP" }));
+        f.push_str(&format!("-A {fwd} -i {b} -j ACCEPT\n-A {fwd} -o {b} -j DROP\n"));
     }
     f.push_str("COMMIT\n");
     let mut n = format!("*nat\n:{post} - [0:0]\n:{dnat} - [0:0]\n");
@@ -608,10 +483,7 @@ pub fn render_iptables(table: &str, d: &Desired, v6: bool) -> String {
         }
     }
     for (b, p) in &d.ports {
-        if p.proto == Proto::Sctp
-            || !is_fam(&p.container_ip)
-            || p.host_ip.is_ipv4() != p.container_ip.is_ipv4()
-        {
+        if p.proto == Proto::Sctp || !is_fam(&p.container_ip) || p.host_ip.is_ipv4() != p.container_ip.is_ipv4() {
             continue;
         }
         if d.networks.get(b).is_some_and(|n| n.internal) {
@@ -623,11 +495,7 @@ pub fn render_iptables(table: &str, d: &Desired, v6: bool) -> String {
             pr = p.proto,
             cp = p.container_port
         ));
-        let dst = if p.host_ip.is_unspecified() {
-            String::new()
-        } else {
-            format!("-d {} ", p.host_ip)
-        };
+        let dst = if p.host_ip.is_unspecified() { String::new() } else { format!("-d {} ", p.host_ip) };
         let to = if v6 {
             format!("[{}]:{}", p.container_ip, p.container_port)
         } else {
@@ -645,16 +513,8 @@ pub fn render_iptables(table: &str, d: &Desired, v6: bool) -> String {
 fn iptables_jumps(table: &str, v6: bool) -> Vec<(&'static str, &'static str, Vec<String>)> {
     let lo = if v6 { "::1/128" } else { "127.0.0.0/8" };
     vec![
-        (
-            "filter",
-            "FORWARD",
-            vec!["-j".into(), format!("{table}-FWD")],
-        ),
-        (
-            "nat",
-            "POSTROUTING",
-            vec!["-j".into(), format!("{table}-POST")],
-        ),
+        ("filter", "FORWARD", vec!["-j".into(), format!("{table}-FWD")]),
+        ("nat", "POSTROUTING", vec!["-j".into(), format!("{table}-POST")]),
         (
             "nat",
             "PREROUTING",
@@ -687,35 +547,21 @@ fn iptables_jumps(table: &str, v6: bool) -> Vec<(&'static str, &'static str, Vec
 
 fn iptables_apply(table: &str, d: &Desired) -> Result<(), FirewallError> {
     for v6 in [false, true] {
-        let (restore, tool) = if v6 {
-            ("ip6tables-restore", "ip6tables")
-        } else {
-            ("iptables-restore", "iptables")
-        };
+        let (restore, tool) = if v6 { ("ip6tables-restore", "ip6tables") } else { ("iptables-restore", "iptables") };
         let mut child = Command::new(restore)
             .arg("--noflush")
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
-            .map_err(|source| FirewallError::Spawn {
-                tool: "iptables-restore",
-                source,
-            })?;
+            .map_err(|source| FirewallError::Spawn { tool: "iptables-restore", source })?;
         if let Some(mut stdin) = child.stdin.take() {
             stdin
                 .write_all(render_iptables(table, d, v6).as_bytes())
-                .map_err(|source| FirewallError::Spawn {
-                    tool: "iptables-restore",
-                    source,
-                })?;
+                .map_err(|source| FirewallError::Spawn { tool: "iptables-restore", source })?;
         }
-        let out = child
-            .wait_with_output()
-            .map_err(|source| FirewallError::Spawn {
-                tool: "iptables-restore",
-                source,
-            })?;
+        let out =
+            child.wait_with_output().map_err(|source| FirewallError::Spawn { tool: "iptables-restore", source })?;
         if !out.status.success() {
             return Err(FirewallError::Apply {
                 tool: "iptables-restore",
@@ -724,20 +570,14 @@ fn iptables_apply(table: &str, d: &Desired) -> Result<(), FirewallError> {
             });
         }
         for (t, builtin, rule) in iptables_jumps(table, v6) {
-            let check = Command::new(tool)
-                .args(["-w", "-t", t, "-C", builtin])
-                .args(&rule)
-                .stderr(Stdio::null())
-                .status();
+            let check =
+                Command::new(tool).args(["-w", "-t", t, "-C", builtin]).args(&rule).stderr(Stdio::null()).status();
             if !check.map(|s| s.success()).unwrap_or(false) {
                 let out = Command::new(tool)
                     .args(["-w", "-t", t, "-I", builtin, "1"])
                     .args(&rule)
                     .output()
-                    .map_err(|source| FirewallError::Spawn {
-                        tool: "iptables",
-                        source,
-                    })?;
+                    .map_err(|source| FirewallError::Spawn { tool: "iptables", source })?;
                 if !out.status.success() {
                     return Err(FirewallError::Apply {
                         tool: "iptables",
@@ -764,19 +604,11 @@ fn iptables_teardown(table: &str) -> Result<(), FirewallError> {
                 .unwrap_or(false)
             {}
         }
-        for (t, chain) in [
-            ("filter", format!("{table}-FWD")),
-            ("nat", format!("{table}-POST")),
-            ("nat", format!("{table}-DNAT")),
-        ] {
-            let _ = Command::new(tool)
-                .args(["-w", "-t", t, "-F", &chain])
-                .stderr(Stdio::null())
-                .status();
-            let _ = Command::new(tool)
-                .args(["-w", "-t", t, "-X", &chain])
-                .stderr(Stdio::null())
-                .status();
+        for (t, chain) in
+            [("filter", format!("{table}-FWD")), ("nat", format!("{table}-POST")), ("nat", format!("{table}-DNAT"))]
+        {
+            let _ = Command::new(tool).args(["-w", "-t", t, "-F", &chain]).stderr(Stdio::null()).status();
+            let _ = Command::new(tool).args(["-w", "-t", t, "-X", &chain]).stderr(Stdio::null()).status();
         }
     }
     Ok(())
@@ -788,10 +620,7 @@ mod tests {
 
     fn desired() -> Desired {
         let mut d = Desired::default();
-        for (b, s, internal) in [
-            ("br-a", "172.18.0.0/16", false),
-            ("br-b", "172.19.0.0/16", true),
-        ] {
+        for (b, s, internal) in [("br-a", "172.18.0.0/16", false), ("br-b", "172.19.0.0/16", true)] {
             d.networks.insert(
                 b.into(),
                 BridgeRules {
@@ -822,14 +651,8 @@ mod tests {
         assert!(v.contains(r#""comment":"isolate br-a""#));
         assert!(v.contains(r#""comment":"internal br-b""#));
         assert!(v.contains(r#""comment":"masquerade br-a""#));
-        assert!(
-            !v.contains(r#""comment":"masquerade br-b""#),
-            "internal networks are not masqueraded"
-        );
-        assert!(
-            v.contains(r#"{"dnat":{"addr":"172.18.0.2","family":"ip","port":80}}"#),
-            "{v}"
-        );
+        assert!(!v.contains(r#""comment":"masquerade br-b""#), "internal networks are not masqueraded");
+        assert!(v.contains(r#"{"dnat":{"addr":"172.18.0.2","family":"ip","port":80}}"#), "{v}");
         // Removing the network removes its port rules too.
         let mut d = desired();
         d.networks.remove("br-a");
@@ -842,9 +665,7 @@ mod tests {
         let s = render_iptables("wharf", &desired(), false);
         assert!(s.contains("-A wharf-FWD -i br-a -o br-b -j DROP\n"));
         assert!(s.contains("-A wharf-POST -s 172.18.0.0/16 ! -o br-a -j MASQUERADE\n"));
-        assert!(s.contains(
-            "-A wharf-DNAT ! -i br-a -p tcp --dport 8080 -j DNAT --to-destination 172.18.0.2:80\n"
-        ));
+        assert!(s.contains("-A wharf-DNAT ! -i br-a -p tcp --dport 8080 -j DNAT --to-destination 172.18.0.2:80\n"));
         assert!(!render_iptables("wharf", &desired(), true).contains("172.18"));
     }
 

@@ -38,9 +38,7 @@ pub enum IpamError {
     AddressNotInSubnet { ip: IpAddr },
     #[error("Address already in use")]
     AddressInUse { ip: IpAddr },
-    #[error(
-        "user specified IP address is supported only when connecting to networks with user configured subnets"
-    )]
+    #[error("user specified IP address is supported only when connecting to networks with user configured subnets")]
     UserIpNotAllowed,
     #[error("network {network} has no IPv{family} pool")]
     NoPool { network: String, family: u8 },
@@ -55,13 +53,11 @@ pub enum IpamError {
 impl Classify for IpamError {
     fn kind(&self) -> ErrorKind {
         match self {
-            IpamError::InvalidConfig(_)
-            | IpamError::AddressNotInSubnet { .. }
-            | IpamError::UserIpNotAllowed => ErrorKind::InvalidArgument,
-            IpamError::PoolOverlap { .. } | IpamError::AddressInUse { .. } => ErrorKind::Forbidden,
-            IpamError::NoAvailablePool { .. } | IpamError::NoAvailableIps { .. } => {
-                ErrorKind::Unavailable
+            IpamError::InvalidConfig(_) | IpamError::AddressNotInSubnet { .. } | IpamError::UserIpNotAllowed => {
+                ErrorKind::InvalidArgument
             }
+            IpamError::PoolOverlap { .. } | IpamError::AddressInUse { .. } => ErrorKind::Forbidden,
+            IpamError::NoAvailablePool { .. } | IpamError::NoAvailableIps { .. } => ErrorKind::Unavailable,
             IpamError::NoPool { .. } => ErrorKind::NotFound,
             IpamError::Store { .. } => ErrorKind::Internal,
         }
@@ -96,10 +92,7 @@ pub fn docker_default_pools() -> Vec<DefaultPool> {
 /// The default pool for IPv6 networks created without a subnet: a ULA /48 cut into /64s.
 pub fn default_v6_pools() -> Vec<DefaultPool> {
     vec![DefaultPool {
-        base: IpNet::V6(
-            Ipv6Net::new(Ipv6Addr::new(0xfd57, 0x6861, 0x7266, 0, 0, 0, 0, 0), 48)
-                .unwrap_or_default(),
-        ),
+        base: IpNet::V6(Ipv6Net::new(Ipv6Addr::new(0xfd57, 0x6861, 0x7266, 0, 0, 0, 0, 0), 48).unwrap_or_default()),
         size: 64,
     }]
 }
@@ -125,8 +118,7 @@ impl PoolRecord {
 
     /// The gateway with the subnet's prefix length, as put on a bridge.
     pub fn gateway_cidr(&self) -> Option<IpNet> {
-        self.gateway
-            .and_then(|g| IpNet::new(g, self.subnet.prefix_len()).ok())
+        self.gateway.and_then(|g| IpNet::new(g, self.subnet.prefix_len()).ok())
     }
 
     fn reserved(&self, ip: IpAddr) -> bool {
@@ -143,11 +135,7 @@ impl PoolRecord {
         let v4 = range.addr().is_ipv4();
         let mut cur = start;
         // Allocated addresses are sorted, so walk them alongside the candidate.
-        let mut taken = self
-            .allocated
-            .range(from_u128(start, v4)..)
-            .map(|ip| to_u128(*ip))
-            .peekable();
+        let mut taken = self.allocated.range(from_u128(start, v4)..).map(|ip| to_u128(*ip)).peekable();
         while cur <= end {
             while taken.peek().is_some_and(|t| *t < cur) {
                 taken.next();
@@ -204,17 +192,8 @@ pub struct Ipam {
 impl Ipam {
     /// Builds the manager from the records the daemon saved. `defaults_v4` is the daemon's
     /// `default-address-pools` ([`docker_default_pools`] unless configured).
-    pub fn new(
-        store: Arc<dyn IpamStore>,
-        defaults_v4: Vec<DefaultPool>,
-        restored: Vec<PoolRecord>,
-    ) -> Self {
-        Self {
-            pools: restored,
-            store,
-            defaults_v4,
-            defaults_v6: default_v6_pools(),
-        }
+    pub fn new(store: Arc<dyn IpamStore>, defaults_v4: Vec<DefaultPool>, restored: Vec<PoolRecord>) -> Self {
+        Self { pools: restored, store, defaults_v4, defaults_v6: default_v6_pools() }
     }
 
     /// Every pool, for inspection and reconcile.
@@ -224,11 +203,7 @@ impl Ipam {
 
     /// The pools of one network.
     pub fn pools_of(&self, network: &NetworkId) -> Vec<PoolRecord> {
-        self.pools
-            .iter()
-            .filter(|p| &p.network == network)
-            .cloned()
-            .collect()
+        self.pools.iter().filter(|p| &p.network == network).cloned().collect()
     }
 
     /// Validates a request (Docker's `ValidateIPAM` rules and messages), picks or checks the
@@ -249,13 +224,7 @@ impl Ipam {
                     tracing::debug!(subnet = %subnet, other = %other.subnet, "pool overlap");
                     return Err(IpamError::PoolOverlap { subnet });
                 }
-                let ip_range = req
-                    .ip_range
-                    .as_deref()
-                    .map(|r| r.parse::<IpNet>())
-                    .transpose()
-                    .ok()
-                    .flatten();
+                let ip_range = req.ip_range.as_deref().map(|r| r.parse::<IpNet>()).transpose().ok().flatten();
                 let gateway = match req.gateway.as_deref() {
                     Some(g) => g.parse().ok(),
                     None => default_gateway(&subnet, ip_range.as_ref()),
@@ -271,14 +240,8 @@ impl Ipam {
             }
             None => {
                 if req.ip_range.is_some() || req.gateway.is_some() {
-                    let what = if req.ip_range.is_some() {
-                        "ip-range"
-                    } else {
-                        "gateway"
-                    };
-                    return Err(IpamError::InvalidConfig(vec![format!(
-                        "invalid {what}: a subnet is required"
-                    )]));
+                    let what = if req.ip_range.is_some() { "ip-range" } else { "gateway" };
+                    return Err(IpamError::InvalidConfig(vec![format!("invalid {what}: a subnet is required")]));
                 }
                 let subnet = self.pick_default(req.v6, host_routes)?;
                 let gateway = default_gateway(&subnet, None);
@@ -292,12 +255,7 @@ impl Ipam {
                 }
             }
         };
-        self.store
-            .save_pool(&record)
-            .map_err(|source| IpamError::Store {
-                network: network.to_string(),
-                source,
-            })?;
+        self.store.save_pool(&record).map_err(|source| IpamError::Store { network: network.to_string(), source })?;
         self.pools.push(record.clone());
         Ok(record)
     }
@@ -305,29 +263,18 @@ impl Ipam {
     /// Re-registers a pool the daemon already knows (for example the predefined `bridge`
     /// network whose subnet comes from an existing bridge address) without validation.
     pub fn adopt_pool(&mut self, record: PoolRecord) -> Result<(), IpamError> {
-        if self
-            .pools
-            .iter()
-            .any(|p| p.network == record.network && p.subnet == record.subnet)
-        {
+        if self.pools.iter().any(|p| p.network == record.network && p.subnet == record.subnet) {
             return Ok(());
         }
         self.store
             .save_pool(&record)
-            .map_err(|source| IpamError::Store {
-                network: record.network.to_string(),
-                source,
-            })?;
+            .map_err(|source| IpamError::Store { network: record.network.to_string(), source })?;
         self.pools.push(record);
         Ok(())
     }
 
     fn pick_default(&self, v6: bool, host_routes: &[IpNet]) -> Result<IpNet, IpamError> {
-        let defaults = if v6 {
-            &self.defaults_v6
-        } else {
-            &self.defaults_v4
-        };
+        let defaults = if v6 { &self.defaults_v6 } else { &self.defaults_v4 };
         for pool in defaults {
             let Ok(subnets) = pool.base.subnets(pool.size) else {
                 continue;
@@ -340,9 +287,7 @@ impl Ipam {
                 }
             }
         }
-        Err(IpamError::NoAvailablePool {
-            family: if v6 { 6 } else { 4 },
-        })
+        Err(IpamError::NoAvailablePool { family: if v6 { 6 } else { 4 } })
     }
 
     /// Releases every pool of a network (network delete).
@@ -351,24 +296,15 @@ impl Ipam {
         for p in mine {
             self.store
                 .remove_pool(&p.network, &p.subnet)
-                .map_err(|source| IpamError::Store {
-                    network: network.to_string(),
-                    source,
-                })?;
-            self.pools
-                .retain(|q| !(q.network == p.network && q.subnet == p.subnet));
+                .map_err(|source| IpamError::Store { network: network.to_string(), source })?;
+            self.pools.retain(|q| !(q.network == p.network && q.subnet == p.subnet));
         }
         Ok(())
     }
 
     /// Allocates an address of the given family on `network`: `preferred` (`--ip`/`--ip6`) or the
     /// lowest free one. Returns the address with the subnet's prefix length.
-    pub fn allocate(
-        &mut self,
-        network: &NetworkId,
-        family: u8,
-        preferred: Option<IpAddr>,
-    ) -> Result<IpNet, IpamError> {
+    pub fn allocate(&mut self, network: &NetworkId, family: u8, preferred: Option<IpAddr>) -> Result<IpNet, IpamError> {
         let idx = match preferred {
             Some(ip) => self
                 .pools
@@ -379,10 +315,7 @@ impl Ipam {
                 .pools
                 .iter()
                 .position(|p| &p.network == network && p.family() == family)
-                .ok_or_else(|| IpamError::NoPool {
-                    network: network.to_string(),
-                    family,
-                })?,
+                .ok_or_else(|| IpamError::NoPool { network: network.to_string(), family })?,
         };
         let pool = &self.pools[idx];
         let ip = match preferred {
@@ -395,39 +328,28 @@ impl Ipam {
                 }
                 ip
             }
-            None => pool.next_free().ok_or_else(|| IpamError::NoAvailableIps {
-                family,
-                network: network.to_string(),
-            })?,
+            None => {
+                pool.next_free().ok_or_else(|| IpamError::NoAvailableIps { family, network: network.to_string() })?
+            }
         };
         let prefix = pool.subnet.prefix_len();
         self.pools[idx].allocated.insert(ip);
         if let Err(source) = self.store.save_pool(&self.pools[idx]) {
             self.pools[idx].allocated.remove(&ip);
-            return Err(IpamError::Store {
-                network: network.to_string(),
-                source,
-            });
+            return Err(IpamError::Store { network: network.to_string(), source });
         }
         Ok(IpNet::new(ip, prefix).unwrap_or_else(|_| IpNet::from(ip)))
     }
 
     /// Returns an address to its pool. Releasing an address that is not allocated is a no-op.
     pub fn release(&mut self, network: &NetworkId, ip: IpAddr) -> Result<(), IpamError> {
-        let Some(idx) = self
-            .pools
-            .iter()
-            .position(|p| &p.network == network && p.allocated.contains(&ip))
-        else {
+        let Some(idx) = self.pools.iter().position(|p| &p.network == network && p.allocated.contains(&ip)) else {
             return Ok(());
         };
         self.pools[idx].allocated.remove(&ip);
         if let Err(source) = self.store.save_pool(&self.pools[idx]) {
             self.pools[idx].allocated.insert(ip);
-            return Err(IpamError::Store {
-                network: network.to_string(),
-                source,
-            });
+            return Err(IpamError::Store { network: network.to_string(), source });
         }
         Ok(())
     }
@@ -440,12 +362,8 @@ impl Ipam {
         live_addresses: &BTreeSet<(NetworkId, IpAddr)>,
     ) -> Result<Vec<String>, IpamError> {
         let mut dropped = Vec::new();
-        let orphans: Vec<NetworkId> = self
-            .pools
-            .iter()
-            .filter(|p| !live_networks.contains(&p.network))
-            .map(|p| p.network.clone())
-            .collect();
+        let orphans: Vec<NetworkId> =
+            self.pools.iter().filter(|p| !live_networks.contains(&p.network)).map(|p| p.network.clone()).collect();
         for n in orphans {
             dropped.push(format!("pools of network {n}"));
             self.release_pools(&n)?;
@@ -467,10 +385,7 @@ impl Ipam {
             }
             self.store
                 .save_pool(&self.pools[idx])
-                .map_err(|source| IpamError::Store {
-                    network: net.to_string(),
-                    source,
-                })?;
+                .map_err(|source| IpamError::Store { network: net.to_string(), source })?;
         }
         Ok(dropped)
     }
@@ -486,25 +401,16 @@ fn validate(req: &PoolRequest, subnet_s: &str) -> Result<IpNet, IpamError> {
             )]));
         }
     };
-    let fam = if subnet.addr().is_ipv4() {
-        "IPv4"
-    } else {
-        "IPv6"
-    };
+    let fam = if subnet.addr().is_ipv4() { "IPv4" } else { "IPv6" };
     if subnet != subnet.trunc() {
-        errs.push(format!(
-            "invalid subnet {subnet}: it should be {}",
-            subnet.trunc()
-        ));
+        errs.push(format!("invalid subnet {subnet}: it should be {}", subnet.trunc()));
     }
     if let Some(r) = &req.ip_range {
         match r.parse::<IpNet>() {
             Err(_) => errs.push(format!("invalid ip-range {r}: invalid CIDR block notation")),
             Ok(range) => {
                 if range.addr().is_ipv4() != subnet.addr().is_ipv4() {
-                    errs.push(format!(
-                        "invalid ip-range {r}: parent subnet is an {fam} block"
-                    ));
+                    errs.push(format!("invalid ip-range {r}: parent subnet is an {fam} block"));
                 } else {
                     if range.prefix_len() < subnet.prefix_len() {
                         errs.push(format!(
@@ -512,15 +418,10 @@ fn validate(req: &PoolRequest, subnet_s: &str) -> Result<IpNet, IpamError> {
                         ));
                     }
                     if range != range.trunc() {
-                        errs.push(format!(
-                            "invalid ip-range {range}: it should be {}",
-                            range.trunc()
-                        ));
+                        errs.push(format!("invalid ip-range {range}: it should be {}", range.trunc()));
                     }
                     if !overlaps(&subnet.trunc(), &range.trunc()) {
-                        errs.push(format!(
-                            "invalid ip-range {r}: parent subnet {subnet} doesn't contain ip-range"
-                        ));
+                        errs.push(format!("invalid ip-range {r}: parent subnet {subnet} doesn't contain ip-range"));
                     }
                 }
             }
@@ -529,20 +430,16 @@ fn validate(req: &PoolRequest, subnet_s: &str) -> Result<IpNet, IpamError> {
     if let Some(g) = &req.gateway {
         match g.parse::<IpAddr>() {
             Err(_) => errs.push(format!("invalid gateway {g}: invalid address")),
-            Ok(ip) if ip.is_ipv4() != subnet.addr().is_ipv4() => errs.push(format!(
-                "invalid gateway {g}: parent subnet is an {fam} block"
-            )),
-            Ok(ip) if !subnet.contains(&ip) => errs.push(format!(
-                "invalid gateway {g}: parent subnet {subnet} doesn't contain this address"
-            )),
+            Ok(ip) if ip.is_ipv4() != subnet.addr().is_ipv4() => {
+                errs.push(format!("invalid gateway {g}: parent subnet is an {fam} block"))
+            }
+            Ok(ip) if !subnet.contains(&ip) => {
+                errs.push(format!("invalid gateway {g}: parent subnet {subnet} doesn't contain this address"))
+            }
             Ok(_) => {}
         }
     }
-    if errs.is_empty() {
-        Ok(subnet.trunc())
-    } else {
-        Err(IpamError::InvalidConfig(errs))
-    }
+    if errs.is_empty() { Ok(subnet.trunc()) } else { Err(IpamError::InvalidConfig(errs)) }
 }
 
 /// Docker's default gateway: the first usable address of the allocation range.
@@ -570,11 +467,7 @@ fn to_u128(ip: IpAddr) -> u128 {
 }
 
 fn from_u128(n: u128, v4: bool) -> IpAddr {
-    if v4 {
-        IpAddr::V4(Ipv4Addr::from(n as u32))
-    } else {
-        IpAddr::V6(Ipv6Addr::from(n))
-    }
+    if v4 { IpAddr::V4(Ipv4Addr::from(n as u32)) } else { IpAddr::V6(Ipv6Addr::from(n)) }
 }
 
 #[cfg(test)]
@@ -593,30 +486,18 @@ mod tests {
     #[test]
     fn default_pools_skip_host_routes_and_each_other() {
         let mut ipam = ipam();
-        let routes: Vec<IpNet> = vec![
-            "172.17.0.0/16".parse().unwrap(),
-            "172.19.5.0/24".parse().unwrap(),
-        ];
-        let a = ipam
-            .request_pool(&nid(1), &PoolRequest::default(), &routes)
-            .unwrap();
+        let routes: Vec<IpNet> = vec!["172.17.0.0/16".parse().unwrap(), "172.19.5.0/24".parse().unwrap()];
+        let a = ipam.request_pool(&nid(1), &PoolRequest::default(), &routes).unwrap();
         assert_eq!(a.subnet.to_string(), "172.18.0.0/16");
         assert_eq!(a.gateway, Some("172.18.0.1".parse().unwrap()));
-        let b = ipam
-            .request_pool(&nid(2), &PoolRequest::default(), &routes)
-            .unwrap();
+        let b = ipam.request_pool(&nid(2), &PoolRequest::default(), &routes).unwrap();
         assert_eq!(b.subnet.to_string(), "172.20.0.0/16");
         for i in 3..=13 {
-            ipam.request_pool(&nid(i), &PoolRequest::default(), &routes)
-                .unwrap();
+            ipam.request_pool(&nid(i), &PoolRequest::default(), &routes).unwrap();
         }
-        let c = ipam
-            .request_pool(&nid(14), &PoolRequest::default(), &routes)
-            .unwrap();
+        let c = ipam.request_pool(&nid(14), &PoolRequest::default(), &routes).unwrap();
         assert_eq!(c.subnet.to_string(), "192.168.0.0/20");
-        let d = ipam
-            .request_pool(&nid(15), &PoolRequest::default(), &routes)
-            .unwrap();
+        let d = ipam.request_pool(&nid(15), &PoolRequest::default(), &routes).unwrap();
         assert_eq!(d.subnet.to_string(), "192.168.16.0/20");
     }
 
@@ -629,129 +510,57 @@ mod tests {
             gateway: g.map(Into::into),
             v6: false,
         };
-        let e = ipam
-            .request_pool(&nid(1), &req("10.1.0.0/33", None, None), &[])
-            .unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "invalid network config:\ninvalid subnet 10.1.0.0/33: invalid CIDR block notation"
-        );
+        let e = ipam.request_pool(&nid(1), &req("10.1.0.0/33", None, None), &[]).unwrap_err();
+        assert_eq!(e.to_string(), "invalid network config:\ninvalid subnet 10.1.0.0/33: invalid CIDR block notation");
         assert_eq!(e.kind(), ErrorKind::InvalidArgument);
-        let e = ipam
-            .request_pool(&nid(1), &req("10.1.2.3/16", None, None), &[])
-            .unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "invalid network config:\ninvalid subnet 10.1.2.3/16: it should be 10.1.0.0/16"
-        );
-        let e = ipam
-            .request_pool(
-                &nid(1),
-                &req("10.1.0.0/16", Some("10.2.0.0/24"), Some("10.3.0.1")),
-                &[],
-            )
-            .unwrap_err();
+        let e = ipam.request_pool(&nid(1), &req("10.1.2.3/16", None, None), &[]).unwrap_err();
+        assert_eq!(e.to_string(), "invalid network config:\ninvalid subnet 10.1.2.3/16: it should be 10.1.0.0/16");
+        let e =
+            ipam.request_pool(&nid(1), &req("10.1.0.0/16", Some("10.2.0.0/24"), Some("10.3.0.1")), &[]).unwrap_err();
         assert_eq!(
             e.to_string(),
             "invalid network config:\ninvalid ip-range 10.2.0.0/24: parent subnet 10.1.0.0/16 doesn't contain ip-range\ninvalid gateway 10.3.0.1: parent subnet 10.1.0.0/16 doesn't contain this address"
         );
-        ipam.request_pool(
-            &nid(1),
-            &req("10.1.0.0/16", Some("10.1.5.0/24"), Some("10.1.0.254")),
-            &[],
-        )
-        .unwrap();
-        let e = ipam
-            .request_pool(&nid(2), &req("10.1.128.0/24", None, None), &[])
-            .unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "Pool overlaps with other one on this address space"
-        );
+        ipam.request_pool(&nid(1), &req("10.1.0.0/16", Some("10.1.5.0/24"), Some("10.1.0.254")), &[]).unwrap();
+        let e = ipam.request_pool(&nid(2), &req("10.1.128.0/24", None, None), &[]).unwrap_err();
+        assert_eq!(e.to_string(), "Pool overlaps with other one on this address space");
         assert_eq!(e.kind(), ErrorKind::Forbidden);
         // Allocation comes from the range; fixed IPs anywhere in the subnet.
-        assert_eq!(
-            ipam.allocate(&nid(1), 4, None).unwrap().to_string(),
-            "10.1.5.0/16"
-        );
-        assert_eq!(
-            ipam.allocate(&nid(1), 4, Some("10.1.9.9".parse().unwrap()))
-                .unwrap()
-                .to_string(),
-            "10.1.9.9/16"
-        );
-        let e = ipam
-            .allocate(&nid(1), 4, Some("10.1.9.9".parse().unwrap()))
-            .unwrap_err();
+        assert_eq!(ipam.allocate(&nid(1), 4, None).unwrap().to_string(), "10.1.5.0/16");
+        assert_eq!(ipam.allocate(&nid(1), 4, Some("10.1.9.9".parse().unwrap())).unwrap().to_string(), "10.1.9.9/16");
+        let e = ipam.allocate(&nid(1), 4, Some("10.1.9.9".parse().unwrap())).unwrap_err();
         assert_eq!(e.to_string(), "Address already in use");
-        let e = ipam
-            .allocate(&nid(1), 4, Some("10.9.9.9".parse().unwrap()))
-            .unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "invalid address 10.9.9.9: It does not belong to any of this network's subnets"
-        );
-        let e = ipam
-            .allocate(&nid(1), 4, Some("10.1.0.254".parse().unwrap()))
-            .unwrap_err();
+        let e = ipam.allocate(&nid(1), 4, Some("10.9.9.9".parse().unwrap())).unwrap_err();
+        assert_eq!(e.to_string(), "invalid address 10.9.9.9: It does not belong to any of this network's subnets");
+        let e = ipam.allocate(&nid(1), 4, Some("10.1.0.254".parse().unwrap())).unwrap_err();
         assert_eq!(e.to_string(), "Address already in use");
     }
 
     #[test]
     fn sequential_allocation_skips_reserved_and_exhausts() {
         let mut ipam = ipam();
-        let req = PoolRequest {
-            subnet: Some("10.7.0.0/29".into()),
-            ..Default::default()
-        };
+        let req = PoolRequest { subnet: Some("10.7.0.0/29".into()), ..Default::default() };
         ipam.request_pool(&nid(1), &req, &[]).unwrap();
-        let got: Vec<String> = (0..5)
-            .map(|_| ipam.allocate(&nid(1), 4, None).unwrap().addr().to_string())
-            .collect();
-        assert_eq!(
-            got,
-            ["10.7.0.2", "10.7.0.3", "10.7.0.4", "10.7.0.5", "10.7.0.6"]
-        );
+        let got: Vec<String> = (0..5).map(|_| ipam.allocate(&nid(1), 4, None).unwrap().addr().to_string()).collect();
+        assert_eq!(got, ["10.7.0.2", "10.7.0.3", "10.7.0.4", "10.7.0.5", "10.7.0.6"]);
         let e = ipam.allocate(&nid(1), 4, None).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Unavailable);
         ipam.release(&nid(1), "10.7.0.3".parse().unwrap()).unwrap();
-        assert_eq!(
-            ipam.allocate(&nid(1), 4, None).unwrap().addr().to_string(),
-            "10.7.0.3"
-        );
+        assert_eq!(ipam.allocate(&nid(1), 4, None).unwrap().addr().to_string(), "10.7.0.3");
         // Default-subnet networks refuse fixed addresses, as Docker does.
-        ipam.request_pool(&nid(2), &PoolRequest::default(), &[])
-            .unwrap();
-        let e = ipam
-            .allocate(&nid(2), 4, Some("172.17.0.9".parse().unwrap()))
-            .unwrap_err();
+        ipam.request_pool(&nid(2), &PoolRequest::default(), &[]).unwrap();
+        let e = ipam.allocate(&nid(2), 4, Some("172.17.0.9".parse().unwrap())).unwrap_err();
         assert!(matches!(e, IpamError::UserIpNotAllowed));
     }
 
     #[test]
     fn ipv6_pools() {
         let mut ipam = ipam();
-        let req = PoolRequest {
-            subnet: Some("fd00:1:2::/64".into()),
-            v6: true,
-            ..Default::default()
-        };
+        let req = PoolRequest { subnet: Some("fd00:1:2::/64".into()), v6: true, ..Default::default() };
         let p = ipam.request_pool(&nid(1), &req, &[]).unwrap();
         assert_eq!(p.gateway, Some("fd00:1:2::1".parse().unwrap()));
-        assert_eq!(
-            ipam.allocate(&nid(1), 6, None).unwrap().to_string(),
-            "fd00:1:2::2/64"
-        );
-        let d = ipam
-            .request_pool(
-                &nid(2),
-                &PoolRequest {
-                    v6: true,
-                    ..Default::default()
-                },
-                &[],
-            )
-            .unwrap();
+        assert_eq!(ipam.allocate(&nid(1), 6, None).unwrap().to_string(), "fd00:1:2::2/64");
+        let d = ipam.request_pool(&nid(2), &PoolRequest { v6: true, ..Default::default() }, &[]).unwrap();
         assert_eq!(d.subnet.prefix_len(), 64);
         assert!(d.subnet.addr().is_ipv6());
     }
@@ -766,10 +575,7 @@ mod tests {
             Ok(())
         }
         fn remove_pool(&self, network: &NetworkId, subnet: &IpNet) -> Result<(), StoreError> {
-            self.0
-                .lock()
-                .unwrap()
-                .retain(|p| !(&p.network == network && &p.subnet == subnet));
+            self.0.lock().unwrap().retain(|p| !(&p.network == network && &p.subnet == subnet));
             Ok(())
         }
     }
@@ -778,8 +584,7 @@ mod tests {
     fn persistence_across_restart_never_hands_an_address_twice() {
         let store = Arc::new(MemStore::default());
         let mut a = Ipam::new(store.clone(), docker_default_pools(), vec![]);
-        a.request_pool(&nid(1), &PoolRequest::default(), &[])
-            .unwrap();
+        a.request_pool(&nid(1), &PoolRequest::default(), &[]).unwrap();
         let first = a.allocate(&nid(1), 4, None).unwrap();
         let second = a.allocate(&nid(1), 4, None).unwrap();
         drop(a);
@@ -791,9 +596,7 @@ mod tests {
         let third = b.allocate(&nid(1), 4, None).unwrap();
         assert!(third != first && third != second);
         // A new network after restart does not reuse the restored subnet.
-        let p2 = b
-            .request_pool(&nid(2), &PoolRequest::default(), &[])
-            .unwrap();
+        let p2 = b.request_pool(&nid(2), &PoolRequest::default(), &[]).unwrap();
         assert_ne!(p2.subnet, first.trunc());
         // Reconcile drops addresses of endpoints that are gone.
         let live: BTreeSet<(NetworkId, IpAddr)> = [(nid(1), second.addr())].into_iter().collect();

@@ -37,8 +37,8 @@ pub mod ports;
 pub mod proxy;
 
 pub use controller::{
-    Controller, ControllerConfig, EndpointRequest, EndpointState, IpamConfig, NetworkCreate,
-    NetworkError, ReconcileReport,
+    Controller, ControllerConfig, EndpointRequest, EndpointState, IpamConfig, NetworkCreate, NetworkError,
+    ReconcileReport,
 };
 pub use driver::NetworkState;
 pub use ipam::{IpamStore, PoolRecord};

@@ -23,10 +23,7 @@ pub fn random() -> [u8; 6] {
 
 /// Formats as lowercase colon-separated hex.
 pub fn format(mac: &[u8; 6]) -> String {
-    mac.iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
+    mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
 }
 
 /// Parses `aa:bb:cc:dd:ee:ff` (or `-` separated).
@@ -51,18 +48,12 @@ mod tests {
 
     #[test]
     fn docker_mac_from_ip() {
-        assert_eq!(
-            format(&from_ipv4("172.17.0.2".parse().unwrap())),
-            "02:42:ac:11:00:02"
-        );
+        assert_eq!(format(&from_ipv4("172.17.0.2".parse().unwrap())), "02:42:ac:11:00:02");
     }
 
     #[test]
     fn parse_roundtrip_and_random_is_local_unicast() {
-        assert_eq!(
-            parse("02:42:AC:11:00:02"),
-            Some([2, 0x42, 0xac, 0x11, 0, 2])
-        );
+        assert_eq!(parse("02:42:AC:11:00:02"), Some([2, 0x42, 0xac, 0x11, 0, 2]));
         assert_eq!(parse("02:42:ac:11:00"), None);
         let m = random();
         assert_eq!(m[0] & 0x03, 0x02);

@@ -13,13 +13,11 @@ use std::path::Path;
 
 use ipnet::IpNet;
 use netlink_packet_core::{
-    NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage,
-    NetlinkPayload,
+    NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NetlinkPayload,
 };
 use netlink_packet_route::address::{AddressAttribute, AddressMessage};
 use netlink_packet_route::link::{
-    InfoData, InfoKind, InfoMacVlan, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
-    MacVlanMode,
+    InfoData, InfoKind, InfoMacVlan, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage, MacVlanMode,
 };
 use netlink_packet_route::route::{
     RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
@@ -114,14 +112,9 @@ pub struct Netlink {
 impl Netlink {
     /// Opens a handle in the calling thread's network namespace.
     pub fn open() -> Result<Self, NetlinkError> {
-        let mut socket =
-            Socket::new(NETLINK_ROUTE).map_err(|source| NetlinkError::Open { source })?;
-        socket
-            .bind_auto()
-            .map_err(|source| NetlinkError::Open { source })?;
-        socket
-            .connect(&SocketAddr::new(0, 0))
-            .map_err(|source| NetlinkError::Open { source })?;
+        let mut socket = Socket::new(NETLINK_ROUTE).map_err(|source| NetlinkError::Open { source })?;
+        socket.bind_auto().map_err(|source| NetlinkError::Open { source })?;
+        socket.connect(&SocketAddr::new(0, 0)).map_err(|source| NetlinkError::Open { source })?;
         // Ask for strict dump filtering; older kernels ignore it.
         let _ = socket.set_netlink_get_strict_chk(true);
         Ok(Self { socket, seq: 1 })
@@ -129,10 +122,8 @@ impl Netlink {
 
     /// Opens a handle in the namespace bind-mounted at `path`. The socket stays in that namespace.
     pub fn open_in(path: &Path) -> Result<Self, NetlinkError> {
-        crate::netns::run_in(path, Self::open).map_err(|e| NetlinkError::OpenIn {
-            path: path.to_owned(),
-            source: Box::new(e),
-        })?
+        crate::netns::run_in(path, Self::open)
+            .map_err(|e| NetlinkError::OpenIn { path: path.to_owned(), source: Box::new(e) })?
     }
 
     fn request(
@@ -162,10 +153,7 @@ impl Netlink {
             let mut offset = 0;
             while offset < data.len() {
                 let msg = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&data[offset..])
-                    .map_err(|e| NetlinkError::Decode {
-                        op: op(),
-                        detail: e.to_string(),
-                    })?;
+                    .map_err(|e| NetlinkError::Decode { op: op(), detail: e.to_string() })?;
                 let len = msg.header.length as usize;
                 if len == 0 {
                     break;
@@ -177,10 +165,7 @@ impl Netlink {
                 match msg.payload {
                     NetlinkPayload::Error(e) => {
                         if e.code.is_some() {
-                            return Err(NetlinkError::Request {
-                                op: op(),
-                                source: e.to_io(),
-                            });
+                            return Err(NetlinkError::Request { op: op(), source: e.to_io() });
                         }
                         return Ok(out);
                     }
@@ -197,12 +182,7 @@ impl Netlink {
         }
     }
 
-    fn ack(
-        &mut self,
-        op: impl Fn() -> String,
-        msg: RouteNetlinkMessage,
-        extra: u16,
-    ) -> Result<(), NetlinkError> {
+    fn ack(&mut self, op: impl Fn() -> String, msg: RouteNetlinkMessage, extra: u16) -> Result<(), NetlinkError> {
         self.request(op, msg, NLM_F_ACK | extra).map(|_| ())
     }
 
@@ -210,11 +190,8 @@ impl Netlink {
 
     /// Every link in this namespace.
     pub fn links(&mut self) -> Result<Vec<Link>, NetlinkError> {
-        let msgs = self.request(
-            || "dump links".into(),
-            RouteNetlinkMessage::GetLink(LinkMessage::default()),
-            NLM_F_DUMP,
-        )?;
+        let msgs =
+            self.request(|| "dump links".into(), RouteNetlinkMessage::GetLink(LinkMessage::default()), NLM_F_DUMP)?;
         Ok(msgs
             .into_iter()
             .filter_map(|m| match m {
@@ -228,11 +205,7 @@ impl Netlink {
     pub fn link(&mut self, name: &str) -> Result<Option<Link>, NetlinkError> {
         let mut msg = LinkMessage::default();
         msg.attributes.push(LinkAttribute::IfName(name.to_owned()));
-        match self.request(
-            || format!("get link {name}"),
-            RouteNetlinkMessage::GetLink(msg),
-            0,
-        ) {
+        match self.request(|| format!("get link {name}"), RouteNetlinkMessage::GetLink(msg), 0) {
             Ok(msgs) => Ok(msgs.into_iter().find_map(|m| match m {
                 RouteNetlinkMessage::NewLink(l) => Some(link_from(&l)),
                 _ => None,
@@ -244,11 +217,7 @@ impl Netlink {
 
     /// The index of the link called `name`.
     pub fn link_index(&mut self, name: &str) -> Result<u32, NetlinkError> {
-        self.link(name)?
-            .map(|l| l.index)
-            .ok_or_else(|| NetlinkError::LinkNotFound {
-                name: name.to_owned(),
-            })
+        self.link(name)?.map(|l| l.index).ok_or_else(|| NetlinkError::LinkNotFound { name: name.to_owned() })
     }
 
     /// Creates a Linux bridge (down; call [`Netlink::set_up`] after addressing it).
@@ -257,15 +226,8 @@ impl Netlink {
         if let Some(mtu) = mtu {
             msg.attributes.push(LinkAttribute::Mtu(mtu));
         }
-        msg.attributes
-            .push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(
-                InfoKind::Bridge,
-            )]));
-        self.ack(
-            || format!("add bridge {name}"),
-            RouteNetlinkMessage::NewLink(msg),
-            NLM_F_CREATE | NLM_F_EXCL,
-        )?;
+        msg.attributes.push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(InfoKind::Bridge)]));
+        self.ack(|| format!("add bridge {name}"), RouteNetlinkMessage::NewLink(msg), NLM_F_CREATE | NLM_F_EXCL)?;
         self.link_index(name)
     }
 
@@ -311,9 +273,7 @@ impl Netlink {
             peer_msg.attributes.push(LinkAttribute::Mtu(mtu));
         }
         if let Some(mac) = v.peer_mac {
-            peer_msg
-                .attributes
-                .push(LinkAttribute::Address(mac.to_vec()));
+            peer_msg.attributes.push(LinkAttribute::Address(mac.to_vec()));
         }
         if let Some(fd) = v.peer_netns {
             peer_msg.attributes.push(LinkAttribute::NetNsFd(fd));
@@ -362,9 +322,7 @@ impl Netlink {
         }
         msg.attributes.push(LinkAttribute::LinkInfo(vec![
             LinkInfo::Kind(InfoKind::MacVlan),
-            LinkInfo::Data(InfoData::MacVlan(vec![InfoMacVlan::Mode(
-                MacVlanMode::Bridge,
-            )])),
+            LinkInfo::Data(InfoData::MacVlan(vec![InfoMacVlan::Mode(MacVlanMode::Bridge)])),
         ]));
         self.ack(
             || format!("add macvlan {name} on link {parent}"),
@@ -376,15 +334,8 @@ impl Netlink {
     /// Creates a dummy link (a stand-in parent for macvlan in tests).
     pub fn add_dummy(&mut self, name: &str) -> Result<u32, NetlinkError> {
         let mut msg = named(name);
-        msg.attributes
-            .push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(
-                InfoKind::Dummy,
-            )]));
-        self.ack(
-            || format!("add dummy {name}"),
-            RouteNetlinkMessage::NewLink(msg),
-            NLM_F_CREATE | NLM_F_EXCL,
-        )?;
+        msg.attributes.push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(InfoKind::Dummy)]));
+        self.ack(|| format!("add dummy {name}"), RouteNetlinkMessage::NewLink(msg), NLM_F_CREATE | NLM_F_EXCL)?;
         self.link_index(name)
     }
 
@@ -422,11 +373,7 @@ impl Netlink {
     }
 
     pub fn set_mtu(&mut self, index: u32, mtu: u32) -> Result<(), NetlinkError> {
-        self.set_link(
-            || format!("set link {index} mtu {mtu}"),
-            index,
-            |m| m.attributes.push(LinkAttribute::Mtu(mtu)),
-        )
+        self.set_link(|| format!("set link {index} mtu {mtu}"), index, |m| m.attributes.push(LinkAttribute::Mtu(mtu)))
     }
 
     pub fn set_mac(&mut self, index: u32, mac: [u8; 6]) -> Result<(), NetlinkError> {
@@ -460,11 +407,7 @@ impl Netlink {
     pub fn del_link(&mut self, index: u32) -> Result<(), NetlinkError> {
         let mut msg = LinkMessage::default();
         msg.header.index = index;
-        self.ack(
-            || format!("delete link {index}"),
-            RouteNetlinkMessage::DelLink(msg),
-            0,
-        )
+        self.ack(|| format!("delete link {index}"), RouteNetlinkMessage::DelLink(msg), 0)
     }
 
     /// Deletes the link called `name`; a missing link is not an error.
@@ -488,23 +431,17 @@ impl Netlink {
         match addr {
             IpNet::V4(v4) => {
                 msg.header.family = AddressFamily::Inet;
-                msg.attributes
-                    .push(AddressAttribute::Local(IpAddr::V4(v4.addr())));
-                msg.attributes
-                    .push(AddressAttribute::Address(IpAddr::V4(v4.addr())));
+                msg.attributes.push(AddressAttribute::Local(IpAddr::V4(v4.addr())));
+                msg.attributes.push(AddressAttribute::Address(IpAddr::V4(v4.addr())));
                 if v4.prefix_len() < 31 {
-                    msg.attributes
-                        .push(AddressAttribute::Broadcast(v4.broadcast()));
+                    msg.attributes.push(AddressAttribute::Broadcast(v4.broadcast()));
                 }
             }
             IpNet::V6(v6) => {
                 msg.header.family = AddressFamily::Inet6;
-                msg.attributes
-                    .push(AddressAttribute::Address(IpAddr::V6(v6.addr())));
+                msg.attributes.push(AddressAttribute::Address(IpAddr::V6(v6.addr())));
                 // IFA_F_NODAD: a container address must be usable at once, as Docker sets it.
-                msg.attributes.push(AddressAttribute::Flags(
-                    netlink_packet_route::address::AddressFlags::Nodad,
-                ));
+                msg.attributes.push(AddressAttribute::Flags(netlink_packet_route::address::AddressFlags::Nodad));
             }
         }
         self.ack(
@@ -533,8 +470,7 @@ impl Netlink {
         }
         if let Some(d) = dest {
             msg.header.destination_prefix_length = d.prefix_len();
-            msg.attributes
-                .push(RouteAttribute::Destination(route_addr(d.network())));
+            msg.attributes.push(RouteAttribute::Destination(route_addr(d.network())));
         }
         if let Some(g) = gateway {
             msg.attributes.push(RouteAttribute::Gateway(route_addr(g)));
@@ -560,23 +496,13 @@ impl Netlink {
         let mut out = Vec::new();
         for v6 in [false, true] {
             let mut msg = RouteMessage::default();
-            msg.header.address_family = if v6 {
-                AddressFamily::Inet6
-            } else {
-                AddressFamily::Inet
-            };
-            let msgs = self.request(
-                || "dump routes".into(),
-                RouteNetlinkMessage::GetRoute(msg),
-                NLM_F_DUMP,
-            )?;
+            msg.header.address_family = if v6 { AddressFamily::Inet6 } else { AddressFamily::Inet };
+            let msgs = self.request(|| "dump routes".into(), RouteNetlinkMessage::GetRoute(msg), NLM_F_DUMP)?;
             for m in msgs {
                 let RouteNetlinkMessage::NewRoute(r) = m else {
                     continue;
                 };
-                if r.header.table != RouteHeader::RT_TABLE_MAIN
-                    || r.header.destination_prefix_length == 0
-                {
+                if r.header.table != RouteHeader::RT_TABLE_MAIN || r.header.destination_prefix_length == 0 {
                     continue;
                 }
                 let dst = r.attributes.iter().find_map(|a| match a {
@@ -589,8 +515,7 @@ impl Netlink {
                 {
                     // Link-local and multicast routes are present on every v6 host.
                     if let IpNet::V6(n) = net
-                        && (n.addr().segments()[0] & 0xffc0 == 0xfe80
-                            || n.addr().segments()[0] >> 8 == 0xff)
+                        && (n.addr().segments()[0] & 0xffc0 == 0xfe80 || n.addr().segments()[0] >> 8 == 0xff)
                     {
                         continue;
                     }
@@ -633,11 +558,7 @@ fn named(name: &str) -> LinkMessage {
 #[allow(clippy::field_reassign_with_default)]
 fn route_header(v6: bool) -> RouteHeader {
     let mut h = RouteHeader::default();
-    h.address_family = if v6 {
-        AddressFamily::Inet6
-    } else {
-        AddressFamily::Inet
-    };
+    h.address_family = if v6 { AddressFamily::Inet6 } else { AddressFamily::Inet };
     h.table = RouteHeader::RT_TABLE_MAIN;
     h.protocol = RouteProtocol::Boot;
     h.scope = RouteScope::Universe;

@@ -56,9 +56,7 @@ impl Classify for NetnsError {
     fn kind(&self) -> ErrorKind {
         match self {
             NetnsError::CreateExists { .. } => ErrorKind::Conflict,
-            NetnsError::Enter { source, .. } if source.kind() == io::ErrorKind::NotFound => {
-                ErrorKind::NotFound
-            }
+            NetnsError::Enter { source, .. } if source.kind() == io::ErrorKind::NotFound => ErrorKind::NotFound,
             _ => ErrorKind::Internal,
         }
     }
@@ -69,46 +67,29 @@ impl Classify for NetnsError {
 /// The parent directory is created if needed. Fails with [`NetnsError::CreateExists`] if `path`
 /// is already a namespace mount. Blocking; see [`create`] for the async form.
 pub fn create_blocking(path: &Path) -> Result<(), NetnsError> {
-    let err = |source| NetnsError::Create {
-        path: path.to_owned(),
-        source,
-    };
+    let err = |source| NetnsError::Create { path: path.to_owned(), source };
     if let Some(parent) = path.parent() {
         fs::create_dir_all(parent).map_err(err)?;
     }
     if is_netns_mount(path) {
-        return Err(NetnsError::CreateExists {
-            path: path.to_owned(),
-        });
+        return Err(NetnsError::CreateExists { path: path.to_owned() });
     }
-    OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(path)
-        .map_err(err)?;
+    OpenOptions::new().write(true).create(true).truncate(false).open(path).map_err(err)?;
     let target = path.to_owned();
     let result = std::thread::scope(|s| {
         s.spawn(move || -> Result<(), NetnsError> {
             // SAFETY: CLONE_NEWNET only changes this thread's network namespace (no shared fs or
             // file-table state is unshared); the thread is dedicated and ends right after.
-            unsafe { unshare_unsafe(UnshareFlags::NEWNET) }.map_err(|e| NetnsError::Create {
-                path: target.clone(),
-                source: e.into(),
-            })?;
-            mount_bind("/proc/thread-self/ns/net", &target).map_err(|e| NetnsError::Create {
-                path: target.clone(),
-                source: e.into(),
-            })?;
+            unsafe { unshare_unsafe(UnshareFlags::NEWNET) }
+                .map_err(|e| NetnsError::Create { path: target.clone(), source: e.into() })?;
+            mount_bind("/proc/thread-self/ns/net", &target)
+                .map_err(|e| NetnsError::Create { path: target.clone(), source: e.into() })?;
             Netlink::open()
                 .and_then(|mut nl| {
                     let lo = nl.link_index("lo")?;
                     nl.set_up(lo)
                 })
-                .map_err(|e| NetnsError::Loopback {
-                    path: target.clone(),
-                    source: Box::new(e),
-                })
+                .map_err(|e| NetnsError::Loopback { path: target.clone(), source: Box::new(e) })
         })
         .join()
     });
@@ -120,9 +101,7 @@ pub fn create_blocking(path: &Path) -> Result<(), NetnsError> {
         }
         Err(_) => {
             let _ = delete_blocking(path);
-            Err(NetnsError::ThreadPanicked {
-                path: path.to_owned(),
-            })
+            Err(NetnsError::ThreadPanicked { path: path.to_owned() })
         }
     }
 }
@@ -131,10 +110,7 @@ pub fn create_blocking(path: &Path) -> Result<(), NetnsError> {
 /// the call is idempotent. Processes still inside keep the namespace alive; its links go away
 /// when the last one leaves.
 pub fn delete_blocking(path: &Path) -> Result<(), NetnsError> {
-    let err = |source| NetnsError::Delete {
-        path: path.to_owned(),
-        source,
-    };
+    let err = |source| NetnsError::Delete { path: path.to_owned(), source };
     match unmount(path, UnmountFlags::DETACH) {
         Ok(()) => {}
         // EINVAL: not a mount point (a half-created namespace); ENOENT: already gone.
@@ -156,24 +132,15 @@ where
     F: FnOnce() -> T + Send,
     T: Send,
 {
-    let ns = File::open(path).map_err(|source| NetnsError::Enter {
-        path: path.to_owned(),
-        source,
-    })?;
+    let ns = File::open(path).map_err(|source| NetnsError::Enter { path: path.to_owned(), source })?;
     std::thread::scope(|s| {
         s.spawn(|| {
-            move_into_link_name_space(ns.as_fd(), Some(LinkNameSpaceType::Network)).map_err(
-                |e| NetnsError::Enter {
-                    path: path.to_owned(),
-                    source: e.into(),
-                },
-            )?;
+            move_into_link_name_space(ns.as_fd(), Some(LinkNameSpaceType::Network))
+                .map_err(|e| NetnsError::Enter { path: path.to_owned(), source: e.into() })?;
             Ok(f())
         })
         .join()
-        .map_err(|_| NetnsError::ThreadPanicked {
-            path: path.to_owned(),
-        })?
+        .map_err(|_| NetnsError::ThreadPanicked { path: path.to_owned() })?
     })
 }
 
@@ -189,17 +156,13 @@ pub fn is_netns_mount(path: &Path) -> bool {
 /// Async wrapper over [`create_blocking`] for the daemon's runtime.
 pub async fn create(path: PathBuf) -> Result<(), NetnsError> {
     let p = path.clone();
-    tokio::task::spawn_blocking(move || create_blocking(&p))
-        .await
-        .map_err(|_| NetnsError::ThreadPanicked { path })?
+    tokio::task::spawn_blocking(move || create_blocking(&p)).await.map_err(|_| NetnsError::ThreadPanicked { path })?
 }
 
 /// Async wrapper over [`delete_blocking`].
 pub async fn delete(path: PathBuf) -> Result<(), NetnsError> {
     let p = path.clone();
-    tokio::task::spawn_blocking(move || delete_blocking(&p))
-        .await
-        .map_err(|_| NetnsError::ThreadPanicked { path })?
+    tokio::task::spawn_blocking(move || delete_blocking(&p)).await.map_err(|_| NetnsError::ThreadPanicked { path })?
 }
 
 /// Lists namespace mounts under `dir` (the daemon's `<exec-root>/netns`), for reconcile.

@@ -33,12 +33,7 @@ pub enum PortError {
     #[error("Bind for {} failed: port is already allocated", fmt_host(.ip, *.port))]
     AlreadyAllocated { ip: IpAddr, port: u16 },
     #[error("failed to bind host port for {}:{container}/{proto}: address already in use", fmt_host(.ip, *.port))]
-    AddressInUse {
-        ip: IpAddr,
-        port: u16,
-        container: String,
-        proto: Proto,
-    },
+    AddressInUse { ip: IpAddr, port: u16, container: String, proto: Proto },
     #[error("failed to bind host port for {}:{container}/{proto}", fmt_host(.ip, *.port))]
     Bind {
         ip: IpAddr,
@@ -155,12 +150,8 @@ pub fn parse_port_spec(raw: &str) -> Result<Vec<PortSpec>, PortError> {
     let proto: Proto = proto.parse()?;
     // Split off a bracketed IPv6 host first, then the rest by ':'.
     let (ip, rest) = if let Some(stripped) = spec.strip_prefix('[') {
-        let (ip, rest) = stripped
-            .split_once(']')
-            .ok_or_else(|| PortError::InvalidSpec(raw.into()))?;
-        let rest = rest
-            .strip_prefix(':')
-            .ok_or_else(|| PortError::InvalidSpec(raw.into()))?;
+        let (ip, rest) = stripped.split_once(']').ok_or_else(|| PortError::InvalidSpec(raw.into()))?;
+        let rest = rest.strip_prefix(':').ok_or_else(|| PortError::InvalidSpec(raw.into()))?;
         (Some(ip.to_owned()), rest.to_owned())
     } else {
         (None, spec.to_owned())
@@ -173,19 +164,12 @@ pub fn parse_port_spec(raw: &str) -> Result<Vec<PortSpec>, PortError> {
         (Some(ip), [h, c]) => (ip, *h, *c),
         _ => return Err(PortError::InvalidSpec(raw.into())),
     };
-    let host_ip = if ip.is_empty() {
-        None
-    } else {
-        Some(
-            ip.parse::<IpAddr>()
-                .map_err(|_| PortError::InvalidIp(ip.clone()))?,
-        )
-    };
+    let host_ip =
+        if ip.is_empty() { None } else { Some(ip.parse::<IpAddr>().map_err(|_| PortError::InvalidIp(ip.clone()))?) };
     if container.is_empty() {
         return Err(PortError::NoPort(raw.to_string()));
     }
-    let (cs, ce) =
-        parse_range(container).ok_or_else(|| PortError::InvalidContainerPort(container.into()))?;
+    let (cs, ce) = parse_range(container).ok_or_else(|| PortError::InvalidContainerPort(container.into()))?;
     if cs == 0 {
         return Err(PortError::InvalidContainerPort(container.into()));
     }
@@ -196,10 +180,7 @@ pub fn parse_port_spec(raw: &str) -> Result<Vec<PortSpec>, PortError> {
     };
     let host_range = !host.is_empty() && he - hs != ce - cs;
     if host_range && ce != cs {
-        return Err(PortError::RangeMismatch {
-            container: container.into(),
-            host: host.into(),
-        });
+        return Err(PortError::RangeMismatch { container: container.into(), host: host.into() });
     }
     Ok((cs..=ce)
         .enumerate()
@@ -211,12 +192,7 @@ pub fn parse_port_spec(raw: &str) -> Result<Vec<PortSpec>, PortError> {
             } else {
                 (hs + i as u16, hs + i as u16)
             };
-            PortSpec {
-                host_ip,
-                host_ports,
-                container_port: cport,
-                proto,
-            }
+            PortSpec { host_ip, host_ports, container_port: cport, proto }
         })
         .collect())
 }
@@ -231,39 +207,24 @@ pub struct ApiPortBinding {
 }
 
 /// Converts the API's `PortBindings` map into specs.
-pub fn specs_from_api(
-    bindings: &BTreeMap<String, Vec<ApiPortBinding>>,
-) -> Result<Vec<PortSpec>, PortError> {
+pub fn specs_from_api(bindings: &BTreeMap<String, Vec<ApiPortBinding>>) -> Result<Vec<PortSpec>, PortError> {
     let mut out = Vec::new();
     for (key, list) in bindings {
         let (port, proto) = key.split_once('/').unwrap_or((key.as_str(), "tcp"));
         let proto: Proto = proto.parse()?;
-        let container_port: u16 = port
-            .parse()
-            .map_err(|_| PortError::InvalidContainerPort(port.into()))?;
+        let container_port: u16 = port.parse().map_err(|_| PortError::InvalidContainerPort(port.into()))?;
         for b in list {
             let host_ip = if b.host_ip.is_empty() {
                 None
             } else {
-                Some(
-                    b.host_ip
-                        .trim_matches(['[', ']'])
-                        .parse()
-                        .map_err(|_| PortError::InvalidIp(b.host_ip.clone()))?,
-                )
+                Some(b.host_ip.trim_matches(['[', ']']).parse().map_err(|_| PortError::InvalidIp(b.host_ip.clone()))?)
             };
             let host_ports = if b.host_port.is_empty() {
                 (0, 0)
             } else {
-                parse_range(&b.host_port)
-                    .ok_or_else(|| PortError::InvalidHostPort(b.host_port.clone()))?
+                parse_range(&b.host_port).ok_or_else(|| PortError::InvalidHostPort(b.host_port.clone()))?
             };
-            out.push(PortSpec {
-                host_ip,
-                host_ports,
-                container_port,
-                proto,
-            });
+            out.push(PortSpec { host_ip, host_ports, container_port, proto });
         }
     }
     Ok(out)
@@ -298,11 +259,7 @@ impl Default for PortAllocator {
 
 impl PortAllocator {
     pub fn new(range: (u16, u16)) -> Self {
-        Self {
-            held: BTreeMap::new(),
-            range,
-            last: BTreeMap::new(),
-        }
+        Self { held: BTreeMap::new(), range, last: BTreeMap::new() }
     }
 
     fn taken(&self, proto: Proto, ip: IpAddr, port: u16) -> bool {
@@ -316,18 +273,10 @@ impl PortAllocator {
 
     /// Reserves a concrete port: `want` = `(0,0)` for a random ephemeral one (next after the last
     /// one handed out, wrapping), a range for the first free in it, or a single port.
-    pub fn allocate(
-        &mut self,
-        proto: Proto,
-        ip: IpAddr,
-        want: (u16, u16),
-    ) -> Result<u16, PortError> {
+    pub fn allocate(&mut self, proto: Proto, ip: IpAddr, want: (u16, u16)) -> Result<u16, PortError> {
         let port = if want == (0, 0) {
             let (lo, hi) = self.range;
-            let start = self
-                .last
-                .get(&proto)
-                .map_or(lo, |l| if *l >= hi { lo } else { l + 1 });
+            let start = self.last.get(&proto).map_or(lo, |l| if *l >= hi { lo } else { l + 1 });
             let span = (hi - lo) as u32 + 1;
             let found = (0..span)
                 .map(|i| lo + (((start - lo) as u32 + i) % span) as u16)
@@ -364,10 +313,7 @@ impl PortAllocator {
 pub fn host_addresses(spec: &PortSpec, ipv6_host: bool) -> Vec<IpAddr> {
     match spec.host_ip {
         Some(ip) => vec![ip],
-        None if ipv6_host => vec![
-            IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-            IpAddr::V6(Ipv6Addr::UNSPECIFIED),
-        ],
+        None if ipv6_host => vec![IpAddr::V4(Ipv4Addr::UNSPECIFIED), IpAddr::V6(Ipv6Addr::UNSPECIFIED)],
         None => vec![IpAddr::V4(Ipv4Addr::UNSPECIFIED)],
     }
 }
@@ -384,30 +330,17 @@ mod tests {
 
     #[test]
     fn parses_docker_forms() {
-        assert_eq!(
-            one("80"),
-            PortSpec {
-                host_ip: None,
-                host_ports: (0, 0),
-                container_port: 80,
-                proto: Proto::Tcp
-            }
-        );
+        assert_eq!(one("80"), PortSpec { host_ip: None, host_ports: (0, 0), container_port: 80, proto: Proto::Tcp });
         assert_eq!(one("8080:80").host_ports, (8080, 8080));
         let s = one("127.0.0.1:8080:80/udp");
-        assert_eq!(
-            (s.host_ip, s.proto),
-            (Some("127.0.0.1".parse().unwrap()), Proto::Udp)
-        );
+        assert_eq!((s.host_ip, s.proto), (Some("127.0.0.1".parse().unwrap()), Proto::Udp));
         let s = one("127.0.0.1::80");
         assert_eq!(s.host_ports, (0, 0));
         let s = one("[::1]:80:80");
         assert_eq!(s.host_ip, Some("::1".parse().unwrap()));
         let v = parse_port_spec("8000-8002:80-82/tcp").unwrap();
         assert_eq!(
-            v.iter()
-                .map(|s| (s.host_ports.0, s.container_port))
-                .collect::<Vec<_>>(),
+            v.iter().map(|s| (s.host_ports.0, s.container_port)).collect::<Vec<_>>(),
             [(8000, 80), (8001, 81), (8002, 82)]
         );
         // A host range for one container port: any free port in the range.
@@ -417,10 +350,7 @@ mod tests {
     #[test]
     fn rejects_like_docker() {
         let e = |s: &str| parse_port_spec(s).unwrap_err().to_string();
-        assert_eq!(
-            e("8000-8005:80-90"),
-            "invalid ranges specified for container and host Ports: 80-90 and 8000-8005"
-        );
+        assert_eq!(e("8000-8005:80-90"), "invalid ranges specified for container and host Ports: 80-90 and 8000-8005");
         assert_eq!(e("80/foo"), "invalid proto: foo");
         assert_eq!(e("1.2.3:80:80"), "invalid IP address: 1.2.3");
         assert_eq!(e("x:80"), "invalid hostPort: x");
@@ -432,13 +362,7 @@ mod tests {
     fn api_bindings() {
         let mut m = BTreeMap::new();
         m.insert("9090/tcp".to_string(), vec![ApiPortBinding::default()]);
-        m.insert(
-            "53/udp".to_string(),
-            vec![ApiPortBinding {
-                host_ip: "127.0.0.1".into(),
-                host_port: "5353".into(),
-            }],
-        );
+        m.insert("53/udp".to_string(), vec![ApiPortBinding { host_ip: "127.0.0.1".into(), host_port: "5353".into() }]);
         let v = specs_from_api(&m).unwrap();
         assert_eq!(v.len(), 2);
         assert_eq!(v[0].proto, Proto::Udp);
@@ -452,30 +376,15 @@ mod tests {
         let lo: IpAddr = "127.0.0.1".parse().unwrap();
         assert_eq!(a.allocate(Proto::Tcp, any, (8080, 8080)).unwrap(), 8080);
         let e = a.allocate(Proto::Tcp, lo, (8080, 8080)).unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "Bind for 127.0.0.1:8080 failed: port is already allocated"
-        );
+        assert_eq!(e.to_string(), "Bind for 127.0.0.1:8080 failed: port is already allocated");
         let e = a.allocate(Proto::Tcp, any, (8080, 8080)).unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "Bind for 0.0.0.0:8080 failed: port is already allocated"
-        );
+        assert_eq!(e.to_string(), "Bind for 0.0.0.0:8080 failed: port is already allocated");
         // Other protocol and other family are independent.
         assert_eq!(a.allocate(Proto::Udp, any, (8080, 8080)).unwrap(), 8080);
-        assert_eq!(
-            a.allocate(Proto::Tcp, "::".parse().unwrap(), (8080, 8080))
-                .unwrap(),
-            8080
-        );
-        let r: Vec<u16> = (0..3)
-            .map(|_| a.allocate(Proto::Tcp, any, (0, 0)).unwrap())
-            .collect();
+        assert_eq!(a.allocate(Proto::Tcp, "::".parse().unwrap(), (8080, 8080)).unwrap(), 8080);
+        let r: Vec<u16> = (0..3).map(|_| a.allocate(Proto::Tcp, any, (0, 0)).unwrap()).collect();
         assert_eq!(r, [40000, 40001, 40002]);
-        assert!(matches!(
-            a.allocate(Proto::Tcp, any, (0, 0)),
-            Err(PortError::Exhausted)
-        ));
+        assert!(matches!(a.allocate(Proto::Tcp, any, (0, 0)), Err(PortError::Exhausted)));
         a.release(Proto::Tcp, any, 40001);
         assert_eq!(a.allocate(Proto::Tcp, any, (0, 0)).unwrap(), 40001);
     }

@@ -38,8 +38,7 @@ impl Proxy {
         let backend = SocketAddr::new(mapping.container_ip, mapping.container_port);
         let (stop, stopped) = watch::channel(false);
         let bind_err = |source: io::Error| {
-            let container =
-                SocketAddr::new(mapping.container_ip, mapping.container_port).to_string();
+            let container = SocketAddr::new(mapping.container_ip, mapping.container_port).to_string();
             if source.raw_os_error() == Some(libc::EADDRINUSE) {
                 PortError::AddressInUse {
                     ip: mapping.host_ip,
@@ -71,11 +70,7 @@ impl Proxy {
             }
             Proto::Sctp => return Err(PortError::UnsupportedProto(Proto::Sctp)),
         };
-        Ok(Proxy {
-            mapping: mapping.clone(),
-            stop,
-            task: Some(task),
-        })
+        Ok(Proxy { mapping: mapping.clone(), stop, task: Some(task) })
     }
 
     pub fn mapping(&self) -> &PortMapping {
@@ -145,13 +140,9 @@ async fn udp_loop(sock: Arc<UdpSocket>, backend: SocketAddr, mut stopped: watch:
         let upstream = match existing {
             Some(u) => u,
             None => {
-                let local: SocketAddr = if backend.is_ipv4() {
-                    "0.0.0.0:0"
-                } else {
-                    "[::]:0"
-                }
-                .parse()
-                .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+                let local: SocketAddr = if backend.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }
+                    .parse()
+                    .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
                 let Ok(u) = UdpSocket::bind(local).await else {
                     continue;
                 };
@@ -162,13 +153,7 @@ async fn udp_loop(sock: Arc<UdpSocket>, backend: SocketAddr, mut stopped: watch:
                 if let Ok(mut f) = flows.lock() {
                     f.insert(client, u.clone());
                 }
-                tokio::spawn(udp_replies(
-                    u.clone(),
-                    sock.clone(),
-                    client,
-                    flows.clone(),
-                    stopped.clone(),
-                ));
+                tokio::spawn(udp_replies(u.clone(), sock.clone(), client, flows.clone(), stopped.clone()));
                 u
             }
         };

@@ -28,11 +28,7 @@ fn fake_upstream() -> SocketAddr {
         let mut r = Message::response(q.metadata.id, OpCode::Query);
         let query = q.queries[0].clone();
         r.add_query(query.clone());
-        r.add_answer(Record::from_rdata(
-            query.name,
-            60,
-            RData::A(A(FAKE.parse().unwrap())),
-        ));
+        r.add_answer(Record::from_rdata(query.name, 60, RData::A(A(FAKE.parse().unwrap()))));
         r.to_vec().unwrap()
     };
     std::thread::spawn(move || {
@@ -131,10 +127,7 @@ async fn join(
 fn mk(name: &str, subnet: &str) -> NetworkCreate {
     NetworkCreate {
         name: name.into(),
-        ipam: vec![IpamConfig {
-            subnet: Some(subnet.into()),
-            ..Default::default()
-        }],
+        ipam: vec![IpamConfig { subnet: Some(subnet.into()), ..Default::default() }],
         ..Default::default()
     }
 }
@@ -161,34 +154,14 @@ async fn dns_answers_names_aliases_and_forwards(mode: DnsMode, third: u8) {
     let _guard = common::guard(&n, &dir);
     let mut cfg = common::config(&n);
     cfg.dns_mode = mode;
-    let c = Controller::new(
-        cfg,
-        std::sync::Arc::new(wharf_network::ipam::NoStore),
-        vec![],
-    )
-    .unwrap();
-    let front = c
-        .create_network(mk("front", &format!("10.231.{third}.0/24")))
-        .await
-        .unwrap();
-    let back = c
-        .create_network(mk("back", &format!("10.231.{}.0/24", third + 1)))
-        .await
-        .unwrap();
+    let c = Controller::new(cfg, std::sync::Arc::new(wharf_network::ipam::NoStore), vec![]).unwrap();
+    let front = c.create_network(mk("front", &format!("10.231.{third}.0/24"))).await.unwrap();
+    let back = c.create_network(mk("back", &format!("10.231.{}.0/24", third + 1))).await.unwrap();
     let (web, web_ns, web_ip) = join(&c, &dir, &front.id, &["web", "www"]).await;
     let (client, client_ns, _) = join(&c, &dir, &front.id, &["client"]).await;
     let (db, db_ns, _) = join(&c, &dir, &back.id, &["db"]).await;
     let upstream = fake_upstream();
-    c.start_dns(
-        &client,
-        &client_ns,
-        vec![Upstream {
-            addr: upstream,
-            from_host: true,
-        }],
-    )
-    .await
-    .unwrap();
+    c.start_dns(&client, &client_ns, vec![Upstream { addr: upstream, from_host: true }]).await.unwrap();
     c.start_dns(&web, &web_ns, vec![]).await.unwrap();
 
     for name in ["web.", "www.", "WEB.", "web.front."] {
@@ -198,37 +171,16 @@ async fn dns_answers_names_aliases_and_forwards(mode: DnsMode, third: u8) {
     }
     // Known name, no IPv6 address: empty NOERROR, not forwarded.
     let m = query(&client_ns, "web.", RecordType::AAAA, false);
-    assert_eq!(
-        (m.metadata.response_code, m.answers.len()),
-        (ResponseCode::NoError, 0)
-    );
+    assert_eq!((m.metadata.response_code, m.answers.len()), (ResponseCode::NoError, 0));
     // Reverse lookup.
-    let IpAddr::V4(v4) = web_ip else {
-        unreachable!()
-    };
+    let IpAddr::V4(v4) = web_ip else { unreachable!() };
     let o = v4.octets();
-    let m = query(
-        &client_ns,
-        &format!("{}.{}.{}.{}.in-addr.arpa.", o[3], o[2], o[1], o[0]),
-        RecordType::PTR,
-        false,
-    );
+    let m = query(&client_ns, &format!("{}.{}.{}.{}.in-addr.arpa.", o[3], o[2], o[1], o[0]), RecordType::PTR, false);
     assert_eq!(addrs(&m), ["web.front."]);
     // `db` lives on another network: not visible, so forwarded (the fake answers everything).
-    assert_eq!(
-        addrs(&query(&client_ns, "db.", RecordType::A, false)),
-        [FAKE]
-    );
-    assert_eq!(
-        addrs(&query(&client_ns, "example.org.", RecordType::A, true)),
-        [FAKE],
-        "TCP forward"
-    );
-    assert_eq!(
-        addrs(&query(&client_ns, "web.", RecordType::A, true)),
-        [web_ip.to_string()],
-        "TCP local"
-    );
+    assert_eq!(addrs(&query(&client_ns, "db.", RecordType::A, false)), [FAKE]);
+    assert_eq!(addrs(&query(&client_ns, "example.org.", RecordType::A, true)), [FAKE], "TCP forward");
+    assert_eq!(addrs(&query(&client_ns, "web.", RecordType::A, true)), [web_ip.to_string()], "TCP local");
     if mode == DnsMode::Dnat {
         // The container's own programs can still bind port 53 (only the redirect is taken).
         let bound = netns::run_in(&client_ns, || UdpSocket::bind("0.0.0.0:53").is_ok()).unwrap();
@@ -239,10 +191,7 @@ async fn dns_answers_names_aliases_and_forwards(mode: DnsMode, third: u8) {
     assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
     // Disconnecting removes the name.
     c.disconnect(&front.id, &web).await.unwrap();
-    assert_eq!(
-        addrs(&query(&client_ns, "www.", RecordType::A, false)),
-        [FAKE]
-    );
+    assert_eq!(addrs(&query(&client_ns, "www.", RecordType::A, false)), [FAKE]);
 
     c.stop_dns(&client).await;
     c.stop_dns(&web).await;

@@ -32,10 +32,7 @@ fn desired(tag: &str) -> Desired {
 }
 
 fn list(table: &str, family: &str) -> String {
-    let o = std::process::Command::new("nft")
-        .args(["list", "table", family, table])
-        .output()
-        .unwrap();
+    let o = std::process::Command::new("nft").args(["list", "table", family, table]).output().unwrap();
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
@@ -68,11 +65,7 @@ fn iptables_apply_teardown() {
     if !common::require_root("iptables_apply_teardown") {
         return;
     }
-    if std::process::Command::new("iptables-restore")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
+    if std::process::Command::new("iptables-restore").arg("--version").output().is_err() {
         eprintln!("skipping iptables_apply_teardown: iptables-restore not installed");
         return;
     }
@@ -83,15 +76,8 @@ fn iptables_apply_teardown() {
     wharf_network::netns::create_blocking(&ns).unwrap();
     let tag = common::tag();
     let table = format!("WT{tag}");
-    let save = || {
-        String::from_utf8_lossy(
-            &std::process::Command::new("iptables-save")
-                .output()
-                .unwrap()
-                .stdout,
-        )
-        .into_owned()
-    };
+    let save =
+        || String::from_utf8_lossy(&std::process::Command::new("iptables-save").output().unwrap().stdout).into_owned();
     let (applied, after) = wharf_network::netns::run_in(&ns, || {
         let mut fw = Firewall::new(&table, Backend::Iptables).unwrap();
         fw.reconcile(desired(&tag)).unwrap();
@@ -100,14 +86,8 @@ fn iptables_apply_teardown() {
         (applied, save())
     })
     .unwrap();
-    assert!(
-        applied.contains(&format!("-A FORWARD -j {table}-FWD")),
-        "{applied}"
-    );
-    assert!(
-        applied.contains("--to-destination 10.213.0.2:53"),
-        "{applied}"
-    );
+    assert!(applied.contains(&format!("-A FORWARD -j {table}-FWD")), "{applied}");
+    assert!(applied.contains("--to-destination 10.213.0.2:53"), "{applied}");
     assert!(!after.contains(&table), "{after}");
     wharf_network::netns::delete_blocking(&ns).unwrap();
 }

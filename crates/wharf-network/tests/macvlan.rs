@@ -75,16 +75,10 @@ async fn macvlan_on_a_dummy_parent() {
         eps.push((id, ns, ep.ipv4.unwrap().addr()));
     }
     assert_eq!(eps[0].2.to_string(), "10.231.13.1");
-    let kind = netns::run_in(&eps[0].1, || {
-        Netlink::open().unwrap().link("eth0").unwrap().unwrap().kind
-    })
-    .unwrap();
+    let kind = netns::run_in(&eps[0].1, || Netlink::open().unwrap().link("eth0").unwrap().unwrap().kind).unwrap();
     assert_eq!(kind.as_deref(), Some("macvlan"));
     let srv = common::tcp_peer_server(&eps[1].1, SocketAddr::new(eps[1].2, 7300));
-    assert_eq!(
-        common::tcp_fetch(Some(&eps[0].1), srv).unwrap(),
-        eps[0].2.to_string()
-    );
+    assert_eq!(common::tcp_fetch(Some(&eps[0].1), srv).unwrap(), eps[0].2.to_string());
     for (id, ns, _) in &eps {
         c.disconnect(&net.id, id).await.unwrap();
         netns::delete(ns.clone()).await.unwrap();
@@ -96,11 +90,7 @@ async fn macvlan_on_a_dummy_parent() {
 
     // Without a parent, a dummy one is made and removed with the network.
     let net = c
-        .create_network(NetworkCreate {
-            name: "mv2".into(),
-            driver: "macvlan".into(),
-            ..Default::default()
-        })
+        .create_network(NetworkCreate { name: "mv2".into(), driver: "macvlan".into(), ..Default::default() })
         .await
         .unwrap();
     let made = net.link.clone().unwrap();

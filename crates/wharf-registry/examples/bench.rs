@@ -20,10 +20,7 @@ use wharf_types::{Digest, Reference};
 
 fn arg(name: &str, default: &str) -> String {
     let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1).cloned())
-        .unwrap_or_else(|| default.to_owned())
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1).cloned()).unwrap_or_else(|| default.to_owned())
 }
 
 fn noise(seed: u64, len: usize) -> Vec<u8> {
@@ -44,48 +41,30 @@ where
     F: Fn(usize) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
-    futures_util::stream::iter(0..items)
-        .map(f)
-        .buffer_unordered(parallel)
-        .collect::<Vec<()>>()
-        .await;
+    futures_util::stream::iter(0..items).map(f).buffer_unordered(parallel).collect::<Vec<()>>().await;
 }
 
 #[tokio::main]
 async fn main() {
     let total_mb: usize = arg("--mb", "300").parse().unwrap();
     let layers: usize = arg("--layers", "6").parse().unwrap();
-    let parallels: Vec<usize> = arg("--parallel", "1,3,6")
-        .split(',')
-        .map(|p| p.parse().unwrap())
-        .collect();
+    let parallels: Vec<usize> = arg("--parallel", "1,3,6").split(',').map(|p| p.parse().unwrap()).collect();
     let layer_size = total_mb * 1024 * 1024 / layers;
 
     let root = tempfile::tempdir().unwrap();
-    let registry = Registry::new(ServerConfig {
-        root: root.path().to_owned(),
-        max_upload_size: None,
-        auth: AuthMode::None,
-    })
-    .unwrap();
+    let registry =
+        Registry::new(ServerConfig { root: root.path().to_owned(), max_upload_size: None, auth: AuthMode::None })
+            .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let host = listener.local_addr().unwrap().to_string();
-    tokio::spawn(server::serve(
-        listener,
-        server::router(registry),
-        None,
-        std::future::pending(),
-    ));
+    tokio::spawn(server::serve(listener, server::router(registry), None, std::future::pending()));
 
     let blobs: Arc<Vec<(Descriptor, Bytes)>> = Arc::new(
         (0..layers)
             .map(|i| {
                 let b = Bytes::from(noise(i as u64 + 1, layer_size));
                 let d = Digest::sha256_bytes(&Sha256::digest(&b).into());
-                (
-                    Descriptor::new(media_type::OCI_LAYER_GZIP, d, b.len() as u64),
-                    b,
-                )
+                (Descriptor::new(media_type::OCI_LAYER_GZIP, d, b.len() as u64), b)
             })
             .collect(),
     );
@@ -99,23 +78,14 @@ async fn main() {
     let client = Client::new(RegistryConfig::default());
     for &p in &parallels {
         let name: Reference = format!("{host}/bench/p{p}").parse().unwrap();
-        let repo = client
-            .repository(&name, &AuthConfig::default(), Access::Push)
-            .await
-            .unwrap();
+        let repo = client.repository(&name, &AuthConfig::default(), Access::Push).await.unwrap();
         let t = Instant::now();
         run_parallel(layers, p, |i| {
             let repo = repo.clone();
             let blobs = blobs.clone();
             async move {
                 let (d, b) = &blobs[i];
-                repo.push_blob(
-                    d,
-                    std::io::Cursor::new(b.clone()),
-                    &PushBlobOptions::default(),
-                )
-                .await
-                .unwrap();
+                repo.push_blob(d, std::io::Cursor::new(b.clone()), &PushBlobOptions::default()).await.unwrap();
             }
         })
         .await;

@@ -56,10 +56,7 @@ struct Fault {
 fn half_then_error(data: Bytes) -> Body {
     use futures_util::StreamExt;
     let half = data.slice(..data.len() / 2);
-    let items = vec![
-        Ok(half),
-        Err(std::io::Error::other("connection dropped by the test")),
-    ];
+    let items = vec![Ok(half), Err(std::io::Error::other("connection dropped by the test"))];
     Body::from_stream(futures_util::stream::iter(items).then(|item| async move {
         if item.is_err() {
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -70,11 +67,7 @@ fn half_then_error(data: Bytes) -> Body {
 
 async fn blob(State(f): State<Arc<Fault>>, headers: HeaderMap) -> Response {
     let n = f.hits.fetch_add(1, Ordering::SeqCst);
-    f.auth_seen.lock().unwrap().push(
-        headers
-            .get("authorization")
-            .map(|v| v.to_str().unwrap().to_owned()),
-    );
+    f.auth_seen.lock().unwrap().push(headers.get("authorization").map(|v| v.to_str().unwrap().to_owned()));
     let range = headers.get("range").map(|v| v.to_str().unwrap().to_owned());
     if let Some(r) = &range {
         f.ranges.lock().unwrap().push(r.clone());
@@ -82,32 +75,26 @@ async fn blob(State(f): State<Arc<Fault>>, headers: HeaderMap) -> Response {
     let len = f.data.len().to_string();
     let full = || ([("content-length", len.clone())], f.data.clone()).into_response();
     match f.mode {
-        Mode::TruncateAlways => {
-            ([("content-length", len)], half_then_error(f.data.clone())).into_response()
-        }
-        Mode::ShortAlways => {
-            Body::from_stream(futures_util::stream::iter(vec![Ok::<_, std::io::Error>(
-                f.data.slice(..f.data.len() / 2),
-            )]))
-            .into_response()
-        }
+        Mode::TruncateAlways => ([("content-length", len)], half_then_error(f.data.clone())).into_response(),
+        Mode::ShortAlways => Body::from_stream(futures_util::stream::iter(vec![Ok::<_, std::io::Error>(
+            f.data.slice(..f.data.len() / 2),
+        )]))
+        .into_response(),
         Mode::WrongContent => {
             let mut v = f.data.to_vec();
             v[0] ^= 0xff;
             ([("content-length", len)], v).into_response()
         }
         Mode::ServerErrorOnce if n == 0 => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
-        Mode::TooManyOnce if n == 0 => {
-            (StatusCode::TOO_MANY_REQUESTS, [("retry-after", "1")]).into_response()
-        }
+        Mode::TooManyOnce if n == 0 => (StatusCode::TOO_MANY_REQUESTS, [("retry-after", "1")]).into_response(),
         Mode::DropOnceThenRange if n == 0 => {
             ([("content-length", len)], half_then_error(f.data.clone())).into_response()
         }
         Mode::StallOnceThenRange if n == 0 => {
             use futures_util::StreamExt;
             let half = f.data.slice(..f.data.len() / 2);
-            let stalled = futures_util::stream::iter(vec![Ok::<_, std::io::Error>(half)])
-                .chain(futures_util::stream::pending());
+            let stalled =
+                futures_util::stream::iter(vec![Ok::<_, std::io::Error>(half)]).chain(futures_util::stream::pending());
             ([("content-length", len)], Body::from_stream(stalled)).into_response()
         }
         Mode::DropOnceThenRange | Mode::StallOnceThenRange => {
@@ -121,21 +108,16 @@ async fn blob(State(f): State<Arc<Fault>>, headers: HeaderMap) -> Response {
             (
                 StatusCode::PARTIAL_CONTENT,
                 [
-                    (
-                        "content-range",
-                        format!("bytes {start}-{}/{}", f.data.len() - 1, f.data.len()),
-                    ),
+                    ("content-range", format!("bytes {start}-{}/{}", f.data.len() - 1, f.data.len())),
                     ("content-length", body.len().to_string()),
                 ],
                 body,
             )
                 .into_response()
         }
-        Mode::Redirect => (
-            StatusCode::TEMPORARY_REDIRECT,
-            [("location", f.redirect_to.lock().unwrap().clone())],
-        )
-            .into_response(),
+        Mode::Redirect => {
+            (StatusCode::TEMPORARY_REDIRECT, [("location", f.redirect_to.lock().unwrap().clone())]).into_response()
+        }
         Mode::Unavailable => StatusCode::SERVICE_UNAVAILABLE.into_response(),
         _ => full(),
     }
@@ -151,11 +133,7 @@ async fn ping(headers: HeaderMap) -> Response {
     if headers.get("authorization").is_some() {
         StatusCode::OK.into_response()
     } else {
-        (
-            StatusCode::UNAUTHORIZED,
-            [("www-authenticate", "Basic realm=\"faults\"")],
-        )
-            .into_response()
+        (StatusCode::UNAUTHORIZED, [("www-authenticate", "Basic realm=\"faults\"")]).into_response()
     }
 }
 
@@ -204,11 +182,7 @@ async fn truncated_body_fails_after_retries() {
     let (f, res, _) = fetch(Mode::TruncateAlways).await;
     let err = res.unwrap_err();
     assert!(err.contains("reading the blob body"), "{err}");
-    assert_eq!(
-        f.hits.load(Ordering::SeqCst),
-        4,
-        "one try plus three resumes"
-    );
+    assert_eq!(f.hits.load(Ordering::SeqCst), 4, "one try plus three resumes");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -242,14 +216,8 @@ async fn wrong_content_is_a_digest_error() {
     // And as an AsyncRead: the error surfaces instead of EOF.
     let mut r = repo.fetch_blob(&d).await.unwrap().into_async_read();
     let mut buf = Vec::new();
-    let err = tokio::io::AsyncReadExt::read_to_end(&mut r, &mut buf)
-        .await
-        .unwrap_err();
-    let inner = err
-        .get_ref()
-        .unwrap()
-        .downcast_ref::<ClientError>()
-        .unwrap();
+    let err = tokio::io::AsyncReadExt::read_to_end(&mut r, &mut buf).await.unwrap_err();
+    let inner = err.get_ref().unwrap().downcast_ref::<ClientError>().unwrap();
     assert!(matches!(inner, ClientError::DigestMismatch { .. }));
 }
 
@@ -282,10 +250,7 @@ async fn dropped_connection_resumes_with_range() {
     let (f, res, data) = fetch(Mode::DropOnceThenRange).await;
     assert_eq!(res.unwrap(), data.to_vec());
     assert_eq!(f.hits.load(Ordering::SeqCst), 2);
-    assert_eq!(
-        *f.ranges.lock().unwrap(),
-        [format!("bytes={}-", data.len() / 2)]
-    );
+    assert_eq!(*f.ranges.lock().unwrap(), [format!("bytes={}-", data.len() / 2)]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -302,16 +267,10 @@ async fn redirect_to_another_host_drops_authorization() {
     let d = Descriptor::new(media_type::OCI_LAYER_GZIP, sha(&data), data.len() as u64);
     assert_eq!(read_blob(&repo, &d).await.unwrap(), data.to_vec());
     assert!(
-        main.auth_seen.lock().unwrap()[0]
-            .as_deref()
-            .is_some_and(|a| a.starts_with("Basic ")),
+        main.auth_seen.lock().unwrap()[0].as_deref().is_some_and(|a| a.starts_with("Basic ")),
         "the registry itself gets credentials"
     );
-    assert_eq!(
-        *other.auth_seen.lock().unwrap(),
-        [None],
-        "no credentials leak to another host"
-    );
+    assert_eq!(*other.auth_seen.lock().unwrap(), [None], "no credentials leak to another host");
 }
 
 async fn manifest_case(content_type: &str, body: Bytes, reference: &str) -> ClientError {
@@ -328,17 +287,11 @@ async fn bad_manifests_are_refused_clearly() {
     let big = Bytes::from(vec![b' '; 5 << 20]);
     let e = manifest_case(media_type::OCI_MANIFEST, big, "latest").await;
     assert!(matches!(e, ClientError::ManifestTooLarge { .. }), "{e}");
-    assert!(
-        e.to_string().contains("larger than the 4194304 byte limit"),
-        "{e}"
-    );
+    assert!(e.to_string().contains("larger than the 4194304 byte limit"), "{e}");
 
-    let e = manifest_case(
-        "application/vnd.example.unknown+json",
-        Bytes::from_static(br#"{"schemaVersion":2}"#),
-        "latest",
-    )
-    .await;
+    let e =
+        manifest_case("application/vnd.example.unknown+json", Bytes::from_static(br#"{"schemaVersion":2}"#), "latest")
+            .await;
     assert!(matches!(e, ClientError::UnsupportedMediaType { .. }), "{e}");
     assert_eq!(e.kind(), ErrorKind::InvalidArgument);
 
@@ -350,7 +303,9 @@ async fn bad_manifests_are_refused_clearly() {
     .await;
     assert!(matches!(e, ClientError::UnsupportedMediaType { .. }), "{e}");
 
-    let body = Bytes::from_static(br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}"#);
+    let body = Bytes::from_static(
+        br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}"#,
+    );
     let wrong = sha(b"something else").to_string();
     let e = manifest_case(media_type::OCI_INDEX, body, &wrong).await;
     assert!(matches!(e, ClientError::DigestMismatch { .. }), "{e}");
@@ -365,19 +320,12 @@ async fn sha512_descriptors_are_verified() {
     let host = start(f).await;
     let c = client();
     let repo = open(&c, &host, "f", &creds(), Access::Pull).await;
-    let d512: wharf_types::Digest = format!("sha512:{}", hex::encode(Sha512::digest(&data)))
-        .parse()
-        .unwrap();
+    let d512: wharf_types::Digest = format!("sha512:{}", hex::encode(Sha512::digest(&data))).parse().unwrap();
     let d = Descriptor::new(media_type::OCI_LAYER_GZIP, d512, data.len() as u64);
     assert_eq!(read_blob(&repo, &d).await.unwrap(), data.to_vec());
     let wrong: wharf_types::Digest = format!("sha512:{}", "ab".repeat(64)).parse().unwrap();
     let d = Descriptor::new(media_type::OCI_LAYER_GZIP, wrong, data.len() as u64);
-    assert!(
-        read_blob(&repo, &d)
-            .await
-            .unwrap_err()
-            .starts_with("digest mismatch")
-    );
+    assert!(read_blob(&repo, &d).await.unwrap_err().starts_with("digest mismatch"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -394,8 +342,5 @@ async fn stalled_body_times_out_and_resumes() {
     let t = Instant::now();
     assert_eq!(read_blob(&repo, &d).await.unwrap(), data.to_vec());
     assert!(t.elapsed() >= Duration::from_millis(300));
-    assert_eq!(
-        *f.ranges.lock().unwrap(),
-        [format!("bytes={}-", data.len() / 2)]
-    );
+    assert_eq!(*f.ranges.lock().unwrap(), [format!("bytes={}-", data.len() / 2)]);
 }

@@ -26,19 +26,12 @@ fn write_dir(img: &TestImage, dir: &Path) {
 async fn skopeo(args: &[&str]) -> String {
     let out = tokio::time::timeout(
         Duration::from_secs(120),
-        tokio::process::Command::new("skopeo")
-            .arg("--insecure-policy")
-            .args(args)
-            .output(),
+        tokio::process::Command::new("skopeo").arg("--insecure-policy").args(args).output(),
     )
     .await
     .expect("skopeo timed out")
     .unwrap();
-    assert!(
-        out.status.success(),
-        "skopeo {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "skopeo {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -98,18 +91,9 @@ async fn round_trip(host: &str, creds: Option<(&str, &str)>, client_creds: &Auth
     args.extend(&src_creds);
     args.extend([from.as_str(), out_ref.as_str()]);
     skopeo(&args).await;
-    assert_eq!(
-        std::fs::read(out_dir.join("manifest.json")).unwrap(),
-        mine.manifest.to_vec()
-    );
-    assert_eq!(
-        std::fs::read(out_dir.join(mine.layers[0].0.digest.hex())).unwrap(),
-        mine.layers[0].1.to_vec()
-    );
-    assert_eq!(
-        std::fs::read(out_dir.join(mine.config_desc.digest.hex())).unwrap(),
-        mine.config.to_vec()
-    );
+    assert_eq!(std::fs::read(out_dir.join("manifest.json")).unwrap(), mine.manifest.to_vec());
+    assert_eq!(std::fs::read(out_dir.join(mine.layers[0].0.digest.hex())).unwrap(), mine.layers[0].1.to_vec());
+    assert_eq!(std::fs::read(out_dir.join(mine.config_desc.digest.hex())).unwrap(), mine.config.to_vec());
 
     // list-tags and delete.
     let repo_ref = format!("docker://{host}/sk/app");
@@ -138,20 +122,8 @@ async fn skopeo_with_basic_auth() {
     require_tool!("skopeo");
     let dir = tempfile::tempdir().unwrap();
     let h = Htpasswd::load(&htpasswd_file(dir.path(), "sk", "pw")).unwrap();
-    let srv = TestServer::start(
-        AuthMode::Basic {
-            realm: "wharf".into(),
-            htpasswd: h,
-        },
-        None,
-    )
-    .await;
-    round_trip(
-        &srv.host(),
-        Some(("sk", "pw")),
-        &AuthConfig::basic("sk", "pw"),
-    )
-    .await;
+    let srv = TestServer::start(AuthMode::Basic { realm: "wharf".into(), htpasswd: h }, None).await;
+    round_trip(&srv.host(), Some(("sk", "pw")), &AuthConfig::basic("sk", "pw")).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -175,19 +147,12 @@ async fn skopeo_with_bearer_tokens() {
         auth: AuthMode::Token(token),
     })
     .unwrap();
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
-        .await
-        .unwrap();
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
     tokio::spawn(wharf_registry::server::serve(
         listener,
         wharf_registry::server::router(registry),
         None,
         std::future::pending(),
     ));
-    round_trip(
-        &format!("127.0.0.1:{port}"),
-        Some(("sk", "pw")),
-        &AuthConfig::basic("sk", "pw"),
-    )
-    .await;
+    round_trip(&format!("127.0.0.1:{port}"), Some(("sk", "pw")), &AuthConfig::basic("sk", "pw")).await;
 }

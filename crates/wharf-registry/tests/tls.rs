@@ -26,36 +26,17 @@ fn openssl(dir: &Path, args: &[&str]) {
 
 /// A CA, a server certificate for 127.0.0.1 and a client certificate, all signed by the CA.
 fn make_pki(dir: &Path) {
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-    ];
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
     let mut a = vec!["req", "-x509"];
     a.extend(ec);
-    a.extend([
-        "-subj",
-        "/CN=wharf test CA",
-        "-days",
-        "1",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.crt",
-    ]);
+    a.extend(["-subj", "/CN=wharf test CA", "-days", "1", "-keyout", "ca.key", "-out", "ca.crt"]);
     openssl(dir, &a);
     std::fs::write(
         dir.join("srv.ext"),
         "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
     )
     .unwrap();
-    std::fs::write(
-        dir.join("cli.ext"),
-        "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n",
-    )
-    .unwrap();
+    std::fs::write(dir.join("cli.ext"), "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n").unwrap();
     for (name, ext) in [("srv", "srv.ext"), ("client", "cli.ext")] {
         let key = format!("{name}.key");
         let csr = format!("{name}.csr");
@@ -100,21 +81,14 @@ async fn certs_d_ca_and_client_certificate() {
     require_tool!("openssl");
     let pki = tempfile::tempdir().unwrap();
     make_pki(pki.path());
-    let tls = wharf_registry::server::tls_config(
-        &pki.path().join("srv.crt"),
-        &pki.path().join("srv.key"),
-    )
-    .unwrap();
+    let tls = wharf_registry::server::tls_config(&pki.path().join("srv.crt"), &pki.path().join("srv.key")).unwrap();
     let srv = TestServer::start_tls(AuthMode::None, None, Some(tls)).await;
     let host = srv.host();
     let r: Reference = format!("{host}/tls/app").parse().unwrap();
 
     // Not insecure and no CA: refused, and no fallback to HTTP.
     let empty = tempfile::tempdir().unwrap();
-    let err = match strict(empty.path())
-        .repository(&r, &AuthConfig::default(), Access::Push)
-        .await
-    {
+    let err = match strict(empty.path()).repository(&r, &AuthConfig::default(), Access::Push).await {
         Err(e) => e,
         Ok(_) => panic!("an unknown CA was accepted"),
     };
@@ -134,10 +108,7 @@ async fn certs_d_ca_and_client_certificate() {
     std::fs::copy(pki.path().join("client.crt"), d.join("client.cert")).unwrap();
     std::fs::copy(pki.path().join("client.key"), d.join("client.key")).unwrap();
     let c = strict(certs.path());
-    let repo = c
-        .repository(&r, &AuthConfig::default(), Access::Push)
-        .await
-        .unwrap();
+    let repo = c.repository(&r, &AuthConfig::default(), Access::Push).await.unwrap();
     assert!(repo.endpoint().is_https());
     let img = TestImage::generate(110, &[20_000], "amd64");
     push_image(&repo, &img, "v1", &Default::default()).await;
@@ -145,15 +116,9 @@ async fn certs_d_ca_and_client_certificate() {
     assert_eq!(got.digest, img.manifest_digest);
 
     // The default (loopback is insecure): HTTPS without verification.
-    let repo = client()
-        .repository(&r, &AuthConfig::default(), Access::Pull)
-        .await
-        .unwrap();
+    let repo = client().repository(&r, &AuthConfig::default(), Access::Pull).await.unwrap();
     assert!(repo.endpoint().is_https());
-    assert_eq!(
-        read_blob(&repo, &img.layers[0].0).await.unwrap(),
-        img.layers[0].1.to_vec()
-    );
+    assert_eq!(read_blob(&repo, &img.layers[0].0).await.unwrap(), img.layers[0].1.to_vec());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -162,15 +127,9 @@ async fn plain_http_registry_needs_insecure() {
     let host = srv.host();
     let r: Reference = format!("{host}/p/app").parse().unwrap();
     let empty = tempfile::tempdir().unwrap();
-    let err = match strict(empty.path())
-        .repository(&r, &AuthConfig::default(), Access::Pull)
-        .await
-    {
+    let err = match strict(empty.path()).repository(&r, &AuthConfig::default(), Access::Pull).await {
         Err(e) => e,
         Ok(_) => panic!("plain HTTP was used for a secure registry"),
     };
-    assert_eq!(
-        err.to_string(),
-        format!("Get \"https://{host}/v2/\": http: server gave HTTP response to HTTPS client")
-    );
+    assert_eq!(err.to_string(), format!("Get \"https://{host}/v2/\": http: server gave HTTP response to HTTPS client"));
 }

@@ -26,10 +26,7 @@ pub fn bin_dir() -> PathBuf {
     }
     let exe = std::env::current_exe().expect("current test executable");
     // target/<profile>/deps/<test> → target/<profile>
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("test executable lives in target/<profile>/deps");
+    let dir = exe.parent().and_then(Path::parent).expect("test executable lives in target/<profile>/deps");
     dir.to_path_buf()
 }
 
@@ -48,11 +45,7 @@ pub fn bin_path(name: &str) -> PathBuf {
 pub fn unique_name(prefix: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
     static N: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "{prefix}{}x{}",
-        std::process::id() % 100_000,
-        N.fetch_add(1, Ordering::Relaxed)
-    )
+    format!("{prefix}{}x{}", std::process::id() % 100_000, N.fetch_add(1, Ordering::Relaxed))
 }
 
 /// Options for starting a daemon.
@@ -67,6 +60,8 @@ pub struct DaemonOptions {
 /// A running `wharfd` owned by one test.
 pub struct TestDaemon {
     dir: tempfile::TempDir,
+    /// The cgroup parent of this daemon's containers (unique per daemon).
+    pub cgroup_parent: String,
     child: Option<Child>,
     pub socket: PathBuf,
     pub data_root: PathBuf,
@@ -83,12 +78,11 @@ impl TestDaemon {
     }
 
     pub fn start_with(options: DaemonOptions) -> Self {
-        let dir = tempfile::Builder::new()
-            .prefix("wharf-test-")
-            .tempdir()
-            .expect("temp dir");
+        let dir = tempfile::Builder::new().prefix("wharf-test-").tempdir().expect("temp dir");
         let root = dir.path().to_path_buf();
+        let cgroup_parent = format!("/{}", unique_name("wharf-test-"));
         let mut d = TestDaemon {
+            cgroup_parent: cgroup_parent.clone(),
             socket: root.join("wharf.sock"),
             data_root: root.join("data"),
             exec_root: root.join("exec"),
@@ -98,8 +92,19 @@ impl TestDaemon {
             child: None,
             options,
         };
-        if let Some(cfg) = &d.options.config {
-            std::fs::write(&d.config_file, cfg).expect("write daemon.json");
+        let mut cfg: serde_json::Value = match &d.options.config {
+            Some(text) => serde_json::from_str(text).unwrap_or_else(|_| serde_json::Value::String(text.clone())),
+            None => serde_json::json!({}),
+        };
+        match cfg.as_object_mut() {
+            Some(obj) => {
+                obj.entry("cgroup-parent").or_insert(serde_json::Value::String(cgroup_parent));
+                std::fs::write(&d.config_file, cfg.to_string()).expect("write daemon.json");
+            }
+            // Not an object: the test wants to see the daemon refuse it, so write it verbatim.
+            None => {
+                std::fs::write(&d.config_file, d.options.config.as_deref().unwrap_or("")).expect("write daemon.json")
+            }
         }
         d.spawn();
         d
@@ -122,11 +127,7 @@ impl TestDaemon {
     }
 
     fn spawn(&mut self) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log_path)
-            .expect("daemon log");
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log_path).expect("daemon log");
         let child = self
             .command()
             .stdin(Stdio::null())
@@ -144,21 +145,14 @@ impl TestDaemon {
             if let Some(child) = self.child.as_mut()
                 && let Ok(Some(status)) = child.try_wait()
             {
-                panic!(
-                    "wharfd exited during start ({status}); log:\n{}",
-                    self.log()
-                );
+                panic!("wharfd exited during start ({status}); log:\n{}", self.log());
             }
             if let Ok(resp) = http::request(&self.socket, "GET", "/_ping", &[], b"")
                 && resp.status == 200
             {
                 return;
             }
-            assert!(
-                Instant::now() < deadline,
-                "wharfd did not answer /_ping within 20s; log:\n{}",
-                self.log()
-            );
+            assert!(Instant::now() < deadline, "wharfd did not answer /_ping within 20s; log:\n{}", self.log());
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -196,22 +190,14 @@ impl TestDaemon {
     /// The wharf CLI pointed at this daemon.
     pub fn wharf(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(bin_path("wharf"));
-        cmd.env("WHARF_HOST", self.host())
-            .env("DOCKER_CONFIG", self.dir.path().join("docker-config"))
-            .args(args);
+        cmd.env("WHARF_HOST", self.host()).env("DOCKER_CONFIG", self.dir.path().join("docker-config")).args(args);
         cmd
     }
 
     /// An API request on the daemon's socket.
     pub fn api(&self, method: &str, path: &str, body: &[u8]) -> http::Response {
-        http::request(
-            &self.socket,
-            method,
-            path,
-            &[("Content-Type", "application/json")],
-            body,
-        )
-        .unwrap_or_else(|e| panic!("{method} {path}: {e}; daemon log:\n{}", self.log()))
+        http::request(&self.socket, method, path, &[("Content-Type", "application/json")], body)
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}; daemon log:\n{}", self.log()))
     }
 
     /// Sends a signal to the daemon.
@@ -265,7 +251,7 @@ impl TestDaemon {
 impl Drop for TestDaemon {
     fn drop(&mut self) {
         self.stop();
-        unmount_under(self.dir.path());
+        cleanup_host_state(self.dir.path(), &self.cgroup_parent);
         if std::thread::panicking() {
             eprintln!(
                 "---- wharfd log ({}) ----\n{}\n---- end of wharfd log ----",
@@ -274,6 +260,91 @@ impl Drop for TestDaemon {
             );
         }
     }
+}
+
+/// Removes what a daemon under `root` may leave on the host once it is stopped (live restore
+/// keeps containers running): shims, container processes, mounts, and the cgroups under
+/// `cgroup_parent`.
+pub fn cleanup_host_state(root: &Path, cgroup_parent: &str) {
+    let root_s = root.to_string_lossy().into_owned();
+    // Shims carry their state dir (under the root) on their command line.
+    if let Ok(procs) = std::fs::read_dir("/proc") {
+        for p in procs.flatten() {
+            let Ok(pid) = p.file_name().to_string_lossy().parse::<i32>() else { continue };
+            let cmdline = std::fs::read(p.path().join("cmdline")).unwrap_or_default();
+            if String::from_utf8_lossy(&cmdline).contains(&root_s) && pid != std::process::id() as i32 {
+                // SAFETY: kill(2) on a pid read from /proc; at worst it is already gone.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        }
+    }
+    let cgroup_dirs = cgroup_dirs(cgroup_parent);
+    for _ in 0..50 {
+        let mut any = false;
+        for d in &cgroup_dirs {
+            for pid in procs_under(d) {
+                any = true;
+                // SAFETY: as above.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        }
+        if !any {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    unmount_under(root);
+    for d in &cgroup_dirs {
+        remove_cgroup_tree(d);
+    }
+}
+
+/// Every cgroup directory named `parent` (v1 controllers and the unified hierarchy).
+fn cgroup_dirs(parent: &str) -> Vec<PathBuf> {
+    let rel = parent.trim_start_matches('/');
+    if rel.is_empty() {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    if let Ok(ctrls) = std::fs::read_dir("/sys/fs/cgroup") {
+        for c in ctrls.flatten() {
+            let d = c.path().join(rel);
+            if d.is_dir() {
+                out.push(d);
+            }
+        }
+    }
+    let d = Path::new("/sys/fs/cgroup").join(rel);
+    if d.is_dir() {
+        out.push(d);
+    }
+    out
+}
+
+fn procs_under(dir: &Path) -> Vec<i32> {
+    let mut out = Vec::new();
+    if let Ok(text) = std::fs::read_to_string(dir.join("cgroup.procs")) {
+        out.extend(text.lines().filter_map(|l| l.trim().parse::<i32>().ok()));
+    }
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.path().is_dir() {
+                out.extend(procs_under(&e.path()));
+            }
+        }
+    }
+    out
+}
+
+fn remove_cgroup_tree(dir: &Path) {
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.path().is_dir() {
+                remove_cgroup_tree(&e.path());
+            }
+        }
+    }
+    let _ = std::fs::remove_dir(dir);
 }
 
 /// Lazily unmounts everything mounted under `root` (deepest first), so the temp dir can go.
@@ -299,9 +370,7 @@ pub fn unmount_under(root: &Path) {
 
 /// Runs a command and returns its output, panicking with both streams if it could not start.
 pub fn run(cmd: &mut Command) -> Output {
-    cmd.stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("run {cmd:?}: {e}"))
+    cmd.stdin(Stdio::null()).output().unwrap_or_else(|e| panic!("run {cmd:?}: {e}"))
 }
 
 /// Output as text: (exit code, stdout, stderr).

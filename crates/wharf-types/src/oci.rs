@@ -15,15 +15,12 @@ use crate::platform::Platform;
 /// Media types of manifests, indexes, configs and layers.
 pub mod media_type {
     pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
-    pub const DOCKER_MANIFEST_LIST: &str =
-        "application/vnd.docker.distribution.manifest.list.v2+json";
+    pub const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
     pub const DOCKER_MANIFEST_V1: &str = "application/vnd.docker.distribution.manifest.v1+json";
-    pub const DOCKER_MANIFEST_V1_SIGNED: &str =
-        "application/vnd.docker.distribution.manifest.v1+prettyjws";
+    pub const DOCKER_MANIFEST_V1_SIGNED: &str = "application/vnd.docker.distribution.manifest.v1+prettyjws";
     pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
     pub const DOCKER_LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
-    pub const DOCKER_LAYER_FOREIGN_GZIP: &str =
-        "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip";
+    pub const DOCKER_LAYER_FOREIGN_GZIP: &str = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip";
     pub const DOCKER_LAYER_ZSTD: &str = "application/vnd.docker.image.rootfs.diff.tar.zstd";
 
     pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -32,18 +29,12 @@ pub mod media_type {
     pub const OCI_LAYER: &str = "application/vnd.oci.image.layer.v1.tar";
     pub const OCI_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
     pub const OCI_LAYER_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
-    pub const OCI_LAYER_NONDIST_GZIP: &str =
-        "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip";
+    pub const OCI_LAYER_NONDIST_GZIP: &str = "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip";
     /// The empty JSON blob `{}` used as the config of artifacts (image-spec 1.1).
     pub const OCI_EMPTY: &str = "application/vnd.oci.empty.v1+json";
 
     /// Every manifest or index media type Wharf can read, in the order sent in `Accept`.
-    pub const ACCEPTED_MANIFESTS: [&str; 4] = [
-        OCI_INDEX,
-        DOCKER_MANIFEST_LIST,
-        DOCKER_MANIFEST,
-        OCI_MANIFEST,
-    ];
+    pub const ACCEPTED_MANIFESTS: [&str; 4] = [OCI_INDEX, DOCKER_MANIFEST_LIST, DOCKER_MANIFEST, OCI_MANIFEST];
 
     /// True for an image manifest (Docker schema 2 or OCI).
     pub fn is_image_manifest(mt: &str) -> bool {
@@ -104,11 +95,7 @@ impl Descriptor {
 pub struct DescriptorPlatform {
     pub architecture: String,
     pub os: String,
-    #[serde(
-        rename = "os.version",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "os.version", default, skip_serializing_if = "Option::is_none")]
     pub os_version: Option<String>,
     #[serde(rename = "os.features", default, skip_serializing_if = "Vec::is_empty")]
     pub os_features: Vec<String>,
@@ -188,15 +175,10 @@ impl ImageIndex {
         let candidates = || {
             self.manifests.iter().filter_map(|d| {
                 let p = d.platform.as_ref()?.to_platform()?;
-                media_type::is_manifest(&d.media_type)
-                    .then_some((d, p))
-                    .filter(|(_, p)| p.matches(want))
+                media_type::is_manifest(&d.media_type).then_some((d, p)).filter(|(_, p)| p.matches(want))
             })
         };
-        candidates()
-            .find(|(_, p)| p.variant == want.variant)
-            .or_else(|| candidates().next())
-            .map(|(d, _)| d)
+        candidates().find(|(_, p)| p.variant == want.variant).or_else(|| candidates().next()).map(|(d, _)| d)
     }
 }
 
@@ -255,17 +237,12 @@ impl Manifest {
         if let (Some(d), Some(b)) = (declared, probe.media_type.as_deref())
             && d != b
         {
-            return Err(ManifestError::MediaTypeMismatch {
-                declared: d.to_owned(),
-                body: b.to_owned(),
-            });
+            return Err(ManifestError::MediaTypeMismatch { declared: d.to_owned(), body: b.to_owned() });
         }
         let mt = match declared.or(probe.media_type.as_deref()) {
             Some(mt) => mt.to_owned(),
             None if probe.fs_layers.is_some() => {
-                return Err(ManifestError::Schema1(
-                    media_type::DOCKER_MANIFEST_V1.to_owned(),
-                ));
+                return Err(ManifestError::Schema1(media_type::DOCKER_MANIFEST_V1.to_owned()));
             }
             None if probe.manifests.is_some() => media_type::OCI_INDEX.to_owned(),
             None if probe.config.is_some() => media_type::OCI_MANIFEST.to_owned(),
@@ -301,10 +278,7 @@ impl Manifest {
     /// media type for an image manifest.
     pub fn artifact_type(&self) -> Option<&str> {
         match self {
-            Manifest::Image(m) => m
-                .artifact_type
-                .as_deref()
-                .or(Some(m.config.media_type.as_str())),
+            Manifest::Image(m) => m.artifact_type.as_deref().or(Some(m.config.media_type.as_str())),
             Manifest::Index(i) => i.artifact_type.as_deref(),
         }
     }
@@ -375,10 +349,7 @@ mod tests {
 
     #[test]
     fn rejects_mismatch_schema1_and_unknown() {
-        let body = format!(
-            r#"{{"schemaVersion":2,"mediaType":"{}","manifests":[]}}"#,
-            media_type::OCI_INDEX
-        );
+        let body = format!(r#"{{"schemaVersion":2,"mediaType":"{}","manifests":[]}}"#, media_type::OCI_INDEX);
         assert!(matches!(
             Manifest::parse(Some(media_type::DOCKER_MANIFEST), body.as_bytes()),
             Err(ManifestError::MediaTypeMismatch { .. })
@@ -391,9 +362,6 @@ mod tests {
             Manifest::parse(Some("application/x-foo"), br#"{"schemaVersion":2}"#),
             Err(ManifestError::UnknownMediaType(_))
         ));
-        assert!(matches!(
-            Manifest::parse(None, b"not json"),
-            Err(ManifestError::Json(_))
-        ));
+        assert!(matches!(Manifest::parse(None, b"not json"), Err(ManifestError::Json(_))));
     }
 }

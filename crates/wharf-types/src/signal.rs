@@ -75,10 +75,7 @@ pub fn parse(s: &str) -> Option<i32> {
 
 /// The conventional name of a signal number (`SIGTERM`), for messages.
 pub fn name(n: i32) -> String {
-    match SIGNALS
-        .iter()
-        .find(|(k, v)| *v == n && !matches!(*k, "CLD" | "IOT" | "POLL"))
-    {
+    match SIGNALS.iter().find(|(k, v)| *v == n && !matches!(*k, "CLD" | "IOT" | "POLL")) {
         Some((k, _)) => format!("SIG{k}"),
         None => n.to_string(),
     }

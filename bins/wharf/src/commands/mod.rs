@@ -32,9 +32,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
 }
 
 /// Parses docker's `-f key=value` filter flags into the API's filter map.
-pub fn parse_filters(
-    flags: &[String],
-) -> Result<std::collections::HashMap<String, Vec<String>>, CliError> {
+pub fn parse_filters(flags: &[String]) -> Result<std::collections::HashMap<String, Vec<String>>, CliError> {
     let mut out: std::collections::HashMap<String, Vec<String>> = std::collections::HashMap::new();
     for f in flags {
         let Some((k, v)) = f.split_once('=') else {
@@ -42,9 +40,7 @@ pub fn parse_filters(
                 "invalid argument \"{f}\" for \"-f, --filter\" flag: bad format of filter (expected name=value)"
             )));
         };
-        out.entry(k.trim().to_lowercase())
-            .or_default()
-            .push(v.to_owned());
+        out.entry(k.trim().to_lowercase()).or_default().push(v.to_owned());
     }
     Ok(out)
 }

@@ -26,26 +26,16 @@ pub async fn read_json(body: Body, limit: usize) -> Result<Option<Value>, ApiErr
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
-    serde_json::from_slice(&bytes)
-        .map(Some)
-        .map_err(|e| ApiError::invalid(format!("invalid JSON: {e}")))
+    serde_json::from_slice(&bytes).map(Some).map_err(|e| ApiError::invalid(format!("invalid JSON: {e}")))
 }
 
 const RESTART_POLICIES: &[&str] = &["", "no", "always", "unless-stopped", "on-failure"];
 
-pub async fn create(
-    State(st): State<AppState>,
-    query: Query,
-    req: Request,
-) -> Result<Response, ApiError> {
+pub async fn create(State(st): State<AppState>, query: Query, req: Request) -> Result<Response, ApiError> {
     let Some(mut body) = read_json(req.into_body(), 4 << 20).await? else {
-        return Err(ApiError::invalid(
-            "config cannot be empty in order to create a container",
-        ));
+        return Err(ApiError::invalid("config cannot be empty in order to create a container"));
     };
-    if let Some(name) = body
-        .pointer("/HostConfig/RestartPolicy/Name")
-        .and_then(Value::as_str)
+    if let Some(name) = body.pointer("/HostConfig/RestartPolicy/Name").and_then(Value::as_str)
         && !RESTART_POLICIES.contains(&name)
     {
         return Err(ApiError::invalid(format!(
@@ -56,8 +46,8 @@ pub async fn create(
     if let Some(obj) = body.as_object_mut() {
         obj.retain(|_, v| !v.is_null());
     }
-    let create = serde_json::from_value(body)
-        .map_err(|e| ApiError::invalid(format!("invalid container config: {e}")))?;
+    let create =
+        serde_json::from_value(body).map_err(|e| ApiError::invalid(format!("invalid container config: {e}")))?;
     let name = query.get("name").map(str::to_owned);
     let resp = st.backends.containers.create(name, create).await?;
     Ok((StatusCode::CREATED, Json(resp)).into_response())
@@ -79,13 +69,9 @@ pub async fn inspect(
     version: axum::Extension<ApiVersion>,
     query: Query,
 ) -> Result<Response, ApiError> {
-    let resp = st
-        .backends
-        .containers
-        .inspect(&id, query.bool("size", false))
-        .await?;
-    let mut v = serde_json::to_value(resp)
-        .map_err(|e| ApiError::new(wharf_types::ErrorKind::Internal, e.to_string()))?;
+    let resp = st.backends.containers.inspect(&id, query.bool("size", false)).await?;
+    let mut v =
+        serde_json::to_value(resp).map_err(|e| ApiError::new(wharf_types::ErrorKind::Internal, e.to_string()))?;
     shape_inspect(&mut v, version.0);
     Ok(Json(v).into_response())
 }
@@ -98,11 +84,7 @@ pub fn shape_inspect(v: &mut Value, version: ApiVersion) {
     let Some(ns) = v.get_mut("NetworkSettings").and_then(Value::as_object_mut) else {
         return;
     };
-    let bridge = ns
-        .get("Networks")
-        .and_then(|n| n.get("bridge"))
-        .cloned()
-        .unwrap_or(Value::Null);
+    let bridge = ns.get("Networks").and_then(|n| n.get("bridge")).cloned().unwrap_or(Value::Null);
     let field = |k: &str, default: Value| bridge.get(k).cloned().unwrap_or(default);
     for (k, d) in [
         ("EndpointID", json!("")),
@@ -132,140 +114,65 @@ fn no_content() -> Response {
     StatusCode::NO_CONTENT.into_response()
 }
 
-pub async fn start(
-    State(st): State<AppState>,
-    Path(id): Path<String>,
-) -> Result<Response, ApiError> {
+pub async fn start(State(st): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
     st.backends.containers.start(&id).await?;
     Ok(no_content())
 }
 
-pub async fn stop(
-    State(st): State<AppState>,
-    Path(id): Path<String>,
-    query: Query,
-) -> Result<Response, ApiError> {
+pub async fn stop(State(st): State<AppState>, Path(id): Path<String>, query: Query) -> Result<Response, ApiError> {
     st.backends
         .containers
-        .stop(
-            &id,
-            query.int("t")?,
-            query
-                .get("signal")
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned),
-        )
+        .stop(&id, query.int("t")?, query.get("signal").filter(|s| !s.is_empty()).map(str::to_owned))
         .await?;
     Ok(no_content())
 }
 
-pub async fn restart(
-    State(st): State<AppState>,
-    Path(id): Path<String>,
-    query: Query,
-) -> Result<Response, ApiError> {
+pub async fn restart(State(st): State<AppState>, Path(id): Path<String>, query: Query) -> Result<Response, ApiError> {
     st.backends
         .containers
-        .restart(
-            &id,
-            query.int("t")?,
-            query
-                .get("signal")
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned),
-        )
+        .restart(&id, query.int("t")?, query.get("signal").filter(|s| !s.is_empty()).map(str::to_owned))
         .await?;
     Ok(no_content())
 }
 
-pub async fn kill(
-    State(st): State<AppState>,
-    Path(id): Path<String>,
-    query: Query,
-) -> Result<Response, ApiError> {
-    st.backends
-        .containers
-        .kill(
-            &id,
-            query
-                .get("signal")
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned),
-        )
-        .await?;
+pub async fn kill(State(st): State<AppState>, Path(id): Path<String>, query: Query) -> Result<Response, ApiError> {
+    st.backends.containers.kill(&id, query.get("signal").filter(|s| !s.is_empty()).map(str::to_owned)).await?;
     Ok(no_content())
 }
 
-pub async fn pause(
-    State(st): State<AppState>,
-    Path(id): Path<String>,
-) -> Result<Response, ApiError> {
+pub async fn pause(State(st): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
     st.backends.containers.pause(&id).await?;
     Ok(no_content())
 }
 
-pub async fn unpause(
-    State(st): State<AppState>,
-    Path(id): Path<String>,
-) -> Result<Response, ApiError> {
+pub async fn unpause(State(st): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
     st.backends.containers.unpause(&id).await?;
     Ok(no_content())
 }
 
-pub async fn rename(
-    State(st): State<AppState>,
-    Path(id): Path<String>,
-    query: Query,
-) -> Result<Response, ApiError> {
+pub async fn rename(State(st): State<AppState>, Path(id): Path<String>, query: Query) -> Result<Response, ApiError> {
     let name = query.get("name").unwrap_or("");
     st.backends.containers.rename(&id, name).await?;
     Ok(no_content())
 }
 
-pub async fn remove(
-    State(st): State<AppState>,
-    Path(id): Path<String>,
-    query: Query,
-) -> Result<Response, ApiError> {
+pub async fn remove(State(st): State<AppState>, Path(id): Path<String>, query: Query) -> Result<Response, ApiError> {
     st.backends
         .containers
-        .remove(
-            &id,
-            query.bool("force", false),
-            query.bool("v", false),
-            query.bool("link", false),
-        )
+        .remove(&id, query.bool("force", false), query.bool("v", false), query.bool("link", false))
         .await?;
     Ok(no_content())
 }
 
-pub async fn top(
-    State(st): State<AppState>,
-    Path(id): Path<String>,
-    query: Query,
-) -> Result<Response, ApiError> {
-    let args = query
-        .get("ps_args")
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned);
+pub async fn top(State(st): State<AppState>, Path(id): Path<String>, query: Query) -> Result<Response, ApiError> {
+    let args = query.get("ps_args").filter(|s| !s.is_empty()).map(str::to_owned);
     Ok(Json(st.backends.containers.top(&id, args).await?).into_response())
 }
 
-pub async fn resize(
-    State(st): State<AppState>,
-    Path(id): Path<String>,
-    query: Query,
-) -> Result<Response, ApiError> {
+pub async fn resize(State(st): State<AppState>, Path(id): Path<String>, query: Query) -> Result<Response, ApiError> {
     let h = query.int("h")?.unwrap_or(0);
     let w = query.int("w")?.unwrap_or(0);
-    st.backends
-        .containers
-        .resize(
-            &id,
-            h.clamp(0, u16::MAX.into()) as u16,
-            w.clamp(0, u16::MAX.into()) as u16,
-        )
-        .await?;
+    st.backends.containers.resize(&id, h.clamp(0, u16::MAX.into()) as u16, w.clamp(0, u16::MAX.into()) as u16).await?;
     Ok(StatusCode::OK.into_response())
 }
 
@@ -274,11 +181,7 @@ pub async fn prune(State(st): State<AppState>, query: Query) -> Result<Response,
 }
 
 /// `POST /containers/{id}/wait`: headers go out at once; the body comes when the condition is met.
-pub async fn wait(
-    State(st): State<AppState>,
-    Path(id): Path<String>,
-    query: Query,
-) -> Result<Response, ApiError> {
+pub async fn wait(State(st): State<AppState>, Path(id): Path<String>, query: Query) -> Result<Response, ApiError> {
     let condition = match query.get("condition").unwrap_or("") {
         "" | "not-running" => WaitCondition::NotRunning,
         "next-exit" => WaitCondition::NextExit,
@@ -296,10 +199,7 @@ pub async fn wait(
         Ok::<_, Infallible>(Bytes::from(line))
     });
     let mut resp = Response::new(Body::from_stream(body));
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     Ok(resp)
 }
 
@@ -321,59 +221,37 @@ pub async fn logs(
         stdout: query.bool("stdout", false),
         stderr: query.bool("stderr", false),
         follow: query.bool("follow", false),
-        since: query
-            .get("since")
-            .filter(|s| !s.is_empty() && *s != "0")
-            .map(parse_timestamp)
-            .transpose()?,
-        until: query
-            .get("until")
-            .filter(|s| !s.is_empty() && *s != "0")
-            .map(parse_timestamp)
-            .transpose()?,
+        since: query.get("since").filter(|s| !s.is_empty() && *s != "0").map(parse_timestamp).transpose()?,
+        until: query.get("until").filter(|s| !s.is_empty() && *s != "0").map(parse_timestamp).transpose()?,
         tail: match query.get("tail") {
             None | Some("") | Some("all") => None,
-            Some(n) => n
-                .parse::<i64>()
-                .ok()
-                .filter(|n| *n >= 0)
-                .map(|n| n as usize),
+            Some(n) => n.parse::<i64>().ok().filter(|n| *n >= 0).map(|n| n as usize),
         },
     };
     if !opts.stdout && !opts.stderr {
-        return Err(ApiError::invalid(
-            "Bad parameters: you must choose at least one stream",
-        ));
+        return Err(ApiError::invalid("Bad parameters: you must choose at least one stream"));
     }
     let timestamps = query.bool("timestamps", false);
     let logs = st.backends.containers.logs(&id, opts).await?;
     let tty = logs.tty;
     let shutdown = st.shutdown.clone();
-    let body = logs
-        .stream
-        .take_until(async move { shutdown.cancelled().await })
-        .map(move |item| {
-            let bytes = match item {
-                Ok(c) => {
-                    let mut data = Vec::with_capacity(c.bytes.len() + 32);
-                    if timestamps {
-                        data.extend_from_slice(format_timestamp(c.timestamp).as_bytes());
-                        data.push(b' ');
-                    }
-                    data.extend_from_slice(&c.bytes);
-                    hijack::frame(tty, c.stream, &data)
+    let body = logs.stream.take_until(async move { shutdown.cancelled().await }).map(move |item| {
+        let bytes = match item {
+            Ok(c) => {
+                let mut data = Vec::with_capacity(c.bytes.len() + 32);
+                if timestamps {
+                    data.extend_from_slice(format_timestamp(c.timestamp).as_bytes());
+                    data.push(b' ');
                 }
-                Err(e) => hijack::frame(
-                    false,
-                    3,
-                    format!("Error grabbing logs: {}\n", e.message).as_bytes(),
-                ),
-            };
-            Ok::<_, Infallible>(bytes)
-        });
+                data.extend_from_slice(&c.bytes);
+                hijack::frame(tty, c.stream, &data)
+            }
+            Err(e) => hijack::frame(false, 3, format!("Error grabbing logs: {}\n", e.message).as_bytes()),
+        };
+        Ok::<_, Infallible>(bytes)
+    });
     let mut resp = Response::new(Body::from_stream(body));
-    resp.headers_mut()
-        .insert(header::CONTENT_TYPE, stream_content_type(version.0, tty));
+    resp.headers_mut().insert(header::CONTENT_TYPE, stream_content_type(version.0, tty));
     Ok(resp)
 }
 
@@ -384,12 +262,7 @@ pub fn format_timestamp(nanos: i64) -> String {
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
     let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{frac:09}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{frac:09}Z", rem / 3600, rem % 3600 / 60, rem % 60)
 }
 
 /// Days since 1970-01-01 to (year, month, day), proleptic Gregorian.
@@ -415,10 +288,7 @@ pub async fn attach(
     query: Query,
     mut req: Request,
 ) -> Result<Response, ApiError> {
-    let detach_keys = query
-        .get("detachKeys")
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned);
+    let detach_keys = query.get("detachKeys").filter(|s| !s.is_empty()).map(str::to_owned);
     if let Some(k) = &detach_keys {
         hijack::parse_detach_keys(k).map_err(ApiError::invalid)?;
     }
@@ -436,12 +306,9 @@ pub async fn attach(
     if !upgrading {
         // Old clients: a plain 200 whose body is the output (stdin unsupported).
         let tty = session.tty;
-        let body = session
-            .output
-            .map(move |(s, b)| Ok::<_, Infallible>(hijack::frame(tty, s, &b)));
+        let body = session.output.map(move |(s, b)| Ok::<_, Infallible>(hijack::frame(tty, s, &b)));
         let mut resp = Response::new(Body::from_stream(body));
-        resp.headers_mut()
-            .insert(header::CONTENT_TYPE, content_type);
+        resp.headers_mut().insert(header::CONTENT_TYPE, content_type);
         return Ok(resp);
     }
     let on_upgrade = hyper::upgrade::on(&mut req);
@@ -466,16 +333,14 @@ mod tests {
 
     #[test]
     fn timestamps_have_nine_digits() {
-        assert_eq!(
-            format_timestamp(1_795_400_523_065_273_975),
-            "2026-11-23T02:22:03.065273975Z"
-        );
+        assert_eq!(format_timestamp(1_795_400_523_065_273_975), "2026-11-23T02:22:03.065273975Z");
         assert_eq!(format_timestamp(0), "1970-01-01T00:00:00.000000000Z");
     }
 
     #[test]
     fn legacy_network_fields_below_1_52() {
-        let mut v = json!({"NetworkSettings": {"Networks": {"bridge": {"IPAddress": "172.17.0.2", "Gateway": "172.17.0.1"}}}});
+        let mut v =
+            json!({"NetworkSettings": {"Networks": {"bridge": {"IPAddress": "172.17.0.2", "Gateway": "172.17.0.1"}}}});
         shape_inspect(&mut v, ApiVersion::new(1, 50));
         assert_eq!(v["NetworkSettings"]["IPAddress"], "172.17.0.2");
         assert_eq!(v["NetworkSettings"]["Gateway"], "172.17.0.1");

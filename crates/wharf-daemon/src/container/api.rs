@@ -7,12 +7,12 @@ use async_trait::async_trait;
 use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
 use wharf_api::backend::{
-    AttachOptions, AttachSession, ContainerBackend, ListOptions, LogChunk, Logs, LogsOptions,
-    WaitCondition, WaitOutcome,
+    AttachOptions, AttachSession, ContainerBackend, ListOptions, LogChunk, Logs, LogsOptions, WaitCondition,
+    WaitOutcome,
 };
 use wharf_api::models::{
-    ContainerCreateBody, ContainerCreateResponse, ContainerInspectResponse, ContainerPruneResponse,
-    ContainerSummary, ContainerTopResponse,
+    ContainerCreateBody, ContainerCreateResponse, ContainerInspectResponse, ContainerPruneResponse, ContainerSummary,
+    ContainerTopResponse,
 };
 use wharf_runtime::logs::{LogStream, ReadOptions, StreamKind};
 use wharf_runtime::shim::protocol::LogDriver;
@@ -23,21 +23,13 @@ use super::supervisor::Op;
 use super::{ContainerService, names, view};
 
 fn signal(s: Option<String>) -> Result<Option<i32>, EngineError> {
-    s.map(|s| {
-        wharf_types::signal::parse(&s)
-            .ok_or_else(|| EngineError::invalid(format!("Invalid signal: {s}")))
-    })
-    .transpose()
+    s.map(|s| wharf_types::signal::parse(&s).ok_or_else(|| EngineError::invalid(format!("Invalid signal: {s}"))))
+        .transpose()
 }
 
 /// Reads a container's log file with the API's options.
 pub fn read_container_logs(r: &ContainerRecord, opts: LogsOptions) -> LogStream {
-    let driver = match r
-        .host_config
-        .log_config
-        .as_ref()
-        .and_then(|l| l.typ.as_deref())
-    {
+    let driver = match r.host_config.log_config.as_ref().and_then(|l| l.typ.as_deref()) {
         Some("local") => LogDriver::Local,
         _ => LogDriver::JsonFile,
     };
@@ -62,10 +54,7 @@ impl ContainerBackend for ContainerService {
         body: ContainerCreateBody,
     ) -> Result<ContainerCreateResponse, EngineError> {
         let (id, warnings) = ContainerService::create(self, name.as_deref(), body).await?;
-        Ok(ContainerCreateResponse {
-            id: id.to_string(),
-            warnings,
-        })
+        Ok(ContainerCreateResponse { id: id.to_string(), warnings })
     }
 
     async fn inspect(&self, id: &str, size: bool) -> Result<ContainerInspectResponse, EngineError> {
@@ -74,18 +63,10 @@ impl ContainerBackend for ContainerService {
         let snapshotter = self.ctx.images.snapshotter();
         let key = r.rw_layer.clone();
         let (usage, upper) = tokio::task::spawn_blocking(move || {
-            let usage = if size {
-                snapshotter.usage(&key).ok().map(|u| u.size as i64)
-            } else {
-                None
-            };
+            let usage = if size { snapshotter.usage(&key).ok().map(|u| u.size as i64) } else { None };
             let upper = match snapshotter.diff_source(&key) {
-                Ok(wharf_snapshot::DiffSource::Overlay { upper, .. }) => {
-                    Some(upper.display().to_string())
-                }
-                Ok(wharf_snapshot::DiffSource::Trees { upper, .. }) => {
-                    Some(upper.display().to_string())
-                }
+                Ok(wharf_snapshot::DiffSource::Overlay { upper, .. }) => Some(upper.display().to_string()),
+                Ok(wharf_snapshot::DiffSource::Trees { upper, .. }) => Some(upper.display().to_string()),
                 Err(_) => None,
             };
             (usage, upper)
@@ -118,20 +99,9 @@ impl ContainerBackend for ContainerService {
         } else {
             None
         };
-        let created_of =
-            |key: &str| -> Result<String, EngineError> { Ok(self.lookup(key)?.record().created) };
-        let before = opts
-            .filters
-            .get("before")
-            .next()
-            .map(created_of)
-            .transpose()?;
-        let since = opts
-            .filters
-            .get("since")
-            .next()
-            .map(created_of)
-            .transpose()?;
+        let created_of = |key: &str| -> Result<String, EngineError> { Ok(self.lookup(key)?.record().created) };
+        let before = opts.filters.get("before").next().map(created_of).transpose()?;
+        let since = opts.filters.get("since").next().map(created_of).transpose()?;
         let show_all = opts.all
             || opts.limit.is_some()
             || before.is_some()
@@ -140,17 +110,10 @@ impl ContainerBackend for ContainerService {
             || opts.filters.contains("exited");
         let mut out = Vec::new();
         for r in records {
-            if !show_all
-                && !matches!(
-                    r.state.status,
-                    Status::Running | Status::Paused | Status::Restarting
-                )
-            {
+            if !show_all && !matches!(r.state.status, Status::Running | Status::Paused | Status::Restarting) {
                 continue;
             }
-            if before.as_ref().is_some_and(|b| r.created >= *b)
-                || since.as_ref().is_some_and(|s| r.created <= *s)
-            {
+            if before.as_ref().is_some_and(|b| r.created >= *b) || since.as_ref().is_some_and(|s| r.created <= *s) {
                 continue;
             }
             if !view::matches(&r, &opts.filters, ancestors.as_deref()) {
@@ -160,10 +123,7 @@ impl ContainerBackend for ContainerService {
                 let snapshotter = self.ctx.images.snapshotter();
                 let key = r.rw_layer.clone();
                 tokio::task::spawn_blocking(move || {
-                    snapshotter
-                        .usage(&key)
-                        .ok()
-                        .map(|u| (u.size as i64, u.size as i64))
+                    snapshotter.usage(&key).ok().map(|u| (u.size as i64, u.size as i64))
                 })
                 .await
                 .ok()
@@ -184,36 +144,16 @@ impl ContainerBackend for ContainerService {
         self.ask(&h, Op::Start).await
     }
 
-    async fn stop(
-        &self,
-        id: &str,
-        timeout: Option<i64>,
-        sig: Option<String>,
-    ) -> Result<(), EngineError> {
+    async fn stop(&self, id: &str, timeout: Option<i64>, sig: Option<String>) -> Result<(), EngineError> {
         let h = self.lookup(id)?;
         let signal = signal(sig)?;
-        self.ask(&h, |reply| Op::Stop {
-            timeout,
-            signal,
-            reply,
-        })
-        .await
+        self.ask(&h, |reply| Op::Stop { timeout, signal, reply }).await
     }
 
-    async fn restart(
-        &self,
-        id: &str,
-        timeout: Option<i64>,
-        sig: Option<String>,
-    ) -> Result<(), EngineError> {
+    async fn restart(&self, id: &str, timeout: Option<i64>, sig: Option<String>) -> Result<(), EngineError> {
         let h = self.lookup(id)?;
         let signal = signal(sig)?;
-        self.ask(&h, |reply| Op::Restart {
-            timeout,
-            signal,
-            reply,
-        })
-        .await
+        self.ask(&h, |reply| Op::Restart { timeout, signal, reply }).await
     }
 
     async fn kill(&self, id: &str, sig: Option<String>) -> Result<(), EngineError> {
@@ -222,53 +162,31 @@ impl ContainerBackend for ContainerService {
         self.ask(&h, |reply| Op::Kill { signal, reply }).await
     }
 
-    async fn wait(
-        &self,
-        id: &str,
-        condition: WaitCondition,
-    ) -> Result<BoxFuture<'static, WaitOutcome>, EngineError> {
+    async fn wait(&self, id: &str, condition: WaitCondition) -> Result<BoxFuture<'static, WaitOutcome>, EngineError> {
         let h = self.lookup(id)?;
         let mut rx = h.exits.subscribe();
         let now = rx.borrow().clone();
         let record_code = h.record().state.exit_code;
         Ok(Box::pin(async move {
-            let outcome = |w: &super::ExitWatch| WaitOutcome {
-                status_code: w.code,
-                error: w.error.clone(),
-            };
+            let outcome = |w: &super::ExitWatch| WaitOutcome { status_code: w.code, error: w.error.clone() };
             let done = match condition {
                 WaitCondition::NotRunning if !now.running => {
-                    return WaitOutcome {
-                        status_code: record_code,
-                        error: None,
-                    };
+                    return WaitOutcome { status_code: record_code, error: None };
                 }
-                WaitCondition::NotRunning | WaitCondition::NextExit => rx
-                    .wait_for(|w| w.exits > now.exits || w.removed)
-                    .await
-                    .map(|w| outcome(&w)),
+                WaitCondition::NotRunning | WaitCondition::NextExit => {
+                    rx.wait_for(|w| w.exits > now.exits || w.removed).await.map(|w| outcome(&w))
+                }
                 WaitCondition::Removed => rx.wait_for(|w| w.removed).await.map(|w| outcome(&w)),
             };
             // The watch closes when the container is removed and forgotten.
-            done.unwrap_or(WaitOutcome {
-                status_code: now.code,
-                error: None,
-            })
+            done.unwrap_or(WaitOutcome { status_code: now.code, error: None })
         }))
     }
 
-    async fn remove(
-        &self,
-        id: &str,
-        force: bool,
-        _volumes: bool,
-        link: bool,
-    ) -> Result<(), EngineError> {
+    async fn remove(&self, id: &str, force: bool, _volumes: bool, link: bool) -> Result<(), EngineError> {
         let h = self.lookup(id)?;
         if link {
-            return Err(EngineError::invalid(
-                "Conflict, cannot remove the default link name of the container",
-            ));
+            return Err(EngineError::invalid("Conflict, cannot remove the default link name of the container"));
         }
         self.ask(&h, |reply| Op::Remove { force, reply }).await
     }
@@ -276,17 +194,11 @@ impl ContainerBackend for ContainerService {
     async fn rename(&self, id: &str, name: &str) -> Result<(), EngineError> {
         let h = self.lookup(id)?;
         if name.is_empty() {
-            return Err(EngineError::invalid(
-                "Neither old nor new names may be empty",
-            ));
+            return Err(EngineError::invalid("Neither old nor new names may be empty"));
         }
-        let new = names::validate(name)
-            .map_err(EngineError::invalid)?
-            .to_owned();
+        let new = names::validate(name).map_err(EngineError::invalid)?.to_owned();
         if h.name() == new {
-            return Err(EngineError::invalid(
-                "Renaming a container with the same name as its current name",
-            ));
+            return Err(EngineError::invalid("Renaming a container with the same name as its current name"));
         }
         if let Ok(other) = self.lookup(&new)
             && other.name() == new
@@ -309,26 +221,15 @@ impl ContainerBackend for ContainerService {
         self.ask(&h, Op::Unpause).await
     }
 
-    async fn top(
-        &self,
-        id: &str,
-        ps_args: Option<String>,
-    ) -> Result<ContainerTopResponse, EngineError> {
+    async fn top(&self, id: &str, ps_args: Option<String>) -> Result<ContainerTopResponse, EngineError> {
         let h = self.lookup(id)?;
         let r = h.record();
         if !r.state.status.is_running() {
-            return Err(EngineError::conflict(format!(
-                "Container {} is not running",
-                r.id
-            )));
+            return Err(EngineError::conflict(format!("Container {} is not running", r.id)));
         }
-        let mut runtime = (self.ctx.runtimes)(&r.runtime)
-            .ok_or_else(|| EngineError::internal("runtime vanished"))?;
+        let mut runtime = (self.ctx.runtimes)(&r.runtime).ok_or_else(|| EngineError::internal("runtime vanished"))?;
         runtime.root = self.ctx.paths.runtime_root(&r.runtime);
-        let pids = runtime
-            .ps(r.id.as_str())
-            .await
-            .map_err(|e| EngineError::internal(e.to_string()))?;
+        let pids = runtime.ps(r.id.as_str()).await.map_err(|e| EngineError::internal(e.to_string()))?;
         let args = ps_args.unwrap_or_else(|| "-ef".into());
         let out = tokio::process::Command::new("ps")
             .args(args.split_whitespace())
@@ -336,10 +237,7 @@ impl ContainerBackend for ContainerService {
             .await
             .map_err(|e| EngineError::internal(format!("running ps: {e}")))?;
         if !out.status.success() {
-            return Err(EngineError::internal(format!(
-                "ps: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            )));
+            return Err(EngineError::internal(format!("ps: {}", String::from_utf8_lossy(&out.stderr).trim())));
         }
         let top = super::view_top::parse_ps(&String::from_utf8_lossy(&out.stdout), &pids)?;
         self.ctx.events.publish(wharf_types::Event::now(
@@ -354,16 +252,9 @@ impl ContainerBackend for ContainerService {
     async fn logs(&self, id: &str, opts: LogsOptions) -> Result<Logs, EngineError> {
         let h = self.lookup(id)?;
         let r = h.record();
-        let driver = r
-            .host_config
-            .log_config
-            .as_ref()
-            .and_then(|l| l.typ.clone())
-            .unwrap_or_default();
+        let driver = r.host_config.log_config.as_ref().and_then(|l| l.typ.clone()).unwrap_or_default();
         if driver == "none" || r.log_path.is_empty() {
-            return Err(EngineError::not_implemented(format!(
-                "configured logging driver does not support reading"
-            )));
+            return Err(EngineError::not_implemented(format!("configured logging driver does not support reading")));
         }
         let follow = opts.follow && r.state.status.is_running();
         let stop = tokio_util::sync::CancellationToken::new();
@@ -377,11 +268,7 @@ impl ContainerBackend for ContainerService {
                 stop.cancel();
             });
         }
-        let driver = if driver == "local" {
-            LogDriver::Local
-        } else {
-            LogDriver::JsonFile
-        };
+        let driver = if driver == "local" { LogDriver::Local } else { LogDriver::JsonFile };
         let stream = wharf_runtime::logs::read_logs(
             r.log_path.clone().into(),
             ReadOptions {
@@ -411,10 +298,7 @@ impl ContainerBackend for ContainerService {
                 futures_util::future::ready(keep)
             })
             .boxed();
-        Ok(Logs {
-            tty: r.tty(),
-            stream,
-        })
+        Ok(Logs { tty: r.tty(), stream })
     }
 
     async fn attach(&self, id: &str, opts: AttachOptions) -> Result<AttachSession, EngineError> {
@@ -424,13 +308,8 @@ impl ContainerBackend for ContainerService {
 
     async fn resize(&self, id: &str, height: u16, width: u16) -> Result<(), EngineError> {
         let h = self.lookup(id)?;
-        let client = h
-            .shim()
-            .ok_or_else(|| EngineError::conflict(format!("Container {} is not running", h.id)))?;
-        client
-            .resize(height, width)
-            .await
-            .map_err(|e| EngineError::internal(e.to_string()))
+        let client = h.shim().ok_or_else(|| EngineError::conflict(format!("Container {} is not running", h.id)))?;
+        client.resize(height, width).await.map_err(|e| EngineError::internal(e.to_string()))
     }
 
     async fn prune(&self, filters: Filters) -> Result<ContainerPruneResponse, EngineError> {
@@ -440,38 +319,23 @@ impl ContainerBackend for ContainerService {
         let mut reclaimed: i64 = 0;
         for h in self.handles() {
             let r = h.record();
-            if !matches!(
-                r.state.status,
-                Status::Created | Status::Exited | Status::Dead
-            ) {
+            if !matches!(r.state.status, Status::Created | Status::Exited | Status::Dead) {
                 continue;
             }
             if !filters.match_labels(&r.labels()) {
                 continue;
             }
             if let Some(u) = until
-                && chrono::DateTime::parse_from_rfc3339(&r.created)
-                    .map(|c| c.timestamp())
-                    .unwrap_or(0)
-                    >= u
+                && chrono::DateTime::parse_from_rfc3339(&r.created).map(|c| c.timestamp()).unwrap_or(0) >= u
             {
                 continue;
             }
             let snapshotter = self.ctx.images.snapshotter();
             let key = r.rw_layer.clone();
-            let size = tokio::task::spawn_blocking(move || {
-                snapshotter.usage(&key).map(|u| u.size as i64).unwrap_or(0)
-            })
-            .await
-            .unwrap_or(0);
-            if self
-                .ask(&h, |reply| Op::Remove {
-                    force: false,
-                    reply,
-                })
+            let size = tokio::task::spawn_blocking(move || snapshotter.usage(&key).map(|u| u.size as i64).unwrap_or(0))
                 .await
-                .is_ok()
-            {
+                .unwrap_or(0);
+            if self.ask(&h, |reply| Op::Remove { force: false, reply }).await.is_ok() {
                 deleted.push(r.id.to_string());
                 reclaimed += size;
             }
@@ -480,24 +344,15 @@ impl ContainerBackend for ContainerService {
             wharf_types::EventType::Container,
             "prune",
             "",
-            HashMap::from([("reclaimed".to_owned(), reclaimed.to_string())])
-                .into_iter()
-                .collect(),
+            HashMap::from([("reclaimed".to_owned(), reclaimed.to_string())]).into_iter().collect(),
         ));
-        Ok(ContainerPruneResponse {
-            containers_deleted: Some(deleted),
-            space_reclaimed: Some(reclaimed),
-        })
+        Ok(ContainerPruneResponse { containers_deleted: Some(deleted), space_reclaimed: Some(reclaimed) })
     }
 }
 
 /// `until` for prune: a Unix timestamp, an RFC 3339 date, or a Go duration back from now.
 pub fn parse_until(v: &str) -> Result<i64, EngineError> {
-    let bad = || {
-        EngineError::invalid(format!(
-            "failed to parse value as time or duration: \"{v}\""
-        ))
-    };
+    let bad = || EngineError::invalid(format!("failed to parse value as time or duration: \"{v}\""));
     if let Ok(secs) = v.split('.').next().unwrap_or("").parse::<i64>() {
         return Ok(secs);
     }

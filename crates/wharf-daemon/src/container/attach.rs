@@ -27,22 +27,14 @@ fn stream_no(k: StreamKind) -> u8 {
     }
 }
 
-pub async fn attach(
-    svc: &ContainerService,
-    h: Arc<Handle>,
-    opts: AttachOptions,
-) -> Result<AttachSession, EngineError> {
+pub async fn attach(svc: &ContainerService, h: Arc<Handle>, opts: AttachOptions) -> Result<AttachSession, EngineError> {
     let r = h.record();
     match r.state.status {
         Status::Paused => {
-            return Err(EngineError::conflict(
-                "You cannot attach to a paused container, unpause it first",
-            ));
+            return Err(EngineError::conflict("You cannot attach to a paused container, unpause it first"));
         }
         Status::Restarting => {
-            return Err(EngineError::conflict(
-                "You cannot attach to a restarting container, wait until it is running",
-            ));
+            return Err(EngineError::conflict("You cannot attach to a restarting container, wait until it is running"));
         }
         _ => {}
     }
@@ -65,21 +57,14 @@ pub async fn attach(
         h.shim().map(Source::Now)
     } else {
         let (tx, rx) = oneshot::channel();
-        h.pending_attach
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(tx);
+        h.pending_attach.lock().unwrap_or_else(|p| p.into_inner()).push(tx);
         Some(Source::Later(rx))
     };
     if opts.logs && !r.log_path.is_empty() {
         // Replay what was logged so far, before live output.
         let mut logs = super::api::read_container_logs(
             &r,
-            wharf_api::backend::LogsOptions {
-                stdout: opts.stdout,
-                stderr: opts.stderr,
-                ..Default::default()
-            },
+            wharf_api::backend::LogsOptions { stdout: opts.stdout, stderr: opts.stderr, ..Default::default() },
         );
         while let Some(Ok(entry)) = logs.next().await {
             let _ = out_tx.send((stream_no(entry.stream), entry.bytes)).await;
@@ -95,13 +80,7 @@ pub async fn attach(
                 Err(_) => return,
             },
         };
-        let attached = client
-            .attach(wharf_runtime::shim::AttachOptions {
-                stdin: want_stdin,
-                stdout,
-                stderr,
-            })
-            .await;
+        let attached = client.attach(wharf_runtime::shim::AttachOptions { stdin: want_stdin, stdout, stderr }).await;
         if let Some(ready) = ready {
             let _ = ready.send(());
         }
@@ -122,22 +101,14 @@ pub async fn attach(
     let events = svc.ctx.events.clone();
     let attrs = r.event_attributes();
     let id = r.id.to_string();
-    events.publish(Event::now(
-        EventType::Container,
-        "attach",
-        id.clone(),
-        attrs.clone(),
-    ));
+    events.publish(Event::now(EventType::Container, "attach", id.clone(), attrs.clone()));
     Ok(AttachSession {
         tty,
         stdin_once: r.config.stdin_once.unwrap_or(false),
         output: tokio_stream::wrappers::ReceiverStream::new(out_rx).boxed(),
-        stdin: app_stdin
-            .map(|a| Box::pin(a) as std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>),
+        stdin: app_stdin.map(|a| Box::pin(a) as std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>),
         detach_keys,
-        on_detach: Some(Box::new(move || {
-            events.publish(Event::now(EventType::Container, "detach", id, attrs))
-        })),
+        on_detach: Some(Box::new(move || events.publish(Event::now(EventType::Container, "detach", id, attrs)))),
     })
 }
 

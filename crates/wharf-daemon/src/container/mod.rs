@@ -107,18 +107,11 @@ pub struct Handle {
 impl Handle {
     /// A copy of the current record.
     pub fn record(&self) -> ContainerRecord {
-        self.record
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.record.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     pub fn name(&self) -> String {
-        self.record
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .name
-            .clone()
+        self.record.read().unwrap_or_else(|p| p.into_inner()).name.clone()
     }
 
     pub(crate) fn set_record(&self, r: ContainerRecord) {
@@ -132,12 +125,8 @@ impl Handle {
     /// Hands a freshly created shim to every waiting attach session and waits (briefly) until
     /// each has connected, so the process's first output reaches them.
     pub(crate) async fn connect_pending_attaches(&self, client: &wharf_runtime::shim::ShimClient) {
-        let pending: Vec<attach::Pending> = std::mem::take(
-            &mut *self
-                .pending_attach
-                .lock()
-                .unwrap_or_else(|p| p.into_inner()),
-        );
+        let pending: Vec<attach::Pending> =
+            std::mem::take(&mut *self.pending_attach.lock().unwrap_or_else(|p| p.into_inner()));
         let mut readies = Vec::new();
         for p in pending {
             let (tx, rx) = tokio::sync::oneshot::channel();
@@ -157,8 +146,7 @@ pub struct Ctx {
     pub events: Arc<EventBus>,
     pub images: Arc<dyn ImageProvider>,
     pub paths: Paths,
-    pub runtimes:
-        Arc<dyn Fn(&str) -> Option<wharf_runtime::shim::protocol::RuntimeConfig> + Send + Sync>,
+    pub runtimes: Arc<dyn Fn(&str) -> Option<wharf_runtime::shim::protocol::RuntimeConfig> + Send + Sync>,
     pub default_runtime: String,
     pub log_driver: String,
     pub log_opts: std::collections::BTreeMap<String, String>,
@@ -172,12 +160,11 @@ pub struct ContainerService {
     map: RwLock<HashMap<ContainerId, Arc<Handle>>>,
 }
 
-const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS containers (id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, doc TEXT NOT NULL) STRICT;";
+const SCHEMA: &str =
+    "CREATE TABLE IF NOT EXISTS containers (id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, doc TEXT NOT NULL) STRICT;";
 
 impl ContainerService {
-    pub fn new(
-        ctx_fn: impl FnOnce(std::sync::Weak<ContainerService>) -> Ctx,
-    ) -> Result<Arc<Self>, EngineError> {
+    pub fn new(ctx_fn: impl FnOnce(std::sync::Weak<ContainerService>) -> Ctx) -> Result<Arc<Self>, EngineError> {
         let svc = Arc::new_cyclic(|weak| ContainerService {
             ctx: Arc::new(ctx_fn(weak.clone())),
             map: RwLock::new(HashMap::new()),
@@ -187,12 +174,7 @@ impl ContainerService {
     }
 
     pub(crate) fn handles(&self) -> Vec<Arc<Handle>> {
-        self.map
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .cloned()
-            .collect()
+        self.map.read().unwrap_or_else(|p| p.into_inner()).values().cloned().collect()
     }
 
     /// Docker's lookup: full ID, name (with or without `/`), then a unique ID prefix.
@@ -211,9 +193,7 @@ impl ContainerService {
             let mut found = map.values().filter(|h| h.id.as_str().starts_with(key));
             if let Some(h) = found.next() {
                 if found.next().is_some() {
-                    return Err(EngineError::invalid(format!(
-                        "multiple IDs found with provided prefix: {key}"
-                    )));
+                    return Err(EngineError::invalid(format!("multiple IDs found with provided prefix: {key}")));
                 }
                 return Ok(h.clone());
             }
@@ -222,12 +202,7 @@ impl ContainerService {
     }
 
     fn name_owner(&self, name: &str) -> Option<ContainerId> {
-        self.map
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .find(|h| h.name() == name)
-            .map(|h| h.id.clone())
+        self.map.read().unwrap_or_else(|p| p.into_inner()).values().find(|h| h.name() == name).map(|h| h.id.clone())
     }
 
     /// Creates a container from an API create body.
@@ -236,11 +211,8 @@ impl ContainerService {
         name: Option<&str>,
         body: ContainerCreateBody,
     ) -> Result<(ContainerId, Vec<String>), EngineError> {
-        let image_name = body
-            .image
-            .clone()
-            .filter(|s| !s.is_empty())
-            .ok_or_else(|| EngineError::invalid("No command specified"))?;
+        let image_name =
+            body.image.clone().filter(|s| !s.is_empty()).ok_or_else(|| EngineError::invalid("No command specified"))?;
         let name = match name.filter(|n| !n.is_empty()) {
             Some(n) => {
                 let n = names::validate(n).map_err(EngineError::invalid)?.to_owned();
@@ -267,34 +239,19 @@ impl ContainerService {
         let image = self.ctx.images.resolve_image(&image_name).await?;
         let config = spec::merge_create_config(&body, &image.config);
         let (path, args) = spec::entrypoint_and_args(&config)?;
-        let runtime = host_config
-            .runtime
-            .clone()
-            .filter(|r| !r.is_empty())
-            .unwrap_or_else(|| self.ctx.default_runtime.clone());
+        let runtime =
+            host_config.runtime.clone().filter(|r| !r.is_empty()).unwrap_or_else(|| self.ctx.default_runtime.clone());
         if (self.ctx.runtimes)(&runtime).is_none() {
-            return Err(EngineError::invalid(format!(
-                "unknown or invalid runtime name: {runtime}"
-            )));
+            return Err(EngineError::invalid(format!("unknown or invalid runtime name: {runtime}")));
         }
         host_config.runtime = Some(runtime.clone());
-        if host_config
-            .log_config
-            .as_ref()
-            .and_then(|l| l.typ.clone())
-            .filter(|t| !t.is_empty())
-            .is_none()
-        {
+        if host_config.log_config.as_ref().and_then(|l| l.typ.clone()).filter(|t| !t.is_empty()).is_none() {
             host_config.log_config = Some(wharf_api::models::HostConfigLogConfig {
                 typ: Some(self.ctx.log_driver.clone()),
                 config: Some(self.ctx.log_opts.clone().into_iter().collect()),
             });
         }
-        let log_driver = host_config
-            .log_config
-            .as_ref()
-            .and_then(|l| l.typ.clone())
-            .unwrap_or_default();
+        let log_driver = host_config.log_config.as_ref().and_then(|l| l.typ.clone()).unwrap_or_default();
         if !matches!(log_driver.as_str(), "json-file" | "local" | "none") {
             return Err(EngineError::invalid(format!(
                 "failed to create task for container: logger: no log driver named '{log_driver}' is registered"
@@ -304,18 +261,10 @@ impl ContainerService {
         let dir = self.ctx.paths.container_dir(&id);
         let log_path = match log_driver.as_str() {
             "json-file" => dir.join(format!("{id}-json.log")).display().to_string(),
-            "local" => dir
-                .join("local-logs")
-                .join("container.log")
-                .display()
-                .to_string(),
+            "local" => dir.join("local-logs").join("container.log").display().to_string(),
             _ => String::new(),
         };
-        if config
-            .stop_signal
-            .as_deref()
-            .is_some_and(|s| wharf_types::signal::parse(s).is_none())
-        {
+        if config.stop_signal.as_deref().is_some_and(|s| wharf_types::signal::parse(s).is_none()) {
             return Err(EngineError::invalid(format!(
                 "Invalid signal: {}",
                 config.stop_signal.clone().unwrap_or_default()
@@ -360,20 +309,9 @@ impl ContainerService {
             return Err(e);
         }
         let handle = self.install(record.clone(), None);
-        self.ctx.events.publish(Event::now(
-            EventType::Container,
-            "create",
-            id.as_str(),
-            record.event_attributes(),
-        ));
+        self.ctx.events.publish(Event::now(EventType::Container, "create", id.as_str(), record.event_attributes()));
         drop(handle);
-        if image
-            .config
-            .config
-            .as_ref()
-            .and_then(|c| c.volumes.as_ref())
-            .is_some_and(|v| !v.is_empty())
-        {
+        if image.config.config.as_ref().and_then(|c| c.volumes.as_ref()).is_some_and(|v| !v.is_empty()) {
             warnings.retain(|_| true);
         }
         Ok((id, warnings))
@@ -407,28 +345,18 @@ impl ContainerService {
         self.ctx
             .db
             .conn()
-            .execute(
-                "UPDATE containers SET name = ?2, doc = ?3 WHERE id = ?1",
-                (r.id.as_str(), &r.name, &doc),
-            )
+            .execute("UPDATE containers SET name = ?2, doc = ?3 WHERE id = ?1", (r.id.as_str(), &r.name, &doc))
             .map_err(internal)?;
         Ok(())
     }
 
     pub(crate) fn delete_row(&self, id: &ContainerId) -> Result<(), EngineError> {
-        self.ctx
-            .db
-            .conn()
-            .execute("DELETE FROM containers WHERE id = ?1", [id.as_str()])
-            .map_err(internal)?;
+        self.ctx.db.conn().execute("DELETE FROM containers WHERE id = ?1", [id.as_str()]).map_err(internal)?;
         Ok(())
     }
 
     pub(crate) fn forget(&self, id: &ContainerId) {
-        self.map
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(id);
+        self.map.write().unwrap_or_else(|p| p.into_inner()).remove(id);
     }
 
     /// Adds a container to the live set and starts its supervisor.
@@ -439,11 +367,7 @@ impl ContainerService {
     ) -> Arc<Handle> {
         let (tx, rx) = mpsc::channel(32);
         let running = record.state.status.is_running();
-        let (exits, _) = watch::channel(ExitWatch {
-            code: record.state.exit_code,
-            running,
-            ..Default::default()
-        });
+        let (exits, _) = watch::channel(ExitWatch { code: record.state.exit_code, running, ..Default::default() });
         let handle = Arc::new(Handle {
             id: record.id.clone(),
             record: RwLock::new(record),
@@ -452,10 +376,7 @@ impl ContainerService {
             shim: std::sync::Mutex::new(shim),
             pending_attach: std::sync::Mutex::new(Vec::new()),
         });
-        self.map
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(handle.id.clone(), handle.clone());
+        self.map.write().unwrap_or_else(|p| p.into_inner()).insert(handle.id.clone(), handle.clone());
         tokio::spawn(supervisor::run(self.ctx.clone(), handle.clone(), rx));
         handle
     }
@@ -463,14 +384,8 @@ impl ContainerService {
     /// Loads every container from the database (daemon start).
     pub fn load_all(&self) -> Result<Vec<ContainerRecord>, EngineError> {
         let conn = self.ctx.db.conn();
-        let mut stmt = conn
-            .prepare("SELECT doc FROM containers")
-            .map_err(internal)?;
-        let docs: Vec<String> = stmt
-            .query_map([], |r| r.get(0))
-            .map_err(internal)?
-            .filter_map(Result::ok)
-            .collect();
+        let mut stmt = conn.prepare("SELECT doc FROM containers").map_err(internal)?;
+        let docs: Vec<String> = stmt.query_map([], |r| r.get(0)).map_err(internal)?.filter_map(Result::ok).collect();
         let mut out = Vec::new();
         for d in docs {
             match serde_json::from_str::<ContainerRecord>(&d) {
@@ -483,11 +398,7 @@ impl ContainerService {
 
     /// Containers using an image (for `rmi` conflicts and image counts).
     pub fn using_image(&self, image_id: &str) -> Vec<ContainerId> {
-        self.handles()
-            .into_iter()
-            .filter(|h| h.record().image_id == image_id)
-            .map(|h| h.id.clone())
-            .collect()
+        self.handles().into_iter().filter(|h| h.record().image_id == image_id).map(|h| h.id.clone()).collect()
     }
 
     /// Counts for `/info`: (total, running, paused, stopped).
@@ -511,12 +422,8 @@ impl ContainerService {
         make: impl FnOnce(tokio::sync::oneshot::Sender<Result<T, EngineError>>) -> supervisor::Op,
     ) -> Result<T, EngineError> {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        h.ops
-            .send(make(tx))
-            .await
-            .map_err(|_| EngineError::not_found(format!("No such container: {}", h.id)))?;
-        rx.await
-            .map_err(|_| EngineError::not_found(format!("No such container: {}", h.id)))?
+        h.ops.send(make(tx)).await.map_err(|_| EngineError::not_found(format!("No such container: {}", h.id)))?;
+        rx.await.map_err(|_| EngineError::not_found(format!("No such container: {}", h.id)))?
     }
 }
 

@@ -128,12 +128,7 @@ impl ContainerRecord {
     }
 
     pub fn labels(&self) -> std::collections::BTreeMap<String, String> {
-        self.config
-            .labels
-            .clone()
-            .unwrap_or_default()
-            .into_iter()
-            .collect()
+        self.config.labels.clone().unwrap_or_default().into_iter().collect()
     }
 
     /// Attributes of this container's events: `image`, `name`, and its labels.

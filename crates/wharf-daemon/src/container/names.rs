@@ -270,11 +270,7 @@ pub fn generate(retry: u32) -> String {
     if name == "boring_wozniak" {
         return generate(retry);
     }
-    if retry > 0 {
-        format!("{name}{}", b[0] % 10)
-    } else {
-        name
-    }
+    if retry > 0 { format!("{name}{}", b[0] % 10) } else { name }
 }
 
 /// Docker's check for user-given names, after stripping one leading `/`.
@@ -283,16 +279,8 @@ pub fn validate(name: &str) -> Result<&str, String> {
     let b = n.as_bytes();
     let ok = b.len() >= 2
         && b[0].is_ascii_alphanumeric()
-        && b[1..]
-            .iter()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'));
-    if ok {
-        Ok(n)
-    } else {
-        Err(format!(
-            "Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
-        ))
-    }
+        && b[1..].iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'));
+    if ok { Ok(n) } else { Err(format!("Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")) }
 }
 
 #[cfg(test)]

@@ -25,10 +25,7 @@ pub async fn restore(svc: &Arc<ContainerService>) -> usize {
     let mut alive = 0;
     let mut to_start = Vec::new();
     for mut r in records {
-        let was_running = matches!(
-            r.state.status,
-            Status::Running | Status::Paused | Status::Restarting
-        );
+        let was_running = matches!(r.state.status, Status::Running | Status::Paused | Status::Restarting);
         if r.state.status == Status::Removing {
             r.state.status = Status::Dead;
         }
@@ -43,10 +40,7 @@ pub async fn restore(svc: &Arc<ContainerService>) -> usize {
                 }
                 Err(e) => {
                     tracing::info!(container = %r.id, error = %e, "container's shim is gone; recording its exit");
-                    let exit = ShimClient::exit_status_in(&l.shim_state)
-                        .await
-                        .ok()
-                        .flatten();
+                    let exit = ShimClient::exit_status_in(&l.shim_state).await.ok().flatten();
                     run::teardown(&svc.ctx, &r).await;
                     r.state.status = Status::Exited;
                     r.state.pid = 0;
@@ -70,12 +64,7 @@ pub async fn restore(svc: &Arc<ContainerService>) -> usize {
                 }
             }
         }
-        let policy = r
-            .host_config
-            .restart_policy
-            .as_ref()
-            .and_then(|p| p.name)
-            .unwrap_or(RestartPolicyNameEnum::EMPTY);
+        let policy = r.host_config.restart_policy.as_ref().and_then(|p| p.name).unwrap_or(RestartPolicyNameEnum::EMPTY);
         let restart = r.state.status == Status::Exited
             && r.has_been_started
             && match policy {

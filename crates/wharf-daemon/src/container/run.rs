@@ -23,12 +23,7 @@ pub struct RunLayout {
 
 pub fn layout(ctx: &Ctx, r: &ContainerRecord) -> RunLayout {
     let dir = ctx.paths.run_dir(&r.id);
-    RunLayout {
-        rootfs: dir.join("rootfs"),
-        netns: dir.join("netns"),
-        shim_state: dir.join("shim"),
-        dir,
-    }
+    RunLayout { rootfs: dir.join("rootfs"), netns: dir.join("netns"), shim_state: dir.join("shim"), dir }
 }
 
 /// True when the container gets a network namespace of its own (not host, not another's).
@@ -40,11 +35,7 @@ pub fn own_netns(r: &ContainerRecord) -> bool {
 /// Creates the container's process (the runtime's `create`: namespaces, mounts, the process
 /// waiting at its first instruction); [`begin`] lets it run. In between, attach sessions
 /// connect to the shim so no output is lost.
-pub async fn create(
-    ctx: &Ctx,
-    r: &ContainerRecord,
-    peer: &super::spec::PeerNs,
-) -> Result<ShimClient, EngineError> {
+pub async fn create(ctx: &Ctx, r: &ContainerRecord, peer: &super::spec::PeerNs) -> Result<ShimClient, EngineError> {
     match start_inner(ctx, r, peer).await {
         Ok(c) => Ok(c),
         Err(e) => {
@@ -66,33 +57,23 @@ pub async fn begin(ctx: &Ctx, r: &ContainerRecord, client: &ShimClient) -> Resul
     Ok(())
 }
 
-async fn start_inner(
-    ctx: &Ctx,
-    r: &ContainerRecord,
-    peer: &super::spec::PeerNs,
-) -> Result<ShimClient, EngineError> {
+async fn start_inner(ctx: &Ctx, r: &ContainerRecord, peer: &super::spec::PeerNs) -> Result<ShimClient, EngineError> {
     let l = layout(ctx, r);
     // A previous run's shim state (exit file, socket) must not be mistaken for this run's.
     let _ = tokio::fs::remove_dir_all(&l.shim_state).await;
-    tokio::fs::create_dir_all(&l.rootfs)
-        .await
-        .map_err(internal)?;
+    tokio::fs::create_dir_all(&l.rootfs).await.map_err(internal)?;
 
     let snapshotter = ctx.images.snapshotter();
     let (key, target) = (r.rw_layer.clone(), l.rootfs.clone());
     tokio::task::spawn_blocking(move || -> Result<(), EngineError> {
-        let mounts = snapshotter
-            .mounts(&key)
-            .map_err(|e| EngineError::from_classified(&e))?;
+        let mounts = snapshotter.mounts(&key).map_err(|e| EngineError::from_classified(&e))?;
         wharf_snapshot::mount_all(&mounts, &target).map_err(|e| EngineError::from_classified(&e))
     })
     .await
     .map_err(internal)??;
 
     let netns = if own_netns(r) {
-        wharf_network::netns::create(l.netns.clone())
-            .await
-            .map_err(|e| EngineError::from_classified(&e))?;
+        wharf_network::netns::create(l.netns.clone()).await.map_err(|e| EngineError::from_classified(&e))?;
         Some(l.netns.clone())
     } else {
         None
@@ -105,28 +86,21 @@ async fn start_inner(
     let opts = spec_options(
         r,
         &image.config,
-        &RunPaths {
-            rootfs: &l.rootfs,
-            netns,
-            etc_dir: &etc_dir,
-            init_binary: &ctx.paths.init_binary,
-        },
+        &RunPaths { rootfs: &l.rootfs, netns, etc_dir: &etc_dir, init_binary: &ctx.paths.init_binary },
         &ctx.cgroup_parent,
         peer,
     )?;
     let bundle = l.dir.clone();
     tokio::task::spawn_blocking(move || -> Result<(), EngineError> {
-        let spec =
-            wharf_runtime::spec::generate(&opts).map_err(|e| EngineError::from_classified(&e))?;
+        let spec = wharf_runtime::spec::generate(&opts).map_err(|e| EngineError::from_classified(&e))?;
         let json = serde_json::to_vec(&spec).map_err(internal)?;
         wharf_store::write_atomic(&bundle.join("config.json"), &json, 0o600).map_err(internal)
     })
     .await
     .map_err(internal)??;
 
-    let mut runtime = (ctx.runtimes)(&r.runtime).ok_or_else(|| {
-        EngineError::invalid(format!("unknown or invalid runtime name: {}", r.runtime))
-    })?;
+    let mut runtime = (ctx.runtimes)(&r.runtime)
+        .ok_or_else(|| EngineError::invalid(format!("unknown or invalid runtime name: {}", r.runtime)))?;
     runtime.root = ctx.paths.runtime_root(&r.runtime);
     let log = log_config(r)?;
     if let Some(dir) = log.path.parent() {
@@ -142,9 +116,7 @@ async fn start_inner(
         stdin_once: r.config.stdin_once.unwrap_or(false),
         log,
     };
-    shim::spawn(&ctx.paths.shim_binary, cfg)
-        .await
-        .map_err(start_error)
+    shim::spawn(&ctx.paths.shim_binary, cfg).await.map_err(start_error)
 }
 
 /// Docker's wording for start failures; the CLI maps the substrings to exit codes 126/127.
@@ -171,9 +143,7 @@ impl StartKind for shim::ShimError {
     /// executable) is the user's (400), as moby classifies it; the rest is ours (500).
     fn kind_for_start(&self) -> ErrorKind {
         match self {
-            shim::ShimError::Create { .. } | shim::ShimError::Start { .. } => {
-                ErrorKind::InvalidArgument
-            }
+            shim::ShimError::Create { .. } | shim::ShimError::Start { .. } => ErrorKind::InvalidArgument,
             _ => ErrorKind::Internal,
         }
     }
@@ -187,9 +157,7 @@ fn log_config(r: &ContainerRecord) -> Result<LogConfig, EngineError> {
         "local" => LogDriver::Local,
         "none" => LogDriver::None,
         other => {
-            return Err(EngineError::invalid(format!(
-                "logger: no log driver named '{other}' is registered"
-            )));
+            return Err(EngineError::invalid(format!("logger: no log driver named '{other}' is registered")));
         }
     };
     let max_size = match opts.get("max-size") {
@@ -209,12 +177,7 @@ fn log_config(r: &ContainerRecord) -> Result<LogConfig, EngineError> {
         None if driver == LogDriver::Local => 5,
         None => 1,
     };
-    Ok(LogConfig {
-        driver,
-        path: PathBuf::from(&r.log_path),
-        max_size,
-        max_file,
-    })
+    Ok(LogConfig { driver, path: PathBuf::from(&r.log_path), max_size, max_file })
 }
 
 /// Writes `hostname`, `hosts` and `resolv.conf` for the container (Docker's rules).
@@ -222,22 +185,14 @@ async fn write_etc_files(r: &ContainerRecord, dir: &Path) -> Result<(), EngineEr
     use wharf_network::files;
     let host_net = r.host_config.network_mode.as_deref() == Some("host");
     let (hostname, hosts, resolv) = if host_net {
-        let hostname = rustix::system::uname()
-            .nodename()
-            .to_string_lossy()
-            .into_owned();
-        let hosts = tokio::fs::read_to_string("/etc/hosts")
-            .await
-            .unwrap_or_default();
-        let resolv = tokio::fs::read_to_string("/etc/resolv.conf")
-            .await
-            .unwrap_or_default();
+        let hostname = rustix::system::uname().nodename().to_string_lossy().into_owned();
+        let hosts = tokio::fs::read_to_string("/etc/hosts").await.unwrap_or_default();
+        let resolv = tokio::fs::read_to_string("/etc/resolv.conf").await.unwrap_or_default();
         (hostname, hosts, resolv)
     } else {
         let hostname = r.config.hostname.clone().unwrap_or_default();
-        let extra =
-            files::parse_extra_hosts(&r.host_config.extra_hosts.clone().unwrap_or_default(), None)
-                .map_err(|e| EngineError::from_classified(&e))?;
+        let extra = files::parse_extra_hosts(&r.host_config.extra_hosts.clone().unwrap_or_default(), None)
+            .map_err(|e| EngineError::from_classified(&e))?;
         let hosts = files::hosts(&files::HostsSpec {
             hostname: hostname.clone(),
             domainname: r.config.domainname.clone().unwrap_or_default(),
@@ -245,16 +200,11 @@ async fn write_etc_files(r: &ContainerRecord, dir: &Path) -> Result<(), EngineEr
             extra,
             ipv6: false,
         });
-        let host_rc = tokio::fs::read_to_string("/etc/resolv.conf")
-            .await
-            .unwrap_or_default();
+        let host_rc = tokio::fs::read_to_string("/etc/resolv.conf").await.unwrap_or_default();
         let parse_ips = |v: Option<Vec<String>>| -> Result<Vec<std::net::IpAddr>, EngineError> {
             v.unwrap_or_default()
                 .iter()
-                .map(|s| {
-                    s.parse()
-                        .map_err(|_| EngineError::invalid(format!("{s} is not an ip address")))
-                })
+                .map(|s| s.parse().map_err(|_| EngineError::invalid(format!("{s} is not an ip address"))))
                 .collect()
         };
         let settings = files::DnsSettings {
@@ -266,14 +216,8 @@ async fn write_etc_files(r: &ContainerRecord, dir: &Path) -> Result<(), EngineEr
         (hostname, hosts, resolv)
     };
     tokio::fs::create_dir_all(dir).await.map_err(internal)?;
-    for (name, body) in [
-        ("hostname", format!("{hostname}\n")),
-        ("hosts", hosts),
-        ("resolv.conf", resolv),
-    ] {
-        tokio::fs::write(dir.join(name), body)
-            .await
-            .map_err(internal)?;
+    for (name, body) in [("hostname", format!("{hostname}\n")), ("hosts", hosts), ("resolv.conf", resolv)] {
+        tokio::fs::write(dir.join(name), body).await.map_err(internal)?;
     }
     Ok(())
 }

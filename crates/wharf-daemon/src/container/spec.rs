@@ -4,12 +4,10 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use wharf_api::models::{
-    ContainerConfig, ContainerCreateBody, HealthConfig, HostConfig, RestartPolicyNameEnum,
-};
+use wharf_api::models::{ContainerConfig, ContainerCreateBody, HealthConfig, HostConfig, RestartPolicyNameEnum};
 use wharf_runtime::spec::{
-    self as rspec, CgroupnsMode, DeviceMapping, EtcFiles, IpcMode, MountKind, NetworkMode, PidMode,
-    Resources, SpecOptions, Ulimit, UserMount, UsernsMode, UtsMode,
+    self as rspec, CgroupnsMode, DeviceMapping, EtcFiles, IpcMode, MountKind, NetworkMode, PidMode, Resources,
+    SpecOptions, Ulimit, UserMount, UsernsMode, UtsMode,
 };
 use wharf_types::EngineError;
 use wharf_types::image::{HealthConfig as ImageHealth, ImageConfig};
@@ -30,8 +28,7 @@ pub fn merge_create_config(body: &ContainerCreateBody, image: &ImageConfig) -> C
             }
         }
     }
-    let mut labels: std::collections::HashMap<String, String> =
-        body.labels.clone().unwrap_or_default();
+    let mut labels: std::collections::HashMap<String, String> = body.labels.clone().unwrap_or_default();
     for (k, v) in img.labels.clone().unwrap_or_default() {
         labels.entry(k).or_insert(v);
     }
@@ -61,9 +58,7 @@ pub fn merge_create_config(body: &ContainerCreateBody, image: &ImageConfig) -> C
     }
     let healthcheck = merge_health(body.healthcheck.clone(), img.healthcheck.clone());
     let pick = |user: &Option<String>, image: &Option<String>| {
-        user.clone()
-            .filter(|s| !s.is_empty())
-            .or_else(|| image.clone())
+        user.clone().filter(|s| !s.is_empty()).or_else(|| image.clone())
     };
     ContainerConfig {
         hostname: body.hostname.clone(),
@@ -147,9 +142,7 @@ pub fn validate_host_config(hc: &mut HostConfig) -> Result<Vec<String>, EngineEr
         match name {
             RestartPolicyNameEnum::ON_FAILURE => {
                 if max < 0 {
-                    return Err(EngineError::invalid(
-                        "invalid restart policy: maximum retry count cannot be negative",
-                    ));
+                    return Err(EngineError::invalid("invalid restart policy: maximum retry count cannot be negative"));
                 }
             }
             other if max != 0 => {
@@ -164,23 +157,13 @@ pub fn validate_host_config(hc: &mut HostConfig) -> Result<Vec<String>, EngineEr
             }
             _ => {}
         }
-        if hc.auto_remove == Some(true)
-            && !matches!(
-                name,
-                RestartPolicyNameEnum::EMPTY | RestartPolicyNameEnum::NO
-            )
-        {
-            return Err(EngineError::invalid(
-                "can't create 'AutoRemove' container with restart policy",
-            ));
+        if hc.auto_remove == Some(true) && !matches!(name, RestartPolicyNameEnum::EMPTY | RestartPolicyNameEnum::NO) {
+            return Err(EngineError::invalid("can't create 'AutoRemove' container with restart policy"));
         }
     }
     let mut r = resources(hc);
     let host = rspec::HostInfo::current();
-    warnings.extend(
-        rspec::resources::check_resources(&mut r, host)
-            .map_err(|e| EngineError::from_classified(&e))?,
-    );
+    warnings.extend(rspec::resources::check_resources(&mut r, host).map_err(|e| EngineError::from_classified(&e))?);
     for u in hc.ulimits.iter().flatten() {
         if u.name.as_deref().unwrap_or("").is_empty() {
             return Err(EngineError::invalid("invalid ulimit: missing name"));
@@ -193,10 +176,7 @@ pub fn validate_host_config(hc: &mut HostConfig) -> Result<Vec<String>, EngineEr
             )));
         }
     }
-    if hc
-        .oom_score_adj
-        .is_some_and(|v| !(-1000..=1000).contains(&v))
-    {
+    if hc.oom_score_adj.is_some_and(|v| !(-1000..=1000).contains(&v)) {
         return Err(EngineError::invalid(format!(
             "Invalid value {}, range for oom score adj is [-1000, 1000]",
             hc.oom_score_adj.unwrap_or(0)
@@ -251,27 +231,20 @@ pub fn spec_options(
     let mode = |m: &Option<String>| m.clone().unwrap_or_default();
     let network = match mode(&hc.network_mode).as_str() {
         "host" => NetworkMode::Host,
-        m if m.starts_with("container:") => NetworkMode::Container {
-            netns: peer(&m["container:".len()..], "net")?,
-        },
-        _ => NetworkMode::Private {
-            netns: p.netns.clone(),
-        },
+        m if m.starts_with("container:") => NetworkMode::Container { netns: peer(&m["container:".len()..], "net")? },
+        _ => NetworkMode::Private { netns: p.netns.clone() },
     };
     let pid = match mode(&hc.pid_mode).as_str() {
         "host" => PidMode::Host,
-        m if m.starts_with("container:") => PidMode::Container {
-            ns: peer(&m["container:".len()..], "pid")?,
-        },
+        m if m.starts_with("container:") => PidMode::Container { ns: peer(&m["container:".len()..], "pid")? },
         _ => PidMode::Private,
     };
     let ipc = match mode(&hc.ipc_mode).as_str() {
         "host" => IpcMode::Host,
         "none" => IpcMode::None,
-        m if m.starts_with("container:") => IpcMode::Container {
-            ns: peer(&m["container:".len()..], "ipc")?,
-            shm_path: None,
-        },
+        m if m.starts_with("container:") => {
+            IpcMode::Container { ns: peer(&m["container:".len()..], "ipc")?, shm_path: None }
+        }
         _ => IpcMode::Private,
     };
     let uts = match mode(&hc.uts_mode).as_str() {
@@ -293,8 +266,7 @@ pub fn spec_options(
     for m in hc.mounts.iter().flatten() {
         mounts.push(api_mount(m)?);
     }
-    let tmpfs: BTreeMap<String, String> =
-        hc.tmpfs.clone().unwrap_or_default().into_iter().collect();
+    let tmpfs: BTreeMap<String, String> = hc.tmpfs.clone().unwrap_or_default().into_iter().collect();
     let ulimits = hc
         .ulimits
         .iter()
@@ -317,18 +289,11 @@ pub fn spec_options(
                 .filter(|s| !s.is_empty())
                 .or(d.path_on_host.clone())
                 .unwrap_or_default(),
-            cgroup_permissions: d
-                .cgroup_permissions
-                .clone()
-                .filter(|s| !s.is_empty())
-                .unwrap_or_else(|| "rwm".into()),
+            cgroup_permissions: d.cgroup_permissions.clone().filter(|s| !s.is_empty()).unwrap_or_else(|| "rwm".into()),
         })
         .collect();
-    let console = hc
-        .console_size
-        .as_ref()
-        .filter(|v| v.len() == 2 && v[0] > 0 && v[1] > 0)
-        .map(|v| [v[0] as u32, v[1] as u32]);
+    let console =
+        hc.console_size.as_ref().filter(|v| v.len() == 2 && v[0] > 0 && v[1] > 0).map(|v| [v[0] as u32, v[1] as u32]);
     Ok(SpecOptions {
         id: r.id.to_string(),
         rootfs: p.rootfs.to_path_buf(),
@@ -377,17 +342,10 @@ pub fn spec_options(
         },
         sysctls: hc.sysctls.clone().unwrap_or_default().into_iter().collect(),
         ulimits,
-        init: hc
-            .init
-            .unwrap_or(false)
-            .then(|| p.init_binary.to_path_buf()),
+        init: hc.init.unwrap_or(false).then(|| p.init_binary.to_path_buf()),
         resources: resources(hc),
         oom_score_adj: hc.oom_score_adj.unwrap_or(0) as i32,
-        cgroup_parent: hc
-            .cgroup_parent
-            .clone()
-            .filter(|s| !s.is_empty())
-            .unwrap_or_else(|| cgroup_parent.to_owned()),
+        cgroup_parent: hc.cgroup_parent.clone().filter(|s| !s.is_empty()).unwrap_or_else(|| cgroup_parent.to_owned()),
         ..Default::default()
     })
 }
@@ -399,9 +357,7 @@ fn parse_bind(spec: &str) -> Result<UserMount, EngineError> {
         [s, d] => (*s, *d, ""),
         [s, d, o] => (*s, *d, *o),
         _ => {
-            return Err(EngineError::invalid(format!(
-                "invalid spec: {spec}: too many colons"
-            )));
+            return Err(EngineError::invalid(format!("invalid spec: {spec}: too many colons")));
         }
     };
     if !src.starts_with('/') {
@@ -426,18 +382,13 @@ fn parse_bind(spec: &str) -> Result<UserMount, EngineError> {
             "ro" => m.writable = false,
             "rw" => m.writable = true,
             "z" | "Z" | "nocopy" => {}
-            "shared" | "rshared" | "slave" | "rslave" | "private" | "rprivate" => {
-                m.propagation = Some(o.to_owned())
-            }
+            "shared" | "rshared" | "slave" | "rslave" | "private" | "rprivate" => m.propagation = Some(o.to_owned()),
             other => return Err(EngineError::invalid(format!("invalid mode: {other}"))),
         }
     }
     if !Path::new(src).exists() {
-        std::fs::create_dir_all(src).map_err(|e| {
-            EngineError::invalid(format!(
-                "error while creating mount source path '{src}': {e}"
-            ))
-        })?;
+        std::fs::create_dir_all(src)
+            .map_err(|e| EngineError::invalid(format!("error while creating mount source path '{src}': {e}")))?;
     }
     Ok(m)
 }
@@ -446,9 +397,7 @@ fn api_mount(m: &wharf_api::models::Mount) -> Result<UserMount, EngineError> {
     use wharf_api::models::MountType as MountTypeEnum;
     let target = m.target.clone().unwrap_or_default();
     if target.is_empty() {
-        return Err(EngineError::invalid(
-            "invalid mount config: Target must not be empty",
-        ));
+        return Err(EngineError::invalid("invalid mount config: Target must not be empty"));
     }
     match m.typ {
         Some(MountTypeEnum::BIND) => {
@@ -469,10 +418,7 @@ fn api_mount(m: &wharf_api::models::Mount) -> Result<UserMount, EngineError> {
                 source: src.into(),
                 destination: target,
                 writable: !m.read_only.unwrap_or(false),
-                propagation: bo
-                    .propagation
-                    .map(|p| p.to_string())
-                    .filter(|s| !s.is_empty()),
+                propagation: bo.propagation.map(|p| p.to_string()).filter(|s| !s.is_empty()),
                 non_recursive: bo.non_recursive.unwrap_or(false),
                 ..Default::default()
             })
@@ -484,11 +430,7 @@ fn api_mount(m: &wharf_api::models::Mount) -> Result<UserMount, EngineError> {
                 source: PathBuf::from("tmpfs"),
                 destination: target,
                 writable: !m.read_only.unwrap_or(false),
-                tmpfs_data: rspec::tmpfs_data(
-                    m.read_only.unwrap_or(false),
-                    to.mode.map(|v| v as u32),
-                    to.size_bytes,
-                ),
+                tmpfs_data: rspec::tmpfs_data(m.read_only.unwrap_or(false), to.mode.map(|v| v as u32), to.size_bytes),
                 ..Default::default()
             })
         }
@@ -522,60 +464,40 @@ mod tests {
         assert_eq!(labels["m"], "img");
         assert_eq!(c.exposed_ports.unwrap(), vec!["81/tcp", "80/tcp"]);
         // An entrypoint from the user drops the image's cmd.
-        let body: ContainerCreateBody =
-            serde_json::from_str(r#"{"Image":"x","Entrypoint":["echo"]}"#).unwrap();
+        let body: ContainerCreateBody = serde_json::from_str(r#"{"Image":"x","Entrypoint":["echo"]}"#).unwrap();
         let c = merge_create_config(&body, &image);
-        assert_eq!(
-            entrypoint_and_args(&c).unwrap(),
-            ("echo".to_owned(), vec![])
-        );
-        let body: ContainerCreateBody =
-            serde_json::from_str(r#"{"Image":"x","Cmd":["ls","-l"]}"#).unwrap();
+        assert_eq!(entrypoint_and_args(&c).unwrap(), ("echo".to_owned(), vec![]));
+        let body: ContainerCreateBody = serde_json::from_str(r#"{"Image":"x","Cmd":["ls","-l"]}"#).unwrap();
         let c = merge_create_config(&body, &image);
-        assert_eq!(
-            entrypoint_and_args(&c).unwrap(),
-            ("ls".to_owned(), vec!["-l".to_owned()])
-        );
+        assert_eq!(entrypoint_and_args(&c).unwrap(), ("ls".to_owned(), vec!["-l".to_owned()]));
     }
 
     #[test]
     fn no_command_is_an_error() {
         let c = ContainerConfig::default();
-        assert_eq!(
-            entrypoint_and_args(&c).unwrap_err().message,
-            "No command specified"
-        );
+        assert_eq!(entrypoint_and_args(&c).unwrap_err().message, "No command specified");
     }
 
     #[test]
     fn restart_policy_rules() {
         let mut hc: HostConfig =
-            serde_json::from_str(r#"{"RestartPolicy":{"Name":"always","MaximumRetryCount":3}}"#)
-                .unwrap();
+            serde_json::from_str(r#"{"RestartPolicy":{"Name":"always","MaximumRetryCount":3}}"#).unwrap();
         assert!(
             validate_host_config(&mut hc)
                 .unwrap_err()
                 .message
                 .contains("maximum retry count can only be used with 'on-failure'")
         );
-        let mut hc: HostConfig = serde_json::from_str(
-            r#"{"RestartPolicy":{"Name":"on-failure","MaximumRetryCount":-1}}"#,
-        )
-        .unwrap();
+        let mut hc: HostConfig =
+            serde_json::from_str(r#"{"RestartPolicy":{"Name":"on-failure","MaximumRetryCount":-1}}"#).unwrap();
         assert!(validate_host_config(&mut hc).is_err());
         let mut hc: HostConfig =
-            serde_json::from_str(r#"{"AutoRemove":true,"RestartPolicy":{"Name":"always"}}"#)
-                .unwrap();
+            serde_json::from_str(r#"{"AutoRemove":true,"RestartPolicy":{"Name":"always"}}"#).unwrap();
         assert_eq!(
             validate_host_config(&mut hc).unwrap_err().message,
             "can't create 'AutoRemove' container with restart policy"
         );
         let mut hc: HostConfig = serde_json::from_str(r#"{"Memory":1024}"#).unwrap();
-        assert!(
-            validate_host_config(&mut hc)
-                .unwrap_err()
-                .message
-                .contains("Minimum memory limit allowed is 6MB")
-        );
+        assert!(validate_host_config(&mut hc).unwrap_err().message.contains("Minimum memory limit allowed is 6MB"));
     }
 }

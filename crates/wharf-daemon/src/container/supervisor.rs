@@ -145,12 +145,7 @@ impl Supervisor {
         for (k, v) in extra {
             attrs.insert((*k).to_owned(), v.clone());
         }
-        self.ctx.events.publish(Event::now(
-            EventType::Container,
-            action,
-            r.id.as_str(),
-            attrs,
-        ));
+        self.ctx.events.publish(Event::now(EventType::Container, action, r.id.as_str(), attrs));
     }
 
     fn watch_exit(&mut self, client: ShimClient) {
@@ -166,28 +161,18 @@ impl Supervisor {
             Op::Start(reply) => {
                 let _ = reply.send(self.start(true).await);
             }
-            Op::Stop {
-                timeout,
-                signal,
-                reply,
-            } => {
+            Op::Stop { timeout, signal, reply } => {
                 let r = self.stop(timeout, signal).await;
                 let _ = reply.send(r);
             }
             Op::Kill { signal, reply } => {
                 let _ = reply.send(self.kill(signal).await);
             }
-            Op::Restart {
-                timeout,
-                signal,
-                reply,
-            } => {
+            Op::Restart { timeout, signal, reply } => {
                 let r = match self.stop(timeout, signal).await {
-                    Ok(())
-                    | Err(EngineError {
-                        kind: wharf_types::ErrorKind::NotModified,
-                        ..
-                    }) => self.start(true).await,
+                    Ok(()) | Err(EngineError { kind: wharf_types::ErrorKind::NotModified, .. }) => {
+                        self.start(true).await
+                    }
                     Err(e) => Err(e),
                 };
                 if r.is_ok() {
@@ -248,9 +233,7 @@ impl Supervisor {
         }
         let svc = self.ctx.containers.upgrade();
         let peer = move |key: &str, ns: &str| -> Result<std::path::PathBuf, EngineError> {
-            let svc = svc
-                .clone()
-                .ok_or_else(|| EngineError::internal("daemon shutting down"))?;
+            let svc = svc.clone().ok_or_else(|| EngineError::internal("daemon shutting down"))?;
             let other = svc.lookup(key)?;
             let or = other.record();
             if !or.state.status.is_running() {
@@ -263,10 +246,7 @@ impl Supervisor {
             if ns == "net" && run::own_netns(&or) {
                 return Ok(run::layout(&svc.ctx, &or).netns);
             }
-            Ok(std::path::PathBuf::from(format!(
-                "/proc/{}/ns/{ns}",
-                or.state.pid
-            )))
+            Ok(std::path::PathBuf::from(format!("/proc/{}/ns/{ns}", or.state.pid)))
         };
         let started = match run::create(&self.ctx, &r, &peer).await {
             Ok(client) => {
@@ -295,11 +275,7 @@ impl Supervisor {
             }
             Err(e) => {
                 // As Docker: the container exits with 127/126/128 and keeps the error.
-                r.state.status = if r.has_been_started {
-                    Status::Exited
-                } else {
-                    Status::Created
-                };
+                r.state.status = if r.has_been_started { Status::Exited } else { Status::Created };
                 r.state.error = e.message.clone();
                 r.state.exit_code = start_exit_code(&e.message);
                 let _ = self.commit(r);
@@ -321,17 +297,9 @@ impl Supervisor {
         if !r.state.status.is_running() {
             return Err(EngineError::not_modified());
         }
-        let stop_signal = signal
-            .or_else(|| {
-                r.config
-                    .stop_signal
-                    .as_deref()
-                    .and_then(wharf_types::signal::parse)
-            })
-            .unwrap_or(15);
-        let timeout = timeout
-            .or(r.config.stop_timeout)
-            .unwrap_or(DEFAULT_STOP_TIMEOUT);
+        let stop_signal =
+            signal.or_else(|| r.config.stop_signal.as_deref().and_then(wharf_types::signal::parse)).unwrap_or(15);
+        let timeout = timeout.or(r.config.stop_timeout).unwrap_or(DEFAULT_STOP_TIMEOUT);
         self.restart_cancelled = true;
         r.manually_stopped = true;
         self.commit(r)?;
@@ -339,8 +307,7 @@ impl Supervisor {
         let exited = if timeout < 0 {
             self.wait_own_exit(None).await
         } else {
-            self.wait_own_exit(Some(Duration::from_secs(timeout as u64)))
-                .await
+            self.wait_own_exit(Some(Duration::from_secs(timeout as u64))).await
         };
         if !exited {
             self.signal(9).await?;
@@ -356,11 +323,14 @@ impl Supervisor {
             self.pause(false).await?;
         }
         let client = self.h.shim().ok_or_else(|| self.not_running())?;
-        client
-            .kill(sig)
-            .await
-            .map_err(|e| EngineError::internal(e.to_string()))?;
         self.event("kill", &[("signal", sig.to_string())]);
+        if let Err(e) = client.kill(sig).await {
+            // The process may have exited on its own a moment ago (moby ignores "not found"
+            // here too): that is only an error if it is still running.
+            if !self.wait_own_exit(Some(Duration::from_secs(2))).await {
+                return Err(EngineError::internal(format!("Cannot kill container {}: {e}", self.h.id)));
+            }
+        }
         Ok(())
     }
 
@@ -390,11 +360,7 @@ impl Supervisor {
                 r.name, r.id
             )));
         }
-        let stop_signal = r
-            .config
-            .stop_signal
-            .as_deref()
-            .and_then(wharf_types::signal::parse);
+        let stop_signal = r.config.stop_signal.as_deref().and_then(wharf_types::signal::parse);
         if sig == 9 || stop_signal.is_none_or(|s| s == sig) {
             self.restart_cancelled = true;
         }
@@ -415,44 +381,26 @@ impl Supervisor {
         let mut r = self.record();
         match (pause, r.state.status) {
             (true, Status::Paused) => {
-                return Err(EngineError::conflict(format!(
-                    "Container {} is already paused",
-                    r.id
-                )));
+                return Err(EngineError::conflict(format!("Container {} is already paused", r.id)));
             }
             (false, Status::Running) => {
-                return Err(EngineError::conflict(format!(
-                    "Container {} is not paused",
-                    r.id
-                )));
+                return Err(EngineError::conflict(format!("Container {} is not paused", r.id)));
             }
             (_, s) if !s.is_running() => return Err(self.not_running()),
             _ => {}
         }
-        let mut runtime = (self.ctx.runtimes)(&r.runtime)
-            .ok_or_else(|| EngineError::internal("runtime vanished"))?;
+        let mut runtime = (self.ctx.runtimes)(&r.runtime).ok_or_else(|| EngineError::internal("runtime vanished"))?;
         runtime.root = self.ctx.paths.runtime_root(&r.runtime);
-        let res = if pause {
-            runtime.pause(r.id.as_str()).await
-        } else {
-            runtime.resume(r.id.as_str()).await
-        };
+        let res = if pause { runtime.pause(r.id.as_str()).await } else { runtime.resume(r.id.as_str()).await };
         res.map_err(|e| EngineError::internal(e.to_string()))?;
-        r.state.status = if pause {
-            Status::Paused
-        } else {
-            Status::Running
-        };
+        r.state.status = if pause { Status::Paused } else { Status::Running };
         self.commit(r)?;
         self.event(if pause { "pause" } else { "unpause" }, &[]);
         Ok(())
     }
 
     /// Records an exit and applies the restart policy or auto-removal.
-    async fn on_exit(
-        &mut self,
-        status: Result<ExitStatus, wharf_runtime::shim::ShimError>,
-    ) -> Flow {
+    async fn on_exit(&mut self, status: Result<ExitStatus, wharf_runtime::shim::ShimError>) -> Flow {
         let mut r = self.record();
         let (code, oom, finished, error) = match status {
             Ok(s) => (i64::from(s.code), s.oom_killed, s.exited_at, String::new()),
@@ -495,11 +443,7 @@ impl Supervisor {
             if ran_for >= Duration::from_secs(10) {
                 self.backoff = Duration::ZERO;
             }
-            self.backoff = if self.backoff.is_zero() {
-                BACKOFF_START
-            } else {
-                (self.backoff * 2).min(BACKOFF_MAX)
-            };
+            self.backoff = if self.backoff.is_zero() { BACKOFF_START } else { (self.backoff * 2).min(BACKOFF_MAX) };
             self.restart_at = Some(Instant::now() + self.backoff);
             return Flow::Continue;
         }
@@ -534,11 +478,7 @@ impl Supervisor {
         let r = self.record();
         if r.state.status.is_running() {
             if !force {
-                let what = if r.state.status == Status::Paused {
-                    "paused"
-                } else {
-                    "running"
-                };
+                let what = if r.state.status == Status::Paused { "paused" } else { "running" };
                 return Err(EngineError::conflict(format!(
                     "You cannot remove a {what} container {}. Stop the container before attempting removal or force remove",
                     r.id
@@ -556,9 +496,7 @@ impl Supervisor {
         run::remove_run_dir(&self.ctx, &r).await;
         let snapshotter = self.ctx.images.snapshotter();
         let key = r.rw_layer.clone();
-        let removed = tokio::task::spawn_blocking(move || snapshotter.remove(&key))
-            .await
-            .map_err(internal)?;
+        let removed = tokio::task::spawn_blocking(move || snapshotter.remove(&key)).await.map_err(internal)?;
         if let Err(e) = removed
             && e.kind() != wharf_types::ErrorKind::NotFound
         {
@@ -594,9 +532,7 @@ pub fn should_restart(r: &ContainerRecord, exit_code: i64, _ran_for: Duration) -
 
 /// The exit code Docker records for a failed start (what the CLI would print).
 fn start_exit_code(message: &str) -> i64 {
-    if message.contains("executable file not found")
-        || message.contains("no such file or directory")
-    {
+    if message.contains("executable file not found") || message.contains("no such file or directory") {
         127
     } else if message.contains("permission denied") {
         126

@@ -5,9 +5,8 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use wharf_api::models::{
-    ContainerInspectResponse, ContainerState, ContainerStateStatusEnum, ContainerSummary,
-    ContainerSummaryHostConfig, ContainerSummaryStateEnum, DriverData, Health, HealthStatusEnum,
-    HealthcheckResult, NetworkSettings,
+    ContainerInspectResponse, ContainerState, ContainerStateStatusEnum, ContainerSummary, ContainerSummaryHostConfig,
+    ContainerSummaryStateEnum, DriverData, Health, HealthStatusEnum, HealthcheckResult, NetworkSettings,
 };
 use wharf_types::units::human_duration;
 use wharf_types::{EngineError, Filters};
@@ -18,15 +17,11 @@ fn parse_time(s: &str) -> Option<DateTime<Utc>> {
     if s == ZERO_TIME || s.is_empty() {
         return None;
     }
-    DateTime::parse_from_rfc3339(s)
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
+    DateTime::parse_from_rfc3339(s).ok().map(|t| t.with_timezone(&Utc))
 }
 
 fn since(s: &str) -> i64 {
-    parse_time(s)
-        .map(|t| (Utc::now() - t).num_seconds())
-        .unwrap_or(0)
+    parse_time(s).map(|t| (Utc::now() - t).num_seconds()).unwrap_or(0)
 }
 
 /// moby's `State.String()`: `Up 5 seconds`, `Exited (0) 2 minutes ago`, `Created`…
@@ -34,16 +29,11 @@ pub fn status_text(r: &ContainerRecord) -> String {
     let s = &r.state;
     match s.status {
         Status::Paused => format!("Up {} (Paused)", human_duration(since(&s.started_at))),
-        Status::Restarting => format!(
-            "Restarting ({}) {} ago",
-            s.exit_code,
-            human_duration(since(&s.finished_at))
-        ),
+        Status::Restarting => format!("Restarting ({}) {} ago", s.exit_code, human_duration(since(&s.finished_at))),
         Status::Running => match &s.health {
-            Some(h) if h.status == "starting" => format!(
-                "Up {} (health: starting)",
-                human_duration(since(&s.started_at))
-            ),
+            Some(h) if h.status == "starting" => {
+                format!("Up {} (health: starting)", human_duration(since(&s.started_at)))
+            }
             Some(h) => format!("Up {} ({})", human_duration(since(&s.started_at)), h.status),
             None => format!("Up {}", human_duration(since(&s.started_at))),
         },
@@ -51,11 +41,7 @@ pub fn status_text(r: &ContainerRecord) -> String {
         Status::Dead => "Dead".into(),
         _ if parse_time(&s.started_at).is_none() => "Created".into(),
         _ if parse_time(&s.finished_at).is_none() => String::new(),
-        _ => format!(
-            "Exited ({}) {} ago",
-            s.exit_code,
-            human_duration(since(&s.finished_at))
-        ),
+        _ => format!("Exited ({}) {} ago", s.exit_code, human_duration(since(&s.finished_at))),
     }
 }
 
@@ -143,10 +129,7 @@ pub fn inspect(r: &ContainerRecord, x: &InspectExtras) -> ContainerInspectRespon
         args: Some(r.args.clone()),
         state: Some(ContainerState {
             status: Some(state_enum(s.status)),
-            running: Some(matches!(
-                s.status,
-                Status::Running | Status::Paused | Status::Restarting
-            )),
+            running: Some(matches!(s.status, Status::Running | Status::Paused | Status::Restarting)),
             paused: Some(s.status == Status::Paused),
             restarting: Some(s.status == Status::Restarting),
             oom_killed: Some(s.oom_killed),
@@ -174,11 +157,7 @@ pub fn inspect(r: &ContainerRecord, x: &InspectExtras) -> ContainerInspectRespon
         host_config: Some(r.host_config.clone()),
         graph_driver: Some(DriverData {
             name: "overlay2".into(),
-            data: x
-                .graph_upper
-                .iter()
-                .map(|u| ("UpperDir".to_owned(), u.clone()))
-                .collect::<HashMap<_, _>>(),
+            data: x.graph_upper.iter().map(|u| ("UpperDir".to_owned(), u.clone())).collect::<HashMap<_, _>>(),
         }),
         size_rw: x.size_rw,
         size_root_fs: x.size_root_fs,
@@ -211,12 +190,7 @@ pub fn summary(r: &ContainerRecord, size: Option<(i64, i64)>) -> ContainerSummar
         state: Some(summary_state(r.state.status)),
         status: Some(status_text(r)),
         host_config: Some(ContainerSummaryHostConfig {
-            network_mode: Some(
-                r.host_config
-                    .network_mode
-                    .clone()
-                    .unwrap_or_else(|| "default".into()),
-            ),
+            network_mode: Some(r.host_config.network_mode.clone().unwrap_or_else(|| "default".into())),
             annotations: None,
         }),
         network_settings: None,
@@ -248,27 +222,13 @@ pub const LIST_FILTERS: &[&str] = &[
 pub fn validate_filters(f: &Filters) -> Result<(), EngineError> {
     f.validate(LIST_FILTERS)?;
     for s in f.get("status") {
-        if ![
-            "created",
-            "restarting",
-            "running",
-            "removing",
-            "paused",
-            "exited",
-            "dead",
-        ]
-        .contains(&s)
-        {
-            return Err(EngineError::invalid(format!(
-                "invalid filter 'status={s}': Invalid filter 'status={s}'"
-            )));
+        if !["created", "restarting", "running", "removing", "paused", "exited", "dead"].contains(&s) {
+            return Err(EngineError::invalid(format!("invalid filter 'status={s}': Invalid filter 'status={s}'")));
         }
     }
     for h in f.get("health") {
         if !["starting", "healthy", "unhealthy", "none"].contains(&h) {
-            return Err(EngineError::invalid(format!(
-                "Unrecognised filter value for health: {h}"
-            )));
+            return Err(EngineError::invalid(format!("Unrecognised filter value for health: {h}")));
         }
     }
     for e in f.get("exited") {
@@ -287,9 +247,7 @@ pub fn matches(r: &ContainerRecord, f: &Filters, ancestors: Option<&[String]>) -
         && f.any("name", |v| r.name.contains(v.trim_start_matches('/')))
         && f.match_labels(&r.labels())
         && f.exact_match("status", status)
-        && f.any("exited", |v| {
-            r.state.status == Status::Exited && v.parse::<i64>().ok() == Some(r.state.exit_code)
-        })
+        && f.any("exited", |v| r.state.status == Status::Exited && v.parse::<i64>().ok() == Some(r.state.exit_code))
         && f.any("health", |v| match &r.state.health {
             None => v == "none",
             Some(h) => h.status == v,
@@ -298,15 +256,8 @@ pub fn matches(r: &ContainerRecord, f: &Filters, ancestors: Option<&[String]>) -
         && f.any("is-task", |v| v == "false")
         && f.any("isolation", |v| v == "default" || v.is_empty())
         && f.any("expose", |v| {
-            let want = if v.contains('/') {
-                v.to_owned()
-            } else {
-                format!("{v}/tcp")
-            };
-            r.config
-                .exposed_ports
-                .as_ref()
-                .is_some_and(|p| p.contains(&want))
+            let want = if v.contains('/') { v.to_owned() } else { format!("{v}/tcp") };
+            r.config.exposed_ports.as_ref().is_some_and(|p| p.contains(&want))
         })
 }
 
@@ -329,11 +280,7 @@ mod tests {
     #[test]
     fn status_and_command_like_docker() {
         let r = rec();
-        assert!(
-            status_text(&r).starts_with("Exited (3) "),
-            "{}",
-            status_text(&r)
-        );
+        assert!(status_text(&r).starts_with("Exited (3) "), "{}", status_text(&r));
         assert!(status_text(&r).ends_with(" ago"));
         assert_eq!(command_text(&r), "sh -c 'echo hi there'");
         let mut c = rec();

@@ -7,12 +7,7 @@ use wharf_types::EngineError;
 /// their process); a row's overhanging fields are joined into the last column (the command).
 pub fn parse_ps(output: &str, pids: &[i32]) -> Result<ContainerTopResponse, EngineError> {
     let mut lines = output.lines();
-    let titles: Vec<String> = lines
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .map(str::to_owned)
-        .collect();
+    let titles: Vec<String> = lines.next().unwrap_or("").split_whitespace().map(str::to_owned).collect();
     let pid_col = titles
         .iter()
         .position(|t| t == "PID")
@@ -27,30 +22,18 @@ pub fn parse_ps(output: &str, pids: &[i32]) -> Result<ContainerTopResponse, Engi
         let keep = if *pid == "-" {
             in_container
         } else {
-            let p: i32 = pid
-                .parse()
-                .map_err(|_| EngineError::internal(format!("Unexpected pid '{pid}'")))?;
+            let p: i32 = pid.parse().map_err(|_| EngineError::internal(format!("Unexpected pid '{pid}'")))?;
             in_container = pids.contains(&p);
             in_container
         };
         if keep {
             let n = titles.len().max(1);
             let mut row: Vec<String> = fields.iter().take(n - 1).map(|s| (*s).to_owned()).collect();
-            row.push(
-                fields
-                    .iter()
-                    .skip(n - 1)
-                    .copied()
-                    .collect::<Vec<_>>()
-                    .join(" "),
-            );
+            row.push(fields.iter().skip(n - 1).copied().collect::<Vec<_>>().join(" "));
             processes.push(row);
         }
     }
-    Ok(ContainerTopResponse {
-        titles: Some(titles),
-        processes: Some(processes),
-    })
+    Ok(ContainerTopResponse { titles: Some(titles), processes: Some(processes) })
 }
 
 #[cfg(test)]

@@ -25,10 +25,7 @@ pub fn tag() -> String {
 
 /// A temp directory for netns mounts of one test.
 pub fn netns_dir() -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix("wharf-net-test")
-        .tempdir()
-        .unwrap()
+    tempfile::Builder::new().prefix("wharf-net-test").tempdir().unwrap()
 }
 
 pub fn path(dir: &tempfile::TempDir, name: &str) -> PathBuf {
@@ -38,23 +35,14 @@ pub fn path(dir: &tempfile::TempDir, name: &str) -> PathBuf {
 /// Names of links in the host namespace containing `needle`.
 pub fn host_links_containing(needle: &str) -> Vec<String> {
     let mut nl = wharf_network::netlink::Netlink::open().unwrap();
-    nl.links()
-        .unwrap()
-        .into_iter()
-        .map(|l| l.name)
-        .filter(|n| n.contains(needle))
-        .collect()
+    nl.links().unwrap().into_iter().map(|l| l.name).filter(|n| n.contains(needle)).collect()
 }
 
 /// Whether an nftables table with this name exists in any family.
 pub fn nft_table_exists(name: &str) -> bool {
-    let out = std::process::Command::new("nft")
-        .args(["list", "tables"])
-        .output();
+    let out = std::process::Command::new("nft").args(["list", "tables"]).output();
     match out {
-        Ok(o) => String::from_utf8_lossy(&o.stdout)
-            .lines()
-            .any(|l| l.split_whitespace().last() == Some(name)),
+        Ok(o) => String::from_utf8_lossy(&o.stdout).lines().any(|l| l.split_whitespace().last() == Some(name)),
         Err(_) => false,
     }
 }
@@ -111,17 +99,9 @@ pub fn assert_no_leaks(n: &Names, netns_dir: &Path) {
         let left = host_links_containing(p);
         assert!(left.is_empty(), "links left behind: {left:?}");
     }
-    assert!(
-        !nft_table_exists(&n.table),
-        "nft table {} left behind",
-        n.table
-    );
+    assert!(!nft_table_exists(&n.table), "nft table {} left behind", n.table);
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    assert!(
-        !mounts.contains(netns_dir.to_str().unwrap()),
-        "netns mounts left under {}",
-        netns_dir.display()
-    );
+    assert!(!mounts.contains(netns_dir.to_str().unwrap()), "netns mounts left under {}", netns_dir.display());
 }
 
 /// A TCP server bound inside a namespace: answers each connection with the peer's address.
@@ -166,9 +146,7 @@ pub fn tcp_fetch(ns: Option<&Path>, addr: SocketAddr) -> std::io::Result<String>
 
 /// busybox ping from inside a namespace, if nsenter and busybox exist.
 pub fn ping(ns: &Path, ip: &str) -> Option<bool> {
-    let nsenter = ["/usr/bin/nsenter", "/bin/nsenter"]
-        .into_iter()
-        .find(|p| Path::new(p).exists())?;
+    let nsenter = ["/usr/bin/nsenter", "/bin/nsenter"].into_iter().find(|p| Path::new(p).exists())?;
     if !Path::new("/bin/busybox").exists() {
         return None;
     }
@@ -192,11 +170,7 @@ pub struct Guard {
 
 pub fn guard(n: &Names, dir: &tempfile::TempDir) -> Guard {
     Guard {
-        prefixes: vec![
-            n.bridge_prefix.clone(),
-            n.veth_prefix.clone(),
-            n.dummy_prefix.clone(),
-        ],
+        prefixes: vec![n.bridge_prefix.clone(), n.veth_prefix.clone(), n.dummy_prefix.clone()],
         table: n.table.clone(),
         dir: dir.path().to_path_buf(),
     }

@@ -40,11 +40,7 @@ pub struct AuthConfig {
 
 impl AuthConfig {
     pub fn basic(username: &str, password: &str) -> Self {
-        Self {
-            username: username.to_owned(),
-            password: password.to_owned(),
-            ..Default::default()
-        }
+        Self { username: username.to_owned(), password: password.to_owned(), ..Default::default() }
     }
 
     /// Decodes an `X-Registry-Auth` header: URL-safe base64 (padded or not), falling back to
@@ -56,9 +52,7 @@ impl AuthConfig {
         }
         let raw = URL_SAFE
             .decode(v)
-            .or_else(|_| {
-                base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(v.trim_end_matches('='))
-            })
+            .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(v.trim_end_matches('=')))
             .or_else(|_| STANDARD.decode(v))
             .ok()?;
         serde_json::from_slice(&raw).ok()
@@ -79,9 +73,7 @@ impl AuthConfig {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.user_password().is_none()
-            && self.identitytoken.is_empty()
-            && self.registrytoken.is_empty()
+        self.user_password().is_none() && self.identitytoken.is_empty() && self.registrytoken.is_empty()
     }
 
     fn basic_header(&self) -> Option<HeaderValue> {
@@ -92,12 +84,7 @@ impl AuthConfig {
     /// A key telling credential sets apart in the token cache, without holding secrets.
     fn cache_key(&self) -> String {
         use sha2::Digest as _;
-        let material = format!(
-            "{:?}|{}|{}",
-            self.user_password(),
-            self.identitytoken,
-            self.registrytoken
-        );
+        let material = format!("{:?}|{}|{}", self.user_password(), self.identitytoken, self.registrytoken);
         hex::encode(&sha2::Sha256::digest(material)[..8])
     }
 }
@@ -132,11 +119,7 @@ pub fn parse_challenges(headers: &HeaderMap) -> Option<Challenge> {
                     scope: params.get("scope").cloned(),
                 });
             }
-            "basic" if basic.is_none() => {
-                basic = Some(Challenge::Basic {
-                    realm: get("realm"),
-                })
-            }
+            "basic" if basic.is_none() => basic = Some(Challenge::Basic { realm: get("realm") }),
             _ => {}
         }
     }
@@ -221,13 +204,7 @@ fn cache_key(realm: &str, service: &str, scopes: &[String], creds: &AuthConfig) 
 }
 
 impl TokenCache {
-    pub(crate) fn get(
-        &self,
-        realm: &str,
-        service: &str,
-        scopes: &[String],
-        creds: &AuthConfig,
-    ) -> Option<String> {
+    pub(crate) fn get(&self, realm: &str, service: &str, scopes: &[String], creds: &AuthConfig) -> Option<String> {
         let key = cache_key(realm, service, scopes, creds);
         let mut map = self.tokens.lock().expect("poisoned");
         match map.get(&key) {
@@ -240,14 +217,7 @@ impl TokenCache {
         }
     }
 
-    pub(crate) fn put(
-        &self,
-        realm: &str,
-        service: &str,
-        scopes: &[String],
-        creds: &AuthConfig,
-        t: &Token,
-    ) {
+    pub(crate) fn put(&self, realm: &str, service: &str, scopes: &[String], creds: &AuthConfig, t: &Token) {
         let key = cache_key(realm, service, scopes, creds);
         self.tokens.lock().expect("poisoned").insert(key, t.clone());
     }
@@ -273,10 +243,7 @@ pub(crate) async fn fetch_token(
     offline: bool,
     user_agent: &str,
 ) -> Result<Token, ClientError> {
-    let token_err = |message: String| ClientError::Token {
-        realm: realm.to_owned(),
-        message,
-    };
+    let token_err = |message: String| ClientError::Token { realm: realm.to_owned(), message };
     if !realm.starts_with("http://") && !realm.starts_with("https://") {
         return Err(token_err(format!("invalid realm {realm:?}")));
     }
@@ -296,15 +263,8 @@ pub(crate) async fn fetch_token(
         if offline {
             form.append_pair("access_type", "offline");
         }
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/x-www-form-urlencoded"),
-        );
-        (
-            Method::POST,
-            realm.to_owned(),
-            ReqBody::Full(Bytes::from(form.finish())),
-        )
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-www-form-urlencoded"));
+        (Method::POST, realm.to_owned(), ReqBody::Full(Bytes::from(form.finish())))
     } else {
         let mut q = form_urlencoded::Serializer::new(String::new());
         if !service.is_empty() {
@@ -317,18 +277,13 @@ pub(crate) async fn fetch_token(
             q.append_pair("account", &u);
         }
         if offline {
-            q.append_pair("offline_token", "true")
-                .append_pair("client_id", CLIENT_ID);
+            q.append_pair("offline_token", "true").append_pair("client_id", CLIENT_ID);
         }
         if let Some(b) = creds.basic_header() {
             headers.insert(header::AUTHORIZATION, b);
         }
         let sep = if realm.contains('?') { '&' } else { '?' };
-        (
-            Method::GET,
-            format!("{realm}{sep}{}", q.finish()),
-            ReqBody::Empty,
-        )
+        (Method::GET, format!("{realm}{sep}{}", q.finish()), ReqBody::Empty)
     };
     let (resp, final_url) = transport.send(&method, &url, &headers, &mut body).await?;
     let status = resp.status();
@@ -336,11 +291,7 @@ pub(crate) async fn fetch_token(
         let errors = read_errors(resp).await;
         let message = render_errors(&errors, status);
         return Err(if status == http::StatusCode::UNAUTHORIZED {
-            ClientError::Unauthorized {
-                method: super::transport::go_method(&method),
-                url: realm.to_owned(),
-                message,
-            }
+            ClientError::Unauthorized { method: super::transport::go_method(&method), url: realm.to_owned(), message }
         } else {
             token_err(message)
         });
@@ -349,13 +300,9 @@ pub(crate) async fn fetch_token(
     let bytes = read_body(resp, 1 << 20, &method, &final_url)
         .await?
         .map_err(|_| token_err("token response too large".to_owned()))?;
-    let body: TokenBody = serde_json::from_slice(&bytes)
-        .map_err(|e| token_err(format!("decode token response: {e}")))?;
-    let token = if body.access_token.is_empty() {
-        body.token
-    } else {
-        body.access_token
-    };
+    let body: TokenBody =
+        serde_json::from_slice(&bytes).map_err(|e| token_err(format!("decode token response: {e}")))?;
+    let token = if body.access_token.is_empty() { body.token } else { body.access_token };
     if token.is_empty() {
         return Err(token_err("no token in the response".to_owned()));
     }
@@ -391,16 +338,8 @@ mod tests {
             })
         );
         let mut h = HeaderMap::new();
-        h.append(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static(r#"Basic realm="Registry \"Realm\"""#),
-        );
-        assert_eq!(
-            parse_challenges(&h),
-            Some(Challenge::Basic {
-                realm: "Registry \"Realm\"".into()
-            })
-        );
+        h.append(header::WWW_AUTHENTICATE, HeaderValue::from_static(r#"Basic realm="Registry \"Realm\"""#));
+        assert_eq!(parse_challenges(&h), Some(Challenge::Basic { realm: "Registry \"Realm\"".into() }));
     }
 
     #[test]
@@ -412,13 +351,7 @@ mod tests {
         assert_eq!(c.username, "spyuser");
         assert_eq!(c.serveraddress, "127.0.0.1:5000");
         assert!(AuthConfig::from_header("e30=").unwrap().is_empty());
-        let a = AuthConfig {
-            auth: "c3B5dXNlcjpzcHlwYXNz".into(),
-            ..Default::default()
-        };
-        assert_eq!(
-            a.user_password(),
-            Some(("spyuser".into(), "spypass".into()))
-        );
+        let a = AuthConfig { auth: "c3B5dXNlcjpzcHlwYXNz".into(), ..Default::default() };
+        assert_eq!(a.user_password(), Some(("spyuser".into(), "spypass".into())));
     }
 }

@@ -66,25 +66,13 @@ impl Repository {
                 let _ = tx.send(Err(e)).await;
             }
         });
-        Ok(BlobStream {
-            rx,
-            task,
-            descriptor: desc.clone(),
-        })
+        Ok(BlobStream { rx, task, descriptor: desc.clone() })
     }
 
     /// Downloads a small blob (a config) into memory, verified; at most `limit` bytes.
-    pub async fn fetch_blob_bytes(
-        &self,
-        desc: &Descriptor,
-        limit: u64,
-    ) -> Result<Bytes, ClientError> {
+    pub async fn fetch_blob_bytes(&self, desc: &Descriptor, limit: u64) -> Result<Bytes, ClientError> {
         if desc.size > limit {
-            return Err(ClientError::SizeMismatch {
-                digest: desc.digest.clone(),
-                expected: limit,
-                got: desc.size,
-            });
+            return Err(ClientError::SizeMismatch { digest: desc.digest.clone(), expected: limit, got: desc.size });
         }
         let mut s = self.fetch_blob(desc).await?;
         let mut out = bytes::BytesMut::with_capacity(desc.size as usize);
@@ -120,9 +108,9 @@ impl Hasher {
     pub(crate) fn digest(&self) -> Digest {
         match self {
             Hasher::Sha256(h) => Digest::sha256_bytes(&h.clone().finalize().into()),
-            Hasher::Sha512(h) => format!("sha512:{}", hex::encode(h.clone().finalize()))
-                .parse()
-                .expect("128 hex digits"),
+            Hasher::Sha512(h) => {
+                format!("sha512:{}", hex::encode(h.clone().finalize())).parse().expect("128 hex digits")
+            }
         }
     }
 
@@ -182,14 +170,9 @@ async fn attempt(
 ) -> Result<Attempt, ClientError> {
     let mut headers = HeaderMap::new();
     if *offset > 0 {
-        headers.insert(
-            header::RANGE,
-            HeaderValue::from_str(&format!("bytes={offset}-")).expect("ascii"),
-        );
+        headers.insert(header::RANGE, HeaderValue::from_str(&format!("bytes={offset}-")).expect("ascii"));
     }
-    let (resp, final_url) = repo
-        .send(Method::GET, url, headers, ReqBody::Empty, &[])
-        .await?;
+    let (resp, final_url) = repo.send(Method::GET, url, headers, ReqBody::Empty, &[]).await?;
     let mut skip = match resp.status() {
         StatusCode::OK => *offset,
         StatusCode::PARTIAL_CONTENT => {
@@ -212,9 +195,7 @@ async fn attempt(
         StatusCode::RANGE_NOT_SATISFIABLE if *offset == desc.size => 0,
         s if s.is_success() => *offset,
         _ => {
-            return Err(repo
-                .status_error(&Method::GET, url, resp, Subject::Blob(&desc.digest))
-                .await);
+            return Err(repo.status_error(&Method::GET, url, resp, Subject::Blob(&desc.digest)).await);
         }
     };
     let mut body = resp.into_body();
@@ -267,10 +248,7 @@ async fn attempt(
     if *offset == desc.size {
         let actual = hasher.digest();
         if actual != desc.digest {
-            return Err(ClientError::DigestMismatch {
-                expected: desc.digest.clone(),
-                actual,
-            });
+            return Err(ClientError::DigestMismatch { expected: desc.digest.clone(), actual });
         }
         return Ok(Attempt::Done);
     }

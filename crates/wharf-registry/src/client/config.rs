@@ -25,19 +25,13 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        Self {
-            max_attempts: 5,
-            base_delay: Duration::from_millis(200),
-            max_delay: Duration::from_secs(30),
-        }
+        Self { max_attempts: 5, base_delay: Duration::from_millis(200), max_delay: Duration::from_secs(30) }
     }
 }
 
 impl RetryPolicy {
     pub(crate) fn delay(&self, attempt: u32) -> Duration {
-        let d = self
-            .base_delay
-            .saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
+        let d = self.base_delay.saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
         d.min(self.max_delay)
     }
 }
@@ -98,9 +92,7 @@ impl Endpoint {
 /// The registry host a reference's domain is served by (`docker.io` → `registry-1.docker.io`).
 pub fn registry_host(domain: &str) -> &str {
     match domain {
-        "docker.io" | "index.docker.io" | "registry-1.docker.io" | "registry.hub.docker.com" => {
-            DOCKER_HUB_REGISTRY
-        }
+        "docker.io" | "index.docker.io" | "registry-1.docker.io" | "registry.hub.docker.com" => DOCKER_HUB_REGISTRY,
         d => d,
     }
 }
@@ -116,11 +108,7 @@ pub fn parse_server_address(s: &str) -> (String, Option<&'static str>) {
         (None, s)
     };
     let host = rest.split('/').next().unwrap_or(rest).to_owned();
-    let host = if host.is_empty() {
-        DOCKER_HUB_DOMAIN.to_owned()
-    } else {
-        host
-    };
+    let host = if host.is_empty() { DOCKER_HUB_DOMAIN.to_owned() } else { host };
     if registry_host(&host) == DOCKER_HUB_REGISTRY {
         return (DOCKER_HUB_DOMAIN.to_owned(), None);
     }
@@ -147,19 +135,11 @@ fn in_cidr(ip: IpAddr, cidr: &str) -> bool {
     };
     match (ip, net) {
         (IpAddr::V4(a), IpAddr::V4(n)) if bits <= 32 => {
-            let mask = if bits == 0 {
-                0
-            } else {
-                u32::MAX << (32 - bits)
-            };
+            let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits) };
             u32::from(a) & mask == u32::from(n) & mask
         }
         (IpAddr::V6(a), IpAddr::V6(n)) if bits <= 128 => {
-            let mask = if bits == 0 {
-                0
-            } else {
-                u128::MAX << (128 - bits)
-            };
+            let mask = if bits == 0 { 0 } else { u128::MAX << (128 - bits) };
             u128::from(a) & mask == u128::from(n) & mask
         }
         _ => false,
@@ -173,21 +153,13 @@ impl RegistryConfig {
     pub fn is_insecure(&self, host: &str) -> bool {
         let name = hostname(host);
         let ips: Vec<IpAddr> = if name == "localhost" {
-            vec![
-                IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
-                IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
-            ]
+            vec![IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), IpAddr::V6(std::net::Ipv6Addr::LOCALHOST)]
         } else {
             name.parse::<IpAddr>().into_iter().collect()
         };
         self.insecure_registries.iter().any(|entry| {
-            let entry = entry
-                .trim_start_matches("http://")
-                .trim_start_matches("https://")
-                .trim_end_matches('/');
-            entry == host
-                || entry == name
-                || (entry.contains('/') && ips.iter().any(|ip| in_cidr(*ip, entry)))
+            let entry = entry.trim_start_matches("http://").trim_start_matches("https://").trim_end_matches('/');
+            entry == host || entry == name || (entry.contains('/') && ips.iter().any(|ip| in_cidr(*ip, entry)))
         })
     }
 
@@ -199,40 +171,17 @@ impl RegistryConfig {
         if host == DOCKER_HUB_REGISTRY && !push {
             for m in &self.mirrors {
                 let base = m.trim_end_matches('/').to_owned();
-                let base = if base.contains("://") {
-                    base
-                } else {
-                    format!("https://{base}")
-                };
-                let mhost = base
-                    .split("://")
-                    .nth(1)
-                    .unwrap_or("")
-                    .split('/')
-                    .next()
-                    .unwrap_or("")
-                    .to_owned();
-                out.push(Endpoint {
-                    base,
-                    host: mhost,
-                    mirror: true,
-                });
+                let base = if base.contains("://") { base } else { format!("https://{base}") };
+                let mhost = base.split("://").nth(1).unwrap_or("").split('/').next().unwrap_or("").to_owned();
+                out.push(Endpoint { base, host: mhost, mirror: true });
             }
         }
         let insecure = self.is_insecure(&host);
         if scheme != Some("http") {
-            out.push(Endpoint {
-                base: format!("https://{host}"),
-                host: host.clone(),
-                mirror: false,
-            });
+            out.push(Endpoint { base: format!("https://{host}"), host: host.clone(), mirror: false });
         }
         if scheme == Some("http") || (scheme.is_none() && insecure) {
-            out.push(Endpoint {
-                base: format!("http://{host}"),
-                host,
-                mirror: false,
-            });
+            out.push(Endpoint { base: format!("http://{host}"), host, mirror: false });
         }
         out
     }
@@ -244,10 +193,7 @@ mod tests {
 
     #[test]
     fn hub_and_mirrors() {
-        let cfg = RegistryConfig {
-            mirrors: vec!["mirror.example:5000".into()],
-            ..Default::default()
-        };
+        let cfg = RegistryConfig { mirrors: vec!["mirror.example:5000".into()], ..Default::default() };
         let eps = cfg.endpoints("docker.io", false, None);
         assert_eq!(eps[0].base, "https://mirror.example:5000");
         assert!(eps[0].mirror);
@@ -259,18 +205,10 @@ mod tests {
     #[test]
     fn insecure_rules() {
         let cfg = RegistryConfig {
-            insecure_registries: vec![
-                "127.0.0.0/8".into(),
-                "::1/128".into(),
-                "10.0.0.0/8".into(),
-                "myreg:5000".into(),
-            ],
+            insecure_registries: vec!["127.0.0.0/8".into(), "::1/128".into(), "10.0.0.0/8".into(), "myreg:5000".into()],
             ..Default::default()
         };
-        let strict = RegistryConfig {
-            insecure_registries: Vec::new(),
-            ..Default::default()
-        };
+        let strict = RegistryConfig { insecure_registries: Vec::new(), ..Default::default() };
         assert!(!strict.is_insecure("127.0.0.1:5000"));
         assert_eq!(strict.endpoints("127.0.0.1:5000", false, None).len(), 1);
         assert!(cfg.is_insecure("127.0.0.1:5000"));
@@ -293,17 +231,8 @@ mod tests {
 
     #[test]
     fn server_addresses() {
-        assert_eq!(
-            parse_server_address("https://index.docker.io/v1/"),
-            ("docker.io".into(), None)
-        );
-        assert_eq!(
-            parse_server_address("http://127.0.0.1:5000"),
-            ("127.0.0.1:5000".into(), Some("http"))
-        );
-        assert_eq!(
-            parse_server_address("127.0.0.1:5000"),
-            ("127.0.0.1:5000".into(), None)
-        );
+        assert_eq!(parse_server_address("https://index.docker.io/v1/"), ("docker.io".into(), None));
+        assert_eq!(parse_server_address("http://127.0.0.1:5000"), ("127.0.0.1:5000".into(), Some("http")));
+        assert_eq!(parse_server_address("127.0.0.1:5000"), ("127.0.0.1:5000".into(), None));
     }
 }

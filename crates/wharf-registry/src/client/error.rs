@@ -20,17 +20,11 @@ pub struct DialError {
 
 impl DialError {
     pub(crate) fn transient(message: String) -> Self {
-        Self {
-            message,
-            retryable: true,
-        }
+        Self { message, retryable: true }
     }
 
     pub(crate) fn permanent(message: String) -> Self {
-        Self {
-            message,
-            retryable: false,
-        }
+        Self { message, retryable: false }
     }
 }
 
@@ -68,11 +62,7 @@ pub(crate) fn render_errors(errors: &[RegistryErrorEntry], status: http::StatusC
         .iter()
         .map(|e| {
             let code = e.code.to_lowercase().replace('_', " ");
-            if e.message.is_empty() {
-                code
-            } else {
-                format!("{code}: {}", e.message)
-            }
+            if e.message.is_empty() { code } else { format!("{code}: {}", e.message) }
         })
         .collect::<Vec<_>>()
         .join("; ")
@@ -90,28 +80,16 @@ pub enum ClientError {
     },
     /// The connection failed after it was made (reset, closed early, bad HTTP).
     #[error("{method} \"{url}\": {message}")]
-    Transport {
-        method: String,
-        url: String,
-        message: String,
-    },
+    Transport { method: String, url: String, message: String },
     /// The registry answered 401 (credentials missing or wrong) to a request.
     #[error("{method} \"{url}\": {message}")]
-    Unauthorized {
-        method: String,
-        url: String,
-        message: String,
-    },
+    Unauthorized { method: String, url: String, message: String },
     /// `POST /auth`: the registry refused the credentials.
     #[error("login attempt to {url} failed with status: {status}")]
     LoginFailed { url: String, status: String },
     /// The registry answered 403.
     #[error("{method} \"{url}\": {message}")]
-    Denied {
-        method: String,
-        url: String,
-        message: String,
-    },
+    Denied { method: String, url: String, message: String },
     #[error("manifest for {reference} not found: {message}")]
     ManifestNotFound { reference: String, message: String },
     #[error("blob {digest} not found: {message}")]
@@ -120,33 +98,17 @@ pub enum ClientError {
     RepositoryNotFound { name: String, message: String },
     /// Any other error status, with the registry's error entries.
     #[error("{method} \"{url}\": {message}")]
-    Status {
-        method: String,
-        url: String,
-        status: u16,
-        message: String,
-    },
+    Status { method: String, url: String, status: u16, message: String },
     #[error("{method} \"{url}\": {message}")]
-    TooManyRequests {
-        method: String,
-        url: String,
-        message: String,
-    },
+    TooManyRequests { method: String, url: String, message: String },
     #[error("the token server at {realm} failed: {message}")]
     Token { realm: String, message: String },
     #[error("the registry sent an invalid response to {method} \"{url}\": {what}")]
-    InvalidResponse {
-        method: String,
-        url: String,
-        what: String,
-    },
+    InvalidResponse { method: String, url: String, what: String },
     #[error("manifest for {reference} is larger than the {limit} byte limit")]
     ManifestTooLarge { reference: String, limit: usize },
     #[error("unsupported manifest media type {media_type:?} for {reference}")]
-    UnsupportedMediaType {
-        reference: String,
-        media_type: String,
-    },
+    UnsupportedMediaType { reference: String, media_type: String },
     #[error("invalid manifest for {reference}")]
     InvalidManifest {
         reference: String,
@@ -160,11 +122,7 @@ pub enum ClientError {
     DigestMismatch { expected: Digest, actual: Digest },
     /// The content ended before (or ran past) its declared size, even after retries.
     #[error("unexpected EOF reading {digest}: got {got} of {expected} bytes")]
-    SizeMismatch {
-        digest: Digest,
-        expected: u64,
-        got: u64,
-    },
+    SizeMismatch { digest: Digest, expected: u64, got: u64 },
     #[error("read the content to push for {digest}")]
     ReadSource {
         digest: Digest,
@@ -193,18 +151,15 @@ impl Classify for ClientError {
         match self {
             Unauthorized { .. } | LoginFailed { .. } | Token { .. } => ErrorKind::Unauthorized,
             Denied { .. } => ErrorKind::Forbidden,
-            ManifestNotFound { .. }
-            | BlobNotFound { .. }
-            | RepositoryNotFound { .. }
-            | NoMatchingPlatform { .. } => ErrorKind::NotFound,
+            ManifestNotFound { .. } | BlobNotFound { .. } | RepositoryNotFound { .. } | NoMatchingPlatform { .. } => {
+                ErrorKind::NotFound
+            }
             Status { status, .. } if *status == 404 => ErrorKind::NotFound,
             Status { status, .. } if *status == 400 => ErrorKind::InvalidArgument,
             TooManyRequests { .. } => ErrorKind::Unavailable,
-            UnsupportedMediaType { .. }
-            | InvalidManifest { .. }
-            | InvalidReference(_)
-            | Certs { .. }
-            | Tls { .. } => ErrorKind::InvalidArgument,
+            UnsupportedMediaType { .. } | InvalidManifest { .. } | InvalidReference(_) | Certs { .. } | Tls { .. } => {
+                ErrorKind::InvalidArgument
+            }
             ReadSource { .. } => ErrorKind::Internal,
             Connect { .. }
             | Transport { .. }
@@ -222,9 +177,9 @@ impl ClientError {
     pub fn is_transient(&self) -> bool {
         match self {
             ClientError::Connect { source, .. } => source.retryable,
-            ClientError::Transport { .. }
-            | ClientError::TooManyRequests { .. }
-            | ClientError::SizeMismatch { .. } => true,
+            ClientError::Transport { .. } | ClientError::TooManyRequests { .. } | ClientError::SizeMismatch { .. } => {
+                true
+            }
             ClientError::Status { status, .. } => *status >= 500,
             _ => false,
         }

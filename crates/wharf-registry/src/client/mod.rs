@@ -103,27 +103,15 @@ impl Client {
     /// `server` is `serveraddress` as the CLI sends it (`127.0.0.1:5000`, `http://h:5000`,
     /// `https://index.docker.io/v1/`; empty means Docker Hub).
     /// A refusal reads `login attempt to http://127.0.0.1:5000/v2/ failed with status: 401 Unauthorized`.
-    pub async fn login(
-        &self,
-        server: &str,
-        creds: &AuthConfig,
-    ) -> Result<LoginOutcome, ClientError> {
-        let server = if server.is_empty() {
-            config::DOCKER_HUB_INDEX
-        } else {
-            server
-        };
+    pub async fn login(&self, server: &str, creds: &AuthConfig) -> Result<LoginOutcome, ClientError> {
+        let server = if server.is_empty() { config::DOCKER_HUB_INDEX } else { server };
         let (domain, scheme) = config::parse_server_address(server);
         let endpoints = self.inner.config.endpoints(&domain, true, scheme);
         let mut last = None;
         for (i, ep) in endpoints.iter().enumerate() {
             let last_one = i + 1 == endpoints.len();
             match self.login_endpoint(ep, creds, last_one).await {
-                Err(e @ (ClientError::Connect { .. } | ClientError::Transport { .. }))
-                    if !last_one =>
-                {
-                    last = Some(e)
-                }
+                Err(e @ (ClientError::Connect { .. } | ClientError::Transport { .. })) if !last_one => last = Some(e),
                 other => return other,
             }
         }
@@ -138,20 +126,14 @@ impl Client {
     ) -> Result<LoginOutcome, ClientError> {
         let url = format!("{}/v2/", ep.base);
         let challenge = self.ping(&url, retry).await?;
-        let succeeded = |identity_token| LoginOutcome {
-            status: "Login Succeeded".to_owned(),
-            identity_token,
-        };
+        let succeeded = |identity_token| LoginOutcome { status: "Login Succeeded".to_owned(), identity_token };
         let (auth, identity) = match challenge {
             None => return Ok(succeeded(None)),
             Some(Challenge::Basic { .. }) => {
                 let (u, p) = creds.user_password().unwrap_or_default();
                 let v = format!(
                     "Basic {}",
-                    base64::Engine::encode(
-                        &base64::engine::general_purpose::STANDARD,
-                        format!("{u}:{p}")
-                    )
+                    base64::Engine::encode(&base64::engine::general_purpose::STANDARD, format!("{u}:{p}"))
                 );
                 (v, None)
             }
@@ -167,11 +149,9 @@ impl Client {
                 )
                 .await
                 .map_err(|e| match e {
-                    ClientError::Unauthorized { message, .. } => ClientError::Unauthorized {
-                        method: "Get".to_owned(),
-                        url: url.clone(),
-                        message,
-                    },
+                    ClientError::Unauthorized { message, .. } => {
+                        ClientError::Unauthorized { method: "Get".to_owned(), url: url.clone(), message }
+                    }
                     other => other,
                 })?;
                 (format!("Bearer {}", t.token), t.refresh_token)
@@ -181,22 +161,14 @@ impl Client {
         if let Ok(v) = HeaderValue::from_str(&auth) {
             headers.insert(header::AUTHORIZATION, v);
         }
-        let (resp, _) = self
-            .inner
-            .transport
-            .send(&Method::GET, &url, &headers, &mut ReqBody::Empty)
-            .await?;
+        let (resp, _) = self.inner.transport.send(&Method::GET, &url, &headers, &mut ReqBody::Empty).await?;
         let status = resp.status();
         if status.is_success() {
             Ok(succeeded(identity))
         } else {
             Err(ClientError::LoginFailed {
                 url,
-                status: format!(
-                    "{} {}",
-                    status.as_u16(),
-                    status.canonical_reason().unwrap_or("")
-                ),
+                status: format!("{} {}", status.as_u16(), status.canonical_reason().unwrap_or("")),
             })
         }
     }
@@ -215,11 +187,7 @@ impl Client {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let res = self
-                .inner
-                .transport
-                .send(&Method::GET, url, &self.base_headers(), &mut ReqBody::Empty)
-                .await;
+            let res = self.inner.transport.send(&Method::GET, url, &self.base_headers(), &mut ReqBody::Empty).await;
             let transient = match &res {
                 Err(e) => e.is_transient(),
                 Ok((r, _)) => r.status().is_server_error(),
@@ -299,11 +267,7 @@ impl Client {
 
     /// Pings `endpoints` in order; the first that answers becomes the session's endpoint and the
     /// rest its fallbacks.
-    async fn open_endpoints(
-        &self,
-        template: RepoInner,
-        endpoints: Vec<Endpoint>,
-    ) -> Result<Repository, ClientError> {
+    async fn open_endpoints(&self, template: RepoInner, endpoints: Vec<Endpoint>) -> Result<Repository, ClientError> {
         let mut last = None;
         for (i, ep) in endpoints.iter().enumerate() {
             let last_one = i + 1 == endpoints.len();
@@ -326,10 +290,7 @@ impl Client {
                     if !last_one
                         && (ep.mirror
                             || e.is_transient()
-                            || matches!(
-                                e,
-                                ClientError::Connect { .. } | ClientError::Transport { .. }
-                            )) =>
+                            || matches!(e, ClientError::Connect { .. } | ClientError::Transport { .. })) =>
                 {
                     tracing::debug!(endpoint = %ep.base, error = %e, "endpoint failed, trying the next");
                     last = Some(e);
@@ -370,16 +331,7 @@ impl Client {
         creds: &AuthConfig,
         page_size: Option<usize>,
     ) -> Result<Vec<String>, ClientError> {
-        let s = self
-            .session(
-                domain,
-                "",
-                domain,
-                creds,
-                false,
-                "registry:catalog:*".to_owned(),
-            )
-            .await?;
+        let s = self.session(domain, "", domain, creds, false, "registry:catalog:*".to_owned()).await?;
         #[derive(serde::Deserialize)]
         struct Page {
             #[serde(default)]
@@ -457,10 +409,7 @@ impl Repository {
     }
 
     pub(crate) fn url(&self, rest: &str) -> String {
-        format!(
-            "{}/v2/{}/{}",
-            self.inner.endpoint.base, self.inner.name, rest
-        )
+        format!("{}/v2/{}/{}", self.inner.endpoint.base, self.inner.name, rest)
     }
 
     fn policy(&self) -> &RetryPolicy {
@@ -476,11 +425,7 @@ impl Repository {
         }
     }
 
-    async fn authorization(
-        &self,
-        url: &str,
-        extra_scopes: &[String],
-    ) -> Result<Option<HeaderValue>, ClientError> {
+    async fn authorization(&self, url: &str, extra_scopes: &[String]) -> Result<Option<HeaderValue>, ClientError> {
         if origin(url) != origin(&self.inner.endpoint.base) {
             return Ok(None);
         }
@@ -491,10 +436,7 @@ impl Repository {
             Some(Challenge::Basic { .. }) => match creds.user_password() {
                 Some((u, p)) => format!(
                     "Basic {}",
-                    base64::Engine::encode(
-                        &base64::engine::general_purpose::STANDARD,
-                        format!("{u}:{p}")
-                    )
+                    base64::Engine::encode(&base64::engine::general_purpose::STANDARD, format!("{u}:{p}"))
                 ),
                 None => return Ok(None),
             },
@@ -556,15 +498,13 @@ impl Repository {
             let replayable = body.replayable();
             let fut = client.transport.send(&method, url, &h, &mut body);
             let res = if replayable {
-                tokio::time::timeout(client.config.read_timeout, fut)
-                    .await
-                    .unwrap_or_else(|_| {
-                        Err(ClientError::Transport {
-                            method: go_method(&method),
-                            url: url.to_owned(),
-                            message: "timeout awaiting response headers".to_owned(),
-                        })
+                tokio::time::timeout(client.config.read_timeout, fut).await.unwrap_or_else(|_| {
+                    Err(ClientError::Transport {
+                        method: go_method(&method),
+                        url: url.to_owned(),
+                        message: "timeout awaiting response headers".to_owned(),
                     })
+                })
             } else {
                 fut.await
             };
@@ -584,12 +524,7 @@ impl Repository {
                 if let Some(c) = parse_challenges(resp.0.headers()) {
                     reauthed = true;
                     if let Challenge::Bearer { realm, service, .. } = &c {
-                        client.tokens.forget(
-                            realm,
-                            service,
-                            &self.scopes(extra_scopes),
-                            &self.inner.creds,
-                        );
+                        client.tokens.forget(realm, service, &self.scopes(extra_scopes), &self.inner.creds);
                     }
                     let had = self.inner.challenge.lock().expect("poisoned").replace(c);
                     if had.is_some() || !self.inner.creds.is_empty() {
@@ -628,51 +563,19 @@ impl Repository {
         let method = go_method(method);
         let url = url.to_owned();
         match status {
-            StatusCode::UNAUTHORIZED => ClientError::Unauthorized {
-                method,
-                url,
-                message,
-            },
-            StatusCode::FORBIDDEN => ClientError::Denied {
-                method,
-                url,
-                message,
-            },
-            StatusCode::TOO_MANY_REQUESTS => ClientError::TooManyRequests {
-                method,
-                url,
-                message,
-            },
+            StatusCode::UNAUTHORIZED => ClientError::Unauthorized { method, url, message },
+            StatusCode::FORBIDDEN => ClientError::Denied { method, url, message },
+            StatusCode::TOO_MANY_REQUESTS => ClientError::TooManyRequests { method, url, message },
             StatusCode::NOT_FOUND => match subject {
                 Subject::Manifest(r) => ClientError::ManifestNotFound {
                     reference: self.display_ref(r),
-                    message: if errors.is_empty() {
-                        "manifest unknown".to_owned()
-                    } else {
-                        message
-                    },
+                    message: if errors.is_empty() { "manifest unknown".to_owned() } else { message },
                 },
-                Subject::Blob(d) => ClientError::BlobNotFound {
-                    digest: d.clone(),
-                    message,
-                },
-                Subject::Repository => ClientError::RepositoryNotFound {
-                    name: self.inner.familiar.clone(),
-                    message,
-                },
-                Subject::Other => ClientError::Status {
-                    method,
-                    url,
-                    status: 404,
-                    message,
-                },
+                Subject::Blob(d) => ClientError::BlobNotFound { digest: d.clone(), message },
+                Subject::Repository => ClientError::RepositoryNotFound { name: self.inner.familiar.clone(), message },
+                Subject::Other => ClientError::Status { method, url, status: 404, message },
             },
-            _ => ClientError::Status {
-                method,
-                url,
-                status: status.as_u16(),
-                message,
-            },
+            _ => ClientError::Status { method, url, status: status.as_u16(), message },
         }
     }
 
@@ -682,20 +585,18 @@ impl Repository {
         url: &str,
         subject: Subject<'_>,
     ) -> Result<(T, Option<String>), ClientError> {
-        let (resp, final_url) = self
-            .send(Method::GET, url, HeaderMap::new(), ReqBody::Empty, &[])
-            .await?;
+        let (resp, final_url) = self.send(Method::GET, url, HeaderMap::new(), ReqBody::Empty, &[]).await?;
         if !resp.status().is_success() {
             return Err(self.status_error(&Method::GET, url, resp, subject).await);
         }
         let next = next_link(resp.headers(), &final_url);
-        let bytes = transport::read_body(resp, 16 << 20, &Method::GET, url)
-            .await?
-            .map_err(|_| ClientError::InvalidResponse {
+        let bytes = transport::read_body(resp, 16 << 20, &Method::GET, url).await?.map_err(|_| {
+            ClientError::InvalidResponse {
                 method: "Get".to_owned(),
                 url: url.to_owned(),
                 what: "response too large".to_owned(),
-            })?;
+            }
+        })?;
         let v = serde_json::from_slice(&bytes).map_err(|e| ClientError::InvalidResponse {
             method: "Get".to_owned(),
             url: url.to_owned(),
@@ -712,10 +613,7 @@ fn retry_after(h: &HeaderMap) -> Option<Duration> {
         return Some(Duration::from_secs(secs));
     }
     let when = httpdate::parse_http_date(v).ok()?;
-    Some(
-        when.duration_since(std::time::SystemTime::now())
-            .unwrap_or_default(),
-    )
+    Some(when.duration_since(std::time::SystemTime::now()).unwrap_or_default())
 }
 
 /// The `rel="next"` URL of a `Link` header, resolved against `base`.
@@ -740,10 +638,7 @@ mod tests {
     #[test]
     fn link_and_retry_after() {
         let mut h = HeaderMap::new();
-        h.insert(
-            header::LINK,
-            HeaderValue::from_static("</v2/x/tags/list?last=b&n=2>; rel=\"next\""),
-        );
+        h.insert(header::LINK, HeaderValue::from_static("</v2/x/tags/list?last=b&n=2>; rel=\"next\""));
         assert_eq!(
             next_link(&h, "http://r:1/v2/x/tags/list?n=2").as_deref(),
             Some("http://r:1/v2/x/tags/list?last=b&n=2")

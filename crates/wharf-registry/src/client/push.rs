@@ -76,10 +76,7 @@ fn with_digest(url: &str, d: &Digest) -> String {
 
 fn octet_stream(len: Option<u64>) -> HeaderMap {
     let mut h = HeaderMap::new();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/octet-stream"),
-    );
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
     if let Some(l) = len {
         h.insert(header::CONTENT_LENGTH, HeaderValue::from(l));
     }
@@ -107,9 +104,7 @@ impl Repository {
     /// The blob's size when this repository has it (`HEAD /blobs/<digest>`).
     pub async fn blob_exists(&self, digest: &Digest) -> Result<Option<u64>, ClientError> {
         let url = self.url(&format!("blobs/{digest}"));
-        let (resp, _) = self
-            .send(Method::HEAD, &url, HeaderMap::new(), ReqBody::Empty, &[])
-            .await?;
+        let (resp, _) = self.send(Method::HEAD, &url, HeaderMap::new(), ReqBody::Empty, &[]).await?;
         match resp.status() {
             s if s.is_success() => Ok(Some(
                 resp.headers()
@@ -119,59 +114,33 @@ impl Repository {
                     .unwrap_or(0),
             )),
             StatusCode::NOT_FOUND => Ok(None),
-            _ => Err(self
-                .status_error(&Method::HEAD, &url, resp, Subject::Blob(digest))
-                .await),
+            _ => Err(self.status_error(&Method::HEAD, &url, resp, Subject::Blob(digest)).await),
         }
     }
 
     /// Asks the registry to mount `digest` from repository `from` (same registry).
-    pub async fn mount_blob(
-        &self,
-        digest: &Digest,
-        from: &str,
-    ) -> Result<MountResult, ClientError> {
+    pub async fn mount_blob(&self, digest: &Digest, from: &str) -> Result<MountResult, ClientError> {
         let q = form_urlencoded::Serializer::new(String::new())
             .append_pair("mount", &digest.to_string())
             .append_pair("from", from)
             .finish();
         let url = self.url(&format!("blobs/uploads/?{q}"));
         let scopes = [format!("repository:{from}:pull")];
-        let (resp, final_url) = self
-            .send(
-                Method::POST,
-                &url,
-                octet_stream(Some(0)),
-                ReqBody::Empty,
-                &scopes,
-            )
-            .await?;
+        let (resp, final_url) = self.send(Method::POST, &url, octet_stream(Some(0)), ReqBody::Empty, &scopes).await?;
         match resp.status() {
             StatusCode::CREATED => Ok(MountResult::Mounted),
-            StatusCode::ACCEPTED => Ok(MountResult::NotMounted {
-                upload_url: self.location(&resp, &final_url, &Method::POST)?,
-            }),
-            _ => Err(self
-                .status_error(&Method::POST, &url, resp, Subject::Repository)
-                .await),
+            StatusCode::ACCEPTED => {
+                Ok(MountResult::NotMounted { upload_url: self.location(&resp, &final_url, &Method::POST)? })
+            }
+            _ => Err(self.status_error(&Method::POST, &url, resp, Subject::Repository).await),
         }
     }
 
     async fn start_upload(&self) -> Result<String, ClientError> {
         let url = self.url("blobs/uploads/");
-        let (resp, final_url) = self
-            .send(
-                Method::POST,
-                &url,
-                octet_stream(Some(0)),
-                ReqBody::Empty,
-                &[],
-            )
-            .await?;
+        let (resp, final_url) = self.send(Method::POST, &url, octet_stream(Some(0)), ReqBody::Empty, &[]).await?;
         if resp.status() != StatusCode::ACCEPTED {
-            return Err(self
-                .status_error(&Method::POST, &url, resp, Subject::Repository)
-                .await);
+            return Err(self.status_error(&Method::POST, &url, resp, Subject::Repository).await);
         }
         self.location(&resp, &final_url, &Method::POST)
     }
@@ -202,15 +171,7 @@ impl Repository {
                     upload = Some(upload_url);
                 }
                 MountResult::NotMounted { upload_url } => {
-                    let _ = self
-                        .send(
-                            Method::DELETE,
-                            &upload_url,
-                            HeaderMap::new(),
-                            ReqBody::Empty,
-                            &[],
-                        )
-                        .await;
+                    let _ = self.send(Method::DELETE, &upload_url, HeaderMap::new(), ReqBody::Empty, &[]).await;
                 }
             }
         }
@@ -224,21 +185,14 @@ impl Repository {
                 p(n)
             }
         };
-        let read_err = |source| ClientError::ReadSource {
-            digest: desc.digest.clone(),
-            source,
-        };
+        let read_err = |source| ClientError::ReadSource { digest: desc.digest.clone(), source };
         let mut final_body = ReqBody::Empty;
         let mut final_len = 0u64;
         let sent: u64;
         match opts.mode {
             UploadMode::Monolithic => {
                 let mut buf = Vec::with_capacity(desc.size as usize);
-                (&mut source)
-                    .take(desc.size + 1)
-                    .read_to_end(&mut buf)
-                    .await
-                    .map_err(read_err)?;
+                (&mut source).take(desc.size + 1).read_to_end(&mut buf).await.map_err(read_err)?;
                 sent = buf.len() as u64;
                 final_len = sent;
                 final_body = ReqBody::Full(Bytes::from(buf));
@@ -248,11 +202,7 @@ impl Repository {
                 let mut offset = 0u64;
                 loop {
                     let mut buf = Vec::with_capacity(size);
-                    (&mut source)
-                        .take(size as u64)
-                        .read_to_end(&mut buf)
-                        .await
-                        .map_err(read_err)?;
+                    (&mut source).take(size as u64).read_to_end(&mut buf).await.map_err(read_err)?;
                     if buf.is_empty() {
                         break;
                     }
@@ -260,26 +210,13 @@ impl Repository {
                     let mut h = octet_stream(Some(n));
                     h.insert(
                         header::CONTENT_RANGE,
-                        HeaderValue::from_str(&format!("{}-{}", offset, offset + n - 1))
-                            .expect("ascii"),
+                        HeaderValue::from_str(&format!("{}-{}", offset, offset + n - 1)).expect("ascii"),
                     );
-                    let (resp, final_url) = self
-                        .send(
-                            Method::PATCH,
-                            &location,
-                            h,
-                            ReqBody::Full(Bytes::from(buf)),
-                            &[],
-                        )
-                        .await?;
+                    let (resp, final_url) =
+                        self.send(Method::PATCH, &location, h, ReqBody::Full(Bytes::from(buf)), &[]).await?;
                     if resp.status() != StatusCode::ACCEPTED {
                         return Err(self
-                            .status_error(
-                                &Method::PATCH,
-                                &location,
-                                resp,
-                                Subject::Blob(&desc.digest),
-                            )
+                            .status_error(&Method::PATCH, &location, resp, Subject::Blob(&desc.digest))
                             .await);
                     }
                     location = self.location(&resp, &final_url, &Method::PATCH)?;
@@ -292,68 +229,41 @@ impl Repository {
                 let counter = Arc::new(AtomicU64::new(0));
                 let failure: Arc<Mutex<Option<std::io::Error>>> = Arc::default();
                 let (c, f, p) = (counter.clone(), failure.clone(), progress.clone());
-                let stream =
-                    tokio_util::io::ReaderStream::with_capacity(source, 256 * 1024).map(move |r| {
-                        match r {
-                            Ok(b) => {
-                                let total =
-                                    c.fetch_add(b.len() as u64, Ordering::Relaxed) + b.len() as u64;
-                                if let Some(p) = &p {
-                                    p(total);
-                                }
-                                Ok(hyper::body::Frame::data(b))
-                            }
-                            Err(e) => {
-                                let msg = e.to_string();
-                                *f.lock().expect("poisoned") = Some(e);
-                                Err(std::io::Error::other(msg).into())
-                            }
+                let stream = tokio_util::io::ReaderStream::with_capacity(source, 256 * 1024).map(move |r| match r {
+                    Ok(b) => {
+                        let total = c.fetch_add(b.len() as u64, Ordering::Relaxed) + b.len() as u64;
+                        if let Some(p) = &p {
+                            p(total);
                         }
-                    });
+                        Ok(hyper::body::Frame::data(b))
+                    }
+                    Err(e) => {
+                        let msg = e.to_string();
+                        *f.lock().expect("poisoned") = Some(e);
+                        Err(std::io::Error::other(msg).into())
+                    }
+                });
                 let body = StreamBody::new(stream).boxed_unsync();
-                let res = self
-                    .send(
-                        Method::PATCH,
-                        &location,
-                        octet_stream(None),
-                        ReqBody::Stream(Some(body)),
-                        &[],
-                    )
-                    .await;
+                let res =
+                    self.send(Method::PATCH, &location, octet_stream(None), ReqBody::Stream(Some(body)), &[]).await;
                 if let Some(e) = failure.lock().expect("poisoned").take() {
                     return Err(read_err(e));
                 }
                 let (resp, final_url) = res?;
                 if resp.status() != StatusCode::ACCEPTED {
-                    return Err(self
-                        .status_error(&Method::PATCH, &location, resp, Subject::Blob(&desc.digest))
-                        .await);
+                    return Err(self.status_error(&Method::PATCH, &location, resp, Subject::Blob(&desc.digest)).await);
                 }
                 location = self.location(&resp, &final_url, &Method::PATCH)?;
                 sent = counter.load(Ordering::Relaxed);
             }
         }
         if sent != desc.size {
-            return Err(ClientError::SizeMismatch {
-                digest: desc.digest.clone(),
-                expected: desc.size,
-                got: sent,
-            });
+            return Err(ClientError::SizeMismatch { digest: desc.digest.clone(), expected: desc.size, got: sent });
         }
         let url = with_digest(&location, &desc.digest);
-        let (resp, _) = self
-            .send(
-                Method::PUT,
-                &url,
-                octet_stream(Some(final_len)),
-                final_body,
-                &[],
-            )
-            .await?;
+        let (resp, _) = self.send(Method::PUT, &url, octet_stream(Some(final_len)), final_body, &[]).await?;
         if resp.status() != StatusCode::CREATED {
-            return Err(self
-                .status_error(&Method::PUT, &url, resp, Subject::Blob(&desc.digest))
-                .await);
+            return Err(self.status_error(&Method::PUT, &url, resp, Subject::Blob(&desc.digest)).await);
         }
         if opts.mode == UploadMode::Monolithic {
             report(sent);
@@ -369,23 +279,13 @@ impl Repository {
     ) -> Result<(Descriptor, PushOutcome), ClientError> {
         let digest = Digest::sha256_bytes(&Sha256::digest(&bytes).into());
         let desc = Descriptor::new(media_type, digest, bytes.len() as u64);
-        let opts = PushBlobOptions {
-            mode: UploadMode::Monolithic,
-            ..Default::default()
-        };
-        let outcome = self
-            .push_blob(&desc, std::io::Cursor::new(bytes), &opts)
-            .await?;
+        let opts = PushBlobOptions { mode: UploadMode::Monolithic, ..Default::default() };
+        let outcome = self.push_blob(&desc, std::io::Cursor::new(bytes), &opts).await?;
         Ok((desc, outcome))
     }
 
     /// `PUT /manifests/<tag or digest>`; returns the manifest's digest.
-    pub async fn push_manifest(
-        &self,
-        reference: &str,
-        media_type: &str,
-        body: Bytes,
-    ) -> Result<Digest, ClientError> {
+    pub async fn push_manifest(&self, reference: &str, media_type: &str, body: Bytes) -> Result<Digest, ClientError> {
         let digest = Digest::sha256_bytes(&Sha256::digest(&body).into());
         let url = self.url(&format!("manifests/{reference}"));
         let mut h = HeaderMap::new();
@@ -396,13 +296,9 @@ impl Repository {
                 media_type: media_type.to_owned(),
             })?,
         );
-        let (resp, _) = self
-            .send(Method::PUT, &url, h, ReqBody::Full(body), &[])
-            .await?;
+        let (resp, _) = self.send(Method::PUT, &url, h, ReqBody::Full(body), &[]).await?;
         if resp.status() != StatusCode::CREATED {
-            return Err(self
-                .status_error(&Method::PUT, &url, resp, Subject::Manifest(reference))
-                .await);
+            return Err(self.status_error(&Method::PUT, &url, resp, Subject::Manifest(reference)).await);
         }
         if let Some(d) = resp
             .headers()
@@ -411,10 +307,7 @@ impl Repository {
             .and_then(|v| v.parse::<Digest>().ok())
             && d != digest
         {
-            return Err(ClientError::DigestMismatch {
-                expected: digest,
-                actual: d,
-            });
+            return Err(ClientError::DigestMismatch { expected: digest, actual: d });
         }
         Ok(digest)
     }
@@ -422,15 +315,11 @@ impl Repository {
     /// Deletes a manifest by digest (or a tag, where the registry allows).
     pub async fn delete_manifest(&self, reference: &str) -> Result<(), ClientError> {
         let url = self.url(&format!("manifests/{reference}"));
-        let (resp, _) = self
-            .send(Method::DELETE, &url, HeaderMap::new(), ReqBody::Empty, &[])
-            .await?;
+        let (resp, _) = self.send(Method::DELETE, &url, HeaderMap::new(), ReqBody::Empty, &[]).await?;
         if resp.status().is_success() {
             Ok(())
         } else {
-            Err(self
-                .status_error(&Method::DELETE, &url, resp, Subject::Manifest(reference))
-                .await)
+            Err(self.status_error(&Method::DELETE, &url, resp, Subject::Manifest(reference)).await)
         }
     }
 
@@ -460,10 +349,7 @@ impl Repository {
             tags: Option<Vec<String>>,
         }
         let (body, next): (Body, _) = self.get_json(url, Subject::Repository).await?;
-        Ok(TagPage {
-            tags: body.tags.unwrap_or_default(),
-            next,
-        })
+        Ok(TagPage { tags: body.tags.unwrap_or_default(), next })
     }
 
     /// Every tag, following `Link` pages of `page_size`.

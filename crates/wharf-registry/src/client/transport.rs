@@ -50,9 +50,7 @@ impl ReqBody {
         match self {
             ReqBody::Empty => Empty::new().map_err(|e| match e {}).boxed_unsync(),
             ReqBody::Full(b) => Full::new(b.clone()).map_err(|e| match e {}).boxed_unsync(),
-            ReqBody::Stream(s) => s
-                .take()
-                .unwrap_or_else(|| Empty::new().map_err(|e| match e {}).boxed_unsync()),
+            ReqBody::Stream(s) => s.take().unwrap_or_else(|| Empty::new().map_err(|e| match e {}).boxed_unsync()),
         }
     }
 }
@@ -98,12 +96,7 @@ pub(crate) struct Transport {
 
 impl Transport {
     pub(crate) fn new(config: Arc<RegistryConfig>) -> Self {
-        let connector = Connector {
-            inner: Arc::new(ConnectorInner {
-                config,
-                tls: Mutex::default(),
-            }),
-        };
+        let connector = Connector { inner: Arc::new(ConnectorInner { config, tls: Mutex::default() }) };
         let client = HyperClient::builder(TokioExecutor::new())
             .pool_timer(hyper_util::rt::TokioTimer::new())
             .pool_idle_timeout(Duration::from_secs(60))
@@ -130,10 +123,7 @@ impl Transport {
             req = req.header(k, v);
         }
         let req = req.body(body.take()).expect("valid request parts");
-        self.client
-            .request(req)
-            .await
-            .map_err(|e| map_hyper_error(method, url, &e))
+        self.client.request(req).await.map_err(|e| map_hyper_error(method, url, &e))
     }
 
     /// A request following redirects (GET and HEAD only); `Authorization` is dropped when a
@@ -153,10 +143,7 @@ impl Transport {
             let follow = matches!(*method, Method::GET | Method::HEAD)
                 && resp.status().is_redirection()
                 && resp.status() != http::StatusCode::NOT_MODIFIED;
-            let loc = resp
-                .headers()
-                .get(header::LOCATION)
-                .and_then(|v| v.to_str().ok());
+            let loc = resp.headers().get(header::LOCATION).and_then(|v| v.to_str().ok());
             match (follow, loc) {
                 (true, Some(loc)) => {
                     url = resolve_location(&url, loc);
@@ -175,19 +162,11 @@ impl Transport {
     }
 }
 
-fn map_hyper_error(
-    method: &Method,
-    url: &str,
-    e: &hyper_util::client::legacy::Error,
-) -> ClientError {
+fn map_hyper_error(method: &Method, url: &str, e: &hyper_util::client::legacy::Error) -> ClientError {
     let mut src: Option<&(dyn StdError + 'static)> = e.source();
     while let Some(s) = src {
         if let Some(d) = s.downcast_ref::<DialError>() {
-            return ClientError::Connect {
-                method: go_method(method),
-                url: url.to_owned(),
-                source: d.clone(),
-            };
+            return ClientError::Connect { method: go_method(method), url: url.to_owned(), source: d.clone() };
         }
         src = s.source();
     }
@@ -198,11 +177,7 @@ fn map_hyper_error(
         message.push_str(&s.to_string());
         src = s.source();
     }
-    ClientError::Transport {
-        method: go_method(method),
-        url: url.to_owned(),
-        message,
-    }
+    ClientError::Transport { method: go_method(method), url: url.to_owned(), message }
 }
 
 /// Reads a whole body, at most `limit` bytes.
@@ -247,9 +222,7 @@ pub(crate) async fn read_errors(resp: Response<Incoming>) -> Vec<RegistryErrorEn
             }
         }
     }
-    serde_json::from_slice::<Body>(&out)
-        .map(|b| b.errors)
-        .unwrap_or_default()
+    serde_json::from_slice::<Body>(&out).map(|b| b.errors).unwrap_or_default()
 }
 
 // ---- the connector ----
@@ -277,11 +250,7 @@ impl Connection for MaybeTls {
 }
 
 impl AsyncRead for MaybeTls {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             MaybeTls::Plain(s) => Pin::new(s).poll_read(cx, buf),
             MaybeTls::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
@@ -290,11 +259,7 @@ impl AsyncRead for MaybeTls {
 }
 
 impl AsyncWrite for MaybeTls {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             MaybeTls::Plain(s) => Pin::new(s).poll_write(cx, buf),
             MaybeTls::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
@@ -371,19 +336,15 @@ fn go_errno(e: &io::Error) -> String {
 fn tls_message(e: &io::Error) -> (String, bool) {
     let inner = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>());
     match inner {
-        Some(rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType)) => (
-            "http: server gave HTTP response to HTTPS client".to_owned(),
-            false,
-        ),
-        Some(rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer)) => (
-            "tls: failed to verify certificate: x509: certificate signed by unknown authority"
-                .to_owned(),
-            false,
-        ),
-        Some(rustls::Error::InvalidCertificate(c)) => (
-            format!("tls: failed to verify certificate: x509: {c:?}"),
-            false,
-        ),
+        Some(rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType)) => {
+            ("http: server gave HTTP response to HTTPS client".to_owned(), false)
+        }
+        Some(rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer)) => {
+            ("tls: failed to verify certificate: x509: certificate signed by unknown authority".to_owned(), false)
+        }
+        Some(rustls::Error::InvalidCertificate(c)) => {
+            (format!("tls: failed to verify certificate: x509: {c:?}"), false)
+        }
         Some(r) => (format!("tls: {r}"), false),
         None if e.kind() == io::ErrorKind::UnexpectedEof => ("EOF".to_owned(), true),
         None => (format!("tls: {}", go_errno(e)), true),
@@ -393,9 +354,7 @@ fn tls_message(e: &io::Error) -> (String, bool) {
 impl ConnectorInner {
     async fn connect(&self, uri: Uri) -> Result<MaybeTls, DialError> {
         let https = uri.scheme_str() == Some("https");
-        let host = uri
-            .host()
-            .ok_or_else(|| DialError::permanent(format!("no host in {uri}")))?;
+        let host = uri.host().ok_or_else(|| DialError::permanent(format!("no host in {uri}")))?;
         let bare = host.trim_start_matches('[').trim_end_matches(']');
         let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
         let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host((bare, port))
@@ -403,15 +362,12 @@ impl ConnectorInner {
             .map_err(|_| DialError::transient(format!("dial tcp: lookup {bare}: no such host")))?
             .collect();
         if addrs.is_empty() {
-            return Err(DialError::transient(format!(
-                "dial tcp: lookup {bare}: no such host"
-            )));
+            return Err(DialError::transient(format!("dial tcp: lookup {bare}: no such host")));
         }
         let mut last = String::new();
         let mut stream = None;
         for addr in addrs {
-            match tokio::time::timeout(self.config.connect_timeout, TcpStream::connect(addr)).await
-            {
+            match tokio::time::timeout(self.config.connect_timeout, TcpStream::connect(addr)).await {
                 Ok(Ok(s)) => {
                     stream = Some(s);
                     break;
@@ -429,18 +385,13 @@ impl ConnectorInner {
             Some(p) => format!("{host}:{p}"),
             None => host.to_owned(),
         };
-        let cfg = self
-            .tls_config(&host_port)
-            .map_err(|e| DialError::permanent(e.to_string()))?;
+        let cfg = self.tls_config(&host_port).map_err(|e| DialError::permanent(e.to_string()))?;
         let name = ServerName::try_from(bare.to_owned())
             .map_err(|_| DialError::permanent(format!("tls: invalid server name {bare}")))?;
-        let tls = tokio_rustls::TlsConnector::from(cfg)
-            .connect(name, tcp)
-            .await
-            .map_err(|e| {
-                let (message, retryable) = tls_message(&e);
-                DialError { message, retryable }
-            })?;
+        let tls = tokio_rustls::TlsConnector::from(cfg).connect(name, tcp).await.map_err(|e| {
+            let (message, retryable) = tls_message(&e);
+            DialError { message, retryable }
+        })?;
         Ok(MaybeTls::Tls(Box::new(tls)))
     }
 
@@ -449,18 +400,14 @@ impl ConnectorInner {
             return Ok(c.clone());
         }
         let cfg = Arc::new(build_tls_config(&self.config, host_port)?);
-        self.tls
-            .lock()
-            .expect("poisoned")
-            .insert(host_port.to_owned(), cfg.clone());
+        self.tls.lock().expect("poisoned").insert(host_port.to_owned(), cfg.clone());
         Ok(cfg)
     }
 }
 
 fn provider() -> Arc<CryptoProvider> {
     static P: OnceLock<Arc<CryptoProvider>> = OnceLock::new();
-    P.get_or_init(|| Arc::new(rustls::crypto::ring::default_provider()))
-        .clone()
+    P.get_or_init(|| Arc::new(rustls::crypto::ring::default_provider())).clone()
 }
 
 fn system_roots() -> Arc<RootCertStore> {
@@ -476,16 +423,10 @@ fn system_roots() -> Arc<RootCertStore> {
 
 /// The TLS configuration for one registry host: system roots plus `<certs_dir>/<host>/*.crt`,
 /// a client certificate from `*.cert` + `*.key`, and no verification for insecure hosts.
-pub(crate) fn build_tls_config(
-    config: &RegistryConfig,
-    host_port: &str,
-) -> Result<rustls::ClientConfig, ClientError> {
+pub(crate) fn build_tls_config(config: &RegistryConfig, host_port: &str) -> Result<rustls::ClientConfig, ClientError> {
     use rustls::pki_types::pem::PemObject;
     let dir = config.certs_dir.join(host_port);
-    let tls_err = |source| ClientError::Tls {
-        host: host_port.to_owned(),
-        source,
-    };
+    let tls_err = |source| ClientError::Tls { host: host_port.to_owned(), source };
     let mut roots = (*system_roots()).clone();
     let mut client_cert: Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)> = None;
     if let Ok(entries) = std::fs::read_dir(&dir) {
@@ -500,10 +441,8 @@ pub(crate) fn build_tls_config(
             } else if ext == "cert" && client_cert.is_none() {
                 let key = p.with_extension("key");
                 let certs = load_certs(&p)?;
-                let k = PrivateKeyDer::from_pem_file(&key).map_err(|e| ClientError::Certs {
-                    path: key.clone(),
-                    source: io::Error::other(e.to_string()),
-                })?;
+                let k = PrivateKeyDer::from_pem_file(&key)
+                    .map_err(|e| ClientError::Certs { path: key.clone(), source: io::Error::other(e.to_string()) })?;
                 client_cert = Some((certs, k));
             }
         }
@@ -512,9 +451,7 @@ pub(crate) fn build_tls_config(
         .with_safe_default_protocol_versions()
         .map_err(tls_err)?;
     let builder = if config.is_insecure(host_port) {
-        builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(NoVerify(provider())))
+        builder.dangerous().with_custom_certificate_verifier(Arc::new(NoVerify(provider())))
     } else {
         builder.with_root_certificates(roots)
     };
@@ -530,10 +467,7 @@ fn load_certs(p: &Path) -> Result<Vec<CertificateDer<'static>>, ClientError> {
     use rustls::pki_types::pem::PemObject;
     CertificateDer::pem_file_iter(p)
         .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| ClientError::Certs {
-            path: p.to_owned(),
-            source: io::Error::other(e.to_string()),
-        })
+        .map_err(|e| ClientError::Certs { path: p.to_owned(), source: io::Error::other(e.to_string()) })
 }
 
 /// Accepts any server certificate (still checking handshake signatures): Docker's
@@ -559,12 +493,7 @@ impl ServerCertVerifier for NoVerify {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
     }
 
     fn verify_tls13_signature(
@@ -573,12 +502,7 @@ impl ServerCertVerifier for NoVerify {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
@@ -593,20 +517,11 @@ mod tests {
     #[test]
     fn locations() {
         assert_eq!(
-            resolve_location(
-                "http://a:1/v2/x/blobs/uploads/",
-                "/v2/x/blobs/uploads/u?s=1"
-            ),
+            resolve_location("http://a:1/v2/x/blobs/uploads/", "/v2/x/blobs/uploads/u?s=1"),
             "http://a:1/v2/x/blobs/uploads/u?s=1"
         );
-        assert_eq!(
-            resolve_location("http://a:1/v2/x", "https://b/y"),
-            "https://b/y"
-        );
-        assert_eq!(
-            resolve_location("http://a:1/v2/x/blobs/uploads/?q=1", "u"),
-            "http://a:1/v2/x/blobs/uploads/u"
-        );
+        assert_eq!(resolve_location("http://a:1/v2/x", "https://b/y"), "https://b/y");
+        assert_eq!(resolve_location("http://a:1/v2/x/blobs/uploads/?q=1", "u"), "http://a:1/v2/x/blobs/uploads/u");
         assert_eq!(origin("http://a:1/v2/x"), "http://a:1");
         assert_eq!(go_method(&Method::GET), "Get");
     }

@@ -63,10 +63,8 @@ pub struct Htpasswd {
 
 impl Htpasswd {
     pub fn load(path: &Path) -> Result<Self, AuthError> {
-        let text = std::fs::read_to_string(path).map_err(|source| AuthError::ReadHtpasswd {
-            path: path.to_owned(),
-            source,
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| AuthError::ReadHtpasswd { path: path.to_owned(), source })?;
         let mut users = HashMap::new();
         for (i, line) in text.lines().enumerate() {
             let line = line.trim();
@@ -78,17 +76,11 @@ impl Htpasswd {
                     users.insert(u.to_owned(), h.to_owned());
                 }
                 _ => {
-                    return Err(AuthError::HtpasswdEntry {
-                        path: path.to_owned(),
-                        line: i + 1,
-                    });
+                    return Err(AuthError::HtpasswdEntry { path: path.to_owned(), line: i + 1 });
                 }
             }
         }
-        Ok(Self {
-            users,
-            verified: Mutex::default(),
-        })
+        Ok(Self { users, verified: Mutex::default() })
     }
 
     pub fn verify(&self, user: &str, password: &str) -> bool {
@@ -96,10 +88,7 @@ impl Htpasswd {
         if self.verified.lock().expect("poisoned").contains(&key) {
             return true;
         }
-        let ok = self
-            .users
-            .get(user)
-            .is_some_and(|h| bcrypt::verify(password, h).unwrap_or(false));
+        let ok = self.users.get(user).is_some_and(|h| bcrypt::verify(password, h).unwrap_or(false));
         if ok {
             self.verified.lock().expect("poisoned").insert(key);
         }
@@ -109,9 +98,7 @@ impl Htpasswd {
 
 /// `user:password` from an `Authorization: Basic …` header value.
 pub fn parse_basic(value: &str) -> Option<(String, String)> {
-    let b64 = value
-        .strip_prefix("Basic ")
-        .or_else(|| value.strip_prefix("basic "))?;
+    let b64 = value.strip_prefix("Basic ").or_else(|| value.strip_prefix("basic "))?;
     let raw = STANDARD.decode(b64.trim()).ok()?;
     let s = String::from_utf8(raw).ok()?;
     let (u, p) = s.split_once(':')?;
@@ -137,11 +124,7 @@ impl Access {
     }
 
     pub fn catalog() -> Self {
-        Self {
-            kind: "registry".to_owned(),
-            name: "catalog".to_owned(),
-            actions: vec!["*".to_owned()],
-        }
+        Self { kind: "registry".to_owned(), name: "catalog".to_owned(), actions: vec!["*".to_owned()] }
     }
 
     /// Parses a scope string. The name may contain ':' only in a registry host, which is never
@@ -152,11 +135,7 @@ impl Access {
         Some(Self {
             kind: kind.to_owned(),
             name: name.to_owned(),
-            actions: actions
-                .split(',')
-                .filter(|a| !a.is_empty())
-                .map(str::to_owned)
-                .collect(),
+            actions: actions.split(',').filter(|a| !a.is_empty()).map(str::to_owned).collect(),
         })
     }
 
@@ -167,10 +146,7 @@ impl Access {
     fn covers(&self, want: &Access) -> bool {
         self.kind == want.kind
             && self.name == want.name
-            && want
-                .actions
-                .iter()
-                .all(|a| self.actions.iter().any(|g| g == a || g == "*"))
+            && want.actions.iter().all(|a| self.actions.iter().any(|g| g == a || g == "*"))
     }
 }
 
@@ -215,10 +191,7 @@ pub enum TokenRejection {
 }
 
 fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 impl TokenAuth {
@@ -231,23 +204,14 @@ impl TokenAuth {
         htpasswd: Option<Htpasswd>,
     ) -> Result<Self, AuthError> {
         let key = match key_file {
-            Some(p) => std::fs::read(p).map_err(|source| AuthError::ReadKey {
-                path: p.to_owned(),
-                source,
-            })?,
+            Some(p) => std::fs::read(p).map_err(|source| AuthError::ReadKey { path: p.to_owned(), source })?,
             None => {
                 let mut k = vec![0u8; 32];
                 getrandom::fill(&mut k).expect("the OS has randomness");
                 k
             }
         };
-        Ok(Self {
-            realm,
-            service,
-            ttl,
-            key,
-            htpasswd,
-        })
+        Ok(Self { realm, service, ttl, key, htpasswd })
     }
 
     /// True when these credentials may get tokens (anyone may when there is no htpasswd).
@@ -285,12 +249,7 @@ impl TokenAuth {
         let access = scopes
             .iter()
             .map(|a| Access {
-                actions: a
-                    .actions
-                    .iter()
-                    .filter(|x| known.contains(&x.as_str()))
-                    .cloned()
-                    .collect(),
+                actions: a.actions.iter().filter(|x| known.contains(&x.as_str())).cloned().collect(),
                 ..a.clone()
             })
             .collect();
@@ -312,37 +271,21 @@ impl TokenAuth {
                 ..claims.clone()
             })
         });
-        TokenResponse {
-            access_token: token.clone(),
-            token,
-            expires_in: self.ttl.as_secs().max(1),
-            refresh_token,
-        }
+        TokenResponse { access_token: token.clone(), token, expires_in: self.ttl.as_secs().max(1), refresh_token }
     }
 
     /// The user a refresh token was issued to.
     pub fn check_refresh(&self, token: &str) -> Option<String> {
-        self.verify(token)
-            .filter(|c| c.kind == "refresh")
-            .map(|c| c.sub)
+        self.verify(token).filter(|c| c.kind == "refresh").map(|c| c.sub)
     }
 
     /// Checks a bearer token against the access a request needs.
     pub fn authorize(&self, header: Option<&str>, need: &[Access]) -> Result<(), TokenRejection> {
         let token = header
-            .and_then(|h| {
-                h.strip_prefix("Bearer ")
-                    .or_else(|| h.strip_prefix("bearer "))
-            })
+            .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
             .ok_or(TokenRejection::Missing)?;
-        let claims = self
-            .verify(token.trim())
-            .filter(|c| c.kind == "access")
-            .ok_or(TokenRejection::Missing)?;
-        if need
-            .iter()
-            .all(|n| claims.access.iter().any(|g| g.covers(n)))
-        {
+        let claims = self.verify(token.trim()).filter(|c| c.kind == "access").ok_or(TokenRejection::Missing)?;
+        if need.iter().all(|n| claims.access.iter().any(|g| g.covers(n))) {
             Ok(())
         } else {
             Err(TokenRejection::InsufficientScope)
@@ -351,10 +294,7 @@ impl TokenAuth {
 
     /// The `WWW-Authenticate` value for a request needing `need`.
     pub fn challenge(&self, need: &[Access], insufficient: bool) -> String {
-        let mut c = format!(
-            "Bearer realm=\"{}\",service=\"{}\"",
-            self.realm, self.service
-        );
+        let mut c = format!("Bearer realm=\"{}\",service=\"{}\"", self.realm, self.service);
         if !need.is_empty() {
             let scopes: Vec<String> = need.iter().map(Access::scope).collect();
             c.push_str(&format!(",scope=\"{}\"", scopes.join(" ")));
@@ -372,45 +312,19 @@ mod tests {
 
     #[test]
     fn tokens_sign_verify_and_scope() {
-        let t = TokenAuth::new(
-            "http://x/token".into(),
-            "svc".into(),
-            Duration::from_secs(60),
-            None,
-            None,
-        )
-        .unwrap();
+        let t = TokenAuth::new("http://x/token".into(), "svc".into(), Duration::from_secs(60), None, None).unwrap();
         let pull = Access::repository("a/b", &["pull"]);
         let push = Access::repository("a/b", &["pull", "push"]);
         let r = t.issue("u", std::slice::from_ref(&pull), true);
         let h = format!("Bearer {}", r.token);
         assert!(t.authorize(Some(&h), std::slice::from_ref(&pull)).is_ok());
-        assert!(matches!(
-            t.authorize(Some(&h), std::slice::from_ref(&push)),
-            Err(TokenRejection::InsufficientScope)
-        ));
+        assert!(matches!(t.authorize(Some(&h), std::slice::from_ref(&push)), Err(TokenRejection::InsufficientScope)));
         let mut forged = r.token.clone();
         forged.push('x');
-        assert!(
-            t.authorize(
-                Some(&format!("Bearer {forged}")),
-                std::slice::from_ref(&pull)
-            )
-            .is_err()
-        );
-        assert_eq!(
-            t.check_refresh(r.refresh_token.as_ref().unwrap())
-                .as_deref(),
-            Some("u")
-        );
+        assert!(t.authorize(Some(&format!("Bearer {forged}")), std::slice::from_ref(&pull)).is_err());
+        assert_eq!(t.check_refresh(r.refresh_token.as_ref().unwrap()).as_deref(), Some("u"));
         assert!(t.check_refresh(&r.token).is_none());
-        assert_eq!(
-            Access::parse_scope("repository:a/b:pull,push"),
-            Some(push.clone())
-        );
-        assert!(
-            t.challenge(&[push], false)
-                .contains("scope=\"repository:a/b:pull,push\"")
-        );
+        assert_eq!(Access::parse_scope("repository:a/b:pull,push"), Some(push.clone()));
+        assert!(t.challenge(&[push], false).contains("scope=\"repository:a/b:pull,push\""));
     }
 }

@@ -71,10 +71,9 @@ impl Code {
 
     fn status(self) -> StatusCode {
         match self {
-            Code::BlobUnknown
-            | Code::BlobUploadUnknown
-            | Code::ManifestUnknown
-            | Code::NameUnknown => StatusCode::NOT_FOUND,
+            Code::BlobUnknown | Code::BlobUploadUnknown | Code::ManifestUnknown | Code::NameUnknown => {
+                StatusCode::NOT_FOUND
+            }
             Code::BlobUploadInvalid
             | Code::DigestInvalid
             | Code::ManifestBlobUnknown
@@ -103,13 +102,7 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(code: Code) -> Self {
-        Self {
-            code,
-            status: code.status(),
-            message: code.default_message().to_owned(),
-            detail: None,
-            challenge: None,
-        }
+        Self { code, status: code.status(), message: code.default_message().to_owned(), detail: None, challenge: None }
     }
 
     pub fn message(mut self, message: impl Into<String>) -> Self {
@@ -158,10 +151,7 @@ impl IntoResponse for ApiError {
         let body = serde_json::json!({ "errors": [entry] }).to_string();
         let mut resp = (self.status, body).into_response();
         let h = resp.headers_mut();
-        h.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         if let Some(c) = self.challenge
             && let Ok(v) = HeaderValue::from_str(&c)
         {

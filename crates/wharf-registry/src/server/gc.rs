@@ -33,11 +33,7 @@ pub struct GcOptions {
 
 impl Default for GcOptions {
     fn default() -> Self {
-        Self {
-            grace: Duration::from_secs(3600),
-            upload_max_age: Duration::from_secs(7 * 24 * 3600),
-            dry_run: false,
-        }
+        Self { grace: Duration::from_secs(3600), upload_max_age: Duration::from_secs(7 * 24 * 3600), dry_run: false }
     }
 }
 
@@ -85,9 +81,7 @@ pub fn collect(root: &Path, opts: &GcOptions) -> Result<GcReport, StorageError> 
     report.marked = marked.len();
 
     // Sweep.
-    let cutoff = start
-        .checked_sub(opts.grace)
-        .unwrap_or(SystemTime::UNIX_EPOCH);
+    let cutoff = start.checked_sub(opts.grace).unwrap_or(SystemTime::UNIX_EPOCH);
     let blobs = root.join("blobs/sha256");
     for prefix in list_names(&blobs)? {
         let dir = blobs.join(&prefix);
@@ -105,10 +99,7 @@ pub fn collect(root: &Path, opts: &GcOptions) -> Result<GcReport, StorageError> 
                 continue;
             }
             if !opts.dry_run {
-                fs::remove_file(&p).map_err(|source| StorageError::Remove {
-                    path: p.clone(),
-                    source,
-                })?;
+                fs::remove_file(&p).map_err(|source| StorageError::Remove { path: p.clone(), source })?;
             }
             report.bytes_freed += meta.len();
             report.deleted.push(d);
@@ -129,9 +120,7 @@ pub fn collect(root: &Path, opts: &GcOptions) -> Result<GcReport, StorageError> 
 
     // Stale uploads.
     let uploads = root.join("_uploads");
-    let upload_cutoff = start
-        .checked_sub(opts.upload_max_age)
-        .unwrap_or(SystemTime::UNIX_EPOCH);
+    let upload_cutoff = start.checked_sub(opts.upload_max_age).unwrap_or(SystemTime::UNIX_EPOCH);
     for id in list_names(&uploads)? {
         let dir = uploads.join(&id);
         let idle = fs::metadata(dir.join("data"))

@@ -119,13 +119,8 @@ pub fn tls_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, 
     use rustls_pki_types::{CertificateDer, PrivateKeyDer};
     let certs = CertificateDer::pem_file_iter(cert)
         .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| ServerError::TlsCert {
-            path: cert.to_owned(),
-            source: io::Error::other(e.to_string()),
-        })?;
-    let key_der = PrivateKeyDer::from_pem_file(key).map_err(|_| ServerError::TlsKey {
-        path: key.to_owned(),
-    })?;
+        .map_err(|e| ServerError::TlsCert { path: cert.to_owned(), source: io::Error::other(e.to_string()) })?;
+    let key_der = PrivateKeyDer::from_pem_file(key).map_err(|_| ServerError::TlsKey { path: key.to_owned() })?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -164,9 +159,7 @@ pub async fn serve(
         tokio::spawn(async move {
             let svc = TowerToHyperService::new(app);
             let mut builder = hyper::server::conn::http1::Builder::new();
-            builder
-                .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(std::time::Duration::from_secs(30));
+            builder.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(std::time::Duration::from_secs(30));
             let res = match acceptor {
                 Some(acc) => match acc.accept(stream).await {
                     Ok(tls) => builder.serve_connection(TokioIo::new(tls), svc).await,
@@ -212,19 +205,14 @@ pub(crate) struct Authorized {
 impl Authorized {
     pub(crate) fn may_pull(&self, reg: &Registry, repo: &str) -> bool {
         match (&reg.auth, &self.bearer) {
-            (AuthMode::Token(t), Some(h)) => t
-                .authorize(Some(h), &[Access::repository(repo, &["pull"])])
-                .is_ok(),
+            (AuthMode::Token(t), Some(h)) => t.authorize(Some(h), &[Access::repository(repo, &["pull"])]).is_ok(),
             _ => true,
         }
     }
 }
 
 fn authorize(reg: &Registry, req: &Request, need: &[Access]) -> Result<Authorized, ApiError> {
-    let header = req
-        .headers()
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
+    let header = req.headers().get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
     match &reg.auth {
         AuthMode::None => Ok(Authorized { bearer: None }),
         AuthMode::Basic { realm, htpasswd } => match header.and_then(auth::parse_basic) {
@@ -234,12 +222,10 @@ fn authorize(reg: &Registry, req: &Request, need: &[Access]) -> Result<Authorize
                 .detail(need.iter().map(Access::scope).collect::<Vec<_>>())),
         },
         AuthMode::Token(t) => match t.authorize(header, need) {
-            Ok(()) => Ok(Authorized {
-                bearer: header.map(str::to_owned),
-            }),
-            Err(TokenRejection::Missing) => Err(ApiError::new(Code::Unauthorized)
-                .challenge(t.challenge(need, false))
-                .detail(need)),
+            Ok(()) => Ok(Authorized { bearer: header.map(str::to_owned) }),
+            Err(TokenRejection::Missing) => {
+                Err(ApiError::new(Code::Unauthorized).challenge(t.challenge(need, false)).detail(need))
+            }
             Err(TokenRejection::InsufficientScope) => Err(ApiError::new(Code::Unauthorized)
                 .message("insufficient scope")
                 .challenge(t.challenge(need, true))
@@ -254,10 +240,7 @@ pub async fn handle(State(reg): State<Arc<Registry>>, req: Request) -> Response 
         Ok(r) => r,
         Err(e) => e.into_response(),
     };
-    resp.headers_mut().insert(
-        "Docker-Distribution-API-Version",
-        HeaderValue::from_static("registry/2.0"),
-    );
+    resp.headers_mut().insert("Docker-Distribution-API-Version", HeaderValue::from_static("registry/2.0"));
     resp
 }
 
@@ -283,14 +266,9 @@ async fn dispatch(reg: &Arc<Registry>, req: Request) -> Result<Response, ApiErro
     let method = req.method().clone();
     let authz = authorize(reg, &req, &required_access(&route, &method))?;
     let query = ops::Query::parse(req.uri().query());
-    let unsupported = || {
-        Err(ApiError::new(Code::Unsupported)
-            .message(format!("{method} is not supported on {path}")))
-    };
+    let unsupported = || Err(ApiError::new(Code::Unsupported).message(format!("{method} is not supported on {path}")));
     match (&method, route) {
-        (&Method::GET | &Method::HEAD, Route::Base) => {
-            Ok(axum::Json(serde_json::json!({})).into_response())
-        }
+        (&Method::GET | &Method::HEAD, Route::Base) => Ok(axum::Json(serde_json::json!({})).into_response()),
         (&Method::GET, Route::Catalog) => ops::catalog(reg, &query).await,
         (&Method::GET, Route::Tags(n)) => ops::tags(reg, &n, &query).await,
         (&Method::GET | &Method::HEAD, Route::Manifest(n, r)) => {
@@ -302,9 +280,7 @@ async fn dispatch(reg: &Arc<Registry>, req: Request) -> Result<Response, ApiErro
             ops::get_blob(reg, &n, &d, req.headers(), method == Method::HEAD).await
         }
         (&Method::DELETE, Route::Blob(n, d)) => ops::delete_blob(reg, &n, &d).await,
-        (&Method::POST, Route::UploadStart(n)) => {
-            ops::start_upload(reg, &n, &query, &authz, req).await
-        }
+        (&Method::POST, Route::UploadStart(n)) => ops::start_upload(reg, &n, &query, &authz, req).await,
         (&Method::GET, Route::Upload(n, id)) => ops::upload_status(reg, &n, &id).await,
         (&Method::PATCH, Route::Upload(n, id)) => ops::patch_upload(reg, &n, &id, req).await,
         (&Method::PUT, Route::Upload(n, id)) => ops::put_upload(reg, &n, &id, &query, req).await,
@@ -320,10 +296,7 @@ pub(crate) fn empty(status: StatusCode, headers: &[(&str, String)]) -> Response 
     *r.status_mut() = status;
     for (k, v) in headers {
         if let Ok(v) = HeaderValue::from_str(v) {
-            r.headers_mut().insert(
-                axum::http::HeaderName::from_bytes(k.as_bytes()).expect("static header names"),
-                v,
-            );
+            r.headers_mut().insert(axum::http::HeaderName::from_bytes(k.as_bytes()).expect("static header names"), v);
         }
     }
     r

@@ -20,8 +20,7 @@ pub struct RepoName(String);
 
 impl RepoName {
     pub fn parse(s: &str) -> Option<Self> {
-        (s.len() <= MAX_NAME_LEN && !s.is_empty() && s.split('/').all(valid_component))
-            .then(|| Self(s.to_owned()))
+        (s.len() <= MAX_NAME_LEN && !s.is_empty() && s.split('/').all(valid_component)).then(|| Self(s.to_owned()))
     }
 
     pub fn as_str(&self) -> &str {
@@ -80,9 +79,7 @@ pub fn valid_tag(t: &str) -> bool {
     !b.is_empty()
         && b.len() <= 128
         && (b[0].is_ascii_alphanumeric() || b[0] == b'_')
-        && b[1..]
-            .iter()
-            .all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
+        && b[1..].iter().all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
 }
 
 #[cfg(test)]
@@ -91,14 +88,7 @@ mod tests {
 
     #[test]
     fn accepts_the_grammar() {
-        for ok in [
-            "a",
-            "library/busybox",
-            "a.b_c__d---e/f0",
-            "x/y/z/w",
-            "0",
-            "foo-bar",
-        ] {
+        for ok in ["a", "library/busybox", "a.b_c__d---e/f0", "x/y/z/w", "0", "foo-bar"] {
             assert!(RepoName::parse(ok).is_some(), "{ok}");
         }
     }

@@ -23,11 +23,7 @@ pub(crate) struct Query(Vec<(String, String)>);
 
 impl Query {
     pub(crate) fn parse(q: Option<&str>) -> Self {
-        Self(
-            form_urlencoded::parse(q.unwrap_or("").as_bytes())
-                .into_owned()
-                .collect(),
-        )
+        Self(form_urlencoded::parse(q.unwrap_or("").as_bytes()).into_owned().collect())
     }
 
     fn get(&self, k: &str) -> Option<&str> {
@@ -35,10 +31,7 @@ impl Query {
     }
 
     fn all<'a>(&'a self, k: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.0
-            .iter()
-            .filter(move |(a, _)| a == k)
-            .map(|(_, v)| v.as_str())
+        self.0.iter().filter(move |(a, _)| a == k).map(|(_, v)| v.as_str())
     }
 }
 
@@ -72,9 +65,7 @@ fn upload_unknown(id: &str) -> ApiError {
 fn too_large(limit: u64) -> ApiError {
     ApiError::new(Code::SizeInvalid)
         .status(StatusCode::PAYLOAD_TOO_LARGE)
-        .message(format!(
-            "blob exceeds the maximum upload size of {limit} bytes"
-        ))
+        .message(format!("blob exceeds the maximum upload size of {limit} bytes"))
 }
 
 fn content_length(h: &HeaderMap) -> Option<u64> {
@@ -99,17 +90,11 @@ pub(crate) async fn get_blob(
         ("Accept-Ranges", "bytes".to_owned()),
         ("ETag", format!("\"{d}\"")),
     ];
-    let range = headers
-        .get(header::RANGE)
-        .and_then(|v| v.to_str().ok())
-        .map(|r| parse_range(r, size));
+    let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok()).map(|r| parse_range(r, size));
     let (status, start, len) = match range {
         None => (StatusCode::OK, 0, size),
         Some(None) => {
-            return Ok(empty(
-                StatusCode::RANGE_NOT_SATISFIABLE,
-                &[("Content-Range", format!("bytes */{size}"))],
-            ));
+            return Ok(empty(StatusCode::RANGE_NOT_SATISFIABLE, &[("Content-Range", format!("bytes */{size}"))]));
         }
         Some(Some((a, b))) => {
             hdrs.push(("Content-Range", format!("bytes {a}-{b}/{size}")));
@@ -123,9 +108,7 @@ pub(crate) async fn get_blob(
     let path = reg.storage.blob_path(&d);
     let mut f = tokio::fs::File::open(&path).await.map_err(|_| unknown())?;
     if start > 0 {
-        f.seek(std::io::SeekFrom::Start(start))
-            .await
-            .map_err(ApiError::internal)?;
+        f.seek(std::io::SeekFrom::Start(start)).await.map_err(ApiError::internal)?;
     }
     let stream = tokio_util::io::ReaderStream::with_capacity(f.take(len), 256 * 1024);
     let mut resp = empty(status, &hdrs);
@@ -148,40 +131,24 @@ fn parse_range(r: &str, size: u64) -> Option<(u64, u64)> {
         (size.saturating_sub(n), size.checked_sub(1)?)
     } else {
         let start: u64 = a.parse().ok()?;
-        let end = if b.is_empty() {
-            size.checked_sub(1)?
-        } else {
-            b.parse::<u64>().ok()?.min(size.checked_sub(1)?)
-        };
+        let end = if b.is_empty() { size.checked_sub(1)? } else { b.parse::<u64>().ok()?.min(size.checked_sub(1)?) };
         (start, end)
     };
     (start <= end && start < size).then_some((start, end))
 }
 
-pub(crate) async fn delete_blob(
-    reg: &Registry,
-    repo: &RepoName,
-    digest: &str,
-) -> Result<Response, ApiError> {
+pub(crate) async fn delete_blob(reg: &Registry, repo: &RepoName, digest: &str) -> Result<Response, ApiError> {
     let d = parse_digest(digest)?;
     if !reg.storage.unlink_blob(repo, &d).await? {
         return Err(ApiError::new(Code::BlobUnknown).detail(serde_json::json!({"digest": digest})));
     }
-    Ok(empty(
-        StatusCode::ACCEPTED,
-        &[("Docker-Content-Digest", d.to_string())],
-    ))
+    Ok(empty(StatusCode::ACCEPTED, &[("Docker-Content-Digest", d.to_string())]))
 }
 
 // ---- uploads ----
 
 fn hash_state(reg: &Registry, id: &str) -> Arc<tokio::sync::Mutex<Option<UploadHash>>> {
-    reg.uploads
-        .lock()
-        .expect("poisoned")
-        .entry(id.to_owned())
-        .or_default()
-        .clone()
+    reg.uploads.lock().expect("poisoned").entry(id.to_owned()).or_default().clone()
 }
 
 fn forget(reg: &Registry, id: &str) {
@@ -189,21 +156,12 @@ fn forget(reg: &Registry, id: &str) {
 }
 
 /// The hash of the upload's data so far: from memory, or re-read from disk after a restart.
-async fn current_hash(
-    reg: &Registry,
-    id: &str,
-    slot: &mut Option<UploadHash>,
-) -> Result<(), ApiError> {
+async fn current_hash(reg: &Registry, id: &str, slot: &mut Option<UploadHash>) -> Result<(), ApiError> {
     if slot.is_some() {
         return Ok(());
     }
-    let mut f = tokio::fs::File::open(reg.storage.upload_data(id))
-        .await
-        .map_err(|_| upload_unknown(id))?;
-    let mut h = UploadHash {
-        hasher: Sha256::new(),
-        size: 0,
-    };
+    let mut f = tokio::fs::File::open(reg.storage.upload_data(id)).await.map_err(|_| upload_unknown(id))?;
+    let mut h = UploadHash { hasher: Sha256::new(), size: 0 };
     let mut buf = vec![0u8; 256 * 1024];
     loop {
         let n = f.read(&mut buf).await.map_err(ApiError::internal)?;
@@ -218,24 +176,14 @@ async fn current_hash(
 }
 
 /// Appends a request body to an upload, hashing as it goes and enforcing the size limit.
-async fn append(
-    reg: &Registry,
-    id: &str,
-    state: &mut UploadHash,
-    body: Body,
-) -> Result<(), ApiError> {
+async fn append(reg: &Registry, id: &str, state: &mut UploadHash, body: Body) -> Result<(), ApiError> {
     let path = reg.storage.upload_data(id);
-    let f = tokio::fs::OpenOptions::new()
-        .append(true)
-        .open(&path)
-        .await
-        .map_err(|_| upload_unknown(id))?;
+    let f = tokio::fs::OpenOptions::new().append(true).open(&path).await.map_err(|_| upload_unknown(id))?;
     let mut w = tokio::io::BufWriter::with_capacity(1 << 20, f);
     let mut stream = body.into_data_stream();
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| {
-            ApiError::new(Code::BlobUploadInvalid).message(format!("reading the request body: {e}"))
-        })?;
+        let chunk = chunk
+            .map_err(|e| ApiError::new(Code::BlobUploadInvalid).message(format!("reading the request body: {e}")))?;
         if let Some(limit) = reg.max_upload_size
             && state.size + chunk.len() as u64 > limit
         {
@@ -286,15 +234,12 @@ async fn finish(
 ) -> Result<Response, ApiError> {
     let want = parse_digest(digest)?;
     if want.algorithm() != wharf_types::digest::Algorithm::Sha256 {
-        return Err(ApiError::new(Code::DigestInvalid)
-            .message(format!("unsupported digest algorithm in {want}")));
+        return Err(ApiError::new(Code::DigestInvalid).message(format!("unsupported digest algorithm in {want}")));
     }
     let got = Digest::sha256_bytes(&state.hasher.clone().finalize().into());
     if got != want {
         return Err(ApiError::new(Code::DigestInvalid)
-            .message(format!(
-                "provided digest did not match uploaded content: {want} != {got}"
-            ))
+            .message(format!("provided digest did not match uploaded content: {want} != {got}"))
             .detail(serde_json::json!({"digest": digest})));
     }
     reg.storage.commit_upload(repo, id, &want).await?;
@@ -368,16 +313,8 @@ pub(crate) async fn start_upload(
     ))
 }
 
-pub(crate) async fn upload_status(
-    reg: &Registry,
-    repo: &RepoName,
-    id: &str,
-) -> Result<Response, ApiError> {
-    let size = reg
-        .storage
-        .upload_size(repo, id)
-        .await
-        .map_err(|_| upload_unknown(id))?;
+pub(crate) async fn upload_status(reg: &Registry, repo: &RepoName, id: &str) -> Result<Response, ApiError> {
+    let size = reg.storage.upload_size(repo, id).await.map_err(|_| upload_unknown(id))?;
     Ok(empty(
         StatusCode::NO_CONTENT,
         &[
@@ -417,15 +354,12 @@ pub(crate) async fn patch_upload(
                 let (start, end) = (*start, *end);
                 let bad_len = end < start || len.is_some_and(|l| end + 1 - start != l);
                 if start != st.size || bad_len {
-                    return Err(ApiError::new(Code::RangeInvalid).message(format!(
-                        "content range {start}-{end} does not continue the upload at {}",
-                        st.size
-                    )));
+                    return Err(ApiError::new(Code::RangeInvalid)
+                        .message(format!("content range {start}-{end} does not continue the upload at {}", st.size)));
                 }
             }
             Some(Err(raw)) => {
-                return Err(ApiError::new(Code::RangeInvalid)
-                    .message(format!("malformed Content-Range {raw:?}")));
+                return Err(ApiError::new(Code::RangeInvalid).message(format!("malformed Content-Range {raw:?}")));
             }
             None => {}
         }
@@ -443,10 +377,7 @@ pub(crate) async fn patch_upload(
         Err(e) if e.code == Code::RangeInvalid => {
             let cur = reg.storage.upload_size(repo, id).await.unwrap_or(0);
             let mut r = e.into_response();
-            for (k, v) in [
-                ("Location", upload_location(repo, id)),
-                ("Range", range_header(cur)),
-            ] {
+            for (k, v) in [("Location", upload_location(repo, id)), ("Range", range_header(cur))] {
                 if let Ok(v) = v.parse() {
                     r.headers_mut().insert(k, v);
                 }
@@ -474,9 +405,7 @@ pub(crate) async fn put_upload(
     req: Request,
 ) -> Result<Response, ApiError> {
     let Some(digest) = q.get("digest").map(str::to_owned) else {
-        return Err(
-            ApiError::new(Code::DigestInvalid).message("digest missing from the upload PUT")
-        );
+        return Err(ApiError::new(Code::DigestInvalid).message("digest missing from the upload PUT"));
     };
     check_declared_size(reg, req.headers())?;
     let body = req.into_body();
@@ -487,21 +416,11 @@ pub(crate) async fn put_upload(
     .await
 }
 
-pub(crate) async fn cancel_upload(
-    reg: &Registry,
-    repo: &RepoName,
-    id: &str,
-) -> Result<Response, ApiError> {
-    reg.storage
-        .upload_size(repo, id)
-        .await
-        .map_err(|_| upload_unknown(id))?;
+pub(crate) async fn cancel_upload(reg: &Registry, repo: &RepoName, id: &str) -> Result<Response, ApiError> {
+    reg.storage.upload_size(repo, id).await.map_err(|_| upload_unknown(id))?;
     forget(reg, id);
     reg.storage.delete_upload(id).await?;
-    Ok(empty(
-        StatusCode::NO_CONTENT,
-        &[("Content-Length", "0".to_owned())],
-    ))
+    Ok(empty(StatusCode::NO_CONTENT, &[("Content-Length", "0".to_owned())]))
 }
 
 // ---- manifests ----
@@ -537,17 +456,9 @@ pub(crate) async fn get_manifest(
 ) -> Result<Response, ApiError> {
     let d = match parse_reference(reference)? {
         ManifestRef::Digest(d) => d,
-        ManifestRef::Tag(t) => reg
-            .storage
-            .resolve_tag(repo, &t)
-            .await?
-            .ok_or_else(|| manifest_unknown(reference))?,
+        ManifestRef::Tag(t) => reg.storage.resolve_tag(repo, &t).await?.ok_or_else(|| manifest_unknown(reference))?,
     };
-    let (mt, bytes) = reg
-        .storage
-        .get_manifest(repo, &d)
-        .await?
-        .ok_or_else(|| manifest_unknown(reference))?;
+    let (mt, bytes) = reg.storage.get_manifest(repo, &d).await?.ok_or_else(|| manifest_unknown(reference))?;
     let hdrs = [
         ("Content-Type", mt),
         ("Docker-Content-Digest", d.to_string()),
@@ -568,38 +479,28 @@ pub(crate) async fn put_manifest(
     req: Request,
 ) -> Result<Response, ApiError> {
     let reference = parse_reference(reference)?;
-    let content_type = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let body = axum::body::to_bytes(req.into_body(), MAX_MANIFEST_SIZE)
-        .await
-        .map_err(|_| {
-            ApiError::new(Code::SizeInvalid)
-                .status(StatusCode::PAYLOAD_TOO_LARGE)
-                .message(format!("manifest exceeds {MAX_MANIFEST_SIZE} bytes"))
-        })?;
-    let (mt, manifest) = Manifest::parse(content_type.as_deref(), &body).map_err(|e| {
-        ApiError::new(Code::ManifestInvalid).message(format!("manifest invalid: {e}"))
+    let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let body = axum::body::to_bytes(req.into_body(), MAX_MANIFEST_SIZE).await.map_err(|_| {
+        ApiError::new(Code::SizeInvalid)
+            .status(StatusCode::PAYLOAD_TOO_LARGE)
+            .message(format!("manifest exceeds {MAX_MANIFEST_SIZE} bytes"))
     })?;
+    let (mt, manifest) = Manifest::parse(content_type.as_deref(), &body)
+        .map_err(|e| ApiError::new(Code::ManifestInvalid).message(format!("manifest invalid: {e}")))?;
     let digest = Digest::sha256_bytes(&Sha256::digest(&body).into());
     if let ManifestRef::Digest(want) = &reference
         && *want != digest
     {
-        return Err(ApiError::new(Code::DigestInvalid)
-            .message(format!("manifest digest {digest} does not match {want}")));
+        return Err(
+            ApiError::new(Code::DigestInvalid).message(format!("manifest digest {digest} does not match {want}"))
+        );
     }
     let _lock = reg.storage.gc_lock(false).await?;
     for r in manifest.references() {
         let present = match &manifest {
             Manifest::Image(_) if !r.urls.is_empty() => true, // foreign layer
             Manifest::Image(_) => reg.storage.blob_size(repo, &r.digest).await?.is_some(),
-            Manifest::Index(_) => reg
-                .storage
-                .manifest_media_type(repo, &r.digest)
-                .await?
-                .is_some(),
+            Manifest::Index(_) => reg.storage.manifest_media_type(repo, &r.digest).await?.is_some(),
         };
         if !present {
             return Err(ApiError::new(Code::ManifestBlobUnknown)
@@ -618,9 +519,7 @@ pub(crate) async fn put_manifest(
         ManifestRef::Tag(t) => Some(t.as_str()),
         ManifestRef::Digest(_) => None,
     };
-    reg.storage
-        .put_manifest(repo, &digest, &mt, body, tag, referrer)
-        .await?;
+    reg.storage.put_manifest(repo, &digest, &mt, body, tag, referrer).await?;
     let mut hdrs = vec![
         ("Location", format!("/v2/{repo}/manifests/{digest}")),
         ("Docker-Content-Digest", digest.to_string()),
@@ -632,11 +531,7 @@ pub(crate) async fn put_manifest(
     Ok(empty(StatusCode::CREATED, &hdrs))
 }
 
-pub(crate) async fn delete_manifest(
-    reg: &Registry,
-    repo: &RepoName,
-    reference: &str,
-) -> Result<Response, ApiError> {
+pub(crate) async fn delete_manifest(reg: &Registry, repo: &RepoName, reference: &str) -> Result<Response, ApiError> {
     match parse_reference(reference)? {
         ManifestRef::Tag(t) => {
             if !reg.storage.delete_tag(repo, &t).await? {
@@ -645,24 +540,17 @@ pub(crate) async fn delete_manifest(
         }
         ManifestRef::Digest(d) => {
             let subject = match reg.storage.get_manifest(repo, &d).await? {
-                Some((mt, bytes)) => Manifest::parse(Some(&mt), &bytes)
-                    .ok()
-                    .and_then(|(_, m)| m.subject().map(|s| s.digest.clone())),
+                Some((mt, bytes)) => {
+                    Manifest::parse(Some(&mt), &bytes).ok().and_then(|(_, m)| m.subject().map(|s| s.digest.clone()))
+                }
                 None => return Err(manifest_unknown(reference)),
             };
-            if !reg
-                .storage
-                .delete_manifest(repo, &d, subject.as_ref())
-                .await?
-            {
+            if !reg.storage.delete_manifest(repo, &d, subject.as_ref()).await? {
                 return Err(manifest_unknown(reference));
             }
         }
     }
-    Ok(empty(
-        StatusCode::ACCEPTED,
-        &[("Content-Length", "0".to_owned())],
-    ))
+    Ok(empty(StatusCode::ACCEPTED, &[("Content-Length", "0".to_owned())]))
 }
 
 // ---- listings ----
@@ -707,36 +595,21 @@ pub(crate) async fn tags(reg: &Registry, repo: &RepoName, q: &Query) -> Result<R
             .detail(serde_json::json!({"name": repo.as_str()}))
     })?;
     let (page, link) = paginate(all, q, &format!("/v2/{repo}/tags/list"));
-    Ok(json_with_link(
-        serde_json::json!({"name": repo.as_str(), "tags": page}),
-        link,
-    ))
+    Ok(json_with_link(serde_json::json!({"name": repo.as_str(), "tags": page}), link))
 }
 
 pub(crate) async fn catalog(reg: &Registry, q: &Query) -> Result<Response, ApiError> {
     let all = reg.storage.repositories().await?;
     let (page, link) = paginate(all, q, "/v2/_catalog");
-    Ok(json_with_link(
-        serde_json::json!({"repositories": page}),
-        link,
-    ))
+    Ok(json_with_link(serde_json::json!({"repositories": page}), link))
 }
 
-pub(crate) async fn referrers(
-    reg: &Registry,
-    repo: &RepoName,
-    digest: &str,
-    q: &Query,
-) -> Result<Response, ApiError> {
+pub(crate) async fn referrers(reg: &Registry, repo: &RepoName, digest: &str, q: &Query) -> Result<Response, ApiError> {
     let d = parse_digest(digest)?;
     let mut manifests = reg.storage.referrers(repo, &d).await?;
     let filters: Vec<&str> = q.all("artifactType").collect();
     if !filters.is_empty() {
-        manifests.retain(|m| {
-            m.artifact_type
-                .as_deref()
-                .is_some_and(|t| filters.contains(&t))
-        });
+        manifests.retain(|m| m.artifact_type.as_deref().is_some_and(|t| filters.contains(&t)));
     }
     let index = ImageIndex {
         schema_version: 2,
@@ -748,15 +621,9 @@ pub(crate) async fn referrers(
         extra: Default::default(),
     };
     let mut r = axum::Json(index).into_response();
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        header::HeaderValue::from_static(media_type::OCI_INDEX),
-    );
+    r.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static(media_type::OCI_INDEX));
     if !filters.is_empty() {
-        r.headers_mut().insert(
-            "OCI-Filters-Applied",
-            header::HeaderValue::from_static("artifactType"),
-        );
+        r.headers_mut().insert("OCI-Filters-Applied", header::HeaderValue::from_static("artifactType"));
     }
     Ok(r)
 }
@@ -769,26 +636,17 @@ pub(crate) async fn token(t: &TokenAuth, req: Request) -> Result<Response, ApiEr
             .message("authentication required")
             .challenge(format!("Basic realm=\"{}\"", t.realm))
     };
-    let basic = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(super::auth::parse_basic);
+    let basic =
+        req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(super::auth::parse_basic);
     let (params, user, offline) = if req.method() == axum::http::Method::POST {
         let body = axum::body::to_bytes(req.into_body(), 64 * 1024)
             .await
             .map_err(|_| ApiError::new(Code::Unsupported).status(StatusCode::BAD_REQUEST))?;
         let form = Query(form_urlencoded::parse(&body).into_owned().collect());
         let user = match form.get("grant_type") {
-            Some("refresh_token") => form
-                .get("refresh_token")
-                .and_then(|r| t.check_refresh(r))
-                .ok_or_else(denied)?,
+            Some("refresh_token") => form.get("refresh_token").and_then(|r| t.check_refresh(r)).ok_or_else(denied)?,
             Some("password") => {
-                let creds = form
-                    .get("username")
-                    .zip(form.get("password"))
-                    .map(|(u, p)| (u.to_owned(), p.to_owned()));
+                let creds = form.get("username").zip(form.get("password")).map(|(u, p)| (u.to_owned(), p.to_owned()));
                 t.check_user(creds.as_ref()).ok_or_else(denied)?
             }
             _ => {
@@ -798,26 +656,15 @@ pub(crate) async fn token(t: &TokenAuth, req: Request) -> Result<Response, ApiEr
             }
         };
         let offline = form.get("access_type") == Some("offline");
-        let scopes: Vec<String> = form
-            .all("scope")
-            .flat_map(|s| s.split(' '))
-            .map(str::to_owned)
-            .collect();
+        let scopes: Vec<String> = form.all("scope").flat_map(|s| s.split(' ')).map(str::to_owned).collect();
         (scopes, user, offline)
     } else {
         let q = Query::parse(req.uri().query());
         let user = t.check_user(basic.as_ref()).ok_or_else(denied)?;
         let offline = q.get("offline_token") == Some("true");
-        let scopes: Vec<String> = q
-            .all("scope")
-            .flat_map(|s| s.split(' '))
-            .map(str::to_owned)
-            .collect();
+        let scopes: Vec<String> = q.all("scope").flat_map(|s| s.split(' ')).map(str::to_owned).collect();
         (scopes, user, offline)
     };
-    let access: Vec<Access> = params
-        .iter()
-        .filter_map(|s| Access::parse_scope(s))
-        .collect();
+    let access: Vec<Access> = params.iter().filter_map(|s| Access::parse_scope(s)).collect();
     Ok(axum::Json(t.issue(&user, &access, offline)).into_response())
 }

@@ -80,35 +80,14 @@ mod tests {
         assert_eq!(parse("/v2/"), Ok(Route::Base));
         assert_eq!(parse("/v2"), Ok(Route::Base));
         assert_eq!(parse("/v2/_catalog"), Ok(Route::Catalog));
-        assert_eq!(
-            parse("/v2/a/b/manifests/latest"),
-            Ok(Route::Manifest(n("a/b"), "latest".into()))
-        );
-        assert_eq!(
-            parse("/v2/x/blobs/uploads/"),
-            Ok(Route::UploadStart(n("x")))
-        );
-        assert_eq!(
-            parse("/v2/x/blobs/uploads/abc"),
-            Ok(Route::Upload(n("x"), "abc".into()))
-        );
-        assert_eq!(
-            parse("/v2/x/blobs/sha256:00"),
-            Ok(Route::Blob(n("x"), "sha256:00".into()))
-        );
+        assert_eq!(parse("/v2/a/b/manifests/latest"), Ok(Route::Manifest(n("a/b"), "latest".into())));
+        assert_eq!(parse("/v2/x/blobs/uploads/"), Ok(Route::UploadStart(n("x"))));
+        assert_eq!(parse("/v2/x/blobs/uploads/abc"), Ok(Route::Upload(n("x"), "abc".into())));
+        assert_eq!(parse("/v2/x/blobs/sha256:00"), Ok(Route::Blob(n("x"), "sha256:00".into())));
         assert_eq!(parse("/v2/x/y/tags/list"), Ok(Route::Tags(n("x/y"))));
-        assert_eq!(
-            parse("/v2/blobs/manifests/t"),
-            Ok(Route::Manifest(n("blobs"), "t".into()))
-        );
-        assert_eq!(
-            parse("/v2/../etc/manifests/t"),
-            Err(RouteError::NameInvalid("../etc".into()))
-        );
-        assert_eq!(
-            parse("/v2//a/manifests/t"),
-            Err(RouteError::NameInvalid("/a".into()))
-        );
+        assert_eq!(parse("/v2/blobs/manifests/t"), Ok(Route::Manifest(n("blobs"), "t".into())));
+        assert_eq!(parse("/v2/../etc/manifests/t"), Err(RouteError::NameInvalid("../etc".into())));
+        assert_eq!(parse("/v2//a/manifests/t"), Err(RouteError::NameInvalid("/a".into())));
         assert_eq!(parse("/v2/manifests/t"), Err(RouteError::NotFound));
         assert_eq!(parse("/v3/x"), Err(RouteError::NotFound));
     }

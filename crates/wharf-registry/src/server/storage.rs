@@ -75,24 +75,16 @@ impl Classify for StorageError {
 type Result<T> = std::result::Result<T, StorageError>;
 
 fn read_err(path: &Path) -> impl FnOnce(io::Error) -> StorageError + '_ {
-    move |source| StorageError::Read {
-        path: path.to_owned(),
-        source,
-    }
+    move |source| StorageError::Read { path: path.to_owned(), source }
 }
 
 fn write_err(path: &Path) -> impl FnOnce(io::Error) -> StorageError + '_ {
-    move |source| StorageError::Write {
-        path: path.to_owned(),
-        source,
-    }
+    move |source| StorageError::Write { path: path.to_owned(), source }
 }
 
 /// Runs blocking filesystem work off the async threads.
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(StorageError::Join)?
+    tokio::task::spawn_blocking(f).await.map_err(StorageError::Join)?
 }
 
 /// The registry's on-disk state. Cheap to clone.
@@ -112,9 +104,7 @@ impl Storage {
             let p = root.join(d);
             fs::create_dir_all(&p).map_err(|source| StorageError::Init { path: p, source })?;
         }
-        Ok(Self {
-            root: root.to_owned(),
-        })
+        Ok(Self { root: root.to_owned() })
     }
 
     pub fn root(&self) -> &Path {
@@ -130,17 +120,11 @@ impl Storage {
     }
 
     fn layer_link(&self, repo: &RepoName, d: &Digest) -> PathBuf {
-        self.repo_dir(repo)
-            .join("_layers")
-            .join(d.algorithm().as_str())
-            .join(d.hex())
+        self.repo_dir(repo).join("_layers").join(d.algorithm().as_str()).join(d.hex())
     }
 
     fn revision_link(&self, repo: &RepoName, d: &Digest) -> PathBuf {
-        self.repo_dir(repo)
-            .join("_manifests/revisions")
-            .join(d.algorithm().as_str())
-            .join(d.hex())
+        self.repo_dir(repo).join("_manifests/revisions").join(d.algorithm().as_str()).join(d.hex())
     }
 
     fn tag_path(&self, repo: &RepoName, tag: &str) -> PathBuf {
@@ -148,10 +132,7 @@ impl Storage {
     }
 
     fn referrers_dir(&self, repo: &RepoName, subject: &Digest) -> PathBuf {
-        self.repo_dir(repo)
-            .join("_referrers")
-            .join(subject.algorithm().as_str())
-            .join(subject.hex())
+        self.repo_dir(repo).join("_referrers").join(subject.algorithm().as_str()).join(subject.hex())
     }
 
     /// Takes the gc lock shared (commits) or exclusive (gc), waiting for it.
@@ -212,17 +193,11 @@ impl Storage {
     pub async fn create_upload(&self, repo: &RepoName) -> Result<String> {
         let id = new_upload_id();
         let dir = self.upload_dir(&id);
-        tokio::fs::create_dir_all(&dir)
-            .await
-            .map_err(write_err(&dir))?;
+        tokio::fs::create_dir_all(&dir).await.map_err(write_err(&dir))?;
         let data = dir.join("data");
-        tokio::fs::File::create(&data)
-            .await
-            .map_err(write_err(&data))?;
+        tokio::fs::File::create(&data).await.map_err(write_err(&data))?;
         let repo_file = dir.join("repo");
-        tokio::fs::write(&repo_file, repo.as_str())
-            .await
-            .map_err(write_err(&repo_file))?;
+        tokio::fs::write(&repo_file, repo.as_str()).await.map_err(write_err(&repo_file))?;
         Ok(id)
     }
 
@@ -237,10 +212,7 @@ impl Storage {
             _ => return Err(StorageError::UploadUnknown(id.to_owned())),
         }
         let data = dir.join("data");
-        tokio::fs::metadata(&data)
-            .await
-            .map(|m| m.len())
-            .map_err(|_| StorageError::UploadUnknown(id.to_owned()))
+        tokio::fs::metadata(&data).await.map(|m| m.len()).map_err(|_| StorageError::UploadUnknown(id.to_owned()))
     }
 
     /// Moves a finished upload into the blob store (or drops it when the blob is already there),
@@ -294,13 +266,8 @@ impl Storage {
         let blob = self.blob_path(digest);
         let rev = self.revision_link(repo, digest);
         let tag_file = tag.map(|t| self.tag_path(repo, t));
-        let referrer = referrer_of.map(|(subject, desc)| {
-            (
-                self.referrers_dir(repo, &subject)
-                    .join(format!("{}.json", digest.hex())),
-                desc,
-            )
-        });
+        let referrer = referrer_of
+            .map(|(subject, desc)| (self.referrers_dir(repo, &subject).join(format!("{}.json", digest.hex())), desc));
         let mt = media_type.to_owned();
         let digest_s = digest.to_string();
         let layers_dir = self.repo_dir(repo).join("_layers");
@@ -344,11 +311,7 @@ impl Storage {
     }
 
     /// A manifest's media type and bytes.
-    pub async fn get_manifest(
-        &self,
-        repo: &RepoName,
-        d: &Digest,
-    ) -> Result<Option<(String, bytes::Bytes)>> {
+    pub async fn get_manifest(&self, repo: &RepoName, d: &Digest) -> Result<Option<(String, bytes::Bytes)>> {
         let Some(mt) = self.manifest_media_type(repo, d).await? else {
             return Ok(None);
         };
@@ -362,12 +325,7 @@ impl Storage {
 
     /// Removes a manifest revision from `repo`, with every tag pointing at it and its referrer
     /// entry. Returns false when it was not there.
-    pub async fn delete_manifest(
-        &self,
-        repo: &RepoName,
-        d: &Digest,
-        subject: Option<&Digest>,
-    ) -> Result<bool> {
+    pub async fn delete_manifest(&self, repo: &RepoName, d: &Digest, subject: Option<&Digest>) -> Result<bool> {
         if !remove_if_exists(&self.revision_link(repo, d)).await? {
             return Ok(false);
         }
@@ -377,9 +335,7 @@ impl Storage {
             }
         }
         if let Some(s) = subject {
-            let p = self
-                .referrers_dir(repo, s)
-                .join(format!("{}.json", d.hex()));
+            let p = self.referrers_dir(repo, s).join(format!("{}.json", d.hex()));
             remove_if_exists(&p).await?;
         }
         Ok(true)
@@ -436,24 +392,13 @@ impl Storage {
 }
 
 pub(crate) fn blob_path(root: &Path, d: &Digest) -> PathBuf {
-    root.join("blobs")
-        .join(d.algorithm().as_str())
-        .join(&d.hex()[..2])
-        .join(d.hex())
+    root.join("blobs").join(d.algorithm().as_str()).join(&d.hex()[..2]).join(d.hex())
 }
 
 pub(crate) fn gc_lock(root: &Path, exclusive: bool) -> Result<GcLock> {
     let path = root.join("_gc.lock");
-    let lock_err = |source| StorageError::Lock {
-        path: path.clone(),
-        source,
-    };
-    let f = File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(lock_err)?;
+    let lock_err = |source| StorageError::Lock { path: path.clone(), source };
+    let f = File::options().create(true).truncate(false).write(true).open(&path).map_err(lock_err)?;
     if exclusive {
         f.lock().map_err(lock_err)?;
     } else {
@@ -487,12 +432,9 @@ fn walk_repositories(base: &Path, dir: &Path, out: &mut Vec<String>) -> Result<(
 
 pub(crate) fn list_names(dir: &Path) -> Result<Vec<String>> {
     match fs::read_dir(dir) {
-        Ok(entries) => entries
-            .map(|e| {
-                e.map(|e| e.file_name().to_string_lossy().into_owned())
-                    .map_err(read_err(dir))
-            })
-            .collect(),
+        Ok(entries) => {
+            entries.map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()).map_err(read_err(dir))).collect()
+        }
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
         Err(e) => Err(read_err(dir)(e)),
     }
@@ -506,10 +448,7 @@ async fn remove_if_exists(p: &Path) -> Result<bool> {
     match tokio::fs::remove_file(p).await {
         Ok(()) => Ok(true),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-        Err(source) => Err(StorageError::Remove {
-            path: p.to_owned(),
-            source,
-        }),
+        Err(source) => Err(StorageError::Remove { path: p.to_owned(), source }),
     }
 }
 
@@ -549,12 +488,5 @@ fn touch(p: &Path) {
 /// A random id: 32 hex digits, shaped as a UUID.
 pub(crate) fn new_upload_id() -> String {
     let h = wharf_types::random_hex_id();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
+    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
 }

@@ -12,8 +12,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use sha2::{Digest as _, Sha256};
 use wharf_registry::client::{
-    Access, AuthConfig, Client, PushBlobOptions, PushOutcome, RegistryConfig, Repository,
-    RetryPolicy,
+    Access, AuthConfig, Client, PushBlobOptions, PushOutcome, RegistryConfig, Repository, RetryPolicy,
 };
 use wharf_registry::server::{self, AuthMode, Registry, ServerConfig};
 use wharf_types::oci::{Descriptor, media_type};
@@ -76,12 +75,7 @@ impl TestServer {
         tls: Option<Arc<rustls::ServerConfig>>,
     ) -> Self {
         let root = tempfile::tempdir().unwrap();
-        let registry = Registry::new(ServerConfig {
-            root: root.path().to_owned(),
-            max_upload_size,
-            auth,
-        })
-        .unwrap();
+        let registry = Registry::new(ServerConfig { root: root.path().to_owned(), max_upload_size, auth }).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -92,12 +86,7 @@ impl TestServer {
             })
             .await;
         });
-        Self {
-            addr,
-            root,
-            registry,
-            stop: Some(tx),
-        }
+        Self { addr, root, registry, stop: Some(tx) }
     }
 
     pub fn host(&self) -> String {
@@ -138,16 +127,10 @@ impl Distribution {
         let port = free_port();
         let auth = match creds {
             Some((u, p)) => {
-                let out = Command::new("htpasswd")
-                    .args(["-Bbn", u, p])
-                    .output()
-                    .expect("htpasswd (apache2-utils)");
+                let out = Command::new("htpasswd").args(["-Bbn", u, p]).output().expect("htpasswd (apache2-utils)");
                 let f = dir.path().join("htpasswd");
                 std::fs::write(&f, out.stdout).unwrap();
-                format!(
-                    "auth:\n  htpasswd:\n    realm: basic-realm\n    path: {}\n",
-                    f.display()
-                )
+                format!("auth:\n  htpasswd:\n    realm: basic-realm\n    path: {}\n", f.display())
             }
             None => String::new(),
         };
@@ -156,10 +139,7 @@ impl Distribution {
             dir.path().join("data").display()
         );
         let cfg_path = dir.path().join("config.yml");
-        std::fs::File::create(&cfg_path)
-            .unwrap()
-            .write_all(cfg.as_bytes())
-            .unwrap();
+        std::fs::File::create(&cfg_path).unwrap().write_all(cfg.as_bytes()).unwrap();
         let child = Command::new("docker-registry")
             .arg("serve")
             .arg(&cfg_path)
@@ -173,11 +153,7 @@ impl Distribution {
             assert!(Instant::now() < deadline, "docker-registry did not start");
             std::thread::sleep(Duration::from_millis(50));
         }
-        Some(Self {
-            addr,
-            child,
-            _dir: dir,
-        })
+        Some(Self { addr, child, _dir: dir })
     }
 }
 
@@ -189,11 +165,7 @@ impl Drop for Distribution {
 }
 
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 // ---- generated images ----
@@ -247,8 +219,7 @@ impl TestImage {
             "history": [{"created_by": format!("seed {seed}")}],
         });
         let config = Bytes::from(serde_json::to_vec(&config).unwrap());
-        let config_desc =
-            Descriptor::new(media_type::DOCKER_CONFIG, sha(&config), config.len() as u64);
+        let config_desc = Descriptor::new(media_type::DOCKER_CONFIG, sha(&config), config.len() as u64);
         let manifest = serde_json::json!({
             "schemaVersion": 2,
             "mediaType": media_type::DOCKER_MANIFEST,
@@ -267,46 +238,24 @@ impl TestImage {
     }
 
     pub fn descriptor(&self) -> Descriptor {
-        Descriptor::new(
-            self.media_type,
-            self.manifest_digest.clone(),
-            self.manifest.len() as u64,
-        )
+        Descriptor::new(self.media_type, self.manifest_digest.clone(), self.manifest.len() as u64)
     }
 }
 
 /// Pushes an image's blobs and manifest; returns the outcomes of the blobs (config first).
-pub async fn push_image(
-    repo: &Repository,
-    img: &TestImage,
-    tag: &str,
-    opts: &PushBlobOptions,
-) -> Vec<PushOutcome> {
+pub async fn push_image(repo: &Repository, img: &TestImage, tag: &str, opts: &PushBlobOptions) -> Vec<PushOutcome> {
     let mut outcomes = Vec::new();
     let cfg = std::io::Cursor::new(img.config.clone());
     outcomes.push(repo.push_blob(&img.config_desc, cfg, opts).await.unwrap());
     for (d, b) in &img.layers {
-        outcomes.push(
-            repo.push_blob(d, std::io::Cursor::new(b.clone()), opts)
-                .await
-                .unwrap(),
-        );
+        outcomes.push(repo.push_blob(d, std::io::Cursor::new(b.clone()), opts).await.unwrap());
     }
-    let digest = repo
-        .push_manifest(tag, img.media_type, img.manifest.clone())
-        .await
-        .unwrap();
+    let digest = repo.push_manifest(tag, img.media_type, img.manifest.clone()).await.unwrap();
     assert_eq!(digest, img.manifest_digest);
     outcomes
 }
 
-pub async fn open(
-    client: &Client,
-    host: &str,
-    name: &str,
-    creds: &AuthConfig,
-    access: Access,
-) -> Repository {
+pub async fn open(client: &Client, host: &str, name: &str, creds: &AuthConfig, access: Access) -> Repository {
     let r: Reference = format!("{host}/{name}").parse().unwrap();
     client.repository(&r, creds, access).await.unwrap()
 }

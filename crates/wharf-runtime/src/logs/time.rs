@@ -4,9 +4,7 @@
 
 /// Nanoseconds since the Unix epoch, now.
 pub fn now_nanos() -> i64 {
-    let d = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
+    let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     d.as_nanos() as i64
 }
 
@@ -149,14 +147,8 @@ mod tests {
     #[test]
     fn formats_like_go_rfc3339nano() {
         assert_eq!(rfc3339_nano(0), "1970-01-01T00:00:00Z");
-        assert_eq!(
-            rfc3339_nano(1_700_000_000_120_000_000),
-            "2023-11-14T22:13:20.12Z"
-        );
-        assert_eq!(
-            rfc3339_nano(1_700_000_000_000_000_001),
-            "2023-11-14T22:13:20.000000001Z"
-        );
+        assert_eq!(rfc3339_nano(1_700_000_000_120_000_000), "2023-11-14T22:13:20.12Z");
+        assert_eq!(rfc3339_nano(1_700_000_000_000_000_001), "2023-11-14T22:13:20.000000001Z");
     }
 
     #[test]

@@ -11,11 +11,6 @@ pub mod error;
 pub mod protocol;
 pub mod runtime;
 
-pub use client::{
-    AttachOptions, AttachStream, ExecHandle, ExecOptions, OutputStream, ShimClient, StdinWriter,
-    spawn,
-};
+pub use client::{AttachOptions, AttachStream, ExecHandle, ExecOptions, OutputStream, ShimClient, StdinWriter, spawn};
 pub use error::ShimError;
-pub use protocol::{
-    ExitStatus, LogConfig, LogDriver, RuntimeConfig, ShimConfig, ShimState, Status,
-};
+pub use protocol::{ExitStatus, LogConfig, LogDriver, RuntimeConfig, ShimConfig, ShimState, Status};

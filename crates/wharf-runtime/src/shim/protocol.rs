@@ -229,17 +229,10 @@ pub struct Response {
 
 impl Response {
     pub fn ok() -> Self {
-        Self {
-            ok: true,
-            ..Self::default()
-        }
+        Self { ok: true, ..Self::default() }
     }
     pub fn err(msg: impl Into<String>) -> Self {
-        Self {
-            ok: false,
-            error: Some(msg.into()),
-            ..Self::default()
-        }
+        Self { ok: false, error: Some(msg.into()), ..Self::default() }
     }
 }
 
@@ -262,22 +255,10 @@ mod tests {
 
     #[test]
     fn requests_are_tagged_json_lines() {
-        let r = Request::Kill {
-            signal: 9,
-            all: false,
-        };
-        assert_eq!(
-            serde_json::to_string(&r).unwrap(),
-            r#"{"op":"kill","signal":9,"all":false}"#
-        );
+        let r = Request::Kill { signal: 9, all: false };
+        assert_eq!(serde_json::to_string(&r).unwrap(), r#"{"op":"kill","signal":9,"all":false}"#);
         let back: Request = serde_json::from_str(r#"{"op":"kill","signal":15}"#).unwrap();
-        assert_eq!(
-            back,
-            Request::Kill {
-                signal: 15,
-                all: false
-            }
-        );
+        assert_eq!(back, Request::Kill { signal: 15, all: false });
         assert_eq!(parse_header(&frame_header(2, 70000)), (2, 70000));
     }
 }
