@@ -139,9 +139,21 @@ pub trait ContainerBackend: Send + Sync + 'static {
     async fn prune(&self, filters: Filters) -> Result<ContainerPruneResponse, EngineError>;
 }
 
+/// Exec instances: create (on a container), start (hijacked unless detached), resize, inspect.
+#[async_trait]
+pub trait ExecBackend: Send + Sync + 'static {
+    /// 409 if the container is not running; returns the exec ID.
+    async fn create(&self, container: &str, config: crate::models::ExecConfig) -> Result<String, EngineError>;
+    /// `None` when detached.
+    async fn start(&self, id: &str, detach: bool, tty: Option<bool>, console: Option<[u16; 2]>) -> Result<Option<AttachSession>, EngineError>;
+    async fn resize(&self, id: &str, height: u16, width: u16) -> Result<(), EngineError>;
+    async fn inspect(&self, id: &str) -> Result<crate::models::ExecInspectResponse, EngineError>;
+}
+
 /// Every backend the router needs.
 #[derive(Clone)]
 pub struct Backends {
     pub system: Arc<dyn SystemBackend>,
     pub containers: Arc<dyn ContainerBackend>,
+    pub execs: Arc<dyn ExecBackend>,
 }

@@ -84,10 +84,26 @@ impl ContainerBackend for NoContainers {
     }
 }
 
+#[async_trait]
+impl ExecBackend for NoContainers {
+    async fn create(&self, container: &str, _: ExecConfig) -> Result<String, EngineError> {
+        Err(none(container))
+    }
+    async fn start(&self, id: &str, _: bool, _: Option<bool>, _: Option<[u16; 2]>) -> Result<Option<AttachSession>, EngineError> {
+        Err(EngineError::not_found(format!("No such exec instance: {id}")))
+    }
+    async fn resize(&self, id: &str, _: u16, _: u16) -> Result<(), EngineError> {
+        Err(EngineError::not_found(format!("No such exec instance: {id}")))
+    }
+    async fn inspect(&self, id: &str) -> Result<ExecInspectResponse, EngineError> {
+        Err(EngineError::not_found(format!("No such exec instance: {id}")))
+    }
+}
+
 /// An app over the fakes.
 pub fn app() -> crate::router::App {
     crate::router::build(
-        Backends { system: std::sync::Arc::new(FakeSystem), containers: std::sync::Arc::new(NoContainers) },
+        Backends { system: std::sync::Arc::new(FakeSystem), containers: std::sync::Arc::new(NoContainers), execs: std::sync::Arc::new(NoContainers) },
         tokio_util::sync::CancellationToken::new(),
     )
 }

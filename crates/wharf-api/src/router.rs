@@ -11,7 +11,7 @@ use tower::ServiceExt;
 
 use crate::backend::Backends;
 use crate::error::ApiError;
-use crate::routes::{container, stubs, system};
+use crate::routes::{container, exec, stubs, system};
 use crate::version::{ApiVersion, PrefixCheck, check_prefix};
 
 /// The engine's version, shared by every crate of the workspace.
@@ -57,6 +57,10 @@ pub fn build(backends: Backends, shutdown: CancellationToken) -> App {
         .route("/containers/{id}/attach", post(container::attach))
         .route("/containers/{id}/resize", post(container::resize))
         .route("/containers/{id}", delete(container::remove))
+        .route("/containers/{id}/exec", post(exec::create))
+        .route("/exec/{id}/start", post(exec::start))
+        .route("/exec/{id}/resize", post(exec::resize))
+        .route("/exec/{id}/json", get(exec::inspect))
         .route("/plugins", get(stubs::plugins_list))
         .route("/plugins/privileges", get(stubs::plugin_other))
         .route("/plugins/pull", any(stubs::plugin_other))

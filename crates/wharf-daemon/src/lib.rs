@@ -118,7 +118,7 @@ impl Daemon {
 
     /// The backends the API serves.
     pub fn backends(self: &Arc<Self>) -> Backends {
-        Backends { system: self.clone(), containers: self.containers.clone() }
+        Backends { system: self.clone(), containers: self.containers.clone(), execs: self.containers.clone() }
     }
 
     pub fn events(&self) -> &EventBus {

@@ -253,3 +253,79 @@ async fn missing_executable_is_a_127_style_error_and_leaves_nothing() {
     assert_eq!(c.inspect(&created.id, false).await.unwrap().state.unwrap().exit_code, Some(127));
     c.remove(&created.id, true, false, false).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_with_stdin_user_exit_codes_and_errors() {
+    wharf_testkit::skip_unless!(requirements());
+    let fx = fixture().await;
+    let c = fx.daemon.containers().clone();
+    ContainerBackend::create(&*c, Some("box".into()), body(serde_json::json!({"Image": "busybox", "Cmd": ["sleep", "1000"]})))
+        .await
+        .unwrap();
+    c.start("box").await.unwrap();
+    let exec = |cmd: serde_json::Value, extra: serde_json::Value| {
+        let mut cfg = serde_json::json!({"Cmd": cmd, "AttachStdout": true, "AttachStderr": true});
+        cfg.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        serde_json::from_value::<wharf_api::models::ExecConfig>(cfg).unwrap()
+    };
+    // stdin in, stdout and stderr out, exit code 2.
+    let id = c.exec_create("box", exec(serde_json::json!(["sh", "-c", "cat; echo err >&2; exit 2"]), serde_json::json!({"AttachStdin": true}))).unwrap();
+    let mut s = c.exec_start(id.as_str(), false, None, None).await.unwrap().unwrap();
+    use tokio::io::AsyncWriteExt;
+    let mut stdin = s.stdin.take().unwrap();
+    stdin.write_all(b"line1\nline2\n").await.unwrap();
+    stdin.shutdown().await.unwrap();
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    while let Some((stream, data)) = tokio::time::timeout(Duration::from_secs(20), s.output.next()).await.unwrap() {
+        if stream == 1 { out.extend_from_slice(&data) } else { err.extend_from_slice(&data) }
+    }
+    assert_eq!(out, b"line1\nline2\n");
+    assert_eq!(err, b"err\n");
+    let mut code = None;
+    for _ in 0..100 {
+        code = c.exec_inspect(id.as_str()).unwrap().exit_code;
+        if code.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(code, Some(2));
+    // -u resolves in the container's passwd.
+    let id = c.exec_create("box", exec(serde_json::json!(["id", "-u"]), serde_json::json!({"User": "nobody"}))).unwrap();
+    let mut s = c.exec_start(id.as_str(), false, None, None).await.unwrap().unwrap();
+    let mut out = Vec::new();
+    while let Some((_, data)) = tokio::time::timeout(Duration::from_secs(20), s.output.next()).await.unwrap() {
+        out.extend_from_slice(&data);
+    }
+    assert_eq!(out, b"65534\n");
+    // A missing binary: the message in the stream, exit code 127 (or 126 for older runtimes).
+    let id = c.exec_create("box", exec(serde_json::json!(["nosuchbinary"]), serde_json::json!({}))).unwrap();
+    let mut s = c.exec_start(id.as_str(), false, None, None).await.unwrap().unwrap();
+    let mut out = Vec::new();
+    while let Some((_, data)) = tokio::time::timeout(Duration::from_secs(20), s.output.next()).await.unwrap() {
+        out.extend_from_slice(&data);
+    }
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.contains("executable file not found") || text.contains("no such file"), "{text}");
+    for _ in 0..100 {
+        if c.exec_inspect(id.as_str()).unwrap().exit_code.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(c.exec_inspect(id.as_str()).unwrap().exit_code, Some(127));
+    assert_eq!(c.exec_create("box", exec(serde_json::json!([]), serde_json::json!({}))).unwrap_err().message, "No exec command specified");
+    c.kill("box", None).await.unwrap();
+    let mut state = None;
+    for _ in 0..100 {
+        state = c.inspect("box", false).await.unwrap().state.unwrap().running;
+        if state == Some(false) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let err = c.exec_create("box", exec(serde_json::json!(["true"]), serde_json::json!({}))).unwrap_err();
+    assert_eq!(err.kind, wharf_types::ErrorKind::Conflict);
+    assert!(err.message.ends_with("is not running"), "{}", err.message);
+    c.remove("box", true, false, false).await.unwrap();
+}

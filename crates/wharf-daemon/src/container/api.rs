@@ -47,6 +47,22 @@ pub fn read_container_logs(r: &ContainerRecord, opts: LogsOptions) -> LogStream 
 }
 
 #[async_trait]
+impl wharf_api::backend::ExecBackend for ContainerService {
+    async fn create(&self, container: &str, config: wharf_api::models::ExecConfig) -> Result<String, EngineError> {
+        self.exec_create(container, config).map(|id| id.to_string())
+    }
+    async fn start(&self, id: &str, detach: bool, tty: Option<bool>, console: Option<[u16; 2]>) -> Result<Option<AttachSession>, EngineError> {
+        self.exec_start(id, detach, tty, console).await
+    }
+    async fn resize(&self, id: &str, height: u16, width: u16) -> Result<(), EngineError> {
+        self.exec_resize(id, height, width).await
+    }
+    async fn inspect(&self, id: &str) -> Result<wharf_api::models::ExecInspectResponse, EngineError> {
+        self.exec_inspect(id)
+    }
+}
+
+#[async_trait]
 impl ContainerBackend for ContainerService {
     async fn create(
         &self,
@@ -73,7 +89,7 @@ impl ContainerBackend for ContainerService {
         })
         .await
         .unwrap_or((None, None));
-        Ok(view::inspect(
+        let mut inspect = view::inspect(
             &r,
             &view::InspectExtras {
                 container_dir: self.ctx.paths.container_dir(&r.id),
@@ -81,7 +97,10 @@ impl ContainerBackend for ContainerService {
                 size_root_fs: usage,
                 graph_upper: upper,
             },
-        ))
+        );
+        let execs = self.execs.of_container(&r.id);
+        inspect.exec_ids = (!execs.is_empty()).then_some(execs);
+        Ok(inspect)
     }
 
     async fn list(&self, opts: ListOptions) -> Result<Vec<ContainerSummary>, EngineError> {

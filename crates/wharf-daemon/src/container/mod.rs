@@ -18,6 +18,7 @@
 
 pub mod api;
 pub mod attach;
+pub mod exec;
 pub mod model;
 pub mod names;
 pub mod restore;
@@ -158,6 +159,7 @@ pub struct Ctx {
 pub struct ContainerService {
     pub(crate) ctx: Arc<Ctx>,
     map: RwLock<HashMap<ContainerId, Arc<Handle>>>,
+    pub(crate) execs: exec::Execs,
 }
 
 const SCHEMA: &str =
@@ -168,6 +170,7 @@ impl ContainerService {
         let svc = Arc::new_cyclic(|weak| ContainerService {
             ctx: Arc::new(ctx_fn(weak.clone())),
             map: RwLock::new(HashMap::new()),
+            execs: exec::Execs::default(),
         });
         svc.ctx.db.conn().execute_batch(SCHEMA).map_err(internal)?;
         Ok(svc)
@@ -356,6 +359,7 @@ impl ContainerService {
     }
 
     pub(crate) fn forget(&self, id: &ContainerId) {
+        self.execs.forget_container(id);
         self.map.write().unwrap_or_else(|p| p.into_inner()).remove(id);
     }
 
