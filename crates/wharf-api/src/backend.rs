@@ -137,6 +137,9 @@ pub trait ContainerBackend: Send + Sync + 'static {
     async fn attach(&self, id: &str, opts: AttachOptions) -> Result<AttachSession, EngineError>;
     async fn resize(&self, id: &str, height: u16, width: u16) -> Result<(), EngineError>;
     async fn prune(&self, filters: Filters) -> Result<ContainerPruneResponse, EngineError>;
+    /// Samples as JSON documents (compat §3.10): one (with `precpu` filled unless `one_shot`),
+    /// or one per second while `stream`.
+    async fn stats(&self, id: &str, stream: bool, one_shot: bool) -> Result<BoxStream<'static, serde_json::Value>, EngineError>;
 }
 
 /// Exec instances: create (on a container), start (hijacked unless detached), resize, inspect.

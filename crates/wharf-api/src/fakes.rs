@@ -82,6 +82,9 @@ impl ContainerBackend for NoContainers {
     async fn prune(&self, _: Filters) -> Result<ContainerPruneResponse, EngineError> {
         Ok(ContainerPruneResponse { containers_deleted: Some(vec![]), space_reclaimed: Some(0) })
     }
+    async fn stats(&self, id: &str, _: bool, _: bool) -> Result<futures_util::stream::BoxStream<'static, serde_json::Value>, EngineError> {
+        Err(none(id))
+    }
 }
 
 #[async_trait]

@@ -53,6 +53,7 @@ pub fn build(backends: Backends, shutdown: CancellationToken) -> App {
         .route("/containers/{id}/rename", post(container::rename))
         .route("/containers/{id}/wait", post(container::wait))
         .route("/containers/{id}/top", get(container::top))
+        .route("/containers/{id}/stats", get(container::stats))
         .route("/containers/{id}/logs", get(container::logs))
         .route("/containers/{id}/attach", post(container::attach))
         .route("/containers/{id}/resize", post(container::resize))

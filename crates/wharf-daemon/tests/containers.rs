@@ -329,3 +329,35 @@ async fn exec_with_stdin_user_exit_codes_and_errors() {
     assert!(err.message.ends_with("is not running"), "{}", err.message);
     c.remove("box", true, false, false).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stats_have_the_figures_the_cli_computes_with() {
+    wharf_testkit::skip_unless!(requirements());
+    let fx = fixture().await;
+    let c = fx.daemon.containers().clone();
+    ContainerBackend::create(
+        &*c,
+        Some("busy".into()),
+        body(serde_json::json!({"Image": "busybox", "Cmd": ["sh", "-c", "while true; do :; done"], "HostConfig": {"Memory": 67108864, "PidsLimit": 50}})),
+    )
+    .await
+    .unwrap();
+    c.start("busy").await.unwrap();
+    let samples: Vec<serde_json::Value> = c.stats("busy", false, false).await.unwrap().collect().await;
+    assert_eq!(samples.len(), 1);
+    let s = &samples[0];
+    let cpu = s["cpu_stats"]["cpu_usage"]["total_usage"].as_u64().unwrap();
+    let pre = s["precpu_stats"]["cpu_usage"]["total_usage"].as_u64().unwrap();
+    let sys = s["cpu_stats"]["system_cpu_usage"].as_u64().unwrap() - s["precpu_stats"]["system_cpu_usage"].as_u64().unwrap();
+    let online = s["cpu_stats"]["online_cpus"].as_u64().unwrap();
+    let percent = (cpu - pre) as f64 / sys as f64 * online as f64 * 100.0;
+    assert!(percent > 20.0, "a spinning shell uses CPU: {percent}% ({s})");
+    assert!(s["memory_stats"]["usage"].as_u64().unwrap() > 0);
+    assert_eq!(s["memory_stats"]["limit"].as_u64().unwrap(), 67108864);
+    assert!(s["pids_stats"]["current"].as_u64().unwrap() >= 1);
+    assert_eq!(s["pids_stats"]["limit"].as_u64().unwrap(), 50);
+    assert_eq!(s["name"], "/busy");
+    let one: Vec<serde_json::Value> = c.stats("busy", false, true).await.unwrap().collect().await;
+    assert_eq!(one[0]["precpu_stats"]["cpu_usage"]["total_usage"], 0);
+    c.remove("busy", true, false, false).await.unwrap();
+}

@@ -331,6 +331,39 @@ impl ContainerBackend for ContainerService {
         client.resize(height, width).await.map_err(|e| EngineError::internal(e.to_string()))
     }
 
+    async fn stats(&self, id: &str, stream: bool, one_shot: bool) -> Result<futures_util::stream::BoxStream<'static, serde_json::Value>, EngineError> {
+        use super::stats;
+        let h = self.lookup(id)?;
+        let r = h.record();
+        if !r.state.status.is_running() {
+            return Ok(futures_util::stream::once(async move { stats::empty(&r) }).boxed());
+        }
+        let paths = stats::CgroupPaths::new(&self.ctx.cgroup_parent, &r);
+        if one_shot {
+            return Ok(futures_util::stream::once(async move { stats::sample(&paths, &r) }).boxed());
+        }
+        let mut exits = h.exits.subscribe();
+        let exits_now = exits.borrow().exits;
+        let first = stats::sample(&paths, &r);
+        let s = futures_util::stream::unfold((first, paths, h, true), move |(prev, paths, h, first_round)| async move {
+            if !first_round && !stream {
+                return None;
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            let r = h.record();
+            if !r.state.status.is_running() {
+                return None;
+            }
+            let mut next = stats::sample(&paths, &r);
+            stats::chain(&prev, &mut next);
+            Some((next.clone(), (next, paths, h, false)))
+        })
+        .take_until(async move {
+            let _ = exits.wait_for(|w| w.exits > exits_now || w.removed).await;
+        });
+        Ok(s.boxed())
+    }
+
     async fn prune(&self, filters: Filters) -> Result<ContainerPruneResponse, EngineError> {
         filters.validate(&["label", "label!", "until"])?;
         let until = filters.get("until").next().map(parse_until).transpose()?;

@@ -24,6 +24,7 @@ pub mod names;
 pub mod restore;
 pub mod run;
 pub mod spec;
+pub mod stats;
 pub mod supervisor;
 pub mod view;
 pub mod view_top;
