@@ -79,11 +79,11 @@ pub struct Daemon {
 
 impl Daemon {
     /// Opens the engine's state under the configured roots. Fails if another daemon holds the
-    /// data root.
+    /// data root. `images` builds the image service once the data root is locked.
     pub fn open(
         config: Config,
         build: BuildInfo,
-        images: Arc<dyn container::ImageProvider>,
+        images: impl FnOnce(&Config) -> Result<Arc<dyn container::ImageProvider>, wharf_types::EngineError>,
     ) -> Result<Arc<Self>, DaemonError> {
         let lock = DataRootLock::acquire(&config.data_root)?;
         for dir in [&config.data_root, &config.exec_root] {
@@ -102,6 +102,8 @@ impl Daemon {
         host.backing_fs = info::backing_filesystem(&config.data_root);
         let db = Arc::new(db);
         let events = Arc::new(EventBus::new());
+        // After the data-root lock: nothing under the root is opened before it is ours.
+        let images = images(&config)?;
         let containers = container::ContainerService::new(|weak| container_ctx(&config, &db, &events, images, weak))?;
         Ok(Arc::new(Self { config: RwLock::new(config), db, events, containers, engine_id, host, build, _lock: lock }))
     }

@@ -71,7 +71,7 @@ async fn fixture() -> Fixture {
     let fs = snapshotter.writable_dir("busybox-build").unwrap();
     std::fs::create_dir_all(fs.join("bin")).unwrap();
     std::fs::copy("/bin/busybox", fs.join("bin/busybox")).unwrap();
-    for applet in ["sh", "echo", "cat", "sleep", "ls", "true", "false", "id", "hostname", "ps", "kill", "printf", "wc"]
+    for applet in ["sh", "echo", "cat", "sleep", "ls", "true", "false", "id", "hostname", "ps", "kill", "printf", "wc", "touch", "test", "[", "rm", "mkdir", "df"]
     {
         std::os::unix::fs::symlink("busybox", fs.join("bin").join(applet)).unwrap();
     }
@@ -86,7 +86,7 @@ async fn fixture() -> Fixture {
     let cgroup_parent = format!("/{}", wharf_testkit::unique_name("wharf-test-"));
     let file = FileConfig { cgroup_parent: Some(cgroup_parent.clone()), ..Default::default() };
     let config = Config::merge(flags, file, dir.path().join("daemon.json")).unwrap();
-    let daemon = Daemon::open(config, BuildInfo::default(), Arc::new(BusyboxImage { snapshotter })).unwrap();
+    let daemon = Daemon::open(config, BuildInfo::default(), move |_| Ok(Arc::new(BusyboxImage { snapshotter }))).unwrap();
     Fixture { daemon, dir, cgroup_parent }
 }
 
@@ -316,10 +316,8 @@ async fn exec_with_stdin_user_exit_codes_and_errors() {
     assert_eq!(c.exec_inspect(id.as_str()).unwrap().exit_code, Some(127));
     assert_eq!(c.exec_create("box", exec(serde_json::json!([]), serde_json::json!({}))).unwrap_err().message, "No exec command specified");
     c.kill("box", None).await.unwrap();
-    let mut state = None;
     for _ in 0..100 {
-        state = c.inspect("box", false).await.unwrap().state.unwrap().running;
-        if state == Some(false) {
+        if c.inspect("box", false).await.unwrap().state.unwrap().running == Some(false) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -360,4 +358,65 @@ async fn stats_have_the_figures_the_cli_computes_with() {
     let one: Vec<serde_json::Value> = c.stats("busy", false, true).await.unwrap().collect().await;
     assert_eq!(one[0]["precpu_stats"]["cpu_usage"]["total_usage"], 0);
     c.remove("busy", true, false, false).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthcheck_goes_starting_unhealthy_healthy() {
+    wharf_testkit::skip_unless!(requirements());
+    let fx = fixture().await;
+    let c = fx.daemon.containers().clone();
+    let mut events = fx.daemon.events().subscribe(None, None, wharf_daemon::events::EventFilter::default());
+    ContainerBackend::create(
+        &*c,
+        Some("hc".into()),
+        body(serde_json::json!({
+            "Image": "busybox", "Cmd": ["sleep", "1000"],
+            "Healthcheck": {"Test": ["CMD-SHELL", "test -f /tmp/ok && echo fine"], "Interval": 200_000_000, "Timeout": 2_000_000_000, "Retries": 2}
+        })),
+    )
+    .await
+    .unwrap();
+    c.start("hc").await.unwrap();
+    let status = |c: Arc<wharf_daemon::container::ContainerService>| async move {
+        c.inspect("hc", false).await.unwrap().state.unwrap().health.and_then(|h| h.status).map(|s| s.to_string())
+    };
+    let mut seen = Vec::new();
+    for _ in 0..100 {
+        let s = status(c.clone()).await.unwrap_or_default();
+        if seen.last() != Some(&s) {
+            seen.push(s.clone());
+        }
+        if s == "unhealthy" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(seen, vec!["starting", "unhealthy"]);
+    let id = c.exec_create("hc", serde_json::from_value(serde_json::json!({"Cmd": ["touch", "/tmp/ok"]})).unwrap()).unwrap();
+    c.exec_start(id.as_str(), true, None, None).await.unwrap();
+    for _ in 0..100 {
+        if status(c.clone()).await.as_deref() == Some("healthy") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let inspect = c.inspect("hc", false).await.unwrap();
+    let health = inspect.state.unwrap().health.unwrap();
+    assert_eq!(health.status.unwrap().to_string(), "healthy");
+    assert_eq!(health.failing_streak, Some(0));
+    assert_eq!(health.log.unwrap().last().unwrap().output.as_deref(), Some("fine\n"));
+    let listed = c
+        .list(ListOptions { filters: wharf_types::Filters::parse(r#"{"health":["healthy"]}"#).unwrap(), ..Default::default() })
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 1);
+    assert!(listed[0].status.as_deref().unwrap().ends_with("(healthy)"));
+    let mut actions = Vec::new();
+    while let Ok(Some(e)) = tokio::time::timeout(Duration::from_millis(200), events.next()).await {
+        if e.action.starts_with("health_status") {
+            actions.push(e.action);
+        }
+    }
+    assert_eq!(actions, vec!["health_status: unhealthy", "health_status: healthy"]);
+    c.remove("hc", true, false, false).await.unwrap();
 }

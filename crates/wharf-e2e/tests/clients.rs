@@ -70,6 +70,7 @@ fn docker_cli_events_replay_and_stream() {
     d.signal(libc::SIGHUP);
     let streamed = read_with_timeout(live, Duration::from_secs(2));
     assert_eq!(streamed.trim(), "daemon reload", "live stream");
+    wharf_testkit::wait_next_second();
     let (code, out, err) = run_text(&mut d.docker(&["events", "--since", "5m", "--until", "0s"]));
     assert_eq!(code, 0, "{err}");
     let line = out.trim();

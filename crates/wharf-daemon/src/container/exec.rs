@@ -248,6 +248,11 @@ impl ContainerService {
         }))
     }
 
+    /// The OCI process of an exec (or a health probe) in this container.
+    pub(crate) async fn exec_process_for(&self, h: &Handle, c: &ExecConfig, tty: bool, console: Option<[u16; 2]>) -> Result<oci_spec::runtime::Process, EngineError> {
+        self.exec_process(h, c, tty, console).await
+    }
+
     /// The exec's OCI process: the container's, with the exec's overrides.
     async fn exec_process(&self, h: &Handle, c: &ExecConfig, tty: bool, console: Option<[u16; 2]>) -> Result<oci_spec::runtime::Process, EngineError> {
         let r = h.record();

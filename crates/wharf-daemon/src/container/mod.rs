@@ -19,6 +19,7 @@
 pub mod api;
 pub mod attach;
 pub mod exec;
+pub mod health;
 pub mod model;
 pub mod names;
 pub mod restore;
