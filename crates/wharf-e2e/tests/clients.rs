@@ -124,6 +124,7 @@ fn wharf_cli_system_commands() {
     assert_eq!(out.trim(), "\"inactive\"");
     d.signal(libc::SIGHUP);
     std::thread::sleep(Duration::from_millis(200));
+    wharf_testkit::wait_next_second();
     let (code, out, _) =
         run_text(&mut d.wharf(&["events", "--since", "1m", "--until", "0s", "--format", "{{.Type}}/{{.Action}}"]));
     assert_eq!(code, 0);
