@@ -4,14 +4,14 @@
 use axum::Router;
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get};
+use axum::routing::{any, get, post};
 use http::{HeaderValue, Method, Request, Uri};
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
 use crate::backend::Backends;
 use crate::error::ApiError;
-use crate::routes::{stubs, system};
+use crate::routes::{disk_usage, image, stubs, system};
 use crate::version::{ApiVersion, PrefixCheck, check_prefix};
 
 /// The engine's version, shared by every crate of the workspace.
@@ -40,6 +40,16 @@ pub fn build(backends: Backends, shutdown: CancellationToken) -> App {
         .route("/version", get(system::version))
         .route("/info", get(system::info))
         .route("/events", get(system::events))
+        .route("/system/df", get(disk_usage::disk_usage))
+        .route("/images/json", get(image::list))
+        .route("/images/create", post(image::create))
+        .route("/images/load", post(image::load))
+        .route("/images/prune", post(image::prune))
+        .route("/images/get", get(image::save_many))
+        .route(
+            "/images/{*rest}",
+            get(image::named).post(image::named).delete(image::named),
+        )
         .route("/plugins", get(stubs::plugins_list))
         .route("/plugins/privileges", get(stubs::plugin_other))
         .route("/plugins/pull", any(stubs::plugin_other))
@@ -159,9 +169,72 @@ mod tests {
                 Ok(Box::pin(futures_util::stream::empty()))
             }
         }
+        #[async_trait::async_trait]
+        impl crate::backend::ImageBackend for Nothing {
+            async fn list(
+                &self,
+                _: crate::backend::ImageListOptions,
+            ) -> Result<Vec<crate::models::ImageSummary>, wharf_types::EngineError> {
+                Ok(Vec::new())
+            }
+            async fn inspect(
+                &self,
+                name: &str,
+            ) -> Result<crate::backend::ImageInspectData, wharf_types::EngineError> {
+                Err(wharf_types::EngineError::not_found(format!("No such image: {name}")))
+            }
+            async fn history(
+                &self,
+                _: &str,
+            ) -> Result<Vec<crate::models::ImageHistoryResponseItem>, wharf_types::EngineError>
+            {
+                Ok(Vec::new())
+            }
+            async fn tag(&self, _: &str, _: &str, _: &str) -> Result<(), wharf_types::EngineError> {
+                Ok(())
+            }
+            async fn delete(
+                &self,
+                _: &str,
+                _: bool,
+                _: bool,
+            ) -> Result<Vec<crate::models::ImageDeleteResponseItem>, wharf_types::EngineError>
+            {
+                Ok(Vec::new())
+            }
+            async fn prune(
+                &self,
+                _: wharf_types::Filters,
+            ) -> Result<crate::models::ImagePruneResponse, wharf_types::EngineError> {
+                Ok(Default::default())
+            }
+            async fn import(
+                &self,
+                _: crate::backend::ByteStream,
+                _: crate::backend::ImageImportOptions,
+                _: crate::stream::ProgressSender,
+            ) -> Result<(), wharf_types::EngineError> {
+                Ok(())
+            }
+            async fn load(
+                &self,
+                _: crate::backend::ByteStream,
+                _: bool,
+                _: crate::stream::ProgressSender,
+            ) -> Result<(), wharf_types::EngineError> {
+                Ok(())
+            }
+            async fn save(
+                &self,
+                _: Vec<String>,
+            ) -> Result<crate::backend::ByteStream, wharf_types::EngineError> {
+                Ok(Box::pin(futures_util::stream::empty()))
+            }
+        }
         build(
             Backends {
                 system: std::sync::Arc::new(Nothing),
+                images: std::sync::Arc::new(Nothing),
             },
             CancellationToken::new(),
         );

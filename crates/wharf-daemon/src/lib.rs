@@ -6,12 +6,17 @@
 //! - [`events`]: the event bus every subsystem publishes to; `/events` subscribes.
 //! - [`system`]: `/info`, `/version`, `/events` (the `SystemBackend`).
 //! - [`info`]: host facts from the kernel and /etc.
+//! - [`image`]: the image service (content store, snapshotter, image metadata, GC) and the
+//!   `ImageBackend`; [`disk_usage`]: `/system/df` from every service's part.
 //!
-//! On disk (see DESIGN.md §3): `<data-root>/wharf.lock`, `<data-root>/wharf.db`; the exec root
-//! holds the socket and per-container runtime state.
+//! On disk (see DESIGN.md §3): `<data-root>/wharf.lock`, `<data-root>/wharf.db`,
+//! `<data-root>/content/`, `<data-root>/snapshots/{overlay,native}/`; the exec root holds the
+//! socket and per-container runtime state.
 
 pub mod config;
+pub mod disk_usage;
 pub mod events;
+pub mod image;
 pub mod info;
 pub mod system;
 
@@ -40,6 +45,8 @@ pub enum DaemonError {
     Lock(#[from] wharf_store::LockError),
     #[error(transparent)]
     Db(#[from] wharf_store::DbError),
+    #[error("open the image service")]
+    Image(#[from] image::ImageError),
     #[error("create directory {path}")]
     Dir {
         path: PathBuf,
@@ -53,6 +60,7 @@ impl Classify for DaemonError {
         match self {
             DaemonError::Lock(e) => e.kind(),
             DaemonError::Db(e) => e.kind(),
+            DaemonError::Image(e) => e.kind(),
             DaemonError::Dir { .. } => ErrorKind::Internal,
         }
     }
@@ -61,8 +69,9 @@ impl Classify for DaemonError {
 /// The running engine.
 pub struct Daemon {
     config: RwLock<Config>,
-    db: Db,
-    events: EventBus,
+    db: Arc<Db>,
+    events: Arc<EventBus>,
+    images: Arc<image::ImageService>,
     engine_id: String,
     host: HostFacts,
     build: BuildInfo,
@@ -80,7 +89,7 @@ impl Daemon {
                 source,
             })?;
         }
-        let db = Db::open(&config.data_root.join("wharf.db"))?;
+        let db = Arc::new(Db::open(&config.data_root.join("wharf.db"))?);
         let engine_id = match db.meta_get("engine-id")? {
             Some(id) => id,
             None => {
@@ -91,10 +100,18 @@ impl Daemon {
         };
         let mut host = HostFacts::read();
         host.backing_fs = info::backing_filesystem(&config.data_root);
+        let events = Arc::new(EventBus::new());
+        let images = Arc::new(image::ImageService::open(
+            &config.data_root,
+            config.file.storage_driver.as_deref(),
+            db.clone(),
+            events.clone(),
+        )?);
         Ok(Arc::new(Self {
             config: RwLock::new(config),
             db,
-            events: EventBus::new(),
+            events,
+            images,
             engine_id,
             host,
             build,
@@ -106,6 +123,7 @@ impl Daemon {
     pub fn backends(self: &Arc<Self>) -> Backends {
         Backends {
             system: self.clone(),
+            images: self.clone(),
         }
     }
 
@@ -115,6 +133,11 @@ impl Daemon {
 
     pub fn db(&self) -> &Db {
         &self.db
+    }
+
+    /// The image service: what containers use to find images and their layers.
+    pub fn images(&self) -> &Arc<image::ImageService> {
+        &self.images
     }
 
     /// A snapshot of the current configuration.

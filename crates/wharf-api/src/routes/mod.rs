@@ -1,5 +1,7 @@
 //! Route handlers, one module per resource. Handlers parse, call one backend method, and map the
 //! result; nothing else.
 
+pub mod disk_usage;
+pub mod image;
 pub mod stubs;
 pub mod system;
