@@ -9,8 +9,8 @@ use futures_util::stream::BoxStream;
 use wharf_types::{EngineError, Event, Filters};
 
 use crate::models::{
-    ImageDeleteResponseItem, ImageHistoryResponseItem, ImageInspect, ImagePruneResponse, ImageSummary,
-    SystemDataUsageResponse, SystemInfo, SystemVersion,
+    ImageDeleteResponseItem, ImageHistoryResponseItem, ImageInspect, ImagePruneResponse,
+    ImageSummary, SystemDataUsageResponse, SystemInfo, SystemVersion,
 };
 use crate::stream::ProgressSender;
 

@@ -181,7 +181,9 @@ mod tests {
                 &self,
                 name: &str,
             ) -> Result<crate::backend::ImageInspectData, wharf_types::EngineError> {
-                Err(wharf_types::EngineError::not_found(format!("No such image: {name}")))
+                Err(wharf_types::EngineError::not_found(format!(
+                    "No such image: {name}"
+                )))
             }
             async fn history(
                 &self,

@@ -99,7 +99,12 @@ impl JsonMessage {
     }
 
     /// A progress update for `id` (`Loading layer 1.2MB/4.5MB`).
-    pub fn progress(id: impl Into<String>, status: impl Into<String>, current: u64, total: u64) -> Self {
+    pub fn progress(
+        id: impl Into<String>,
+        status: impl Into<String>,
+        current: u64,
+        total: u64,
+    ) -> Self {
         Self {
             status: Some(status.into()),
             progress_detail: Some(ProgressDetail {
@@ -240,7 +245,10 @@ mod tests {
         .await
         .unwrap();
         assert_eq!(r.status(), 200);
-        let body = http_body_util::BodyExt::collect(r.into_body()).await.unwrap().to_bytes();
+        let body = http_body_util::BodyExt::collect(r.into_body())
+            .await
+            .unwrap()
+            .to_bytes();
         assert_eq!(
             std::str::from_utf8(&body).unwrap(),
             "{\"status\":\"one\"}\r\n{\"errorDetail\":{\"message\":\"late\"},\"error\":\"late\"}\r\n"

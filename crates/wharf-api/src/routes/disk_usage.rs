@@ -116,6 +116,10 @@ mod tests {
         let o = df_types(&q, ApiVersion::MAX).unwrap();
         assert!(o.images && o.volumes && !o.containers && !o.build_cache);
         assert!(df_types(&Query::parse("type=x"), ApiVersion::MAX).is_err());
-        assert!(df_types(&Query::parse("type=x"), ApiVersion::new(1, 41)).unwrap().containers);
+        assert!(
+            df_types(&Query::parse("type=x"), ApiVersion::new(1, 41))
+                .unwrap()
+                .containers
+        );
     }
 }

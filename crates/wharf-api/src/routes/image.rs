@@ -117,7 +117,11 @@ pub async fn create(
         repo: query.get("repo").unwrap_or("").to_owned(),
         tag: query.get("tag").unwrap_or("").to_owned(),
         message: query.get("message").unwrap_or("").to_owned(),
-        changes: query.all("changes").into_iter().map(str::to_owned).collect(),
+        changes: query
+            .all("changes")
+            .into_iter()
+            .map(str::to_owned)
+            .collect(),
         platform,
     };
     let body = body_stream(body);

@@ -34,7 +34,9 @@ pub(crate) async fn blocking<T: Send + 'static>(
 ) -> Result<T, EngineError> {
     match tokio::task::spawn_blocking(f).await {
         Ok(r) => r.map_err(EngineError::from),
-        Err(e) => Err(EngineError::internal(format!("image operation failed: {e}"))),
+        Err(e) => Err(EngineError::internal(format!(
+            "image operation failed: {e}"
+        ))),
     }
 }
 

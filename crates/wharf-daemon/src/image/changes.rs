@@ -115,7 +115,12 @@ pub fn apply_changes(config: &mut RuntimeConfig, changes: &[String]) -> Result<(
     }
     let lexer = df.lexer();
     let mut cmd_set = false;
-    for inst in df.stages.first().map(|s| s.instructions.as_slice()).unwrap_or(&[]) {
+    for inst in df
+        .stages
+        .first()
+        .map(|s| s.instructions.as_slice())
+        .unwrap_or(&[])
+    {
         let keyword = inst.kind.keyword().to_ascii_lowercase();
         if !VALID.contains(&keyword.as_str()) {
             return Err(ImageError::Invalid(format!(

@@ -275,7 +275,11 @@ impl ImageService {
             })
         };
         if mask & CONFLICT_CHILD != 0 && !store::image_children(tx, id)?.is_empty() {
-            return Ok(conflict(true, false, "image has dependent child images".into()));
+            return Ok(conflict(
+                true,
+                false,
+                "image has dependent child images".into(),
+            ));
         }
         if mask & CONFLICT_RUNNING != 0
             && let Some(u) = ctx.users.iter().find(|u| &u.image == id && u.running)
@@ -348,7 +352,8 @@ impl ImageService {
         out.deleted.push(id.clone());
         out.records.push(DeleteRecord::Deleted(id.to_string()));
         for l in freed {
-            out.records.push(DeleteRecord::Deleted(l.chain_id.to_string()));
+            out.records
+                .push(DeleteRecord::Deleted(l.chain_id.to_string()));
         }
         match row.parent {
             Some(parent) if prune && store::image_get(tx, &parent)?.is_some() => {

@@ -213,7 +213,9 @@ impl ImageService {
                 match self.snapshotter.remove(&name) {
                     Ok(()) => report.snapshots += 1,
                     Err(wharf_snapshot::SnapshotError::HasChildren { .. }) => left.push(name),
-                    Err(e) => tracing::warn!(snapshot = %name, error = %e, "gc: cannot remove snapshot"),
+                    Err(e) => {
+                        tracing::warn!(snapshot = %name, error = %e, "gc: cannot remove snapshot")
+                    }
                 }
             }
             if left.len() == before {

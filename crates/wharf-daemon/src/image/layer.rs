@@ -178,7 +178,10 @@ impl ImageService {
                 .snapshotter
                 .writable_dir(key)
                 .map_err(snap("find the layer's directory"))?;
-            let file = self.content.open_blob(&l.blob).map_err(ImageError::Content)?;
+            let file = self
+                .content
+                .open_blob(&l.blob)
+                .map_err(ImageError::Content)?;
             let id = l.diff_id.short().to_owned();
             let reader = ProgressReader {
                 inner: io::BufReader::with_capacity(256 * 1024, file),
@@ -259,8 +262,7 @@ impl ImageService {
                             }
                             Err(e) => {
                                 if !cancel.swap(true, Ordering::Relaxed) {
-                                    *first_err.lock().unwrap_or_else(|p| p.into_inner()) =
-                                        Some(e);
+                                    *first_err.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
                                 }
                             }
                         }
@@ -294,7 +296,10 @@ impl ImageService {
         reader: impl Read,
         parent: Option<&LayerRow>,
     ) -> Result<StreamedLayer, ImageError> {
-        let mut writer = self.content.writer(None, None).map_err(ImageError::Content)?;
+        let mut writer = self
+            .content
+            .writer(None, None)
+            .map_err(ImageError::Content)?;
         let key = tmp_key();
         lease.add(&key);
         self.snapshotter
@@ -415,7 +420,10 @@ impl ImageService {
                 Some(self.layer_from_stream(&lease, reader, parent_layer)?)
             }
             Some(LayerSource::Writer(produce)) => {
-                let w = self.content.writer(None, None).map_err(ImageError::Content)?;
+                let w = self
+                    .content
+                    .writer(None, None)
+                    .map_err(ImageError::Content)?;
                 let mut lw = LayerWriter::new(w, Compression::None, None).map_err(|source| {
                     ImageError::Io {
                         op: "write layer",
@@ -446,9 +454,8 @@ impl ImageService {
                 let mut rows = self.unpack_blobs(&lease, &[job], None)?;
                 let row = match rows.pop() {
                     Some(r) => r,
-                    None => store::layer_get(&self.db.conn(), &chain)?.ok_or_else(|| {
-                        ImageError::Invalid(format!("layer {chain} vanished"))
-                    })?,
+                    None => store::layer_get(&self.db.conn(), &chain)?
+                        .ok_or_else(|| ImageError::Invalid(format!("layer {chain} vanished")))?,
                 };
                 Some(StreamedLayer {
                     row,
@@ -466,7 +473,14 @@ impl ImageService {
             .clone()
             .unwrap_or_else(|| super::query::rfc3339_nano(now_nanos()));
         let mut config = base_config;
-        for k in ["container", "container_config", "docker_version", "comment", "parent", "id"] {
+        for k in [
+            "container",
+            "container_config",
+            "docker_version",
+            "comment",
+            "parent",
+            "id",
+        ] {
             config.extra.remove(k);
         }
         config.config = Some(new.config);
@@ -497,11 +511,12 @@ impl ImageService {
             .map_err(ImageError::Content)?;
         let stored = {
             let mut w = w;
-            w.write_all(&config_bytes).map_err(|source| ImageError::Io {
-                op: "write image config",
-                path: "<content store>".into(),
-                source,
-            })?;
+            w.write_all(&config_bytes)
+                .map_err(|source| ImageError::Io {
+                    op: "write image config",
+                    path: "<content store>".into(),
+                    source,
+                })?;
             lease.commit_blob(w).map_err(ImageError::Content)?
         };
         let id = ImageId::new(stored.digest.clone());

@@ -38,7 +38,8 @@ impl ImageService {
     ) -> Result<(), ImageError> {
         let lease = self.leases.lease();
         let opts = ReadOptions::default();
-        let spooled = archive::read::read(body, &self.content, &mut |w| lease.commit_blob(w), &opts)?;
+        let spooled =
+            archive::read::read(body, &self.content, &mut |w| lease.commit_blob(w), &opts)?;
         let (_, images) = spooled.images(&self.content, &Platform::host(), &opts)?;
         let mut checked = Vec::with_capacity(images.len());
         for image in &images {
@@ -207,7 +208,10 @@ impl ImageService {
                 }
             };
             let head = {
-                let mut f = self.content.open_blob(&digest).map_err(ImageError::Content)?;
+                let mut f = self
+                    .content
+                    .open_blob(&digest)
+                    .map_err(ImageError::Content)?;
                 let mut head = [0u8; 8];
                 let n = f.read(&mut head).unwrap_or(0);
                 head[..n].to_vec()

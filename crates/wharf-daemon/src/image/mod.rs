@@ -217,20 +217,25 @@ impl ImageService {
         let driver = choose_driver(data_root, storage_driver)?;
         let snapshot_root = data_root.join("snapshots").join(driver.dir());
         let snapshotter: Arc<dyn Snapshotter> = match driver {
-            StorageDriver::Overlay => Arc::new(OverlaySnapshotter::open(&snapshot_root).map_err(
-                |source| ImageError::Snapshot {
-                    op: "open the overlay snapshotter",
-                    source,
-                },
-            )?),
-            StorageDriver::Native => Arc::new(NativeSnapshotter::open(&snapshot_root).map_err(
-                |source| ImageError::Snapshot {
-                    op: "open the native snapshotter",
-                    source,
-                },
-            )?),
+            StorageDriver::Overlay => {
+                Arc::new(OverlaySnapshotter::open(&snapshot_root).map_err(|source| {
+                    ImageError::Snapshot {
+                        op: "open the overlay snapshotter",
+                        source,
+                    }
+                })?)
+            }
+            StorageDriver::Native => {
+                Arc::new(NativeSnapshotter::open(&snapshot_root).map_err(|source| {
+                    ImageError::Snapshot {
+                        op: "open the native snapshotter",
+                        source,
+                    }
+                })?)
+            }
         };
-        let content = ContentStore::open(&data_root.join("content")).map_err(ImageError::Content)?;
+        let content =
+            ContentStore::open(&data_root.join("content")).map_err(ImageError::Content)?;
         let service = Self {
             db,
             events,
@@ -320,7 +325,8 @@ impl ImageService {
         let is_hex = |s: &str| {
             !s.is_empty()
                 && s.len() <= 64
-                && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+                && s.bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
         };
         let by_prefix = |hex: &str| -> Result<Option<store::ImageRow>, ImageError> {
             let ids = store::image_ids_with_prefix(&c, hex)?;

@@ -64,7 +64,11 @@ pub(crate) fn parse_filter_time(value: &str, now: i64) -> Result<i64, ImageError
             .single()
             .and_then(|t| t.timestamp_nanos_opt())
     };
-    for f in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M"] {
+    for f in [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%dT%H:%M",
+    ] {
         if let Ok(n) = NaiveDateTime::parse_from_str(value, f) {
             return local(n).ok_or_else(bad);
         }
@@ -326,7 +330,8 @@ impl ImageService {
         }
         let patterns: Vec<&str> = f.get("reference").collect();
         for p in &patterns {
-            glob_match(p, "").map_err(|()| ImageError::Invalid("syntax error in pattern".into()))?;
+            glob_match(p, "")
+                .map_err(|()| ImageError::Invalid("syntax error in pattern".into()))?;
         }
         let (images, refs, layers) = {
             let c = self.db.conn();
@@ -374,7 +379,12 @@ impl ImageService {
             for r in refs_by_image.get(&img.id).into_iter().flatten() {
                 if !patterns.is_empty() {
                     let tagged = (*r).clone().with_default_tag();
-                    let targets = [r.familiar(), r.familiar_name(), tagged.to_string(), r.name()];
+                    let targets = [
+                        r.familiar(),
+                        r.familiar_name(),
+                        tagged.to_string(),
+                        r.name(),
+                    ];
                     let found = patterns
                         .iter()
                         .any(|p| targets.iter().any(|t| glob_match(p, t).unwrap_or(false)));
@@ -437,8 +447,10 @@ impl ImageService {
                     *refcount.entry(&l.chain_id).or_default() += 1;
                 }
             }
-            let tops: HashMap<&ImageId, Option<&Digest>> =
-                images.iter().map(|i| (&i.id, i.top_layer.as_ref())).collect();
+            let tops: HashMap<&ImageId, Option<&Digest>> = images
+                .iter()
+                .map(|i| (&i.id, i.top_layer.as_ref()))
+                .collect();
             for s in &mut out {
                 let top = tops.get(&s.id).copied().flatten();
                 s.shared_size = chain_of_image(top)
@@ -475,10 +487,8 @@ impl ImageService {
                         dir.join("merged").display().to_string(),
                     );
                     driver_data.insert("UpperDir".to_owned(), upper.display().to_string());
-                    driver_data.insert(
-                        "WorkDir".to_owned(),
-                        dir.join("work").display().to_string(),
-                    );
+                    driver_data
+                        .insert("WorkDir".to_owned(), dir.join("work").display().to_string());
                 }
                 DiffSource::Trees { upper, .. } => {
                     driver_data.insert("Dir".to_owned(), upper.display().to_string());
@@ -629,9 +639,15 @@ mod tests {
         );
         let now = 1_000_000_000_000;
         assert_eq!(parse_filter_time("10s", now).unwrap(), now - 10_000_000_000);
-        assert_eq!(parse_filter_time("1h30m", now).unwrap(), now - 5_400_000_000_000);
+        assert_eq!(
+            parse_filter_time("1h30m", now).unwrap(),
+            now - 5_400_000_000_000
+        );
         assert_eq!(parse_filter_time("12.5", now).unwrap(), 12_500_000_000);
-        assert_eq!(parse_filter_time("1970-01-01T00:00:02Z", now).unwrap(), 2_000_000_000);
+        assert_eq!(
+            parse_filter_time("1970-01-01T00:00:02Z", now).unwrap(),
+            2_000_000_000
+        );
         assert!(parse_filter_time("yesterday", now).is_err());
     }
 }

@@ -83,8 +83,10 @@ pub(crate) fn image_ids_with_prefix(
     let mut s = c.prepare_cached("SELECT id FROM images WHERE substr(id, 1, ?2) = ?1")?;
     let prefix = format!("sha256:{hex_prefix}");
     let len = prefix.len() as i64;
-    s.query_map(params![prefix, len], |r| Ok(ImageId::new(digest(r.get(0)?)?)))?
-        .collect()
+    s.query_map(params![prefix, len], |r| {
+        Ok(ImageId::new(digest(r.get(0)?)?))
+    })?
+    .collect()
 }
 
 pub(crate) fn image_insert(c: &Connection, i: &ImageRow) -> rusqlite::Result<bool> {
@@ -109,7 +111,10 @@ pub(crate) fn image_insert(c: &Connection, i: &ImageRow) -> rusqlite::Result<boo
 }
 
 pub(crate) fn image_delete(c: &Connection, id: &ImageId) -> rusqlite::Result<()> {
-    c.execute("DELETE FROM image_refs WHERE image_id = ?1", [id.to_string()])?;
+    c.execute(
+        "DELETE FROM image_refs WHERE image_id = ?1",
+        [id.to_string()],
+    )?;
     c.execute("DELETE FROM images WHERE id = ?1", [id.to_string()])?;
     Ok(())
 }
@@ -144,8 +149,8 @@ pub(crate) fn refs_all(c: &Connection) -> rusqlite::Result<Vec<(Reference, Image
 }
 
 pub(crate) fn refs_of(c: &Connection, id: &ImageId) -> rusqlite::Result<Vec<Reference>> {
-    let mut s = c
-        .prepare_cached("SELECT name FROM image_refs WHERE image_id = ?1 ORDER BY created, name")?;
+    let mut s =
+        c.prepare_cached("SELECT name FROM image_refs WHERE image_id = ?1 ORDER BY created, name")?;
     let names = s.query_map([id.to_string()], |r| r.get::<_, String>(0))?;
     let mut out = Vec::new();
     for n in names {
@@ -215,7 +220,9 @@ fn layer_row(r: &Row<'_>) -> rusqlite::Result<LayerRow> {
 const LAYER_COLS: &str = "chain_id, diff_id, parent, size, tar_size, snapshot";
 
 pub(crate) fn layer_get(c: &Connection, chain: &Digest) -> rusqlite::Result<Option<LayerRow>> {
-    let mut s = c.prepare_cached(&format!("SELECT {LAYER_COLS} FROM layers WHERE chain_id = ?1"))?;
+    let mut s = c.prepare_cached(&format!(
+        "SELECT {LAYER_COLS} FROM layers WHERE chain_id = ?1"
+    ))?;
     s.query_row([chain.to_string()], layer_row).optional()
 }
 
@@ -241,7 +248,10 @@ pub(crate) fn layer_insert(c: &Connection, l: &LayerRow, now: i64) -> rusqlite::
 }
 
 pub(crate) fn layer_delete(c: &Connection, chain: &Digest) -> rusqlite::Result<()> {
-    c.execute("DELETE FROM layers WHERE chain_id = ?1", [chain.to_string()])?;
+    c.execute(
+        "DELETE FROM layers WHERE chain_id = ?1",
+        [chain.to_string()],
+    )?;
     Ok(())
 }
 
@@ -329,7 +339,9 @@ mod tests {
     use wharf_store::Db;
 
     fn d(c: char) -> Digest {
-        format!("sha256:{}", c.to_string().repeat(64)).parse().unwrap()
+        format!("sha256:{}", c.to_string().repeat(64))
+            .parse()
+            .unwrap()
     }
 
     #[test]
@@ -361,9 +373,14 @@ mod tests {
         assert!(image_insert(&c, &img).unwrap());
         assert!(!image_insert(&c, &img).unwrap(), "second insert is a no-op");
         assert_eq!(image_get(&c, &img.id).unwrap(), Some(img.clone()));
-        assert_eq!(image_ids_with_prefix(&c, "bbb").unwrap(), vec![img.id.clone()]);
+        assert_eq!(
+            image_ids_with_prefix(&c, "bbb").unwrap(),
+            vec![img.id.clone()]
+        );
         assert!(image_ids_with_prefix(&c, "bc").unwrap().is_empty());
-        let r = Reference::parse_normalized("busybox").unwrap().with_default_tag();
+        let r = Reference::parse_normalized("busybox")
+            .unwrap()
+            .with_default_tag();
         assert_eq!(ref_put(&c, &r, &img.id, 1).unwrap(), None);
         assert_eq!(ref_get(&c, &r).unwrap(), Some(img.id.clone()));
         assert_eq!(refs_of(&c, &img.id).unwrap(), vec![r.clone()]);
