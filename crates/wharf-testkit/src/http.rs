@@ -1,6 +1,6 @@
 //! A small blocking HTTP/1.1 client over a unix socket, for tests that check the wire exactly.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::Duration;

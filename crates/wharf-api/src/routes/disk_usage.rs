@@ -55,7 +55,7 @@ pub async fn disk_usage(
     let opts = df_types(&query, v)?;
     let verbose = v.at_least(1, 52) && query.bool("verbose", false);
     let usage = st.backends.system.disk_usage(opts).await?;
-    let legacy = !v.at_least(1, 53) && !(v.at_least(1, 52) && verbose);
+    let legacy = !(v.at_least(1, 53) || v.at_least(1, 52) && verbose);
     let current = v.at_least(1, 52);
     let mut out = Map::new();
     if legacy {

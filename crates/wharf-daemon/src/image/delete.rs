@@ -497,8 +497,7 @@ impl ImageService {
             for t in targets {
                 match self.delete_no_gc(&t, false, true) {
                     Ok(r) => records.extend(r),
-                    Err(e) if matches!(e, ImageError::Conflict(_) | ImageError::NoSuchImage(_)) => {
-                    }
+                    Err(ImageError::Conflict(_) | ImageError::NoSuchImage(_)) => {}
                     Err(e) => tracing::warn!(image = %t, error = %e, "prune: cannot delete image"),
                 }
             }

@@ -586,6 +586,9 @@ impl ImageService {
     }
 }
 
+/// Writes an uncompressed layer tar into the writer it is given.
+pub type LayerProducer = Box<dyn FnOnce(&mut dyn Write) -> io::Result<()> + Send>;
+
 /// Where a new image's layer comes from.
 pub enum LayerSource {
     /// A layer tar, uncompressed or gzip/zstd-compressed, read to its end (import). It is
@@ -593,7 +596,7 @@ pub enum LayerSource {
     Tar(Box<dyn Read + Send>),
     /// Writes an uncompressed layer tar into the writer it is given (commit:
     /// `wharf_image::layer::diff` of a container's snapshot).
-    Writer(Box<dyn FnOnce(&mut dyn Write) -> io::Result<()> + Send>),
+    Writer(LayerProducer),
 }
 
 /// What [`ImageService::create_image`] makes.

@@ -519,12 +519,12 @@ impl SpooledArchive {
                 }
             }
             for child in &index.manifests {
-                if is_index(&child.media_type) && platform_matches(child, platform) {
-                    if let Some(found) =
+                if is_index(&child.media_type)
+                    && platform_matches(child, platform)
+                    && let Some(found) =
                         self.resolve_descriptor(child, store, platform, opts, depth + 1)?
-                    {
-                        return Ok(Some(found));
-                    }
+                {
+                    return Ok(Some(found));
                 }
             }
             return Ok(None);
