@@ -267,7 +267,7 @@ mod tests {
         assert_eq!(c.stop_signal.as_deref(), Some("SIGINT"));
         assert_eq!(c.on_build.unwrap(), vec!["RUN echo built"]);
         let h = c.healthcheck.unwrap();
-        assert_eq!(h.test, vec!["CMD", "true"]);
+        assert_eq!(h.test, vec!["CMD-SHELL", "true"]);
         assert_eq!(h.interval, 5_000_000_000);
     }
 

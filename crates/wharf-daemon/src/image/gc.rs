@@ -172,6 +172,18 @@ impl ImageService {
                     !alive
                 })
                 .collect();
+            // Children before parents: `layers.parent` is a foreign key.
+            let depth = |l: &store::LayerRow| {
+                let mut d = 0;
+                let mut cur = l.parent.as_ref();
+                while let Some(p) = cur {
+                    d += 1;
+                    cur = by_chain.get(&p.to_string()).and_then(|l| l.parent.as_ref());
+                }
+                d
+            };
+            let mut dead = dead;
+            dead.sort_by_key(|l| std::cmp::Reverse(depth(l)));
             for l in &dead {
                 store::layer_delete(tx, &l.chain_id)?;
             }

@@ -38,6 +38,8 @@ pub mod load;
 pub mod query;
 pub mod save;
 pub(crate) mod store;
+#[cfg(test)]
+mod tests;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
