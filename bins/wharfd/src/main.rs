@@ -100,10 +100,7 @@ async fn serve(config: Config, log_handle: LogHandle) -> Result<()> {
         rustc: env!("WHARF_RUSTC").to_owned(),
         build_time: env!("WHARF_BUILD_TIME").to_owned(),
     };
-    let images = |c: &Config| -> Result<Arc<dyn wharf_daemon::container::ImageProvider>, wharf_types::EngineError> {
-        Ok(Arc::new(wharf_daemon::image_seam::SnapshotterOnly::open(&c.data_root)?))
-    };
-    let daemon = Daemon::open(config.clone(), build, images)
+    let daemon = Daemon::open(config.clone(), build)
         .map_err(|e| anyhow::anyhow!(wharf_types::EngineError::from_classified(&e)))?;
     std::fs::create_dir_all(config.pidfile.parent().unwrap_or(Path::new("/")))?;
     std::fs::write(&config.pidfile, std::process::id().to_string())

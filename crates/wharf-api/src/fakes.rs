@@ -103,10 +103,82 @@ impl ExecBackend for NoContainers {
     }
 }
 
+pub struct NoImages;
+
+#[async_trait]
+impl ImageBackend for NoImages {
+    async fn list(
+        &self,
+        _: crate::backend::ImageListOptions,
+    ) -> Result<Vec<crate::models::ImageSummary>, wharf_types::EngineError> {
+        Ok(Vec::new())
+    }
+    async fn inspect(
+        &self,
+        name: &str,
+    ) -> Result<crate::backend::ImageInspectData, wharf_types::EngineError> {
+        Err(wharf_types::EngineError::not_found(format!(
+            "No such image: {name}"
+        )))
+    }
+    async fn history(
+        &self,
+        _: &str,
+    ) -> Result<Vec<crate::models::ImageHistoryResponseItem>, wharf_types::EngineError>
+    {
+        Ok(Vec::new())
+    }
+    async fn tag(&self, _: &str, _: &str, _: &str) -> Result<(), wharf_types::EngineError> {
+        Ok(())
+    }
+    async fn delete(
+        &self,
+        _: &str,
+        _: bool,
+        _: bool,
+    ) -> Result<Vec<crate::models::ImageDeleteResponseItem>, wharf_types::EngineError>
+    {
+        Ok(Vec::new())
+    }
+    async fn prune(
+        &self,
+        _: wharf_types::Filters,
+    ) -> Result<crate::models::ImagePruneResponse, wharf_types::EngineError> {
+        Ok(Default::default())
+    }
+    async fn import(
+        &self,
+        _: crate::backend::ByteStream,
+        _: crate::backend::ImageImportOptions,
+        _: crate::stream::ProgressSender,
+    ) -> Result<(), wharf_types::EngineError> {
+        Ok(())
+    }
+    async fn load(
+        &self,
+        _: crate::backend::ByteStream,
+        _: bool,
+        _: crate::stream::ProgressSender,
+    ) -> Result<(), wharf_types::EngineError> {
+        Ok(())
+    }
+    async fn save(
+        &self,
+        _: Vec<String>,
+    ) -> Result<crate::backend::ByteStream, wharf_types::EngineError> {
+        Ok(Box::pin(futures_util::stream::empty()))
+    }
+}
+
 /// An app over the fakes.
 pub fn app() -> crate::router::App {
     crate::router::build(
-        Backends { system: std::sync::Arc::new(FakeSystem), containers: std::sync::Arc::new(NoContainers), execs: std::sync::Arc::new(NoContainers) },
+        Backends {
+            system: std::sync::Arc::new(FakeSystem),
+            images: std::sync::Arc::new(NoImages),
+            containers: std::sync::Arc::new(NoContainers),
+            execs: std::sync::Arc::new(NoContainers),
+        },
         tokio_util::sync::CancellationToken::new(),
     )
 }

@@ -11,7 +11,7 @@ use tower::ServiceExt;
 
 use crate::backend::Backends;
 use crate::error::ApiError;
-use crate::routes::{container, exec, stubs, system};
+use crate::routes::{container, disk_usage, exec, image, stubs, system};
 use crate::version::{ApiVersion, PrefixCheck, check_prefix};
 
 /// The engine's version, shared by every crate of the workspace.
@@ -62,6 +62,16 @@ pub fn build(backends: Backends, shutdown: CancellationToken) -> App {
         .route("/exec/{id}/start", post(exec::start))
         .route("/exec/{id}/resize", post(exec::resize))
         .route("/exec/{id}/json", get(exec::inspect))
+        .route("/system/df", get(disk_usage::disk_usage))
+        .route("/images/json", get(image::list))
+        .route("/images/create", post(image::create))
+        .route("/images/load", post(image::load))
+        .route("/images/prune", post(image::prune))
+        .route("/images/get", get(image::save_many))
+        .route(
+            "/images/{*rest}",
+            get(image::named).post(image::named).delete(image::named),
+        )
         .route("/plugins", get(stubs::plugins_list))
         .route("/plugins/privileges", get(stubs::plugin_other))
         .route("/plugins/pull", any(stubs::plugin_other))

@@ -64,30 +64,37 @@ async fn fixture() -> Fixture {
     unsafe { std::env::set_var("WHARF_BIN_DIR", wharf_testkit::bin_dir()) };
     let dir = tempfile::Builder::new().prefix("wharf-test-").tempdir().unwrap();
     let data = dir.path().join("data");
-    let snapshotter: Arc<dyn Snapshotter> =
-        Arc::new(wharf_snapshot::OverlaySnapshotter::open(&data.join("snapshots/overlay")).unwrap());
-    let root = snapshotter.prepare("busybox-build", None).unwrap();
-    drop(root);
+    let flags = FlagConfig { data_root: Some(data), exec_root: Some(dir.path().join("exec")), ..Default::default() };
+    let cgroup_parent = format!("/{}", wharf_testkit::unique_name("wharf-test-"));
+    let file = FileConfig { cgroup_parent: Some(cgroup_parent.clone()), ..Default::default() };
+    let config = Config::merge(flags, file, dir.path().join("daemon.json")).unwrap();
+    let provider: wharf_daemon::ImageProviderFactory = Box::new(|images| {
+        let snapshotter = images.snapshotter();
+        build_busybox_layer(&*snapshotter);
+        Arc::new(BusyboxImage { snapshotter }) as Arc<dyn ImageProvider>
+    });
+    let daemon = Daemon::open_with(config, BuildInfo::default(), Some(provider)).unwrap();
+    Fixture { daemon, dir, cgroup_parent }
+}
+
+/// A layer holding /bin/busybox and its applets, committed as snapshot `busybox`.
+fn build_busybox_layer(snapshotter: &dyn Snapshotter) {
+    snapshotter.prepare("busybox-build", None).unwrap();
     let fs = snapshotter.writable_dir("busybox-build").unwrap();
     std::fs::create_dir_all(fs.join("bin")).unwrap();
     std::fs::copy("/bin/busybox", fs.join("bin/busybox")).unwrap();
-    for applet in ["sh", "echo", "cat", "sleep", "ls", "true", "false", "id", "hostname", "ps", "kill", "printf", "wc", "touch", "test", "[", "rm", "mkdir", "df"]
-    {
+    for applet in [
+        "sh", "echo", "cat", "sleep", "ls", "true", "false", "id", "hostname", "ps", "kill", "printf", "wc", "touch", "test",
+        "[", "rm", "mkdir", "df",
+    ] {
         std::os::unix::fs::symlink("busybox", fs.join("bin").join(applet)).unwrap();
     }
     for d in ["proc", "sys", "dev", "etc", "tmp"] {
         std::fs::create_dir_all(fs.join(d)).unwrap();
     }
-    std::fs::write(fs.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n")
-        .unwrap();
+    std::fs::write(fs.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n").unwrap();
     std::fs::write(fs.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n").unwrap();
     snapshotter.commit("busybox", "busybox-build").unwrap();
-    let flags = FlagConfig { data_root: Some(data), exec_root: Some(dir.path().join("exec")), ..Default::default() };
-    let cgroup_parent = format!("/{}", wharf_testkit::unique_name("wharf-test-"));
-    let file = FileConfig { cgroup_parent: Some(cgroup_parent.clone()), ..Default::default() };
-    let config = Config::merge(flags, file, dir.path().join("daemon.json")).unwrap();
-    let daemon = Daemon::open(config, BuildInfo::default(), move |_| Ok(Arc::new(BusyboxImage { snapshotter }))).unwrap();
-    Fixture { daemon, dir, cgroup_parent }
 }
 
 fn body(json: serde_json::Value) -> ContainerCreateBody {

@@ -3,5 +3,7 @@
 
 pub mod container;
 pub mod exec;
+pub mod disk_usage;
+pub mod image;
 pub mod stubs;
 pub mod system;

@@ -449,3 +449,34 @@ pub(crate) fn internal(e: impl std::fmt::Display) -> EngineError {
 pub fn now_rfc3339() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
 }
+
+/// The image service is what containers resolve their images with.
+#[async_trait]
+impl ImageProvider for crate::image::ImageService {
+    async fn resolve_image(&self, name: &str) -> Result<ResolvedImage, EngineError> {
+        let img = self.resolve(name)?;
+        Ok(ResolvedImage { id: img.id.to_string(), config: img.config, top_layer: img.top_layer })
+    }
+
+    fn snapshotter(&self) -> Arc<dyn Snapshotter> {
+        crate::image::ImageService::snapshotter(self)
+    }
+}
+
+/// Containers tell the image service which images they use (`rmi` conflicts, counts).
+impl crate::image::ImageUsage for ContainerService {
+    fn image_users(&self) -> Vec<crate::image::ImageUser> {
+        let mut records: Vec<ContainerRecord> = self.handles().iter().map(|h| h.record()).collect();
+        records.sort_by(|a, b| a.created.cmp(&b.created));
+        records
+            .into_iter()
+            .filter_map(|r| {
+                Some(crate::image::ImageUser {
+                    image: r.image_id.parse().ok()?,
+                    running: r.state.status.is_running(),
+                    container: r.id,
+                })
+            })
+            .collect()
+    }
+}
