@@ -97,7 +97,11 @@ impl Daemon {
 
     /// [`Daemon::open`], with the image provider containers use replaced (tests that bring
     /// their own root filesystems).
-    pub fn open_with(config: Config, build: BuildInfo, provider: Option<ImageProviderFactory>) -> Result<Arc<Self>, DaemonError> {
+    pub fn open_with(
+        config: Config,
+        build: BuildInfo,
+        provider: Option<ImageProviderFactory>,
+    ) -> Result<Arc<Self>, DaemonError> {
         let lock = DataRootLock::acquire(&config.data_root)?;
         for dir in [&config.data_root, &config.exec_root] {
             std::fs::create_dir_all(dir).map_err(|source| DaemonError::Dir { path: dir.clone(), source })?;
@@ -125,10 +129,19 @@ impl Daemon {
             Some(make) => make(&images),
             None => images.clone(),
         };
-        let containers =
-            container::ContainerService::new(|weak| container_ctx(&config, &db, &events, provider, weak))?;
+        let containers = container::ContainerService::new(|weak| container_ctx(&config, &db, &events, provider, weak))?;
         images.set_usage(containers.clone());
-        Ok(Arc::new(Self { config: RwLock::new(config), db, events, images, containers, engine_id, host, build, _lock: lock }))
+        Ok(Arc::new(Self {
+            config: RwLock::new(config),
+            db,
+            events,
+            images,
+            containers,
+            engine_id,
+            host,
+            build,
+            _lock: lock,
+        }))
     }
 
     /// Reconnects to containers that kept running while the daemon was down and restarts
@@ -141,13 +154,14 @@ impl Daemon {
         &self.containers
     }
 
-    pub fn images(&self) -> &Arc<image::ImageService> {
-        &self.images
-    }
-
     /// The backends the API serves.
     pub fn backends(self: &Arc<Self>) -> Backends {
-        Backends { system: self.clone(), images: self.clone(), containers: self.containers.clone(), execs: self.containers.clone() }
+        Backends {
+            system: self.clone(),
+            images: self.clone(),
+            containers: self.containers.clone(),
+            execs: self.containers.clone(),
+        }
     }
 
     pub fn events(&self) -> &EventBus {
