@@ -244,13 +244,13 @@ impl Reader {
         true
     }
 
+    /// Sends the pending batch; false once reading should stop (until passed, consumer gone).
     fn flush(&mut self) -> bool {
-        if self.batch.is_empty() {
-            return !self.stopped;
-        }
-        let b = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
-        if self.tx.blocking_send(Ok(b)).is_err() {
-            self.stopped = true;
+        if !self.batch.is_empty() {
+            let b = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
+            if self.tx.blocking_send(Ok(b)).is_err() {
+                self.stopped = true;
+            }
         }
         !self.stopped
     }
@@ -280,6 +280,7 @@ impl Reader {
             let mut parser = Parser::new(self.opts.driver, start);
             self.read_to_end(&mut file, path, &mut parser)?;
             if self.stopped {
+                self.flush();
                 return Ok(());
             }
             if idx == last && self.opts.follow {
@@ -332,6 +333,24 @@ impl Reader {
             if switched {
                 if let Some((mut f, mut p)) = current.take() {
                     self.read_to_end(&mut f, &path, &mut p)?;
+                    // Several rotations may have happened since the last poll: the old file is
+                    // now `<path>.k`; `.k-1` … `.1` are newer and were never seen.
+                    if let Ok(old) = f.metadata() {
+                        let mut k = 1;
+                        while let Ok(m) = std::fs::metadata(rotated(&path, k)) {
+                            if m.ino() == old.ino() && m.dev() == old.dev() {
+                                break;
+                            }
+                            k += 1;
+                        }
+                        for n in (1..k).rev() {
+                            let rp = rotated(&path, n);
+                            if let Ok(mut rf) = File::open(&rp) {
+                                let mut parser = Parser::new(self.opts.driver, 0);
+                                self.read_to_end(&mut rf, &rp, &mut parser)?;
+                            }
+                        }
+                    }
                 }
                 match File::open(&path) {
                     Ok(f) => current = Some((f, Parser::new(self.opts.driver, 0))),
@@ -476,7 +495,7 @@ mod tests {
             }
             let f = collect(path.clone(), ReadOptions { driver, since: Some(1090), until: Some(1094), ..Default::default() }).await;
             assert_eq!(f.len(), 5);
-            assert_eq!(f[0].stream, StreamKind::Stdout);
+            assert_eq!(f[0].stream, StreamKind::Stderr); // record 90: every third is stderr
         }
     }
 
