@@ -18,7 +18,15 @@ use std::ffi::CString;
 use std::io::Write;
 
 // Signals that are synchronous faults of wharf-init itself stay unblocked.
-const SYNCHRONOUS: &[i32] = &[libc::SIGFPE, libc::SIGILL, libc::SIGSEGV, libc::SIGBUS, libc::SIGABRT, libc::SIGTRAP, libc::SIGSYS];
+const SYNCHRONOUS: &[i32] = &[
+    libc::SIGFPE,
+    libc::SIGILL,
+    libc::SIGSEGV,
+    libc::SIGBUS,
+    libc::SIGABRT,
+    libc::SIGTRAP,
+    libc::SIGSYS,
+];
 
 fn die(msg: &str) -> ! {
     let _ = writeln!(std::io::stderr(), "wharf-init: {msg}");
@@ -51,13 +59,16 @@ fn main() {
     if args.is_empty() {
         die("no command given (usage: wharf-init [-g] [--] COMMAND [ARG...])");
     }
-    let cargs: Vec<CString> =
-        args.iter().map(|a| CString::new(a.as_bytes()).unwrap_or_else(|_| die("argument contains a NUL byte"))).collect();
+    let cargs: Vec<CString> = args
+        .iter()
+        .map(|a| CString::new(a.as_bytes()).unwrap_or_else(|_| die("argument contains a NUL byte")))
+        .collect();
     let mut argv: Vec<*const libc::c_char> = cargs.iter().map(|a| a.as_ptr()).collect();
     argv.push(std::ptr::null());
 
     // SAFETY: sigset_t is plain data; it is initialised by sigfillset before use.
     let mut all: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: as above; sigprocmask fills it.
     let mut old: libc::sigset_t = unsafe { std::mem::zeroed() };
     // SAFETY: the sets are valid for the calls; wharf-init is single-threaded.
     unsafe {
@@ -101,7 +112,10 @@ fn main() {
         }
     }
 
-    let timeout = libc::timespec { tv_sec: 1, tv_nsec: 0 };
+    let timeout = libc::timespec {
+        tv_sec: 1,
+        tv_nsec: 0,
+    };
     loop {
         // SAFETY: siginfo_t is plain data; zeroed is valid and sigtimedwait fills it.
         let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
@@ -110,7 +124,11 @@ fn main() {
         if sig > 0 && sig != libc::SIGCHLD {
             // SAFETY: getpgid/kill take plain integers.
             unsafe {
-                let target = if group_always || libc::getpgid(child) == child { -child } else { child };
+                let target = if group_always || libc::getpgid(child) == child {
+                    -child
+                } else {
+                    child
+                };
                 if libc::kill(target, sig) != 0 {
                     libc::kill(child, sig);
                 }

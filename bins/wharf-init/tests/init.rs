@@ -21,11 +21,21 @@ fn wait_with_timeout(child: &mut std::process::Child, secs: u64) -> std::process
 
 #[test]
 fn exit_code_passes_through() {
-    let st = Command::new(BIN).args(["--", "sh", "-c", "exit 42"]).status().unwrap();
+    let st = Command::new(BIN)
+        .args(["--", "sh", "-c", "exit 42"])
+        .status()
+        .unwrap();
     assert_eq!(st.code(), Some(42));
-    let st = Command::new(BIN).args(["sh", "-c", "kill -9 $$"]).status().unwrap();
+    let st = Command::new(BIN)
+        .args(["sh", "-c", "kill -9 $$"])
+        .status()
+        .unwrap();
     assert_eq!(st.code(), Some(128 + 9));
-    let st = Command::new(BIN).args(["--", "/nonexistent/program"]).stderr(Stdio::null()).status().unwrap();
+    let st = Command::new(BIN)
+        .args(["--", "/nonexistent/program"])
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
     assert_eq!(st.code(), Some(127));
 }
 
@@ -33,7 +43,12 @@ fn exit_code_passes_through() {
 fn forwards_signals_to_the_process_group() {
     // The shell and its background sleep share the group; TERM reaches both.
     let mut child = Command::new(BIN)
-        .args(["--", "sh", "-c", "trap 'echo got-term; exit 3' TERM; sleep 1000 & echo $!; wait"])
+        .args([
+            "--",
+            "sh",
+            "-c",
+            "trap 'echo got-term; exit 3' TERM; sleep 1000 & echo $!; wait",
+        ])
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -47,7 +62,10 @@ fn forwards_signals_to_the_process_group() {
     let sleep_pid: i32 = String::from_utf8(line).unwrap().trim().parse().unwrap();
     // Until the background child has exec'd sleep it still runs the shell's trap handler, and
     // a signal then would be swallowed (a shell race, not ours): wait for the exec.
-    while !std::fs::read(format!("/proc/{sleep_pid}/cmdline")).unwrap_or_default().starts_with(b"sleep\0") {
+    while !std::fs::read(format!("/proc/{sleep_pid}/cmdline"))
+        .unwrap_or_default()
+        .starts_with(b"sleep\0")
+    {
         std::thread::sleep(Duration::from_millis(5));
     }
     // SAFETY: plain kill(2) of our own child.
@@ -58,8 +76,13 @@ fn forwards_signals_to_the_process_group() {
     out.read_exact(&mut msg).unwrap();
     assert_eq!(&msg, b"got-term\n");
     let deadline = Instant::now() + Duration::from_secs(5);
-    while std::fs::read_to_string(format!("/proc/{sleep_pid}/stat")).is_ok_and(|s| !s.contains(") Z")) {
-        assert!(Instant::now() < deadline, "the background sleep did not get the signal");
+    while std::fs::read_to_string(format!("/proc/{sleep_pid}/stat"))
+        .is_ok_and(|s| !s.contains(") Z"))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the background sleep did not get the signal"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
 }
@@ -80,9 +103,13 @@ fn reaps_orphaned_zombies() {
 #[test]
 fn release_build_is_static_when_built_as_documented() {
     // Only checks an existing static build; building it here would take minutes.
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/release/wharf-init");
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/release/wharf-init");
     let Ok(bytes) = std::fs::read(&path) else {
-        println!("SKIP: no release build at {} (cd bins/wharf-init && cargo build --release)", path.display());
+        println!(
+            "SKIP: no release build at {} (cd bins/wharf-init && cargo build --release)",
+            path.display()
+        );
         return;
     };
     // PT_INTERP (3) in the program headers marks a dynamic executable.
@@ -94,6 +121,9 @@ fn release_build_is_static_when_built_as_documented() {
         u32::from_le_bytes(bytes[off..off + 4].try_into().unwrap()) == 3
     });
     if interp {
-        println!("NOTE: {} is dynamic; rebuild it from bins/wharf-init for --init", path.display());
+        println!(
+            "NOTE: {} is dynamic; rebuild it from bins/wharf-init for --init",
+            path.display()
+        );
     }
 }

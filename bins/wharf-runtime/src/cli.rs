@@ -14,7 +14,11 @@ pub enum LogFormat {
 }
 
 #[derive(Debug, Parser)]
-#[command(name = "wharf-runtime", disable_version_flag = true, about = "OCI runtime (runc-compatible command line)")]
+#[command(
+    name = "wharf-runtime",
+    disable_version_flag = true,
+    about = "OCI runtime (runc-compatible command line)"
+)]
 pub struct Opts {
     /// Root directory for container state.
     #[arg(long, global = true, default_value = "/run/wharf-runtime")]

@@ -31,7 +31,9 @@ pub fn run(opts: &Opts) -> Result<i32> {
         Command::Create(c) => create(root, opts.systemd_cgroup, c).map(|()| 0),
         Command::Start(c) => {
             let mut container = load(root, &c.id)?;
-            container.start().map_err(|e| anyhow!(e).context("start failed"))?;
+            container
+                .start()
+                .map_err(|e| anyhow!(e).context("start failed"))?;
             Ok(0)
         }
         Command::State(c) => state(root, &c.id).map(|()| 0),
@@ -39,11 +41,15 @@ pub fn run(opts: &Opts) -> Result<i32> {
         Command::Delete(c) => delete(root, c).map(|()| 0),
         Command::Exec(c) => exec(root, c),
         Command::Pause(c) => {
-            load(root, &c.id)?.pause().map_err(|e| anyhow!(e).context("pause failed"))?;
+            load(root, &c.id)?
+                .pause()
+                .map_err(|e| anyhow!(e).context("pause failed"))?;
             Ok(0)
         }
         Command::Resume(c) => {
-            load(root, &c.id)?.resume().map_err(|e| anyhow!(e).context("resume failed"))?;
+            load(root, &c.id)?
+                .resume()
+                .map_err(|e| anyhow!(e).context("resume failed"))?;
             Ok(0)
         }
         Command::Ps(c) => ps(root, c).map(|()| 0),
@@ -137,9 +143,12 @@ fn state(root: &Path, id: &str) -> Result<()> {
 }
 
 fn kill(root: &Path, c: &Kill) -> Result<()> {
-    let signal = Signal::try_from(c.signal.as_str()).map_err(|_| anyhow!("unknown signal {:?}", c.signal))?;
+    let signal = Signal::try_from(c.signal.as_str())
+        .map_err(|_| anyhow!("unknown signal {:?}", c.signal))?;
     let mut container = load(root, &c.id)?;
-    container.kill(signal, c.all).map_err(|e| anyhow!(e).context("kill failed"))?;
+    container
+        .kill(signal, c.all)
+        .map_err(|e| anyhow!(e).context("kill failed"))?;
     Ok(())
 }
 
@@ -154,7 +163,9 @@ fn delete(root: &Path, c: &Delete) -> Result<()> {
         bail!("container does not exist");
     }
     let mut container = Container::load(dir)?;
-    container.delete(c.force).map_err(|e| anyhow!(e).context("delete failed"))?;
+    container
+        .delete(c.force)
+        .map_err(|e| anyhow!(e).context("delete failed"))?;
     Ok(())
 }
 
@@ -172,7 +183,10 @@ fn exec(root: &Path, c: &Exec) -> Result<i32> {
         .with_env(
             c.env
                 .iter()
-                .filter_map(|kv| kv.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())))
+                .filter_map(|kv| {
+                    kv.split_once('=')
+                        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                })
                 .collect(),
         )
         .with_process(c.process.as_ref())
@@ -192,7 +206,10 @@ fn exec(root: &Path, c: &Exec) -> Result<i32> {
     // SAFETY: `status` is a valid out-pointer; `pid` is our child (created by `build` above).
     let r = unsafe { libc::waitpid(pid.as_raw(), &mut status, 0) };
     if r < 0 {
-        bail!("wait for exec'd process: {}", std::io::Error::last_os_error());
+        bail!(
+            "wait for exec'd process: {}",
+            std::io::Error::last_os_error()
+        );
     }
     Ok(if libc::WIFEXITED(status) {
         libc::WEXITSTATUS(status)
@@ -214,8 +231,12 @@ fn cgroup_manager(container: &Container) -> Result<libcgroups::common::AnyCgroup
 
 fn ps(root: &Path, c: &Ps) -> Result<()> {
     let container = load(root, &c.id)?;
-    let pids: Vec<i32> =
-        cgroup_manager(&container)?.get_all_pids().context("list cgroup pids")?.into_iter().map(|p| p.as_raw()).collect();
+    let pids: Vec<i32> = cgroup_manager(&container)?
+        .get_all_pids()
+        .context("list cgroup pids")?
+        .into_iter()
+        .map(|p| p.as_raw())
+        .collect();
     if c.format == "json" {
         println!("{}", serde_json::to_string(&pids)?);
         return Ok(());
@@ -223,12 +244,22 @@ fn ps(root: &Path, c: &Ps) -> Result<()> {
     if c.format != "table" {
         bail!("invalid format option");
     }
-    let args = if c.ps_args.is_empty() { vec!["-ef".to_owned()] } else { c.ps_args.clone() };
-    let out = std::process::Command::new("ps").args(&args).output().context("run ps")?;
+    let args = if c.ps_args.is_empty() {
+        vec!["-ef".to_owned()]
+    } else {
+        c.ps_args.clone()
+    };
+    let out = std::process::Command::new("ps")
+        .args(&args)
+        .output()
+        .context("run ps")?;
     let text = String::from_utf8_lossy(&out.stdout);
     let mut lines = text.lines();
     let header = lines.next().unwrap_or_default();
-    let pid_col = header.split_whitespace().position(|h| h == "PID").context("no PID column in ps output")?;
+    let pid_col = header
+        .split_whitespace()
+        .position(|h| h == "PID")
+        .context("no PID column in ps output")?;
     println!("{header}");
     for line in lines {
         if let Some(Ok(pid)) = line.split_whitespace().nth(pid_col).map(str::parse::<i32>)
@@ -253,7 +284,12 @@ fn update(root: &Path, c: &Update) -> Result<()> {
     };
     let resources: LinuxResources = serde_json::from_slice(&raw).context("parse resources")?;
     cgroup_manager(&container)?
-        .apply(&ControllerOpt { resources: &resources, disable_oom_killer: false, oom_score_adj: None, freezer_state: None })
+        .apply(&ControllerOpt {
+            resources: &resources,
+            disable_oom_killer: false,
+            oom_score_adj: None,
+            freezer_state: None,
+        })
         .context("update failed")?;
     Ok(())
 }

@@ -16,7 +16,10 @@ use libcontainer::workload::{Executor, ExecutorError, ExecutorValidationError};
 pub struct RuncStyleExecutor;
 
 fn args_of(spec: &Spec) -> Option<&Vec<String>> {
-    spec.process().as_ref().and_then(|p| p.args().as_ref()).filter(|a| !a.is_empty())
+    spec.process()
+        .as_ref()
+        .and_then(|p| p.args().as_ref())
+        .filter(|a| !a.is_empty())
 }
 
 fn env_path(spec: &Spec) -> String {
@@ -41,9 +44,9 @@ pub fn look_path(name: &str, path_var: &str) -> Result<PathBuf, String> {
         let p = PathBuf::from(name);
         return match check(&p) {
             Ok(()) => Ok(p),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                Err(format!("exec: \"{name}\": stat {name}: no such file or directory"))
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(format!(
+                "exec: \"{name}\": stat {name}: no such file or directory"
+            )),
             Err(_) => Err(format!("exec: \"{name}\": permission denied")),
         };
     }
@@ -60,7 +63,9 @@ pub fn look_path(name: &str, path_var: &str) -> Result<PathBuf, String> {
     if saw_denied {
         Err(format!("exec: \"{name}\": permission denied"))
     } else {
-        Err(format!("exec: \"{name}\": executable file not found in $PATH"))
+        Err(format!(
+            "exec: \"{name}\": executable file not found in $PATH"
+        ))
     }
 }
 
@@ -68,9 +73,13 @@ impl Executor for RuncStyleExecutor {
     fn exec(&self, spec: &Spec) -> Result<(), ExecutorError> {
         let args = args_of(spec).ok_or(ExecutorError::InvalidArg)?;
         let program = look_path(&args[0], &env_path(spec)).map_err(ExecutorError::Other)?;
-        let path = CString::new(program.as_os_str().as_encoded_bytes()).map_err(|_| ExecutorError::InvalidArg)?;
-        let argv: Vec<CString> =
-            args.iter().map(|a| CString::new(a.as_bytes())).collect::<Result<_, _>>().map_err(|_| ExecutorError::InvalidArg)?;
+        let path = CString::new(program.as_os_str().as_encoded_bytes())
+            .map_err(|_| ExecutorError::InvalidArg)?;
+        let argv: Vec<CString> = args
+            .iter()
+            .map(|a| CString::new(a.as_bytes()))
+            .collect::<Result<_, _>>()
+            .map_err(|_| ExecutorError::InvalidArg)?;
         let mut ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
         ptrs.push(std::ptr::null());
         // SAFETY: `path` and every `argv` entry are NUL-terminated C strings that outlive the call,
@@ -88,9 +97,12 @@ impl Executor for RuncStyleExecutor {
     }
 
     fn validate(&self, spec: &Spec) -> Result<(), ExecutorValidationError> {
-        let args = args_of(spec)
-            .ok_or_else(|| ExecutorValidationError::ArgValidationError("args must not be empty".into()))?;
-        look_path(&args[0], &env_path(spec)).map(drop).map_err(ExecutorValidationError::ArgValidationError)
+        let args = args_of(spec).ok_or_else(|| {
+            ExecutorValidationError::ArgValidationError("args must not be empty".into())
+        })?;
+        look_path(&args[0], &env_path(spec))
+            .map(drop)
+            .map_err(ExecutorValidationError::ArgValidationError)
     }
 }
 
@@ -100,7 +112,10 @@ mod tests {
 
     #[test]
     fn look_path_wording_matches_runc() {
-        assert_eq!(look_path("nope-xyz", "/bin").unwrap_err(), "exec: \"nope-xyz\": executable file not found in $PATH");
+        assert_eq!(
+            look_path("nope-xyz", "/bin").unwrap_err(),
+            "exec: \"nope-xyz\": executable file not found in $PATH"
+        );
         assert_eq!(
             look_path("/nonexistent/x", "/bin").unwrap_err(),
             "exec: \"/nonexistent/x\": stat /nonexistent/x: no such file or directory"
@@ -109,7 +124,10 @@ mod tests {
         std::fs::write(&plain, "x").unwrap();
         std::fs::set_permissions(&plain, std::fs::Permissions::from_mode(0o644)).unwrap();
         let name = plain.to_str().unwrap();
-        assert_eq!(look_path(name, "").unwrap_err(), format!("exec: \"{name}\": permission denied"));
+        assert_eq!(
+            look_path(name, "").unwrap_err(),
+            format!("exec: \"{name}\": permission denied")
+        );
         std::fs::remove_file(&plain).unwrap();
         assert!(look_path("sh", "/nonexistent:/bin").is_ok());
     }

@@ -15,7 +15,11 @@ pub struct Logger {
 
 impl Logger {
     pub fn new(path: Option<&Path>, format: LogFormat, debug: bool) -> Self {
-        Self { path: path.map(Path::to_path_buf), format, debug }
+        Self {
+            path: path.map(Path::to_path_buf),
+            format,
+            debug,
+        }
     }
 
     /// Logs `msg` at level error to the log file and to stderr. Failures to log are ignored:
@@ -25,13 +29,21 @@ impl Logger {
         if let Some(path) = &self.path {
             let line = match self.format {
                 LogFormat::Json => {
-                    let mut s = serde_json::json!({"level": "error", "msg": msg, "time": now}).to_string();
+                    let mut s =
+                        serde_json::json!({"level": "error", "msg": msg, "time": now}).to_string();
                     s.push('\n');
                     s
                 }
-                LogFormat::Text => format!("time=\"{now}\" level=error msg={}\n", serde_json::Value::from(msg)),
+                LogFormat::Text => format!(
+                    "time=\"{now}\" level=error msg={}\n",
+                    serde_json::Value::from(msg)
+                ),
             };
-            if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+            if let Ok(mut f) = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+            {
                 let _ = f.write_all(line.as_bytes());
             }
         }

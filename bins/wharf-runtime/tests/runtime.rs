@@ -20,7 +20,10 @@ impl Rt {
     fn new() -> Rt {
         // SAFETY: PR_SET_CHILD_SUBREAPER takes an integer flag.
         unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
-        let root = tempfile::Builder::new().prefix("wharf-rt-root-").tempdir().unwrap();
+        let root = tempfile::Builder::new()
+            .prefix("wharf-rt-root-")
+            .tempdir()
+            .unwrap();
         let log = root.path().join("log.json");
         Rt { root, log }
     }
@@ -44,12 +47,20 @@ impl Rt {
             .stderr(std::fs::File::create(&e).unwrap())
             .status()
             .expect("run wharf-runtime");
-        Output { status, stdout: std::fs::read(&o).unwrap(), stderr: std::fs::read(&e).unwrap() }
+        Output {
+            status,
+            stdout: std::fs::read(&o).unwrap(),
+            stderr: std::fs::read(&e).unwrap(),
+        }
     }
 
     fn ok(&self, args: &[&str]) -> String {
         let out = self.run(args);
-        assert!(out.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
@@ -59,14 +70,29 @@ impl Rt {
 
     fn create(&self, b: &Bundle) -> i32 {
         let pid_file = b.path().join("pid");
-        self.ok(&["create", "--bundle", b.path().to_str().unwrap(), "--pid-file", pid_file.to_str().unwrap(), &b.id]);
-        std::fs::read_to_string(pid_file).unwrap().trim().parse().unwrap()
+        self.ok(&[
+            "create",
+            "--bundle",
+            b.path().to_str().unwrap(),
+            "--pid-file",
+            pid_file.to_str().unwrap(),
+            &b.id,
+        ]);
+        std::fs::read_to_string(pid_file)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
     }
 }
 
 impl Drop for Rt {
     fn drop(&mut self) {
-        for e in std::fs::read_dir(self.root.path()).into_iter().flatten().flatten() {
+        for e in std::fs::read_dir(self.root.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
             if e.path().is_dir() {
                 let id = e.file_name().to_string_lossy().into_owned();
                 let _ = self.run(&["delete", "--force", &id]);
@@ -96,7 +122,11 @@ fn wait_exit(pid: i32, timeout: Duration) -> i32 {
             }
             if let Some(i) = reaped.iter().position(|(p, _)| *p == pid) {
                 let (_, status) = reaped.remove(i);
-                return if libc::WIFSIGNALED(status) { 128 + libc::WTERMSIG(status) } else { libc::WEXITSTATUS(status) };
+                return if libc::WIFSIGNALED(status) {
+                    128 + libc::WTERMSIG(status)
+                } else {
+                    libc::WEXITSTATUS(status)
+                };
             }
         }
         assert!(Instant::now() < deadline, "pid {pid} did not exit");
@@ -134,7 +164,11 @@ fn lifecycle_create_start_state_kill_delete() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("container does not exist"));
     // The container's own cgroup is gone.
-    assert!(!Path::new("/sys/fs/cgroup/memory").join(b.cgroups_path.trim_start_matches('/')).exists());
+    assert!(
+        !Path::new("/sys/fs/cgroup/memory")
+            .join(b.cgroups_path.trim_start_matches('/'))
+            .exists()
+    );
 }
 
 #[test]
@@ -143,15 +177,30 @@ fn exit_codes_and_signal_names() {
         return;
     }
     let rt = Rt::new();
-    let b = Bundle::new("rt-exit", &["sh", "-c", "echo out > /tmp/o; exit 42"], false);
+    let b = Bundle::new(
+        "rt-exit",
+        &["sh", "-c", "echo out > /tmp/o; exit 42"],
+        false,
+    );
     let pid = rt.create(&b);
     rt.ok(&["start", &b.id]);
     assert_eq!(wait_exit(pid, Duration::from_secs(10)), 42);
-    assert_eq!(std::fs::read_to_string(output_file(&b, "o")).unwrap(), "out\n");
+    assert_eq!(
+        std::fs::read_to_string(output_file(&b, "o")).unwrap(),
+        "out\n"
+    );
     rt.ok(&["delete", &b.id]);
 
     // A pid-namespace init ignores signals it has no handler for, hence the trap.
-    let b = Bundle::new("rt-term", &["sh", "-c", "trap 'exit 7' TERM; touch /tmp/ready; while true; do sleep 0.05; done"], false);
+    let b = Bundle::new(
+        "rt-term",
+        &[
+            "sh",
+            "-c",
+            "trap 'exit 7' TERM; touch /tmp/ready; while true; do sleep 0.05; done",
+        ],
+        false,
+    );
     let pid = rt.create(&b);
     rt.ok(&["start", &b.id]);
     while !output_file(&b, "ready").exists() {
@@ -172,12 +221,23 @@ fn missing_executable_is_reported_like_runc() {
     let out = rt.run(&["create", "--bundle", b.path().to_str().unwrap(), &b.id]);
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("exec: \"no-such-program\": executable file not found in $PATH"), "{stderr}");
+    assert!(
+        stderr.contains("exec: \"no-such-program\": executable file not found in $PATH"),
+        "{stderr}"
+    );
     let log = std::fs::read_to_string(&rt.log).unwrap();
     let last: serde_json::Value = serde_json::from_str(log.lines().last().unwrap()).unwrap();
     assert_eq!(last["level"], "error");
-    assert!(last["msg"].as_str().unwrap().contains("executable file not found in $PATH"));
-    assert!(!rt.root.path().join(&b.id).exists(), "failed create left state behind");
+    assert!(
+        last["msg"]
+            .as_str()
+            .unwrap()
+            .contains("executable file not found in $PATH")
+    );
+    assert!(
+        !rt.root.path().join(&b.id).exists(),
+        "failed create left state behind"
+    );
 
     let b = Bundle::new("rt-noperm", &["/etc/passwd"], false);
     let out = rt.run(&["create", "--bundle", b.path().to_str().unwrap(), &b.id]);
@@ -197,19 +257,51 @@ fn exec_returns_the_process_exit_code() {
     let pid = rt.create(&b);
     rt.ok(&["start", &b.id]);
     let mut process = b.spec().process().clone().unwrap();
-    process.set_args(Some(vec!["sh".into(), "-c".into(), "echo $$ > /tmp/execpid; exit 5".into()]));
+    process.set_args(Some(vec![
+        "sh".into(),
+        "-c".into(),
+        "echo $$ > /tmp/execpid; exit 5".into(),
+    ]));
     let pfile = b.path().join("proc.json");
     std::fs::write(&pfile, serde_json::to_vec(&process).unwrap()).unwrap();
     let out = rt.run(&["exec", "--process", pfile.to_str().unwrap(), &b.id]);
-    assert_eq!(out.status.code(), Some(5), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(5),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // It ran in the container's pid namespace.
-    let inner: i32 = std::fs::read_to_string(output_file(&b, "execpid")).unwrap().trim().parse().unwrap();
+    let inner: i32 = std::fs::read_to_string(output_file(&b, "execpid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     assert!(inner > 1 && inner < 100, "pid in container {inner}");
     // Detached exec writes the pid file.
     let epid = b.path().join("exec.pid");
-    let out = rt.run(&["exec", "--detach", "--pid-file", epid.to_str().unwrap(), &b.id, "sleep", "1"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(std::fs::read_to_string(&epid).unwrap().trim().parse::<i32>().unwrap() > 0);
+    let out = rt.run(&[
+        "exec",
+        "--detach",
+        "--pid-file",
+        epid.to_str().unwrap(),
+        &b.id,
+        "sleep",
+        "1",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        std::fs::read_to_string(&epid)
+            .unwrap()
+            .trim()
+            .parse::<i32>()
+            .unwrap()
+            > 0
+    );
     let out = rt.run(&["exec", &b.id, "nonexistent-cmd"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("executable file not found in $PATH"));
@@ -235,7 +327,9 @@ fn pause_resume_and_update() {
     std::fs::write(&res, r#"{"pids":{"limit":99}}"#).unwrap();
     rt.ok(&["update", "--resources", res.to_str().unwrap(), &b.id]);
     let limit = std::fs::read_to_string(
-        Path::new("/sys/fs/cgroup/pids").join(b.cgroups_path.trim_start_matches('/')).join("pids.max"),
+        Path::new("/sys/fs/cgroup/pids")
+            .join(b.cgroups_path.trim_start_matches('/'))
+            .join("pids.max"),
     );
     if let Ok(limit) = limit {
         assert_eq!(limit.trim(), "99");

@@ -34,8 +34,14 @@ use crate::runtime::Runtime;
 
 /// The container's stdio as the shim holds it after `create`.
 pub enum Stdio3 {
-    Pipes { stdin: Option<OwnedFd>, stdout: OwnedFd, stderr: OwnedFd },
-    Pty { master: OwnedFd },
+    Pipes {
+        stdin: Option<OwnedFd>,
+        stdout: OwnedFd,
+        stderr: OwnedFd,
+    },
+    Pty {
+        master: OwnedFd,
+    },
 }
 
 fn main() {
@@ -63,8 +69,13 @@ fn main() {
         Ok(()) => 0,
         Err(msg) => {
             if let Some(mut r) = ready.take() {
-                let line = serde_json::to_string(&Ready { ok: false, shim_pid: std::process::id() as i32, pid: 0, error: Some(msg.clone()) })
-                    .unwrap_or_default();
+                let line = serde_json::to_string(&Ready {
+                    ok: false,
+                    shim_pid: std::process::id() as i32,
+                    pid: 0,
+                    error: Some(msg.clone()),
+                })
+                .unwrap_or_default();
                 let _ = writeln!(r, "{line}");
             }
             let _ = std::fs::write(state_dir.join("shim.err"), msg);
@@ -76,7 +87,8 @@ fn main() {
 
 fn detach(state_dir: &Path) -> Result<Vec<u8>, String> {
     let _ = sys::setsid();
-    std::env::set_current_dir(state_dir).map_err(|e| format!("chdir {}: {e}", state_dir.display()))?;
+    std::env::set_current_dir(state_dir)
+        .map_err(|e| format!("chdir {}: {e}", state_dir.display()))?;
     let null = sys::open_devnull().map_err(|e| format!("open /dev/null: {e}"))?;
     for fd in 0..3 {
         let _ = sys::dup2(null.as_raw_fd(), fd);
@@ -89,17 +101,27 @@ fn detach(state_dir: &Path) -> Result<Vec<u8>, String> {
 
 fn run(state_dir: &Path, ready: &mut Option<std::fs::File>) -> Result<(), String> {
     let oom_adj = detach(state_dir)?;
-    let raw = std::fs::read(CONFIG_FILE).map_err(|e| format!("read {}: {e}", state_dir.join(CONFIG_FILE).display()))?;
-    let config: ShimConfig = serde_json::from_slice(&raw).map_err(|e| format!("parse {CONFIG_FILE}: {e}"))?;
+    let raw = std::fs::read(CONFIG_FILE)
+        .map_err(|e| format!("read {}: {e}", state_dir.join(CONFIG_FILE).display()))?;
+    let config: ShimConfig =
+        serde_json::from_slice(&raw).map_err(|e| format!("parse {CONFIG_FILE}: {e}"))?;
     let sigfd = sys::signalfd(&[libc::SIGCHLD]).map_err(|e| format!("signalfd: {e}"))?;
     let rt = Runtime::new(config.runtime.clone(), config.id.clone(), oom_adj);
     let _ = std::fs::remove_file(INIT_PID_FILE);
 
     let (stdio, pid) = create(&config, &rt)?;
-    std::fs::write(SHIM_PID_FILE, std::process::id().to_string()).map_err(|e| format!("write {SHIM_PID_FILE}: {e}"))?;
-    let mut server = server::Server::new(config, rt, sigfd, stdio, pid).map_err(|e| format!("serve: {e}"))?;
+    std::fs::write(SHIM_PID_FILE, std::process::id().to_string())
+        .map_err(|e| format!("write {SHIM_PID_FILE}: {e}"))?;
+    let mut server =
+        server::Server::new(config, rt, sigfd, stdio, pid).map_err(|e| format!("serve: {e}"))?;
     if let Some(mut r) = ready.take() {
-        let line = serde_json::to_string(&Ready { ok: true, shim_pid: std::process::id() as i32, pid, error: None }).unwrap_or_default();
+        let line = serde_json::to_string(&Ready {
+            ok: true,
+            shim_pid: std::process::id() as i32,
+            pid,
+            error: None,
+        })
+        .unwrap_or_default();
         let _ = writeln!(r, "{line}");
     }
     server.run();
@@ -110,22 +132,35 @@ fn run(state_dir: &Path, ready: &mut Option<std::fs::File>) -> Result<(), String
 fn create(config: &ShimConfig, rt: &Runtime) -> Result<(Stdio3, i32), String> {
     let offset = rt.log_offset();
     let bundle = config.bundle.as_os_str();
-    let mut args: Vec<&OsStr> =
-        vec!["create".as_ref(), "--bundle".as_ref(), bundle, "--pid-file".as_ref(), INIT_PID_FILE.as_ref()];
+    let mut args: Vec<&OsStr> = vec![
+        "create".as_ref(),
+        "--bundle".as_ref(),
+        bundle,
+        "--pid-file".as_ref(),
+        INIT_PID_FILE.as_ref(),
+    ];
     let io_err = |what: &str, e: std::io::Error| format!("{what}: {e}");
     let (stdio, status) = if config.tty {
         // libcontainer resolves the console socket against its own state dir, runc against its
         // cwd: absolute when it fits a sockaddr_un, relative (cwd is the state dir) otherwise.
         let abs = config.state_dir.join("console.sock");
-        let sock_path = if abs.as_os_str().len() < 100 { abs } else { PathBuf::from("console.sock") };
+        let sock_path = if abs.as_os_str().len() < 100 {
+            abs
+        } else {
+            PathBuf::from("console.sock")
+        };
         let sock = sock_path.as_os_str();
         let _ = std::fs::remove_file(sock);
         let listener = UnixListener::bind(sock).map_err(|e| io_err("bind console socket", e))?;
-        listener.set_nonblocking(true).map_err(|e| io_err("console socket", e))?;
+        listener
+            .set_nonblocking(true)
+            .map_err(|e| io_err("console socket", e))?;
         args.push(OsStr::new("--console-socket"));
         args.push(sock);
         args.push(config.id.as_ref());
-        let pid = rt.spawn(&args, Stdio::null(), Stdio::null(), Stdio::null()).map_err(|e| io_err("spawn runtime", e))?;
+        let pid = rt
+            .spawn(&args, Stdio::null(), Stdio::null(), Stdio::null())
+            .map_err(|e| io_err("spawn runtime", e))?;
         let mut master = None;
         let mut status = None;
         let deadline = Instant::now() + Duration::from_secs(120);
@@ -135,7 +170,9 @@ fn create(config: &ShimConfig, rt: &Runtime) -> Result<(Stdio3, i32), String> {
             {
                 let _ = conn.set_nonblocking(false);
                 let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
-                master = Some(sys::recv_fd(conn.as_raw_fd()).map_err(|e| io_err("receive pty master", e))?);
+                master = Some(
+                    sys::recv_fd(conn.as_raw_fd()).map_err(|e| io_err("receive pty master", e))?,
+                );
             }
             status = sys::try_wait_pid(pid);
             if status.is_none() {
@@ -171,13 +208,28 @@ fn create(config: &ShimConfig, rt: &Runtime) -> Result<(Stdio3, i32), String> {
         };
         let (out_r, out_w) = sys::pipe().map_err(|e| io_err("pipe", e))?;
         let (err_r, err_w) = sys::pipe().map_err(|e| io_err("pipe", e))?;
-        let pid = rt.spawn(&args, in_r, Stdio::from(out_w), Stdio::from(err_w)).map_err(|e| io_err("spawn runtime", e))?;
+        let pid = rt
+            .spawn(&args, in_r, Stdio::from(out_w), Stdio::from(err_w))
+            .map_err(|e| io_err("spawn runtime", e))?;
         let status = sys::wait_pid(pid).map_err(|e| io_err("wait for runtime", e))?;
-        (Stdio3::Pipes { stdin: in_w, stdout: out_r, stderr: err_r }, status)
+        (
+            Stdio3::Pipes {
+                stdin: in_w,
+                stdout: out_r,
+                stderr: err_r,
+            },
+            status,
+        )
     };
     if status != 0 {
         let msg = rt.error_since(offset, "create", status);
-        let _ = rt.spawn(&["delete".as_ref(), "--force".as_ref(), config.id.as_ref()], Stdio::null(), Stdio::null(), Stdio::null())
+        let _ = rt
+            .spawn(
+                &["delete".as_ref(), "--force".as_ref(), config.id.as_ref()],
+                Stdio::null(),
+                Stdio::null(),
+                Stdio::null(),
+            )
             .map(sys::wait_pid);
         return Err(msg);
     }

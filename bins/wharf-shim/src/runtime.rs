@@ -19,19 +19,32 @@ pub struct Runtime {
 
 impl Runtime {
     pub fn new(config: RuntimeConfig, id: String, oom_score_adj: Vec<u8>) -> Self {
-        Self { config, id, oom_score_adj }
+        Self {
+            config,
+            id,
+            oom_score_adj,
+        }
     }
 
     /// Current size of the runtime log: errors of the next command are read from here on.
     pub fn log_offset(&self) -> u64 {
-        std::fs::metadata(RUNTIME_LOG_FILE).map(|m| m.len()).unwrap_or(0)
+        std::fs::metadata(RUNTIME_LOG_FILE)
+            .map(|m| m.len())
+            .unwrap_or(0)
     }
 
     /// Spawns `<runtime> <global args> <args…>` in the state dir (the shim's cwd) with the
     /// given stdio; returns its pid. The caller reaps it.
-    pub fn spawn(&self, args: &[&OsStr], stdin: Stdio, stdout: Stdio, stderr: Stdio) -> io::Result<libc::pid_t> {
+    pub fn spawn(
+        &self,
+        args: &[&OsStr],
+        stdin: Stdio,
+        stdout: Stdio,
+        stderr: Stdio,
+    ) -> io::Result<libc::pid_t> {
         let mut cmd = Command::new(&self.config.path);
-        cmd.args(self.config.global_args(&PathBuf::from(RUNTIME_LOG_FILE))).args(args);
+        cmd.args(self.config.global_args(&PathBuf::from(RUNTIME_LOG_FILE)))
+            .args(args);
         cmd.stdin(stdin).stdout(stdout).stderr(stderr);
         let adj = self.oom_score_adj.clone();
         // SAFETY: the closure runs between fork and exec and only calls async-signal-safe

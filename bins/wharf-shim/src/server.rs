@@ -13,8 +13,9 @@ use wharf_runtime::logs::format::StreamKind;
 use wharf_runtime::logs::time::{now_nanos, rfc3339_nano};
 use wharf_runtime::logs::writer::{LineSplitter, LogWriter};
 use wharf_runtime::shim::protocol::{
-    EXIT_FILE, ExitStatus, FRAME_CLOSE_STDIN, FRAME_EXIT, FRAME_RESIZE, FRAME_STDERR, FRAME_STDIN, FRAME_STDOUT,
-    MAX_FRAME, Request, Response, SOCKET_FILE, ShimConfig, ShimState, Status, frame_header, parse_header,
+    EXIT_FILE, ExitStatus, FRAME_CLOSE_STDIN, FRAME_EXIT, FRAME_RESIZE, FRAME_STDERR, FRAME_STDIN,
+    FRAME_STDOUT, MAX_FRAME, Request, Response, SOCKET_FILE, ShimConfig, ShimState, Status,
+    frame_header, parse_header,
 };
 
 use crate::Stdio3;
@@ -38,7 +39,11 @@ enum Source {
     Listener,
     Signal,
     /// Holds the fd open (it is closed when the source is removed).
-    Output { owner: Owner, kind: StreamKind, _fd: OwnedFd },
+    Output {
+        owner: Owner,
+        kind: StreamKind,
+        _fd: OwnedFd,
+    },
     Stdin(Owner),
     Conn,
     Console(String),
@@ -57,7 +62,11 @@ enum Mode {
     Request,
     Waiting,
     Busy,
-    Attach { stdin: bool, stdout: bool, stderr: bool },
+    Attach {
+        stdin: bool,
+        stdout: bool,
+        stderr: bool,
+    },
     Exec(String),
     Closing,
 }
@@ -127,7 +136,13 @@ fn stream_frame_kind(kind: StreamKind) -> u8 {
 }
 
 impl Server {
-    pub fn new(config: ShimConfig, rt: Runtime, sigfd: OwnedFd, stdio: Stdio3, pid: i32) -> std::io::Result<Self> {
+    pub fn new(
+        config: ShimConfig,
+        rt: Runtime,
+        sigfd: OwnedFd,
+        stdio: Stdio3,
+        pid: i32,
+    ) -> std::io::Result<Self> {
         let _ = std::fs::remove_file(SOCKET_FILE);
         let listener = UnixListener::bind(SOCKET_FILE)?;
         listener.set_nonblocking(true)?;
@@ -158,7 +173,11 @@ impl Server {
         s.ep.add(s.sigfd.as_raw_fd(), IN)?;
         s.sources.insert(s.sigfd.as_raw_fd(), Source::Signal);
         match stdio {
-            Stdio3::Pipes { stdin, stdout, stderr } => {
+            Stdio3::Pipes {
+                stdin,
+                stdout,
+                stderr,
+            } => {
                 s.add_output(Owner::Container, StreamKind::Stdout, stdout)?;
                 s.add_output(Owner::Container, StreamKind::Stderr, stderr)?;
                 if let Some(w) = stdin {
@@ -169,7 +188,11 @@ impl Server {
                 let dup = sys::dup_cloexec(master.as_raw_fd())?;
                 s.add_output(Owner::Container, StreamKind::Stdout, dup)?;
                 if s.config.stdin {
-                    s.add_sink(Owner::Container, sys::dup_cloexec(master.as_raw_fd())?, true)?;
+                    s.add_sink(
+                        Owner::Container,
+                        sys::dup_cloexec(master.as_raw_fd())?,
+                        true,
+                    )?;
                 }
                 s.master = Some(master);
             }
@@ -182,22 +205,41 @@ impl Server {
     fn add_output(&mut self, owner: Owner, kind: StreamKind, fd: OwnedFd) -> std::io::Result<()> {
         sys::set_nonblocking(fd.as_raw_fd())?;
         self.ep.add(fd.as_raw_fd(), IN)?;
-        self.sources.insert(fd.as_raw_fd(), Source::Output { owner, kind, _fd: fd });
+        self.sources.insert(
+            fd.as_raw_fd(),
+            Source::Output {
+                owner,
+                kind,
+                _fd: fd,
+            },
+        );
         Ok(())
     }
 
     fn add_sink(&mut self, owner: Owner, fd: OwnedFd, is_pty: bool) -> std::io::Result<()> {
         sys::set_nonblocking(fd.as_raw_fd())?;
         self.ep.add(fd.as_raw_fd(), 0)?;
-        self.sources.insert(fd.as_raw_fd(), Source::Stdin(owner.clone()));
-        self.sinks.insert(owner, StdinSink { fd, pending: Vec::new(), is_pty, close_when_flushed: false });
+        self.sources
+            .insert(fd.as_raw_fd(), Source::Stdin(owner.clone()));
+        self.sinks.insert(
+            owner,
+            StdinSink {
+                fd,
+                pending: Vec::new(),
+                is_pty,
+                close_when_flushed: false,
+            },
+        );
         Ok(())
     }
 
     pub fn run(&mut self) {
         let mut events = Vec::new();
         loop {
-            if self.shutdown && self.calls.is_empty() && self.conns.values().all(|c| c.out.is_empty()) {
+            if self.shutdown
+                && self.calls.is_empty()
+                && self.conns.values().all(|c| c.out.is_empty())
+            {
                 break;
             }
             if self.ep.wait(&mut events, -1).is_err() {
@@ -264,7 +306,15 @@ impl Server {
             self.sources.insert(raw, Source::Conn);
             self.conns.insert(
                 raw,
-                Conn { _fd: fd, inbuf: Vec::new(), out: Vec::new(), mode: Mode::Request, paused: false, read_closed: false, stdin_done: false },
+                Conn {
+                    _fd: fd,
+                    inbuf: Vec::new(),
+                    out: Vec::new(),
+                    mode: Mode::Request,
+                    paused: false,
+                    read_closed: false,
+                    stdin_done: false,
+                },
             );
         }
     }
@@ -273,8 +323,22 @@ impl Server {
         if let Some(conn) = self.conns.remove(&fd) {
             self.ep.delete(fd);
             self.sources.remove(&fd);
+            // The fd number will be reused by the next accept: forget every reference to it.
+            for (call, _) in self.calls.values_mut() {
+                match call {
+                    Call::Start(c) | Call::KillAll(c) if *c == fd => *c = -1,
+                    _ => {}
+                }
+            }
+            for e in self.execs.values_mut() {
+                if e.conn == Some(fd) {
+                    e.conn = None;
+                }
+            }
             match conn.mode {
-                Mode::Attach { stdin: true, .. } if !conn.stdin_done => self.client_stdin_ended(&Owner::Container),
+                Mode::Attach { stdin: true, .. } if !conn.stdin_done => {
+                    self.client_stdin_ended(&Owner::Container)
+                }
                 Mode::Exec(id) => {
                     if let Some(e) = self.execs.get_mut(&id) {
                         e.conn = None;
@@ -290,7 +354,9 @@ impl Server {
 
     /// Queues bytes for a client and tries to send them now.
     fn send(&mut self, fd: RawFd, data: &[u8]) {
-        let Some(conn) = self.conns.get_mut(&fd) else { return };
+        let Some(conn) = self.conns.get_mut(&fd) else {
+            return;
+        };
         conn.out.extend_from_slice(data);
         if conn.out.len() > MAX_CLIENT_BACKLOG {
             self.close_conn(fd);
@@ -335,7 +401,9 @@ impl Server {
     }
 
     fn flush_conn(&mut self, fd: RawFd) {
-        let Some(conn) = self.conns.get_mut(&fd) else { return };
+        let Some(conn) = self.conns.get_mut(&fd) else {
+            return;
+        };
         let mut written = 0;
         let mut failed = false;
         while written < conn.out.len() {
@@ -358,18 +426,27 @@ impl Server {
             self.close_conn(fd);
             return;
         }
-        let Some(conn) = self.conns.get(&fd) else { return };
+        let Some(conn) = self.conns.get(&fd) else {
+            return;
+        };
         let _ = self.ep.modify(fd, self.conn_interest(conn));
     }
 
     fn on_conn_readable(&mut self, fd: RawFd) {
-        let Some(conn) = self.conns.get_mut(&fd) else { return };
+        let Some(conn) = self.conns.get_mut(&fd) else {
+            return;
+        };
         if conn.paused {
             return;
         }
         let n = match sys::read(fd, &mut self.buf) {
             Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::Interrupted => return,
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::Interrupted =>
+            {
+                return;
+            }
             Err(_) => 0,
         };
         if n == 0 {
@@ -380,7 +457,9 @@ impl Server {
                 _ => {
                     conn.read_closed = true;
                     let owner = match &conn.mode {
-                        Mode::Attach { stdin: true, .. } if !conn.stdin_done => Some(Owner::Container),
+                        Mode::Attach { stdin: true, .. } if !conn.stdin_done => {
+                            Some(Owner::Container)
+                        }
                         Mode::Exec(id) if !conn.stdin_done => Some(Owner::Exec(id.clone())),
                         _ => None,
                     };
@@ -401,7 +480,9 @@ impl Server {
                     let line: Vec<u8> = conn.inbuf.drain(..=i).collect();
                     match serde_json::from_slice::<Request>(&line) {
                         Ok(req) => self.handle(fd, req),
-                        Err(e) => self.respond_and_close(fd, &Response::err(format!("bad request: {e}"))),
+                        Err(e) => {
+                            self.respond_and_close(fd, &Response::err(format!("bad request: {e}")))
+                        }
                     }
                 } else if conn.inbuf.len() > 4 * MAX_FRAME {
                     self.respond_and_close(fd, &Response::err("request too large"));
@@ -414,7 +495,9 @@ impl Server {
 
     fn process_frames(&mut self, fd: RawFd) {
         loop {
-            let Some(conn) = self.conns.get_mut(&fd) else { return };
+            let Some(conn) = self.conns.get_mut(&fd) else {
+                return;
+            };
             if conn.inbuf.len() < 8 {
                 return;
             }
@@ -470,12 +553,18 @@ impl Server {
     fn handle(&mut self, fd: RawFd, req: Request) {
         match req {
             Request::State => {
-                let resp = Response { state: Some(self.state()), ..Response::ok() };
+                let resp = Response {
+                    state: Some(self.state()),
+                    ..Response::ok()
+                };
                 self.respond_and_close(fd, &resp);
             }
             Request::Wait => match &self.exit {
                 Some(exit) => {
-                    let resp = Response { exit: Some(exit.clone()), ..Response::ok() };
+                    let resp = Response {
+                        exit: Some(exit.clone()),
+                        ..Response::ok()
+                    };
                     self.respond_and_close(fd, &resp);
                 }
                 None => {
@@ -486,7 +575,10 @@ impl Server {
             },
             Request::Start => {
                 if self.status != Status::Created {
-                    let msg = format!("cannot start a container that is {}", status_word(self.status));
+                    let msg = format!(
+                        "cannot start a container that is {}",
+                        status_word(self.status)
+                    );
                     self.respond_and_close(fd, &Response::err(msg));
                     return;
                 }
@@ -497,8 +589,12 @@ impl Server {
                 if self.exit.is_some() {
                     self.respond_and_close(fd, &Response::err("container is not running"));
                 } else if all {
-                    let args: Vec<OsString> =
-                        vec!["kill".into(), "--all".into(), self.config.id.clone().into(), signal.to_string().into()];
+                    let args: Vec<OsString> = vec![
+                        "kill".into(),
+                        "--all".into(),
+                        self.config.id.clone().into(),
+                        signal.to_string().into(),
+                    ];
                     self.call(fd, Call::KillAll(fd), &args);
                 } else {
                     let resp = match sys::kill(self.pid, signal) {
@@ -508,20 +604,32 @@ impl Server {
                     self.respond_and_close(fd, &resp);
                 }
             }
-            Request::Resize { exec_id, rows, cols } => {
+            Request::Resize {
+                exec_id,
+                rows,
+                cols,
+            } => {
                 let resp = match self.resize(exec_id.as_deref(), rows, cols) {
                     Ok(()) => Response::ok(),
                     Err(e) => Response::err(e),
                 };
                 self.respond_and_close(fd, &resp);
             }
-            Request::Attach { stdin, stdout, stderr } => {
+            Request::Attach {
+                stdin,
+                stdout,
+                stderr,
+            } => {
                 let stdin = stdin && self.sinks.contains_key(&Owner::Container);
                 self.respond(fd, &Response::ok());
                 if self.exit.is_some() {
                     self.finish_conn(fd);
                 } else if let Some(c) = self.conns.get_mut(&fd) {
-                    c.mode = Mode::Attach { stdin, stdout, stderr };
+                    c.mode = Mode::Attach {
+                        stdin,
+                        stdout,
+                        stderr,
+                    };
                     c.stdin_done = !stdin;
                     let leftover = !c.inbuf.is_empty();
                     if leftover {
@@ -529,10 +637,20 @@ impl Server {
                     }
                 }
             }
-            Request::Exec { exec_id, process, tty, stdin } => self.exec(fd, exec_id, process, tty, stdin),
+            Request::Exec {
+                exec_id,
+                process,
+                tty,
+                stdin,
+            } => self.exec(fd, exec_id, process, tty, stdin),
             Request::Shutdown => {
                 if self.exit.is_none() {
-                    self.respond_and_close(fd, &Response::err("container is running: kill it before shutting the shim down"));
+                    self.respond_and_close(
+                        fd,
+                        &Response::err(
+                            "container is running: kill it before shutting the shim down",
+                        ),
+                    );
                 } else {
                     self.shutdown = true;
                     self.respond_and_close(fd, &Response::ok());
@@ -554,24 +672,43 @@ impl Server {
     fn call(&mut self, fd: RawFd, call: Call, args: &[OsString]) {
         let offset = self.rt.log_offset();
         let refs: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
-        match self.rt.spawn(&refs, Stdio::null(), Stdio::null(), Stdio::null()) {
+        match self
+            .rt
+            .spawn(&refs, Stdio::null(), Stdio::null(), Stdio::null())
+        {
             Ok(pid) => {
                 if let Some(c) = self.conns.get_mut(&fd) {
                     c.mode = Mode::Busy;
                 }
                 self.calls.insert(pid, (call, offset));
             }
-            Err(e) => self.respond_and_close(fd, &Response::err(format!("run {}: {e}", self.rt.config.path.display()))),
+            Err(e) => self.respond_and_close(
+                fd,
+                &Response::err(format!("run {}: {e}", self.rt.config.path.display())),
+            ),
         }
     }
 
-    fn exec(&mut self, fd: RawFd, id: String, mut process: serde_json::Value, tty: bool, stdin: bool) {
+    fn exec(
+        &mut self,
+        fd: RawFd,
+        id: String,
+        mut process: serde_json::Value,
+        tty: bool,
+        stdin: bool,
+    ) {
         if self.status != Status::Running || self.exit.is_some() {
-            self.respond_and_close(fd, &Response::err(format!("container {} is not running", self.config.id)));
+            self.respond_and_close(
+                fd,
+                &Response::err(format!("container {} is not running", self.config.id)),
+            );
             return;
         }
         if self.execs.contains_key(&id) || id.is_empty() || id.contains('/') {
-            self.respond_and_close(fd, &Response::err(format!("exec id {id:?} is invalid or in use")));
+            self.respond_and_close(
+                fd,
+                &Response::err(format!("exec id {id:?} is invalid or in use")),
+            );
             return;
         }
         match self.start_exec(fd, &id, &mut process, tty, stdin) {
@@ -583,12 +720,20 @@ impl Server {
         }
     }
 
-    fn start_exec(&mut self, fd: RawFd, id: &str, process: &mut serde_json::Value, tty: bool, stdin: bool) -> Result<(), String> {
+    fn start_exec(
+        &mut self,
+        fd: RawFd,
+        id: &str,
+        process: &mut serde_json::Value,
+        tty: bool,
+        stdin: bool,
+    ) -> Result<(), String> {
         let e = |what: &str, err: std::io::Error| format!("{what}: {err}");
         process["terminal"] = serde_json::Value::Bool(tty);
         let spec_file = format!("exec-{id}.json");
         let pid_file = format!("exec-{id}.pid");
-        std::fs::write(&spec_file, serde_json::to_vec(process).unwrap_or_default()).map_err(|x| e("write process", x))?;
+        std::fs::write(&spec_file, serde_json::to_vec(process).unwrap_or_default())
+            .map_err(|x| e("write process", x))?;
         let _ = std::fs::remove_file(&pid_file);
         let mut args: Vec<OsString> = vec![
             "exec".into(),
@@ -598,17 +743,31 @@ impl Server {
             "--pid-file".into(),
             pid_file.into(),
         ];
-        let mut ex = Exec { tty, conn: Some(fd), pid: None, master: None, outputs: Vec::new(), stdin: None, console: None };
+        let mut ex = Exec {
+            tty,
+            conn: Some(fd),
+            pid: None,
+            master: None,
+            outputs: Vec::new(),
+            stdin: None,
+            console: None,
+        };
         let (sin, sout, serr) = if tty {
             let sock = format!("exec-{id}.sock");
             let _ = std::fs::remove_file(&sock);
             let l = UnixListener::bind(&sock).map_err(|x| e("bind console socket", x))?;
-            l.set_nonblocking(true).map_err(|x| e("console socket", x))?;
+            l.set_nonblocking(true)
+                .map_err(|x| e("console socket", x))?;
             self.ep.add(l.as_raw_fd(), IN).map_err(|x| e("epoll", x))?;
-            self.sources.insert(l.as_raw_fd(), Source::Console(id.to_owned()));
+            self.sources
+                .insert(l.as_raw_fd(), Source::Console(id.to_owned()));
             ex.console = Some(l);
             let abs = self.config.state_dir.join(&sock);
-            let arg: OsString = if abs.as_os_str().len() < 100 { abs.into() } else { sock.into() };
+            let arg: OsString = if abs.as_os_str().len() < 100 {
+                abs.into()
+            } else {
+                sock.into()
+            };
             args.extend(["--console-socket".into(), arg, "--tty".into()]);
             (Stdio::null(), Stdio::null(), Stdio::null())
         } else {
@@ -629,7 +788,10 @@ impl Server {
         let offset = self.rt.log_offset();
         let refs: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
         self.execs.insert(id.to_owned(), ex);
-        let pid = self.rt.spawn(&refs, sin, sout, serr).map_err(|x| e("run runtime exec", x))?;
+        let pid = self
+            .rt
+            .spawn(&refs, sin, sout, serr)
+            .map_err(|x| e("run runtime exec", x))?;
         self.calls.insert(pid, (Call::Exec(id.to_owned()), offset));
         if let Some(c) = self.conns.get_mut(&fd) {
             c.mode = Mode::Busy;
@@ -641,9 +803,13 @@ impl Server {
     }
 
     fn on_console(&mut self, fd: RawFd) {
-        let Some(Source::Console(id)) = self.sources.get(&fd) else { return };
+        let Some(Source::Console(id)) = self.sources.get(&fd) else {
+            return;
+        };
         let id = id.clone();
-        let Some(ex) = self.execs.get_mut(&id) else { return };
+        let Some(ex) = self.execs.get_mut(&id) else {
+            return;
+        };
         let Some(l) = &ex.console else { return };
         if let Ok((conn, _)) = l.accept() {
             let _ = conn.set_nonblocking(false);
@@ -687,7 +853,11 @@ impl Server {
                 self.sources.remove(&fd);
             }
         }
-        for f in [format!("exec-{id}.json"), format!("exec-{id}.pid"), format!("exec-{id}.sock")] {
+        for f in [
+            format!("exec-{id}.json"),
+            format!("exec-{id}.pid"),
+            format!("exec-{id}.sock"),
+        ] {
             let _ = std::fs::remove_file(f);
         }
     }
@@ -695,7 +865,9 @@ impl Server {
     // ---- stdin -------------------------------------------------------------------------
 
     fn stdin_write(&mut self, owner: &Owner, data: &[u8], from: RawFd) {
-        let Some(sink) = self.sinks.get_mut(owner) else { return };
+        let Some(sink) = self.sinks.get_mut(owner) else {
+            return;
+        };
         if sink.close_when_flushed {
             return;
         }
@@ -731,7 +903,9 @@ impl Server {
     }
 
     fn flush_sink(&mut self, owner: &Owner) {
-        let Some(sink) = self.sinks.get_mut(owner) else { return };
+        let Some(sink) = self.sinks.get_mut(owner) else {
+            return;
+        };
         let fd = sink.fd.as_raw_fd();
         let mut written = 0;
         let mut broken = false;
@@ -752,11 +926,18 @@ impl Server {
             self.sources.remove(&fd);
             self.sinks.remove(owner);
         } else {
-            let _ = self.ep.modify(fd, if sink.pending.is_empty() { 0 } else { OUT });
+            let _ = self
+                .ep
+                .modify(fd, if sink.pending.is_empty() { 0 } else { OUT });
         }
         let backlog = self.sinks.get(owner).map(|s| s.pending.len()).unwrap_or(0);
         if backlog < MAX_STDIN_BACKLOG / 2 {
-            let paused: Vec<RawFd> = self.conns.iter().filter(|(_, c)| c.paused).map(|(fd, _)| *fd).collect();
+            let paused: Vec<RawFd> = self
+                .conns
+                .iter()
+                .filter(|(_, c)| c.paused)
+                .map(|(fd, _)| *fd)
+                .collect();
             for cfd in paused {
                 if let Some(c) = self.conns.get_mut(&cfd) {
                     c.paused = false;
@@ -772,7 +953,9 @@ impl Server {
 
     /// Reads what is available on an output fd; returns false at EOF (the fd is then closed).
     fn on_output(&mut self, fd: RawFd) -> bool {
-        let Some(Source::Output { owner, kind, .. }) = self.sources.get(&fd) else { return false };
+        let Some(Source::Output { owner, kind, .. }) = self.sources.get(&fd) else {
+            return false;
+        };
         let (owner, kind) = (owner.clone(), *kind);
         loop {
             let n = match sys::read(fd, &mut self.buf) {
@@ -822,7 +1005,8 @@ impl Server {
                     .iter()
                     .filter(|(_, c)| match c.mode {
                         Mode::Attach { stdout, stderr, .. } => {
-                            (kind == StreamKind::Stdout && stdout) || (kind == StreamKind::Stderr && stderr)
+                            (kind == StreamKind::Stdout && stdout)
+                                || (kind == StreamKind::Stderr && stderr)
                         }
                         _ => false,
                     })
@@ -875,7 +1059,12 @@ impl Server {
                 self.container_exited(status);
             } else if let Some((call, offset)) = self.calls.remove(&pid) {
                 self.call_done(call, offset, status);
-            } else if let Some(id) = self.execs.iter().find(|(_, e)| e.pid == Some(pid)).map(|(id, _)| id.clone()) {
+            } else if let Some(id) = self
+                .execs
+                .iter()
+                .find(|(_, e)| e.pid == Some(pid))
+                .map(|(id, _)| id.clone())
+            {
                 self.exec_exited(&id, status);
             } else {
                 if self.orphans.len() > 4096 {
@@ -889,8 +1078,16 @@ impl Server {
     fn container_exited(&mut self, status: i32) {
         let (code, signal) = sys::decode_status(status);
         self.drain_outputs(&Owner::Container);
-        let exit = ExitStatus { code, signal, exited_at: rfc3339_nano(now_nanos()), oom_killed: self.oom_killed() };
-        let _ = sys::write_atomic(std::path::Path::new(EXIT_FILE), &serde_json::to_vec(&exit).unwrap_or_default());
+        let exit = ExitStatus {
+            code,
+            signal,
+            exited_at: rfc3339_nano(now_nanos()),
+            oom_killed: self.oom_killed(),
+        };
+        let _ = sys::write_atomic(
+            std::path::Path::new(EXIT_FILE),
+            &serde_json::to_vec(&exit).unwrap_or_default(),
+        );
         self.status = Status::Stopped;
         self.exit = Some(exit.clone());
         if let Some(sink) = self.sinks.remove(&Owner::Container) {
@@ -905,7 +1102,10 @@ impl Server {
             .collect();
         for (fd, waiting) in conns {
             if waiting {
-                let resp = Response { exit: Some(exit.clone()), ..Response::ok() };
+                let resp = Response {
+                    exit: Some(exit.clone()),
+                    ..Response::ok()
+                };
                 self.respond_and_close(fd, &resp);
             } else {
                 self.finish_conn(fd);
@@ -915,7 +1115,10 @@ impl Server {
         let args = self.rt.simple("delete");
         let refs: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
         let offset = self.rt.log_offset();
-        if let Ok(pid) = self.rt.spawn(&refs, Stdio::null(), Stdio::null(), Stdio::null()) {
+        if let Ok(pid) = self
+            .rt
+            .spawn(&refs, Stdio::null(), Stdio::null(), Stdio::null())
+        {
             self.calls.insert(pid, (Call::Delete, offset));
         }
     }
@@ -935,7 +1138,11 @@ impl Server {
                 }
             }
             Call::KillAll(fd) => {
-                let resp = if failed { Response::err(self.rt.error_since(offset, "kill", status)) } else { Response::ok() };
+                let resp = if failed {
+                    Response::err(self.rt.error_since(offset, "kill", status))
+                } else {
+                    Response::ok()
+                };
                 self.respond_and_close(fd, &resp);
             }
             Call::Delete => {
@@ -948,7 +1155,9 @@ impl Server {
     }
 
     fn exec_started(&mut self, id: &str, offset: u64, status: i32) {
-        let Some(ex) = self.execs.get_mut(id) else { return };
+        let Some(ex) = self.execs.get_mut(id) else {
+            return;
+        };
         let conn = ex.conn;
         if status != 0 {
             let msg = self.rt.error_since(offset, "exec", status);
@@ -958,7 +1167,9 @@ impl Server {
             }
             return;
         }
-        let pid: Option<i32> = std::fs::read_to_string(format!("exec-{id}.pid")).ok().and_then(|s| s.trim().parse().ok());
+        let pid: Option<i32> = std::fs::read_to_string(format!("exec-{id}.pid"))
+            .ok()
+            .and_then(|s| s.trim().parse().ok());
         let Some(pid) = pid else {
             self.drop_exec(id);
             if let Some(fd) = conn {
@@ -972,14 +1183,19 @@ impl Server {
                 self.on_console(l);
             }
         }
-        let Some(ex) = self.execs.get_mut(id) else { return };
+        let Some(ex) = self.execs.get_mut(id) else {
+            return;
+        };
         ex.pid = Some(pid);
         let outputs = std::mem::take(&mut ex.outputs);
         let stdin = ex.stdin.take();
         let master = ex.master.as_ref().map(|m| m.as_raw_fd());
         let owner = Owner::Exec(id.to_owned());
         if let Some(fd) = conn {
-            let resp = Response { pid: Some(pid), ..Response::ok() };
+            let resp = Response {
+                pid: Some(pid),
+                ..Response::ok()
+            };
             self.respond(fd, &resp);
             if let Some(c) = self.conns.get_mut(&fd) {
                 c.mode = Mode::Exec(id.to_owned());
@@ -1016,10 +1232,19 @@ impl Server {
         let owner = Owner::Exec(id.to_owned());
         self.drain_outputs(&owner);
         let conn = self.execs.get(id).and_then(|e| e.conn);
-        let exit = ExitStatus { code, signal, exited_at: rfc3339_nano(now_nanos()), oom_killed: false };
+        let exit = ExitStatus {
+            code,
+            signal,
+            exited_at: rfc3339_nano(now_nanos()),
+            oom_killed: false,
+        };
         if let Some(fd) = conn {
             let mut f = Vec::new();
-            frame(FRAME_EXIT, &serde_json::to_vec(&exit).unwrap_or_default(), &mut f);
+            frame(
+                FRAME_EXIT,
+                &serde_json::to_vec(&exit).unwrap_or_default(),
+                &mut f,
+            );
             self.send(fd, &f);
             self.finish_conn(fd);
         }
@@ -1028,20 +1253,34 @@ impl Server {
 
     /// Whether the kernel OOM-killed a process in the container's memory cgroup.
     fn oom_killed(&self) -> bool {
-        let Ok(raw) = std::fs::read(self.config.bundle.join("config.json")) else { return false };
-        let Ok(v) = serde_json::from_slice::<serde_json::Value>(&raw) else { return false };
-        let Some(path) = v["linux"]["cgroupsPath"].as_str() else { return false };
+        let Ok(raw) = std::fs::read(self.config.bundle.join("config.json")) else {
+            return false;
+        };
+        let Ok(v) = serde_json::from_slice::<serde_json::Value>(&raw) else {
+            return false;
+        };
+        let Some(path) = v["linux"]["cgroupsPath"].as_str() else {
+            return false;
+        };
         if !path.starts_with('/') {
             return false; // systemd slice:prefix:name — not resolved here.
         }
         let (file, key) = if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
             (format!("/sys/fs/cgroup{path}/memory.events"), "oom_kill ")
         } else {
-            (format!("/sys/fs/cgroup/memory{path}/memory.oom_control"), "oom_kill ")
+            (
+                format!("/sys/fs/cgroup/memory{path}/memory.oom_control"),
+                "oom_kill ",
+            )
         };
         std::fs::read_to_string(file)
             .ok()
-            .and_then(|s| s.lines().find_map(|l| l.strip_prefix(key).and_then(|n| n.trim().parse::<u64>().ok())))
+            .and_then(|s| {
+                s.lines().find_map(|l| {
+                    l.strip_prefix(key)
+                        .and_then(|n| n.trim().parse::<u64>().ok())
+                })
+            })
             .is_some_and(|n| n > 0)
     }
 }

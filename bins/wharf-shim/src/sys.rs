@@ -6,11 +6,19 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::Path;
 
 fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
-    if r < 0 { Err(io::Error::last_os_error()) } else { Ok(r) }
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
 }
 
 fn cvt_isize(r: isize) -> io::Result<usize> {
-    if r < 0 { Err(io::Error::last_os_error()) } else { Ok(r as usize) }
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r as usize)
+    }
 }
 
 /// A pipe `(read, write)`, both close-on-exec.
@@ -60,7 +68,11 @@ pub fn dup2(src: RawFd, dst: RawFd) -> io::Result<()> {
 }
 
 pub fn open_devnull() -> io::Result<OwnedFd> {
-    Ok(std::fs::OpenOptions::new().read(true).write(true).open("/dev/null")?.into())
+    Ok(std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")?
+        .into())
 }
 
 /// Forks; returns the child's pid in the parent and 0 in the child.
@@ -136,8 +148,16 @@ pub fn signalfd(signals: &[i32]) -> io::Result<OwnedFd> {
         for &s in signals {
             libc::sigaddset(&mut set, s);
         }
-        cvt(libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()))?;
-        let fd = cvt(libc::signalfd(-1, &set, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC))?;
+        cvt(libc::sigprocmask(
+            libc::SIG_BLOCK,
+            &set,
+            std::ptr::null_mut(),
+        ))?;
+        let fd = cvt(libc::signalfd(
+            -1,
+            &set,
+            libc::SFD_NONBLOCK | libc::SFD_CLOEXEC,
+        ))?;
         Ok(OwnedFd::from_raw_fd(fd))
     }
 }
@@ -170,7 +190,10 @@ impl Epoll {
     }
 
     fn ctl(&self, op: i32, fd: RawFd, events: u32) -> io::Result<()> {
-        let mut ev = libc::epoll_event { events, u64: fd as u64 };
+        let mut ev = libc::epoll_event {
+            events,
+            u64: fd as u64,
+        };
         // SAFETY: `ev` is a valid epoll_event for the duration of the call.
         cvt(unsafe { libc::epoll_ctl(self.0.as_raw_fd(), op, fd, &mut ev) }).map(drop)
     }
@@ -191,10 +214,21 @@ impl Epoll {
     pub fn wait(&self, out: &mut Vec<(RawFd, u32)>, timeout_ms: i32) -> io::Result<()> {
         let mut evs = [libc::epoll_event { events: 0, u64: 0 }; 32];
         // SAFETY: `evs` is valid for 32 entries.
-        let n = unsafe { libc::epoll_wait(self.0.as_raw_fd(), evs.as_mut_ptr(), evs.len() as i32, timeout_ms) };
+        let n = unsafe {
+            libc::epoll_wait(
+                self.0.as_raw_fd(),
+                evs.as_mut_ptr(),
+                evs.len() as i32,
+                timeout_ms,
+            )
+        };
         if n < 0 {
             let e = io::Error::last_os_error();
-            return if e.kind() == io::ErrorKind::Interrupted { Ok(()) } else { Err(e) };
+            return if e.kind() == io::ErrorKind::Interrupted {
+                Ok(())
+            } else {
+                Err(e)
+            };
         }
         out.clear();
         out.extend(evs[..n as usize].iter().map(|e| (e.u64 as RawFd, e.events)));
@@ -204,7 +238,12 @@ impl Epoll {
 
 /// Sets a pty's window size.
 pub fn set_winsize(fd: RawFd, rows: u16, cols: u16) -> io::Result<()> {
-    let ws = libc::winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
+    let ws = libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
     // SAFETY: TIOCSWINSZ reads a winsize from the pointer, valid for the call.
     cvt(unsafe { libc::ioctl(fd, libc::TIOCSWINSZ, &ws) }).map(drop)
 }
@@ -213,7 +252,10 @@ pub fn set_winsize(fd: RawFd, rows: u16, cols: u16) -> io::Result<()> {
 /// protocol of runc: the runtime sends the pty master).
 pub fn recv_fd(sock: RawFd) -> io::Result<OwnedFd> {
     let mut data = [0u8; 4096];
-    let mut iov = libc::iovec { iov_base: data.as_mut_ptr().cast(), iov_len: data.len() };
+    let mut iov = libc::iovec {
+        iov_base: data.as_mut_ptr().cast(),
+        iov_len: data.len(),
+    };
     // CMSG_SPACE for one int, with room to spare.
     let mut cbuf = [0u64; 8];
     // SAFETY: msghdr is plain data; zeroed is valid, then fields point at live buffers.
@@ -235,7 +277,9 @@ pub fn recv_fd(sock: RawFd) -> io::Result<OwnedFd> {
             cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
         }
     }
-    Err(io::Error::other("no file descriptor received on the console socket"))
+    Err(io::Error::other(
+        "no file descriptor received on the console socket",
+    ))
 }
 
 /// Writes `data` to `path` atomically: temp file, fsync, rename, fsync of the directory.
@@ -249,7 +293,11 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
     }
     std::fs::rename(&tmp, path)?;
     if let Some(dir) = path.parent() {
-        let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+        let dir = if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        };
         std::fs::File::open(dir)?.sync_all()?;
     }
     Ok(())

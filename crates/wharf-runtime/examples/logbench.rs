@@ -13,18 +13,28 @@ use wharf_runtime::shim::{LogConfig, LogDriver};
 
 #[tokio::main]
 async fn main() {
-    let mib: u64 = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(200);
+    let mib: u64 = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(200);
     let dir = tempfile::tempdir().expect("temp dir");
-    let line = "GET /index.html HTTP/1.1 200 1234 \"Mozilla/5.0 (X11; Linux x86_64)\" rt=0.003 uct=0.000";
+    let line =
+        "GET /index.html HTTP/1.1 200 1234 \"Mozilla/5.0 (X11; Linux x86_64)\" rt=0.003 uct=0.000";
     for driver in [LogDriver::JsonFile, LogDriver::Local] {
         let path = dir.path().join(format!("{driver:?}.log"));
-        let cfg = LogConfig { driver, path: path.clone(), max_size: None, max_file: 1 };
+        let cfg = LogConfig {
+            driver,
+            path: path.clone(),
+            max_size: None,
+            max_file: 1,
+        };
         let mut w = LogWriter::open(&cfg).expect("open");
         let mut t = 1_700_000_000_000_000_000i64;
         while std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0) < mib << 20 {
             for _ in 0..10_000 {
                 t += 1_234_567;
-                w.write(StreamKind::Stdout, line.as_bytes(), false, t).expect("write");
+                w.write(StreamKind::Stdout, line.as_bytes(), false, t)
+                    .expect("write");
             }
         }
         drop(w);
@@ -33,7 +43,13 @@ async fn main() {
         let _ = std::fs::read(&path);
 
         let start = Instant::now();
-        let mut s = read_logs(path.clone(), ReadOptions { driver, ..Default::default() });
+        let mut s = read_logs(
+            path.clone(),
+            ReadOptions {
+                driver,
+                ..Default::default()
+            },
+        );
         let (mut n, mut bytes) = (0u64, 0u64);
         while let Some(batch) = s.next_batch().await {
             for e in batch.expect("read") {
@@ -50,22 +66,41 @@ async fn main() {
         );
 
         let start = Instant::now();
-        let mut s = read_logs(path.clone(), ReadOptions { driver, ..Default::default() });
+        let mut s = read_logs(
+            path.clone(),
+            ReadOptions {
+                driver,
+                ..Default::default()
+            },
+        );
         let mut m = 0u64;
         while let Some(e) = s.next().await {
             e.expect("read");
             m += 1;
         }
         let secs = start.elapsed().as_secs_f64();
-        println!("{driver:?}: entry-by-entry Stream: {m} entries in {secs:.3}s = {:.0} MiB/s", size as f64 / (1 << 20) as f64 / secs);
+        println!(
+            "{driver:?}: entry-by-entry Stream: {m} entries in {secs:.3}s = {:.0} MiB/s",
+            size as f64 / (1 << 20) as f64 / secs
+        );
 
         let start = Instant::now();
-        let mut s = read_logs(path.clone(), ReadOptions { driver, tail: Some(100), ..Default::default() });
+        let mut s = read_logs(
+            path.clone(),
+            ReadOptions {
+                driver,
+                tail: Some(100),
+                ..Default::default()
+            },
+        );
         let mut k = 0;
         while let Some(e) = s.next().await {
             e.expect("read");
             k += 1;
         }
-        println!("{driver:?}: tail 100 -> {k} entries in {:?}", start.elapsed());
+        println!(
+            "{driver:?}: tail 100 -> {k} entries in {:?}",
+            start.elapsed()
+        );
     }
 }

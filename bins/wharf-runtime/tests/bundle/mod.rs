@@ -6,10 +6,14 @@
 
 use std::path::{Path, PathBuf};
 
-use oci_spec::runtime::{LinuxBuilder, LinuxNamespace, LinuxNamespaceType, ProcessBuilder, RootBuilder, Spec};
+use oci_spec::runtime::{
+    LinuxBuilder, LinuxNamespace, LinuxNamespaceType, ProcessBuilder, RootBuilder, Spec,
+};
 
-pub const APPLETS: &[&str] =
-    &["sh", "echo", "cat", "sleep", "true", "false", "ls", "stty", "env", "id", "ps", "read", "kill", "head", "tr", "wc"];
+pub const APPLETS: &[&str] = &[
+    "sh", "echo", "cat", "sleep", "true", "false", "ls", "stty", "env", "id", "ps", "read", "kill",
+    "head", "tr", "wc",
+];
 
 /// Whether the tests can run; prints the reason when they cannot.
 pub fn can_run(test: &str) -> bool {
@@ -42,7 +46,10 @@ impl Bundle {
 
     /// A busybox bundle running `args`.
     pub fn new(id: &str, args: &[&str], terminal: bool) -> Bundle {
-        let dir = tempfile::Builder::new().prefix("wharf-bundle-").tempdir().expect("temp dir");
+        let dir = tempfile::Builder::new()
+            .prefix("wharf-bundle-")
+            .tempdir()
+            .expect("temp dir");
         let rootfs = dir.path().join("rootfs");
         for d in ["bin", "proc", "sys", "dev", "tmp", "etc"] {
             std::fs::create_dir_all(rootfs.join(d)).expect("mkdir");
@@ -58,7 +65,11 @@ impl Bundle {
         let process = ProcessBuilder::default()
             .terminal(terminal)
             .args(args.iter().map(|s| s.to_string()).collect::<Vec<_>>())
-            .env(vec!["PATH=/bin".to_string(), "HOME=/".to_string(), "TERM=xterm".to_string()])
+            .env(vec![
+                "PATH=/bin".to_string(),
+                "HOME=/".to_string(),
+                "TERM=xterm".to_string(),
+            ])
             .cwd("/")
             .build()
             .expect("process");
@@ -71,7 +82,13 @@ impl Bundle {
             base.set_cwd(PathBuf::from("/"));
         }
         spec.set_process(Some(base));
-        spec.set_root(Some(RootBuilder::default().path("rootfs").readonly(false).build().expect("root")));
+        spec.set_root(Some(
+            RootBuilder::default()
+                .path("rootfs")
+                .readonly(false)
+                .build()
+                .expect("root"),
+        ));
         spec.set_hostname(Some(id.chars().take(60).collect()));
         let namespaces: Vec<LinuxNamespace> = [
             LinuxNamespaceType::Pid,
@@ -87,12 +104,20 @@ impl Bundle {
             ns
         })
         .collect();
-        let mut linux = spec.linux().clone().unwrap_or_else(|| LinuxBuilder::default().build().expect("linux"));
+        let mut linux = spec
+            .linux()
+            .clone()
+            .unwrap_or_else(|| LinuxBuilder::default().build().expect("linux"));
         linux.set_namespaces(Some(namespaces));
         linux.set_cgroups_path(Some(PathBuf::from(&cgroups_path)));
         spec.set_linux(Some(linux));
-        spec.save(dir.path().join("config.json")).expect("write config.json");
-        Bundle { dir, id: id.to_string(), cgroups_path }
+        spec.save(dir.path().join("config.json"))
+            .expect("write config.json");
+        Bundle {
+            dir,
+            id: id.to_string(),
+            cgroups_path,
+        }
     }
 
     pub fn spec(&self) -> Spec {
@@ -100,14 +125,21 @@ impl Bundle {
     }
 
     pub fn save(&self, spec: &Spec) {
-        spec.save(self.path().join("config.json")).expect("save spec");
+        spec.save(self.path().join("config.json"))
+            .expect("save spec");
     }
 }
 
 /// Removes `rel` (and its test parent when empty) from every cgroup hierarchy.
 pub fn remove_cgroup(rel: &str) {
-    let Ok(entries) = std::fs::read_dir("/sys/fs/cgroup") else { return };
-    let mut roots: Vec<PathBuf> = entries.flatten().map(|e| e.path()).filter(|p| p.is_dir()).collect();
+    let Ok(entries) = std::fs::read_dir("/sys/fs/cgroup") else {
+        return;
+    };
+    let mut roots: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .collect();
     roots.push(PathBuf::from("/sys/fs/cgroup"));
     let rel = rel.trim_start_matches('/');
     for root in roots {
@@ -136,7 +168,9 @@ impl Drop for Bundle {
 pub fn processes_mentioning(needle: &str) -> Vec<i32> {
     let mut out = Vec::new();
     for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else { continue };
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
         if let Ok(cmd) = std::fs::read(e.path().join("cmdline"))
             && String::from_utf8_lossy(&cmd).contains(needle)
         {

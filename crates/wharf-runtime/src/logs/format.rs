@@ -81,9 +81,17 @@ pub fn escape_json_go(s: &[u8], out: &mut Vec<u8>) {
                 out.push(HEX[(c & 0xf) as usize]);
                 i += 1;
                 start = i;
-            } else if c == 0xE2 && i + 2 < valid.len() && valid[i + 1] == 0x80 && (valid[i + 2] & 0xFE) == 0xA8 {
+            } else if c == 0xE2
+                && i + 2 < valid.len()
+                && valid[i + 1] == 0x80
+                && (valid[i + 2] & 0xFE) == 0xA8
+            {
                 out.extend_from_slice(&valid[start..i]);
-                out.extend_from_slice(if valid[i + 2] == 0xA8 { b"\\u2028" } else { b"\\u2029" });
+                out.extend_from_slice(if valid[i + 2] == 0xA8 {
+                    b"\\u2028"
+                } else {
+                    b"\\u2029"
+                });
                 i += 3;
                 start = i;
             } else {
@@ -98,7 +106,13 @@ pub fn escape_json_go(s: &[u8], out: &mut Vec<u8>) {
 }
 
 /// Appends one json-file record (with its newline) to `out`.
-pub fn encode_json_file(stream: StreamKind, line: &[u8], partial: bool, nanos: i64, out: &mut Vec<u8>) {
+pub fn encode_json_file(
+    stream: StreamKind,
+    line: &[u8],
+    partial: bool,
+    nanos: i64,
+    out: &mut Vec<u8>,
+) {
     out.extend_from_slice(b"{\"log\":\"");
     escape_json_go(line, out);
     if !partial {
@@ -142,7 +156,12 @@ pub fn decode_local_body(body: &[u8]) -> Option<LogEntry> {
     if !partial {
         bytes.push(b'\n');
     }
-    Some(LogEntry { stream, timestamp, bytes: Bytes::from(bytes), partial })
+    Some(LogEntry {
+        stream,
+        timestamp,
+        bytes: Bytes::from(bytes),
+        partial,
+    })
 }
 
 fn hex4(b: &[u8]) -> Option<u32> {
@@ -217,7 +236,12 @@ fn decode_json_fast(line: &[u8]) -> Option<LogEntry> {
     let q = memchr::memchr(b'"', rest)?;
     let timestamp = time::parse_rfc3339(&rest[..q])?;
     let partial = bytes.last() != Some(&b'\n');
-    Some(LogEntry { stream, timestamp, bytes: Bytes::from(bytes), partial })
+    Some(LogEntry {
+        stream,
+        timestamp,
+        bytes: Bytes::from(bytes),
+        partial,
+    })
 }
 
 fn decode_json_slow(line: &[u8]) -> Option<LogEntry> {
@@ -234,7 +258,12 @@ fn decode_json_slow(line: &[u8]) -> Option<LogEntry> {
     };
     let timestamp = time::parse_rfc3339(r.time.as_bytes())?;
     let partial = !r.log.ends_with('\n');
-    Some(LogEntry { stream, timestamp, bytes: Bytes::from(r.log.into_bytes()), partial })
+    Some(LogEntry {
+        stream,
+        timestamp,
+        bytes: Bytes::from(r.log.into_bytes()),
+        partial,
+    })
 }
 
 #[cfg(test)]
@@ -244,7 +273,13 @@ mod tests {
     #[test]
     fn json_file_matches_docker_bytes() {
         let mut out = Vec::new();
-        encode_json_file(StreamKind::Stdout, b"a \"b\" <c>\t\x01", false, 1_700_000_000_123_000_000, &mut out);
+        encode_json_file(
+            StreamKind::Stdout,
+            b"a \"b\" <c>\t\x01",
+            false,
+            1_700_000_000_123_000_000,
+            &mut out,
+        );
         assert_eq!(
             std::str::from_utf8(&out).unwrap(),
             "{\"log\":\"a \\\"b\\\" \\u003cc\\u003e\\t\\u0001\\n\",\"stream\":\"stdout\",\"time\":\"2023-11-14T22:13:20.123Z\"}\n"
@@ -258,7 +293,13 @@ mod tests {
     #[test]
     fn invalid_utf8_becomes_replacement_and_agrees_with_serde() {
         let mut out = Vec::new();
-        encode_json_file(StreamKind::Stderr, b"x\xffy \xe2\x80\xa8 \xf0\x9f\x98\x80", true, 0, &mut out);
+        encode_json_file(
+            StreamKind::Stderr,
+            b"x\xffy \xe2\x80\xa8 \xf0\x9f\x98\x80",
+            true,
+            0,
+            &mut out,
+        );
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(v["log"], "x\u{FFFD}y \u{2028} \u{1F600}");
         let e = decode_json_file(&out[..out.len() - 1]).unwrap();
@@ -276,6 +317,14 @@ mod tests {
         let n = u32::from_le_bytes(out[0..4].try_into().unwrap()) as usize;
         assert_eq!(out.len(), n + 8);
         let e = decode_local_body(&out[4..4 + n]).unwrap();
-        assert_eq!(e, LogEntry { stream: StreamKind::Stderr, timestamp: 42, bytes: Bytes::from_static(b"hello\n"), partial: false });
+        assert_eq!(
+            e,
+            LogEntry {
+                stream: StreamKind::Stderr,
+                timestamp: 42,
+                bytes: Bytes::from_static(b"hello\n"),
+                partial: false
+            }
+        );
     }
 }

@@ -50,7 +50,9 @@ pub enum LogError {
 impl Classify for LogError {
     fn kind(&self) -> ErrorKind {
         match self {
-            Self::Open { source, .. } if source.kind() == std::io::ErrorKind::NotFound => ErrorKind::NotFound,
+            Self::Open { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                ErrorKind::NotFound
+            }
             Self::NoneDriver => ErrorKind::NotImplemented,
             _ => ErrorKind::Internal,
         }
@@ -113,12 +115,21 @@ impl LogStream {
 pub fn read_logs(path: PathBuf, opts: ReadOptions) -> LogStream {
     let (tx, rx) = mpsc::channel(8);
     tokio::task::spawn_blocking(move || {
-        let mut r = Reader { path, opts, tx, batch: Vec::with_capacity(BATCH), stopped: false };
+        let mut r = Reader {
+            path,
+            opts,
+            tx,
+            batch: Vec::with_capacity(BATCH),
+            stopped: false,
+        };
         if let Err(e) = r.run() {
             let _ = r.tx.blocking_send(Err(e));
         }
     });
-    LogStream { rx, batch: VecDeque::new() }
+    LogStream {
+        rx,
+        batch: VecDeque::new(),
+    }
 }
 
 const BATCH: usize = 2048;
@@ -144,7 +155,12 @@ struct Parser {
 
 impl Parser {
     fn new(driver: LogDriver, base: u64) -> Self {
-        Self { driver, buf: Vec::with_capacity(CHUNK + 4096), start: 0, base }
+        Self {
+            driver,
+            buf: Vec::with_capacity(CHUNK + 4096),
+            start: 0,
+            base,
+        }
     }
 
     /// Parses complete records, calling `f`; returns `Err(offset)` on a corrupt local record.
@@ -153,14 +169,16 @@ impl Parser {
         match self.driver {
             LogDriver::Local => {
                 while self.buf.len() - i >= 4 {
-                    let n = u32::from_le_bytes(self.buf[i..i + 4].try_into().expect("4 bytes")) as usize;
-                    if n < 10 || n > (64 << 20) {
+                    let n = u32::from_le_bytes(self.buf[i..i + 4].try_into().expect("4 bytes"))
+                        as usize;
+                    if !(10..=(64 << 20)).contains(&n) {
                         return Err(self.base + i as u64);
                     }
                     if self.buf.len() - i < n + 8 {
                         break;
                     }
-                    let e = decode_local_body(&self.buf[i + 4..i + 4 + n]).ok_or(self.base + i as u64)?;
+                    let e = decode_local_body(&self.buf[i + 4..i + 4 + n])
+                        .ok_or(self.base + i as u64)?;
                     i += n + 8;
                     if !f(e) {
                         break;
@@ -274,9 +292,18 @@ impl Reader {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound && self.opts.follow => {
                     return self.follow(None, 0);
                 }
-                Err(source) => return Err(LogError::Open { path: path.clone(), source }),
+                Err(source) => {
+                    return Err(LogError::Open {
+                        path: path.clone(),
+                        source,
+                    });
+                }
             };
-            file.seek(SeekFrom::Start(start)).map_err(|source| LogError::Read { path: path.clone(), source })?;
+            file.seek(SeekFrom::Start(start))
+                .map_err(|source| LogError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
             let mut parser = Parser::new(self.opts.driver, start);
             self.read_to_end(&mut file, path, &mut parser)?;
             if self.stopped {
@@ -292,16 +319,27 @@ impl Reader {
         Ok(())
     }
 
-    fn read_to_end(&mut self, file: &mut File, path: &Path, parser: &mut Parser) -> Result<(), LogError> {
+    fn read_to_end(
+        &mut self,
+        file: &mut File,
+        path: &Path,
+        parser: &mut Parser,
+    ) -> Result<(), LogError> {
         loop {
-            let n = parser.fill(file).map_err(|source| LogError::Read { path: path.to_path_buf(), source })?;
+            let n = parser.fill(file).map_err(|source| LogError::Read {
+                path: path.to_path_buf(),
+                source,
+            })?;
             let mut cont = true;
             parser
                 .parse(|e| {
                     cont = self.emit(e);
                     cont
                 })
-                .map_err(|offset| LogError::Corrupt { path: path.to_path_buf(), offset })?;
+                .map_err(|offset| LogError::Corrupt {
+                    path: path.to_path_buf(),
+                    offset,
+                })?;
             if !cont || self.stopped || n == 0 {
                 return Ok(());
             }
@@ -310,7 +348,10 @@ impl Reader {
 
     /// Follows the live file. `current` is the open file and its parser positioned at its end.
     fn follow(&mut self, mut current: Option<(File, Parser)>, _depth: u32) -> Result<(), LogError> {
-        let interval = self.opts.poll_interval.unwrap_or(Duration::from_millis(100));
+        let interval = self
+            .opts
+            .poll_interval
+            .unwrap_or(Duration::from_millis(100));
         let path = self.path.clone();
         loop {
             if let Some((file, parser)) = &mut current {
@@ -327,7 +368,10 @@ impl Reader {
             let meta = std::fs::metadata(&path).ok();
             let switched = match (&current, &meta) {
                 (None, Some(_)) => true,
-                (Some((f, _)), Some(m)) => f.metadata().map(|fm| fm.ino() != m.ino() || fm.dev() != m.dev()).unwrap_or(true),
+                (Some((f, _)), Some(m)) => f
+                    .metadata()
+                    .map(|fm| fm.ino() != m.ino() || fm.dev() != m.dev())
+                    .unwrap_or(true),
                 _ => false,
             };
             if switched {
@@ -355,7 +399,12 @@ impl Reader {
                 match File::open(&path) {
                     Ok(f) => current = Some((f, Parser::new(self.opts.driver, 0))),
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(source) => return Err(LogError::Open { path: path.clone(), source }),
+                    Err(source) => {
+                        return Err(LogError::Open {
+                            path: path.clone(),
+                            source,
+                        });
+                    }
                 }
                 continue;
             }
@@ -386,10 +435,24 @@ impl Reader {
             let file = match File::open(path) {
                 Ok(f) => f,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(source) => return Err(LogError::Open { path: path.clone(), source }),
+                Err(source) => {
+                    return Err(LogError::Open {
+                        path: path.clone(),
+                        source,
+                    });
+                }
             };
-            let len = file.metadata().map_err(|source| LogError::Read { path: path.clone(), source })?.len();
-            let read_err = |source| LogError::Read { path: path.clone(), source };
+            let len = file
+                .metadata()
+                .map_err(|source| LogError::Read {
+                    path: path.clone(),
+                    source,
+                })?
+                .len();
+            let read_err = |source| LogError::Read {
+                path: path.clone(),
+                source,
+            };
             if need == 0 {
                 return Ok((idx, len));
             }
@@ -401,7 +464,10 @@ impl Reader {
                         file.read_exact_at(&mut w, pos - 4).map_err(read_err)?;
                         let rec = u32::from_le_bytes(w) as u64 + 8;
                         if rec > pos {
-                            return Err(LogError::Corrupt { path: path.clone(), offset: pos });
+                            return Err(LogError::Corrupt {
+                                path: path.clone(),
+                                offset: pos,
+                            });
                         }
                         pos -= rec;
                         need -= 1;
@@ -457,11 +523,26 @@ mod tests {
 
     fn write_log(dir: &Path, driver: LogDriver, n: usize, max_size: Option<u64>) -> PathBuf {
         let path = dir.join("c.log");
-        let cfg = LogConfig { driver, path: path.clone(), max_size, max_file: 5 };
+        let cfg = LogConfig {
+            driver,
+            path: path.clone(),
+            max_size,
+            max_file: 5,
+        };
         let mut w = LogWriter::open(&cfg).unwrap();
         for i in 0..n {
-            let kind = if i % 3 == 0 { StreamKind::Stderr } else { StreamKind::Stdout };
-            w.write(kind, format!("line {i}").as_bytes(), false, 1_000 + i as i64).unwrap();
+            let kind = if i % 3 == 0 {
+                StreamKind::Stderr
+            } else {
+                StreamKind::Stdout
+            };
+            w.write(
+                kind,
+                format!("line {i}").as_bytes(),
+                false,
+                1_000 + i as i64,
+            )
+            .unwrap();
         }
         path
     }
@@ -481,7 +562,14 @@ mod tests {
             let dir = tempfile::tempdir().unwrap();
             let path = write_log(dir.path(), driver, 100, Some(1000));
             assert!(rotated(&path, 1).exists());
-            let all = collect(path.clone(), ReadOptions { driver, ..Default::default() }).await;
+            let all = collect(
+                path.clone(),
+                ReadOptions {
+                    driver,
+                    ..Default::default()
+                },
+            )
+            .await;
             let kept = all.len();
             assert!(kept > 20 && kept <= 100, "{driver:?} kept {kept}");
             assert_eq!(&all.last().unwrap().bytes[..], b"line 99\n");
@@ -489,11 +577,28 @@ mod tests {
                 assert!(w[0].timestamp < w[1].timestamp);
             }
             for n in [0, 1, 7, kept, kept + 10] {
-                let t = collect(path.clone(), ReadOptions { driver, tail: Some(n), ..Default::default() }).await;
+                let t = collect(
+                    path.clone(),
+                    ReadOptions {
+                        driver,
+                        tail: Some(n),
+                        ..Default::default()
+                    },
+                )
+                .await;
                 assert_eq!(t.len(), n.min(kept), "{driver:?} tail {n}");
                 assert_eq!(t[..], all[kept - n.min(kept)..]);
             }
-            let f = collect(path.clone(), ReadOptions { driver, since: Some(1090), until: Some(1094), ..Default::default() }).await;
+            let f = collect(
+                path.clone(),
+                ReadOptions {
+                    driver,
+                    since: Some(1090),
+                    until: Some(1094),
+                    ..Default::default()
+                },
+            )
+            .await;
             assert_eq!(f.len(), 5);
             assert_eq!(f[0].stream, StreamKind::Stderr); // record 90: every third is stderr
         }
@@ -503,7 +608,12 @@ mod tests {
     async fn follow_sees_appends_and_rotation() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.log");
-        let cfg = LogConfig { driver: LogDriver::JsonFile, path: path.clone(), max_size: Some(300), max_file: 3 };
+        let cfg = LogConfig {
+            driver: LogDriver::JsonFile,
+            path: path.clone(),
+            max_size: Some(300),
+            max_file: 3,
+        };
         let mut w = LogWriter::open(&cfg).unwrap();
         w.write(StreamKind::Stdout, b"first", false, 1).unwrap();
         let stop = CancellationToken::new();
@@ -518,7 +628,13 @@ mod tests {
         );
         assert_eq!(&s.next().await.unwrap().unwrap().bytes[..], b"first\n");
         for i in 0..20 {
-            w.write(StreamKind::Stdout, format!("more {i}").as_bytes(), false, 2 + i).unwrap();
+            w.write(
+                StreamKind::Stdout,
+                format!("more {i}").as_bytes(),
+                false,
+                2 + i,
+            )
+            .unwrap();
             tokio::time::sleep(Duration::from_millis(15)).await;
         }
         stop.cancel();

@@ -4,7 +4,9 @@
 
 /// Nanoseconds since the Unix epoch, now.
 pub fn now_nanos() -> i64 {
-    let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
     d.as_nanos() as i64
 }
 
@@ -94,7 +96,12 @@ fn digits(b: &[u8]) -> Option<u32> {
 /// Parses RFC 3339 (`Z` or `±hh:mm` offset, any fraction length) into nanoseconds since the
 /// epoch.
 pub fn parse_rfc3339(s: &[u8]) -> Option<i64> {
-    if s.len() < 20 || s[4] != b'-' || s[7] != b'-' || (s[10] != b'T' && s[10] != b't') || s[13] != b':' || s[16] != b':'
+    if s.len() < 20
+        || s[4] != b'-'
+        || s[7] != b'-'
+        || (s[10] != b'T' && s[10] != b't')
+        || s[13] != b':'
+        || s[16] != b':'
     {
         return None;
     }
@@ -142,8 +149,14 @@ mod tests {
     #[test]
     fn formats_like_go_rfc3339nano() {
         assert_eq!(rfc3339_nano(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339_nano(1_700_000_000_120_000_000), "2023-11-14T22:13:20.12Z");
-        assert_eq!(rfc3339_nano(1_700_000_000_000_000_001), "2023-11-14T22:13:20.000000001Z");
+        assert_eq!(
+            rfc3339_nano(1_700_000_000_120_000_000),
+            "2023-11-14T22:13:20.12Z"
+        );
+        assert_eq!(
+            rfc3339_nano(1_700_000_000_000_000_001),
+            "2023-11-14T22:13:20.000000001Z"
+        );
     }
 
     #[test]

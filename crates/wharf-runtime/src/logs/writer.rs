@@ -72,7 +72,12 @@ impl LogWriter {
     pub fn open(config: &LogConfig) -> std::io::Result<Self> {
         let file = match config.driver {
             LogDriver::None => None,
-            _ => Some(OpenOptions::new().create(true).append(true).open(&config.path)?),
+            _ => Some(
+                OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&config.path)?,
+            ),
         };
         let size = match &file {
             Some(f) => f.metadata()?.len(),
@@ -91,7 +96,13 @@ impl LogWriter {
 
     /// Writes one record. Errors (disk full) are returned; the caller keeps going, as the
     /// container must not block on its logs.
-    pub fn write(&mut self, stream: StreamKind, line: &[u8], partial: bool, nanos: i64) -> std::io::Result<()> {
+    pub fn write(
+        &mut self,
+        stream: StreamKind,
+        line: &[u8],
+        partial: bool,
+        nanos: i64,
+    ) -> std::io::Result<()> {
         if self.file.is_none() {
             return Ok(());
         }
@@ -126,7 +137,12 @@ impl LogWriter {
             let _ = std::fs::rename(rotated(&self.path, i), rotated(&self.path, i + 1));
         }
         std::fs::rename(&self.path, rotated(&self.path, 1))?;
-        self.file = Some(OpenOptions::new().create(true).append(true).open(&self.path)?);
+        self.file = Some(
+            OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&self.path)?,
+        );
         self.size = 0;
         Ok(())
     }
@@ -150,7 +166,7 @@ pub fn parse_size(s: &str) -> Option<u64> {
         _ => (s, 1),
     };
     let v: f64 = num.trim().parse().ok()?;
-    (v >= 0.0).then(|| (v * mul as f64) as u64)
+    (v >= 0.0).then_some((v * mul as f64) as u64)
 }
 
 #[cfg(test)]
@@ -168,17 +184,33 @@ mod tests {
         s.feed(b"\ntail", |l, p| got.push((l.to_vec(), p)));
         s.finish(|l, p| got.push((l.to_vec(), p)));
         let lens: Vec<(usize, bool)> = got.iter().map(|(l, p)| (l.len(), *p)).collect();
-        assert_eq!(lens, vec![(2, false), (3, false), (MAX_LINE, true), (MAX_LINE, true), (5, false), (4, false)]);
+        assert_eq!(
+            lens,
+            vec![
+                (2, false),
+                (3, false),
+                (MAX_LINE, true),
+                (MAX_LINE, true),
+                (5, false),
+                (4, false)
+            ]
+        );
     }
 
     #[test]
     fn rotates_keeping_max_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c-json.log");
-        let cfg = LogConfig { driver: LogDriver::JsonFile, path: path.clone(), max_size: Some(200), max_file: 3 };
+        let cfg = LogConfig {
+            driver: LogDriver::JsonFile,
+            path: path.clone(),
+            max_size: Some(200),
+            max_file: 3,
+        };
         let mut w = LogWriter::open(&cfg).unwrap();
         for i in 0..20 {
-            w.write(StreamKind::Stdout, format!("line {i}").as_bytes(), false, 0).unwrap();
+            w.write(StreamKind::Stdout, format!("line {i}").as_bytes(), false, 0)
+                .unwrap();
         }
         assert!(path.exists() && rotated(&path, 1).exists() && rotated(&path, 2).exists());
         assert!(!rotated(&path, 3).exists());

@@ -18,15 +18,18 @@ use std::task::{Context, Poll, ready};
 
 use bytes::{Buf, Bytes, BytesMut};
 use futures_util::Stream;
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, ReadBuf};
+use tokio::io::{
+    AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, ReadBuf,
+};
 use tokio::net::UnixStream;
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::oneshot;
 
 use super::error::ShimError;
 use super::protocol::{
-    CONFIG_FILE, EXIT_FILE, ExitStatus, FRAME_CLOSE_STDIN, FRAME_EXIT, FRAME_RESIZE, FRAME_STDERR, FRAME_STDIN,
-    FRAME_STDOUT, MAX_FRAME, Ready, Request, Response, SOCKET_FILE, ShimConfig, ShimState, frame_header, parse_header,
+    CONFIG_FILE, EXIT_FILE, ExitStatus, FRAME_CLOSE_STDIN, FRAME_EXIT, FRAME_RESIZE, FRAME_STDERR,
+    FRAME_STDIN, FRAME_STDOUT, MAX_FRAME, Ready, Request, Response, SOCKET_FILE, ShimConfig,
+    ShimState, frame_header, parse_header,
 };
 use crate::logs::StreamKind;
 
@@ -86,11 +89,19 @@ impl ExecHandle {
 
     /// Resizes the exec's pty.
     pub async fn resize(&self, rows: u16, cols: u16) -> Result<(), ShimError> {
-        self.client.resize_exec(Some(self.exec_id.clone()), rows, cols).await
+        self.client
+            .resize_exec(Some(self.exec_id.clone()), rows, cols)
+            .await
     }
 
     /// Splits into parts so output, stdin and the exit can be driven by different tasks.
-    pub fn into_parts(self) -> (OutputStream, Option<StdinWriter>, oneshot::Receiver<ExitStatus>) {
+    pub fn into_parts(
+        self,
+    ) -> (
+        OutputStream,
+        Option<StdinWriter>,
+        oneshot::Receiver<ExitStatus>,
+    ) {
         (self.output, self.stdin, self.exit)
     }
 }
@@ -99,12 +110,17 @@ impl ExecHandle {
 /// The state dir is created; `config.state_dir` must be short enough for a unix socket path.
 pub async fn spawn(shim_binary: &Path, config: ShimConfig) -> Result<ShimClient, ShimError> {
     let dir = config.state_dir.clone();
-    let prep = |source| ShimError::PrepareStateDir { path: dir.clone(), source };
+    let prep = |source| ShimError::PrepareStateDir {
+        path: dir.clone(),
+        source,
+    };
     tokio::fs::create_dir_all(&dir).await.map_err(prep)?;
     let raw = serde_json::to_vec_pretty(&config).map_err(|e| prep(io::Error::other(e)))?;
     let tmp = dir.join(format!("{CONFIG_FILE}.tmp"));
     tokio::fs::write(&tmp, &raw).await.map_err(prep)?;
-    tokio::fs::rename(&tmp, dir.join(CONFIG_FILE)).await.map_err(prep)?;
+    tokio::fs::rename(&tmp, dir.join(CONFIG_FILE))
+        .await
+        .map_err(prep)?;
     let _ = tokio::fs::remove_file(dir.join(EXIT_FILE)).await;
 
     let mut child = tokio::process::Command::new(shim_binary)
@@ -113,25 +129,47 @@ pub async fn spawn(shim_binary: &Path, config: ShimConfig) -> Result<ShimClient,
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|source| ShimError::Launch { binary: shim_binary.to_path_buf(), source })?;
+        .map_err(|source| ShimError::Launch {
+            binary: shim_binary.to_path_buf(),
+            source,
+        })?;
     let stdout = child.stdout.take().expect("piped");
     let mut stderr = child.stderr.take().expect("piped");
     // The first process exits at once after forking the real shim.
     let _ = child.wait().await;
     let mut line = String::new();
     let _ = BufReader::new(stdout).read_line(&mut line).await;
-    let handshake = |detail: String| ShimError::Handshake { id: config.id.clone(), detail };
+    let handshake = |detail: String| ShimError::Handshake {
+        id: config.id.clone(),
+        detail,
+    };
     if line.trim().is_empty() {
         let mut err = String::new();
         let _ = stderr.read_to_string(&mut err).await;
-        let saved = tokio::fs::read_to_string(dir.join("shim.err")).await.unwrap_or_default();
-        return Err(handshake(format!("no ready line ({}{})", err.trim(), saved.trim())));
+        let saved = tokio::fs::read_to_string(dir.join("shim.err"))
+            .await
+            .unwrap_or_default();
+        return Err(handshake(format!(
+            "no ready line ({}{})",
+            err.trim(),
+            saved.trim()
+        )));
     }
-    let ready: Ready = serde_json::from_str(line.trim()).map_err(|e| handshake(format!("bad ready line {line:?}: {e}")))?;
+    let ready: Ready = serde_json::from_str(line.trim())
+        .map_err(|e| handshake(format!("bad ready line {line:?}: {e}")))?;
     if !ready.ok {
-        return Err(ShimError::Create { id: config.id.clone(), message: ready.error.unwrap_or_default() });
+        return Err(ShimError::Create {
+            id: config.id.clone(),
+            message: ready.error.unwrap_or_default(),
+        });
     }
-    Ok(ShimClient { socket: dir.join(SOCKET_FILE), state_dir: dir, id: config.id, pid: ready.pid, shim_pid: ready.shim_pid })
+    Ok(ShimClient {
+        socket: dir.join(SOCKET_FILE),
+        state_dir: dir,
+        id: config.id,
+        pid: ready.pid,
+        shim_pid: ready.shim_pid,
+    })
 }
 
 impl ShimClient {
@@ -141,9 +179,14 @@ impl ShimClient {
     pub async fn connect(state_dir: &Path) -> Result<ShimClient, ShimError> {
         let raw = tokio::fs::read(state_dir.join(CONFIG_FILE))
             .await
-            .map_err(|source| ShimError::Connect { path: state_dir.join(CONFIG_FILE), source })?;
-        let config: ShimConfig = serde_json::from_slice(&raw)
-            .map_err(|e| ShimError::Protocol { path: state_dir.join(CONFIG_FILE), detail: e.to_string() })?;
+            .map_err(|source| ShimError::Connect {
+                path: state_dir.join(CONFIG_FILE),
+                source,
+            })?;
+        let config: ShimConfig = serde_json::from_slice(&raw).map_err(|e| ShimError::Protocol {
+            path: state_dir.join(CONFIG_FILE),
+            detail: e.to_string(),
+        })?;
         let mut client = ShimClient {
             state_dir: state_dir.to_path_buf(),
             socket: state_dir.join(SOCKET_FILE),
@@ -163,7 +206,10 @@ impl ShimClient {
         match tokio::fs::read(&path).await {
             Ok(raw) => serde_json::from_slice(&raw)
                 .map(Some)
-                .map_err(|e| ShimError::Protocol { path, detail: e.to_string() }),
+                .map_err(|e| ShimError::Protocol {
+                    path,
+                    detail: e.to_string(),
+                }),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(source) => Err(ShimError::ExitFile { path, source }),
         }
@@ -183,12 +229,22 @@ impl ShimClient {
         &self.state_dir
     }
 
-    async fn open(&self, req: &Request) -> Result<(BufReader<OwnedReadHalf>, OwnedWriteHalf, Response), ShimError> {
-        let stream = UnixStream::connect(&self.socket)
-            .await
-            .map_err(|source| ShimError::Connect { path: self.socket.clone(), source })?;
+    async fn open(
+        &self,
+        req: &Request,
+    ) -> Result<(BufReader<OwnedReadHalf>, OwnedWriteHalf, Response), ShimError> {
+        let stream =
+            UnixStream::connect(&self.socket)
+                .await
+                .map_err(|source| ShimError::Connect {
+                    path: self.socket.clone(),
+                    source,
+                })?;
         let (r, mut w) = stream.into_split();
-        let io_err = |source| ShimError::Io { path: self.socket.clone(), source };
+        let io_err = |source| ShimError::Io {
+            path: self.socket.clone(),
+            source,
+        };
         let mut line = serde_json::to_vec(req).map_err(|e| io_err(io::Error::other(e)))?;
         line.push(b'\n');
         w.write_all(&line).await.map_err(io_err)?;
@@ -196,16 +252,29 @@ impl ShimClient {
         let mut answer = String::new();
         r.read_line(&mut answer).await.map_err(io_err)?;
         if answer.is_empty() {
-            return Err(ShimError::Protocol { path: self.socket.clone(), detail: "connection closed without an answer".into() });
+            return Err(ShimError::Protocol {
+                path: self.socket.clone(),
+                detail: "connection closed without an answer".into(),
+            });
         }
-        let resp: Response = serde_json::from_str(answer.trim())
-            .map_err(|e| ShimError::Protocol { path: self.socket.clone(), detail: e.to_string() })?;
+        let resp: Response =
+            serde_json::from_str(answer.trim()).map_err(|e| ShimError::Protocol {
+                path: self.socket.clone(),
+                detail: e.to_string(),
+            })?;
         Ok((r, w, resp))
     }
 
     async fn request(&self, op: &'static str, req: Request) -> Result<Response, ShimError> {
         let (_, _, resp) = self.open(&req).await?;
-        if resp.ok { Ok(resp) } else { Err(ShimError::Rejected { op, message: resp.error.unwrap_or_default() }) }
+        if resp.ok {
+            Ok(resp)
+        } else {
+            Err(ShimError::Rejected {
+                op,
+                message: resp.error.unwrap_or_default(),
+            })
+        }
     }
 
     /// Runs the created container's process. Fails with the runtime's message verbatim.
@@ -214,23 +283,33 @@ impl ShimClient {
         if resp.ok {
             Ok(())
         } else {
-            Err(ShimError::Start { id: self.id.clone(), message: resp.error.unwrap_or_default() })
+            Err(ShimError::Start {
+                id: self.id.clone(),
+                message: resp.error.unwrap_or_default(),
+            })
         }
     }
 
     pub async fn state(&self) -> Result<ShimState, ShimError> {
         let resp = self.request("state", Request::State).await?;
-        resp.state.ok_or_else(|| ShimError::Protocol { path: self.socket.clone(), detail: "state missing".into() })
+        resp.state.ok_or_else(|| ShimError::Protocol {
+            path: self.socket.clone(),
+            detail: "state missing".into(),
+        })
     }
 
     /// Signals the container's init process.
     pub async fn kill(&self, signal: i32) -> Result<(), ShimError> {
-        self.request("kill", Request::Kill { signal, all: false }).await.map(drop)
+        self.request("kill", Request::Kill { signal, all: false })
+            .await
+            .map(drop)
     }
 
     /// Signals every process of the container (`<runtime> kill --all`).
     pub async fn kill_all(&self, signal: i32) -> Result<(), ShimError> {
-        self.request("kill", Request::Kill { signal, all: true }).await.map(drop)
+        self.request("kill", Request::Kill { signal, all: true })
+            .await
+            .map(drop)
     }
 
     /// Waits for the container to exit. Returns at once if `exit.json` exists; works when the
@@ -240,13 +319,19 @@ impl ShimClient {
             return Ok(exit);
         }
         match self.open(&Request::Wait).await {
-            Ok((_, _, resp)) if resp.ok => resp
-                .exit
-                .ok_or_else(|| ShimError::Protocol { path: self.socket.clone(), detail: "exit missing".into() }),
-            Ok((_, _, resp)) => Err(ShimError::Rejected { op: "wait", message: resp.error.unwrap_or_default() }),
+            Ok((_, _, resp)) if resp.ok => resp.exit.ok_or_else(|| ShimError::Protocol {
+                path: self.socket.clone(),
+                detail: "exit missing".into(),
+            }),
+            Ok((_, _, resp)) => Err(ShimError::Rejected {
+                op: "wait",
+                message: resp.error.unwrap_or_default(),
+            }),
             Err(err) => match Self::exit_status_in(&self.state_dir).await? {
                 Some(exit) => Ok(exit),
-                None if matches!(err, ShimError::Connect { .. }) => Err(ShimError::Gone { path: self.state_dir.clone() }),
+                None if matches!(err, ShimError::Connect { .. }) => Err(ShimError::Gone {
+                    path: self.state_dir.clone(),
+                }),
                 None => Err(err),
             },
         }
@@ -257,30 +342,64 @@ impl ShimClient {
         self.resize_exec(None, rows, cols).await
     }
 
-    async fn resize_exec(&self, exec_id: Option<String>, rows: u16, cols: u16) -> Result<(), ShimError> {
-        self.request("resize", Request::Resize { exec_id, rows, cols }).await.map(drop)
+    async fn resize_exec(
+        &self,
+        exec_id: Option<String>,
+        rows: u16,
+        cols: u16,
+    ) -> Result<(), ShimError> {
+        self.request(
+            "resize",
+            Request::Resize {
+                exec_id,
+                rows,
+                cols,
+            },
+        )
+        .await
+        .map(drop)
     }
 
     /// Attaches to the container's stdio. Several clients may attach at once; all get all
     /// output from now on.
     pub async fn attach(&self, opts: AttachOptions) -> Result<AttachStream, ShimError> {
-        let req = Request::Attach { stdin: opts.stdin, stdout: opts.stdout, stderr: opts.stderr };
+        let req = Request::Attach {
+            stdin: opts.stdin,
+            stdout: opts.stdout,
+            stderr: opts.stderr,
+        };
         let (r, w, resp) = self.open(&req).await?;
         if !resp.ok {
-            return Err(ShimError::Rejected { op: "attach", message: resp.error.unwrap_or_default() });
+            return Err(ShimError::Rejected {
+                op: "attach",
+                message: resp.error.unwrap_or_default(),
+            });
         }
         let (output, _) = OutputStream::new(r);
-        Ok(AttachStream { output, stdin: opts.stdin.then(|| StdinWriter::new(w)) })
+        Ok(AttachStream {
+            output,
+            stdin: opts.stdin.then(|| StdinWriter::new(w)),
+        })
     }
 
     /// Runs a process in the running container (`<runtime> exec --detach`).
     pub async fn exec(&self, opts: ExecOptions) -> Result<ExecHandle, ShimError> {
-        let process = serde_json::to_value(&opts.process)
-            .map_err(|e| ShimError::Protocol { path: self.socket.clone(), detail: e.to_string() })?;
-        let req = Request::Exec { exec_id: opts.exec_id.clone(), process, tty: opts.tty, stdin: opts.stdin };
+        let process = serde_json::to_value(&opts.process).map_err(|e| ShimError::Protocol {
+            path: self.socket.clone(),
+            detail: e.to_string(),
+        })?;
+        let req = Request::Exec {
+            exec_id: opts.exec_id.clone(),
+            process,
+            tty: opts.tty,
+            stdin: opts.stdin,
+        };
         let (r, w, resp) = self.open(&req).await?;
         if !resp.ok {
-            return Err(ShimError::Start { id: self.id.clone(), message: resp.error.unwrap_or_default() });
+            return Err(ShimError::Start {
+                id: self.id.clone(),
+                message: resp.error.unwrap_or_default(),
+            });
         }
         let (output, exit) = OutputStream::new(r);
         Ok(ExecHandle {
@@ -311,7 +430,15 @@ pub struct OutputStream {
 impl OutputStream {
     fn new(reader: BufReader<OwnedReadHalf>) -> (Self, oneshot::Receiver<ExitStatus>) {
         let (tx, rx) = oneshot::channel();
-        (Self { reader, buf: BytesMut::with_capacity(16 * 1024), exit: Some(tx), done: false }, rx)
+        (
+            Self {
+                reader,
+                buf: BytesMut::with_capacity(16 * 1024),
+                exit: Some(tx),
+                done: false,
+            },
+            rx,
+        )
     }
 
     /// Collects all output until the stream ends: `(stdout, stderr)`.
@@ -342,16 +469,25 @@ impl Stream for OutputStream {
                 let (kind, len) = parse_header(this.buf[..8].try_into().expect("8 bytes"));
                 if len > MAX_FRAME {
                     this.done = true;
-                    return Poll::Ready(Some(Err(io::Error::new(io::ErrorKind::InvalidData, "frame too large"))));
+                    return Poll::Ready(Some(Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "frame too large",
+                    ))));
                 }
                 if this.buf.len() >= 8 + len {
                     this.buf.advance(8);
                     let payload = this.buf.split_to(len).freeze();
                     match kind {
-                        FRAME_STDOUT => return Poll::Ready(Some(Ok((StreamKind::Stdout, payload)))),
-                        FRAME_STDERR => return Poll::Ready(Some(Ok((StreamKind::Stderr, payload)))),
+                        FRAME_STDOUT => {
+                            return Poll::Ready(Some(Ok((StreamKind::Stdout, payload))));
+                        }
+                        FRAME_STDERR => {
+                            return Poll::Ready(Some(Ok((StreamKind::Stderr, payload))));
+                        }
                         FRAME_EXIT => {
-                            if let (Some(tx), Ok(exit)) = (this.exit.take(), serde_json::from_slice(&payload)) {
+                            if let (Some(tx), Ok(exit)) =
+                                (this.exit.take(), serde_json::from_slice(&payload))
+                            {
                                 let _ = tx.send(exit);
                             }
                             this.done = true;
@@ -387,7 +523,12 @@ pub struct StdinWriter {
 
 impl StdinWriter {
     fn new(inner: OwnedWriteHalf) -> Self {
-        Self { inner, pending: Vec::new(), pos: 0, closed: false }
+        Self {
+            inner,
+            pending: Vec::new(),
+            pos: 0,
+            closed: false,
+        }
     }
 
     fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -404,7 +545,8 @@ impl StdinWriter {
     }
 
     fn queue(&mut self, kind: u8, data: &[u8]) {
-        self.pending.extend_from_slice(&frame_header(kind, data.len()));
+        self.pending
+            .extend_from_slice(&frame_header(kind, data.len()));
         self.pending.extend_from_slice(data);
     }
 
@@ -420,7 +562,11 @@ impl StdinWriter {
 }
 
 impl AsyncWrite for StdinWriter {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         if this.closed {
             return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));

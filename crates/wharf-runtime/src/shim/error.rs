@@ -62,7 +62,11 @@ pub enum ShimError {
     },
     /// The runtime binary failed; `message` is its error text.
     #[error("{runtime} {verb} failed: {message}")]
-    Runtime { runtime: String, verb: &'static str, message: String },
+    Runtime {
+        runtime: String,
+        verb: &'static str,
+        message: String,
+    },
     #[error("parse {runtime} {verb} output")]
     RuntimeOutput {
         runtime: String,
@@ -75,12 +79,16 @@ pub enum ShimError {
 impl Classify for ShimError {
     fn kind(&self) -> ErrorKind {
         match self {
-            Self::Create { message, .. } | Self::Start { message, .. } | Self::Runtime { message, .. }
+            Self::Create { message, .. }
+            | Self::Start { message, .. }
+            | Self::Runtime { message, .. }
                 if is_not_found(message) =>
             {
                 ErrorKind::NotFound
             }
-            Self::Create { message, .. } | Self::Start { message, .. } if message.contains("permission denied") => {
+            Self::Create { message, .. } | Self::Start { message, .. }
+                if message.contains("permission denied") =>
+            {
                 ErrorKind::Forbidden
             }
             Self::Rejected { .. } => ErrorKind::Conflict,
@@ -91,7 +99,9 @@ impl Classify for ShimError {
 }
 
 fn is_not_found(m: &str) -> bool {
-    m.contains("executable file not found") || m.contains("no such file or directory") || m.contains("does not exist")
+    m.contains("executable file not found")
+        || m.contains("no such file or directory")
+        || m.contains("does not exist")
 }
 
 impl ShimError {

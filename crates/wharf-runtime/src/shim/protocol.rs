@@ -183,14 +183,32 @@ pub enum Request {
     State,
     Start,
     /// Signal the init process (`all`: every process, through the runtime's `kill --all`).
-    Kill { signal: i32, #[serde(default)] all: bool },
+    Kill {
+        signal: i32,
+        #[serde(default)]
+        all: bool,
+    },
     /// Answered when the container has exited.
     Wait,
     /// Resize the container's pty, or an exec's when `exec_id` is set.
-    Resize { #[serde(default)] exec_id: Option<String>, rows: u16, cols: u16 },
-    Attach { stdin: bool, stdout: bool, stderr: bool },
+    Resize {
+        #[serde(default)]
+        exec_id: Option<String>,
+        rows: u16,
+        cols: u16,
+    },
+    Attach {
+        stdin: bool,
+        stdout: bool,
+        stderr: bool,
+    },
     /// `process` is an OCI `process` object (`terminal` must equal `tty`).
-    Exec { exec_id: String, process: serde_json::Value, tty: bool, stdin: bool },
+    Exec {
+        exec_id: String,
+        process: serde_json::Value,
+        tty: bool,
+        stdin: bool,
+    },
     /// The daemon recorded the exit: the shim may go once the container is gone.
     Shutdown,
 }
@@ -211,10 +229,17 @@ pub struct Response {
 
 impl Response {
     pub fn ok() -> Self {
-        Self { ok: true, ..Self::default() }
+        Self {
+            ok: true,
+            ..Self::default()
+        }
     }
     pub fn err(msg: impl Into<String>) -> Self {
-        Self { ok: false, error: Some(msg.into()), ..Self::default() }
+        Self {
+            ok: false,
+            error: Some(msg.into()),
+            ..Self::default()
+        }
     }
 }
 
@@ -237,10 +262,22 @@ mod tests {
 
     #[test]
     fn requests_are_tagged_json_lines() {
-        let r = Request::Kill { signal: 9, all: false };
-        assert_eq!(serde_json::to_string(&r).unwrap(), r#"{"op":"kill","signal":9,"all":false}"#);
+        let r = Request::Kill {
+            signal: 9,
+            all: false,
+        };
+        assert_eq!(
+            serde_json::to_string(&r).unwrap(),
+            r#"{"op":"kill","signal":9,"all":false}"#
+        );
         let back: Request = serde_json::from_str(r#"{"op":"kill","signal":15}"#).unwrap();
-        assert_eq!(back, Request::Kill { signal: 15, all: false });
+        assert_eq!(
+            back,
+            Request::Kill {
+                signal: 15,
+                all: false
+            }
+        );
         assert_eq!(parse_header(&frame_header(2, 70000)), (2, 70000));
     }
 }

@@ -7,8 +7,8 @@ use std::process::Stdio;
 use serde::Deserialize;
 use tokio::io::AsyncWriteExt;
 
-pub use super::protocol::RuntimeConfig;
 use super::error::ShimError;
+pub use super::protocol::RuntimeConfig;
 
 /// runc's `state` output.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -43,13 +43,32 @@ fn error_text(stderr: &[u8]) -> String {
 }
 
 impl RuntimeConfig {
-    async fn run(&self, verb: &'static str, args: &[&str], input: Option<Vec<u8>>) -> Result<Vec<u8>, ShimError> {
+    async fn run(
+        &self,
+        verb: &'static str,
+        args: &[&str],
+        input: Option<Vec<u8>>,
+    ) -> Result<Vec<u8>, ShimError> {
         let mut cmd = tokio::process::Command::new(&self.path);
-        cmd.arg("--root").arg(&self.root).arg("--log-format").arg("json").args(&self.args).arg(verb).args(args);
-        cmd.stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let spawn_err = |source| ShimError::RuntimeSpawn { runtime: self.name.clone(), verb, source };
+        cmd.arg("--root")
+            .arg(&self.root)
+            .arg("--log-format")
+            .arg("json")
+            .args(&self.args)
+            .arg(verb)
+            .args(args);
+        cmd.stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+        let spawn_err = |source| ShimError::RuntimeSpawn {
+            runtime: self.name.clone(),
+            verb,
+            source,
+        };
         let mut child = cmd.spawn().map_err(spawn_err)?;
         if let (Some(data), Some(mut stdin)) = (input, child.stdin.take()) {
             stdin.write_all(&data).await.map_err(spawn_err)?;
@@ -60,7 +79,11 @@ impl RuntimeConfig {
             if message.is_empty() {
                 message = format!("exit status {}", out.status);
             }
-            return Err(ShimError::Runtime { runtime: self.name.clone(), verb, message });
+            return Err(ShimError::Runtime {
+                runtime: self.name.clone(),
+                verb,
+                message,
+            });
         }
         Ok(out.stdout)
     }
@@ -74,25 +97,38 @@ impl RuntimeConfig {
     }
 
     /// Applies new cgroup limits (`update --resources -`).
-    pub async fn update(&self, id: &str, resources: &oci_spec::runtime::LinuxResources) -> Result<(), ShimError> {
+    pub async fn update(
+        &self,
+        id: &str,
+        resources: &oci_spec::runtime::LinuxResources,
+    ) -> Result<(), ShimError> {
         let body = serde_json::to_vec(resources).map_err(|source| ShimError::RuntimeOutput {
             runtime: self.name.clone(),
             verb: "update",
             source,
         })?;
-        self.run("update", &["--resources", "-", id], Some(body)).await.map(drop)
+        self.run("update", &["--resources", "-", id], Some(body))
+            .await
+            .map(drop)
     }
 
     /// Pids of the container's processes (`ps --format json`).
     pub async fn ps(&self, id: &str) -> Result<Vec<i32>, ShimError> {
         let out = self.run("ps", &["--format", "json", id], None).await?;
-        serde_json::from_slice(&out).map_err(|source| ShimError::RuntimeOutput { runtime: self.name.clone(), verb: "ps", source })
+        serde_json::from_slice(&out).map_err(|source| ShimError::RuntimeOutput {
+            runtime: self.name.clone(),
+            verb: "ps",
+            source,
+        })
     }
 
     pub async fn state(&self, id: &str) -> Result<RuntimeState, ShimError> {
         let out = self.run("state", &[id], None).await?;
-        serde_json::from_slice(&out)
-            .map_err(|source| ShimError::RuntimeOutput { runtime: self.name.clone(), verb: "state", source })
+        serde_json::from_slice(&out).map_err(|source| ShimError::RuntimeOutput {
+            runtime: self.name.clone(),
+            verb: "state",
+            source,
+        })
     }
 
     /// Removes the runtime's record of the container (cleanup after a lost shim).
