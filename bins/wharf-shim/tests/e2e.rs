@@ -748,7 +748,15 @@ async fn measure_rss_and_latency() {
         .await
         .unwrap();
     let rss = rss_kib(client.shim_pid());
-    println!("MEASURE shim RSS with a running container and one attach: {rss} KiB");
+    let rollup = std::fs::read_to_string(format!("/proc/{}/smaps_rollup", client.shim_pid()))
+        .unwrap_or_default();
+    let pss = rollup
+        .lines()
+        .find_map(|l| l.strip_prefix("Pss:"))
+        .unwrap_or("?")
+        .trim()
+        .to_string();
+    println!("MEASURE shim RSS with a running container and one attach: {rss} KiB (PSS {pss})");
     if std::env::var_os("WHARF_TEST_SMAPS").is_some() {
         let smaps = std::fs::read_to_string(format!("/proc/{}/smaps", client.shim_pid())).unwrap();
         let mut name = String::new();
