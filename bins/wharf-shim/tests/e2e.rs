@@ -578,7 +578,27 @@ async fn exec_cases(runtime: &Path, name: &str, id: &str) {
             .contains("executable file not found in $PATH"),
         "{name}: {err}"
     );
-    client.kill(libc::SIGKILL).await.unwrap();
+    // The direct runtime wrappers: state, ps, pause/resume, update.
+    let rt = &case.config.runtime;
+    let st = rt.state(id).await.unwrap();
+    assert_eq!((st.status.as_str(), st.pid), ("running", client.pid()));
+    assert!(rt.ps(id).await.unwrap().contains(&client.pid()));
+    rt.pause(id).await.unwrap();
+    assert_eq!(rt.state(id).await.unwrap().status, "paused");
+    rt.resume(id).await.unwrap();
+    assert_eq!(rt.state(id).await.unwrap().status, "running");
+    let res: oci_spec::runtime::LinuxResources =
+        serde_json::from_str(r#"{"pids":{"limit":77}}"#).unwrap();
+    rt.update(id, &res).await.unwrap();
+    let pids_max = std::path::Path::new("/sys/fs/cgroup/pids")
+        .join(case.bundle.cgroups_path.trim_start_matches('/'))
+        .join("pids.max");
+    if let Ok(v) = std::fs::read_to_string(pids_max) {
+        assert_eq!(v.trim(), "77", "{name}");
+    }
+    let err = rt.pause("no-such-container").await.unwrap_err();
+    assert!(err.to_string().contains("does not exist"), "{name}: {err}");
+    client.kill_all(libc::SIGKILL).await.unwrap();
     let exit = client.wait().await.unwrap();
     assert_eq!((exit.code, exit.signal), (137, Some(9)));
     client.shutdown().await.unwrap();
