@@ -8,6 +8,7 @@
 
 use std::fs;
 use std::io::{self, Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -145,9 +146,11 @@ pub fn download(
         path: path.clone(),
         source,
     };
+    // 0600, as Docker creates the download (and then copies it with its mode).
     let mut out = fs::OpenOptions::new()
         .write(true)
         .create_new(true)
+        .mode(0o600)
         .open(&path)
         .map_err(werr)?;
     let mut body = resp.into_body().into_reader();
