@@ -22,7 +22,7 @@ use std::io;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::io::AsyncRead;
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use wharf_dockerfile::{
@@ -297,19 +297,21 @@ impl Builder {
         cancel: CancellationToken,
     ) -> Result<BuildResult, BuildError> {
         let tmp = self.inner.tmp();
-        let mut data = Vec::new();
+        // Spool the body to a temp file (contexts can be large), then extract off the runtime.
+        let spool = tempfile::tempfile_in(&tmp).map_err(|source| ContextError::Read { source })?;
+        let mut file = tokio::fs::File::from_std(spool);
         tokio::select! {
-            r = body.read_to_end(&mut data) => {
+            r = tokio::io::copy(&mut body, &mut file) => {
                 r.map_err(|source| ContextError::Read { source })?;
             }
             _ = cancel.cancelled() => return Err(BuildError::Cancelled),
         }
+        let spool = file.into_std().await;
         let name = options.dockerfile.clone();
-        let ctx = tokio::task::spawn_blocking(move || {
-            BuildContext::from_reader(io::Cursor::new(data), &tmp, &name)
-        })
-        .await
-        .map_err(|e| BuildError::step(e.to_string(), ErrorKind::Internal))??;
+        let ctx =
+            tokio::task::spawn_blocking(move || BuildContext::from_spooled(spool, &tmp, &name))
+                .await
+                .map_err(|e| BuildError::step(e.to_string(), ErrorKind::Internal))??;
         self.build_context(ctx, options, events, cancel).await
     }
 

@@ -337,11 +337,15 @@ mod tests {
 
     #[test]
     fn cache_from_follows_history() {
-        let mut target = ImageConfig::default();
-        target.history = vec![h("base", false), h("ENV", true), h("COPY", false)];
+        let mut target = ImageConfig {
+            history: vec![h("base", false), h("ENV", true), h("COPY", false)],
+            ..ImageConfig::default()
+        };
         target.rootfs.diff_ids = vec![d('1'), d('2')];
-        let mut parent = ImageConfig::default();
-        parent.history = vec![h("base", false)];
+        let mut parent = ImageConfig {
+            history: vec![h("base", false)],
+            ..ImageConfig::default()
+        };
         parent.rootfs.diff_ids = vec![d('1')];
         let img = BaseImage {
             id: d('f'),

@@ -99,6 +99,15 @@ impl BuildContext {
         let mut body = body;
         io::copy(&mut body, &mut spool).map_err(read_err)?;
         spool.flush().map_err(read_err)?;
+        Self::from_spooled(spool, tmp, dockerfile)
+    }
+
+    /// Like [`BuildContext::from_reader`] for a body already in a file (read from its start).
+    pub fn from_spooled(
+        mut spool: File,
+        tmp: &Path,
+        dockerfile: &str,
+    ) -> Result<Self, ContextError> {
         use std::io::Seek;
         spool.rewind().map_err(read_err)?;
         let mut plain = archive::decompressed(spool, Path::new("build context"), tmp)

@@ -103,7 +103,7 @@ fn go_duration(ns: i64) -> String {
         trim_frac(u as f64 / 1e6, "ms")
     } else {
         let total = u as f64 / 1e9;
-        let h = (u / 3_600_000_000_000) as u64;
+        let h = u / 3_600_000_000_000;
         let m = (u / 60_000_000_000) % 60;
         let secs = total - (h * 3600 + m * 60) as f64;
         let sec = trim_frac(secs, "s");
@@ -851,10 +851,9 @@ impl<'a> Stage<'a> {
             let rw = layers
                 .prepare_rw(top.as_deref())
                 .map_err(|e| BuildError::from_err(&e))?;
-            let full = fsutil::resolve_in_scope(rw.root(), &wd)
+            fsutil::resolve_in_scope(rw.root(), &wd)
                 .and_then(|p| fsutil::mkdir_all(&p, None))
                 .map_err(|e| BuildError::step(format!("mkdir {wd}: {e}"), ErrorKind::Internal))?;
-            let _ = full;
             rw.finish(&parents).map_err(|e| BuildError::from_err(&e))
         })
         .await?;
@@ -883,7 +882,7 @@ struct CopySpec {
 
 impl Stage<'_> {
     /// The image a `--from` / `from=` names: an earlier stage's result or an image.
-    async fn from_image(&self, from: &str) -> Result<Option<BaseImage>, BuildError> {
+    async fn image_for_from(&self, from: &str) -> Result<Option<BaseImage>, BuildError> {
         let run = self.run;
         let lower = from.to_lowercase();
         let stage = run
@@ -938,7 +937,7 @@ impl Stage<'_> {
         // Sources from another stage or image.
         let view: Option<Arc<View>> = match &spec.from {
             Some(f) => {
-                let img = self.from_image(f).await?;
+                let img = self.image_for_from(f).await?;
                 default_owner = None;
                 let layers = self.run.inner.layers.clone();
                 let top = img
@@ -1126,10 +1125,10 @@ fn collect_memo(
             .map(|s| memo.get(&(id.clone(), s.clone())).cloned())
             .collect();
         drop(memo);
-        if hits.is_some() {
+        if let Some(hits) = hits {
             // Hashes known: still resolve paths (cheap), reuse the hashes.
             let mut out = copy::collect_unhashed(root, sources, parents)?;
-            for (o, h) in out.iter_mut().zip(hits.expect("some")) {
+            for (o, h) in out.iter_mut().zip(hits) {
                 o.hash = h;
             }
             return Ok(out);
@@ -1390,7 +1389,7 @@ impl Stage<'_> {
                 let src = m.source.clone().unwrap_or_else(|| "/".into());
                 let (root, hash, view): (PathBuf, String, Option<View>) = match &m.from {
                     Some(f) => {
-                        let img = self.from_image(f).await?;
+                        let img = self.image_for_from(f).await?;
                         let layers = run.inner.layers.clone();
                         let top = img
                             .as_ref()

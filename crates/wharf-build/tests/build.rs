@@ -16,10 +16,15 @@ async fn legacy_output_history_and_config() {
     let env = Env::new();
     let df = "FROM busybox\nARG A=default\nENV E=1\nCOPY f.txt /f.txt\nRUN echo \"arg is $A\" && cat /f.txt\nCMD [\"cat\", \"/f.txt\"]\nEXPOSE 80 53/udp\n";
     let mut o = opts();
-    o.build_args = BTreeMap::from([("A".into(), Some("1".into())), ("NOPE".into(), Some("x".into()))]);
+    o.build_args = BTreeMap::from([
+        ("A".into(), Some("1".into())),
+        ("NOPE".into(), Some("x".into())),
+    ]);
     o.labels = BTreeMap::from([("l".into(), "1".into())]);
     o.tags = vec![Reference::parse_normalized("spy/built:v1").unwrap()];
-    let out = env.build(&[("Dockerfile", df), ("f.txt", "hello\n")], o).await;
+    let out = env
+        .build(&[("Dockerfile", df), ("f.txt", "hello\n")], o)
+        .await;
     let id = out.ok();
     let text = out.text();
     let expected_start = "Step 1/8 : FROM busybox\n ---> ";
@@ -38,7 +43,13 @@ async fn legacy_output_history_and_config() {
         assert!(text.contains(needle), "missing {needle:?} in\n{text}");
     }
     // COPY prints no "Running in".
-    let copy_part = text.split("Step 4/8").nth(1).unwrap().split("Step 5/8").next().unwrap();
+    let copy_part = text
+        .split("Step 4/8")
+        .nth(1)
+        .unwrap()
+        .split("Step 5/8")
+        .next()
+        .unwrap();
     assert!(!copy_part.contains("Running in"), "{copy_part}");
     // The aux ID of the stage comes before "Successfully built".
     let aux = out
@@ -68,10 +79,17 @@ async fn legacy_output_history_and_config() {
         .collect();
     assert_eq!(h[2], ("/bin/sh -c #(nop)  ARG A=default".into(), true));
     assert_eq!(h[3], ("/bin/sh -c #(nop)  ENV E=1".into(), true));
-    assert!(h[4].0.starts_with("/bin/sh -c #(nop) COPY file:") && h[4].0.ends_with(" in /f.txt "), "{}", h[4].0);
+    assert!(
+        h[4].0.starts_with("/bin/sh -c #(nop) COPY file:") && h[4].0.ends_with(" in /f.txt "),
+        "{}",
+        h[4].0
+    );
     assert!(!h[4].1);
     assert_eq!(h[5].0, "|1 A=1 /bin/sh -c echo \"arg is $A\" && cat /f.txt");
-    assert_eq!(h[6], ("/bin/sh -c #(nop)  CMD [\"cat\" \"/f.txt\"]".into(), true));
+    assert_eq!(
+        h[6],
+        ("/bin/sh -c #(nop)  CMD [\"cat\" \"/f.txt\"]".into(), true)
+    );
     assert_eq!(h[7], ("/bin/sh -c #(nop)  EXPOSE 53/udp 80".into(), true));
     assert_eq!(h[8], ("/bin/sh -c #(nop)  LABEL l=1".into(), true));
     // busybox layer + COPY; the RUN changed nothing → no layer.
@@ -89,7 +107,10 @@ async fn failing_run_reports_code() {
     require_root!();
     let env = Env::new();
     let out = env
-        .build(&[("Dockerfile", "FROM busybox\nRUN echo before; exit 3\n")], opts())
+        .build(
+            &[("Dockerfile", "FROM busybox\nRUN echo before; exit 3\n")],
+            opts(),
+        )
         .await;
     let err = out.result.as_ref().unwrap_err();
     assert_eq!(
@@ -104,7 +125,10 @@ async fn failing_run_reports_code() {
     assert!(out.text().contains("before\n"));
     // Nothing cached for the failed step: the rebuild runs it again.
     let again = env
-        .build(&[("Dockerfile", "FROM busybox\nRUN echo before; exit 3\n")], opts())
+        .build(
+            &[("Dockerfile", "FROM busybox\nRUN echo before; exit 3\n")],
+            opts(),
+        )
         .await;
     assert!(again.text().contains("before\n"));
     env.assert_clean();
@@ -116,7 +140,10 @@ async fn cache_hits_and_partial_invalidation() {
     let env = Env::new();
     let df = "FROM busybox\nCOPY a.txt /a.txt\nRUN cat /a.txt > /a.copy\nCOPY b.txt /b.txt\nRUN cat /b.txt > /b.copy\n";
     let first = env
-        .build(&[("Dockerfile", df), ("a.txt", "A"), ("b.txt", "B")], opts())
+        .build(
+            &[("Dockerfile", df), ("a.txt", "A"), ("b.txt", "B")],
+            opts(),
+        )
         .await;
     let id1 = first.ok();
     assert_eq!(first.cache_hits(), 0);
@@ -124,7 +151,10 @@ async fn cache_hits_and_partial_invalidation() {
     // Same context: every step from the cache, same image, nothing run or committed.
     let runs = env.runner.runs.lock().unwrap().len();
     let second = env
-        .build(&[("Dockerfile", df), ("a.txt", "A"), ("b.txt", "B")], opts())
+        .build(
+            &[("Dockerfile", df), ("a.txt", "A"), ("b.txt", "B")],
+            opts(),
+        )
         .await;
     assert_eq!(second.ok(), id1);
     assert_eq!(second.cache_hits(), 4);
@@ -133,7 +163,10 @@ async fn cache_hits_and_partial_invalidation() {
     // mtime is not part of the hash: a fresh tar with other mtimes hits too (context_tar is
     // deterministic, so change a late file instead): only the steps from COPY b.txt rebuild.
     let third = env
-        .build(&[("Dockerfile", df), ("a.txt", "A"), ("b.txt", "B2")], opts())
+        .build(
+            &[("Dockerfile", df), ("a.txt", "A"), ("b.txt", "B2")],
+            opts(),
+        )
         .await;
     let id3 = third.ok();
     assert_ne!(id3, id1);
@@ -244,7 +277,11 @@ COPY --from=a /bin/busybox /bin/busybox
     let id = out.ok();
     let took = t.elapsed();
     // Two 1 s stages in parallel, the broken one never built.
-    assert!(took < Duration::from_millis(1900), "took {took:?}\n{}", out.text());
+    assert!(
+        took < Duration::from_millis(1900),
+        "took {took:?}\n{}",
+        out.text()
+    );
     assert!(!out.text().contains("exit 1"), "{}", out.text());
     assert_eq!(env.read(&id, "/out/a").as_deref(), Some("A\n"));
     assert_eq!(env.read(&id, "/out/b").as_deref(), Some("B\n"));
@@ -255,7 +292,10 @@ COPY --from=a /bin/busybox /bin/busybox
     let pc = text.find("COPY --from=a /a").unwrap();
     assert!(pa < pb && pb < pc, "{text}");
     // Steps counted over the built stages only: 2 + 2 + 4.
-    assert!(text.contains("Step 8/8 : COPY --from=a /bin/busybox"), "{text}");
+    assert!(
+        text.contains("Step 8/8 : COPY --from=a /bin/busybox"),
+        "{text}"
+    );
     // One aux ID per built stage.
     let aux = out
         .events
@@ -286,7 +326,13 @@ async fn onbuild_triggers_run_in_the_child() {
         vec!["RUN echo triggered > /t", "COPY x.txt /x.txt"]
     );
     let child = env
-        .build(&[("Dockerfile", "FROM onbase\nRUN cat /t /x.txt\n"), ("x.txt", "X\n")], opts())
+        .build(
+            &[
+                ("Dockerfile", "FROM onbase\nRUN cat /t /x.txt\n"),
+                ("x.txt", "X\n"),
+            ],
+            opts(),
+        )
         .await;
     let id = child.ok();
     let text = child.text();
@@ -329,14 +375,25 @@ RUN echo shell > /h4
     let out = env.build(&[("Dockerfile", df)], opts()).await;
     let id = out.ok();
     assert_eq!(env.read(&id, "/h1").as_deref(), Some("one\ntwo\n"));
-    assert!(env.read(&id, "/h2").unwrap().starts_with("script /dev/pipes/EOF"));
+    assert!(
+        env.read(&id, "/h2")
+            .unwrap()
+            .starts_with("script /dev/pipes/EOF")
+    );
     assert_eq!(env.read(&id, "/h3").as_deref(), Some("inline\n"));
     assert_eq!(env.read(&id, "/etc/motd").as_deref(), Some("hello \n"));
     assert_eq!(env.read(&id, "/h4").as_deref(), Some("shell\n"));
     // The heredoc script's mount point left no trace.
     assert_eq!(env.stat(&id, "/dev/pipes"), None);
     let img = env.image(&id);
-    let last = img.config.history.last().unwrap().created_by.clone().unwrap();
+    let last = img
+        .config
+        .history
+        .last()
+        .unwrap()
+        .created_by
+        .clone()
+        .unwrap();
     assert_eq!(last, "/bin/sh -c -e echo shell > /h4");
     env.assert_clean();
 }
@@ -411,7 +468,13 @@ async fn pull_and_unknown_images() {
     o.pull = true;
     let out = env.build(&[("Dockerfile", "FROM busybox\n")], o).await;
     out.ok();
-    assert!(out.text().is_empty() || out.events.iter().any(|e| matches!(e, BuildEvent::Progress(_))));
+    assert!(
+        out.text().is_empty()
+            || out
+                .events
+                .iter()
+                .any(|e| matches!(e, BuildEvent::Progress(_)))
+    );
     assert_eq!(
         env.images.resolves.lock().unwrap().last().unwrap().1,
         wharf_build::PullPolicy::Always
@@ -422,8 +485,15 @@ async fn pull_and_unknown_images() {
         "pull access denied for nosuch, repository does not exist or may require 'docker login'"
     );
     let out = env.build(&[("Dockerfile", "FROM scratch\n")], opts()).await;
-    assert_eq!(out.err(), "No image was generated. Is your Dockerfile empty?");
-    assert!(out.text().starts_with("Step 1/1 : FROM scratch\n ---> \n"), "{}", out.text());
+    assert_eq!(
+        out.err(),
+        "No image was generated. Is your Dockerfile empty?"
+    );
+    assert!(
+        out.text().starts_with("Step 1/1 : FROM scratch\n ---> \n"),
+        "{}",
+        out.text()
+    );
 }
 
 #[tokio::test]
@@ -464,11 +534,20 @@ MAINTAINER me
         .iter()
         .map(|h| h.created_by.clone().unwrap())
         .collect();
-    assert!(by.contains(&"/bin/sh -c #(nop) WORKDIR /app".to_string()), "{by:?}");
+    assert!(
+        by.contains(&"/bin/sh -c #(nop) WORKDIR /app".to_string()),
+        "{by:?}"
+    );
     assert!(by.contains(&"/bin/sh -c #(nop)  HEALTHCHECK &{Test:[CMD-SHELL true] Interval:30s Timeout:0s StartPeriod:0s StartInterval:0s Retries:0}".to_string()), "{by:?}");
-    assert!(by.contains(&"/bin/sh -c #(nop)  VOLUME [/data]".to_string()), "{by:?}");
+    assert!(
+        by.contains(&"/bin/sh -c #(nop)  VOLUME [/data]".to_string()),
+        "{by:?}"
+    );
     let out = env
-        .build(&[("Dockerfile", "FROM busybox\nSTOPSIGNAL SIGNOPE\n")], opts())
+        .build(
+            &[("Dockerfile", "FROM busybox\nSTOPSIGNAL SIGNOPE\n")],
+            opts(),
+        )
         .await;
     assert_eq!(out.err(), "Invalid signal: SIGNOPE");
     env.assert_clean();

@@ -18,8 +18,8 @@ use tokio_util::sync::CancellationToken;
 use wharf_build::mountpoints::MountPoints;
 use wharf_build::{
     BaseImage, BuildEvent, BuildOptions, BuildResult, Builder, BuilderDeps, CacheStore,
-    ContainerRunner, ImageCommitter, ImageSource, MountSource, NetworkMode, NewImage,
-    OutputSink, OutputStream, ProgressFn, PullPolicy, RunSpec,
+    ContainerRunner, ImageCommitter, ImageSource, MountSource, NetworkMode, NewImage, OutputSink,
+    OutputStream, ProgressFn, PullPolicy, RunSpec,
 };
 use wharf_image::ContentStore;
 use wharf_image::layer::{UnpackOptions, unpack};
@@ -157,11 +157,16 @@ fn resolve_user(root: &Path, user: &str) -> Result<(u32, u32), EngineError> {
     if user.is_empty() {
         return Ok((0, 0));
     }
-    let (u, g) = user.split_once(':').map_or((user, None), |(u, g)| (u, Some(g)));
+    let (u, g) = user
+        .split_once(':')
+        .map_or((user, None), |(u, g)| (u, Some(g)));
     let (uid, mut gid) = match u.parse::<u32>() {
         Ok(n) => (n, lookup_id(root, "passwd", u).map(|x| x.1).unwrap_or(0)),
-        Err(_) => lookup_id(root, "passwd", u)
-            .ok_or_else(|| EngineError::invalid(format!("unable to find user {u}: no matching entries in passwd file")))?,
+        Err(_) => lookup_id(root, "passwd", u).ok_or_else(|| {
+            EngineError::invalid(format!(
+                "unable to find user {u}: no matching entries in passwd file"
+            ))
+        })?,
     };
     if let Some(g) = g {
         gid = match g.parse::<u32>() {
@@ -171,7 +176,9 @@ fn resolve_user(root: &Path, user: &str) -> Result<(u32, u32), EngineError> {
                 .and_then(|t| {
                     t.lines().find_map(|l| {
                         let f: Vec<&str> = l.split(':').collect();
-                        (f.len() >= 3 && f[0] == g).then(|| f[2].parse().ok()).flatten()
+                        (f.len() >= 3 && f[0] == g)
+                            .then(|| f[2].parse().ok())
+                            .flatten()
                     })
                 })
                 .ok_or_else(|| EngineError::invalid(format!("unable to find group {g}")))?,
@@ -415,7 +422,12 @@ pub fn busybox_layer() -> Vec<u8> {
     ] {
         dir(&mut b, d, m);
     }
-    file(&mut b, "bin/busybox", 0o755, &fs::read("/bin/busybox").unwrap());
+    file(
+        &mut b,
+        "bin/busybox",
+        0o755,
+        &fs::read("/bin/busybox").unwrap(),
+    );
     for applet in [
         "sh", "echo", "cat", "ls", "mkdir", "touch", "sleep", "env", "id", "rm", "true", "false",
         "printf", "test", "wc", "stat", "chmod", "cp", "sed", "grep", "head", "tr", "seq", "ln",
@@ -460,7 +472,8 @@ impl Env {
             .prefix("wharf-test-build-")
             .tempdir()
             .unwrap();
-        let snapshotter = Arc::new(OverlaySnapshotter::open(&dir.path().join("snapshots")).unwrap());
+        let snapshotter =
+            Arc::new(OverlaySnapshotter::open(&dir.path().join("snapshots")).unwrap());
         let content = ContentStore::open(&dir.path().join("content")).unwrap();
         let images = Arc::new(Images::default());
         let runner = Arc::new(ChrootRunner::new());
@@ -546,7 +559,10 @@ impl Env {
             history: vec![
                 History {
                     created: Some("2024-01-01T00:00:00Z".into()),
-                    created_by: Some(format!("/bin/sh -c #(nop) ADD file:{} in / ", diff_id.hex())),
+                    created_by: Some(format!(
+                        "/bin/sh -c #(nop) ADD file:{} in / ",
+                        diff_id.hex()
+                    )),
                     ..History::default()
                 },
                 History {
@@ -562,9 +578,19 @@ impl Env {
         let id = sha256(&json);
         self.images.by_id.lock().unwrap().insert(
             id.clone(),
-            (BaseImage { id: id.clone(), config }, None),
+            (
+                BaseImage {
+                    id: id.clone(),
+                    config,
+                },
+                None,
+            ),
         );
-        self.images.tags.lock().unwrap().insert("busybox".into(), id);
+        self.images
+            .tags
+            .lock()
+            .unwrap()
+            .insert("busybox".into(), id);
     }
 
     pub fn tmp(&self) -> PathBuf {
@@ -572,11 +598,7 @@ impl Env {
     }
 
     /// Builds a context tar from files (`name`, content); names ending in `/` are dirs.
-    pub async fn build(
-        &self,
-        files: &[(&str, &str)],
-        opts: BuildOptions,
-    ) -> Outcome {
+    pub async fn build(&self, files: &[(&str, &str)], opts: BuildOptions) -> Outcome {
         self.build_tar(context_tar(files), opts, CancellationToken::new())
             .await
     }
@@ -588,15 +610,15 @@ impl Env {
         cancel: CancellationToken,
     ) -> Outcome {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let res = self
-            .builder
-            .build(&tar[..], opts, tx, cancel)
-            .await;
+        let res = self.builder.build(&tar[..], opts, tx, cancel).await;
         let mut events = Vec::new();
         while let Ok(e) = rx.try_recv() {
             events.push(e);
         }
-        Outcome { result: res, events }
+        Outcome {
+            result: res,
+            events,
+        }
     }
 
     pub fn image(&self, id: &Digest) -> BaseImage {
@@ -623,7 +645,9 @@ impl Env {
     }
 
     pub fn read(&self, id: &Digest, path: &str) -> Option<String> {
-        self.with_fs(id, |root| fs::read_to_string(root.join(path.trim_start_matches('/'))).ok())
+        self.with_fs(id, |root| {
+            fs::read_to_string(root.join(path.trim_start_matches('/'))).ok()
+        })
     }
 
     /// (mode & 0o7777, uid, gid, is_dir) of a path in an image.
