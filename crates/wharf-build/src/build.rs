@@ -585,6 +585,17 @@ impl BuildRun {
 
     /// Waits for stage `s` to finish; `DependencyFailed` when it failed.
     pub(crate) async fn stage_result(&self, s: usize) -> Result<StageOut, BuildError> {
+        if !self.first_step.contains_key(&s) {
+            // Only reachable through an ONBUILD trigger of an image naming a stage of this
+            // Dockerfile that the target does not need.
+            return Err(BuildError::step(
+                format!(
+                    "stage {} is not built for this target",
+                    self.df.stages[s].display_name()
+                ),
+                ErrorKind::InvalidArgument,
+            ));
+        }
         let mut rx = self.results[s].subscribe();
         let v = rx
             .wait_for(|v| v.is_some())

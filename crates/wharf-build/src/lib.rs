@@ -22,6 +22,13 @@
 //! [`Builder::prune`]). Layers go to the given content store and snapshotter.
 //!
 //! Needs root (mounts) for every step that touches the filesystem.
+//!
+//! Beyond the legacy builder (which refuses them) and accepted here: `RUN --mount`
+//! (bind, cache, tmpfs, secret), `RUN --network`, `--security=insecure` when allowed, heredocs,
+//! `COPY --chmod/--exclude/--parents`, `ADD --checksum`, parallel stages, `--target` pruning.
+//! Not supported: `RUN --mount=type=ssh`, `--device`, ADD of git URLs; `COPY --link` copies as
+//! a plain COPY; cache mounts ignore `from=` and treat `sharing=private` like `locked`;
+//! COPY does not carry xattrs or hard links (hard-linked files are copied separately).
 
 pub mod archive;
 pub mod backend;

@@ -558,3 +558,67 @@ async fn options_default_is_docker_default() {
     let o = BuildOptions::default();
     assert!(o.remove && !o.force_remove && !o.no_cache);
 }
+
+#[tokio::test]
+async fn build_args_in_from_and_platform() {
+    require_root!();
+    let env = Env::new();
+    let df = "ARG BASE=nosuch\nFROM --platform=linux/arm64 $BASE AS x\nRUN true\n";
+    let mut o = opts();
+    o.build_args = BTreeMap::from([("BASE".into(), Some("busybox".into()))]);
+    let out = env.build(&[("Dockerfile", df)], o).await;
+    let id = out.ok();
+    assert!(
+        out.text().starts_with(
+            "Step 1/3 : ARG BASE=nosuch\nStep 2/3 : FROM --platform=linux/arm64 $BASE AS x\n"
+        ),
+        "{}",
+        out.text()
+    );
+    assert!(!out.text().contains("not consumed"));
+    assert_eq!(env.images.resolves.lock().unwrap()[0].0, "busybox");
+    assert!(env.image(&id).config.history.len() > 2);
+    // A scratch stage takes its os/architecture from the platform.
+    let mut o = opts();
+    o.platform = Some(wharf_types::Platform::parse("linux/arm64").unwrap());
+    let out = env
+        .build(
+            &[("Dockerfile", "FROM scratch\nCOPY f /f\n"), ("f", "x")],
+            o,
+        )
+        .await;
+    let img = env.image(&out.ok());
+    assert_eq!(img.config.architecture, "arm64");
+    assert_eq!(img.config.rootfs.diff_ids.len(), 1);
+    env.assert_clean();
+}
+
+#[tokio::test]
+async fn bare_dockerfile_body_and_compressed_context() {
+    require_root!();
+    let env = Env::new();
+    let out = env
+        .build_tar(
+            b"FROM busybox\nRUN echo bare > /b\n".to_vec(),
+            opts(),
+            CancellationToken::new(),
+        )
+        .await;
+    assert_eq!(env.read(&out.ok(), "/b").as_deref(), Some("bare\n"));
+    let tar = context_tar(&[("Dockerfile", "FROM busybox\nCOPY a /a\n"), ("a", "A")]);
+    let out = env
+        .build_tar(common::gzip(&tar), opts(), CancellationToken::new())
+        .await;
+    assert_eq!(env.read(&out.ok(), "/a").as_deref(), Some("A"));
+    let out = env
+        .build_tar(
+            context_tar(&[("Dockerfile", "FROM busybox\nFORM x\n")]),
+            opts(),
+            CancellationToken::new(),
+        )
+        .await;
+    assert_eq!(
+        out.err(),
+        "dockerfile parse error on line 2: unknown instruction: FORM (did you mean FROM?)"
+    );
+}
