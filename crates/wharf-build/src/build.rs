@@ -9,7 +9,7 @@
 //!    numbered over the stages that will be built (`Step N/M`);
 //! 3. `--cache-from` images are resolved (local only);
 //! 4. every needed stage runs in its own task once its base stage and the stages it copies or
-//!    mounts from are done ([`crate::stage`]); events of a stage are held back until the stages
+//!    mounts from are done (`stage`); events of a stage are held back until the stages
 //!    before it have finished, so the output reads as a sequential build;
 //! 5. unused build args are warned about, the result is tagged.
 //!

@@ -1,6 +1,6 @@
-//! Snapshots during a build: a step's writable root ([`Rw`]: prepare on the parent's top
+//! Snapshots during a build: a step's writable root (`Rw`: prepare on the parent's top
 //! snapshot, mount, change, unmount, diff into a layer, commit under the chain ID) and
-//! read-only views of other images ([`View`], for `COPY --from` and `RUN --mount=from=`).
+//! read-only views of other images (`View`, for `COPY --from` and `RUN --mount=from=`).
 //!
 //! Guards clean up on drop: a mount is unmounted, an active snapshot that was not committed is
 //! removed (a failed or cancelled step leaves nothing behind).

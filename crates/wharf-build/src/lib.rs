@@ -8,9 +8,9 @@
 //!   comments are the spec.
 //! - [`mod@build`]: [`Builder`], [`BuildOptions`], [`BuildResult`], [`BuildError`]; the stage
 //!   DAG, parallel stages with ordered output, unused build-arg warnings, tagging.
-//! - [`stage`] (private): one stage, every instruction's semantics, cache probing, image commits.
+//! - `stage` (private): one stage, every instruction's semantics, cache probing, image commits.
 //! - [`context`]: the build context (tar body → temp dir, Dockerfile, `.dockerignore`).
-//! - [`copy`] (private): COPY/ADD source resolution, destination rules, ownership;
+//! - `copy` (private): COPY/ADD source resolution, destination rules, ownership;
 //!   [`fetch`]: ADD of URLs; [`archive`]: compression detection and safe extraction.
 //! - [`cache`]: cache keys, `--cache-from`, and two [`CacheStore`]s (memory, JSON file).
 //! - [`event`]: [`BuildEvent`] and the renderer to Docker's `/build` JSON stream.
