@@ -133,12 +133,15 @@ impl ImageCommitter for Images {
 /// mounts and /proc, chrooted into the mounted rootfs, as the step's user.
 pub struct ChrootRunner {
     pub runs: Mutex<Vec<RunSpec>>,
+    /// (command, start, end) of every finished process.
+    pub spans: Mutex<Vec<(String, std::time::Instant, std::time::Instant)>>,
 }
 
 impl ChrootRunner {
     pub fn new() -> Self {
         Self {
             runs: Mutex::new(Vec::new()),
+            spans: Mutex::new(Vec::new()),
         }
     }
 }
@@ -228,6 +231,8 @@ impl ContainerRunner for ChrootRunner {
         cancel: CancellationToken,
     ) -> Result<i32, EngineError> {
         self.runs.lock().unwrap().push(spec.clone());
+        let started = std::time::Instant::now();
+        let label = spec.args.join(" ");
         let mp = MountPoints::new(&spec.rootfs);
         let (uid, gid) = resolve_user(&spec.rootfs, &spec.user)?;
         let prog = find_program(&mp, &spec.args[0], &spec.env)?;
@@ -371,6 +376,10 @@ impl ContainerRunner for ChrootRunner {
         };
         let _ = a.await;
         let _ = b.await;
+        self.spans
+            .lock()
+            .unwrap()
+            .push((label, started, std::time::Instant::now()));
         use std::os::unix::process::ExitStatusExt;
         Ok(status
             .code()
