@@ -143,13 +143,16 @@ impl Handle {
     }
 }
 
+/// Finds a runtime by name (`wharf`, `runc`, daemon.json `runtimes`).
+pub type RuntimeLookup = Arc<dyn Fn(&str) -> Option<wharf_runtime::shim::protocol::RuntimeConfig> + Send + Sync>;
+
 /// Everything a supervisor needs, shared.
 pub struct Ctx {
     pub db: Arc<wharf_store::Db>,
     pub events: Arc<EventBus>,
     pub images: Arc<dyn ImageProvider>,
     pub paths: Paths,
-    pub runtimes: Arc<dyn Fn(&str) -> Option<wharf_runtime::shim::protocol::RuntimeConfig> + Send + Sync>,
+    pub runtimes: RuntimeLookup,
     pub default_runtime: String,
     pub log_driver: String,
     pub log_opts: std::collections::BTreeMap<String, String>,

@@ -122,10 +122,7 @@ async fn start_inner(ctx: &Ctx, r: &ContainerRecord, peer: &super::spec::PeerNs)
 /// Docker's wording for start failures; the CLI maps the substrings to exit codes 126/127.
 fn start_error(e: shim::ShimError) -> EngineError {
     let msg = e.to_string();
-    let kind = match e.kind_for_start() {
-        ErrorKind::Internal => ErrorKind::Internal,
-        k => k,
-    };
+    let kind = e.kind_for_start();
     EngineError::new(
         kind,
         format!(
@@ -226,10 +223,11 @@ async fn write_etc_files(r: &ContainerRecord, dir: &Path) -> Result<(), EngineEr
 /// any of it was never done or is already undone.
 pub async fn teardown(ctx: &Ctx, r: &ContainerRecord) {
     let l = layout(ctx, r);
-    if own_netns(r) && wharf_network::netns::is_netns_mount(&l.netns) {
-        if let Err(e) = wharf_network::netns::delete(l.netns.clone()).await {
-            tracing::warn!(container = %r.id, error = %e, "removing the network namespace failed");
-        }
+    if own_netns(r)
+        && wharf_network::netns::is_netns_mount(&l.netns)
+        && let Err(e) = wharf_network::netns::delete(l.netns.clone()).await
+    {
+        tracing::warn!(container = %r.id, error = %e, "removing the network namespace failed");
     }
     let rootfs = l.rootfs.clone();
     let _ = tokio::task::spawn_blocking(move || {

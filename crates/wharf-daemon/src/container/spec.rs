@@ -85,7 +85,6 @@ pub fn merge_create_config(body: &ContainerCreateBody, image: &ImageConfig) -> C
         stop_signal: pick(&body.stop_signal, &img.stop_signal),
         stop_timeout: body.stop_timeout,
         shell: body.shell.clone().or(img.shell.clone()),
-        ..Default::default()
     }
 }
 
@@ -140,10 +139,8 @@ pub fn validate_host_config(hc: &mut HostConfig) -> Result<Vec<String>, EngineEr
         let name = rp.name.unwrap_or(RestartPolicyNameEnum::EMPTY);
         let max = rp.maximum_retry_count.unwrap_or(0);
         match name {
-            RestartPolicyNameEnum::ON_FAILURE => {
-                if max < 0 {
-                    return Err(EngineError::invalid("invalid restart policy: maximum retry count cannot be negative"));
-                }
+            RestartPolicyNameEnum::ON_FAILURE if max < 0 => {
+                return Err(EngineError::invalid("invalid restart policy: maximum retry count cannot be negative"));
             }
             other if max != 0 => {
                 let n = match other {
@@ -202,7 +199,7 @@ fn resources(hc: &HostConfig) -> Resources {
         cpuset_cpus: hc.cpuset_cpus.clone().unwrap_or_default(),
         cpuset_mems: hc.cpuset_mems.clone().unwrap_or_default(),
         pids_limit: hc.pids_limit.filter(|v| *v != 0),
-        blkio_weight: hc.blkio_weight.unwrap_or(0) as u16,
+        blkio_weight: hc.blkio_weight.unwrap_or(0),
     }
 }
 
