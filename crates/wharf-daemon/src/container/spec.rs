@@ -139,8 +139,10 @@ pub fn validate_host_config(hc: &mut HostConfig) -> Result<Vec<String>, EngineEr
         let name = rp.name.unwrap_or(RestartPolicyNameEnum::EMPTY);
         let max = rp.maximum_retry_count.unwrap_or(0);
         match name {
-            RestartPolicyNameEnum::ON_FAILURE if max < 0 => {
-                return Err(EngineError::invalid("invalid restart policy: maximum retry count cannot be negative"));
+            RestartPolicyNameEnum::ON_FAILURE => {
+                if max < 0 {
+                    return Err(EngineError::invalid("invalid restart policy: maximum retry count cannot be negative"));
+                }
             }
             other if max != 0 => {
                 let n = match other {
@@ -477,6 +479,9 @@ mod tests {
 
     #[test]
     fn restart_policy_rules() {
+        let mut hc: HostConfig =
+            serde_json::from_str(r#"{"RestartPolicy":{"Name":"on-failure","MaximumRetryCount":3}}"#).unwrap();
+        assert!(validate_host_config(&mut hc).is_ok(), "on-failure takes a retry count");
         let mut hc: HostConfig =
             serde_json::from_str(r#"{"RestartPolicy":{"Name":"always","MaximumRetryCount":3}}"#).unwrap();
         assert!(
