@@ -289,7 +289,7 @@ impl<W: Write> Renderer<W> {
         } else if !jm.stream.is_empty() {
             let _ = write!(o, "{}{endl}", jm.stream);
         } else {
-            let _ = write!(o, "{}{endl}\n", jm.status);
+            let _ = writeln!(o, "{}{endl}", jm.status);
         }
         Ok(())
     }

@@ -113,7 +113,7 @@ pub async fn exec(ctx: &Ctx, args: ExecArgs) -> Result<(), CliError> {
         },
     ));
     if args.tty && term::stdin_is_tty() {
-        let _ = stream::monitor_tty_size(api.docker.clone(), exec_id.clone(), true);
+        drop(stream::monitor_tty_size(api.docker.clone(), exec_id.clone(), true));
     }
     match session.await {
         Ok(Ok(End::Detached)) => return Err(CliError::Other(stream::ESCAPE_ERROR.into())),

@@ -295,7 +295,8 @@ pub async fn inspect(ctx: &Ctx, args: InspectArgs) -> Result<(), CliError> {
     let mut swarm: Option<bool> = None;
     let mut errs = Vec::new();
     // (type, size supported, swarm object, path)
-    let kinds: [(&str, bool, bool, fn(&str, bool) -> String); 10] = [
+    type Kind = (&'static str, bool, bool, fn(&str, bool) -> String);
+    let kinds: [Kind; 10] = [
         ("container", true, false, |r, s| {
             format!("/containers/{r}/json{}", if s { "?size=1" } else { "" })
         }),

@@ -392,15 +392,8 @@ pub async fn stats(ctx: &Ctx, args: StatsArgs) -> Result<(), CliError> {
                     .collect();
                 let action = ev.action.clone().unwrap_or_default();
                 match action.as_str() {
-                    "create" if all => {
-                        if add(&s2, &id) {
-                            spawn_collector(raw.clone(), os.clone(), s2.clone(), id, stream);
-                        }
-                    }
-                    "start" => {
-                        if add(&s2, &id) {
-                            spawn_collector(raw.clone(), os.clone(), s2.clone(), id, stream);
-                        }
+                    "create" | "start" if (all || action == "start") && add(&s2, &id) => {
+                        spawn_collector(raw.clone(), os.clone(), s2.clone(), id, stream);
                     }
                     "die" if !all => remove(&s2, &id),
                     _ => {}

@@ -439,13 +439,16 @@ pub fn validate_attach(v: &str) -> Result<String, String> {
     }
 }
 
+/// Looks a variable up (in our environment, for env files).
+pub type Lookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+
 // ---- key/value files --------------------------------------------------------------------------
 
 /// docker's `kvfile.Parse`: `KEY=value` lines, `#` comments, a UTF-8 BOM; `lookup` fills
 /// `KEY` lines from the environment (env files) or drops them (label files, `lookup` = None).
 pub fn parse_kv_file(
     path: &str,
-    lookup: Option<&dyn Fn(&str) -> Option<String>>,
+    lookup: Option<Lookup<'_>>,
 ) -> Result<Vec<String>, String> {
     let data = std::fs::read(path).map_err(|e| format!("open {path}: {}", io_text(&e)))?;
     parse_kv_bytes(&data, lookup).map_err(|e| format!("invalid env file ({path}): {e}"))
@@ -453,7 +456,7 @@ pub fn parse_kv_file(
 
 pub fn parse_kv_bytes(
     data: &[u8],
-    lookup: Option<&dyn Fn(&str) -> Option<String>>,
+    lookup: Option<Lookup<'_>>,
 ) -> Result<Vec<String>, String> {
     let mut out = Vec::new();
     for (i, raw) in data.split(|b| *b == b'\n').enumerate() {

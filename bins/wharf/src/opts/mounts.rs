@@ -64,10 +64,11 @@ pub fn csv_fields(line: &str) -> Result<Vec<String>, String> {
 }
 
 fn abs_if_dot(p: &str) -> String {
-    if !p.starts_with('/') && p.starts_with('.') {
-        if let Ok(cwd) = std::env::current_dir() {
-            return clean_path(&cwd.join(p).to_string_lossy());
-        }
+    if !p.starts_with('/')
+        && p.starts_with('.')
+        && let Ok(cwd) = std::env::current_dir()
+    {
+        return clean_path(&cwd.join(p).to_string_lossy());
     }
     p.to_owned()
 }
@@ -413,10 +414,7 @@ mod tests {
             csv_fields("\"src=a,b\",dst=/x").unwrap(),
             vec!["src=a,b", "dst=/x"]
         );
-        assert_eq!(
-            csv_fields("x=\"\"\"q\"\"\"").unwrap_err().contains("bare"),
-            true
-        );
+        assert!(csv_fields("x=\"\"\"q\"\"\"").unwrap_err().contains("bare"));
         assert_eq!(csv_fields("\"a\"\"b\"").unwrap(), vec!["a\"b"]);
     }
 
