@@ -73,7 +73,11 @@ pub async fn attach(ctx: &Ctx, args: AttachArgs) -> Result<(), CliError> {
     if tty && term::stdout_is_tty() {
         let (h, w) = term::stdout_size();
         stream::resize_to(&api.docker, &id, false, h + 1, w + 1).await;
-        drop(stream::monitor_tty_size(api.docker.clone(), id.clone(), false));
+        drop(stream::monitor_tty_size(
+            api.docker.clone(),
+            id.clone(),
+            false,
+        ));
     }
     let session = Session {
         stdin,
@@ -169,7 +173,11 @@ pub async fn start(ctx: &Ctx, args: StartArgs) -> Result<(), CliError> {
         return Err(api.err(e));
     }
     if tty && term::stdout_is_tty() {
-        drop(stream::monitor_tty_size(api.docker.clone(), id.clone(), false));
+        drop(stream::monitor_tty_size(
+            api.docker.clone(),
+            id.clone(),
+            false,
+        ));
     }
     match session.await {
         Ok(Ok(End::Detached)) => return Ok(()),

@@ -67,12 +67,35 @@ pub async fn exec(ctx: &Ctx, args: ExecArgs) -> Result<(), CliError> {
         working_dir: Some(args.workdir.clone().unwrap_or_default()),
         cmd: Some(cmd.to_vec()),
     };
-    let created = api
-        .docker
-        .create_exec(container, config)
-        .await
-        .map_err(|e| api.err(e))?;
-    let exec_id = created.id;
+    // raw: the docker CLI's body also carries `Detach`, which bollard's type lacks
+    let mut body = serde_json::to_value(&config).map_err(|e| CliError::Other(e.to_string()))?;
+    body["Detach"] = serde_json::Value::Bool(args.detach);
+    let (_, created) = {
+        use http_body_util::BodyExt;
+        let resp = api
+            .raw
+            .send(
+                http::Method::POST,
+                &format!("/containers/{container}/exec"),
+                &[("Content-Type", "application/json")],
+                crate::api::full(body.to_string()),
+            )
+            .await?;
+        let b = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| CliError::Other(e.to_string()))?
+            .to_bytes();
+        ((), b)
+    };
+    let created: serde_json::Value =
+        serde_json::from_slice(&created).map_err(|e| CliError::Other(e.to_string()))?;
+    let exec_id = created
+        .get("Id")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or("")
+        .to_owned();
     if exec_id.is_empty() {
         return Err(CliError::Other("exec ID empty".into()));
     }
@@ -113,7 +136,11 @@ pub async fn exec(ctx: &Ctx, args: ExecArgs) -> Result<(), CliError> {
         },
     ));
     if args.tty && term::stdin_is_tty() {
-        drop(stream::monitor_tty_size(api.docker.clone(), exec_id.clone(), true));
+        drop(stream::monitor_tty_size(
+            api.docker.clone(),
+            exec_id.clone(),
+            true,
+        ));
     }
     match session.await {
         Ok(Ok(End::Detached)) => return Err(CliError::Other(stream::ESCAPE_ERROR.into())),

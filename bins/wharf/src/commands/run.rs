@@ -505,7 +505,11 @@ pub async fn run(ctx: &Ctx, args: RunArgs) -> Result<(), CliError> {
     };
 
     if tty && term::stdout_is_tty() {
-        drop(stream::monitor_tty_size(api.docker.clone(), id.clone(), false));
+        drop(stream::monitor_tty_size(
+            api.docker.clone(),
+            id.clone(),
+            false,
+        ));
     }
 
     let mut status = status;

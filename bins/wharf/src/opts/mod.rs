@@ -446,18 +446,12 @@ pub type Lookup<'a> = &'a dyn Fn(&str) -> Option<String>;
 
 /// docker's `kvfile.Parse`: `KEY=value` lines, `#` comments, a UTF-8 BOM; `lookup` fills
 /// `KEY` lines from the environment (env files) or drops them (label files, `lookup` = None).
-pub fn parse_kv_file(
-    path: &str,
-    lookup: Option<Lookup<'_>>,
-) -> Result<Vec<String>, String> {
+pub fn parse_kv_file(path: &str, lookup: Option<Lookup<'_>>) -> Result<Vec<String>, String> {
     let data = std::fs::read(path).map_err(|e| format!("open {path}: {}", io_text(&e)))?;
     parse_kv_bytes(&data, lookup).map_err(|e| format!("invalid env file ({path}): {e}"))
 }
 
-pub fn parse_kv_bytes(
-    data: &[u8],
-    lookup: Option<Lookup<'_>>,
-) -> Result<Vec<String>, String> {
+pub fn parse_kv_bytes(data: &[u8], lookup: Option<Lookup<'_>>) -> Result<Vec<String>, String> {
     let mut out = Vec::new();
     for (i, raw) in data.split(|b| *b == b'\n').enumerate() {
         let raw = raw.strip_suffix(b"\r").unwrap_or(raw);

@@ -1,0 +1,674 @@
+//! The container commands against a fake daemon: the request sequences, headers and bodies
+//! the CLI sends (compared with the real docker CLI's when it is installed), and how it handles
+//! the replies (hijacked streams split to stdout/stderr, wait results as exit codes).
+//!
+//! The fake (tests/fake_daemon) stands in ONLY for the daemon's replies; the daemon itself is
+//! exercised by the end-to-end tests against wharfd.
+
+mod fake_daemon;
+
+use fake_daemon::{CID, EXEC_ID, Fake, Rec, Scenario, by_path, docker, run_cli, strip_nulls};
+use serde_json::{Value as Json, json};
+
+const WHARF: &str = env!("CARGO_BIN_EXE_wharf");
+
+fn wharf(fake: &Fake, args: &[&str], stdin: Option<&[u8]>) -> (i32, String, String) {
+    run_cli(WHARF, fake, args, stdin, None)
+}
+
+/// The request lines after the ping(s).
+fn calls(fake: &Fake) -> Vec<String> {
+    fake.sequence()
+        .into_iter()
+        .filter(|l| !l.ends_with(" /_ping"))
+        .collect()
+}
+
+/// Runs the same command with the docker CLI against a fresh fake of the same scenario and
+/// checks the two request sequences agree; returns docker's requests.
+fn same_as_docker(
+    scenario: &Scenario,
+    args: &[&str],
+    stdin: Option<&[u8]>,
+    ours: &Fake,
+) -> Option<Vec<Rec>> {
+    let bin = docker()?;
+    let fake = Fake::start(scenario.clone());
+    let (code, out, err) = run_cli(&bin, &fake, args, stdin, None);
+    let theirs = calls(&fake);
+    assert_eq!(
+        calls(ours),
+        theirs,
+        "request sequence differs from docker's (docker: rc={code} out={out:?} err={err:?})"
+    );
+    Some(fake.requests())
+}
+
+fn create_body(reqs: &[Rec]) -> Json {
+    by_path(reqs, "POST", "/containers/create")
+        .last()
+        .map(|r| r.json())
+        .unwrap_or(Json::Null)
+}
+
+fn assert_same_create_body(ours: &Fake, docker_reqs: &Option<Vec<Rec>>) {
+    if let Some(d) = docker_reqs {
+        assert_eq!(
+            strip_nulls(&create_body(&ours.requests())),
+            strip_nulls(&create_body(d)),
+            "create body differs from docker's"
+        );
+    }
+}
+
+fn hijack_headers_ok(r: &Rec) {
+    assert_eq!(r.header("Upgrade"), Some("tcp"), "{r:?}");
+    assert_eq!(r.header("Connection"), Some("Upgrade"), "{r:?}");
+}
+
+#[test]
+fn run_attached_splits_output_and_exits_with_the_status() {
+    let sc = Scenario {
+        exit_code: 3,
+        output: vec![(1, b"out\n".to_vec()), (2, b"err\n".to_vec())],
+        ..Default::default()
+    };
+    let fake = Fake::start(sc.clone());
+    let args = [
+        "run", "--name", "web", "-e", "A=1", "busybox", "sh", "-c", "exit 3",
+    ];
+    let (code, out, err) = wharf(&fake, &args, None);
+    assert_eq!((code, out.as_str(), err.as_str()), (3, "out\n", "err\n"));
+    assert_eq!(
+        calls(&fake),
+        vec![
+            "POST /containers/create?name=web".to_string(),
+            format!("POST /containers/{CID}/attach?stderr=1&stdout=1&stream=1"),
+            format!("POST /containers/{CID}/wait?condition=next-exit"),
+            format!("POST /containers/{CID}/start"),
+        ]
+    );
+    let reqs = fake.requests();
+    let attach = by_path(&reqs, "POST", "/attach")[0];
+    hijack_headers_ok(attach);
+    assert_eq!(attach.header("Content-Type"), Some("text/plain"));
+    let body = create_body(&reqs);
+    assert_eq!(body["Cmd"], json!(["sh", "-c", "exit 3"]));
+    assert_eq!(body["Env"], json!(["A=1"]));
+    assert_eq!(body["HostConfig"]["NetworkMode"], "default");
+    assert!(body["NetworkingConfig"]["EndpointsConfig"]["default"].is_object());
+    let d = same_as_docker(&sc, &args, None, &fake);
+    assert_same_create_body(&fake, &d);
+}
+
+#[test]
+fn run_detached_prints_the_id_and_waits_before_start() {
+    let fake = Fake::start(Scenario::default());
+    let args = ["run", "-d", "-p", "8080:80", "busybox", "top"];
+    let (code, out, err) = wharf(&fake, &args, None);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, format!("{CID}\n"));
+    assert_eq!(
+        calls(&fake),
+        vec![
+            "POST /containers/create".to_string(),
+            format!("POST /containers/{CID}/wait?condition=next-exit"),
+            format!("POST /containers/{CID}/start"),
+        ]
+    );
+    let body = create_body(&fake.requests());
+    assert_eq!(body["AttachStdout"], false);
+    assert_eq!(body["ExposedPorts"], json!({"80/tcp": {}}));
+    assert_eq!(
+        body["HostConfig"]["PortBindings"],
+        json!({"80/tcp": [{"HostIp": "", "HostPort": "8080"}]})
+    );
+    let d = same_as_docker(&Scenario::default(), &args, None, &fake);
+    assert_same_create_body(&fake, &d);
+}
+
+#[test]
+fn run_rm_waits_for_removal() {
+    let sc = Scenario {
+        exit_code: 0,
+        output: vec![(1, b"hi\n".to_vec())],
+        ..Default::default()
+    };
+    let fake = Fake::start(sc.clone());
+    let args = ["run", "--rm", "busybox", "echo", "hi"];
+    let (code, out, _) = wharf(&fake, &args, None);
+    assert_eq!((code, out.as_str()), (0, "hi\n"));
+    assert!(calls(&fake).contains(&format!("POST /containers/{CID}/wait?condition=removed")));
+    assert_eq!(
+        create_body(&fake.requests())["HostConfig"]["AutoRemove"],
+        true
+    );
+    let d = same_as_docker(&sc, &args, None, &fake);
+    assert_same_create_body(&fake, &d);
+}
+
+#[test]
+fn run_interactive_pipes_stdin_and_half_closes() {
+    let sc = Scenario {
+        echo_stdin: true,
+        ..Default::default()
+    };
+    let fake = Fake::start(sc.clone());
+    let args = ["run", "-i", "busybox", "cat"];
+    let (code, out, err) = wharf(&fake, &args, Some(b"hi\n"));
+    assert_eq!((code, out.as_str()), (0, "hi\n"), "{err}");
+    let (seen, eof) = fake.stdin_seen();
+    assert_eq!(seen, b"hi\n");
+    assert!(eof, "the CLI half-closes its side when stdin ends");
+    assert!(calls(&fake).contains(&format!(
+        "POST /containers/{CID}/attach?stderr=1&stdin=1&stdout=1&stream=1"
+    )));
+    let body = create_body(&fake.requests());
+    assert_eq!(
+        (&body["OpenStdin"], &body["StdinOnce"], &body["AttachStdin"]),
+        (&json!(true), &json!(true), &json!(true))
+    );
+    let d = same_as_docker(&sc, &args, Some(b"hi\n"), &fake);
+    assert_same_create_body(&fake, &d);
+}
+
+#[test]
+fn run_pulls_a_missing_image() {
+    let sc = Scenario {
+        image_missing: true,
+        ..Default::default()
+    };
+    let fake = Fake::start(sc.clone());
+    let args = ["run", "-d", "busybox"];
+    let (code, out, err) = wharf(&fake, &args, None);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, format!("{CID}\n"));
+    assert_eq!(
+        err,
+        "Unable to find image 'busybox:latest' locally\n\
+         latest: Pulling from library/busybox\n\
+         fbe4e913f855: Pulling fs layer\n\
+         fbe4e913f855: Pull complete\n\
+         Digest: sha256:3d0c83\n\
+         Status: Downloaded newer image for busybox:latest\n"
+    );
+    let seq = calls(&fake);
+    assert_eq!(
+        &seq[..3],
+        &[
+            "POST /containers/create".to_string(),
+            "POST /images/create?fromImage=docker.io/library/busybox&tag=latest".to_string(),
+            "POST /containers/create".to_string(),
+        ]
+    );
+    let reqs = fake.requests();
+    let pull = by_path(&reqs, "POST", "/images/create")[0];
+    assert_eq!(pull.header("X-Registry-Auth"), Some("e30="));
+    same_as_docker(&sc, &args, None, &fake);
+}
+
+#[test]
+fn run_start_errors_map_to_126_127_125() {
+    for (msg, want) in [
+        (
+            "failed to create shim task: OCI runtime create failed: runc create failed: unable to start container process: exec: \"nonexistentcmd\": executable file not found in $PATH: unknown",
+            127,
+        ),
+        (
+            "failed to create shim task: exec: \"/etc/passwd\": permission denied: unknown",
+            126,
+        ),
+        ("driver failed programming external connectivity", 125),
+    ] {
+        let fake = Fake::start(Scenario {
+            start_error: Some(msg.into()),
+            ..Default::default()
+        });
+        let (code, _, err) = wharf(&fake, &["run", "busybox", "nonexistentcmd"], None);
+        assert_eq!(code, want, "{err}");
+        assert_eq!(
+            err,
+            format!(
+                "docker: Error response from daemon: {msg}\n\nRun 'docker run --help' for more information\n"
+            )
+        );
+    }
+}
+
+#[test]
+fn run_option_errors_exit_125_with_dockers_messages() {
+    let fake = Fake::start(Scenario::default());
+    let (code, _, err) = wharf(&fake, &["run", "-p", "abc", "busybox"], None);
+    assert_eq!(code, 125);
+    assert_eq!(
+        err,
+        "docker: invalid containerPort: abc\n\nRun 'docker run --help' for more information\n"
+    );
+    let (code, _, err) = wharf(&fake, &["run", "--dns", "x", "busybox"], None);
+    assert_eq!(code, 125);
+    assert_eq!(
+        err,
+        "invalid argument \"x\" for \"--dns\" flag: IP address is not correctly formatted: x\n\nUsage:  docker run [OPTIONS] IMAGE [COMMAND] [ARG...]\n\nRun 'docker run --help' for more information\n"
+    );
+    let (code, _, err) = wharf(
+        &fake,
+        &["run", "--rm", "--restart", "always", "busybox"],
+        None,
+    );
+    assert_eq!(code, 125);
+    assert!(err.starts_with("docker: conflicting options: cannot specify both --restart and --rm"));
+    assert!(calls(&fake).is_empty(), "nothing is sent for bad options");
+    if let Some(bin) = docker() {
+        for args in [
+            &["run", "-p", "abc", "busybox"][..],
+            &["run", "--dns", "x", "busybox"][..],
+            &["run", "-m", "1q", "busybox"][..],
+        ] {
+            let (dc, _, derr) = run_cli(&bin, &fake, args, None, None);
+            let (wc, _, werr) = wharf(&fake, args, None);
+            assert_eq!((wc, werr), (dc, derr), "{args:?}");
+        }
+    }
+}
+
+#[test]
+fn exec_interactive_streams_and_returns_the_exec_exit_code() {
+    let sc = Scenario {
+        exec_exit: 2,
+        ..Default::default()
+    };
+    let fake = Fake::start(sc.clone());
+    let args = ["exec", "-i", "web", "sh", "-c", "cat; echo err >&2; exit 2"];
+    let input = b"line1\nline2\n";
+    let (code, out, err) = wharf(&fake, &args, Some(input));
+    assert_eq!(
+        (code, out.as_str(), err.as_str()),
+        (2, "line1\nline2\n", "err\n")
+    );
+    assert_eq!(
+        calls(&fake),
+        vec![
+            "GET /containers/web/json".to_string(),
+            "POST /containers/web/exec".to_string(),
+            format!("POST /exec/{EXEC_ID}/start"),
+            format!("GET /exec/{EXEC_ID}/json"),
+        ]
+    );
+    let reqs = fake.requests();
+    let start = by_path(&reqs, "POST", "/start")[0];
+    hijack_headers_ok(start);
+    assert_eq!(start.json(), json!({"Detach": false, "Tty": false}));
+    let create = by_path(&reqs, "POST", "/exec")[0].json();
+    assert_eq!(create["AttachStdin"], true);
+    assert_eq!(
+        create["Cmd"],
+        json!(["sh", "-c", "cat; echo err >&2; exit 2"])
+    );
+    assert!(fake.stdin_seen().1, "stdin half-closed");
+    if let Some(d) = same_as_docker(&sc, &args, Some(input), &fake) {
+        let theirs = by_path(&d, "POST", "/exec")[0].json();
+        assert_eq!(strip_nulls(&create), strip_nulls(&theirs));
+        let theirs = by_path(&d, "POST", "/start")[0].json();
+        assert_eq!(start.json(), strip_nulls(&theirs));
+    }
+}
+
+#[test]
+fn logs_follow_demultiplexes_by_tty() {
+    let sc = Scenario {
+        logs: vec![
+            (1, b"tick 1\n".to_vec()),
+            (2, b"oops\n".to_vec()),
+            (1, b"tick 2\n".to_vec()),
+        ],
+        ..Default::default()
+    };
+    let fake = Fake::start(sc.clone());
+    let args = ["logs", "-f", "-t", "--tail", "3", "web"];
+    let (code, out, err) = wharf(&fake, &args, None);
+    assert_eq!(
+        (code, out.as_str(), err.as_str()),
+        (0, "tick 1\ntick 2\n", "oops\n")
+    );
+    assert_eq!(
+        calls(&fake),
+        vec![
+            "GET /containers/web/json".to_string(),
+            format!("GET /containers/{CID}/logs?follow=1&stderr=1&stdout=1&tail=3&timestamps=1"),
+        ]
+    );
+    same_as_docker(&sc, &args, None, &fake);
+    // a TTY container's log is copied raw
+    let tty = Fake::start(Scenario {
+        tty: true,
+        logs: vec![(1, b"\x01raw\r\n".to_vec())],
+        ..Default::default()
+    });
+    let (_, out, _) = wharf(&tty, &["logs", "web"], None);
+    assert_eq!(out, "\x01raw\r\n");
+}
+
+#[test]
+fn cp_uses_dockers_path_rules() {
+    let fake = Fake::start(Scenario::default());
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.txt"), "data\n").unwrap();
+    let src = dir.path().join("a.txt");
+    let src = src.to_string_lossy();
+    // to a missing path: HEAD 404, then PUT into the parent with the entry renamed
+    let (code, _, err) = wharf(&fake, &["cp", &src, "web:/tmp/b.txt"], None);
+    assert_eq!(code, 0, "{err}");
+    // into an existing directory: PUT there, entry keeps its name
+    let (code, _, err) = wharf(&fake, &["cp", &src, "web:/tmp/"], None);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        calls(&fake),
+        vec![
+            "HEAD /containers/web/archive?path=/tmp/b.txt".to_string(),
+            "PUT /containers/web/archive?noOverwriteDirNonDir=1&path=/tmp".to_string(),
+            "HEAD /containers/web/archive?path=/tmp/".to_string(),
+            "PUT /containers/web/archive?noOverwriteDirNonDir=1&path=/tmp/".to_string(),
+        ]
+    );
+    let reqs = fake.requests();
+    let puts = by_path(&reqs, "PUT", "/archive");
+    let names = |r: &Rec| -> Vec<(String, Vec<u8>)> {
+        let mut a = tar::Archive::new(&r.body[..]);
+        a.entries()
+            .unwrap()
+            .map(|e| {
+                let mut e = e.unwrap();
+                let n = e.path().unwrap().to_string_lossy().into_owned();
+                let mut d = Vec::new();
+                std::io::Read::read_to_end(&mut e, &mut d).unwrap();
+                (n, d)
+            })
+            .collect()
+    };
+    assert_eq!(
+        names(puts[0]),
+        vec![("b.txt".to_string(), b"data\n".to_vec())]
+    );
+    assert_eq!(
+        names(puts[1]),
+        vec![("a.txt".to_string(), b"data\n".to_vec())]
+    );
+    // out of the container
+    let out = dir.path().join("out.txt");
+    let (code, _, err) = wharf(
+        &fake,
+        &["cp", "web:/tmp/f.txt", &out.to_string_lossy()],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "hello\n");
+    // `-` streams the tar to stdout
+    let (code, tarball, _) = wharf(&fake, &["cp", "web:/tmp/f.txt", "-"], None);
+    assert_eq!(code, 0);
+    assert!(tarball.starts_with("f.txt"));
+    // a missing source is the daemon's 404
+    let (code, _, err) = wharf(
+        &fake,
+        &["cp", "web:/nonexistent", &out.to_string_lossy()],
+        None,
+    );
+    assert_eq!(code, 1);
+    assert_eq!(
+        err,
+        "Error response from daemon: Could not find the file /nonexistent in container web\n"
+    );
+    if let Some(bin) = docker() {
+        let theirs = Fake::start(Scenario::default());
+        for args in [
+            vec!["cp", &*src, "web:/tmp/b.txt"],
+            vec!["cp", &*src, "web:/tmp/"],
+        ] {
+            let (c, _, e) = run_cli(&bin, &theirs, &args, None, None);
+            assert_eq!(c, 0, "{e}");
+        }
+        let d = theirs.requests();
+        let theirs_seq: Vec<String> = theirs
+            .sequence()
+            .into_iter()
+            .filter(|l| !l.ends_with("/_ping"))
+            .collect();
+        assert_eq!(calls(&fake)[..4].to_vec(), theirs_seq);
+        let dputs = by_path(&d, "PUT", "/archive");
+        assert_eq!(names(puts[0]), names(dputs[0]));
+        assert_eq!(names(puts[1]), names(dputs[1]));
+    }
+}
+
+#[test]
+fn stop_reports_each_container() {
+    let fake = Fake::start(Scenario::default());
+    let args = ["stop", "-t", "5", "web", "db"];
+    let (code, out, _) = wharf(&fake, &args, None);
+    assert_eq!((code, out.as_str()), (0, "web\ndb\n"));
+    let mut seq = calls(&fake);
+    seq.sort();
+    assert_eq!(
+        seq,
+        vec![
+            "POST /containers/db/stop?t=5".to_string(),
+            "POST /containers/web/stop?t=5".to_string(),
+        ]
+    );
+    if let Some(bin) = docker() {
+        let theirs = Fake::start(Scenario::default());
+        run_cli(&bin, &theirs, &args, None, None);
+        let mut t: Vec<String> = theirs
+            .sequence()
+            .into_iter()
+            .filter(|l| !l.ends_with("/_ping"))
+            .collect();
+        t.sort();
+        assert_eq!(seq, t);
+    }
+}
+
+fn ps_list() -> Json {
+    json!([{
+        "Id": "4f66ad9a0b2e8f27c6b9c7f8c6d0f4b2a1c3e5d7f9a8b6c4d2e0f1a3b5c7d9e1",
+        "Names": ["/web"],
+        "Image": "nginx",
+        "ImageID": "sha256:aaaaaaaaaaaabbbb",
+        "Command": "/docker-entrypoint.sh nginx -g 'daemon off;'",
+        "Created": 1_700_000_000,
+        "Ports": [
+            {"IP":"0.0.0.0","PrivatePort":80,"PublicPort":8080,"Type":"tcp"},
+            {"IP":"::","PrivatePort":80,"PublicPort":8080,"Type":"tcp"},
+            {"PrivatePort":443,"Type":"tcp"},{"PrivatePort":444,"Type":"tcp"}
+        ],
+        "Labels": {"a":"1"},
+        "State": "running",
+        "Status": "Up 5 minutes",
+        "HostConfig": {"NetworkMode": "bridge"},
+        "NetworkSettings": {"Networks": {"bridge": {}}},
+        "Mounts": []
+    }])
+}
+
+#[test]
+fn ps_table_and_formats() {
+    let sc = Scenario {
+        list: ps_list(),
+        ..Default::default()
+    };
+    let fake = Fake::start(sc.clone());
+    let (code, out, _) = wharf(&fake, &["ps", "-a", "--filter", "status=running"], None);
+    assert_eq!(code, 0);
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].starts_with("CONTAINER ID   IMAGE     COMMAND                  CREATED"));
+    assert!(lines[1].starts_with("4f66ad9a0b2e   nginx     \"/docker-entrypoint.…\"   "));
+    assert!(
+        lines[1]
+            .ends_with("Up 5 minutes   443-444/tcp, 0.0.0.0:8080->80/tcp, [::]:8080->80/tcp   web")
+    );
+    assert_eq!(
+        calls(&fake),
+        vec!["GET /containers/json?all=1&filters=[status=running]".to_string()]
+    );
+    if let Some(bin) = docker() {
+        let theirs = Fake::start(sc.clone());
+        for args in [
+            vec!["ps", "-a", "--filter", "status=running"],
+            vec![
+                "ps",
+                "--format",
+                "{{.ID}} {{.Names}} {{.Ports}} {{.Labels}} {{.Command}}",
+            ],
+            vec!["ps", "--no-trunc", "-q"],
+            vec![
+                "ps",
+                "--format",
+                "table {{.Names}}\t{{.Status}}\t{{.Networks}}",
+            ],
+            vec!["ps", "--format", "json"],
+        ] {
+            let (dc, dout, _) = run_cli(&bin, &theirs, &args, None, None);
+            let (wc, wout, _) = wharf(&fake, &args, None);
+            assert_eq!((wc, wout), (dc, dout), "{args:?}");
+        }
+    }
+}
+
+#[test]
+fn port_lists_mappings() {
+    let sc = Scenario {
+        ports: json!({"80/tcp": [{"HostIp":"0.0.0.0","HostPort":"8080"},{"HostIp":"::","HostPort":"8080"}], "53/udp": null}),
+        ..Default::default()
+    };
+    let fake = Fake::start(sc.clone());
+    let (code, out, _) = wharf(&fake, &["port", "web"], None);
+    assert_eq!(
+        (code, out.as_str()),
+        (0, "80/tcp -> 0.0.0.0:8080\n80/tcp -> [::]:8080\n")
+    );
+    if let Some(bin) = docker() {
+        for args in [
+            vec!["port", "web"],
+            vec!["port", "web", "80"],
+            vec!["port", "web", "53/udp"],
+        ] {
+            let (dc, dout, derr) = run_cli(&bin, &fake, &args, None, None);
+            let (wc, wout, werr) = wharf(&fake, &args, None);
+            assert_eq!((wc, wout, werr), (dc, dout, derr), "{args:?}");
+        }
+    }
+}
+
+#[test]
+fn run_tty_uses_a_raw_terminal_and_resizes() {
+    use rustix::termios;
+    use std::os::fd::AsFd;
+    let sc = Scenario {
+        tty: true,
+        open_stdin: true,
+        echo_stdin: true,
+        exit_code: 5,
+        output: vec![(1, b"/ # ".to_vec())],
+        ..Default::default()
+    };
+    let fake = Fake::start(sc);
+    // a pty: the CLI's stdin/stdout/stderr are the slave side
+    let master =
+        rustix::pty::openpt(rustix::pty::OpenptFlags::RDWR | rustix::pty::OpenptFlags::NOCTTY)
+            .expect("openpt");
+    rustix::pty::grantpt(&master).expect("grantpt");
+    rustix::pty::unlockpt(&master).expect("unlockpt");
+    let name = rustix::pty::ptsname(&master, Vec::new()).expect("ptsname");
+    let slave = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(name.to_str().unwrap())
+        .expect("open slave");
+    termios::tcsetwinsize(
+        slave.as_fd(),
+        termios::Winsize {
+            ws_row: 30,
+            ws_col: 100,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        },
+    )
+    .expect("winsize");
+    let before = termios::tcgetattr(slave.as_fd()).expect("tcgetattr");
+    let cfg = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(WHARF)
+        .env("WHARF_HOST", fake.host())
+        .env("DOCKER_CONFIG", cfg.path())
+        .args(["run", "-it", "--rm", "busybox", "sh"])
+        .stdin(slave.try_clone().unwrap())
+        .stdout(slave.try_clone().unwrap())
+        .stderr(slave.try_clone().unwrap())
+        .spawn()
+        .expect("spawn");
+    // only the child holds the slave now: reading the master ends when it exits
+    drop(slave);
+    let mut m = std::fs::File::from(master);
+    // wait for the prompt, then type a line and ctrl-d (the fake ends the session on it)
+    let mut seen = Vec::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let reader = {
+        let mut m2 = m.try_clone().unwrap();
+        std::thread::spawn(move || {
+            let mut all = Vec::new();
+            let mut buf = [0u8; 1024];
+            while let Ok(n) = std::io::Read::read(&mut m2, &mut buf) {
+                if n == 0 {
+                    break;
+                }
+                all.extend_from_slice(&buf[..n]);
+            }
+            all
+        })
+    };
+    while std::time::Instant::now() < deadline && fake.stdin_seen().0.is_empty() {
+        // keep typing until the session is up (raw mode: no echo by the local terminal)
+        std::io::Write::write_all(&mut m, b"hello").unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        if !fake.stdin_seen().0.is_empty() {
+            break;
+        }
+    }
+    std::io::Write::write_all(&mut m, b"\x04").unwrap();
+    let status = {
+        let start = std::time::Instant::now();
+        loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(15),
+                "run -it hung"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    };
+    seen.extend(reader.join().unwrap());
+    assert_eq!(status.code(), Some(5));
+    assert!(seen.windows(4).any(|w| w == b"/ # "), "{seen:?}");
+    let (typed, _) = fake.stdin_seen();
+    assert!(typed.starts_with(b"hello"), "{typed:?}");
+    let reqs = fake.requests();
+    let body = create_body(&reqs);
+    assert_eq!(body["Tty"], true);
+    assert_eq!(body["HostConfig"]["ConsoleSize"], json!([30, 100]));
+    let resize = by_path(&reqs, "POST", "/resize");
+    assert!(!resize.is_empty(), "{:?}", calls(&fake));
+    assert_eq!(
+        (resize[0].q("h"), resize[0].q("w")),
+        (Some("30"), Some("100"))
+    );
+    assert!(calls(&fake).contains(&format!("POST /containers/{CID}/wait?condition=removed")));
+    // the terminal is restored
+    let slave = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(name.to_str().unwrap())
+        .expect("reopen slave");
+    let after = termios::tcgetattr(slave.as_fd()).expect("tcgetattr");
+    assert_eq!(after.local_modes, before.local_modes);
+    assert_eq!(after.input_modes, before.input_modes);
+}
