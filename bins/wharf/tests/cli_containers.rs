@@ -672,3 +672,125 @@ fn run_tty_uses_a_raw_terminal_and_resizes() {
     assert_eq!(after.local_modes, before.local_modes);
     assert_eq!(after.input_modes, before.input_modes);
 }
+
+/// Commands whose output and requests must match the docker CLI's exactly (skipped without
+/// docker): each runs against a fresh fake with the same scenario.
+#[test]
+fn simple_commands_match_docker() {
+    let Some(bin) = docker() else {
+        eprintln!("skipped: the docker CLI is not installed");
+        return;
+    };
+    let sc = Scenario {
+        exit_code: 7,
+        exited: true,
+        list: ps_list(),
+        ports: json!({"80/tcp": [{"HostIp":"0.0.0.0","HostPort":"8080"}]}),
+        ..Default::default()
+    };
+    let cases: &[&[&str]] = &[
+        &["wait", "web"],
+        &["wait", "missing"],
+        &["rm", "-f", "web", "missing"],
+        &["rm", "web", "missing"],
+        &["rm", "-v", "web"],
+        &["kill", "web", "db"],
+        &["kill", "-s", "USR1", "web"],
+        &["restart", "-t", "3", "web"],
+        &["pause", "web"],
+        &["unpause", "web", "db"],
+        &["rename", "web", "web2"],
+        &["top", "web"],
+        &["top", "web", "aux"],
+        &["diff", "web"],
+        &[
+            "commit",
+            "-m",
+            "msg",
+            "-a",
+            "me",
+            "-c",
+            "ENV A=1",
+            "-c",
+            "CMD sh",
+            "web",
+            "repo/x:tag",
+        ],
+        &["commit", "--pause=false", "web"],
+        &[
+            "update",
+            "-m",
+            "512m",
+            "--cpus",
+            "1.5",
+            "--restart",
+            "on-failure:3",
+            "web",
+        ],
+        &["update", "web"],
+        &["container", "prune", "-f"],
+        &["container", "prune", "-f", "--filter", "until=24h"],
+        &["export", "web"],
+        &["inspect", "web"],
+        &[
+            "inspect",
+            "-f",
+            "{{.Name}} {{.State.Running}} {{.Id}}",
+            "web",
+        ],
+        &["inspect", "-f", "{{.ID}}", "web"],
+        &[
+            "inspect",
+            "-f",
+            "{{.HostConfig.CpuShares}} {{json .HostConfig}}",
+            "web",
+        ],
+        &["inspect", "--format", "json", "web"],
+        &["inspect", "-f", "{{json .Config}}", "web"],
+        &["inspect", "busybox"],
+        &["inspect", "nosuch"],
+        &["inspect", "web", "nosuch"],
+        &["inspect", "--type", "volume", "nosuch"],
+        &["inspect", "-s", "busybox"],
+        &["container", "inspect", "web", "missing"],
+        &["stats", "--no-stream", "web"],
+        &[
+            "stats",
+            "--no-stream",
+            "--no-trunc",
+            "--format",
+            "{{.Container}} {{.Name}} {{.ID}} {{.CPUPerc}} {{.MemUsage}} {{.NetIO}} {{.BlockIO}} {{.PIDs}}",
+            "web",
+        ],
+        &["stats", "--no-stream", "--format", "json", "web"],
+        &["stats", "--no-stream"],
+        &["start", "web", "db"],
+        &["start", "missing"],
+        &["create", "--name", "x", "busybox"],
+        &["port", "web", "80/tcp"],
+        &["port", "web", "81"],
+        &["logs", "web"],
+        &["ps", "-n", "2", "-s"],
+        &["ps", "-l", "--format", "{{.Size}}"],
+        &["container", "ls", "-a", "-q"],
+        &["rename", " ", "x"],
+        &["stop", "--time", "1", "-t", "2", "web"],
+    ];
+    let mut failures = Vec::new();
+    for args in cases {
+        let theirs = Fake::start(sc.clone());
+        let (dc, dout, derr) = run_cli(&bin, &theirs, args, None, None);
+        let ours = Fake::start(sc.clone());
+        let (wc, wout, werr) = wharf(&ours, args, None);
+        let mut dseq = calls(&theirs);
+        let mut wseq = calls(&ours);
+        dseq.sort();
+        wseq.sort();
+        if (dc, &dout, &derr) != (wc, &wout, &werr) || dseq != wseq {
+            failures.push(format!(
+                "{args:?}\n  docker: rc={dc} out={dout:?} err={derr:?}\n          {dseq:?}\n  wharf:  rc={wc} out={wout:?} err={werr:?}\n          {wseq:?}"
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

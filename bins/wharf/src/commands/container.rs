@@ -8,8 +8,7 @@ use std::io::Write;
 
 use bollard::models::ContainerUpdateBody;
 use bollard::query_parameters::{
-    KillContainerOptions, PruneContainersOptions, RemoveContainerOptions, RestartContainerOptions,
-    StopContainerOptions, TopOptions,
+    PruneContainersOptions, RemoveContainerOptions, RestartContainerOptions, StopContainerOptions,
 };
 use futures_util::StreamExt;
 use futures_util::future::join_all;
@@ -54,6 +53,10 @@ fn joined(errs: Vec<String>) -> Result<(), CliError> {
 }
 
 fn timeout_of(args: &StopArgs) -> Result<Option<i32>, CliError> {
+    if args.time.is_some() {
+        // cobra's deprecation notice, on stdout
+        println!("Flag --time has been deprecated, use --timeout instead");
+    }
     if args.time.is_some() && args.timeout.is_some() {
         return Err(CliError::Other(
             "conflicting options: cannot specify both --timeout and --time".into(),
@@ -111,18 +114,24 @@ pub async fn restart(ctx: &Ctx, args: StopArgs) -> Result<(), CliError> {
 
 pub async fn kill(ctx: &Ctx, args: KillArgs) -> Result<(), CliError> {
     let api = Api::connect(ctx).await?;
-    let signal = args
-        .signal
-        .clone()
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "KILL".into());
+    // raw: without -s docker sends no signal (the daemon's default, SIGKILL); bollard always
+    // names one
+    let query = match args.signal.as_deref().filter(|s| !s.is_empty()) {
+        Some(s) => format!("?{}", encode_query(&[("signal", s.to_owned())])),
+        None => String::new(),
+    };
     for_each(&args.containers, |c| {
-        let (api, signal) = (&api, signal.clone());
+        let (api, query) = (&api, query.clone());
         async move {
-            api.docker
-                .kill_container(&c, Some(KillContainerOptions { signal }))
+            api.raw
+                .send(
+                    Method::POST,
+                    &format!("/containers/{c}/kill{query}"),
+                    &[],
+                    api::empty(),
+                )
                 .await
-                .map_err(|e| api.err(e))
+                .map(|_| ())
         }
     })
     .await
@@ -223,19 +232,38 @@ pub async fn rename(ctx: &Ctx, args: RenameArgs) -> Result<(), CliError> {
 
 pub async fn top(ctx: &Ctx, args: TopArgs) -> Result<(), CliError> {
     let api = Api::connect(ctx).await?;
-    let ps_args = if args.ps_args.is_empty() {
-        "-ef".to_owned()
+    // raw: docker sends `ps_args` only when given (the daemon defaults to -ef)
+    let query = if args.ps_args.is_empty() {
+        String::new()
     } else {
-        args.ps_args.join(" ")
+        format!("?{}", encode_query(&[("ps_args", args.ps_args.join(" "))]))
     };
-    let top = api
-        .docker
-        .top_processes(&args.container, Some(TopOptions { ps_args }))
-        .await
-        .map_err(|e| api.err(e))?;
-    let mut lines = vec![top.titles.unwrap_or_default().join("\t")];
-    for p in top.processes.unwrap_or_default() {
-        lines.push(p.join("\t"));
+    let (_, body) = api
+        .raw
+        .bytes(
+            Method::GET,
+            &format!("/containers/{}/top{query}", args.container),
+        )
+        .await?;
+    let top: Json = serde_json::from_slice(&body).map_err(|e| CliError::Other(e.to_string()))?;
+    let row = |v: &Json| -> String {
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|x| x.as_str().unwrap_or("").to_owned())
+                    .collect::<Vec<_>>()
+                    .join("\t")
+            })
+            .unwrap_or_default()
+    };
+    let mut lines = vec![row(top.get("Titles").unwrap_or(&Json::Null))];
+    for p in top
+        .get("Processes")
+        .and_then(Json::as_array)
+        .cloned()
+        .unwrap_or_default()
+    {
+        lines.push(row(&p));
     }
     println!("{}", tabwrite(&lines.join("\n"), 20, 3));
     Ok(())

@@ -4,13 +4,12 @@
 //! compact; templates see Go field names (`.ID` as well as `.Id`).
 
 use http::Method;
-use serde_json::Value as Json;
 
 use super::Ctx;
 use crate::api::Api;
 use crate::cli_container::{ContainerInspectArgs, InspectArgs};
 use crate::client::CliError;
-use crate::format::{Tmpl, to_value};
+use crate::format::{Tmpl, raw_value};
 
 const ALL_TYPES: &[&str] = &[
     "config",
@@ -133,9 +132,9 @@ const ALIASES: &[(&str, &str, &str)] = &[
     ("HostConfig", "DnsSearch", "DNSSearch"),
 ];
 
-/// A template context for an inspected object, with Go's field names added.
-pub fn inspect_value(doc: &Json) -> gtmpl::Value {
-    let mut v = to_value(doc, &[]);
+/// A template context for an inspected object (its JSON text), with Go's field names added.
+pub fn inspect_value(raw: &str) -> Option<gtmpl::Value> {
+    let mut v = raw_value(raw)?;
     for (parent, from, to) in ALIASES {
         let target = if parent.is_empty() {
             Some(&mut v)
@@ -150,7 +149,7 @@ pub fn inspect_value(doc: &Json) -> gtmpl::Value {
             m.entry((*to).to_owned()).or_insert(x);
         }
     }
-    v
+    Some(v)
 }
 
 enum Output {
@@ -185,10 +184,12 @@ impl Inspector {
     fn add(&mut self, raw: Vec<u8>) -> Result<(), String> {
         match &self.out {
             Output::Template(t) => {
-                let doc: Json = serde_json::from_slice(&raw)
-                    .map_err(|e| format!("unable to read inspect data: {e}"))?;
+                let text = String::from_utf8_lossy(&raw);
+                let value = inspect_value(&text).ok_or_else(|| {
+                    "unable to read inspect data: invalid character in JSON".to_owned()
+                })?;
                 let s = t
-                    .render(&inspect_value(&doc))
+                    .render(&value)
                     .map_err(|e| format!("template parsing error: {e:#}"))?;
                 self.text.push_str(&s);
                 self.text.push('\n');
@@ -372,11 +373,10 @@ mod tests {
 
     #[test]
     fn go_field_names() {
-        let doc: Json = serde_json::from_str(
+        let v = inspect_value(
             r#"{"Id":"abc","State":{"Running":true},"HostConfig":{"CpuShares":512,"Dns":["1.1.1.1"]}}"#,
         )
         .unwrap();
-        let v = inspect_value(&doc);
         let t = Tmpl::parse("{{.ID}} {{.Id}} {{.State.Running}} {{.HostConfig.CPUShares}} {{index .HostConfig.DNS 0}} {{json .State}}").unwrap();
         assert_eq!(
             t.render(&v).unwrap(),

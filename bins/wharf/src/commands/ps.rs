@@ -423,7 +423,7 @@ pub fn render(
             // docker marshals the context's methods: keys sorted, LabelMap not included
             let mut s = String::new();
             for c in containers {
-                s.push_str(&format::go_json(&container_context(c, trunc, now)));
+                s.push_str(&format::go_json_escaped(&container_context(c, trunc, now)));
                 s.push('\n');
             }
             s

@@ -189,7 +189,15 @@ pub fn render(entries: &[Entry], format: &str, os: &str, trunc: bool) -> Result<
     };
     let f = match format {
         "" | "table" => Format::new(None, default),
-        "json" => Format::Json,
+        "json" => {
+            // the stats context marshals itself with json.Marshal (HTML escaped)
+            let mut s = String::new();
+            for e in entries {
+                s.push_str(&format::go_json_escaped(&context(e, os, trunc)));
+                s.push('\n');
+            }
+            return Ok(s);
+        }
         t => Format::new(Some(t), default),
     };
     let rows: Vec<gtmpl::Value> = entries

@@ -124,6 +124,8 @@ pub struct Scenario {
     pub logs: Vec<(u8, Vec<u8>)>,
     /// `NetworkSettings.Ports` of the inspect answer.
     pub ports: Json,
+    /// The container has already exited with `exit_code` (for `wait`).
+    pub exited: bool,
 }
 
 pub struct State {
@@ -238,7 +240,8 @@ impl Fake {
         let dir = tempfile::tempdir().expect("tempdir");
         let sock = dir.path().join("docker.sock");
         let (started, _) = tokio::sync::watch::channel(false);
-        let (exited, _) = tokio::sync::watch::channel(None);
+        let (exited, _) =
+            tokio::sync::watch::channel(scenario.exited.then_some(scenario.exit_code));
         let state = Arc::new(State {
             scenario,
             log: Mutex::new(Vec::new()),
@@ -303,6 +306,19 @@ impl Fake {
             *self.state.stdin_eof.lock().expect("eof"),
         )
     }
+}
+
+fn inspect_text(s: &Scenario) -> String {
+    format!(
+        r#"{{"Id":"{CID}","Created":"2026-11-23T02:22:03.065273975Z","Path":"sh","Args":[],"State":{{"Status":"running","Running":true,"Paused":false,"Restarting":false,"Pid":42,"ExitCode":0}},"Image":"sha256:1111","Name":"/web","HostConfig":{{"AutoRemove":false,"CpuShares":0,"Dns":[]}},"Config":{{"Hostname":"c0ffee","Domainname":"","User":"","AttachStdin":false,"AttachStdout":false,"AttachStderr":false,"Tty":{},"OpenStdin":{},"StdinOnce":false,"Env":["A=<b>&c"],"Cmd":null,"Image":"busybox","Volumes":null,"WorkingDir":"","Entrypoint":null,"OnBuild":null,"Labels":{{}}}},"NetworkSettings":{{"Ports":{}}}}}"#,
+        s.tty,
+        s.open_stdin,
+        if s.ports.is_null() {
+            "{}".to_owned()
+        } else {
+            s.ports.to_string()
+        }
+    )
 }
 
 fn inspect_doc(s: &Scenario) -> Json {
@@ -484,7 +500,13 @@ async fn handle(st: Arc<State>, mut req: Request<Incoming>) -> Result<Response<B
             full(StatusCode::OK, "text/plain; charset=utf-8", Bytes::new())
         }
         ("GET", ["containers", "json"]) => json_reply(StatusCode::OK, s.list.clone()),
-        ("GET", ["containers", _, "json"]) => json_reply(StatusCode::OK, inspect_doc(s)),
+        ("GET", ["containers", "missing", "json"]) => {
+            err_reply(StatusCode::NOT_FOUND, "No such container: missing")
+        }
+        ("GET", ["containers", _, "json"]) => {
+            // the daemon's key order, which inspect must keep
+            full(StatusCode::OK, "application/json", inspect_text(s))
+        }
         ("GET", ["containers", _, "logs"]) => {
             let (resp, tx) = channel_body(
                 StatusCode::OK,
@@ -595,7 +617,92 @@ async fn handle(st: Arc<State>, mut req: Request<Incoming>) -> Result<Response<B
                 "stop" | "kill" | "pause" | "unpause" | "restart",
             ],
         ) => full(StatusCode::NO_CONTENT, "", Bytes::new()),
+        ("DELETE", ["containers", "missing"]) => {
+            err_reply(StatusCode::NOT_FOUND, "No such container: missing")
+        }
         ("DELETE", ["containers", _]) => full(StatusCode::NO_CONTENT, "", Bytes::new()),
+        ("POST", ["containers", _, "rename"]) => full(StatusCode::NO_CONTENT, "", Bytes::new()),
+        ("GET", ["containers", _, "top"]) => json_reply(
+            StatusCode::OK,
+            json!({"Titles":["UID","PID","PPID","C","STIME","TTY","TIME","CMD"],
+                   "Processes":[["root","18158","18137","0","02:22","?","00:00:00","sleep 100"],
+                                ["root","18201","18158","0","02:23","pts/0","00:00:00","sh -c while true; do sleep 1; done"]]}),
+        ),
+        ("GET", ["containers", _, "changes"]) => json_reply(
+            StatusCode::OK,
+            json!([{"Path":"/tmp","Kind":0},{"Path":"/tmp/a.txt","Kind":1},{"Path":"/etc/motd","Kind":2}]),
+        ),
+        ("POST", ["commit"]) => json_reply(
+            StatusCode::CREATED,
+            json!({"Id":"sha256:d84325e9636960cc84b69e13453e1d1065c6c4aab25adc311ac57716bff695e2"}),
+        ),
+        ("POST", ["containers", _, "update"]) => json_reply(
+            StatusCode::OK,
+            json!({"Warnings":["Your kernel does not support memory swappiness capabilities"]}),
+        ),
+        ("POST", ["containers", "prune"]) => json_reply(
+            StatusCode::OK,
+            json!({"ContainersDeleted":["aaaa","bbbb"],"SpaceReclaimed":123456}),
+        ),
+        ("GET", ["containers", _, "export"]) => {
+            let mut b = tar::Builder::new(Vec::new());
+            let mut h = tar::Header::new_gnu();
+            h.set_size(3);
+            h.set_mode(0o644);
+            h.set_mtime(1_700_000_000);
+            b.append_data(&mut h, "etc/hostname", &b"web"[..])
+                .expect("tar");
+            full(
+                StatusCode::OK,
+                "application/x-tar",
+                b.into_inner().expect("tar"),
+            )
+        }
+        ("GET", ["containers", _, "stats"]) => {
+            let sample = json!({
+                "read":"2026-11-23T02:22:29.005861126Z","preread":"2026-11-23T02:22:28.004861126Z",
+                "pids_stats":{"current":3},
+                "blkio_stats":{"io_service_bytes_recursive":[{"major":8,"minor":0,"op":"read","value":4096},{"major":8,"minor":0,"op":"write","value":8192}]},
+                "num_procs":0,"storage_stats":{},
+                "cpu_stats":{"cpu_usage":{"total_usage":89490550u64,"percpu_usage":[1,2],"usage_in_kernelmode":50000000,"usage_in_usermode":30000000},"system_cpu_usage":699770000000u64,"online_cpus":2,"throttling_data":{"periods":0,"throttled_periods":0,"throttled_time":0}},
+                "precpu_stats":{"cpu_usage":{"total_usage":79490550u64,"usage_in_kernelmode":0,"usage_in_usermode":0},"system_cpu_usage":697770000000u64,"online_cpus":2,"throttling_data":{"periods":0,"throttled_periods":0,"throttled_time":0}},
+                "memory_stats":{"usage":868352,"max_usage":4091904,"stats":{"total_inactive_file":4096},"limit":25276063744u64},
+                "name":"/web","id":CID,
+                "networks":{"eth0":{"rx_bytes":876,"rx_packets":10,"rx_errors":0,"rx_dropped":0,"tx_bytes":0,"tx_packets":0,"tx_errors":0,"tx_dropped":0}}
+            });
+            full(StatusCode::OK, "application/json", format!("{sample}\n"))
+        }
+        ("GET", ["events"]) => {
+            let (resp, tx) = channel_body(StatusCode::OK, "application/json");
+            // keep the stream open until the client goes away
+            tokio::spawn(async move {
+                tx.closed().await;
+            });
+            resp
+        }
+        ("GET", ["info"]) => json_reply(
+            StatusCode::OK,
+            json!({"ID":"x","OSType":"linux","Swarm":{"NodeID":"","NodeAddr":"","LocalNodeState":"inactive","ControlAvailable":false,"Error":"","RemoteManagers":null}}),
+        ),
+        ("GET", ["images", "busybox", "json"]) => full(
+            StatusCode::OK,
+            "application/json",
+            r#"{"Id":"sha256:1111","RepoTags":["busybox:latest"],"Config":{"Cmd":["sh"],"Env":["PATH=/bin"]},"Os":"linux","Size":4261000}"#,
+        ),
+        ("GET", ["images", name, "json"]) => {
+            err_reply(StatusCode::NOT_FOUND, &format!("No such image: {name}"))
+        }
+        ("GET", ["networks", name]) => {
+            err_reply(StatusCode::NOT_FOUND, &format!("network {name} not found"))
+        }
+        ("GET", ["volumes", name]) => err_reply(
+            StatusCode::NOT_FOUND,
+            &format!("get {name}: no such volume"),
+        ),
+        ("GET", ["plugins", name, "json"]) => err_reply(
+            StatusCode::NOT_FOUND,
+            &format!("plugin \"{name}\" not found"),
+        ),
         _ => err_reply(StatusCode::NOT_FOUND, "page not found"),
     };
     Ok(reply)
