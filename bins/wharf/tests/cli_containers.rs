@@ -794,3 +794,289 @@ fn simple_commands_match_docker() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// `create` with every flag family: the request body must equal the docker CLI's.
+#[test]
+fn create_bodies_match_docker_for_all_flag_families() {
+    let Some(bin) = docker() else {
+        eprintln!("skipped: the docker CLI is not installed");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("env"), "FROM_FILE=1\n# comment\nEMPTY=\n").unwrap();
+    std::fs::write(dir.path().join("labels"), "lf=1\nbare\n").unwrap();
+    let cases: &[&[&str]] = &[
+        &[
+            "-e",
+            "A=1",
+            "-e",
+            "HOME",
+            "--env-file",
+            "env",
+            "-l",
+            "a=b",
+            "--label-file",
+            "labels",
+            "-p",
+            "127.0.0.1:8080-8081:80-81/udp",
+            "-p",
+            "[::1]:9000:9000",
+            "-p",
+            "53",
+            "-P",
+            "--expose",
+            "7000-7001",
+            "-v",
+            "/data",
+            "-v",
+            "vol:/v:ro",
+            "-v",
+            "./rel:/r",
+            "--tmpfs",
+            "/run:rw,size=1m",
+            "--read-only",
+            "--volumes-from",
+            "other:ro",
+        ],
+        &[
+            "--mount",
+            "type=bind,src=/tmp,dst=/t,readonly,bind-propagation=rshared",
+            "--mount",
+            "type=tmpfs,dst=/tt,tmpfs-size=64m,tmpfs-mode=1770",
+            "--mount",
+            "type=volume,src=v2,dst=/v2,volume-driver=local,volume-opt=type=tmpfs,volume-label=x=y,volume-nocopy",
+            "--mount",
+            "type=bind,src=./rel,dst=/b,bind-recursive=disabled",
+            "--mount",
+            "type=image,src=busybox,dst=/img,image-subpath=bin",
+            "--mount",
+            "dst=/anon",
+        ],
+        &[
+            "--privileged",
+            "--cap-add",
+            "net_admin",
+            "--cap-add",
+            "CAP_SYS_TIME",
+            "--cap-drop",
+            "ALL",
+            "--security-opt",
+            "no-new-privileges",
+            "--security-opt",
+            "apparmor=unconfined",
+            "--security-opt",
+            "systempaths=unconfined",
+            "--device",
+            "/dev/fuse",
+            "--device",
+            "/dev/sda:/dev/xvda:r",
+            "--device-cgroup-rule",
+            "c 1:3 mr",
+            "--sysctl",
+            "net.ipv4.ip_forward=1",
+            "--ulimit",
+            "nofile=1024:2048",
+            "--ulimit",
+            "core=0",
+            "--init",
+            "--ipc",
+            "private",
+            "--pid",
+            "host",
+            "--uts",
+            "host",
+            "--userns",
+            "host",
+            "--cgroupns",
+            "private",
+            "--cgroup-parent",
+            "/x",
+            "--runtime",
+            "runc",
+            "--group-add",
+            "audio",
+            "--annotation",
+            "a=b",
+            "--isolation",
+            "default",
+        ],
+        &[
+            "-m",
+            "512m",
+            "--memory-swap",
+            "1g",
+            "--memory-reservation",
+            "256m",
+            "--memory-swappiness",
+            "10",
+            "--oom-kill-disable",
+            "--oom-score-adj",
+            "100",
+            "--cpus",
+            "1.5",
+            "-c",
+            "512",
+            "--cpu-period",
+            "100000",
+            "--cpu-quota",
+            "50000",
+            "--cpuset-cpus",
+            "0-1",
+            "--cpuset-mems",
+            "0",
+            "--pids-limit",
+            "100",
+            "--blkio-weight",
+            "300",
+            "--blkio-weight-device",
+            "/dev/sda:200",
+            "--device-read-bps",
+            "/dev/sda:1mb",
+            "--device-write-iops",
+            "/dev/sda:100",
+            "--shm-size",
+            "64m",
+            "--cpu-rt-runtime",
+            "950",
+        ],
+        &[
+            "--restart",
+            "on-failure:3",
+            "--stop-signal",
+            "SIGINT",
+            "--stop-timeout",
+            "20",
+            "--health-cmd",
+            "curl -f http://localhost/",
+            "--health-interval",
+            "30s",
+            "--health-timeout",
+            "5s",
+            "--health-retries",
+            "3",
+            "--health-start-period",
+            "1m",
+            "--health-start-interval",
+            "2s",
+            "--log-driver",
+            "json-file",
+            "--log-opt",
+            "max-size=10m",
+            "-w",
+            "/w",
+            "-u",
+            "1000:1000",
+            "--entrypoint",
+            "/bin/sh",
+            "--hostname",
+            "h",
+            "--domainname",
+            "d",
+            "--add-host",
+            "db:10.0.0.2",
+            "--add-host",
+            "v6=[::1]",
+            "--dns",
+            "8.8.8.8",
+            "--dns-search",
+            "example.com",
+            "--dns-option",
+            "ndots:2",
+            "--name",
+            "x",
+            "-t",
+            "-i",
+        ],
+        &[
+            "--network",
+            "mynet",
+            "--network-alias",
+            "web",
+            "--ip",
+            "172.20.0.5",
+            "--ip6",
+            "2001:db8::33",
+            "--mac-address",
+            "92:d0:c6:0a:29:33",
+            "--link",
+            "db:db",
+            "--link-local-ip",
+            "169.254.0.9",
+        ],
+        &[
+            "--network",
+            "name=a,alias=x,driver-opt=k=v,gw-priority=3",
+            "--network",
+            "b",
+        ],
+        &["--net", "host", "--rm", "--restart", "no"],
+        &["--network", "none", "-a", "stdout", "-a", "STDERR"],
+        &[
+            "--no-healthcheck",
+            "--entrypoint",
+            "",
+            "--platform",
+            "linux/amd64",
+            "--pull",
+            "never",
+        ],
+        &[
+            "--restart",
+            "unless-stopped",
+            "--storage-opt",
+            "size=10G",
+            "--volume-driver",
+            "local",
+        ],
+    ];
+    let mut failures = Vec::new();
+    for flags in cases {
+        let mut args = vec!["create"];
+        args.extend_from_slice(flags);
+        args.extend_from_slice(&["busybox", "sh", "-c", "echo hi"]);
+        let theirs = Fake::start(Scenario::default());
+        let (dc, _, derr) = run_cli(&bin, &theirs, &args, None, Some(dir.path()));
+        let ours = Fake::start(Scenario::default());
+        let (wc, _, werr) = run_cli(WHARF, &ours, &args, None, Some(dir.path()));
+        let (d, w) = (theirs.requests(), ours.requests());
+        let dc_req = by_path(&d, "POST", "/containers/create");
+        let wc_req = by_path(&w, "POST", "/containers/create");
+        if dc != wc || derr != werr || dc_req.len() != wc_req.len() {
+            failures.push(format!(
+                "{flags:?}: docker rc={dc} {derr:?} / wharf rc={wc} {werr:?}"
+            ));
+            continue;
+        }
+        if let (Some(dr), Some(wr)) = (dc_req.first(), wc_req.first()) {
+            // docker builds Binds from a Go map: its order is random
+            let sort_binds = |mut v: Json| {
+                if let Some(b) = v
+                    .pointer_mut("/HostConfig/Binds")
+                    .and_then(Json::as_array_mut)
+                {
+                    b.sort_by_key(|x| x.to_string());
+                }
+                v
+            };
+            let (db, wb) = (
+                sort_binds(strip_nulls(&dr.json())),
+                sort_binds(strip_nulls(&wr.json())),
+            );
+            if db != wb {
+                failures.push(format!(
+                    "{flags:?}:\n  docker {}\n  wharf  {}",
+                    serde_json::to_string(&db).unwrap(),
+                    serde_json::to_string(&wb).unwrap()
+                ));
+            }
+            if dr.normalized() != wr.normalized() {
+                failures.push(format!(
+                    "{flags:?}: {} vs {}",
+                    dr.normalized(),
+                    wr.normalized()
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
