@@ -558,31 +558,33 @@ fn port_lists_mappings() {
     }
 }
 
-#[test]
-fn run_tty_uses_a_raw_terminal_and_resizes() {
+/// What a CLI run on a pseudo-terminal did.
+struct PtyRun {
+    code: Option<i32>,
+    output: Vec<u8>,
+    before: rustix::termios::Termios,
+    after: rustix::termios::Termios,
+}
+
+/// Runs wharf with a pty (30x100) as its terminal; types `hello` until the fake sees stdin,
+/// then `finish`.
+fn run_on_pty(fake: &Fake, args: &[&str], finish: &[u8]) -> PtyRun {
     use rustix::termios;
     use std::os::fd::AsFd;
-    let sc = Scenario {
-        tty: true,
-        open_stdin: true,
-        echo_stdin: true,
-        exit_code: 5,
-        output: vec![(1, b"/ # ".to_vec())],
-        ..Default::default()
-    };
-    let fake = Fake::start(sc);
-    // a pty: the CLI's stdin/stdout/stderr are the slave side
     let master =
         rustix::pty::openpt(rustix::pty::OpenptFlags::RDWR | rustix::pty::OpenptFlags::NOCTTY)
             .expect("openpt");
     rustix::pty::grantpt(&master).expect("grantpt");
     rustix::pty::unlockpt(&master).expect("unlockpt");
     let name = rustix::pty::ptsname(&master, Vec::new()).expect("ptsname");
-    let slave = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(name.to_str().unwrap())
-        .expect("open slave");
+    let open_slave = || {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(name.to_str().expect("pts name"))
+            .expect("open slave")
+    };
+    let slave = open_slave();
     termios::tcsetwinsize(
         slave.as_fd(),
         termios::Winsize {
@@ -594,24 +596,21 @@ fn run_tty_uses_a_raw_terminal_and_resizes() {
     )
     .expect("winsize");
     let before = termios::tcgetattr(slave.as_fd()).expect("tcgetattr");
-    let cfg = tempfile::tempdir().unwrap();
+    let cfg = tempfile::tempdir().expect("cfg");
     let mut child = std::process::Command::new(WHARF)
         .env("WHARF_HOST", fake.host())
         .env("DOCKER_CONFIG", cfg.path())
-        .args(["run", "-it", "--rm", "busybox", "sh"])
-        .stdin(slave.try_clone().unwrap())
-        .stdout(slave.try_clone().unwrap())
-        .stderr(slave.try_clone().unwrap())
+        .args(args)
+        .stdin(slave.try_clone().expect("dup"))
+        .stdout(slave.try_clone().expect("dup"))
+        .stderr(slave.try_clone().expect("dup"))
         .spawn()
         .expect("spawn");
     // only the child holds the slave now: reading the master ends when it exits
     drop(slave);
     let mut m = std::fs::File::from(master);
-    // wait for the prompt, then type a line and ctrl-d (the fake ends the session on it)
-    let mut seen = Vec::new();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     let reader = {
-        let mut m2 = m.try_clone().unwrap();
+        let mut m2 = m.try_clone().expect("dup master");
         std::thread::spawn(move || {
             let mut all = Vec::new();
             let mut buf = [0u8; 1024];
@@ -624,31 +623,49 @@ fn run_tty_uses_a_raw_terminal_and_resizes() {
             all
         })
     };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while std::time::Instant::now() < deadline && fake.stdin_seen().0.is_empty() {
-        // keep typing until the session is up (raw mode: no echo by the local terminal)
-        std::io::Write::write_all(&mut m, b"hello").unwrap();
+        // keep typing until the session is up (before raw mode, the terminal buffers it)
+        std::io::Write::write_all(&mut m, b"hello").expect("type");
         std::thread::sleep(std::time::Duration::from_millis(300));
-        if !fake.stdin_seen().0.is_empty() {
-            break;
-        }
     }
-    std::io::Write::write_all(&mut m, b"\x04").unwrap();
-    let status = {
-        let start = std::time::Instant::now();
-        loop {
-            if let Some(s) = child.try_wait().unwrap() {
-                break s;
-            }
-            assert!(
-                start.elapsed() < std::time::Duration::from_secs(15),
-                "run -it hung"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(20));
+    std::io::Write::write_all(&mut m, finish).expect("type");
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
         }
+        if start.elapsed() > std::time::Duration::from_secs(15) {
+            let _ = child.kill();
+            panic!("{args:?} hung on the pty");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
     };
-    seen.extend(reader.join().unwrap());
-    assert_eq!(status.code(), Some(5));
-    assert!(seen.windows(4).any(|w| w == b"/ # "), "{seen:?}");
+    let output = reader.join().expect("reader");
+    let after = termios::tcgetattr(open_slave().as_fd()).expect("tcgetattr");
+    PtyRun {
+        code: status.code(),
+        output,
+        before,
+        after,
+    }
+}
+
+#[test]
+fn run_tty_uses_a_raw_terminal_and_resizes() {
+    let sc = Scenario {
+        tty: true,
+        open_stdin: true,
+        echo_stdin: true,
+        exit_code: 5,
+        output: vec![(1, b"/ # ".to_vec())],
+        ..Default::default()
+    };
+    let fake = Fake::start(sc);
+    // ctrl-d: the fake's "shell" exits with 5
+    let r = run_on_pty(&fake, &["run", "-it", "--rm", "busybox", "sh"], b"\x04");
+    assert_eq!(r.code, Some(5));
+    assert!(r.output.windows(4).any(|w| w == b"/ # "), "{:?}", r.output);
     let (typed, _) = fake.stdin_seen();
     assert!(typed.starts_with(b"hello"), "{typed:?}");
     let reqs = fake.requests();
@@ -663,14 +680,41 @@ fn run_tty_uses_a_raw_terminal_and_resizes() {
     );
     assert!(calls(&fake).contains(&format!("POST /containers/{CID}/wait?condition=removed")));
     // the terminal is restored
-    let slave = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(name.to_str().unwrap())
-        .expect("reopen slave");
-    let after = termios::tcgetattr(slave.as_fd()).expect("tcgetattr");
-    assert_eq!(after.local_modes, before.local_modes);
-    assert_eq!(after.input_modes, before.input_modes);
+    assert_eq!(r.after.local_modes, r.before.local_modes);
+    assert_eq!(r.after.input_modes, r.before.input_modes);
+    assert_eq!(r.after.output_modes, r.before.output_modes);
+}
+
+#[test]
+fn run_tty_detach_keys_end_the_session() {
+    let sc = Scenario {
+        tty: true,
+        open_stdin: true,
+        echo_stdin: true,
+        output: vec![(1, b"/ # ".to_vec())],
+        ..Default::default()
+    };
+    // the default ctrl-p ctrl-q
+    let fake = Fake::start(sc.clone());
+    let r = run_on_pty(&fake, &["run", "-it", "busybox", "sh"], b"\x10\x11");
+    assert_eq!(r.code, Some(0), "{:?}", String::from_utf8_lossy(&r.output));
+    let (typed, _) = fake.stdin_seen();
+    assert!(
+        !typed.contains(&0x10),
+        "the detach keys are not sent: {typed:?}"
+    );
+    assert_eq!(r.after.local_modes, r.before.local_modes);
+    // --detach-keys, also sent to the daemon
+    let fake = Fake::start(sc);
+    let r = run_on_pty(
+        &fake,
+        &["run", "-it", "--detach-keys", "ctrl-a,x", "busybox", "sh"],
+        b"\x01x",
+    );
+    assert_eq!(r.code, Some(0));
+    assert!(calls(&fake).contains(&format!(
+        "POST /containers/{CID}/attach?detachKeys=ctrl-a,x&stderr=1&stdin=1&stdout=1&stream=1"
+    )));
 }
 
 /// Commands whose output and requests must match the docker CLI's exactly (skipped without
@@ -1079,4 +1123,191 @@ fn create_bodies_match_docker_for_all_flag_families() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Invalid option values: the same message and exit code (125) as docker, nothing created.
+#[test]
+fn option_errors_match_docker() {
+    let Some(bin) = docker() else {
+        eprintln!("skipped: the docker CLI is not installed");
+        return;
+    };
+    let cases: &[&[&str]] = &[
+        &["--ulimit", "bogus=1"],
+        &["--ulimit", "nofile=2:1"],
+        &["--mount", "type=bind,src=/a"],
+        &["--mount", "type=volume,dst=/a,tmpfs-size=1m"],
+        &["--mount", "dst=/a,bogus=1"],
+        &["--health-interval", "soon"],
+        &["--health-retries", "-1", "--health-cmd", "true"],
+        &["--no-healthcheck", "--health-cmd", "true"],
+        &["--memory-swappiness", "200"],
+        &["--expose", "1:2"],
+        &["--expose", "x"],
+        &["-p", "1.2.3:80:80"],
+        &["-p", "80/xyz"],
+        &["-p", "published=1,bad"],
+        &["--cpus", "abc"],
+        &["--cpus", "0.0000000001"],
+        &["-m", "1kbb"],
+        &["--shm-size", "x"],
+        &["--device", "/dev/sda:rr:x"],
+        &["--device", "relative"],
+        &["--security-opt", "label"],
+        &["--pid", "bogus"],
+        &["--uts", "container:x"],
+        &["--userns", "bogus"],
+        &["--cgroupns", "bogus"],
+        &["--network", "alias=x"],
+        &["--network", "host", "--network-alias", "x"],
+        &["--network", "a", "--network", "host"],
+        &["--mac-address", "zz"],
+        &["-l", "=x"],
+        &["--sysctl", "kernel.foo=1"],
+        &["--add-host", "bad"],
+        &["--add-host", "h:1.2.3"],
+        &["--dns", "x"],
+        &["--dns-search", "123"],
+        &["-a", "bogus"],
+        &["--blkio-weight", "70000"],
+        &["--blkio-weight-device", "sda:5"],
+        &["--device-read-bps", "/dev/sda:x"],
+        &["-e", "=x"],
+        &["--env-file", "/nonexistent"],
+        &["--label-file", "/nonexistent"],
+        &["--stop-timeout", "x"],
+        &["-c", "x"],
+        &["--oom-score-adj", "x"],
+        &["--log-driver", "none", "--log-opt", "a=b"],
+        &["--restart", ":3"],
+        &["--restart", "on-failure:x"],
+        &["--rm", "--restart", "always"],
+        &["--storage-opt", "x"],
+        &["--device-cgroup-rule", "x 1:3 mr"],
+        &["--link", "a:b:c"],
+        &["--pull", "sometimes"],
+        &["--rm=maybe"],
+    ];
+    let fake = Fake::start(Scenario::default());
+    let mut failures = Vec::new();
+    for flags in cases {
+        for cmd in ["run", "create"] {
+            let mut args = vec![cmd];
+            args.extend_from_slice(flags);
+            args.push("busybox");
+            let (dc, dout, derr) = run_cli(&bin, &fake, &args, None, None);
+            let (wc, wout, werr) = wharf(&fake, &args, None);
+            if (dc, &dout, &derr) != (wc, &wout, &werr) {
+                failures.push(format!(
+                    "{args:?}\n  docker rc={dc} {dout:?} {derr:?}\n  wharf  rc={wc} {wout:?} {werr:?}"
+                ));
+            }
+        }
+    }
+    assert!(
+        by_path(&fake.requests(), "POST", "/containers/create").is_empty(),
+        "a container was created for an invalid option"
+    );
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn start_attach_and_attach_follow_dockers_sequences() {
+    let sc = Scenario {
+        exit_code: 3,
+        open_stdin: true,
+        echo_stdin: true,
+        output: vec![(1, b"out\n".to_vec()), (2, b"err\n".to_vec())],
+        ..Default::default()
+    };
+    // start -a: inspect, attach, wait next-exit, start; the container's status is ours
+    let fake = Fake::start(sc.clone());
+    let (code, out, err) = wharf(&fake, &["start", "-a", "web"], None);
+    assert_eq!((code, out.as_str(), err.as_str()), (3, "out\n", "err\n"));
+    assert_eq!(
+        calls(&fake),
+        vec![
+            "GET /containers/web/json".to_string(),
+            format!("POST /containers/{CID}/attach?stderr=1&stdout=1&stream=1"),
+            format!("POST /containers/{CID}/wait?condition=next-exit"),
+            format!("POST /containers/{CID}/start"),
+        ]
+    );
+    same_as_docker(&sc, &["start", "-a", "web"], None, &fake);
+    // start -ai: stdin attached
+    let fake = Fake::start(sc.clone());
+    let (code, out, _) = wharf(&fake, &["start", "-ai", "web"], Some(b"hi\n"));
+    assert_eq!((code, out.as_str()), (3, "out\nhi\n"));
+    same_as_docker(&sc, &["start", "-ai", "web"], Some(b"hi\n"), &fake);
+    // attach to a running container: wait, inspect, attach, inspect
+    let running = Scenario {
+        running: true,
+        echo_stdin: false,
+        ..sc.clone()
+    };
+    for args in [&["attach", "web"][..], &["attach", "--no-stdin", "web"][..]] {
+        let fake = Fake::start(running.clone());
+        let (code, out, err) = wharf(&fake, args, None);
+        assert_eq!(
+            (code, out.as_str(), err.as_str()),
+            (3, "out\n", "err\n"),
+            "{args:?}"
+        );
+        let stdin = if args.len() == 2 { "stdin=1&" } else { "" };
+        assert_eq!(
+            calls(&fake),
+            vec![
+                "POST /containers/web/wait".to_string(),
+                "GET /containers/web/json".to_string(),
+                format!("POST /containers/web/attach?stderr=1&{stdin}stdout=1&stream=1"),
+                "GET /containers/web/json".to_string(),
+            ]
+        );
+        same_as_docker(&running, args, None, &fake);
+    }
+}
+
+#[test]
+fn run_forwards_signals_to_the_container() {
+    let fake = Fake::start(Scenario {
+        until_killed: true,
+        output: vec![(1, b"running\n".to_vec())],
+        ..Default::default()
+    });
+    let cfg = tempfile::tempdir().unwrap();
+    let child = std::process::Command::new(WHARF)
+        .env("WHARF_HOST", fake.host())
+        .env("DOCKER_CONFIG", cfg.path())
+        .args(["run", "busybox", "sleep", "100"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !calls(&fake).iter().any(|c| c.ends_with("/start")) {
+        assert!(std::time::Instant::now() < deadline, "never started");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::INT).unwrap();
+    let mut child = child;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!("run did not end after SIGINT: {out:?}\n{:?}", calls(&fake));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "running\n");
+    assert!(
+        calls(&fake).contains(&format!("POST /containers/{CID}/kill?signal=INT")),
+        "{:?}",
+        calls(&fake)
+    );
 }

@@ -126,6 +126,10 @@ pub struct Scenario {
     pub ports: Json,
     /// The container has already exited with `exit_code` (for `wait`).
     pub exited: bool,
+    /// The container is already running (for `attach`).
+    pub running: bool,
+    /// The container runs until `POST kill`, then exits with 128+signal (INT: 130).
+    pub until_killed: bool,
 }
 
 pub struct State {
@@ -137,6 +141,7 @@ pub struct State {
     /// What the client sent on hijacked stdin, and whether it half-closed.
     pub stdin: Mutex<Vec<u8>>,
     pub stdin_eof: Mutex<bool>,
+    killed: tokio::sync::watch::Sender<Option<String>>,
 }
 
 pub struct Fake {
@@ -239,7 +244,7 @@ impl Fake {
     pub fn start(scenario: Scenario) -> Fake {
         let dir = tempfile::tempdir().expect("tempdir");
         let sock = dir.path().join("docker.sock");
-        let (started, _) = tokio::sync::watch::channel(false);
+        let (started, _) = tokio::sync::watch::channel(scenario.running);
         let (exited, _) =
             tokio::sync::watch::channel(scenario.exited.then_some(scenario.exit_code));
         let state = Arc::new(State {
@@ -250,6 +255,7 @@ impl Fake {
             creates: Mutex::new(0),
             stdin: Mutex::new(Vec::new()),
             stdin_eof: Mutex::new(false),
+            killed: tokio::sync::watch::channel(None).0,
         });
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let st = state.clone();
@@ -450,11 +456,22 @@ async fn handle(st: Arc<State>, mut req: Request<Incoming>) -> Result<Response<B
                         }
                     }
                 }
+                let mut code = sc.exit_code;
+                if sc.until_killed {
+                    let mut killed = st2.killed.subscribe();
+                    if let Ok(sig) = killed.wait_for(|k| k.is_some()).await {
+                        code = match sig.as_deref() {
+                            Some("INT") => 130,
+                            Some("TERM") => 143,
+                            _ => 137,
+                        };
+                    }
+                }
                 let _ = w.flush().await;
                 let _ = w.shutdown().await;
                 drop(w);
                 drop(r);
-                let _ = st2.exited.send(Some(sc.exit_code));
+                st2.exited.send_replace(Some(code));
             });
             let mut resp = full(
                 StatusCode::SWITCHING_PROTOCOLS,
@@ -489,10 +506,10 @@ async fn handle(st: Arc<State>, mut req: Request<Incoming>) -> Result<Response<B
         }
         ("POST", ["containers", _, "start"]) => {
             if let Some(m) = &s.start_error {
-                let _ = st.exited.send(Some(-1));
+                st.exited.send_replace(Some(-1));
                 err_reply(StatusCode::BAD_REQUEST, m)
             } else {
-                let _ = st.started.send(true);
+                st.started.send_replace(true);
                 full(StatusCode::NO_CONTENT, "", Bytes::new())
             }
         }
@@ -609,14 +626,14 @@ async fn handle(st: Arc<State>, mut req: Request<Incoming>) -> Result<Response<B
             }
         }
         ("PUT", ["containers", _, "archive"]) if is_put => full(StatusCode::OK, "", Bytes::new()),
-        (
-            "POST",
-            [
-                "containers",
-                _,
-                "stop" | "kill" | "pause" | "unpause" | "restart",
-            ],
-        ) => full(StatusCode::NO_CONTENT, "", Bytes::new()),
+        ("POST", ["containers", _, "kill"]) => {
+            st.killed
+                .send_replace(Some(rec.q("signal").unwrap_or("KILL").to_owned()));
+            full(StatusCode::NO_CONTENT, "", Bytes::new())
+        }
+        ("POST", ["containers", _, "stop" | "pause" | "unpause" | "restart"]) => {
+            full(StatusCode::NO_CONTENT, "", Bytes::new())
+        }
         ("DELETE", ["containers", "missing"]) => {
             err_reply(StatusCode::NOT_FOUND, "No such container: missing")
         }
