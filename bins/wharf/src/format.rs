@@ -473,11 +473,25 @@ pub fn render_rows(format: Format<'_>, rows: &[Value], headers: &[(&str, &str)])
             }
             Ok(s)
         }
-        Format::Table(t) => {
+        Format::Table(t) => render_table_with(t, t, rows, headers),
+    }
+}
+
+/// A table whose header line comes from its own template (`header_t`), for row templates that
+/// call methods the header cannot (docker's `.Label "key"` header is the key's last part).
+pub fn render_table_with(
+    t: &str,
+    header_t: &str,
+    rows: &[Value],
+    headers: &[(&str, &str)],
+) -> Result<String> {
+    {
+        {
             let tmpl = Tmpl::parse(t)?;
+            let header_tmpl = Tmpl::parse(header_t)?;
             let mut lines = Vec::with_capacity(rows.len() + 1);
             let header_ctx = Value::Object(
-                template_fields(t)
+                template_fields(header_t)
                     .into_iter()
                     .map(|f| {
                         let title = headers
@@ -488,7 +502,7 @@ pub fn render_rows(format: Format<'_>, rows: &[Value], headers: &[(&str, &str)])
                     })
                     .collect(),
             );
-            lines.push(tmpl.render(&header_ctx).unwrap_or_default());
+            lines.push(header_tmpl.render(&header_ctx).unwrap_or_default());
             for r in rows {
                 lines.push(tmpl.render(r)?);
             }

@@ -819,13 +819,65 @@ fn simple_commands_match_docker() {
         &["container", "ls", "-a", "-q"],
         &["rename", " ", "x"],
         &["stop", "--time", "1", "-t", "2", "web"],
+        &[
+            "exec", "-d", "-e", "A=1", "-w", "/tmp", "-u", "1000", "web", "sleep", "10",
+        ],
+        &["exec", "-it", "web", "sh"],
+        &["run", "-it", "busybox"],
+        &["rm", "/"],
+        &[
+            "ps",
+            "-a",
+            "--filter",
+            "status=exited",
+            "--filter",
+            "label=a=1",
+            "--no-trunc",
+        ],
+        &["ps", "--format", "raw"],
+        &[
+            "ps",
+            "--format",
+            "table {{.ID}}\t{{.Label \"a\"}}\t{{.Mounts}}",
+        ],
+        &[
+            "logs",
+            "--since",
+            "2026-01-02T03:04:05Z",
+            "--until",
+            "1700000000",
+            "--details",
+            "web",
+        ],
+        &["port", "missing"],
+        &["top", "missing"],
+        &["inspect", "--type", "bogus", "web"],
+        &["container", "inspect", "-s", "-f", "{{.Name}}", "web"],
+        &["export", "-o", "/nonexistent-dir/x.tar", "web"],
+        &["commit", "web", "Bad:Ref"],
+        &[
+            "commit",
+            "web",
+            "repo@sha256:0000000000000000000000000000000000000000000000000000000000000000",
+        ],
+        &["update", "--restart", "bogus:x", "web"],
+        &["wait", "web", "missing"],
     ];
     let mut failures = Vec::new();
-    for args in cases {
+    let stdin_cases: &[(&[&str], &[u8])] = &[
+        (&["container", "prune"], b"n\n"),
+        (&["container", "prune"], b"y\n"),
+        (&["container", "prune"], b""),
+    ];
+    let all = cases
+        .iter()
+        .map(|a| (*a, None))
+        .chain(stdin_cases.iter().map(|(a, i)| (*a, Some(*i))));
+    for (args, input) in all {
         let theirs = Fake::start(sc.clone());
-        let (dc, dout, derr) = run_cli(&bin, &theirs, args, None, None);
+        let (dc, dout, derr) = run_cli(&bin, &theirs, args, input, None);
         let ours = Fake::start(sc.clone());
-        let (wc, wout, werr) = wharf(&ours, args, None);
+        let (wc, wout, werr) = wharf(&ours, args, input);
         let mut dseq = calls(&theirs);
         let mut wseq = calls(&ours);
         dseq.sort();
@@ -835,6 +887,18 @@ fn simple_commands_match_docker() {
                 "{args:?}\n  docker: rc={dc} out={dout:?} err={derr:?}\n          {dseq:?}\n  wharf:  rc={wc} out={wout:?} err={werr:?}\n          {wseq:?}"
             ));
         }
+    }
+    // attaching to a stopped container
+    let stopped = Scenario {
+        stopped: true,
+        ..Default::default()
+    };
+    let theirs = Fake::start(stopped.clone());
+    let ours = Fake::start(stopped);
+    let d = run_cli(&bin, &theirs, &["attach", "web"], None, None);
+    let w = wharf(&ours, &["attach", "web"], None);
+    if d != w {
+        failures.push(format!("attach to a stopped container: {d:?} vs {w:?}"));
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

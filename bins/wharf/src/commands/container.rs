@@ -527,12 +527,49 @@ pub async fn commit(ctx: &Ctx, args: CommitArgs) -> Result<(), CliError> {
     Ok(())
 }
 
+/// `atomicwriter`'s checks on an output file, before anything is written.
+fn validate_destination(path: &str) -> Result<(), String> {
+    let p = std::path::Path::new(path);
+    if let Some(dir) = p.parent().map(|d| d.to_string_lossy().into_owned())
+        && !dir.is_empty()
+        && dir != "."
+        && dir != ".."
+    {
+        match std::fs::metadata(&dir) {
+            Err(e) => {
+                return Err(format!(
+                    "invalid output path: stat {dir}: {}",
+                    opts::io_text(&e)
+                ));
+            }
+            Ok(m) if !m.is_dir() => {
+                return Err(format!("invalid output path: stat {dir}: not a directory"));
+            }
+            Ok(_) => {}
+        }
+    }
+    match std::fs::symlink_metadata(p) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(format!("failed to stat output path: {}", opts::io_text(&e))),
+        Ok(m) if m.file_type().is_file() => Ok(()),
+        Ok(m) if m.is_dir() => Err("cannot write to a directory".into()),
+        Ok(m) if m.file_type().is_symlink() => {
+            Err("cannot write to a symbolic link directly".into())
+        }
+        Ok(_) => Err("cannot write to a special file".into()),
+    }
+}
+
 pub async fn export(ctx: &Ctx, args: ExportArgs) -> Result<(), CliError> {
     let to_file = args.output.as_deref().filter(|o| !o.is_empty());
     if to_file.is_none() && term::stdout_is_tty() {
         return Err(CliError::Other(
             "cowardly refusing to save to a terminal. Use the -o flag or redirect".into(),
         ));
+    }
+    if let Some(path) = to_file {
+        validate_destination(path)
+            .map_err(|e| CliError::Other(format!("failed to export container: {e}")))?;
     }
     let api = Api::connect(ctx).await?;
     let mut body = api.docker.export_container(&args.container);

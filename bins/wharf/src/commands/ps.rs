@@ -353,6 +353,16 @@ fn context_value(ctx: &Json, labels: &Json) -> gtmpl::Value {
 
 /// docker's `.Label "key"` method becomes an `index` on the labels map.
 pub fn rewrite_label_calls(t: &str) -> String {
+    rewrite_labels(t, false)
+}
+
+/// For the table header: `.Label "com.x.foo_bar"` is the title `foo bar` (docker's
+/// `HeaderContext.Label`).
+fn label_headers(t: &str) -> String {
+    rewrite_labels(t, true)
+}
+
+fn rewrite_labels(t: &str, header: bool) -> String {
     let mut out = String::new();
     let mut rest = t;
     while let Some(i) = rest.find(".Label ") {
@@ -362,12 +372,29 @@ pub fn rewrite_label_calls(t: &str) -> String {
             .last()
             .is_none_or(|c| !(c.is_alphanumeric() || c == '.' || c == '_'));
         out.push_str(before);
-        if prev_ok {
-            out.push_str("index .LabelMap ");
-        } else {
-            out.push_str(".Label ");
-        }
         rest = &rest[i + ".Label ".len()..];
+        if !prev_ok {
+            out.push_str(".Label ");
+            continue;
+        }
+        if !header {
+            out.push_str("index .LabelMap ");
+            continue;
+        }
+        // the quoted key that follows
+        let trimmed = rest.trim_start();
+        let skipped = rest.len() - trimmed.len();
+        if let Some(body) = trimmed.strip_prefix('"')
+            && let Some(end) = body.find('"')
+        {
+            let key = &body[..end];
+            let last = key.rsplit('.').next().unwrap_or(key);
+            let title = last.replace(['-', '_'], " ");
+            out.push_str(&format!("{:?}", title));
+            rest = &rest[skipped + 1 + end + 1..];
+        } else {
+            out.push_str("index .LabelMap ");
+        }
     }
     out.push_str(rest);
     out
@@ -411,6 +438,16 @@ pub fn render(
             )
         })
         .collect();
+    let user_table = format.trim_start().strip_prefix("table");
+    if let Some(user_body) = user_table
+        && !quiet
+        && format.contains(".Label ")
+    {
+        // the header line needs docker's titles for `.Label "key"`
+        let body = rewrite_label_calls(user_body.trim_start());
+        let header = label_headers(user_body.trim_start());
+        return format::render_table_with(&body, &header, &rows, HEADERS).map_err(CliError::from);
+    }
     let f = if fmt_text.trim_start().starts_with("table") {
         Format::new(Some(&fmt_text), DEFAULT_TABLE)
     } else if fmt_text == "json" {

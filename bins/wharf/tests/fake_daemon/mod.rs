@@ -130,6 +130,8 @@ pub struct Scenario {
     pub running: bool,
     /// The container runs until `POST kill`, then exits with 128+signal (INT: 130).
     pub until_killed: bool,
+    /// Inspect reports the container as stopped.
+    pub stopped: bool,
 }
 
 pub struct State {
@@ -316,7 +318,9 @@ impl Fake {
 
 fn inspect_text(s: &Scenario) -> String {
     format!(
-        r#"{{"Id":"{CID}","Created":"2026-11-23T02:22:03.065273975Z","Path":"sh","Args":[],"State":{{"Status":"running","Running":true,"Paused":false,"Restarting":false,"Pid":42,"ExitCode":0}},"Image":"sha256:1111","Name":"/web","HostConfig":{{"AutoRemove":false,"CpuShares":0,"Dns":[]}},"Config":{{"Hostname":"c0ffee","Domainname":"","User":"","AttachStdin":false,"AttachStdout":false,"AttachStderr":false,"Tty":{},"OpenStdin":{},"StdinOnce":false,"Env":["A=<b>&c"],"Cmd":null,"Image":"busybox","Volumes":null,"WorkingDir":"","Entrypoint":null,"OnBuild":null,"Labels":{{}}}},"NetworkSettings":{{"Ports":{}}}}}"#,
+        r#"{{"Id":"{CID}","Created":"2026-11-23T02:22:03.065273975Z","Path":"sh","Args":[],"State":{{"Status":"{}","Running":{},"Paused":false,"Restarting":false,"Pid":42,"ExitCode":0}},"Image":"sha256:1111","Name":"/web","HostConfig":{{"AutoRemove":false,"CpuShares":0,"Dns":[]}},"Config":{{"Hostname":"c0ffee","Domainname":"","User":"","AttachStdin":false,"AttachStdout":false,"AttachStderr":false,"Tty":{},"OpenStdin":{},"StdinOnce":false,"Env":["A=<b>&c"],"Cmd":null,"Image":"busybox","Volumes":null,"WorkingDir":"","Entrypoint":null,"OnBuild":null,"Labels":{{}}}},"NetworkSettings":{{"Ports":{}}}}}"#,
+        if s.stopped { "exited" } else { "running" },
+        !s.stopped,
         s.tty,
         s.open_stdin,
         if s.ports.is_null() {
@@ -546,6 +550,9 @@ async fn handle(st: Arc<State>, mut req: Request<Incoming>) -> Result<Response<B
         }
         ("POST", ["containers", _, "exec"]) => {
             json_reply(StatusCode::CREATED, json!({"Id": EXEC_ID}))
+        }
+        ("POST", ["exec", _, "start"]) if rec.json()["Detach"] == json!(true) => {
+            full(StatusCode::OK, "", Bytes::new())
         }
         ("POST", ["exec", _, "start"]) => {
             let st2 = st.clone();
