@@ -51,10 +51,15 @@ impl Api {
         };
         let ping = raw.ping().await?;
         let server = ping.api_version.as_deref().map_or((1, 24), parse_version);
-        let version = if server < MAX_API_VERSION {
-            server
-        } else {
-            MAX_API_VERSION
+        // DOCKER_API_VERSION pins the version (the docker CLI still pings first)
+        let pinned = std::env::var("DOCKER_API_VERSION")
+            .ok()
+            .filter(|v| !v.is_empty())
+            .map(|v| parse_version(&v));
+        let version = match pinned {
+            Some(v) => v,
+            None if server < MAX_API_VERSION => server,
+            None => MAX_API_VERSION,
         };
         raw.version = Some(format!("{}.{}", version.0, version.1));
         let cv = ClientVersion {

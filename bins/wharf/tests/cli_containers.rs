@@ -1375,3 +1375,57 @@ fn run_forwards_signals_to_the_container() {
         calls(&fake)
     );
 }
+
+/// The first frames of a live `stats` run of `bin` (killed after 1.7 s).
+fn stats_frames(bin: &str) -> (Vec<String>, Vec<String>) {
+    let fake = Fake::start(Scenario::default());
+    let cfg = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(bin)
+        .env("WHARF_HOST", fake.host())
+        .env("DOCKER_HOST", fake.host())
+        .env("DOCKER_CONFIG", cfg.path())
+        .args([
+            "stats",
+            "--format",
+            "table {{.Name}}\t{{.CPUPerc}}\t{{.MemUsage}}",
+            "web",
+        ])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1700));
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    let out = String::from_utf8_lossy(&out.stdout).into_owned();
+    let frames = out
+        .split_inclusive("\x1b[J")
+        .filter(|f| f.ends_with("\x1b[J"))
+        .map(str::to_owned)
+        .collect();
+    (frames, calls(&fake))
+}
+
+#[test]
+fn stats_redraws_the_table_in_place() {
+    let (frames, seq) = stats_frames(WHARF);
+    assert!(frames.len() >= 2, "{frames:?}");
+    let first = &frames[0];
+    assert!(
+        first.starts_with(
+            "\x1b[HNAME      CPU %     MEM USAGE / LIMIT\nweb       1.00%     844KiB / 23.54GiB\n"
+        ),
+        "{first:?}"
+    );
+    assert!(first.contains(" \x1b[K\n"), "{first:?}");
+    assert!(
+        seq.contains(&"GET /containers/web/stats?stream=1".to_string()),
+        "{seq:?}"
+    );
+    if let Some(bin) = docker() {
+        let (theirs, tseq) = stats_frames(&bin);
+        assert_eq!(frames[0], theirs[0]);
+        assert_eq!(seq, tseq);
+    }
+}

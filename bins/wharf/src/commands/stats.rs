@@ -337,10 +337,11 @@ fn spawn_collector(raw: api::Raw, os: String, slots: Slots, name: String, stream
                 }
             }
         }
+        // the stream ended (the container stopped): docker keeps the row, shown as `--`
         update(&slots, &name, |s| {
             s.first = true;
-            if !s.entry.is_invalid && s.entry.id.is_empty() {
-                s.entry.is_invalid = true;
+            s.entry.is_invalid = true;
+            if s.error.is_none() && s.entry.id.is_empty() {
                 s.error = Some("EOF".into());
             }
         });

@@ -694,7 +694,18 @@ async fn handle(st: Arc<State>, mut req: Request<Incoming>) -> Result<Response<B
                 "name":"/web","id":CID,
                 "networks":{"eth0":{"rx_bytes":876,"rx_packets":10,"rx_errors":0,"rx_dropped":0,"tx_bytes":0,"tx_packets":0,"tx_errors":0,"tx_dropped":0}}
             });
-            full(StatusCode::OK, "application/json", format!("{sample}\n"))
+            if rec.q("stream") == Some("1") {
+                // one sample every 200 ms until the client goes away
+                let (resp, tx) = channel_body(StatusCode::OK, "application/json");
+                tokio::spawn(async move {
+                    while tx.send(Bytes::from(format!("{sample}\n"))).await.is_ok() {
+                        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                    }
+                });
+                resp
+            } else {
+                full(StatusCode::OK, "application/json", format!("{sample}\n"))
+            }
         }
         ("GET", ["events"]) => {
             let (resp, tx) = channel_body(StatusCode::OK, "application/json");
