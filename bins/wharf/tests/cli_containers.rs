@@ -1157,12 +1157,12 @@ fn create_bodies_match_docker_for_all_flag_families() {
         }
         if let (Some(dr), Some(wr)) = (dc_req.first(), wc_req.first()) {
             // docker builds Binds from a Go map: its order is random
+            // (and the `-e` part of Env, from another Go map)
             let sort_binds = |mut v: Json| {
-                if let Some(b) = v
-                    .pointer_mut("/HostConfig/Binds")
-                    .and_then(Json::as_array_mut)
-                {
-                    b.sort_by_key(|x| x.to_string());
+                for p in ["/HostConfig/Binds", "/Env"] {
+                    if let Some(b) = v.pointer_mut(p).and_then(Json::as_array_mut) {
+                        b.sort_by_key(|x| x.to_string());
+                    }
                 }
                 v
             };
