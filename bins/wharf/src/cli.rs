@@ -3,6 +3,8 @@
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::cli_container as cc;
+
 /// A self-sufficient runtime for containers, speaking Docker's API.
 #[derive(Debug, Parser)]
 #[command(name = "wharf", disable_version_flag = true, about, max_term_width = 100)]
@@ -22,7 +24,8 @@ pub struct GlobalOpts {
     #[arg(short = 'D', long, global = true)]
     pub debug: bool,
     /// Set the logging level ("debug"|"info"|"warn"|"error"|"fatal")
-    #[arg(short = 'l', long, global = true, value_name = "string")]
+    // Not global: `-l` is `--label` in run/create, `--link` in rm, `--latest` in ps (as in docker).
+    #[arg(short = 'l', long, value_name = "string")]
     pub log_level: Option<String>,
     /// Print version information and quit
     #[arg(short = 'v', long = "version")]
@@ -43,6 +46,57 @@ pub enum Cmd {
     /// Manage plugins
     #[command(subcommand)]
     Plugin(PluginCmd),
+    /// Manage containers
+    #[command(subcommand)]
+    Container(cc::ContainerCmd),
+    /// Create and run a new container from an image
+    Run(cc::RunArgs),
+    /// Create a new container
+    Create(cc::CreateArgs),
+    /// Execute a command in a running container
+    Exec(cc::ExecArgs),
+    /// List containers
+    Ps(cc::PsArgs),
+    /// Start one or more stopped containers
+    Start(cc::StartArgs),
+    /// Stop one or more running containers
+    Stop(cc::StopArgs),
+    /// Restart one or more containers
+    Restart(cc::StopArgs),
+    /// Kill one or more running containers
+    Kill(cc::KillArgs),
+    /// Block until one or more containers stop, then print their exit codes
+    Wait(cc::ContainersArgs),
+    /// Remove one or more containers
+    Rm(cc::RmArgs),
+    /// Rename a container
+    Rename(cc::RenameArgs),
+    /// Pause all processes within one or more containers
+    Pause(cc::ContainersArgs),
+    /// Unpause all processes within one or more containers
+    Unpause(cc::ContainersArgs),
+    /// Return low-level information on Docker objects
+    Inspect(cc::InspectArgs),
+    /// Display the running processes of a container
+    Top(cc::TopArgs),
+    /// Fetch the logs of a container
+    Logs(cc::LogsArgs),
+    /// List port mappings or a specific mapping for the container
+    Port(cc::PortArgs),
+    /// Attach local standard input, output, and error streams to a running container
+    Attach(cc::AttachArgs),
+    /// Copy files/folders between a container and the local filesystem
+    Cp(cc::CpArgs),
+    /// Create a new image from a container's changes
+    Commit(cc::CommitArgs),
+    /// Export a container's filesystem as a tar archive
+    Export(cc::ExportArgs),
+    /// Inspect changes to files or directories on a container's filesystem
+    Diff(cc::DiffArgs),
+    /// Display a live stream of container(s) resource usage statistics
+    Stats(cc::StatsArgs),
+    /// Update configuration of one or more containers
+    Update(cc::UpdateArgs),
     /// Manage images
     #[command(subcommand)]
     Image(ImageCmd),
