@@ -4,3 +4,4 @@
 pub mod container;
 pub mod stubs;
 pub mod system;
+pub mod volume;
