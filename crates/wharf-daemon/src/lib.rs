@@ -8,6 +8,8 @@
 //! - [`container`]: containers — one supervisor task per container, the shim and runtime,
 //!   logs, attach, live restore (the `ContainerBackend`).
 //! - [`info`]: host facts from the kernel and /etc.
+//! - [`volume`]: volumes (the `local` driver), container mounts and copy-up (the
+//!   `VolumeBackend`).
 //!
 //! On disk (see DESIGN.md §3): `<data-root>/wharf.lock`, `<data-root>/wharf.db`; the exec root
 //! holds the socket and per-container runtime state.
@@ -18,6 +20,7 @@ pub mod events;
 pub mod image_seam;
 pub mod info;
 pub mod system;
+pub mod volume;
 
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
@@ -46,6 +49,8 @@ pub enum DaemonError {
     Db(#[from] wharf_store::DbError),
     #[error(transparent)]
     Engine(#[from] wharf_types::EngineError),
+    #[error("open the volume service")]
+    Volume(#[from] volume::VolumeError),
     #[error("create directory {path}")]
     Dir {
         path: PathBuf,
@@ -60,6 +65,7 @@ impl Classify for DaemonError {
             DaemonError::Lock(e) => e.kind(),
             DaemonError::Db(e) => e.kind(),
             DaemonError::Engine(e) => e.kind,
+            DaemonError::Volume(e) => e.kind(),
             DaemonError::Dir { .. } => ErrorKind::Internal,
         }
     }
@@ -71,6 +77,7 @@ pub struct Daemon {
     db: Arc<Db>,
     events: Arc<EventBus>,
     containers: Arc<container::ContainerService>,
+    volumes: Arc<volume::VolumeService>,
     engine_id: String,
     host: HostFacts,
     build: BuildInfo,
@@ -102,23 +109,48 @@ impl Daemon {
         host.backing_fs = info::backing_filesystem(&config.data_root);
         let db = Arc::new(db);
         let events = Arc::new(EventBus::new());
-        let containers = container::ContainerService::new(|weak| container_ctx(&config, &db, &events, images, weak))?;
-        Ok(Arc::new(Self { config: RwLock::new(config), db, events, containers, engine_id, host, build, _lock: lock }))
+        let volumes = volume::VolumeService::open(&config.data_root, db.clone(), events.clone())?;
+        let containers = container::ContainerService::new(|weak| {
+            container_ctx(&config, &db, &events, images, volumes.clone(), weak)
+        })?;
+        // References come from the containers' mounts; a referenced volume is never removed.
+        for r in containers.load_all()? {
+            volumes.restore_refs(r.id.as_str(), &r.mount_points);
+        }
+        Ok(Arc::new(Self {
+            config: RwLock::new(config),
+            db,
+            events,
+            containers,
+            volumes,
+            engine_id,
+            host,
+            build,
+            _lock: lock,
+        }))
     }
 
     /// Reconnects to containers that kept running while the daemon was down and restarts
     /// those whose restart policy asks for it. Call once the API is about to serve.
     pub async fn restore(&self) -> usize {
-        container::restore::restore(&self.containers).await
+        let alive = container::restore::restore(&self.containers).await;
+        self.volumes.finish_restore();
+        alive
     }
 
     pub fn containers(&self) -> &Arc<container::ContainerService> {
         &self.containers
     }
 
+    /// The volumes; `/system/df` takes its volume part from [`volume::VolumeService::disk_usage`]
+    /// (or the legacy list from [`volume::VolumeService::volumes_usage`]).
+    pub fn volumes(&self) -> &Arc<volume::VolumeService> {
+        &self.volumes
+    }
+
     /// The backends the API serves.
     pub fn backends(self: &Arc<Self>) -> Backends {
-        Backends { system: self.clone(), containers: self.containers.clone() }
+        Backends { system: self.clone(), containers: self.containers.clone(), volumes: self.volumes.clone() }
     }
 
     pub fn events(&self) -> &EventBus {
@@ -175,6 +207,7 @@ fn container_ctx(
     db: &Arc<Db>,
     events: &Arc<EventBus>,
     images: Arc<dyn container::ImageProvider>,
+    volumes: Arc<volume::VolumeService>,
     weak: std::sync::Weak<container::ContainerService>,
 ) -> container::Ctx {
     let file_runtimes = config.file.runtimes.clone().unwrap_or_default();
@@ -198,6 +231,7 @@ fn container_ctx(
         db: db.clone(),
         events: events.clone(),
         images,
+        volumes,
         paths: container::Paths {
             data_root: config.data_root.clone(),
             exec_root: config.exec_root.clone(),

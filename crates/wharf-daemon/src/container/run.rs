@@ -1,5 +1,6 @@
 //! What starting a container does on the host, and its undo:
-//! rootfs mount → network namespace → /etc files → OCI bundle → shim (`create` + `start`).
+//! rootfs mount → network namespace → /etc files → volumes → OCI bundle → shim (`create` +
+//! `start`).
 //! Every step is undone by [`teardown`] if a later one fails, so a failed start leaves no
 //! mount, namespace or shim behind.
 
@@ -82,11 +83,16 @@ async fn start_inner(ctx: &Ctx, r: &ContainerRecord, peer: &super::spec::PeerNs)
     let etc_dir = ctx.paths.container_dir(&r.id);
     write_etc_files(r, &etc_dir).await?;
 
+    let mounts = {
+        let (volumes, id, points, dir) = (ctx.volumes.clone(), r.id.to_string(), r.mount_points.clone(), l.dir.clone());
+        tokio::task::spawn_blocking(move || volumes.setup(&id, &points, &dir)).await.map_err(internal)??
+    };
+
     let image = ctx.images.resolve_image(&r.image_id).await?;
     let opts = spec_options(
         r,
         &image.config,
-        &RunPaths { rootfs: &l.rootfs, netns, etc_dir: &etc_dir, init_binary: &ctx.paths.init_binary },
+        &RunPaths { rootfs: &l.rootfs, netns, etc_dir: &etc_dir, init_binary: &ctx.paths.init_binary, mounts },
         &ctx.cgroup_parent,
         peer,
     )?;
@@ -232,10 +238,12 @@ pub async fn teardown(ctx: &Ctx, r: &ContainerRecord) {
         }
     }
     let rootfs = l.rootfs.clone();
+    let (volumes, id, dir) = (ctx.volumes.clone(), r.id.to_string(), l.dir.clone());
     let _ = tokio::task::spawn_blocking(move || {
         if let Err(e) = wharf_snapshot::unmount(&rootfs) {
             tracing::debug!(error = %e, "rootfs unmount");
         }
+        volumes.teardown(&id, &dir);
     })
     .await;
 }
