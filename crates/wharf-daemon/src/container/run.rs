@@ -84,8 +84,9 @@ async fn start_inner(ctx: &Ctx, r: &ContainerRecord, peer: &super::spec::PeerNs)
     write_etc_files(r, &etc_dir).await?;
 
     let mounts = {
-        let (volumes, id, points, dir) = (ctx.volumes.clone(), r.id.to_string(), r.mount_points.clone(), l.dir.clone());
-        tokio::task::spawn_blocking(move || volumes.setup(&id, &points, &dir)).await.map_err(internal)??
+        let (volumes, id, points) = (ctx.volumes.clone(), r.id.to_string(), r.mount_points.clone());
+        let (dir, rootfs) = (l.dir.clone(), l.rootfs.clone());
+        tokio::task::spawn_blocking(move || volumes.setup(&id, &points, &dir, &rootfs)).await.map_err(internal)??
     };
 
     let image = ctx.images.resolve_image(&r.image_id).await?;

@@ -248,11 +248,19 @@ impl VolumeService {
     }
 
     /// Start: mounts the container's volumes (publishing `mount` events), creates missing
-    /// `-v` bind sources, and returns the host mounts for the runtime spec. Undone by
-    /// [`teardown`](Self::teardown), also when this fails halfway.
-    pub fn setup(&self, container: &str, points: &[MountPoint], run_dir: &Path) -> Result<Vec<UserMount>, EngineError> {
+    /// `-v` bind sources, and returns the host mounts for the runtime spec, their destinations
+    /// resolved inside `rootfs` (the container's root, mounted) so that no symlink in the image
+    /// can point a mount outside it. Undone by [`teardown`](Self::teardown), also when this
+    /// fails halfway.
+    pub fn setup(
+        &self,
+        container: &str,
+        points: &[MountPoint],
+        run_dir: &Path,
+        rootfs: &Path,
+    ) -> Result<Vec<UserMount>, EngineError> {
         let mut out = Vec::with_capacity(points.len());
-        let res = self.setup_into(container, points, run_dir, &mut out);
+        let res = self.setup_into(container, points, run_dir, rootfs, &mut out);
         if res.is_err() {
             self.teardown(container, run_dir);
         }
@@ -264,12 +272,13 @@ impl VolumeService {
         container: &str,
         points: &[MountPoint],
         run_dir: &Path,
+        rootfs: &Path,
         out: &mut Vec<UserMount>,
     ) -> Result<(), EngineError> {
         for (i, mp) in points.iter().enumerate() {
             let bo = mp.spec.bind_options.clone().unwrap_or_default();
             let base = UserMount {
-                destination: mp.destination.clone(),
+                destination: destination_in(rootfs, &mp.destination)?,
                 writable: mp.rw,
                 propagation: (!mp.propagation.is_empty()).then(|| mp.propagation.clone()),
                 non_recursive: bo.non_recursive.unwrap_or(false),
@@ -357,6 +366,14 @@ impl VolumeService {
             self.lock().active.entry(container.to_owned()).or_default().push(mp.name.clone());
         }
     }
+}
+
+/// A mount destination as the container's root resolves it (symlinks followed inside it).
+fn destination_in(rootfs: &Path, dest: &str) -> Result<String, EngineError> {
+    let host = resolve_in_root(rootfs, Path::new(dest))
+        .map_err(|e| EngineError::invalid(format!("invalid mount destination {dest}: {e}")))?;
+    let rel = host.strip_prefix(rootfs).unwrap_or(Path::new(""));
+    Ok(format!("/{}", rel.display()))
 }
 
 /// Resolves `sub` inside the volume at `volume` without leaving it, and binds the result to
