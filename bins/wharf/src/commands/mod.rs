@@ -1,8 +1,9 @@
 //! Command implementations: each parses nothing itself (clap did), calls the API, prints.
 
 mod system;
+mod volume;
 
-use crate::cli::{Cli, Cmd, PluginCmd, SystemCmd};
+use crate::cli::{Cli, Cmd, PluginCmd, SystemCmd, VolumeCmd};
 use crate::client::{self, CliError};
 
 /// What every command gets: the client and the address it points at (for messages).
@@ -28,6 +29,11 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Cmd::Info(a) | Cmd::System(SystemCmd::Info(a)) => system::info(&ctx, a).await,
         Cmd::Events(a) | Cmd::System(SystemCmd::Events(a)) => system::events(&ctx, a).await,
         Cmd::Plugin(PluginCmd::Ls(a)) => system::plugin_ls(&ctx, a).await,
+        Cmd::Volume(VolumeCmd::Create(a)) => volume::create(&ctx, a).await,
+        Cmd::Volume(VolumeCmd::Inspect(a)) => volume::inspect(&ctx, a).await,
+        Cmd::Volume(VolumeCmd::Ls(a)) => volume::ls(&ctx, a).await,
+        Cmd::Volume(VolumeCmd::Prune(a)) => volume::prune(&ctx, a).await,
+        Cmd::Volume(VolumeCmd::Rm(a)) => volume::rm(&ctx, a).await,
     }
 }
 
