@@ -174,6 +174,62 @@ fn f_println(args: &[Value]) -> Result<Value, FuncError> {
     Ok(Value::String(format!("{}\n", parts.join(" "))))
 }
 
+/// go-units `HumanSizeWithPrecision`: decimal units, `precision` significant digits, trailing
+/// zeros dropped (Go's `%.*g`): `1.98MB` with 3, `1.982MB` with 4.
+pub fn human_size_precision(n: f64, precision: usize) -> String {
+    const UNITS: [&str; 9] = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"];
+    let mut v = n;
+    let mut i = 0;
+    while v >= 1000.0 && i < UNITS.len() - 1 {
+        v /= 1000.0;
+        i += 1;
+    }
+    let before = if v >= 1.0 {
+        v.log10().floor() as usize + 1
+    } else {
+        1
+    };
+    let decimals = precision.saturating_sub(before);
+    let mut s = format!("{v:.decimals$}");
+    if s.contains('.') {
+        s = s.trim_end_matches('0').trim_end_matches('.').to_owned();
+    }
+    format!("{s}{}", UNITS[i])
+}
+
+/// go-units `HumanSize` (4 significant digits).
+pub fn human_size(n: f64) -> String {
+    human_size_precision(n, 4)
+}
+
+/// docker's `TruncateID`: the algorithm prefix dropped, 12 characters kept.
+pub fn truncate_id(id: &str) -> String {
+    let id = id.split_once(':').map_or(id, |(_, h)| h);
+    id.chars().take(12).collect()
+}
+
+/// docker's `formatter.Ellipsis`: at most `max` characters, the last one `…` when cut.
+pub fn ellipsis(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_owned();
+    }
+    let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+/// Go's `json.MarshalIndent(v, "", "    ")` with its HTML escaping, as `docker inspect` prints.
+pub fn go_json_indent(v: &Json) -> String {
+    let mut buf = Vec::new();
+    let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
+    let mut ser = serde_json::Serializer::with_formatter(&mut buf, fmt);
+    let _ = serde::Serialize::serialize(v, &mut ser);
+    String::from_utf8_lossy(&buf)
+        .replace('<', "\\u003c")
+        .replace('>', "\\u003e")
+        .replace('&', "\\u0026")
+}
+
 /// Go's `json.Marshal` escapes `<`, `>` and `&`; docker's output does too.
 pub fn go_json(v: &Json) -> String {
     serde_json::to_string(v).unwrap_or_default().replace('<', "\\u003c").replace('>', "\\u003e").replace('&', "\\u0026")
@@ -417,6 +473,18 @@ mod tests {
         assert_eq!(r("{{range .Names}}{{.}};{{end}}"), "a;b;");
         assert_eq!(r("{{index (split .S \" \") 1}}"), "world");
         assert_eq!(r("{{if eq .N \"abcdef\"}}yes{{end}}"), "yes");
+    }
+
+    #[test]
+    fn go_units_sizes() {
+        assert_eq!(human_size_precision(1_982_256.0, 3), "1.98MB");
+        assert_eq!(human_size_precision(4_261_000.0, 3), "4.26MB");
+        assert_eq!(human_size_precision(123_456_789.0, 3), "123MB");
+        assert_eq!(human_size_precision(0.0, 3), "0B");
+        assert_eq!(human_size(1_982_256.0), "1.982MB");
+        assert_eq!(truncate_id("sha256:0123456789abcdef"), "0123456789ab");
+        assert_eq!(truncate_id("<missing>"), "<missing>");
+        assert_eq!(ellipsis("abcdef", 4), "abc…");
     }
 
     #[test]

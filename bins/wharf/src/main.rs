@@ -13,14 +13,37 @@ mod cli;
 mod client;
 mod commands;
 mod format;
+mod jsonmessage;
 mod timefmt;
 
 use clap::Parser;
 
 use crate::client::CliError;
 
+/// `history -H` means `--human` (docker's flag), while `-H` is the global `--host` everywhere
+/// else; clap cannot have both, so after a `history` word `-H` is spelled out.
+fn docker_argv() -> Vec<std::ffi::OsString> {
+    let mut seen_history = false;
+    std::env::args_os()
+        .map(|a| {
+            let s = a.to_string_lossy();
+            if seen_history {
+                if s == "-H" {
+                    return "--human".into();
+                }
+                if let Some(v) = s.strip_prefix("-H=") {
+                    return format!("--human={v}").into();
+                }
+            } else if s == "history" {
+                seen_history = true;
+            }
+            a
+        })
+        .collect()
+}
+
 fn main() {
-    let cli = match cli::Cli::try_parse() {
+    let cli = match cli::Cli::try_parse_from(docker_argv()) {
         Ok(c) => c,
         Err(e) => {
             use clap::error::ErrorKind;

@@ -11,7 +11,7 @@ use tower::ServiceExt;
 
 use crate::backend::Backends;
 use crate::error::ApiError;
-use crate::routes::{container, stubs, system, volume};
+use crate::routes::{container, disk_usage, exec, image, stubs, system, volume};
 use crate::version::{ApiVersion, PrefixCheck, check_prefix};
 
 /// The engine's version, shared by every crate of the workspace.
@@ -53,6 +53,7 @@ pub fn build(backends: Backends, shutdown: CancellationToken) -> App {
         .route("/containers/{id}/rename", post(container::rename))
         .route("/containers/{id}/wait", post(container::wait))
         .route("/containers/{id}/top", get(container::top))
+        .route("/containers/{id}/stats", get(container::stats))
         .route("/containers/{id}/logs", get(container::logs))
         .route("/containers/{id}/attach", post(container::attach))
         .route("/containers/{id}/resize", post(container::resize))
@@ -61,6 +62,20 @@ pub fn build(backends: Backends, shutdown: CancellationToken) -> App {
         .route("/volumes/create", post(volume::create))
         .route("/volumes/prune", post(volume::prune))
         .route("/volumes/{name}", get(volume::inspect).delete(volume::remove).put(volume::update))
+        .route("/containers/{id}/exec", post(exec::create))
+        .route("/exec/{id}/start", post(exec::start))
+        .route("/exec/{id}/resize", post(exec::resize))
+        .route("/exec/{id}/json", get(exec::inspect))
+        .route("/system/df", get(disk_usage::disk_usage))
+        .route("/images/json", get(image::list))
+        .route("/images/create", post(image::create))
+        .route("/images/load", post(image::load))
+        .route("/images/prune", post(image::prune))
+        .route("/images/get", get(image::save_many))
+        .route(
+            "/images/{*rest}",
+            get(image::named).post(image::named).delete(image::named),
+        )
         .route("/plugins", get(stubs::plugins_list))
         .route("/plugins/privileges", get(stubs::plugin_other))
         .route("/plugins/pull", any(stubs::plugin_other))

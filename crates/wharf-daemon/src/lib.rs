@@ -8,16 +8,20 @@
 //! - [`container`]: containers — one supervisor task per container, the shim and runtime,
 //!   logs, attach, live restore (the `ContainerBackend`).
 //! - [`info`]: host facts from the kernel and /etc.
+//! - [`image`]: the image service (content store, snapshotter, image metadata, GC) and the
+//!   `ImageBackend`; [`disk_usage`]: `/system/df` from every service's part.
 //! - [`volume`]: volumes (the `local` driver), container mounts and copy-up (the
 //!   `VolumeBackend`).
 //!
-//! On disk (see DESIGN.md §3): `<data-root>/wharf.lock`, `<data-root>/wharf.db`; the exec root
-//! holds the socket and per-container runtime state.
+//! On disk (see DESIGN.md §3): `<data-root>/wharf.lock`, `<data-root>/wharf.db`,
+//! `<data-root>/content/`, `<data-root>/snapshots/{overlay,native}/`; the exec root holds the
+//! socket and per-container runtime state.
 
 pub mod config;
 pub mod container;
+pub mod disk_usage;
 pub mod events;
-pub mod image_seam;
+pub mod image;
 pub mod info;
 pub mod system;
 pub mod volume;
@@ -49,6 +53,8 @@ pub enum DaemonError {
     Db(#[from] wharf_store::DbError),
     #[error(transparent)]
     Engine(#[from] wharf_types::EngineError),
+    #[error("open the image service")]
+    Image(#[from] image::ImageError),
     #[error("open the volume service")]
     Volume(#[from] volume::VolumeError),
     #[error("create directory {path}")]
@@ -65,17 +71,22 @@ impl Classify for DaemonError {
             DaemonError::Lock(e) => e.kind(),
             DaemonError::Db(e) => e.kind(),
             DaemonError::Engine(e) => e.kind,
+            DaemonError::Image(e) => e.kind(),
             DaemonError::Volume(e) => e.kind(),
             DaemonError::Dir { .. } => ErrorKind::Internal,
         }
     }
 }
 
+/// Builds the image provider containers use from the image service.
+pub type ImageProviderFactory = Box<dyn FnOnce(&Arc<image::ImageService>) -> Arc<dyn container::ImageProvider>>;
+
 /// The running engine.
 pub struct Daemon {
     config: RwLock<Config>,
     db: Arc<Db>,
     events: Arc<EventBus>,
+    images: Arc<image::ImageService>,
     containers: Arc<container::ContainerService>,
     volumes: Arc<volume::VolumeService>,
     engine_id: String,
@@ -86,17 +97,19 @@ pub struct Daemon {
 
 impl Daemon {
     /// Opens the engine's state under the configured roots. Fails if another daemon holds the
-    /// data root.
-    pub fn open(
-        config: Config,
-        build: BuildInfo,
-        images: Arc<dyn container::ImageProvider>,
-    ) -> Result<Arc<Self>, DaemonError> {
+    /// data root. `images` builds the image service once the data root is locked.
+    pub fn open(config: Config, build: BuildInfo) -> Result<Arc<Self>, DaemonError> {
+        Self::open_with(config, build, None)
+    }
+
+    /// [`Daemon::open`], with the image provider containers use replaced (tests that bring
+    /// their own root filesystems).
+    pub fn open_with(config: Config, build: BuildInfo, provider: Option<ImageProviderFactory>) -> Result<Arc<Self>, DaemonError> {
         let lock = DataRootLock::acquire(&config.data_root)?;
         for dir in [&config.data_root, &config.exec_root] {
             std::fs::create_dir_all(dir).map_err(|source| DaemonError::Dir { path: dir.clone(), source })?;
         }
-        let db = Db::open(&config.data_root.join("wharf.db"))?;
+        let db = Arc::new(Db::open(&config.data_root.join("wharf.db"))?);
         let engine_id = match db.meta_get("engine-id")? {
             Some(id) => id,
             None => {
@@ -107,12 +120,23 @@ impl Daemon {
         };
         let mut host = HostFacts::read();
         host.backing_fs = info::backing_filesystem(&config.data_root);
-        let db = Arc::new(db);
         let events = Arc::new(EventBus::new());
+        // After the data-root lock: nothing under the root is opened before it is ours.
+        let images = Arc::new(image::ImageService::open(
+            &config.data_root,
+            config.file.storage_driver.as_deref(),
+            db.clone(),
+            events.clone(),
+        )?);
+        let provider: Arc<dyn container::ImageProvider> = match provider {
+            Some(make) => make(&images),
+            None => images.clone(),
+        };
         let volumes = volume::VolumeService::open(&config.data_root, db.clone(), events.clone())?;
         let containers = container::ContainerService::new(|weak| {
-            container_ctx(&config, &db, &events, images, volumes.clone(), weak)
+            container_ctx(&config, &db, &events, provider, volumes.clone(), weak)
         })?;
+        images.set_usage(containers.clone());
         // References come from the containers' mounts; a referenced volume is never removed.
         for r in containers.load_all()? {
             volumes.restore_refs(r.id.as_str(), &r.mount_points);
@@ -121,6 +145,7 @@ impl Daemon {
             config: RwLock::new(config),
             db,
             events,
+            images,
             containers,
             volumes,
             engine_id,
@@ -150,7 +175,13 @@ impl Daemon {
 
     /// The backends the API serves.
     pub fn backends(self: &Arc<Self>) -> Backends {
-        Backends { system: self.clone(), containers: self.containers.clone(), volumes: self.volumes.clone() }
+        Backends {
+            system: self.clone(),
+            images: self.clone(),
+            containers: self.containers.clone(),
+            execs: self.containers.clone(),
+            volumes: self.volumes.clone(),
+        }
     }
 
     pub fn events(&self) -> &EventBus {
@@ -159,6 +190,11 @@ impl Daemon {
 
     pub fn db(&self) -> &Db {
         &self.db
+    }
+
+    /// The image service: what containers use to find images and their layers.
+    pub fn images(&self) -> &Arc<image::ImageService> {
+        &self.images
     }
 
     /// A snapshot of the current configuration.

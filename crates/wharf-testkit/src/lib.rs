@@ -48,6 +48,13 @@ pub fn unique_name(prefix: &str) -> String {
     format!("{prefix}{}x{}", std::process::id() % 100_000, N.fetch_add(1, Ordering::Relaxed))
 }
 
+/// Sleeps past the next whole second. `--until 0s` is sent in whole seconds (by the docker CLI
+/// too), so events of the current second are only replayed once it is over.
+pub fn wait_next_second() {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    std::thread::sleep(Duration::from_nanos(1_000_000_000 - u64::from(now.subsec_nanos())) + Duration::from_millis(20));
+}
+
 /// Options for starting a daemon.
 #[derive(Debug, Clone, Default)]
 pub struct DaemonOptions {
@@ -267,35 +274,40 @@ impl Drop for TestDaemon {
 /// `cgroup_parent`.
 pub fn cleanup_host_state(root: &Path, cgroup_parent: &str) {
     let root_s = root.to_string_lossy().into_owned();
-    // Shims carry their state dir (under the root) on their command line.
+    // Container processes first, while their shims are alive to reap them.
+    let cgroup_dirs = cgroup_dirs(cgroup_parent);
+    for _ in 0..100 {
+        let pids: Vec<i32> = cgroup_dirs.iter().flat_map(|d| procs_under(d)).collect();
+        if pids.is_empty() {
+            break;
+        }
+        for pid in pids {
+            // SAFETY: kill(2) on a pid read from the cgroup; at worst it is already gone.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Then shims, which carry their state dir (under the root) on their command line.
     if let Ok(procs) = std::fs::read_dir("/proc") {
         for p in procs.flatten() {
             let Ok(pid) = p.file_name().to_string_lossy().parse::<i32>() else { continue };
             let cmdline = std::fs::read(p.path().join("cmdline")).unwrap_or_default();
             if String::from_utf8_lossy(&cmdline).contains(&root_s) && pid != std::process::id() as i32 {
-                // SAFETY: kill(2) on a pid read from /proc; at worst it is already gone.
-                unsafe { libc::kill(pid, libc::SIGKILL) };
-            }
-        }
-    }
-    let cgroup_dirs = cgroup_dirs(cgroup_parent);
-    for _ in 0..50 {
-        let mut any = false;
-        for d in &cgroup_dirs {
-            for pid in procs_under(d) {
-                any = true;
                 // SAFETY: as above.
                 unsafe { libc::kill(pid, libc::SIGKILL) };
             }
         }
-        if !any {
+    }
+    unmount_under(root);
+    // A cgroup can be removed once its last task is reaped, which may take a moment.
+    for _ in 0..100 {
+        for d in &cgroup_dirs {
+            remove_cgroup_tree(d);
+        }
+        if cgroup_dirs.iter().all(|d| !d.exists()) {
             break;
         }
         std::thread::sleep(Duration::from_millis(20));
-    }
-    unmount_under(root);
-    for d in &cgroup_dirs {
-        remove_cgroup_tree(d);
     }
 }
 

@@ -9,6 +9,46 @@ use serde_json::{Map, Value};
 
 use crate::digest::Digest;
 
+/// An image's ID: the digest of its config blob (`sha256:<hex>`), which `docker images` shows
+/// shortened to 12 hex digits.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ImageId(Digest);
+
+impl ImageId {
+    pub fn new(config_digest: Digest) -> Self {
+        Self(config_digest)
+    }
+
+    /// The config digest this ID is.
+    pub fn digest(&self) -> &Digest {
+        &self.0
+    }
+
+    /// The hex digits without the algorithm.
+    pub fn hex(&self) -> &str {
+        self.0.hex()
+    }
+
+    /// The first 12 hex digits, as tables show them.
+    pub fn short(&self) -> &str {
+        self.0.short()
+    }
+}
+
+impl std::fmt::Display for ImageId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::str::FromStr for ImageId {
+    type Err = crate::digest::DigestError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        s.parse().map(Self)
+    }
+}
+
 /// The whole config blob.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ImageConfig {
@@ -18,7 +58,11 @@ pub struct ImageConfig {
     pub os: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub variant: Option<String>,
-    #[serde(rename = "os.version", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "os.version",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub os_version: Option<String>,
     /// RFC 3339 with nanoseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -47,7 +91,10 @@ pub struct RootFs {
 
 impl Default for RootFs {
     fn default() -> Self {
-        Self { kind: "layers".to_owned(), diff_ids: Vec::new() }
+        Self {
+            kind: "layers".to_owned(),
+            diff_ids: Vec::new(),
+        }
     }
 }
 
@@ -159,7 +206,11 @@ mod tests {
             .arg(format!("printf '%s' '{a} {b}' | sha256sum"))
             .output()
             .unwrap();
-        let hex = String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap().to_owned();
+        let hex = String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_owned();
         assert_eq!(chain[1].hex(), hex);
     }
 

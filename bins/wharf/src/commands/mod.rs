@@ -1,9 +1,11 @@
 //! Command implementations: each parses nothing itself (clap did), calls the API, prints.
 
+mod df;
+mod image;
 mod system;
 mod volume;
 
-use crate::cli::{Cli, Cmd, PluginCmd, SystemCmd, VolumeCmd};
+use crate::cli::{Cli, Cmd, ImageCmd, PluginCmd, SystemCmd, VolumeCmd};
 use crate::client::{self, CliError};
 
 /// What every command gets: the client and the address it points at (for messages).
@@ -29,6 +31,16 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Cmd::Info(a) | Cmd::System(SystemCmd::Info(a)) => system::info(&ctx, a).await,
         Cmd::Events(a) | Cmd::System(SystemCmd::Events(a)) => system::events(&ctx, a).await,
         Cmd::Plugin(PluginCmd::Ls(a)) => system::plugin_ls(&ctx, a).await,
+        Cmd::System(SystemCmd::Df(a)) => df::df(&ctx, a).await,
+        Cmd::Images(a) | Cmd::Image(ImageCmd::Ls(a)) => image::list(&ctx, a).await,
+        Cmd::Image(ImageCmd::Inspect(a)) => image::inspect(&ctx, a).await,
+        Cmd::Tag(a) | Cmd::Image(ImageCmd::Tag(a)) => image::tag(&ctx, a).await,
+        Cmd::Rmi(a) | Cmd::Image(ImageCmd::Rm(a)) => image::remove(&ctx, a).await,
+        Cmd::History(a) | Cmd::Image(ImageCmd::History(a)) => image::history(&ctx, a).await,
+        Cmd::Import(a) | Cmd::Image(ImageCmd::Import(a)) => image::import(&ctx, a).await,
+        Cmd::Save(a) | Cmd::Image(ImageCmd::Save(a)) => image::save(&ctx, a).await,
+        Cmd::Load(a) | Cmd::Image(ImageCmd::Load(a)) => image::load(&ctx, a).await,
+        Cmd::Image(ImageCmd::Prune(a)) => image::prune(&ctx, a).await,
         Cmd::Volume(VolumeCmd::Create(a)) => volume::create(&ctx, a).await,
         Cmd::Volume(VolumeCmd::Inspect(a)) => volume::inspect(&ctx, a).await,
         Cmd::Volume(VolumeCmd::Ls(a)) => volume::ls(&ctx, a).await,

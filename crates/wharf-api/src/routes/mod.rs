@@ -2,6 +2,9 @@
 //! result; nothing else.
 
 pub mod container;
+pub mod exec;
+pub mod disk_usage;
+pub mod image;
 pub mod stubs;
 pub mod system;
 pub mod volume;

@@ -19,12 +19,15 @@
 
 pub mod api;
 pub mod attach;
+pub mod exec;
+pub mod health;
 pub mod model;
 pub mod mounts;
 pub mod names;
 pub mod restore;
 pub mod run;
 pub mod spec;
+pub mod stats;
 pub mod supervisor;
 pub mod view;
 pub mod view_top;
@@ -161,6 +164,7 @@ pub struct Ctx {
 pub struct ContainerService {
     pub(crate) ctx: Arc<Ctx>,
     map: RwLock<HashMap<ContainerId, Arc<Handle>>>,
+    pub(crate) execs: exec::Execs,
 }
 
 const SCHEMA: &str =
@@ -171,6 +175,7 @@ impl ContainerService {
         let svc = Arc::new_cyclic(|weak| ContainerService {
             ctx: Arc::new(ctx_fn(weak.clone())),
             map: RwLock::new(HashMap::new()),
+            execs: exec::Execs::default(),
         });
         svc.ctx.db.conn().execute_batch(SCHEMA).map_err(internal)?;
         Ok(svc)
@@ -369,6 +374,7 @@ impl ContainerService {
     }
 
     pub(crate) fn forget(&self, id: &ContainerId) {
+        self.execs.forget_container(id);
         self.map.write().unwrap_or_else(|p| p.into_inner()).remove(id);
     }
 
@@ -455,4 +461,35 @@ pub(crate) fn internal(e: impl std::fmt::Display) -> EngineError {
 
 pub fn now_rfc3339() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+}
+
+/// The image service is what containers resolve their images with.
+#[async_trait]
+impl ImageProvider for crate::image::ImageService {
+    async fn resolve_image(&self, name: &str) -> Result<ResolvedImage, EngineError> {
+        let img = self.resolve(name)?;
+        Ok(ResolvedImage { id: img.id.to_string(), config: img.config, top_layer: img.top_layer })
+    }
+
+    fn snapshotter(&self) -> Arc<dyn Snapshotter> {
+        crate::image::ImageService::snapshotter(self)
+    }
+}
+
+/// Containers tell the image service which images they use (`rmi` conflicts, counts).
+impl crate::image::ImageUsage for ContainerService {
+    fn image_users(&self) -> Vec<crate::image::ImageUser> {
+        let mut records: Vec<ContainerRecord> = self.handles().iter().map(|h| h.record()).collect();
+        records.sort_by(|a, b| a.created.cmp(&b.created));
+        records
+            .into_iter()
+            .filter_map(|r| {
+                Some(crate::image::ImageUser {
+                    image: r.image_id.parse().ok()?,
+                    running: r.state.status.is_running(),
+                    container: r.id,
+                })
+            })
+            .collect()
+    }
 }

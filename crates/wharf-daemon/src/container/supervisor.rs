@@ -90,8 +90,10 @@ pub async fn run(ctx: Arc<Ctx>, h: Arc<Handle>, mut rx: mpsc::Receiver<Op>) {
         started: None,
     };
     if let Some(client) = sv.h.shim() {
+        // Reconnected after a daemon restart: watch its exit and resume its healthcheck.
         sv.watch_exit(client);
         sv.started = Some(Instant::now());
+        tokio::spawn(super::health::monitor(sv.ctx.containers.clone(), sv.h.clone()));
     }
     loop {
         let restart_sleep = async {
@@ -267,12 +269,16 @@ impl Supervisor {
                 r.state.exit_code = 0;
                 r.state.oom_killed = false;
                 r.has_been_started = true;
+                if r.config.healthcheck.as_ref().and_then(|hc| super::health::probe_args(hc, &[])).is_some() {
+                    r.state.health = Some(super::model::Health { status: "starting".into(), ..Default::default() });
+                }
                 *self.h.shim.lock().unwrap_or_else(|p| p.into_inner()) = Some(client.clone());
                 self.watch_exit(client);
                 self.started = Some(Instant::now());
                 self.commit(r)?;
                 self.h.exits.send_modify(|w| w.running = true);
                 self.event("start", &[]);
+                tokio::spawn(super::health::monitor(self.ctx.containers.clone(), self.h.clone()));
                 Ok(())
             }
             Err(e) => {
