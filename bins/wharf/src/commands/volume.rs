@@ -78,11 +78,7 @@ pub async fn inspect(ctx: &Ctx, args: VolumeInspectArgs) -> Result<(), CliError>
     }
     match args.format.as_deref() {
         None | Some("") => println!("{}", indented(&Json::Array(found))),
-        Some("json") => {
-            for v in &found {
-                println!("{}", format::go_json(v));
-            }
-        }
+        Some("json") => println!("{}", format::go_json(&Json::Array(found))),
         Some(t) => {
             let tmpl = Tmpl::parse(t)?;
             for v in &found {

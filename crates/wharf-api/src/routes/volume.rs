@@ -70,8 +70,9 @@ pub async fn prune(
 }
 
 /// `PUT /volumes/{name}` updates swarm cluster volumes; a node outside a swarm refuses it
-/// before looking at anything else, as Docker does.
-pub async fn update() -> ApiError {
+/// before looking at anything else, as Docker does (the body is read so the client is not cut
+/// off while sending it).
+pub async fn update(_body: axum::body::Bytes) -> ApiError {
     ApiError(EngineError::new(
         ErrorKind::Unavailable,
         "volume update only valid for cluster volumes, but swarm is unavailable",
