@@ -184,11 +184,7 @@ pub fn human_size_precision(n: f64, precision: usize) -> String {
         v /= 1000.0;
         i += 1;
     }
-    let before = if v >= 1.0 {
-        v.log10().floor() as usize + 1
-    } else {
-        1
-    };
+    let before = if v >= 1.0 { v.log10().floor() as usize + 1 } else { 1 };
     let decimals = precision.saturating_sub(before);
     let mut s = format!("{v:.decimals$}");
     if s.contains('.') {
@@ -224,10 +220,7 @@ pub fn go_json_indent(v: &Json) -> String {
     let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
     let mut ser = serde_json::Serializer::with_formatter(&mut buf, fmt);
     let _ = serde::Serialize::serialize(v, &mut ser);
-    String::from_utf8_lossy(&buf)
-        .replace('<', "\\u003c")
-        .replace('>', "\\u003e")
-        .replace('&', "\\u0026")
+    String::from_utf8_lossy(&buf).replace('<', "\\u003c").replace('>', "\\u003e").replace('&', "\\u0026")
 }
 
 /// Go's `json.Marshal` escapes `<`, `>` and `&`; docker's output does too.

@@ -29,13 +29,7 @@ pub struct Message {
 
 impl From<bollard::models::CreateImageInfo> for Message {
     fn from(m: bollard::models::CreateImageInfo) -> Self {
-        Message {
-            id: m.id,
-            status: m.status,
-            stream: None,
-            progress: detail(m.progress_detail),
-            aux: None,
-        }
+        Message { id: m.id, status: m.status, stream: None, progress: detail(m.progress_detail), aux: None }
     }
 }
 
@@ -69,19 +63,11 @@ pub fn progress_bar(current: i64, total: i64, width: usize) -> String {
         return format!("{:>8}", human_size(current as f64));
     }
     let pct = ((((current as f64) / (total as f64)) * 100.0) as i64 / 2).clamp(0, 50) as usize;
-    let bar = if width > 110 {
-        format!("[{}>{}] ", "=".repeat(pct), " ".repeat(50 - pct))
-    } else {
-        String::new()
-    };
+    let bar = if width > 110 { format!("[{}>{}] ", "=".repeat(pct), " ".repeat(50 - pct)) } else { String::new() };
     let numbers = if current > total {
         format!("{:>8}", human_size(current as f64))
     } else {
-        format!(
-            "{:>8}/{}",
-            human_size(current as f64),
-            human_size(total as f64)
-        )
+        format!("{:>8}/{}", human_size(current as f64), human_size(total as f64))
     };
     format!("{bar}{numbers}")
 }
@@ -97,12 +83,7 @@ pub struct Renderer<W: Write> {
 impl<W: Write> Renderer<W> {
     pub fn new(out: W, terminal: bool) -> Self {
         let width = if terminal { terminal_width() } else { 200 };
-        Self {
-            out,
-            terminal,
-            width,
-            ids: HashMap::new(),
-        }
+        Self { out, terminal, width, ids: HashMap::new() }
     }
 
     /// Renders one message.
@@ -165,19 +146,12 @@ impl<W: Write> Renderer<W> {
 
 /// The terminal's width (docker asks the terminal; 200 when it cannot tell).
 fn terminal_width() -> usize {
-    rustix::termios::tcgetwinsize(std::io::stdout())
-        .ok()
-        .map(|w| w.ws_col as usize)
-        .filter(|w| *w > 0)
-        .unwrap_or(200)
+    rustix::termios::tcgetwinsize(std::io::stdout()).ok().map(|w| w.ws_col as usize).filter(|w| *w > 0).unwrap_or(200)
 }
 
 /// Renders a whole bollard stream to stdout; returns the `aux` values. A stream error is the
 /// command's error: its text printed as docker prints it.
-pub async fn display_stream<S, T>(
-    mut stream: S,
-    host: &str,
-) -> Result<Vec<serde_json::Value>, CliError>
+pub async fn display_stream<S, T>(mut stream: S, host: &str) -> Result<Vec<serde_json::Value>, CliError>
 where
     S: Stream<Item = Result<T, bollard::errors::Error>> + Unpin,
     T: Into<Message>,
@@ -199,8 +173,7 @@ where
             aux.push(a);
             continue;
         }
-        r.display(&m)
-            .map_err(|e| CliError::Other(format!("write output: {e}")))?;
+        r.display(&m).map_err(|e| CliError::Other(format!("write output: {e}")))?;
     }
     Ok(aux)
 }
@@ -220,11 +193,7 @@ mod tests {
     }
 
     fn status(id: Option<&str>, s: &str) -> Message {
-        Message {
-            id: id.map(str::to_owned),
-            status: Some(s.to_owned()),
-            ..Default::default()
-        }
+        Message { id: id.map(str::to_owned), status: Some(s.to_owned()), ..Default::default() }
     }
 
     #[test]
@@ -235,10 +204,7 @@ mod tests {
             &[
                 p,
                 status(Some("abc"), "Pull complete"),
-                Message {
-                    stream: Some("Loaded image: x:y\n".into()),
-                    ..Default::default()
-                },
+                Message { stream: Some("Loaded image: x:y\n".into()), ..Default::default() },
                 status(None, "sha256:123"),
             ],
             false,
@@ -256,20 +222,14 @@ mod tests {
         a2.progress = Some((2, 2));
         let out = render(&[a, b, a2], true);
         // a's first line, b's line, then up 2 to a, rewrite, down 2.
-        assert!(
-            out.contains("\x1b[2A\x1b[2K\ra: Loading layer [="),
-            "{out:?}"
-        );
+        assert!(out.contains("\x1b[2A\x1b[2K\ra: Loading layer [="), "{out:?}");
         assert!(out.ends_with("2B/2B\r\x1b[2B"), "{out:?}");
     }
 
     #[test]
     fn bars_like_docker() {
         let b = progress_bar(50, 100, 200);
-        assert_eq!(
-            b,
-            format!("[{}>{}]      50B/100B", "=".repeat(25), " ".repeat(25))
-        );
+        assert_eq!(b, format!("[{}>{}]      50B/100B", "=".repeat(25), " ".repeat(25)));
         assert_eq!(progress_bar(5, 0, 200), "      5B");
         assert_eq!(progress_bar(1, 2, 80), "      1B/2B");
     }

@@ -84,7 +84,10 @@ fn run(args: Args) -> Result<()> {
         .init();
 
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    runtime.block_on(serve(config, log_handle))
+    let result = runtime.block_on(serve(config, log_handle));
+    // Streams (log follows, hijacked sessions) may still hold tasks: do not wait for them.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(500));
+    result
 }
 
 fn filter_directive(level: &str) -> String {

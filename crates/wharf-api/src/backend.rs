@@ -9,7 +9,10 @@ use futures_util::stream::BoxStream;
 use wharf_types::{EngineError, Event, Filters};
 
 use crate::models::{
-    ContainerCreateBody, ContainerCreateResponse, ContainerInspectResponse, ContainerPruneResponse, ContainerSummary, ContainerTopResponse, ImageDeleteResponseItem, ImageHistoryResponseItem, ImageInspect, ImagePruneResponse, ImageSummary, SystemDataUsageResponse, SystemInfo, SystemVersion, Volume, VolumeCreateRequest, VolumeListResponse, VolumePruneResponse,
+    ContainerCreateBody, ContainerCreateResponse, ContainerInspectResponse, ContainerPruneResponse, ContainerSummary,
+    ContainerTopResponse, ImageDeleteResponseItem, ImageHistoryResponseItem, ImageInspect, ImagePruneResponse,
+    ImageSummary, SystemDataUsageResponse, SystemInfo, SystemVersion, Volume, VolumeCreateRequest, VolumeListResponse,
+    VolumePruneResponse,
 };
 use crate::stream::ProgressSender;
 
@@ -28,20 +31,12 @@ pub trait SystemBackend: Send + Sync + 'static {
     /// `GET /events`: replays buffered events with `since <= time` (nanoseconds), then streams live
     /// ones, all matching `filters`, ending once an event's time passes `until` or, when
     /// `until` is in the past, right after the replay. Filters have been validated by the caller.
-    fn events(
-        &self,
-        since: Option<i64>,
-        until: Option<i64>,
-        filters: Filters,
-    ) -> Result<EventStream, EngineError>;
+    fn events(&self, since: Option<i64>, until: Option<i64>, filters: Filters) -> Result<EventStream, EngineError>;
 
     /// `GET /system/df`: usage of the object types asked for, each with its `Items` (the
     /// route drops them when the client's version or `verbose` does not want them). Services
     /// not running yet leave their part empty.
-    async fn disk_usage(
-        &self,
-        _opts: DiskUsageOptions,
-    ) -> Result<SystemDataUsageResponse, EngineError> {
+    async fn disk_usage(&self, _opts: DiskUsageOptions) -> Result<SystemDataUsageResponse, EngineError> {
         Err(EngineError::not_implemented("disk usage is not available"))
     }
 }
@@ -119,12 +114,8 @@ pub trait ImageBackend: Send + Sync + 'static {
     async fn tag(&self, name: &str, repo: &str, tag: &str) -> Result<(), EngineError>;
 
     /// `DELETE /images/{name}?force&noprune`.
-    async fn delete(
-        &self,
-        name: &str,
-        force: bool,
-        noprune: bool,
-    ) -> Result<Vec<ImageDeleteResponseItem>, EngineError>;
+    async fn delete(&self, name: &str, force: bool, noprune: bool)
+    -> Result<Vec<ImageDeleteResponseItem>, EngineError>;
 
     /// `POST /images/prune`.
     async fn prune(&self, filters: Filters) -> Result<ImagePruneResponse, EngineError>;
@@ -138,11 +129,7 @@ pub trait ImageBackend: Send + Sync + 'static {
     ) -> Result<(), EngineError>;
 
     /// `POST /images/create?fromImage=`: a pull (the registry client's; not implemented here).
-    async fn pull(
-        &self,
-        opts: ImagePullOptions,
-        _progress: ProgressSender,
-    ) -> Result<(), EngineError> {
+    async fn pull(&self, opts: ImagePullOptions, _progress: ProgressSender) -> Result<(), EngineError> {
         Err(EngineError::not_implemented(format!(
             "pulling images is not implemented yet: cannot pull {}",
             opts.from_image
@@ -150,12 +137,7 @@ pub trait ImageBackend: Send + Sync + 'static {
     }
 
     /// `POST /images/load?quiet`.
-    async fn load(
-        &self,
-        body: ByteStream,
-        quiet: bool,
-        progress: ProgressSender,
-    ) -> Result<(), EngineError>;
+    async fn load(&self, body: ByteStream, quiet: bool, progress: ProgressSender) -> Result<(), EngineError>;
 
     /// `GET /images/get?names=` and `GET /images/{name}/get`: names are checked before the
     /// returned stream starts.
@@ -270,7 +252,12 @@ pub trait ContainerBackend: Send + Sync + 'static {
     async fn prune(&self, filters: Filters) -> Result<ContainerPruneResponse, EngineError>;
     /// Samples as JSON documents (compat §3.10): one (with `precpu` filled unless `one_shot`),
     /// or one per second while `stream`.
-    async fn stats(&self, id: &str, stream: bool, one_shot: bool) -> Result<BoxStream<'static, serde_json::Value>, EngineError>;
+    async fn stats(
+        &self,
+        id: &str,
+        stream: bool,
+        one_shot: bool,
+    ) -> Result<BoxStream<'static, serde_json::Value>, EngineError>;
 }
 
 /// Exec instances: create (on a container), start (hijacked unless detached), resize, inspect.
@@ -279,7 +266,13 @@ pub trait ExecBackend: Send + Sync + 'static {
     /// 409 if the container is not running; returns the exec ID.
     async fn create(&self, container: &str, config: crate::models::ExecConfig) -> Result<String, EngineError>;
     /// `None` when detached.
-    async fn start(&self, id: &str, detach: bool, tty: Option<bool>, console: Option<[u16; 2]>) -> Result<Option<AttachSession>, EngineError>;
+    async fn start(
+        &self,
+        id: &str,
+        detach: bool,
+        tty: Option<bool>,
+        console: Option<[u16; 2]>,
+    ) -> Result<Option<AttachSession>, EngineError>;
     async fn resize(&self, id: &str, height: u16, width: u16) -> Result<(), EngineError>;
     async fn inspect(&self, id: &str) -> Result<crate::models::ExecInspectResponse, EngineError>;
 }

@@ -83,7 +83,12 @@ impl ContainerBackend for NoContainers {
     async fn prune(&self, _: Filters) -> Result<ContainerPruneResponse, EngineError> {
         Ok(ContainerPruneResponse { containers_deleted: Some(vec![]), space_reclaimed: Some(0) })
     }
-    async fn stats(&self, id: &str, _: bool, _: bool) -> Result<futures_util::stream::BoxStream<'static, serde_json::Value>, EngineError> {
+    async fn stats(
+        &self,
+        id: &str,
+        _: bool,
+        _: bool,
+    ) -> Result<futures_util::stream::BoxStream<'static, serde_json::Value>, EngineError> {
         Err(none(id))
     }
 }
@@ -93,7 +98,13 @@ impl ExecBackend for NoContainers {
     async fn create(&self, container: &str, _: ExecConfig) -> Result<String, EngineError> {
         Err(none(container))
     }
-    async fn start(&self, id: &str, _: bool, _: Option<bool>, _: Option<[u16; 2]>) -> Result<Option<AttachSession>, EngineError> {
+    async fn start(
+        &self,
+        id: &str,
+        _: bool,
+        _: Option<bool>,
+        _: Option<[u16; 2]>,
+    ) -> Result<Option<AttachSession>, EngineError> {
         Err(EngineError::not_found(format!("No such exec instance: {id}")))
     }
     async fn resize(&self, id: &str, _: u16, _: u16) -> Result<(), EngineError> {
@@ -114,19 +125,10 @@ impl ImageBackend for NoImages {
     ) -> Result<Vec<crate::models::ImageSummary>, wharf_types::EngineError> {
         Ok(Vec::new())
     }
-    async fn inspect(
-        &self,
-        name: &str,
-    ) -> Result<crate::backend::ImageInspectData, wharf_types::EngineError> {
-        Err(wharf_types::EngineError::not_found(format!(
-            "No such image: {name}"
-        )))
+    async fn inspect(&self, name: &str) -> Result<crate::backend::ImageInspectData, wharf_types::EngineError> {
+        Err(wharf_types::EngineError::not_found(format!("No such image: {name}")))
     }
-    async fn history(
-        &self,
-        _: &str,
-    ) -> Result<Vec<crate::models::ImageHistoryResponseItem>, wharf_types::EngineError>
-    {
+    async fn history(&self, _: &str) -> Result<Vec<crate::models::ImageHistoryResponseItem>, wharf_types::EngineError> {
         Ok(Vec::new())
     }
     async fn tag(&self, _: &str, _: &str, _: &str) -> Result<(), wharf_types::EngineError> {
@@ -137,8 +139,7 @@ impl ImageBackend for NoImages {
         _: &str,
         _: bool,
         _: bool,
-    ) -> Result<Vec<crate::models::ImageDeleteResponseItem>, wharf_types::EngineError>
-    {
+    ) -> Result<Vec<crate::models::ImageDeleteResponseItem>, wharf_types::EngineError> {
         Ok(Vec::new())
     }
     async fn prune(
@@ -163,10 +164,7 @@ impl ImageBackend for NoImages {
     ) -> Result<(), wharf_types::EngineError> {
         Ok(())
     }
-    async fn save(
-        &self,
-        _: Vec<String>,
-    ) -> Result<crate::backend::ByteStream, wharf_types::EngineError> {
+    async fn save(&self, _: Vec<String>) -> Result<crate::backend::ByteStream, wharf_types::EngineError> {
         Ok(Box::pin(futures_util::stream::empty()))
     }
 }

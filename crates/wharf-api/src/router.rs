@@ -72,10 +72,7 @@ pub fn build(backends: Backends, shutdown: CancellationToken) -> App {
         .route("/images/load", post(image::load))
         .route("/images/prune", post(image::prune))
         .route("/images/get", get(image::save_many))
-        .route(
-            "/images/{*rest}",
-            get(image::named).post(image::named).delete(image::named),
-        )
+        .route("/images/{*rest}", get(image::named).post(image::named).delete(image::named))
         .route("/plugins", get(stubs::plugins_list))
         .route("/plugins/privileges", get(stubs::plugin_other))
         .route("/plugins/pull", any(stubs::plugin_other))

@@ -2,24 +2,15 @@
 //! containers and the build cache report empty lists until their services fill them in.
 
 use wharf_api::backend::DiskUsageOptions;
-use wharf_api::models::{
-    BuildCacheDiskUsage, ContainersDiskUsage, SystemDataUsageResponse,
-};
+use wharf_api::models::{BuildCacheDiskUsage, ContainersDiskUsage, SystemDataUsageResponse};
 use wharf_types::EngineError;
 
 use crate::Daemon;
 
 impl Daemon {
     /// The usage of the object types asked for, each with its items.
-    pub async fn system_disk_usage(
-        &self,
-        opts: DiskUsageOptions,
-    ) -> Result<SystemDataUsageResponse, EngineError> {
-        let image_usage = if opts.images {
-            Some(self.images_disk_usage().await?)
-        } else {
-            None
-        };
+    pub async fn system_disk_usage(&self, opts: DiskUsageOptions) -> Result<SystemDataUsageResponse, EngineError> {
+        let image_usage = if opts.images { Some(self.images_disk_usage().await?) } else { None };
         let volume_usage = if opts.volumes { Some(self.volumes().disk_usage().await) } else { None };
         Ok(SystemDataUsageResponse {
             image_usage,

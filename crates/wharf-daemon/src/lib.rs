@@ -104,7 +104,11 @@ impl Daemon {
 
     /// [`Daemon::open`], with the image provider containers use replaced (tests that bring
     /// their own root filesystems).
-    pub fn open_with(config: Config, build: BuildInfo, provider: Option<ImageProviderFactory>) -> Result<Arc<Self>, DaemonError> {
+    pub fn open_with(
+        config: Config,
+        build: BuildInfo,
+        provider: Option<ImageProviderFactory>,
+    ) -> Result<Arc<Self>, DaemonError> {
         let lock = DataRootLock::acquire(&config.data_root)?;
         for dir in [&config.data_root, &config.exec_root] {
             std::fs::create_dir_all(dir).map_err(|source| DaemonError::Dir { path: dir.clone(), source })?;

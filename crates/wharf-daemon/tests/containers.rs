@@ -84,15 +84,16 @@ fn build_busybox_layer(snapshotter: &dyn Snapshotter) {
     std::fs::create_dir_all(fs.join("bin")).unwrap();
     std::fs::copy("/bin/busybox", fs.join("bin/busybox")).unwrap();
     for applet in [
-        "sh", "echo", "cat", "sleep", "ls", "true", "false", "id", "hostname", "ps", "kill", "printf", "wc", "touch", "test",
-        "[", "rm", "mkdir", "df",
+        "sh", "echo", "cat", "sleep", "ls", "true", "false", "id", "hostname", "ps", "kill", "printf", "wc", "touch",
+        "test", "[", "rm", "mkdir", "df",
     ] {
         std::os::unix::fs::symlink("busybox", fs.join("bin").join(applet)).unwrap();
     }
     for d in ["proc", "sys", "dev", "etc", "tmp"] {
         std::fs::create_dir_all(fs.join(d)).unwrap();
     }
-    std::fs::write(fs.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n").unwrap();
+    std::fs::write(fs.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n")
+        .unwrap();
     std::fs::write(fs.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n").unwrap();
     snapshotter.commit("busybox", "busybox-build").unwrap();
 }
@@ -266,9 +267,13 @@ async fn exec_with_stdin_user_exit_codes_and_errors() {
     wharf_testkit::skip_unless!(requirements());
     let fx = fixture().await;
     let c = fx.daemon.containers().clone();
-    ContainerBackend::create(&*c, Some("box".into()), body(serde_json::json!({"Image": "busybox", "Cmd": ["sleep", "1000"]})))
-        .await
-        .unwrap();
+    ContainerBackend::create(
+        &*c,
+        Some("box".into()),
+        body(serde_json::json!({"Image": "busybox", "Cmd": ["sleep", "1000"]})),
+    )
+    .await
+    .unwrap();
     c.start("box").await.unwrap();
     let exec = |cmd: serde_json::Value, extra: serde_json::Value| {
         let mut cfg = serde_json::json!({"Cmd": cmd, "AttachStdout": true, "AttachStderr": true});
@@ -276,7 +281,15 @@ async fn exec_with_stdin_user_exit_codes_and_errors() {
         serde_json::from_value::<wharf_api::models::ExecConfig>(cfg).unwrap()
     };
     // stdin in, stdout and stderr out, exit code 2.
-    let id = c.exec_create("box", exec(serde_json::json!(["sh", "-c", "cat; echo err >&2; exit 2"]), serde_json::json!({"AttachStdin": true}))).unwrap();
+    let id = c
+        .exec_create(
+            "box",
+            exec(
+                serde_json::json!(["sh", "-c", "cat; echo err >&2; exit 2"]),
+                serde_json::json!({"AttachStdin": true}),
+            ),
+        )
+        .unwrap();
     let mut s = c.exec_start(id.as_str(), false, None, None).await.unwrap().unwrap();
     use tokio::io::AsyncWriteExt;
     let mut stdin = s.stdin.take().unwrap();
@@ -298,7 +311,8 @@ async fn exec_with_stdin_user_exit_codes_and_errors() {
     }
     assert_eq!(code, Some(2));
     // -u resolves in the container's passwd.
-    let id = c.exec_create("box", exec(serde_json::json!(["id", "-u"]), serde_json::json!({"User": "nobody"}))).unwrap();
+    let id =
+        c.exec_create("box", exec(serde_json::json!(["id", "-u"]), serde_json::json!({"User": "nobody"}))).unwrap();
     let mut s = c.exec_start(id.as_str(), false, None, None).await.unwrap().unwrap();
     let mut out = Vec::new();
     while let Some((_, data)) = tokio::time::timeout(Duration::from_secs(20), s.output.next()).await.unwrap() {
@@ -321,7 +335,10 @@ async fn exec_with_stdin_user_exit_codes_and_errors() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(c.exec_inspect(id.as_str()).unwrap().exit_code, Some(127));
-    assert_eq!(c.exec_create("box", exec(serde_json::json!([]), serde_json::json!({}))).unwrap_err().message, "No exec command specified");
+    assert_eq!(
+        c.exec_create("box", exec(serde_json::json!([]), serde_json::json!({}))).unwrap_err().message,
+        "No exec command specified"
+    );
     c.kill("box", None).await.unwrap();
     for _ in 0..100 {
         if c.inspect("box", false).await.unwrap().state.unwrap().running == Some(false) {
@@ -353,7 +370,8 @@ async fn stats_have_the_figures_the_cli_computes_with() {
     let s = &samples[0];
     let cpu = s["cpu_stats"]["cpu_usage"]["total_usage"].as_u64().unwrap();
     let pre = s["precpu_stats"]["cpu_usage"]["total_usage"].as_u64().unwrap();
-    let sys = s["cpu_stats"]["system_cpu_usage"].as_u64().unwrap() - s["precpu_stats"]["system_cpu_usage"].as_u64().unwrap();
+    let sys =
+        s["cpu_stats"]["system_cpu_usage"].as_u64().unwrap() - s["precpu_stats"]["system_cpu_usage"].as_u64().unwrap();
     let online = s["cpu_stats"]["online_cpus"].as_u64().unwrap();
     let percent = (cpu - pre) as f64 / sys as f64 * online as f64 * 100.0;
     assert!(percent > 20.0, "a spinning shell uses CPU: {percent}% ({s})");
@@ -399,7 +417,8 @@ async fn healthcheck_goes_starting_unhealthy_healthy() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(seen, vec!["starting", "unhealthy"]);
-    let id = c.exec_create("hc", serde_json::from_value(serde_json::json!({"Cmd": ["touch", "/tmp/ok"]})).unwrap()).unwrap();
+    let id =
+        c.exec_create("hc", serde_json::from_value(serde_json::json!({"Cmd": ["touch", "/tmp/ok"]})).unwrap()).unwrap();
     c.exec_start(id.as_str(), true, None, None).await.unwrap();
     for _ in 0..100 {
         if status(c.clone()).await.as_deref() == Some("healthy") {
@@ -413,7 +432,10 @@ async fn healthcheck_goes_starting_unhealthy_healthy() {
     assert_eq!(health.failing_streak, Some(0));
     assert_eq!(health.log.unwrap().last().unwrap().output.as_deref(), Some("fine\n"));
     let listed = c
-        .list(ListOptions { filters: wharf_types::Filters::parse(r#"{"health":["healthy"]}"#).unwrap(), ..Default::default() })
+        .list(ListOptions {
+            filters: wharf_types::Filters::parse(r#"{"health":["healthy"]}"#).unwrap(),
+            ..Default::default()
+        })
         .await
         .unwrap();
     assert_eq!(listed.len(), 1);

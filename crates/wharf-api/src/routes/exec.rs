@@ -14,11 +14,17 @@ use crate::router::AppState;
 use crate::routes::container::read_json;
 use crate::version::ApiVersion;
 
-pub async fn create(State(st): State<AppState>, Path(id): Path<String>, version: axum::Extension<ApiVersion>, req: Request) -> Result<Response, ApiError> {
+pub async fn create(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    version: axum::Extension<ApiVersion>,
+    req: Request,
+) -> Result<Response, ApiError> {
     let Some(body) = read_json(req.into_body(), 1 << 20).await? else {
         return Err(ApiError::invalid("No exec command specified"));
     };
-    let mut config: crate::models::ExecConfig = serde_json::from_value(body).map_err(|e| ApiError::invalid(format!("invalid exec config: {e}")))?;
+    let mut config: crate::models::ExecConfig =
+        serde_json::from_value(body).map_err(|e| ApiError::invalid(format!("invalid exec config: {e}")))?;
     if !version.0.at_least(1, 42) {
         config.console_size = None;
     }
@@ -26,11 +32,17 @@ pub async fn create(State(st): State<AppState>, Path(id): Path<String>, version:
     Ok((StatusCode::CREATED, Json(json!({ "Id": exec_id }))).into_response())
 }
 
-pub async fn start(State(st): State<AppState>, Path(id): Path<String>, version: axum::Extension<ApiVersion>, mut req: Request) -> Result<Response, ApiError> {
+pub async fn start(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    version: axum::Extension<ApiVersion>,
+    mut req: Request,
+) -> Result<Response, ApiError> {
     let upgrading = req.headers().contains_key(header::UPGRADE);
     let on_upgrade = upgrading.then(|| hyper::upgrade::on(&mut req));
     let body = read_json(req.into_body(), 1 << 20).await?.unwrap_or(json!({}));
-    let cfg: crate::models::ExecStartConfig = serde_json::from_value(body).map_err(|e| ApiError::invalid(format!("invalid exec start config: {e}")))?;
+    let cfg: crate::models::ExecStartConfig =
+        serde_json::from_value(body).map_err(|e| ApiError::invalid(format!("invalid exec start config: {e}")))?;
     let console = cfg
         .console_size
         .as_ref()

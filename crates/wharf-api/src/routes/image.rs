@@ -25,17 +25,11 @@ use crate::version::ApiVersion;
 type Version = axum::Extension<ApiVersion>;
 
 fn body_stream(body: Body) -> crate::backend::ByteStream {
-    body.into_data_stream()
-        .map(|r| r.map_err(std::io::Error::other))
-        .boxed()
+    body.into_data_stream().map(|r| r.map_err(std::io::Error::other)).boxed()
 }
 
 /// `GET /images/json`.
-pub async fn list(
-    State(st): State<AppState>,
-    version: Version,
-    query: Query,
-) -> Result<Response, ApiError> {
+pub async fn list(State(st): State<AppState>, version: Version, query: Query) -> Result<Response, ApiError> {
     let v = version.0;
     let mut filters = query.filters()?;
     if !v.at_least(1, 25)
@@ -80,10 +74,7 @@ pub async fn create(
     body: Body,
 ) -> Result<Response, ApiError> {
     let platform = if version.0.at_least(1, 32) {
-        query
-            .get("platform")
-            .filter(|p| !p.is_empty())
-            .map(str::to_owned)
+        query.get("platform").filter(|p| !p.is_empty()).map(str::to_owned)
     } else {
         None
     };
@@ -93,19 +84,14 @@ pub async fn create(
             from_image: image.to_owned(),
             tag: query.get("tag").unwrap_or("").to_owned(),
             platform,
-            registry_auth: headers
-                .get("X-Registry-Auth")
-                .and_then(|h| h.to_str().ok())
-                .map(str::to_owned),
+            registry_auth: headers.get("X-Registry-Auth").and_then(|h| h.to_str().ok()).map(str::to_owned),
         };
         return message_stream(|tx| async move { images.pull(opts, tx).await }).await;
     }
     match query.get("fromSrc").unwrap_or("") {
         "-" => {}
         "" => {
-            return Err(ApiError::invalid(
-                "either fromImage or fromSrc must be given",
-            ));
+            return Err(ApiError::invalid("either fromImage or fromSrc must be given"));
         }
         url => {
             return Err(ApiError::invalid(format!(
@@ -117,11 +103,7 @@ pub async fn create(
         repo: query.get("repo").unwrap_or("").to_owned(),
         tag: query.get("tag").unwrap_or("").to_owned(),
         message: query.get("message").unwrap_or("").to_owned(),
-        changes: query
-            .all("changes")
-            .into_iter()
-            .map(str::to_owned)
-            .collect(),
+        changes: query.all("changes").into_iter().map(str::to_owned).collect(),
         platform,
     };
     let body = body_stream(body);
@@ -129,11 +111,7 @@ pub async fn create(
 }
 
 /// `POST /images/load?quiet`.
-pub async fn load(
-    State(st): State<AppState>,
-    query: Query,
-    body: Body,
-) -> Result<Response, ApiError> {
+pub async fn load(State(st): State<AppState>, query: Query, body: Body) -> Result<Response, ApiError> {
     let quiet = query.bool("quiet", true);
     let images = st.backends.images.clone();
     let body = body_stream(body);
@@ -159,10 +137,7 @@ pub async fn save_many(State(st): State<AppState>, query: Query) -> Result<Respo
 async fn save(st: AppState, names: Vec<String>) -> Result<Response, ApiError> {
     let stream = st.backends.images.save(names).await?;
     let mut resp = Response::new(Body::from_stream(stream));
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/x-tar"),
-    );
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-tar"));
     Ok(resp)
 }
 
@@ -263,19 +238,13 @@ pub fn shape_inspect(data: ImageInspectData, v: ApiVersion) -> Value {
     }
     if !v.at_least(1, 45) {
         obj.insert("Container".into(), json!(data.container));
-        obj.insert(
-            "ContainerConfig".into(),
-            data.container_config.clone().unwrap_or(Value::Null),
-        );
+        obj.insert("ContainerConfig".into(), data.container_config.clone().unwrap_or(Value::Null));
     }
     if !v.at_least(1, 48) {
         obj.remove("Descriptor");
     }
     if !v.at_least(1, 52) {
-        for (k, val) in [
-            ("Parent", data.parent.clone()),
-            ("DockerVersion", data.docker_version.clone()),
-        ] {
+        for (k, val) in [("Parent", data.parent.clone()), ("DockerVersion", data.docker_version.clone())] {
             obj.insert(k.into(), json!(val));
         }
         for k in ["Comment", "Author"] {
@@ -283,9 +252,7 @@ pub fn shape_inspect(data: ImageInspectData, v: ApiVersion) -> Value {
                 obj.insert(k.into(), json!(""));
             }
         }
-        let config = obj
-            .entry("Config")
-            .or_insert_with(|| Value::Object(Map::new()));
+        let config = obj.entry("Config").or_insert_with(|| Value::Object(Map::new()));
         if let Some(c) = config.as_object_mut() {
             for (k, default) in legacy_config_fields(v) {
                 c.entry(k).or_insert(default);
@@ -318,10 +285,7 @@ mod tests {
                 id: Some("sha256:x".into()),
                 size: Some(5),
                 comment: Some(String::new()),
-                config: Some(ImageConfig {
-                    cmd: Some(vec!["sh".into()]),
-                    ..Default::default()
-                }),
+                config: Some(ImageConfig { cmd: Some(vec!["sh".into()]), ..Default::default() }),
                 ..Default::default()
             },
             parent: String::new(),

@@ -2,8 +2,8 @@
 //! result; nothing else.
 
 pub mod container;
-pub mod exec;
 pub mod disk_usage;
+pub mod exec;
 pub mod image;
 pub mod stubs;
 pub mod system;

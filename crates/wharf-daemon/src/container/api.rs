@@ -51,7 +51,13 @@ impl wharf_api::backend::ExecBackend for ContainerService {
     async fn create(&self, container: &str, config: wharf_api::models::ExecConfig) -> Result<String, EngineError> {
         self.exec_create(container, config).map(|id| id.to_string())
     }
-    async fn start(&self, id: &str, detach: bool, tty: Option<bool>, console: Option<[u16; 2]>) -> Result<Option<AttachSession>, EngineError> {
+    async fn start(
+        &self,
+        id: &str,
+        detach: bool,
+        tty: Option<bool>,
+        console: Option<[u16; 2]>,
+    ) -> Result<Option<AttachSession>, EngineError> {
         self.exec_start(id, detach, tty, console).await
     }
     async fn resize(&self, id: &str, height: u16, width: u16) -> Result<(), EngineError> {
@@ -331,7 +337,12 @@ impl ContainerBackend for ContainerService {
         client.resize(height, width).await.map_err(|e| EngineError::internal(e.to_string()))
     }
 
-    async fn stats(&self, id: &str, stream: bool, one_shot: bool) -> Result<futures_util::stream::BoxStream<'static, serde_json::Value>, EngineError> {
+    async fn stats(
+        &self,
+        id: &str,
+        stream: bool,
+        one_shot: bool,
+    ) -> Result<futures_util::stream::BoxStream<'static, serde_json::Value>, EngineError> {
         use super::stats;
         let h = self.lookup(id)?;
         let r = h.record();
@@ -345,22 +356,23 @@ impl ContainerBackend for ContainerService {
         let mut exits = h.exits.subscribe();
         let exits_now = exits.borrow().exits;
         let first = stats::sample(&paths, &r);
-        let s = futures_util::stream::unfold((first, paths, h, true), move |(prev, paths, h, first_round)| async move {
-            if !first_round && !stream {
-                return None;
-            }
-            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-            let r = h.record();
-            if !r.state.status.is_running() {
-                return None;
-            }
-            let mut next = stats::sample(&paths, &r);
-            stats::chain(&prev, &mut next);
-            Some((next.clone(), (next, paths, h, false)))
-        })
-        .take_until(async move {
-            let _ = exits.wait_for(|w| w.exits > exits_now || w.removed).await;
-        });
+        let s =
+            futures_util::stream::unfold((first, paths, h, true), move |(prev, paths, h, first_round)| async move {
+                if !first_round && !stream {
+                    return None;
+                }
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                let r = h.record();
+                if !r.state.status.is_running() {
+                    return None;
+                }
+                let mut next = stats::sample(&paths, &r);
+                stats::chain(&prev, &mut next);
+                Some((next.clone(), (next, paths, h, false)))
+            })
+            .take_until(async move {
+                let _ = exits.wait_for(|w| w.exits > exits_now || w.removed).await;
+            });
         Ok(s.boxed())
     }
 

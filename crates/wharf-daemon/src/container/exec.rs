@@ -65,8 +65,12 @@ fn running_check(h: &Handle) -> Result<(), EngineError> {
     let r = h.record();
     match r.state.status {
         Status::Running => Ok(()),
-        Status::Paused => Err(EngineError::conflict(format!("Container {} is paused, unpause the container before exec", r.id))),
-        Status::Restarting => Err(EngineError::conflict(format!("Container {} is restarting, wait until the container is running", r.id))),
+        Status::Paused => {
+            Err(EngineError::conflict(format!("Container {} is paused, unpause the container before exec", r.id)))
+        }
+        Status::Restarting => {
+            Err(EngineError::conflict(format!("Container {} is restarting, wait until the container is running", r.id)))
+        }
         _ => Err(EngineError::conflict(format!("Container {} is not running", r.id))),
     }
 }
@@ -96,8 +100,14 @@ impl ContainerService {
         let r = h.record();
         let mut attrs = r.event_attributes();
         attrs.insert("execID".to_owned(), id.to_string());
-        self.ctx.events.publish(Event::now(EventType::Container, format!("exec_create: {}", command_text(&config)), r.id.as_str(), attrs));
-        let inst = Arc::new(ExecInstance { id: id.clone(), container: h, config, state: Mutex::new(ExecState::default()) });
+        self.ctx.events.publish(Event::now(
+            EventType::Container,
+            format!("exec_create: {}", command_text(&config)),
+            r.id.as_str(),
+            attrs,
+        ));
+        let inst =
+            Arc::new(ExecInstance { id: id.clone(), container: h, config, state: Mutex::new(ExecState::default()) });
         self.execs.map.lock().unwrap_or_else(|p| p.into_inner()).insert(id.clone(), inst);
         Ok(id)
     }
@@ -131,14 +141,22 @@ impl ContainerService {
         let e = self.execs.get(id)?;
         let client = e.state.lock().unwrap_or_else(|p| p.into_inner()).resize.clone();
         match client {
-            Some(c) => c.resize_exec_pty(e.id.as_str(), h, w).await.map_err(|err| EngineError::internal(err.to_string())),
+            Some(c) => {
+                c.resize_exec_pty(e.id.as_str(), h, w).await.map_err(|err| EngineError::internal(err.to_string()))
+            }
             None => Err(EngineError::conflict(format!("Exec {} is not running", e.id))),
         }
     }
 
     /// Starts an exec. With `detach`, returns at once and the output is discarded; otherwise the
     /// returned session carries its I/O (the API hijacks the connection for it).
-    pub async fn exec_start(&self, id: &str, detach: bool, tty_override: Option<bool>, console: Option<[u16; 2]>) -> Result<Option<AttachSession>, EngineError> {
+    pub async fn exec_start(
+        &self,
+        id: &str,
+        detach: bool,
+        tty_override: Option<bool>,
+        console: Option<[u16; 2]>,
+    ) -> Result<Option<AttachSession>, EngineError> {
         let e = self.execs.get(id)?;
         {
             let mut st = e.state.lock().unwrap_or_else(|p| p.into_inner());
@@ -163,7 +181,12 @@ impl ContainerService {
         let r = h.record();
         let mut attrs = r.event_attributes();
         attrs.insert("execID".to_owned(), e.id.to_string());
-        self.ctx.events.publish(Event::now(EventType::Container, format!("exec_start: {}", command_text(&e.config)), r.id.as_str(), attrs.clone()));
+        self.ctx.events.publish(Event::now(
+            EventType::Container,
+            format!("exec_start: {}", command_text(&e.config)),
+            r.id.as_str(),
+            attrs.clone(),
+        ));
         let started = client.exec(ExecOptions { exec_id: e.id.to_string(), process, tty, stdin: with_stdin }).await;
         let events = self.ctx.events.clone();
         let die = move |inst: &ExecInstance, code: i64| {
@@ -182,7 +205,11 @@ impl ContainerService {
             Err(err) => {
                 // As moby: the failure goes into the stream, and the exit code says why.
                 let msg = format!("OCI runtime exec failed: {err}: unknown\r\n");
-                let code = if msg.contains("executable file not found") || msg.contains("no such file or directory") { 127 } else { 126 };
+                let code = if msg.contains("executable file not found") || msg.contains("no such file or directory") {
+                    127
+                } else {
+                    126
+                };
                 die(&e, code);
                 if detach {
                     return Err(EngineError::internal(msg.trim_end().to_owned()));
@@ -249,17 +276,33 @@ impl ContainerService {
     }
 
     /// The OCI process of an exec (or a health probe) in this container.
-    pub(crate) async fn exec_process_for(&self, h: &Handle, c: &ExecConfig, tty: bool, console: Option<[u16; 2]>) -> Result<oci_spec::runtime::Process, EngineError> {
+    pub(crate) async fn exec_process_for(
+        &self,
+        h: &Handle,
+        c: &ExecConfig,
+        tty: bool,
+        console: Option<[u16; 2]>,
+    ) -> Result<oci_spec::runtime::Process, EngineError> {
         self.exec_process(h, c, tty, console).await
     }
 
     /// The exec's OCI process: the container's, with the exec's overrides.
-    async fn exec_process(&self, h: &Handle, c: &ExecConfig, tty: bool, console: Option<[u16; 2]>) -> Result<oci_spec::runtime::Process, EngineError> {
+    async fn exec_process(
+        &self,
+        h: &Handle,
+        c: &ExecConfig,
+        tty: bool,
+        console: Option<[u16; 2]>,
+    ) -> Result<oci_spec::runtime::Process, EngineError> {
         let r = h.record();
         let l = run::layout(&self.ctx, &r);
-        let raw = tokio::fs::read(l.dir.join("config.json")).await.map_err(|e| EngineError::internal(format!("reading the container's spec: {e}")))?;
-        let spec: oci_spec::runtime::Spec = serde_json::from_slice(&raw).map_err(|e| EngineError::internal(e.to_string()))?;
-        let mut p = spec.process().clone().ok_or_else(|| EngineError::internal("the container's spec has no process"))?;
+        let raw = tokio::fs::read(l.dir.join("config.json"))
+            .await
+            .map_err(|e| EngineError::internal(format!("reading the container's spec: {e}")))?;
+        let spec: oci_spec::runtime::Spec =
+            serde_json::from_slice(&raw).map_err(|e| EngineError::internal(e.to_string()))?;
+        let mut p =
+            spec.process().clone().ok_or_else(|| EngineError::internal("the container's spec has no process"))?;
         p.set_args(c.cmd.clone());
         let mut env: Vec<String> = p.env().clone().unwrap_or_default();
         for e in c.env.iter().flatten() {
@@ -276,9 +319,14 @@ impl ContainerService {
         }
         p.set_terminal(Some(tty));
         if tty {
-            let size = console.or_else(|| c.console_size.as_ref().filter(|v| v.len() == 2).map(|v| [v[0] as u16, v[1] as u16]));
+            let size = console
+                .or_else(|| c.console_size.as_ref().filter(|v| v.len() == 2).map(|v| [v[0] as u16, v[1] as u16]));
             if let Some([rows, cols]) = size.filter(|s| s[0] > 0 && s[1] > 0) {
-                let b = oci_spec::runtime::BoxBuilder::default().height(u64::from(rows)).width(u64::from(cols)).build().map_err(|e| EngineError::internal(e.to_string()))?;
+                let b = oci_spec::runtime::BoxBuilder::default()
+                    .height(u64::from(rows))
+                    .width(u64::from(cols))
+                    .build()
+                    .map_err(|e| EngineError::internal(e.to_string()))?;
                 p.set_console_size(Some(b));
             }
         } else {
@@ -288,10 +336,12 @@ impl ContainerService {
             let rootfs = l.rootfs.clone();
             let user = user.to_owned();
             let group_add = r.host_config.group_add.clone().unwrap_or_default();
-            let resolved = tokio::task::spawn_blocking(move || wharf_runtime::spec::user::resolve_user(&rootfs, &user, &group_add))
-                .await
-                .map_err(|e| EngineError::internal(e.to_string()))?
-                .map_err(|e| EngineError::from_classified(&e))?;
+            let resolved = tokio::task::spawn_blocking(move || {
+                wharf_runtime::spec::user::resolve_user(&rootfs, &user, &group_add)
+            })
+            .await
+            .map_err(|e| EngineError::internal(e.to_string()))?
+            .map_err(|e| EngineError::from_classified(&e))?;
             let u = oci_spec::runtime::UserBuilder::default()
                 .uid(resolved.uid)
                 .gid(resolved.gid)
@@ -303,7 +353,8 @@ impl ContainerService {
         if c.privileged.unwrap_or(false) {
             let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
             let held = wharf_runtime::spec::caps::held_capabilities(&status);
-            let set: std::collections::HashSet<oci_spec::runtime::Capability> = held.iter().filter_map(|c| c.parse().ok()).collect();
+            let set: std::collections::HashSet<oci_spec::runtime::Capability> =
+                held.iter().filter_map(|c| c.parse().ok()).collect();
             let caps = oci_spec::runtime::LinuxCapabilitiesBuilder::default()
                 .bounding(set.clone())
                 .effective(set.clone())

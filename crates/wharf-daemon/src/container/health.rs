@@ -114,7 +114,12 @@ async fn set_health(svc: &Weak<ContainerService>, h: &Handle, health: Health, ch
         && let Some(status) = changed
     {
         let r = h.record();
-        service.ctx.events.publish(Event::now(EventType::Container, format!("health_status: {status}"), r.id.as_str(), r.event_attributes()));
+        service.ctx.events.publish(Event::now(
+            EventType::Container,
+            format!("health_status: {status}"),
+            r.id.as_str(),
+            r.event_attributes(),
+        ));
     }
 }
 
@@ -130,7 +135,10 @@ impl ContainerService {
         };
         let exec_id = ExecId::random().to_string();
         let run = async {
-            let handle = client.exec(ExecOptions { exec_id, process, tty: false, stdin: false }).await.map_err(|e| e.to_string())?;
+            let handle = client
+                .exec(ExecOptions { exec_id, process, tty: false, stdin: false })
+                .await
+                .map_err(|e| e.to_string())?;
             let (mut output, _, exit) = handle.into_parts();
             let mut out = Vec::new();
             while let Some(Ok((_, data))) = output.next().await {
@@ -155,7 +163,8 @@ mod tests {
 
     #[test]
     fn probe_forms() {
-        let hc = |t: &[&str]| HealthConfig { test: Some(t.iter().map(|s| s.to_string()).collect()), ..Default::default() };
+        let hc =
+            |t: &[&str]| HealthConfig { test: Some(t.iter().map(|s| s.to_string()).collect()), ..Default::default() };
         assert_eq!(probe_args(&hc(&["CMD", "true"]), &[]).unwrap(), vec!["true"]);
         assert_eq!(probe_args(&hc(&["CMD-SHELL", "exit 1"]), &[]).unwrap(), vec!["/bin/sh", "-c", "exit 1"]);
         assert!(probe_args(&hc(&["NONE"]), &[]).is_none());

@@ -20,7 +20,8 @@ pub struct CgroupPaths {
 
 impl CgroupPaths {
     pub fn new(cgroup_parent: &str, r: &ContainerRecord) -> Self {
-        let parent = r.host_config.cgroup_parent.clone().filter(|p| !p.is_empty()).unwrap_or_else(|| cgroup_parent.to_owned());
+        let parent =
+            r.host_config.cgroup_parent.clone().filter(|p| !p.is_empty()).unwrap_or_else(|| cgroup_parent.to_owned());
         let rel = format!("{}/{}", parent.trim_matches('/'), r.id);
         let v2 = crate::info::cgroup_version() == "2";
         Self {
@@ -219,7 +220,8 @@ fn v2_sample(c: &CgroupPaths) -> (Value, Value, Value, Value) {
             entries.push(json!({"major": major.parse::<u64>().unwrap_or(0), "minor": minor.parse::<u64>().unwrap_or(0), "op": op, "value": v.parse::<u64>().unwrap_or(0)}));
         }
     }
-    let blkio = json!({ "io_service_bytes_recursive": if entries.is_empty() { Value::Null } else { Value::Array(entries) } });
+    let blkio =
+        json!({ "io_service_bytes_recursive": if entries.is_empty() { Value::Null } else { Value::Array(entries) } });
     let pids = json!({
         "current": read_u64(c.v2("pids.current")).unwrap_or(0),
         "limit": read(c.v2("pids.max")).and_then(|s| s.trim().parse::<u64>().ok()).unwrap_or(0),

@@ -123,7 +123,8 @@ pub async fn run(ctx: Arc<Ctx>, h: Arc<Handle>, mut rx: mpsc::Receiver<Op>) {
                 Flow::Continue
             }
         };
-        if let Flow::Removed = flow {
+        // Removal can also follow a failed start of a `--rm` container.
+        if matches!(flow, Flow::Removed) || sv.h.exits.borrow().removed {
             break;
         }
     }
@@ -282,11 +283,18 @@ impl Supervisor {
                 Ok(())
             }
             Err(e) => {
+                // Attach sessions waiting for this start end now (their clients see EOF).
+                self.h.pending_attach.lock().unwrap_or_else(|p| p.into_inner()).clear();
                 // As Docker: the container exits with 127/126/128 and keeps the error.
                 r.state.status = if r.has_been_started { Status::Exited } else { Status::Created };
                 r.state.error = e.message.clone();
                 r.state.exit_code = start_exit_code(&e.message);
+                let auto_remove = r.host_config.auto_remove == Some(true);
                 let _ = self.commit(r);
+                // `run --rm` waits for the removal after a failed start (moby removes it too).
+                if auto_remove && let Err(re) = Box::pin(self.remove(true)).await {
+                    tracing::warn!(container = %self.h.id, error = %re.message, "removing a container that failed to start");
+                }
                 Err(e)
             }
         }

@@ -105,10 +105,7 @@ impl<W: Write> Write for LayerWriter<W> {
 }
 
 /// A reader that decompresses `inner` (a layer blob of the given compression).
-pub fn decompress<'a, R: io::Read + 'a>(
-    inner: R,
-    compression: Compression,
-) -> io::Result<Box<dyn io::Read + 'a>> {
+pub fn decompress<'a, R: io::Read + 'a>(inner: R, compression: Compression) -> io::Result<Box<dyn io::Read + 'a>> {
     Ok(match compression {
         Compression::None => Box::new(inner),
         Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(io::BufReader::new(inner))),
