@@ -292,7 +292,7 @@ impl Supervisor {
                 let auto_remove = r.host_config.auto_remove == Some(true);
                 let _ = self.commit(r);
                 // `run --rm` waits for the removal after a failed start (moby removes it too).
-                if auto_remove && let Err(re) = Box::pin(self.remove(true)).await {
+                if auto_remove && let Err(re) = Box::pin(self.remove(true, true)).await {
                     tracing::warn!(container = %self.h.id, error = %re.message, "removing a container that failed to start");
                 }
                 Err(e)
