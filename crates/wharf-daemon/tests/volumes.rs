@@ -515,6 +515,24 @@ async fn driver_option_volumes_mount_only_while_used() {
     c.remove(&created.id, false, false, false).await.unwrap();
     VolumeBackend::remove(&*v, "ram", false).await.unwrap();
     assert!(!mp.exists());
+    // `type=none,o=bind,device=<dir>`: a host directory bound while in use.
+    let dir = fx.dir.path().join("bound");
+    std::fs::create_dir_all(&dir).unwrap();
+    let opts: std::collections::HashMap<String, String> =
+        [("type", "none"), ("o", "bind"), ("device", dir.to_str().unwrap())]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+    VolumeBackend::create(
+        &*v,
+        VolumeCreateRequest { name: Some("bnd".into()), driver_opts: Some(opts), ..Default::default() },
+    )
+    .await
+    .unwrap();
+    let (_, code, _) = run(&*c, "busybox", "echo via-volume > /b/f", serde_json::json!({"Binds": ["bnd:/b"]})).await;
+    assert_eq!(code, 0);
+    assert_eq!(std::fs::read_to_string(dir.join("f")).unwrap(), "via-volume\n");
+    assert!(!mountinfo_mentions(&v.mountpoint("bnd")));
     // Bad options are refused at create.
     let bad: std::collections::HashMap<String, String> = [("o".to_string(), "size=1m".to_string())].into();
     let e = VolumeBackend::create(

@@ -58,7 +58,10 @@ impl LocalOptions {
         if self.device.is_empty() {
             return Err(std::io::Error::other("missing device in volume options"));
         }
-        let (flags, data) = parse_mount_options(&self.options);
+        let (flags, mut data) = parse_mount_options(&self.options);
+        if self.fs_type == "nfs" {
+            data = resolve_nfs_addr(&data)?;
+        }
         let propagation = flags & PROPAGATION_MASK;
         let plain = flags & !PROPAGATION_MASK;
         let data_c = std::ffi::CString::new(data.clone()).map_err(std::io::Error::other)?;
@@ -186,6 +189,26 @@ pub fn parse_mount_options(options: &str) -> (u32, String) {
     (flags, data.join(","))
 }
 
+/// The kernel's NFS client wants `addr=` as an IP address; Docker resolves a host name first.
+fn resolve_nfs_addr(data: &str) -> std::io::Result<String> {
+    let mut out = Vec::new();
+    for kv in data.split(',') {
+        match kv.strip_prefix("addr=") {
+            Some(host) if !host.is_empty() && host.parse::<std::net::IpAddr>().is_err() => {
+                use std::net::ToSocketAddrs;
+                let ip = (host, 0)
+                    .to_socket_addrs()?
+                    .next()
+                    .ok_or_else(|| std::io::Error::other(format!("no address for NFS server {host}")))?
+                    .ip();
+                out.push(format!("addr={ip}"));
+            }
+            _ => out.push(kv.to_owned()),
+        }
+    }
+    Ok(out.join(","))
+}
+
 fn redact_password(data: &str) -> String {
     data.split(',')
         .map(|kv| if kv.starts_with("password=") { "password=********" } else { kv })
@@ -236,6 +259,9 @@ mod tests {
         assert_eq!(flags, MountPropagationFlags::SHARED.bits() | MountFlags::REC.bits());
         assert_eq!(data, "addr=10.0.0.1");
         assert_eq!(redact_password("user=a,password=secret"), "user=a,password=********");
+        let local = resolve_nfs_addr("addr=localhost,rw").unwrap();
+        assert!(["addr=127.0.0.1,rw", "addr=::1,rw"].contains(&local.as_str()), "{local}");
+        assert_eq!(resolve_nfs_addr("addr=10.1.2.3,nfsvers=4").unwrap(), "addr=10.1.2.3,nfsvers=4");
     }
 
     #[test]
