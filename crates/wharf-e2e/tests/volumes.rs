@@ -226,7 +226,7 @@ fn docker_cli_mounts_copy_up_persistence_and_errors() {
     // It persists; a read-only mount refuses writes.
     let (code, out, err) =
         docker(&d, &["run", "--rm", "-v", "data:/data:ro", "volimg", "sh", "-c", "cat /data/new; touch /data/x"]);
-    assert_eq!((code, out.as_str()), (1, "kept\n"));
+    assert_eq!((code, out.as_str()), (1, "kept\n"), "{err}");
     assert!(err.contains("Read-only file system"), "{err}");
     // In use (w1 exists, stopped): refused with Docker's message.
     let id = ok(&d, &["inspect", "-f", "{{.Id}}", "w1"]).trim().to_owned();
@@ -279,6 +279,44 @@ fn docker_cli_mounts_copy_up_persistence_and_errors() {
     let (code, _, err) = docker(&d, &["run", "--rm", "-v", "bad/name:/x", "volimg", "true"]);
     assert_eq!(code, 125);
     assert!(err.contains("includes invalid characters for a local volume name"), "{err}");
+
+    // --volume-driver with no such plugin: a bad request (400, not a 404 that makes the CLI pull).
+    let (code, _, err) = docker(&d, &["run", "--rm", "--volume-driver", "nfsplugin", "-v", "x9:/x", "volimg", "true"]);
+    assert_eq!(code, 125);
+    assert!(!err.contains("Unable to find image"), "{err}");
+    assert!(
+        err.contains("create x9: error looking up volume plugin nfsplugin: plugin \"nfsplugin\" not found"),
+        "{err}"
+    );
+    // --mount volume keys: volume-opt (a tmpfs volume made for the mount), volume-subpath.
+    let out = ok(
+        &d,
+        &[
+            "run",
+            "--rm",
+            "--mount",
+            "type=volume,src=ov,dst=/o,volume-opt=type=tmpfs,volume-opt=device=tmpfs,volume-opt=o=size=1m",
+            "volimg",
+            "sh",
+            "-c",
+            "df -k /o | grep -v Filesystem | while read a s r; do echo $s; done",
+        ],
+    );
+    assert_eq!(out, "1024\n");
+    assert_eq!(ok(&d, &["volume", "inspect", "-f", "{{.Options.type}}", "ov"]), "tmpfs\n");
+    ok(&d, &["run", "--rm", "-v", "sp:/sp", "volimg", "sh", "-c", "mkdir -p /sp/a/b; echo in > /sp/a/b/f"]);
+    assert_eq!(
+        ok(&d, &["run", "--rm", "--mount", "type=volume,src=sp,dst=/s,volume-subpath=a/b", "volimg", "ls", "/s"]),
+        "f\n"
+    );
+    let (code, _, err) =
+        docker(&d, &["run", "--rm", "--mount", "type=volume,src=sp,dst=/s,volume-subpath=nope", "volimg", "true"]);
+    assert_eq!(code, 127, "Docker's message says `no such file or directory`");
+    assert!(
+        err.contains("cannot access path") && err.contains("/volumes/sp/_data/nope: no such file or directory"),
+        "{err}"
+    );
+    ok(&d, &["volume", "rm", "ov", "sp"]);
 
     // tmpfs limits (`--tmpfs` and `--mount type=tmpfs`), seen with df inside.
     let out = ok(

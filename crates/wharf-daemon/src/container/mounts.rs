@@ -21,7 +21,13 @@ impl ContainerService {
     ) -> Result<Vec<MountPoint>, EngineError> {
         let volumes = self.ctx.volumes.clone();
         let lend = |key: &str| -> Result<Vec<MountPoint>, EngineError> { Ok(self.lookup(key)?.record().mount_points) };
-        let mut points = volumes.register_mounts(id.as_str(), hc, &lend)?;
+        // A 404 from create makes the docker CLI pull the image: a missing volume driver (the
+        // only NotFound here) is a bad request for the container.
+        let not_found_is_invalid = |e: EngineError| match e.kind {
+            wharf_types::ErrorKind::NotFound => EngineError::invalid(e.message),
+            _ => e,
+        };
+        let mut points = volumes.register_mounts(id.as_str(), hc, &lend).map_err(not_found_is_invalid)?;
         let config_volumes = config.volumes.clone().unwrap_or_default();
         let needs_root =
             !config_volumes.is_empty() || points.iter().any(|p| p.kind == MountType::Volume && p.copy_data);

@@ -368,6 +368,14 @@ impl VolumeService {
     }
 }
 
+/// An errno as Go prints it (`no such file or directory`), without Rust's `(os error N)`.
+fn go_errno(e: rustix::io::Errno) -> String {
+    let text = std::io::Error::from(e).to_string();
+    let text = text.split(" (os error").next().unwrap_or(&text).to_owned();
+    let mut chars = text.chars();
+    chars.next().map(|c| c.to_lowercase().collect::<String>() + chars.as_str()).unwrap_or_default()
+}
+
 /// A mount destination as the container's root resolves it (symlinks followed inside it).
 fn destination_in(rootfs: &Path, dest: &str) -> Result<String, EngineError> {
     let host = resolve_in_root(rootfs, Path::new(dest))
@@ -383,10 +391,8 @@ fn bind_subpath(volume: &Path, sub: &str, target: &Path) -> Result<PathBuf, Engi
     use rustix::fs::{Mode, OFlags};
     let volume = std::fs::canonicalize(volume).map_err(|e| EngineError::internal(e.to_string()))?;
     let resolved = resolve_in_root(&volume, Path::new(sub)).map_err(|e| EngineError::invalid(e.to_string()))?;
-    let fd =
-        rustix::fs::open(&resolved, OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty()).map_err(|e| {
-            EngineError::invalid(format!("cannot access path {}: {}", resolved.display(), std::io::Error::from(e)))
-        })?;
+    let fd = rustix::fs::open(&resolved, OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())
+        .map_err(|e| EngineError::invalid(format!("cannot access path {}: {}", resolved.display(), go_errno(e))))?;
     let proc_path = PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
     let real = std::fs::read_link(&proc_path).map_err(|e| EngineError::internal(e.to_string()))?;
     if !real.starts_with(&volume) {
