@@ -36,10 +36,7 @@ fn files(late: &str) -> Vec<(String, String)> {
         ("late.txt".into(), late.to_string()),
     ];
     for i in 0..20 {
-        v.push((
-            format!("src/f{i}.rs"),
-            format!("fn f{i}() {{}}\n").repeat(50),
-        ));
+        v.push((format!("src/f{i}.rs"), format!("fn f{i}() {{}}\n").repeat(50)));
     }
     v
 }

@@ -72,39 +72,19 @@ pub fn is_tar_header(block: &[u8]) -> bool {
         return false;
     }
     let field = &block[148..156];
-    let text: String = field
-        .iter()
-        .take_while(|b| **b != 0 && **b != b' ')
-        .map(|b| *b as char)
-        .collect();
+    let text: String = field.iter().take_while(|b| **b != 0 && **b != b' ').map(|b| *b as char).collect();
     let Ok(stored) = u32::from_str_radix(text.trim(), 8) else {
         return false;
     };
-    let sum: u32 = block[..512]
-        .iter()
-        .enumerate()
-        .map(|(i, b)| {
-            if (148..156).contains(&i) {
-                32
-            } else {
-                u32::from(*b)
-            }
-        })
-        .sum();
+    let sum: u32 =
+        block[..512].iter().enumerate().map(|(i, b)| if (148..156).contains(&i) { 32 } else { u32::from(*b) }).sum();
     sum == stored && block[..100].iter().any(|b| *b != 0)
 }
 
 /// Decompresses `file` at `path` (any of the supported compressions) into a plain reader.
 /// xz is decompressed into an anonymous temp file in `tmp` first (its decoder only writes).
-pub fn decompressed(
-    mut file: File,
-    path: &Path,
-    tmp: &Path,
-) -> Result<Box<dyn Read + Send>, ArchiveError> {
-    let read_err = |source| ArchiveError::Read {
-        path: path.to_path_buf(),
-        source,
-    };
+pub fn decompressed(mut file: File, path: &Path, tmp: &Path) -> Result<Box<dyn Read + Send>, ArchiveError> {
+    let read_err = |source| ArchiveError::Read { path: path.to_path_buf(), source };
     let mut head = [0u8; 8];
     let n = read_up_to(&mut file, &mut head).map_err(read_err)?;
     file.seek(SeekFrom::Start(0)).map_err(read_err)?;
@@ -115,12 +95,8 @@ pub fn decompressed(
         Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(file).map_err(read_err)?),
         Compression::Xz => {
             let mut out = tempfile::tempfile_in(tmp).map_err(read_err)?;
-            lzma_rs::xz_decompress(&mut BufReader::new(file), &mut out).map_err(|e| {
-                ArchiveError::Decompress {
-                    path: path.to_path_buf(),
-                    message: e.to_string(),
-                }
-            })?;
+            lzma_rs::xz_decompress(&mut BufReader::new(file), &mut out)
+                .map_err(|e| ArchiveError::Decompress { path: path.to_path_buf(), message: e.to_string() })?;
             out.seek(SeekFrom::Start(0)).map_err(read_err)?;
             Box::new(out)
         }
@@ -162,20 +138,12 @@ pub fn extract(reader: impl Read, dest: &Path) -> Result<(), ArchiveError> {
         rootless: !rustix::process::geteuid().is_root(),
         ..UnpackOptions::default()
     };
-    unpack(reader, dest, &opts)
-        .map(|_| ())
-        .map_err(|source| ArchiveError::Extract {
-            dest: dest.to_path_buf(),
-            source,
-        })
+    unpack(reader, dest, &opts).map(|_| ()).map_err(|source| ArchiveError::Extract { dest: dest.to_path_buf(), source })
 }
 
 /// Extracts the archive file at `path` (any compression) into `dest`.
 pub fn extract_file(path: &Path, dest: &Path, tmp: &Path) -> Result<(), ArchiveError> {
-    let f = File::open(path).map_err(|source| ArchiveError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let f = File::open(path).map_err(|source| ArchiveError::Read { path: path.to_path_buf(), source })?;
     let r = decompressed(f, path, tmp)?;
     extract(r, dest)
 }

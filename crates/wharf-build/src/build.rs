@@ -26,16 +26,14 @@ use tokio::io::AsyncRead;
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use wharf_dockerfile::{
-    BaseRef, Dockerfile, GlobalArgs, Instruction, InstructionKind, KeyValue, ParseError,
-    StageGraph, unused_build_args,
+    BaseRef, Dockerfile, GlobalArgs, Instruction, InstructionKind, KeyValue, ParseError, StageGraph, unused_build_args,
 };
 use wharf_image::ContentStore;
 use wharf_snapshot::Snapshotter;
 use wharf_types::{Classify, Digest, EngineError, ErrorKind, Platform, Reference};
 
 use crate::backend::{
-    BaseImage, CacheStore, ContainerRunner, HostOptions, ImageCommitter, ImageSource, PullPolicy,
-    Secrets,
+    BaseImage, CacheStore, ContainerRunner, HostOptions, ImageCommitter, ImageSource, PullPolicy, Secrets,
 };
 use crate::cache::CacheFrom;
 use crate::context::{BuildContext, ContextError};
@@ -128,11 +126,7 @@ pub enum BuildError {
     /// A step failed, with Docker's message (`COPY failed: …`, `The command '…' returned a
     /// non-zero code: 3`).
     #[error("{message}")]
-    Step {
-        message: String,
-        code: Option<i32>,
-        kind: ErrorKind,
-    },
+    Step { message: String, code: Option<i32>, kind: ErrorKind },
     #[error("Build cancelled")]
     Cancelled,
     #[error("No image was generated. Is your Dockerfile empty?")]
@@ -183,20 +177,12 @@ impl BuildError {
     }
 
     pub(crate) fn step(message: impl Into<String>, kind: ErrorKind) -> Self {
-        BuildError::Step {
-            message: message.into(),
-            code: None,
-            kind,
-        }
+        BuildError::Step { message: message.into(), code: None, kind }
     }
 
     pub(crate) fn from_err<E: Classify + std::error::Error>(e: &E) -> Self {
         let m = EngineError::from_classified(e);
-        BuildError::Step {
-            message: m.message,
-            code: None,
-            kind: m.kind,
-        }
+        BuildError::Step { message: m.message, code: None, kind: m.kind }
     }
 }
 
@@ -251,12 +237,7 @@ impl Builder {
     /// A builder over `deps`. Creates its directories under `deps.root` and clears what a
     /// previous process left there (temp files, mount points).
     pub fn new(deps: BuilderDeps) -> Result<Self, BuildError> {
-        let setup = |path: PathBuf| {
-            move |source| BuildError::Setup {
-                path: path.clone(),
-                source,
-            }
-        };
+        let setup = |path: PathBuf| move |source| BuildError::Setup { path: path.clone(), source };
         let mnt = deps.root.join("mnt");
         for d in [&deps.root, &mnt, &deps.root.join("cache-mounts")] {
             std::fs::create_dir_all(d).map_err(setup(d.clone()))?;
@@ -272,11 +253,7 @@ impl Builder {
         std::fs::create_dir_all(&tmp).map_err(setup(tmp.clone()))?;
         Ok(Self {
             inner: Arc::new(Inner {
-                layers: Arc::new(Layers {
-                    snapshotter: deps.snapshotter,
-                    content: deps.content,
-                    mnt,
-                }),
+                layers: Arc::new(Layers { snapshotter: deps.snapshotter, content: deps.content, mnt }),
                 root: deps.root,
                 images: deps.images,
                 committer: deps.committer,
@@ -308,10 +285,9 @@ impl Builder {
         }
         let spool = file.into_std().await;
         let name = options.dockerfile.clone();
-        let ctx =
-            tokio::task::spawn_blocking(move || BuildContext::from_spooled(spool, &tmp, &name))
-                .await
-                .map_err(|e| BuildError::step(e.to_string(), ErrorKind::Internal))??;
+        let ctx = tokio::task::spawn_blocking(move || BuildContext::from_spooled(spool, &tmp, &name))
+            .await
+            .map_err(|e| BuildError::step(e.to_string(), ErrorKind::Internal))??;
         self.build_context(ctx, options, events, cancel).await
     }
 
@@ -369,15 +345,7 @@ struct EmitState {
 
 impl Emitter {
     fn new(sink: EventSink, order: Vec<usize>) -> Self {
-        Self {
-            sink,
-            state: Mutex::new(EmitState {
-                order,
-                head: 0,
-                buffers: HashMap::new(),
-                done: HashSet::new(),
-            }),
-        }
+        Self { sink, state: Mutex::new(EmitState { order, head: 0, buffers: HashMap::new(), done: HashSet::new() }) }
     }
 
     /// Sends now when `stage` is the one being shown (or `None`: not a stage's event),
@@ -460,10 +428,9 @@ pub(crate) struct BuildRun {
 
 fn parse_err(e: ParseError, dockerfile: &str) -> BuildError {
     match e {
-        ParseError::Directive { .. } | ParseError::Heredoc { .. } => BuildError::step(
-            format!("failed to parse {dockerfile}: {e}"),
-            ErrorKind::InvalidArgument,
-        ),
+        ParseError::Directive { .. } | ParseError::Heredoc { .. } => {
+            BuildError::step(format!("failed to parse {dockerfile}: {e}"), ErrorKind::InvalidArgument)
+        }
         e => BuildError::Parse(e),
     }
 }
@@ -475,20 +442,14 @@ async fn prepare(
     events: EventSink,
     cancel: CancellationToken,
 ) -> Result<Arc<BuildRun>, BuildError> {
-    let df = wharf_dockerfile::parse(ctx.dockerfile())
-        .map_err(|e| parse_err(e, ctx.dockerfile_name()))?;
-    let build_args: BTreeMap<String, String> = opts
-        .build_args
-        .iter()
-        .filter_map(|(k, v)| v.clone().map(|v| (k.clone(), v)))
-        .collect();
+    let df = wharf_dockerfile::parse(ctx.dockerfile()).map_err(|e| parse_err(e, ctx.dockerfile_name()))?;
+    let build_args: BTreeMap<String, String> =
+        opts.build_args.iter().filter_map(|(k, v)| v.clone().map(|v| (k.clone(), v))).collect();
     let lex = df.lexer();
-    let globals = GlobalArgs::evaluate(&df.global_args, &build_args, &BTreeMap::new(), &lex)
-        .map_err(BuildError::Parse)?;
+    let globals =
+        GlobalArgs::evaluate(&df.global_args, &build_args, &BTreeMap::new(), &lex).map_err(BuildError::Parse)?;
     let graph = df.graph(&globals).map_err(BuildError::Parse)?;
-    let target = df
-        .target_stage(opts.target.as_deref())
-        .map_err(BuildError::Parse)?;
+    let target = df.target_stage(opts.target.as_deref()).map_err(BuildError::Parse)?;
     let needed = graph.needed_for(target);
     let label_steps: Vec<Instruction> = opts
         .labels
@@ -497,11 +458,7 @@ async fn prepare(
             line: 0,
             end_line: 0,
             original: format!("LABEL {k}={v}"),
-            kind: InstructionKind::Label(vec![KeyValue {
-                key: k.clone(),
-                value: v.clone(),
-                legacy: false,
-            }]),
+            kind: InstructionKind::Label(vec![KeyValue { key: k.clone(), value: v.clone(), legacy: false }]),
         })
         .collect();
     let mut first_step = HashMap::new();
@@ -519,39 +476,25 @@ async fn prepare(
     let mut sources = Vec::new();
     for r in &opts.cache_from {
         let progress: crate::backend::ProgressFn = Arc::new(|_| {});
-        match inner
-            .images
-            .resolve(r, &default_platform, PullPolicy::Never, progress)
-            .await
-        {
+        match inner.images.resolve(r, &default_platform, PullPolicy::Never, progress).await {
             Ok(img) => sources.push(img),
             Err(e) => tracing::debug!("cache-from {r} skipped: {e}"),
         }
     }
     let parallelism = match opts.parallelism {
-        0 => std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(2)
-            .clamp(1, 4),
+        0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).clamp(1, 4),
         n => n,
     };
-    let results = (0..df.stages.len())
-        .map(|_| watch::channel(None).0)
-        .collect();
+    let results = (0..df.stages.len()).map(|_| watch::channel(None).0).collect();
     let mut declared = globals.declared.clone();
     declared.extend(
         needed
             .iter()
             .flat_map(|&s| {
-                df.stages[s]
-                    .instructions
-                    .iter()
-                    .filter_map(|i| match &i.kind {
-                        InstructionKind::Arg(d) => {
-                            Some(d.iter().map(|d| d.name.clone()).collect::<Vec<_>>())
-                        }
-                        _ => None,
-                    })
+                df.stages[s].instructions.iter().filter_map(|i| match &i.kind {
+                    InstructionKind::Arg(d) => Some(d.iter().map(|d| d.name.clone()).collect::<Vec<_>>()),
+                    _ => None,
+                })
             })
             .flatten(),
     );
@@ -589,18 +532,12 @@ impl BuildRun {
             // Only reachable through an ONBUILD trigger of an image naming a stage of this
             // Dockerfile that the target does not need.
             return Err(BuildError::step(
-                format!(
-                    "stage {} is not built for this target",
-                    self.df.stages[s].display_name()
-                ),
+                format!("stage {} is not built for this target", self.df.stages[s].display_name()),
                 ErrorKind::InvalidArgument,
             ));
         }
         let mut rx = self.results[s].subscribe();
-        let v = rx
-            .wait_for(|v| v.is_some())
-            .await
-            .map_err(|_| BuildError::DependencyFailed)?;
+        let v = rx.wait_for(|v| v.is_some()).await.map_err(|_| BuildError::DependencyFailed)?;
         match v.as_ref() {
             Some(Some(out)) => Ok(out.clone()),
             _ => Err(BuildError::DependencyFailed),
@@ -611,14 +548,7 @@ impl BuildRun {
 async fn execute(run: Arc<BuildRun>) -> Result<BuildResult, BuildError> {
     // Global ARGs print their step lines only.
     for (i, inst) in run.df.global_args.iter().enumerate() {
-        run.emitter.emit(
-            None,
-            BuildEvent::Step {
-                number: i + 1,
-                total: run.total_steps,
-                text: inst.original.clone(),
-            },
-        );
+        run.emitter.emit(None, BuildEvent::Step { number: i + 1, total: run.total_steps, text: inst.original.clone() });
     }
     let needed = run.graph.needed_for(run.target);
     let mut tasks = tokio::task::JoinSet::new();
@@ -668,47 +598,21 @@ async fn execute(run: Arc<BuildRun>) -> Result<BuildResult, BuildError> {
     if !unused.is_empty() {
         run.emitter.emit(
             None,
-            BuildEvent::Warning {
-                message: format!(
-                    "One or more build-args [{}] were not consumed",
-                    unused.join(" ")
-                ),
-            },
+            BuildEvent::Warning { message: format!("One or more build-args [{}] were not consumed", unused.join(" ")) },
         );
     }
-    let Some(image) = outs
-        .get(&run.target)
-        .and_then(|o| o.image.as_ref())
-        .map(|i| i.id.clone())
-    else {
+    let Some(image) = outs.get(&run.target).and_then(|o| o.image.as_ref()).map(|i| i.id.clone()) else {
         return Err(BuildError::NoImage);
     };
-    run.emitter.emit(
-        None,
-        BuildEvent::Built {
-            image: image.clone(),
-        },
-    );
+    run.emitter.emit(None, BuildEvent::Built { image: image.clone() });
     for t in &run.opts.tags {
-        run.inner
-            .committer
-            .tag(&image, t)
-            .await
-            .map_err(BuildError::Backend)?;
-        run.emitter.emit(
-            None,
-            BuildEvent::Tagged {
-                reference: t.clone(),
-            },
-        );
+        run.inner.committer.tag(&image, t).await.map_err(BuildError::Backend)?;
+        run.emitter.emit(None, BuildEvent::Tagged { reference: t.clone() });
     }
     let (cached, executed) = *run.stats.lock().expect("stats");
     Ok(BuildResult {
         image,
-        stages: outs
-            .into_iter()
-            .filter_map(|(s, o)| o.image.map(|i| (s, i.id)))
-            .collect(),
+        stages: outs.into_iter().filter_map(|(s, o)| o.image.map(|i| (s, i.id))).collect(),
         cached_steps: cached,
         executed_steps: executed,
     })

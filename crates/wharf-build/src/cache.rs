@@ -43,20 +43,8 @@ pub fn step_key(
     used_args: &BTreeMap<String, String>,
     extra: &serde_json::Value,
 ) -> String {
-    let doc = KeyDoc {
-        v: 1,
-        parent,
-        platform: platform.to_string(),
-        config,
-        cmd,
-        args: used_args,
-        extra,
-    };
-    sha256_hex(
-        serde_json::to_string(&doc)
-            .expect("key documents serialise")
-            .as_bytes(),
-    )
+    let doc = KeyDoc { v: 1, parent, platform: platform.to_string(), config, cmd, args: used_args, extra };
+    sha256_hex(serde_json::to_string(&doc).expect("key documents serialise").as_bytes())
 }
 
 /// What `--cache-from` found for a step.
@@ -66,10 +54,7 @@ pub enum CacheFromHit {
     Image(BaseImage),
     /// A new image must be made from the source's first `history` entries and `layers`
     /// diff IDs (the step's own config on top).
-    Restore {
-        history: Vec<History>,
-        diff_ids: Vec<Digest>,
-    },
+    Restore { history: Vec<History>, diff_ids: Vec<Digest> },
 }
 
 /// The `--cache-from` images of a build.
@@ -94,11 +79,7 @@ impl CacheFrom {
     /// Looks for a source that continues `parent` (the current image, `None` at the start of
     /// a scratch stage) with a history entry created by `created_by`. On a hit the search is
     /// narrowed to that source, as Docker does.
-    pub fn probe(
-        &mut self,
-        parent: Option<&ImageConfig>,
-        created_by: &str,
-    ) -> Option<CacheFromHit> {
+    pub fn probe(&mut self, parent: Option<&ImageConfig>, created_by: &str) -> Option<CacheFromHit> {
         let empty = ImageConfig::default();
         let p = parent.unwrap_or(&empty);
         let len = p.history.len();
@@ -123,10 +104,7 @@ impl CacheFrom {
                 if n > t.rootfs.diff_ids.len() {
                     continue;
                 }
-                CacheFromHit::Restore {
-                    diff_ids: t.rootfs.diff_ids[..n].to_vec(),
-                    history,
-                }
+                CacheFromHit::Restore { diff_ids: t.rootfs.diff_ids[..n].to_vec(), history }
             };
             self.sources = vec![target.clone()];
             return Some(hit);
@@ -142,31 +120,18 @@ pub struct MemoryCacheStore {
 }
 
 fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 impl CacheStore for MemoryCacheStore {
     fn get(&self, key: &str) -> Result<Option<Digest>, EngineError> {
-        Ok(self
-            .entries
-            .lock()
-            .expect("cache")
-            .get(key)
-            .map(|r| r.image.clone()))
+        Ok(self.entries.lock().expect("cache").get(key).map(|r| r.image.clone()))
     }
     fn put(&self, key: &str, image: &Digest) -> Result<(), EngineError> {
         let t = now();
         self.entries.lock().expect("cache").insert(
             key.to_string(),
-            CacheRecord {
-                key: key.to_string(),
-                image: image.clone(),
-                created: t,
-                last_used: t,
-            },
+            CacheRecord { key: key.to_string(), image: image.clone(), created: t, last_used: t },
         );
         Ok(())
     }
@@ -181,13 +146,7 @@ impl CacheStore for MemoryCacheStore {
         Ok(())
     }
     fn list(&self) -> Result<Vec<CacheRecord>, EngineError> {
-        Ok(self
-            .entries
-            .lock()
-            .expect("cache")
-            .values()
-            .cloned()
-            .collect())
+        Ok(self.entries.lock().expect("cache").values().cloned().collect())
     }
 }
 
@@ -214,34 +173,22 @@ impl FileCacheStore {
         let mem = MemoryCacheStore::default();
         match std::fs::read(path) {
             Ok(b) => {
-                let recs: Vec<FileRecord> = serde_json::from_slice(&b).map_err(|e| {
-                    EngineError::internal(format!("read build cache {}: {e}", path.display()))
-                })?;
+                let recs: Vec<FileRecord> = serde_json::from_slice(&b)
+                    .map_err(|e| EngineError::internal(format!("read build cache {}: {e}", path.display())))?;
                 let mut m = mem.entries.lock().expect("cache");
                 for r in recs {
                     m.insert(
                         r.key.clone(),
-                        CacheRecord {
-                            key: r.key,
-                            image: r.image,
-                            created: r.created,
-                            last_used: r.last_used,
-                        },
+                        CacheRecord { key: r.key, image: r.image, created: r.created, last_used: r.last_used },
                     );
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => {
-                return Err(EngineError::internal(format!(
-                    "read build cache {}: {e}",
-                    path.display()
-                )));
+                return Err(EngineError::internal(format!("read build cache {}: {e}", path.display())));
             }
         }
-        Ok(Self {
-            path: path.to_path_buf(),
-            mem,
-        })
+        Ok(Self { path: path.to_path_buf(), mem })
     }
 
     fn save(&self) -> Result<(), EngineError> {
@@ -249,17 +196,11 @@ impl FileCacheStore {
             .mem
             .list()?
             .into_iter()
-            .map(|r| FileRecord {
-                key: r.key,
-                image: r.image,
-                created: r.created,
-                last_used: r.last_used,
-            })
+            .map(|r| FileRecord { key: r.key, image: r.image, created: r.created, last_used: r.last_used })
             .collect();
         let json = serde_json::to_vec(&recs).expect("records serialise");
-        wharf_store::write_atomic(&self.path, &json, 0o600).map_err(|e| {
-            EngineError::internal(format!("write build cache {}: {e}", self.path.display()))
-        })
+        wharf_store::write_atomic(&self.path, &json, 0o600)
+            .map_err(|e| EngineError::internal(format!("write build cache {}: {e}", self.path.display())))
     }
 }
 
@@ -288,17 +229,11 @@ mod tests {
     use super::*;
 
     fn d(c: char) -> Digest {
-        format!("sha256:{}", c.to_string().repeat(64))
-            .parse()
-            .unwrap()
+        format!("sha256:{}", c.to_string().repeat(64)).parse().unwrap()
     }
 
     fn h(by: &str, empty: bool) -> History {
-        History {
-            created_by: Some(by.into()),
-            empty_layer: empty,
-            ..History::default()
-        }
+        History { created_by: Some(by.into()), empty_layer: empty, ..History::default() }
     }
 
     #[test]
@@ -308,58 +243,29 @@ mod tests {
         let none = BTreeMap::new();
         let x = serde_json::Value::Null;
         let base = step_key(Some(&d('a')), &p, &cfg, &["a".into()], &none, &x);
-        assert_eq!(
-            base,
-            step_key(Some(&d('a')), &p, &cfg, &["a".into()], &none, &x)
-        );
-        assert_ne!(
-            base,
-            step_key(Some(&d('b')), &p, &cfg, &["a".into()], &none, &x)
-        );
-        assert_ne!(
-            base,
-            step_key(Some(&d('a')), &p, &cfg, &["b".into()], &none, &x)
-        );
+        assert_eq!(base, step_key(Some(&d('a')), &p, &cfg, &["a".into()], &none, &x));
+        assert_ne!(base, step_key(Some(&d('b')), &p, &cfg, &["a".into()], &none, &x));
+        assert_ne!(base, step_key(Some(&d('a')), &p, &cfg, &["b".into()], &none, &x));
         let args = BTreeMap::from([("A".to_string(), "1".to_string())]);
-        assert_ne!(
-            base,
-            step_key(Some(&d('a')), &p, &cfg, &["a".into()], &args, &x)
-        );
-        let env = RuntimeConfig {
-            env: Some(vec!["X=1".into()]),
-            ..RuntimeConfig::default()
-        };
-        assert_ne!(
-            base,
-            step_key(Some(&d('a')), &p, &env, &["a".into()], &none, &x)
-        );
+        assert_ne!(base, step_key(Some(&d('a')), &p, &cfg, &["a".into()], &args, &x));
+        let env = RuntimeConfig { env: Some(vec!["X=1".into()]), ..RuntimeConfig::default() };
+        assert_ne!(base, step_key(Some(&d('a')), &p, &env, &["a".into()], &none, &x));
     }
 
     #[test]
     fn cache_from_follows_history() {
-        let mut target = ImageConfig {
-            history: vec![h("base", false), h("ENV", true), h("COPY", false)],
-            ..ImageConfig::default()
-        };
+        let mut target =
+            ImageConfig { history: vec![h("base", false), h("ENV", true), h("COPY", false)], ..ImageConfig::default() };
         target.rootfs.diff_ids = vec![d('1'), d('2')];
-        let mut parent = ImageConfig {
-            history: vec![h("base", false)],
-            ..ImageConfig::default()
-        };
+        let mut parent = ImageConfig { history: vec![h("base", false)], ..ImageConfig::default() };
         parent.rootfs.diff_ids = vec![d('1')];
-        let img = BaseImage {
-            id: d('f'),
-            config: target,
-        };
+        let img = BaseImage { id: d('f'), config: target };
         let mut cf = CacheFrom::new(vec![img.clone()]);
         assert_eq!(cf.probe(Some(&parent), "RUN"), None);
         let hit = cf.probe(Some(&parent), "ENV").unwrap();
         assert_eq!(
             hit,
-            CacheFromHit::Restore {
-                history: vec![h("base", false), h("ENV", true)],
-                diff_ids: vec![d('1')]
-            }
+            CacheFromHit::Restore { history: vec![h("base", false), h("ENV", true)], diff_ids: vec![d('1')] }
         );
         let mut p2 = parent.clone();
         p2.history.push(h("ENV", true));

@@ -88,11 +88,7 @@ fn read_err(source: io::Error) -> ContextError {
 impl BuildContext {
     /// Reads a request body into a new temp directory under `tmp`. `dockerfile` is the `-f`
     /// path inside the context (empty for the default).
-    pub fn from_reader(
-        body: impl Read,
-        tmp: &Path,
-        dockerfile: &str,
-    ) -> Result<Self, ContextError> {
+    pub fn from_reader(body: impl Read, tmp: &Path, dockerfile: &str) -> Result<Self, ContextError> {
         fs::create_dir_all(tmp).map_err(read_err)?;
         // Spool the body so that its compression and type can be decided before extraction.
         let mut spool = tempfile::tempfile_in(tmp).map_err(read_err)?;
@@ -103,11 +99,7 @@ impl BuildContext {
     }
 
     /// Like [`BuildContext::from_reader`] for a body already in a file (read from its start).
-    pub fn from_spooled(
-        mut spool: File,
-        tmp: &Path,
-        dockerfile: &str,
-    ) -> Result<Self, ContextError> {
+    pub fn from_spooled(mut spool: File, tmp: &Path, dockerfile: &str) -> Result<Self, ContextError> {
         use std::io::Seek;
         spool.rewind().map_err(read_err)?;
         let mut plain = archive::decompressed(spool, Path::new("build context"), tmp)
@@ -115,15 +107,8 @@ impl BuildContext {
         let mut block = vec![0u8; 512];
         let n = archive::read_up_to(&mut plain, &mut block).map_err(read_err)?;
         block.truncate(n);
-        let dir = tempfile::Builder::new()
-            .prefix("wharf-build-context-")
-            .tempdir_in(tmp)
-            .map_err(read_err)?;
-        let dockerfile_name = if dockerfile.is_empty() {
-            "Dockerfile".to_string()
-        } else {
-            dockerfile.to_string()
-        };
+        let dir = tempfile::Builder::new().prefix("wharf-build-context-").tempdir_in(tmp).map_err(read_err)?;
+        let dockerfile_name = if dockerfile.is_empty() { "Dockerfile".to_string() } else { dockerfile.to_string() };
         if n == 512 && archive::is_tar_header(&block) {
             archive::extract(io::Cursor::new(block).chain(plain), dir.path())
                 .map_err(|source| ContextError::Extract { source })?;
@@ -138,13 +123,7 @@ impl BuildContext {
             if text.is_empty() {
                 return Err(ContextError::EmptyDockerfile(dockerfile_name));
             }
-            Ok(Self {
-                dir,
-                dockerfile_name,
-                dockerfile: text,
-                has_files: false,
-                hashes: Mutex::new(HashMap::new()),
-            })
+            Ok(Self { dir, dockerfile_name, dockerfile: text, has_files: false, hashes: Mutex::new(HashMap::new()) })
         }
     }
 
@@ -152,26 +131,12 @@ impl BuildContext {
     /// callers that already have the files.
     pub fn from_dir(src: &Path, tmp: &Path, dockerfile: &str) -> Result<Self, ContextError> {
         fs::create_dir_all(tmp).map_err(read_err)?;
-        let dir = tempfile::Builder::new()
-            .prefix("wharf-build-context-")
-            .tempdir_in(tmp)
-            .map_err(read_err)?;
+        let dir = tempfile::Builder::new().prefix("wharf-build-context-").tempdir_in(tmp).map_err(read_err)?;
         for e in fs::read_dir(src).map_err(read_err)? {
             let e = e.map_err(read_err)?;
-            fsutil::copy_entry(
-                &e.path(),
-                &dir.path().join(e.file_name()),
-                None,
-                None,
-                &|_| false,
-            )
-            .map_err(read_err)?;
+            fsutil::copy_entry(&e.path(), &dir.path().join(e.file_name()), None, None, &|_| false).map_err(read_err)?;
         }
-        let name = if dockerfile.is_empty() {
-            "Dockerfile"
-        } else {
-            dockerfile
-        };
+        let name = if dockerfile.is_empty() { "Dockerfile" } else { dockerfile };
         Self::from_extracted(dir, name)
     }
 
@@ -199,13 +164,8 @@ impl BuildContext {
         if text.is_empty() {
             return Err(ContextError::EmptyDockerfile(name));
         }
-        let ctx = Self {
-            dir,
-            dockerfile_name: name,
-            dockerfile: text,
-            has_files: true,
-            hashes: Mutex::new(HashMap::new()),
-        };
+        let ctx =
+            Self { dir, dockerfile_name: name, dockerfile: text, has_files: true, hashes: Mutex::new(HashMap::new()) };
         ctx.apply_ignore()?;
         Ok(ctx)
     }
@@ -223,15 +183,12 @@ impl BuildContext {
             }
         }
         let Some(text) = text else { return Ok(()) };
-        let pm = PatternMatcher::from_ignore_file(&text)
-            .map_err(|source| ContextError::Ignore { source })?;
+        let pm = PatternMatcher::from_ignore_file(&text).map_err(|source| ContextError::Ignore { source })?;
         if pm.patterns().is_empty() {
             return Ok(());
         }
-        remove_excluded(root, root, &pm).map_err(|source| ContextError::ApplyIgnore {
-            path: root.to_path_buf(),
-            source,
-        })
+        remove_excluded(root, root, &pm)
+            .map_err(|source| ContextError::ApplyIgnore { path: root.to_path_buf(), source })
     }
 
     /// The directory holding the context's files.
@@ -265,19 +222,12 @@ impl BuildContext {
 
     /// The memoised legacy hash of a source path (already resolved, relative to the root)
     /// with no excludes.
-    pub(crate) fn cached_hash(
-        &self,
-        rel: &str,
-        compute: impl FnOnce() -> io::Result<String>,
-    ) -> io::Result<String> {
+    pub(crate) fn cached_hash(&self, rel: &str, compute: impl FnOnce() -> io::Result<String>) -> io::Result<String> {
         if let Some(h) = self.hashes.lock().expect("hash memo").get(rel) {
             return Ok(h.clone());
         }
         let h = compute()?;
-        self.hashes
-            .lock()
-            .expect("hash memo")
-            .insert(rel.to_string(), h.clone());
+        self.hashes.lock().expect("hash memo").insert(rel.to_string(), h.clone());
         Ok(h)
     }
 }
@@ -312,8 +262,7 @@ pub fn single_file_tar(name: &str, text: &[u8]) -> Vec<u8> {
     h.set_size(text.len() as u64);
     h.set_mode(0o644);
     h.set_cksum();
-    b.append_data(&mut h, name, text)
-        .expect("writing to memory");
+    b.append_data(&mut h, name, text).expect("writing to memory");
     b.into_inner().expect("writing to memory")
 }
 

@@ -36,9 +36,7 @@ use crate::hash;
 /// Errors of COPY/ADD, in Docker's words.
 #[derive(Debug, thiserror::Error)]
 pub enum CopyError {
-    #[error(
-        "file not found in build context or excluded by .dockerignore: stat {0}: file does not exist"
-    )]
+    #[error("file not found in build context or excluded by .dockerignore: stat {0}: file does not exist")]
     NotInContext(String),
     #[error("stat {0}: file does not exist")]
     NotFound(String),
@@ -46,9 +44,7 @@ pub enum CopyError {
     OutsideContext(String),
     #[error("no source files were specified")]
     NoSources,
-    #[error(
-        "When using {0} with more than one source file, the destination must be a directory and end with a /"
-    )]
+    #[error("When using {0} with more than one source file, the destination must be a directory and end with a /")]
     MultipleSources(&'static str),
     #[error("cannot determine filename for source {0}")]
     Unnamed(String),
@@ -131,9 +127,7 @@ pub(crate) fn excludes(patterns: &[String]) -> Result<Option<PatternMatcher>, Co
     if patterns.is_empty() {
         return Ok(None);
     }
-    PatternMatcher::new(patterns)
-        .map(Some)
-        .map_err(|e| CopyError::Exclude(e.to_string()))
+    PatternMatcher::new(patterns).map(Some).map_err(|e| CopyError::Exclude(e.to_string()))
 }
 
 fn strip_source(s: &str) -> String {
@@ -165,11 +159,7 @@ pub(crate) fn collect(
     let mut out = Vec::new();
     for orig in sources {
         let path = strip_source(orig);
-        let path_for_match = if parents {
-            path.replace("/./", "/")
-        } else {
-            path.clone()
-        };
+        let path_for_match = if parents { path.replace("/./", "/") } else { path.clone() };
         if fsutil::contains_wildcards(&path_for_match) {
             let mut matches = Vec::new();
             walk_all(root.path(), root.path(), &mut |rel| {
@@ -177,11 +167,7 @@ pub(crate) fn collect(
                     matches.push(rel.to_string());
                 }
             })
-            .map_err(|source| CopyError::Io {
-                op: "walk",
-                path: root.path().to_path_buf(),
-                source,
-            })?;
+            .map_err(|source| CopyError::Io { op: "walk", path: root.path().to_path_buf(), source })?;
             for m in matches {
                 if exclude.is_some_and(|pm| pm.matches_or_parent_matches(&m)) {
                     continue;
@@ -207,9 +193,7 @@ pub(crate) fn collect(
 }
 
 fn walk_all(root: &Path, dir: &Path, f: &mut dyn FnMut(&str)) -> io::Result<()> {
-    let mut names: Vec<_> = fs::read_dir(dir)?
-        .map(|e| e.map(|e| e.file_name()))
-        .collect::<Result<_, _>>()?;
+    let mut names: Vec<_> = fs::read_dir(dir)?.map(|e| e.map(|e| e.file_name())).collect::<Result<_, _>>()?;
     names.sort();
     for n in names {
         let p = dir.join(&n);
@@ -222,20 +206,12 @@ fn walk_all(root: &Path, dir: &Path, f: &mut dyn FnMut(&str)) -> io::Result<()> 
 }
 
 /// Like [`collect`] for plain paths, without hashing (the caller knows the hashes).
-pub(crate) fn collect_unhashed(
-    root: &Path,
-    sources: &[String],
-    parents: bool,
-) -> Result<Vec<CopySource>, CopyError> {
+pub(crate) fn collect_unhashed(root: &Path, sources: &[String], parents: bool) -> Result<Vec<CopySource>, CopyError> {
     sources
         .iter()
         .map(|orig| {
             let path = strip_source(orig);
-            let path = if parents {
-                path.replace("/./", "/")
-            } else {
-                path
-            };
+            let path = if parents { path.replace("/./", "/") } else { path };
             let mut s = one_inner(&SourceRoot::Dir(root), &path, None, false)?;
             if parents {
                 s.parents_rel = Some(parents_rel(orig, &fsutil::clean(&path)));
@@ -245,11 +221,7 @@ pub(crate) fn collect_unhashed(
         .collect()
 }
 
-fn one(
-    root: &SourceRoot<'_>,
-    path: &str,
-    exclude: Option<&PatternMatcher>,
-) -> Result<CopySource, CopyError> {
+fn one(root: &SourceRoot<'_>, path: &str, exclude: Option<&PatternMatcher>) -> Result<CopySource, CopyError> {
     one_inner(root, path, exclude, true)
 }
 
@@ -270,46 +242,25 @@ fn one_inner(
         source,
     })?;
     let not_found = || {
-        if is_context {
-            CopyError::NotInContext(cleaned.clone())
-        } else {
-            CopyError::NotFound(cleaned.clone())
-        }
+        if is_context { CopyError::NotInContext(cleaned.clone()) } else { CopyError::NotFound(cleaned.clone()) }
     };
     let meta = match fs::metadata(&full) {
         Ok(m) => m,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(not_found()),
         Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => return Err(not_found()),
         Err(source) => {
-            return Err(CopyError::Io {
-                op: "stat",
-                path: PathBuf::from(path),
-                source,
-            });
+            return Err(CopyError::Io { op: "stat", path: PathBuf::from(path), source });
         }
     };
     let resolved_rel = fsutil::rel_string(root.path(), &full);
     let skip = skip_fn(exclude, &resolved_rel);
-    let hash_err = |source| CopyError::Io {
-        op: "hash",
-        path: PathBuf::from(path),
-        source,
-    };
+    let hash_err = |source| CopyError::Io { op: "hash", path: PathBuf::from(path), source };
     let hash = match (root, exclude) {
         _ if !with_hash => String::new(),
-        (SourceRoot::Context(ctx), None) => {
-            crate::context::context_hash(ctx, &full).map_err(hash_err)?
-        }
+        (SourceRoot::Context(ctx), None) => crate::context::context_hash(ctx, &full).map_err(hash_err)?,
         _ => hash::source_hash(&full, &resolved_rel, &skip).map_err(hash_err)?,
     };
-    Ok(CopySource {
-        rel: cleaned,
-        full,
-        is_dir: meta.is_dir(),
-        hash,
-        no_decompress: false,
-        parents_rel: None,
-    })
+    Ok(CopySource { rel: cleaned, full, is_dir: meta.is_dir(), hash, no_decompress: false, parents_rel: None })
 }
 
 /// The skip test for entries below a copied directory: `--exclude` patterns match the path
@@ -317,8 +268,7 @@ fn one_inner(
 fn skip_fn<'a>(exclude: Option<&'a PatternMatcher>, base: &'a str) -> impl Fn(&str) -> bool + 'a {
     move |rel: &str| {
         let Some(pm) = exclude else { return false };
-        pm.matches_or_parent_matches(rel)
-            || (base != "." && pm.matches_or_parent_matches(&format!("{base}/{rel}")))
+        pm.matches_or_parent_matches(rel) || (base != "." && pm.matches_or_parent_matches(&format!("{base}/{rel}")))
     }
 }
 
@@ -386,11 +336,7 @@ pub(crate) fn check_dest(cmd: &'static str, sources: usize, dest: &str) -> Resul
 }
 
 /// Copies `sources` into the filesystem mounted at `dest_root`.
-pub(crate) fn perform(
-    dest_root: &Path,
-    sources: &[CopySource],
-    plan: &CopyPlan<'_>,
-) -> Result<(), CopyError> {
+pub(crate) fn perform(dest_root: &Path, sources: &[CopySource], plan: &CopyPlan<'_>) -> Result<(), CopyError> {
     let owner = match plan.chown {
         Some(spec) => Some(parse_chown(spec, dest_root)?),
         None => plan.default_owner,
@@ -422,14 +368,8 @@ pub(crate) fn perform(
                     continue;
                 }
                 let child_skip = |rel: &str| skip(&format!("{name}/{rel}"));
-                fsutil::copy_entry(
-                    &s.full.join(&n),
-                    &dest_full.join(&n),
-                    owner,
-                    plan.chmod,
-                    &child_skip,
-                )
-                .map_err(cerr)?;
+                fsutil::copy_entry(&s.full.join(&n), &dest_full.join(&n), owner, plan.chmod, &child_skip)
+                    .map_err(cerr)?;
             }
             continue;
         }
@@ -460,15 +400,13 @@ pub(crate) fn parse_chown(spec: &str, root: &Path) -> Result<(u32, u32), CopyErr
         [u] => (*u, *u),
         [u, g] => (*u, *g),
         _ => {
-            return Err(CopyError::Chown(format!(
-                "invalid chown string format: {spec}"
-            )));
+            return Err(CopyError::Chown(format!("invalid chown string format: {spec}")));
         }
     };
-    let uid = lookup(root, "passwd", user)
-        .map_err(|e| CopyError::Chown(format!("can't find uid for user {user}: {e}")))?;
-    let gid = lookup(root, "group", group)
-        .map_err(|e| CopyError::Chown(format!("can't find gid for group {group}: {e}")))?;
+    let uid =
+        lookup(root, "passwd", user).map_err(|e| CopyError::Chown(format!("can't find uid for user {user}: {e}")))?;
+    let gid =
+        lookup(root, "group", group).map_err(|e| CopyError::Chown(format!("can't find gid for group {group}: {e}")))?;
     Ok((uid, gid))
 }
 
@@ -478,8 +416,7 @@ fn lookup(root: &Path, db: &str, name: &str) -> Result<u32, String> {
         return Ok(n);
     }
     let path = fsutil::resolve_in_scope(root, &format!("etc/{db}")).map_err(|e| e.to_string())?;
-    let text = fs::read_to_string(&path)
-        .map_err(|_| format!("open /etc/{db}: no such file or directory"))?;
+    let text = fs::read_to_string(&path).map_err(|_| format!("open /etc/{db}: no such file or directory"))?;
     let kind = if db == "passwd" { "user" } else { "group" };
     text.lines()
         .filter(|l| !l.starts_with('#'))
@@ -513,11 +450,8 @@ mod tests {
     fn chown_lookups() {
         let d = tempfile::tempdir().unwrap();
         fs::create_dir(d.path().join("etc")).unwrap();
-        fs::write(
-            d.path().join("etc/passwd"),
-            "root:x:0:0::/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n",
-        )
-        .unwrap();
+        fs::write(d.path().join("etc/passwd"), "root:x:0:0::/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n")
+            .unwrap();
         fs::write(d.path().join("etc/group"), "root:x:0:\napp:x:1001:\n").unwrap();
         assert_eq!(parse_chown("app", d.path()).unwrap(), (1000, 1001));
         assert_eq!(parse_chown("app:0", d.path()).unwrap(), (1000, 0));

@@ -26,11 +26,7 @@ use wharf_types::{ContainerId, Digest, Reference};
 #[derive(Debug, Clone, PartialEq)]
 pub enum BuildEvent {
     /// A step starts: `Step N/M : <instruction as written>`.
-    Step {
-        number: usize,
-        total: usize,
-        text: String,
-    },
+    Step { number: usize, total: usize, text: String },
     /// ONBUILD triggers of the base image are about to run.
     Triggers { count: usize },
     /// A step's container was created (also for metadata-only steps, as Docker prints it).
@@ -82,10 +78,7 @@ pub struct ErrorDetail {
 
 impl LegacyMessage {
     pub fn stream(text: impl Into<String>) -> Self {
-        Self {
-            stream: Some(text.into()),
-            ..Self::default()
-        }
+        Self { stream: Some(text.into()), ..Self::default() }
     }
 
     /// The object as JSON, without the trailing `\r\n`.
@@ -104,36 +97,24 @@ pub fn render(event: &BuildEvent) -> Vec<LegacyMessage> {
         LegacyMessage::stream(t)
     }
     match event {
-        BuildEvent::Step {
-            number,
-            total,
-            text,
-        } => vec![s(format!("Step {number}/{total} : {text}")), s("\n")],
-        BuildEvent::Triggers { count } => vec![s(format!(
-            "# Executing {count} build trigger{}\n",
-            if *count > 1 { "s" } else { "" }
-        ))],
+        BuildEvent::Step { number, total, text } => vec![s(format!("Step {number}/{total} : {text}")), s("\n")],
+        BuildEvent::Triggers { count } => {
+            vec![s(format!("# Executing {count} build trigger{}\n", if *count > 1 { "s" } else { "" }))]
+        }
         BuildEvent::RunningIn { container } => {
             vec![s(format!(" ---> Running in {}\n", container.short()))]
         }
         BuildEvent::Output { data } => vec![s(String::from_utf8_lossy(data).into_owned())],
-        BuildEvent::RemovingContainer { container } => vec![s(format!(
-            "Removing intermediate container {}\n",
-            container.short()
-        ))],
+        BuildEvent::RemovingContainer { container } => {
+            vec![s(format!("Removing intermediate container {}\n", container.short()))]
+        }
         BuildEvent::UsingCache => vec![s(" ---> Using cache\n")],
-        BuildEvent::StepImage { image } => vec![s(format!(
-            " ---> {}\n",
-            image.as_ref().map(short).unwrap_or("")
-        ))],
+        BuildEvent::StepImage { image } => vec![s(format!(" ---> {}\n", image.as_ref().map(short).unwrap_or("")))],
         BuildEvent::StageImage { image } => vec![LegacyMessage {
             aux: Some(serde_json::json!({ "ID": image.to_string() })),
             ..LegacyMessage::default()
         }],
-        BuildEvent::Progress(v) => vec![LegacyMessage {
-            raw: v.as_object().cloned(),
-            ..LegacyMessage::default()
-        }],
+        BuildEvent::Progress(v) => vec![LegacyMessage { raw: v.as_object().cloned(), ..LegacyMessage::default() }],
         BuildEvent::Warning { message } => vec![s(format!("[Warning] {message}\n"))],
         BuildEvent::Built { image } => vec![s(format!("Successfully built {}\n", short(image)))],
         BuildEvent::Tagged { reference } => {
@@ -146,10 +127,7 @@ pub fn render(event: &BuildEvent) -> Vec<LegacyMessage> {
 /// and the deprecated `error` copy.
 pub fn render_error(message: &str, code: Option<i32>) -> LegacyMessage {
     LegacyMessage {
-        error_detail: Some(ErrorDetail {
-            code,
-            message: message.to_string(),
-        }),
+        error_detail: Some(ErrorDetail { code, message: message.to_string() }),
         error: Some(message.to_string()),
         ..LegacyMessage::default()
     }
@@ -160,9 +138,7 @@ mod tests {
     use super::*;
 
     fn digest(c: char) -> Digest {
-        format!("sha256:{}", c.to_string().repeat(64))
-            .parse()
-            .unwrap()
+        format!("sha256:{}", c.to_string().repeat(64)).parse().unwrap()
     }
 
     fn json(e: &BuildEvent) -> Vec<String> {
@@ -172,62 +148,39 @@ mod tests {
     #[test]
     fn renders_docker_stream_text() {
         assert_eq!(
-            json(&BuildEvent::Step {
-                number: 1,
-                total: 7,
-                text: "FROM busybox".into()
-            }),
-            vec![
-                r#"{"stream":"Step 1/7 : FROM busybox"}"#,
-                r#"{"stream":"\n"}"#
-            ]
+            json(&BuildEvent::Step { number: 1, total: 7, text: "FROM busybox".into() }),
+            vec![r#"{"stream":"Step 1/7 : FROM busybox"}"#, r#"{"stream":"\n"}"#]
         );
         assert_eq!(
-            json(&BuildEvent::StepImage {
-                image: Some(digest('a'))
-            }),
+            json(&BuildEvent::StepImage { image: Some(digest('a')) }),
             vec![r#"{"stream":" ---> aaaaaaaaaaaa\n"}"#]
         );
-        assert_eq!(
-            json(&BuildEvent::StepImage { image: None }),
-            vec![r#"{"stream":" ---> \n"}"#]
-        );
+        assert_eq!(json(&BuildEvent::StepImage { image: None }), vec![r#"{"stream":" ---> \n"}"#]);
         assert_eq!(
             json(&BuildEvent::StageImage { image: digest('b') }),
             vec![format!(r#"{{"aux":{{"ID":"sha256:{}"}}}}"#, "b".repeat(64))]
         );
-        assert_eq!(
-            json(&BuildEvent::Triggers { count: 2 }),
-            vec![r##"{"stream":"# Executing 2 build triggers\n"}"##]
-        );
+        assert_eq!(json(&BuildEvent::Triggers { count: 2 }), vec![r##"{"stream":"# Executing 2 build triggers\n"}"##]);
         let r = Reference::parse_normalized("spy/built:v1").unwrap();
         assert_eq!(
             json(&BuildEvent::Tagged { reference: r }),
             vec![r#"{"stream":"Successfully tagged spy/built:v1\n"}"#]
         );
         assert_eq!(
-            json(&BuildEvent::Warning {
-                message: "One or more build-args [X] were not consumed".into()
-            }),
+            json(&BuildEvent::Warning { message: "One or more build-args [X] were not consumed".into() }),
             vec![r#"{"stream":"[Warning] One or more build-args [X] were not consumed\n"}"#]
         );
     }
 
     #[test]
     fn renders_errors_with_codes() {
-        let m = render_error(
-            "The command '/bin/sh -c exit 3' returned a non-zero code: 3",
-            Some(3),
-        );
+        let m = render_error("The command '/bin/sh -c exit 3' returned a non-zero code: 3", Some(3));
         assert_eq!(
             m.to_json(),
             r#"{"errorDetail":{"code":3,"message":"The command '/bin/sh -c exit 3' returned a non-zero code: 3"},"error":"The command '/bin/sh -c exit 3' returned a non-zero code: 3"}"#
         );
         let m = render_error("COPY failed: x", None);
-        assert_eq!(
-            m.to_json(),
-            r#"{"errorDetail":{"message":"COPY failed: x"},"error":"COPY failed: x"}"#
-        );
+        assert_eq!(m.to_json(), r#"{"errorDetail":{"message":"COPY failed: x"},"error":"COPY failed: x"}"#);
     }
 
     #[test]

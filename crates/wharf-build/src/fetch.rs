@@ -97,38 +97,22 @@ pub fn download(
     checksum: Option<&str>,
     cancel: &CancellationToken,
 ) -> Result<Download, FetchError> {
-    let expected = checksum
-        .map(|c| {
-            c.parse::<Digest>()
-                .map_err(|_| FetchError::BadChecksum(c.to_string()))
-        })
-        .transpose()?;
+    let expected =
+        checksum.map(|c| c.parse::<Digest>().map_err(|_| FetchError::BadChecksum(c.to_string()))).transpose()?;
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_connect(Some(Duration::from_secs(30)))
         .http_status_as_error(false)
         .build()
         .into();
-    let resp = agent
-        .get(url)
-        .call()
-        .map_err(|e| FetchError::Request(format!("Get \"{url}\": {e}")))?;
+    let resp = agent.get(url).call().map_err(|e| FetchError::Request(format!("Get \"{url}\": {e}")))?;
     let status = resp.status();
     if status.as_u16() >= 400 {
         return Err(FetchError::Status {
             url: url.to_string(),
-            status: format!(
-                "{} {}",
-                status.as_u16(),
-                status.canonical_reason().unwrap_or("")
-            ),
+            status: format!("{} {}", status.as_u16(), status.canonical_reason().unwrap_or("")),
         });
     }
-    let header = |name: &str| {
-        resp.headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
-    };
+    let header = |name: &str| resp.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
     let disposition = header("content-disposition");
     let last_modified = header("last-modified");
     let url_path = url
@@ -141,18 +125,9 @@ pub fn download(
         .unwrap_or("");
     let filename = filename_from(url_path, disposition.as_deref());
     let path = dir.join(filename.as_deref().unwrap_or("__unnamed__"));
-    let werr = |source| FetchError::Write {
-        url: url.to_string(),
-        path: path.clone(),
-        source,
-    };
+    let werr = |source| FetchError::Write { url: url.to_string(), path: path.clone(), source };
     // 0600, as Docker creates the download (and then copies it with its mode).
-    let mut out = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&path)
-        .map_err(werr)?;
+    let mut out = fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path).map_err(werr)?;
     let mut body = resp.into_body().into_reader();
     let mut h256 = Sha256::new();
     let mut h512 = Sha512::new();
@@ -161,9 +136,7 @@ pub fn download(
         if cancel.is_cancelled() {
             return Err(FetchError::Cancelled);
         }
-        let n = body
-            .read(&mut buf)
-            .map_err(|e| FetchError::Request(format!("Get \"{url}\": {e}")))?;
+        let n = body.read(&mut buf).map_err(|e| FetchError::Request(format!("Get \"{url}\": {e}")))?;
         if n == 0 {
             break;
         }
@@ -182,16 +155,10 @@ pub fn download(
             }
         };
         if actual != exp.to_string() {
-            return Err(FetchError::Mismatch {
-                expected: exp.to_string(),
-                actual,
-            });
+            return Err(FetchError::Mismatch { expected: exp.to_string(), actual });
         }
     }
-    let mtime = last_modified
-        .as_deref()
-        .and_then(parse_http_date)
-        .unwrap_or(SystemTime::UNIX_EPOCH);
+    let mtime = last_modified.as_deref().and_then(parse_http_date).unwrap_or(SystemTime::UNIX_EPOCH);
     out.set_modified(mtime).map_err(werr)?;
     Ok(Download { path, filename })
 }
@@ -204,9 +171,7 @@ fn parse_http_date(s: &str) -> Option<SystemTime> {
     };
     let day: i64 = day.parse().ok()?;
     let year: i64 = year.parse().ok()?;
-    let months = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
+    let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
     let mon = months.iter().position(|m| m == mon)? as i64 + 1;
     let hms: Vec<i64> = time.split(':').filter_map(|x| x.parse().ok()).collect();
     let [h, m, sec] = hms.as_slice() else {
@@ -221,9 +186,7 @@ fn parse_http_date(s: &str) -> Option<SystemTime> {
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     let days = era * 146_097 + doe - 719_468;
     let secs = days * 86_400 + h * 3600 + m * 60 + sec;
-    u64::try_from(secs)
-        .ok()
-        .map(|s| SystemTime::UNIX_EPOCH + Duration::from_secs(s))
+    u64::try_from(secs).ok().map(|s| SystemTime::UNIX_EPOCH + Duration::from_secs(s))
 }
 
 #[cfg(test)]
@@ -232,14 +195,8 @@ mod tests {
 
     #[test]
     fn names_and_dates() {
-        assert_eq!(
-            filename_from("/a/b.tar.gz", None).as_deref(),
-            Some("b.tar.gz")
-        );
-        assert_eq!(
-            filename_from("/", Some("attachment; filename=\"x.txt\"")).as_deref(),
-            Some("x.txt")
-        );
+        assert_eq!(filename_from("/a/b.tar.gz", None).as_deref(), Some("b.tar.gz"));
+        assert_eq!(filename_from("/", Some("attachment; filename=\"x.txt\"")).as_deref(), Some("x.txt"));
         assert_eq!(filename_from("/", None), None);
         assert_eq!(
             parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"),

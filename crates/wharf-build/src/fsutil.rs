@@ -55,9 +55,7 @@ pub(crate) fn resolve_in_scope(root: &Path, rel: &str) -> io::Result<PathBuf> {
             Ok(m) if m.file_type().is_symlink() => {
                 links += 1;
                 if links > 255 {
-                    return Err(io::Error::other(format!(
-                        "evalSymlinksInScope: too many links in {rel}"
-                    )));
+                    return Err(io::Error::other(format!("evalSymlinksInScope: too many links in {rel}")));
                 }
                 let target = fs::read_link(&candidate)?;
                 let target = target.as_os_str().as_bytes();
@@ -65,11 +63,7 @@ pub(crate) fn resolve_in_scope(root: &Path, rel: &str) -> io::Result<PathBuf> {
                     resolved.clear();
                 }
                 let t = String::from_utf8_lossy(target).into_owned();
-                rest = if rest.is_empty() {
-                    t
-                } else {
-                    format!("{t}/{rest}")
-                };
+                rest = if rest.is_empty() { t } else { format!("{t}/{rest}") };
             }
             _ => resolved.push(head.into_bytes()),
         }
@@ -201,14 +195,8 @@ pub(crate) type Owner = Option<(u32, u32)>;
 
 fn set_times(path: &Path, meta: &fs::Metadata) -> io::Result<()> {
     let ts = Timestamps {
-        last_access: Timespec {
-            tv_sec: meta.atime(),
-            tv_nsec: meta.atime_nsec() as _,
-        },
-        last_modification: Timespec {
-            tv_sec: meta.mtime(),
-            tv_nsec: meta.mtime_nsec() as _,
-        },
+        last_access: Timespec { tv_sec: meta.atime(), tv_nsec: meta.atime_nsec() as _ },
+        last_modification: Timespec { tv_sec: meta.mtime(), tv_nsec: meta.mtime_nsec() as _ },
     };
     rustix::fs::utimensat(CWD, path, &ts, AtFlags::SYMLINK_NOFOLLOW).map_err(io::Error::from)
 }
@@ -298,9 +286,7 @@ fn copy_rec(
         if fs::symlink_metadata(dst).is_err() {
             fs::create_dir(dst)?;
         }
-        let mut names: Vec<_> = fs::read_dir(src)?
-            .map(|e| e.map(|e| e.file_name()))
-            .collect::<Result<_, _>>()?;
+        let mut names: Vec<_> = fs::read_dir(src)?.map(|e| e.map(|e| e.file_name())).collect::<Result<_, _>>()?;
         names.sort();
         for name in names {
             let child_rel = if rel.is_empty() {
@@ -311,14 +297,7 @@ fn copy_rec(
             if skip(&child_rel) {
                 continue;
             }
-            copy_rec(
-                &src.join(&name),
-                &dst.join(&name),
-                &child_rel,
-                owner,
-                chmod,
-                skip,
-            )?;
+            copy_rec(&src.join(&name), &dst.join(&name), &child_rel, owner, chmod, skip)?;
         }
         lchown(dst, uid, gid)?;
         fs::set_permissions(dst, fs::Permissions::from_mode(mode))?;
@@ -330,10 +309,7 @@ fn copy_rec(
         set_times(dst, &meta)?;
     } else if ft.is_file() {
         let mut from = fs::File::open(src)?;
-        let mut to = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(dst)?;
+        let mut to = fs::OpenOptions::new().write(true).create_new(true).open(dst)?;
         io::copy(&mut from, &mut to)?;
         drop(to);
         lchown(dst, uid, gid)?;
@@ -347,13 +323,7 @@ fn copy_rec(
         } else {
             rustix::fs::FileType::Fifo
         };
-        rustix::fs::mknodat(
-            CWD,
-            dst,
-            kind,
-            rustix::fs::Mode::from_raw_mode(mode),
-            meta.rdev(),
-        )?;
+        rustix::fs::mknodat(CWD, dst, kind, rustix::fs::Mode::from_raw_mode(mode), meta.rdev())?;
         lchown(dst, uid, gid)?;
         set_times(dst, &meta)?;
     }
@@ -425,10 +395,7 @@ mod tests {
         std::os::unix::fs::symlink("../../../../..", r.join("d/up")).unwrap();
         std::os::unix::fs::symlink("e", r.join("d/rel")).unwrap();
         std::os::unix::fs::symlink("loop", r.join("loop")).unwrap();
-        assert_eq!(
-            resolve_in_scope(r, "abs/passwd").unwrap(),
-            r.join("etc/passwd")
-        );
+        assert_eq!(resolve_in_scope(r, "abs/passwd").unwrap(), r.join("etc/passwd"));
         assert_eq!(resolve_in_scope(r, "d/up/x").unwrap(), r.join("x"));
         assert_eq!(resolve_in_scope(r, "d/rel/f").unwrap(), r.join("d/e/f"));
         assert_eq!(resolve_in_scope(r, "../../x").unwrap(), r.join("x"));

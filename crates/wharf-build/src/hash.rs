@@ -37,11 +37,7 @@ pub(crate) fn entry_hash(full: &Path, name: &str) -> io::Result<String> {
         h.update(k.as_bytes());
         h.update(v);
     };
-    let name = if ft.is_dir() {
-        format!("{}/", name.trim_end_matches('/'))
-    } else {
-        name.to_string()
-    };
+    let name = if ft.is_dir() { format!("{}/", name.trim_end_matches('/')) } else { name.to_string() };
     field("name", name.as_bytes());
     field("mode", (meta.mode() & 0o7777).to_string().as_bytes());
     field("uid", meta.uid().to_string().as_bytes());
@@ -73,11 +69,7 @@ pub(crate) fn entry_hash(full: &Path, name: &str) -> io::Result<String> {
 /// The legacy hash of a source: `file:<tarsum>` for a non-directory, `dir:<…>` for a directory
 /// (every entry below it, recursively, not following symlinks). `name` is the source's path
 /// relative to its root; `skip` drops entries by their path relative to the directory.
-pub(crate) fn source_hash(
-    full: &Path,
-    name: &str,
-    skip: &dyn Fn(&str) -> bool,
-) -> io::Result<String> {
+pub(crate) fn source_hash(full: &Path, name: &str, skip: &dyn Fn(&str) -> bool) -> io::Result<String> {
     let meta = fs::metadata(full)?;
     if !meta.is_dir() {
         return Ok(format!("file:{}", entry_hash(full, name)?));
@@ -88,30 +80,16 @@ pub(crate) fn source_hash(
     Ok(format!("dir:{}", sha_join(&sums)))
 }
 
-fn walk(
-    dir: &Path,
-    name: &str,
-    rel: &str,
-    skip: &dyn Fn(&str) -> bool,
-    out: &mut Vec<String>,
-) -> io::Result<()> {
+fn walk(dir: &Path, name: &str, rel: &str, skip: &dyn Fn(&str) -> bool, out: &mut Vec<String>) -> io::Result<()> {
     for e in fs::read_dir(dir)? {
         let e = e?;
         let fname = e.file_name().to_string_lossy().into_owned();
-        let child_rel = if rel.is_empty() {
-            fname.clone()
-        } else {
-            format!("{rel}/{fname}")
-        };
+        let child_rel = if rel.is_empty() { fname.clone() } else { format!("{rel}/{fname}") };
         if skip(&child_rel) {
             continue;
         }
         let full = e.path();
-        let entry_name = if name.is_empty() || name == "." {
-            child_rel.clone()
-        } else {
-            format!("{name}/{child_rel}")
-        };
+        let entry_name = if name.is_empty() || name == "." { child_rel.clone() } else { format!("{name}/{child_rel}") };
         out.push(entry_hash(&full, &entry_name)?);
         if e.file_type()?.is_dir() {
             walk(&full, name, &child_rel, skip, out)?;
@@ -157,10 +135,7 @@ mod tests {
         let b = source_hash(&f, "f", &|_| false).unwrap();
         fs::write(&f, "hellp").unwrap();
         assert_ne!(source_hash(&f, "f", &|_| false).unwrap(), b);
-        assert_ne!(
-            source_hash(&f, "g", &|_| false).unwrap(),
-            source_hash(&f, "f", &|_| false).unwrap()
-        );
+        assert_ne!(source_hash(&f, "g", &|_| false).unwrap(), source_hash(&f, "f", &|_| false).unwrap());
     }
 
     #[test]
@@ -181,14 +156,8 @@ mod tests {
 
     fn filetime_touch(p: &Path) {
         let ts = rustix::fs::Timestamps {
-            last_access: rustix::fs::Timespec {
-                tv_sec: 1,
-                tv_nsec: 0,
-            },
-            last_modification: rustix::fs::Timespec {
-                tv_sec: 1,
-                tv_nsec: 0,
-            },
+            last_access: rustix::fs::Timespec { tv_sec: 1, tv_nsec: 0 },
+            last_modification: rustix::fs::Timespec { tv_sec: 1, tv_nsec: 0 },
         };
         rustix::fs::utimensat(rustix::fs::CWD, p, &ts, rustix::fs::AtFlags::empty()).unwrap();
     }

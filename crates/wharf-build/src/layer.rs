@@ -115,10 +115,7 @@ impl Layers {
 
     fn mount_at(&self, key: &str, mounts: &[Mount]) -> Result<PathBuf, LayerError> {
         let target = self.mnt.join(key);
-        fs::create_dir_all(&target).map_err(|source| LayerError::MountPoint {
-            path: target.clone(),
-            source,
-        })?;
+        fs::create_dir_all(&target).map_err(|source| LayerError::MountPoint { path: target.clone(), source })?;
         mount_all(mounts, &target).map_err(|source| LayerError::Mount {
             key: key.to_string(),
             target: target.clone(),
@@ -131,20 +128,11 @@ impl Layers {
     pub(crate) fn prepare_rw(self: &Arc<Self>, parent: Option<&str>) -> Result<Rw, LayerError> {
         self.check_parent(parent)?;
         let key = random_key("build");
-        let mounts =
-            self.snapshotter
-                .prepare(&key, parent)
-                .map_err(|source| LayerError::Prepare {
-                    key: key.clone(),
-                    source,
-                })?;
-        let mut rw = Rw {
-            layers: self.clone(),
-            key,
-            mounts,
-            root: None,
-            done: false,
-        };
+        let mounts = self
+            .snapshotter
+            .prepare(&key, parent)
+            .map_err(|source| LayerError::Prepare { key: key.clone(), source })?;
+        let mut rw = Rw { layers: self.clone(), key, mounts, root: None, done: false };
         rw.root = Some(self.mount_at(&rw.key, &rw.mounts)?);
         Ok(rw)
     }
@@ -153,18 +141,9 @@ impl Layers {
     pub(crate) fn view(self: &Arc<Self>, parent: Option<&str>) -> Result<View, LayerError> {
         self.check_parent(parent)?;
         let key = random_key("build-view");
-        let mounts = self
-            .snapshotter
-            .view(&key, parent)
-            .map_err(|source| LayerError::Prepare {
-                key: key.clone(),
-                source,
-            })?;
-        let mut v = View {
-            layers: self.clone(),
-            key,
-            root: None,
-        };
+        let mounts =
+            self.snapshotter.view(&key, parent).map_err(|source| LayerError::Prepare { key: key.clone(), source })?;
+        let mut v = View { layers: self.clone(), key, root: None };
         v.root = Some(self.mount_at(&v.key, &mounts)?);
         Ok(v)
     }
@@ -186,10 +165,7 @@ impl Rw {
 
     fn unmount(&mut self) -> Result<(), LayerError> {
         if let Some(t) = self.root.take() {
-            unmount(&t).map_err(|source| LayerError::Unmount {
-                target: t.clone(),
-                source,
-            })?;
+            unmount(&t).map_err(|source| LayerError::Unmount { target: t.clone(), source })?;
             let _ = fs::remove_dir(&t);
         }
         Ok(())
@@ -198,48 +174,21 @@ impl Rw {
     /// Unmounts, diffs the snapshot into a layer in the content store and commits the snapshot
     /// under the layer's chain ID (`parent_diff_ids` are the image's layers below it). `None`
     /// when nothing changed: the snapshot is dropped and the step makes no layer.
-    pub(crate) fn finish(
-        mut self,
-        parent_diff_ids: &[Digest],
-    ) -> Result<Option<NewLayer>, LayerError> {
+    pub(crate) fn finish(mut self, parent_diff_ids: &[Digest]) -> Result<Option<NewLayer>, LayerError> {
         self.unmount()?;
         let l = self.layers.clone();
         let key = self.key.clone();
-        let source = l
-            .snapshotter
-            .diff_source(&key)
-            .map_err(|source| LayerError::Prepare {
-                key: key.clone(),
-                source,
-            })?;
-        let writer = l
-            .content
-            .writer(None, None)
-            .map_err(|source| LayerError::Store {
-                key: key.clone(),
-                source,
-            })?;
-        let mut lw = LayerWriter::new(writer, Compression::None, None).map_err(|source| {
-            LayerError::StoreIo {
-                key: key.clone(),
-                source,
-            }
-        })?;
-        let stats = diff(&source, &mut lw).map_err(|source| LayerError::Diff {
-            key: key.clone(),
-            source,
-        })?;
+        let source =
+            l.snapshotter.diff_source(&key).map_err(|source| LayerError::Prepare { key: key.clone(), source })?;
+        let writer = l.content.writer(None, None).map_err(|source| LayerError::Store { key: key.clone(), source })?;
+        let mut lw = LayerWriter::new(writer, Compression::None, None)
+            .map_err(|source| LayerError::StoreIo { key: key.clone(), source })?;
+        let stats = diff(&source, &mut lw).map_err(|source| LayerError::Diff { key: key.clone(), source })?;
         if stats.entries == 0 {
             return Ok(None); // drop removes the snapshot; the writer drops its temp file
         }
-        let done = lw.finish().map_err(|source| LayerError::StoreIo {
-            key: key.clone(),
-            source,
-        })?;
-        let ingested = done.inner.commit().map_err(|source| LayerError::Store {
-            key: key.clone(),
-            source,
-        })?;
+        let done = lw.finish().map_err(|source| LayerError::StoreIo { key: key.clone(), source })?;
+        let ingested = done.inner.commit().map_err(|source| LayerError::Store { key: key.clone(), source })?;
         let mut ids = parent_diff_ids.to_vec();
         ids.push(done.diff_id.clone());
         let name = top_snapshot(&ids).expect("at least one layer");
@@ -255,11 +204,7 @@ impl Rw {
             }
         }
         self.done = true;
-        Ok(Some(NewLayer {
-            diff_id: done.diff_id,
-            size: ingested.size,
-            snapshot: name,
-        }))
+        Ok(Some(NewLayer { diff_id: done.diff_id, size: ingested.size, snapshot: name }))
     }
 }
 

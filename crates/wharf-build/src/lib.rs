@@ -45,13 +45,10 @@ pub mod mountpoints;
 mod stage;
 
 pub use backend::{
-    BaseImage, CacheRecord, CacheStore, ContainerRunner, ExtraMount, HostOptions, ImageCommitter,
-    ImageSource, MountSource, NetworkMode, NewImage, NewLayer, OutputSink, OutputStream,
-    ProgressFn, PullPolicy, RunSpec, Secrets,
+    BaseImage, CacheRecord, CacheStore, ContainerRunner, ExtraMount, HostOptions, ImageCommitter, ImageSource,
+    MountSource, NetworkMode, NewImage, NewLayer, OutputSink, OutputStream, ProgressFn, PullPolicy, RunSpec, Secrets,
 };
-pub use build::{
-    BuildError, BuildOptions, BuildResult, Builder, BuilderDeps, EventSink, PruneReport,
-};
+pub use build::{BuildError, BuildOptions, BuildResult, Builder, BuilderDeps, EventSink, PruneReport};
 pub use cache::{FileCacheStore, MemoryCacheStore};
 pub use context::{BuildContext, ContextError};
 pub use event::{BuildEvent, LegacyMessage, render, render_error};

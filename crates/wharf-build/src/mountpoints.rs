@@ -29,10 +29,7 @@ pub struct MountPoints {
 
 impl MountPoints {
     pub fn new(root: &Path) -> Self {
-        Self {
-            root: root.to_path_buf(),
-            created: Vec::new(),
-        }
+        Self { root: root.to_path_buf(), created: Vec::new() }
     }
 
     /// The host path of `target` (absolute in the container), resolved inside the rootfs.

@@ -14,15 +14,14 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use sha2::{Digest as _, Sha256};
 use wharf_dockerfile::{
-    BaseRef, HeredocScript, Instruction, InstructionKind, MountKind, Network, Recording, RunMount,
-    Security, StageArgs,
+    BaseRef, HeredocScript, Instruction, InstructionKind, MountKind, Network, Recording, RunMount, Security, StageArgs,
 };
 use wharf_types::image::{HealthConfig, History, ImageConfig, RuntimeConfig};
 use wharf_types::{ContainerId, Digest, EngineError, ErrorKind, Platform};
 
 use crate::backend::{
-    BaseImage, ExtraMount, MountSource, NetworkMode, NewImage, NewLayer, OutputSink, OutputStream,
-    ProgressFn, PullPolicy, RunSpec,
+    BaseImage, ExtraMount, MountSource, NetworkMode, NewImage, NewLayer, OutputSink, OutputStream, ProgressFn,
+    PullPolicy, RunSpec,
 };
 use crate::build::{BuildError, BuildRun, StageOut};
 use crate::cache::{CacheFromHit, step_key};
@@ -70,9 +69,7 @@ fn go_quote(s: &str) -> String {
             '\n' => out.push_str("\\n"),
             '\t' => out.push_str("\\t"),
             '\r' => out.push_str("\\r"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                out.push_str(&format!("\\x{:02x}", c as u32))
-            }
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => out.push_str(&format!("\\x{:02x}", c as u32)),
             c => out.push(c),
         }
     }
@@ -82,10 +79,7 @@ fn go_quote(s: &str) -> String {
 
 /// Go's `fmt.Sprintf("%q", []string{…})`: `["a" "b"]`.
 fn go_quote_list(v: &[String]) -> String {
-    format!(
-        "[{}]",
-        v.iter().map(|s| go_quote(s)).collect::<Vec<_>>().join(" ")
-    )
+    format!("[{}]", v.iter().map(|s| go_quote(s)).collect::<Vec<_>>().join(" "))
 }
 
 /// Go's `time.Duration.String()`.
@@ -124,9 +118,7 @@ fn trim_frac(v: f64, unit: &str) -> String {
 
 /// RFC 3339 with nanoseconds, UTC.
 pub(crate) fn rfc3339_now() -> String {
-    let d = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
+    let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = d.as_secs() as i64;
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
@@ -161,9 +153,9 @@ fn normalize_workdir(current: &str, requested: &str) -> String {
 
 fn valid_signal(s: &str) -> bool {
     const NAMES: &[&str] = &[
-        "ABRT", "ALRM", "BUS", "CHLD", "CLD", "CONT", "FPE", "HUP", "ILL", "INT", "IO", "IOT",
-        "KILL", "PIPE", "POLL", "PROF", "PWR", "QUIT", "SEGV", "STKFLT", "STOP", "SYS", "TERM",
-        "TRAP", "TSTP", "TTIN", "TTOU", "URG", "USR1", "USR2", "VTALRM", "WINCH", "XCPU", "XFSZ",
+        "ABRT", "ALRM", "BUS", "CHLD", "CLD", "CONT", "FPE", "HUP", "ILL", "INT", "IO", "IOT", "KILL", "PIPE", "POLL",
+        "PROF", "PWR", "QUIT", "SEGV", "STKFLT", "STOP", "SYS", "TERM", "TRAP", "TSTP", "TTIN", "TTOU", "URG", "USR1",
+        "USR2", "VTALRM", "WINCH", "XCPU", "XFSZ",
     ];
     if let Ok(n) = s.parse::<u32>() {
         return n > 0 && n < 65;
@@ -171,16 +163,10 @@ fn valid_signal(s: &str) -> bool {
     let u = s.to_ascii_uppercase();
     let name = u.strip_prefix("SIG").unwrap_or(&u);
     if let Some(rt) = name.strip_prefix("RTMIN") {
-        return rt.is_empty()
-            || rt
-                .strip_prefix('+')
-                .is_some_and(|n| n.parse::<u32>().is_ok());
+        return rt.is_empty() || rt.strip_prefix('+').is_some_and(|n| n.parse::<u32>().is_ok());
     }
     if let Some(rt) = name.strip_prefix("RTMAX") {
-        return rt.is_empty()
-            || rt
-                .strip_prefix('-')
-                .is_some_and(|n| n.parse::<u32>().is_ok());
+        return rt.is_empty() || rt.strip_prefix('-').is_some_and(|n| n.parse::<u32>().is_ok());
     }
     NAMES.contains(&name)
 }
@@ -193,12 +179,7 @@ struct StageSink {
 
 impl OutputSink for StageSink {
     fn write(&self, _stream: OutputStream, data: &[u8]) {
-        self.run.emitter.emit(
-            Some(self.idx),
-            BuildEvent::Output {
-                data: data.to_vec(),
-            },
-        );
+        self.run.emitter.emit(Some(self.idx), BuildEvent::Output { data: data.to_vec() });
     }
 }
 
@@ -239,14 +220,9 @@ pub(crate) async fn run_stage(run: &Arc<BuildRun>, idx: usize) -> Result<StageOu
         }
     }
     if let Some(img) = &st.image {
-        st.emit(BuildEvent::StageImage {
-            image: img.id.clone(),
-        });
+        st.emit(BuildEvent::StageImage { image: img.id.clone() });
     }
-    Ok(StageOut {
-        image: st.image,
-        platform: st.platform,
-    })
+    Ok(StageOut { image: st.image, platform: st.platform })
 }
 
 impl<'a> Stage<'a> {
@@ -255,11 +231,7 @@ impl<'a> Stage<'a> {
     }
 
     fn check_cancel(&self) -> Result<(), BuildError> {
-        if self.run.is_cancelled() {
-            Err(BuildError::Cancelled)
-        } else {
-            Ok(())
-        }
+        if self.run.is_cancelled() { Err(BuildError::Cancelled) } else { Ok(()) }
     }
 
     fn shell(&self) -> Vec<String> {
@@ -288,22 +260,14 @@ impl<'a> Stage<'a> {
     }
 
     fn pull_policy(&self) -> PullPolicy {
-        if self.run.opts.pull {
-            PullPolicy::Always
-        } else {
-            PullPolicy::Missing
-        }
+        if self.run.opts.pull { PullPolicy::Always } else { PullPolicy::Missing }
     }
 
     /// FROM: the base image (or scratch, or an earlier stage), then ONBUILD triggers.
     async fn from(&mut self) -> Result<(), BuildError> {
         let run = self.run;
         let stage = &run.df.stages[self.idx];
-        self.emit(BuildEvent::Step {
-            number: self.step_no,
-            total: run.total_steps,
-            text: stage.original.clone(),
-        });
+        self.emit(BuildEvent::Step { number: self.step_no, total: run.total_steps, text: stage.original.clone() });
         self.step_no += 1;
         self.check_cancel()?;
         let base: Option<BaseImage> = match &run.graph.stages[self.idx].base {
@@ -350,13 +314,10 @@ impl<'a> Stage<'a> {
         }
         let triggers = self.rc.on_build.take().unwrap_or_default();
         if !triggers.is_empty() {
-            self.emit(BuildEvent::Triggers {
-                count: triggers.len(),
-            });
+            self.emit(BuildEvent::Triggers { count: triggers.len() });
             for t in &triggers {
-                let df = wharf_dockerfile::parse(&format!("FROM scratch\n{t}")).map_err(|e| {
-                    BuildError::step(e.message().to_string(), ErrorKind::InvalidArgument)
-                })?;
+                let df = wharf_dockerfile::parse(&format!("FROM scratch\n{t}"))
+                    .map_err(|e| BuildError::step(e.message().to_string(), ErrorKind::InvalidArgument))?;
                 let insts = &df.stages[0].instructions;
                 if insts.len() != 1 {
                     return Err(BuildError::step(
@@ -365,28 +326,17 @@ impl<'a> Stage<'a> {
                     ));
                 }
                 if let InstructionKind::Arg(d) = &insts[0].kind {
-                    self.run
-                        .declared
-                        .lock()
-                        .expect("declared")
-                        .extend(d.iter().map(|d| d.name.clone()));
+                    self.run.declared.lock().expect("declared").extend(d.iter().map(|d| d.name.clone()));
                 }
                 Box::pin(self.step(&insts[0], false, true)).await?;
             }
         }
-        self.emit(BuildEvent::StepImage {
-            image: self.image.as_ref().map(|i| i.id.clone()),
-        });
+        self.emit(BuildEvent::StepImage { image: self.image.as_ref().map(|i| i.id.clone()) });
         Ok(())
     }
 
     /// One instruction. `show`: print `Step N/M` and ` ---> id` (not for ONBUILD triggers).
-    async fn step(
-        &mut self,
-        inst: &Instruction,
-        show: bool,
-        expand: bool,
-    ) -> Result<(), BuildError> {
+    async fn step(&mut self, inst: &Instruction, show: bool, expand: bool) -> Result<(), BuildError> {
         self.check_cancel()?;
         if show {
             self.emit(BuildEvent::Step {
@@ -416,13 +366,10 @@ impl<'a> Stage<'a> {
             _ => {
                 let scope = self.args.env(&env);
                 let rec = Recording::new(&scope);
-                let x = inst
-                    .expand(&lex, &rec)
-                    .map_err(|e| BuildError::step(e.to_string(), ErrorKind::InvalidArgument))?;
+                let x =
+                    inst.expand(&lex, &rec).map_err(|e| BuildError::step(e.to_string(), ErrorKind::InvalidArgument))?;
                 for name in rec.used() {
-                    if !env
-                        .iter()
-                        .any(|e| e.split('=').next() == Some(name.as_str()))
+                    if !env.iter().any(|e| e.split('=').next() == Some(name.as_str()))
                         && let Some(v) = self.args.get(&name)
                     {
                         used.insert(name, v.to_string());
@@ -440,18 +387,12 @@ impl<'a> Stage<'a> {
             }
         }
         if show {
-            self.emit(BuildEvent::StepImage {
-                image: self.image.as_ref().map(|i| i.id.clone()),
-            });
+            self.emit(BuildEvent::StepImage { image: self.image.as_ref().map(|i| i.id.clone()) });
         }
         Ok(())
     }
 
-    async fn dispatch(
-        &mut self,
-        inst: &Instruction,
-        used: BTreeMap<String, String>,
-    ) -> Result<Outcome, BuildError> {
+    async fn dispatch(&mut self, inst: &Instruction, used: BTreeMap<String, String>) -> Result<Outcome, BuildError> {
         let two_arg = |s: &Self, comment: String| {
             let mut c = s.shell();
             c.push("#(nop) ".into());
@@ -466,10 +407,7 @@ impl<'a> Stage<'a> {
                     let nv = format!("{}={}", kv.key, kv.value);
                     msg.push(' ');
                     msg.push_str(&nv);
-                    match env
-                        .iter_mut()
-                        .find(|e| e.split('=').next() == Some(kv.key.as_str()))
-                    {
+                    match env.iter_mut().find(|e| e.split('=').next() == Some(kv.key.as_str())) {
                         Some(e) => *e = nv,
                         None => env.push(nv),
                     }
@@ -494,10 +432,7 @@ impl<'a> Stage<'a> {
                 self.meta(cmd, used).await
             }
             InstructionKind::Onbuild(o) => {
-                self.rc
-                    .on_build
-                    .get_or_insert_with(Vec::new)
-                    .push(o.expression.clone());
+                self.rc.on_build.get_or_insert_with(Vec::new).push(o.expression.clone());
                 let cmd = two_arg(self, format!("ONBUILD {}", o.expression));
                 self.meta(cmd, used).await
             }
@@ -523,10 +458,9 @@ impl<'a> Stage<'a> {
             }
             InstructionKind::Healthcheck(h) => {
                 let hc = match h {
-                    wharf_dockerfile::Healthcheck::None => HealthConfig {
-                        test: vec!["NONE".into()],
-                        ..HealthConfig::default()
-                    },
+                    wharf_dockerfile::Healthcheck::None => {
+                        HealthConfig { test: vec!["NONE".into()], ..HealthConfig::default() }
+                    }
                     wharf_dockerfile::Healthcheck::Check(c) => HealthConfig {
                         test: c.test.clone(),
                         interval: c.interval.as_nanos() as i64,
@@ -582,10 +516,7 @@ impl<'a> Stage<'a> {
             }
             InstructionKind::StopSignal(s) => {
                 if !valid_signal(s) {
-                    return Err(BuildError::step(
-                        format!("Invalid signal: {s}"),
-                        ErrorKind::InvalidArgument,
-                    ));
+                    return Err(BuildError::step(format!("Invalid signal: {s}"), ErrorKind::InvalidArgument));
                 }
                 self.rc.stop_signal = Some(s.clone());
                 let cmd = two_arg(self, format!("STOPSIGNAL {s}"));
@@ -657,20 +588,8 @@ impl<'a> Stage<'a> {
         }
     }
 
-    fn key(
-        &self,
-        cmd: &[String],
-        used: &BTreeMap<String, String>,
-        extra: &serde_json::Value,
-    ) -> String {
-        step_key(
-            self.image.as_ref().map(|i| &i.id),
-            &self.platform,
-            &self.rc,
-            cmd,
-            used,
-            extra,
-        )
+    fn key(&self, cmd: &[String], used: &BTreeMap<String, String>, extra: &serde_json::Value) -> String {
+        step_key(self.image.as_ref().map(|i| &i.id), &self.platform, &self.rc, cmd, used, extra)
     }
 
     /// Looks the step up in the cache and in `--cache-from`. On a hit the stage moves to the
@@ -730,16 +649,11 @@ impl<'a> Stage<'a> {
     }
 
     /// Commits `cfg` as a new image on the current one.
-    async fn commit_config(
-        &mut self,
-        mut cfg: ImageConfig,
-        layer: Option<NewLayer>,
-    ) -> Result<(), BuildError> {
+    async fn commit_config(&mut self, mut cfg: ImageConfig, layer: Option<NewLayer>) -> Result<(), BuildError> {
         for k in ["container", "container_config", "docker_version"] {
             cfg.extra.remove(k);
         }
-        let json = serde_json::to_vec(&cfg)
-            .map_err(|e| BuildError::step(e.to_string(), ErrorKind::Internal))?;
+        let json = serde_json::to_vec(&cfg).map_err(|e| BuildError::step(e.to_string(), ErrorKind::Internal))?;
         let id = Digest::sha256_bytes(&Sha256::digest(&json).into());
         self.run
             .inner
@@ -760,12 +674,7 @@ impl<'a> Stage<'a> {
 
     /// Makes the step's image (history entry `created_by`; a layer or an empty-layer entry)
     /// and records it in the cache under `key`.
-    async fn make_image(
-        &mut self,
-        created_by: String,
-        layer: Option<NewLayer>,
-        key: &str,
-    ) -> Result<(), BuildError> {
+    async fn make_image(&mut self, created_by: String, layer: Option<NewLayer>, key: &str) -> Result<(), BuildError> {
         let mut cfg = self.config.clone();
         let created = rfc3339_now();
         cfg.config = Some(self.rc.clone());
@@ -785,11 +694,7 @@ impl<'a> Stage<'a> {
         // Written after the commit, so an entry never names a half-made image. With
         // `--no-cache` too: the next build may use what this one made, as in Docker.
         let id = self.image.as_ref().expect("just committed").id.clone();
-        self.run
-            .inner
-            .cache
-            .put(key, &id)
-            .map_err(BuildError::Backend)?;
+        self.run.inner.cache.put(key, &id).map_err(BuildError::Backend)?;
         Ok(())
     }
 
@@ -798,20 +703,14 @@ impl<'a> Stage<'a> {
     }
 
     /// A metadata-only step: probe, else an image without a layer.
-    async fn meta(
-        &mut self,
-        cmd: Vec<String>,
-        used: BTreeMap<String, String>,
-    ) -> Result<Outcome, BuildError> {
+    async fn meta(&mut self, cmd: Vec<String>, used: BTreeMap<String, String>) -> Result<Outcome, BuildError> {
         let created_by = cmd.join(" ");
         let key = self.key(&cmd, &used, &serde_json::Value::Null);
         if self.probe(&key, &created_by).await? {
             return Ok(Outcome::Hit);
         }
         let id = self.container_id();
-        self.emit(BuildEvent::RunningIn {
-            container: id.clone(),
-        });
+        self.emit(BuildEvent::RunningIn { container: id.clone() });
         self.make_image(created_by, None, &key).await?;
         if self.run.opts.remove || self.run.opts.force_remove {
             self.emit(BuildEvent::RemovingContainer { container: id });
@@ -819,16 +718,9 @@ impl<'a> Stage<'a> {
         Ok(Outcome::Done)
     }
 
-    async fn workdir(
-        &mut self,
-        p: &str,
-        used: BTreeMap<String, String>,
-    ) -> Result<Outcome, BuildError> {
+    async fn workdir(&mut self, p: &str, used: BTreeMap<String, String>) -> Result<Outcome, BuildError> {
         if p.is_empty() {
-            return Err(BuildError::step(
-                "cannot normalize nothing",
-                ErrorKind::InvalidArgument,
-            ));
+            return Err(BuildError::step("cannot normalize nothing", ErrorKind::InvalidArgument));
         }
         let current = self.rc.working_dir.clone().unwrap_or_default();
         let wd = normalize_workdir(&current, p);
@@ -841,16 +733,12 @@ impl<'a> Stage<'a> {
             return Ok(Outcome::Hit);
         }
         let id = self.container_id();
-        self.emit(BuildEvent::RunningIn {
-            container: id.clone(),
-        });
+        self.emit(BuildEvent::RunningIn { container: id.clone() });
         let layers = self.run.inner.layers.clone();
         let top = self.top();
         let parents = self.parent_diff_ids();
         let layer = blocking(move || {
-            let rw = layers
-                .prepare_rw(top.as_deref())
-                .map_err(|e| BuildError::from_err(&e))?;
+            let rw = layers.prepare_rw(top.as_deref()).map_err(|e| BuildError::from_err(&e))?;
             fsutil::resolve_in_scope(rw.root(), &wd)
                 .and_then(|p| fsutil::mkdir_all(&p, None))
                 .map_err(|e| BuildError::step(format!("mkdir {wd}: {e}"), ErrorKind::Internal))?;
@@ -891,44 +779,26 @@ impl Stage<'_> {
             .iter()
             .find(|s| s.name.as_deref() == Some(lower.as_str()))
             .map(|s| s.index)
-            .or_else(|| {
-                from.parse::<usize>()
-                    .ok()
-                    .filter(|i| *i < run.df.stages.len())
-            });
+            .or_else(|| from.parse::<usize>().ok().filter(|i| *i < run.df.stages.len()));
         match stage {
             Some(i) => Ok(run.stage_result(i).await?.image),
-            None => Ok(Some(
-                run.inner
-                    .images
-                    .resolve(from, &self.platform, self.pull_policy(), self.progress())
-                    .await
-                    .map_err(|e| {
-                        BuildError::step(
-                            format!("invalid from flag value {from}: {}", e.message),
-                            e.kind,
-                        )
-                    })?,
-            )),
+            None => {
+                Ok(Some(
+                    run.inner.images.resolve(from, &self.platform, self.pull_policy(), self.progress()).await.map_err(
+                        |e| BuildError::step(format!("invalid from flag value {from}: {}", e.message), e.kind),
+                    )?,
+                ))
+            }
         }
     }
 
-    async fn copy(
-        &mut self,
-        spec: CopySpec,
-        used: BTreeMap<String, String>,
-    ) -> Result<Outcome, BuildError> {
+    async fn copy(&mut self, spec: CopySpec, used: BTreeMap<String, String>) -> Result<Outcome, BuildError> {
         let cmd_name = spec.cmd;
         let wrap = move |e: copy::CopyError| {
             let m = EngineError::from_classified(&e);
             BuildError::step(format!("{cmd_name} failed: {}", m.message), m.kind)
         };
-        let chmod = spec
-            .chmod
-            .as_deref()
-            .map(copy::parse_chmod)
-            .transpose()
-            .map_err(wrap)?;
+        let chmod = spec.chmod.as_deref().map(copy::parse_chmod).transpose().map_err(wrap)?;
         let excludes = copy::excludes(&spec.excludes).map_err(wrap)?;
         let tmp = self.run.inner.tmp();
         let mut keep: Vec<Keep> = Vec::new();
@@ -940,15 +810,8 @@ impl Stage<'_> {
                 let img = self.image_for_from(f).await?;
                 default_owner = None;
                 let layers = self.run.inner.layers.clone();
-                let top = img
-                    .as_ref()
-                    .and_then(|i| top_snapshot(&i.config.rootfs.diff_ids));
-                let v = blocking(move || {
-                    layers
-                        .view(top.as_deref())
-                        .map_err(|e| BuildError::from_err(&e))
-                })
-                .await?;
+                let top = img.as_ref().and_then(|i| top_snapshot(&i.config.rootfs.diff_ids));
+                let v = blocking(move || layers.view(top.as_deref()).map_err(|e| BuildError::from_err(&e))).await?;
                 let v = Arc::new(v);
                 let vv = v.clone();
                 let srcs = spec.sources.clone();
@@ -956,22 +819,17 @@ impl Stage<'_> {
                 let run = self.run.clone();
                 let ex = excludes.clone();
                 let parents = spec.parents;
-                let found = blocking(move || {
-                    collect_memo(&run, memo_id, vv.root(), &srcs, ex.as_ref(), parents)
-                        .map_err(wrap)
-                })
-                .await?;
+                let found =
+                    blocking(move || collect_memo(&run, memo_id, vv.root(), &srcs, ex.as_ref(), parents).map_err(wrap))
+                        .await?;
                 sources.extend(found);
                 Some(v)
             }
             None => None,
         };
         if spec.from.is_none() {
-            let (urls, local): (Vec<String>, Vec<String>) = spec
-                .sources
-                .iter()
-                .cloned()
-                .partition(|s| crate::fetch::is_url(s) || crate::fetch::is_git_url(s));
+            let (urls, local): (Vec<String>, Vec<String>) =
+                spec.sources.iter().cloned().partition(|s| crate::fetch::is_url(s) || crate::fetch::is_git_url(s));
             if spec.checksum.is_some() && urls.is_empty() {
                 return Err(wrap(copy::CopyError::ChecksumLocal));
             }
@@ -986,15 +844,10 @@ impl Stage<'_> {
                     .prefix("wharf-build-download-")
                     .tempdir_in(&tmp)
                     .map_err(|e| BuildError::step(e.to_string(), ErrorKind::Internal))?;
-                let (u2, d2, sum, cancel) = (
-                    u.clone(),
-                    dir.path().to_path_buf(),
-                    spec.checksum.clone(),
-                    self.run.cancel.clone(),
-                );
+                let (u2, d2, sum, cancel) =
+                    (u.clone(), dir.path().to_path_buf(), spec.checksum.clone(), self.run.cancel.clone());
                 let dl = blocking(move || {
-                    crate::fetch::download(&u2, &d2, sum.as_deref(), &cancel)
-                        .map_err(|e| wrap(e.into()))
+                    crate::fetch::download(&u2, &d2, sum.as_deref(), &cancel).map_err(|e| wrap(e.into()))
                 })
                 .await?;
                 let name = match &dl.filename {
@@ -1016,8 +869,7 @@ impl Stage<'_> {
                     if !has_files {
                         return Err(wrap(copy::CopyError::NotInContext(local[0].clone())));
                     }
-                    copy::collect(&SourceRoot::Context(&run.ctx), &local, ex.as_ref(), parents)
-                        .map_err(wrap)
+                    copy::collect(&SourceRoot::Context(&run.ctx), &local, ex.as_ref(), parents).map_err(wrap)
                 })
                 .await?;
                 sources.extend(found);
@@ -1031,39 +883,22 @@ impl Stage<'_> {
                 .map_err(|e| BuildError::step(e.to_string(), ErrorKind::Internal))?;
             for h in &spec.inline {
                 let p = dir.path().join(&h.name);
-                std::fs::write(&p, &h.content)
-                    .map_err(|e| BuildError::step(e.to_string(), ErrorKind::Internal))?;
+                std::fs::write(&p, &h.content).map_err(|e| BuildError::step(e.to_string(), ErrorKind::Internal))?;
                 use std::os::unix::fs::PermissionsExt;
                 let _ = std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644));
-                let mut s = copy::collect(
-                    &SourceRoot::Dir(dir.path()),
-                    std::slice::from_ref(&h.name),
-                    None,
-                    false,
-                )
-                .map_err(wrap)?;
+                let mut s = copy::collect(&SourceRoot::Dir(dir.path()), std::slice::from_ref(&h.name), None, false)
+                    .map_err(wrap)?;
                 sources.append(&mut s);
             }
             keep.push(Box::new(dir));
         }
-        copy::check_dest(spec.cmd, sources.len(), &spec.dest).map_err(|e| {
-            BuildError::step(
-                EngineError::from_classified(&e).message,
-                ErrorKind::InvalidArgument,
-            )
-        })?;
+        copy::check_dest(spec.cmd, sources.len(), &spec.dest)
+            .map_err(|e| BuildError::step(EngineError::from_classified(&e).message, ErrorKind::InvalidArgument))?;
         let hashes: Vec<String> = sources.iter().map(|s| s.hash.clone()).collect();
         let src_hash = crate::hash::combine(&hashes);
-        let chown_comment = spec
-            .chown
-            .as_ref()
-            .map(|c| format!("--chown={c} "))
-            .unwrap_or_default();
+        let chown_comment = spec.chown.as_ref().map(|c| format!("--chown={c} ")).unwrap_or_default();
         let mut cmd = self.shell();
-        cmd.push(format!(
-            "#(nop) {} {chown_comment}{src_hash} in {} ",
-            spec.cmd, spec.dest
-        ));
+        cmd.push(format!("#(nop) {} {chown_comment}{src_hash} in {} ", spec.cmd, spec.dest));
         let created_by = cmd.join(" ");
         let extra = serde_json::json!({
             "chmod": spec.chmod,
@@ -1081,9 +916,7 @@ impl Stage<'_> {
         let workdir = self.rc.working_dir.clone().unwrap_or_default();
         let cmd_name = spec.cmd;
         let layer = blocking(move || {
-            let rw = layers
-                .prepare_rw(top.as_deref())
-                .map_err(|e| BuildError::from_err(&e))?;
+            let rw = layers.prepare_rw(top.as_deref()).map_err(|e| BuildError::from_err(&e))?;
             let plan = CopyPlan {
                 dest: &spec.dest,
                 workdir: &workdir,
@@ -1114,16 +947,11 @@ fn collect_memo(
     exclude: Option<&wharf_dockerfile::ignore::PatternMatcher>,
     parents: bool,
 ) -> Result<Vec<CopySource>, copy::CopyError> {
-    let memo_ok = exclude.is_none()
-        && image.is_some()
-        && sources.iter().all(|s| !fsutil::contains_wildcards(s));
+    let memo_ok = exclude.is_none() && image.is_some() && sources.iter().all(|s| !fsutil::contains_wildcards(s));
     if memo_ok {
         let id = image.clone().expect("checked");
         let memo = run.inner.from_hashes.lock().expect("memo");
-        let hits: Option<Vec<String>> = sources
-            .iter()
-            .map(|s| memo.get(&(id.clone(), s.clone())).cloned())
-            .collect();
+        let hits: Option<Vec<String>> = sources.iter().map(|s| memo.get(&(id.clone(), s.clone())).cloned()).collect();
         drop(memo);
         if let Some(hits) = hits {
             // Hashes known: still resolve paths (cheap), reuse the hashes.
@@ -1153,17 +981,11 @@ impl Stage<'_> {
     ) -> Result<Outcome, BuildError> {
         let run = self.run.clone();
         if !r.devices.is_empty() {
-            return Err(BuildError::step(
-                "the --device option is not supported",
-                ErrorKind::NotImplemented,
-            ));
+            return Err(BuildError::step("the --device option is not supported", ErrorKind::NotImplemented));
         }
         let privileged = match r.security {
             Security::Insecure if !run.opts.allow_insecure => {
-                return Err(BuildError::step(
-                    "security.insecure is not allowed",
-                    ErrorKind::Forbidden,
-                ));
+                return Err(BuildError::step("security.insecure is not allowed", ErrorKind::Forbidden));
             }
             Security::Insecure => true,
             Security::Sandbox => false,
@@ -1181,8 +1003,7 @@ impl Stage<'_> {
                     .tempdir_in(&tmp)
                     .map_err(|e| BuildError::step(e.to_string(), ErrorKind::Internal))?;
                 let p = dir.path().join(&name);
-                std::fs::write(&p, &content)
-                    .map_err(|e| BuildError::step(e.to_string(), ErrorKind::Internal))?;
+                std::fs::write(&p, &content).map_err(|e| BuildError::step(e.to_string(), ErrorKind::Internal))?;
                 use std::os::unix::fs::PermissionsExt;
                 std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755))
                     .map_err(|e| BuildError::step(e.to_string(), ErrorKind::Internal))?;
@@ -1190,10 +1011,7 @@ impl Stage<'_> {
                 let target = format!("/dev/pipes/{name}");
                 mounts.push(ExtraMount {
                     target: target.clone(),
-                    source: MountSource::Bind {
-                        source: p,
-                        read_only: true,
-                    },
+                    source: MountSource::Bind { source: p, read_only: true },
                 });
                 key_mounts.push(serde_json::json!({"heredoc": name, "content": content}));
                 vec![target]
@@ -1206,10 +1024,7 @@ impl Stage<'_> {
             None => self.resolve_cmdline(&r.command.args, r.command.prepend_shell),
         };
         if cmd.is_empty() {
-            return Err(BuildError::step(
-                "RUN requires at least one argument",
-                ErrorKind::InvalidArgument,
-            ));
+            return Err(BuildError::step("RUN requires at least one argument", ErrorKind::InvalidArgument));
         }
         let mut run_env = env.clone();
         run_env.extend(self.args.run_env(&env));
@@ -1243,23 +1058,11 @@ impl Stage<'_> {
         }
         // Execute.
         let id = self.container_id();
-        self.emit(BuildEvent::RunningIn {
-            container: id.clone(),
-        });
+        self.emit(BuildEvent::RunningIn { container: id.clone() });
         let layers = run.inner.layers.clone();
         let top = self.top();
-        let rw = blocking(move || {
-            layers
-                .prepare_rw(top.as_deref())
-                .map_err(|e| BuildError::from_err(&e))
-        })
-        .await?;
-        let workdir = self
-            .rc
-            .working_dir
-            .clone()
-            .filter(|w| !w.is_empty())
-            .unwrap_or_else(|| "/".into());
+        let rw = blocking(move || layers.prepare_rw(top.as_deref()).map_err(|e| BuildError::from_err(&e))).await?;
+        let workdir = self.rc.working_dir.clone().filter(|w| !w.is_empty()).unwrap_or_else(|| "/".into());
         let root = rw.root().to_path_buf();
         let targets: Vec<(String, bool)> = mounts
             .iter()
@@ -1279,14 +1082,8 @@ impl Stage<'_> {
             full?;
             let mut mp = MountPoints::new(&root);
             for (t, dir) in &targets {
-                let r = if *dir {
-                    mp.ensure_dir(t)
-                } else {
-                    mp.ensure_file(t)
-                };
-                r.map_err(|e| {
-                    BuildError::step(format!("create mount point {t}: {e}"), ErrorKind::Internal)
-                })?;
+                let r = if *dir { mp.ensure_dir(t) } else { mp.ensure_file(t) };
+                r.map_err(|e| BuildError::step(format!("create mount point {t}: {e}"), ErrorKind::Internal))?;
             }
             Ok(mp)
         })
@@ -1307,15 +1104,8 @@ impl Stage<'_> {
             remove_on_success: run.opts.remove || run.opts.force_remove,
             remove_on_failure: run.opts.force_remove,
         };
-        let sink: Arc<dyn OutputSink> = Arc::new(StageSink {
-            run: run.clone(),
-            idx: self.idx,
-        });
-        let result = run
-            .inner
-            .runner
-            .run(spec, sink, run.cancel.child_token())
-            .await;
+        let sink: Arc<dyn OutputSink> = Arc::new(StageSink { run: run.clone(), idx: self.idx });
+        let result = run.inner.runner.run(spec, sink, run.cancel.child_token()).await;
         let parents = self.parent_diff_ids();
         // Clean up mount points and make the layer (or drop the snapshot) off the runtime.
         let finished = blocking(move || {
@@ -1323,10 +1113,7 @@ impl Stage<'_> {
             mp.cleanup();
             drop(keep);
             match result {
-                Ok(0) => rw
-                    .finish(&parents)
-                    .map(|l| (0, l))
-                    .map_err(|e| BuildError::from_err(&e)),
+                Ok(0) => rw.finish(&parents).map(|l| (0, l)).map_err(|e| BuildError::from_err(&e)),
                 Ok(code) => Ok((code, None)),
                 Err(e) => Err(BuildError::Backend(e)),
             }
@@ -1344,10 +1131,7 @@ impl Stage<'_> {
                     return Err(BuildError::Cancelled);
                 }
                 return Err(BuildError::Step {
-                    message: format!(
-                        "The command '{}' returned a non-zero code: {code}",
-                        cmd.join(" ")
-                    ),
+                    message: format!("The command '{}' returned a non-zero code: {code}", cmd.join(" ")),
                     code: Some(code),
                     kind: ErrorKind::Internal,
                 });
@@ -1373,33 +1157,19 @@ impl Stage<'_> {
         let internal = |e: std::io::Error| BuildError::step(e.to_string(), ErrorKind::Internal);
         let workdir = self.rc.working_dir.clone().unwrap_or_else(|| "/".into());
         let abs_target = |t: &str| {
-            if t.starts_with('/') {
-                fsutil::clean(t)
-            } else {
-                fsutil::clean(&format!("/{workdir}/{t}"))
-            }
+            if t.starts_with('/') { fsutil::clean(t) } else { fsutil::clean(&format!("/{workdir}/{t}")) }
         };
         match m.kind {
             MountKind::Bind => {
-                let target = abs_target(
-                    m.target
-                        .as_deref()
-                        .ok_or_else(|| inv("mount target is required".into()))?,
-                );
+                let target = abs_target(m.target.as_deref().ok_or_else(|| inv("mount target is required".into()))?);
                 let src = m.source.clone().unwrap_or_else(|| "/".into());
                 let (root, hash, view): (PathBuf, String, Option<View>) = match &m.from {
                     Some(f) => {
                         let img = self.image_for_from(f).await?;
                         let layers = run.inner.layers.clone();
-                        let top = img
-                            .as_ref()
-                            .and_then(|i| top_snapshot(&i.config.rootfs.diff_ids));
-                        let v = blocking(move || {
-                            layers
-                                .view(top.as_deref())
-                                .map_err(|e| BuildError::from_err(&e))
-                        })
-                        .await?;
+                        let top = img.as_ref().and_then(|i| top_snapshot(&i.config.rootfs.diff_ids));
+                        let v =
+                            blocking(move || layers.view(top.as_deref()).map_err(|e| BuildError::from_err(&e))).await?;
                         let id = img.map(|i| i.id.to_string()).unwrap_or_default();
                         (v.root().to_path_buf(), format!("image:{id}"), Some(v))
                     }
@@ -1411,9 +1181,7 @@ impl Stage<'_> {
                     }
                 };
                 if !fsutil::lexically_inside(&src) {
-                    return Err(inv(format!(
-                        "forbidden path outside the build context: {src} ()"
-                    )));
+                    return Err(inv(format!("forbidden path outside the build context: {src} ()")));
                 }
                 let full = fsutil::resolve_in_scope(&root, &src).map_err(internal)?;
                 if !full.exists() {
@@ -1441,80 +1209,45 @@ impl Stage<'_> {
                 Ok((
                     Some(ExtraMount {
                         target: target.clone(),
-                        source: MountSource::Bind {
-                            source,
-                            read_only: m.read_only,
-                        },
+                        source: MountSource::Bind { source, read_only: m.read_only },
                     }),
                     serde_json::json!({"type": "bind", "target": target, "source": src, "hash": hash, "ro": m.read_only}),
                     None,
                 ))
             }
             MountKind::Cache => {
-                let target = abs_target(
-                    m.target
-                        .as_deref()
-                        .ok_or_else(|| inv("mount target is required".into()))?,
-                );
-                let id =
-                    m.id.clone()
-                        .filter(|i| !i.is_empty())
-                        .unwrap_or_else(|| target.clone());
-                let dir = run
-                    .inner
-                    .cache_mounts()
-                    .join(&crate::hash::sha256_hex(id.as_bytes())[..32]);
+                let target = abs_target(m.target.as_deref().ok_or_else(|| inv("mount target is required".into()))?);
+                let id = m.id.clone().filter(|i| !i.is_empty()).unwrap_or_else(|| target.clone());
+                let dir = run.inner.cache_mounts().join(&crate::hash::sha256_hex(id.as_bytes())[..32]);
                 if !dir.exists() {
                     std::fs::create_dir_all(&dir).map_err(internal)?;
                     use std::os::unix::fs::PermissionsExt;
-                    std::fs::set_permissions(
-                        &dir,
-                        std::fs::Permissions::from_mode(m.mode.unwrap_or(0o755)),
-                    )
-                    .map_err(internal)?;
-                    std::os::unix::fs::chown(
-                        &dir,
-                        Some(m.uid.unwrap_or(0)),
-                        Some(m.gid.unwrap_or(0)),
-                    )
-                    .map_err(internal)?;
+                    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(m.mode.unwrap_or(0o755)))
+                        .map_err(internal)?;
+                    std::os::unix::fs::chown(&dir, Some(m.uid.unwrap_or(0)), Some(m.gid.unwrap_or(0)))
+                        .map_err(internal)?;
                 }
                 if !matches!(m.sharing, Some(wharf_dockerfile::Sharing::Shared) | None) {
-                    let lock = run
-                        .inner
-                        .cache_locks
-                        .lock()
-                        .expect("cache locks")
-                        .entry(id.clone())
-                        .or_default()
-                        .clone();
+                    let lock =
+                        run.inner.cache_locks.lock().expect("cache locks").entry(id.clone()).or_default().clone();
                     let guard = lock.lock_owned().await;
                     keep.push(Box::new(guard));
                 }
                 Ok((
                     Some(ExtraMount {
                         target: target.clone(),
-                        source: MountSource::Bind {
-                            source: dir,
-                            read_only: m.read_only,
-                        },
+                        source: MountSource::Bind { source: dir, read_only: m.read_only },
                     }),
                     serde_json::json!({"type": "cache", "target": target, "id": id, "ro": m.read_only}),
                     None,
                 ))
             }
             MountKind::Tmpfs => {
-                let target = abs_target(
-                    m.target
-                        .as_deref()
-                        .ok_or_else(|| inv("mount target is required".into()))?,
-                );
+                let target = abs_target(m.target.as_deref().ok_or_else(|| inv("mount target is required".into()))?);
                 Ok((
                     Some(ExtraMount {
                         target: target.clone(),
-                        source: MountSource::Tmpfs {
-                            size: m.size_limit.map(|s| s as u64),
-                        },
+                        source: MountSource::Tmpfs { size: m.size_limit.map(|s| s as u64) },
                     }),
                     serde_json::json!({"type": "tmpfs", "target": target, "size": m.size_limit}),
                     None,
@@ -1523,30 +1256,17 @@ impl Stage<'_> {
             MountKind::Secret => {
                 let id =
                     m.id.clone()
-                        .or_else(|| {
-                            m.target
-                                .as_deref()
-                                .and_then(|t| t.rsplit('/').next())
-                                .map(str::to_string)
-                        })
+                        .or_else(|| m.target.as_deref().and_then(|t| t.rsplit('/').next()).map(str::to_string))
                         .ok_or_else(|| inv("secret ID missing from mount options".into()))?;
-                let target = m
-                    .target
-                    .as_deref()
-                    .map(abs_target)
-                    .unwrap_or_else(|| format!("/run/secrets/{id}"));
-                let key =
-                    serde_json::json!({"type": "secret", "id": id, "target": target, "env": m.env});
+                let target = m.target.as_deref().map(abs_target).unwrap_or_else(|| format!("/run/secrets/{id}"));
+                let key = serde_json::json!({"type": "secret", "id": id, "target": target, "env": m.env});
                 let Some(data) = run.opts.secrets.get(&id) else {
                     if m.required {
                         return Err(inv(format!("secret {id}: not found")));
                     }
                     return Ok((None, key, None));
                 };
-                let env = m
-                    .env
-                    .as_ref()
-                    .map(|e| format!("{e}={}", String::from_utf8_lossy(data)));
+                let env = m.env.as_ref().map(|e| format!("{e}={}", String::from_utf8_lossy(data)));
                 if m.env.is_some() && m.target.is_none() {
                     return Ok((None, key, env));
                 }
@@ -1557,25 +1277,11 @@ impl Stage<'_> {
                 let p = dir.path().join("secret");
                 std::fs::write(&p, data).map_err(internal)?;
                 use std::os::unix::fs::PermissionsExt;
-                std::fs::set_permissions(
-                    &p,
-                    std::fs::Permissions::from_mode(m.mode.unwrap_or(0o400)),
-                )
-                .map_err(internal)?;
-                std::os::unix::fs::chown(&p, Some(m.uid.unwrap_or(0)), Some(m.gid.unwrap_or(0)))
+                std::fs::set_permissions(&p, std::fs::Permissions::from_mode(m.mode.unwrap_or(0o400)))
                     .map_err(internal)?;
+                std::os::unix::fs::chown(&p, Some(m.uid.unwrap_or(0)), Some(m.gid.unwrap_or(0))).map_err(internal)?;
                 keep.push(Box::new(dir));
-                Ok((
-                    Some(ExtraMount {
-                        target,
-                        source: MountSource::Bind {
-                            source: p,
-                            read_only: true,
-                        },
-                    }),
-                    key,
-                    env,
-                ))
+                Ok((Some(ExtraMount { target, source: MountSource::Bind { source: p, read_only: true } }), key, env))
             }
             MountKind::Ssh => Err(BuildError::step(
                 "RUN --mount=type=ssh is not supported: the legacy builder API has no SSH agent forwarding",

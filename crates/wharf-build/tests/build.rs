@@ -16,15 +16,10 @@ async fn legacy_output_history_and_config() {
     let env = Env::new();
     let df = "FROM busybox\nARG A=default\nENV E=1\nCOPY f.txt /f.txt\nRUN echo \"arg is $A\" && cat /f.txt\nCMD [\"cat\", \"/f.txt\"]\nEXPOSE 80 53/udp\n";
     let mut o = opts();
-    o.build_args = BTreeMap::from([
-        ("A".into(), Some("1".into())),
-        ("NOPE".into(), Some("x".into())),
-    ]);
+    o.build_args = BTreeMap::from([("A".into(), Some("1".into())), ("NOPE".into(), Some("x".into()))]);
     o.labels = BTreeMap::from([("l".into(), "1".into())]);
     o.tags = vec![Reference::parse_normalized("spy/built:v1").unwrap()];
-    let out = env
-        .build(&[("Dockerfile", df), ("f.txt", "hello\n")], o)
-        .await;
+    let out = env.build(&[("Dockerfile", df), ("f.txt", "hello\n")], o).await;
     let id = out.ok();
     let text = out.text();
     let expected_start = "Step 1/8 : FROM busybox\n ---> ";
@@ -43,25 +38,11 @@ async fn legacy_output_history_and_config() {
         assert!(text.contains(needle), "missing {needle:?} in\n{text}");
     }
     // COPY prints no "Running in".
-    let copy_part = text
-        .split("Step 4/8")
-        .nth(1)
-        .unwrap()
-        .split("Step 5/8")
-        .next()
-        .unwrap();
+    let copy_part = text.split("Step 4/8").nth(1).unwrap().split("Step 5/8").next().unwrap();
     assert!(!copy_part.contains("Running in"), "{copy_part}");
     // The aux ID of the stage comes before "Successfully built".
-    let aux = out
-        .events
-        .iter()
-        .position(|e| matches!(e, BuildEvent::StageImage { .. }))
-        .unwrap();
-    let built = out
-        .events
-        .iter()
-        .position(|e| matches!(e, BuildEvent::Built { .. }))
-        .unwrap();
+    let aux = out.events.iter().position(|e| matches!(e, BuildEvent::StageImage { .. })).unwrap();
+    let built = out.events.iter().position(|e| matches!(e, BuildEvent::Built { .. })).unwrap();
     assert!(aux < built);
 
     let img = env.image(&id);
@@ -71,25 +52,14 @@ async fn legacy_output_history_and_config() {
     assert!(cfg.env.unwrap().contains(&"E=1".to_string()));
     let ports: Vec<&String> = cfg.exposed_ports.as_ref().unwrap().keys().collect();
     assert_eq!(ports, vec!["53/udp", "80/tcp"]);
-    let h: Vec<(String, bool)> = img
-        .config
-        .history
-        .iter()
-        .map(|h| (h.created_by.clone().unwrap(), h.empty_layer))
-        .collect();
+    let h: Vec<(String, bool)> =
+        img.config.history.iter().map(|h| (h.created_by.clone().unwrap(), h.empty_layer)).collect();
     assert_eq!(h[2], ("/bin/sh -c #(nop)  ARG A=default".into(), true));
     assert_eq!(h[3], ("/bin/sh -c #(nop)  ENV E=1".into(), true));
-    assert!(
-        h[4].0.starts_with("/bin/sh -c #(nop) COPY file:") && h[4].0.ends_with(" in /f.txt "),
-        "{}",
-        h[4].0
-    );
+    assert!(h[4].0.starts_with("/bin/sh -c #(nop) COPY file:") && h[4].0.ends_with(" in /f.txt "), "{}", h[4].0);
     assert!(!h[4].1);
     assert_eq!(h[5].0, "|1 A=1 /bin/sh -c echo \"arg is $A\" && cat /f.txt");
-    assert_eq!(
-        h[6],
-        ("/bin/sh -c #(nop)  CMD [\"cat\" \"/f.txt\"]".into(), true)
-    );
+    assert_eq!(h[6], ("/bin/sh -c #(nop)  CMD [\"cat\" \"/f.txt\"]".into(), true));
     assert_eq!(h[7], ("/bin/sh -c #(nop)  EXPOSE 53/udp 80".into(), true));
     assert_eq!(h[8], ("/bin/sh -c #(nop)  LABEL l=1".into(), true));
     // busybox layer + COPY; the RUN changed nothing → no layer.
@@ -106,17 +76,9 @@ async fn legacy_output_history_and_config() {
 async fn failing_run_reports_code() {
     require_root!();
     let env = Env::new();
-    let out = env
-        .build(
-            &[("Dockerfile", "FROM busybox\nRUN echo before; exit 3\n")],
-            opts(),
-        )
-        .await;
+    let out = env.build(&[("Dockerfile", "FROM busybox\nRUN echo before; exit 3\n")], opts()).await;
     let err = out.result.as_ref().unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "The command '/bin/sh -c echo before; exit 3' returned a non-zero code: 3"
-    );
+    assert_eq!(err.to_string(), "The command '/bin/sh -c echo before; exit 3' returned a non-zero code: 3");
     assert_eq!(err.code(), Some(3));
     assert_eq!(
         err.legacy_message().to_json(),
@@ -124,12 +86,7 @@ async fn failing_run_reports_code() {
     );
     assert!(out.text().contains("before\n"));
     // Nothing cached for the failed step: the rebuild runs it again.
-    let again = env
-        .build(
-            &[("Dockerfile", "FROM busybox\nRUN echo before; exit 3\n")],
-            opts(),
-        )
-        .await;
+    let again = env.build(&[("Dockerfile", "FROM busybox\nRUN echo before; exit 3\n")], opts()).await;
     assert!(again.text().contains("before\n"));
     env.assert_clean();
 }
@@ -139,35 +96,20 @@ async fn cache_hits_and_partial_invalidation() {
     require_root!();
     let env = Env::new();
     let df = "FROM busybox\nCOPY a.txt /a.txt\nRUN cat /a.txt > /a.copy\nCOPY b.txt /b.txt\nRUN cat /b.txt > /b.copy\n";
-    let first = env
-        .build(
-            &[("Dockerfile", df), ("a.txt", "A"), ("b.txt", "B")],
-            opts(),
-        )
-        .await;
+    let first = env.build(&[("Dockerfile", df), ("a.txt", "A"), ("b.txt", "B")], opts()).await;
     let id1 = first.ok();
     assert_eq!(first.cache_hits(), 0);
     let commits = *env.images.commits.lock().unwrap();
     // Same context: every step from the cache, same image, nothing run or committed.
     let runs = env.runner.runs.lock().unwrap().len();
-    let second = env
-        .build(
-            &[("Dockerfile", df), ("a.txt", "A"), ("b.txt", "B")],
-            opts(),
-        )
-        .await;
+    let second = env.build(&[("Dockerfile", df), ("a.txt", "A"), ("b.txt", "B")], opts()).await;
     assert_eq!(second.ok(), id1);
     assert_eq!(second.cache_hits(), 4);
     assert_eq!(env.runner.runs.lock().unwrap().len(), runs);
     assert_eq!(*env.images.commits.lock().unwrap(), commits);
     // mtime is not part of the hash: a fresh tar with other mtimes hits too (context_tar is
     // deterministic, so change a late file instead): only the steps from COPY b.txt rebuild.
-    let third = env
-        .build(
-            &[("Dockerfile", df), ("a.txt", "A"), ("b.txt", "B2")],
-            opts(),
-        )
-        .await;
+    let third = env.build(&[("Dockerfile", df), ("a.txt", "A"), ("b.txt", "B2")], opts()).await;
     let id3 = third.ok();
     assert_ne!(id3, id1);
     assert_eq!(third.cache_hits(), 2, "{}", third.text());
@@ -177,9 +119,7 @@ async fn cache_hits_and_partial_invalidation() {
     // --no-cache runs everything.
     let mut o = opts();
     o.no_cache = true;
-    let fourth = env
-        .build(&[("Dockerfile", df), ("a.txt", "A"), ("b.txt", "B2")], o)
-        .await;
+    let fourth = env.build(&[("Dockerfile", df), ("a.txt", "A"), ("b.txt", "B2")], o).await;
     fourth.ok();
     assert_eq!(fourth.cache_hits(), 0);
     env.assert_clean();
@@ -211,10 +151,7 @@ async fn build_args_are_part_of_the_key() {
 #[tokio::test]
 async fn cache_survives_a_restart() {
     require_root!();
-    let dir = tempfile::Builder::new()
-        .prefix("wharf-test-build-cache-")
-        .tempdir()
-        .unwrap();
+    let dir = tempfile::Builder::new().prefix("wharf-test-build-cache-").tempdir().unwrap();
     let file = dir.path().join("cache.json");
     let mut env = Env::with_cache(Some(&file));
     let df = "FROM busybox\nRUN echo hi > /x\n";
@@ -244,9 +181,7 @@ async fn cancellation_leaves_no_cache_entry() {
         c2.cancel();
     });
     let start = Instant::now();
-    let out = env
-        .build_tar(context_tar(&[("Dockerfile", df)]), opts(), cancel)
-        .await;
+    let out = env.build_tar(context_tar(&[("Dockerfile", df)]), opts(), cancel).await;
     assert_eq!(out.err(), "Build cancelled");
     assert!(start.elapsed() < Duration::from_secs(10));
     // Only the ENV step is cached; the RUN left no entry, no snapshot, no mount.
@@ -277,11 +212,7 @@ COPY --from=a /bin/busybox /bin/busybox
     let id = out.ok();
     let took = t.elapsed();
     // Two 1 s stages in parallel, the broken one never built.
-    assert!(
-        took < Duration::from_millis(1900),
-        "took {took:?}\n{}",
-        out.text()
-    );
+    assert!(took < Duration::from_millis(1900), "took {took:?}\n{}", out.text());
     assert!(!out.text().contains("exit 1"), "{}", out.text());
     assert_eq!(env.read(&id, "/out/a").as_deref(), Some("A\n"));
     assert_eq!(env.read(&id, "/out/b").as_deref(), Some("B\n"));
@@ -292,16 +223,9 @@ COPY --from=a /bin/busybox /bin/busybox
     let pc = text.find("COPY --from=a /a").unwrap();
     assert!(pa < pb && pb < pc, "{text}");
     // Steps counted over the built stages only: 2 + 2 + 4.
-    assert!(
-        text.contains("Step 8/8 : COPY --from=a /bin/busybox"),
-        "{text}"
-    );
+    assert!(text.contains("Step 8/8 : COPY --from=a /bin/busybox"), "{text}");
     // One aux ID per built stage.
-    let aux = out
-        .events
-        .iter()
-        .filter(|e| matches!(e, BuildEvent::StageImage { .. }))
-        .count();
+    let aux = out.events.iter().filter(|e| matches!(e, BuildEvent::StageImage { .. })).count();
     assert_eq!(aux, 3);
     // --target picks a stage.
     let mut o = opts();
@@ -325,15 +249,7 @@ async fn onbuild_triggers_run_in_the_child() {
         env.image(&bid).config.config.unwrap().on_build.unwrap(),
         vec!["RUN echo triggered > /t", "COPY x.txt /x.txt"]
     );
-    let child = env
-        .build(
-            &[
-                ("Dockerfile", "FROM onbase\nRUN cat /t /x.txt\n"),
-                ("x.txt", "X\n"),
-            ],
-            opts(),
-        )
-        .await;
+    let child = env.build(&[("Dockerfile", "FROM onbase\nRUN cat /t /x.txt\n"), ("x.txt", "X\n")], opts()).await;
     let id = child.ok();
     let text = child.text();
     assert!(text.contains("# Executing 2 build triggers\n"), "{text}");
@@ -375,25 +291,14 @@ RUN echo shell > /h4
     let out = env.build(&[("Dockerfile", df)], opts()).await;
     let id = out.ok();
     assert_eq!(env.read(&id, "/h1").as_deref(), Some("one\ntwo\n"));
-    assert!(
-        env.read(&id, "/h2")
-            .unwrap()
-            .starts_with("script /dev/pipes/EOF")
-    );
+    assert!(env.read(&id, "/h2").unwrap().starts_with("script /dev/pipes/EOF"));
     assert_eq!(env.read(&id, "/h3").as_deref(), Some("inline\n"));
     assert_eq!(env.read(&id, "/etc/motd").as_deref(), Some("hello \n"));
     assert_eq!(env.read(&id, "/h4").as_deref(), Some("shell\n"));
     // The heredoc script's mount point left no trace.
     assert_eq!(env.stat(&id, "/dev/pipes"), None);
     let img = env.image(&id);
-    let last = img
-        .config
-        .history
-        .last()
-        .unwrap()
-        .created_by
-        .clone()
-        .unwrap();
+    let last = img.config.history.last().unwrap().created_by.clone().unwrap();
     assert_eq!(last, "/bin/sh -c -e echo shell > /h4");
     env.assert_clean();
 }
@@ -402,7 +307,8 @@ RUN echo shell > /h4
 async fn run_mount_cache_persists_between_builds() {
     require_root!();
     let env = Env::new();
-    let df = "FROM busybox\nARG N\nRUN --mount=type=cache,target=/cache echo $N >> /cache/log && cat /cache/log > /seen\n";
+    let df =
+        "FROM busybox\nARG N\nRUN --mount=type=cache,target=/cache echo $N >> /cache/log && cat /cache/log > /seen\n";
     let b = |n: &str| {
         let mut o = opts();
         o.build_args = BTreeMap::from([("N".into(), Some(n.into()))]);
@@ -424,9 +330,7 @@ RUN --network=none cat /proc/net/dev | wc -l > /net-lines
 ";
     let mut o = opts();
     o.secrets.insert("tok".into(), b"s3cret".to_vec());
-    let out = env
-        .build(&[("Dockerfile", df), ("data/", ""), ("data/d.txt", "D")], o)
-        .await;
+    let out = env.build(&[("Dockerfile", df), ("data/", ""), ("data/d.txt", "D")], o).await;
     let id = out.ok();
     assert_eq!(env.read(&id, "/tmpfs-seen").as_deref(), Some("x\n"));
     assert_eq!(env.read(&id, "/bind-seen").as_deref(), Some("D"));
@@ -468,32 +372,13 @@ async fn pull_and_unknown_images() {
     o.pull = true;
     let out = env.build(&[("Dockerfile", "FROM busybox\n")], o).await;
     out.ok();
-    assert!(
-        out.text().is_empty()
-            || out
-                .events
-                .iter()
-                .any(|e| matches!(e, BuildEvent::Progress(_)))
-    );
-    assert_eq!(
-        env.images.resolves.lock().unwrap().last().unwrap().1,
-        wharf_build::PullPolicy::Always
-    );
+    assert!(out.text().is_empty() || out.events.iter().any(|e| matches!(e, BuildEvent::Progress(_))));
+    assert_eq!(env.images.resolves.lock().unwrap().last().unwrap().1, wharf_build::PullPolicy::Always);
     let out = env.build(&[("Dockerfile", "FROM nosuch\n")], opts()).await;
-    assert_eq!(
-        out.err(),
-        "pull access denied for nosuch, repository does not exist or may require 'docker login'"
-    );
+    assert_eq!(out.err(), "pull access denied for nosuch, repository does not exist or may require 'docker login'");
     let out = env.build(&[("Dockerfile", "FROM scratch\n")], opts()).await;
-    assert_eq!(
-        out.err(),
-        "No image was generated. Is your Dockerfile empty?"
-    );
-    assert!(
-        out.text().starts_with("Step 1/1 : FROM scratch\n ---> \n"),
-        "{}",
-        out.text()
-    );
+    assert_eq!(out.err(), "No image was generated. Is your Dockerfile empty?");
+    assert!(out.text().starts_with("Step 1/1 : FROM scratch\n ---> \n"), "{}", out.text());
 }
 
 #[tokio::test]
@@ -528,27 +413,11 @@ MAINTAINER me
     assert_eq!(c.healthcheck.unwrap().interval, 30_000_000_000);
     assert!(c.volumes.unwrap().contains_key("/data"));
     assert_eq!(img.config.author.as_deref(), Some("me"));
-    let by: Vec<String> = img
-        .config
-        .history
-        .iter()
-        .map(|h| h.created_by.clone().unwrap())
-        .collect();
-    assert!(
-        by.contains(&"/bin/sh -c #(nop) WORKDIR /app".to_string()),
-        "{by:?}"
-    );
+    let by: Vec<String> = img.config.history.iter().map(|h| h.created_by.clone().unwrap()).collect();
+    assert!(by.contains(&"/bin/sh -c #(nop) WORKDIR /app".to_string()), "{by:?}");
     assert!(by.contains(&"/bin/sh -c #(nop)  HEALTHCHECK &{Test:[CMD-SHELL true] Interval:30s Timeout:0s StartPeriod:0s StartInterval:0s Retries:0}".to_string()), "{by:?}");
-    assert!(
-        by.contains(&"/bin/sh -c #(nop)  VOLUME [/data]".to_string()),
-        "{by:?}"
-    );
-    let out = env
-        .build(
-            &[("Dockerfile", "FROM busybox\nSTOPSIGNAL SIGNOPE\n")],
-            opts(),
-        )
-        .await;
+    assert!(by.contains(&"/bin/sh -c #(nop)  VOLUME [/data]".to_string()), "{by:?}");
+    let out = env.build(&[("Dockerfile", "FROM busybox\nSTOPSIGNAL SIGNOPE\n")], opts()).await;
     assert_eq!(out.err(), "Invalid signal: SIGNOPE");
     env.assert_clean();
 }
@@ -569,9 +438,7 @@ async fn build_args_in_from_and_platform() {
     let out = env.build(&[("Dockerfile", df)], o).await;
     let id = out.ok();
     assert!(
-        out.text().starts_with(
-            "Step 1/3 : ARG BASE=nosuch\nStep 2/3 : FROM --platform=linux/arm64 $BASE AS x\n"
-        ),
+        out.text().starts_with("Step 1/3 : ARG BASE=nosuch\nStep 2/3 : FROM --platform=linux/arm64 $BASE AS x\n"),
         "{}",
         out.text()
     );
@@ -581,12 +448,7 @@ async fn build_args_in_from_and_platform() {
     // A scratch stage takes its os/architecture from the platform.
     let mut o = opts();
     o.platform = Some(wharf_types::Platform::parse("linux/arm64").unwrap());
-    let out = env
-        .build(
-            &[("Dockerfile", "FROM scratch\nCOPY f /f\n"), ("f", "x")],
-            o,
-        )
-        .await;
+    let out = env.build(&[("Dockerfile", "FROM scratch\nCOPY f /f\n"), ("f", "x")], o).await;
     let img = env.image(&out.ok());
     assert_eq!(img.config.architecture, "arm64");
     assert_eq!(img.config.rootfs.diff_ids.len(), 1);
@@ -597,28 +459,12 @@ async fn build_args_in_from_and_platform() {
 async fn bare_dockerfile_body_and_compressed_context() {
     require_root!();
     let env = Env::new();
-    let out = env
-        .build_tar(
-            b"FROM busybox\nRUN echo bare > /b\n".to_vec(),
-            opts(),
-            CancellationToken::new(),
-        )
-        .await;
+    let out = env.build_tar(b"FROM busybox\nRUN echo bare > /b\n".to_vec(), opts(), CancellationToken::new()).await;
     assert_eq!(env.read(&out.ok(), "/b").as_deref(), Some("bare\n"));
     let tar = context_tar(&[("Dockerfile", "FROM busybox\nCOPY a /a\n"), ("a", "A")]);
-    let out = env
-        .build_tar(common::gzip(&tar), opts(), CancellationToken::new())
-        .await;
+    let out = env.build_tar(common::gzip(&tar), opts(), CancellationToken::new()).await;
     assert_eq!(env.read(&out.ok(), "/a").as_deref(), Some("A"));
-    let out = env
-        .build_tar(
-            context_tar(&[("Dockerfile", "FROM busybox\nFORM x\n")]),
-            opts(),
-            CancellationToken::new(),
-        )
-        .await;
-    assert_eq!(
-        out.err(),
-        "dockerfile parse error on line 2: unknown instruction: FORM (did you mean FROM?)"
-    );
+    let out =
+        env.build_tar(context_tar(&[("Dockerfile", "FROM busybox\nFORM x\n")]), opts(), CancellationToken::new()).await;
+    assert_eq!(out.err(), "dockerfile parse error on line 2: unknown instruction: FORM (did you mean FROM?)");
 }

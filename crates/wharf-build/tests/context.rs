@@ -10,10 +10,7 @@ use common::{context_tar, gzip};
 use wharf_build::BuildContext;
 
 fn tmp() -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix("wharf-test-build-ctx-")
-        .tempdir()
-        .unwrap()
+    tempfile::Builder::new().prefix("wharf-test-build-ctx-").tempdir().unwrap()
 }
 
 fn ctx(tar: &[u8], dockerfile: &str) -> Result<(tempfile::TempDir, BuildContext), String> {
@@ -28,12 +25,7 @@ fn files(root: &Path) -> Vec<String> {
     fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
         for e in fs::read_dir(dir).unwrap() {
             let e = e.unwrap();
-            let rel = e
-                .path()
-                .strip_prefix(root)
-                .unwrap()
-                .to_string_lossy()
-                .into_owned();
+            let rel = e.path().strip_prefix(root).unwrap().to_string_lossy().into_owned();
             if e.file_type().unwrap().is_dir() {
                 out.push(format!("{rel}/"));
                 walk(root, &e.path(), out);
@@ -78,13 +70,7 @@ fn every_compression_and_a_bare_dockerfile() {
     bz.write_all(&plain).unwrap();
     let mut xz = Vec::new();
     lzma_rs::xz_compress(&mut &plain[..], &mut xz).unwrap();
-    for body in [
-        plain.clone(),
-        gzip(&plain),
-        bz.finish().unwrap(),
-        xz,
-        zstd::encode_all(&plain[..], 1).unwrap(),
-    ] {
+    for body in [plain.clone(), gzip(&plain), bz.finish().unwrap(), xz, zstd::encode_all(&plain[..], 1).unwrap()] {
         let (_t, c) = ctx(&body, "").unwrap();
         assert_eq!(c.dockerfile(), "FROM busybox\n");
         assert_eq!(fs::read_to_string(c.root().join("a.txt")).unwrap(), "A");
@@ -97,11 +83,7 @@ fn every_compression_and_a_bare_dockerfile() {
     let (_t, c) = ctx(&gzip(b"FROM scratch\n"), "").unwrap();
     assert_eq!(c.dockerfile(), "FROM scratch\n");
     // What the CLI sends for `docker build - < Dockerfile`.
-    let (_t, c) = ctx(
-        &wharf_build::context::single_file_tar("Dockerfile", b"FROM x\n"),
-        "",
-    )
-    .unwrap();
+    let (_t, c) = ctx(&wharf_build::context::single_file_tar("Dockerfile", b"FROM x\n"), "").unwrap();
     assert_eq!(c.dockerfile(), "FROM x\n");
 }
 
@@ -111,24 +93,14 @@ fn hostile_tars_cannot_escape() {
     // `..` climbing out: refused.
     let t = raw_tar(&[
         raw_entry("Dockerfile", tar::EntryType::Regular, "", b"FROM x\n"),
-        raw_entry(
-            "../../../../../../tmp/evil",
-            tar::EntryType::Regular,
-            "",
-            b"x",
-        ),
+        raw_entry("../../../../../../tmp/evil", tar::EntryType::Regular, "", b"x"),
     ]);
     let e = ctx(&t, "").unwrap_err();
     assert!(e.contains("points outside the root"), "{e}");
     // A hard link to a host file: refused.
     let t = raw_tar(&[
         raw_entry("Dockerfile", tar::EntryType::Regular, "", b"FROM x\n"),
-        raw_entry(
-            "pw",
-            tar::EntryType::Link,
-            "../../../../../../etc/passwd",
-            b"",
-        ),
+        raw_entry("pw", tar::EntryType::Link, "../../../../../../etc/passwd", b""),
     ]);
     assert!(ctx(&t, "").is_err());
     // A symlink out, then a file through it: never written outside (the extraction resolves
@@ -152,38 +124,21 @@ fn hostile_tars_cannot_escape() {
     ]);
     let (_t, c) = ctx(&t, "").unwrap();
     assert_eq!(fs::read_to_string(c.root().join("abs.txt")).unwrap(), "abs");
-    assert_eq!(
-        c.resolve("out/victim").unwrap(),
-        c.root()
-            .join(link_target.trim_start_matches('/'))
-            .join("victim")
-    );
-    assert_eq!(
-        c.resolve("up/etc/passwd").unwrap(),
-        c.root().join("etc/passwd")
-    );
-    assert_eq!(
-        c.resolve("../x").unwrap_err().to_string(),
-        "forbidden path outside the build context: ../x ()"
-    );
+    assert_eq!(c.resolve("out/victim").unwrap(), c.root().join(link_target.trim_start_matches('/')).join("victim"));
+    assert_eq!(c.resolve("up/etc/passwd").unwrap(), c.root().join("etc/passwd"));
+    assert_eq!(c.resolve("../x").unwrap_err().to_string(), "forbidden path outside the build context: ../x ()");
 }
 
 #[test]
 fn dockerfile_lookup_and_errors() {
     let t = context_tar(&[("a.txt", "A")]);
-    assert_eq!(
-        ctx(&t, "").unwrap_err(),
-        "Cannot locate specified Dockerfile: Dockerfile"
-    );
+    assert_eq!(ctx(&t, "").unwrap_err(), "Cannot locate specified Dockerfile: Dockerfile");
     let t = context_tar(&[("dockerfile", "FROM lower\n")]);
     let (_t, c) = ctx(&t, "").unwrap();
     assert_eq!(c.dockerfile(), "FROM lower\n");
     assert_eq!(c.dockerfile_name(), "dockerfile");
     let t = context_tar(&[("Dockerfile", "")]);
-    assert_eq!(
-        ctx(&t, "").unwrap_err(),
-        "the Dockerfile (Dockerfile) cannot be empty"
-    );
+    assert_eq!(ctx(&t, "").unwrap_err(), "the Dockerfile (Dockerfile) cannot be empty");
     let t = context_tar(&[("Dockerfile", "FROM x\n")]);
     assert_eq!(
         ctx(&t, "../../Dockerfile").unwrap_err(),
@@ -191,10 +146,7 @@ fn dockerfile_lookup_and_errors() {
     );
     // A Dockerfile symlinked out of the context resolves inside it (and is missing).
     let t = context_tar(&[("Dockerfile", "->/etc/passwd")]);
-    assert_eq!(
-        ctx(&t, "").unwrap_err(),
-        "Cannot locate specified Dockerfile: Dockerfile"
-    );
+    assert_eq!(ctx(&t, "").unwrap_err(), "Cannot locate specified Dockerfile: Dockerfile");
     let t = context_tar(&[("build/", ""), ("build/app.Dockerfile", "FROM app\n")]);
     let (_t, c) = ctx(&t, "build/app.Dockerfile").unwrap();
     assert_eq!(c.dockerfile(), "FROM app\n");
@@ -204,10 +156,7 @@ fn dockerfile_lookup_and_errors() {
 fn dockerignore_is_applied() {
     let t = context_tar(&[
         ("Dockerfile", "FROM x\n"),
-        (
-            ".dockerignore",
-            "*.log\n!keep.log\nsecret\n**/*.tmp\nDockerfile\n.dockerignore\n",
-        ),
+        (".dockerignore", "*.log\n!keep.log\nsecret\n**/*.tmp\nDockerfile\n.dockerignore\n"),
         ("a.log", "x"),
         ("keep.log", "k"),
         ("secret/", ""),
@@ -220,17 +169,11 @@ fn dockerignore_is_applied() {
     let (_t, c) = ctx(&t, "").unwrap();
     // The Dockerfile was read before it was removed.
     assert_eq!(c.dockerfile(), "FROM x\n");
-    assert_eq!(
-        files(c.root()),
-        vec!["keep.log", "src/", "src/deep/", "src/main.c"]
-    );
+    assert_eq!(files(c.root()), vec!["keep.log", "src/", "src/deep/", "src/main.c"]);
     // `-f -`: the CLI adds .dockerfile.<hex> and lists it in .dockerignore.
     let t = context_tar(&[
         (".dockerfile.2c5b91dd9362430a896f", "FROM stdin\n"),
-        (
-            ".dockerignore",
-            ".dockerignore\n.dockerfile.2c5b91dd9362430a896f\n",
-        ),
+        (".dockerignore", ".dockerignore\n.dockerfile.2c5b91dd9362430a896f\n"),
         ("f", "F"),
     ]);
     let (_t, c) = ctx(&t, ".dockerfile.2c5b91dd9362430a896f").unwrap();
@@ -246,10 +189,7 @@ fn dockerignore_is_applied() {
     ]);
     let (_t, c) = ctx(&t, "app.Dockerfile").unwrap();
     let f = files(c.root());
-    assert!(
-        f.contains(&"a".to_string()) && !f.contains(&"b".to_string()),
-        "{f:?}"
-    );
+    assert!(f.contains(&"a".to_string()) && !f.contains(&"b".to_string()), "{f:?}");
     // Re-including inside an excluded directory keeps that file.
     let t = context_tar(&[
         ("Dockerfile", "FROM x\n"),

@@ -66,9 +66,7 @@ COPY g.txt .
         assert_eq!(r(&format!("{d}/sub/b.txt")).as_deref(), Some("b"));
         assert_eq!(st(&format!("{d}/dir")), None);
         // Symlinks inside a directory stay symlinks.
-        let link = env.with_fs(&id, |root| {
-            std::fs::read_link(root.join(&d[1..]).join("link")).ok()
-        });
+        let link = env.with_fs(&id, |root| std::fs::read_link(root.join(&d[1..]).join("link")).ok());
         assert_eq!(link, Some("a.txt".into()));
     }
     assert_eq!(r("/d5/f.txt").as_deref(), Some("F"));
@@ -123,30 +121,15 @@ async fn copy_errors_read_like_docker() {
             "COPY *.txt /d6",
             "When using COPY with more than one source file, the destination must be a directory and end with a /",
         ),
-        (
-            "COPY ../f.txt /",
-            "COPY failed: forbidden path outside the build context: ../f.txt ()",
-        ),
-        (
-            "COPY dir/../../f.txt /",
-            "COPY failed: forbidden path outside the build context: dir/../../f.txt ()",
-        ),
-        (
-            "COPY *.nothing /",
-            "COPY failed: no source files were specified",
-        ),
-        (
-            "COPY http://127.0.0.1:1/x /",
-            "COPY failed: source can't be a URL for COPY",
-        ),
+        ("COPY ../f.txt /", "COPY failed: forbidden path outside the build context: ../f.txt ()"),
+        ("COPY dir/../../f.txt /", "COPY failed: forbidden path outside the build context: dir/../../f.txt ()"),
+        ("COPY *.nothing /", "COPY failed: no source files were specified"),
+        ("COPY http://127.0.0.1:1/x /", "COPY failed: source can't be a URL for COPY"),
         (
             "COPY --chown=nobody f.txt /",
             "unable to convert uid/gid chown string to host mapping: can't find uid for user nobody: no such user: nobody",
         ),
-        (
-            "COPY --chmod=99 f.txt /",
-            "COPY failed: invalid chmod parameter: 99",
-        ),
+        ("COPY --chmod=99 f.txt /", "COPY failed: invalid chmod parameter: 99"),
         (
             "COPY --from=nosuchimage /x /",
             "invalid from flag value nosuchimage: pull access denied for nosuchimage, repository does not exist or may require 'docker login'",
@@ -157,39 +140,19 @@ async fn copy_errors_read_like_docker() {
         ),
     ];
     for (line, want) in cases {
-        let out = env
-            .build(&ctx(&format!("FROM busybox\n{line}\n")), opts())
-            .await;
+        let out = env.build(&ctx(&format!("FROM busybox\n{line}\n")), opts()).await;
         assert_eq!(&out.err(), want, "for {line}");
     }
     // Symlinks that point out of the context resolve inside it.
-    let out = env
-        .build(
-            &[
-                ("Dockerfile", "FROM busybox\nCOPY evil /\n"),
-                ("evil", "->/etc/passwd"),
-            ],
-            opts(),
-        )
-        .await;
+    let out = env.build(&[("Dockerfile", "FROM busybox\nCOPY evil /\n"), ("evil", "->/etc/passwd")], opts()).await;
     assert_eq!(
         out.err(),
         "COPY failed: file not found in build context or excluded by .dockerignore: stat evil: file does not exist"
     );
     let out = env
-        .build(
-            &[
-                ("Dockerfile", "FROM busybox\nCOPY up/etc/passwd /\n"),
-                ("up", "->../../../../../.."),
-            ],
-            opts(),
-        )
+        .build(&[("Dockerfile", "FROM busybox\nCOPY up/etc/passwd /\n"), ("up", "->../../../../../..")], opts())
         .await;
-    assert!(
-        out.err().contains("file not found in build context"),
-        "{}",
-        out.err()
-    );
+    assert!(out.err().contains("file not found in build context"), "{}", out.err());
     // .dockerignore'd files are not there.
     let out = env
         .build(
@@ -220,24 +183,14 @@ COPY --from=b /out /o1/
 COPY --from=b --chown=0:0 /out/f /o2/
 COPY --from=b /nope /x
 ";
-    let out = env
-        .build(
-            &[("Dockerfile", &df.replace("COPY --from=b /nope /x\n", ""))],
-            opts(),
-        )
-        .await;
+    let out = env.build(&[("Dockerfile", &df.replace("COPY --from=b /nope /x\n", ""))], opts()).await;
     let id = out.ok();
     assert_eq!(env.stat(&id, "/o1/f"), Some((0o600, 1000, 50, false)));
     assert_eq!(env.stat(&id, "/o2/f"), Some((0o600, 0, 0, false)));
     let out = env.build(&[("Dockerfile", df)], opts()).await;
     assert_eq!(out.err(), "COPY failed: stat nope: file does not exist");
     // A rebuild hits the cache for COPY --from (hash of the stage's files).
-    let again = env
-        .build(
-            &[("Dockerfile", &df.replace("COPY --from=b /nope /x\n", ""))],
-            opts(),
-        )
-        .await;
+    let again = env.build(&[("Dockerfile", &df.replace("COPY --from=b /nope /x\n", ""))], opts()).await;
     assert_eq!(again.ok(), id);
     env.assert_clean();
 }
@@ -278,10 +231,7 @@ async fn add_extracts_archives_and_fetches_urls() {
     let mut xz = Vec::new();
     lzma_rs::xz_compress(&mut &inner[..], &mut xz).unwrap();
     let port = serve(gz.clone(), 4);
-    let sum = format!(
-        "sha256:{}",
-        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&gz))
-    );
+    let sum = format!("sha256:{}", hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&gz)));
     let df = format!(
         "FROM busybox\n\
 ADD a.tar.gz /x1/\n\
@@ -309,36 +259,17 @@ ADD --checksum={sum} http://127.0.0.1:{port}/dl/remote.tar.gz /x7/\n"
         b.append_data(&mut h, name, &data[..]).unwrap();
     }
     let tar = b.into_inner().unwrap();
-    let out = env
-        .build_tar(
-            tar.clone(),
-            opts(),
-            tokio_util::sync::CancellationToken::new(),
-        )
-        .await;
+    let out = env.build_tar(tar.clone(), opts(), tokio_util::sync::CancellationToken::new()).await;
     let id = out.ok();
     for d in ["/x1", "/x2", "/x3", "/x4"] {
-        assert_eq!(
-            env.read(&id, &format!("{d}/top/in.txt")).as_deref(),
-            Some("inside"),
-            "{d}"
-        );
+        assert_eq!(env.read(&id, &format!("{d}/top/in.txt")).as_deref(), Some("inside"), "{d}");
     }
     assert_eq!(env.read(&id, "/x5/plain.txt").as_deref(), Some("plain"));
     // Downloads are not extracted.
     assert_eq!(env.stat(&id, "/x6/remote.tar.gz").map(|s| s.3), Some(false));
-    assert_eq!(
-        env.stat(&id, "/x7/remote.tar.gz").map(|s| (s.0, s.3)),
-        Some((0o600, false))
-    );
+    assert_eq!(env.stat(&id, "/x7/remote.tar.gz").map(|s| (s.0, s.3)), Some((0o600, false)));
     let img = env.image(&id);
-    assert!(
-        img.config.history.iter().any(|h| h
-            .created_by
-            .as_deref()
-            .unwrap_or("")
-            .contains("ADD file:")),
-    );
+    assert!(img.config.history.iter().any(|h| h.created_by.as_deref().unwrap_or("").contains("ADD file:")),);
     // A wrong checksum fails the step.
     let port = serve(gz, 1);
     let bad = "sha256:0000000000000000000000000000000000000000000000000000000000000000";

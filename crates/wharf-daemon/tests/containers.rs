@@ -60,7 +60,8 @@ impl Drop for Fixture {
 }
 
 async fn fixture() -> Fixture {
-    // SAFETY of the env: set before any thread reads it; all tests set the same value.
+    // SAFETY: every test sets the same value, and nothing reads the variable concurrently with a
+    // write of a different value.
     unsafe { std::env::set_var("WHARF_BIN_DIR", wharf_testkit::bin_dir()) };
     let dir = tempfile::Builder::new().prefix("wharf-test-").tempdir().unwrap();
     let data = dir.path().join("data");

@@ -55,6 +55,41 @@ pub fn wait_next_second() {
     std::thread::sleep(Duration::from_nanos(1_000_000_000 - u64::from(now.subsec_nanos())) + Duration::from_millis(20));
 }
 
+/// A tar of a minimal busybox root filesystem built from the host's static busybox
+/// (`/bin/busybox` with its applets as symlinks, `/etc/passwd` and `/etc/group`), made once per
+/// test process. `None` when the host has no static busybox.
+pub fn busybox_rootfs_tar() -> Option<&'static Path> {
+    static TAR: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+    TAR.get_or_init(|| {
+        let busybox = Path::new("/bin/busybox");
+        if !busybox.exists() {
+            return None;
+        }
+        let dir = std::env::temp_dir().join(format!("wharf-testkit-busybox-{}", std::process::id()));
+        let root = dir.join("rootfs");
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(root.join("bin")).ok()?;
+        std::fs::create_dir_all(root.join("etc")).ok()?;
+        std::fs::create_dir_all(root.join("tmp")).ok()?;
+        std::fs::copy(busybox, root.join("bin/busybox")).ok()?;
+        let list = Command::new(busybox).arg("--list").output().ok()?;
+        for applet in String::from_utf8_lossy(&list.stdout).lines().filter(|a| *a != "busybox" && !a.is_empty()) {
+            let _ = std::os::unix::fs::symlink("busybox", root.join("bin").join(applet));
+        }
+        std::fs::write(
+            root.join("etc/passwd"),
+            "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
+        )
+        .ok()?;
+        std::fs::write(root.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n").ok()?;
+        let tar = dir.join("busybox.tar");
+        let status = Command::new("tar").arg("-C").arg(&root).arg("-cf").arg(&tar).arg(".").status().ok()?;
+        let _ = std::fs::remove_dir_all(&root);
+        status.success().then_some(tar)
+    })
+    .as_deref()
+}
+
 /// Options for starting a daemon.
 #[derive(Debug, Clone, Default)]
 pub struct DaemonOptions {
@@ -181,6 +216,23 @@ impl TestDaemon {
     /// The daemon's log so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// Imports the busybox root filesystem as `busybox:latest` (with `CMD ["sh"]`) through the
+    /// API, as `docker import` does.
+    pub fn import_busybox(&self) {
+        let tar = busybox_rootfs_tar().expect("/bin/busybox (busybox-static) is needed");
+        let body = std::fs::read(tar).expect("busybox tar");
+        let r = http::request(
+            &self.socket,
+            "POST",
+            "/images/create?fromSrc=-&repo=busybox&tag=latest&changes=CMD%20%5B%22sh%22%5D",
+            &[("Content-Type", "application/x-tar")],
+            &body,
+        )
+        .unwrap_or_else(|e| panic!("import busybox: {e}; log:\n{}", self.log()));
+        assert_eq!(r.status, 200, "import busybox: {}", r.text());
+        assert!(!r.text().contains("errorDetail"), "import busybox: {}", r.text());
     }
 
     /// The real docker CLI pointed at this daemon (no config dir of the user's).

@@ -17,9 +17,9 @@ use tokio::io::AsyncReadExt;
 use tokio_util::sync::CancellationToken;
 use wharf_build::mountpoints::MountPoints;
 use wharf_build::{
-    BaseImage, BuildEvent, BuildOptions, BuildResult, Builder, BuilderDeps, CacheStore,
-    ContainerRunner, ImageCommitter, ImageSource, MountSource, NetworkMode, NewImage, OutputSink,
-    OutputStream, ProgressFn, PullPolicy, RunSpec,
+    BaseImage, BuildEvent, BuildOptions, BuildResult, Builder, BuilderDeps, CacheStore, ContainerRunner,
+    ImageCommitter, ImageSource, MountSource, NetworkMode, NewImage, OutputSink, OutputStream, ProgressFn, PullPolicy,
+    RunSpec,
 };
 use wharf_image::ContentStore;
 use wharf_image::layer::{UnpackOptions, unpack};
@@ -76,10 +76,7 @@ impl ImageSource for Images {
         policy: PullPolicy,
         progress: ProgressFn,
     ) -> Result<BaseImage, EngineError> {
-        self.resolves
-            .lock()
-            .unwrap()
-            .push((reference.to_string(), policy));
+        self.resolves.lock().unwrap().push((reference.to_string(), policy));
         let id = match reference.parse::<Digest>() {
             Ok(d) => Some(d),
             Err(_) => self.tags.lock().unwrap().get(&tag_key(reference)).cloned(),
@@ -103,28 +100,16 @@ impl ImageSource for Images {
 #[async_trait]
 impl ImageCommitter for Images {
     async fn commit(&self, image: NewImage) -> Result<(), EngineError> {
-        let parsed: ImageConfig = serde_json::from_slice(&image.config_json)
-            .map_err(|e| EngineError::internal(e.to_string()))?;
+        let parsed: ImageConfig =
+            serde_json::from_slice(&image.config_json).map_err(|e| EngineError::internal(e.to_string()))?;
         assert_eq!(parsed, image.config);
         *self.commits.lock().unwrap() += 1;
-        self.by_id.lock().unwrap().insert(
-            image.id.clone(),
-            (
-                BaseImage {
-                    id: image.id,
-                    config: parsed,
-                },
-                image.parent,
-            ),
-        );
+        self.by_id.lock().unwrap().insert(image.id.clone(), (BaseImage { id: image.id, config: parsed }, image.parent));
         Ok(())
     }
 
     async fn tag(&self, image: &Digest, reference: &Reference) -> Result<(), EngineError> {
-        self.tags
-            .lock()
-            .unwrap()
-            .insert(tag_key(&reference.familiar()), image.clone());
+        self.tags.lock().unwrap().insert(tag_key(&reference.familiar()), image.clone());
         Ok(())
     }
 }
@@ -139,10 +124,7 @@ pub struct ChrootRunner {
 
 impl ChrootRunner {
     pub fn new() -> Self {
-        Self {
-            runs: Mutex::new(Vec::new()),
-            spans: Mutex::new(Vec::new()),
-        }
+        Self { runs: Mutex::new(Vec::new()), spans: Mutex::new(Vec::new()) }
     }
 }
 
@@ -160,15 +142,11 @@ fn resolve_user(root: &Path, user: &str) -> Result<(u32, u32), EngineError> {
     if user.is_empty() {
         return Ok((0, 0));
     }
-    let (u, g) = user
-        .split_once(':')
-        .map_or((user, None), |(u, g)| (u, Some(g)));
+    let (u, g) = user.split_once(':').map_or((user, None), |(u, g)| (u, Some(g)));
     let (uid, mut gid) = match u.parse::<u32>() {
         Ok(n) => (n, lookup_id(root, "passwd", u).map(|x| x.1).unwrap_or(0)),
         Err(_) => lookup_id(root, "passwd", u).ok_or_else(|| {
-            EngineError::invalid(format!(
-                "unable to find user {u}: no matching entries in passwd file"
-            ))
+            EngineError::invalid(format!("unable to find user {u}: no matching entries in passwd file"))
         })?,
     };
     if let Some(g) = g {
@@ -179,9 +157,7 @@ fn resolve_user(root: &Path, user: &str) -> Result<(u32, u32), EngineError> {
                 .and_then(|t| {
                     t.lines().find_map(|l| {
                         let f: Vec<&str> = l.split(':').collect();
-                        (f.len() >= 3 && f[0] == g)
-                            .then(|| f[2].parse().ok())
-                            .flatten()
+                        (f.len() >= 3 && f[0] == g).then(|| f[2].parse().ok()).flatten()
                     })
                 })
                 .ok_or_else(|| EngineError::invalid(format!("unable to find group {g}")))?,
@@ -194,19 +170,14 @@ fn find_program(mp: &MountPoints, prog: &str, env: &[String]) -> Result<String, 
     if prog.contains('/') {
         return Ok(prog.to_string());
     }
-    let path = env
-        .iter()
-        .find_map(|e| e.strip_prefix("PATH="))
-        .unwrap_or(PATH);
+    let path = env.iter().find_map(|e| e.strip_prefix("PATH=")).unwrap_or(PATH);
     for dir in path.split(':') {
         let cand = format!("{dir}/{prog}");
         if mp.host_path(&cand).map(|p| p.exists()).unwrap_or(false) {
             return Ok(cand);
         }
     }
-    Err(EngineError::invalid(format!(
-        "exec: \"{prog}\": executable file not found in $PATH"
-    )))
+    Err(EngineError::invalid(format!("exec: \"{prog}\": executable file not found in $PATH")))
 }
 
 struct MountOp {
@@ -249,9 +220,7 @@ impl ContainerRunner for ChrootRunner {
             });
         }
         for m in &spec.mounts {
-            let dst = mp
-                .host_path(&m.target)
-                .map_err(|e| EngineError::internal(e.to_string()))?;
+            let dst = mp.host_path(&m.target).map_err(|e| EngineError::internal(e.to_string()))?;
             match &m.source {
                 MountSource::Bind { source, read_only } => ops.push(MountOp {
                     src: cstr(source),
@@ -266,8 +235,7 @@ impl ContainerRunner for ChrootRunner {
                     dst: cstr(&dst),
                     fstype: CString::new("tmpfs").unwrap(),
                     flags: 0,
-                    data: CString::new(size.map(|s| format!("size={s}")).unwrap_or_default())
-                        .unwrap(),
+                    data: CString::new(size.map(|s| format!("size={s}")).unwrap_or_default()).unwrap(),
                     remount_ro: false,
                 }),
             }
@@ -289,11 +257,7 @@ impl ContainerRunner for ChrootRunner {
         unsafe {
             cmd.pre_exec(move || {
                 let check = |r: libc::c_int| {
-                    if r != 0 {
-                        Err(std::io::Error::last_os_error())
-                    } else {
-                        Ok(())
-                    }
+                    if r != 0 { Err(std::io::Error::last_os_error()) } else { Ok(()) }
                 };
                 check(libc::unshare(libc::CLONE_NEWNS))?;
                 check(libc::mount(
@@ -304,18 +268,8 @@ impl ContainerRunner for ChrootRunner {
                     std::ptr::null(),
                 ))?;
                 for op in &ops {
-                    let fstype = if op.fstype.as_bytes().is_empty() {
-                        std::ptr::null()
-                    } else {
-                        op.fstype.as_ptr()
-                    };
-                    check(libc::mount(
-                        op.src.as_ptr(),
-                        op.dst.as_ptr(),
-                        fstype,
-                        op.flags,
-                        op.data.as_ptr().cast(),
-                    ))?;
+                    let fstype = if op.fstype.as_bytes().is_empty() { std::ptr::null() } else { op.fstype.as_ptr() };
+                    check(libc::mount(op.src.as_ptr(), op.dst.as_ptr(), fstype, op.flags, op.data.as_ptr().cast()))?;
                     if op.remount_ro {
                         check(libc::mount(
                             std::ptr::null(),
@@ -355,16 +309,8 @@ impl ContainerRunner for ChrootRunner {
                 out.write(stream, &buf[..n]);
             }
         };
-        let a = tokio::spawn(pump(
-            Box::new(child.stdout.take().unwrap()),
-            OutputStream::Stdout,
-            output.clone(),
-        ));
-        let b = tokio::spawn(pump(
-            Box::new(child.stderr.take().unwrap()),
-            OutputStream::Stderr,
-            output.clone(),
-        ));
+        let a = tokio::spawn(pump(Box::new(child.stdout.take().unwrap()), OutputStream::Stdout, output.clone()));
+        let b = tokio::spawn(pump(Box::new(child.stderr.take().unwrap()), OutputStream::Stderr, output.clone()));
         let status = tokio::select! {
             s = child.wait() => s.map_err(|e| EngineError::internal(e.to_string()))?,
             _ = cancel.cancelled() => {
@@ -376,14 +322,9 @@ impl ContainerRunner for ChrootRunner {
         };
         let _ = a.await;
         let _ = b.await;
-        self.spans
-            .lock()
-            .unwrap()
-            .push((label, started, std::time::Instant::now()));
+        self.spans.lock().unwrap().push((label, started, std::time::Instant::now()));
         use std::os::unix::process::ExitStatusExt;
-        Ok(status
-            .code()
-            .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
+        Ok(status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
     }
 }
 
@@ -431,37 +372,20 @@ pub fn busybox_layer() -> Vec<u8> {
     ] {
         dir(&mut b, d, m);
     }
-    file(
-        &mut b,
-        "bin/busybox",
-        0o755,
-        &fs::read("/bin/busybox").unwrap(),
-    );
+    file(&mut b, "bin/busybox", 0o755, &fs::read("/bin/busybox").unwrap());
     for applet in [
-        "sh", "echo", "cat", "ls", "mkdir", "touch", "sleep", "env", "id", "rm", "true", "false",
-        "printf", "test", "wc", "stat", "chmod", "cp", "sed", "grep", "head", "tr", "seq", "ln",
-        "pwd", "whoami", "cut",
+        "sh", "echo", "cat", "ls", "mkdir", "touch", "sleep", "env", "id", "rm", "true", "false", "printf", "test",
+        "wc", "stat", "chmod", "cp", "sed", "grep", "head", "tr", "seq", "ln", "pwd", "whoami", "cut",
     ] {
         let mut h = tar::Header::new_gnu();
         h.set_entry_type(tar::EntryType::Symlink);
         h.set_mode(0o777);
         h.set_size(0);
         h.set_mtime(1_600_000_000);
-        b.append_link(&mut h, format!("bin/{applet}"), "busybox")
-            .unwrap();
+        b.append_link(&mut h, format!("bin/{applet}"), "busybox").unwrap();
     }
-    file(
-        &mut b,
-        "etc/passwd",
-        0o644,
-        b"root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\n",
-    );
-    file(
-        &mut b,
-        "etc/group",
-        0o644,
-        b"root:x:0:\nstaff:x:50:\napp:x:1000:\n",
-    );
+    file(&mut b, "etc/passwd", 0o644, b"root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\n");
+    file(&mut b, "etc/group", 0o644, b"root:x:0:\nstaff:x:50:\napp:x:1000:\n");
     b.into_inner().unwrap()
 }
 
@@ -477,12 +401,8 @@ impl Env {
 
     /// A world whose cache is persisted at `cache_file` (to test restarts).
     pub fn with_cache(cache_file: Option<&Path>) -> Self {
-        let dir = tempfile::Builder::new()
-            .prefix("wharf-test-build-")
-            .tempdir()
-            .unwrap();
-        let snapshotter =
-            Arc::new(OverlaySnapshotter::open(&dir.path().join("snapshots")).unwrap());
+        let dir = tempfile::Builder::new().prefix("wharf-test-build-").tempdir().unwrap();
+        let snapshotter = Arc::new(OverlaySnapshotter::open(&dir.path().join("snapshots")).unwrap());
         let content = ContentStore::open(&dir.path().join("content")).unwrap();
         let images = Arc::new(Images::default());
         let runner = Arc::new(ChrootRunner::new());
@@ -491,15 +411,7 @@ impl Env {
             None => Arc::new(wharf_build::MemoryCacheStore::default()),
         };
         let builder = Self::make_builder(&dir, &snapshotter, &content, &images, &runner, &cache);
-        let env = Self {
-            dir,
-            snapshotter,
-            content,
-            images,
-            runner,
-            cache,
-            builder,
-        };
+        let env = Self { dir, snapshotter, content, images, runner, cache, builder };
         env.add_busybox();
         env
     }
@@ -527,14 +439,8 @@ impl Env {
     /// Replaces the cache store and the builder (a daemon restart with the same state).
     pub fn restart_with_cache(&mut self, cache: Arc<dyn CacheStore>) {
         self.cache = cache;
-        self.builder = Self::make_builder(
-            &self.dir,
-            &self.snapshotter,
-            &self.content,
-            &self.images,
-            &self.runner,
-            &self.cache,
-        );
+        self.builder =
+            Self::make_builder(&self.dir, &self.snapshotter, &self.content, &self.images, &self.runner, &self.cache);
     }
 
     fn add_busybox(&self) {
@@ -543,15 +449,8 @@ impl Env {
         let key = "test-extract";
         self.snapshotter.prepare(key, None).unwrap();
         let wd = self.snapshotter.writable_dir(key).unwrap();
-        unpack(
-            &layer[..],
-            &wd,
-            &UnpackOptions {
-                whiteouts: self.snapshotter.whiteouts(),
-                ..UnpackOptions::default()
-            },
-        )
-        .unwrap();
+        unpack(&layer[..], &wd, &UnpackOptions { whiteouts: self.snapshotter.whiteouts(), ..UnpackOptions::default() })
+            .unwrap();
         self.snapshotter.commit(&diff_id.to_string(), key).unwrap();
         let config = ImageConfig {
             architecture: wharf_types::platform::host_arch().into(),
@@ -561,17 +460,11 @@ impl Env {
                 cmd: Some(vec!["sh".into()]),
                 ..RuntimeConfig::default()
             }),
-            rootfs: wharf_types::image::RootFs {
-                kind: "layers".into(),
-                diff_ids: vec![diff_id.clone()],
-            },
+            rootfs: wharf_types::image::RootFs { kind: "layers".into(), diff_ids: vec![diff_id.clone()] },
             history: vec![
                 History {
                     created: Some("2024-01-01T00:00:00Z".into()),
-                    created_by: Some(format!(
-                        "/bin/sh -c #(nop) ADD file:{} in / ",
-                        diff_id.hex()
-                    )),
+                    created_by: Some(format!("/bin/sh -c #(nop) ADD file:{} in / ", diff_id.hex())),
                     ..History::default()
                 },
                 History {
@@ -585,21 +478,8 @@ impl Env {
         };
         let json = serde_json::to_vec(&config).unwrap();
         let id = sha256(&json);
-        self.images.by_id.lock().unwrap().insert(
-            id.clone(),
-            (
-                BaseImage {
-                    id: id.clone(),
-                    config,
-                },
-                None,
-            ),
-        );
-        self.images
-            .tags
-            .lock()
-            .unwrap()
-            .insert("busybox".into(), id);
+        self.images.by_id.lock().unwrap().insert(id.clone(), (BaseImage { id: id.clone(), config }, None));
+        self.images.tags.lock().unwrap().insert("busybox".into(), id);
     }
 
     pub fn tmp(&self) -> PathBuf {
@@ -608,26 +488,17 @@ impl Env {
 
     /// Builds a context tar from files (`name`, content); names ending in `/` are dirs.
     pub async fn build(&self, files: &[(&str, &str)], opts: BuildOptions) -> Outcome {
-        self.build_tar(context_tar(files), opts, CancellationToken::new())
-            .await
+        self.build_tar(context_tar(files), opts, CancellationToken::new()).await
     }
 
-    pub async fn build_tar(
-        &self,
-        tar: Vec<u8>,
-        opts: BuildOptions,
-        cancel: CancellationToken,
-    ) -> Outcome {
+    pub async fn build_tar(&self, tar: Vec<u8>, opts: BuildOptions, cancel: CancellationToken) -> Outcome {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let res = self.builder.build(&tar[..], opts, tx, cancel).await;
         let mut events = Vec::new();
         while let Ok(e) = rx.try_recv() {
             events.push(e);
         }
-        Outcome {
-            result: res,
-            events,
-        }
+        Outcome { result: res, events }
     }
 
     pub fn image(&self, id: &Digest) -> BaseImage {
@@ -654,9 +525,7 @@ impl Env {
     }
 
     pub fn read(&self, id: &Digest, path: &str) -> Option<String> {
-        self.with_fs(id, |root| {
-            fs::read_to_string(root.join(path.trim_start_matches('/'))).ok()
-        })
+        self.with_fs(id, |root| fs::read_to_string(root.join(path.trim_start_matches('/'))).ok())
     }
 
     /// (mode & 0o7777, uid, gid, is_dir) of a path in an image.
@@ -740,10 +609,7 @@ impl Outcome {
     }
 
     pub fn cache_hits(&self) -> usize {
-        self.events
-            .iter()
-            .filter(|e| matches!(e, BuildEvent::UsingCache))
-            .count()
+        self.events.iter().filter(|e| matches!(e, BuildEvent::UsingCache)).count()
     }
 }
 

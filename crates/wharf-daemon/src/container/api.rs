@@ -279,7 +279,7 @@ impl ContainerBackend for ContainerService {
         let r = h.record();
         let driver = r.host_config.log_config.as_ref().and_then(|l| l.typ.clone()).unwrap_or_default();
         if driver == "none" || r.log_path.is_empty() {
-            return Err(EngineError::not_implemented(format!("configured logging driver does not support reading")));
+            return Err(EngineError::not_implemented("configured logging driver does not support reading".to_string()));
         }
         let follow = opts.follow && r.state.status.is_running();
         let stop = tokio_util::sync::CancellationToken::new();

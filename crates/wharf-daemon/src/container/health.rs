@@ -88,7 +88,7 @@ pub async fn monitor(svc: Weak<ContainerService>, h: Arc<Handle>) {
         if code == 0 {
             health.status = "healthy".into();
             health.failing_streak = 0;
-        } else if !(started.elapsed() < start_period) {
+        } else if started.elapsed() >= start_period {
             health.failing_streak += 1;
             if health.failing_streak >= retries {
                 health.status = "unhealthy".into();

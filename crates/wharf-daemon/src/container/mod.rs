@@ -145,6 +145,9 @@ impl Handle {
     }
 }
 
+/// Finds a runtime by name (`wharf`, `runc`, daemon.json `runtimes`).
+pub type RuntimeLookup = Arc<dyn Fn(&str) -> Option<wharf_runtime::shim::protocol::RuntimeConfig> + Send + Sync>;
+
 /// Everything a supervisor needs, shared.
 pub struct Ctx {
     pub db: Arc<wharf_store::Db>,
@@ -152,7 +155,7 @@ pub struct Ctx {
     pub images: Arc<dyn ImageProvider>,
     pub volumes: Arc<crate::volume::VolumeService>,
     pub paths: Paths,
-    pub runtimes: Arc<dyn Fn(&str) -> Option<wharf_runtime::shim::protocol::RuntimeConfig> + Send + Sync>,
+    pub runtimes: RuntimeLookup,
     pub default_runtime: String,
     pub log_driver: String,
     pub log_opts: std::collections::BTreeMap<String, String>,
@@ -253,12 +256,16 @@ impl ContainerService {
             return Err(EngineError::invalid(format!("unknown or invalid runtime name: {runtime}")));
         }
         host_config.runtime = Some(runtime.clone());
-        if host_config.log_config.as_ref().and_then(|l| l.typ.clone()).filter(|t| !t.is_empty()).is_none() {
-            host_config.log_config = Some(wharf_api::models::HostConfigLogConfig {
-                typ: Some(self.ctx.log_driver.clone()),
-                config: Some(self.ctx.log_opts.clone().into_iter().collect()),
-            });
+        // An empty type means the daemon's driver; the daemon's options apply only then, and
+        // options given with the request win over them.
+        let mut log_config = host_config.log_config.clone().unwrap_or_default();
+        if log_config.typ.as_deref().is_none_or(str::is_empty) {
+            log_config.typ = Some(self.ctx.log_driver.clone());
+            let mut opts: std::collections::HashMap<String, String> = self.ctx.log_opts.clone().into_iter().collect();
+            opts.extend(log_config.config.take().unwrap_or_default());
+            log_config.config = Some(opts);
         }
+        host_config.log_config = Some(log_config);
         let log_driver = host_config.log_config.as_ref().and_then(|l| l.typ.clone()).unwrap_or_default();
         if !matches!(log_driver.as_str(), "json-file" | "local" | "none") {
             return Err(EngineError::invalid(format!(

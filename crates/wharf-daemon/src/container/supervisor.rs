@@ -21,6 +21,9 @@ use super::{Ctx, Handle, internal, now_rfc3339, run};
 
 pub type Reply<T> = oneshot::Sender<Result<T, EngineError>>;
 
+/// A change to a container's record, applied (and persisted) by its supervisor.
+pub type Change = Box<dyn FnOnce(&mut ContainerRecord) -> Result<(), EngineError> + Send>;
+
 /// Requests to a container's supervisor.
 pub enum Op {
     Start(Reply<()>),
@@ -53,7 +56,7 @@ pub enum Op {
     },
     /// Applies a change to the record (update, health) and persists it.
     Update {
-        change: Box<dyn FnOnce(&mut ContainerRecord) -> Result<(), EngineError> + Send>,
+        change: Change,
         reply: Reply<()>,
     },
 }
