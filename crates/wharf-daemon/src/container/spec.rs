@@ -139,11 +139,10 @@ pub fn validate_host_config(hc: &mut HostConfig) -> Result<Vec<String>, EngineEr
         let name = rp.name.unwrap_or(RestartPolicyNameEnum::EMPTY);
         let max = rp.maximum_retry_count.unwrap_or(0);
         match name {
-            RestartPolicyNameEnum::ON_FAILURE => {
-                if max < 0 {
-                    return Err(EngineError::invalid("invalid restart policy: maximum retry count cannot be negative"));
-                }
+            RestartPolicyNameEnum::ON_FAILURE if max < 0 => {
+                return Err(EngineError::invalid("invalid restart policy: maximum retry count cannot be negative"));
             }
+            RestartPolicyNameEnum::ON_FAILURE => {}
             other if max != 0 => {
                 let n = match other {
                     RestartPolicyNameEnum::ALWAYS => "always",
