@@ -10,6 +10,8 @@
 //! - [`info`]: host facts from the kernel and /etc.
 //! - [`image`]: the image service (content store, snapshotter, image metadata, GC) and the
 //!   `ImageBackend`; [`disk_usage`]: `/system/df` from every service's part.
+//! - [`volume`]: volumes (the `local` driver), container mounts and copy-up (the
+//!   `VolumeBackend`).
 //!
 //! On disk (see DESIGN.md §3): `<data-root>/wharf.lock`, `<data-root>/wharf.db`,
 //! `<data-root>/content/`, `<data-root>/snapshots/{overlay,native}/`; the exec root holds the
@@ -22,6 +24,7 @@ pub mod events;
 pub mod image;
 pub mod info;
 pub mod system;
+pub mod volume;
 
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
@@ -52,6 +55,8 @@ pub enum DaemonError {
     Engine(#[from] wharf_types::EngineError),
     #[error("open the image service")]
     Image(#[from] image::ImageError),
+    #[error("open the volume service")]
+    Volume(#[from] volume::VolumeError),
     #[error("create directory {path}")]
     Dir {
         path: PathBuf,
@@ -67,6 +72,7 @@ impl Classify for DaemonError {
             DaemonError::Db(e) => e.kind(),
             DaemonError::Engine(e) => e.kind,
             DaemonError::Image(e) => e.kind(),
+            DaemonError::Volume(e) => e.kind(),
             DaemonError::Dir { .. } => ErrorKind::Internal,
         }
     }
@@ -82,6 +88,7 @@ pub struct Daemon {
     events: Arc<EventBus>,
     images: Arc<image::ImageService>,
     containers: Arc<container::ContainerService>,
+    volumes: Arc<volume::VolumeService>,
     engine_id: String,
     host: HostFacts,
     build: BuildInfo,
@@ -129,14 +136,22 @@ impl Daemon {
             Some(make) => make(&images),
             None => images.clone(),
         };
-        let containers = container::ContainerService::new(|weak| container_ctx(&config, &db, &events, provider, weak))?;
+        let volumes = volume::VolumeService::open(&config.data_root, db.clone(), events.clone())?;
+        let containers = container::ContainerService::new(|weak| {
+            container_ctx(&config, &db, &events, provider, volumes.clone(), weak)
+        })?;
         images.set_usage(containers.clone());
+        // References come from the containers' mounts; a referenced volume is never removed.
+        for r in containers.load_all()? {
+            volumes.restore_refs(r.id.as_str(), &r.mount_points);
+        }
         Ok(Arc::new(Self {
             config: RwLock::new(config),
             db,
             events,
             images,
             containers,
+            volumes,
             engine_id,
             host,
             build,
@@ -147,11 +162,19 @@ impl Daemon {
     /// Reconnects to containers that kept running while the daemon was down and restarts
     /// those whose restart policy asks for it. Call once the API is about to serve.
     pub async fn restore(&self) -> usize {
-        container::restore::restore(&self.containers).await
+        let alive = container::restore::restore(&self.containers).await;
+        self.volumes.finish_restore();
+        alive
     }
 
     pub fn containers(&self) -> &Arc<container::ContainerService> {
         &self.containers
+    }
+
+    /// The volumes; `/system/df` takes its volume part from [`volume::VolumeService::disk_usage`]
+    /// (or the legacy list from [`volume::VolumeService::volumes_usage`]).
+    pub fn volumes(&self) -> &Arc<volume::VolumeService> {
+        &self.volumes
     }
 
     /// The backends the API serves.
@@ -161,6 +184,7 @@ impl Daemon {
             images: self.clone(),
             containers: self.containers.clone(),
             execs: self.containers.clone(),
+            volumes: self.volumes.clone(),
         }
     }
 
@@ -223,6 +247,7 @@ fn container_ctx(
     db: &Arc<Db>,
     events: &Arc<EventBus>,
     images: Arc<dyn container::ImageProvider>,
+    volumes: Arc<volume::VolumeService>,
     weak: std::sync::Weak<container::ContainerService>,
 ) -> container::Ctx {
     let file_runtimes = config.file.runtimes.clone().unwrap_or_default();
@@ -246,6 +271,7 @@ fn container_ctx(
         db: db.clone(),
         events: events.clone(),
         images,
+        volumes,
         paths: container::Paths {
             data_root: config.data_root.clone(),
             exec_root: config.exec_root.clone(),

@@ -7,3 +7,4 @@ pub mod exec;
 pub mod image;
 pub mod stubs;
 pub mod system;
+pub mod volume;
