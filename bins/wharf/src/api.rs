@@ -44,41 +44,24 @@ impl Api {
     /// Pings the daemon (as the docker CLI does before its first request) and picks the version.
     pub async fn connect(ctx: &Ctx) -> Result<Self, CliError> {
         let endpoint = Endpoint::parse(&ctx.host)?;
-        let mut raw = Raw {
-            endpoint,
-            version: None,
-            host: ctx.host.clone(),
-        };
+        let mut raw = Raw { endpoint, version: None, host: ctx.host.clone() };
         let ping = raw.ping().await?;
         let server = ping.api_version.as_deref().map_or((1, 24), parse_version);
         // DOCKER_API_VERSION pins the version (the docker CLI still pings first)
-        let pinned = std::env::var("DOCKER_API_VERSION")
-            .ok()
-            .filter(|v| !v.is_empty())
-            .map(|v| parse_version(&v));
+        let pinned = std::env::var("DOCKER_API_VERSION").ok().filter(|v| !v.is_empty()).map(|v| parse_version(&v));
         let version = match pinned {
             Some(v) => v,
             None if server < MAX_API_VERSION => server,
             None => MAX_API_VERSION,
         };
         raw.version = Some(format!("{}.{}", version.0, version.1));
-        let cv = ClientVersion {
-            major_version: version.0 as usize,
-            minor_version: version.1 as usize,
-        };
+        let cv = ClientVersion { major_version: version.0 as usize, minor_version: version.1 as usize };
         let docker = match &raw.endpoint {
             Endpoint::Unix(p) => Docker::connect_with_unix(&p.to_string_lossy(), TIMEOUT_SECS, &cv),
-            Endpoint::Tcp(a) => {
-                Docker::connect_with_http(&format!("http://{a}"), TIMEOUT_SECS, &cv)
-            }
+            Endpoint::Tcp(a) => Docker::connect_with_http(&format!("http://{a}"), TIMEOUT_SECS, &cv),
         }
         .map_err(|e| CliError::from_bollard(e, &ctx.host))?;
-        Ok(Self {
-            docker,
-            raw,
-            host: ctx.host.clone(),
-            os_type: ping.os_type.unwrap_or_else(|| "linux".into()),
-        })
+        Ok(Self { docker, raw, host: ctx.host.clone(), os_type: ping.os_type.unwrap_or_else(|| "linux".into()) })
     }
 
     /// The negotiated version as `(major, minor)`.
@@ -122,9 +105,7 @@ impl Endpoint {
                 return Ok(Endpoint::Tcp(a.trim_end_matches('/').to_owned()));
             }
         }
-        Err(CliError::Usage(format!(
-            "invalid -H address {host:?}: use unix:///path or tcp://host:port"
-        )))
+        Err(CliError::Usage(format!("invalid -H address {host:?}: use unix:///path or tcp://host:port")))
     }
 }
 
@@ -135,11 +116,7 @@ pub enum Io {
 }
 
 impl AsyncRead for Io {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
         match self.get_mut() {
             Io::Unix(s) => Pin::new(s).poll_read(cx, buf),
             Io::Tcp(s) => Pin::new(s).poll_read(cx, buf),
@@ -148,11 +125,7 @@ impl AsyncRead for Io {
 }
 
 impl AsyncWrite for Io {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
         match self.get_mut() {
             Io::Unix(s) => Pin::new(s).poll_write(cx, buf),
             Io::Tcp(s) => Pin::new(s).poll_write(cx, buf),
@@ -187,9 +160,7 @@ pub fn empty() -> Body {
 
 /// A streaming (chunked) request body.
 pub fn streaming(s: impl Stream<Item = std::io::Result<Bytes>> + Send + Sync + 'static) -> Body {
-    BodyExt::boxed(http_body_util::StreamBody::new(
-        s.map(|r| r.map(hyper::body::Frame::data)),
-    ))
+    BodyExt::boxed(http_body_util::StreamBody::new(s.map(|r| r.map(hyper::body::Frame::data))))
 }
 
 /// The raw HTTP client: one connection per request (hijacked connections are always fresh).
@@ -214,11 +185,7 @@ struct Prefixed<R> {
 }
 
 impl<R: AsyncRead + Unpin> AsyncRead for Prefixed<R> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
         if !self.prefix.is_empty() {
             let n = self.prefix.len().min(buf.remaining());
             let chunk = self.prefix.split_to(n);
@@ -235,10 +202,7 @@ impl Raw {
             Endpoint::Unix(p) => UnixStream::connect(p).await.map(Io::Unix),
             Endpoint::Tcp(a) => TcpStream::connect(a).await.map(Io::Tcp),
         };
-        res.map_err(|e| CliError::Connect {
-            host: self.host.clone(),
-            detail: e.to_string(),
-        })
+        res.map_err(|e| CliError::Connect { host: self.host.clone(), detail: e.to_string() })
     }
 
     /// `/v1.53/containers/json` from `/containers/json`.
@@ -249,21 +213,12 @@ impl Raw {
         }
     }
 
-    fn request(
-        &self,
-        method: Method,
-        path: &str,
-        headers: &[(&str, &str)],
-        body: Body,
-    ) -> Request<Body> {
+    fn request(&self, method: Method, path: &str, headers: &[(&str, &str)], body: Body) -> Request<Body> {
         let mut b = Request::builder()
             .method(method)
             .uri(self.path(path))
             .header("Host", "api.moby.localhost")
-            .header(
-                "User-Agent",
-                concat!("Wharf-Client/", env!("CARGO_PKG_VERSION"), " (linux)"),
-            );
+            .header("User-Agent", concat!("Wharf-Client/", env!("CARGO_PKG_VERSION"), " (linux)"));
         for (k, v) in headers {
             b = b.header(*k, *v);
         }
@@ -271,12 +226,7 @@ impl Raw {
         b.body(body).unwrap_or_else(|_| Request::new(empty()))
     }
 
-    async fn send_on(
-        &self,
-        io: Io,
-        req: Request<Body>,
-        upgrades: bool,
-    ) -> Result<Response<Incoming>, CliError> {
+    async fn send_on(&self, io: Io, req: Request<Body>, upgrades: bool) -> Result<Response<Incoming>, CliError> {
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
             .await
             .map_err(|e| CliError::Other(format!("error during connect: {e}")))?;
@@ -289,10 +239,7 @@ impl Raw {
                 let _ = conn.await;
             });
         }
-        sender
-            .send_request(req)
-            .await
-            .map_err(|e| CliError::Other(format!("error during connect: {e}")))
+        sender.send_request(req).await.map_err(|e| CliError::Other(format!("error during connect: {e}")))
     }
 
     /// Sends a request; any status but 2xx, 101 and 304 becomes docker's error.
@@ -313,12 +260,7 @@ impl Raw {
     pub async fn bytes(&self, method: Method, path: &str) -> Result<(HeaderMap, Bytes), CliError> {
         let resp = self.send(method, path, &[], empty()).await?;
         let headers = resp.headers().clone();
-        let body = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| CliError::Other(e.to_string()))?
-            .to_bytes();
+        let body = resp.into_body().collect().await.map_err(|e| CliError::Other(e.to_string()))?.to_bytes();
         Ok((headers, body))
     }
 
@@ -332,71 +274,42 @@ impl Raw {
             let st = resp.status();
             let h = resp.headers();
             let get = |k: &str| h.get(k).and_then(|v| v.to_str().ok()).map(str::to_owned);
-            let ping = Ping {
-                api_version: get("Api-Version"),
-                os_type: get("Ostype"),
-            };
+            let ping = Ping { api_version: get("Api-Version"), os_type: get("Ostype") };
             if st == StatusCode::OK || st == StatusCode::INTERNAL_SERVER_ERROR {
                 return Ok(ping);
             }
             last = Some(ping);
         }
-        Ok(last.unwrap_or(Ping {
-            api_version: None,
-            os_type: None,
-        }))
+        Ok(last.unwrap_or(Ping { api_version: None, os_type: None }))
     }
 
     /// A hijacked request (`Connection: Upgrade`, `Upgrade: tcp`); the daemon must answer 101.
-    pub async fn hijack(
-        &self,
-        path: &str,
-        content_type: &str,
-        body: Bytes,
-    ) -> Result<Hijacked, CliError> {
+    pub async fn hijack(&self, path: &str, content_type: &str, body: Bytes) -> Result<Hijacked, CliError> {
         let io = self.connect().await?;
         let len = body.len().to_string();
         let req = self.request(
             Method::POST,
             path,
-            &[
-                ("Content-Type", content_type),
-                ("Connection", "Upgrade"),
-                ("Upgrade", "tcp"),
-                ("Content-Length", &len),
-            ],
+            &[("Content-Type", content_type), ("Connection", "Upgrade"), ("Upgrade", "tcp"), ("Content-Length", &len)],
             full(body),
         );
         let resp = self.send_on(io, req, true).await?;
         let resp = check(resp, &self.path(path)).await?;
         if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
-            return Err(CliError::Other(format!(
-                "unable to upgrade to tcp, received {}",
-                resp.status().as_u16()
-            )));
+            return Err(CliError::Other(format!("unable to upgrade to tcp, received {}", resp.status().as_u16())));
         }
         // The 101's Content-Type (raw or multiplexed) is not used: like docker, we demultiplex
         // by the container's (or exec's) Tty setting.
-        let upgraded = hyper::upgrade::on(resp)
-            .await
-            .map_err(|e| CliError::Other(format!("unable to upgrade to tcp: {e}")))?;
+        let upgraded =
+            hyper::upgrade::on(resp).await.map_err(|e| CliError::Other(format!("unable to upgrade to tcp: {e}")))?;
         match upgraded.downcast::<TokioIo<Io>>() {
             Ok(parts) => {
                 let (r, w) = tokio::io::split(parts.io.into_inner());
-                Ok(Hijacked {
-                    reader: Box::new(Prefixed {
-                        prefix: parts.read_buf,
-                        inner: r,
-                    }),
-                    writer: Box::new(w),
-                })
+                Ok(Hijacked { reader: Box::new(Prefixed { prefix: parts.read_buf, inner: r }), writer: Box::new(w) })
             }
             Err(upgraded) => {
                 let (r, w) = tokio::io::split(TokioIo::new(upgraded));
-                Ok(Hijacked {
-                    reader: Box::new(r),
-                    writer: Box::new(w),
-                })
+                Ok(Hijacked { reader: Box::new(r), writer: Box::new(w) })
             }
         }
     }
@@ -410,14 +323,9 @@ impl Raw {
         };
         let resp = self.send(Method::POST, &path, &[], empty()).await?;
         let task = tokio::spawn(async move {
-            let body = resp
-                .into_body()
-                .collect()
-                .await
-                .map_err(|e| e.to_string())?
-                .to_bytes();
-            let v: serde_json::Value = serde_json::from_slice(&body)
-                .map_err(|e| format!("error waiting for container: {e}"))?;
+            let body = resp.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
+            let v: serde_json::Value =
+                serde_json::from_slice(&body).map_err(|e| format!("error waiting for container: {e}"))?;
             Ok(WaitResult {
                 status_code: v.get("StatusCode").and_then(|c| c.as_i64()).unwrap_or(-1),
                 error: v
@@ -469,17 +377,9 @@ async fn check(resp: Response<Incoming>, url: &str) -> Result<Response<Incoming>
         .get("Content-Type")
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/json"));
-    let body = resp
-        .into_body()
-        .collect()
-        .await
-        .map(|b| b.to_bytes())
-        .unwrap_or_default();
+    let body = resp.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
     let message = error_message(st, &body, is_json, url);
-    Err(CliError::Daemon {
-        status: st.as_u16(),
-        message,
-    })
+    Err(CliError::Daemon { status: st.as_u16(), message })
 }
 
 /// The text docker shows for an error response.
@@ -500,9 +400,7 @@ pub fn error_message(st: StatusCode, body: &[u8], is_json: bool, url: &str) -> S
 }
 
 /// A response body as a byte stream.
-pub fn body_stream(
-    resp: Response<Incoming>,
-) -> impl Stream<Item = Result<Bytes, hyper::Error>> + Unpin {
+pub fn body_stream(resp: Response<Incoming>) -> impl Stream<Item = Result<Bytes, hyper::Error>> + Unpin {
     http_body_util::BodyDataStream::new(resp.into_body())
 }
 
@@ -532,11 +430,7 @@ impl Demux {
     }
 
     /// Feeds bytes; calls `out` for each complete frame.
-    pub fn feed(
-        &mut self,
-        data: &[u8],
-        mut out: impl FnMut(Frame<'_>) -> std::io::Result<()>,
-    ) -> Result<(), String> {
+    pub fn feed(&mut self, data: &[u8], mut out: impl FnMut(Frame<'_>) -> std::io::Result<()>) -> Result<(), String> {
         self.buf.extend_from_slice(data);
         let mut off = 0;
         while self.buf.len() - off >= 8 {
@@ -556,10 +450,7 @@ impl Demux {
                 }
             };
             if let Frame::SystemErr(p) = frame {
-                return Err(format!(
-                    "error from daemon in stream: {}",
-                    String::from_utf8_lossy(p)
-                ));
+                return Err(format!("error from daemon in stream: {}", String::from_utf8_lossy(p)));
             }
             out(frame).map_err(|e| e.to_string())?;
             off += 8 + len;
@@ -636,13 +527,8 @@ mod tests {
         d.feed(&data[..5], &mut sink).unwrap();
         d.feed(&data[5..23], &mut sink).unwrap();
         d.feed(&data[23..], &mut sink).unwrap();
-        assert_eq!(
-            got,
-            vec![(1, b"line1\nline2\n".to_vec()), (2, b"err\n".to_vec())]
-        );
-        let err = Demux::new()
-            .feed(b"\x03\0\0\0\0\0\0\x04boom", |_| Ok(()))
-            .unwrap_err();
+        assert_eq!(got, vec![(1, b"line1\nline2\n".to_vec()), (2, b"err\n".to_vec())]);
+        let err = Demux::new().feed(b"\x03\0\0\0\0\0\0\x04boom", |_| Ok(())).unwrap_err();
         assert_eq!(err, "error from daemon in stream: boom");
     }
 
@@ -661,10 +547,7 @@ mod tests {
             error_message(StatusCode::NOT_FOUND, b"", true, "/v1.53/x"),
             "request returned Not Found for API route and version /v1.53/x, check if the server supports the requested API version"
         );
-        assert_eq!(
-            error_message(StatusCode::INTERNAL_SERVER_ERROR, b"oops\n", false, "/x"),
-            "oops"
-        );
+        assert_eq!(error_message(StatusCode::INTERNAL_SERVER_ERROR, b"oops\n", false, "/x"), "oops");
     }
 
     #[test]

@@ -105,11 +105,7 @@ pub fn rebase_name(path: &str, resolved: &str) -> (String, String) {
     if has_trailing_sep(path) && !has_trailing_sep(&resolved) {
         resolved.push('/');
     }
-    let rebase = if base(path) != base(&resolved) {
-        base(path)
-    } else {
-        String::new()
-    };
+    let rebase = if base(path) != base(&resolved) { base(path) } else { String::new() };
     (resolved, rebase)
 }
 
@@ -127,9 +123,8 @@ pub fn resolve_local_path(p: &str) -> String {
 /// `CopyInfoSourcePath` (with `ResolveHostSourcePath`).
 pub fn copy_info_source_path(path: &str, follow_link: bool) -> Result<CopyInfo, ArchiveError> {
     let (resolved, rebase) = if follow_link {
-        let r = std::fs::canonicalize(path).map_err(|e| {
-            ArchiveError::Other(format!("lstat {path}: {}", crate::opts::io_text(&e)))
-        })?;
+        let r = std::fs::canonicalize(path)
+            .map_err(|e| ArchiveError::Other(format!("lstat {path}: {}", crate::opts::io_text(&e))))?;
         rebase_name(path, &r.to_string_lossy())
     } else {
         let (d, b) = match path.rfind('/') {
@@ -141,26 +136,12 @@ pub fn copy_info_source_path(path: &str, follow_link: bool) -> Result<CopyInfo, 
             .map_err(|e| ArchiveError::Other(format!("lstat {d}: {}", crate::opts::io_text(&e))))?;
         let rd = rd.to_string_lossy();
         let resolved = format!("{}/{b}", rd.trim_end_matches('/'));
-        let rebase = if has_trailing_sep(path) && base(path) != base(&resolved) {
-            base(path)
-        } else {
-            String::new()
-        };
+        let rebase = if has_trailing_sep(path) && base(path) != base(&resolved) { base(path) } else { String::new() };
         (resolved, rebase)
     };
-    let st = std::fs::symlink_metadata(&resolved).map_err(|e| {
-        ArchiveError::Other(format!(
-            "lstat {}: {}",
-            clean_path(&resolved),
-            crate::opts::io_text(&e)
-        ))
-    })?;
-    Ok(CopyInfo {
-        path: resolved,
-        exists: true,
-        is_dir: st.is_dir(),
-        rebase_name: rebase,
-    })
+    let st = std::fs::symlink_metadata(&resolved)
+        .map_err(|e| ArchiveError::Other(format!("lstat {}: {}", clean_path(&resolved), crate::opts::io_text(&e))))?;
+    Ok(CopyInfo { path: resolved, exists: true, is_dir: st.is_dir(), rebase_name: rebase })
 }
 
 /// `CopyInfoDestinationPath`: follows symlinks; a missing path needs an existing parent dir.
@@ -174,9 +155,7 @@ pub fn copy_info_destination_path(path: &str) -> Result<CopyInfo, ArchiveError> 
             break;
         }
         if n > 10 {
-            return Err(ArchiveError::Other(format!(
-                "too many symlinks in {original}"
-            )));
+            return Err(ArchiveError::Other(format!("too many symlinks in {original}")));
         }
         let target = std::fs::read_link(&path).map_err(io_err)?;
         let mut t = target.to_string_lossy().into_owned();
@@ -189,24 +168,15 @@ pub fn copy_info_destination_path(path: &str) -> Result<CopyInfo, ArchiveError> 
         n += 1;
     }
     match st {
-        Ok(m) => Ok(CopyInfo {
-            path,
-            exists: true,
-            is_dir: m.is_dir(),
-            rebase_name: String::new(),
-        }),
+        Ok(m) => Ok(CopyInfo { path, exists: true, is_dir: m.is_dir(), rebase_name: String::new() }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let (parent, _) = split_path_dir_entry(&path);
-            let pm = std::fs::metadata(&parent).map_err(|e| {
-                ArchiveError::Other(format!("stat {parent}: {}", crate::opts::io_text(&e)))
-            })?;
+            let pm = std::fs::metadata(&parent)
+                .map_err(|e| ArchiveError::Other(format!("stat {parent}: {}", crate::opts::io_text(&e))))?;
             if !pm.is_dir() {
                 return Err(ArchiveError::NotDirectory);
             }
-            Ok(CopyInfo {
-                path,
-                ..Default::default()
-            })
+            Ok(CopyInfo { path, ..Default::default() })
         }
         Err(e) => Err(io_err(e)),
     }
@@ -224,27 +194,17 @@ impl Rebase {
         if self.old.is_empty() && self.new.is_empty() {
             return name.to_owned();
         }
-        let old = if self.old == "/" {
-            ""
-        } else {
-            self.old.as_str()
-        };
+        let old = if self.old == "/" { "" } else { self.old.as_str() };
         name.replacen(old, &self.new, 1)
     }
 }
 
 /// `PrepareArchiveCopy`: where to extract a source archive for a destination, and the rename
 /// its entries need.
-pub fn prepare_archive_copy(
-    src: &CopyInfo,
-    dst: &CopyInfo,
-) -> Result<(String, Option<Rebase>), ArchiveError> {
+pub fn prepare_archive_copy(src: &CopyInfo, dst: &CopyInfo) -> Result<(String, Option<Rebase>), ArchiveError> {
     let (dst_dir, dst_base) = split_path_dir_entry(&dst.path);
     let (_, mut src_base) = split_path_dir_entry(&src.path);
-    let rebase = |src_base: String| Rebase {
-        old: src_base,
-        new: dst_base.clone(),
-    };
+    let rebase = |src_base: String| Rebase { old: src_base, new: dst_base.clone() };
     if dst.exists && dst.is_dir {
         return Ok((dst.path.clone(), None));
     }
@@ -266,11 +226,7 @@ pub fn prepare_archive_copy(
 /// Writes a tar of `src` (`TarResource`): entries named `<basename>` / `<basename>/…` (or the
 /// rebase name), symlinks not followed, hard links kept as links. `then` is the rename
 /// `PrepareArchiveCopy` asks for, applied on the way out.
-pub fn tar_resource<W: Write>(
-    src: &CopyInfo,
-    then: Option<&Rebase>,
-    out: W,
-) -> Result<W, ArchiveError> {
+pub fn tar_resource<W: Write>(src: &CopyInfo, then: Option<&Rebase>, out: W) -> Result<W, ArchiveError> {
     let (src_dir, src_base) = split_path_dir_entry(&src.path);
     let mut b = tar::Builder::new(out);
     b.follow_symlinks(false);
@@ -278,11 +234,7 @@ pub fn tar_resource<W: Write>(
     let root = PathBuf::from(&src_dir).join(&src_base);
     let rebase = (!src.rebase_name.is_empty()).then(|| Rebase {
         old: src_base.clone(),
-        new: if src.rebase_name == "/" {
-            String::new()
-        } else {
-            src.rebase_name.clone()
-        },
+        new: if src.rebase_name == "/" { String::new() } else { src.rebase_name.clone() },
     });
     let mut stack = vec![(root, src_base.clone())];
     while let Some((path, rel)) = stack.pop() {
@@ -301,11 +253,7 @@ pub fn tar_resource<W: Write>(
                 .collect();
             children.sort();
             for c in children.into_iter().rev() {
-                let crel = if rel == "." {
-                    format!("./{c}")
-                } else {
-                    format!("{rel}/{c}")
-                };
+                let crel = if rel == "." { format!("./{c}") } else { format!("{rel}/{c}") };
                 stack.push((path.join(&c), crel));
             }
         }
@@ -323,17 +271,11 @@ fn add_entry<W: Write>(
     let ft = meta.file_type();
     let mut h = tar::Header::new_gnu();
     h.set_metadata_in_mode(meta, tar::HeaderMode::Complete);
-    let name = if name.is_empty() {
-        ".".to_owned()
-    } else {
-        name.to_owned()
-    };
+    let name = if name.is_empty() { ".".to_owned() } else { name.to_owned() };
     if ft.is_dir() {
         h.set_size(0);
         let dname = format!("{}/", name.trim_end_matches('/'));
-        return b
-            .append_data(&mut h, dname, std::io::empty())
-            .map_err(io_err);
+        return b.append_data(&mut h, dname, std::io::empty()).map_err(io_err);
     }
     if ft.is_symlink() {
         let target = std::fs::read_link(path).map_err(io_err)?;
@@ -356,9 +298,7 @@ fn add_entry<W: Write>(
     use std::os::unix::fs::FileTypeExt;
     if ft.is_char_device() || ft.is_block_device() || ft.is_fifo() {
         h.set_size(0);
-        return b
-            .append_data(&mut h, &name, std::io::empty())
-            .map_err(io_err);
+        return b.append_data(&mut h, &name, std::io::empty()).map_err(io_err);
     }
     // sockets are skipped, as Go's archive does
     Ok(())
@@ -376,16 +316,10 @@ pub fn untar<R: Read>(input: R, dest: &Path, rebase: Option<&Rebase>) -> Result<
         let rel = clean_path(&name);
         let rel = rel.trim_start_matches('/').to_owned();
         if rel == ".." || rel.starts_with("../") {
-            return Err(ArchiveError::Other(format!(
-                "invalid path in archive: {raw_name}"
-            )));
+            return Err(ArchiveError::Other(format!("invalid path in archive: {raw_name}")));
         }
         let kind = entry.header().entry_type();
-        let path = if rel.is_empty() || rel == "." {
-            dest.to_path_buf()
-        } else {
-            dest.join(&rel)
-        };
+        let path = if rel.is_empty() || rel == "." { dest.to_path_buf() } else { dest.join(&rel) };
         // parents: create missing ones, refuse ones that lead outside the destination
         if let Some(parent) = path.parent() {
             if !parent.exists() {
@@ -393,9 +327,7 @@ pub fn untar<R: Read>(input: R, dest: &Path, rebase: Option<&Rebase>) -> Result<
             }
             let pc = std::fs::canonicalize(parent).map_err(io_err)?;
             if !pc.starts_with(&dest_canon) {
-                return Err(ArchiveError::Other(format!(
-                    "invalid path in archive: {raw_name}"
-                )));
+                return Err(ArchiveError::Other(format!("invalid path in archive: {raw_name}")));
             }
         }
         if let Ok(fi) = std::fs::symlink_metadata(&path) {
@@ -420,10 +352,7 @@ pub fn untar<R: Read>(input: R, dest: &Path, rebase: Option<&Rebase>) -> Result<
             }
         }
         if kind.is_hard_link() {
-            let link = entry
-                .link_name_bytes()
-                .map(|l| String::from_utf8_lossy(&l).into_owned())
-                .unwrap_or_default();
+            let link = entry.link_name_bytes().map(|l| String::from_utf8_lossy(&l).into_owned()).unwrap_or_default();
             let link = rebase.map_or(link.clone(), |r| r.apply(&link));
             let lrel = clean_path(&link).trim_start_matches('/').to_owned();
             if lrel == ".." || lrel.starts_with("../") {
@@ -450,21 +379,10 @@ pub fn untar<R: Read>(input: R, dest: &Path, rebase: Option<&Rebase>) -> Result<
         }
         if let Ok(mtime) = h.mtime() {
             let t = rustix::fs::Timestamps {
-                last_access: rustix::fs::Timespec {
-                    tv_sec: mtime as i64,
-                    tv_nsec: 0,
-                },
-                last_modification: rustix::fs::Timespec {
-                    tv_sec: mtime as i64,
-                    tv_nsec: 0,
-                },
+                last_access: rustix::fs::Timespec { tv_sec: mtime as i64, tv_nsec: 0 },
+                last_modification: rustix::fs::Timespec { tv_sec: mtime as i64, tv_nsec: 0 },
             };
-            let _ = rustix::fs::utimensat(
-                rustix::fs::CWD,
-                &path,
-                &t,
-                rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
-            );
+            let _ = rustix::fs::utimensat(rustix::fs::CWD, &path, &t, rustix::fs::AtFlags::SYMLINK_NOFOLLOW);
         }
     }
     Ok(())
@@ -489,51 +407,31 @@ mod tests {
         assert_eq!(split_path_dir_entry("/"), ("/".into(), "/".into()));
         assert_eq!(preserve_trailing_dot_or_separator("/x/y", "y/"), "/x/y/");
         assert_eq!(preserve_trailing_dot_or_separator("/x/y", "y/."), "/x/y/.");
-        assert_eq!(
-            rebase_name("/a/link", "/a/target"),
-            ("/a/target".into(), "link".into())
-        );
-        assert_eq!(
-            rebase_name("/a/link/", "/a/target"),
-            ("/a/target/".into(), "link".into())
-        );
+        assert_eq!(rebase_name("/a/link", "/a/target"), ("/a/target".into(), "link".into()));
+        assert_eq!(rebase_name("/a/link/", "/a/target"), ("/a/target/".into(), "link".into()));
         assert_eq!(base("/a/b/"), "b");
         assert_eq!(dir("/a/b"), "/a");
         assert_eq!(dir("b"), ".");
     }
 
     fn info(path: &str, exists: bool, is_dir: bool) -> CopyInfo {
-        CopyInfo {
-            path: path.into(),
-            exists,
-            is_dir,
-            rebase_name: String::new(),
-        }
+        CopyInfo { path: path.into(), exists, is_dir, rebase_name: String::new() }
     }
 
     fn rb(old: &str, new: &str) -> Option<Rebase> {
-        Some(Rebase {
-            old: old.into(),
-            new: new.into(),
-        })
+        Some(Rebase { old: old.into(), new: new.into() })
     }
 
     #[test]
     fn prepare_copy_cases() {
         // compat §3.8: ./a.txt → c:/tmp/a.txt (missing): rename the entry, PUT into /tmp
         assert_eq!(
-            prepare_archive_copy(
-                &info("/h/a.txt", true, false),
-                &info("/tmp/a.txt", false, false)
-            ),
+            prepare_archive_copy(&info("/h/a.txt", true, false), &info("/tmp/a.txt", false, false)),
             Ok(("/tmp".into(), rb("a.txt", "a.txt")))
         );
         // ./cpsrc → c:/tmp/dir (missing): a tar of dir/… into /tmp
         assert_eq!(
-            prepare_archive_copy(
-                &info("/h/cpsrc", true, true),
-                &info("/tmp/dir", false, false)
-            ),
+            prepare_archive_copy(&info("/h/cpsrc", true, true), &info("/tmp/dir", false, false)),
             Ok(("/tmp".into(), rb("cpsrc", "dir")))
         );
         // a.txt → c:/tmp/ (existing dir): no rename, PUT into /tmp/
@@ -543,10 +441,7 @@ mod tests {
         );
         // file over existing file: rename to the destination's name
         assert_eq!(
-            prepare_archive_copy(
-                &info("/h/a.txt", true, false),
-                &info("/etc/b.txt", true, false)
-            ),
+            prepare_archive_copy(&info("/h/a.txt", true, false), &info("/etc/b.txt", true, false)),
             Ok(("/etc".into(), rb("a.txt", "b.txt")))
         );
         assert_eq!(
@@ -554,10 +449,7 @@ mod tests {
             Err(ArchiveError::CannotCopyDir)
         );
         assert_eq!(
-            prepare_archive_copy(
-                &info("/h/a.txt", true, false),
-                &info("/nope/", false, false)
-            ),
+            prepare_archive_copy(&info("/h/a.txt", true, false), &info("/nope/", false, false)),
             Err(ArchiveError::DirNotExists)
         );
         // dir/. into a missing dir
@@ -585,29 +477,13 @@ mod tests {
             .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
             .collect();
         names.sort();
-        assert_eq!(
-            names,
-            vec![
-                "cpsrc/",
-                "cpsrc/a.txt",
-                "cpsrc/hard",
-                "cpsrc/link",
-                "cpsrc/sub/",
-                "cpsrc/sub/b.txt"
-            ]
-        );
+        assert_eq!(names, vec!["cpsrc/", "cpsrc/a.txt", "cpsrc/hard", "cpsrc/link", "cpsrc/sub/", "cpsrc/sub/b.txt"]);
         // extract as a new directory name (docker cp c:/cpsrc ./out)
         let out = tmp.path().join("out");
         copy_to(&data[..], &si, &out.to_string_lossy()).unwrap();
-        assert_eq!(
-            std::fs::read_to_string(out.join("a.txt")).unwrap(),
-            "hello\n"
-        );
+        assert_eq!(std::fs::read_to_string(out.join("a.txt")).unwrap(), "hello\n");
         assert_eq!(std::fs::read_to_string(out.join("sub/b.txt")).unwrap(), "b");
-        assert_eq!(
-            std::fs::read_link(out.join("link")).unwrap(),
-            Path::new("a.txt")
-        );
+        assert_eq!(std::fs::read_link(out.join("link")).unwrap(), Path::new("a.txt"));
         assert_eq!(
             std::fs::metadata(out.join("hard")).unwrap().ino(),
             std::fs::metadata(out.join("a.txt")).unwrap().ino()
@@ -618,10 +494,7 @@ mod tests {
         // a directory over a file is refused
         let f = tmp.path().join("file");
         std::fs::write(&f, "x").unwrap();
-        assert_eq!(
-            copy_to(&data[..], &si, &f.to_string_lossy()).unwrap_err(),
-            ArchiveError::CannotCopyDir
-        );
+        assert_eq!(copy_to(&data[..], &si, &f.to_string_lossy()).unwrap_err(), ArchiveError::CannotCopyDir);
         // a missing parent
         let missing = tmp.path().join("no/such");
         assert!(copy_to(&data[..], &si, &missing.to_string_lossy()).is_err());

@@ -143,20 +143,10 @@ pub struct StopArgs {
     #[arg(short = 's', long = "signal", value_name = "string")]
     pub signal: Option<String>,
     /// Seconds to wait before killing the container
-    #[arg(
-        short = 't',
-        long = "timeout",
-        value_name = "int",
-        allow_hyphen_values = true
-    )]
+    #[arg(short = 't', long = "timeout", value_name = "int", allow_hyphen_values = true)]
     pub timeout: Option<String>,
     /// Seconds to wait before killing the container (deprecated: use --timeout)
-    #[arg(
-        long = "time",
-        value_name = "int",
-        hide = true,
-        allow_hyphen_values = true
-    )]
+    #[arg(long = "time", value_name = "int", hide = true, allow_hyphen_values = true)]
     pub time: Option<String>,
     #[arg(value_name = "CONTAINER", required = true)]
     pub containers: Vec<String>,
@@ -213,12 +203,7 @@ pub struct PsArgs {
     #[arg(long, value_name = "string")]
     pub format: Option<String>,
     /// Show n last created containers (includes all states)
-    #[arg(
-        short = 'n',
-        long = "last",
-        value_name = "int",
-        allow_hyphen_values = true
-    )]
+    #[arg(short = 'n', long = "last", value_name = "int", allow_hyphen_values = true)]
     pub last: Option<String>,
     /// Show the latest created container (includes all states)
     #[arg(short = 'l', long = "latest")]
@@ -267,11 +252,7 @@ pub struct TopArgs {
     #[arg(value_name = "CONTAINER")]
     pub container: String,
     /// ps OPTIONS
-    #[arg(
-        value_name = "ps OPTIONS",
-        trailing_var_arg = true,
-        allow_hyphen_values = true
-    )]
+    #[arg(value_name = "ps OPTIONS", trailing_var_arg = true, allow_hyphen_values = true)]
     pub ps_args: Vec<String>,
 }
 
@@ -287,12 +268,7 @@ pub struct LogsArgs {
     #[arg(long, value_name = "string")]
     pub since: Option<String>,
     /// Number of lines to show from the end of the logs
-    #[arg(
-        short = 'n',
-        long = "tail",
-        value_name = "string",
-        default_value = "all"
-    )]
+    #[arg(short = 'n', long = "tail", value_name = "string", default_value = "all")]
     pub tail: String,
     /// Show timestamps
     #[arg(short = 't', long)]

@@ -73,10 +73,7 @@ pub fn load() -> ConfigFile {
     match serde_json::from_slice(&data) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!(
-                "WARNING: Error loading config file: {}: {e}",
-                path.display()
-            );
+            eprintln!("WARNING: Error loading config file: {}: {e}", path.display());
             ConfigFile::default()
         }
     }
@@ -116,12 +113,10 @@ impl ConfigFile {
             found = true;
         }
         if !found {
-            let entry = self.auths.get(&key).or_else(|| {
-                self.auths
-                    .iter()
-                    .find(|(k, _)| strip_scheme(k) == strip_scheme(&key))
-                    .map(|(_, v)| v)
-            });
+            let entry = self
+                .auths
+                .get(&key)
+                .or_else(|| self.auths.iter().find(|(k, _)| strip_scheme(k) == strip_scheme(&key)).map(|(_, v)| v));
             if let Some(e) = entry {
                 let (mut user, mut pass) = (e.username.clone(), e.password.clone());
                 if !e.auth.is_empty()
@@ -151,17 +146,10 @@ impl ConfigFile {
 
     /// `ParseProxyConfig`: proxy variables from the config for `host`, unless set by `-e`.
     pub fn proxy_env(&self, host: &str, env: &[String]) -> Vec<String> {
-        let Some(p) = self
-            .proxies
-            .get(host)
-            .or_else(|| self.proxies.get("default"))
-        else {
+        let Some(p) = self.proxies.get(host).or_else(|| self.proxies.get("default")) else {
             return Vec::new();
         };
-        let set: Vec<&str> = env
-            .iter()
-            .map(|e| e.split_once('=').map_or(e.as_str(), |(k, _)| k))
-            .collect();
+        let set: Vec<&str> = env.iter().map(|e| e.split_once('=').map_or(e.as_str(), |(k, _)| k)).collect();
         let mut out = Vec::new();
         for (val, names) in [
             (&p.http_proxy, ["HTTP_PROXY", "http_proxy"]),
@@ -184,10 +172,7 @@ impl ConfigFile {
 }
 
 fn strip_scheme(s: &str) -> &str {
-    let s = s
-        .strip_prefix("https://")
-        .or_else(|| s.strip_prefix("http://"))
-        .unwrap_or(s);
+    let s = s.strip_prefix("https://").or_else(|| s.strip_prefix("http://")).unwrap_or(s);
     s.split('/').next().unwrap_or(s)
 }
 
@@ -206,10 +191,7 @@ fn helper_get(helper: &str, server: &str) -> Option<(String, String)> {
         return None;
     }
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
-    Some((
-        v.get("Username")?.as_str()?.to_owned(),
-        v.get("Secret")?.as_str()?.to_owned(),
-    ))
+    Some((v.get("Username")?.as_str()?.to_owned(), v.get("Secret")?.as_str()?.to_owned()))
 }
 
 #[cfg(test)]
@@ -225,27 +207,19 @@ mod tests {
         let h = c.registry_auth("127.0.0.1:5000");
         let raw = base64::engine::general_purpose::URL_SAFE.decode(h).unwrap();
         let v: serde_json::Value = serde_json::from_slice(&raw).unwrap();
-        assert_eq!(
-            v,
-            serde_json::json!({"username":"spyuser","password":"spypass","serveraddress":"127.0.0.1:5000"})
-        );
+        assert_eq!(v, serde_json::json!({"username":"spyuser","password":"spypass","serveraddress":"127.0.0.1:5000"}));
         assert_eq!(c.registry_auth("docker.io"), "e30=");
         assert_eq!(c.detach_keys, "ctrl-a,a");
     }
 
     #[test]
     fn proxies() {
-        let c: ConfigFile = serde_json::from_str(
-            r#"{"proxies":{"default":{"httpProxy":"http://p:3128","noProxy":"localhost"}}}"#,
-        )
-        .unwrap();
+        let c: ConfigFile =
+            serde_json::from_str(r#"{"proxies":{"default":{"httpProxy":"http://p:3128","noProxy":"localhost"}}}"#)
+                .unwrap();
         assert_eq!(
             c.proxy_env("unix:///x", &["http_proxy=mine".into()]),
-            vec![
-                "HTTP_PROXY=http://p:3128",
-                "NO_PROXY=localhost",
-                "no_proxy=localhost"
-            ]
+            vec!["HTTP_PROXY=http://p:3128", "NO_PROXY=localhost", "no_proxy=localhost"]
         );
     }
 }

@@ -217,10 +217,7 @@ pub fn go_json(v: &Json) -> String {
 /// `json.Marshal`'s output (`<`, `>`, `&` escaped), which docker prints for formatter contexts
 /// that marshal themselves (`ps --format json`, `stats --format json`).
 pub fn go_json_escaped(v: &Json) -> String {
-    go_json(v)
-        .replace('<', "\\u003c")
-        .replace('>', "\\u003e")
-        .replace('&', "\\u0026")
+    go_json(v).replace('<', "\\u003c").replace('>', "\\u003e").replace('&', "\\u0026")
 }
 
 /// Marks objects from [`raw_value`], whose `RAW_KEY` text is the daemon's own bytes.
@@ -249,13 +246,7 @@ fn raw_value_at(raw: &str, v: &Json) -> Value {
         }
         Json::Array(items) => {
             let spans = array_spans(raw);
-            Value::Array(
-                items
-                    .iter()
-                    .zip(spans)
-                    .map(|(item, span)| raw_value_at(span, item))
-                    .collect(),
-            )
+            Value::Array(items.iter().zip(spans).map(|(item, span)| raw_value_at(span, item)).collect())
         }
         other => to_value(other, &[]),
     }
@@ -470,12 +461,7 @@ pub fn render_rows(format: Format<'_>, rows: &[Value], headers: &[(&str, &str)])
 
 /// A table whose header line comes from its own template (`header_t`), for row templates that
 /// call methods the header cannot (docker's `.Label "key"` header is the key's last part).
-pub fn render_table_with(
-    t: &str,
-    header_t: &str,
-    rows: &[Value],
-    headers: &[(&str, &str)],
-) -> Result<String> {
+pub fn render_table_with(t: &str, header_t: &str, rows: &[Value], headers: &[(&str, &str)]) -> Result<String> {
     {
         {
             let tmpl = Tmpl::parse(t)?;
@@ -600,10 +586,7 @@ mod tests {
             "{\"ID\":\"abc\",\"Labels\":{\"a\":\"<b>\"}}\n"
         );
         assert_eq!(render_rows(Format::new(Some("{{.ID}}!"), ""), &rows, &[]).unwrap(), "abc!\n");
-        assert_eq!(
-            render_rows(Format::new(Some("{{json .Labels}}"), ""), &rows, &[]).unwrap(),
-            "{\"a\":\"<b>\"}\n"
-        );
+        assert_eq!(render_rows(Format::new(Some("{{json .Labels}}"), ""), &rows, &[]).unwrap(), "{\"a\":\"<b>\"}\n");
         assert_eq!(render_rows(Format::new(Some(r"{{.ID}}\t{{.ID}}"), ""), &rows, &[]).unwrap(), "abc\tabc\n");
     }
 
@@ -653,10 +636,7 @@ mod tests {
         let raw = r#"{"Id":"x","Config":{"Hostname":"h", "Env":["A=<b>"],"Cmd":null},"Args":[{"z":1,"a":2}],"N":1.50}"#;
         let v = raw_value(raw).unwrap();
         let r = |t: &str| Tmpl::parse(t).unwrap().render(&v).unwrap();
-        assert_eq!(
-            r("{{json .Config}}"),
-            r#"{"Hostname":"h","Env":["A=<b>"],"Cmd":null}"#
-        );
+        assert_eq!(r("{{json .Config}}"), r#"{"Hostname":"h","Env":["A=<b>"],"Cmd":null}"#);
         assert_eq!(r("{{.Config.Hostname}} {{index .Config.Env 0}}"), "h A=<b>");
         assert_eq!(r("{{json (index .Args 0)}}"), r#"{"z":1,"a":2}"#);
         assert_eq!(r("{{.Id}}"), "x");

@@ -42,10 +42,7 @@ pub struct JsonMessage {
     #[serde(rename = "errorDetail", default)]
     pub error_detail: Option<JsonError>,
     /// Deprecated copy of `errorDetail.message` (docker ignores it too).
-    #[allow(
-        dead_code,
-        reason = "part of the wire format; docker reads errorDetail"
-    )]
+    #[allow(dead_code, reason = "part of the wire format; docker reads errorDetail")]
     #[serde(rename = "error", default)]
     pub error_message: String,
     #[serde(default)]
@@ -101,16 +98,11 @@ impl Progress {
                 format!("{} {}", self.current, self.units)
             };
         }
-        let percentage =
-            (((self.current as f64 / self.total as f64) * 100.0) as i64 / 2).clamp(i64::MIN, 50);
+        let percentage = (((self.current as f64 / self.total as f64) * 100.0) as i64 / 2).clamp(i64::MIN, 50);
         let mut bar = String::new();
         if width > 110 {
             let spaces = (50 - percentage).max(0) as usize;
-            bar = format!(
-                "[{}>{}] ",
-                "=".repeat(percentage.max(0) as usize),
-                " ".repeat(spaces)
-            );
+            bar = format!("[{}>{}] ", "=".repeat(percentage.max(0) as usize), " ".repeat(spaces));
         }
         let numbers = if self.hide_counts {
             String::new()
@@ -172,25 +164,12 @@ fn unix_now() -> i64 {
 impl<W: Write> Renderer<W> {
     /// `terminal`: whether `out` is a terminal; its width is read from stderr/stdout when so.
     pub fn new(out: W, terminal: bool) -> Self {
-        let width = if terminal {
-            crate::term::size_of_any().map_or(200, |(_, w)| w as usize)
-        } else {
-            200
-        };
-        Self {
-            out,
-            terminal,
-            width,
-            ids: HashMap::new(),
-            now: unix_now,
-        }
+        let width = if terminal { crate::term::size_of_any().map_or(200, |(_, w)| w as usize) } else { 200 };
+        Self { out, terminal, width, ids: HashMap::new(), now: unix_now }
     }
 
     /// Fixes the terminal width (tests; `docker` reads it from the terminal).
-    #[allow(
-        dead_code,
-        reason = "shared renderer: used by tests and the image commands"
-    )]
+    #[allow(dead_code, reason = "shared renderer: used by tests and the image commands")]
     pub fn with_width(mut self, width: usize) -> Self {
         self.width = width;
         self
@@ -202,10 +181,7 @@ impl<W: Write> Renderer<W> {
         self
     }
 
-    #[allow(
-        dead_code,
-        reason = "shared renderer: used by tests and the image commands"
-    )]
+    #[allow(dead_code, reason = "shared renderer: used by tests and the image commands")]
     pub fn into_inner(self) -> W {
         self.out
     }
@@ -247,17 +223,10 @@ impl<W: Write> Renderer<W> {
     /// `JSONMessage.Display`.
     fn display(&mut self, jm: &JsonMessage) -> Result<(), StreamError> {
         if let Some(e) = &jm.error_detail {
-            return Err(StreamError {
-                code: (e.code != 0).then_some(e.code),
-                message: e.message.clone(),
-            });
+            return Err(StreamError { code: (e.code != 0).then_some(e.code), message: e.message.clone() });
         }
         let now = (self.now)();
-        let bar = jm
-            .progress_detail
-            .as_ref()
-            .map(|p| p.render(self.width, now))
-            .unwrap_or_default();
+        let bar = jm.progress_detail.as_ref().map(|p| p.render(self.width, now)).unwrap_or_default();
         let mut endl = "";
         let o = &mut self.out;
         if self.terminal && jm.stream.is_empty() && jm.progress_detail.is_some() {
@@ -270,11 +239,7 @@ impl<W: Write> Renderer<W> {
         if jm.time_nano != 0 {
             let _ = write!(o, "{} ", crate::timefmt::rfc3339_nano_fixed(jm.time_nano));
         } else if jm.time != 0 {
-            let _ = write!(
-                o,
-                "{} ",
-                crate::timefmt::rfc3339_nano_fixed(jm.time.saturating_mul(1_000_000_000))
-            );
+            let _ = write!(o, "{} ", crate::timefmt::rfc3339_nano_fixed(jm.time.saturating_mul(1_000_000_000)));
         }
         if !jm.id.is_empty() {
             let _ = write!(o, "{}: ", jm.id);
@@ -308,11 +273,7 @@ impl Decoder {
 
     /// The next complete message, `Ok(None)` when more bytes are needed.
     pub fn next_message(&mut self) -> Result<Option<JsonMessage>, StreamError> {
-        let start = self
-            .buf
-            .iter()
-            .position(|b| !b.is_ascii_whitespace())
-            .unwrap_or(self.buf.len());
+        let start = self.buf.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(self.buf.len());
         self.buf.drain(..start);
         if self.buf.is_empty() {
             return Ok(None);
@@ -325,10 +286,7 @@ impl Decoder {
                 Ok(Some(m))
             }
             Some(Err(e)) if e.is_eof() => Ok(None),
-            Some(Err(e)) => Err(StreamError {
-                code: None,
-                message: e.to_string(),
-            }),
+            Some(Err(e)) => Err(StreamError { code: None, message: e.to_string() }),
             None => Ok(None),
         }
     }
@@ -338,10 +296,7 @@ impl Decoder {
         if self.buf.iter().all(u8::is_ascii_whitespace) {
             Ok(())
         } else {
-            Err(StreamError {
-                code: None,
-                message: "unexpected EOF".into(),
-            })
+            Err(StreamError { code: None, message: "unexpected EOF".into() })
         }
     }
 }
@@ -359,10 +314,7 @@ where
 {
     let mut dec = Decoder::default();
     while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|e| StreamError {
-            code: None,
-            message: e.to_string(),
-        })?;
+        let chunk = chunk.map_err(|e| StreamError { code: None, message: e.to_string() })?;
         dec.push(&chunk);
         while let Some(m) = dec.next_message()? {
             if let Some(aux) = &m.aux {
@@ -424,7 +376,9 @@ where
     while let Some(item) = stream.next().await {
         let m: JsonMessage = match item {
             Ok(m) => m.into(),
-            Err(bollard::errors::Error::DockerStreamError { error }) => return Err(crate::client::CliError::Other(error)),
+            Err(bollard::errors::Error::DockerStreamError { error }) => {
+                return Err(crate::client::CliError::Other(error));
+            }
             Err(e) => return Err(crate::client::CliError::from_bollard(e, host)),
         };
         if let Some(a) = &m.aux {
@@ -468,9 +422,7 @@ mod tests {
 "#;
 
     fn render(terminal: bool, input: &str) -> (String, Result<(), StreamError>) {
-        let mut r = Renderer::new(Vec::new(), terminal)
-            .with_width(120)
-            .with_clock(|| 100);
+        let mut r = Renderer::new(Vec::new(), terminal).with_width(120).with_clock(|| 100);
         let mut res = Ok(());
         for m in msgs(input) {
             if let Err(e) = r.message(&m) {
@@ -508,8 +460,7 @@ mod tests {
             "\n\x1b[1A\x1b[2K\r51d5c3a11353: Already exists \r\x1b[1B",
             // second layer: new line, up 1 (it is the last line)
             "\n\x1b[1A\x1b[2K\rfbe4e913f855: Pulling fs layer \r\x1b[1B",
-            &format!("\x1b[1A\x1b[2K\rfbe4e913f855: Downloading {bar} \r\x1b[1B")
-                .replace(" \r\x1b[1B", "\r\x1b[1B"),
+            &format!("\x1b[1A\x1b[2K\rfbe4e913f855: Downloading {bar} \r\x1b[1B").replace(" \r\x1b[1B", "\r\x1b[1B"),
             "\x1b[1A\x1b[2K\rfbe4e913f855: Download complete \r\x1b[1B",
             "\x1b[1A\x1b[2K\rfbe4e913f855: Pull complete \r\x1b[1B",
             "Digest: sha256:3d0c83\n",
@@ -540,23 +491,12 @@ mod tests {
 
     #[test]
     fn progress_bar_rendering() {
-        let p = Progress {
-            current: 1_200_000,
-            total: 4_300_000,
-            start: 90,
-            ..Default::default()
-        };
+        let p = Progress { current: 1_200_000, total: 4_300_000, start: 90, ..Default::default() };
         // 27% → 13 '=' ; 10s elapsed for 1.2MB → 3.1MB left ≈ 26s
-        assert_eq!(
-            p.render(120, 100),
-            format!("[{}>{}]    1.2MB/4.3MB 26s", "=".repeat(13), " ".repeat(37))
-        );
+        assert_eq!(p.render(120, 100), format!("[{}>{}]    1.2MB/4.3MB 26s", "=".repeat(13), " ".repeat(37)));
         assert_eq!(p.render(80, 100), "   1.2MB/4.3MB 26s");
         assert_eq!(p.render(40, 100), "   1.2MB/4.3MB");
-        let unknown_total = Progress {
-            current: 2048,
-            ..Default::default()
-        };
+        let unknown_total = Progress { current: 2048, ..Default::default() };
         assert_eq!(unknown_total.render(120, 0), " 2.048kB");
         assert_eq!(Progress::default().render(120, 0), "");
     }

@@ -31,9 +31,7 @@ pub fn stdout_size() -> (u16, u16) {
 
 /// The size of whichever standard stream is a terminal.
 pub fn size_of_any() -> Option<(u16, u16)> {
-    size(rustix::stdio::stderr())
-        .or_else(|| size(rustix::stdio::stdout()))
-        .or_else(|| size(rustix::stdio::stdin()))
+    size(rustix::stdio::stderr()).or_else(|| size(rustix::stdio::stdout())).or_else(|| size(rustix::stdio::stdin()))
 }
 
 /// Puts stdin into raw mode until dropped (`term.SetRawTerminal`); `NORAW=1` disables it.
@@ -57,11 +55,7 @@ impl RawMode {
     /// Restores the terminal now (idempotent).
     pub fn restore(&mut self) {
         if let Some(saved) = self.saved.take() {
-            let _ = termios::tcsetattr(
-                rustix::stdio::stdin().as_fd(),
-                termios::OptionalActions::Now,
-                &saved,
-            );
+            let _ = termios::tcsetattr(rustix::stdio::stdin().as_fd(), termios::OptionalActions::Now, &saved);
         }
     }
 }
@@ -84,11 +78,7 @@ fn make_raw(t: &mut Termios) {
         | InputModes::ICRNL
         | InputModes::IXON;
     t.output_modes -= OutputModes::OPOST;
-    t.local_modes -= LocalModes::ECHO
-        | LocalModes::ECHONL
-        | LocalModes::ICANON
-        | LocalModes::ISIG
-        | LocalModes::IEXTEN;
+    t.local_modes -= LocalModes::ECHO | LocalModes::ECHONL | LocalModes::ICANON | LocalModes::ISIG | LocalModes::IEXTEN;
     t.control_modes -= ControlModes::CSIZE | ControlModes::PARENB;
     t.control_modes |= ControlModes::CS8;
     t.special_codes[SpecialCodeIndex::VMIN] = 1;
@@ -175,10 +165,7 @@ mod tests {
         assert_eq!(detach_keys("ctrl-p,ctrl-q").unwrap(), vec![16, 17]);
         assert_eq!(detach_keys("a,ctrl-@,DEL").unwrap(), vec![b'a', 0, 127]);
         assert_eq!(detach_keys("ctrl-\\").unwrap(), vec![28]);
-        assert_eq!(
-            detach_keys("ctrl-pp").unwrap_err(),
-            "Unknown character: 'ctrl-pp'"
-        );
+        assert_eq!(detach_keys("ctrl-pp").unwrap_err(), "Unknown character: 'ctrl-pp'");
     }
 
     #[test]

@@ -66,13 +66,7 @@ pub fn go_g(v: f64, precision: usize) -> String {
     if neg {
         out.push('-');
     }
-    let digit = |i: i32| -> char {
-        if i >= 0 && i < nd {
-            digits.as_bytes()[i as usize] as char
-        } else {
-            '0'
-        }
-    };
+    let digit = |i: i32| -> char { if i >= 0 && i < nd { digits.as_bytes()[i as usize] as char } else { '0' } };
     if exp < -4 || exp >= eprec {
         // %e with prec-1 fraction digits
         let p = (prec as i32).min(nd.max(1)) - 1;
@@ -114,10 +108,7 @@ pub fn ram_in_bytes(s: &str) -> Result<i64, String> {
 }
 
 /// go-units `FromHumanSize`: decimal multipliers.
-#[allow(
-    dead_code,
-    reason = "shared: image commands (`build --memory`…) parse decimal sizes"
-)]
+#[allow(dead_code, reason = "shared: image commands (`build --memory`…) parse decimal sizes")]
 pub fn from_human_size(s: &str) -> Result<i64, String> {
     parse_size(s, 1000)
 }
@@ -132,9 +123,7 @@ fn parse_size(size_str: &str, base: i64) -> Result<i64, String> {
     } else {
         (&size_str[..sep], &size_str[sep + 1..])
     };
-    let mut size: f64 = num
-        .parse()
-        .map_err(|_| format!("strconv.ParseFloat: parsing {num:?}: invalid syntax"))?;
+    let mut size: f64 = num.parse().map_err(|_| format!("strconv.ParseFloat: parsing {num:?}: invalid syntax"))?;
     if size < 0.0 {
         return Err(invalid());
     }

@@ -19,8 +19,8 @@ use super::run::encode_query;
 use super::{Ctx, parse_filters};
 use crate::api::{self, Api};
 use crate::cli_container::{
-    CommitArgs, ContainersArgs, DiffArgs, ExportArgs, KillArgs, PortArgs, PruneArgs, RenameArgs,
-    RmArgs, StopArgs, TopArgs, UpdateArgs,
+    CommitArgs, ContainersArgs, DiffArgs, ExportArgs, KillArgs, PortArgs, PruneArgs, RenameArgs, RmArgs, StopArgs,
+    TopArgs, UpdateArgs,
 };
 use crate::client::CliError;
 use crate::format::tabwrite;
@@ -45,11 +45,7 @@ where
 }
 
 fn joined(errs: Vec<String>) -> Result<(), CliError> {
-    if errs.is_empty() {
-        Ok(())
-    } else {
-        Err(CliError::Other(errs.join("\n")))
-    }
+    if errs.is_empty() { Ok(()) } else { Err(CliError::Other(errs.join("\n"))) }
 }
 
 fn timeout_of(args: &StopArgs) -> Result<Option<i32>, CliError> {
@@ -58,9 +54,7 @@ fn timeout_of(args: &StopArgs) -> Result<Option<i32>, CliError> {
         println!("Flag --time has been deprecated, use --timeout instead");
     }
     if args.time.is_some() && args.timeout.is_some() {
-        return Err(CliError::Other(
-            "conflicting options: cannot specify both --timeout and --time".into(),
-        ));
+        return Err(CliError::Other("conflicting options: cannot specify both --timeout and --time".into()));
     }
     let (flag, v) = match (&args.timeout, &args.time) {
         (Some(v), _) => ("-t, --timeout", v),
@@ -94,17 +88,7 @@ pub async fn restart(ctx: &Ctx, args: StopArgs) -> Result<(), CliError> {
     let signal = args.signal.clone().filter(|s| !s.is_empty());
     let mut errs = Vec::new();
     for c in &args.containers {
-        match api
-            .docker
-            .restart_container(
-                c,
-                Some(RestartContainerOptions {
-                    signal: signal.clone(),
-                    t,
-                }),
-            )
-            .await
-        {
+        match api.docker.restart_container(c, Some(RestartContainerOptions { signal: signal.clone(), t })).await {
             Ok(()) => println!("{c}"),
             Err(e) => errs.push(api.err(e).to_string()),
         }
@@ -123,15 +107,7 @@ pub async fn kill(ctx: &Ctx, args: KillArgs) -> Result<(), CliError> {
     for_each(&args.containers, |c| {
         let (api, query) = (&api, query.clone());
         async move {
-            api.raw
-                .send(
-                    Method::POST,
-                    &format!("/containers/{c}/kill{query}"),
-                    &[],
-                    api::empty(),
-                )
-                .await
-                .map(|_| ())
+            api.raw.send(Method::POST, &format!("/containers/{c}/kill{query}"), &[], api::empty()).await.map(|_| ())
         }
     })
     .await
@@ -142,11 +118,7 @@ pub async fn pause(ctx: &Ctx, args: ContainersArgs, unpause: bool) -> Result<(),
     for_each(&args.containers, |c| {
         let api = &api;
         async move {
-            let r = if unpause {
-                api.docker.unpause_container(&c).await
-            } else {
-                api.docker.pause_container(&c).await
-            };
+            let r = if unpause { api.docker.unpause_container(&c).await } else { api.docker.pause_container(&c).await };
             r.map_err(|e| api.err(e))
         }
     })
@@ -181,11 +153,7 @@ pub async fn rm(ctx: &Ctx, args: RmArgs) -> Result<(), CliError> {
             api.docker
                 .remove_container(
                     id,
-                    Some(RemoveContainerOptions {
-                        v: args.volumes,
-                        force: args.force,
-                        link: args.link,
-                    }),
+                    Some(RemoveContainerOptions { v: args.volumes, force: args.force, link: args.link }),
                 )
                 .await
                 .map_err(|e| api.err(e))
@@ -209,23 +177,14 @@ pub async fn rm(ctx: &Ctx, args: RmArgs) -> Result<(), CliError> {
 pub async fn rename(ctx: &Ctx, args: RenameArgs) -> Result<(), CliError> {
     let (old, new) = (args.container.trim(), args.new_name.trim());
     if old.is_empty() || new.is_empty() {
-        return Err(CliError::Other(
-            "Error: Neither old nor new names may be empty".into(),
-        ));
+        return Err(CliError::Other("Error: Neither old nor new names may be empty".into()));
     }
     let api = Api::connect(ctx).await?;
-    if let Err(e) = api
-        .docker
-        .rename_container(
-            old,
-            bollard::query_parameters::RenameContainerOptions { name: new.into() },
-        )
-        .await
+    if let Err(e) =
+        api.docker.rename_container(old, bollard::query_parameters::RenameContainerOptions { name: new.into() }).await
     {
         eprintln!("{}", api.err(e));
-        return Err(CliError::Other(format!(
-            "Error: failed to rename container named {old}"
-        )));
+        return Err(CliError::Other(format!("Error: failed to rename container named {old}")));
     }
     Ok(())
 }
@@ -238,31 +197,15 @@ pub async fn top(ctx: &Ctx, args: TopArgs) -> Result<(), CliError> {
     } else {
         format!("?{}", encode_query(&[("ps_args", args.ps_args.join(" "))]))
     };
-    let (_, body) = api
-        .raw
-        .bytes(
-            Method::GET,
-            &format!("/containers/{}/top{query}", args.container),
-        )
-        .await?;
+    let (_, body) = api.raw.bytes(Method::GET, &format!("/containers/{}/top{query}", args.container)).await?;
     let top: Json = serde_json::from_slice(&body).map_err(|e| CliError::Other(e.to_string()))?;
     let row = |v: &Json| -> String {
         v.as_array()
-            .map(|a| {
-                a.iter()
-                    .map(|x| x.as_str().unwrap_or("").to_owned())
-                    .collect::<Vec<_>>()
-                    .join("\t")
-            })
+            .map(|a| a.iter().map(|x| x.as_str().unwrap_or("").to_owned()).collect::<Vec<_>>().join("\t"))
             .unwrap_or_default()
     };
     let mut lines = vec![row(top.get("Titles").unwrap_or(&Json::Null))];
-    for p in top
-        .get("Processes")
-        .and_then(Json::as_array)
-        .cloned()
-        .unwrap_or_default()
-    {
+    for p in top.get("Processes").and_then(Json::as_array).cloned().unwrap_or_default() {
         lines.push(row(&p));
     }
     println!("{}", tabwrite(&lines.join("\n"), 20, 3));
@@ -313,19 +256,11 @@ pub fn natural_less(a: &str, b: &str) -> std::cmp::Ordering {
 }
 
 fn join_host_port(ip: &str, port: &str) -> String {
-    if ip.contains(':') {
-        format!("[{ip}]:{port}")
-    } else {
-        format!("{ip}:{port}")
-    }
+    if ip.contains(':') { format!("[{ip}]:{port}") } else { format!("{ip}:{port}") }
 }
 
 /// `docker port`'s lines for an inspect document's `NetworkSettings.Ports`.
-pub fn port_lines(
-    ports: &Json,
-    container: &str,
-    want: Option<&str>,
-) -> Result<Vec<String>, CliError> {
+pub fn port_lines(ports: &Json, container: &str, want: Option<&str>) -> Result<Vec<String>, CliError> {
     let mut out = Vec::new();
     let frontends = |v: &Json| -> Vec<(String, String)> {
         v.as_array()
@@ -333,14 +268,8 @@ pub fn port_lines(
                 a.iter()
                     .map(|b| {
                         (
-                            b.get("HostIp")
-                                .and_then(Json::as_str)
-                                .unwrap_or("")
-                                .to_owned(),
-                            b.get("HostPort")
-                                .and_then(Json::as_str)
-                                .unwrap_or("")
-                                .to_owned(),
+                            b.get("HostIp").and_then(Json::as_str).unwrap_or("").to_owned(),
+                            b.get("HostPort").and_then(Json::as_str).unwrap_or("").to_owned(),
                         )
                     })
                     .collect()
@@ -361,14 +290,9 @@ pub fn port_lines(
                 opts::go_quote(port)
             )));
         }
-        let f = ports
-            .get(format!("{port}/{proto}"))
-            .map(frontends)
-            .unwrap_or_default();
+        let f = ports.get(format!("{port}/{proto}")).map(frontends).unwrap_or_default();
         if f.is_empty() {
-            return Err(CliError::Other(format!(
-                "Error: No public port '{want}' published for {container}"
-            )));
+            return Err(CliError::Other(format!("Error: No public port '{want}' published for {container}")));
         }
         for (ip, p) in f {
             out.push(join_host_port(&ip, &p));
@@ -386,15 +310,9 @@ pub fn port_lines(
 
 pub async fn port(ctx: &Ctx, args: PortArgs) -> Result<(), CliError> {
     let api = Api::connect(ctx).await?;
-    let (_, body) = api
-        .raw
-        .bytes(Method::GET, &format!("/containers/{}/json", args.container))
-        .await?;
+    let (_, body) = api.raw.bytes(Method::GET, &format!("/containers/{}/json", args.container)).await?;
     let c: Json = serde_json::from_slice(&body).map_err(|e| CliError::Other(e.to_string()))?;
-    let ports = c
-        .pointer("/NetworkSettings/Ports")
-        .cloned()
-        .unwrap_or(Json::Null);
+    let ports = c.pointer("/NetworkSettings/Ports").cloned().unwrap_or(Json::Null);
     let lines = port_lines(&ports, &args.container, args.port.as_deref())?;
     if !lines.is_empty() {
         println!("{}", lines.join("\n"));
@@ -419,12 +337,8 @@ pub async fn prune(ctx: &Ctx, args: PruneArgs) -> Result<(), CliError> {
     for f in &cfg.prune_filters {
         if let Some((k, v)) = f.split_once('=') {
             let conflict = match k {
-                "label" => filters
-                    .get("label!")
-                    .is_some_and(|l| l.iter().any(|x| x == v)),
-                "label!" => filters
-                    .get("label")
-                    .is_some_and(|l| l.iter().any(|x| x == v)),
+                "label" => filters.get("label!").is_some_and(|l| l.iter().any(|x| x == v)),
+                "label!" => filters.get("label").is_some_and(|l| l.iter().any(|x| x == v)),
                 _ => false,
             };
             if !conflict {
@@ -432,10 +346,7 @@ pub async fn prune(ctx: &Ctx, args: PruneArgs) -> Result<(), CliError> {
             }
         }
     }
-    if !args.force
-        && !confirm(
-            "WARNING! This will remove all stopped containers.\nAre you sure you want to continue?",
-        )
+    if !args.force && !confirm("WARNING! This will remove all stopped containers.\nAre you sure you want to continue?")
     {
         // docker treats the refusal as a cancellation: nothing more is printed, exit 0
         return Ok(());
@@ -443,9 +354,7 @@ pub async fn prune(ctx: &Ctx, args: PruneArgs) -> Result<(), CliError> {
     let api = Api::connect(ctx).await?;
     let report = api
         .docker
-        .prune_containers(Some(PruneContainersOptions {
-            filters: (!filters.is_empty()).then_some(filters),
-        }))
+        .prune_containers(Some(PruneContainersOptions { filters: (!filters.is_empty()).then_some(filters) }))
         .await
         .map_err(|e| api.err(e))?;
     let deleted = report.containers_deleted.unwrap_or_default();
@@ -459,30 +368,21 @@ pub async fn prune(ctx: &Ctx, args: PruneArgs) -> Result<(), CliError> {
         println!("{out}");
         reclaimed = report.space_reclaimed.unwrap_or(0);
     }
-    println!(
-        "Total reclaimed space: {}",
-        units::human_size(reclaimed as f64)
-    );
+    println!("Total reclaimed space: {}", units::human_size(reclaimed as f64));
     Ok(())
 }
 
 pub async fn commit(ctx: &Ctx, args: CommitArgs) -> Result<(), CliError> {
     let pause = match &args.pause {
         None => true,
-        Some(v) => opts::go_parse_bool(v).map_err(|e| {
-            CliError::Usage(format!(
-                "invalid argument \"{v}\" for \"-p, --pause\" flag: {e}"
-            ))
-        })?,
+        Some(v) => opts::go_parse_bool(v)
+            .map_err(|e| CliError::Usage(format!("invalid argument \"{v}\" for \"-p, --pause\" flag: {e}")))?,
     };
     let mut q: Vec<(&str, String)> = vec![("container", args.container.clone())];
     if let Some(r) = args.reference.as_deref().filter(|r| !r.is_empty()) {
-        let r = wharf_types::Reference::parse_normalized(r)
-            .map_err(|e| CliError::Other(e.to_string()))?;
+        let r = wharf_types::Reference::parse_normalized(r).map_err(|e| CliError::Other(e.to_string()))?;
         if r.digest().is_some() {
-            return Err(CliError::Other(
-                "refusing to create a tag with a digest reference".into(),
-            ));
+            return Err(CliError::Other("refusing to create a tag with a digest reference".into()));
         }
         q.push(("repo", r.name()));
         if let Some(t) = r.tag() {
@@ -503,23 +403,10 @@ pub async fn commit(ctx: &Ctx, args: CommitArgs) -> Result<(), CliError> {
     }
     let api = Api::connect(ctx).await?;
     let (_, body) = {
-        let resp = api
-            .raw
-            .send(
-                Method::POST,
-                &format!("/commit?{}", encode_query(&q)),
-                &[],
-                api::empty(),
-            )
-            .await?;
+        let resp = api.raw.send(Method::POST, &format!("/commit?{}", encode_query(&q)), &[], api::empty()).await?;
         use http_body_util::BodyExt;
         let h = resp.headers().clone();
-        let b = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| CliError::Other(e.to_string()))?
-            .to_bytes();
+        let b = resp.into_body().collect().await.map_err(|e| CliError::Other(e.to_string()))?.to_bytes();
         (h, b)
     };
     let v: Json = serde_json::from_slice(&body).map_err(|e| CliError::Other(e.to_string()))?;
@@ -537,10 +424,7 @@ fn validate_destination(path: &str) -> Result<(), String> {
     {
         match std::fs::metadata(&dir) {
             Err(e) => {
-                return Err(format!(
-                    "invalid output path: stat {dir}: {}",
-                    opts::io_text(&e)
-                ));
+                return Err(format!("invalid output path: stat {dir}: {}", opts::io_text(&e)));
             }
             Ok(m) if !m.is_dir() => {
                 return Err(format!("invalid output path: stat {dir}: not a directory"));
@@ -553,9 +437,7 @@ fn validate_destination(path: &str) -> Result<(), String> {
         Err(e) => Err(format!("failed to stat output path: {}", opts::io_text(&e))),
         Ok(m) if m.file_type().is_file() => Ok(()),
         Ok(m) if m.is_dir() => Err("cannot write to a directory".into()),
-        Ok(m) if m.file_type().is_symlink() => {
-            Err("cannot write to a symbolic link directly".into())
-        }
+        Ok(m) if m.file_type().is_symlink() => Err("cannot write to a symbolic link directly".into()),
         Ok(_) => Err("cannot write to a special file".into()),
     }
 }
@@ -563,13 +445,10 @@ fn validate_destination(path: &str) -> Result<(), String> {
 pub async fn export(ctx: &Ctx, args: ExportArgs) -> Result<(), CliError> {
     let to_file = args.output.as_deref().filter(|o| !o.is_empty());
     if to_file.is_none() && term::stdout_is_tty() {
-        return Err(CliError::Other(
-            "cowardly refusing to save to a terminal. Use the -o flag or redirect".into(),
-        ));
+        return Err(CliError::Other("cowardly refusing to save to a terminal. Use the -o flag or redirect".into()));
     }
     if let Some(path) = to_file {
-        validate_destination(path)
-            .map_err(|e| CliError::Other(format!("failed to export container: {e}")))?;
+        validate_destination(path).map_err(|e| CliError::Other(format!("failed to export container: {e}")))?;
     }
     let api = Api::connect(ctx).await?;
     let mut body = api.docker.export_container(&args.container);
@@ -578,33 +457,23 @@ pub async fn export(ctx: &Ctx, args: ExportArgs) -> Result<(), CliError> {
             let mut out = std::io::stdout().lock();
             while let Some(chunk) = body.next().await {
                 let chunk = chunk.map_err(|e| api.err(e))?;
-                out.write_all(&chunk)
-                    .map_err(|e| CliError::Other(e.to_string()))?;
+                out.write_all(&chunk).map_err(|e| CliError::Other(e.to_string()))?;
             }
             let _ = out.flush();
         }
         Some(path) => {
             let p = std::path::Path::new(path);
-            let dir = p
-                .parent()
-                .filter(|d| !d.as_os_str().is_empty())
-                .unwrap_or(std::path::Path::new("."));
+            let dir = p.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
             let tmp = dir.join(format!(
                 ".{}.tmp{}",
                 p.file_name().and_then(|n| n.to_str()).unwrap_or("export"),
                 std::process::id()
             ));
-            let fail = |e: std::io::Error| {
-                CliError::Other(format!("failed to export container: {}", opts::io_text(&e)))
-            };
+            let fail =
+                |e: std::io::Error| CliError::Other(format!("failed to export container: {}", opts::io_text(&e)));
             let mut f = {
                 use std::os::unix::fs::OpenOptionsExt;
-                std::fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(0o600)
-                    .open(&tmp)
-                    .map_err(fail)?
+                std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp).map_err(fail)?
             };
             let res: Result<(), CliError> = async {
                 while let Some(chunk) = body.next().await {
@@ -629,12 +498,7 @@ pub async fn diff(ctx: &Ctx, args: DiffArgs) -> Result<(), CliError> {
         return Err(CliError::Other("Container name cannot be empty".into()));
     }
     let api = Api::connect(ctx).await?;
-    let changes = api
-        .docker
-        .container_changes(&args.container)
-        .await
-        .map_err(|e| api.err(e))?
-        .unwrap_or_default();
+    let changes = api.docker.container_changes(&args.container).await.map_err(|e| api.err(e))?.unwrap_or_default();
     let mut out = String::new();
     for c in changes {
         let v = serde_json::to_value(&c).unwrap_or(Json::Null);
@@ -672,37 +536,24 @@ pub async fn update(ctx: &Ctx, args: UpdateArgs) -> Result<(), CliError> {
     .filter(|v| v.is_some())
     .count();
     if given == 0 {
-        return Err(CliError::Other(
-            "you must provide one or more flags when using this command".into(),
-        ));
+        return Err(CliError::Other("you must provide one or more flags when using this command".into()));
     }
     let flag_err = |e: opts::OptError| CliError::Usage(e.to_string());
     let num = |flag: &str, v: &Option<String>| -> Result<i64, CliError> {
-        v.as_deref()
-            .map_or(Ok(0), |s| opts::int_flag(flag, s, 64))
-            .map_err(flag_err)
+        v.as_deref().map_or(Ok(0), |s| opts::int_flag(flag, s, 64)).map_err(flag_err)
     };
     let mem = |flag: &str, v: &Option<String>| -> Result<i64, CliError> {
-        v.as_deref()
-            .map_or(Ok(0), |s| opts::mem_bytes_flag(flag, s))
-            .map_err(flag_err)
+        v.as_deref().map_or(Ok(0), |s| opts::mem_bytes_flag(flag, s)).map_err(flag_err)
     };
-    let blkio = args
-        .blkio_weight
-        .as_deref()
-        .map_or(Ok(0), |s| opts::uint_flag("--blkio-weight", s, 16))
-        .map_err(flag_err)? as u16;
+    let blkio =
+        args.blkio_weight.as_deref().map_or(Ok(0), |s| opts::uint_flag("--blkio-weight", s, 16)).map_err(flag_err)?
+            as u16;
     let nano = match &args.cpus {
         None => 0,
-        Some(s) => {
-            opts::parse_cpus(s).map_err(|e| flag_err(opts::OptError::flag("--cpus", s, e)))?
-        }
+        Some(s) => opts::parse_cpus(s).map_err(|e| flag_err(opts::OptError::flag("--cpus", s, e)))?,
     };
-    let swap = args
-        .memory_swap
-        .as_deref()
-        .map_or(Ok(0), |s| opts::mem_swap_flag("--memory-swap", s))
-        .map_err(flag_err)?;
+    let swap =
+        args.memory_swap.as_deref().map_or(Ok(0), |s| opts::mem_swap_flag("--memory-swap", s)).map_err(flag_err)?;
     let pids = num("--pids-limit", &args.pids_limit)?;
     let mut restart = None;
     if let Some(r) = args.restart.as_deref().filter(|r| !r.is_empty()) {
@@ -771,20 +622,9 @@ mod tests {
 
     #[test]
     fn natural_order() {
-        let mut v = vec![
-            "80/tcp -> 0.0.0.0:10",
-            "443/tcp -> 0.0.0.0:9",
-            "8080/tcp -> 0.0.0.0:1",
-        ];
+        let mut v = vec!["80/tcp -> 0.0.0.0:10", "443/tcp -> 0.0.0.0:9", "8080/tcp -> 0.0.0.0:1"];
         v.sort_by(|a, b| natural_less(a, b));
-        assert_eq!(
-            v,
-            vec![
-                "80/tcp -> 0.0.0.0:10",
-                "443/tcp -> 0.0.0.0:9",
-                "8080/tcp -> 0.0.0.0:1"
-            ]
-        );
+        assert_eq!(v, vec!["80/tcp -> 0.0.0.0:10", "443/tcp -> 0.0.0.0:9", "8080/tcp -> 0.0.0.0:1"]);
         assert_eq!(natural_less("a2", "a10"), std::cmp::Ordering::Less);
     }
 
@@ -797,26 +637,15 @@ mod tests {
         });
         assert_eq!(
             port_lines(&ports, "web", None).unwrap(),
-            vec![
-                "80/tcp -> 0.0.0.0:8080",
-                "80/tcp -> [::]:8080",
-                "443/udp -> 127.0.0.1:4443"
-            ]
+            vec!["80/tcp -> 0.0.0.0:8080", "80/tcp -> [::]:8080", "443/udp -> 127.0.0.1:4443"]
         );
+        assert_eq!(port_lines(&ports, "web", Some("80")).unwrap(), vec!["0.0.0.0:8080", "[::]:8080"]);
         assert_eq!(
-            port_lines(&ports, "web", Some("80")).unwrap(),
-            vec!["0.0.0.0:8080", "[::]:8080"]
-        );
-        assert_eq!(
-            port_lines(&ports, "web", Some("443"))
-                .unwrap_err()
-                .to_string(),
+            port_lines(&ports, "web", Some("443")).unwrap_err().to_string(),
             "Error: No public port '443' published for web"
         );
         assert_eq!(
-            port_lines(&ports, "web", Some("x/tcp"))
-                .unwrap_err()
-                .to_string(),
+            port_lines(&ports, "web", Some("x/tcp")).unwrap_err().to_string(),
             "Error: invalid port (x): strconv.ParseUint: parsing \"x\": invalid syntax"
         );
     }

@@ -49,19 +49,13 @@ impl PathStat {
 }
 
 pub fn decode_stat(header: &str) -> Option<PathStat> {
-    let raw = base64::engine::general_purpose::STANDARD
-        .decode(header.trim())
-        .ok()?;
+    let raw = base64::engine::general_purpose::STANDARD.decode(header.trim()).ok()?;
     let v: Json = serde_json::from_slice(&raw).ok()?;
     Some(PathStat {
         name: v.get("name")?.as_str()?.to_owned(),
         size: v.get("size").and_then(Json::as_i64).unwrap_or(0),
         mode: v.get("mode").and_then(Json::as_u64).unwrap_or(0),
-        link_target: v
-            .get("linkTarget")
-            .and_then(Json::as_str)
-            .unwrap_or("")
-            .to_owned(),
+        link_target: v.get("linkTarget").and_then(Json::as_str).unwrap_or("").to_owned(),
     })
 }
 
@@ -83,22 +77,9 @@ fn archive_path(container: &str, path: &str, extra: &[(&str, String)]) -> String
 }
 
 async fn stat_path(api: &Api, container: &str, path: &str) -> Result<PathStat, CliError> {
-    let resp = api
-        .raw
-        .send(
-            Method::HEAD,
-            &archive_path(container, path, &[]),
-            &[],
-            api::empty(),
-        )
-        .await?;
-    let h = resp
-        .headers()
-        .get("X-Docker-Container-Path-Stat")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    decode_stat(h)
-        .ok_or_else(|| CliError::Other("unable to decode container path stat header".into()))
+    let resp = api.raw.send(Method::HEAD, &archive_path(container, path, &[]), &[], api::empty()).await?;
+    let h = resp.headers().get("X-Docker-Container-Path-Stat").and_then(|v| v.to_str().ok()).unwrap_or("");
+    decode_stat(h).ok_or_else(|| CliError::Other("unable to decode container path stat header".into()))
 }
 
 /// Go's `filepath.Join` of a parent and a relative link target.
@@ -113,10 +94,7 @@ fn progress(header: &'static str, total: Arc<AtomicI64>) -> Option<tokio::task::
     }
     eprint!("\x1b[sPreparing to copy...");
     Some(tokio::spawn(async move {
-        eprint!(
-            "\x1b[?25l\x1b[u\x1b[2K{header}{}",
-            units::human_size_precision(0.0, 3)
-        );
+        eprint!("\x1b[?25l\x1b[u\x1b[2K{header}{}", units::human_size_precision(0.0, 3));
         let mut last = 0;
         loop {
             tokio::time::sleep(std::time::Duration::from_millis(75)).await;
@@ -124,11 +102,7 @@ fn progress(header: &'static str, total: Arc<AtomicI64>) -> Option<tokio::task::
             if n == last {
                 continue;
             }
-            eprint!(
-                "\x1b[{}G\x1b[0K{}",
-                header.len() + 1,
-                units::human_size_precision(n as f64, 3)
-            );
+            eprint!("\x1b[{}G\x1b[0K{}", header.len() + 1, units::human_size_precision(n as f64, 3));
             last = n;
         }
     }))
@@ -153,24 +127,9 @@ pub async fn cp(ctx: &Ctx, args: CpArgs) -> Result<(), CliError> {
     let (dst_c, dst_p) = split_cp_arg(&args.dst);
     match (src_c.is_empty(), dst_c.is_empty()) {
         (false, true) => copy_from(ctx, &src_c, &src_p, &dst_p, args.follow_link, quiet).await,
-        (true, false) => {
-            copy_to(
-                ctx,
-                &dst_c,
-                &src_p,
-                &dst_p,
-                args.follow_link,
-                args.archive,
-                quiet,
-            )
-            .await
-        }
-        (false, false) => Err(CliError::Other(
-            "copying between containers is not supported".into(),
-        )),
-        (true, true) => Err(CliError::Other(
-            "must specify at least one container source".into(),
-        )),
+        (true, false) => copy_to(ctx, &dst_c, &src_p, &dst_p, args.follow_link, args.archive, quiet).await,
+        (false, false) => Err(CliError::Other("copying between containers is not supported".into())),
+        (true, true) => Err(CliError::Other("must specify at least one container source".into())),
     }
 }
 
@@ -178,9 +137,7 @@ pub async fn cp(ctx: &Ctx, args: CpArgs) -> Result<(), CliError> {
 fn validate_output_path(path: &str) -> Result<(), CliError> {
     let d = archive::dir(&crate::opts::mounts::clean_path(path));
     if !d.is_empty() && d != "." && !std::path::Path::new(&d).exists() {
-        return Err(CliError::Other(format!(
-            "invalid output path: directory \"{d}\" does not exist"
-        )));
+        return Err(CliError::Other(format!("invalid output path: directory \"{d}\" does not exist")));
     }
     if let Ok(m) = std::fs::metadata(path) {
         use std::os::unix::fs::FileTypeExt;
@@ -188,11 +145,7 @@ fn validate_output_path(path: &str) -> Result<(), CliError> {
         if ft.is_dir() || ft.is_file() {
             return Ok(());
         }
-        let what = if ft.is_block_device() || ft.is_char_device() {
-            "got a device"
-        } else {
-            "got an irregular file"
-        };
+        let what = if ft.is_block_device() || ft.is_char_device() { "got a device" } else { "got an irregular file" };
         return Err(CliError::Other(format!(
             "invalid output path: \"{path}\" must be a directory or a regular file: {what}"
         )));
@@ -208,11 +161,7 @@ async fn copy_from(
     follow: bool,
     quiet: bool,
 ) -> Result<(), CliError> {
-    let dst = if dst == "-" {
-        dst.to_owned()
-    } else {
-        archive::resolve_local_path(dst)
-    };
+    let dst = if dst == "-" { dst.to_owned() } else { archive::resolve_local_path(dst) };
     validate_output_path(&dst)?;
     let api = Api::connect(ctx).await?;
     let mut src_path = src.to_owned();
@@ -230,15 +179,7 @@ async fn copy_from(
         src_path = t;
         rebase = r;
     }
-    let resp = api
-        .raw
-        .send(
-            Method::GET,
-            &archive_path(container, &src_path, &[]),
-            &[],
-            api::empty(),
-        )
-        .await?;
+    let resp = api.raw.send(Method::GET, &archive_path(container, &src_path, &[]), &[], api::empty()).await?;
     let stat = resp
         .headers()
         .get("X-Docker-Container-Path-Stat")
@@ -250,60 +191,35 @@ async fn copy_from(
         let mut out = std::io::stdout().lock();
         while let Some(chunk) = body.next().await {
             let chunk = chunk.map_err(|e| CliError::Other(e.to_string()))?;
-            out.write_all(&chunk)
-                .map_err(|e| CliError::Other(e.to_string()))?;
+            out.write_all(&chunk).map_err(|e| CliError::Other(e.to_string()))?;
         }
         let _ = out.flush();
         return Ok(());
     }
-    let src_info = CopyInfo {
-        path: src_path.clone(),
-        exists: true,
-        is_dir: stat.is_dir(),
-        rebase_name: rebase.clone(),
-    };
+    let src_info =
+        CopyInfo { path: src_path.clone(), exists: true, is_dir: stat.is_dir(), rebase_name: rebase.clone() };
     // The archive is extracted on a blocking thread fed through a pipe.
     let (tx, rx) = std::sync::mpsc::sync_channel::<Bytes>(16);
     let total = Arc::new(AtomicI64::new(0));
     let dst2 = dst.clone();
     let extract = tokio::task::spawn_blocking(move || {
-        let reader = ChannelReader {
-            rx,
-            buf: Bytes::new(),
-        };
+        let reader = ChannelReader { rx, buf: Bytes::new() };
         if rebase.is_empty() {
             archive::copy_to(reader, &src_info, &dst2)
         } else {
             // RebaseArchiveEntries(srcBase → rebase) before CopyTo
             let (_, src_base) = archive::split_path_dir_entry(&src_info.path);
-            let first = archive::Rebase {
-                old: src_base,
-                new: rebase,
-            };
+            let first = archive::Rebase { old: src_base, new: rebase };
             let dst_info = archive::copy_info_destination_path(&dst2)?;
-            let renamed = CopyInfo {
-                rebase_name: String::new(),
-                ..src_info.clone()
-            };
+            let renamed = CopyInfo { rebase_name: String::new(), ..src_info.clone() };
             let mut renamed = renamed;
-            renamed.path = format!(
-                "{}/{}",
-                archive::split_path_dir_entry(&src_info.path).0,
-                first.new
-            );
+            renamed.path = format!("{}/{}", archive::split_path_dir_entry(&src_info.path).0, first.new);
             let (dir, second) = archive::prepare_archive_copy(&renamed, &dst_info)?;
-            let chain = Chain {
-                first,
-                second: second.unwrap_or_default(),
-            };
+            let chain = Chain { first, second: second.unwrap_or_default() };
             archive::untar(reader, std::path::Path::new(&dir), Some(&chain.combined()))
         }
     });
-    let bar = if quiet {
-        None
-    } else {
-        progress("Copying from container - ", total.clone())
-    };
+    let bar = if quiet { None } else { progress("Copying from container - ", total.clone()) };
     let mut send_err = None;
     while let Some(chunk) = body.next().await {
         match chunk {
@@ -348,10 +264,7 @@ impl Chain {
             return self.first.clone();
         }
         if self.second.old == self.first.new {
-            archive::Rebase {
-                old: self.first.old.clone(),
-                new: self.second.new.clone(),
-            }
+            archive::Rebase { old: self.first.old.clone(), new: self.second.new.clone() }
         } else {
             self.first.clone()
         }
@@ -413,16 +326,9 @@ async fn copy_to(
     copy_uid_gid: bool,
     quiet: bool,
 ) -> Result<(), CliError> {
-    let src = if src == "-" {
-        src.to_owned()
-    } else {
-        archive::resolve_local_path(src)
-    };
+    let src = if src == "-" { src.to_owned() } else { archive::resolve_local_path(src) };
     let api = Api::connect(ctx).await?;
-    let mut dst_info = CopyInfo {
-        path: dst.to_owned(),
-        ..Default::default()
-    };
+    let mut dst_info = CopyInfo { path: dst.to_owned(), ..Default::default() };
     let mut st = stat_path(&api, container, dst).await;
     if let Ok(s) = &st
         && s.is_symlink()
@@ -453,9 +359,7 @@ async fn copy_to(
     let counter = Arc::new(AtomicI64::new(0));
     let (resolved_dst, body) = if src == "-" {
         if !dst_info.is_dir {
-            return Err(CliError::Other(format!(
-                "destination \"{container}:{dst}\" must be a directory"
-            )));
+            return Err(CliError::Other(format!("destination \"{container}:{dst}\" must be a directory")));
         }
         let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(16);
         tokio::spawn(async move {
@@ -465,11 +369,7 @@ async fn copy_to(
                 match stdin.read(&mut buf).await {
                     Ok(0) => break,
                     Ok(n) => {
-                        if tx
-                            .send(Ok(Bytes::copy_from_slice(&buf[..n])))
-                            .await
-                            .is_err()
-                        {
+                        if tx.send(Ok(Bytes::copy_from_slice(&buf[..n]))).await.is_err() {
                             break;
                         }
                     }
@@ -482,17 +382,13 @@ async fn copy_to(
         });
         (dst_info.path.clone(), api::streaming(receiver_stream(rx)))
     } else {
-        let src_info = archive::copy_info_source_path(&src, follow)
-            .map_err(|e| CliError::Other(e.to_string()))?;
-        let (dst_dir, rebase) = archive::prepare_archive_copy(&src_info, &dst_info)
-            .map_err(|e| CliError::Other(e.to_string()))?;
+        let src_info = archive::copy_info_source_path(&src, follow).map_err(|e| CliError::Other(e.to_string()))?;
+        let (dst_dir, rebase) =
+            archive::prepare_archive_copy(&src_info, &dst_info).map_err(|e| CliError::Other(e.to_string()))?;
         let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(16);
         let c = counter.clone();
         tokio::task::spawn_blocking(move || {
-            let w = ChannelWriter {
-                tx: tx.clone(),
-                counter: c,
-            };
+            let w = ChannelWriter { tx: tx.clone(), counter: c };
             if let Err(e) = archive::tar_resource(&src_info, rebase.as_ref(), w) {
                 let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
             }
@@ -503,19 +399,10 @@ async fn copy_to(
     if copy_uid_gid {
         extra.push(("copyUIDGID", "true".into()));
     }
-    let bar = if quiet {
-        None
-    } else {
-        progress("Copying to container - ", counter.clone())
-    };
+    let bar = if quiet { None } else { progress("Copying to container - ", counter.clone()) };
     let res = api
         .raw
-        .send(
-            Method::PUT,
-            &archive_path(container, &resolved_dst, &extra),
-            &[("Content-Type", "text/plain")],
-            body,
-        )
+        .send(Method::PUT, &archive_path(container, &resolved_dst, &extra), &[("Content-Type", "text/plain")], body)
         .await;
     end_progress(bar);
     if !quiet {
@@ -544,9 +431,8 @@ mod tests {
     #[test]
     fn stat_header() {
         // {"name":"tmp","size":4096,"mode":2147484141,"mtime":"…","linkTarget":""}
-        let h = base64::engine::general_purpose::STANDARD.encode(
-            r#"{"name":"tmp","size":4096,"mode":2147484141,"mtime":"2026-11-23T02:22:51Z","linkTarget":""}"#,
-        );
+        let h = base64::engine::general_purpose::STANDARD
+            .encode(r#"{"name":"tmp","size":4096,"mode":2147484141,"mtime":"2026-11-23T02:22:51Z","linkTarget":""}"#);
         let s = decode_stat(&h).unwrap();
         assert!(s.is_dir());
         assert_eq!(s.mode & 0o777, 0o755);
@@ -558,14 +444,8 @@ mod tests {
     #[test]
     fn chained_renames() {
         let c = Chain {
-            first: archive::Rebase {
-                old: "target".into(),
-                new: "link".into(),
-            },
-            second: archive::Rebase {
-                old: "link".into(),
-                new: "out".into(),
-            },
+            first: archive::Rebase { old: "target".into(), new: "link".into() },
+            second: archive::Rebase { old: "link".into(), new: "out".into() },
         };
         assert_eq!(c.combined().apply("target/a"), "out/a");
     }

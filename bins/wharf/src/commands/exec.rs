@@ -22,31 +22,18 @@ pub async fn exec(ctx: &Ctx, args: ExecArgs) -> Result<(), CliError> {
         .ok_or_else(|| CliError::Usage("\"exec\" requires at least 2 arguments".into()))?;
     let mut env = Vec::new();
     for e in &args.env {
-        env.push(opts::validate_env(e).map_err(|m| {
-            CliError::Usage(format!(
-                "invalid argument \"{e}\" for \"-e, --env\" flag: {m}"
-            ))
-        })?);
+        env.push(
+            opts::validate_env(e)
+                .map_err(|m| CliError::Usage(format!("invalid argument \"{e}\" for \"-e, --env\" flag: {m}")))?,
+        );
     }
-    let env = opts::read_kv_env_strings(&args.env_file, &env)
-        .map_err(|e| CliError::Other(e.to_string()))?;
+    let env = opts::read_kv_env_strings(&args.env_file, &env).map_err(|e| CliError::Other(e.to_string()))?;
     let cfg = dockerconfig::load();
-    let detach_keys = args
-        .detach_keys
-        .clone()
-        .filter(|k| !k.is_empty())
-        .unwrap_or_else(|| cfg.detach_keys.clone());
-    let (attach_stdin, attach_out) = if args.detach {
-        (false, false)
-    } else {
-        (args.interactive, true)
-    };
+    let detach_keys = args.detach_keys.clone().filter(|k| !k.is_empty()).unwrap_or_else(|| cfg.detach_keys.clone());
+    let (attach_stdin, attach_out) = if args.detach { (false, false) } else { (args.interactive, true) };
 
     let api = Api::connect(ctx).await?;
-    api.docker
-        .inspect_container(container, None)
-        .await
-        .map_err(|e| api.err(e))?;
+    api.docker.inspect_container(container, None).await.map_err(|e| api.err(e))?;
     if !args.detach && args.tty && attach_stdin && !term::stdin_is_tty() {
         return Err(CliError::Other("the input device is not a TTY".into()));
     }
@@ -81,34 +68,17 @@ pub async fn exec(ctx: &Ctx, args: ExecArgs) -> Result<(), CliError> {
                 crate::api::full(body.to_string()),
             )
             .await?;
-        let b = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| CliError::Other(e.to_string()))?
-            .to_bytes();
+        let b = resp.into_body().collect().await.map_err(|e| CliError::Other(e.to_string()))?.to_bytes();
         ((), b)
     };
-    let created: serde_json::Value =
-        serde_json::from_slice(&created).map_err(|e| CliError::Other(e.to_string()))?;
-    let exec_id = created
-        .get("Id")
-        .and_then(serde_json::Value::as_str)
-        .unwrap_or("")
-        .to_owned();
+    let created: serde_json::Value = serde_json::from_slice(&created).map_err(|e| CliError::Other(e.to_string()))?;
+    let exec_id = created.get("Id").and_then(serde_json::Value::as_str).unwrap_or("").to_owned();
     if exec_id.is_empty() {
         return Err(CliError::Other("exec ID empty".into()));
     }
     if args.detach {
         api.docker
-            .start_exec(
-                &exec_id,
-                Some(StartExecOptions {
-                    detach: true,
-                    tty: args.tty,
-                    output_capacity: None,
-                }),
-            )
+            .start_exec(&exec_id, Some(StartExecOptions { detach: true, tty: args.tty, output_capacity: None }))
             .await
             .map_err(|e| api.err(e))?;
         return Ok(());
@@ -117,41 +87,21 @@ pub async fn exec(ctx: &Ctx, args: ExecArgs) -> Result<(), CliError> {
     if let Some(c) = &console {
         body["ConsoleSize"] = serde_json::json!(c);
     }
-    let hijacked = api
-        .raw
-        .hijack(
-            &format!("/exec/{exec_id}/start"),
-            "application/json",
-            Bytes::from(body.to_string()),
-        )
-        .await?;
+    let hijacked =
+        api.raw.hijack(&format!("/exec/{exec_id}/start"), "application/json", Bytes::from(body.to_string())).await?;
     let session = tokio::spawn(stream::stream(
         hijacked,
-        Session {
-            stdin: attach_stdin,
-            stdout: true,
-            stderr: true,
-            tty: args.tty,
-            detach_keys: Some(detach_keys),
-        },
+        Session { stdin: attach_stdin, stdout: true, stderr: true, tty: args.tty, detach_keys: Some(detach_keys) },
     ));
     if args.tty && term::stdin_is_tty() {
-        drop(stream::monitor_tty_size(
-            api.docker.clone(),
-            exec_id.clone(),
-            true,
-        ));
+        drop(stream::monitor_tty_size(api.docker.clone(), exec_id.clone(), true));
     }
     match session.await {
         Ok(Ok(End::Detached)) => return Err(CliError::Other(stream::ESCAPE_ERROR.into())),
         Ok(Err(e)) => return Err(CliError::Other(e)),
         _ => {}
     }
-    let inspect = api
-        .docker
-        .inspect_exec(&exec_id)
-        .await
-        .map_err(|e| api.err(e))?;
+    let inspect = api.docker.inspect_exec(&exec_id).await.map_err(|e| api.err(e))?;
     let code = inspect.exit_code.unwrap_or(0);
     if code != 0 {
         return Err(exit_with(code as i32));

@@ -11,18 +11,8 @@ use crate::cli_container::{ContainerInspectArgs, InspectArgs};
 use crate::client::CliError;
 use crate::format::{Tmpl, raw_value};
 
-const ALL_TYPES: &[&str] = &[
-    "config",
-    "container",
-    "image",
-    "network",
-    "node",
-    "plugin",
-    "secret",
-    "service",
-    "task",
-    "volume",
-];
+const ALL_TYPES: &[&str] =
+    &["config", "container", "image", "network", "node", "plugin", "secret", "service", "task", "volume"];
 
 /// Go's `json.Indent(dst, src, prefix, indent)`.
 pub fn indent_json(src: &[u8], indent: &str) -> String {
@@ -170,27 +160,18 @@ impl Inspector {
         let out = match format {
             None | Some("") => Output::Indented,
             Some("json") => Output::Compact,
-            Some(t) => Output::Template(
-                Tmpl::parse(t).map_err(|e| crate::commands::run::fail(&format!("{e:#}"), 64))?,
-            ),
+            Some(t) => Output::Template(Tmpl::parse(t).map_err(|e| crate::commands::run::fail(&format!("{e:#}"), 64))?),
         };
-        Ok(Self {
-            out,
-            raws: Vec::new(),
-            text: String::new(),
-        })
+        Ok(Self { out, raws: Vec::new(), text: String::new() })
     }
 
     fn add(&mut self, raw: Vec<u8>) -> Result<(), String> {
         match &self.out {
             Output::Template(t) => {
                 let text = String::from_utf8_lossy(&raw);
-                let value = inspect_value(&text).ok_or_else(|| {
-                    "unable to read inspect data: invalid character in JSON".to_owned()
-                })?;
-                let s = t
-                    .render(&value)
-                    .map_err(|e| format!("template parsing error: {e:#}"))?;
+                let value = inspect_value(&text)
+                    .ok_or_else(|| "unable to read inspect data: invalid character in JSON".to_owned())?;
+                let s = t.render(&value).map_err(|e| format!("template parsing error: {e:#}"))?;
                 self.text.push_str(&s);
                 self.text.push('\n');
             }
@@ -232,18 +213,11 @@ impl Inspector {
 
 fn finish(ins: Inspector, errs: Vec<String>) -> Result<(), CliError> {
     ins.flush();
-    if errs.is_empty() {
-        Ok(())
-    } else {
-        Err(CliError::Other(errs.join("\n")))
-    }
+    if errs.is_empty() { Ok(()) } else { Err(CliError::Other(errs.join("\n"))) }
 }
 
 fn escape_path(s: &str) -> String {
-    s.replace('%', "%25")
-        .replace('?', "%3F")
-        .replace('#', "%23")
-        .replace(' ', "%20")
+    s.replace('%', "%25").replace('?', "%3F").replace('#', "%23").replace(' ', "%20")
 }
 
 pub async fn container_inspect(ctx: &Ctx, args: ContainerInspectArgs) -> Result<(), CliError> {
@@ -251,11 +225,7 @@ pub async fn container_inspect(ctx: &Ctx, args: ContainerInspectArgs) -> Result<
     let api = Api::connect(ctx).await?;
     let mut errs = Vec::new();
     for c in &args.containers {
-        let path = format!(
-            "/containers/{}/json{}",
-            escape_path(c),
-            if args.size { "?size=1" } else { "" }
-        );
+        let path = format!("/containers/{}/json{}", escape_path(c), if args.size { "?size=1" } else { "" });
         match api.raw.bytes(Method::GET, &path).await {
             Ok((_, body)) => {
                 if let Err(e) = ins.add(body.to_vec()) {
@@ -279,10 +249,7 @@ pub async fn inspect(ctx: &Ctx, args: InspectArgs) -> Result<(), CliError> {
     let typ = args.typ.clone();
     if let Some(t) = &typ {
         if t.is_empty() {
-            return Err(CliError::Other(format!(
-                "type is empty: must be one of \"{}\"",
-                ALL_TYPES.join("\", \"")
-            )));
+            return Err(CliError::Other(format!("type is empty: must be one of \"{}\"", ALL_TYPES.join("\", \""))));
         }
         if !ALL_TYPES.contains(&t.as_str()) {
             return Err(CliError::Other(format!(
@@ -298,15 +265,11 @@ pub async fn inspect(ctx: &Ctx, args: InspectArgs) -> Result<(), CliError> {
     // (type, size supported, swarm object, path)
     type Kind = (&'static str, bool, bool, fn(&str, bool) -> String);
     let kinds: [Kind; 10] = [
-        ("container", true, false, |r, s| {
-            format!("/containers/{r}/json{}", if s { "?size=1" } else { "" })
-        }),
+        ("container", true, false, |r, s| format!("/containers/{r}/json{}", if s { "?size=1" } else { "" })),
         ("image", false, false, |r, _| format!("/images/{r}/json")),
         ("network", false, false, |r, _| format!("/networks/{r}")),
         ("volume", false, false, |r, _| format!("/volumes/{r}")),
-        ("service", false, true, |r, _| {
-            format!("/services/{r}?insertDefaults=1")
-        }),
+        ("service", false, true, |r, _| format!("/services/{r}?insertDefaults=1")),
         ("task", false, true, |r, _| format!("/tasks/{r}")),
         ("node", false, true, |r, _| format!("/nodes/{r}")),
         ("plugin", false, false, |r, _| format!("/plugins/{r}/json")),
@@ -363,7 +326,8 @@ mod tests {
 
     #[test]
     fn indent_like_go() {
-        let raw = br#"[{"Id":"abc","Args":[],"State":{"Running":true,"Pid":12},"Name":"/x y","Empty":{},"Esc":"a\"{,}"}]"#;
+        let raw =
+            br#"[{"Id":"abc","Args":[],"State":{"Running":true,"Pid":12},"Name":"/x y","Empty":{},"Esc":"a\"{,}"}]"#;
         assert_eq!(
             indent_json(raw, "    "),
             "[\n    {\n        \"Id\": \"abc\",\n        \"Args\": [],\n        \"State\": {\n            \"Running\": true,\n            \"Pid\": 12\n        },\n        \"Name\": \"/x y\",\n        \"Empty\": {},\n        \"Esc\": \"a\\\"{,}\"\n    }\n]"
@@ -373,14 +337,13 @@ mod tests {
 
     #[test]
     fn go_field_names() {
-        let v = inspect_value(
-            r#"{"Id":"abc","State":{"Running":true},"HostConfig":{"CpuShares":512,"Dns":["1.1.1.1"]}}"#,
+        let v =
+            inspect_value(r#"{"Id":"abc","State":{"Running":true},"HostConfig":{"CpuShares":512,"Dns":["1.1.1.1"]}}"#)
+                .unwrap();
+        let t = Tmpl::parse(
+            "{{.ID}} {{.Id}} {{.State.Running}} {{.HostConfig.CPUShares}} {{index .HostConfig.DNS 0}} {{json .State}}",
         )
         .unwrap();
-        let t = Tmpl::parse("{{.ID}} {{.Id}} {{.State.Running}} {{.HostConfig.CPUShares}} {{index .HostConfig.DNS 0}} {{json .State}}").unwrap();
-        assert_eq!(
-            t.render(&v).unwrap(),
-            "abc abc true 512 1.1.1.1 {\"Running\":true}"
-        );
+        assert_eq!(t.render(&v).unwrap(), "abc abc true 512 1.1.1.1 {\"Running\":true}");
     }
 }

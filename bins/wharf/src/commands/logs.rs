@@ -12,11 +12,7 @@ use crate::client::CliError;
 use crate::timefmt;
 
 /// The logs query the Go client builds (keys sorted).
-pub fn logs_path(
-    id: &str,
-    args: &LogsArgs,
-    now: chrono::DateTime<chrono::Utc>,
-) -> Result<String, CliError> {
+pub fn logs_path(id: &str, args: &LogsArgs, now: chrono::DateTime<chrono::Utc>) -> Result<String, CliError> {
     let mut q: Vec<(&str, String)> = vec![("stdout", "1".into()), ("stderr", "1".into())];
     if let Some(s) = args.since.as_deref().filter(|s| !s.is_empty()) {
         q.push(("since", timefmt::api_timestamp(s, now)?));
@@ -39,11 +35,7 @@ pub fn logs_path(
 
 pub async fn logs(ctx: &Ctx, args: LogsArgs) -> Result<(), CliError> {
     let api = Api::connect(ctx).await?;
-    let c = api
-        .docker
-        .inspect_container(&args.container, None)
-        .await
-        .map_err(|e| api.err(e))?;
+    let c = api.docker.inspect_container(&args.container, None).await.map_err(|e| api.err(e))?;
     let id = c.id.clone().unwrap_or_else(|| args.container.clone());
     let tty = c.config.as_ref().and_then(|c| c.tty).unwrap_or(false);
     let path = logs_path(&id, &args, chrono::Utc::now())?;

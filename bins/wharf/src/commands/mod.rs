@@ -15,8 +15,8 @@ mod ps;
 pub mod run;
 mod stats;
 pub mod stream;
-use crate::cli_container::ContainerCmd;
 use crate::cli::{Cli, Cmd, ImageCmd, PluginCmd, SystemCmd, VolumeCmd};
+use crate::cli_container::ContainerCmd;
 use crate::client::{self, CliError};
 
 /// What every command gets: the client and the address it points at (for messages).

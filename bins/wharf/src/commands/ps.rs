@@ -89,9 +89,7 @@ pub fn go_strconv_quote(s: &str) -> String {
             '\u{8}' => out.push_str("\\b"),
             '\u{c}' => out.push_str("\\f"),
             '\u{b}' => out.push_str("\\v"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                out.push_str(&format!("\\x{:02x}", c as u32))
-            }
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => out.push_str(&format!("\\x{:02x}", c as u32)),
             c => out.push(c),
         }
     }
@@ -115,19 +113,13 @@ pub struct Port {
 }
 
 fn join_host_port(ip: &str, port: &str) -> String {
-    if ip.contains(':') {
-        format!("[{ip}]:{port}")
-    } else {
-        format!("{ip}:{port}")
-    }
+    if ip.contains(':') { format!("[{ip}]:{port}") } else { format!("{ip}:{port}") }
 }
 
 /// `DisplayablePorts`: consecutive ports with the same IP/type grouped into ranges.
 pub fn displayable_ports(ports: &[Port]) -> String {
     let mut ports = ports.to_vec();
-    ports.sort_by(|a, b| {
-        (a.private, &a.ip, a.public, &a.typ).cmp(&(b.private, &b.ip, b.public, &b.typ))
-    });
+    ports.sort_by(|a, b| (a.private, &a.ip, a.public, &a.typ).cmp(&(b.private, &b.ip, b.public, &b.typ)));
     let mut groups: BTreeMap<String, (u16, u16)> = BTreeMap::new();
     let mut order: Vec<String> = Vec::new();
     let mut result = Vec::new();
@@ -191,11 +183,7 @@ fn ports_of(c: &Json) -> Vec<Port> {
                     ip: p.get("IP").and_then(Json::as_str).unwrap_or("").to_owned(),
                     private: p.get("PrivatePort").and_then(Json::as_u64).unwrap_or(0) as u16,
                     public: p.get("PublicPort").and_then(Json::as_u64).unwrap_or(0) as u16,
-                    typ: p
-                        .get("Type")
-                        .and_then(Json::as_str)
-                        .unwrap_or("")
-                        .to_owned(),
+                    typ: p.get("Type").and_then(Json::as_str).unwrap_or("").to_owned(),
                 })
                 .collect()
         })
@@ -208,11 +196,7 @@ pub fn go_time_string(secs: i64) -> String {
         return String::new();
     };
     let off = t.format("%z").to_string();
-    let zone = if off == "+0000" {
-        "UTC".to_owned()
-    } else {
-        off.clone()
-    };
+    let zone = if off == "+0000" { "UTC".to_owned() } else { off.clone() };
     format!("{} {off} {zone}", t.format("%Y-%m-%d %H:%M:%S"))
 }
 
@@ -243,41 +227,25 @@ pub fn container_context(c: &Json, trunc: bool, now: i64) -> Json {
     let names: Vec<String> = c
         .get("Names")
         .and_then(Json::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(Json::as_str)
-                .map(|n| n.get(1..).unwrap_or("").to_owned())
-                .collect()
-        })
+        .map(|a| a.iter().filter_map(Json::as_str).map(|n| n.get(1..).unwrap_or("").to_owned()).collect())
         .unwrap_or_default();
     let mut shown = names.clone();
     if trunc && let Some(n) = names.iter().find(|n| !n.contains('/')) {
         shown = vec![n.clone()];
     }
     let command = s("Command");
-    let command = go_strconv_quote(&if trunc {
-        ellipsis(&command, 20)
-    } else {
-        command
-    });
+    let command = go_strconv_quote(&if trunc { ellipsis(&command, 20) } else { command });
     let created = c.get("Created").and_then(Json::as_i64).unwrap_or(0);
     let size_rw = c.get("SizeRw").and_then(Json::as_i64).unwrap_or(0);
     let size_root = c.get("SizeRootFs").and_then(Json::as_i64).unwrap_or(0);
     let mut size = units::human_size_precision(size_rw as f64, 3);
     if size_root > 0 {
-        size = format!(
-            "{size} (virtual {})",
-            units::human_size_precision(size_root as f64, 3)
-        );
+        size = format!("{size} (virtual {})", units::human_size_precision(size_root as f64, 3));
     }
     let label_map = c.get("Labels").cloned().unwrap_or(Json::Null);
     let mut labels: Vec<String> = label_map
         .as_object()
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
-                .collect()
-        })
+        .map(|m| m.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or(""))).collect())
         .unwrap_or_default();
     labels.sort();
     let mounts = c.get("Mounts").and_then(Json::as_array);
@@ -286,25 +254,15 @@ pub fn container_context(c: &Json, trunc: bool, now: i64) -> Json {
             a.iter()
                 .map(|m| {
                     let name = m.get("Name").and_then(Json::as_str).unwrap_or("");
-                    let name = if name.is_empty() {
-                        m.get("Source").and_then(Json::as_str).unwrap_or("")
-                    } else {
-                        name
-                    };
-                    if trunc {
-                        ellipsis(name, 15)
-                    } else {
-                        name.to_owned()
-                    }
+                    let name =
+                        if name.is_empty() { m.get("Source").and_then(Json::as_str).unwrap_or("") } else { name };
+                    if trunc { ellipsis(name, 15) } else { name.to_owned() }
                 })
                 .collect()
         })
         .unwrap_or_default();
-    let local_volumes = mounts.map_or(0, |a| {
-        a.iter()
-            .filter(|m| m.get("Driver").and_then(Json::as_str) == Some("local"))
-            .count()
-    });
+    let local_volumes =
+        mounts.map_or(0, |a| a.iter().filter(|m| m.get("Driver").and_then(Json::as_str) == Some("local")).count());
     let mut networks: Vec<String> = c
         .pointer("/NetworkSettings/Networks")
         .and_then(Json::as_object)
@@ -367,10 +325,7 @@ fn rewrite_labels(t: &str, header: bool) -> String {
     let mut rest = t;
     while let Some(i) = rest.find(".Label ") {
         let before = &rest[..i];
-        let prev_ok = before
-            .chars()
-            .last()
-            .is_none_or(|c| !(c.is_alphanumeric() || c == '.' || c == '_'));
+        let prev_ok = before.chars().last().is_none_or(|c| !(c.is_alphanumeric() || c == '.' || c == '_'));
         out.push_str(before);
         rest = &rest[i + ".Label ".len()..];
         if !prev_ok {
@@ -431,12 +386,7 @@ pub fn render(
     };
     let rows: Vec<gtmpl::Value> = containers
         .iter()
-        .map(|c| {
-            context_value(
-                &container_context(c, trunc, now),
-                c.get("Labels").unwrap_or(&Json::Null),
-            )
-        })
+        .map(|c| context_value(&container_context(c, trunc, now), c.get("Labels").unwrap_or(&Json::Null)))
         .collect();
     let user_table = format.trim_start().strip_prefix("table");
     if let Some(user_body) = user_table
@@ -485,19 +435,13 @@ pub async fn ps(ctx: &Ctx, args: PsArgs) -> Result<(), CliError> {
     }
     let mut size = match &args.size {
         None => false,
-        Some(v) => opts::go_parse_bool(v).map_err(|e| {
-            CliError::Usage(format!(
-                "invalid argument \"{v}\" for \"-s, --size\" flag: {e}"
-            ))
-        })?,
+        Some(v) => opts::go_parse_bool(v)
+            .map_err(|e| CliError::Usage(format!("invalid argument \"{v}\" for \"-s, --size\" flag: {e}")))?,
     };
     let mut last = match &args.last {
         None => -1,
-        Some(v) => opts::go_parse_int(v, 64).map_err(|e| {
-            CliError::Usage(format!(
-                "invalid argument \"{v}\" for \"-n, --last\" flag: {e}"
-            ))
-        })?,
+        Some(v) => opts::go_parse_int(v, 64)
+            .map_err(|e| CliError::Usage(format!("invalid argument \"{v}\" for \"-n, --last\" flag: {e}")))?,
     };
     if args.latest && last == -1 {
         last = 1;
@@ -507,10 +451,8 @@ pub async fn ps(ctx: &Ctx, args: PsArgs) -> Result<(), CliError> {
         size = true;
     }
     if !format.is_empty() && !matches!(format.as_str(), "table" | "json" | "raw") {
-        crate::format::Tmpl::parse(&rewrite_label_calls(
-            format.strip_prefix("table").unwrap_or(&format),
-        ))
-        .map_err(|e| CliError::Other(format!("failed to parse template: {e}")))?;
+        crate::format::Tmpl::parse(&rewrite_label_calls(format.strip_prefix("table").unwrap_or(&format)))
+            .map_err(|e| CliError::Other(format!("failed to parse template: {e}")))?;
     }
     let api = Api::connect(ctx).await?;
     let list = api
@@ -523,18 +465,8 @@ pub async fn ps(ctx: &Ctx, args: PsArgs) -> Result<(), CliError> {
         }))
         .await
         .map_err(|e| api.err(e))?;
-    let containers: Vec<Json> = list
-        .iter()
-        .map(|c| serde_json::to_value(c).unwrap_or(Json::Null))
-        .collect();
-    let out = render(
-        &containers,
-        &format,
-        args.quiet,
-        size,
-        !args.no_trunc,
-        chrono::Utc::now().timestamp(),
-    )?;
+    let containers: Vec<Json> = list.iter().map(|c| serde_json::to_value(c).unwrap_or(Json::Null)).collect();
+    let out = render(&containers, &format, args.quiet, size, !args.no_trunc, chrono::Utc::now().timestamp())?;
     print!("{out}");
     Ok(())
 }
@@ -544,12 +476,7 @@ mod tests {
     use super::*;
 
     fn p(ip: &str, private: u16, public: u16, typ: &str) -> Port {
-        Port {
-            ip: ip.into(),
-            private,
-            public,
-            typ: typ.into(),
-        }
+        Port { ip: ip.into(), private, public, typ: typ.into() }
     }
 
     #[test]
@@ -559,19 +486,13 @@ mod tests {
             "0.0.0.0:8080->80/tcp, [::]:8080->80/tcp"
         );
         assert_eq!(
-            displayable_ports(&[
-                p("", 80, 0, "tcp"),
-                p("", 81, 0, "tcp"),
-                p("", 83, 0, "tcp")
-            ]),
+            displayable_ports(&[p("", 80, 0, "tcp"), p("", 81, 0, "tcp"), p("", 83, 0, "tcp")]),
             "80-81/tcp, 83/tcp"
         );
         assert_eq!(
-            displayable_ports(&[
-                p("0.0.0.0", 9000, 9000, "tcp"),
-                p("0.0.0.0", 9001, 9001, "tcp"),
-                p("", 53, 0, "udp"),
-            ]),
+            displayable_ports(
+                &[p("0.0.0.0", 9000, 9000, "tcp"), p("0.0.0.0", 9001, 9001, "tcp"), p("", 53, 0, "udp"),]
+            ),
             "53/udp, 0.0.0.0:9000-9001->9000-9001/tcp"
         );
         assert_eq!(displayable_ports(&[]), "");
@@ -579,10 +500,7 @@ mod tests {
 
     #[test]
     fn truncation() {
-        assert_eq!(
-            ellipsis("sh -c 'while true; do sleep 1; done'", 20),
-            "sh -c 'while true; …"
-        );
+        assert_eq!(ellipsis("sh -c 'while true; do sleep 1; done'", 20), "sh -c 'while true; …");
         assert_eq!(ellipsis("short", 20), "short");
         assert_eq!(ellipsis("日本語のコマンド", 7), "日本語…");
         assert_eq!(go_strconv_quote("a\"b\tc"), "\"a\\\"b\\tc\"");
@@ -616,15 +534,7 @@ mod tests {
         assert_eq!(out, want);
         let quiet = render(&[sample()], "", true, false, true, 0).unwrap();
         assert_eq!(quiet, "4f66ad9a0b2e\n");
-        let no_trunc = render(
-            &[sample()],
-            "{{.ID}} {{.Names}} {{.Image}}",
-            false,
-            false,
-            false,
-            0,
-        )
-        .unwrap();
+        let no_trunc = render(&[sample()], "{{.ID}} {{.Names}} {{.Image}}", false, false, false, 0).unwrap();
         assert_eq!(
             no_trunc,
             "4f66ad9a0b2e8f27c6b9c7f8c6d0f4b2a1c3e5d7f9a8b6c4d2e0f1a3b5c7d9e1 web,other/alias docker.io/library/nginx:latest\n"
@@ -633,15 +543,7 @@ mod tests {
 
     #[test]
     fn size_and_templates() {
-        let out = render(
-            &[sample()],
-            "table {{.Names}}\t{{.Size}}",
-            false,
-            true,
-            true,
-            0,
-        )
-        .unwrap();
+        let out = render(&[sample()], "table {{.Names}}\t{{.Size}}", false, true, true, 0).unwrap();
         assert_eq!(out, "NAMES     SIZE\nweb       2.05kB (virtual 187MB)\n");
         let out = render(
             &[sample()],
@@ -686,14 +588,8 @@ mod tests {
     #[test]
     fn image_column_rules() {
         assert_eq!(image_column("busybox", "sha256:1234", true), "busybox");
-        assert_eq!(
-            image_column("sha256:aaaaaaaaaaaa1111", "sha256:aaaaaaaaaaaa1111", true),
-            "aaaaaaaaaaaa"
-        );
-        assert_eq!(
-            image_column("localhost:5000/x/y:v1", "sha256:1", true),
-            "localhost:5000/x/y:v1"
-        );
+        assert_eq!(image_column("sha256:aaaaaaaaaaaa1111", "sha256:aaaaaaaaaaaa1111", true), "aaaaaaaaaaaa");
+        assert_eq!(image_column("localhost:5000/x/y:v1", "sha256:1", true), "localhost:5000/x/y:v1");
         assert_eq!(image_column("", "", true), "<no image>");
     }
 }

@@ -53,9 +53,7 @@ fn opt_fail(e: &OptError, command: &str, usage: &str) -> CliError {
 fn validate_pull(v: &str) -> Result<(), String> {
     match v {
         "always" | "missing" | "never" | "" => Ok(()),
-        _ => Err(format!(
-            "invalid pull option: '{v}': must be one of \"always\", \"missing\" or \"never\""
-        )),
+        _ => Err(format!("invalid pull option: '{v}': must be one of \"always\", \"missing\" or \"never\"")),
     }
 }
 
@@ -65,9 +63,7 @@ fn named_ref(image: &str) -> Result<Option<wharf_types::Reference>, String> {
     if hex64 || image.starts_with("sha256:") {
         return Ok(None);
     }
-    wharf_types::Reference::parse_normalized(image)
-        .map(|r| Some(r.with_default_tag()))
-        .map_err(|e| e.to_string())
+    wharf_types::Reference::parse_normalized(image).map(|r| Some(r.with_default_tag())).map_err(|e| e.to_string())
 }
 
 /// Env after `config.json`'s proxies, deduplicated by key (last value wins), as docker's
@@ -78,10 +74,7 @@ fn with_proxy_env(cfg: &dockerconfig::ConfigFile, host: &str, env: &[String]) ->
     let mut out: Vec<String> = Vec::new();
     for e in all {
         let key = e.split_once('=').map_or(e.as_str(), |(k, _)| k).to_owned();
-        if let Some(slot) = out
-            .iter_mut()
-            .find(|x| x.split_once('=').map_or(x.as_str(), |(k, _)| k) == key)
-        {
+        if let Some(slot) = out.iter_mut().find(|x| x.split_once('=').map_or(x.as_str(), |(k, _)| k) == key) {
             *slot = e;
         } else {
             out.push(e);
@@ -105,10 +98,7 @@ fn parse_config(
         let msg = if image.starts_with("--") {
             format!("unknown flag: {image}")
         } else {
-            format!(
-                "unknown shorthand flag: '{}' in {image}",
-                image.chars().nth(1).unwrap_or('-')
-            )
+            format!("unknown shorthand flag: '{}' in {image}", image.chars().nth(1).unwrap_or('-'))
         };
         return Err(fail(
             &format!(
@@ -124,15 +114,11 @@ fn parse_config(
         // validate first (flag errors), then merge the proxies
         let mut v = Vec::new();
         for e in &flags.env {
-            v.push(
-                opts::validate_env(e)
-                    .map_err(|m| opt_fail(&OptError::flag("-e, --env", e, m), command, usage))?,
-            );
+            v.push(opts::validate_env(e).map_err(|m| opt_fail(&OptError::flag("-e, --env", e, m), command, usage))?);
         }
         with_proxy_env(cfg, &ctx.host, &v)
     };
-    opts::container::parse(&flags, image, args, term::stdout_size())
-        .map_err(|e| opt_fail(&e, command, usage))
+    opts::container::parse(&flags, image, args, term::stdout_size()).map_err(|e| opt_fail(&e, command, usage))
 }
 
 /// The container ID file (`--cidfile`): refused if it exists, removed if creation fails.
@@ -144,10 +130,7 @@ struct CidFile {
 impl CidFile {
     fn new(path: &str) -> Result<Self, CliError> {
         if path.is_empty() {
-            return Ok(Self {
-                path: String::new(),
-                written: false,
-            });
+            return Ok(Self { path: String::new(), written: false });
         }
         if std::path::Path::new(path).exists() {
             return Err(CliError::Other(format!(
@@ -155,15 +138,9 @@ impl CidFile {
             )));
         }
         std::fs::File::create(path).map_err(|e| {
-            CliError::Other(format!(
-                "failed to create the container ID file: open {path}: {}",
-                opts::io_text(&e)
-            ))
+            CliError::Other(format!("failed to create the container ID file: open {path}: {}", opts::io_text(&e)))
         })?;
-        Ok(Self {
-            path: path.to_owned(),
-            written: false,
-        })
+        Ok(Self { path: path.to_owned(), written: false })
     }
 
     fn write(&mut self, id: &str) -> Result<(), CliError> {
@@ -171,10 +148,7 @@ impl CidFile {
             return Ok(());
         }
         std::fs::write(&self.path, id).map_err(|e| {
-            CliError::Other(format!(
-                "failed to write the container ID to the file: {}",
-                opts::io_text(&e)
-            ))
+            CliError::Other(format!("failed to write the container ID to the file: {}", opts::io_text(&e)))
         })?;
         self.written = true;
         Ok(())
@@ -197,9 +171,8 @@ pub async fn pull_image(
     platform: Option<&str>,
     quiet: bool,
 ) -> Result<(), CliError> {
-    let r = wharf_types::Reference::parse_normalized(image)
-        .map_err(|e| CliError::Other(e.to_string()))?
-        .with_default_tag();
+    let r =
+        wharf_types::Reference::parse_normalized(image).map_err(|e| CliError::Other(e.to_string()))?.with_default_tag();
     let tag = match (r.digest(), r.tag()) {
         (Some(d), _) => d.to_string(),
         (None, Some(t)) => t.to_owned(),
@@ -211,15 +184,7 @@ pub async fn pull_image(
     }
     let path = format!("/images/create?{}", encode_query(&q));
     let auth = cfg.registry_auth(r.domain());
-    let resp = api
-        .raw
-        .send(
-            Method::POST,
-            &path,
-            &[("X-Registry-Auth", &auth)],
-            api::empty(),
-        )
-        .await?;
+    let resp = api.raw.send(Method::POST, &path, &[("X-Registry-Auth", &auth)], api::empty()).await?;
     let body = api::body_stream(resp);
     let res = if quiet {
         let mut renderer = Renderer::new(std::io::sink(), false);
@@ -235,11 +200,7 @@ pub async fn pull_image(
 pub fn encode_query(pairs: &[(&str, String)]) -> String {
     let mut pairs = pairs.to_vec();
     pairs.sort_by(|a, b| a.0.cmp(b.0));
-    pairs
-        .iter()
-        .map(|(k, v)| format!("{k}={}", url_escape(v)))
-        .collect::<Vec<_>>()
-        .join("&")
+    pairs.iter().map(|(k, v)| format!("{k}={}", url_escape(v))).collect::<Vec<_>>().join("&")
 }
 
 /// Go's `url.QueryEscape`.
@@ -247,9 +208,7 @@ pub fn url_escape(s: &str) -> String {
     let mut out = String::new();
     for b in s.bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(b as char)
-            }
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
             b' ' => out.push('+'),
             _ => out.push_str(&format!("%{b:02X}")),
         }
@@ -268,11 +227,8 @@ async fn create_container(
     let mut cid = CidFile::new(cidfile)?;
     let image = body.image.clone().unwrap_or_default();
     let named = named_ref(&image).map_err(CliError::Other)?;
-    let platform = opts
-        .platform
-        .as_deref()
-        .filter(|p| !p.is_empty() && api.version() >= (1, 41))
-        .map(|p| p.to_lowercase());
+    let platform =
+        opts.platform.as_deref().filter(|p| !p.is_empty() && api.version() >= (1, 41)).map(|p| p.to_lowercase());
     let pull = |img: String| {
         let platform = platform.clone();
         async move { pull_image(api, cfg, &img, platform.as_deref(), opts.quiet).await }
@@ -290,11 +246,7 @@ async fn create_container(
         name: opts.name.clone().filter(|n| !n.is_empty()),
         platform: platform.clone().unwrap_or_default(),
     };
-    let resp = match api
-        .docker
-        .create_container(Some(options.clone()), body.clone())
-        .await
-    {
+    let resp = match api.docker.create_container(Some(options.clone()), body.clone()).await {
         Ok(r) => r,
         Err(e) => {
             let err = api.err(e);
@@ -305,10 +257,7 @@ async fn create_container(
                         eprintln!("Unable to find image '{}' locally", r.familiar());
                     }
                     pull(image.clone()).await?;
-                    api.docker
-                        .create_container(Some(options), body.clone())
-                        .await
-                        .map_err(|e| api.err(e))?
+                    api.docker.create_container(Some(options), body.clone()).await.map_err(|e| api.err(e))?
                 }
                 _ => return Err(err),
             }
@@ -337,14 +286,7 @@ pub async fn create(ctx: &Ctx, args: CreateArgs) -> Result<(), CliError> {
         return Err(fail(&opts::with_help(&e, "create"), 125));
     }
     let cfg = dockerconfig::load();
-    let config = parse_config(
-        ctx,
-        &cfg,
-        &args.flags,
-        &args.image_and_args,
-        "create",
-        CREATE_USAGE,
-    )?;
+    let config = parse_config(ctx, &cfg, &args.flags, &args.image_and_args, "create", CREATE_USAGE)?;
     let api = Api::connect(ctx).await?;
     let id = create_container(&api, &cfg, &config.body, &config.cidfile, &args.create).await?;
     println!("{id}");
@@ -401,22 +343,16 @@ pub async fn run(ctx: &Ctx, args: RunArgs) -> Result<(), CliError> {
     if let Err(e) = validate_pull(&args.create.pull) {
         return Err(fail(&opts::with_help(&e, "run"), 125));
     }
-    let detach = opts::container::bool_flag("-d, --detach", &args.detach)
-        .map_err(|e| opt_fail(&e, "run", RUN_USAGE))?;
+    let detach =
+        opts::container::bool_flag("-d, --detach", &args.detach).map_err(|e| opt_fail(&e, "run", RUN_USAGE))?;
     let sig_proxy = match &args.sig_proxy {
         None => true,
-        Some(_) => opts::container::bool_flag("--sig-proxy", &args.sig_proxy)
-            .map_err(|e| opt_fail(&e, "run", RUN_USAGE))?,
+        Some(_) => {
+            opts::container::bool_flag("--sig-proxy", &args.sig_proxy).map_err(|e| opt_fail(&e, "run", RUN_USAGE))?
+        }
     };
     let cfg = dockerconfig::load();
-    let mut config = parse_config(
-        ctx,
-        &cfg,
-        &args.flags,
-        &args.image_and_args,
-        "run",
-        RUN_USAGE,
-    )?;
+    let mut config = parse_config(ctx, &cfg, &args.flags, &args.image_and_args, "run", RUN_USAGE)?;
     let api = match Api::connect(ctx).await {
         Ok(a) => a,
         Err(e) => return Err(to_status_error(&e)),
@@ -429,25 +365,16 @@ pub async fn run(ctx: &Ctx, args: RunArgs) -> Result<(), CliError> {
         }
     } else {
         if config.attach_given {
-            return Err(CliError::Other(
-                "conflicting options: cannot specify both --attach and --detach".into(),
-            ));
+            return Err(CliError::Other("conflicting options: cannot specify both --attach and --detach".into()));
         }
         body.attach_stdin = Some(false);
         body.attach_stdout = Some(false);
         body.attach_stderr = Some(false);
         body.stdin_once = Some(false);
     }
-    let (attach_stdin, attach_stdout, attach_stderr) = (
-        body.attach_stdin == Some(true),
-        body.attach_stdout == Some(true),
-        body.attach_stderr == Some(true),
-    );
-    let auto_remove = body
-        .host_config
-        .as_ref()
-        .and_then(|h| h.auto_remove)
-        .unwrap_or(false);
+    let (attach_stdin, attach_stdout, attach_stderr) =
+        (body.attach_stdin == Some(true), body.attach_stdout == Some(true), body.attach_stderr == Some(true));
+    let auto_remove = body.host_config.as_ref().and_then(|h| h.auto_remove).unwrap_or(false);
 
     let id = match create_container(&api, &cfg, &config.body, &config.cidfile, &args.create).await {
         Ok(id) => id,
@@ -461,23 +388,11 @@ pub async fn run(ctx: &Ctx, args: RunArgs) -> Result<(), CliError> {
     }
     let mut session = None;
     if attach {
-        let keys = args
-            .detach_keys
-            .clone()
-            .filter(|k| !k.is_empty())
-            .unwrap_or_else(|| cfg.detach_keys.clone());
+        let keys = args.detach_keys.clone().filter(|k| !k.is_empty()).unwrap_or_else(|| cfg.detach_keys.clone());
         let path = attach_path(&id, attach_stdin, attach_stdout, attach_stderr, &keys);
-        let hijacked = api
-            .raw
-            .hijack(&path, "text/plain", bytes::Bytes::new())
-            .await?;
-        let s = Session {
-            stdin: attach_stdin,
-            stdout: attach_stdout,
-            stderr: attach_stderr,
-            tty,
-            detach_keys: Some(keys),
-        };
+        let hijacked = api.raw.hijack(&path, "text/plain", bytes::Bytes::new()).await?;
+        let s =
+            Session { stdin: attach_stdin, stdout: attach_stdout, stderr: attach_stderr, tty, detach_keys: Some(keys) };
         session = Some(tokio::spawn(stream::stream(hijacked, s)));
     }
 
@@ -505,11 +420,7 @@ pub async fn run(ctx: &Ctx, args: RunArgs) -> Result<(), CliError> {
     };
 
     if tty && term::stdout_is_tty() {
-        drop(stream::monitor_tty_size(
-            api.docker.clone(),
-            id.clone(),
-            false,
-        ));
+        drop(stream::monitor_tty_size(api.docker.clone(), id.clone(), false));
     }
 
     let mut status = status;
@@ -551,10 +462,7 @@ mod tests {
 
     #[test]
     fn status_errors() {
-        let e = |m: &str| CliError::Daemon {
-            status: 400,
-            message: m.into(),
-        };
+        let e = |m: &str| CliError::Daemon { status: 400, message: m.into() };
         let code = |m: &str| match to_status_error(&e(m)) {
             CliError::Status(c) => c,
             _ => 0,
@@ -565,10 +473,7 @@ mod tests {
             ),
             127
         );
-        assert_eq!(
-            code("exec: \"/etc/passwd\": permission denied: unknown"),
-            126
-        );
+        assert_eq!(code("exec: \"/etc/passwd\": permission denied: unknown"), 126);
         assert_eq!(code("something else"), 125);
     }
 
@@ -587,23 +492,14 @@ mod tests {
     #[test]
     fn references() {
         assert!(named_ref(&"a".repeat(64)).unwrap().is_none());
-        assert_eq!(
-            named_ref("busybox").unwrap().unwrap().familiar(),
-            "busybox:latest"
-        );
+        assert_eq!(named_ref("busybox").unwrap().unwrap().familiar(), "busybox:latest");
         assert!(named_ref("Busybox").is_err());
-        assert_eq!(
-            url_escape("docker.io/library/busybox"),
-            "docker.io%2Flibrary%2Fbusybox"
-        );
+        assert_eq!(url_escape("docker.io/library/busybox"), "docker.io%2Flibrary%2Fbusybox");
     }
 
     #[test]
     fn proxy_env_dedup() {
         let cfg = dockerconfig::ConfigFile::default();
-        assert_eq!(
-            with_proxy_env(&cfg, "x", &["A=1".into(), "B=2".into(), "A=3".into()]),
-            vec!["A=3", "B=2"]
-        );
+        assert_eq!(with_proxy_env(&cfg, "x", &["A=1".into(), "B=2".into(), "A=3".into()]), vec!["A=3", "B=2"]);
     }
 }

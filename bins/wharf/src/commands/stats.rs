@@ -20,9 +20,9 @@ use crate::client::CliError;
 use crate::format::{self, Format, to_value};
 use crate::{dockerconfig, units};
 
-pub const DEFAULT_TABLE: &str = "table {{.ID}}\t{{.Name}}\t{{.CPUPerc}}\t{{.MemUsage}}\t{{.MemPerc}}\t{{.NetIO}}\t{{.BlockIO}}\t{{.PIDs}}";
-const WIN_TABLE: &str =
-    "table {{.ID}}\t{{.Name}}\t{{.CPUPerc}}\t{{.MemUsage}}\t{{.NetIO}}\t{{.BlockIO}}";
+pub const DEFAULT_TABLE: &str =
+    "table {{.ID}}\t{{.Name}}\t{{.CPUPerc}}\t{{.MemUsage}}\t{{.MemPerc}}\t{{.NetIO}}\t{{.BlockIO}}\t{{.PIDs}}";
+const WIN_TABLE: &str = "table {{.ID}}\t{{.Name}}\t{{.CPUPerc}}\t{{.MemUsage}}\t{{.NetIO}}\t{{.BlockIO}}";
 
 /// One container's figures (docker's `StatsEntry`).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -50,11 +50,7 @@ fn u(v: &Json, p: &str) -> u64 {
 /// docker's Linux math over one stats sample.
 pub fn compute(v: &Json, os: &str) -> Entry {
     let mut e = Entry {
-        name: v
-            .get("name")
-            .and_then(Json::as_str)
-            .unwrap_or("")
-            .to_owned(),
+        name: v.get("name").and_then(Json::as_str).unwrap_or("").to_owned(),
         id: v.get("id").and_then(Json::as_str).unwrap_or("").to_owned(),
         ..Default::default()
     };
@@ -65,18 +61,12 @@ pub fn compute(v: &Json, os: &str) -> Entry {
         let sys_delta = u(v, "/cpu_stats/system_cpu_usage") as f64 - prev_sys;
         let mut online = u(v, "/cpu_stats/online_cpus") as f64;
         if online == 0.0 {
-            online = v
-                .pointer("/cpu_stats/cpu_usage/percpu_usage")
-                .and_then(Json::as_array)
-                .map_or(0, Vec::len) as f64;
+            online = v.pointer("/cpu_stats/cpu_usage/percpu_usage").and_then(Json::as_array).map_or(0, Vec::len) as f64;
         }
         if sys_delta > 0.0 && cpu_delta > 0.0 {
             e.cpu_percentage = cpu_delta / sys_delta * online * 100.0;
         }
-        if let Some(a) = v
-            .pointer("/blkio_stats/io_service_bytes_recursive")
-            .and_then(Json::as_array)
-        {
+        if let Some(a) = v.pointer("/blkio_stats/io_service_bytes_recursive").and_then(Json::as_array) {
             for b in a {
                 let op = b.get("op").and_then(Json::as_str).unwrap_or("");
                 let val = b.get("value").and_then(Json::as_u64).unwrap_or(0) as f64;
@@ -96,24 +86,16 @@ pub fn compute(v: &Json, os: &str) -> Entry {
             _ => usage as f64,
         };
         e.memory_limit = u(v, "/memory_stats/limit") as f64;
-        e.memory_percentage = if e.memory_limit != 0.0 {
-            e.memory / e.memory_limit * 100.0
-        } else {
-            0.0
-        };
+        e.memory_percentage = if e.memory_limit != 0.0 { e.memory / e.memory_limit * 100.0 } else { 0.0 };
         e.pids_current = u(v, "/pids_stats/current");
     } else {
-        let read = chrono::DateTime::parse_from_rfc3339(
-            v.get("read").and_then(Json::as_str).unwrap_or(""),
-        );
-        let preread = chrono::DateTime::parse_from_rfc3339(
-            v.get("preread").and_then(Json::as_str).unwrap_or(""),
-        );
+        let read = chrono::DateTime::parse_from_rfc3339(v.get("read").and_then(Json::as_str).unwrap_or(""));
+        let preread = chrono::DateTime::parse_from_rfc3339(v.get("preread").and_then(Json::as_str).unwrap_or(""));
         if let (Ok(r), Ok(p)) = (read, preread) {
             let ns = (r - p).num_nanoseconds().unwrap_or(0).max(0) as u64;
             let possible = ns / 100 * u(v, "/num_procs");
-            let used = u(v, "/cpu_stats/cpu_usage/total_usage")
-                .saturating_sub(u(v, "/precpu_stats/cpu_usage/total_usage"));
+            let used =
+                u(v, "/cpu_stats/cpu_usage/total_usage").saturating_sub(u(v, "/precpu_stats/cpu_usage/total_usage"));
             if possible > 0 {
                 e.cpu_percentage = used as f64 / possible as f64 * 100.0;
             }
@@ -174,19 +156,9 @@ const HEADERS: &[(&str, &str)] = &[
 pub fn render(entries: &[Entry], format: &str, os: &str, trunc: bool) -> Result<String, CliError> {
     let headers: Vec<(&str, &str)> = HEADERS
         .iter()
-        .map(|(k, v)| {
-            if *k == "MemUsage" && os == "windows" {
-                (*k, "PRIV WORKING SET")
-            } else {
-                (*k, *v)
-            }
-        })
+        .map(|(k, v)| if *k == "MemUsage" && os == "windows" { (*k, "PRIV WORKING SET") } else { (*k, *v) })
         .collect();
-    let default = if os == "windows" {
-        WIN_TABLE
-    } else {
-        DEFAULT_TABLE
-    };
+    let default = if os == "windows" { WIN_TABLE } else { DEFAULT_TABLE };
     let f = match format {
         "" | "table" => Format::new(None, default),
         "json" => {
@@ -200,10 +172,7 @@ pub fn render(entries: &[Entry], format: &str, os: &str, trunc: bool) -> Result<
         }
         t => Format::new(Some(t), default),
     };
-    let rows: Vec<gtmpl::Value> = entries
-        .iter()
-        .map(|e| to_value(&context(e, os, trunc), &[]))
-        .collect();
+    let rows: Vec<gtmpl::Value> = entries.iter().map(|e| to_value(&context(e, os, trunc), &[])).collect();
     format::render_rows(f, &rows, &headers).map_err(CliError::from)
 }
 
@@ -242,13 +211,7 @@ fn add(slots: &Slots, name: &str) -> bool {
     }
     s.push((
         name.to_owned(),
-        Slot {
-            entry: Entry {
-                container: name.to_owned(),
-                ..Default::default()
-            },
-            ..Default::default()
-        },
+        Slot { entry: Entry { container: name.to_owned(), ..Default::default() }, ..Default::default() },
     ));
     true
 }
@@ -270,10 +233,7 @@ fn update(slots: &Slots, name: &str, f: impl FnOnce(&mut Slot)) {
 /// Reads one container's stats stream into its slot (`collect`).
 fn spawn_collector(raw: api::Raw, os: String, slots: Slots, name: String, stream: bool) {
     tokio::spawn(async move {
-        let path = format!(
-            "/containers/{name}/stats?stream={}",
-            if stream { "1" } else { "0" }
-        );
+        let path = format!("/containers/{name}/stats?stream={}", if stream { "1" } else { "0" });
         let first = tokio::time::sleep(Duration::from_secs(2));
         tokio::pin!(first);
         let resp = tokio::select! {
@@ -350,10 +310,7 @@ fn spawn_collector(raw: api::Raw, os: String, slots: Slots, name: String, stream
 
 async fn wait_first(slots: &Slots) {
     loop {
-        let done = slots
-            .lock()
-            .map(|s| s.iter().all(|(_, slot)| slot.first))
-            .unwrap_or(true);
+        let done = slots.lock().map(|s| s.iter().all(|(_, slot)| slot.first)).unwrap_or(true);
         if done {
             return;
         }
@@ -371,17 +328,8 @@ pub async fn stats(ctx: &Ctx, args: StatsArgs) -> Result<(), CliError> {
     if show_all {
         let mut filters: HashMap<String, Vec<String>> = parse_filters(&[])?;
         filters.insert("type".into(), vec!["container".into()]);
-        let mut events = api.docker.events(Some(EventsOptions {
-            since: None,
-            until: None,
-            filters: Some(filters),
-        }));
-        let (raw, os, s2, all) = (
-            api.raw.clone(),
-            api.os_type.clone(),
-            slots.clone(),
-            args.all,
-        );
+        let mut events = api.docker.events(Some(EventsOptions { since: None, until: None, filters: Some(filters) }));
+        let (raw, os, s2, all) = (api.raw.clone(), api.os_type.clone(), slots.clone(), args.all);
         tokio::spawn(async move {
             while let Some(ev) = events.next().await {
                 let ev = match ev {
@@ -391,14 +339,8 @@ pub async fn stats(ctx: &Ctx, args: StatsArgs) -> Result<(), CliError> {
                         return;
                     }
                 };
-                let id: String = ev
-                    .actor
-                    .as_ref()
-                    .and_then(|a| a.id.clone())
-                    .unwrap_or_default()
-                    .chars()
-                    .take(12)
-                    .collect();
+                let id: String =
+                    ev.actor.as_ref().and_then(|a| a.id.clone()).unwrap_or_default().chars().take(12).collect();
                 let action = ev.action.clone().unwrap_or_default();
                 match action.as_str() {
                     "create" | "start" if (all || action == "start") && add(&s2, &id) => {
@@ -420,33 +362,19 @@ pub async fn stats(ctx: &Ctx, args: StatsArgs) -> Result<(), CliError> {
         for c in list {
             let id: String = c.id.unwrap_or_default().chars().take(12).collect();
             if add(&slots, &id) {
-                spawn_collector(
-                    api.raw.clone(),
-                    api.os_type.clone(),
-                    slots.clone(),
-                    id,
-                    stream,
-                );
+                spawn_collector(api.raw.clone(), api.os_type.clone(), slots.clone(), id, stream);
             }
         }
         wait_first(&slots).await;
     } else {
         for c in &args.containers {
             if add(&slots, c) {
-                spawn_collector(
-                    api.raw.clone(),
-                    api.os_type.clone(),
-                    slots.clone(),
-                    c.clone(),
-                    stream,
-                );
+                spawn_collector(api.raw.clone(), api.os_type.clone(), slots.clone(), c.clone(), stream);
             }
         }
         wait_first(&slots).await;
-        let errs: Vec<String> = slots
-            .lock()
-            .map(|s| s.iter().filter_map(|(_, x)| x.error.clone()).collect())
-            .unwrap_or_default();
+        let errs: Vec<String> =
+            slots.lock().map(|s| s.iter().filter_map(|(_, x)| x.error.clone()).collect()).unwrap_or_default();
         if !errs.is_empty() {
             return Err(CliError::Other(errs.join("\n")));
         }
@@ -460,10 +388,8 @@ pub async fn stats(ctx: &Ctx, args: StatsArgs) -> Result<(), CliError> {
     ticker.tick().await;
     loop {
         ticker.tick().await;
-        let entries: Vec<Entry> = slots
-            .lock()
-            .map(|s| s.iter().map(|(_, x)| x.entry.clone()).collect())
-            .unwrap_or_default();
+        let entries: Vec<Entry> =
+            slots.lock().map(|s| s.iter().map(|(_, x)| x.entry.clone()).collect()).unwrap_or_default();
         let table = render(&entries, &format, &api.os_type, !args.no_trunc)?;
         {
             use std::io::Write;
@@ -543,18 +469,8 @@ mod tests {
             "CONTAINER ID   NAME      CPU %     MEM USAGE / LIMIT   MEM %     NET I/O     BLOCK I/O        PIDS\n\
              4f66ad9a0b2e   spy_web   1.00%     844KiB / 23.54GiB   0.00%     1kB / 2kB   4.1kB / 8.19kB   3\n"
         );
-        let invalid = Entry {
-            container: "x".into(),
-            is_invalid: true,
-            ..Default::default()
-        };
-        let out = render(
-            &[invalid],
-            "{{.Name}} {{.CPUPerc}} {{.MemUsage}} {{.PIDs}}",
-            "linux",
-            true,
-        )
-        .unwrap();
+        let invalid = Entry { container: "x".into(), is_invalid: true, ..Default::default() };
+        let out = render(&[invalid], "{{.Name}} {{.CPUPerc}} {{.MemUsage}} {{.PIDs}}", "linux", true).unwrap();
         assert_eq!(out, "-- -- -- / -- --\n");
         let json = render(&[e], "json", "linux", true).unwrap();
         let v: Json = serde_json::from_str(json.trim()).unwrap();
@@ -565,9 +481,6 @@ mod tests {
     #[test]
     fn streaming_frames() {
         assert_eq!(frame("A\nB\n", false), "A\nB\n");
-        assert_eq!(
-            frame("A\n", true),
-            "\x1b[HA\n\x1b[HA \x1b[K\n \x1b[K\n\x1b[J"
-        );
+        assert_eq!(frame("A\n", true), "\x1b[HA\n\x1b[HA \x1b[K\n \x1b[K\n\x1b[J");
     }
 }

@@ -8,9 +8,7 @@
 use std::sync::{Arc, Mutex};
 
 use bollard::Docker;
-use bollard::query_parameters::{
-    KillContainerOptions, ResizeContainerTTYOptions, ResizeExecOptions,
-};
+use bollard::query_parameters::{KillContainerOptions, ResizeContainerTTYOptions, ResizeExecOptions};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::task::JoinHandle;
 
@@ -42,15 +40,12 @@ pub const ESCAPE_ERROR: &str = "read escape sequence";
 
 /// Runs a session to its end. Dropping the future ends it and restores the terminal.
 pub async fn stream(h: Hijacked, s: Session) -> Result<End, String> {
-    let Hijacked {
-        reader, mut writer, ..
-    } = h;
+    let Hijacked { reader, mut writer, .. } = h;
     let raw: Arc<Mutex<Option<RawMode>>> = Arc::new(Mutex::new(None));
     let mut escape = None;
     if s.stdin && s.tty {
-        let mode = RawMode::enable().map_err(|e| {
-            format!("unable to setup input stream: unable to set IO streams as raw terminal: {e}")
-        })?;
+        let mode = RawMode::enable()
+            .map_err(|e| format!("unable to setup input stream: unable to set IO streams as raw terminal: {e}"))?;
         if let Ok(mut g) = raw.lock() {
             *g = Some(mode);
         }
@@ -178,14 +173,7 @@ pub fn forward_signals(docker: Docker, id: String) -> JoinHandle<()> {
     }
     tokio::spawn(async move {
         while let Some(name) = rx.recv().await {
-            let _ = docker
-                .kill_container(
-                    &id,
-                    Some(KillContainerOptions {
-                        signal: name.to_owned(),
-                    }),
-                )
-                .await;
+            let _ = docker.kill_container(&id, Some(KillContainerOptions { signal: name.to_owned() })).await;
         }
     })
 }
@@ -195,25 +183,9 @@ async fn resize(docker: &Docker, id: &str, exec: bool, h: u16, w: u16) -> Result
         return Ok(());
     }
     let r = if exec {
-        docker
-            .resize_exec(
-                id,
-                ResizeExecOptions {
-                    h: i32::from(h),
-                    w: i32::from(w),
-                },
-            )
-            .await
+        docker.resize_exec(id, ResizeExecOptions { h: i32::from(h), w: i32::from(w) }).await
     } else {
-        docker
-            .resize_container_tty(
-                id,
-                ResizeContainerTTYOptions {
-                    h: i32::from(h),
-                    w: i32::from(w),
-                },
-            )
-            .await
+        docker.resize_container_tty(id, ResizeContainerTTYOptions { h: i32::from(h), w: i32::from(w) }).await
     };
     r.map_err(|_| ())
 }
@@ -241,9 +213,7 @@ pub fn monitor_tty_size(docker: Docker, id: String, exec: bool) -> JoinHandle<()
                 eprintln!("failed to resize tty, using default size");
             });
         }
-        let Ok(mut winch) =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change())
-        else {
+        let Ok(mut winch) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change()) else {
             return;
         };
         while winch.recv().await.is_some() {

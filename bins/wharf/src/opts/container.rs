@@ -9,9 +9,8 @@
 use std::collections::HashMap;
 
 use bollard::models::{
-    ContainerCreateBody, DeviceMapping, DeviceRequest, HealthConfig, HostConfig,
-    HostConfigCgroupnsModeEnum, HostConfigIsolationEnum, HostConfigLogConfig, NetworkingConfig,
-    RestartPolicy, RestartPolicyNameEnum,
+    ContainerCreateBody, DeviceMapping, DeviceRequest, HealthConfig, HostConfig, HostConfigCgroupnsModeEnum,
+    HostConfigIsolationEnum, HostConfigLogConfig, NetworkingConfig, RestartPolicy, RestartPolicyNameEnum,
 };
 use clap::Args;
 
@@ -149,11 +148,7 @@ pub struct ContainerFlags {
     #[arg(long = "network", visible_alias = "net", value_name = "network")]
     pub network: Vec<String>,
     /// Add network-scoped alias for the container
-    #[arg(
-        long = "network-alias",
-        visible_alias = "net-alias",
-        value_name = "list"
-    )]
+    #[arg(long = "network-alias", visible_alias = "net-alias", value_name = "list")]
     pub network_alias: Vec<String>,
 
     /// Logging driver for the container
@@ -185,39 +180,19 @@ pub struct ContainerFlags {
     #[arg(long = "health-cmd", value_name = "string", allow_hyphen_values = true)]
     pub health_cmd: Option<String>,
     /// Time between running the check (ms|s|m|h) (default 0s)
-    #[arg(
-        long = "health-interval",
-        value_name = "duration",
-        allow_hyphen_values = true
-    )]
+    #[arg(long = "health-interval", value_name = "duration", allow_hyphen_values = true)]
     pub health_interval: Option<String>,
     /// Consecutive failures needed to report unhealthy
-    #[arg(
-        long = "health-retries",
-        value_name = "int",
-        allow_hyphen_values = true
-    )]
+    #[arg(long = "health-retries", value_name = "int", allow_hyphen_values = true)]
     pub health_retries: Option<String>,
     /// Maximum time to allow one check to run (ms|s|m|h) (default 0s)
-    #[arg(
-        long = "health-timeout",
-        value_name = "duration",
-        allow_hyphen_values = true
-    )]
+    #[arg(long = "health-timeout", value_name = "duration", allow_hyphen_values = true)]
     pub health_timeout: Option<String>,
     /// Start period for the container to initialize before starting health-retries countdown (ms|s|m|h) (default 0s)
-    #[arg(
-        long = "health-start-period",
-        value_name = "duration",
-        allow_hyphen_values = true
-    )]
+    #[arg(long = "health-start-period", value_name = "duration", allow_hyphen_values = true)]
     pub health_start_period: Option<String>,
     /// Time between running the check during the start period (ms|s|m|h) (default 0s)
-    #[arg(
-        long = "health-start-interval",
-        value_name = "duration",
-        allow_hyphen_values = true
-    )]
+    #[arg(long = "health-start-interval", value_name = "duration", allow_hyphen_values = true)]
     pub health_start_interval: Option<String>,
     /// Disable any container-specified HEALTHCHECK
     #[arg(long = "no-healthcheck", value_name = "bool", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
@@ -293,11 +268,7 @@ pub struct ContainerFlags {
     #[arg(long = "memory-swap", value_name = "bytes", allow_hyphen_values = true)]
     pub memory_swap: Option<String>,
     /// Tune container memory swappiness (0 to 100) (default -1)
-    #[arg(
-        long = "memory-swappiness",
-        value_name = "int",
-        allow_hyphen_values = true
-    )]
+    #[arg(long = "memory-swappiness", value_name = "int", allow_hyphen_values = true)]
     pub memory_swappiness: Option<String>,
     /// Disable OOM Killer
     #[arg(long = "oom-kill-disable", value_name = "bool", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
@@ -356,30 +327,20 @@ pub fn bool_flag(flag: &str, v: &Option<String>) -> OptResult<bool> {
     }
 }
 
-fn validate_list(
-    flag: &str,
-    values: &[String],
-    f: impl Fn(&str) -> Result<String, String>,
-) -> OptResult<Vec<String>> {
-    values
-        .iter()
-        .map(|v| f(v).map_err(|e| OptError::flag(flag, v, e)))
-        .collect()
+fn validate_list(flag: &str, values: &[String], f: impl Fn(&str) -> Result<String, String>) -> OptResult<Vec<String>> {
+    values.iter().map(|v| f(v).map_err(|e| OptError::flag(flag, v, e))).collect()
 }
 
 fn opt_num(flag: &str, v: &Option<String>, bits: u32) -> OptResult<i64> {
-    v.as_deref()
-        .map_or(Ok(0), |s| super::int_flag(flag, s, bits))
+    v.as_deref().map_or(Ok(0), |s| super::int_flag(flag, s, bits))
 }
 
 fn opt_mem(flag: &str, v: &Option<String>) -> OptResult<i64> {
-    v.as_deref()
-        .map_or(Ok(0), |s| super::mem_bytes_flag(flag, s))
+    v.as_deref().map_or(Ok(0), |s| super::mem_bytes_flag(flag, s))
 }
 
 fn opt_dur(flag: &str, v: &Option<String>) -> OptResult<i64> {
-    v.as_deref()
-        .map_or(Ok(0), |s| super::duration_flag(flag, s))
+    v.as_deref().map_or(Ok(0), |s| super::duration_flag(flag, s))
 }
 
 /// `container.PidMode.Valid` and friends: `""`, `host`, `container:<id>` (pid, ipc-like).
@@ -449,11 +410,7 @@ fn parse_device(device: &str) -> Result<DeviceMapping, String> {
     if dst.is_empty() {
         dst = src.clone();
     }
-    Ok(DeviceMapping {
-        path_on_host: Some(src),
-        path_in_container: Some(dst),
-        cgroup_permissions: Some(perms),
-    })
+    Ok(DeviceMapping { path_on_host: Some(src), path_in_container: Some(dst), cgroup_permissions: Some(perms) })
 }
 
 /// A CDI device name (`vendor.com/class=name`).
@@ -470,9 +427,7 @@ fn is_cdi_name(device: &str) -> bool {
 /// `parseSecurityOpts` + `parseSystemPaths`: seccomp profiles are read and sent inline;
 /// `systempaths=unconfined` becomes empty masked/read-only path lists.
 #[allow(clippy::type_complexity)]
-fn security_opts(
-    opts: &[String],
-) -> OptResult<(Vec<String>, Option<Vec<String>>, Option<Vec<String>>)> {
+fn security_opts(opts: &[String]) -> OptResult<(Vec<String>, Option<Vec<String>>, Option<Vec<String>>)> {
     let mut out = Vec::new();
     let (mut masked, mut ro) = (None, None);
     for opt in opts {
@@ -485,10 +440,7 @@ fn security_opts(
             None => (opt.as_str(), "", false),
         };
         if (!ok || v.is_empty()) && k != "no-new-privileges" {
-            return Err(OptError::Parse(format!(
-                "Invalid --security-opt: {}",
-                super::go_quote(opt)
-            )));
+            return Err(OptError::Parse(format!("Invalid --security-opt: {}", super::go_quote(opt))));
         }
         if opt == "systempaths=unconfined" {
             masked = Some(Vec::new());
@@ -497,16 +449,10 @@ fn security_opts(
         }
         if k == "seccomp" && v != "builtin" && v != "unconfined" {
             let data = std::fs::read(v).map_err(|e| {
-                OptError::Parse(format!(
-                    "opening seccomp profile ({v}) failed: open {v}: {}",
-                    super::io_text(&e)
-                ))
+                OptError::Parse(format!("opening seccomp profile ({v}) failed: open {v}: {}", super::io_text(&e)))
             })?;
-            let json: serde_json::Value = serde_json::from_slice(&data).map_err(|e| {
-                OptError::Parse(format!(
-                    "compacting json for seccomp profile ({v}) failed: {e}"
-                ))
-            })?;
+            let json: serde_json::Value = serde_json::from_slice(&data)
+                .map_err(|e| OptError::Parse(format!("compacting json for seccomp profile ({v}) failed: {e}")))?;
             out.push(format!("seccomp={json}"));
             continue;
         }
@@ -519,39 +465,23 @@ fn security_opts(
 fn gpus(v: &Option<String>) -> OptResult<Option<Vec<DeviceRequest>>> {
     match v {
         None => Ok(None),
-        Some(s) => Err(OptError::flag(
-            "--gpus",
-            s,
-            "GPU device requests are not supported by wharf",
-        )),
+        Some(s) => Err(OptError::flag("--gpus", s, "GPU device requests are not supported by wharf")),
     }
 }
 
 /// docker's `parse()`: the flags, the image and the command into a create request.
 /// `console_size` is `(rows, cols)` of the terminal (`(0, 0)` when not one).
-pub fn parse(
-    f: &ContainerFlags,
-    image: &str,
-    args: &[String],
-    console_size: (u16, u16),
-) -> OptResult<CreateConfig> {
+pub fn parse(f: &ContainerFlags, image: &str, args: &[String], console_size: (u16, u16)) -> OptResult<CreateConfig> {
     // --- pflag-time validation -----------------------------------------------------------
     let attach = validate_list("-a, --attach", &f.attach, super::validate_attach)?;
-    let device_cgroup_rules = validate_list(
-        "--device-cgroup-rule",
-        &f.device_cgroup_rule,
-        super::validate_device_cgroup_rule,
-    )?;
+    let device_cgroup_rules =
+        validate_list("--device-cgroup-rule", &f.device_cgroup_rule, super::validate_device_cgroup_rule)?;
     let device_requests = gpus(&f.gpus)?;
     let env = validate_list("-e, --env", &f.env, super::validate_env)?;
     let interactive = bool_flag("-i, --interactive", &f.interactive)?;
     let labels = validate_list("-l, --label", &f.label, super::validate_label)?;
     let read_only = bool_flag("--read-only", &f.read_only)?;
-    let stop_timeout = f
-        .stop_timeout
-        .as_deref()
-        .map(|s| super::int_flag("--stop-timeout", s, 64))
-        .transpose()?;
+    let stop_timeout = f.stop_timeout.as_deref().map(|s| super::int_flag("--stop-timeout", s, 64)).transpose()?;
     let sysctls = validate_list("--sysctl", &f.sysctl, super::validate_sysctl)?;
     let tty = bool_flag("-t, --tty", &f.tty)?;
     let mut ulimits = Vec::new();
@@ -583,16 +513,11 @@ pub fn parse(
     let health_start_period = opt_dur("--health-start-period", &f.health_start_period)?;
     let health_start_interval = opt_dur("--health-start-interval", &f.health_start_interval)?;
     let no_healthcheck = bool_flag("--no-healthcheck", &f.no_healthcheck)?;
-    let blkio_weight =
-        f.blkio_weight
-            .as_deref()
-            .map_or(Ok(0), |s| super::uint_flag("--blkio-weight", s, 16))? as u16;
+    let blkio_weight = f.blkio_weight.as_deref().map_or(Ok(0), |s| super::uint_flag("--blkio-weight", s, 16))? as u16;
     let weight_devices = f
         .blkio_weight_device
         .iter()
-        .map(|v| {
-            super::parse_weight_device(v).map_err(|e| OptError::flag("--blkio-weight-device", v, e))
-        })
+        .map(|v| super::parse_weight_device(v).map_err(|e| OptError::flag("--blkio-weight-device", v, e)))
         .collect::<OptResult<Vec<_>>>()?;
     let cpu_count = opt_num("--cpu-count", &f.cpu_count, 64)?;
     let cpu_percent = opt_num("--cpu-percent", &f.cpu_percent, 64)?;
@@ -608,12 +533,8 @@ pub fn parse(
     let throttle = |flag: &str, vals: &[String], iops: bool| {
         vals.iter()
             .map(|v| {
-                if iops {
-                    super::parse_throttle_iops(v)
-                } else {
-                    super::parse_throttle_bps(v)
-                }
-                .map_err(|e| OptError::flag(flag, v, e))
+                if iops { super::parse_throttle_iops(v) } else { super::parse_throttle_bps(v) }
+                    .map_err(|e| OptError::flag(flag, v, e))
             })
             .collect::<OptResult<Vec<_>>>()
     };
@@ -622,17 +543,11 @@ pub fn parse(
     let write_bps = throttle("--device-write-bps", &f.device_write_bps, false)?;
     let write_iops = throttle("--device-write-iops", &f.device_write_iops, true)?;
     let io_max_bw = opt_mem("--io-maxbandwidth", &f.io_maxbandwidth)?;
-    let io_max_iops = f
-        .io_maxiops
-        .as_deref()
-        .map_or(Ok(0), |s| super::uint_flag("--io-maxiops", s, 64))?;
+    let io_max_iops = f.io_maxiops.as_deref().map_or(Ok(0), |s| super::uint_flag("--io-maxiops", s, 64))?;
     let _kernel_memory = opt_mem("--kernel-memory", &f.kernel_memory)?;
     let memory = opt_mem("-m, --memory", &f.memory)?;
     let memory_reservation = opt_mem("--memory-reservation", &f.memory_reservation)?;
-    let memory_swap = f
-        .memory_swap
-        .as_deref()
-        .map_or(Ok(0), |s| super::mem_swap_flag("--memory-swap", s))?;
+    let memory_swap = f.memory_swap.as_deref().map_or(Ok(0), |s| super::mem_swap_flag("--memory-swap", s))?;
     let swappiness = match &f.memory_swappiness {
         None => -1,
         Some(s) => super::int_flag("--memory-swappiness", s, 64)?,
@@ -641,11 +556,7 @@ pub fn parse(
     let oom_score_adj = opt_num("--oom-score-adj", &f.oom_score_adj, 64)?;
     let pids_limit = opt_num("--pids-limit", &f.pids_limit, 64)?;
     let shm_size = opt_mem("--shm-size", &f.shm_size)?;
-    let init = f
-        .init
-        .as_ref()
-        .map(|_| bool_flag("--init", &f.init))
-        .transpose()?;
+    let init = f.init.as_ref().map(|_| bool_flag("--init", &f.init)).transpose()?;
     let annotations: HashMap<String, String> = super::kv_to_map(&f.annotation);
     let sysctl_map = super::kv_to_map(&sysctls);
 
@@ -665,9 +576,7 @@ pub fn parse(
         attach_stderr = true;
     }
     if swappiness != -1 && !(0..=100).contains(&swappiness) {
-        return Err(OptError::Parse(format!(
-            "invalid value: {swappiness}. Valid memory swappiness range is 0-100"
-        )));
+        return Err(OptError::Parse(format!("invalid value: {swappiness}. Valid memory swappiness range is 0-100")));
     }
     let (binds, volumes) = mounts::split_volumes(&f.volume).map_err(OptError::Parse)?;
     let tmpfs = mounts::parse_tmpfs(&f.tmpfs);
@@ -725,9 +634,7 @@ pub fn parse(
     let restart = super::parse_restart_policy(f.restart.as_deref().unwrap_or("no"))?;
     let log_driver = f.log_driver.clone().unwrap_or_default();
     if log_driver == "none" && !f.log_opt.is_empty() {
-        return Err(OptError::Parse(format!(
-            "invalid logging opts for driver {log_driver}"
-        )));
+        return Err(OptError::Parse(format!("invalid logging opts for driver {log_driver}")));
     }
     let log_opts = super::kv_to_map(&f.log_opt);
     let (security_opt, masked_paths, readonly_paths) = security_opts(&f.security_opt)?;
@@ -748,14 +655,9 @@ pub fn parse(
         || health_start_interval != 0;
     let healthcheck = if no_healthcheck {
         if have_health {
-            return Err(OptError::Parse(
-                "--no-healthcheck conflicts with --health-* options".into(),
-            ));
+            return Err(OptError::Parse("--no-healthcheck conflicts with --health-* options".into()));
         }
-        Some(HealthConfig {
-            test: Some(vec!["NONE".into()]),
-            ..Default::default()
-        })
+        Some(HealthConfig { test: Some(vec!["NONE".into()]), ..Default::default() })
     } else if have_health {
         for (v, name) in [
             (health_interval, "--health-interval"),
@@ -787,20 +689,13 @@ pub fn parse(
         "process" => HostConfigIsolationEnum::PROCESS,
         "hyperv" => HostConfigIsolationEnum::HYPERV,
         other => {
-            return Err(OptError::Parse(format!(
-                "invalid isolation: {other}. Use one of default, process, hyperv"
-            )));
+            return Err(OptError::Parse(format!("invalid isolation: {other}. Use one of default, process, hyperv")));
         }
     };
 
-    if auto_remove
-        && restart
-            .name
-            .is_some_and(|n| n != RestartPolicyNameEnum::NO && n != RestartPolicyNameEnum::EMPTY)
+    if auto_remove && restart.name.is_some_and(|n| n != RestartPolicyNameEnum::NO && n != RestartPolicyNameEnum::EMPTY)
     {
-        return Err(OptError::Parse(
-            "conflicting options: cannot specify both --restart and --rm".into(),
-        ));
+        return Err(OptError::Parse("conflicting options: cannot specify both --restart and --rm".into()));
     }
 
     let common = network::Common {
@@ -820,11 +715,7 @@ pub fn parse(
         let mut out: Vec<String> = Vec::new();
         for c in v {
             let c = c.to_uppercase();
-            let c = if c == "ALL" || c.starts_with("CAP_") {
-                c
-            } else {
-                format!("CAP_{c}")
-            };
+            let c = if c == "ALL" || c.starts_with("CAP_") { c } else { format!("CAP_{c}") };
             if !out.contains(&c) {
                 out.push(c);
             }
@@ -834,23 +725,16 @@ pub fn parse(
     };
 
     let nonempty = |v: Vec<String>| (!v.is_empty()).then_some(v);
-    let port_bindings: bollard::models::PortMap =
-        bindings.into_iter().map(|(k, v)| (k, Some(v))).collect();
+    let port_bindings: bollard::models::PortMap = bindings.into_iter().map(|(k, v)| (k, Some(v))).collect();
 
     let host_config = HostConfig {
         binds: nonempty(binds),
         container_id_file: Some(f.cidfile.clone().unwrap_or_default()),
-        log_config: Some(HostConfigLogConfig {
-            typ: Some(log_driver),
-            config: Some(log_opts),
-        }),
+        log_config: Some(HostConfigLogConfig { typ: Some(log_driver), config: Some(log_opts) }),
         network_mode: Some(network_mode),
         port_bindings: Some(port_bindings),
         restart_policy: Some(if restart.name.is_none() {
-            RestartPolicy {
-                name: Some(RestartPolicyNameEnum::EMPTY),
-                maximum_retry_count: Some(0),
-            }
+            RestartPolicy { name: Some(RestartPolicyNameEnum::EMPTY), maximum_retry_count: Some(0) }
         } else {
             restart
         }),
@@ -944,16 +828,10 @@ pub fn parse(
         stop_signal: f.stop_signal.clone().filter(|s| !s.is_empty()),
         stop_timeout,
         host_config: Some(host_config),
-        networking_config: Some(NetworkingConfig {
-            endpoints_config: Some(endpoints),
-        }),
+        networking_config: Some(NetworkingConfig { endpoints_config: Some(endpoints) }),
         ..Default::default()
     };
-    Ok(CreateConfig {
-        body,
-        cidfile: f.cidfile.clone().unwrap_or_default(),
-        attach_given: !attach.is_empty(),
-    })
+    Ok(CreateConfig { body, cidfile: f.cidfile.clone().unwrap_or_default(), attach_given: !attach.is_empty() })
 }
 
 fn nonempty_vec<T>(v: Vec<T>) -> Option<Vec<T>> {
@@ -988,21 +866,13 @@ mod tests {
     }
 
     fn err(args: &[&str]) -> String {
-        parse(&flags(args), "busybox", &[], (0, 0))
-            .unwrap_err()
-            .to_string()
+        parse(&flags(args), "busybox", &[], (0, 0)).unwrap_err().to_string()
     }
 
     #[test]
     fn defaults_match_the_docker_cli() {
         // Captured from `docker create busybox echo hi` (CLI 28.2.2, API 1.50), nulls removed.
-        let c = parse(
-            &ContainerFlags::default(),
-            "busybox",
-            &["echo".into(), "hi".into()],
-            (0, 0),
-        )
-        .unwrap();
+        let c = parse(&ContainerFlags::default(), "busybox", &["echo".into(), "hi".into()], (0, 0)).unwrap();
         let got = serde_json::to_value(&c.body).unwrap();
         let want: Value = serde_json::from_str(
             r#"{"Hostname":"","Domainname":"","User":"","AttachStdin":false,"AttachStdout":true,"AttachStderr":true,"Tty":false,"OpenStdin":false,"StdinOnce":false,"Cmd":["echo","hi"],"Image":"busybox","Volumes":{},"WorkingDir":"","Labels":{},"HostConfig":{"ContainerIDFile":"","LogConfig":{"Type":"","Config":{}},"NetworkMode":"default","PortBindings":{},"RestartPolicy":{"Name":"no","MaximumRetryCount":0},"AutoRemove":false,"VolumeDriver":"","ConsoleSize":[0,0],"CgroupnsMode":"","Dns":[],"DnsOptions":[],"DnsSearch":[],"IpcMode":"","Cgroup":"","OomScoreAdj":0,"PidMode":"","Privileged":false,"PublishAllPorts":false,"ReadonlyRootfs":false,"UTSMode":"","UsernsMode":"","ShmSize":0,"Isolation":"","CpuShares":0,"Memory":0,"NanoCpus":0,"CgroupParent":"","BlkioWeight":0,"BlkioWeightDevice":[],"BlkioDeviceReadBps":[],"BlkioDeviceWriteBps":[],"BlkioDeviceReadIOps":[],"BlkioDeviceWriteIOps":[],"CpuPeriod":0,"CpuQuota":0,"CpuRealtimePeriod":0,"CpuRealtimeRuntime":0,"CpusetCpus":"","CpusetMems":"","Devices":[],"MemoryReservation":0,"MemorySwap":0,"MemorySwappiness":-1,"OomKillDisable":false,"PidsLimit":0,"Ulimits":[],"CpuCount":0,"CpuPercent":0,"IOMaximumIOps":0,"IOMaximumBandwidth":0},"NetworkingConfig":{"EndpointsConfig":{"default":{"MacAddress":"","GwPriority":0,"NetworkID":"","EndpointID":"","Gateway":"","IPAddress":"","IPPrefixLen":0,"IPv6Gateway":"","GlobalIPv6Address":"","GlobalIPv6PrefixLen":0}}}}"#,
@@ -1024,30 +894,15 @@ mod tests {
         assert_eq!(b["OpenStdin"], false);
         let b = body(&["-a", "stdout"]);
         assert_eq!(
-            (
-                b["AttachStdin"].clone(),
-                b["AttachStdout"].clone(),
-                b["AttachStderr"].clone()
-            ),
+            (b["AttachStdin"].clone(), b["AttachStdout"].clone(), b["AttachStderr"].clone()),
             (json!(false), json!(true), json!(false))
         );
     }
 
     #[test]
     fn ports_and_expose() {
-        let b = body(&[
-            "-p",
-            "8080:80",
-            "-p",
-            "127.0.0.1::53/udp",
-            "--expose",
-            "9000-9001",
-            "-P",
-        ]);
-        assert_eq!(
-            b["ExposedPorts"],
-            json!({"80/tcp":{},"53/udp":{},"9000/tcp":{},"9001/tcp":{}})
-        );
+        let b = body(&["-p", "8080:80", "-p", "127.0.0.1::53/udp", "--expose", "9000-9001", "-P"]);
+        assert_eq!(b["ExposedPorts"], json!({"80/tcp":{},"53/udp":{},"9000/tcp":{},"9001/tcp":{}}));
         assert_eq!(
             b["HostConfig"]["PortBindings"],
             json!({"80/tcp":[{"HostIp":"","HostPort":"8080"}],"53/udp":[{"HostIp":"127.0.0.1","HostPort":""}]})
@@ -1064,16 +919,7 @@ mod tests {
         let lf = dir.path().join("l");
         std::fs::write(&lf, "x=1\ny\n").unwrap();
         let (ef, lf) = (ef.to_string_lossy(), lf.to_string_lossy());
-        let b = body(&[
-            "--env-file",
-            &ef,
-            "-e",
-            "C=3",
-            "--label-file",
-            &lf,
-            "-l",
-            "z=9",
-        ]);
+        let b = body(&["--env-file", &ef, "-e", "C=3", "--label-file", &lf, "-l", "z=9"]);
         assert_eq!(b["Env"], json!(["A=1", "B=2", "C=3"]));
         assert_eq!(b["Labels"], json!({"x":"1","z":"9"}));
         assert_eq!(
@@ -1132,18 +978,9 @@ mod tests {
         assert_eq!(h["OomScoreAdj"], -500);
         assert_eq!(h["MemorySwappiness"], 10);
         assert_eq!(h["OomKillDisable"], true);
-        assert_eq!(
-            h["Ulimits"],
-            json!([{"Name":"core","Soft":0,"Hard":0},{"Name":"nofile","Soft":1024,"Hard":2048}])
-        );
-        assert_eq!(
-            err(&["-m", "1q"]),
-            "invalid argument \"1q\" for \"-m, --memory\" flag: invalid suffix: 'q'"
-        );
-        assert_eq!(
-            err(&["--memory-swappiness", "101"]),
-            "invalid value: 101. Valid memory swappiness range is 0-100"
-        );
+        assert_eq!(h["Ulimits"], json!([{"Name":"core","Soft":0,"Hard":0},{"Name":"nofile","Soft":1024,"Hard":2048}]));
+        assert_eq!(err(&["-m", "1q"]), "invalid argument \"1q\" for \"-m, --memory\" flag: invalid suffix: 'q'");
+        assert_eq!(err(&["--memory-swappiness", "101"]), "invalid value: 101. Valid memory swappiness range is 0-100");
         assert_eq!(
             err(&["-c", "x"]),
             "invalid argument \"x\" for \"-c, --cpu-shares\" flag: strconv.ParseInt: parsing \"x\": invalid syntax"
@@ -1153,10 +990,7 @@ mod tests {
     #[test]
     fn restart_and_rm() {
         let b = body(&["--restart", "on-failure:5"]);
-        assert_eq!(
-            b["HostConfig"]["RestartPolicy"],
-            json!({"Name":"on-failure","MaximumRetryCount":5})
-        );
+        assert_eq!(b["HostConfig"]["RestartPolicy"], json!({"Name":"on-failure","MaximumRetryCount":5}));
         assert_eq!(
             err(&["--rm", "--restart", "always"]),
             "conflicting options: cannot specify both --restart and --rm"
@@ -1185,18 +1019,12 @@ mod tests {
             b["Healthcheck"],
             json!({"Test":["CMD-SHELL","curl -f http://localhost/"],"Interval":30_000_000_000i64,"Timeout":5_000_000_000i64,"Retries":3,"StartPeriod":60_000_000_000i64,"StartInterval":2_000_000_000i64})
         );
-        assert_eq!(
-            body(&["--no-healthcheck"])["Healthcheck"],
-            json!({"Test":["NONE"]})
-        );
+        assert_eq!(body(&["--no-healthcheck"])["Healthcheck"], json!({"Test":["NONE"]}));
         assert_eq!(
             err(&["--no-healthcheck", "--health-retries", "1"]),
             "--no-healthcheck conflicts with --health-* options"
         );
-        assert_eq!(
-            err(&["--health-interval", "-1s"]),
-            "--health-interval cannot be negative"
-        );
+        assert_eq!(err(&["--health-interval", "-1s"]), "--health-interval cannot be negative");
         assert_eq!(
             err(&["--health-timeout", "soon"]),
             "invalid argument \"soon\" for \"--health-timeout\" flag: time: invalid duration \"soon\""
@@ -1267,18 +1095,12 @@ mod tests {
         assert_eq!(ep["Aliases"], json!(["web"]));
         assert_eq!(ep["IPAMConfig"], json!({"IPv4Address":"172.20.0.5"}));
         assert_eq!(ep["MacAddress"], "92:d0:c6:0a:29:33");
-        assert_eq!(
-            (b["Hostname"].clone(), b["Domainname"].clone()),
-            (json!("h"), json!("d"))
-        );
+        assert_eq!((b["Hostname"].clone(), b["Domainname"].clone()), (json!("h"), json!("d")));
         assert_eq!(
             err(&["--dns", "x"]),
             "invalid argument \"x\" for \"--dns\" flag: IP address is not correctly formatted: x"
         );
-        assert_eq!(
-            err(&["--mac-address", "zz"]),
-            "zz is not a valid mac address"
-        );
+        assert_eq!(err(&["--mac-address", "zz"]), "zz is not a valid mac address");
     }
 
     #[test]
@@ -1361,29 +1183,17 @@ mod tests {
                    {"PathOnHost":"/dev/sda","PathInContainer":"/dev/xvda","CgroupPermissions":"r"}])
         );
         assert_eq!(h["DeviceCgroupRules"], json!(["c 1:3 mr"]));
-        assert_eq!(
-            h["LogConfig"],
-            json!({"Type":"json-file","Config":{"max-size":"10m"}})
-        );
+        assert_eq!(h["LogConfig"], json!({"Type":"json-file","Config":{"max-size":"10m"}}));
         assert_eq!(b["StopSignal"], "SIGINT");
         assert_eq!(b["StopTimeout"], 20);
         assert_eq!(b["User"], "1000:1000");
         assert_eq!(b["WorkingDir"], "/work");
         assert_eq!(b["Entrypoint"], json!([""]));
         assert_eq!(err(&["--pid", "bogus"]), "--pid: invalid PID mode");
-        assert_eq!(
-            err(&["--security-opt", "label"]),
-            "Invalid --security-opt: \"label\""
-        );
-        assert_eq!(
-            err(&["--log-driver", "none", "--log-opt", "a=b"]),
-            "invalid logging opts for driver none"
-        );
+        assert_eq!(err(&["--security-opt", "label"]), "Invalid --security-opt: \"label\"");
+        assert_eq!(err(&["--log-driver", "none", "--log-opt", "a=b"]), "invalid logging opts for driver none");
         assert_eq!(err(&["--device", "/dev/sda:rr:x"]), "bad mode specified: x");
-        assert_eq!(
-            err(&["--device", "/dev/sda:dev/xvda"]),
-            "dev/xvda is not an absolute path"
-        );
+        assert_eq!(err(&["--device", "/dev/sda:dev/xvda"]), "dev/xvda is not an absolute path");
     }
 
     #[test]
@@ -1397,9 +1207,6 @@ mod tests {
     #[test]
     fn console_size() {
         let c = parse(&ContainerFlags::default(), "busybox", &[], (40, 120)).unwrap();
-        assert_eq!(
-            c.body.host_config.unwrap().console_size,
-            Some(vec![40, 120])
-        );
+        assert_eq!(c.body.host_config.unwrap().console_size, Some(vec![40, 120]));
     }
 }

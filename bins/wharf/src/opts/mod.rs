@@ -18,28 +18,20 @@ use std::fmt;
 use std::net::IpAddr;
 
 /// The name docker prints in hints and usage lines.
-pub const PROG: &str = "docker";
+pub const PROG: &str = "wharf";
 
 /// An option error, formatted by the command that owns the flags.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OptError {
     /// A flag value was rejected while parsing flags.
-    Flag {
-        flag: String,
-        value: String,
-        msg: String,
-    },
+    Flag { flag: String, value: String, msg: String },
     /// The flags parsed but do not make a valid configuration.
     Parse(String),
 }
 
 impl OptError {
     pub fn flag(flag: &str, value: &str, msg: impl Into<String>) -> Self {
-        OptError::Flag {
-            flag: flag.to_owned(),
-            value: value.to_owned(),
-            msg: msg.into(),
-        }
+        OptError::Flag { flag: flag.to_owned(), value: value.to_owned(), msg: msg.into() }
     }
 
     /// The full text docker prints for this error in `command` (e.g. `run`), with `usage` the
@@ -81,18 +73,12 @@ fn parse_err(m: impl Into<String>) -> OptError {
 /// `strconv.ParseInt(s, 0, bits)` (pflag's int flags).
 pub fn go_parse_int(s: &str, bits: u32) -> Result<i64, String> {
     let syntax = || format!("strconv.ParseInt: parsing {}: invalid syntax", go_quote(s));
-    let range = || {
-        format!(
-            "strconv.ParseInt: parsing {}: value out of range",
-            go_quote(s)
-        )
-    };
+    let range = || format!("strconv.ParseInt: parsing {}: value out of range", go_quote(s));
     let (neg, body) = match s.strip_prefix('-') {
         Some(r) => (true, r),
         None => (false, s.strip_prefix('+').unwrap_or(s)),
     };
-    let mag =
-        parse_uint_base0(body).map_err(|overflow| if overflow { range() } else { syntax() })?;
+    let mag = parse_uint_base0(body).map_err(|overflow| if overflow { range() } else { syntax() })?;
     let limit: u128 = 1u128 << (bits - 1);
     if (!neg && u128::from(mag) >= limit) || (neg && u128::from(mag) > limit) {
         return Err(range());
@@ -105,19 +91,13 @@ pub fn go_parse_int(s: &str, bits: u32) -> Result<i64, String> {
 pub fn go_parse_uint(s: &str, bits: u32) -> Result<u64, String> {
     let v = parse_uint_base0(s).map_err(|overflow| {
         if overflow {
-            format!(
-                "strconv.ParseUint: parsing {}: value out of range",
-                go_quote(s)
-            )
+            format!("strconv.ParseUint: parsing {}: value out of range", go_quote(s))
         } else {
             format!("strconv.ParseUint: parsing {}: invalid syntax", go_quote(s))
         }
     })?;
     if bits < 64 && v >= (1u64 << bits) {
-        return Err(format!(
-            "strconv.ParseUint: parsing {}: value out of range",
-            go_quote(s)
-        ));
+        return Err(format!("strconv.ParseUint: parsing {}: value out of range", go_quote(s)));
     }
     Ok(v)
 }
@@ -125,17 +105,11 @@ pub fn go_parse_uint(s: &str, bits: u32) -> Result<u64, String> {
 /// `strconv.ParseUint(s, 10, bits)`.
 pub fn go_parse_uint_dec(s: &str, bits: u32) -> Result<u64, String> {
     if s.is_empty() || !s.chars().all(|c| c.is_ascii_digit()) {
-        return Err(format!(
-            "strconv.ParseUint: parsing {}: invalid syntax",
-            go_quote(s)
-        ));
+        return Err(format!("strconv.ParseUint: parsing {}: invalid syntax", go_quote(s)));
     }
     match s.parse::<u64>() {
         Ok(v) if bits >= 64 || v < (1u64 << bits) => Ok(v),
-        _ => Err(format!(
-            "strconv.ParseUint: parsing {}: value out of range",
-            go_quote(s)
-        )),
+        _ => Err(format!("strconv.ParseUint: parsing {}: value out of range", go_quote(s))),
     }
 }
 
@@ -156,11 +130,7 @@ fn parse_uint_base0(s: &str) -> Result<u64, bool> {
     } else {
         (10, lower.clone(), false)
     };
-    let digits = if prefixed {
-        digits.replace('_', "")
-    } else {
-        digits
-    };
+    let digits = if prefixed { digits.replace('_', "") } else { digits };
     if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
         return Err(false);
     }
@@ -172,10 +142,7 @@ pub fn go_parse_bool(s: &str) -> Result<bool, String> {
     match s {
         "1" | "t" | "T" | "TRUE" | "true" | "True" => Ok(true),
         "0" | "f" | "F" | "FALSE" | "false" | "False" => Ok(false),
-        _ => Err(format!(
-            "strconv.ParseBool: parsing {}: invalid syntax",
-            go_quote(s)
-        )),
+        _ => Err(format!("strconv.ParseBool: parsing {}: invalid syntax", go_quote(s))),
     }
 }
 
@@ -189,9 +156,7 @@ pub fn go_quote(s: &str) -> String {
             '\n' => out.push_str("\\n"),
             '\t' => out.push_str("\\t"),
             '\r' => out.push_str("\\r"),
-            c if (c as u32) < 0x20 || c == '\u{7f}' => {
-                out.push_str(&format!("\\x{:02x}", c as u32))
-            }
+            c if (c as u32) < 0x20 || c == '\u{7f}' => out.push_str(&format!("\\x{:02x}", c as u32)),
             c => out.push(c),
         }
     }
@@ -281,16 +246,12 @@ pub fn validate_mac(v: &str) -> bool {
         s.split('-').collect()
     } else if s.contains('.') {
         let g: Vec<&str> = s.split('.').collect();
-        return g
-            .iter()
-            .all(|x| x.len() == 4 && x.chars().all(|c| c.is_ascii_hexdigit()))
+        return g.iter().all(|x| x.len() == 4 && x.chars().all(|c| c.is_ascii_hexdigit()))
             && matches!(g.len(), 3 | 4 | 10);
     } else {
         return false;
     };
-    groups
-        .iter()
-        .all(|x| x.len() == 2 && x.chars().all(|c| c.is_ascii_hexdigit()))
+    groups.iter().all(|x| x.len() == 2 && x.chars().all(|c| c.is_ascii_hexdigit()))
         && matches!(groups.len(), 6 | 8 | 20)
 }
 
@@ -313,11 +274,7 @@ pub fn validate_dns_search(v: &str) -> Result<String, String> {
                 && !label.starts_with('-')
                 && !label.ends_with('-')
         });
-    if ok && core.len() < 255 {
-        Ok(core.to_owned())
-    } else {
-        Err(bad())
-    }
+    if ok && core.len() < 255 { Ok(core.to_owned()) } else { Err(bad()) }
 }
 
 /// `ValidateLabel`.
@@ -421,9 +378,7 @@ pub fn validate_device_cgroup_rule(v: &str) -> Result<String, String> {
     }
     let num = |s: &str| s == "*" || (!s.is_empty() && s.chars().all(|c| c.is_ascii_digit()));
     let ok = matches!(parts[0], "a" | "b" | "c")
-        && parts[1]
-            .split_once(':')
-            .is_some_and(|(a, b)| num(a) && num(b))
+        && parts[1].split_once(':').is_some_and(|(a, b)| num(a) && num(b))
         && (1..=3).contains(&parts[2].len())
         && parts[2].chars().all(|c| matches!(c, 'r' | 'w' | 'm'));
     if ok { Ok(v.to_owned()) } else { Err(bad()) }
@@ -541,18 +496,16 @@ pub fn parse_restart_policy(policy: &str) -> OptResult<bollard::models::RestartP
     }
     let (name, count) = match policy.split_once(':') {
         Some(("", _)) => {
-            return Err(parse_err(
-                "invalid restart policy format: no policy provided before colon",
-            ));
+            return Err(parse_err("invalid restart policy format: no policy provided before colon"));
         }
         Some((n, c)) => (n, c),
         None => (policy, ""),
     };
     let mut max = 0i64;
     if !count.is_empty() {
-        max = count.parse::<i64>().map_err(|_| {
-            parse_err("invalid restart policy format: maximum retry count must be an integer")
-        })?;
+        max = count
+            .parse::<i64>()
+            .map_err(|_| parse_err("invalid restart policy format: maximum retry count must be an integer"))?;
     }
     let mode = match name {
         "no" => N::NO,
@@ -566,19 +519,12 @@ pub fn parse_restart_policy(policy: &str) -> OptResult<bollard::models::RestartP
         }
     };
     if max != 0 && mode != N::ON_FAILURE {
-        return Err(parse_err(
-            "invalid restart policy: maximum retry count can only be used with 'on-failure'",
-        ));
+        return Err(parse_err("invalid restart policy: maximum retry count can only be used with 'on-failure'"));
     }
     if max < 0 {
-        return Err(parse_err(
-            "invalid restart policy: maximum retry count cannot be negative",
-        ));
+        return Err(parse_err("invalid restart policy: maximum retry count cannot be negative"));
     }
-    Ok(bollard::models::RestartPolicy {
-        name: Some(mode),
-        maximum_retry_count: Some(max),
-    })
+    Ok(bollard::models::RestartPolicy { name: Some(mode), maximum_retry_count: Some(max) })
 }
 
 const ULIMITS: &[&str] = &[
@@ -608,10 +554,8 @@ pub fn parse_ulimit(v: &str) -> Result<bollard::models::ResourcesUlimits, String
         return Err(format!("invalid ulimit type: {name}"));
     }
     let parts: Vec<&str> = limits.split(':').collect();
-    let num = |s: &str| {
-        s.parse::<i64>()
-            .map_err(|_| format!("strconv.ParseInt: parsing {}: invalid syntax", go_quote(s)))
-    };
+    let num =
+        |s: &str| s.parse::<i64>().map_err(|_| format!("strconv.ParseInt: parsing {}: invalid syntax", go_quote(s)));
     let (soft, hard) = match parts.as_slice() {
         [s] => {
             let s = num(s)?;
@@ -622,9 +566,7 @@ pub fn parse_ulimit(v: &str) -> Result<bollard::models::ResourcesUlimits, String
             (num(s)?, h)
         }
         _ => {
-            return Err(format!(
-                "too many limit value arguments - {limits}, can only have up to two, `soft[:hard]`"
-            ));
+            return Err(format!("too many limit value arguments - {limits}, can only have up to two, `soft[:hard]`"));
         }
     };
     if hard != -1 {
@@ -634,16 +576,10 @@ pub fn parse_ulimit(v: &str) -> Result<bollard::models::ResourcesUlimits, String
             ));
         }
         if soft > hard {
-            return Err(format!(
-                "ulimit soft limit must be less than or equal to hard limit: {soft} > {hard}"
-            ));
+            return Err(format!("ulimit soft limit must be less than or equal to hard limit: {soft} > {hard}"));
         }
     }
-    Ok(bollard::models::ResourcesUlimits {
-        name: Some(name.to_owned()),
-        soft: Some(soft),
-        hard: Some(hard),
-    })
+    Ok(bollard::models::ResourcesUlimits { name: Some(name.to_owned()), soft: Some(soft), hard: Some(hard) })
 }
 
 /// `ValidateThrottleBpsDevice`.
@@ -658,10 +594,7 @@ pub fn parse_throttle_bps(v: &str) -> Result<bollard::models::ThrottleDevice, St
     if r < 0 {
         return Err(bad());
     }
-    Ok(bollard::models::ThrottleDevice {
-        path: Some(k.to_owned()),
-        rate: Some(r),
-    })
+    Ok(bollard::models::ThrottleDevice { path: Some(k.to_owned()), rate: Some(r) })
 }
 
 /// `ValidateThrottleIOpsDevice`.
@@ -670,10 +603,7 @@ pub fn parse_throttle_iops(v: &str) -> Result<bollard::models::ThrottleDevice, S
     let r: u64 = rate.parse().map_err(|_| {
         format!("invalid rate for device: {v}. The correct format is <device-path>:<number>. Number must be a positive integer")
     })?;
-    Ok(bollard::models::ThrottleDevice {
-        path: Some(k.to_owned()),
-        rate: Some(r as i64),
-    })
+    Ok(bollard::models::ThrottleDevice { path: Some(k.to_owned()), rate: Some(r as i64) })
 }
 
 fn throttle_split(v: &str) -> Result<(&str, &str), String> {
@@ -691,16 +621,11 @@ fn throttle_split(v: &str) -> Result<(&str, &str), String> {
 /// `ValidateWeightDevice`.
 pub fn parse_weight_device(v: &str) -> Result<bollard::models::ResourcesBlkioWeightDevice, String> {
     let (k, w) = throttle_split(v)?;
-    let w: u16 = w
-        .parse()
-        .map_err(|_| format!("invalid weight for device: {v}"))?;
+    let w: u16 = w.parse().map_err(|_| format!("invalid weight for device: {v}"))?;
     if w > 0 && !(10..=1000).contains(&w) {
         return Err(format!("invalid weight for device: {v}"));
     }
-    Ok(bollard::models::ResourcesBlkioWeightDevice {
-        path: Some(k.to_owned()),
-        weight: Some(usize::from(w)),
-    })
+    Ok(bollard::models::ResourcesBlkioWeightDevice { path: Some(k.to_owned()), weight: Some(usize::from(w)) })
 }
 
 #[cfg(test)]
@@ -712,20 +637,13 @@ mod tests {
         assert_eq!(go_parse_int("42", 64), Ok(42));
         assert_eq!(go_parse_int("-0x10", 64), Ok(-16));
         assert_eq!(go_parse_int("010", 64), Ok(8));
-        assert_eq!(
-            go_parse_int("abc", 64),
-            Err("strconv.ParseInt: parsing \"abc\": invalid syntax".into())
-        );
+        assert_eq!(go_parse_int("abc", 64), Err("strconv.ParseInt: parsing \"abc\": invalid syntax".into()));
         assert_eq!(
             go_parse_int("3000000000", 32),
             Err("strconv.ParseInt: parsing \"3000000000\": value out of range".into())
         );
         assert_eq!(go_parse_uint("1000", 16), Ok(1000));
-        assert!(
-            go_parse_uint("70000", 16)
-                .unwrap_err()
-                .ends_with("value out of range")
-        );
+        assert!(go_parse_uint("70000", 16).unwrap_err().ends_with("value out of range"));
         assert_eq!(go_parse_bool("True"), Ok(true));
         assert!(go_parse_bool("yes").is_err());
     }
@@ -735,14 +653,8 @@ mod tests {
         assert_eq!(parse_cpus("1.5"), Ok(1_500_000_000));
         assert_eq!(parse_cpus("0.000000001"), Ok(1));
         assert_eq!(parse_cpus("3/2"), Ok(1_500_000_000));
-        assert_eq!(
-            parse_cpus("0.0000000001"),
-            Err("value is too precise".into())
-        );
-        assert_eq!(
-            parse_cpus("abc"),
-            Err("failed to parse abc as a rational number".into())
-        );
+        assert_eq!(parse_cpus("0.0000000001"), Err("value is too precise".into()));
+        assert_eq!(parse_cpus("abc"), Err("failed to parse abc as a rational number".into()));
     }
 
     #[test]
@@ -754,35 +666,14 @@ mod tests {
         assert_eq!(validate_dns_search("example.com"), Ok("example.com".into()));
         assert!(validate_dns_search("-bad-.com").is_err());
         assert!(validate_dns_search("123").is_err());
-        assert_eq!(
-            validate_label("=x").unwrap_err(),
-            "invalid label '=x': empty name"
-        );
-        assert_eq!(
-            validate_label("a b=c").unwrap_err(),
-            "label 'a b' contains whitespaces"
-        );
-        assert_eq!(
-            validate_sysctl("net.ipv4.ip_forward=1"),
-            Ok("net.ipv4.ip_forward=1".into())
-        );
-        assert_eq!(
-            validate_sysctl("kernel.foo=1").unwrap_err(),
-            "sysctl 'kernel.foo=1' is not allowed"
-        );
+        assert_eq!(validate_label("=x").unwrap_err(), "invalid label '=x': empty name");
+        assert_eq!(validate_label("a b=c").unwrap_err(), "label 'a b' contains whitespaces");
+        assert_eq!(validate_sysctl("net.ipv4.ip_forward=1"), Ok("net.ipv4.ip_forward=1".into()));
+        assert_eq!(validate_sysctl("kernel.foo=1").unwrap_err(), "sysctl 'kernel.foo=1' is not allowed");
         assert_eq!(validate_extra_host("db=[::1]"), Ok("db:::1".into()));
-        assert_eq!(
-            validate_extra_host("h:host-gateway"),
-            Ok("h:host-gateway".into())
-        );
-        assert_eq!(
-            validate_extra_host("nohost").unwrap_err(),
-            "bad format for add-host: \"nohost\""
-        );
-        assert_eq!(
-            validate_extra_host("h:1.2.3").unwrap_err(),
-            "invalid IP address in add-host: \"1.2.3\""
-        );
+        assert_eq!(validate_extra_host("h:host-gateway"), Ok("h:host-gateway".into()));
+        assert_eq!(validate_extra_host("nohost").unwrap_err(), "bad format for add-host: \"nohost\"");
+        assert_eq!(validate_extra_host("h:1.2.3").unwrap_err(), "invalid IP address in add-host: \"1.2.3\"");
         assert!(validate_device_cgroup_rule("c 1:3 mr").is_ok());
         assert!(validate_device_cgroup_rule("c *:* rwm").is_ok());
         assert!(validate_device_cgroup_rule("x 1:3 mr").is_err());
@@ -798,26 +689,14 @@ mod tests {
             parse_kv_bytes(data.as_bytes(), Some(&lookup)).unwrap(),
             vec!["A=1", "B=two words", "FROM_ENV=v", "C="]
         );
-        assert_eq!(
-            parse_kv_bytes(data.as_bytes(), None).unwrap(),
-            vec!["A=1", "B=two words", "C="]
-        );
-        assert_eq!(
-            parse_kv_bytes(b"A B=1", None).unwrap_err(),
-            "variable 'A B' contains whitespaces"
-        );
-        assert_eq!(
-            parse_kv_bytes(b"=1", None).unwrap_err(),
-            "no variable name on line '=1'"
-        );
+        assert_eq!(parse_kv_bytes(data.as_bytes(), None).unwrap(), vec!["A=1", "B=two words", "C="]);
+        assert_eq!(parse_kv_bytes(b"A B=1", None).unwrap_err(), "variable 'A B' contains whitespaces");
+        assert_eq!(parse_kv_bytes(b"=1", None).unwrap_err(), "no variable name on line '=1'");
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("env");
         std::fs::write(&f, "X=1\n").unwrap();
         let f = f.to_string_lossy().into_owned();
-        assert_eq!(
-            read_kv_env_strings(std::slice::from_ref(&f), &["Y=2".into()]).unwrap(),
-            vec!["X=1", "Y=2"]
-        );
+        assert_eq!(read_kv_env_strings(std::slice::from_ref(&f), &["Y=2".into()]).unwrap(), vec!["X=1", "Y=2"]);
         assert_eq!(
             read_kv_strings(&["/nonexistent/file".into()], &[]).unwrap_err(),
             OptError::Parse("open /nonexistent/file: no such file or directory".into())
@@ -828,23 +707,16 @@ mod tests {
     fn restart_policies() {
         use bollard::models::RestartPolicyNameEnum as N;
         let p = parse_restart_policy("on-failure:3").unwrap();
-        assert_eq!(
-            (p.name, p.maximum_retry_count),
-            (Some(N::ON_FAILURE), Some(3))
-        );
+        assert_eq!((p.name, p.maximum_retry_count), (Some(N::ON_FAILURE), Some(3)));
         let p = parse_restart_policy("no").unwrap();
         assert_eq!((p.name, p.maximum_retry_count), (Some(N::NO), Some(0)));
         assert_eq!(
             parse_restart_policy(":3").unwrap_err(),
-            OptError::Parse(
-                "invalid restart policy format: no policy provided before colon".into()
-            )
+            OptError::Parse("invalid restart policy format: no policy provided before colon".into())
         );
         assert_eq!(
             parse_restart_policy("on-failure:x").unwrap_err(),
-            OptError::Parse(
-                "invalid restart policy format: maximum retry count must be an integer".into()
-            )
+            OptError::Parse("invalid restart policy format: maximum retry count must be an integer".into())
         );
         assert!(parse_restart_policy("sometimes").is_err());
         assert!(parse_restart_policy("always:2").is_err());
@@ -856,38 +728,22 @@ mod tests {
         assert_eq!((u.soft, u.hard), (Some(1024), Some(2048)));
         let u = parse_ulimit("nproc=-1").unwrap();
         assert_eq!((u.soft, u.hard), (Some(-1), Some(-1)));
-        assert_eq!(
-            parse_ulimit("bogus=1").unwrap_err(),
-            "invalid ulimit type: bogus"
-        );
-        assert_eq!(
-            parse_ulimit("nofile").unwrap_err(),
-            "invalid ulimit argument: nofile"
-        );
+        assert_eq!(parse_ulimit("bogus=1").unwrap_err(), "invalid ulimit type: bogus");
+        assert_eq!(parse_ulimit("nofile").unwrap_err(), "invalid ulimit argument: nofile");
         assert_eq!(
             parse_ulimit("nofile=2:1").unwrap_err(),
             "ulimit soft limit must be less than or equal to hard limit: 2 > 1"
         );
-        assert!(
-            parse_ulimit("nofile=1:2:3")
-                .unwrap_err()
-                .starts_with("too many limit value")
-        );
+        assert!(parse_ulimit("nofile=1:2:3").unwrap_err().starts_with("too many limit value"));
     }
 
     #[test]
     fn throttles() {
         let t = parse_throttle_bps("/dev/sda:1mb").unwrap();
         assert_eq!(t.rate, Some(1 << 20));
-        assert_eq!(
-            parse_throttle_bps("sda:1").unwrap_err(),
-            "bad format for device path: sda:1"
-        );
+        assert_eq!(parse_throttle_bps("sda:1").unwrap_err(), "bad format for device path: sda:1");
         assert_eq!(parse_throttle_iops("/dev/sda:100").unwrap().rate, Some(100));
-        assert_eq!(
-            parse_weight_device("/dev/sda:500").unwrap().weight,
-            Some(500)
-        );
+        assert_eq!(parse_weight_device("/dev/sda:500").unwrap().weight, Some(500));
         assert!(parse_weight_device("/dev/sda:5").is_err());
     }
 
@@ -896,11 +752,11 @@ mod tests {
         let e = OptError::flag("--dns", "x", "IP address is not correctly formatted: x");
         assert_eq!(
             e.render("run", "run [OPTIONS] IMAGE [COMMAND] [ARG...]"),
-            "invalid argument \"x\" for \"--dns\" flag: IP address is not correctly formatted: x\n\nUsage:  docker run [OPTIONS] IMAGE [COMMAND] [ARG...]\n\nRun 'docker run --help' for more information"
+            "invalid argument \"x\" for \"--dns\" flag: IP address is not correctly formatted: x\n\nUsage:  wharf run [OPTIONS] IMAGE [COMMAND] [ARG...]\n\nRun 'wharf run --help' for more information"
         );
         assert_eq!(
             OptError::Parse("invalid containerPort: abc".into()).render("run", ""),
-            "docker: invalid containerPort: abc\n\nRun 'docker run --help' for more information"
+            "wharf: invalid containerPort: abc\n\nRun 'wharf run --help' for more information"
         );
     }
 }

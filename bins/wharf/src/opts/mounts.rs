@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 
 use bollard::models::{
-    Mount, MountBindOptions, MountBindOptionsPropagationEnum as Prop, MountImageOptions,
-    MountTmpfsOptions, MountType, MountVolumeOptions, MountVolumeOptionsDriverConfig,
+    Mount, MountBindOptions, MountBindOptionsPropagationEnum as Prop, MountImageOptions, MountTmpfsOptions, MountType,
+    MountVolumeOptions, MountVolumeOptionsDriverConfig,
 };
 
 /// Go's `encoding/csv` reading one record (quoted fields, `""` escapes).
@@ -45,10 +45,7 @@ pub fn csv_fields(line: &str) -> Result<Vec<String>, String> {
         } else {
             while i < chars.len() && chars[i] != ',' {
                 if chars[i] == '"' {
-                    return Err(format!(
-                        "parse error on line 1, column {}: bare \" in non-quoted-field",
-                        i + 1
-                    ));
+                    return Err(format!("parse error on line 1, column {}: bare \" in non-quoted-field", i + 1));
                 }
                 field.push(chars[i]);
                 i += 1;
@@ -128,9 +125,8 @@ pub fn parse_mount(value: &str) -> Result<Mount, String> {
             ..Default::default()
         })
     }
-    let parse_bool = |key: &str, val: &str| {
-        super::go_parse_bool(val).map_err(|_| format!("invalid value for {key}: {val}"))
-    };
+    let parse_bool =
+        |key: &str, val: &str| super::go_parse_bool(val).map_err(|_| format!("invalid value for {key}: {val}"));
     for field in &fields {
         let (key, val, has_val) = match field.split_once('=') {
             Some((k, v)) => (k.to_lowercase(), v.to_owned(), true),
@@ -140,9 +136,7 @@ pub fn parse_mount(value: &str) -> Result<Mount, String> {
             match key.as_str() {
                 "readonly" | "ro" => m.read_only = Some(true),
                 "volume-nocopy" => vol_opts(&mut vol).no_copy = Some(true),
-                "bind-nonrecursive" => {
-                    bind.get_or_insert_with(Default::default).non_recursive = Some(true)
-                }
+                "bind-nonrecursive" => bind.get_or_insert_with(Default::default).non_recursive = Some(true),
                 _ => return Err(format!("invalid field '{field}' must be a key=value pair")),
             }
             continue;
@@ -154,15 +148,11 @@ pub fn parse_mount(value: &str) -> Result<Mount, String> {
             "readonly" | "ro" => m.read_only = Some(parse_bool(&key, &val)?),
             "consistency" => m.consistency = Some(val.to_lowercase()),
             "bind-propagation" => {
-                bind.get_or_insert_with(Default::default).propagation =
-                    Some(propagation(&val.to_lowercase())?)
+                bind.get_or_insert_with(Default::default).propagation = Some(propagation(&val.to_lowercase())?)
             }
             "bind-nonrecursive" => {
-                bind.get_or_insert_with(Default::default).non_recursive =
-                    Some(parse_bool(&key, &val)?);
-                eprintln!(
-                    "WARNING: bind-nonrecursive is deprecated, use bind-recursive=disabled instead"
-                );
+                bind.get_or_insert_with(Default::default).non_recursive = Some(parse_bool(&key, &val)?);
+                eprintln!("WARNING: bind-nonrecursive is deprecated, use bind-recursive=disabled instead");
             }
             "bind-recursive" => {
                 let b = bind.get_or_insert_with(Default::default);
@@ -180,32 +170,20 @@ pub fn parse_mount(value: &str) -> Result<Mount, String> {
             }
             "volume-subpath" => vol_opts(&mut vol).subpath = Some(val),
             "volume-nocopy" => {
-                vol_opts(&mut vol).no_copy = Some(
-                    super::go_parse_bool(&val)
-                        .map_err(|_| format!("invalid value for volume-nocopy: {val}"))?,
-                )
+                vol_opts(&mut vol).no_copy =
+                    Some(super::go_parse_bool(&val).map_err(|_| format!("invalid value for volume-nocopy: {val}"))?)
             }
             "volume-label" => {
                 let (k, v) = val.split_once('=').unwrap_or((&val, ""));
                 if !k.is_empty() {
-                    vol_opts(&mut vol)
-                        .labels
-                        .get_or_insert_with(HashMap::new)
-                        .insert(k.to_owned(), v.to_owned());
+                    vol_opts(&mut vol).labels.get_or_insert_with(HashMap::new).insert(k.to_owned(), v.to_owned());
                 } else {
                     vol_opts(&mut vol);
                 }
             }
-            "volume-driver" => {
-                vol_opts(&mut vol)
-                    .driver_config
-                    .get_or_insert_with(Default::default)
-                    .name = Some(val)
-            }
+            "volume-driver" => vol_opts(&mut vol).driver_config.get_or_insert_with(Default::default).name = Some(val),
             "volume-opt" => {
-                let dc = vol_opts(&mut vol)
-                    .driver_config
-                    .get_or_insert_with(Default::default);
+                let dc = vol_opts(&mut vol).driver_config.get_or_insert_with(Default::default);
                 let opts = dc.options.get_or_insert_with(HashMap::new);
                 let (k, v) = val.split_once('=').unwrap_or((&val, ""));
                 if !k.is_empty() {
@@ -214,13 +192,11 @@ pub fn parse_mount(value: &str) -> Result<Mount, String> {
             }
             "image-subpath" => image.get_or_insert_with(Default::default).subpath = Some(val),
             "tmpfs-size" => {
-                let n = crate::units::ram_in_bytes(&val)
-                    .map_err(|_| format!("invalid value for {key}: {val}"))?;
+                let n = crate::units::ram_in_bytes(&val).map_err(|_| format!("invalid value for {key}: {val}"))?;
                 tmpfs.get_or_insert_with(Default::default).size_bytes = Some(n);
             }
             "tmpfs-mode" => {
-                let mode = u32::from_str_radix(&val, 8)
-                    .map_err(|_| format!("invalid value for {key}: {val}"))?;
+                let mode = u32::from_str_radix(&val, 8).map_err(|_| format!("invalid value for {key}: {val}"))?;
                 tmpfs.get_or_insert_with(Default::default).mode = Some(i64::from(mode));
             }
             _ => return Err(format!("unexpected key '{key}' in '{field}'")),
@@ -233,36 +209,27 @@ pub fn parse_mount(value: &str) -> Result<Mount, String> {
         return Err("target is required".into());
     }
     if vol.is_some() && typ != "volume" {
-        return Err(format!(
-            "cannot mix 'volume-*' options with mount type '{typ}'"
-        ));
+        return Err(format!("cannot mix 'volume-*' options with mount type '{typ}'"));
     }
     if image.is_some() && typ != "image" {
-        return Err(format!(
-            "cannot mix 'image-*' options with mount type '{typ}'"
-        ));
+        return Err(format!("cannot mix 'image-*' options with mount type '{typ}'"));
     }
     if bind.is_some() && typ != "bind" {
-        return Err(format!(
-            "cannot mix 'bind-*' options with mount type '{typ}'"
-        ));
+        return Err(format!("cannot mix 'bind-*' options with mount type '{typ}'"));
     }
     if tmpfs.is_some() && typ != "tmpfs" {
-        return Err(format!(
-            "cannot mix 'tmpfs-*' options with mount type '{typ}'"
-        ));
+        return Err(format!("cannot mix 'tmpfs-*' options with mount type '{typ}'"));
     }
     if let Some(b) = &bind {
         let ro = m.read_only == Some(true);
         if b.read_only_non_recursive == Some(true) && !ro {
-            return Err(
-                "option 'bind-recursive=writable' requires 'readonly' to be specified in conjunction"
-                    .into(),
-            );
+            return Err("option 'bind-recursive=writable' requires 'readonly' to be specified in conjunction".into());
         }
         if b.read_only_force_recursive == Some(true) {
             if !ro {
-                return Err("option 'bind-recursive=readonly' requires 'readonly' to be specified in conjunction".into());
+                return Err(
+                    "option 'bind-recursive=readonly' requires 'readonly' to be specified in conjunction".into()
+                );
             }
             if b.propagation != Some(Prop::RPRIVATE) {
                 return Err("option 'bind-recursive=readonly' requires 'bind-propagation=rprivate' to be specified in conjunction".into());
@@ -277,9 +244,7 @@ pub fn parse_mount(value: &str) -> Result<Mount, String> {
         "npipe" => MountType::NPIPE,
         "cluster" => MountType::CLUSTER,
         other => {
-            return Err(format!(
-                "invalid mount config for type \"{other}\": mount type unknown"
-            ));
+            return Err(format!("invalid mount config for type \"{other}\": mount type unknown"));
         }
     });
     m.volume_options = vol;
@@ -410,17 +375,15 @@ mod tests {
     #[test]
     fn csv() {
         assert_eq!(csv_fields("a,b=c").unwrap(), vec!["a", "b=c"]);
-        assert_eq!(
-            csv_fields("\"src=a,b\",dst=/x").unwrap(),
-            vec!["src=a,b", "dst=/x"]
-        );
+        assert_eq!(csv_fields("\"src=a,b\",dst=/x").unwrap(), vec!["src=a,b", "dst=/x"]);
         assert!(csv_fields("x=\"\"\"q\"\"\"").unwrap_err().contains("bare"));
         assert_eq!(csv_fields("\"a\"\"b\"").unwrap(), vec!["a\"b"]);
     }
 
     #[test]
     fn mounts_all_keys() {
-        let m = parse_mount("type=bind,source=/src,target=/dst,readonly,bind-propagation=rshared,consistency=cached").unwrap();
+        let m = parse_mount("type=bind,source=/src,target=/dst,readonly,bind-propagation=rshared,consistency=cached")
+            .unwrap();
         assert_eq!(m.typ, Some(MountType::BIND));
         assert_eq!(m.source.as_deref(), Some("/src"));
         assert_eq!(m.target.as_deref(), Some("/dst"));
@@ -446,14 +409,9 @@ mod tests {
         let m = parse_mount("type=image,source=busybox,target=/img,image-subpath=bin").unwrap();
         assert_eq!(m.image_options.unwrap().subpath.as_deref(), Some("bin"));
 
-        let m = parse_mount(
-            "type=bind,src=/a,dst=/b,ro=true,bind-recursive=readonly,bind-propagation=rprivate",
-        )
-        .unwrap();
-        assert_eq!(
-            m.bind_options.unwrap().read_only_force_recursive,
-            Some(true)
-        );
+        let m =
+            parse_mount("type=bind,src=/a,dst=/b,ro=true,bind-recursive=readonly,bind-propagation=rprivate").unwrap();
+        assert_eq!(m.bind_options.unwrap().read_only_force_recursive, Some(true));
 
         let cwd = std::env::current_dir().unwrap();
         let m = parse_mount("type=bind,src=./rel,dst=/b").unwrap();
@@ -465,71 +423,32 @@ mod tests {
         let e = |s: &str| parse_mount(s).unwrap_err();
         assert_eq!(e("type=bind,src=/a"), "target is required");
         assert_eq!(e("type=,dst=/a"), "type is required");
-        assert_eq!(
-            e("type=tmpfs,dst=/a,volume-nocopy"),
-            "cannot mix 'volume-*' options with mount type 'tmpfs'"
-        );
-        assert_eq!(
-            e("type=volume,dst=/a,tmpfs-size=1m"),
-            "cannot mix 'tmpfs-*' options with mount type 'volume'"
-        );
+        assert_eq!(e("type=tmpfs,dst=/a,volume-nocopy"), "cannot mix 'volume-*' options with mount type 'tmpfs'");
+        assert_eq!(e("type=volume,dst=/a,tmpfs-size=1m"), "cannot mix 'tmpfs-*' options with mount type 'volume'");
         assert_eq!(e("dst=/a,bogus=1"), "unexpected key 'bogus' in 'bogus=1'");
-        assert_eq!(
-            e("dst=/a,bogus"),
-            "invalid field 'bogus' must be a key=value pair"
-        );
+        assert_eq!(e("dst=/a,bogus"), "invalid field 'bogus' must be a key=value pair");
         assert_eq!(e("dst=/a,ro=maybe"), "invalid value for ro: maybe");
-        assert_eq!(
-            e("type=tmpfs,dst=/a,tmpfs-mode=999"),
-            "invalid value for tmpfs-mode: 999"
-        );
+        assert_eq!(e("type=tmpfs,dst=/a,tmpfs-mode=999"), "invalid value for tmpfs-mode: 999");
         assert_eq!(
             e("type=bind,src=/a,dst=/b,bind-recursive=writable"),
             "option 'bind-recursive=writable' requires 'readonly' to be specified in conjunction"
         );
-        assert_eq!(
-            e("type=weird,dst=/a"),
-            "invalid mount config for type \"weird\": mount type unknown"
-        );
+        assert_eq!(e("type=weird,dst=/a"), "invalid mount config for type \"weird\": mount type unknown");
     }
 
     #[test]
     fn volume_specs() {
         let p = |s: &str| parse_volume(s).unwrap();
-        assert_eq!(
-            p("/data"),
-            VolumeSpec {
-                source: "".into(),
-                target: "/data".into(),
-                typ: "volume"
-            }
-        );
-        assert_eq!(
-            p("vol:/data:ro"),
-            VolumeSpec {
-                source: "vol".into(),
-                target: "/data".into(),
-                typ: "volume"
-            }
-        );
+        assert_eq!(p("/data"), VolumeSpec { source: "".into(), target: "/data".into(), typ: "volume" });
+        assert_eq!(p("vol:/data:ro"), VolumeSpec { source: "vol".into(), target: "/data".into(), typ: "volume" });
         assert_eq!(
             p("/host:/data:rw,rshared"),
-            VolumeSpec {
-                source: "/host".into(),
-                target: "/data".into(),
-                typ: "bind"
-            }
+            VolumeSpec { source: "/host".into(), target: "/data".into(), typ: "bind" }
         );
         assert_eq!(p("./rel:/d").typ, "bind");
         assert_eq!(p("~/x:/d").typ, "bind");
-        assert_eq!(
-            parse_volume("ab:cd:ef:gh").unwrap_err(),
-            "invalid spec: ab:cd:ef:gh: too many colons"
-        );
-        assert_eq!(
-            parse_volume("ab::c").unwrap_err(),
-            "invalid spec: ab::c: empty section between colons"
-        );
+        assert_eq!(parse_volume("ab:cd:ef:gh").unwrap_err(), "invalid spec: ab:cd:ef:gh: too many colons");
+        assert_eq!(parse_volume("ab::c").unwrap_err(), "invalid spec: ab::c: empty section between colons");
         assert!(parse_volume("").is_err());
         // a one-letter source is a Windows drive, as in compose's parser
         assert_eq!(p("c:\\x:/d").source, "c:\\x");
@@ -538,21 +457,10 @@ mod tests {
     #[test]
     fn binds_and_anonymous_volumes() {
         let cwd = std::env::current_dir().unwrap();
-        let (binds, vols) = split_volumes(&[
-            "/data".into(),
-            "named:/n".into(),
-            "./here:/h:ro".into(),
-            "/data".into(),
-        ])
-        .unwrap();
+        let (binds, vols) =
+            split_volumes(&["/data".into(), "named:/n".into(), "./here:/h:ro".into(), "/data".into()]).unwrap();
         assert_eq!(vols, vec!["/data"]);
-        assert_eq!(
-            binds,
-            vec![
-                "named:/n".to_string(),
-                format!("{}/here:/h:ro", cwd.display())
-            ]
-        );
+        assert_eq!(binds, vec!["named:/n".to_string(), format!("{}/here:/h:ro", cwd.display())]);
         let t = parse_tmpfs(&["/run:rw,size=64m".into(), "/tmp".into()]);
         assert_eq!(t["/run"], "rw,size=64m");
         assert_eq!(t["/tmp"], "");

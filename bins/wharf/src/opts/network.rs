@@ -58,15 +58,13 @@ pub fn parse_network(value: &str) -> Result<Attachment, String> {
             "link-local-ip" => n.link_local_ips.push(val),
             "driver-opt" => match val.split_once('=') {
                 Some((k, v)) if !k.is_empty() => {
-                    n.driver_opts
-                        .insert(k.trim().to_owned(), v.trim().to_owned());
+                    n.driver_opts.insert(k.trim().to_owned(), v.trim().to_owned());
                 }
                 _ => return Err("invalid key value pair format in driver options".into()),
             },
             "gw-priority" => {
-                n.gw_priority = val
-                    .parse::<i64>()
-                    .map_err(|_| format!("invalid gw-priority ({val}): invalid syntax"))?;
+                n.gw_priority =
+                    val.parse::<i64>().map_err(|_| format!("invalid gw-priority ({val}): invalid syntax"))?;
             }
             other => return Err(format!("invalid field key {other}")),
         }
@@ -94,8 +92,7 @@ pub struct Common<'a> {
 }
 
 fn apply_common(n: &mut Attachment, c: &Common<'_>) -> OptResult<()> {
-    let conflict =
-        |what: &str| OptError::Parse(format!("conflicting options: cannot specify both {what}"));
+    let conflict = |what: &str| OptError::Parse(format!("conflicting options: cannot specify both {what}"));
     if !n.aliases.is_empty() && !c.aliases.is_empty() {
         return Err(conflict("--network-alias and per-network alias"));
     }
@@ -112,9 +109,7 @@ fn apply_common(n: &mut Attachment, c: &Common<'_>) -> OptResult<()> {
         return Err(conflict("--mac-address and per-network MAC address"));
     }
     if !n.link_local_ips.is_empty() && !c.link_local_ips.is_empty() {
-        return Err(conflict(
-            "--link-local-ip and per-network link-local IP addresses",
-        ));
+        return Err(conflict("--link-local-ip and per-network link-local IP addresses"));
     }
     if !c.aliases.is_empty() {
         n.aliases = c.aliases.to_vec();
@@ -166,14 +161,10 @@ fn endpoint(n: &Attachment) -> OptResult<EndpointSettings> {
     }
     if !is_user_defined(&n.target) {
         if !n.aliases.is_empty() {
-            return Err(OptError::Parse(
-                "network-scoped aliases are only supported for user-defined networks".into(),
-            ));
+            return Err(OptError::Parse("network-scoped aliases are only supported for user-defined networks".into()));
         }
         if !n.links.is_empty() {
-            return Err(OptError::Parse(
-                "links are only supported for user-defined networks".into(),
-            ));
+            return Err(OptError::Parse("links are only supported for user-defined networks".into()));
         }
     }
     let mut ep = empty_endpoint();
@@ -196,10 +187,7 @@ fn endpoint(n: &Attachment) -> OptResult<EndpointSettings> {
     }
     if !n.mac.is_empty() {
         if !super::validate_mac(&n.mac) {
-            return Err(OptError::Parse(format!(
-                "{} is not a valid mac address",
-                n.mac
-            )));
+            return Err(OptError::Parse(format!("{} is not a valid mac address", n.mac)));
         }
         ep.mac_address = Some(n.mac.clone());
     }
@@ -213,10 +201,7 @@ pub fn endpoints(
 ) -> OptResult<(HashMap<String, EndpointSettings>, String)> {
     let mut out = HashMap::new();
     if networks.is_empty() {
-        let mut n = Attachment {
-            target: "default".into(),
-            ..Default::default()
-        };
+        let mut n = Attachment { target: "default".into(), ..Default::default() };
         apply_common(&mut n, common)?;
         out.insert("default".to_owned(), endpoint(&n)?);
         return Ok((out, "default".into()));
@@ -234,10 +219,7 @@ pub fn endpoints(
         }
         let ep = endpoint(&n)?;
         if out.contains_key(&n.target) {
-            return Err(OptError::Parse(format!(
-                "network {} is specified multiple times",
-                super::go_quote(&n.target)
-            )));
+            return Err(OptError::Parse(format!("network {} is specified multiple times", super::go_quote(&n.target))));
         }
         if i == 0 && networks.len() == 1 && is_empty_endpoint(&ep) {
             continue;
@@ -246,8 +228,7 @@ pub fn endpoints(
     }
     if user && non_user {
         return Err(OptError::Parse(
-            "conflicting options: cannot attach both user-defined and non-user-defined network-modes"
-                .into(),
+            "conflicting options: cannot attach both user-defined and non-user-defined network-modes".into(),
         ));
     }
     Ok((out, networks[0].target.clone()))
@@ -260,22 +241,14 @@ mod tests {
     #[test]
     fn network_values() {
         assert_eq!(parse_network("mynet").unwrap().target, "mynet");
-        let n =
-            parse_network("name=web,alias=a1,alias=a2,ip=10.0.0.5,driver-opt=k=v,gw-priority=5")
-                .unwrap();
+        let n = parse_network("name=web,alias=a1,alias=a2,ip=10.0.0.5,driver-opt=k=v,gw-priority=5").unwrap();
         assert_eq!(n.target, "web");
         assert_eq!(n.aliases, vec!["a1", "a2"]);
         assert_eq!(n.ipv4, "10.0.0.5");
         assert_eq!(n.driver_opts["k"], "v");
         assert_eq!(n.gw_priority, 5);
-        assert_eq!(
-            parse_network("alias=x").unwrap_err(),
-            "network name/id is not specified"
-        );
-        assert_eq!(
-            parse_network("name=a,foo=b").unwrap_err(),
-            "invalid field key foo"
-        );
+        assert_eq!(parse_network("alias=x").unwrap_err(), "network name/id is not specified");
+        assert_eq!(parse_network("name=a,foo=b").unwrap_err(), "invalid field key foo");
     }
 
     #[test]
@@ -296,24 +269,15 @@ mod tests {
     #[test]
     fn common_flags_apply_to_the_first_network() {
         let aliases = vec!["web".to_string()];
-        let c = Common {
-            aliases: &aliases,
-            ipv4: "172.20.0.5",
-            ..Default::default()
-        };
+        let c = Common { aliases: &aliases, ipv4: "172.20.0.5", ..Default::default() };
         let (eps, _) = endpoints(&[parse_network("mynet").unwrap()], &c).unwrap();
         let ep = &eps["mynet"];
         assert_eq!(ep.aliases.as_deref(), Some(&["web".to_string()][..]));
-        assert_eq!(
-            ep.ipam_config.as_ref().unwrap().ipv4_address.as_deref(),
-            Some("172.20.0.5")
-        );
+        assert_eq!(ep.ipam_config.as_ref().unwrap().ipv4_address.as_deref(), Some("172.20.0.5"));
         // aliases on the default bridge are refused
         assert_eq!(
             endpoints(&[], &c).unwrap_err(),
-            OptError::Parse(
-                "network-scoped aliases are only supported for user-defined networks".into()
-            )
+            OptError::Parse("network-scoped aliases are only supported for user-defined networks".into())
         );
     }
 
@@ -321,10 +285,7 @@ mod tests {
     fn conflicts() {
         let nets = [parse_network("a").unwrap(), parse_network("host").unwrap()];
         assert!(
-            endpoints(&nets, &Common::default())
-                .unwrap_err()
-                .to_string()
-                .contains("user-defined and non-user-defined")
+            endpoints(&nets, &Common::default()).unwrap_err().to_string().contains("user-defined and non-user-defined")
         );
         let nets = [parse_network("a").unwrap(), parse_network("a").unwrap()];
         assert_eq!(
@@ -332,15 +293,10 @@ mod tests {
             OptError::Parse("network \"a\" is specified multiple times".into())
         );
         let nets = [parse_network("name=a,ip=1.2.3.4").unwrap()];
-        let c = Common {
-            ipv4: "1.2.3.5",
-            ..Default::default()
-        };
+        let c = Common { ipv4: "1.2.3.5", ..Default::default() };
         assert_eq!(
             endpoints(&nets, &c).unwrap_err(),
-            OptError::Parse(
-                "conflicting options: cannot specify both --ip and per-network IPv4 address".into()
-            )
+            OptError::Parse("conflicting options: cannot specify both --ip and per-network IPv4 address".into())
         );
     }
 }

@@ -31,12 +31,7 @@ pub fn convert_to_standard_notation(ports: &[String]) -> OptResult<Vec<String>> 
                 }
             }
             let get = |k: &str| params.get(k).copied().unwrap_or("");
-            out.push(format!(
-                "{}:{}/{}",
-                get("published"),
-                get("target"),
-                get("protocol")
-            ));
+            out.push(format!("{}:{}/{}", get("published"), get("target"), get("protocol")));
         } else {
             out.push(publish.clone());
         }
@@ -96,14 +91,10 @@ pub fn parse_port_spec(raw: &str) -> Result<Vec<(String, PortBinding)>, String> 
     if ip.starts_with('[') {
         // net.SplitHostPort(ip + ":")
         let Some(end) = ip.find(']') else {
-            return Err(format!(
-                "invalid IP address {ip}: address {ip}:: missing ']' in address"
-            ));
+            return Err(format!("invalid IP address {ip}: address {ip}:: missing ']' in address"));
         };
         if end + 1 != ip.len() {
-            return Err(format!(
-                "invalid IP address {ip}: address {ip}:: too many colons in address"
-            ));
+            return Err(format!("invalid IP address {ip}: address {ip}:: too many colons in address"));
         }
         ip = ip[1..end].to_owned();
     }
@@ -113,17 +104,14 @@ pub fn parse_port_spec(raw: &str) -> Result<Vec<(String, PortBinding)>, String> 
     if container_port.is_empty() {
         return Err(format!("no port specified: {raw}<empty>"));
     }
-    let (start, end) = parse_port_range(&container_port)
-        .map_err(|_| format!("invalid containerPort: {container_port}"))?;
+    let (start, end) =
+        parse_port_range(&container_port).map_err(|_| format!("invalid containerPort: {container_port}"))?;
     let (mut hstart, mut hend) = (0u64, 0u64);
     if !host_port.is_empty() {
-        (hstart, hend) =
-            parse_port_range(&host_port).map_err(|_| format!("invalid hostPort: {host_port}"))?;
+        (hstart, hend) = parse_port_range(&host_port).map_err(|_| format!("invalid hostPort: {host_port}"))?;
     }
     if !host_port.is_empty() && (end - start) != (hend - hstart) && end != start {
-        return Err(format!(
-            "invalid ranges specified for container and host Ports: {container_port} and {host_port}"
-        ));
+        return Err(format!("invalid ranges specified for container and host Ports: {container_port} and {host_port}"));
     }
     let lproto = proto.to_lowercase();
     if !matches!(lproto.as_str(), "tcp" | "udp" | "sctp") {
@@ -139,13 +127,7 @@ pub fn parse_port_spec(raw: &str) -> Result<Vec<(String, PortBinding)>, String> 
         if start == end && hstart != hend {
             hp = format!("{hp}-{hend}");
         }
-        out.push((
-            format!("{cport}/{lproto}"),
-            PortBinding {
-                host_ip: Some(ip.clone()),
-                host_port: Some(hp),
-            },
-        ));
+        out.push((format!("{cport}/{lproto}"), PortBinding { host_ip: Some(ip.clone()), host_port: Some(hp) }));
     }
     Ok(out)
 }
@@ -170,16 +152,11 @@ pub fn parse_port_specs(specs: &[String]) -> OptResult<(Vec<String>, Bindings)> 
 pub fn add_exposed(exposed: &mut Vec<String>, expose: &[String]) -> OptResult<()> {
     for e in expose {
         if e.contains(':') {
-            return Err(OptError::Parse(format!(
-                "invalid port format for --expose: {e}"
-            )));
+            return Err(OptError::Parse(format!("invalid port format for --expose: {e}")));
         }
         let (proto, port) = split_proto_port(e);
-        let (start, end) = parse_port_range(&port).map_err(|err| {
-            OptError::Parse(format!(
-                "invalid range format for --expose: {e}, error: {err}"
-            ))
-        })?;
+        let (start, end) = parse_port_range(&port)
+            .map_err(|err| OptError::Parse(format!("invalid range format for --expose: {e}, error: {err}")))?;
         for p in start..=end {
             let key = format!("{p}/{proto}");
             if !exposed.contains(&key) {
@@ -195,10 +172,7 @@ mod tests {
     use super::*;
 
     fn b(ip: &str, port: &str) -> PortBinding {
-        PortBinding {
-            host_ip: Some(ip.into()),
-            host_port: Some(port.into()),
-        }
+        PortBinding { host_ip: Some(ip.into()), host_port: Some(port.into()) }
     }
 
     #[test]
@@ -216,13 +190,7 @@ mod tests {
         .map(|s| s.to_string())
         .collect();
         let (exposed, bindings) = parse_port_specs(&specs).unwrap();
-        assert_eq!(
-            exposed,
-            vec![
-                "80/tcp", "81/tcp", "90/udp", "70/tcp", "2000/tcp", "2001/tcp", "3000/tcp",
-                "53/udp"
-            ]
-        );
+        assert_eq!(exposed, vec!["80/tcp", "81/tcp", "90/udp", "70/tcp", "2000/tcp", "2001/tcp", "3000/tcp", "53/udp"]);
         assert_eq!(bindings["80/tcp"], vec![b("", "")]);
         assert_eq!(bindings["81/tcp"], vec![b("", "8080")]);
         assert_eq!(bindings["90/udp"], vec![b("127.0.0.1", "9090")]);
@@ -241,10 +209,7 @@ mod tests {
         assert_eq!(e("1.2.3:80:80"), "invalid IP address: 1.2.3");
         assert_eq!(e("80/xyz"), "invalid proto: xyz");
         assert_eq!(e("8080:"), "no port specified: 8080:<empty>");
-        assert_eq!(
-            e("1-3:1-2"),
-            "invalid ranges specified for container and host Ports: 1-2 and 1-3"
-        );
+        assert_eq!(e("1-3:1-2"), "invalid ranges specified for container and host Ports: 1-2 and 1-3");
         assert_eq!(e("70000"), "invalid containerPort: 70000");
     }
 
@@ -272,8 +237,7 @@ mod tests {
         assert_eq!(
             add_exposed(&mut exposed, &["x".into()]).unwrap_err(),
             OptError::Parse(
-                "invalid range format for --expose: x, error: strconv.ParseUint: parsing \"x\": invalid syntax"
-                    .into()
+                "invalid range format for --expose: x, error: strconv.ParseUint: parsing \"x\": invalid syntax".into()
             )
         );
     }

@@ -39,17 +39,11 @@ pub struct Rec {
 
 impl Rec {
     pub fn header(&self, k: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(k))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(k)).map(|(_, v)| v.as_str())
     }
 
     pub fn q(&self, k: &str) -> Option<&str> {
-        self.query
-            .iter()
-            .find(|(n, _)| n == k)
-            .map(|(_, v)| v.as_str())
+        self.query.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str())
     }
 
     pub fn json(&self) -> Json {
@@ -159,8 +153,7 @@ fn full(status: StatusCode, ctype: &str, body: impl Into<Bytes>) -> Response<Bod
     let mut r = Response::new(Full::new(body.into()).boxed_unsync());
     *r.status_mut() = status;
     if !ctype.is_empty() {
-        r.headers_mut()
-            .insert("Content-Type", ctype.parse().expect("header"));
+        r.headers_mut().insert("Content-Type", ctype.parse().expect("header"));
     }
     add_common(&mut r);
     r
@@ -170,10 +163,7 @@ fn add_common(r: &mut Response<Body>) {
     let h = r.headers_mut();
     h.insert("Api-Version", "1.53".parse().expect("header"));
     h.insert("Ostype", "linux".parse().expect("header"));
-    h.insert(
-        "Server",
-        "Docker/28.2.2-compat (linux)".parse().expect("header"),
-    );
+    h.insert("Server", "Docker/28.2.2-compat (linux)".parse().expect("header"));
     h.insert("Docker-Experimental", "false".parse().expect("header"));
 }
 
@@ -186,20 +176,14 @@ fn err_reply(status: StatusCode, msg: &str) -> Response<Body> {
 }
 
 /// A chunked body fed by a channel (headers go out at once).
-fn channel_body(
-    status: StatusCode,
-    ctype: &str,
-) -> (Response<Body>, tokio::sync::mpsc::Sender<Bytes>) {
+fn channel_body(status: StatusCode, ctype: &str) -> (Response<Body>, tokio::sync::mpsc::Sender<Bytes>) {
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(64);
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv()
-            .await
-            .map(|b| (Ok::<_, Infallible>(Frame::data(b)), rx))
+        rx.recv().await.map(|b| (Ok::<_, Infallible>(Frame::data(b)), rx))
     });
     let mut r = Response::new(BodyExt::boxed_unsync(StreamBody::new(stream)));
     *r.status_mut() = status;
-    r.headers_mut()
-        .insert("Content-Type", ctype.parse().expect("header"));
+    r.headers_mut().insert("Content-Type", ctype.parse().expect("header"));
     add_common(&mut r);
     (r, tx)
 }
@@ -247,8 +231,7 @@ impl Fake {
         let dir = tempfile::tempdir().expect("tempdir");
         let sock = dir.path().join("docker.sock");
         let (started, _) = tokio::sync::watch::channel(scenario.running);
-        let (exited, _) =
-            tokio::sync::watch::channel(scenario.exited.then_some(scenario.exit_code));
+        let (exited, _) = tokio::sync::watch::channel(scenario.exited.then_some(scenario.exit_code));
         let state = Arc::new(State {
             scenario,
             log: Mutex::new(Vec::new()),
@@ -263,11 +246,8 @@ impl Fake {
         let st = state.clone();
         let path = sock.clone();
         let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .expect("runtime");
+            let rt =
+                tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
             rt.block_on(async move {
                 let listener = tokio::net::UnixListener::bind(&path).expect("bind");
                 let _ = ready_tx.send(());
@@ -287,12 +267,7 @@ impl Fake {
             });
         });
         ready_rx.recv().expect("fake daemon started");
-        Fake {
-            _dir: dir,
-            sock,
-            state,
-            _thread: thread,
-        }
+        Fake { _dir: dir, sock, state, _thread: thread }
     }
 
     pub fn host(&self) -> String {
@@ -309,10 +284,7 @@ impl Fake {
     }
 
     pub fn stdin_seen(&self) -> (Vec<u8>, bool) {
-        (
-            self.state.stdin.lock().expect("stdin").clone(),
-            *self.state.stdin_eof.lock().expect("eof"),
-        )
+        (self.state.stdin.lock().expect("stdin").clone(), *self.state.stdin_eof.lock().expect("eof"))
     }
 }
 
@@ -323,11 +295,7 @@ fn inspect_text(s: &Scenario) -> String {
         !s.stopped,
         s.tty,
         s.open_stdin,
-        if s.ports.is_null() {
-            "{}".to_owned()
-        } else {
-            s.ports.to_string()
-        }
+        if s.ports.is_null() { "{}".to_owned() } else { s.ports.to_string() }
     )
 }
 
@@ -365,35 +333,18 @@ async fn handle(st: Arc<State>, mut req: Request<Incoming>) -> Result<Response<B
             (url_decode(k), url_decode(v))
         })
         .collect();
-    let headers: Vec<(String, String)> = req
-        .headers()
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_owned()))
-        .collect();
+    let headers: Vec<(String, String)> =
+        req.headers().iter().map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_owned())).collect();
     let is_put = method == "PUT";
-    let body = req
-        .into_body()
-        .collect()
-        .await
-        .map(|b| b.to_bytes().to_vec())
-        .unwrap_or_default();
-    let rec = Rec {
-        method: method.clone(),
-        path: path.clone(),
-        version,
-        query: query.clone(),
-        headers,
-        body,
-    };
+    let body = req.into_body().collect().await.map(|b| b.to_bytes().to_vec()).unwrap_or_default();
+    let rec = Rec { method: method.clone(), path: path.clone(), version, query: query.clone(), headers, body };
     st.log.lock().expect("log").push(rec.clone());
     let s = &st.scenario;
     let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let reply = match (method.as_str(), parts.as_slice()) {
-        ("HEAD" | "GET", ["_ping"]) => full(
-            StatusCode::OK,
-            "text/plain; charset=utf-8",
-            if method == "GET" { "OK" } else { "" },
-        ),
+        ("HEAD" | "GET", ["_ping"]) => {
+            full(StatusCode::OK, "text/plain; charset=utf-8", if method == "GET" { "OK" } else { "" })
+        }
         ("POST", ["containers", "create"]) => {
             let mut n = st.creates.lock().expect("creates");
             *n += 1;
@@ -425,11 +376,7 @@ async fn handle(st: Arc<State>, mut req: Request<Incoming>) -> Result<Response<B
                 let _ = started.wait_for(|s| *s).await;
                 let sc = &st2.scenario;
                 for (stream, data) in &sc.output {
-                    let bytes = if sc.tty {
-                        data.clone()
-                    } else {
-                        frame(*stream, data)
-                    };
+                    let bytes = if sc.tty { data.clone() } else { frame(*stream, data) };
                     let _ = w.write_all(&bytes).await;
                 }
                 if stdin && sc.echo_stdin {
@@ -441,17 +388,10 @@ async fn handle(st: Arc<State>, mut req: Request<Incoming>) -> Result<Response<B
                                 break;
                             }
                             Ok(n) => {
-                                st2.stdin
-                                    .lock()
-                                    .expect("stdin")
-                                    .extend_from_slice(&buf[..n]);
+                                st2.stdin.lock().expect("stdin").extend_from_slice(&buf[..n]);
                                 let data = &buf[..n];
                                 let end = sc.tty && data.contains(&4);
-                                let echo = if sc.tty {
-                                    data.to_vec()
-                                } else {
-                                    frame(1, data)
-                                };
+                                let echo = if sc.tty { data.to_vec() } else { frame(1, data) };
                                 let _ = w.write_all(&echo).await;
                                 if end {
                                     break;
@@ -479,17 +419,11 @@ async fn handle(st: Arc<State>, mut req: Request<Incoming>) -> Result<Response<B
             });
             let mut resp = full(
                 StatusCode::SWITCHING_PROTOCOLS,
-                if s.tty {
-                    "application/vnd.docker.raw-stream"
-                } else {
-                    "application/vnd.docker.multiplexed-stream"
-                },
+                if s.tty { "application/vnd.docker.raw-stream" } else { "application/vnd.docker.multiplexed-stream" },
                 Bytes::new(),
             );
-            resp.headers_mut()
-                .insert("Connection", "Upgrade".parse().expect("h"));
-            resp.headers_mut()
-                .insert("Upgrade", "tcp".parse().expect("h"));
+            resp.headers_mut().insert("Connection", "Upgrade".parse().expect("h"));
+            resp.headers_mut().insert("Upgrade", "tcp".parse().expect("h"));
             resp
         }
         ("POST", ["containers", _, "wait"]) => {
@@ -500,11 +434,7 @@ async fn handle(st: Arc<State>, mut req: Request<Incoming>) -> Result<Response<B
                     Ok(c) => c.unwrap_or(-1),
                     Err(_) => return,
                 };
-                let _ = tx
-                    .send(Bytes::from(format!(
-                        "{{\"Error\":null,\"StatusCode\":{code}}}\n"
-                    )))
-                    .await;
+                let _ = tx.send(Bytes::from(format!("{{\"Error\":null,\"StatusCode\":{code}}}\n"))).await;
             });
             resp
         }
@@ -521,9 +451,7 @@ async fn handle(st: Arc<State>, mut req: Request<Incoming>) -> Result<Response<B
             full(StatusCode::OK, "text/plain; charset=utf-8", Bytes::new())
         }
         ("GET", ["containers", "json"]) => json_reply(StatusCode::OK, s.list.clone()),
-        ("GET", ["containers", "missing", "json"]) => {
-            err_reply(StatusCode::NOT_FOUND, "No such container: missing")
-        }
+        ("GET", ["containers", "missing", "json"]) => err_reply(StatusCode::NOT_FOUND, "No such container: missing"),
         ("GET", ["containers", _, "json"]) => {
             // the daemon's key order, which inspect must keep
             full(StatusCode::OK, "application/json", inspect_text(s))
@@ -531,11 +459,7 @@ async fn handle(st: Arc<State>, mut req: Request<Incoming>) -> Result<Response<B
         ("GET", ["containers", _, "logs"]) => {
             let (resp, tx) = channel_body(
                 StatusCode::OK,
-                if s.tty {
-                    "application/vnd.docker.raw-stream"
-                } else {
-                    "application/vnd.docker.multiplexed-stream"
-                },
+                if s.tty { "application/vnd.docker.raw-stream" } else { "application/vnd.docker.multiplexed-stream" },
             );
             let logs = s.logs.clone();
             let tty = s.tty;
@@ -548,12 +472,8 @@ async fn handle(st: Arc<State>, mut req: Request<Incoming>) -> Result<Response<B
             });
             resp
         }
-        ("POST", ["containers", _, "exec"]) => {
-            json_reply(StatusCode::CREATED, json!({"Id": EXEC_ID}))
-        }
-        ("POST", ["exec", _, "start"]) if rec.json()["Detach"] == json!(true) => {
-            full(StatusCode::OK, "", Bytes::new())
-        }
+        ("POST", ["containers", _, "exec"]) => json_reply(StatusCode::CREATED, json!({"Id": EXEC_ID})),
+        ("POST", ["exec", _, "start"]) if rec.json()["Detach"] == json!(true) => full(StatusCode::OK, "", Bytes::new()),
         ("POST", ["exec", _, "start"]) => {
             let st2 = st.clone();
             tokio::spawn(async move {
@@ -567,10 +487,7 @@ async fn handle(st: Arc<State>, mut req: Request<Incoming>) -> Result<Response<B
                             break;
                         }
                         Ok(n) => {
-                            st2.stdin
-                                .lock()
-                                .expect("stdin")
-                                .extend_from_slice(&buf[..n]);
+                            st2.stdin.lock().expect("stdin").extend_from_slice(&buf[..n]);
                             let _ = w.write_all(&frame(1, &buf[..n])).await;
                         }
                     }
@@ -578,15 +495,10 @@ async fn handle(st: Arc<State>, mut req: Request<Incoming>) -> Result<Response<B
                 let _ = w.write_all(&frame(2, b"err\n")).await;
                 let _ = w.shutdown().await;
             });
-            let mut resp = full(
-                StatusCode::SWITCHING_PROTOCOLS,
-                "application/vnd.docker.multiplexed-stream",
-                Bytes::new(),
-            );
-            resp.headers_mut()
-                .insert("Connection", "Upgrade".parse().expect("h"));
-            resp.headers_mut()
-                .insert("Upgrade", "tcp".parse().expect("h"));
+            let mut resp =
+                full(StatusCode::SWITCHING_PROTOCOLS, "application/vnd.docker.multiplexed-stream", Bytes::new());
+            resp.headers_mut().insert("Connection", "Upgrade".parse().expect("h"));
+            resp.headers_mut().insert("Upgrade", "tcp".parse().expect("h"));
             resp
         }
         ("GET", ["exec", _, "json"]) => json_reply(
@@ -600,9 +512,7 @@ async fn handle(st: Arc<State>, mut req: Request<Incoming>) -> Result<Response<B
                     let mut r = full(StatusCode::OK, "", Bytes::new());
                     r.headers_mut().insert(
                         "X-Docker-Container-Path-Stat",
-                        stat_header("tmp", 4096, (1 << 31) | 0o755)
-                            .parse()
-                            .expect("h"),
+                        stat_header("tmp", 4096, (1 << 31) | 0o755).parse().expect("h"),
                     );
                     r
                 }
@@ -612,38 +522,26 @@ async fn handle(st: Arc<State>, mut req: Request<Incoming>) -> Result<Response<B
                     h.set_size(6);
                     h.set_mode(0o644);
                     h.set_mtime(1_700_000_000);
-                    b.append_data(&mut h, "f.txt", &b"hello\n"[..])
-                        .expect("tar");
+                    b.append_data(&mut h, "f.txt", &b"hello\n"[..]).expect("tar");
                     let data = b.into_inner().expect("tar");
-                    let mut r = full(
-                        StatusCode::OK,
-                        "application/x-tar",
-                        if method == "GET" { data } else { Vec::new() },
-                    );
-                    r.headers_mut().insert(
-                        "X-Docker-Container-Path-Stat",
-                        stat_header("f.txt", 6, 0o644).parse().expect("h"),
-                    );
+                    let mut r =
+                        full(StatusCode::OK, "application/x-tar", if method == "GET" { data } else { Vec::new() });
+                    r.headers_mut()
+                        .insert("X-Docker-Container-Path-Stat", stat_header("f.txt", 6, 0o644).parse().expect("h"));
                     r
                 }
-                other => err_reply(
-                    StatusCode::NOT_FOUND,
-                    &format!("Could not find the file {other} in container web"),
-                ),
+                other => err_reply(StatusCode::NOT_FOUND, &format!("Could not find the file {other} in container web")),
             }
         }
         ("PUT", ["containers", _, "archive"]) if is_put => full(StatusCode::OK, "", Bytes::new()),
         ("POST", ["containers", _, "kill"]) => {
-            st.killed
-                .send_replace(Some(rec.q("signal").unwrap_or("KILL").to_owned()));
+            st.killed.send_replace(Some(rec.q("signal").unwrap_or("KILL").to_owned()));
             full(StatusCode::NO_CONTENT, "", Bytes::new())
         }
         ("POST", ["containers", _, "stop" | "pause" | "unpause" | "restart"]) => {
             full(StatusCode::NO_CONTENT, "", Bytes::new())
         }
-        ("DELETE", ["containers", "missing"]) => {
-            err_reply(StatusCode::NOT_FOUND, "No such container: missing")
-        }
+        ("DELETE", ["containers", "missing"]) => err_reply(StatusCode::NOT_FOUND, "No such container: missing"),
         ("DELETE", ["containers", _]) => full(StatusCode::NO_CONTENT, "", Bytes::new()),
         ("POST", ["containers", _, "rename"]) => full(StatusCode::NO_CONTENT, "", Bytes::new()),
         ("GET", ["containers", _, "top"]) => json_reply(
@@ -664,23 +562,17 @@ async fn handle(st: Arc<State>, mut req: Request<Incoming>) -> Result<Response<B
             StatusCode::OK,
             json!({"Warnings":["Your kernel does not support memory swappiness capabilities"]}),
         ),
-        ("POST", ["containers", "prune"]) => json_reply(
-            StatusCode::OK,
-            json!({"ContainersDeleted":["aaaa","bbbb"],"SpaceReclaimed":123456}),
-        ),
+        ("POST", ["containers", "prune"]) => {
+            json_reply(StatusCode::OK, json!({"ContainersDeleted":["aaaa","bbbb"],"SpaceReclaimed":123456}))
+        }
         ("GET", ["containers", _, "export"]) => {
             let mut b = tar::Builder::new(Vec::new());
             let mut h = tar::Header::new_gnu();
             h.set_size(3);
             h.set_mode(0o644);
             h.set_mtime(1_700_000_000);
-            b.append_data(&mut h, "etc/hostname", &b"web"[..])
-                .expect("tar");
-            full(
-                StatusCode::OK,
-                "application/x-tar",
-                b.into_inner().expect("tar"),
-            )
+            b.append_data(&mut h, "etc/hostname", &b"web"[..]).expect("tar");
+            full(StatusCode::OK, "application/x-tar", b.into_inner().expect("tar"))
         }
         ("GET", ["containers", _, "stats"]) => {
             let sample = json!({
@@ -724,20 +616,10 @@ async fn handle(st: Arc<State>, mut req: Request<Incoming>) -> Result<Response<B
             "application/json",
             r#"{"Id":"sha256:1111","RepoTags":["busybox:latest"],"Config":{"Cmd":["sh"],"Env":["PATH=/bin"]},"Os":"linux","Size":4261000}"#,
         ),
-        ("GET", ["images", name, "json"]) => {
-            err_reply(StatusCode::NOT_FOUND, &format!("No such image: {name}"))
-        }
-        ("GET", ["networks", name]) => {
-            err_reply(StatusCode::NOT_FOUND, &format!("network {name} not found"))
-        }
-        ("GET", ["volumes", name]) => err_reply(
-            StatusCode::NOT_FOUND,
-            &format!("get {name}: no such volume"),
-        ),
-        ("GET", ["plugins", name, "json"]) => err_reply(
-            StatusCode::NOT_FOUND,
-            &format!("plugin \"{name}\" not found"),
-        ),
+        ("GET", ["images", name, "json"]) => err_reply(StatusCode::NOT_FOUND, &format!("No such image: {name}")),
+        ("GET", ["networks", name]) => err_reply(StatusCode::NOT_FOUND, &format!("network {name} not found")),
+        ("GET", ["volumes", name]) => err_reply(StatusCode::NOT_FOUND, &format!("get {name}: no such volume")),
+        ("GET", ["plugins", name, "json"]) => err_reply(StatusCode::NOT_FOUND, &format!("plugin \"{name}\" not found")),
         _ => err_reply(StatusCode::NOT_FOUND, "page not found"),
     };
     Ok(reply)
@@ -762,11 +644,7 @@ pub fn run_cli(
         .env_remove("DOCKER_CONTEXT")
         .env_remove("DOCKER_DEFAULT_PLATFORM")
         .args(args)
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
+        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     if let Some(d) = cwd {
@@ -810,31 +688,23 @@ pub fn docker() -> Option<String> {
     if std::env::var_os("WHARF_TEST_NO_DOCKER").is_some() {
         return None;
     }
-    let out = std::process::Command::new("docker")
-        .arg("--version")
-        .output()
-        .ok()?;
+    let out = std::process::Command::new("docker").arg("--version").output().ok()?;
     out.status.success().then(|| "docker".to_owned())
 }
 
 /// Removes nulls (bollard omits what Go sends as null) so bodies compare by meaning.
 pub fn strip_nulls(v: &Json) -> Json {
     match v {
-        Json::Object(m) => Json::Object(
-            m.iter()
-                .filter(|(_, x)| !x.is_null())
-                .map(|(k, x)| (k.clone(), strip_nulls(x)))
-                .collect(),
-        ),
+        Json::Object(m) => {
+            Json::Object(m.iter().filter(|(_, x)| !x.is_null()).map(|(k, x)| (k.clone(), strip_nulls(x))).collect())
+        }
         Json::Array(a) => Json::Array(a.iter().map(strip_nulls).collect()),
         x => x.clone(),
     }
 }
 
 pub fn by_path<'a>(reqs: &'a [Rec], method: &str, suffix: &str) -> Vec<&'a Rec> {
-    reqs.iter()
-        .filter(|r| r.method == method && r.path.ends_with(suffix))
-        .collect()
+    reqs.iter().filter(|r| r.method == method && r.path.ends_with(suffix)).collect()
 }
 
 pub fn sorted_map(v: &[(String, String)]) -> BTreeMap<String, String> {
