@@ -36,6 +36,20 @@ impl ImageService {
         quiet: bool,
         progress: ProgressFn<'_>,
     ) -> Result<(), ImageError> {
+        let result = self.load_inner(body, quiet, progress);
+        if result.is_err() {
+            // What the failed load stored is no longer leased: remove it now.
+            let _ = self.gc();
+        }
+        result
+    }
+
+    fn load_inner(
+        &self,
+        body: &mut dyn Read,
+        quiet: bool,
+        progress: ProgressFn<'_>,
+    ) -> Result<(), ImageError> {
         let lease = self.leases.lease();
         let opts = ReadOptions::default();
         let spooled =

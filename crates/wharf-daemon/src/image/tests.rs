@@ -98,19 +98,30 @@ fn lookups_follow_dockers_rules() {
         &format!("sha256:{}", &hex[..8]),
         &id.to_string(),
     ] {
-        let r = f.svc.resolve(name).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let r = f
+            .svc
+            .resolve(name)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(r.id, id, "{name}");
         assert_eq!(r.top_layer.as_deref(), Some(snapshots(&f.svc)[0].as_str()));
     }
     assert_eq!(
-        f.svc.resolve("busybox").unwrap().reference.unwrap().to_string(),
+        f.svc
+            .resolve("busybox")
+            .unwrap()
+            .reference
+            .unwrap()
+            .to_string(),
         "docker.io/library/busybox:latest"
     );
     let e = f.svc.resolve("nope").unwrap_err();
     assert_eq!(e.message, "No such image: nope:latest");
     assert_eq!(e.kind, wharf_types::ErrorKind::NotFound);
     let e = f.svc.resolve(&"0".repeat(64)).unwrap_err();
-    assert_eq!(e.message, format!("No such image: sha256:{}", "0".repeat(64)));
+    assert_eq!(
+        e.message,
+        format!("No such image: sha256:{}", "0".repeat(64))
+    );
     let e = f.svc.resolve("Busy").unwrap_err();
     assert_eq!(e.kind, wharf_types::ErrorKind::InvalidArgument);
     assert_eq!(f.svc.count().unwrap(), 1);
@@ -143,7 +154,9 @@ fn untag_versus_delete_and_layers_reported() {
             DeleteRecord::Deleted(id.to_string()),
         ]
     );
-    assert!(matches!(layer, Some(DeleteRecord::Deleted(d)) if d.starts_with("sha256:") && d != id.to_string()));
+    assert!(
+        matches!(layer, Some(DeleteRecord::Deleted(d)) if d.starts_with("sha256:") && d != id.to_string())
+    );
     assert!(snapshots(&f.svc).is_empty(), "GC removed the layer");
     assert_eq!(blob_count(&f.root), 0, "GC removed config and layer blobs");
     assert!(f.svc.delete("one", false, true).is_err());
@@ -205,7 +218,11 @@ fn containers_make_conflicts_like_moby() {
         running: false,
     }])));
     let r = f.svc.delete(id.hex(), true, true).unwrap();
-    assert_eq!(r.len(), 2, "untag + delete, no layer: the container holds it: {r:?}");
+    assert_eq!(
+        r.len(),
+        2,
+        "untag + delete, no layer: the container holds it: {r:?}"
+    );
     assert!(snapshots(&f.svc).contains(&top));
     f.svc
         .snapshotter()
@@ -234,10 +251,17 @@ fn gc_at_open_removes_what_a_crash_left() {
         id
     };
     let svc = open(dir.path(), "vfs");
-    assert_eq!(snapshots(&svc).len(), 1, "only the image's layer: {:?}", snapshots(&svc));
+    assert_eq!(
+        snapshots(&svc).len(),
+        1,
+        "only the image's layer: {:?}",
+        snapshots(&svc)
+    );
     assert_eq!(blob_count(dir.path()), 2, "config and layer");
     assert_eq!(
-        std::fs::read_dir(dir.path().join("content/ingest")).unwrap().count(),
+        std::fs::read_dir(dir.path().join("content/ingest"))
+            .unwrap()
+            .count(),
         0
     );
     assert_eq!(svc.resolve("keep").unwrap().id, id);
@@ -291,7 +315,10 @@ fn save_load_round_trip(driver: &str) {
     assert_eq!(history[0].id, id.to_string());
     assert_eq!(history[0].created_by, "step 3");
     assert_eq!(history[0].tags, vec!["multi:v1".to_owned()]);
-    assert!(history[4].id.starts_with("sha256:"), "the chain of parents is local");
+    assert!(
+        history[4].id.starts_with("sha256:"),
+        "the chain of parents is local"
+    );
     let archive = save(&a.svc, &["multi:v1"]);
     let b = fixture(driver);
     let lines = std::sync::Mutex::new(Vec::new());
@@ -302,14 +329,19 @@ fn save_load_round_trip(driver: &str) {
         .unwrap();
     let lines = lines.into_inner().unwrap();
     assert!(lines.contains(&Progress::Line("Loaded image: multi:v1".into())));
-    assert!(
-        lines
-            .iter()
-            .any(|p| matches!(p, Progress::Bytes { action: "Loading layer", .. }))
-    );
+    assert!(lines.iter().any(|p| matches!(
+        p,
+        Progress::Bytes {
+            action: "Loading layer",
+            ..
+        }
+    )));
     let loaded = b.svc.resolve("multi:v1").unwrap();
     assert_eq!(loaded.id, id, "the ID survives save and load");
-    assert_eq!(b.svc.inspect("multi:v1").unwrap().row.size, a.svc.inspect("multi:v1").unwrap().row.size);
+    assert_eq!(
+        b.svc.inspect("multi:v1").unwrap().row.size,
+        a.svc.inspect("multi:v1").unwrap().row.size
+    );
     // The unpacked tree has every layer.
     let top = loaded.top_layer.unwrap();
     let sn = b.svc.snapshotter();
@@ -318,7 +350,9 @@ fn save_load_round_trip(driver: &str) {
     assert_eq!(save(&b.svc, &["multi:v1"]), archive);
     sn.remove("check").unwrap();
     // Loading twice is a no-op that reports the same.
-    b.svc.load(&mut Cursor::new(archive), true, &|_| {}).unwrap();
+    b.svc
+        .load(&mut Cursor::new(archive), true, &|_| {})
+        .unwrap();
     assert_eq!(b.svc.count().unwrap(), 1);
 }
 
@@ -393,12 +427,19 @@ fn prune_and_list_filters() {
     assert_eq!(only(r#"{"dangling":["true"]}"#), vec![dangling.clone()]);
     assert_eq!(only(r#"{"dangling":["false"]}"#), vec![tagged.clone()]);
     assert_eq!(only(r#"{"reference":["t*"]}"#), vec![tagged.clone()]);
-    assert_eq!(only(r#"{"reference":["docker.io/library/t"]}"#), vec![tagged.clone()]);
+    assert_eq!(
+        only(r#"{"reference":["docker.io/library/t"]}"#),
+        vec![tagged.clone()]
+    );
     assert!(only(r#"{"label":["x"]}"#).is_empty());
-    assert!(f.svc.list(&super::query::ListOptions {
-        filters: Filters::parse(r#"{"nope":["x"]}"#).unwrap(),
-        ..Default::default()
-    }).is_err());
+    assert!(
+        f.svc
+            .list(&super::query::ListOptions {
+                filters: Filters::parse(r#"{"nope":["x"]}"#).unwrap(),
+                ..Default::default()
+            })
+            .is_err()
+    );
     let (records, _) = f.svc.prune(&Filters::default()).unwrap();
     assert_eq!(records[0], DeleteRecord::Deleted(dangling.to_string()));
     assert_eq!(f.svc.count().unwrap(), 1);
@@ -419,7 +460,11 @@ fn child_images_and_noprune() {
     let chain = f.svc.history("multi:v1").unwrap();
     let base = &chain[4].id;
     let e = f.svc.delete(base, true, true).unwrap_err();
-    assert!(e.to_string().contains("(cannot be forced) - image has dependent child images"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("(cannot be forced) - image has dependent child images"),
+        "{e}"
+    );
     // Removing the top prunes the untagged parents, each with its freed layer.
     let r = f.svc.delete("multi:v1", false, true).unwrap();
     let deleted_images = r
