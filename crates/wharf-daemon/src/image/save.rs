@@ -89,7 +89,6 @@ impl ImageService {
                             l.diff_id
                         ))
                     })?;
-                lease.add(&blob.to_string());
                 layers.push(SaveLayer {
                     diff_id: l.diff_id.clone(),
                     tar_size: l.tar_size as u64,
@@ -98,6 +97,10 @@ impl ImageService {
                 });
             }
             drop(c);
+            // Leases only once the connection is released (lock order: leases, database).
+            for l in &layers {
+                lease.add(&l.blob.to_string());
+            }
             images.push(SaveImage {
                 config,
                 tags: refs
