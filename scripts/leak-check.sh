@@ -17,7 +17,8 @@ if command -v nft >/dev/null; then
 fi
 c=$(find /sys/fs/cgroup -maxdepth 3 -type d \( -name 'wharf*' -o -path '*/wharf/*' \) 2>/dev/null | grep -v '^/sys/fs/cgroup/[^/]*/wharf$' || true)
 [ -n "$c" ] && report "cgroups: $c"
-p=$(pgrep -a -f 'wharf-shim|wharfd|wharf-registry' | grep -v pgrep || true)
+# Zombies are not leaks: this VM's init reaps orphans lazily.
+p=$(ps -eo pid,stat,args | awk '$2 !~ /^Z/' | grep -E 'wharf-shim|wharfd|wharf-registry' | grep -v -E 'grep|cargo|/wt/' || true)
 [ -n "$p" ] && report "processes: $p"
 t=$(ls -d /tmp/wharf-test-* 2>/dev/null || true)
 [ -n "$t" ] && report "temp dirs: $t"

@@ -31,25 +31,20 @@ pub mod tiers {
     ];
 
     /// Same-tier edges DESIGN.md allows: the Dockerfile parser classifies its errors with
-    /// wharf-types' error kinds.
-    pub const ALLOWED_SAME_TIER: &[(&str, &str)] = &[("wharf-dockerfile", "wharf-types")];
+    /// wharf-types' error kinds; the builder writes layers with wharf-image's content store and
+    /// layer codecs.
+    pub const ALLOWED_SAME_TIER: &[(&str, &str)] =
+        &[("wharf-dockerfile", "wharf-types"), ("wharf-build", "wharf-image")];
 
     /// Pairs that must never depend on each other whatever their tiers (DESIGN.md §2).
-    pub const FORBIDDEN: &[(&str, &str)] = &[
-        ("wharf-runtime", "wharf-snapshot"),
-        ("wharf-compose", "wharf-daemon"),
-    ];
+    pub const FORBIDDEN: &[(&str, &str)] = &[("wharf-runtime", "wharf-snapshot"), ("wharf-compose", "wharf-daemon")];
 
     /// Checks `cargo metadata` JSON; returns every violation found.
     pub fn check(metadata: &serde_json::Value) -> Vec<String> {
         let tier = |name: &str| TIERS.iter().find(|(n, _)| *n == name).map(|(_, t)| *t);
         let mut errors = Vec::new();
-        let workspace: Vec<&str> = metadata["packages"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|p| p["name"].as_str())
-            .collect();
+        let workspace: Vec<&str> =
+            metadata["packages"].as_array().into_iter().flatten().filter_map(|p| p["name"].as_str()).collect();
         for pkg in metadata["packages"].as_array().into_iter().flatten() {
             let name = pkg["name"].as_str().unwrap_or_default();
             let Some(my_tier) = tier(name) else {
@@ -63,22 +58,20 @@ pub mod tiers {
                 }
                 let is_dev = dep["kind"].as_str() == Some("dev");
                 if FORBIDDEN.contains(&(name, dep_name)) {
-                    errors.push(format!(
-                        "{name} must not depend on {dep_name} (DESIGN.md §2)"
-                    ));
+                    errors.push(format!("{name} must not depend on {dep_name} (DESIGN.md §2)"));
                 }
                 let (Some(mine), Some(Some(theirs))) = (my_tier, tier(dep_name)) else {
                     // Binaries/dev crates may use anything; a library may use dev crates only as dev-deps.
                     if my_tier.is_some() && tier(dep_name) == Some(None) && !is_dev {
-                        errors.push(format!(
-                            "{name} depends on {dep_name}, which is a binary or dev crate"
-                        ));
+                        errors.push(format!("{name} depends on {dep_name}, which is a binary or dev crate"));
                     }
                     continue;
                 };
                 let same_ok = ALLOWED_SAME_TIER.contains(&(name, dep_name));
                 if theirs > mine || (theirs == mine && !same_ok) {
-                    errors.push(format!("{name} (tier {mine}) depends on {dep_name} (tier {theirs}): only lower tiers are allowed"));
+                    errors.push(format!(
+                        "{name} (tier {mine}) depends on {dep_name} (tier {theirs}): only lower tiers are allowed"
+                    ));
                 }
             }
         }

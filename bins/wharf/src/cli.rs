@@ -3,14 +3,11 @@
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::cli_container as cc;
+
 /// A self-sufficient runtime for containers, speaking Docker's API.
 #[derive(Debug, Parser)]
-#[command(
-    name = "wharf",
-    disable_version_flag = true,
-    about,
-    max_term_width = 100
-)]
+#[command(name = "wharf", disable_version_flag = true, about, max_term_width = 100)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalOpts,
@@ -27,7 +24,8 @@ pub struct GlobalOpts {
     #[arg(short = 'D', long, global = true)]
     pub debug: bool,
     /// Set the logging level ("debug"|"info"|"warn"|"error"|"fatal")
-    #[arg(short = 'l', long, global = true, value_name = "string")]
+    // Not global: `-l` is `--label` in run/create, `--link` in rm, `--latest` in ps (as in docker).
+    #[arg(short = 'l', long, value_name = "string")]
     pub log_level: Option<String>,
     /// Print version information and quit
     #[arg(short = 'v', long = "version")]
@@ -48,6 +46,60 @@ pub enum Cmd {
     /// Manage plugins
     #[command(subcommand)]
     Plugin(PluginCmd),
+    /// Manage containers
+    #[command(subcommand)]
+    Container(cc::ContainerCmd),
+    /// Create and run a new container from an image
+    Run(cc::RunArgs),
+    /// Create a new container
+    Create(cc::CreateArgs),
+    /// Execute a command in a running container
+    Exec(cc::ExecArgs),
+    /// List containers
+    Ps(cc::PsArgs),
+    /// Start one or more stopped containers
+    Start(cc::StartArgs),
+    /// Stop one or more running containers
+    Stop(cc::StopArgs),
+    /// Restart one or more containers
+    Restart(cc::StopArgs),
+    /// Kill one or more running containers
+    Kill(cc::KillArgs),
+    /// Block until one or more containers stop, then print their exit codes
+    Wait(cc::ContainersArgs),
+    /// Remove one or more containers
+    Rm(cc::RmArgs),
+    /// Rename a container
+    Rename(cc::RenameArgs),
+    /// Pause all processes within one or more containers
+    Pause(cc::ContainersArgs),
+    /// Unpause all processes within one or more containers
+    Unpause(cc::ContainersArgs),
+    /// Return low-level information on Docker objects
+    Inspect(cc::InspectArgs),
+    /// Display the running processes of a container
+    Top(cc::TopArgs),
+    /// Fetch the logs of a container
+    Logs(cc::LogsArgs),
+    /// List port mappings or a specific mapping for the container
+    Port(cc::PortArgs),
+    /// Attach local standard input, output, and error streams to a running container
+    Attach(cc::AttachArgs),
+    /// Copy files/folders between a container and the local filesystem
+    Cp(cc::CpArgs),
+    /// Create a new image from a container's changes
+    Commit(cc::CommitArgs),
+    /// Export a container's filesystem as a tar archive
+    Export(cc::ExportArgs),
+    /// Inspect changes to files or directories on a container's filesystem
+    Diff(cc::DiffArgs),
+    /// Display a live stream of container(s) resource usage statistics
+    Stats(cc::StatsArgs),
+    /// Update configuration of one or more containers
+    Update(cc::UpdateArgs),
+    /// Manage volumes
+    #[command(subcommand)]
+    Volume(VolumeCmd),
     /// Manage images
     #[command(subcommand)]
     Image(ImageCmd),
@@ -220,6 +272,85 @@ pub struct DfArgs {
     /// Show detailed information on space usage
     #[arg(short, long)]
     pub verbose: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VolumeCmd {
+    /// Create a volume
+    Create(VolumeCreateArgs),
+    /// Display detailed information on one or more volumes
+    Inspect(VolumeInspectArgs),
+    /// List volumes
+    #[command(visible_alias = "list")]
+    Ls(VolumeLsArgs),
+    /// Remove all unused local volumes
+    Prune(VolumePruneArgs),
+    /// Remove one or more volumes
+    #[command(visible_alias = "remove")]
+    Rm(VolumeRmArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct VolumeCreateArgs {
+    /// Volume name
+    #[arg(value_name = "VOLUME")]
+    pub volume: Option<String>,
+    /// Specify volume driver name
+    #[arg(short, long, value_name = "string", default_value = "local")]
+    pub driver: String,
+    /// Set metadata for a volume
+    #[arg(long, value_name = "list")]
+    pub label: Vec<String>,
+    /// Specify volume name
+    #[arg(long, value_name = "string")]
+    pub name: Option<String>,
+    /// Set driver specific options
+    #[arg(short, long = "opt", value_name = "map")]
+    pub opt: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct VolumeInspectArgs {
+    /// Format output using a custom template: 'json' or a Go template
+    #[arg(short, long, value_name = "string")]
+    pub format: Option<String>,
+    #[arg(value_name = "VOLUME", required = true)]
+    pub volumes: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct VolumeLsArgs {
+    /// Provide filter values (e.g. "dangling=true")
+    #[arg(short, long = "filter", value_name = "filter")]
+    pub filter: Vec<String>,
+    /// Format output using a custom template: 'table', 'json' or a Go template
+    #[arg(long, value_name = "string")]
+    pub format: Option<String>,
+    /// Only display volume names
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VolumePruneArgs {
+    /// Remove all unused volumes, not just anonymous ones
+    #[arg(short, long)]
+    pub all: bool,
+    /// Provide filter values (e.g. "label=<label>")
+    #[arg(long = "filter", value_name = "filter")]
+    pub filter: Vec<String>,
+    /// Do not prompt for confirmation
+    #[arg(short, long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VolumeRmArgs {
+    /// Force the removal of one or more volumes
+    #[arg(short, long)]
+    pub force: bool,
+    #[arg(value_name = "VOLUME", required = true)]
+    pub volumes: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]

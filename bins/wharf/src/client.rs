@@ -26,11 +26,7 @@ pub fn resolve_host(flag: &[String]) -> String {
 }
 
 pub fn connect(host: &str) -> Result<Docker, CliError> {
-    let bad = || {
-        CliError::Usage(format!(
-            "invalid -H address {host:?}: use unix:///path or tcp://host:port"
-        ))
-    };
+    let bad = || CliError::Usage(format!("invalid -H address {host:?}: use unix:///path or tcp://host:port"));
     if let Some(path) = host.strip_prefix("unix://") {
         if !std::path::Path::new(path).exists() {
             return Err(CliError::Connect {
@@ -38,17 +34,14 @@ pub fn connect(host: &str) -> Result<Docker, CliError> {
                 detail: format!("{path}: no such file or directory"),
             });
         }
-        return Docker::connect_with_unix(path, REQUEST_TIMEOUT_SECS, API_DEFAULT_VERSION)
-            .map_err(|_| bad());
+        return Docker::connect_with_unix(path, REQUEST_TIMEOUT_SECS, API_DEFAULT_VERSION).map_err(|_| bad());
     }
     if host.starts_with("tcp://") || host.starts_with("http://") {
         let addr = host.replacen("tcp://", "http://", 1);
-        return Docker::connect_with_http(&addr, REQUEST_TIMEOUT_SECS, API_DEFAULT_VERSION)
-            .map_err(|_| bad());
+        return Docker::connect_with_http(&addr, REQUEST_TIMEOUT_SECS, API_DEFAULT_VERSION).map_err(|_| bad());
     }
     if host.starts_with('/') {
-        return Docker::connect_with_unix(host, REQUEST_TIMEOUT_SECS, API_DEFAULT_VERSION)
-            .map_err(|_| bad());
+        return Docker::connect_with_unix(host, REQUEST_TIMEOUT_SECS, API_DEFAULT_VERSION).map_err(|_| bad());
     }
     Err(bad())
 }
@@ -63,10 +56,6 @@ pub enum CliError {
     /// Bad flags or arguments (exit 125, like docker's flag errors).
     Usage(String),
     /// Exit silently with this code (a container's exit status, a failed step's code).
-    #[expect(
-        dead_code,
-        reason = "constructed by `run` and `build` (containers and builds issues)"
-    )]
     Status(i32),
     /// Anything else (exit 1).
     Other(String),
@@ -77,13 +66,7 @@ impl CliError {
     pub fn from_bollard(e: bollard::errors::Error, host: &str) -> Self {
         use bollard::errors::Error as B;
         match e {
-            B::DockerResponseServerError {
-                status_code,
-                message,
-            } => CliError::Daemon {
-                status: status_code,
-                message,
-            },
+            B::DockerResponseServerError { status_code, message } => CliError::Daemon { status: status_code, message },
             other => {
                 let detail = error_chain(&other);
                 let io_kind = io_kind(&other);
@@ -98,10 +81,7 @@ impl CliError {
                     || detail.contains("No such file")
                     || detail.contains("client error (Connect)")
                 {
-                    CliError::Connect {
-                        host: host.to_owned(),
-                        detail,
-                    }
+                    CliError::Connect { host: host.to_owned(), detail }
                 } else {
                     CliError::Other(detail)
                 }

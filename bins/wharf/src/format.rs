@@ -40,11 +40,7 @@ fn path_matches(pattern: &str, path: &str) -> bool {
 
 fn to_value_at(json: &Json, renames: &[(&str, &str)], path: &str) -> Value {
     let child = |k: &str| {
-        if path.is_empty() {
-            k.to_owned()
-        } else {
-            format!("{path}.{k}")
-        }
+        if path.is_empty() { k.to_owned() } else { format!("{path}.{k}") }
     };
     match json {
         Json::Null => Value::Nil,
@@ -60,20 +56,13 @@ fn to_value_at(json: &Json, renames: &[(&str, &str)], path: &str) -> Value {
         }
         Json::String(s) => Value::String(s.clone()),
         Json::Array(items) => Value::Array(
-            items
-                .iter()
-                .enumerate()
-                .map(|(i, v)| to_value_at(v, renames, &child(&i.to_string())))
-                .collect(),
+            items.iter().enumerate().map(|(i, v)| to_value_at(v, renames, &child(&i.to_string()))).collect(),
         ),
         Json::Object(map) => {
             let mut out: HashMap<String, Value> = HashMap::with_capacity(map.len() + 1);
             for (k, v) in map {
                 let here = child(k);
-                let name = renames
-                    .iter()
-                    .find(|(from, _)| path_matches(from, &here))
-                    .map_or(k.as_str(), |(_, to)| to);
+                let name = renames.iter().find(|(from, _)| path_matches(from, &here)).map_or(k.as_str(), |(_, to)| to);
                 out.insert(name.to_owned(), to_value_at(v, renames, &here));
             }
             out.insert(RAW_KEY.to_owned(), Value::String(json.to_string()));
@@ -98,11 +87,7 @@ fn value_to_json(v: &Value) -> Json {
             }
             let mut keys: Vec<&String> = m.keys().filter(|k| k.as_str() != RAW_KEY).collect();
             keys.sort();
-            Json::Object(
-                keys.into_iter()
-                    .map(|k| (k.clone(), value_to_json(&m[k])))
-                    .collect(),
-            )
+            Json::Object(keys.into_iter().map(|k| (k.clone(), value_to_json(&m[k]))).collect())
         }
     }
 }
@@ -116,12 +101,18 @@ fn as_string(v: &Value) -> String {
 }
 
 fn arg<'a>(args: &'a [Value], i: usize, name: &str) -> Result<&'a Value, FuncError> {
-    args.get(i)
-        .ok_or_else(|| FuncError::ExactlyXArgs(name.into(), i + 1))
+    args.get(i).ok_or_else(|| FuncError::ExactlyXArgs(name.into(), i + 1))
 }
 
 fn f_json(args: &[Value]) -> Result<Value, FuncError> {
     let v = arg(args, 0, "json")?;
+    // An object built by `raw_value` prints exactly as the daemon sent it (key order kept).
+    if let Value::Object(m) = v
+        && let Some(Value::String(raw)) = m.get(RAW_KEY)
+        && m.contains_key(RAW_ORDERED_KEY)
+    {
+        return Ok(Value::String(raw.clone()));
+    }
     Ok(Value::String(go_json(&value_to_json(v))))
 }
 
@@ -137,23 +128,15 @@ fn f_join(args: &[Value]) -> Result<Value, FuncError> {
 fn f_split(args: &[Value]) -> Result<Value, FuncError> {
     let s = as_string(arg(args, 0, "split")?);
     let sep = as_string(arg(args, 1, "split")?);
-    Ok(Value::Array(
-        s.split(sep.as_str())
-            .map(|p| Value::String(p.to_owned()))
-            .collect(),
-    ))
+    Ok(Value::Array(s.split(sep.as_str()).map(|p| Value::String(p.to_owned())).collect()))
 }
 
 fn f_lower(args: &[Value]) -> Result<Value, FuncError> {
-    Ok(Value::String(
-        as_string(arg(args, 0, "lower")?).to_lowercase(),
-    ))
+    Ok(Value::String(as_string(arg(args, 0, "lower")?).to_lowercase()))
 }
 
 fn f_upper(args: &[Value]) -> Result<Value, FuncError> {
-    Ok(Value::String(
-        as_string(arg(args, 0, "upper")?).to_uppercase(),
-    ))
+    Ok(Value::String(as_string(arg(args, 0, "upper")?).to_uppercase()))
 }
 
 fn f_title(args: &[Value]) -> Result<Value, FuncError> {
@@ -184,12 +167,7 @@ fn f_pad(args: &[Value]) -> Result<Value, FuncError> {
     let s = as_string(arg(args, 0, "pad")?);
     let l = number(arg(args, 1, "pad")?).max(0) as usize;
     let r = number(arg(args, 2, "pad")?).max(0) as usize;
-    Ok(Value::String(format!(
-        "{}{}{}",
-        " ".repeat(l),
-        s,
-        " ".repeat(r)
-    )))
+    Ok(Value::String(format!("{}{}{}", " ".repeat(l), s, " ".repeat(r))))
 }
 
 fn f_truncate(args: &[Value]) -> Result<Value, FuncError> {
@@ -203,33 +181,7 @@ fn f_println(args: &[Value]) -> Result<Value, FuncError> {
     Ok(Value::String(format!("{}\n", parts.join(" "))))
 }
 
-/// go-units `HumanSizeWithPrecision`: decimal units, `precision` significant digits, trailing
-/// zeros dropped (Go's `%.*g`): `1.98MB` with 3, `1.982MB` with 4.
-pub fn human_size_precision(n: f64, precision: usize) -> String {
-    const UNITS: [&str; 9] = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"];
-    let mut v = n;
-    let mut i = 0;
-    while v >= 1000.0 && i < UNITS.len() - 1 {
-        v /= 1000.0;
-        i += 1;
-    }
-    let before = if v >= 1.0 {
-        v.log10().floor() as usize + 1
-    } else {
-        1
-    };
-    let decimals = precision.saturating_sub(before);
-    let mut s = format!("{v:.decimals$}");
-    if s.contains('.') {
-        s = s.trim_end_matches('0').trim_end_matches('.').to_owned();
-    }
-    format!("{s}{}", UNITS[i])
-}
-
-/// go-units `HumanSize` (4 significant digits).
-pub fn human_size(n: f64) -> String {
-    human_size_precision(n, 4)
-}
+pub use crate::units::{human_size, human_size_precision};
 
 /// docker's `TruncateID`: the algorithm prefix dropped, 12 characters kept.
 pub fn truncate_id(id: &str) -> String {
@@ -253,19 +205,171 @@ pub fn go_json_indent(v: &Json) -> String {
     let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
     let mut ser = serde_json::Serializer::with_formatter(&mut buf, fmt);
     let _ = serde::Serialize::serialize(v, &mut ser);
-    String::from_utf8_lossy(&buf)
-        .replace('<', "\\u003c")
-        .replace('>', "\\u003e")
-        .replace('&', "\\u0026")
+    String::from_utf8_lossy(&buf).replace('<', "\\u003c").replace('>', "\\u003e").replace('&', "\\u0026")
 }
 
-/// Go's `json.Marshal` escapes `<`, `>` and `&`; docker's output does too.
+/// JSON as docker's templates print it: the `json` function encodes with
+/// `SetEscapeHTML(false)`, so `<`, `>` and `&` stay as they are.
 pub fn go_json(v: &Json) -> String {
-    serde_json::to_string(v)
-        .unwrap_or_default()
-        .replace('<', "\\u003c")
-        .replace('>', "\\u003e")
-        .replace('&', "\\u0026")
+    serde_json::to_string(v).unwrap_or_default()
+}
+
+/// `json.Marshal`'s output (`<`, `>`, `&` escaped), which docker prints for formatter contexts
+/// that marshal themselves (`ps --format json`, `stats --format json`).
+pub fn go_json_escaped(v: &Json) -> String {
+    go_json(v).replace('<', "\\u003c").replace('>', "\\u003e").replace('&', "\\u0026")
+}
+
+/// Marks objects from [`raw_value`], whose `RAW_KEY` text is the daemon's own bytes.
+const RAW_ORDERED_KEY: &str = "\u{0}ordered";
+
+/// Like [`to_value`] for a JSON document given as text, keeping each object's original text so
+/// `{{json .X}}` prints it in the daemon's key order (as docker, which re-marshals the Go
+/// struct the daemon marshalled). `None` if the text is not JSON.
+pub fn raw_value(raw: &str) -> Option<Value> {
+    let v: Json = serde_json::from_str(raw).ok()?;
+    Some(raw_value_at(raw.trim(), &v))
+}
+
+fn raw_value_at(raw: &str, v: &Json) -> Value {
+    match v {
+        Json::Object(map) => {
+            let mut out: HashMap<String, Value> = HashMap::with_capacity(map.len() + 2);
+            for (k, span) in object_spans(raw) {
+                if let Some(child) = map.get(&k) {
+                    out.insert(k, raw_value_at(span, child));
+                }
+            }
+            out.insert(RAW_KEY.to_owned(), Value::String(compact(raw)));
+            out.insert(RAW_ORDERED_KEY.to_owned(), Value::Bool(true));
+            Value::Object(out)
+        }
+        Json::Array(items) => {
+            let spans = array_spans(raw);
+            Value::Array(items.iter().zip(spans).map(|(item, span)| raw_value_at(span, item)).collect())
+        }
+        other => to_value(other, &[]),
+    }
+}
+
+/// The end (exclusive) of the JSON value starting at byte `i` of `s`.
+fn value_end(s: &[u8], mut i: usize) -> usize {
+    let mut depth = 0usize;
+    let mut in_str = false;
+    let mut esc = false;
+    let start = i;
+    while i < s.len() {
+        let c = s[i];
+        if in_str {
+            if esc {
+                esc = false;
+            } else if c == b'\\' {
+                esc = true;
+            } else if c == b'"' {
+                in_str = false;
+                if depth == 0 {
+                    return i + 1;
+                }
+            }
+        } else {
+            match c {
+                b'"' => in_str = true,
+                b'{' | b'[' => depth += 1,
+                b'}' | b']' => {
+                    if depth == 0 {
+                        return i;
+                    }
+                    depth -= 1;
+                    if depth == 0 {
+                        return i + 1;
+                    }
+                }
+                b',' | b':' if depth == 0 => return i,
+                c if depth == 0 && c.is_ascii_whitespace() && i > start => return i,
+                _ => {}
+            }
+        }
+        i += 1;
+    }
+    i
+}
+
+fn skip_ws(s: &[u8], mut i: usize) -> usize {
+    while i < s.len() && s[i].is_ascii_whitespace() {
+        i += 1;
+    }
+    i
+}
+
+/// `(key, value text)` of an object's members, in order.
+fn object_spans(raw: &str) -> Vec<(String, &str)> {
+    let s = raw.as_bytes();
+    let mut out = Vec::new();
+    let mut i = skip_ws(s, 0) + 1; // past '{'
+    loop {
+        i = skip_ws(s, i);
+        if i >= s.len() || s[i] == b'}' {
+            break;
+        }
+        let kend = value_end(s, i);
+        let key: String = serde_json::from_str(&raw[i..kend]).unwrap_or_default();
+        i = skip_ws(s, kend);
+        if i < s.len() && s[i] == b':' {
+            i += 1;
+        }
+        i = skip_ws(s, i);
+        let vend = value_end(s, i);
+        out.push((key, &raw[i..vend]));
+        i = skip_ws(s, vend);
+        if i < s.len() && s[i] == b',' {
+            i += 1;
+        }
+    }
+    out
+}
+
+/// The text of an array's elements, in order.
+fn array_spans(raw: &str) -> Vec<&str> {
+    let s = raw.as_bytes();
+    let mut out = Vec::new();
+    let mut i = skip_ws(s, 0) + 1; // past '['
+    loop {
+        i = skip_ws(s, i);
+        if i >= s.len() || s[i] == b']' {
+            break;
+        }
+        let end = value_end(s, i);
+        out.push(&raw[i..end]);
+        i = skip_ws(s, end);
+        if i < s.len() && s[i] == b',' {
+            i += 1;
+        }
+    }
+    out
+}
+
+/// Go's `json.Compact` (whitespace outside strings removed).
+fn compact(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    let (mut in_str, mut esc) = (false, false);
+    for c in raw.chars() {
+        if in_str {
+            out.push(c);
+            if esc {
+                esc = false;
+            } else if c == '\\' {
+                esc = true;
+            } else if c == '"' {
+                in_str = false;
+            }
+        } else if !c.is_ascii_whitespace() {
+            if c == '"' {
+                in_str = true;
+            }
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// A parsed `--format` template with docker's functions.
@@ -289,16 +393,12 @@ impl Tmpl {
         ]);
         // Go templates treat `\t`/`\n` typed on a shell command line as literal escapes.
         let text = text.replace("\\t", "\t").replace("\\n", "\n");
-        t.parse(text)
-            .map_err(|e| anyhow!("template parsing error: {e}"))?;
+        t.parse(text).map_err(|e| anyhow!("template parsing error: {e}"))?;
         Ok(Self { inner: t })
     }
 
     pub fn render(&self, ctx: &Value) -> Result<String> {
-        let out = self
-            .inner
-            .render(&Context::from(ctx.clone()))
-            .map_err(|e| anyhow!("template: {e}"))?;
+        let out = self.inner.render(&Context::from(ctx.clone())).map_err(|e| anyhow!("template: {e}"))?;
         Ok(out)
     }
 }
@@ -317,12 +417,9 @@ impl<'a> Format<'a> {
     /// Interprets `--format`; `default` is the command's default table template.
     pub fn new(user: Option<&'a str>, default: &'a str) -> Self {
         match user.map(str::trim) {
-            None | Some("") | Some("table") => Format::Table(
-                default
-                    .strip_prefix("table")
-                    .unwrap_or(default)
-                    .trim_start(),
-            ),
+            None | Some("") | Some("table") => {
+                Format::Table(default.strip_prefix("table").unwrap_or(default).trim_start())
+            }
             Some("json") => Format::Json,
             Some(t) if t.starts_with("table") => Format::Table(t["table".len()..].trim_start()),
             Some(t) => Format::Raw(t),
@@ -358,11 +455,20 @@ pub fn render_rows(format: Format<'_>, rows: &[Value], headers: &[(&str, &str)])
             }
             Ok(s)
         }
-        Format::Table(t) => {
+        Format::Table(t) => render_table_with(t, t, rows, headers),
+    }
+}
+
+/// A table whose header line comes from its own template (`header_t`), for row templates that
+/// call methods the header cannot (docker's `.Label "key"` header is the key's last part).
+pub fn render_table_with(t: &str, header_t: &str, rows: &[Value], headers: &[(&str, &str)]) -> Result<String> {
+    {
+        {
             let tmpl = Tmpl::parse(t)?;
+            let header_tmpl = Tmpl::parse(header_t)?;
             let mut lines = Vec::with_capacity(rows.len() + 1);
             let header_ctx = Value::Object(
-                template_fields(t)
+                template_fields(header_t)
                     .into_iter()
                     .map(|f| {
                         let title = headers
@@ -373,7 +479,7 @@ pub fn render_rows(format: Format<'_>, rows: &[Value], headers: &[(&str, &str)])
                     })
                     .collect(),
             );
-            lines.push(tmpl.render(&header_ctx).unwrap_or_default());
+            lines.push(header_tmpl.render(&header_ctx).unwrap_or_default());
             for r in rows {
                 lines.push(tmpl.render(r)?);
             }
@@ -388,9 +494,7 @@ fn template_fields(t: &str) -> Vec<String> {
     let b = t.as_bytes();
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'.'
-            && (i == 0 || !b[i - 1].is_ascii_alphanumeric() && b[i - 1] != b'.' && b[i - 1] != b'$')
-        {
+        if b[i] == b'.' && (i == 0 || !b[i - 1].is_ascii_alphanumeric() && b[i - 1] != b'.' && b[i - 1] != b'$') {
             let start = i + 1;
             let mut j = start;
             while j < b.len() && (b[j].is_ascii_alphanumeric() || b[j] == b'_') {
@@ -414,10 +518,7 @@ fn template_fields(t: &str) -> Vec<String> {
 pub fn tabwrite(text: &str, minwidth: usize, padding: usize) -> String {
     let lines: Vec<Vec<&str>> = text.split('\n').map(|l| l.split('\t').collect()).collect();
     // widths[line][col] for every terminated cell
-    let mut widths: Vec<Vec<usize>> = lines
-        .iter()
-        .map(|cells| vec![0; cells.len().saturating_sub(1)])
-        .collect();
+    let mut widths: Vec<Vec<usize>> = lines.iter().map(|cells| vec![0; cells.len().saturating_sub(1)]).collect();
     let ncols = widths.iter().map(Vec::len).max().unwrap_or(0);
     for col in 0..ncols {
         let mut line = 0;
@@ -462,10 +563,7 @@ mod tests {
     fn tabwriter_matches_go() {
         // Go: tabwriter.NewWriter(w, 10, 1, 3, ' ', 0) on these lines.
         let got = tabwrite("CONTAINER ID\tIMAGE\tNAMES\nabc\tbusybox\tx", 10, 3);
-        assert_eq!(
-            got,
-            "CONTAINER ID   IMAGE     NAMES\nabc            busybox   x"
-        );
+        assert_eq!(got, "CONTAINER ID   IMAGE     NAMES\nabc            busybox   x");
     }
 
     #[test]
@@ -474,37 +572,22 @@ mod tests {
             to_value(&json!({"ID": "abc", "Image": "busybox"}), &[]),
             to_value(&json!({"ID": "defghi", "Image": "alpine:3"}), &[]),
         ];
-        let out = render_rows(
-            Format::new(None, "table {{.ID}}\t{{.Image}}"),
-            &rows,
-            &[("ID", "CONTAINER ID")],
-        )
-        .unwrap();
-        assert_eq!(
-            out,
-            "CONTAINER ID   IMAGE\nabc            busybox\ndefghi         alpine:3\n"
-        );
+        let out =
+            render_rows(Format::new(None, "table {{.ID}}\t{{.Image}}"), &rows, &[("ID", "CONTAINER ID")]).unwrap();
+        assert_eq!(out, "CONTAINER ID   IMAGE\nabc            busybox\ndefghi         alpine:3\n");
     }
 
     #[test]
     fn json_and_raw_formats() {
         let rows = vec![to_value(&json!({"ID": "abc", "Labels": {"a": "<b>"}}), &[])];
+        // docker's templates encode JSON with SetEscapeHTML(false)
         assert_eq!(
             render_rows(Format::new(Some("json"), ""), &rows, &[]).unwrap(),
-            "{\"ID\":\"abc\",\"Labels\":{\"a\":\"\\u003cb\\u003e\"}}\n"
+            "{\"ID\":\"abc\",\"Labels\":{\"a\":\"<b>\"}}\n"
         );
-        assert_eq!(
-            render_rows(Format::new(Some("{{.ID}}!"), ""), &rows, &[]).unwrap(),
-            "abc!\n"
-        );
-        assert_eq!(
-            render_rows(Format::new(Some("{{json .Labels}}"), ""), &rows, &[]).unwrap(),
-            "{\"a\":\"\\u003cb\\u003e\"}\n"
-        );
-        assert_eq!(
-            render_rows(Format::new(Some(r"{{.ID}}\t{{.ID}}"), ""), &rows, &[]).unwrap(),
-            "abc\tabc\n"
-        );
+        assert_eq!(render_rows(Format::new(Some("{{.ID}}!"), ""), &rows, &[]).unwrap(), "abc!\n");
+        assert_eq!(render_rows(Format::new(Some("{{json .Labels}}"), ""), &rows, &[]).unwrap(), "{\"a\":\"<b>\"}\n");
+        assert_eq!(render_rows(Format::new(Some(r"{{.ID}}\t{{.ID}}"), ""), &rows, &[]).unwrap(), "abc\tabc\n");
     }
 
     #[test]
@@ -513,25 +596,18 @@ mod tests {
             &json!({"ApiVersion": "1.53", "Os": "linux", "Details": {"ApiVersion": "x"}}),
             &[("ApiVersion", "APIVersion")],
         );
-        let t =
-            Tmpl::parse("{{.APIVersion}} {{index .Details \"ApiVersion\"}} {{json .}}").unwrap();
+        let t = Tmpl::parse("{{.APIVersion}} {{index .Details \"ApiVersion\"}} {{json .}}").unwrap();
         assert_eq!(
             t.render(&v).unwrap(),
             "1.53 x {\"ApiVersion\":\"1.53\",\"Details\":{\"ApiVersion\":\"x\"},\"Os\":\"linux\"}"
         );
-        assert!(path_matches(
-            "Server.Components.*.Name",
-            "Server.Components.0.Name"
-        ));
+        assert!(path_matches("Server.Components.*.Name", "Server.Components.0.Name"));
         assert!(!path_matches("Server.Name", "Server.Components.0.Name"));
     }
 
     #[test]
     fn docker_functions() {
-        let v = to_value(
-            &json!({"Names": ["a", "b"], "S": "hello world", "N": "abcdef"}),
-            &[],
-        );
+        let v = to_value(&json!({"Names": ["a", "b"], "S": "hello world", "N": "abcdef"}), &[]);
         let r = |t: &str| Tmpl::parse(t).unwrap().render(&v).unwrap();
         assert_eq!(r("{{join .Names \",\"}}"), "a,b");
         assert_eq!(r("{{title .S}}"), "Hello World");
@@ -553,6 +629,18 @@ mod tests {
         assert_eq!(truncate_id("sha256:0123456789abcdef"), "0123456789ab");
         assert_eq!(truncate_id("<missing>"), "<missing>");
         assert_eq!(ellipsis("abcdef", 4), "abc…");
+    }
+
+    #[test]
+    fn raw_values_keep_the_daemons_key_order() {
+        let raw = r#"{"Id":"x","Config":{"Hostname":"h", "Env":["A=<b>"],"Cmd":null},"Args":[{"z":1,"a":2}],"N":1.50}"#;
+        let v = raw_value(raw).unwrap();
+        let r = |t: &str| Tmpl::parse(t).unwrap().render(&v).unwrap();
+        assert_eq!(r("{{json .Config}}"), r#"{"Hostname":"h","Env":["A=<b>"],"Cmd":null}"#);
+        assert_eq!(r("{{.Config.Hostname}} {{index .Config.Env 0}}"), "h A=<b>");
+        assert_eq!(r("{{json (index .Args 0)}}"), r#"{"z":1,"a":2}"#);
+        assert_eq!(r("{{.Id}}"), "x");
+        assert!(raw_value("{").is_none());
     }
 
     #[test]

@@ -8,13 +8,24 @@
 //! - [`format`]: the output layer (tables, `--format` Go templates, json) all commands share.
 //! - [`timefmt`]: Go durations, `--since/--until`, human durations.
 //! - [`commands`]: one module per command group; each command is a thin wrapper over API calls.
+//! - Containers: [`cli_container`] (flags), [`opts`] (docker's flag → API conversions),
+//!   [`api`] (negotiation, raw hijack/wait/streams next to bollard), [`term`] (raw mode, sizes,
+//!   detach keys), [`jsonmessage`] (pull/push/build progress), [`units`] (go-units sizes),
+//!   [`archive`] (`cp` path rules and tars), [`dockerconfig`] (config.json, registry auth).
 
+mod api;
+mod archive;
 mod cli;
+mod cli_container;
 mod client;
 mod commands;
+mod dockerconfig;
 mod format;
 mod jsonmessage;
+mod opts;
+mod term;
 mod timefmt;
+mod units;
 
 use clap::Parser;
 
@@ -60,10 +71,7 @@ fn main() {
             std::process::exit(125);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("wharf: {e}");

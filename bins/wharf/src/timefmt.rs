@@ -19,19 +19,13 @@ pub fn parse_go_duration(s: &str) -> Result<i64> {
     }
     let mut total: f64 = 0.0;
     while !s.is_empty() {
-        let num_end = s
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(s.len());
+        let num_end = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
         if num_end == 0 {
             bail!("time: invalid duration {orig:?}");
         }
-        let n: f64 = s[..num_end]
-            .parse()
-            .map_err(|_| anyhow::anyhow!("time: invalid duration {orig:?}"))?;
+        let n: f64 = s[..num_end].parse().map_err(|_| anyhow::anyhow!("time: invalid duration {orig:?}"))?;
         s = &s[num_end..];
-        let unit_end = s
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(s.len());
+        let unit_end = s.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(s.len());
         let mult = match &s[..unit_end] {
             "ns" => 1.0,
             "us" | "µs" | "μs" => 1e3,
@@ -82,11 +76,7 @@ pub fn api_timestamp(value: &str, now: DateTime<Utc>) -> Result<String> {
                 .map(|t| t.with_timezone(&Utc))
         });
     match t {
-        Some(t) => Ok(format!(
-            "{}.{:09}",
-            t.timestamp(),
-            t.timestamp_subsec_nanos()
-        )),
+        Some(t) => Ok(format!("{}.{:09}", t.timestamp(), t.timestamp_subsec_nanos())),
         None => bail!("failed to parse value as time or duration: \"{value}\""),
     }
 }
@@ -94,9 +84,7 @@ pub fn api_timestamp(value: &str, now: DateTime<Utc>) -> Result<String> {
 /// `2006-01-02T15:04:05.000000000Z07:00` in local time, as `docker events` prints.
 pub fn rfc3339_nano_fixed(nanos: i64) -> String {
     let t = Local.timestamp_nanos(nanos);
-    t.format("%Y-%m-%dT%H:%M:%S%.9f%:z")
-        .to_string()
-        .replace("+00:00", "Z")
+    t.format("%Y-%m-%dT%H:%M:%S%.9f%:z").to_string().replace("+00:00", "Z")
 }
 
 /// go-units `HumanDuration`: `Less than a second`, `3 seconds`, `About a minute`, `2 hours`…
@@ -151,10 +139,7 @@ mod tests {
         assert_eq!(api_timestamp("10m", now).unwrap(), "999400");
         assert_eq!(api_timestamp("1795400529", now).unwrap(), "1795400529");
         assert_eq!(api_timestamp("1795400529.5", now).unwrap(), "1795400529.5");
-        assert_eq!(
-            api_timestamp("2026-11-23T02:22:03Z", now).unwrap(),
-            "1795400523.000000000"
-        );
+        assert_eq!(api_timestamp("2026-11-23T02:22:03Z", now).unwrap(), "1795400523.000000000");
         assert!(api_timestamp("yesterday", now).is_err());
     }
 

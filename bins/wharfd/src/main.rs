@@ -83,11 +83,11 @@ fn run(args: Args) -> Result<()> {
         .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
         .init();
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    runtime.block_on(serve(config, log_handle))
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let result = runtime.block_on(serve(config, log_handle));
+    // Streams (log follows, hijacked sessions) may still hold tasks: do not wait for them.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(500));
+    result
 }
 
 fn filter_directive(level: &str) -> String {
@@ -109,6 +109,7 @@ async fn serve(config: Config, log_handle: LogHandle) -> Result<()> {
     std::fs::write(&config.pidfile, std::process::id().to_string())
         .with_context(|| format!("write pid file {}", config.pidfile.display()))?;
 
+    let signals = install_signals()?;
     let mut listeners = Vec::new();
     let mut socket_paths = Vec::new();
     for host in &config.hosts {
@@ -117,8 +118,9 @@ async fn serve(config: Config, log_handle: LogHandle) -> Result<()> {
         socket_paths.extend(path);
     }
     let shutdown = CancellationToken::new();
-    tokio::spawn(handle_signals(daemon.clone(), shutdown.clone(), log_handle));
-    tracing::info!(hosts = ?config.hosts, data_root = %config.data_root.display(), "API listening");
+    tokio::spawn(handle_signals(daemon.clone(), shutdown.clone(), log_handle, signals));
+    let restored = daemon.restore().await;
+    tracing::info!(hosts = ?config.hosts, data_root = %config.data_root.display(), restored, "API listening");
     let app = wharf_api::router::build(daemon.backends(), shutdown.clone());
     wharf_api::server::serve(listeners, app, shutdown).await;
     for p in socket_paths {
@@ -129,15 +131,24 @@ async fn serve(config: Config, log_handle: LogHandle) -> Result<()> {
     Ok(())
 }
 
-async fn handle_signals(daemon: Arc<Daemon>, shutdown: CancellationToken, log_handle: LogHandle) {
-    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::hangup()),
-    ) else {
-        tracing::error!("cannot install signal handlers");
-        return;
-    };
+/// The signals the daemon handles, registered before the API is reachable so that none arrives
+/// with its default (fatal) disposition.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+fn install_signals() -> Result<Signals> {
+    Ok(Signals {
+        term: signal(SignalKind::terminate())?,
+        int: signal(SignalKind::interrupt())?,
+        hup: signal(SignalKind::hangup())?,
+    })
+}
+
+async fn handle_signals(daemon: Arc<Daemon>, shutdown: CancellationToken, log_handle: LogHandle, signals: Signals) {
+    let Signals { mut term, mut int, mut hup } = signals;
     loop {
         tokio::select! {
             _ = term.recv() => break,
@@ -162,26 +173,17 @@ async fn handle_signals(daemon: Arc<Daemon>, shutdown: CancellationToken, log_ha
 /// Opens one `-H` address. Unix sockets get mode 0660 and the configured group when it exists.
 async fn bind(host: &str, group: &str) -> Result<(Listener, Option<PathBuf>)> {
     if let Some(rest) = host.strip_prefix("unix://") {
-        let path = PathBuf::from(if rest.is_empty() {
-            "/run/wharf/wharf.sock"
-        } else {
-            rest
-        });
+        let path = PathBuf::from(if rest.is_empty() { "/run/wharf/wharf.sock" } else { rest });
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
         }
         if path.exists() {
             if tokio::net::UnixStream::connect(&path).await.is_ok() {
-                bail!(
-                    "socket {} is in use by another daemon; stop it or pass a different -H",
-                    path.display()
-                );
+                bail!("socket {} is in use by another daemon; stop it or pass a different -H", path.display());
             }
-            std::fs::remove_file(&path)
-                .with_context(|| format!("remove stale socket {}", path.display()))?;
+            std::fs::remove_file(&path).with_context(|| format!("remove stale socket {}", path.display()))?;
         }
-        let listener =
-            UnixListener::bind(&path).with_context(|| format!("listen on {}", path.display()))?;
+        let listener = UnixListener::bind(&path).with_context(|| format!("listen on {}", path.display()))?;
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o660))?;
         if let Some(gid) = group_id(group) {
             rustix::fs::chown(&path, None, Some(rustix::fs::Gid::from_raw(gid)))
@@ -190,18 +192,9 @@ async fn bind(host: &str, group: &str) -> Result<(Listener, Option<PathBuf>)> {
         return Ok((Listener::Unix(listener), Some(path)));
     }
     if let Some(rest) = host.strip_prefix("tcp://") {
-        let addr = if rest.contains(':') {
-            rest.to_owned()
-        } else {
-            format!("{rest}:2375")
-        };
-        let listener = TcpListener::bind(&addr)
-            .await
-            .with_context(|| format!("listen on tcp://{addr}"))?;
-        tracing::warn!(
-            addr,
-            "the API is reachable over TCP without TLS: anyone who can connect has root on this host"
-        );
+        let addr = if rest.contains(':') { rest.to_owned() } else { format!("{rest}:2375") };
+        let listener = TcpListener::bind(&addr).await.with_context(|| format!("listen on tcp://{addr}"))?;
+        tracing::warn!(addr, "the API is reachable over TCP without TLS: anyone who can connect has root on this host");
         return Ok((Listener::Tcp(listener), None));
     }
     bail!("invalid -H address {host:?}: use unix:///path or tcp://addr:port")

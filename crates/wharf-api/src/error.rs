@@ -59,10 +59,7 @@ impl IntoResponse for ApiError {
         }
         let body = serde_json::json!({ "message": self.0.message }).to_string();
         let mut resp = (status, body).into_response();
-        resp.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
+        resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         resp
     }
 }
@@ -95,10 +92,7 @@ mod tests {
         let resp = ApiError::not_found("No such container: x").into_response();
         assert_eq!(resp.status(), 404);
         assert_eq!(resp.headers()[header::CONTENT_TYPE], "application/json");
-        let body = http_body_util::BodyExt::collect(resp.into_body())
-            .await
-            .unwrap()
-            .to_bytes();
+        let body = http_body_util::BodyExt::collect(resp.into_body()).await.unwrap().to_bytes();
         assert_eq!(&body[..], br#"{"message":"No such container: x"}"#);
     }
 
@@ -106,10 +100,7 @@ mod tests {
     async fn not_modified_has_no_body() {
         let resp = ApiError(EngineError::not_modified()).into_response();
         assert_eq!(resp.status(), 304);
-        let body = http_body_util::BodyExt::collect(resp.into_body())
-            .await
-            .unwrap()
-            .to_bytes();
+        let body = http_body_util::BodyExt::collect(resp.into_body()).await.unwrap().to_bytes();
         assert!(body.is_empty());
     }
 }

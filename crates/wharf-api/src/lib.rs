@@ -12,6 +12,7 @@
 //! - [`backend`]: the narrow per-resource traits the daemon implements. Handlers only parse,
 //!   call one backend method, and map the result.
 //! - [`routes`]: one module per resource, named as in the daemon.
+//! - [`hijack`]: hijacked attach/exec connections: framing, half-close, detach keys.
 //! - [`query`]: query-string helpers (Docker's booleans, repeated keys, filters).
 //! - [`stream`]: codecs for streamed responses (JSON lines).
 //!
@@ -20,6 +21,9 @@
 
 pub mod backend;
 pub mod error;
+#[cfg(test)]
+pub(crate) mod fakes;
+pub mod hijack;
 pub mod query;
 pub mod router;
 pub mod routes;

@@ -18,30 +18,19 @@ impl Query {
 
     /// The last value given for `key`.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .rev()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
+        self.0.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 
     /// Every value given for `key`, in order.
     pub fn all(&self, key: &str) -> Vec<&str> {
-        self.0
-            .iter()
-            .filter(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-            .collect()
+        self.0.iter().filter(|(k, _)| k == key).map(|(_, v)| v.as_str()).collect()
     }
 
     /// Docker's boolean: absent or empty → `default`; `0`, `false`, `False`… → false; else true.
     pub fn bool(&self, key: &str, default: bool) -> bool {
         match self.get(key) {
             None | Some("") => default,
-            Some(v) => !matches!(
-                v.to_ascii_lowercase().as_str(),
-                "0" | "false" | "no" | "off"
-            ),
+            Some(v) => !matches!(v.to_ascii_lowercase().as_str(), "0" | "false" | "no" | "off"),
         }
     }
 
@@ -49,11 +38,10 @@ impl Query {
     pub fn int(&self, key: &str) -> Result<Option<i64>, ApiError> {
         match self.get(key) {
             None | Some("") => Ok(None),
-            Some(v) => v.parse::<i64>().map(Some).map_err(|_| {
-                ApiError::invalid(format!(
-                    "invalid value for {key}: {v:?}: must be an integer"
-                ))
-            }),
+            Some(v) => v
+                .parse::<i64>()
+                .map(Some)
+                .map_err(|_| ApiError::invalid(format!("invalid value for {key}: {v:?}: must be an integer"))),
         }
     }
 
@@ -110,9 +98,7 @@ mod tests {
 
     #[test]
     fn repeated_keys_and_decoding() {
-        let q = Query::parse(
-            "t=spy%2Fbuilt%3Av1&t=b&buildargs=%7B%22A%22%3A%221%22%7D&x=a+b&bad=%zz&end=%4",
-        );
+        let q = Query::parse("t=spy%2Fbuilt%3Av1&t=b&buildargs=%7B%22A%22%3A%221%22%7D&x=a+b&bad=%zz&end=%4");
         assert_eq!(q.all("t"), vec!["spy/built:v1", "b"]);
         assert_eq!(q.get("buildargs"), Some(r#"{"A":"1"}"#));
         assert_eq!(q.get("x"), Some("a b"));

@@ -4,14 +4,14 @@
 use axum::Router;
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get, post};
+use axum::routing::{any, delete, get, post};
 use http::{HeaderValue, Method, Request, Uri};
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
 use crate::backend::Backends;
 use crate::error::ApiError;
-use crate::routes::{disk_usage, image, stubs, system};
+use crate::routes::{container, disk_usage, exec, image, stubs, system, volume};
 use crate::version::{ApiVersion, PrefixCheck, check_prefix};
 
 /// The engine's version, shared by every crate of the workspace.
@@ -40,16 +40,39 @@ pub fn build(backends: Backends, shutdown: CancellationToken) -> App {
         .route("/version", get(system::version))
         .route("/info", get(system::info))
         .route("/events", get(system::events))
+        .route("/containers/create", post(container::create))
+        .route("/containers/json", get(container::list))
+        .route("/containers/prune", post(container::prune))
+        .route("/containers/{id}/json", get(container::inspect))
+        .route("/containers/{id}/start", post(container::start))
+        .route("/containers/{id}/stop", post(container::stop))
+        .route("/containers/{id}/restart", post(container::restart))
+        .route("/containers/{id}/kill", post(container::kill))
+        .route("/containers/{id}/pause", post(container::pause))
+        .route("/containers/{id}/unpause", post(container::unpause))
+        .route("/containers/{id}/rename", post(container::rename))
+        .route("/containers/{id}/wait", post(container::wait))
+        .route("/containers/{id}/top", get(container::top))
+        .route("/containers/{id}/stats", get(container::stats))
+        .route("/containers/{id}/logs", get(container::logs))
+        .route("/containers/{id}/attach", post(container::attach))
+        .route("/containers/{id}/resize", post(container::resize))
+        .route("/containers/{id}", delete(container::remove))
+        .route("/volumes", get(volume::list))
+        .route("/volumes/create", post(volume::create))
+        .route("/volumes/prune", post(volume::prune))
+        .route("/volumes/{name}", get(volume::inspect).delete(volume::remove).put(volume::update))
+        .route("/containers/{id}/exec", post(exec::create))
+        .route("/exec/{id}/start", post(exec::start))
+        .route("/exec/{id}/resize", post(exec::resize))
+        .route("/exec/{id}/json", get(exec::inspect))
         .route("/system/df", get(disk_usage::disk_usage))
         .route("/images/json", get(image::list))
         .route("/images/create", post(image::create))
         .route("/images/load", post(image::load))
         .route("/images/prune", post(image::prune))
         .route("/images/get", get(image::save_many))
-        .route(
-            "/images/{*rest}",
-            get(image::named).post(image::named).delete(image::named),
-        )
+        .route("/images/{*rest}", get(image::named).post(image::named).delete(image::named))
         .route("/plugins", get(stubs::plugins_list))
         .route("/plugins/privileges", get(stubs::plugin_other))
         .route("/plugins/pull", any(stubs::plugin_other))
@@ -65,8 +88,7 @@ pub fn build(backends: Backends, shutdown: CancellationToken) -> App {
         .fallback(|| async { ApiError::page_not_found() })
         .method_not_allowed_fallback(|| async { ApiError::page_not_found() })
         .with_state(state);
-    let server = HeaderValue::from_str(&format!("Docker/{ENGINE_VERSION}-wharf (linux)"))
-        .expect("ascii header");
+    let server = HeaderValue::from_str(&format!("Docker/{ENGINE_VERSION}-wharf (linux)")).expect("ascii header");
     App { router, server }
 }
 
@@ -105,9 +127,7 @@ fn route_version(req: &mut Request<Body>) -> Result<ApiVersion, ApiError> {
     if let Some(rest) = path.strip_prefix("/v")
         && let Some(slash) = rest.find('/')
         && slash > 0
-        && rest[..slash]
-            .bytes()
-            .all(|b| b.is_ascii_digit() || b == b'.')
+        && rest[..slash].bytes().all(|b| b.is_ascii_digit() || b == b'.')
     {
         let text = &rest[..slash];
         version = match check_prefix(text) {
@@ -149,97 +169,64 @@ mod tests {
     #[test]
     fn route_table_builds() {
         // Route conflicts panic at build time; catch them here rather than at daemon start.
-        struct Nothing;
-        #[async_trait::async_trait]
-        impl crate::backend::SystemBackend for Nothing {
-            async fn info(&self) -> Result<crate::models::SystemInfo, wharf_types::EngineError> {
-                Ok(Default::default())
-            }
-            async fn version(
-                &self,
-            ) -> Result<crate::models::SystemVersion, wharf_types::EngineError> {
-                Ok(Default::default())
-            }
-            fn events(
-                &self,
-                _: Option<i64>,
-                _: Option<i64>,
-                _: wharf_types::Filters,
-            ) -> Result<crate::backend::EventStream, wharf_types::EngineError> {
-                Ok(Box::pin(futures_util::stream::empty()))
-            }
-        }
-        #[async_trait::async_trait]
-        impl crate::backend::ImageBackend for Nothing {
-            async fn list(
-                &self,
-                _: crate::backend::ImageListOptions,
-            ) -> Result<Vec<crate::models::ImageSummary>, wharf_types::EngineError> {
-                Ok(Vec::new())
-            }
-            async fn inspect(
-                &self,
-                name: &str,
-            ) -> Result<crate::backend::ImageInspectData, wharf_types::EngineError> {
-                Err(wharf_types::EngineError::not_found(format!(
-                    "No such image: {name}"
-                )))
-            }
-            async fn history(
-                &self,
-                _: &str,
-            ) -> Result<Vec<crate::models::ImageHistoryResponseItem>, wharf_types::EngineError>
-            {
-                Ok(Vec::new())
-            }
-            async fn tag(&self, _: &str, _: &str, _: &str) -> Result<(), wharf_types::EngineError> {
-                Ok(())
-            }
-            async fn delete(
-                &self,
-                _: &str,
-                _: bool,
-                _: bool,
-            ) -> Result<Vec<crate::models::ImageDeleteResponseItem>, wharf_types::EngineError>
-            {
-                Ok(Vec::new())
-            }
-            async fn prune(
-                &self,
-                _: wharf_types::Filters,
-            ) -> Result<crate::models::ImagePruneResponse, wharf_types::EngineError> {
-                Ok(Default::default())
-            }
-            async fn import(
-                &self,
-                _: crate::backend::ByteStream,
-                _: crate::backend::ImageImportOptions,
-                _: crate::stream::ProgressSender,
-            ) -> Result<(), wharf_types::EngineError> {
-                Ok(())
-            }
-            async fn load(
-                &self,
-                _: crate::backend::ByteStream,
-                _: bool,
-                _: crate::stream::ProgressSender,
-            ) -> Result<(), wharf_types::EngineError> {
-                Ok(())
-            }
-            async fn save(
-                &self,
-                _: Vec<String>,
-            ) -> Result<crate::backend::ByteStream, wharf_types::EngineError> {
-                Ok(Box::pin(futures_util::stream::empty()))
-            }
-        }
-        build(
-            Backends {
-                system: std::sync::Arc::new(Nothing),
-                images: std::sync::Arc::new(Nothing),
-            },
-            CancellationToken::new(),
+        crate::fakes::app();
+    }
+
+    #[tokio::test]
+    async fn container_routes_translate_errors_and_bodies() {
+        use crate::fakes::call;
+        assert_eq!(call("GET", "/v1.50/containers/json", "").await, (200, "[]".into()));
+        let (s, b) = call("GET", "/containers/nope/json", "").await;
+        assert_eq!((s, b.as_str()), (404, r#"{"message":"No such container: nope"}"#));
+        let (s, b) = call("POST", "/containers/create", "").await;
+        assert_eq!((s, b.as_str()), (400, r#"{"message":"config cannot be empty in order to create a container"}"#));
+        let (s, b) = call("POST", "/containers/create", "{nope").await;
+        assert_eq!(s, 400, "{b}");
+        let (s, b) =
+            call("POST", "/containers/create", r#"{"Image":"x","HostConfig":{"RestartPolicy":{"Name":"sometimes"}}}"#)
+                .await;
+        assert_eq!(s, 400);
+        assert!(b.contains("invalid restart policy: unknown policy 'sometimes'"), "{b}");
+        let (s, b) = call("POST", "/containers/create", r#"{"Image":"busybox","Env":null}"#).await;
+        assert_eq!((s, b.as_str()), (404, r#"{"message":"No such image: busybox"}"#));
+        let (s, b) = call("POST", "/containers/x/wait?condition=sometime", "").await;
+        assert_eq!((s, b.as_str()), (400, r#"{"message":"invalid condition: \"sometime\""}"#));
+        let (s, b) = call("GET", "/containers/x/logs", "").await;
+        assert_eq!((s, b.as_str()), (400, r#"{"message":"Bad parameters: you must choose at least one stream"}"#));
+        let (s, b) = call("POST", "/containers/x/attach?detachKeys=meta-q", "").await;
+        assert_eq!(s, 400, "{b}");
+        let (s, _) = call("POST", "/containers/prune", "").await;
+        assert_eq!(s, 200);
+    }
+
+    #[tokio::test]
+    async fn volume_routes_translate_errors_and_bodies() {
+        use crate::fakes::call;
+        assert_eq!(call("GET", "/v1.50/volumes", "").await, (200, r#"{"Volumes":[],"Warnings":null}"#.into()));
+        let (s, b) = call("GET", "/volumes/nope", "").await;
+        assert_eq!((s, b.as_str()), (404, r#"{"message":"get nope: no such volume"}"#));
+        let (s, b) = call("POST", "/volumes/create", r#"{"Name":"v1","Labels":{"a":"b"},"DriverOpts":null}"#).await;
+        assert_eq!(s, 201, "{b}");
+        let v: serde_json::Value = serde_json::from_str(&b).unwrap();
+        assert_eq!(v["Name"], "v1");
+        assert_eq!(v["Options"], serde_json::Value::Null, "no options: null, as Docker");
+        assert_eq!(v["Labels"]["a"], "b");
+        assert_eq!(v["Scope"], "local");
+        let (s, _) = call("POST", "/volumes/create", "").await;
+        assert_eq!(s, 201, "an empty body creates an anonymous volume");
+        let (s, b) = call("POST", "/volumes/create", "{nope").await;
+        assert_eq!(s, 400, "{b}");
+        assert_eq!(call("DELETE", "/volumes/v1?force=1", "").await.0, 204);
+        let (s, b) = call("PUT", "/v1.53/volumes/v1?version=1", "{}").await;
+        assert_eq!(
+            (s, b.as_str()),
+            (503, r#"{"message":"volume update only valid for cluster volumes, but swarm is unavailable"}"#)
         );
+        // Below 1.42 prune removes named volumes too: the route asks for `all`.
+        let (_, b) = call("POST", "/v1.41/volumes/prune", "").await;
+        assert_eq!(b, r#"{"VolumesDeleted":["all=true"],"SpaceReclaimed":0}"#);
+        let (_, b) = call("POST", "/v1.42/volumes/prune", "").await;
+        assert_eq!(b, r#"{"VolumesDeleted":[],"SpaceReclaimed":0}"#);
     }
 
     #[test]
@@ -256,10 +243,7 @@ mod tests {
     #[test]
     fn out_of_range_versions_get_dockers_messages() {
         let e = route_version(&mut req("/v1.54/info")).unwrap_err();
-        assert_eq!(
-            e.0.message,
-            "client version 1.54 is too new. Maximum supported API version is 1.53"
-        );
+        assert_eq!(e.0.message, "client version 1.54 is too new. Maximum supported API version is 1.53");
         let e = route_version(&mut req("/v1.23/info")).unwrap_err();
         assert_eq!(
             e.0.message,

@@ -38,18 +38,10 @@ pub async fn serve(listeners: Vec<Listener>, app: App, shutdown: CancellationTok
                 };
                 match accepted {
                     Ok(Conn::Unix(s)) => {
-                        tracker.spawn(serve_connection(
-                            TokioIo::new(s),
-                            app.clone(),
-                            shutdown.clone(),
-                        ));
+                        tracker.spawn(serve_connection(TokioIo::new(s), app.clone(), shutdown.clone()));
                     }
                     Ok(Conn::Tcp(s)) => {
-                        tracker.spawn(serve_connection(
-                            TokioIo::new(s),
-                            app.clone(),
-                            shutdown.clone(),
-                        ));
+                        tracker.spawn(serve_connection(TokioIo::new(s), app.clone(), shutdown.clone()));
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "accept failed");
@@ -61,10 +53,7 @@ pub async fn serve(listeners: Vec<Listener>, app: App, shutdown: CancellationTok
     }
     while loops.join_next().await.is_some() {}
     tracker.close();
-    if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait())
-        .await
-        .is_err()
-    {
+    if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait()).await.is_err() {
         tracing::info!("shutdown grace period over; closing remaining connections");
     }
 }

@@ -21,10 +21,7 @@ where
         Ok::<_, Infallible>(Bytes::from(line))
     });
     let mut resp = Response::new(Body::from_stream(body));
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     resp
 }
 
@@ -71,46 +68,29 @@ pub struct ErrorDetail {
 impl JsonMessage {
     /// `{"status": text}`, printed as a line.
     pub fn status(text: impl Into<String>) -> Self {
-        Self {
-            status: Some(text.into()),
-            ..Default::default()
-        }
+        Self { status: Some(text.into()), ..Default::default() }
     }
 
     /// `{"stream": text}`, printed verbatim (the text carries its own newline).
     pub fn stream(text: impl Into<String>) -> Self {
-        Self {
-            stream: Some(text.into()),
-            ..Default::default()
-        }
+        Self { stream: Some(text.into()), ..Default::default() }
     }
 
     /// The message that ends a stream with an error.
     pub fn error(message: impl Into<String>) -> Self {
         let message = message.into();
         Self {
-            error_detail: Some(ErrorDetail {
-                code: None,
-                message: message.clone(),
-            }),
+            error_detail: Some(ErrorDetail { code: None, message: message.clone() }),
             error: Some(message),
             ..Default::default()
         }
     }
 
     /// A progress update for `id` (`Loading layer 1.2MB/4.5MB`).
-    pub fn progress(
-        id: impl Into<String>,
-        status: impl Into<String>,
-        current: u64,
-        total: u64,
-    ) -> Self {
+    pub fn progress(id: impl Into<String>, status: impl Into<String>, current: u64, total: u64) -> Self {
         Self {
             status: Some(status.into()),
-            progress_detail: Some(ProgressDetail {
-                current: Some(current as i64),
-                total: Some(total as i64),
-            }),
+            progress_detail: Some(ProgressDetail { current: Some(current as i64), total: Some(total as i64) }),
             progress: Some(progress_bar(current, total)),
             id: Some(id.into()),
             ..Default::default()
@@ -128,11 +108,7 @@ pub fn human_size(n: f64) -> String {
         i += 1;
     }
     // Go's `%.4g`: four significant digits, no trailing zeros.
-    let before = if v >= 1.0 {
-        v.log10().floor() as usize + 1
-    } else {
-        1
-    };
+    let before = if v >= 1.0 { v.log10().floor() as usize + 1 } else { 1 };
     let decimals = 4usize.saturating_sub(before);
     let mut s = format!("{v:.decimals$}");
     if s.contains('.') {
@@ -152,11 +128,7 @@ pub fn progress_bar(current: u64, total: u64) -> String {
     let numbers = if current > total {
         format!("{:>8}", human_size(current as f64))
     } else {
-        format!(
-            "{:>8}/{}",
-            human_size(current as f64),
-            human_size(total as f64)
-        )
+        format!("{:>8}/{}", human_size(current as f64), human_size(total as f64))
     };
     format!("{bar}{numbers}")
 }
@@ -245,10 +217,7 @@ mod tests {
         .await
         .unwrap();
         assert_eq!(r.status(), 200);
-        let body = http_body_util::BodyExt::collect(r.into_body())
-            .await
-            .unwrap()
-            .to_bytes();
+        let body = http_body_util::BodyExt::collect(r.into_body()).await.unwrap().to_bytes();
         assert_eq!(
             std::str::from_utf8(&body).unwrap(),
             "{\"status\":\"one\"}\r\n{\"errorDetail\":{\"message\":\"late\"},\"error\":\"late\"}\r\n"

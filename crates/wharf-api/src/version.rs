@@ -13,15 +13,9 @@ pub struct ApiVersion {
 
 impl ApiVersion {
     /// The newest version we speak; also what an unversioned path means.
-    pub const MAX: ApiVersion = ApiVersion {
-        major: 1,
-        minor: 53,
-    };
+    pub const MAX: ApiVersion = ApiVersion { major: 1, minor: 53 };
     /// The oldest version we accept.
-    pub const MIN: ApiVersion = ApiVersion {
-        major: 1,
-        minor: 24,
-    };
+    pub const MIN: ApiVersion = ApiVersion { major: 1, minor: 24 };
 
     pub const fn new(major: u32, minor: u32) -> Self {
         Self { major, minor }
@@ -63,10 +57,7 @@ pub enum PrefixCheck {
 /// moby's `versions.Compare` does. A text with more than two components (`1.24.1`) is compared
 /// the same way and, when in range, treated as its first two.
 pub fn check_prefix(text: &str) -> PrefixCheck {
-    let parts: Vec<u64> = text
-        .split('.')
-        .map(|p| p.parse::<u64>().unwrap_or(0))
-        .collect();
+    let parts: Vec<u64> = text.split('.').map(|p| p.parse::<u64>().unwrap_or(0)).collect();
     let cmp = |v: ApiVersion| -> Ordering {
         let other = [u64::from(v.major), u64::from(v.minor)];
         for i in 0..parts.len().max(2) {
@@ -96,25 +87,16 @@ mod tests {
 
     #[test]
     fn range_edges() {
-        assert_eq!(
-            check_prefix("1.24"),
-            PrefixCheck::Ok(ApiVersion::new(1, 24))
-        );
+        assert_eq!(check_prefix("1.24"), PrefixCheck::Ok(ApiVersion::new(1, 24)));
         assert_eq!(check_prefix("1.53"), PrefixCheck::Ok(ApiVersion::MAX));
-        assert_eq!(
-            check_prefix("1.50"),
-            PrefixCheck::Ok(ApiVersion::new(1, 50))
-        );
+        assert_eq!(check_prefix("1.50"), PrefixCheck::Ok(ApiVersion::new(1, 50)));
         assert_eq!(check_prefix("1.23"), PrefixCheck::TooOld("1.23".into()));
         assert_eq!(check_prefix("1.54"), PrefixCheck::TooNew("1.54".into()));
         assert_eq!(check_prefix("1.9"), PrefixCheck::TooOld("1.9".into()));
         assert_eq!(check_prefix("1"), PrefixCheck::TooOld("1".into()));
         assert_eq!(check_prefix("2"), PrefixCheck::TooNew("2".into()));
         assert_eq!(check_prefix("1.53.1"), PrefixCheck::TooNew("1.53.1".into()));
-        assert_eq!(
-            check_prefix("1.52.9"),
-            PrefixCheck::Ok(ApiVersion::new(1, 52))
-        );
+        assert_eq!(check_prefix("1.52.9"), PrefixCheck::Ok(ApiVersion::new(1, 52)));
     }
 
     #[test]

@@ -151,16 +151,10 @@ impl FileConfig {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),
             Err(source) => {
-                return Err(ConfigError::Read {
-                    path: path.to_owned(),
-                    source,
-                });
+                return Err(ConfigError::Read { path: path.to_owned(), source });
             }
         };
-        Self::parse(&text).map_err(|message| ConfigError::Invalid {
-            path: path.to_owned(),
-            message,
-        })
+        Self::parse(&text).map_err(|message| ConfigError::Invalid { path: path.to_owned(), message })
     }
 
     /// Parses the JSON text of a daemon.json.
@@ -194,8 +188,7 @@ impl FileConfig {
                 unsupported.join(", ")
             ));
         }
-        let cfg: FileConfig =
-            serde_json::from_value(value).map_err(|e| format!("invalid value: {e}"))?;
+        let cfg: FileConfig = serde_json::from_value(value).map_err(|e| format!("invalid value: {e}"))?;
         if let Some(level) = &cfg.log_level {
             parse_log_level(level)?;
         }
@@ -269,9 +262,7 @@ pub fn parse_log_level(level: &str) -> Result<&'static str, String> {
         "fatal" | "panic" => "error",
         "trace" => "trace",
         other => {
-            return Err(format!(
-                "invalid log level: {other:?} (use debug, info, warn, error or fatal)"
-            ));
+            return Err(format!("invalid log level: {other:?} (use debug, info, warn, error or fatal)"));
         }
     })
 }
@@ -308,11 +299,7 @@ pub const DEFAULT_CONFIG_FILE: &str = "/etc/wharf/daemon.json";
 
 impl Config {
     /// Merges flags over the file. A setting given both ways is an error, as in Docker.
-    pub fn merge(
-        flags: FlagConfig,
-        file: FileConfig,
-        config_file: PathBuf,
-    ) -> Result<Self, ConfigError> {
+    pub fn merge(flags: FlagConfig, file: FileConfig, config_file: PathBuf) -> Result<Self, ConfigError> {
         let mut conflicts = Vec::new();
         let mut both = |name: &str, flag: Option<String>, file: Option<String>| {
             if let (Some(a), Some(b)) = (flag, file) {
@@ -331,53 +318,27 @@ impl Config {
         both("group", flags.group.clone(), file.group.clone());
         both("pidfile", show(&flags.pidfile), show(&file.pidfile));
         if !conflicts.is_empty() {
-            return Err(ConfigError::Conflict {
-                path: config_file,
-                conflicts: conflicts.join(", "),
-            });
+            return Err(ConfigError::Conflict { path: config_file, conflicts: conflicts.join(", ") });
         }
         let hosts = if !flags.hosts.is_empty() {
             flags.hosts
         } else {
-            file.hosts
-                .clone()
-                .unwrap_or_else(|| vec![DEFAULT_HOST.to_owned()])
+            file.hosts.clone().unwrap_or_else(|| vec![DEFAULT_HOST.to_owned()])
         };
-        let exec_root = flags
-            .exec_root
-            .or_else(|| file.exec_root.clone())
-            .unwrap_or_else(|| DEFAULT_EXEC_ROOT.into());
+        let exec_root = flags.exec_root.or_else(|| file.exec_root.clone()).unwrap_or_else(|| DEFAULT_EXEC_ROOT.into());
         let debug = flags.debug || file.debug.unwrap_or(false);
         let log_level = flags
             .log_level
             .or_else(|| file.log_level.clone())
-            .unwrap_or_else(|| {
-                if debug {
-                    "debug".to_owned()
-                } else {
-                    "info".to_owned()
-                }
-            });
-        parse_log_level(&log_level).map_err(|message| ConfigError::Invalid {
-            path: config_file.clone(),
-            message,
-        })?;
+            .unwrap_or_else(|| if debug { "debug".to_owned() } else { "info".to_owned() });
+        parse_log_level(&log_level).map_err(|message| ConfigError::Invalid { path: config_file.clone(), message })?;
         Ok(Self {
             hosts,
-            data_root: flags
-                .data_root
-                .or_else(|| file.data_root.clone())
-                .unwrap_or_else(|| DEFAULT_DATA_ROOT.into()),
-            pidfile: flags
-                .pidfile
-                .or_else(|| file.pidfile.clone())
-                .unwrap_or_else(|| exec_root.join("wharfd.pid")),
+            data_root: flags.data_root.or_else(|| file.data_root.clone()).unwrap_or_else(|| DEFAULT_DATA_ROOT.into()),
+            pidfile: flags.pidfile.or_else(|| file.pidfile.clone()).unwrap_or_else(|| exec_root.join("wharfd.pid")),
             exec_root,
             log_level,
-            group: flags
-                .group
-                .or_else(|| file.group.clone())
-                .unwrap_or_else(|| "wharf".to_owned()),
+            group: flags.group.or_else(|| file.group.clone()).unwrap_or_else(|| "wharf".to_owned()),
             config_file,
             file,
         })
@@ -412,10 +373,7 @@ mod tests {
         assert_eq!(FileConfig::parse("").unwrap(), FileConfig::default());
         assert_eq!(FileConfig::parse("{}").unwrap(), FileConfig::default());
         let dir = tempfile::tempdir().unwrap();
-        assert_eq!(
-            FileConfig::load(&dir.path().join("nope.json")).unwrap(),
-            FileConfig::default()
-        );
+        assert_eq!(FileConfig::load(&dir.path().join("nope.json")).unwrap(), FileConfig::default());
     }
 
     #[test]
@@ -435,10 +393,7 @@ mod tests {
     #[test]
     fn unknown_and_unsupported_keys_are_refused_by_name() {
         let e = FileConfig::parse(r#"{"bogus":1,"debug":true}"#).unwrap_err();
-        assert_eq!(
-            e,
-            "the following directives don't match any configuration option: bogus"
-        );
+        assert_eq!(e, "the following directives don't match any configuration option: bogus");
         let e = FileConfig::parse(r#"{"userns-remap":"default"}"#).unwrap_err();
         assert!(e.contains("not supported by wharf: userns-remap"), "{e}");
         let e = FileConfig::parse(r#"{"debug":"yes"}"#).unwrap_err();
@@ -456,10 +411,7 @@ mod tests {
         // Deserialising an object with every known key set to null must succeed, which proves
         // each known key maps to a field (serde would reject a misspelt one only if
         // deny_unknown_fields were on, so check the reverse through a round trip of names).
-        let all: serde_json::Map<String, Value> = known_keys()
-            .iter()
-            .map(|k| (k.to_string(), Value::Null))
-            .collect();
+        let all: serde_json::Map<String, Value> = known_keys().iter().map(|k| (k.to_string(), Value::Null)).collect();
         let cfg: FileConfig = serde_json::from_value(Value::Object(all)).unwrap();
         assert_eq!(cfg, FileConfig::default());
         for k in known_keys() {
@@ -467,9 +419,7 @@ mod tests {
             one.insert(k.to_string(), Value::Bool(true));
             // A wrong type must be reported, which only happens when the key reaches a field.
             let r: Result<FileConfig, _> = serde_json::from_value(Value::Object(one));
-            let reached_field = r.is_err()
-                || *k == "debug"
-                || r.as_ref().is_ok_and(|c| c != &FileConfig::default());
+            let reached_field = r.is_err() || *k == "debug" || r.as_ref().is_ok_and(|c| c != &FileConfig::default());
             assert!(reached_field, "key {k} does not map to a FileConfig field");
         }
     }
@@ -477,10 +427,7 @@ mod tests {
     #[test]
     fn flags_and_file_conflict_like_docker() {
         let file = FileConfig::parse(r#"{"data-root":"/a"}"#).unwrap();
-        let flags = FlagConfig {
-            data_root: Some("/b".into()),
-            ..Default::default()
-        };
+        let flags = FlagConfig { data_root: Some("/b".into()), ..Default::default() };
         let e = Config::merge(flags, file, "/etc/wharf/daemon.json".into()).unwrap_err();
         assert_eq!(
             e.to_string(),
@@ -490,12 +437,7 @@ mod tests {
 
     #[test]
     fn defaults() {
-        let c = Config::merge(
-            FlagConfig::default(),
-            FileConfig::default(),
-            DEFAULT_CONFIG_FILE.into(),
-        )
-        .unwrap();
+        let c = Config::merge(FlagConfig::default(), FileConfig::default(), DEFAULT_CONFIG_FILE.into()).unwrap();
         assert_eq!(c.hosts, vec![DEFAULT_HOST]);
         assert_eq!(c.data_root, PathBuf::from(DEFAULT_DATA_ROOT));
         assert_eq!(c.exec_root, PathBuf::from(DEFAULT_EXEC_ROOT));

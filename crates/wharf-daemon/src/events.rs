@@ -35,12 +35,7 @@ impl Default for EventBus {
 impl EventBus {
     pub fn new() -> Self {
         let (live, _) = broadcast::channel(LIVE_CAPACITY);
-        Self {
-            inner: Mutex::new(Inner {
-                ring: VecDeque::with_capacity(RING_CAPACITY),
-                live,
-            }),
-        }
+        Self { inner: Mutex::new(Inner { ring: VecDeque::with_capacity(RING_CAPACITY), live }) }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -65,12 +60,7 @@ impl EventBus {
 
     /// Events matching `filter`: those in the ring at or after `since` (nanoseconds), then live
     /// ones; the stream ends when `until` passes. Without `since`, only live events.
-    pub fn subscribe(
-        &self,
-        since: Option<i64>,
-        until: Option<i64>,
-        filter: EventFilter,
-    ) -> BoxStream<'static, Event> {
+    pub fn subscribe(&self, since: Option<i64>, until: Option<i64>, filter: EventFilter) -> BoxStream<'static, Event> {
         let now = now_nanos();
         let (replay, receiver) = {
             let inner = self.lock();
@@ -78,11 +68,7 @@ impl EventBus {
                 Some(since) => inner
                     .ring
                     .iter()
-                    .filter(|e| {
-                        e.time_nano >= since
-                            && until.is_none_or(|u| e.time_nano <= u)
-                            && filter.matches(e)
-                    })
+                    .filter(|e| e.time_nano >= since && until.is_none_or(|u| e.time_nano <= u) && filter.matches(e))
                     .cloned()
                     .collect(),
                 None => Vec::new(),
@@ -98,10 +84,7 @@ impl EventBus {
                 Ok(e) if filter.matches(&e) => Some(e),
                 Ok(_) => None,
                 Err(tokio_stream::wrappers::errors::BroadcastStreamRecvError::Lagged(n)) => {
-                    tracing::warn!(
-                        missed = n,
-                        "an events subscriber fell behind and missed events"
-                    );
+                    tracing::warn!(missed = n, "an events subscriber fell behind and missed events");
                     None
                 }
             };
@@ -110,8 +93,7 @@ impl EventBus {
         match until {
             None => replay.chain(live).boxed(),
             Some(until) => {
-                let deadline =
-                    tokio::time::sleep(Duration::from_nanos((until - now).max(0) as u64));
+                let deadline = tokio::time::sleep(Duration::from_nanos((until - now).max(0) as u64));
                 replay
                     .chain(
                         live.take_while(move |e| futures_util::future::ready(e.time_nano <= until))
@@ -124,10 +106,7 @@ impl EventBus {
 }
 
 pub fn now_nanos() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0)
 }
 
 /// moby's event filter (`daemon/events/filter.go`): every given key must match.
@@ -176,15 +155,8 @@ impl EventFilter {
             return true;
         }
         let id = e.actor.id.as_str();
-        let name = e
-            .actor
-            .attributes
-            .get("name")
-            .map(String::as_str)
-            .unwrap_or("");
-        self.filters.any(key, |v| {
-            id.starts_with(v) || (!name.is_empty() && name.starts_with(v))
-        })
+        let name = e.actor.attributes.get("name").map(String::as_str).unwrap_or("");
+        self.filters.any(key, |v| id.starts_with(v) || (!name.is_empty() && name.starts_with(v)))
     }
 
     fn match_image(&self, e: &Event) -> bool {
@@ -198,15 +170,8 @@ impl EventFilter {
             }
         };
         let id = e.actor.id.as_str();
-        let image = e
-            .actor
-            .attributes
-            .get("image")
-            .map(String::as_str)
-            .unwrap_or("");
-        self.filters.any("image", |v| {
-            v == id || v == image || v == strip(id) || v == strip(image)
-        })
+        let image = e.actor.attributes.get("image").map(String::as_str).unwrap_or("");
+        self.filters.any("image", |v| v == id || v == image || v == strip(id) || v == strip(image))
     }
 }
 
@@ -216,10 +181,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     fn ev(kind: EventType, action: &str, id: &str, attrs: &[(&str, &str)]) -> Event {
-        let attributes: BTreeMap<String, String> = attrs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let attributes: BTreeMap<String, String> = attrs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         Event::now(kind, action, id, attributes)
     }
 
@@ -233,24 +195,10 @@ mod tests {
             EventType::Container,
             "start",
             "abcdef",
-            &[
-                ("name", "web"),
-                ("image", "busybox:latest"),
-                ("tier", "front"),
-            ],
+            &[("name", "web"), ("image", "busybox:latest"), ("tier", "front")],
         );
-        let health = ev(
-            EventType::Container,
-            "health_status: healthy",
-            "abcdef",
-            &[("name", "web")],
-        );
-        let net = ev(
-            EventType::Network,
-            "connect",
-            "n1",
-            &[("name", "bridge"), ("container", "abcdef")],
-        );
+        let health = ev(EventType::Container, "health_status: healthy", "abcdef", &[("name", "web")]);
+        let net = ev(EventType::Network, "connect", "n1", &[("name", "bridge"), ("container", "abcdef")]);
         assert!(filter("").matches(&start));
         assert!(filter(r#"{"type":["container"]}"#).matches(&start));
         assert!(!filter(r#"{"type":["container"]}"#).matches(&net));
@@ -292,10 +240,7 @@ mod tests {
         let t0 = now_nanos();
         bus.publish(ev(EventType::Daemon, "reload", "d", &[]));
         let until = now_nanos();
-        let got: Vec<Event> = bus
-            .subscribe(Some(t0), Some(until), EventFilter::default())
-            .collect()
-            .await;
+        let got: Vec<Event> = bus.subscribe(Some(t0), Some(until), EventFilter::default()).collect().await;
         assert_eq!(got.len(), 1);
     }
 
@@ -304,10 +249,7 @@ mod tests {
         let bus = EventBus::new();
         let until = now_nanos() + 200_000_000;
         let started = std::time::Instant::now();
-        let got: Vec<Event> = bus
-            .subscribe(None, Some(until), EventFilter::default())
-            .collect()
-            .await;
+        let got: Vec<Event> = bus.subscribe(None, Some(until), EventFilter::default()).collect().await;
         assert!(got.is_empty());
         assert!(started.elapsed() >= Duration::from_millis(150));
     }
@@ -318,16 +260,11 @@ mod tests {
         for i in 0..(RING_CAPACITY + 10) {
             bus.publish(ev(EventType::Image, "tag", &i.to_string(), &[]));
         }
-        let all: Vec<Event> = bus
-            .subscribe(Some(0), Some(now_nanos()), EventFilter::default())
-            .collect()
-            .await;
+        let all: Vec<Event> = bus.subscribe(Some(0), Some(now_nanos()), EventFilter::default()).collect().await;
         assert_eq!(all.len(), RING_CAPACITY);
         assert_eq!(all[0].actor.id, "10");
-        let filtered: Vec<Event> = bus
-            .subscribe(Some(0), Some(now_nanos()), filter(r#"{"image":["5"]}"#))
-            .collect()
-            .await;
+        let filtered: Vec<Event> =
+            bus.subscribe(Some(0), Some(now_nanos()), filter(r#"{"image":["5"]}"#)).collect().await;
         assert!(filtered.is_empty(), "5 fell out of the ring");
     }
 }

@@ -35,22 +35,12 @@ impl HostFacts {
                 .map(|v| v.trim_matches('"').to_owned())
         };
         let cgroup_version = cgroup_version();
-        let v1 =
-            |ctrl: &str, file: &str| Path::new("/sys/fs/cgroup").join(ctrl).join(file).exists();
+        let v1 = |ctrl: &str, file: &str| Path::new("/sys/fs/cgroup").join(ctrl).join(file).exists();
         let (memory_limit, swap_limit, cpu_cfs, cpu_shares, cpuset, pids_limit, oom_kill_disable) =
             if cgroup_version == "2" {
-                let ctrls = std::fs::read_to_string("/sys/fs/cgroup/cgroup.controllers")
-                    .unwrap_or_default();
+                let ctrls = std::fs::read_to_string("/sys/fs/cgroup/cgroup.controllers").unwrap_or_default();
                 let has = |c: &str| ctrls.split_whitespace().any(|x| x == c);
-                (
-                    has("memory"),
-                    has("memory"),
-                    has("cpu"),
-                    has("cpu"),
-                    has("cpuset"),
-                    has("pids"),
-                    false,
-                )
+                (has("memory"), has("memory"), has("cpu"), has("cpu"), has("cpuset"), has("pids"), false)
             } else {
                 (
                     v1("memory", "memory.limit_in_bytes"),
@@ -63,9 +53,7 @@ impl HostFacts {
                 )
             };
         Self {
-            ncpu: rustix::thread::sched_getaffinity(None)
-                .map(|s| s.count() as i64)
-                .unwrap_or(1),
+            ncpu: rustix::thread::sched_getaffinity(None).map(|s| s.count() as i64).unwrap_or(1),
             mem_total: mem_total().unwrap_or(0),
             kernel_version: uname.release().to_string_lossy().into_owned(),
             operating_system: os_field("PRETTY_NAME").unwrap_or_else(|| "Linux".to_owned()),
@@ -139,29 +127,20 @@ pub fn backing_filesystem(path: &Path) -> String {
 
 /// Open file descriptors of this process (`NFd`).
 pub fn open_fds() -> i64 {
-    std::fs::read_dir("/proc/self/fd")
-        .map(|d| d.count() as i64)
-        .unwrap_or(0)
+    std::fs::read_dir("/proc/self/fd").map(|d| d.count() as i64).unwrap_or(0)
 }
 
 /// Threads of this process (reported as `NGoroutines`, the closest analogue).
 pub fn threads() -> i64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| {
-            s.lines().find_map(|l| {
-                l.strip_prefix("Threads:")
-                    .and_then(|v| v.trim().parse().ok())
-            })
-        })
+        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("Threads:").and_then(|v| v.trim().parse().ok())))
         .unwrap_or(0)
 }
 
 /// True when IPv4 forwarding is on.
 pub fn ipv4_forwarding() -> bool {
-    std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward")
-        .map(|s| s.trim() == "1")
-        .unwrap_or(false)
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").map(|s| s.trim() == "1").unwrap_or(false)
 }
 
 /// Go's GOARCH name for the host (`amd64`).

@@ -5,20 +5,26 @@
 //! - [`config`]: flags + `daemon.json` (Docker's keys), reload on SIGHUP.
 //! - [`events`]: the event bus every subsystem publishes to; `/events` subscribes.
 //! - [`system`]: `/info`, `/version`, `/events` (the `SystemBackend`).
+//! - [`container`]: containers — one supervisor task per container, the shim and runtime,
+//!   logs, attach, live restore (the `ContainerBackend`).
 //! - [`info`]: host facts from the kernel and /etc.
 //! - [`image`]: the image service (content store, snapshotter, image metadata, GC) and the
 //!   `ImageBackend`; [`disk_usage`]: `/system/df` from every service's part.
+//! - [`volume`]: volumes (the `local` driver), container mounts and copy-up (the
+//!   `VolumeBackend`).
 //!
 //! On disk (see DESIGN.md §3): `<data-root>/wharf.lock`, `<data-root>/wharf.db`,
 //! `<data-root>/content/`, `<data-root>/snapshots/{overlay,native}/`; the exec root holds the
 //! socket and per-container runtime state.
 
 pub mod config;
+pub mod container;
 pub mod disk_usage;
 pub mod events;
 pub mod image;
 pub mod info;
 pub mod system;
+pub mod volume;
 
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
@@ -45,8 +51,12 @@ pub enum DaemonError {
     Lock(#[from] wharf_store::LockError),
     #[error(transparent)]
     Db(#[from] wharf_store::DbError),
+    #[error(transparent)]
+    Engine(#[from] wharf_types::EngineError),
     #[error("open the image service")]
     Image(#[from] image::ImageError),
+    #[error("open the volume service")]
+    Volume(#[from] volume::VolumeError),
     #[error("create directory {path}")]
     Dir {
         path: PathBuf,
@@ -60,11 +70,16 @@ impl Classify for DaemonError {
         match self {
             DaemonError::Lock(e) => e.kind(),
             DaemonError::Db(e) => e.kind(),
+            DaemonError::Engine(e) => e.kind,
             DaemonError::Image(e) => e.kind(),
+            DaemonError::Volume(e) => e.kind(),
             DaemonError::Dir { .. } => ErrorKind::Internal,
         }
     }
 }
+
+/// Builds the image provider containers use from the image service.
+pub type ImageProviderFactory = Box<dyn FnOnce(&Arc<image::ImageService>) -> Arc<dyn container::ImageProvider>>;
 
 /// The running engine.
 pub struct Daemon {
@@ -72,6 +87,8 @@ pub struct Daemon {
     db: Arc<Db>,
     events: Arc<EventBus>,
     images: Arc<image::ImageService>,
+    containers: Arc<container::ContainerService>,
+    volumes: Arc<volume::VolumeService>,
     engine_id: String,
     host: HostFacts,
     build: BuildInfo,
@@ -80,14 +97,21 @@ pub struct Daemon {
 
 impl Daemon {
     /// Opens the engine's state under the configured roots. Fails if another daemon holds the
-    /// data root.
+    /// data root. `images` builds the image service once the data root is locked.
     pub fn open(config: Config, build: BuildInfo) -> Result<Arc<Self>, DaemonError> {
+        Self::open_with(config, build, None)
+    }
+
+    /// [`Daemon::open`], with the image provider containers use replaced (tests that bring
+    /// their own root filesystems).
+    pub fn open_with(
+        config: Config,
+        build: BuildInfo,
+        provider: Option<ImageProviderFactory>,
+    ) -> Result<Arc<Self>, DaemonError> {
         let lock = DataRootLock::acquire(&config.data_root)?;
         for dir in [&config.data_root, &config.exec_root] {
-            std::fs::create_dir_all(dir).map_err(|source| DaemonError::Dir {
-                path: dir.clone(),
-                source,
-            })?;
+            std::fs::create_dir_all(dir).map_err(|source| DaemonError::Dir { path: dir.clone(), source })?;
         }
         let db = Arc::new(Db::open(&config.data_root.join("wharf.db"))?);
         let engine_id = match db.meta_get("engine-id")? {
@@ -101,17 +125,33 @@ impl Daemon {
         let mut host = HostFacts::read();
         host.backing_fs = info::backing_filesystem(&config.data_root);
         let events = Arc::new(EventBus::new());
+        // After the data-root lock: nothing under the root is opened before it is ours.
         let images = Arc::new(image::ImageService::open(
             &config.data_root,
             config.file.storage_driver.as_deref(),
             db.clone(),
             events.clone(),
         )?);
+        let provider: Arc<dyn container::ImageProvider> = match provider {
+            Some(make) => make(&images),
+            None => images.clone(),
+        };
+        let volumes = volume::VolumeService::open(&config.data_root, db.clone(), events.clone())?;
+        let containers = container::ContainerService::new(|weak| {
+            container_ctx(&config, &db, &events, provider, volumes.clone(), weak)
+        })?;
+        images.set_usage(containers.clone());
+        // References come from the containers' mounts; a referenced volume is never removed.
+        for r in containers.load_all()? {
+            volumes.restore_refs(r.id.as_str(), &r.mount_points);
+        }
         Ok(Arc::new(Self {
             config: RwLock::new(config),
             db,
             events,
             images,
+            containers,
+            volumes,
             engine_id,
             host,
             build,
@@ -119,11 +159,32 @@ impl Daemon {
         }))
     }
 
+    /// Reconnects to containers that kept running while the daemon was down and restarts
+    /// those whose restart policy asks for it. Call once the API is about to serve.
+    pub async fn restore(&self) -> usize {
+        let alive = container::restore::restore(&self.containers).await;
+        self.volumes.finish_restore();
+        alive
+    }
+
+    pub fn containers(&self) -> &Arc<container::ContainerService> {
+        &self.containers
+    }
+
+    /// The volumes; `/system/df` takes its volume part from [`volume::VolumeService::disk_usage`]
+    /// (or the legacy list from [`volume::VolumeService::volumes_usage`]).
+    pub fn volumes(&self) -> &Arc<volume::VolumeService> {
+        &self.volumes
+    }
+
     /// The backends the API serves.
     pub fn backends(self: &Arc<Self>) -> Backends {
         Backends {
             system: self.clone(),
             images: self.clone(),
+            containers: self.containers.clone(),
+            execs: self.containers.clone(),
+            volumes: self.volumes.clone(),
         }
     }
 
@@ -142,10 +203,7 @@ impl Daemon {
 
     /// A snapshot of the current configuration.
     pub fn config(&self) -> Config {
-        self.config
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.config.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Applies a re-read `daemon.json` (SIGHUP). Only settings that can change at run time are
@@ -180,12 +238,52 @@ impl Daemon {
             }
             reload_attributes(&cfg, &self.host.hostname)
         };
-        self.events.publish(Event::now(
-            EventType::Daemon,
-            "reload",
-            self.engine_id.clone(),
-            attributes,
-        ));
+        self.events.publish(Event::now(EventType::Daemon, "reload", self.engine_id.clone(), attributes));
+    }
+}
+
+fn container_ctx(
+    config: &Config,
+    db: &Arc<Db>,
+    events: &Arc<EventBus>,
+    images: Arc<dyn container::ImageProvider>,
+    volumes: Arc<volume::VolumeService>,
+    weak: std::sync::Weak<container::ContainerService>,
+) -> container::Ctx {
+    let file_runtimes = config.file.runtimes.clone().unwrap_or_default();
+    let runtimes = move |name: &str| -> Option<wharf_runtime::shim::protocol::RuntimeConfig> {
+        let (path, args) = match name {
+            system::DEFAULT_RUNTIME => (system::sibling_binary("wharf-runtime"), Vec::new()),
+            other => match file_runtimes.get(other) {
+                Some(rt) => (std::path::PathBuf::from(&rt.path), rt.runtime_args.clone()),
+                None if other == "runc" => (system::find_in_path("runc")?, Vec::new()),
+                None => return None,
+            },
+        };
+        Some(wharf_runtime::shim::protocol::RuntimeConfig {
+            name: name.to_owned(),
+            path,
+            root: std::path::PathBuf::new(),
+            args,
+        })
+    };
+    container::Ctx {
+        db: db.clone(),
+        events: events.clone(),
+        images,
+        volumes,
+        paths: container::Paths {
+            data_root: config.data_root.clone(),
+            exec_root: config.exec_root.clone(),
+            shim_binary: system::sibling_binary("wharf-shim"),
+            init_binary: system::sibling_binary("wharf-init"),
+        },
+        runtimes: Arc::new(runtimes),
+        default_runtime: config.file.default_runtime.clone().unwrap_or_else(|| system::DEFAULT_RUNTIME.to_owned()),
+        log_driver: config.log_driver().to_owned(),
+        log_opts: config.file.log_opts.clone().unwrap_or_default(),
+        cgroup_parent: config.file.cgroup_parent.clone().unwrap_or_else(|| "/wharf".to_owned()),
+        containers: weak,
     }
 }
 
@@ -197,34 +295,14 @@ fn reload_attributes(cfg: &Config, hostname: &str) -> std::collections::BTreeMap
         ("debug", (cfg.log_level == "debug").to_string()),
         ("labels", json(&cfg.labels())),
         ("insecure-registries", json(&cfg.insecure_registries())),
-        (
-            "registry-mirrors",
-            json(&f.registry_mirrors.clone().unwrap_or_default()),
-        ),
-        (
-            "max-concurrent-downloads",
-            f.max_concurrent_downloads.unwrap_or(3).to_string(),
-        ),
-        (
-            "max-concurrent-uploads",
-            f.max_concurrent_uploads.unwrap_or(5).to_string(),
-        ),
-        (
-            "max-download-attempts",
-            f.max_download_attempts.unwrap_or(5).to_string(),
-        ),
-        (
-            "default-runtime",
-            f.default_runtime
-                .clone()
-                .unwrap_or_else(|| system::DEFAULT_RUNTIME.to_owned()),
-        ),
+        ("registry-mirrors", json(&f.registry_mirrors.clone().unwrap_or_default())),
+        ("max-concurrent-downloads", f.max_concurrent_downloads.unwrap_or(3).to_string()),
+        ("max-concurrent-uploads", f.max_concurrent_uploads.unwrap_or(5).to_string()),
+        ("max-download-attempts", f.max_download_attempts.unwrap_or(5).to_string()),
+        ("default-runtime", f.default_runtime.clone().unwrap_or_else(|| system::DEFAULT_RUNTIME.to_owned())),
         ("runtimes", json(&f.runtimes.clone().unwrap_or_default())),
         ("live-restore", cfg.live_restore().to_string()),
-        (
-            "shutdown-timeout",
-            f.shutdown_timeout.unwrap_or(15).to_string(),
-        ),
+        ("shutdown-timeout", f.shutdown_timeout.unwrap_or(15).to_string()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
@@ -246,12 +324,5 @@ mod erased {
 /// Docker's engine IDs look like UUIDs; ours are random too, stable for the data root's life.
 fn new_engine_id() -> String {
     let h = wharf_types::random_hex_id();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
+    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
 }

@@ -7,9 +7,9 @@ use async_trait::async_trait;
 use futures_util::StreamExt;
 use wharf_api::backend::{EventStream, SystemBackend};
 use wharf_api::models::{
-    Commit, IndexInfo, LocalNodeState, PluginsInfo, RegistryServiceConfig, Runtime, SwarmInfo,
-    SystemInfo, SystemInfoCgroupDriverEnum, SystemInfoCgroupVersionEnum,
-    SystemInfoDefaultAddressPools, SystemVersion, SystemVersionComponents, SystemVersionPlatform,
+    Commit, IndexInfo, LocalNodeState, PluginsInfo, RegistryServiceConfig, Runtime, SwarmInfo, SystemInfo,
+    SystemInfoCgroupDriverEnum, SystemInfoCgroupVersionEnum, SystemInfoDefaultAddressPools, SystemVersion,
+    SystemVersionComponents, SystemVersionPlatform,
 };
 use wharf_api::router::ENGINE_VERSION;
 use wharf_api::version::ApiVersion;
@@ -30,19 +30,10 @@ impl Daemon {
         let mut out = HashMap::new();
         out.insert(
             DEFAULT_RUNTIME.to_owned(),
-            Runtime {
-                path: Some(sibling_binary("wharf-runtime").display().to_string()),
-                ..Default::default()
-            },
+            Runtime { path: Some(sibling_binary("wharf-runtime").display().to_string()), ..Default::default() },
         );
         if let Some(runc) = find_in_path("runc") {
-            out.insert(
-                "runc".to_owned(),
-                Runtime {
-                    path: Some(runc.display().to_string()),
-                    ..Default::default()
-                },
-            );
+            out.insert("runc".to_owned(), Runtime { path: Some(runc.display().to_string()), ..Default::default() });
         }
         for (name, rt) in cfg.file.runtimes.unwrap_or_default() {
             out.insert(
@@ -58,26 +49,33 @@ impl Daemon {
     }
 }
 
-/// A binary installed beside the running one (`wharfd` finds `wharf-runtime`, `wharf-shim`…),
-/// else looked up in `PATH`.
+/// A binary installed beside the running one (`wharfd` finds `wharf-runtime`, `wharf-shim`…):
+/// `WHARF_BIN_DIR` if set (tests), the running executable's directory (and its parent when
+/// that is a cargo `deps` dir), else `PATH`.
 pub fn sibling_binary(name: &str) -> PathBuf {
+    let mut dirs = Vec::new();
+    if let Some(d) = std::env::var_os("WHARF_BIN_DIR") {
+        dirs.push(PathBuf::from(d));
+    }
     if let Ok(exe) = std::env::current_exe()
         && let Some(dir) = exe.parent()
     {
-        let p = dir.join(name);
-        if p.exists() {
-            return p;
+        dirs.push(dir.to_path_buf());
+        if dir.ends_with("deps")
+            && let Some(up) = dir.parent()
+        {
+            dirs.push(up.to_path_buf());
         }
     }
-    find_in_path(name).unwrap_or_else(|| PathBuf::from(name))
+    dirs.into_iter()
+        .map(|d| d.join(name))
+        .find(|p| p.exists())
+        .or_else(|| find_in_path(name))
+        .unwrap_or_else(|| PathBuf::from(name))
 }
 
-fn find_in_path(name: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|d| d.join(name))
-            .find(|p| p.is_file())
-    })
+pub fn find_in_path(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| std::env::split_paths(&paths).map(|d| d.join(name)).find(|p| p.is_file()))
 }
 
 #[async_trait]
@@ -85,10 +83,8 @@ impl SystemBackend for Daemon {
     async fn info(&self) -> Result<SystemInfo, EngineError> {
         let cfg = self.config();
         let h = &self.host;
-        let insecure: Vec<String> = ["127.0.0.0/8".to_owned(), "::1/128".to_owned()]
-            .into_iter()
-            .chain(cfg.insecure_registries())
-            .collect();
+        let insecure: Vec<String> =
+            ["127.0.0.0/8".to_owned(), "::1/128".to_owned()].into_iter().chain(cfg.insecure_registries()).collect();
         let mirrors = cfg.file.registry_mirrors.clone().unwrap_or_default();
         let index_configs = HashMap::from([(
             "docker.io".to_owned(),
@@ -106,28 +102,21 @@ impl SystemBackend for Daemon {
         if cfg.file.no_new_privileges.unwrap_or(false) {
             security_options.push("name=no-new-privileges".to_owned());
         }
-        let env = |k: &str| {
-            std::env::var(k)
-                .or_else(|_| std::env::var(k.to_lowercase()))
-                .unwrap_or_default()
-        };
+        let env = |k: &str| std::env::var(k).or_else(|_| std::env::var(k.to_lowercase())).unwrap_or_default();
+        let (total, running, paused, stopped) = self.containers.counts();
         Ok(SystemInfo {
             id: Some(self.engine_id.clone()),
-            containers: Some(0),
-            containers_running: Some(0),
-            containers_paused: Some(0),
-            containers_stopped: Some(0),
+            containers: Some(total),
+            containers_running: Some(running),
+            containers_paused: Some(paused),
+            containers_stopped: Some(stopped),
             images: Some(self.image_count().await?),
             driver: Some(self.images.driver().docker_name().to_owned()),
             driver_status: Some(self.images.driver_status(&h.backing_fs)),
             docker_root_dir: Some(cfg.data_root.display().to_string()),
             plugins: Some(PluginsInfo {
                 volume: Some(vec!["local".to_owned()]),
-                network: Some(
-                    ["bridge", "host", "macvlan", "null"]
-                        .map(String::from)
-                        .to_vec(),
-                ),
+                network: Some(["bridge", "host", "macvlan", "null"].map(String::from).to_vec()),
                 authorization: None,
                 log: Some(["json-file", "local", "none"].map(String::from).to_vec()),
             }),
@@ -143,9 +132,7 @@ impl SystemBackend for Daemon {
             debug: Some(cfg.log_level == "debug"),
             nfd: Some(info::open_fds()),
             n_goroutines: Some(info::threads()),
-            system_time: Some(
-                chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
-            ),
+            system_time: Some(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)),
             logging_driver: Some(cfg.log_driver().to_owned()),
             cgroup_driver: Some(SystemInfoCgroupDriverEnum::CGROUPFS),
             cgroup_version: Some(if h.cgroup_version == "2" {
@@ -175,12 +162,7 @@ impl SystemBackend for Daemon {
             experimental_build: Some(false),
             server_version: Some(ENGINE_VERSION.to_owned()),
             runtimes: Some(self.runtimes()),
-            default_runtime: Some(
-                cfg.file
-                    .default_runtime
-                    .clone()
-                    .unwrap_or_else(|| DEFAULT_RUNTIME.to_owned()),
-            ),
+            default_runtime: Some(cfg.file.default_runtime.clone().unwrap_or_else(|| DEFAULT_RUNTIME.to_owned())),
             swarm: Some(SwarmInfo {
                 node_id: Some(String::new()),
                 node_addr: Some(String::new()),
@@ -192,23 +174,14 @@ impl SystemBackend for Daemon {
             }),
             live_restore_enabled: Some(cfg.live_restore()),
             init_binary: Some("wharf-init".to_owned()),
-            containerd_commit: Some(Commit {
-                id: Some(String::new()),
-            }),
-            runc_commit: Some(Commit {
-                id: Some(self.build.git_commit.clone()),
-            }),
-            init_commit: Some(Commit {
-                id: Some(self.build.git_commit.clone()),
-            }),
+            containerd_commit: Some(Commit { id: Some(String::new()) }),
+            runc_commit: Some(Commit { id: Some(self.build.git_commit.clone()) }),
+            init_commit: Some(Commit { id: Some(self.build.git_commit.clone()) }),
             security_options: Some(security_options),
             default_address_pools: cfg.file.default_address_pools.as_ref().map(|pools| {
                 pools
                     .iter()
-                    .map(|p| SystemInfoDefaultAddressPools {
-                        base: Some(p.base.clone()),
-                        size: Some(p.size.into()),
-                    })
+                    .map(|p| SystemInfoDefaultAddressPools { base: Some(p.base.clone()), size: Some(p.size.into()) })
                     .collect()
             }),
             warnings: Some(h.warnings()),
@@ -231,9 +204,7 @@ impl SystemBackend for Daemon {
             ("Experimental".to_owned(), "false".to_owned()),
         ]);
         Ok(SystemVersion {
-            platform: Some(SystemVersionPlatform {
-                name: format!("Wharf Engine {ENGINE_VERSION}"),
-            }),
+            platform: Some(SystemVersionPlatform { name: format!("Wharf Engine {ENGINE_VERSION}") }),
             components: Some(vec![SystemVersionComponents {
                 name: "Engine".to_owned(),
                 version: ENGINE_VERSION.to_owned(),
@@ -252,16 +223,8 @@ impl SystemBackend for Daemon {
         })
     }
 
-    fn events(
-        &self,
-        since: Option<i64>,
-        until: Option<i64>,
-        filters: Filters,
-    ) -> Result<EventStream, EngineError> {
-        Ok(self
-            .events
-            .subscribe(since, until, EventFilter::new(filters))
-            .boxed())
+    fn events(&self, since: Option<i64>, until: Option<i64>, filters: Filters) -> Result<EventStream, EngineError> {
+        Ok(self.events.subscribe(since, until, EventFilter::new(filters)).boxed())
     }
 
     async fn disk_usage(

@@ -56,27 +56,21 @@ impl GlobalArgs {
         predefined: &BTreeMap<String, String>,
         lex: &Lexer,
     ) -> Result<GlobalArgs, ParseError> {
-        let mut g = GlobalArgs {
-            values: predefined.clone(),
-            declared: BTreeSet::new(),
-        };
+        let mut g = GlobalArgs { values: predefined.clone(), declared: BTreeSet::new() };
         for inst in global_args {
             let InstructionKind::Arg(decls) = &inst.kind else {
                 continue;
             };
             for d in decls {
                 g.declared.insert(d.name.clone());
-                let value =
-                    match (build_args.get(&d.name), &d.default) {
-                        (Some(v), _) => Some(v.clone()),
-                        (None, Some(def)) => Some(lex.expand(def, &g.values).map_err(|e| {
-                            ParseError::Instruction {
-                                line: inst.line,
-                                message: e.to_string(),
-                            }
-                        })?),
-                        (None, None) => None,
-                    };
+                let value = match (build_args.get(&d.name), &d.default) {
+                    (Some(v), _) => Some(v.clone()),
+                    (None, Some(def)) => Some(
+                        lex.expand(def, &g.values)
+                            .map_err(|e| ParseError::Instruction { line: inst.line, message: e.to_string() })?,
+                    ),
+                    (None, None) => None,
+                };
                 if let Some(v) = value {
                     g.values.insert(d.name.clone(), v);
                 }
@@ -103,31 +97,16 @@ pub struct StageArgs<'a> {
 impl<'a> StageArgs<'a> {
     /// An empty scope at the start of a stage.
     pub fn new(globals: &'a GlobalArgs, build_args: &'a BTreeMap<String, String>) -> Self {
-        Self {
-            globals,
-            build_args,
-            declared: Vec::new(),
-        }
+        Self { globals, build_args, declared: Vec::new() }
     }
 
     /// Apply one `ARG` declaration. `stage_env` is the stage's current ENV (`KEY=VALUE`), used
     /// with the ARGs already in scope to expand a default value.
-    pub fn declare(
-        &mut self,
-        decl: &ArgDecl,
-        lex: &Lexer,
-        stage_env: &[String],
-    ) -> Result<(), ExpandError> {
+    pub fn declare(&mut self, decl: &ArgDecl, lex: &Lexer, stage_env: &[String]) -> Result<(), ExpandError> {
         let value = if let Some(v) = self.build_args.get(&decl.name) {
             Some(v.clone())
         } else if let Some(def) = &decl.default {
-            Some(lex.expand(
-                def,
-                &ScopeEnv {
-                    env: stage_env,
-                    args: self,
-                },
-            )?)
+            Some(lex.expand(def, &ScopeEnv { env: stage_env, args: self })?)
         } else {
             self.globals.values.get(&decl.name).cloned()
         };
@@ -137,23 +116,13 @@ impl<'a> StageArgs<'a> {
     }
 
     /// Apply every declaration of an ARG instruction.
-    pub fn declare_all(
-        &mut self,
-        decls: &[ArgDecl],
-        lex: &Lexer,
-        stage_env: &[String],
-    ) -> Result<(), ExpandError> {
-        decls
-            .iter()
-            .try_for_each(|d| self.declare(d, lex, stage_env))
+    pub fn declare_all(&mut self, decls: &[ArgDecl], lex: &Lexer, stage_env: &[String]) -> Result<(), ExpandError> {
+        decls.iter().try_for_each(|d| self.declare(d, lex, stage_env))
     }
 
     /// The value of a declared ARG (`None` when undeclared or declared without a value).
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.declared
-            .iter()
-            .find(|(n, _)| n == name)
-            .and_then(|(_, v)| v.as_deref())
+        self.declared.iter().find(|(n, _)| n == name).and_then(|(_, v)| v.as_deref())
     }
 
     /// Whether `name` is declared in this stage.
@@ -168,19 +137,14 @@ impl<'a> StageArgs<'a> {
 
     /// The expansion environment for an instruction: `stage_env` first, then the ARGs.
     pub fn env<'e>(&'e self, stage_env: &'e [String]) -> ScopeEnv<'e> {
-        ScopeEnv {
-            env: stage_env,
-            args: self,
-        }
+        ScopeEnv { env: stage_env, args: self }
     }
 
     /// `KEY=VALUE` for every ARG with a value that ENV does not shadow, plus builtin proxy
     /// build args, sorted: the extra environment of a RUN (Docker's `FilterAllowed`).
     pub fn run_env(&self, stage_env: &[String]) -> Vec<String> {
-        let env_keys: BTreeSet<&str> = stage_env
-            .iter()
-            .map(|kv| kv.split_once('=').map_or(kv.as_str(), |(k, _)| k))
-            .collect();
+        let env_keys: BTreeSet<&str> =
+            stage_env.iter().map(|kv| kv.split_once('=').map_or(kv.as_str(), |(k, _)| k)).collect();
         let mut out = BTreeMap::new();
         for (n, v) in &self.declared {
             if let Some(v) = v
@@ -215,9 +179,7 @@ impl<'a> StageArgs<'a> {
         if self.run_env(stage_env).is_empty() {
             return Vec::new();
         }
-        std::iter::once(format!("|{}", vars.len()))
-            .chain(vars)
-            .collect()
+        std::iter::once(format!("|{}", vars.len())).chain(vars).collect()
     }
 }
 
@@ -229,9 +191,7 @@ pub struct ScopeEnv<'e> {
 
 impl Env for ScopeEnv<'_> {
     fn lookup(&self, name: &str) -> Option<String> {
-        self.env
-            .lookup(name)
-            .or_else(|| self.args.get(name).map(str::to_string))
+        self.env.lookup(name).or_else(|| self.args.get(name).map(str::to_string))
     }
 }
 
@@ -245,10 +205,7 @@ pub struct Recording<'e> {
 
 impl<'e> Recording<'e> {
     pub fn new(inner: &'e dyn Env) -> Self {
-        Self {
-            inner,
-            seen: RefCell::new(BTreeSet::new()),
-        }
+        Self { inner, seen: RefCell::new(BTreeSet::new()) }
     }
 
     /// Names looked up and found so far.
@@ -269,15 +226,8 @@ impl Env for Recording<'_> {
 
 /// Build args not declared by any ARG (global or in a stage) and not builtin, sorted: what
 /// Docker warns about as "not consumed".
-pub fn unused_build_args(
-    build_args: &BTreeMap<String, String>,
-    declared: &BTreeSet<String>,
-) -> Vec<String> {
-    build_args
-        .keys()
-        .filter(|k| !declared.contains(*k) && !BUILTIN_ARGS.contains(&k.as_str()))
-        .cloned()
-        .collect()
+pub fn unused_build_args(build_args: &BTreeMap<String, String>, declared: &BTreeSet<String>) -> Vec<String> {
+    build_args.keys().filter(|k| !declared.contains(*k) && !BUILTIN_ARGS.contains(&k.as_str())).cloned().collect()
 }
 
 #[cfg(test)]
@@ -286,46 +236,26 @@ mod tests {
     use crate::parse;
 
     fn map(kv: &[(&str, &str)]) -> BTreeMap<String, String> {
-        kv.iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     #[test]
     fn globals_feed_from_and_need_redeclaring() {
-        let df = parse(
-            "ARG BASE=alpine\nARG TAG=${BASE}-3\nFROM $BASE:$TAG\nARG TAG\nARG OTHER\nRUN x\n",
-        )
-        .unwrap();
+        let df = parse("ARG BASE=alpine\nARG TAG=${BASE}-3\nFROM $BASE:$TAG\nARG TAG\nARG OTHER\nRUN x\n").unwrap();
         let lex = df.lexer();
-        let g = GlobalArgs::evaluate(&df.global_args, &BTreeMap::new(), &BTreeMap::new(), &lex)
-            .unwrap();
+        let g = GlobalArgs::evaluate(&df.global_args, &BTreeMap::new(), &BTreeMap::new(), &lex).unwrap();
         assert_eq!(g.values, map(&[("BASE", "alpine"), ("TAG", "alpine-3")]));
         let graph = df.graph(&g).unwrap();
-        assert_eq!(
-            graph.stages[0].base,
-            crate::BaseRef::Image("alpine:alpine-3".into())
-        );
-        assert_eq!(
-            graph.stages[0].used_args,
-            ["BASE", "TAG"].iter().map(|s| s.to_string()).collect()
-        );
+        assert_eq!(graph.stages[0].base, crate::BaseRef::Image("alpine:alpine-3".into()));
+        assert_eq!(graph.stages[0].used_args, ["BASE", "TAG"].iter().map(|s| s.to_string()).collect());
 
         let build_args = BTreeMap::new();
         let mut s = StageArgs::new(&g, &build_args);
-        assert_eq!(
-            s.get("BASE"),
-            None,
-            "globals are not visible until redeclared"
-        );
-        let InstructionKind::Arg(d) = &df.stages[0].instructions[0].kind else {
-            panic!()
-        };
+        assert_eq!(s.get("BASE"), None, "globals are not visible until redeclared");
+        let InstructionKind::Arg(d) = &df.stages[0].instructions[0].kind else { panic!() };
         s.declare_all(d, &lex, &[]).unwrap();
         assert_eq!(s.get("TAG"), Some("alpine-3"));
-        let InstructionKind::Arg(d) = &df.stages[0].instructions[1].kind else {
-            panic!()
-        };
+        let InstructionKind::Arg(d) = &df.stages[0].instructions[1].kind else { panic!() };
         s.declare_all(d, &lex, &[]).unwrap();
         assert!(s.is_declared("OTHER"));
         assert_eq!(s.get("OTHER"), None);
@@ -340,9 +270,7 @@ mod tests {
         assert_eq!(g.values["V"], "2");
         let mut s = StageArgs::new(&g, &ba);
         for inst in &df.stages[0].instructions {
-            let InstructionKind::Arg(d) = &inst.kind else {
-                panic!()
-            };
+            let InstructionKind::Arg(d) = &inst.kind else { panic!() };
             s.declare_all(d, &lex, &[]).unwrap();
         }
         assert_eq!(s.get("W"), Some("2-w"));
@@ -358,15 +286,7 @@ mod tests {
         let ba = BTreeMap::new();
         let mut s = StageArgs::new(&g, &ba);
         let lex = Lexer::new('\\');
-        s.declare(
-            &ArgDecl {
-                name: "X".into(),
-                default: Some("arg".into()),
-            },
-            &lex,
-            &[],
-        )
-        .unwrap();
+        s.declare(&ArgDecl { name: "X".into(), default: Some("arg".into()) }, &lex, &[]).unwrap();
         let env = vec!["X=env".to_string()];
         assert_eq!(lex.expand("$X", &s.env(&env)).unwrap(), "env");
         assert_eq!(lex.expand("$X", &s.env(&[])).unwrap(), "arg");
@@ -380,15 +300,8 @@ mod tests {
         let ba = BTreeMap::new();
         let mut s = StageArgs::new(&g, &ba);
         let lex = Lexer::new('\\');
-        s.declare(
-            &ArgDecl {
-                name: "P".into(),
-                default: Some("${HOME}/bin".into()),
-            },
-            &lex,
-            &["HOME=/root".into()],
-        )
-        .unwrap();
+        s.declare(&ArgDecl { name: "P".into(), default: Some("${HOME}/bin".into()) }, &lex, &["HOME=/root".into()])
+            .unwrap();
         assert_eq!(s.get("P"), Some("/root/bin"));
     }
 
@@ -398,24 +311,8 @@ mod tests {
         let ba = map(&[("A", "1")]);
         let mut s = StageArgs::new(&g, &ba);
         let lex = Lexer::new('\\');
-        s.declare(
-            &ArgDecl {
-                name: "A".into(),
-                default: None,
-            },
-            &lex,
-            &[],
-        )
-        .unwrap();
-        s.declare(
-            &ArgDecl {
-                name: "B".into(),
-                default: Some("b".into()),
-            },
-            &lex,
-            &[],
-        )
-        .unwrap();
+        s.declare(&ArgDecl { name: "A".into(), default: None }, &lex, &[]).unwrap();
+        s.declare(&ArgDecl { name: "B".into(), default: Some("b".into()) }, &lex, &[]).unwrap();
         let scope = s.env(&[]);
         let rec = Recording::new(&scope);
         let df = parse("FROM x\nWORKDIR /$A/$NOPE\n").unwrap();

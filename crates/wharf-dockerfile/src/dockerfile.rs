@@ -55,9 +55,7 @@ pub struct Stage {
 impl Stage {
     /// The name BuildKit shows for the stage: its name, or `stage-<index>`.
     pub fn display_name(&self) -> String {
-        self.name
-            .clone()
-            .unwrap_or_else(|| format!("stage-{}", self.index))
+        self.name.clone().unwrap_or_else(|| format!("stage-{}", self.index))
     }
 }
 
@@ -68,17 +66,13 @@ pub fn parse(text: &str) -> Result<Dockerfile, ParseError> {
     let mut stages: Vec<Stage> = Vec::new();
     let last_line = lexed.nodes.last().map(|n| n.start_line).unwrap_or(0);
     for node in lexed.nodes {
-        let parsed = parse_node(&node, lexed.escape)
-            .map_err(|m| ParseError::instruction(node.start_line, m))?;
+        let parsed = parse_node(&node, lexed.escape).map_err(|m| ParseError::instruction(node.start_line, m))?;
         match parsed {
             Parsed::From(from) => {
                 if let Some(name) = &from.name
                     && stages.iter().any(|s| s.name.as_deref() == Some(name))
                 {
-                    return Err(ParseError::instruction(
-                        node.start_line,
-                        format!("{name} stage name already used"),
-                    ));
+                    return Err(ParseError::instruction(node.start_line, format!("{name} stage name already used")));
                 }
                 stages.push(Stage {
                     index: stages.len(),
@@ -91,12 +85,8 @@ pub fn parse(text: &str) -> Result<Dockerfile, ParseError> {
                 });
             }
             Parsed::Instruction(kind) => {
-                let inst = Instruction {
-                    line: node.start_line,
-                    end_line: node.end_line,
-                    original: node.original,
-                    kind,
-                };
+                let inst =
+                    Instruction { line: node.start_line, end_line: node.end_line, original: node.original, kind };
                 match stages.last_mut() {
                     Some(stage) => stage.instructions.push(inst),
                     None if matches!(inst.kind, InstructionKind::Arg(_)) => global_args.push(inst),
@@ -116,13 +106,7 @@ pub fn parse(text: &str) -> Result<Dockerfile, ParseError> {
             message: "dockerfile contains no stages to build".into(),
         });
     }
-    Ok(Dockerfile {
-        directives: lexed.directives,
-        escape: lexed.escape,
-        global_args,
-        stages,
-        warnings: lexed.warnings,
-    })
+    Ok(Dockerfile { directives: lexed.directives, escape: lexed.escape, global_args, stages, warnings: lexed.warnings })
 }
 
 /// What a stage starts from, after expanding its FROM with the global ARGs.
@@ -168,28 +152,16 @@ impl Dockerfile {
 
     /// The total the legacy builder prints in `Step N/M`: global ARGs, FROMs and instructions.
     pub fn step_count(&self) -> usize {
-        self.global_args.len()
-            + self
-                .stages
-                .iter()
-                .map(|s| 1 + s.instructions.len())
-                .sum::<usize>()
+        self.global_args.len() + self.stages.iter().map(|s| 1 + s.instructions.len()).sum::<usize>()
     }
 
     /// The stage with this name (case-insensitive) or, failing that, this decimal index.
     pub fn find_stage(&self, name_or_index: &str) -> Option<usize> {
         let lower = name_or_index.to_lowercase();
-        if let Some(s) = self
-            .stages
-            .iter()
-            .find(|s| s.name.as_deref() == Some(lower.as_str()))
-        {
+        if let Some(s) = self.stages.iter().find(|s| s.name.as_deref() == Some(lower.as_str())) {
             return Some(s.index);
         }
-        name_or_index
-            .parse::<usize>()
-            .ok()
-            .filter(|i| *i < self.stages.len())
+        name_or_index.parse::<usize>().ok().filter(|i| *i < self.stages.len())
     }
 
     /// The stage a `--target` names, or the last stage for `None`. Error (BuildKit's wording,
@@ -199,55 +171,31 @@ impl Dockerfile {
             return Ok(self.stages.len() - 1);
         };
         let lower = t.to_lowercase();
-        if let Some(s) = self
-            .stages
-            .iter()
-            .find(|s| s.name.as_deref() == Some(lower.as_str()))
-        {
+        if let Some(s) = self.stages.iter().find(|s| s.name.as_deref() == Some(lower.as_str())) {
             return Ok(s.index);
         }
-        let names: Vec<&str> = self
-            .stages
-            .iter()
-            .filter_map(|s| s.name.as_deref())
-            .collect();
+        let names: Vec<&str> = self.stages.iter().filter_map(|s| s.name.as_deref()).collect();
         Err(ParseError::Target {
-            message: suggest::wrap(
-                format!("target stage {} could not be found", go_quote(t)),
-                t,
-                &names,
-                true,
-            ),
+            message: suggest::wrap(format!("target stage {} could not be found", go_quote(t)), t, &names, true),
         })
     }
 
     /// Expand every FROM with the global ARGs and resolve it to scratch, an image or an
     /// earlier stage (by name, case-insensitive).
-    pub(crate) fn resolve_bases(
-        &self,
-        globals: &GlobalArgs,
-    ) -> Result<Vec<ResolvedBase>, ParseError> {
+    pub(crate) fn resolve_bases(&self, globals: &GlobalArgs) -> Result<Vec<ResolvedBase>, ParseError> {
         let lex = self.lexer();
         let env = globals.env();
         let env: &dyn crate::expand::Env = env;
         let mut out = Vec::with_capacity(self.stages.len());
         for st in &self.stages {
-            let err = |m: String| ParseError::Structure {
-                line: st.line,
-                message: m,
-            };
-            let r = lex
-                .expand_with_matches(&st.base, env)
-                .map_err(|e| err(e.to_string()))?;
+            let err = |m: String| ParseError::Structure { line: st.line, message: m };
+            let r = lex.expand_with_matches(&st.base, env).map_err(|e| err(e.to_string()))?;
             if r.value.is_empty() {
                 return Err(err(format!("base name ({}) should not be blank", st.base)));
             }
             let mut used = r.matched;
             let lower = r.value.to_lowercase();
-            let base = match self.stages[..st.index]
-                .iter()
-                .find(|s| s.name.as_deref() == Some(lower.as_str()))
-            {
+            let base = match self.stages[..st.index].iter().find(|s| s.name.as_deref() == Some(lower.as_str())) {
                 Some(s) => BaseRef::Stage(s.index),
                 None if r.value == "scratch" => BaseRef::Scratch,
                 None => BaseRef::Image(r.value),
@@ -255,9 +203,9 @@ impl Dockerfile {
             let platform = match &st.platform {
                 None => None,
                 Some(p) => {
-                    let r = lex.expand_with_matches(p, env).map_err(|e| {
-                        err(format!("failed to process arguments for platform {p}: {e}"))
-                    })?;
+                    let r = lex
+                        .expand_with_matches(p, env)
+                        .map_err(|e| err(format!("failed to process arguments for platform {p}: {e}")))?;
                     if r.value.is_empty() {
                         return Err(err(format!("empty platform value from expression {p}")));
                     }
@@ -306,10 +254,7 @@ impl Dockerfile {
         if let Some(i) = graph.find_cycle() {
             return Err(ParseError::Structure {
                 line: self.stages[i].line,
-                message: format!(
-                    "circular dependency detected on stage: {}",
-                    self.stages[i].display_name()
-                ),
+                message: format!("circular dependency detected on stage: {}", self.stages[i].display_name()),
             });
         }
         Ok(graph)
@@ -321,16 +266,11 @@ impl Dockerfile {
         deps: &mut BTreeSet<usize>,
         images: &mut BTreeSet<String>,
     ) -> Result<(), ParseError> {
-        let err = |m: String| ParseError::Instruction {
-            line: inst.line,
-            message: m,
-        };
+        let err = |m: String| ParseError::Instruction { line: inst.line, message: m };
         match &inst.kind {
             InstructionKind::Copy(c) => {
                 if let Some(from) = &c.from {
-                    let plain = Lexer::new(self.escape)
-                        .expand(from, &NoEnv)
-                        .map_err(|e| err(e.to_string()))?;
+                    let plain = Lexer::new(self.escape).expand(from, &NoEnv).map_err(|e| err(e.to_string()))?;
                     if &plain != from {
                         return Err(err(
                             "variable expansion is not supported for --from, define a new stage with FROM using ARG from global scope as a workaround".into(),
@@ -343,11 +283,7 @@ impl Dockerfile {
                         deps.insert(i as usize);
                     } else {
                         let lower = from.to_lowercase();
-                        match self
-                            .stages
-                            .iter()
-                            .find(|s| s.name.as_deref() == Some(lower.as_str()))
-                        {
+                        match self.stages.iter().find(|s| s.name.as_deref() == Some(lower.as_str())) {
                             Some(s) => {
                                 deps.insert(s.index);
                             }
@@ -362,11 +298,7 @@ impl Dockerfile {
                 for m in &r.mounts {
                     if let Some(from) = m.from.as_deref().filter(|f| !f.is_empty()) {
                         let lower = from.to_lowercase();
-                        match self
-                            .stages
-                            .iter()
-                            .find(|s| s.name.as_deref() == Some(lower.as_str()))
-                        {
+                        match self.stages.iter().find(|s| s.name.as_deref() == Some(lower.as_str())) {
                             Some(s) => {
                                 deps.insert(s.index);
                             }
@@ -443,13 +375,7 @@ mod tests {
 
     fn graph(text: &str) -> (Dockerfile, Result<StageGraph, ParseError>) {
         let df = parse(text).unwrap();
-        let g = GlobalArgs::evaluate(
-            &df.global_args,
-            &BTreeMap::new(),
-            &BTreeMap::new(),
-            &df.lexer(),
-        )
-        .unwrap();
+        let g = GlobalArgs::evaluate(&df.global_args, &BTreeMap::new(), &BTreeMap::new(), &df.lexer()).unwrap();
         let r = df.graph(&g);
         (df, r)
     }
@@ -468,10 +394,7 @@ mod tests {
         assert_eq!(g.needed_for(1), vec![0, 1]);
         assert_eq!(g.needed_for(2), vec![0, 2]);
         let e = df.target_stage(Some("tset")).unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "target stage \"tset\" could not be found (did you mean test?)"
-        );
+        assert_eq!(e.to_string(), "target stage \"tset\" could not be found (did you mean test?)");
         assert_eq!(e.line(), 0);
         assert_eq!(df.find_stage("dev"), Some(2));
         assert_eq!(df.find_stage("3"), Some(3));
@@ -491,9 +414,7 @@ mod tests {
 
     #[test]
     fn onbuild_triggers_of_a_base_stage_add_dependencies() {
-        let (_, g) = graph(
-            "FROM a AS assets\nFROM b AS base\nONBUILD COPY --from=assets /x /x\nFROM base\n",
-        );
+        let (_, g) = graph("FROM a AS assets\nFROM b AS base\nONBUILD COPY --from=assets /x /x\nFROM base\n");
         assert_eq!(g.unwrap().stages[2].deps, BTreeSet::from([0]));
     }
 
@@ -506,22 +427,13 @@ mod tests {
     #[test]
     fn cycles_are_reported_on_the_first_stage() {
         let (_, g) = graph("FROM busybox AS stage0\nCOPY --from=stage0 f1 /sub/\n");
-        assert_eq!(
-            g.unwrap_err().message(),
-            "circular dependency detected on stage: stage0"
-        );
+        assert_eq!(g.unwrap_err().message(), "circular dependency detected on stage: stage0");
         let (_, g) = graph(
             "FROM busybox AS stage0\nCOPY --from=stage2 f1 /sub/\nFROM busybox AS stage1\nCOPY --from=stage0 f2 /sub/\nFROM busybox AS stage2\nCOPY --from=stage1 f2 /sub/\n",
         );
-        assert_eq!(
-            g.unwrap_err().message(),
-            "circular dependency detected on stage: stage0"
-        );
+        assert_eq!(g.unwrap_err().message(), "circular dependency detected on stage: stage0");
         let (_, g) = graph("FROM a\nCOPY --from=0 / /\n");
-        assert_eq!(
-            g.unwrap_err().message(),
-            "circular dependency detected on stage: stage-0"
-        );
+        assert_eq!(g.unwrap_err().message(), "circular dependency detected on stage: stage-0");
     }
 
     #[test]
@@ -529,20 +441,14 @@ mod tests {
         let df = parse("ARG TAG=1\nFROM img:$TAG\n").unwrap();
         let ba = BTreeMap::from([("TAG".to_string(), "2".to_string())]);
         let g = GlobalArgs::evaluate(&df.global_args, &ba, &BTreeMap::new(), &df.lexer()).unwrap();
-        assert_eq!(
-            df.graph(&g).unwrap().stages[0].base,
-            BaseRef::Image("img:2".into())
-        );
+        assert_eq!(df.graph(&g).unwrap().stages[0].base, BaseRef::Image("img:2".into()));
     }
 
     #[test]
     fn instruction_lines_and_original_text() {
         let df = parse("FROM a\n\nRUN echo a \\\n  b\nCOPY x y\n").unwrap();
         let i = &df.stages[0].instructions;
-        assert_eq!(
-            (i[0].line, i[0].end_line, i[0].original.as_str()),
-            (3, 4, "RUN echo a   b")
-        );
+        assert_eq!((i[0].line, i[0].end_line, i[0].original.as_str()), (3, 4, "RUN echo a   b"));
         assert_eq!((i[1].line, i[1].original.as_str()), (5, "COPY x y"));
         assert_eq!(df.stages[0].original, "FROM a");
     }

@@ -30,10 +30,7 @@ pub(crate) fn parse_go_duration(orig: &str) -> Result<i64, String> {
         let pre = digits > 0;
         let mut v: u64 = 0;
         for &c in &b[..digits] {
-            v = v
-                .checked_mul(10)
-                .and_then(|v| v.checked_add(u64::from(c - b'0')))
-                .ok_or_else(invalid)?;
+            v = v.checked_mul(10).and_then(|v| v.checked_add(u64::from(c - b'0'))).ok_or_else(invalid)?;
         }
         s = &s[digits..];
         // fraction
@@ -49,10 +46,7 @@ pub(crate) fn parse_go_duration(orig: &str) -> Result<i64, String> {
                 if overflow {
                     continue;
                 }
-                match frac
-                    .checked_mul(10)
-                    .and_then(|f| f.checked_add(u64::from(c - b'0')))
-                {
+                match frac.checked_mul(10).and_then(|f| f.checked_add(u64::from(c - b'0'))) {
                     Some(f) if f < (1 << 63) => {
                         frac = f;
                         scale *= 10.0;
@@ -65,10 +59,7 @@ pub(crate) fn parse_go_duration(orig: &str) -> Result<i64, String> {
         if !pre && !post {
             return Err(invalid());
         }
-        let ul = s
-            .bytes()
-            .take_while(|c| !(*c == b'.' || c.is_ascii_digit()))
-            .count();
+        let ul = s.bytes().take_while(|c| !(*c == b'.' || c.is_ascii_digit())).count();
         if ul == 0 {
             return Err(format!("time: missing unit in duration \"{orig}\""));
         }
@@ -82,16 +73,12 @@ pub(crate) fn parse_go_duration(orig: &str) -> Result<i64, String> {
             "m" => 60 * 1_000_000_000,
             "h" => 3600 * 1_000_000_000,
             _ => {
-                return Err(format!(
-                    "time: unknown unit \"{unit_str}\" in duration \"{orig}\""
-                ));
+                return Err(format!("time: unknown unit \"{unit_str}\" in duration \"{orig}\""));
             }
         };
         let mut part = v.checked_mul(unit).ok_or_else(invalid)?;
         if frac > 0 {
-            part = part
-                .checked_add((frac as f64 * (unit as f64 / scale)) as u64)
-                .ok_or_else(invalid)?;
+            part = part.checked_add((frac as f64 * (unit as f64 / scale)) as u64).ok_or_else(invalid)?;
         }
         total = total.checked_add(part).ok_or_else(invalid)?;
         if total > i64::MAX as u64 {
@@ -135,26 +122,11 @@ mod tests {
 
     #[test]
     fn go_error_wording() {
-        assert_eq!(
-            parse_go_duration("10").unwrap_err(),
-            "time: missing unit in duration \"10\""
-        );
-        assert_eq!(
-            parse_go_duration("10x").unwrap_err(),
-            "time: unknown unit \"x\" in duration \"10x\""
-        );
-        assert_eq!(
-            parse_go_duration("abc").unwrap_err(),
-            "time: invalid duration \"abc\""
-        );
-        assert_eq!(
-            parse_go_duration("").unwrap_err(),
-            "time: invalid duration \"\""
-        );
-        assert_eq!(
-            parse_go_duration(".s").unwrap_err(),
-            "time: invalid duration \".s\""
-        );
+        assert_eq!(parse_go_duration("10").unwrap_err(), "time: missing unit in duration \"10\"");
+        assert_eq!(parse_go_duration("10x").unwrap_err(), "time: unknown unit \"x\" in duration \"10x\"");
+        assert_eq!(parse_go_duration("abc").unwrap_err(), "time: invalid duration \"abc\"");
+        assert_eq!(parse_go_duration("").unwrap_err(), "time: invalid duration \"\"");
+        assert_eq!(parse_go_duration(".s").unwrap_err(), "time: invalid duration \".s\"");
     }
 
     #[test]

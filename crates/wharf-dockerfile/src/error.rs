@@ -51,10 +51,7 @@ impl ParseError {
     }
 
     pub(crate) fn instruction(line: usize, message: impl Into<String>) -> Self {
-        ParseError::Instruction {
-            line,
-            message: message.into(),
-        }
+        ParseError::Instruction { line, message: message.into() }
     }
 }
 

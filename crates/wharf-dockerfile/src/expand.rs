@@ -148,22 +148,13 @@ pub struct Lexer {
 
 impl Lexer {
     pub fn new(escape: char) -> Self {
-        Self {
-            escape,
-            raw_quotes: false,
-            raw_escapes: false,
-            skip_process_quotes: false,
-            skip_unset_env: false,
-        }
+        Self { escape, raw_quotes: false, raw_escapes: false, skip_process_quotes: false, skip_unset_env: false }
     }
 
     /// The lexer used to expand heredoc bodies (`COPY <<EOF` with an unquoted delimiter):
     /// escape `\`, quotes literal.
     pub fn for_heredoc() -> Self {
-        Self {
-            skip_process_quotes: true,
-            ..Self::new('\\')
-        }
+        Self { skip_process_quotes: true, ..Self::new('\\') }
     }
 
     /// `word` with variables substituted and quotes/escapes removed; spaces are kept.
@@ -193,19 +184,8 @@ impl Lexer {
         };
         let raw = self.raw_escapes;
         match sw.process_stop_on(None, raw) {
-            Ok((value, words)) => Ok((
-                Expansion {
-                    value,
-                    matched: sw.matched,
-                    unmatched: sw.unmatched,
-                },
-                words,
-                (),
-            )),
-            Err(message) => Err(ExpandError::Process {
-                word: word.to_string(),
-                message,
-            }),
+            Ok((value, words)) => Ok((Expansion { value, matched: sw.matched, unmatched: sw.unmatched }, words, ())),
+            Err(message) => Err(ExpandError::Process { word: word.to_string(), message }),
         }
     }
 }
@@ -285,11 +265,7 @@ impl ShellWord<'_> {
         }
     }
 
-    fn process_stop_on(
-        &mut self,
-        stop: Option<char>,
-        raw_escapes: bool,
-    ) -> Result<(String, Vec<String>), String> {
+    fn process_stop_on(&mut self, stop: Option<char>, raw_escapes: bool) -> Result<(String, Vec<String>), String> {
         let saved = self.raw_escapes;
         self.raw_escapes = raw_escapes;
         let r = self.process_stop_on_inner(stop);
@@ -297,16 +273,9 @@ impl ShellWord<'_> {
         r
     }
 
-    fn process_stop_on_inner(
-        &mut self,
-        stop: Option<char>,
-    ) -> Result<(String, Vec<String>), String> {
+    fn process_stop_on_inner(&mut self, stop: Option<char>) -> Result<(String, Vec<String>), String> {
         let mut result = String::new();
-        let mut words = Words {
-            buf: String::new(),
-            words: Vec::new(),
-            in_word: false,
-        };
+        let mut words = Words { buf: String::new(), words: Vec::new(), in_word: false };
         while let Some(ch) = self.peek() {
             if Some(ch) == stop {
                 self.next();
@@ -345,9 +314,7 @@ impl ShellWord<'_> {
             result.push(ch);
         }
         if let Some(stop) = stop {
-            return Err(format!(
-                "unexpected end of statement while looking for matching {stop}"
-            ));
+            return Err(format!("unexpected end of statement while looking for matching {stop}"));
         }
         Ok((result, words.finish()))
     }
@@ -361,10 +328,7 @@ impl ShellWord<'_> {
         loop {
             match self.next() {
                 None => {
-                    return Err(
-                        "unexpected end of statement while looking for matching single-quote"
-                            .into(),
-                    );
+                    return Err("unexpected end of statement while looking for matching single-quote".into());
                 }
                 Some('\'') => {
                     if self.lex.raw_quotes {
@@ -386,10 +350,7 @@ impl ShellWord<'_> {
         loop {
             match self.peek() {
                 None => {
-                    return Err(
-                        "unexpected end of statement while looking for matching double-quote"
-                            .into(),
-                    );
+                    return Err("unexpected end of statement while looking for matching double-quote".into());
                 }
                 Some('"') => {
                     self.next();
@@ -529,31 +490,15 @@ impl ShellWord<'_> {
         let set = value.is_some();
         let value = value.unwrap_or_default();
         match op {
-            '-' => Ok(if !set || (null_is_unset && value.is_empty()) {
-                word
-            } else {
-                value
-            }),
-            '+' => Ok(if !set || (null_is_unset && value.is_empty()) {
-                String::new()
-            } else {
-                word
-            }),
+            '-' => Ok(if !set || (null_is_unset && value.is_empty()) { word } else { value }),
+            '+' => Ok(if !set || (null_is_unset && value.is_empty()) { String::new() } else { word }),
             '?' => {
                 if !set {
-                    let m = if word.is_empty() {
-                        "is not allowed to be unset".to_string()
-                    } else {
-                        word
-                    };
+                    let m = if word.is_empty() { "is not allowed to be unset".to_string() } else { word };
                     return Err(format!("{name}: {m}"));
                 }
                 if null_is_unset && value.is_empty() {
-                    let m = if word.is_empty() {
-                        "is not allowed to be empty".to_string()
-                    } else {
-                        word
-                    };
+                    let m = if word.is_empty() { "is not allowed to be empty".to_string() } else { word };
                     return Err(format!("{name}: {m}"));
                 }
                 Ok(value)
@@ -563,13 +508,8 @@ impl ShellWord<'_> {
                     Some(rest) => (true, rest.to_string()),
                     None => (false, word),
                 };
-                let glob = Glob::parse(&pat)
-                    .map_err(|e| format!("invalid pattern ({pat}) in substitution: {e}"))?;
-                if op == '%' {
-                    Ok(glob.trim_suffix(&value, greedy))
-                } else {
-                    Ok(glob.trim_prefix(&value, greedy))
-                }
+                let glob = Glob::parse(&pat).map_err(|e| format!("invalid pattern ({pat}) in substitution: {e}"))?;
+                if op == '%' { Ok(glob.trim_suffix(&value, greedy)) } else { Ok(glob.trim_prefix(&value, greedy)) }
             }
             _ => Err(format!("unsupported modifier ({chs}) in substitution")),
         }
@@ -605,8 +545,7 @@ impl ShellWord<'_> {
             }
             return Ok(String::new());
         };
-        let glob = Glob::parse(&pattern)
-            .map_err(|e| format!("invalid pattern ({pattern}) in substitution: {e}"))?;
+        let glob = Glob::parse(&pattern).map_err(|e| format!("invalid pattern ({pattern}) in substitution: {e}"))?;
         Ok(glob.replace(&value, &replacement, all))
     }
 }
@@ -756,22 +695,14 @@ mod tests {
     use super::*;
 
     fn env() -> BTreeMap<String, String> {
-        [
-            ("PWD", "/home"),
-            ("SHELL", "bash"),
-            ("NULL", ""),
-            ("PATHX", "/usr/local/bin:/usr/bin"),
-            ("F", "a.tar.gz"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
+        [("PWD", "/home"), ("SHELL", "bash"), ("NULL", ""), ("PATHX", "/usr/local/bin:/usr/bin"), ("F", "a.tar.gz")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     fn x(w: &str) -> Result<String, String> {
-        Lexer::new('\\')
-            .expand(w, &env())
-            .map_err(|e| e.message().to_string())
+        Lexer::new('\\').expand(w, &env()).map_err(|e| e.message().to_string())
     }
 
     #[test]
@@ -804,10 +735,7 @@ mod tests {
     #[test]
     fn required_values() {
         assert_eq!(x("${X?}").unwrap_err(), "X: is not allowed to be unset");
-        assert_eq!(
-            x("${NULL:?}").unwrap_err(),
-            "NULL: is not allowed to be empty"
-        );
+        assert_eq!(x("${NULL:?}").unwrap_err(), "NULL: is not allowed to be empty");
         assert_eq!(x("${X:?give it}").unwrap_err(), "X: give it");
         assert_eq!(x("${NULL?}").unwrap(), "");
     }
@@ -821,14 +749,8 @@ mod tests {
         assert_eq!(x("${PATHX%%:*}").unwrap(), "/usr/local/bin");
         assert_eq!(x("${PATHX#nomatch}").unwrap(), "/usr/local/bin:/usr/bin");
         assert_eq!(x("${F#a?t}").unwrap(), "ar.gz");
-        assert_eq!(
-            x("${F:#x}").unwrap_err(),
-            "unsupported modifier (:#) in substitution"
-        );
-        assert_eq!(
-            x("${F#\\x}").unwrap_err(),
-            "invalid pattern (\\x) in substitution: invalid escape '\\x'"
-        );
+        assert_eq!(x("${F:#x}").unwrap_err(), "unsupported modifier (:#) in substitution");
+        assert_eq!(x("${F#\\x}").unwrap_err(), "invalid pattern (\\x) in substitution: invalid escape '\\x'");
     }
 
     #[test]
@@ -846,24 +768,12 @@ mod tests {
     fn syntax_errors() {
         assert_eq!(x("${}").unwrap_err(), "syntax error: bad substitution");
         assert_eq!(x("${:-x}").unwrap_err(), "syntax error: bad substitution");
-        assert_eq!(
-            x("${PWD").unwrap_err(),
-            "unsupported modifier (\u{fffd}) in substitution"
-        );
+        assert_eq!(x("${PWD").unwrap_err(), "unsupported modifier (\u{fffd}) in substitution");
         assert_eq!(x("${PWD:-x").unwrap_err(), "syntax error: missing '}'");
-        assert_eq!(
-            x("${PWD:=x}").unwrap_err(),
-            "unsupported modifier (:=) in substitution"
-        );
-        assert_eq!(
-            x("${.}").unwrap_err(),
-            "unsupported modifier (.) in substitution"
-        );
+        assert_eq!(x("${PWD:=x}").unwrap_err(), "unsupported modifier (:=) in substitution");
+        assert_eq!(x("${.}").unwrap_err(), "unsupported modifier (.) in substitution");
         let e = Lexer::new('\\').expand("${", &NoEnv).unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "failed to process \"${\": syntax error: missing '}'"
-        );
+        assert_eq!(e.to_string(), "failed to process \"${\": syntax error: missing '}'");
     }
 
     #[test]
@@ -878,14 +788,8 @@ mod tests {
         assert_eq!(x("a\\tb").unwrap(), "atb");
         assert_eq!(x("hello\\").unwrap(), "hello");
         assert_eq!(x("'a\\'").unwrap(), "a\\");
-        assert_eq!(
-            x("he'llo").unwrap_err(),
-            "unexpected end of statement while looking for matching single-quote"
-        );
-        assert_eq!(
-            x("\"hello").unwrap_err(),
-            "unexpected end of statement while looking for matching double-quote"
-        );
+        assert_eq!(x("he'llo").unwrap_err(), "unexpected end of statement while looking for matching single-quote");
+        assert_eq!(x("\"hello").unwrap_err(), "unexpected end of statement while looking for matching double-quote");
     }
 
     #[test]
@@ -910,36 +814,22 @@ mod tests {
 
     #[test]
     fn matches_are_recorded() {
-        let r = Lexer::new('\\')
-            .expand_with_matches("$PWD ${NOPE:-x} ${SHELL}", &env())
-            .unwrap();
+        let r = Lexer::new('\\').expand_with_matches("$PWD ${NOPE:-x} ${SHELL}", &env()).unwrap();
         assert_eq!(r.value, "/home x bash");
-        assert_eq!(
-            r.matched.into_iter().collect::<Vec<_>>(),
-            vec!["PWD", "SHELL"]
-        );
+        assert_eq!(r.matched.into_iter().collect::<Vec<_>>(), vec!["PWD", "SHELL"]);
         assert_eq!(r.unmatched.into_iter().collect::<Vec<_>>(), vec!["NOPE"]);
     }
 
     #[test]
     fn skip_unset_keeps_references() {
-        let lex = Lexer {
-            skip_unset_env: true,
-            ..Lexer::new('\\')
-        };
-        assert_eq!(
-            lex.expand("$X ${Y} ${Z:-d} $PWD", &env()).unwrap(),
-            "$X ${Y} ${Z:-d} /home"
-        );
+        let lex = Lexer { skip_unset_env: true, ..Lexer::new('\\') };
+        assert_eq!(lex.expand("$X ${Y} ${Z:-d} $PWD", &env()).unwrap(), "$X ${Y} ${Z:-d} /home");
     }
 
     #[test]
     fn heredoc_lexer_keeps_quotes() {
         let lex = Lexer::for_heredoc();
-        assert_eq!(
-            lex.expand("echo \"$PWD\" '$SHELL'\n", &env()).unwrap(),
-            "echo \"/home\" 'bash'\n"
-        );
+        assert_eq!(lex.expand("echo \"$PWD\" '$SHELL'\n", &env()).unwrap(), "echo \"/home\" 'bash'\n");
     }
 
     #[test]

@@ -37,10 +37,7 @@ impl FlagValues {
     }
 }
 
-pub(crate) fn parse_flags(
-    args: &[String],
-    defs: &[(&'static str, FlagType)],
-) -> Result<FlagValues, String> {
+pub(crate) fn parse_flags(args: &[String], defs: &[(&'static str, FlagType)]) -> Result<FlagValues, String> {
     let mut out = FlagValues::default();
     for a in args {
         if a == "--" {
@@ -56,12 +53,7 @@ pub(crate) fn parse_flags(
         let flag_name = format!("--{name}");
         let Some(&(key, typ)) = defs.iter().find(|(n, _)| *n == name) else {
             let names: Vec<&str> = defs.iter().map(|(n, _)| *n).collect();
-            return Err(suggest::wrap(
-                format!("unknown flag: {flag_name}"),
-                name,
-                &names,
-                true,
-            ));
+            return Err(suggest::wrap(format!("unknown flag: {flag_name}"), name, &names, true));
         };
         if out.is_used(key) && typ != FlagType::Strings {
             return Err(format!("duplicate flag specified: {flag_name}"));
@@ -101,17 +93,11 @@ pub(crate) fn parse_flags(
 mod tests {
     use super::*;
 
-    const DEFS: &[(&str, FlagType)] = &[
-        ("from", FlagType::String),
-        ("link", FlagType::Bool),
-        ("exclude", FlagType::Strings),
-    ];
+    const DEFS: &[(&str, FlagType)] =
+        &[("from", FlagType::String), ("link", FlagType::Bool), ("exclude", FlagType::Strings)];
 
     fn p(args: &[&str]) -> Result<FlagValues, String> {
-        parse_flags(
-            &args.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
-            DEFS,
-        )
+        parse_flags(&args.iter().map(|s| s.to_string()).collect::<Vec<_>>(), DEFS)
     }
 
     #[test]
@@ -125,26 +111,11 @@ mod tests {
 
     #[test]
     fn errors() {
-        assert_eq!(
-            p(&["--form=a"]).err().unwrap(),
-            "unknown flag: --form (did you mean from?)"
-        );
+        assert_eq!(p(&["--form=a"]).err().unwrap(), "unknown flag: --form (did you mean from?)");
         assert_eq!(p(&["--chown=a"]).err().unwrap(), "unknown flag: --chown");
-        assert_eq!(
-            p(&["--from"]).err().unwrap(),
-            "missing a value on flag: --from"
-        );
-        assert_eq!(
-            p(&["--link="]).err().unwrap(),
-            "missing a value on flag: --link"
-        );
-        assert_eq!(
-            p(&["--link=maybe"]).err().unwrap(),
-            "expecting boolean value for flag --link, not: maybe"
-        );
-        assert_eq!(
-            p(&["--from=a", "--from=b"]).err().unwrap(),
-            "duplicate flag specified: --from"
-        );
+        assert_eq!(p(&["--from"]).err().unwrap(), "missing a value on flag: --from");
+        assert_eq!(p(&["--link="]).err().unwrap(), "missing a value on flag: --link");
+        assert_eq!(p(&["--link=maybe"]).err().unwrap(), "expecting boolean value for flag --link, not: maybe");
+        assert_eq!(p(&["--from=a", "--from=b"]).err().unwrap(), "duplicate flag specified: --from");
     }
 }

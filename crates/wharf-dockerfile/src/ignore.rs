@@ -256,8 +256,7 @@ impl Pattern {
                             i += 1;
                         }
                         let mut hi = lo;
-                        if chars.get(i) == Some(&'-') && chars.get(i + 1).is_some_and(|c| *c != ']')
-                        {
+                        if chars.get(i) == Some(&'-') && chars.get(i + 1).is_some_and(|c| *c != ']') {
                             hi = chars[i + 1];
                             i += 2;
                             if hi == '\\' {
@@ -308,9 +307,7 @@ fn match_toks(toks: &[Tok], t: usize, p: &[char], i: usize, memo: &mut [Option<b
     let r = match toks.get(t) {
         None => i == p.len(),
         Some(Tok::Lit(c)) => p.get(i) == Some(c) && match_toks(toks, t + 1, p, i + 1, memo),
-        Some(Tok::Any) => {
-            p.get(i).is_some_and(|c| *c != '/') && match_toks(toks, t + 1, p, i + 1, memo)
-        }
+        Some(Tok::Any) => p.get(i).is_some_and(|c| *c != '/') && match_toks(toks, t + 1, p, i + 1, memo),
         Some(Tok::Star) => {
             let mut j = i;
             loop {
@@ -331,8 +328,7 @@ fn match_toks(toks: &[Tok], t: usize, p: &[char], i: usize, memo: &mut [Option<b
                 || (i..p.len()).any(|j| p[j] == '/' && match_toks(toks, t + 1, p, j + 1, memo))
         }
         Some(Tok::Class { negated, items }) => {
-            p.get(i)
-                .is_some_and(|c| items.iter().any(|(lo, hi)| lo <= c && c <= hi) != *negated)
+            p.get(i).is_some_and(|c| items.iter().any(|(lo, hi)| lo <= c && c <= hi) != *negated)
                 && match_toks(toks, t + 1, p, i + 1, memo)
         }
     };
@@ -441,18 +437,9 @@ impl PatternMatcher {
             }
             let (match_type, toks) =
                 Pattern::compile(&p).map_err(|_| IgnoreError::BadPattern { pattern: p.clone() })?;
-            out.push(Pattern {
-                dirs: p.split('/').count(),
-                cleaned: p,
-                exclusion,
-                match_type,
-                toks,
-            });
+            out.push(Pattern { dirs: p.split('/').count(), cleaned: p, exclusion, match_type, toks });
         }
-        Ok(Self {
-            patterns: out,
-            exclusions,
-        })
+        Ok(Self { patterns: out, exclusions })
     }
 
     /// Parse an ignore file's text and compile it.
@@ -516,14 +503,8 @@ impl PatternMatcher {
     /// The walking form: `parent` is the [`MatchInfo`] of `file`'s directory (default for
     /// entries of the root). Returns whether `file` is excluded and its own [`MatchInfo`] to
     /// pass to its children.
-    pub fn matches_using_parent_results(
-        &self,
-        file: &str,
-        parent: &MatchInfo,
-    ) -> (bool, MatchInfo) {
-        let mut info = MatchInfo {
-            parent_matched: vec![false; self.patterns.len()],
-        };
+    pub fn matches_using_parent_results(&self, file: &str, parent: &MatchInfo) -> (bool, MatchInfo) {
+        let mut info = MatchInfo { parent_matched: vec![false; self.patterns.len()] };
         let have_parent = parent.parent_matched.len() == self.patterns.len();
         let mut matched = false;
         for (i, pat) in self.patterns.iter().enumerate() {
@@ -557,10 +538,7 @@ impl PatternMatcher {
             return true;
         }
         let dir_slash = format!("{dir}/");
-        !self
-            .patterns
-            .iter()
-            .any(|p| p.exclusion && format!("{}/", p.cleaned).starts_with(&dir_slash))
+        !self.patterns.iter().any(|p| p.exclusion && format!("{}/", p.cleaned).starts_with(&dir_slash))
     }
 }
 
@@ -569,19 +547,13 @@ mod tests {
     use super::*;
 
     fn m(patterns: &[&str], file: &str) -> bool {
-        PatternMatcher::new(patterns)
-            .unwrap()
-            .matches_or_parent_matches(file)
+        PatternMatcher::new(patterns).unwrap().matches_or_parent_matches(file)
     }
 
     #[test]
     fn reads_files_like_docker() {
-        let text =
-            "\u{feff}# comment\n  *.md  \n\n/abs/path\n! keep.md\n./a//b/../c/\n #not a comment\n";
-        assert_eq!(
-            read_ignore_file(text),
-            vec!["*.md", "abs/path", "!keep.md", "a/c", "#not a comment"]
-        );
+        let text = "\u{feff}# comment\n  *.md  \n\n/abs/path\n! keep.md\n./a//b/../c/\n #not a comment\n";
+        assert_eq!(read_ignore_file(text), vec!["*.md", "abs/path", "!keep.md", "a/c", "#not a comment"]);
     }
 
     #[test]
@@ -618,36 +590,17 @@ mod tests {
         // exceptions, in order
         assert!(!m(&["*.md", "!README.md"], "README.md"));
         assert!(m(&["*.md", "!README.md"], "CHANGES.md"));
-        assert!(!m(
-            &["*.md", "!README*.md", "README-secret.md"],
-            "README.md"
-        ));
-        assert!(m(
-            &["*.md", "!README*.md", "README-secret.md"],
-            "README-secret.md"
-        ));
-        assert!(m(
-            &["*.md", "README-secret.md", "!README*.md"],
-            "CHANGES.md"
-        ));
-        assert!(!m(
-            &["*.md", "README-secret.md", "!README*.md"],
-            "README-secret.md"
-        ));
+        assert!(!m(&["*.md", "!README*.md", "README-secret.md"], "README.md"));
+        assert!(m(&["*.md", "!README*.md", "README-secret.md"], "README-secret.md"));
+        assert!(m(&["*.md", "README-secret.md", "!README*.md"], "CHANGES.md"));
+        assert!(!m(&["*.md", "README-secret.md", "!README*.md"], "README-secret.md"));
     }
 
     #[test]
     fn directories_and_children() {
         assert!(m(&["node_modules"], "node_modules/x/index.js"));
-        assert!(
-            PatternMatcher::from_ignore_file("/build\n")
-                .unwrap()
-                .matches_or_parent_matches("build/out.o")
-        );
-        assert!(
-            !m(&["/build"], "build/out.o"),
-            "only the file reader strips the leading slash"
-        );
+        assert!(PatternMatcher::from_ignore_file("/build\n").unwrap().matches_or_parent_matches("build/out.o"));
+        assert!(!m(&["/build"], "build/out.o"), "only the file reader strips the leading slash");
         assert!(!m(&["build"], "src/build/out.o"));
         assert!(m(&["**/build"], "src/build/out.o"));
         // a directory excluded, one child re-included
@@ -694,22 +647,10 @@ mod tests {
 
     #[test]
     fn bad_patterns() {
-        assert_eq!(
-            PatternMatcher::new(&["[a-"]).unwrap_err().to_string(),
-            "syntax error in pattern"
-        );
-        assert_eq!(
-            PatternMatcher::new(&["[]"]).unwrap_err().to_string(),
-            "syntax error in pattern"
-        );
-        assert_eq!(
-            PatternMatcher::new(&["a\\"]).unwrap_err().to_string(),
-            "syntax error in pattern"
-        );
-        assert_eq!(
-            PatternMatcher::new(&["!"]).unwrap_err().to_string(),
-            "illegal exclusion pattern: \"!\""
-        );
+        assert_eq!(PatternMatcher::new(&["[a-"]).unwrap_err().to_string(), "syntax error in pattern");
+        assert_eq!(PatternMatcher::new(&["[]"]).unwrap_err().to_string(), "syntax error in pattern");
+        assert_eq!(PatternMatcher::new(&["a\\"]).unwrap_err().to_string(), "syntax error in pattern");
+        assert_eq!(PatternMatcher::new(&["!"]).unwrap_err().to_string(), "illegal exclusion pattern: \"!\"");
     }
 
     #[test]
@@ -730,15 +671,9 @@ mod tests {
             trim_build_files_from_excludes(&ex, "Dockerfile", false),
             vec!["*", "!.dockerignore", "!Dockerfile"]
         );
-        assert_eq!(
-            trim_build_files_from_excludes(&ex, "Dockerfile", true),
-            vec!["*", "!.dockerignore"]
-        );
+        assert_eq!(trim_build_files_from_excludes(&ex, "Dockerfile", true), vec!["*", "!.dockerignore"]);
         let ex = vec!["*.md".to_string()];
-        assert_eq!(
-            trim_build_files_from_excludes(&ex, "Dockerfile", false),
-            vec!["*.md"]
-        );
+        assert_eq!(trim_build_files_from_excludes(&ex, "Dockerfile", false), vec!["*.md"]);
     }
 
     #[test]

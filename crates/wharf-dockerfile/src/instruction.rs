@@ -139,10 +139,7 @@ impl CommandLine {
             let first = &self.heredocs[0];
             let data = first.body();
             if data.starts_with("#!") {
-                return Some(HeredocScript::File {
-                    name: first.name.clone(),
-                    content: data,
-                });
+                return Some(HeredocScript::File { name: first.name.clone(), content: data });
             }
             return Some(HeredocScript::Command(data));
         }
@@ -481,16 +478,8 @@ pub(crate) fn parse_node(node: &Node, escape: char) -> Result<Parsed, String> {
                 ],
             )?;
             let command = command_line(node);
-            let devices = f
-                .strings("device")
-                .iter()
-                .map(|d| Device::parse(d))
-                .collect::<Result<Vec<_>, _>>()?;
-            let mounts = f
-                .strings("mount")
-                .iter()
-                .map(|m| RunMount::parse(m, None))
-                .collect::<Result<Vec<_>, _>>()?;
+            let devices = f.strings("device").iter().map(|d| Device::parse(d)).collect::<Result<Vec<_>, _>>()?;
+            let mounts = f.strings("mount").iter().map(|m| RunMount::parse(m, None)).collect::<Result<Vec<_>, _>>()?;
             let network = match f.string("network").as_deref().unwrap_or("default") {
                 "default" => Network::Default,
                 "none" => Network::None,
@@ -502,14 +491,7 @@ pub(crate) fn parse_node(node: &Node, escape: char) -> Result<Parsed, String> {
                 "insecure" => Security::Insecure,
                 other => return Err(format!("security {} is not valid", go_quote(other))),
             };
-            InstructionKind::Run(Run {
-                command,
-                mounts,
-                network,
-                security,
-                devices,
-                flags_used: f.used,
-            })
+            InstructionKind::Run(Run { command, mounts, network, security, devices, flags_used: f.used })
         }
         "cmd" => {
             no_flags(node)?;
@@ -571,14 +553,8 @@ pub(crate) fn parse_node(node: &Node, escape: char) -> Result<Parsed, String> {
             for a in args {
                 let decl = match a.split_once('=') {
                     Some(("", _)) => return Err("ARG names can not be blank".into()),
-                    Some((k, v)) => ArgDecl {
-                        name: k.to_string(),
-                        default: Some(v.to_string()),
-                    },
-                    None => ArgDecl {
-                        name: a.clone(),
-                        default: None,
-                    },
+                    Some((k, v)) => ArgDecl { name: k.to_string(), default: Some(v.to_string()) },
+                    None => ArgDecl { name: a.clone(), default: None },
                 };
                 decls.push(decl);
             }
@@ -609,25 +585,18 @@ pub(crate) fn parse_node(node: &Node, escape: char) -> Result<Parsed, String> {
 
 fn strip_onbuild(original: &str) -> &str {
     let t = original.trim_start();
-    if t.len() >= 7 && t[..7].eq_ignore_ascii_case("onbuild") {
-        t[7..].trim_start()
-    } else {
-        t
-    }
+    if t.len() >= 7 && t[..7].eq_ignore_ascii_case("onbuild") { t[7..].trim_start() } else { t }
 }
 
 fn no_destination(cmd: &str) -> String {
-    format!(
-        "{cmd} requires at least two arguments, but only one was provided. Destination could not be determined"
-    )
+    format!("{cmd} requires at least two arguments, but only one was provided. Destination could not be determined")
 }
 
 /// `^[a-z][a-z0-9-_.]*$`
 pub(crate) fn valid_stage_name(name: &str) -> bool {
     let mut chars = name.chars();
     matches!(chars.next(), Some('a'..='z'))
-        && chars
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.'))
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.'))
 }
 
 fn parse_kvps(args: &[String], cmd: &str) -> Result<Vec<KeyValue>, String> {
@@ -642,11 +611,7 @@ fn parse_kvps(args: &[String], cmd: &str) -> Result<Vec<KeyValue>, String> {
             if c[0].is_empty() {
                 return Err(format!("{cmd} names can not be blank"));
             }
-            Ok(KeyValue {
-                key: c[0].clone(),
-                value: c[1].clone(),
-                legacy: c[2].is_empty(),
-            })
+            Ok(KeyValue { key: c[0].clone(), value: c[1].clone(), legacy: c[2].is_empty() })
         })
         .collect()
 }
@@ -668,11 +633,7 @@ fn sources_and_dest(node: &Node, cmd: &str) -> Result<SourcesAndDest, String> {
                 if h.chomp {
                     content = crate::lexer::chomp_heredoc_content(&content);
                 }
-                inline.push(InlineSource {
-                    name: h.name,
-                    content,
-                    expand: h.expand,
-                });
+                inline.push(InlineSource { name: h.name, content, expand: h.expand });
             }
             None => sources.push(src.clone()),
         }
@@ -681,16 +642,8 @@ fn sources_and_dest(node: &Node, cmd: &str) -> Result<SourcesAndDest, String> {
 }
 
 fn command_line(node: &Node) -> CommandLine {
-    let args = if node.json || node.args.is_empty() {
-        node.args.clone()
-    } else {
-        vec![node.args.join(" ")]
-    };
-    CommandLine {
-        args,
-        prepend_shell: !node.json,
-        heredocs: node.heredocs.clone(),
-    }
+    let args = if node.json || node.args.is_empty() { node.args.clone() } else { vec![node.args.join(" ")] };
+    CommandLine { args, prepend_shell: !node.json, heredocs: node.heredocs.clone() }
 }
 
 fn parse_healthcheck(node: &Node) -> Result<Healthcheck, String> {
@@ -718,11 +671,7 @@ fn parse_healthcheck(node: &Node) -> Result<Healthcheck, String> {
     )?;
     let test = match typ.as_str() {
         "CMD" => {
-            let cmd: Vec<String> = if node.json || rest.is_empty() {
-                rest.to_vec()
-            } else {
-                vec![rest.join(" ")]
-            };
+            let cmd: Vec<String> = if node.json || rest.is_empty() { rest.to_vec() } else { vec![rest.join(" ")] };
             if cmd.is_empty() {
                 return Err("Missing command after HEALTHCHECK CMD".into());
             }
@@ -730,10 +679,7 @@ fn parse_healthcheck(node: &Node) -> Result<Healthcheck, String> {
             std::iter::once(t.to_string()).chain(cmd).collect()
         }
         _ => {
-            return Err(format!(
-                "Unknown type {} in HEALTHCHECK (try CMD)",
-                go_quote(&typ)
-            ));
+            return Err(format!("Unknown type {} in HEALTHCHECK (try CMD)", go_quote(&typ)));
         }
     };
     let interval = |name: &str| -> Result<Duration, String> {
@@ -745,11 +691,7 @@ fn parse_healthcheck(node: &Node) -> Result<Healthcheck, String> {
             return Ok(Duration::ZERO);
         }
         if ns < 1_000_000 {
-            return Err(format!(
-                "Interval {} cannot be less than {}",
-                go_quote(name),
-                go_duration_string(1_000_000)
-            ));
+            return Err(format!("Interval {} cannot be less than {}", go_quote(name), go_duration_string(1_000_000)));
         }
         Ok(Duration::from_nanos(ns as u64))
     };
@@ -777,17 +719,11 @@ fn parse_healthcheck(node: &Node) -> Result<Healthcheck, String> {
 fn parse_go_int32(s: &str) -> Result<i64, String> {
     let digits = s.strip_prefix(['+', '-']).unwrap_or(s);
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!(
-            "strconv.ParseInt: parsing {}: invalid syntax",
-            go_quote(s)
-        ));
+        return Err(format!("strconv.ParseInt: parsing {}: invalid syntax", go_quote(s)));
     }
     match s.parse::<i32>() {
         Ok(n) => Ok(i64::from(n)),
-        Err(_) => Err(format!(
-            "strconv.ParseInt: parsing {}: value out of range",
-            go_quote(s)
-        )),
+        Err(_) => Err(format!("strconv.ParseInt: parsing {}: value out of range", go_quote(s))),
     }
 }
 
@@ -816,15 +752,7 @@ impl Instruction {
                 .collect()
         };
         let kvs = |v: &[KeyValue]| -> Result<Vec<KeyValue>, ExpandError> {
-            v.iter()
-                .map(|kv| {
-                    Ok(KeyValue {
-                        key: x(&kv.key)?,
-                        value: x(&kv.value)?,
-                        legacy: kv.legacy,
-                    })
-                })
-                .collect()
+            v.iter().map(|kv| Ok(KeyValue { key: x(&kv.key)?, value: x(&kv.value)?, legacy: kv.legacy })).collect()
         };
         let kind = match &self.kind {
             InstructionKind::Env(v) => InstructionKind::Env(kvs(v)?),
@@ -849,9 +777,7 @@ impl Instruction {
             InstructionKind::Workdir(p) => InstructionKind::Workdir(x(p)?),
             InstructionKind::User(u) => InstructionKind::User(x(u)?),
             InstructionKind::StopSignal(s) => InstructionKind::StopSignal(x(s)?),
-            InstructionKind::Volume(v) => {
-                InstructionKind::Volume(v.iter().map(|s| x(s)).collect::<Result<_, _>>()?)
-            }
+            InstructionKind::Volume(v) => InstructionKind::Volume(v.iter().map(|s| x(s)).collect::<Result<_, _>>()?),
             InstructionKind::Expose(v) => {
                 let mut ports = Vec::new();
                 for p in v {
@@ -870,17 +796,11 @@ impl Instruction {
                     .map(|m| RunMount::parse(&m.spec, Some(&exp)))
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(|message| ExpandError::Validate { message })?;
-                InstructionKind::Run(Run {
-                    mounts,
-                    ..r.clone()
-                })
+                InstructionKind::Run(Run { mounts, ..r.clone() })
             }
             other => other.clone(),
         };
-        Ok(Instruction {
-            kind,
-            ..self.clone()
-        })
+        Ok(Instruction { kind, ..self.clone() })
     }
 }
 
@@ -899,31 +819,16 @@ mod tests {
 
     #[test]
     fn copy_flags_and_heredoc_sources() {
-        let k =
-            parse_one("COPY --from=build --chown=app:app --chmod=755 --link a b /dst/").unwrap();
-        let InstructionKind::Copy(c) = k else {
-            panic!()
-        };
+        let k = parse_one("COPY --from=build --chown=app:app --chmod=755 --link a b /dst/").unwrap();
+        let InstructionKind::Copy(c) = k else { panic!() };
         assert_eq!(c.from.as_deref(), Some("build"));
         assert_eq!(c.sources, vec!["a", "b"]);
         assert!(c.link);
         let k = parse_one("COPY <<-EOF /etc/motd\n\thello\nEOF\n").unwrap();
-        let InstructionKind::Copy(c) = k else {
-            panic!()
-        };
-        assert_eq!(
-            c.inline,
-            vec![InlineSource {
-                name: "EOF".into(),
-                content: "hello\n".into(),
-                expand: true
-            }]
-        );
+        let InstructionKind::Copy(c) = k else { panic!() };
+        assert_eq!(c.inline, vec![InlineSource { name: "EOF".into(), content: "hello\n".into(), expand: true }]);
         assert!(c.sources.is_empty());
-        assert_eq!(
-            parse_one("COPY a <<EOF\nx\nEOF\n").unwrap_err(),
-            "COPY cannot accept a heredoc as a destination"
-        );
+        assert_eq!(parse_one("COPY a <<EOF\nx\nEOF\n").unwrap_err(), "COPY cannot accept a heredoc as a destination");
         assert_eq!(
             parse_one("COPY a").unwrap_err(),
             "COPY requires at least two arguments, but only one was provided. Destination could not be determined"
@@ -933,49 +838,24 @@ mod tests {
     #[test]
     fn healthcheck_options() {
         let k = parse_one("HEALTHCHECK --interval=30s --timeout=3s --start-period=5s --start-interval=1s --retries=3 CMD curl -f http://localhost/ || exit 1").unwrap();
-        let InstructionKind::Healthcheck(Healthcheck::Check(h)) = k else {
-            panic!()
-        };
-        assert_eq!(
-            h.test,
-            vec!["CMD-SHELL", "curl -f http://localhost/ || exit 1"]
-        );
+        let InstructionKind::Healthcheck(Healthcheck::Check(h)) = k else { panic!() };
+        assert_eq!(h.test, vec!["CMD-SHELL", "curl -f http://localhost/ || exit 1"]);
         assert_eq!(h.interval, Duration::from_secs(30));
         assert_eq!(h.start_interval, Duration::from_secs(1));
         assert_eq!(h.retries, 3);
         let k = parse_one("HEALTHCHECK CMD [\"/bin/check\", \"-q\"]").unwrap();
-        let InstructionKind::Healthcheck(Healthcheck::Check(h)) = k else {
-            panic!()
-        };
+        let InstructionKind::Healthcheck(Healthcheck::Check(h)) = k else { panic!() };
         assert_eq!(h.test, vec!["CMD", "/bin/check", "-q"]);
-        assert_eq!(
-            parse_one("HEALTHCHECK none").unwrap(),
-            InstructionKind::Healthcheck(Healthcheck::None)
-        );
-        assert_eq!(
-            parse_one("HEALTHCHECK NONE x").unwrap_err(),
-            "HEALTHCHECK NONE takes no arguments"
-        );
-        assert_eq!(
-            parse_one("HEALTHCHECK CMD").unwrap_err(),
-            "Missing command after HEALTHCHECK CMD"
-        );
-        assert_eq!(
-            parse_one("HEALTHCHECK RUN x").unwrap_err(),
-            "Unknown type \"RUN\" in HEALTHCHECK (try CMD)"
-        );
-        assert_eq!(
-            parse_one("HEALTHCHECK --interval=10 CMD x").unwrap_err(),
-            "time: missing unit in duration \"10\""
-        );
+        assert_eq!(parse_one("HEALTHCHECK none").unwrap(), InstructionKind::Healthcheck(Healthcheck::None));
+        assert_eq!(parse_one("HEALTHCHECK NONE x").unwrap_err(), "HEALTHCHECK NONE takes no arguments");
+        assert_eq!(parse_one("HEALTHCHECK CMD").unwrap_err(), "Missing command after HEALTHCHECK CMD");
+        assert_eq!(parse_one("HEALTHCHECK RUN x").unwrap_err(), "Unknown type \"RUN\" in HEALTHCHECK (try CMD)");
+        assert_eq!(parse_one("HEALTHCHECK --interval=10 CMD x").unwrap_err(), "time: missing unit in duration \"10\"");
         assert_eq!(
             parse_one("HEALTHCHECK --timeout=1us CMD x").unwrap_err(),
             "Interval \"timeout\" cannot be less than 1ms"
         );
-        assert_eq!(
-            parse_one("HEALTHCHECK --retries=-1 CMD x").unwrap_err(),
-            "--retries cannot be negative (-1)"
-        );
+        assert_eq!(parse_one("HEALTHCHECK --retries=-1 CMD x").unwrap_err(), "--retries cannot be negative (-1)");
         assert_eq!(
             parse_one("HEALTHCHECK --retries=x CMD x").unwrap_err(),
             "strconv.ParseInt: parsing \"x\": invalid syntax"
@@ -989,35 +869,21 @@ mod tests {
     #[test]
     fn onbuild() {
         let k = parse_one("ONBUILD RUN --mount=type=cache,target=/c make").unwrap();
-        let InstructionKind::Onbuild(o) = k else {
-            panic!()
-        };
+        let InstructionKind::Onbuild(o) = k else { panic!() };
         assert_eq!(o.expression, "RUN --mount=type=cache,target=/c make");
         assert!(matches!(o.trigger.kind, InstructionKind::Run(_)));
         assert_eq!(
             parse_one("ONBUILD ONBUILD RUN x").unwrap_err(),
             "Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed"
         );
-        assert_eq!(
-            parse_one("onbuild from x").unwrap_err(),
-            "FROM isn't allowed as an ONBUILD trigger"
-        );
-        assert_eq!(
-            parse_one("ONBUILD MAINTAINER me").unwrap_err(),
-            "MAINTAINER isn't allowed as an ONBUILD trigger"
-        );
+        assert_eq!(parse_one("onbuild from x").unwrap_err(), "FROM isn't allowed as an ONBUILD trigger");
+        assert_eq!(parse_one("ONBUILD MAINTAINER me").unwrap_err(), "MAINTAINER isn't allowed as an ONBUILD trigger");
     }
 
     #[test]
     fn shell_needs_json() {
-        assert_eq!(
-            parse_one("SHELL /bin/bash -c").unwrap_err(),
-            "SHELL requires the arguments to be in JSON form"
-        );
-        assert_eq!(
-            parse_one("SHELL []").unwrap_err(),
-            "SHELL requires at least one argument"
-        );
+        assert_eq!(parse_one("SHELL /bin/bash -c").unwrap_err(), "SHELL requires the arguments to be in JSON form");
+        assert_eq!(parse_one("SHELL []").unwrap_err(), "SHELL requires at least one argument");
         assert_eq!(
             parse_one("SHELL [\"bash\", \"-c\"]").unwrap(),
             InstructionKind::Shell(vec!["bash".into(), "-c".into()])
@@ -1026,112 +892,62 @@ mod tests {
 
     #[test]
     fn unknown_instruction_suggests() {
-        assert_eq!(
-            parse_one("FORM busybox").unwrap_err(),
-            "unknown instruction: FORM (did you mean FROM?)"
-        );
-        assert_eq!(
-            parse_one("cpy a b").unwrap_err(),
-            "unknown instruction: cpy (did you mean copy?)"
-        );
-        assert_eq!(
-            parse_one("FROBNICATE x").unwrap_err(),
-            "unknown instruction: FROBNICATE"
-        );
+        assert_eq!(parse_one("FORM busybox").unwrap_err(), "unknown instruction: FORM (did you mean FROM?)");
+        assert_eq!(parse_one("cpy a b").unwrap_err(), "unknown instruction: cpy (did you mean copy?)");
+        assert_eq!(parse_one("FROBNICATE x").unwrap_err(), "unknown instruction: FROBNICATE");
     }
 
     #[test]
     fn run_flags() {
-        let k = parse_one("RUN --network=none --security=insecure --mount=type=secret,id=x echo")
-            .unwrap();
+        let k = parse_one("RUN --network=none --security=insecure --mount=type=secret,id=x echo").unwrap();
         let InstructionKind::Run(r) = k else { panic!() };
         assert_eq!(r.network, Network::None);
         assert_eq!(r.security, Security::Insecure);
         assert_eq!(r.flags_used, vec!["network", "security", "mount"]);
-        assert_eq!(
-            parse_one("RUN --network=bridge x").unwrap_err(),
-            "invalid network mode \"bridge\""
-        );
-        assert_eq!(
-            parse_one("RUN --security=x y").unwrap_err(),
-            "security \"x\" is not valid"
-        );
+        assert_eq!(parse_one("RUN --network=bridge x").unwrap_err(), "invalid network mode \"bridge\"");
+        assert_eq!(parse_one("RUN --security=x y").unwrap_err(), "security \"x\" is not valid");
     }
 
     #[test]
     fn heredoc_scripts() {
         let k = parse_one("RUN <<EOF\n#!/usr/bin/env python3\nprint(1)\nEOF\n").unwrap();
         let InstructionKind::Run(r) = k else { panic!() };
-        assert!(matches!(
-            r.command.heredoc_script(),
-            Some(HeredocScript::File { .. })
-        ));
+        assert!(matches!(r.command.heredoc_script(), Some(HeredocScript::File { .. })));
         let k = parse_one("RUN cat <<A >/x\nhi\nA\n").unwrap();
         let InstructionKind::Run(r) = k else { panic!() };
-        assert_eq!(
-            r.command.heredoc_script(),
-            Some(HeredocScript::Command("cat <<A >/x\nhi\nA".into()))
-        );
+        assert_eq!(r.command.heredoc_script(), Some(HeredocScript::Command("cat <<A >/x\nhi\nA".into())));
     }
 
     #[test]
     fn expose_literal_ports_checked() {
-        assert_eq!(
-            parse_one("EXPOSE 80/xyz").unwrap_err(),
-            "invalid proto: xyz"
-        );
-        assert_eq!(
-            parse_one("EXPOSE 443 80").unwrap(),
-            InstructionKind::Expose(vec!["443".into(), "80".into()])
-        );
+        assert_eq!(parse_one("EXPOSE 80/xyz").unwrap_err(), "invalid proto: xyz");
+        assert_eq!(parse_one("EXPOSE 443 80").unwrap(), InstructionKind::Expose(vec!["443".into(), "80".into()]));
         assert!(parse_one("EXPOSE $PORT").is_ok());
     }
 
     #[test]
     fn expansion() {
         let env: std::collections::BTreeMap<String, String> =
-            [("P", "8080 9090"), ("U", "app"), ("D", "/srv")]
-                .map(|(k, v)| (k.into(), v.into()))
-                .into();
+            [("P", "8080 9090"), ("U", "app"), ("D", "/srv")].map(|(k, v)| (k.into(), v.into())).into();
         let lex = Lexer::new('\\');
         let l = lex_inst("EXPOSE $P");
-        assert_eq!(
-            l.expand(&lex, &env).unwrap().kind,
-            InstructionKind::Expose(vec!["8080".into(), "9090".into()])
-        );
+        assert_eq!(l.expand(&lex, &env).unwrap().kind, InstructionKind::Expose(vec!["8080".into(), "9090".into()]));
         let l = lex_inst("COPY --chown=$U:$U <<EOF src $D/\nhome=$D\nEOF\n");
-        let InstructionKind::Copy(c) = l.expand(&lex, &env).unwrap().kind else {
-            panic!()
-        };
+        let InstructionKind::Copy(c) = l.expand(&lex, &env).unwrap().kind else { panic!() };
         assert_eq!(c.chown.as_deref(), Some("app:app"));
         assert_eq!(c.dest, "/srv/");
         assert_eq!(c.inline[0].content, "home=/srv\n");
         let l = lex_inst("ENV A=\"x y\" B=${D}/bin");
-        let InstructionKind::Env(kv) = l.expand(&lex, &env).unwrap().kind else {
-            panic!()
-        };
-        assert_eq!(
-            (kv[0].value.as_str(), kv[1].value.as_str()),
-            ("x y", "/srv/bin")
-        );
+        let InstructionKind::Env(kv) = l.expand(&lex, &env).unwrap().kind else { panic!() };
+        assert_eq!((kv[0].value.as_str(), kv[1].value.as_str()), ("x y", "/srv/bin"));
         let l = lex_inst("EXPOSE $U");
-        assert_eq!(
-            l.expand(&lex, &env).unwrap_err().to_string(),
-            "invalid containerPort: app"
-        );
+        assert_eq!(l.expand(&lex, &env).unwrap_err().to_string(), "invalid containerPort: app");
     }
 
     fn lex_inst(text: &str) -> Instruction {
         let l = lex(text).unwrap();
         let n = &l.nodes[0];
-        let Parsed::Instruction(kind) = parse_node(n, '\\').unwrap() else {
-            panic!()
-        };
-        Instruction {
-            line: n.start_line,
-            end_line: n.end_line,
-            original: n.original.clone(),
-            kind,
-        }
+        let Parsed::Instruction(kind) = parse_node(n, '\\').unwrap() else { panic!() };
+        Instruction { line: n.start_line, end_line: n.end_line, original: n.original.clone(), kind }
     }
 }

@@ -57,19 +57,13 @@ pub struct Heredoc {
 impl Heredoc {
     /// The body with leading tabs removed from every line when `chomp` is set.
     pub fn body(&self) -> String {
-        if self.chomp {
-            chomp_heredoc_content(&self.content)
-        } else {
-            self.content.clone()
-        }
+        if self.chomp { chomp_heredoc_content(&self.content) } else { self.content.clone() }
     }
 }
 
 /// Leading tabs removed from every line (Docker's `ChompHeredocContent`).
 pub fn chomp_heredoc_content(s: &str) -> String {
-    s.split_inclusive('\n')
-        .map(|l| l.trim_start_matches('\t'))
-        .collect()
+    s.split_inclusive('\n').map(|l| l.trim_start_matches('\t')).collect()
 }
 
 /// One logical line.
@@ -141,9 +135,7 @@ fn match_directive(s: &str) -> Option<(String, String)> {
     if !first.is_ascii_alphabetic() {
         return None;
     }
-    let key_end = s
-        .find(|c: char| !c.is_ascii_alphanumeric())
-        .unwrap_or(s.len());
+    let key_end = s.find(|c: char| !c.is_ascii_alphanumeric()).unwrap_or(s.len());
     let key = &s[..key_end];
     let rest = s[key_end..].trim_start_matches(re_space);
     let rest = rest.strip_prefix('=')?;
@@ -196,28 +188,19 @@ fn process_line<'a>(
     if !dp.done {
         match dp.parse_line(tok) {
             Err(message) => {
-                return Err(ParseError::Directive {
-                    line: line_no,
-                    message,
-                });
+                return Err(ParseError::Directive { line: line_no, message });
             }
             Ok(Some((name, value))) => {
                 if name == "escape" {
                     if value != "`" && value != "\\" {
                         return Err(ParseError::Directive {
                             line: line_no,
-                            message: format!(
-                                "invalid escape token '{value}' does not match ` or \\"
-                            ),
+                            message: format!("invalid escape token '{value}' does not match ` or \\"),
                         });
                     }
                     *escape = value.chars().next().unwrap_or('\\');
                 }
-                directives.push(Directive {
-                    name,
-                    value,
-                    line: line_no,
-                });
+                directives.push(Directive { name, value, line: line_no });
             }
             Ok(None) => {}
         }
@@ -229,11 +212,7 @@ pub(crate) fn lex(text: &str) -> Result<Lexed, ParseError> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let all = lines(text);
     let mut escape = '\\';
-    let mut dp = DirectiveParser {
-        line: 0,
-        done: false,
-        seen: Vec::new(),
-    };
+    let mut dp = DirectiveParser { line: 0, done: false, seen: Vec::new() };
     let mut directives = Vec::new();
     let mut warnings = Vec::new();
     let mut nodes = Vec::new();
@@ -243,14 +222,7 @@ pub(crate) fn lex(text: &str) -> Result<Lexed, ParseError> {
     while i < all.len() {
         let raw = all[i];
         i += 1;
-        let first = process_line(
-            &mut dp,
-            raw,
-            true,
-            current_line + 1,
-            &mut escape,
-            &mut directives,
-        )?;
+        let first = process_line(&mut dp, raw, true, current_line + 1, &mut escape, &mut directives)?;
         current_line += 1;
         let start_line = current_line;
         let (first, mut end) = trim_continuation(first, escape);
@@ -262,14 +234,7 @@ pub(crate) fn lex(text: &str) -> Result<Lexed, ParseError> {
         while !end && i < all.len() {
             let raw = all[i];
             i += 1;
-            let cont = process_line(
-                &mut dp,
-                raw,
-                false,
-                current_line + 1,
-                &mut escape,
-                &mut directives,
-            )?;
+            let cont = process_line(&mut dp, raw, false, current_line + 1, &mut escape, &mut directives)?;
             current_line += 1;
             if is_comment(raw) {
                 continue;
@@ -283,16 +248,11 @@ pub(crate) fn lex(text: &str) -> Result<Lexed, ParseError> {
             buf.push_str(c);
         }
         if empty_continuation {
-            warnings.push(Warning {
-                line: current_line,
-                message: format!("Empty continuation line found in: {buf}"),
-            });
+            warnings.push(Warning { line: current_line, message: format!("Empty continuation line found in: {buf}") });
         }
-        let mut node =
-            node_from_line(&buf, escape).map_err(|m| ParseError::instruction(start_line, m))?;
+        let mut node = node_from_line(&buf, escape).map_err(|m| ParseError::instruction(start_line, m))?;
         if can_contain_heredoc(&node) && buf.contains("<<") {
-            let docs =
-                heredocs_from_line(&buf).map_err(|m| ParseError::instruction(start_line, m))?;
+            let docs = heredocs_from_line(&buf).map_err(|m| ParseError::instruction(start_line, m))?;
             for mut doc in docs {
                 let mut content = String::new();
                 let mut terminated = false;
@@ -311,10 +271,7 @@ pub(crate) fn lex(text: &str) -> Result<Lexed, ParseError> {
                     content.push_str(raw);
                 }
                 if !terminated {
-                    return Err(ParseError::Heredoc {
-                        line: start_line,
-                        message: "unterminated heredoc".into(),
-                    });
+                    return Err(ParseError::Heredoc { line: start_line, message: "unterminated heredoc".into() });
                 }
                 doc.content = content;
                 node.heredocs.push(doc);
@@ -325,17 +282,9 @@ pub(crate) fn lex(text: &str) -> Result<Lexed, ParseError> {
         nodes.push(node);
     }
     if nodes.is_empty() {
-        return Err(ParseError::Structure {
-            line: current_line,
-            message: "file with no instructions".into(),
-        });
+        return Err(ParseError::Structure { line: current_line, message: "file with no instructions".into() });
     }
-    Ok(Lexed {
-        nodes,
-        directives,
-        escape,
-        warnings,
-    })
+    Ok(Lexed { nodes, directives, escape, warnings })
 }
 
 fn can_contain_heredoc(node: &Node) -> bool {
@@ -343,10 +292,7 @@ fn can_contain_heredoc(node: &Node) -> bool {
         (Some(sub), true) => sub.as_ref(),
         _ => node,
     };
-    matches!(
-        n.keyword.to_ascii_lowercase().as_str(),
-        "add" | "copy" | "run"
-    ) && !n.json
+    matches!(n.keyword.to_ascii_lowercase().as_str(), "add" | "copy" | "run") && !n.json
 }
 
 /// Keyword, flags and per-keyword arguments of one joined line (BuildKit's `newNodeFromLine`).
@@ -373,13 +319,9 @@ pub(crate) fn node_from_line(line: &str, escape: char) -> Result<Node, String> {
         "add" | "copy" | "volume" => (node.args, node.json) = maybe_json_to_list(&args_text)?,
         "cmd" | "entrypoint" | "run" | "shell" => (node.args, node.json) = maybe_json(&args_text)?,
         "arg" => node.args = parse_words(&args_text, escape),
-        "env" | "label" => {
-            node.args = parse_name_val(&args_text, &lower.to_ascii_uppercase(), escape)?
-        }
+        "env" | "label" => node.args = parse_name_val(&args_text, &lower.to_ascii_uppercase(), escape)?,
         "expose" | "from" => node.args = whitespace_list(&args_text),
-        "maintainer" | "stopsignal" | "user" | "workdir" if !args_text.is_empty() => {
-            node.args = vec![args_text]
-        }
+        "maintainer" | "stopsignal" | "user" | "workdir" if !args_text.is_empty() => node.args = vec![args_text],
         "onbuild" if !args_text.is_empty() => {
             let child = node_from_line(&args_text, escape)?;
             node.args = vec![child.keyword.clone()];
@@ -402,15 +344,10 @@ pub(crate) fn node_from_line(line: &str, escape: char) -> Result<Node, String> {
 }
 
 fn whitespace_list(rest: &str) -> Vec<String> {
-    if rest.is_empty() {
-        Vec::new()
-    } else {
-        split_ws(rest)
-    }
+    if rest.is_empty() { Vec::new() } else { split_ws(rest) }
 }
 
-const NOT_STRING_ARRAY: &str =
-    "when using JSON array syntax, arrays must be comprised of strings only";
+const NOT_STRING_ARRAY: &str = "when using JSON array syntax, arrays must be comprised of strings only";
 
 /// `Ok(Some(args))` for a JSON array of strings, `Ok(None)` when `rest` is not JSON.
 fn parse_json(rest: &str) -> Result<Option<Vec<String>>, String> {
@@ -659,12 +596,7 @@ fn parse_name_val(rest: &str, key: &str, escape: char) -> Result<Vec<String>, St
 
 /// The heredocs a line opens, in order.
 fn heredocs_from_line(line: &str) -> Result<Vec<Heredoc>, String> {
-    let lex = Lexer {
-        raw_quotes: true,
-        raw_escapes: true,
-        skip_unset_env: true,
-        ..Lexer::new('\\')
-    };
+    let lex = Lexer { raw_quotes: true, raw_escapes: true, skip_unset_env: true, ..Lexer::new('\\') };
     let words = lex.expand_words(line, &NoEnv).unwrap_or_default();
     let mut docs = Vec::new();
     for w in words {
@@ -690,25 +622,15 @@ pub(crate) fn parse_heredoc(word: &str) -> Result<Option<Heredoc>, String> {
         return Ok(None);
     }
     let fd = word[..digits].parse::<u32>().unwrap_or(0);
-    let lex = Lexer {
-        skip_unset_env: true,
-        ..Lexer::new('\\')
-    };
+    let lex = Lexer { skip_unset_env: true, ..Lexer::new('\\') };
     let words = lex.expand_words(rest, &NoEnv).map_err(|e| e.to_string())?;
     if words.len() != 1 {
         return Ok(None);
     }
-    let raw_lex = Lexer {
-        raw_quotes: true,
-        ..lex
-    };
-    let raw = raw_lex
-        .expand_words(rest, &NoEnv)
-        .map_err(|e| e.to_string())?;
+    let raw_lex = Lexer { raw_quotes: true, ..lex };
+    let raw = raw_lex.expand_words(rest, &NoEnv).map_err(|e| e.to_string())?;
     if raw.len() != words.len() {
-        return Err(format!(
-            "internal lexing of heredoc produced inconsistent results: {rest}"
-        ));
+        return Err(format!("internal lexing of heredoc produced inconsistent results: {rest}"));
     }
     let quotes = |s: &str| s.matches(['\'', '"']).count();
     Ok(Some(Heredoc {
@@ -732,13 +654,9 @@ mod tests {
 
     #[test]
     fn continuation_and_comments() {
-        let n = one(
-            "RUN apt-get update \\\n  # a comment\n  && apt-get install -y curl \\\n\n  && rm -rf /var/lib/apt\n",
-        );
-        assert_eq!(
-            n.args,
-            vec!["apt-get update   && apt-get install -y curl   && rm -rf /var/lib/apt"]
-        );
+        let n =
+            one("RUN apt-get update \\\n  # a comment\n  && apt-get install -y curl \\\n\n  && rm -rf /var/lib/apt\n");
+        assert_eq!(n.args, vec!["apt-get update   && apt-get install -y curl   && rm -rf /var/lib/apt"]);
         assert_eq!((n.start_line, n.end_line), (1, 5));
         let l = lex("FROM a\nRUN a \\\n\n b\n").unwrap();
         assert_eq!(l.warnings.len(), 1);
@@ -779,10 +697,7 @@ mod tests {
     #[test]
     fn directive_errors() {
         let e = lex("# escape=x\nFROM a\n").err().unwrap();
-        assert_eq!(
-            e.message(),
-            "invalid escape token 'x' does not match ` or \\"
-        );
+        assert_eq!(e.message(), "invalid escape token 'x' does not match ` or \\");
         assert_eq!(e.line(), 1);
         let e = lex("# escape=`\n# escape=\\\nFROM a\n").err().unwrap();
         assert_eq!(e.message(), "only one escape parser directive can be used");
@@ -816,16 +731,10 @@ mod tests {
     #[test]
     fn env_forms() {
         let n = one("ENV A=1 B=\"x y\" C=a\\ b");
-        assert_eq!(
-            n.args,
-            vec!["A", "1", "=", "B", "\"x y\"", "=", "C", "a\\ b", "="]
-        );
+        assert_eq!(n.args, vec!["A", "1", "=", "B", "\"x y\"", "=", "C", "a\\ b", "="]);
         let n = one("ENV A  hello world");
         assert_eq!(n.args, vec!["A", "hello world", ""]);
-        assert_eq!(
-            lex("ENV A").err().unwrap().message(),
-            "ENV must have two arguments"
-        );
+        assert_eq!(lex("ENV A").err().unwrap().message(), "ENV must have two arguments");
         assert_eq!(
             lex("ENV A=1 B").err().unwrap().message(),
             "Syntax error - can't find = in \"B\". Must be of the form: name=value"
@@ -843,13 +752,7 @@ mod tests {
         assert!(!n.heredocs[0].expand && n.heredocs[0].chomp);
         assert_eq!(n.heredocs[0].body(), "line $X\n");
         let n = one("RUN 3<<A 4<<'B' cmd\na\nA\nb\nB\n");
-        assert_eq!(
-            n.heredocs
-                .iter()
-                .map(|h| (h.fd, h.name.as_str()))
-                .collect::<Vec<_>>(),
-            vec![(3, "A"), (4, "B")]
-        );
+        assert_eq!(n.heredocs.iter().map(|h| (h.fd, h.name.as_str())).collect::<Vec<_>>(), vec![(3, "A"), (4, "B")]);
         let e = lex("RUN <<EOF\necho\n").err().unwrap();
         assert_eq!((e.line(), e.message()), (1, "unterminated heredoc"));
         // JSON form does not read heredocs
@@ -873,9 +776,6 @@ mod tests {
 
     #[test]
     fn words() {
-        assert_eq!(
-            parse_words("a \"b c\" 'd\\' e\\ f", '\\'),
-            vec!["a", "\"b c\"", "'d\\'", "e\\ f"]
-        );
+        assert_eq!(parse_words("a \"b c\" 'd\\' e\\ f", '\\'), vec!["a", "\"b c\"", "'d\\'", "e\\ f"]);
     }
 }

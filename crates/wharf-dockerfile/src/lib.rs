@@ -45,8 +45,8 @@ pub use dockerfile::{BaseRef, Dockerfile, Stage, StageGraph, StageNode, parse};
 pub use error::ParseError;
 pub use expand::{Env, ExpandError, Expansion, FnEnv, Lexer, NoEnv, expand, expand_words};
 pub use instruction::{
-    Add, ArgDecl, CommandLine, Copy, HealthConfig, Healthcheck, HeredocScript, InlineSource,
-    Instruction, InstructionKind, KeyValue, Network, Onbuild, Run, Security,
+    Add, ArgDecl, CommandLine, Copy, HealthConfig, Healthcheck, HeredocScript, InlineSource, Instruction,
+    InstructionKind, KeyValue, Network, Onbuild, Run, Security,
 };
 pub use lexer::{Directive, Heredoc, Warning};
 pub use mount::{Device, MountKind, RunMount, Sharing};

@@ -121,14 +121,9 @@ impl RunMount {
                         m.read_only = false;
                         ro_auto = false;
                     }
-                    "required" if matches!(m.kind, MountKind::Secret | MountKind::Ssh) => {
-                        m.required = true
-                    }
+                    "required" if matches!(m.kind, MountKind::Secret | MountKind::Ssh) => m.required = true,
                     "required" => {
-                        return Err(format!(
-                            "unexpected key '{key}' for mount type '{}'",
-                            m.kind.as_str()
-                        ));
+                        return Err(format!("unexpected key '{key}' for mount type '{}'", m.kind.as_str()));
                     }
                     _ => return Err(format!("invalid field '{field}' must be a key=value pair")),
                 }
@@ -138,9 +133,7 @@ impl RunMount {
                 if let Some(i) = value.find('$')
                     && i != value.len() - 1
                 {
-                    return Err(format!(
-                        "'{key}' doesn't support variable expansion, define alias stage instead"
-                    ));
+                    return Err(format!("'{key}' doesn't support variable expansion, define alias stage instead"));
                 }
             } else if let Some(exp) = expand {
                 value = exp(&value)?;
@@ -187,19 +180,13 @@ impl RunMount {
                 }
                 "required" => {
                     if !matches!(m.kind, MountKind::Secret | MountKind::Ssh) {
-                        return Err(format!(
-                            "unexpected key '{key}' for mount type '{}'",
-                            m.kind.as_str()
-                        ));
+                        return Err(format!("unexpected key '{key}' for mount type '{}'", m.kind.as_str()));
                     }
                     m.required = parse_go_bool(&value).ok_or_else(|| bad(&key, &value))?;
                 }
                 "size" => {
                     if m.kind != MountKind::Tmpfs {
-                        return Err(format!(
-                            "unexpected key '{key}' for mount type '{}'",
-                            m.kind.as_str()
-                        ));
+                        return Err(format!("unexpected key '{key}' for mount type '{}'", m.kind.as_str()));
                     }
                     m.size_limit = Some(ram_in_bytes(&value).ok_or_else(|| bad(&key, &value))?);
                 }
@@ -220,25 +207,11 @@ impl RunMount {
                     })
                 }
                 "mode" => {
-                    m.mode = Some(
-                        u32::from_str_radix(&value, 8)
-                            .map_err(|_| format!("invalid value {value} for mode"))?,
-                    )
+                    m.mode =
+                        Some(u32::from_str_radix(&value, 8).map_err(|_| format!("invalid value {value} for mode"))?)
                 }
-                "uid" => {
-                    m.uid = Some(
-                        value
-                            .parse()
-                            .map_err(|_| format!("invalid value {value} for uid"))?,
-                    )
-                }
-                "gid" => {
-                    m.gid = Some(
-                        value
-                            .parse()
-                            .map_err(|_| format!("invalid value {value} for gid"))?,
-                    )
-                }
+                "uid" => m.uid = Some(value.parse().map_err(|_| format!("invalid value {value} for uid"))?),
+                "gid" => m.gid = Some(value.parse().map_err(|_| format!("invalid value {value} for gid"))?),
                 "env" => m.env = Some(value),
                 _ => {
                     return Err(suggest::wrap(
@@ -271,27 +244,15 @@ impl RunMount {
             }
         }
         let kind = m.kind.as_str();
-        if !matches!(
-            m.kind,
-            MountKind::Secret | MountKind::Ssh | MountKind::Cache
-        ) {
+        if !matches!(m.kind, MountKind::Secret | MountKind::Ssh | MountKind::Cache) {
             if m.mode.is_some() {
-                return Err(format!(
-                    "mode not allowed for {} type mounts",
-                    go_quote(kind)
-                ));
+                return Err(format!("mode not allowed for {} type mounts", go_quote(kind)));
             }
             if m.uid.is_some() {
-                return Err(format!(
-                    "uid not allowed for {} type mounts",
-                    go_quote(kind)
-                ));
+                return Err(format!("uid not allowed for {} type mounts", go_quote(kind)));
             }
             if m.gid.is_some() {
-                return Err(format!(
-                    "gid not allowed for {} type mounts",
-                    go_quote(kind)
-                ));
+                return Err(format!("gid not allowed for {} type mounts", go_quote(kind)));
             }
         }
         if ro_auto {
@@ -331,10 +292,7 @@ pub struct Device {
 impl Device {
     pub fn parse(spec: &str) -> Result<Device, String> {
         let fields = csv_fields(spec).map_err(|e| format!("failed to parse csv devices: {e}"))?;
-        let mut d = Device {
-            name: String::new(),
-            required: false,
-        };
+        let mut d = Device { name: String::new(), required: false };
         for field in &fields {
             match field.split_once('=') {
                 None => {
@@ -354,8 +312,7 @@ impl Device {
                         d.name = v.to_string();
                     }
                     "required" => {
-                        d.required = parse_go_bool(v)
-                            .ok_or_else(|| format!("invalid value for required: {v}"))?
+                        d.required = parse_go_bool(v).ok_or_else(|| format!("invalid value for required: {v}"))?
                     }
                     key => {
                         if d.name.is_empty() {
@@ -387,24 +344,12 @@ pub(crate) fn parse_go_bool(s: &str) -> Option<bool> {
 
 /// docker/go-units `RAMInBytes`: `<number>[ ][kmgtp][i][b]`, binary multiples.
 pub(crate) fn ram_in_bytes(s: &str) -> Option<i64> {
-    let num_end = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(s.len());
+    let num_end = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
     let (num, mut rest) = s.split_at(num_end);
-    if num.is_empty()
-        || !num.as_bytes()[0].is_ascii_digit()
-        || num.ends_with('.')
-        || num.contains("..")
-    {
+    if num.is_empty() || !num.as_bytes()[0].is_ascii_digit() || num.ends_with('.') || num.contains("..") {
         return None;
     }
-    let n: f64 = num
-        .split('.')
-        .take(2)
-        .collect::<Vec<_>>()
-        .join(".")
-        .parse()
-        .ok()?;
+    let n: f64 = num.split('.').take(2).collect::<Vec<_>>().join(".").parse().ok()?;
     rest = rest.strip_prefix(' ').unwrap_or(rest);
     let mut chars = rest.chars().peekable();
     let mul: f64 = match chars.peek().map(|c| c.to_ascii_lowercase()) {
@@ -476,10 +421,7 @@ pub(crate) fn csv_fields(s: &str) -> Result<Vec<String>, String> {
                     break;
                 }
                 if c == '"' {
-                    return Err(format!(
-                        "parse error on line 1, column {}: bare \" in non-quoted-field",
-                        i + 1
-                    ));
+                    return Err(format!("parse error on line 1, column {}: bare \" in non-quoted-field", i + 1));
                 }
                 field.push(c);
                 i += 1;
@@ -532,14 +474,8 @@ mod tests {
         assert_eq!(m.uid, Some(1000));
         let m = p("type=ssh").unwrap();
         assert_eq!(m.kind, MountKind::Ssh);
-        assert_eq!(
-            p("type=secret").unwrap_err(),
-            "invalid secret mount. one of source, target required"
-        );
-        assert_eq!(
-            p("type=secret,id=a,source=b").unwrap_err(),
-            "both source and id can't be set"
-        );
+        assert_eq!(p("type=secret").unwrap_err(), "invalid secret mount. one of source, target required");
+        assert_eq!(p("type=secret,id=a,source=b").unwrap_err(), "both source and id can't be set");
         let m = p("type=secret,id=tok,env=TOKEN").unwrap();
         assert_eq!(m.env.as_deref(), Some("TOKEN"));
     }
@@ -548,54 +484,27 @@ mod tests {
     fn tmpfs_size() {
         let m = p("type=tmpfs,target=/tmp,size=64m").unwrap();
         assert_eq!(m.size_limit, Some(64 * 1024 * 1024));
-        assert_eq!(
-            p("type=bind,size=1m").unwrap_err(),
-            "unexpected key 'size' for mount type 'bind'"
-        );
-        assert_eq!(
-            p("type=tmpfs,size=lots").unwrap_err(),
-            "invalid value for size: lots"
-        );
+        assert_eq!(p("type=bind,size=1m").unwrap_err(), "unexpected key 'size' for mount type 'bind'");
+        assert_eq!(p("type=tmpfs,size=lots").unwrap_err(), "invalid value for size: lots");
     }
 
     #[test]
     fn errors() {
-        assert_eq!(
-            p("type=cahce").unwrap_err(),
-            "unsupported mount type \"cahce\" (did you mean cache?)"
-        );
-        assert_eq!(
-            p("type=cache,sharing=nope").unwrap_err(),
-            "unsupported sharing value \"nope\""
-        );
-        assert_eq!(
-            p("type=bind,sharing=locked").unwrap_err(),
-            "invalid cache sharing set for bind mount"
-        );
-        assert_eq!(
-            p("type=bind,mode=0755").unwrap_err(),
-            "mode not allowed for \"bind\" type mounts"
-        );
+        assert_eq!(p("type=cahce").unwrap_err(), "unsupported mount type \"cahce\" (did you mean cache?)");
+        assert_eq!(p("type=cache,sharing=nope").unwrap_err(), "unsupported sharing value \"nope\"");
+        assert_eq!(p("type=bind,sharing=locked").unwrap_err(), "invalid cache sharing set for bind mount");
+        assert_eq!(p("type=bind,mode=0755").unwrap_err(), "mode not allowed for \"bind\" type mounts");
         assert_eq!(
             p("type=cache,targte=/x").unwrap_err(),
             "unexpected key 'targte' in 'targte=/x' (did you mean target?)"
         );
-        assert_eq!(
-            p("type=cache,bogus").unwrap_err(),
-            "invalid field 'bogus' must be a key=value pair"
-        );
-        assert_eq!(
-            p("type=bind,required").unwrap_err(),
-            "unexpected key 'required' for mount type 'bind'"
-        );
+        assert_eq!(p("type=cache,bogus").unwrap_err(), "invalid field 'bogus' must be a key=value pair");
+        assert_eq!(p("type=bind,required").unwrap_err(), "unexpected key 'required' for mount type 'bind'");
         assert_eq!(
             p("from=$STAGE").unwrap_err(),
             "'from' doesn't support variable expansion, define alias stage instead"
         );
-        assert_eq!(
-            p("type=cache,mode=999").unwrap_err(),
-            "invalid value 999 for mode"
-        );
+        assert_eq!(p("type=cache,mode=999").unwrap_err(), "invalid value 999 for mode");
     }
 
     #[test]
@@ -603,9 +512,7 @@ mod tests {
         let m = p("type=cache,id=$ID,target=/x,sharing=$S").unwrap();
         assert_eq!(m.id.as_deref(), Some("$ID"));
         assert_eq!(m.sharing, None);
-        let exp = |s: &str| -> Result<String, String> {
-            Ok(s.replace("$ID", "one").replace("$S", "private"))
-        };
+        let exp = |s: &str| -> Result<String, String> { Ok(s.replace("$ID", "one").replace("$S", "private")) };
         let m = RunMount::parse(&m.spec, Some(&exp)).unwrap();
         assert_eq!(m.id.as_deref(), Some("one"));
         assert_eq!(m.sharing, Some(Sharing::Private));
@@ -634,10 +541,7 @@ mod tests {
     fn devices() {
         assert_eq!(
             Device::parse("vendor.com/gpu=all,required").unwrap(),
-            Device {
-                name: "vendor.com/gpu=all".into(),
-                required: true
-            }
+            Device { name: "vendor.com/gpu=all".into(), required: true }
         );
         assert_eq!(Device::parse("name=/dev/fuse").unwrap().name, "/dev/fuse");
     }

@@ -31,9 +31,7 @@ impl Proto {
 impl ExposedPort {
     /// Docker's keys for `Config.ExposedPorts`: one `"<port>/<proto>"` per port of the range.
     pub fn keys(&self) -> Vec<String> {
-        (self.start..=self.end)
-            .map(|p| format!("{p}/{}", self.proto.as_str()))
-            .collect()
+        (self.start..=self.end).map(|p| format!("{p}/{}", self.proto.as_str())).collect()
     }
 }
 
@@ -64,12 +62,9 @@ pub fn parse_port_spec(raw: &str) -> Result<ExposedPort, String> {
     }
     let (start, end) = parse_range(port).ok_or_else(|| format!("invalid containerPort: {port}"))?;
     if !host_port.is_empty() {
-        let (hs, he) =
-            parse_range(host_port).ok_or_else(|| format!("invalid hostPort: {host_port}"))?;
+        let (hs, he) = parse_range(host_port).ok_or_else(|| format!("invalid hostPort: {host_port}"))?;
         if end - start != he - hs && end != start {
-            return Err(format!(
-                "invalid ranges specified for container and host Ports: {port} and {host_port}"
-            ));
+            return Err(format!("invalid ranges specified for container and host Ports: {port} and {host_port}"));
         }
     }
     Ok(ExposedPort { start, end, proto })
@@ -94,19 +89,9 @@ mod tests {
 
     #[test]
     fn valid_specs() {
-        assert_eq!(
-            parse_port_spec("80").unwrap(),
-            ExposedPort {
-                start: 80,
-                end: 80,
-                proto: Proto::Tcp
-            }
-        );
+        assert_eq!(parse_port_spec("80").unwrap(), ExposedPort { start: 80, end: 80, proto: Proto::Tcp });
         assert_eq!(parse_port_spec("53/UDP").unwrap().proto, Proto::Udp);
-        assert_eq!(
-            parse_port_spec("7000-7002/tcp").unwrap().keys(),
-            vec!["7000/tcp", "7001/tcp", "7002/tcp"]
-        );
+        assert_eq!(parse_port_spec("7000-7002/tcp").unwrap().keys(), vec!["7000/tcp", "7001/tcp", "7002/tcp"]);
         assert_eq!(parse_port_spec("8080:80").unwrap().start, 80);
         assert_eq!(parse_port_spec("80/").unwrap().proto, Proto::Tcp);
     }
@@ -114,21 +99,9 @@ mod tests {
     #[test]
     fn docker_messages() {
         assert_eq!(parse_port_spec("80/xyz").unwrap_err(), "invalid proto: xyz");
-        assert_eq!(
-            parse_port_spec("http").unwrap_err(),
-            "invalid containerPort: http"
-        );
-        assert_eq!(
-            parse_port_spec("70000").unwrap_err(),
-            "invalid containerPort: 70000"
-        );
-        assert_eq!(
-            parse_port_spec("9-1").unwrap_err(),
-            "invalid containerPort: 9-1"
-        );
-        assert_eq!(
-            parse_port_spec("/tcp").unwrap_err(),
-            "no port specified: /tcp<empty>"
-        );
+        assert_eq!(parse_port_spec("http").unwrap_err(), "invalid containerPort: http");
+        assert_eq!(parse_port_spec("70000").unwrap_err(), "invalid containerPort: 70000");
+        assert_eq!(parse_port_spec("9-1").unwrap_err(), "invalid containerPort: 9-1");
+        assert_eq!(parse_port_spec("/tcp").unwrap_err(), "no port specified: /tcp<empty>");
     }
 }

@@ -4,30 +4,18 @@
 /// The option closest to `value` (distance < 3), with `value`'s case applied when the search is
 /// case-insensitive. `None` when nothing is close or `value` is itself an option.
 pub(crate) fn search(value: &str, options: &[&str], case_sensitive: bool) -> Option<String> {
-    let wanted = if case_sensitive {
-        value.to_string()
-    } else {
-        value.to_lowercase()
-    };
+    let wanted = if case_sensitive { value.to_string() } else { value.to_lowercase() };
     let mut best: Option<String> = None;
     let mut min = 3;
     for opt in options {
-        let opt = if case_sensitive {
-            opt.to_string()
-        } else {
-            opt.to_lowercase()
-        };
+        let opt = if case_sensitive { opt.to_string() } else { opt.to_lowercase() };
         if opt == wanted {
             return None;
         }
         let d = levenshtein(&wanted, &opt);
         if d < min {
             min = d;
-            best = Some(if case_sensitive {
-                opt
-            } else {
-                match_case(&opt, value)
-            });
+            best = Some(if case_sensitive { opt } else { match_case(&opt, value) });
         }
     }
     best

@@ -16,9 +16,7 @@ pub(crate) fn go_quote(s: &str) -> String {
             '\u{8}' => out.push_str("\\b"),
             '\u{c}' => out.push_str("\\f"),
             '\u{b}' => out.push_str("\\v"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                out.push_str(&format!("\\x{:02x}", c as u32))
-            }
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => out.push_str(&format!("\\x{:02x}", c as u32)),
             c => out.push(c),
         }
     }
@@ -28,10 +26,8 @@ pub(crate) fn go_quote(s: &str) -> String {
 
 /// Go's `unicode.IsSpace`: what the Dockerfile parser treats as whitespace.
 pub(crate) fn is_space(c: char) -> bool {
-    matches!(
-        c,
-        '\t' | '\n' | '\u{b}' | '\u{c}' | '\r' | ' ' | '\u{85}' | '\u{a0}'
-    ) || (c as u32 > 0xff && c.is_whitespace())
+    matches!(c, '\t' | '\n' | '\u{b}' | '\u{c}' | '\r' | ' ' | '\u{85}' | '\u{a0}')
+        || (c as u32 > 0xff && c.is_whitespace())
 }
 
 /// The whitespace of the parser's `[\t\v\f\r ]+` splitting regex.
@@ -83,10 +79,7 @@ mod tests {
     #[test]
     fn splitting() {
         assert_eq!(split_ws("a  b\tc"), vec!["a", "b", "c"]);
-        assert_eq!(
-            split_ws2("a  b c"),
-            ("a".to_string(), Some("b c".to_string()))
-        );
+        assert_eq!(split_ws2("a  b c"), ("a".to_string(), Some("b c".to_string())));
         assert_eq!(split_ws2("abc"), ("abc".to_string(), None));
     }
 }

@@ -16,41 +16,23 @@ fn q(s: &str) -> String {
 }
 
 fn opt(name: &str, v: &Option<String>) -> String {
-    v.as_ref()
-        .map(|v| format!(" {name}={}", q(v)))
-        .unwrap_or_default()
+    v.as_ref().map(|v| format!(" {name}={}", q(v))).unwrap_or_default()
 }
 
 fn cmdline(c: &CommandLine) -> String {
     let mut s = if c.prepend_shell {
-        format!(
-            "shell {}",
-            c.args
-                .first()
-                .map(|a| q(a))
-                .unwrap_or_else(|| "<empty>".into())
-        )
+        format!("shell {}", c.args.first().map(|a| q(a)).unwrap_or_else(|| "<empty>".into()))
     } else {
         format!("exec {:?}", c.args)
     };
     for h in &c.heredocs {
-        let _ = write!(
-            s,
-            " heredoc({} fd={} expand={} chomp={} {})",
-            h.name,
-            h.fd,
-            h.expand,
-            h.chomp,
-            q(&h.content)
-        );
+        let _ = write!(s, " heredoc({} fd={} expand={} chomp={} {})", h.name, h.fd, h.expand, h.chomp, q(&h.content));
     }
     s
 }
 
 fn inline(v: &[InlineSource]) -> String {
-    v.iter()
-        .map(|i| format!(" inline({} expand={} {})", i.name, i.expand, q(&i.content)))
-        .collect()
+    v.iter().map(|i| format!(" inline({} expand={} {})", i.name, i.expand, q(&i.content))).collect()
 }
 
 fn kind(k: &InstructionKind) -> String {
@@ -64,15 +46,9 @@ fn kind(k: &InstructionKind) -> String {
             opt("chmod", &a.chmod),
             opt("checksum", &a.checksum),
             if a.link { " link" } else { "" },
-            a.keep_git_dir
-                .map(|b| format!(" keep-git-dir={b}"))
-                .unwrap_or_default(),
+            a.keep_git_dir.map(|b| format!(" keep-git-dir={b}")).unwrap_or_default(),
             a.unpack.map(|b| format!(" unpack={b}")).unwrap_or_default(),
-            if a.excludes.is_empty() {
-                String::new()
-            } else {
-                format!(" exclude={:?}", a.excludes)
-            },
+            if a.excludes.is_empty() { String::new() } else { format!(" exclude={:?}", a.excludes) },
             if a.json { " json" } else { "" },
         ),
         InstructionKind::Copy(c) => format!(
@@ -85,11 +61,7 @@ fn kind(k: &InstructionKind) -> String {
             opt("chmod", &c.chmod),
             if c.link { " link" } else { "" },
             if c.parents { " parents" } else { "" },
-            if c.excludes.is_empty() {
-                String::new()
-            } else {
-                format!(" exclude={:?}", c.excludes)
-            },
+            if c.excludes.is_empty() { String::new() } else { format!(" exclude={:?}", c.excludes) },
             if c.json { " json" } else { "" },
         ),
         InstructionKind::Arg(d) => format!(
@@ -108,12 +80,7 @@ fn kind(k: &InstructionKind) -> String {
             "{} {}",
             k.keyword(),
             kv.iter()
-                .map(|kv| format!(
-                    "{}{}{}",
-                    q(&kv.key),
-                    if kv.legacy { " " } else { "=" },
-                    q(&kv.value)
-                ))
+                .map(|kv| format!("{}{}{}", q(&kv.key), if kv.legacy { " " } else { "=" }, q(&kv.value)))
                 .collect::<Vec<_>>()
                 .join(" ")
         ),
@@ -139,24 +106,15 @@ fn kind(k: &InstructionKind) -> String {
                     opt("target", &m.target),
                     opt("id", &m.id),
                     opt("env", &m.env),
-                    m.sharing
-                        .map(|x| format!(" sharing={}", x.as_str()))
-                        .unwrap_or_default(),
+                    m.sharing.map(|x| format!(" sharing={}", x.as_str())).unwrap_or_default(),
                     if m.read_only { " ro" } else { " rw" },
                     if m.required { " required" } else { "" },
                     m.mode.map(|x| format!(" mode={x:o}")).unwrap_or_default(),
-                    m.size_limit
-                        .map(|x| format!(" size={x}"))
-                        .unwrap_or_default(),
+                    m.size_limit.map(|x| format!(" size={x}")).unwrap_or_default(),
                 );
             }
             for d in &r.devices {
-                let _ = write!(
-                    s,
-                    " device({}{})",
-                    q(&d.name),
-                    if d.required { " required" } else { "" }
-                );
+                let _ = write!(s, " device({}{})", q(&d.name), if d.required { " required" } else { "" });
             }
             if r.network != Network::Default {
                 let _ = write!(s, " network={:?}", r.network);
@@ -175,11 +133,7 @@ fn kind(k: &InstructionKind) -> String {
 }
 
 fn lines(i: &Instruction) -> String {
-    if i.end_line == i.line {
-        format!("{}", i.line)
-    } else {
-        format!("{}-{}", i.line, i.end_line)
-    }
+    if i.end_line == i.line { format!("{}", i.line) } else { format!("{}-{}", i.line, i.end_line) }
 }
 
 fn summary(df: &Dockerfile) -> String {
@@ -198,10 +152,7 @@ fn summary(df: &Dockerfile) -> String {
             s,
             "stage {}{} from {}{} @{}",
             st.index,
-            st.name
-                .as_ref()
-                .map(|n| format!(" ({n})"))
-                .unwrap_or_default(),
+            st.name.as_ref().map(|n| format!(" ({n})")).unwrap_or_default(),
             q(&st.base),
             opt("platform", &st.platform),
             st.line
@@ -223,8 +174,7 @@ fn summary(df: &Dockerfile) -> String {
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
-    let globals =
-        GlobalArgs::evaluate(&df.global_args, &BTreeMap::new(), &predefined, &df.lexer()).unwrap();
+    let globals = GlobalArgs::evaluate(&df.global_args, &BTreeMap::new(), &predefined, &df.lexer()).unwrap();
     match df.graph(&globals) {
         Ok(g) => {
             for (i, n) in g.stages.iter().enumerate() {
@@ -232,25 +182,10 @@ fn summary(df: &Dockerfile) -> String {
                     s,
                     "graph {i}: base={:?}{}{}{}{}",
                     n.base,
-                    n.platform
-                        .as_ref()
-                        .map(|p| format!(" platform={p}"))
-                        .unwrap_or_default(),
-                    if n.deps.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" deps={:?}", n.deps)
-                    },
-                    if n.images.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" images={:?}", n.images)
-                    },
-                    if n.used_args.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" args={:?}", n.used_args)
-                    },
+                    n.platform.as_ref().map(|p| format!(" platform={p}")).unwrap_or_default(),
+                    if n.deps.is_empty() { String::new() } else { format!(" deps={:?}", n.deps) },
+                    if n.images.is_empty() { String::new() } else { format!(" images={:?}", n.images) },
+                    if n.used_args.is_empty() { String::new() } else { format!(" args={:?}", n.used_args) },
                 );
             }
             let target = df.target_stage(None).unwrap();
@@ -265,9 +200,7 @@ fn summary(df: &Dockerfile) -> String {
 }
 
 fn files(dir: &str) -> Vec<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/corpus")
-        .join(dir);
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus").join(dir);
     let mut v: Vec<PathBuf> = std::fs::read_dir(&root)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -285,10 +218,7 @@ fn check(path: &Path, ext: &str, got: &str, failures: &mut Vec<String>) {
     }
     let want = std::fs::read_to_string(&expected_path).unwrap_or_default();
     if want != got {
-        failures.push(format!(
-            "{}:\n--- want\n{want}--- got\n{got}",
-            path.display()
-        ));
+        failures.push(format!("{}:\n--- want\n{want}--- got\n{got}", path.display()));
     }
 }
 
@@ -318,12 +248,7 @@ fn invalid_corpus_fails_with_expected_errors() {
         let got = match parse(&text) {
             Ok(df) => {
                 // Some errors only show when the stage graph is built.
-                let globals = GlobalArgs::evaluate(
-                    &df.global_args,
-                    &BTreeMap::new(),
-                    &BTreeMap::new(),
-                    &df.lexer(),
-                );
+                let globals = GlobalArgs::evaluate(&df.global_args, &BTreeMap::new(), &BTreeMap::new(), &df.lexer());
                 match globals.and_then(|g| df.graph(&g)) {
                     Ok(_) => "no error\n".to_string(),
                     Err(e) => format!("line {}: {}\n", e.line(), e.message()),
@@ -338,8 +263,7 @@ fn invalid_corpus_fails_with_expected_errors() {
 
 #[test]
 fn a_thousand_lines_parse_quickly() {
-    let mut text =
-        String::from("# syntax=docker/dockerfile:1\nARG BASE=debian:12\nFROM $BASE AS build\n");
+    let mut text = String::from("# syntax=docker/dockerfile:1\nARG BASE=debian:12\nFROM $BASE AS build\n");
     for i in 0..330 {
         let _ = write!(
             text,

@@ -11,14 +11,8 @@ fn docker_cli_version_negotiates_without_downgrade() {
     let d = TestDaemon::start();
     let (code, out, err) = run_text(&mut d.docker(&["version"]));
     assert_eq!(code, 0, "{err}");
-    assert!(
-        out.contains("API version:       1.50\n"),
-        "client at 1.50: {out}"
-    );
-    assert!(
-        out.contains("API version:      1.53 (minimum version 1.24)"),
-        "{out}"
-    );
+    assert!(out.contains("API version:       1.50\n"), "client at 1.50: {out}");
+    assert!(out.contains("API version:      1.53 (minimum version 1.24)"), "{out}");
     assert!(!out.contains("downgraded"), "{out}");
     let (code, out, _) = run_text(&mut d.docker(&[
         "version",
@@ -36,13 +30,9 @@ fn docker_cli_info_and_errors() {
     let (code, out, err) = run_text(&mut d.docker(&["info"]));
     assert_eq!(code, 0, "{err}");
     assert!(out.contains(" Storage Driver: overlay2"), "{out}");
-    assert!(
-        out.contains(&format!(" Docker Root Dir: {}", d.data_root.display())),
-        "{out}"
-    );
+    assert!(out.contains(&format!(" Docker Root Dir: {}", d.data_root.display())), "{out}");
     assert!(out.contains(" Swarm: inactive"), "{out}");
-    let (code, out, _) =
-        run_text(&mut d.docker(&["info", "--format", "{{.OSType}} {{.Swarm.LocalNodeState}}"]));
+    let (code, out, _) = run_text(&mut d.docker(&["info", "--format", "{{.OSType}} {{.Swarm.LocalNodeState}}"]));
     assert_eq!(code, 0);
     assert_eq!(out.trim(), "linux inactive");
 
@@ -66,13 +56,7 @@ fn docker_cli_events_replay_and_stream() {
     skip_unless!(require::root(), require::program("docker"));
     let d = TestDaemon::start();
     let live = d
-        .docker(&[
-            "events",
-            "--filter",
-            "type=daemon",
-            "--format",
-            "{{.Type}} {{.Action}}",
-        ])
+        .docker(&["events", "--filter", "type=daemon", "--format", "{{.Type}} {{.Action}}"])
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -86,20 +70,13 @@ fn docker_cli_events_replay_and_stream() {
     d.signal(libc::SIGHUP);
     let streamed = read_with_timeout(live, Duration::from_secs(2));
     assert_eq!(streamed.trim(), "daemon reload", "live stream");
+    wharf_testkit::wait_next_second();
     let (code, out, err) = run_text(&mut d.docker(&["events", "--since", "5m", "--until", "0s"]));
     assert_eq!(code, 0, "{err}");
     let line = out.trim();
     assert!(line.contains(" daemon reload "), "{line}");
     assert!(line.contains("live-restore=true"), "{line}");
-    let (_, out, _) = run_text(&mut d.docker(&[
-        "events",
-        "--since",
-        "5m",
-        "--until",
-        "0s",
-        "--filter",
-        "event=start",
-    ]));
+    let (_, out, _) = run_text(&mut d.docker(&["events", "--since", "5m", "--until", "0s", "--filter", "event=start"]));
     assert_eq!(out, "");
 }
 
@@ -120,12 +97,8 @@ fn docker_py_version() {
 async fn bollard_version_and_ping() {
     skip_unless!(require::root());
     let d = TestDaemon::start();
-    let docker = bollard::Docker::connect_with_unix(
-        d.socket.to_str().unwrap(),
-        30,
-        bollard::API_DEFAULT_VERSION,
-    )
-    .unwrap();
+    let docker =
+        bollard::Docker::connect_with_unix(d.socket.to_str().unwrap(), 30, bollard::API_DEFAULT_VERSION).unwrap();
     let v = docker.version().await.unwrap();
     assert_eq!(v.api_version.as_deref(), Some("1.53"));
     assert_eq!(docker.ping().await.unwrap(), "OK");
@@ -139,40 +112,25 @@ async fn bollard_version_and_ping() {
 fn wharf_cli_system_commands() {
     skip_unless!(require::root());
     let d = TestDaemon::start();
-    let (code, out, err) = run_text(&mut d.wharf(&[
-        "version",
-        "--format",
-        "{{.Server.APIVersion}} {{.Client.APIVersion}}",
-    ]));
+    let (code, out, err) =
+        run_text(&mut d.wharf(&["version", "--format", "{{.Server.APIVersion}} {{.Client.APIVersion}}"]));
     assert_eq!(code, 0, "{err}");
     assert_eq!(out.trim(), "1.53 1.53");
     let (code, out, _) = run_text(&mut d.wharf(&["info"]));
     assert_eq!(code, 0);
     assert!(out.contains(" Cgroup Driver: cgroupfs"), "{out}");
-    let (code, out, _) = run_text(&mut d.wharf(&[
-        "system",
-        "info",
-        "--format",
-        "{{json .Swarm.LocalNodeState}}",
-    ]));
+    let (code, out, _) = run_text(&mut d.wharf(&["system", "info", "--format", "{{json .Swarm.LocalNodeState}}"]));
     assert_eq!(code, 0);
     assert_eq!(out.trim(), "\"inactive\"");
     d.signal(libc::SIGHUP);
     std::thread::sleep(Duration::from_millis(200));
-    let (code, out, _) = run_text(&mut d.wharf(&[
-        "events",
-        "--since",
-        "1m",
-        "--until",
-        "0s",
-        "--format",
-        "{{.Type}}/{{.Action}}",
-    ]));
+    wharf_testkit::wait_next_second();
+    let (code, out, _) =
+        run_text(&mut d.wharf(&["events", "--since", "1m", "--until", "0s", "--format", "{{.Type}}/{{.Action}}"]));
     assert_eq!(code, 0);
     assert_eq!(out.trim(), "daemon/reload");
-    let (code, out, _) = run_text(&mut d.wharf(&[
-        "system", "events", "--since", "1m", "--until", "0s", "--format", "json",
-    ]));
+    let (code, out, _) =
+        run_text(&mut d.wharf(&["system", "events", "--since", "1m", "--until", "0s", "--format", "json"]));
     assert_eq!(code, 0);
     let e: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(e["Action"], "reload");
@@ -180,13 +138,9 @@ fn wharf_cli_system_commands() {
     let (code, _, err) = run_text(&mut d.wharf(&["events", "--filter", "nonsense"]));
     assert_eq!(code, 125, "usage errors exit 125");
     assert!(err.contains("bad format of filter"), "{err}");
-    let (code, _, err) =
-        run_text(&mut d.wharf(&["events", "--filter", "bogus=1", "--until", "0s"]));
+    let (code, _, err) = run_text(&mut d.wharf(&["events", "--filter", "bogus=1", "--until", "0s"]));
     assert_eq!(code, 1);
-    assert_eq!(
-        err.trim(),
-        "Error response from daemon: invalid filter 'bogus'"
-    );
+    assert_eq!(err.trim(), "Error response from daemon: invalid filter 'bogus'");
     let (code, _, err) = run_text(&mut d.wharf(&["--no-such-flag"]));
     assert_eq!(code, 125, "{err}");
 }
@@ -202,9 +156,6 @@ fn wharf_cli_says_when_the_daemon_is_down() {
             .arg("info"),
     );
     assert_eq!(code, 1);
-    assert!(
-        err.contains("Cannot connect to the Wharf daemon at unix://"),
-        "{err}"
-    );
+    assert!(err.contains("Cannot connect to the Wharf daemon at unix://"), "{err}");
     assert!(err.contains("Is the wharf daemon running?"), "{err}");
 }

@@ -10,16 +10,10 @@ fn bad_daemon_json_refuses_to_start() {
     skip_unless!(require::root());
     let d = TestDaemon::start();
     for (cfg, expect) in [
-        (
-            r#"{"bogus": 1}"#,
-            "the following directives don't match any configuration option: bogus",
-        ),
+        (r#"{"bogus": 1}"#, "the following directives don't match any configuration option: bogus"),
         (r#"{"debug": "yes"}"#, "invalid value"),
         ("{not json", "invalid JSON"),
-        (
-            r#"{"userns-remap": "default"}"#,
-            "not supported by wharf: userns-remap",
-        ),
+        (r#"{"userns-remap": "default"}"#, "not supported by wharf: userns-remap"),
     ] {
         let other = tempfile::tempdir().unwrap();
         let file = other.path().join("daemon.json");
@@ -37,10 +31,7 @@ fn bad_daemon_json_refuses_to_start() {
         );
         assert_ne!(code, 0, "{cfg}");
         assert!(err.contains(expect), "{cfg}: {err}");
-        assert!(
-            err.contains(&file.display().to_string()),
-            "the message names the file: {err}"
-        );
+        assert!(err.contains(&file.display().to_string()), "the message names the file: {err}");
     }
     // A flag and the file disagreeing is an error too.
     let other = tempfile::tempdir().unwrap();
@@ -54,10 +45,7 @@ fn bad_daemon_json_refuses_to_start() {
             .arg("/elsewhere"),
     );
     assert_ne!(code, 0);
-    assert!(
-        err.contains("specified both as a flag and in the configuration file: data-root"),
-        "{err}"
-    );
+    assert!(err.contains("specified both as a flag and in the configuration file: data-root"), "{err}");
     drop(d);
 }
 
@@ -66,16 +54,9 @@ fn validate_flag_checks_and_exits() {
     skip_unless!(require::root());
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("daemon.json");
-    std::fs::write(
-        &file,
-        r#"{"log-driver":"json-file","insecure-registries":["r:5000"]}"#,
-    )
-    .unwrap();
+    std::fs::write(&file, r#"{"log-driver":"json-file","insecure-registries":["r:5000"]}"#).unwrap();
     let (code, out, _) = run_text(
-        std::process::Command::new(wharf_testkit::bin_path("wharfd"))
-            .arg("--config-file")
-            .arg(&file)
-            .arg("--validate"),
+        std::process::Command::new(wharf_testkit::bin_path("wharfd")).arg("--config-file").arg(&file).arg("--validate"),
     );
     assert_eq!(code, 0);
     assert_eq!(out.trim(), "configuration OK");
@@ -99,10 +80,7 @@ fn second_daemon_on_the_same_data_root_is_refused() {
     );
     assert_ne!(code, 0);
     assert!(err.contains("is in use by another wharfd"), "{err}");
-    assert!(
-        err.contains(&format!("pid {}", d.pid())),
-        "names the holder: {err}"
-    );
+    assert!(err.contains(&format!("pid {}", d.pid())), "names the holder: {err}");
     // And a second daemon on the same socket but another root is refused too.
     let (code, _, err) = run_text(
         std::process::Command::new(wharf_testkit::bin_path("wharfd"))
@@ -128,27 +106,14 @@ fn socket_mode_and_clean_shutdown() {
     let meta = std::fs::metadata(&d.socket).unwrap();
     assert_eq!(meta.permissions().mode() & 0o777, 0o660);
     let pidfile = d.exec_root.join("wharfd.pid");
-    assert_eq!(
-        std::fs::read_to_string(&pidfile).unwrap(),
-        d.pid().to_string()
-    );
+    assert_eq!(std::fs::read_to_string(&pidfile).unwrap(), d.pid().to_string());
     let wharf_gid = std::fs::read_to_string("/etc/group")
         .unwrap()
         .lines()
-        .find_map(|l| {
-            l.strip_prefix("wharf:")
-                .and_then(|r| r.split(':').nth(1))
-                .and_then(|g| g.parse::<u32>().ok())
-        });
-    assert_eq!(
-        meta.gid(),
-        wharf_gid.unwrap_or(0),
-        "group wharf if it exists, else root"
-    );
+        .find_map(|l| l.strip_prefix("wharf:").and_then(|r| r.split(':').nth(1)).and_then(|g| g.parse::<u32>().ok()));
+    assert_eq!(meta.gid(), wharf_gid.unwrap_or(0), "group wharf if it exists, else root");
     d.signal(libc::SIGTERM);
-    let status = d
-        .wait_exit(Duration::from_secs(10))
-        .expect("daemon exits on SIGTERM");
+    let status = d.wait_exit(Duration::from_secs(10)).expect("daemon exits on SIGTERM");
     assert!(status.success(), "{status}");
     assert!(!d.socket.exists(), "socket removed");
     assert!(!pidfile.exists(), "pid file removed");
@@ -160,14 +125,8 @@ fn socket_mode_and_clean_shutdown() {
 #[test]
 fn sigint_stops_and_sighup_reloads_config() {
     skip_unless!(require::root());
-    let mut d = TestDaemon::start_with(DaemonOptions {
-        config: Some(r#"{"labels":["a=1"]}"#.into()),
-        args: vec![],
-    });
-    assert_eq!(
-        d.api("GET", "/info", b"").json()["Labels"],
-        serde_json::json!(["a=1"])
-    );
+    let mut d = TestDaemon::start_with(DaemonOptions { config: Some(r#"{"labels":["a=1"]}"#.into()), args: vec![] });
+    assert_eq!(d.api("GET", "/info", b"").json()["Labels"], serde_json::json!(["a=1"]));
     std::fs::write(&d.config_file, r#"{"labels":["b=2"],"debug":true}"#).unwrap();
     d.signal(libc::SIGHUP);
     let mut labels = serde_json::Value::Null;
@@ -184,17 +143,10 @@ fn sigint_stops_and_sighup_reloads_config() {
     std::fs::write(&d.config_file, "{broken").unwrap();
     d.signal(libc::SIGHUP);
     std::thread::sleep(Duration::from_millis(200));
-    assert_eq!(
-        d.api("GET", "/info", b"").json()["Labels"],
-        serde_json::json!(["b=2"])
-    );
+    assert_eq!(d.api("GET", "/info", b"").json()["Labels"], serde_json::json!(["b=2"]));
     assert!(d.log().contains("reload failed"), "{}", d.log());
     d.signal(libc::SIGINT);
-    assert!(
-        d.wait_exit(Duration::from_secs(10))
-            .expect("exits on SIGINT")
-            .success()
-    );
+    assert!(d.wait_exit(Duration::from_secs(10)).expect("exits on SIGINT").success());
 }
 
 #[test]
@@ -210,15 +162,10 @@ fn tcp_listener_serves_the_api() {
     });
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.write_all(b"GET /v1.53/_ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .unwrap();
+    s.write_all(b"GET /v1.53/_ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
     let mut resp = String::new();
     s.read_to_string(&mut resp).unwrap();
     assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
     assert!(resp.ends_with("OK"), "{resp}");
-    assert_eq!(
-        d.api("GET", "/_ping", b"").status,
-        200,
-        "unix socket still served"
-    );
+    assert_eq!(d.api("GET", "/_ping", b"").status, 200, "unix socket still served");
 }

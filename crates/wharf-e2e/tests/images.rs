@@ -23,8 +23,7 @@ fn busybox_rootfs() -> Vec<u8> {
     dir.set_entry_type(tar::EntryType::Directory);
     dir.set_mode(0o755);
     dir.set_size(0);
-    b.append_data(&mut dir.clone(), "bin/", std::io::empty())
-        .unwrap();
+    b.append_data(&mut dir.clone(), "bin/", std::io::empty()).unwrap();
     let bin = std::fs::read("/bin/busybox").expect("busybox-static is installed");
     let mut h = tar::Header::new_ustar();
     h.set_mode(0o755);
@@ -39,8 +38,7 @@ fn busybox_rootfs() -> Vec<u8> {
         l.set_entry_type(tar::EntryType::Symlink);
         l.set_mode(0o777);
         l.set_size(0);
-        b.append_link(&mut l, format!("bin/{applet}"), "busybox")
-            .unwrap();
+        b.append_link(&mut l, format!("bin/{applet}"), "busybox").unwrap();
     }
     b.into_inner().unwrap()
 }
@@ -84,9 +82,7 @@ fn docker_archive(layers: &[Vec<u8>], tags: &[&str]) -> (Vec<u8>, String) {
     let config = config_for(layers);
     let id = sha256(&config);
     let mut b = tar::Builder::new(Vec::new());
-    let paths: Vec<String> = (0..layers.len())
-        .map(|i| format!("{:064x}/layer.tar", i + 1))
-        .collect();
+    let paths: Vec<String> = (0..layers.len()).map(|i| format!("{:064x}/layer.tar", i + 1)).collect();
     let manifest = serde_json::json!([{
         "Config": format!("{}.json", &id[7..]),
         "RepoTags": tags,
@@ -164,11 +160,7 @@ fn ok(mut cmd: impl BorrowMut<Command>) -> String {
 
 /// Runs `cmd` with `input` on stdin.
 fn with_stdin(mut cmd: impl BorrowMut<Command>, input: &Path) -> (i32, String, String) {
-    let o = cmd
-        .borrow_mut()
-        .stdin(std::fs::File::open(input).unwrap())
-        .output()
-        .unwrap();
+    let o = cmd.borrow_mut().stdin(std::fs::File::open(input).unwrap()).output().unwrap();
     (
         o.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&o.stdout).into_owned(),
@@ -192,18 +184,12 @@ fn blobs(d: &TestDaemon) -> usize {
 fn mounts_under(dir: &Path) -> Vec<String> {
     let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     let root = dir.to_string_lossy().into_owned();
-    text.lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .filter(|p| p.starts_with(&root))
-        .map(str::to_owned)
-        .collect()
+    text.lines().filter_map(|l| l.split(' ').nth(4)).filter(|p| p.starts_with(&root)).map(str::to_owned).collect()
 }
 
 fn import_busybox(d: &TestDaemon, name: &str) -> String {
     let tar = write(d, "busybox.tar", &busybox_rootfs());
-    ok(d.docker(&["import", tar.to_str().unwrap(), name]))
-        .trim()
-        .to_owned()
+    ok(d.docker(&["import", tar.to_str().unwrap(), name])).trim().to_owned()
 }
 
 #[test]
@@ -230,11 +216,7 @@ fn docker_import_images_tag_inspect_history() {
     let table = ok(d.docker(&["images"]));
     let mut lines = table.lines();
     let header = lines.next().unwrap();
-    assert!(
-        header.starts_with("REPOSITORY   TAG       IMAGE ID       CREATED")
-            && header.ends_with("SIZE"),
-        "{table}"
-    );
+    assert!(header.starts_with("REPOSITORY   TAG       IMAGE ID       CREATED") && header.ends_with("SIZE"), "{table}");
     let row = lines.next().unwrap();
     assert!(row.starts_with("busybox      latest    "), "{table}");
     assert!(row.contains(&id[7..19]), "{table}");
@@ -245,14 +227,8 @@ fn docker_import_images_tag_inspect_history() {
         format!("busybox:latest {}", &id[7..19])
     );
     assert_eq!(ok(d.docker(&["images", "-q", "--no-trunc"])).trim(), id);
-    assert_eq!(
-        ok(d.docker(&["images", "-q", "--filter", "label=stage=test"])).trim(),
-        &id[7..19]
-    );
-    assert_eq!(
-        ok(d.docker(&["images", "-q", "--filter", "dangling=true"])).trim(),
-        ""
-    );
+    assert_eq!(ok(d.docker(&["images", "-q", "--filter", "label=stage=test"])).trim(), &id[7..19]);
+    assert_eq!(ok(d.docker(&["images", "-q", "--filter", "dangling=true"])).trim(), "");
     assert_eq!(ok(d.docker(&["images", "-q", "busy*"])).trim(), &id[7..19]);
     // tag, then one row per tag.
     ok(d.docker(&["tag", "busybox", "example.com/team/bb:v2"]));
@@ -268,10 +244,7 @@ fn docker_import_images_tag_inspect_history() {
         "{{.Id}}|{{index .Config.Env 0}}|{{json .Config.Cmd}}|{{.Comment}}|{{.Os}}|{{len .RootFS.Layers}}|{{.Config.Labels.stage}}",
         "example.com/team/bb:v2",
     ]));
-    assert_eq!(
-        f.trim(),
-        format!("{id}|FOO=bar|[\"sh\"]|from the host|linux|1|test")
-    );
+    assert_eq!(f.trim(), format!("{id}|FOO=bar|[\"sh\"]|from the host|linux|1|test"));
     let full = ok(d.docker(&["image", "inspect", "busybox"]));
     let v: serde_json::Value = serde_json::from_str(&full).unwrap();
     assert_eq!(v[0]["Id"], id.as_str());
@@ -280,32 +253,20 @@ fn docker_import_images_tag_inspect_history() {
     // history
     let h = ok(d.docker(&["history", "busybox"]));
     let h: Vec<&str> = h.lines().collect();
-    assert_eq!(
-        h[0].split_whitespace().collect::<Vec<_>>(),
-        ["IMAGE", "CREATED", "CREATED", "BY", "SIZE", "COMMENT"]
-    );
-    assert!(
-        h[1].starts_with(&id[7..19]) && h[1].ends_with("from the host"),
-        "{h:?}"
-    );
+    assert_eq!(h[0].split_whitespace().collect::<Vec<_>>(), ["IMAGE", "CREATED", "CREATED", "BY", "SIZE", "COMMENT"]);
+    assert!(h[1].starts_with(&id[7..19]) && h[1].ends_with("from the host"), "{h:?}");
     // Errors as docker users know them.
     let (code, _, err) = run(d.docker(&["image", "inspect", "nosuch"]));
     assert_eq!(code, 1);
     assert!(err.contains("No such image: nosuch"), "{err}");
     let (code, _, err) = run(d.docker(&["tag", "nosuch", "x"]));
     assert_eq!(code, 1);
-    assert_eq!(
-        err.trim(),
-        "Error response from daemon: No such image: nosuch:latest"
-    );
+    assert_eq!(err.trim(), "Error response from daemon: No such image: nosuch:latest");
     let (code, _, err) = run(d.docker(&["import", "-c", "RUN true", tar.to_str().unwrap()]));
     assert_eq!(code, 1);
     assert!(err.contains("run is not a valid change command"), "{err}");
     // /info counts images.
-    assert_eq!(
-        ok(d.docker(&["info", "--format", "{{.Images}} {{.Driver}}"])).trim(),
-        "1 overlay2"
-    );
+    assert_eq!(ok(d.docker(&["info", "--format", "{{.Images}} {{.Driver}}"])).trim(), "1 overlay2");
 }
 
 #[test]
@@ -341,10 +302,7 @@ fn docker_rmi_untags_deletes_and_refuses() {
     assert_eq!(snapshot_dirs(&d), 0, "GC removed the snapshots");
     let (code, _, err) = run(d.docker(&["rmi", "one"]));
     assert_eq!(code, 1);
-    assert_eq!(
-        err.trim(),
-        "Error response from daemon: No such image: one:latest"
-    );
+    assert_eq!(err.trim(), "Error response from daemon: No such image: one:latest");
     // -f with a missing image: printed, but exit 0 (docker's rule).
     let (code, _, err) = run(d.docker(&["rmi", "-f", "gone"]));
     assert_eq!(code, 0, "{err}");
@@ -360,10 +318,7 @@ fn docker_save_load_round_trip_keeps_the_id() {
     let layers = vec![busybox_rootfs(), layer(&[("etc/motd", b"hello\n")])];
     let (archive, multi_id) = docker_archive(&layers, &["multi:v1"]);
     let legacy = write(&d, "legacy.tar", &archive);
-    assert_eq!(
-        ok(d.docker(&["load", "-i", legacy.to_str().unwrap()])),
-        "Loaded image: multi:v1\n"
-    );
+    assert_eq!(ok(d.docker(&["load", "-i", legacy.to_str().unwrap()])), "Loaded image: multi:v1\n");
     let saved = d.dir().join("saved.tar");
     ok(d.docker(&["save", "-o", saved.to_str().unwrap(), "busybox", "multi:v1"]));
     let listing = ok(Command::new("tar").arg("tf").arg(&saved));
@@ -374,18 +329,9 @@ fn docker_save_load_round_trip_keeps_the_id() {
     ok(d.docker(&["rmi", "busybox", "multi:v1"]));
     assert_eq!(ok(d.docker(&["images", "-q"])), "");
     let out = ok(d.docker(&["load", "-i", saved.to_str().unwrap()]));
-    assert_eq!(
-        out,
-        "Loaded image: busybox:latest\nLoaded image: multi:v1\n"
-    );
-    assert_eq!(
-        ok(d.docker(&["image", "inspect", "--format", "{{.Id}}", "busybox"])).trim(),
-        id
-    );
-    assert_eq!(
-        ok(d.docker(&["image", "inspect", "--format", "{{.Id}}", "multi:v1"])).trim(),
-        multi_id
-    );
+    assert_eq!(out, "Loaded image: busybox:latest\nLoaded image: multi:v1\n");
+    assert_eq!(ok(d.docker(&["image", "inspect", "--format", "{{.Id}}", "busybox"])).trim(), id);
+    assert_eq!(ok(d.docker(&["image", "inspect", "--format", "{{.Id}}", "multi:v1"])).trim(), multi_id);
     // docker save | docker load, and a gzip-compressed archive on stdin.
     let piped = Command::new("sh")
         .arg("-c")
@@ -395,24 +341,14 @@ fn docker_save_load_round_trip_keeps_the_id() {
         .output()
         .unwrap();
     assert!(piped.status.success(), "{piped:?}");
-    assert_eq!(
-        String::from_utf8_lossy(&piped.stdout),
-        "Loaded image: multi:v1\n"
-    );
+    assert_eq!(String::from_utf8_lossy(&piped.stdout), "Loaded image: multi:v1\n");
     let gz = d.dir().join("saved.tar.gz");
-    ok(Command::new("sh")
-        .arg("-c")
-        .arg(format!("gzip -c {} > {}", saved.display(), gz.display())));
+    ok(Command::new("sh").arg("-c").arg(format!("gzip -c {} > {}", saved.display(), gz.display())));
     let (code, out, err) = with_stdin(d.docker(&["load"]), &gz);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("Loaded image: multi:v1"), "{out}");
     // An untagged image loads as an ID.
-    ok(d.docker(&[
-        "save",
-        "-o",
-        d.dir().join("id.tar").to_str().unwrap(),
-        &multi_id,
-    ]));
+    ok(d.docker(&["save", "-o", d.dir().join("id.tar").to_str().unwrap(), &multi_id]));
     ok(d.docker(&["rmi", "multi:v1"]));
     assert_eq!(
         ok(d.docker(&["load", "-i", d.dir().join("id.tar").to_str().unwrap()])),
@@ -423,10 +359,7 @@ fn docker_save_load_round_trip_keeps_the_id() {
     let (code, _, err) = run(d.docker(&["save", "-o", nowhere.to_str().unwrap(), "nosuch"]));
     assert_eq!(code, 1);
     assert!(err.contains("No such image: nosuch:latest"), "{err}");
-    assert!(
-        mounts_under(d.dir()).is_empty(),
-        "image operations mount nothing"
-    );
+    assert!(mounts_under(d.dir()).is_empty(), "image operations mount nothing");
 }
 
 #[test]
@@ -436,37 +369,21 @@ fn oci_layouts_load_by_hand_and_from_skopeo() {
     let layers = vec![busybox_rootfs(), layer(&[("etc/oci", b"yes\n")])];
     let (oci, id) = oci_layout(&layers, Some("oci/busybox:v1"));
     let p = write(&d, "oci.tar", &oci);
+    assert_eq!(ok(d.docker(&["load", "-i", p.to_str().unwrap()])), "Loaded image: oci/busybox:v1\n");
     assert_eq!(
-        ok(d.docker(&["load", "-i", p.to_str().unwrap()])),
-        "Loaded image: oci/busybox:v1\n"
-    );
-    assert_eq!(
-        ok(d.docker(&[
-            "image",
-            "inspect",
-            "--format",
-            "{{.Id}} {{.Config.Labels.made}}",
-            "oci/busybox:v1"
-        ]))
-        .trim(),
+        ok(d.docker(&["image", "inspect", "--format", "{{.Id}} {{.Config.Labels.made}}", "oci/busybox:v1"])).trim(),
         format!("{id} by-hand")
     );
     // Without a name: loaded by ID. Saving it again gives uncompressed layers with the same
     // diff IDs (the stored gzip blobs are decompressed on the fly).
     let (oci2, id2) = oci_layout(&[layer(&[("x", b"1")])], None);
     let p2 = write(&d, "oci2.tar", &oci2);
-    assert_eq!(
-        ok(d.docker(&["load", "-i", p2.to_str().unwrap()])),
-        format!("Loaded image ID: {id2}\n")
-    );
+    assert_eq!(ok(d.docker(&["load", "-i", p2.to_str().unwrap()])), format!("Loaded image ID: {id2}\n"));
     let saved = d.dir().join("resaved.tar");
     ok(d.docker(&["save", "-o", saved.to_str().unwrap(), "oci/busybox:v1"]));
     ok(d.docker(&["rmi", "oci/busybox:v1"]));
     ok(d.docker(&["load", "-i", saved.to_str().unwrap()]));
-    assert_eq!(
-        ok(d.docker(&["image", "inspect", "--format", "{{.Id}}", "oci/busybox:v1"])).trim(),
-        id
-    );
+    assert_eq!(ok(d.docker(&["image", "inspect", "--format", "{{.Id}}", "oci/busybox:v1"])).trim(), id);
     if require::program("skopeo").is_err() {
         eprintln!("SKIP skopeo part: skopeo is not installed");
         return;
@@ -480,30 +397,15 @@ fn oci_layouts_load_by_hand_and_from_skopeo() {
         &format!("oci-archive:{}:skopeo/busybox:v9", out.display()),
     ]));
     assert_eq!(code, 0, "skopeo: {so}{se}");
-    assert_eq!(
-        ok(d.docker(&["load", "-i", out.to_str().unwrap()])),
-        "Loaded image: skopeo/busybox:v9\n"
-    );
+    assert_eq!(ok(d.docker(&["load", "-i", out.to_str().unwrap()])), "Loaded image: skopeo/busybox:v9\n");
     // skopeo rewrites the config (so the ID differs) but the layers are the same content.
-    let layers_of = |name: &str| {
-        ok(d.docker(&[
-            "image",
-            "inspect",
-            "--format",
-            "{{json .RootFS.Layers}}",
-            name,
-        ]))
-    };
+    let layers_of = |name: &str| ok(d.docker(&["image", "inspect", "--format", "{{json .RootFS.Layers}}", name]));
     assert_eq!(layers_of("skopeo/busybox:v9"), layers_of("oci/busybox:v1"));
 }
 
 /// Things on disk and in the database that a refused request must not change.
 fn store_state(d: &TestDaemon) -> (String, usize, usize) {
-    (
-        ok(d.docker(&["images", "-aq", "--no-trunc"])),
-        blobs(d),
-        snapshot_dirs(d),
-    )
+    (ok(d.docker(&["images", "-aq", "--no-trunc"])), blobs(d), snapshot_dirs(d))
 }
 
 #[test]
@@ -529,24 +431,16 @@ fn hostile_archives_and_layers_are_refused() {
         }
         h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
         h.set_cksum();
-        b.append(&h, &b"evil"[..(if link.is_some() { 0 } else { 4 })])
-            .unwrap();
+        b.append(&h, &b"evil"[..(if link.is_some() { 0 } else { 4 })]).unwrap();
         b.into_inner().unwrap()
     };
     let marker = d.dir().join("outside");
     std::fs::create_dir(&marker).unwrap();
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
-        (
-            "import-dotdot",
-            evil_entry("../../../escape", None),
-            "points outside the root",
-        ),
+        ("import-dotdot", evil_entry("../../../escape", None), "points outside the root"),
         (
             "import-hardlink",
-            evil_entry(
-                "link",
-                Some(("../../../../etc/passwd", tar::EntryType::Link)),
-            ),
+            evil_entry("link", Some(("../../../../etc/passwd", tar::EntryType::Link))),
             "points outside the root",
         ),
     ];
@@ -568,10 +462,7 @@ fn hostile_archives_and_layers_are_refused() {
     b.append_data(&mut f, "out/pwned", &b"evil"[..]).unwrap();
     let p = write(&d, "symlink.tar", &b.into_inner().unwrap());
     let _ = run(d.docker(&["import", p.to_str().unwrap(), "confined"]));
-    assert!(
-        !marker.join("pwned").exists(),
-        "a layer wrote outside its root"
-    );
+    assert!(!marker.join("pwned").exists(), "a layer wrote outside its root");
     let _ = run(d.docker(&["rmi", "confined"]));
     // Archives: escaping entry names, bad manifest JSON, missing blobs, digest mismatches,
     // layers whose content is not their diff ID, not a tar at all.
@@ -609,16 +500,8 @@ fn hostile_archives_and_layers_are_refused() {
     };
     let wrong_digest = {
         let mut out = tar::Builder::new(Vec::new());
-        append(
-            &mut out,
-            &format!("blobs/sha256/{}", "a".repeat(64)),
-            b"not what the name says",
-        );
-        append(
-            &mut out,
-            "index.json",
-            br#"{"schemaVersion":2,"manifests":[]}"#,
-        );
+        append(&mut out, &format!("blobs/sha256/{}", "a".repeat(64)), b"not what the name says");
+        append(&mut out, "index.json", br#"{"schemaVersion":2,"manifests":[]}"#);
         out.into_inner().unwrap()
     };
     let wrong_diff_id = {
@@ -631,9 +514,7 @@ fn hostile_archives_and_layers_are_refused() {
         append(
             &mut b,
             "manifest.json",
-            serde_json::json!([{"Config": "c.json", "RepoTags": ["z:1"], "Layers": ["l.tar"]}])
-                .to_string()
-                .as_bytes(),
+            serde_json::json!([{"Config": "c.json", "RepoTags": ["z:1"], "Layers": ["l.tar"]}]).to_string().as_bytes(),
         );
         b.into_inner().unwrap()
     };
@@ -643,24 +524,15 @@ fn hostile_archives_and_layers_are_refused() {
         ("missing-blob", missing_blob, "missing blob"),
         ("wrong-digest", wrong_digest, "digest mismatch"),
         ("wrong-diff-id", wrong_diff_id, "diff_id mismatch"),
-        (
-            "not-a-tar",
-            b"hello, I am not an archive at all".repeat(40),
-            "invalid archive",
-        ),
-        (
-            "no-manifest",
-            layer(&[("x", b"y")]),
-            "does not contain a manifest.json",
-        ),
+        ("not-a-tar", b"hello, I am not an archive at all".repeat(40), "invalid archive"),
+        ("no-manifest", layer(&[("x", b"y")]), "does not contain a manifest.json"),
     ];
     for (name, data, want) in &archives {
         let p = write(&d, name, data);
         let (code, out, err) = run(d.docker(&["load", "-i", p.to_str().unwrap()]));
         assert_eq!(code, 1, "{name}: {out}{err}");
         assert!(err.contains(want), "{name}: {err}");
-        let r = wharf_testkit::http::request(&d.socket, "POST", "/images/load?quiet=1", &[], data)
-            .unwrap();
+        let r = wharf_testkit::http::request(&d.socket, "POST", "/images/load?quiet=1", &[], data).unwrap();
         assert_eq!(r.status, 400, "{name}: {}", r.text());
     }
     // Nothing half-stored: same images, blobs and snapshots as before.
@@ -672,19 +544,12 @@ fn hostile_archives_and_layers_are_refused() {
 
 /// A docker-archive of `n` layers of `size` bytes each, written to `path`.
 fn big_archive(path: &Path, n: usize, size: usize) -> String {
-    let mut out = tar::Builder::new(std::io::BufWriter::new(
-        std::fs::File::create(path).unwrap(),
-    ));
+    let mut out = tar::Builder::new(std::io::BufWriter::new(std::fs::File::create(path).unwrap()));
     let mut diff_ids = Vec::new();
     let mut paths = Vec::new();
     for i in 0..n {
         let data: Vec<u8> = (0..size)
-            .map(|j| {
-                (j as u32)
-                    .wrapping_mul(2_654_435_761)
-                    .wrapping_add(i as u32 * 7) as u8
-                    ^ (j >> 13) as u8
-            })
+            .map(|j| (j as u32).wrapping_mul(2_654_435_761).wrapping_add(i as u32 * 7) as u8 ^ (j >> 13) as u8)
             .collect();
         let l = layer(&[(&format!("data/{i}.bin"), &data)]);
         diff_ids.push(sha256(&l));
@@ -692,9 +557,8 @@ fn big_archive(path: &Path, n: usize, size: usize) -> String {
         append(&mut out, &p, &l);
         paths.push(p);
     }
-    let history: Vec<serde_json::Value> = (0..n)
-        .map(|i| serde_json::json!({"created_by": format!("big layer {i}")}))
-        .collect();
+    let history: Vec<serde_json::Value> =
+        (0..n).map(|i| serde_json::json!({"created_by": format!("big layer {i}")})).collect();
     let config = serde_json::to_vec(&serde_json::json!({
         "architecture": "amd64", "os": "linux", "created": "2024-05-06T07:08:09Z",
         "config": {"Cmd": ["sh"]},
@@ -715,11 +579,7 @@ fn big_archive(path: &Path, n: usize, size: usize) -> String {
     id
 }
 
-fn kill_during_load(
-    d: &mut TestDaemon,
-    archive: &Path,
-    when: &dyn Fn(&TestDaemon) -> bool,
-) -> bool {
+fn kill_during_load(d: &mut TestDaemon, archive: &Path, when: &dyn Fn(&TestDaemon) -> bool) -> bool {
     let mut child = d
         .docker(&["load", "-i", archive.to_str().unwrap()])
         .stdout(Stdio::null())
@@ -746,18 +606,10 @@ fn kill_during_load(
 fn assert_clean_after_restart(d: &mut TestDaemon) {
     // The daemon was killed: start it on the same roots.
     d.restart();
-    assert_eq!(
-        ok(d.docker(&["images", "-aq"])),
-        "",
-        "no half-visible image"
-    );
+    assert_eq!(ok(d.docker(&["images", "-aq"])), "", "no half-visible image");
     assert_eq!(blobs(d), 0, "GC removed the blobs of the interrupted load");
     assert_eq!(count_entries(&d.data_root.join("content/ingest")), 0);
-    assert_eq!(
-        snapshot_dirs(d),
-        0,
-        "GC removed the snapshots of the interrupted load"
-    );
+    assert_eq!(snapshot_dirs(d), 0, "GC removed the snapshots of the interrupted load");
     assert!(mounts_under(d.dir()).is_empty());
 }
 
@@ -777,19 +629,9 @@ fn sigkill_during_a_large_load_leaves_a_consistent_store() {
     assert!(killed, "the load finished before it could be interrupted");
     assert_clean_after_restart(&mut d);
     // And then it loads.
+    assert_eq!(ok(d.docker(&["load", "-i", archive.to_str().unwrap()])), "Loaded image: big:1\n");
     assert_eq!(
-        ok(d.docker(&["load", "-i", archive.to_str().unwrap()])),
-        "Loaded image: big:1\n"
-    );
-    assert_eq!(
-        ok(d.docker(&[
-            "image",
-            "inspect",
-            "--format",
-            "{{.Id}} {{len .RootFS.Layers}}",
-            "big:1"
-        ]))
-        .trim(),
+        ok(d.docker(&["image", "inspect", "--format", "{{.Id}} {{len .RootFS.Layers}}", "big:1"])).trim(),
         format!("{id} 24")
     );
     assert_eq!(snapshot_dirs(&d), 24);
@@ -805,18 +647,13 @@ fn prune_and_system_df() {
     let tagged = import_busybox(&d, "kept:1");
     let dangling = {
         let p = write(&d, "small.tar", &layer(&[("only", b"dangling")]));
-        ok(d.docker(&["import", p.to_str().unwrap()]))
-            .trim()
-            .to_owned()
+        ok(d.docker(&["import", p.to_str().unwrap()])).trim().to_owned()
     };
     let df = ok(d.docker(&["system", "df"]));
     let lines: Vec<Vec<&str>> = df.lines().map(|l| l.split_whitespace().collect()).collect();
     assert_eq!(lines[0], ["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"]);
     assert_eq!(&lines[1][..3], ["Images", "2", "0"]);
-    assert!(
-        lines[1][4].ends_with("(100%)") || lines[1][5] == "(100%)",
-        "{df}"
-    );
+    assert!(lines[1][4].ends_with("(100%)") || lines[1][5] == "(100%)", "{df}");
     assert_eq!(lines[2][0], "Containers");
     assert_eq!(&lines[3][..2], ["Local", "Volumes"]);
     assert_eq!(&lines[4][..2], ["Build", "Cache"]);
@@ -824,43 +661,27 @@ fn prune_and_system_df() {
     assert!(v.starts_with("Images space usage:"), "{v}");
     assert!(v.contains("kept"), "{v}");
     let f = ok(d.docker(&["system", "df", "--format", "{{.Type}}={{.TotalCount}}"]));
-    assert_eq!(
-        f,
-        "Images=2\nContainers=0\nLocal Volumes=0\nBuild Cache=0\n"
-    );
+    assert_eq!(f, "Images=2\nContainers=0\nLocal Volumes=0\nBuild Cache=0\n");
     // Dangling only; the confirmation is skipped with -f.
     let out = ok(d.docker(&["image", "prune", "-f"]));
-    assert!(
-        out.starts_with(&format!("Deleted Images:\ndeleted: {dangling}\n")),
-        "{out}"
-    );
-    assert!(
-        out.trim_end().ends_with("Total reclaimed space: 8B"),
-        "{out}"
-    );
+    assert!(out.starts_with(&format!("Deleted Images:\ndeleted: {dangling}\n")), "{out}");
+    assert!(out.trim_end().ends_with("Total reclaimed space: 8B"), "{out}");
     assert_eq!(ok(d.docker(&["images", "-q", "--no-trunc"])).trim(), tagged);
     // The prompt, answered no.
     let (code, out, _) = run(d.docker(&["image", "prune", "-a"]));
-    assert!(out.contains("WARNING! This will remove all images without at least one container associated to them."), "{out}");
+    assert!(
+        out.contains("WARNING! This will remove all images without at least one container associated to them."),
+        "{out}"
+    );
     let _ = code;
     assert_eq!(ok(d.docker(&["images", "-q", "--no-trunc"])).trim(), tagged);
     // until filters out images created after the given time.
-    let out = ok(d.docker(&[
-        "image",
-        "prune",
-        "-a",
-        "-f",
-        "--filter",
-        "until=2000-01-01T00:00:00Z",
-    ]));
+    let out = ok(d.docker(&["image", "prune", "-a", "-f", "--filter", "until=2000-01-01T00:00:00Z"]));
     assert_eq!(out, "Total reclaimed space: 0B\n");
     let out = ok(d.docker(&["image", "prune", "-a", "-f", "--filter", "label=nope"]));
     assert_eq!(out, "Total reclaimed space: 0B\n");
     let out = ok(d.docker(&["image", "prune", "-a", "-f"]));
-    assert!(
-        out.contains("untagged: kept:1") && out.contains(&format!("deleted: {tagged}")),
-        "{out}"
-    );
+    assert!(out.contains("untagged: kept:1") && out.contains(&format!("deleted: {tagged}")), "{out}");
     assert_eq!(ok(d.docker(&["images", "-aq"])), "");
     assert_eq!((blobs(&d), snapshot_dirs(&d)), (0, 0));
 }
@@ -870,44 +691,21 @@ fn wharf_cli_image_flows() {
     skip_unless!(require::root());
     let d = TestDaemon::start();
     let tar = write(&d, "busybox.tar", &busybox_rootfs());
-    let id = ok(d.wharf(&["import", "-c", "ENV A=1", tar.to_str().unwrap(), "bb:1"]))
-        .trim()
-        .to_owned();
+    let id = ok(d.wharf(&["import", "-c", "ENV A=1", tar.to_str().unwrap(), "bb:1"])).trim().to_owned();
     assert!(id.starts_with("sha256:"));
     let table = ok(d.wharf(&["images"]));
-    assert!(
-        table.starts_with("REPOSITORY   TAG       IMAGE ID       CREATED"),
-        "{table}"
-    );
-    assert!(
-        table.contains(&format!("bb           1         {}", &id[7..19])),
-        "{table}"
-    );
+    assert!(table.starts_with("REPOSITORY   TAG       IMAGE ID       CREATED"), "{table}");
+    assert!(table.contains(&format!("bb           1         {}", &id[7..19])), "{table}");
     ok(d.wharf(&["tag", "bb:1", "bb:2"]));
-    assert_eq!(
-        ok(d.wharf(&[
-            "images",
-            "--format",
-            "{{.Tag}}",
-            "--filter",
-            "reference=bb:2"
-        ])),
-        "2\n"
-    );
-    assert_eq!(
-        ok(d.wharf(&["image", "inspect", "--format", "{{.Id}} {{.Os}}", "bb:2"])).trim(),
-        format!("{id} linux")
-    );
+    assert_eq!(ok(d.wharf(&["images", "--format", "{{.Tag}}", "--filter", "reference=bb:2"])), "2\n");
+    assert_eq!(ok(d.wharf(&["image", "inspect", "--format", "{{.Id}} {{.Os}}", "bb:2"])).trim(), format!("{id} linux"));
     let h = ok(d.wharf(&["history", "-H=false", "--no-trunc", "bb:1"]));
     assert!(h.lines().nth(1).unwrap().starts_with(&id), "{h}");
     let saved = d.dir().join("w.tar");
     ok(d.wharf(&["save", "-o", saved.to_str().unwrap(), "bb"]));
     assert_eq!(ok(d.wharf(&["rmi", "bb:2"])), "Untagged: bb:2\n");
     let out = ok(d.wharf(&["rmi", "bb:1"]));
-    assert!(
-        out.starts_with(&format!("Untagged: bb:1\nDeleted: {id}\n")),
-        "{out}"
-    );
+    assert!(out.starts_with(&format!("Untagged: bb:1\nDeleted: {id}\n")), "{out}");
     let out = ok(d.wharf(&["load", "-i", saved.to_str().unwrap()]));
     assert_eq!(out, "Loaded image: bb:1\nLoaded image: bb:2\n");
     let (code, out, err) = with_stdin(d.wharf(&["load"]), &saved);
@@ -915,35 +713,22 @@ fn wharf_cli_image_flows() {
     assert_eq!(out, "Loaded image: bb:1\nLoaded image: bb:2\n");
     let df = ok(d.wharf(&["system", "df"]));
     assert!(df.contains("Images          1         0"), "{df}");
-    assert_eq!(
-        ok(d.wharf(&["image", "prune", "-f"])),
-        "Total reclaimed space: 0B\n"
-    );
+    assert_eq!(ok(d.wharf(&["image", "prune", "-f"])), "Total reclaimed space: 0B\n");
     let (code, _, err) = run(d.wharf(&["rmi", "nosuch"]));
     assert_eq!(code, 1);
-    assert_eq!(
-        err.trim(),
-        "Error response from daemon: No such image: nosuch:latest"
-    );
+    assert_eq!(err.trim(), "Error response from daemon: No such image: nosuch:latest");
     // docker's conflict message through wharf too.
     ok(d.wharf(&["tag", "bb:1", "other:1"]));
     let (code, _, err) = run(d.wharf(&["rmi", &id[7..19]]));
     assert_eq!(code, 1);
-    assert!(
-        err.contains("image is referenced in multiple repositories"),
-        "{err}"
-    );
+    assert!(err.contains("image is referenced in multiple repositories"), "{err}");
 }
 
 #[test]
 fn api_shapes_by_version_and_image_events() {
     skip_unless!(require::root());
     let d = TestDaemon::start();
-    let since = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        - 1;
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() - 1;
     let body = layer(&[("a", b"1")]);
     let r = wharf_testkit::http::request(
         &d.socket,
@@ -956,37 +741,19 @@ fn api_shapes_by_version_and_image_events() {
     assert_eq!(r.status, 200);
     assert_eq!(r.header("content-type"), Some("application/json"));
     let id = r.json()["status"].as_str().unwrap().to_owned();
-    let untagged = wharf_testkit::http::request(
-        &d.socket,
-        "POST",
-        "/images/create?fromSrc=-",
-        &[],
-        &layer(&[("b", b"2")]),
-    )
-    .unwrap()
-    .json()["status"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let untagged =
+        wharf_testkit::http::request(&d.socket, "POST", "/images/create?fromSrc=-", &[], &layer(&[("b", b"2")]))
+            .unwrap()
+            .json()["status"]
+            .as_str()
+            .unwrap()
+            .to_owned();
     // Lists.
     let old = d.api("GET", "/v1.41/images/json", b"").json();
     let new = d.api("GET", "/v1.53/images/json", b"").json();
-    let find = |v: &serde_json::Value, id: &str| {
-        v.as_array()
-            .unwrap()
-            .iter()
-            .find(|i| i["Id"] == id)
-            .unwrap()
-            .clone()
-    };
-    assert_eq!(
-        find(&old, &untagged)["RepoTags"],
-        serde_json::json!(["<none>:<none>"])
-    );
-    assert_eq!(
-        find(&old, &untagged)["RepoDigests"],
-        serde_json::json!(["<none>@<none>"])
-    );
+    let find = |v: &serde_json::Value, id: &str| v.as_array().unwrap().iter().find(|i| i["Id"] == id).unwrap().clone();
+    assert_eq!(find(&old, &untagged)["RepoTags"], serde_json::json!(["<none>:<none>"]));
+    assert_eq!(find(&old, &untagged)["RepoDigests"], serde_json::json!(["<none>@<none>"]));
     assert_eq!(find(&old, &id)["Containers"], -1);
     assert!(find(&old, &id).get("VirtualSize").is_some());
     assert_eq!(find(&new, &untagged)["RepoTags"], serde_json::json!([]));
@@ -1001,20 +768,13 @@ fn api_shapes_by_version_and_image_events() {
     assert!(i50["Config"].get("Hostname").is_none());
     assert_eq!(i50["Config"]["Env"], serde_json::Value::Null);
     assert_eq!(i50["Parent"], "");
-    let i53 = d
-        .api("GET", "/v1.53/images/docker.io/library/api:t/json", b"")
-        .json();
+    let i53 = d.api("GET", "/v1.53/images/docker.io/library/api:t/json", b"").json();
     assert!(i53["Config"].get("Env").is_none() && i53.get("Parent").is_none());
     assert_eq!(i53["Config"]["Cmd"], serde_json::json!(["sh"]));
     assert_eq!(i53["RootFS"]["Type"], "layers");
-    assert_eq!(
-        d.api("GET", "/images/nosuch/json", b"").json()["message"],
-        "No such image: nosuch:latest"
-    );
+    assert_eq!(d.api("GET", "/images/nosuch/json", b"").json()["message"], "No such image: nosuch:latest");
     // History.
-    let h = d
-        .api("GET", &format!("/images/{}/history", &id[7..19]), b"")
-        .json();
+    let h = d.api("GET", &format!("/images/{}/history", &id[7..19]), b"").json();
     assert_eq!(h[0]["Id"], id.as_str());
     assert_eq!(h[0]["Tags"], serde_json::json!(["api:t"]));
     // /system/df by version.
@@ -1029,38 +789,19 @@ fn api_shapes_by_version_and_image_events() {
     assert!(df53.get("Images").is_none());
     assert_eq!(df53["ImageUsage"]["TotalCount"], 2);
     assert!(df53["ImageUsage"].get("Items").is_none());
-    let v = d
-        .api("GET", "/v1.53/system/df?verbose=1&type=image", b"")
-        .json();
+    let v = d.api("GET", "/v1.53/system/df?verbose=1&type=image", b"").json();
     assert_eq!(v["ImageUsage"]["Items"].as_array().unwrap().len(), 2);
     assert!(v.get("ContainerUsage").is_none());
     assert_eq!(d.api("GET", "/system/df?type=bogus", b"").status, 400);
     // Import and pull errors are clear.
-    let r = d.api(
-        "POST",
-        "/images/create?fromSrc=http://example.com/x.tar",
-        b"",
-    );
+    let r = d.api("POST", "/images/create?fromSrc=http://example.com/x.tar", b"");
     assert_eq!(r.status, 400);
-    assert!(
-        r.json()["message"]
-            .as_str()
-            .unwrap()
-            .contains("not supported")
-    );
-    let r = d.api(
-        "POST",
-        "/images/create?fromImage=docker.io/library/busybox&tag=latest",
-        b"",
-    );
+    assert!(r.json()["message"].as_str().unwrap().contains("not supported"));
+    let r = d.api("POST", "/images/create?fromImage=docker.io/library/busybox&tag=latest", b"");
     assert_eq!(r.status, 501);
     assert!(r.json()["message"].as_str().unwrap().contains("busybox"));
     // Tag, save, delete: events with Docker's actors.
-    let r = d.api(
-        "POST",
-        "/images/api:t/tag?repo=docker.io/library/api2&tag=x",
-        b"",
-    );
+    let r = d.api("POST", "/images/api:t/tag?repo=docker.io/library/api2&tag=x", b"");
     assert_eq!(r.status, 201);
     assert!(r.body.is_empty());
     let r = d.api("POST", "/images/api:t/tag?repo=api3&tag=-bad", b"");
@@ -1068,49 +809,23 @@ fn api_shapes_by_version_and_image_events() {
     let save = d.api("GET", "/images/api2:x/get", b"");
     assert_eq!(save.status, 200);
     assert_eq!(save.header("content-type"), Some("application/x-tar"));
-    let load =
-        wharf_testkit::http::request(&d.socket, "POST", "/images/load?quiet=0", &[], &save.body)
-            .unwrap();
+    let load = wharf_testkit::http::request(&d.socket, "POST", "/images/load?quiet=0", &[], &save.body).unwrap();
     let text = load.text();
-    assert!(
-        text.contains("\"status\":\"Loading layer\"") || text.contains("Loaded image"),
-        "{text}"
-    );
-    assert!(
-        text.contains("{\"stream\":\"Loaded image: api2:x\\n\"}\r\n"),
-        "{text}"
-    );
+    assert!(text.contains("\"status\":\"Loading layer\"") || text.contains("Loaded image"), "{text}");
+    assert!(text.contains("{\"stream\":\"Loaded image: api2:x\\n\"}\r\n"), "{text}");
     let del = d.api("DELETE", "/images/api2:x", b"").json();
     assert_eq!(del, serde_json::json!([{"Untagged": "api2:x"}]));
     std::thread::sleep(Duration::from_millis(1100));
-    let until = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let ev = d.api(
-        "GET",
-        &format!(
-            "/events?since={since}&until={until}&filters=%7B%22type%22%3A%5B%22image%22%5D%7D"
-        ),
-        b"",
-    );
-    let events: Vec<serde_json::Value> = ev
-        .text()
-        .lines()
-        .filter(|l| !l.is_empty())
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    let actions: Vec<&str> = events
-        .iter()
-        .map(|e| e["Action"].as_str().unwrap())
-        .collect();
+    let until = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let ev =
+        d.api("GET", &format!("/events?since={since}&until={until}&filters=%7B%22type%22%3A%5B%22image%22%5D%7D"), b"");
+    let events: Vec<serde_json::Value> =
+        ev.text().lines().filter(|l| !l.is_empty()).map(|l| serde_json::from_str(l).unwrap()).collect();
+    let actions: Vec<&str> = events.iter().map(|e| e["Action"].as_str().unwrap()).collect();
     for a in ["import", "tag", "save", "load", "untag"] {
         assert!(actions.contains(&a), "{a} missing from {actions:?}");
     }
-    let tag = events
-        .iter()
-        .find(|e| e["Action"] == "tag" && e["Actor"]["Attributes"]["name"] == "api2:x")
-        .unwrap();
+    let tag = events.iter().find(|e| e["Action"] == "tag" && e["Actor"]["Attributes"]["name"] == "api2:x").unwrap();
     assert_eq!(tag["Actor"]["ID"], id.as_str());
     assert_eq!(tag["Type"], "image");
 }
@@ -1122,30 +837,17 @@ fn native_snapshotter_end_to_end() {
         config: Some(r#"{"storage-driver": "vfs"}"#.to_owned()),
         ..Default::default()
     });
-    assert_eq!(
-        ok(d.docker(&["info", "--format", "{{.Driver}} {{len .DriverStatus}}"])).trim(),
-        "vfs 0"
-    );
-    let layers = vec![
-        busybox_rootfs(),
-        layer(&[("etc/motd", b"native\n")]),
-        layer(&[("etc/motd", b"replaced\n")]),
-    ];
+    assert_eq!(ok(d.docker(&["info", "--format", "{{.Driver}} {{len .DriverStatus}}"])).trim(), "vfs 0");
+    let layers = vec![busybox_rootfs(), layer(&[("etc/motd", b"native\n")]), layer(&[("etc/motd", b"replaced\n")])];
     let (archive, id) = docker_archive(&layers, &["native:1"]);
     let p = write(&d, "n.tar", &archive);
-    assert_eq!(
-        ok(d.docker(&["load", "-i", p.to_str().unwrap()])),
-        "Loaded image: native:1\n"
-    );
+    assert_eq!(ok(d.docker(&["load", "-i", p.to_str().unwrap()])), "Loaded image: native:1\n");
     let top = d.data_root.join("snapshots/native/snapshots");
     // Each native snapshot is a full tree: the top one has busybox and the last motd.
-    let found = std::fs::read_dir(&top)
-        .unwrap()
-        .filter_map(Result::ok)
-        .any(|e| {
-            std::fs::read(e.path().join("fs/etc/motd")).is_ok_and(|c| c == b"replaced\n")
-                && e.path().join("fs/bin/busybox").exists()
-        });
+    let found = std::fs::read_dir(&top).unwrap().filter_map(Result::ok).any(|e| {
+        std::fs::read(e.path().join("fs/etc/motd")).is_ok_and(|c| c == b"replaced\n")
+            && e.path().join("fs/bin/busybox").exists()
+    });
     assert!(found, "the top layer's tree is complete");
     let saved = d.dir().join("n2.tar");
     ok(d.docker(&["save", "-o", saved.to_str().unwrap(), "native:1"]));

@@ -33,10 +33,7 @@ impl Rng {
 }
 
 fn env(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
 /// One gzip layer of about `mb` MB: 70% in two big files, 30% in small files of 1–8 KiB.
@@ -61,8 +58,7 @@ fn make_layer(seed: u64, mb: usize) -> (Vec<u8>, u64, usize) {
         let mut h = tar::Header::new_gnu();
         h.set_size(data.len() as u64);
         h.set_mode(0o644);
-        b.append_data(&mut h, format!("big/blob{i}"), &data[..])
-            .unwrap();
+        b.append_data(&mut h, format!("big/blob{i}"), &data[..]).unwrap();
         raw += data.len() as u64;
         files += 1;
     }
@@ -75,12 +71,7 @@ fn make_layer(seed: u64, mb: usize) -> (Vec<u8>, u64, usize) {
         let mut h = tar::Header::new_gnu();
         h.set_size(size as u64);
         h.set_mode(0o644);
-        b.append_data(
-            &mut h,
-            format!("d{:03}/f{files:06}", files % 200),
-            &buf[..size],
-        )
-        .unwrap();
+        b.append_data(&mut h, format!("d{:03}/f{files:06}", files % 200), &buf[..size]).unwrap();
         written += size;
         raw += size as u64;
         files += 1;
@@ -93,18 +84,9 @@ fn cpu_secs() -> f64 {
     let stat = fs::read_to_string("/proc/self/stat").unwrap_or_default();
     let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
     let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
     if std::env::var_os("WHARF_BENCH_VERBOSE").is_some() {
-        eprintln!(
-            "  (user {:.2}s, system {:.2}s)",
-            ticks(11) / 100.0,
-            ticks(12) / 100.0
-        );
+        eprintln!("  (user {:.2}s, system {:.2}s)", ticks(11) / 100.0, ticks(12) / 100.0);
     }
     (ticks(11) + ticks(12)) / 100.0
 }
@@ -116,24 +98,12 @@ fn mbps(bytes: u64, secs: f64) -> f64 {
 fn main() {
     // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing to run quickly.
     let quick = !std::env::args().any(|a| a == "--bench");
-    let (layers, mb) = if quick {
-        (2, 4)
-    } else {
-        (
-            env("WHARF_BENCH_LAYERS", 4),
-            env("WHARF_BENCH_LAYER_MB", 110),
-        )
-    };
-    let tmp = tempfile::tempdir_in(
-        std::env::var("WHARF_BENCH_DIR").unwrap_or_else(|_| "/var/tmp".into()),
-    )
-    .unwrap();
+    let (layers, mb) = if quick { (2, 4) } else { (env("WHARF_BENCH_LAYERS", 4), env("WHARF_BENCH_LAYER_MB", 110)) };
+    let tmp = tempfile::tempdir_in(std::env::var("WHARF_BENCH_DIR").unwrap_or_else(|_| "/var/tmp".into())).unwrap();
     eprintln!("generating {layers} gzip layers of ~{mb} MB ...");
     let t = Instant::now();
     let set: Vec<(Vec<u8>, u64, usize)> = std::thread::scope(|s| {
-        let hs: Vec<_> = (0..layers)
-            .map(|i| s.spawn(move || make_layer(0x9e37_79b9 * (i as u64 + 1), mb)))
-            .collect();
+        let hs: Vec<_> = (0..layers).map(|i| s.spawn(move || make_layer(0x9e37_79b9 * (i as u64 + 1), mb))).collect();
         hs.into_iter().map(|h| h.join().unwrap()).collect()
     });
     let tar_bytes: u64 = set.iter().map(|l| l.1).sum();
@@ -182,10 +152,7 @@ fn main() {
                 hs.into_iter().map(|h| h.join().unwrap()).sum()
             })
         } else {
-            set.iter()
-                .enumerate()
-                .map(|(i, (gz, _, _))| one(gz, &root.join(i.to_string())))
-                .sum()
+            set.iter().enumerate().map(|(i, (gz, _, _))| one(gz, &root.join(i.to_string()))).sum()
         };
         let secs = t.elapsed().as_secs_f64();
         let cpu = cpu_secs() - cpu;

@@ -36,11 +36,7 @@ pub enum ContentError {
     #[error("digest mismatch: expected {expected}, got {actual}")]
     DigestMismatch { expected: Digest, actual: Digest },
     #[error("size mismatch for {digest}: expected {expected} bytes, got {actual}")]
-    SizeMismatch {
-        digest: String,
-        expected: u64,
-        actual: u64,
-    },
+    SizeMismatch { digest: String, expected: u64, actual: u64 },
     #[error("content {digest} is larger than the limit of {limit} bytes")]
     TooLarge { digest: String, limit: u64 },
     #[error("read content for {digest}")]
@@ -80,9 +76,9 @@ impl Classify for ContentError {
     fn kind(&self) -> ErrorKind {
         match self {
             ContentError::NotFound(_) => ErrorKind::NotFound,
-            ContentError::DigestMismatch { .. }
-            | ContentError::SizeMismatch { .. }
-            | ContentError::TooLarge { .. } => ErrorKind::InvalidArgument,
+            ContentError::DigestMismatch { .. } | ContentError::SizeMismatch { .. } | ContentError::TooLarge { .. } => {
+                ErrorKind::InvalidArgument
+            }
             _ => ErrorKind::Internal,
         }
     }
@@ -119,10 +115,7 @@ impl ContentStore {
     }
 
     pub fn open_with(root: &Path, options: ContentOptions) -> Result<Self, ContentError> {
-        let open_err = |source| ContentError::Open {
-            path: root.to_path_buf(),
-            source,
-        };
+        let open_err = |source| ContentError::Open { path: root.to_path_buf(), source };
         let blobs = root.join("blobs");
         let ingest = root.join("ingest");
         for alg in [Algorithm::Sha256, Algorithm::Sha512] {
@@ -131,43 +124,27 @@ impl ContentStore {
         fs::create_dir_all(&ingest).map_err(open_err)?;
         for entry in fs::read_dir(&ingest).map_err(open_err)? {
             let path = entry.map_err(open_err)?.path();
-            fs::remove_file(&path)
-                .or_else(|_| fs::remove_dir_all(&path))
-                .map_err(open_err)?;
+            fs::remove_file(&path).or_else(|_| fs::remove_dir_all(&path)).map_err(open_err)?;
         }
-        Ok(Self {
-            blobs,
-            ingest,
-            options,
-        })
+        Ok(Self { blobs, ingest, options })
     }
 
     /// Where the blob `digest` lives (whether or not it exists).
     pub fn path(&self, digest: &Digest) -> PathBuf {
-        self.blobs
-            .join(digest.algorithm().as_str())
-            .join(digest.hex())
+        self.blobs.join(digest.algorithm().as_str()).join(digest.hex())
     }
 
     /// Starts writing a blob. `expected` is the digest it must have (its algorithm is used for
     /// hashing; sha256 otherwise); `expected_size` its size, enforced while writing.
-    pub fn writer(
-        &self,
-        expected: Option<&Digest>,
-        expected_size: Option<u64>,
-    ) -> Result<ContentWriter, ContentError> {
+    pub fn writer(&self, expected: Option<&Digest>, expected_size: Option<u64>) -> Result<ContentWriter, ContentError> {
         let name = expected.map_or("new", |d| d.hex());
         let temp = self.ingest.join(format!("{name}-{}", random_suffix()));
         let label = expected.map_or_else(|| "new content".to_owned(), ToString::to_string);
-        let file = File::options()
-            .write(true)
-            .create_new(true)
-            .open(&temp)
-            .map_err(|source| ContentError::Write {
-                digest: label.clone(),
-                path: temp.clone(),
-                source,
-            })?;
+        let file = File::options().write(true).create_new(true).open(&temp).map_err(|source| ContentError::Write {
+            digest: label.clone(),
+            path: temp.clone(),
+            source,
+        })?;
         Ok(ContentWriter {
             store: self.clone(),
             file: Some(file),
@@ -191,11 +168,7 @@ impl ContentStore {
         if let Some(d) = expected
             && let Ok(size) = self.size(d)
         {
-            return Ok(Ingested {
-                digest: d.clone(),
-                size,
-                existed: true,
-            });
+            return Ok(Ingested { digest: d.clone(), size, existed: true });
         }
         let mut w = self.writer(expected, expected_size)?;
         let mut buf = vec![0u8; 256 * 1024];
@@ -205,10 +178,7 @@ impl ContentStore {
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(source) => {
-                    return Err(ContentError::Read {
-                        digest: w.label.clone(),
-                        source,
-                    });
+                    return Err(ContentError::Read { digest: w.label.clone(), source });
                 }
             };
             w.write_checked(&buf[..n])?;
@@ -227,11 +197,7 @@ impl ContentStore {
         if let Some(d) = expected
             && let Ok(size) = self.size(d)
         {
-            return Ok(Ingested {
-                digest: d.clone(),
-                size,
-                existed: true,
-            });
+            return Ok(Ingested { digest: d.clone(), size, existed: true });
         }
         let mut w = self.writer(expected, expected_size)?;
         let mut buf = vec![0u8; 256 * 1024];
@@ -241,20 +207,14 @@ impl ContentStore {
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(source) => {
-                    return Err(ContentError::Read {
-                        digest: w.label.clone(),
-                        source,
-                    });
+                    return Err(ContentError::Read { digest: w.label.clone(), source });
                 }
             };
             w.write_checked(&buf[..n])?;
         }
         match tokio::task::spawn_blocking(move || w.commit()).await {
             Ok(result) => result,
-            Err(e) => Err(ContentError::Read {
-                digest: "content".into(),
-                source: io::Error::other(e),
-            }),
+            Err(e) => Err(ContentError::Read { digest: "content".into(), source: io::Error::other(e) }),
         }
     }
 
@@ -262,10 +222,7 @@ impl ContentStore {
     pub fn open_blob(&self, digest: &Digest) -> Result<File, ContentError> {
         File::open(self.path(digest)).map_err(|source| match source.kind() {
             io::ErrorKind::NotFound => ContentError::NotFound(digest.clone()),
-            _ => ContentError::OpenBlob {
-                digest: digest.clone(),
-                source,
-            },
+            _ => ContentError::OpenBlob { digest: digest.clone(), source },
         })
     }
 
@@ -274,25 +231,17 @@ impl ContentStore {
     }
 
     pub fn size(&self, digest: &Digest) -> Result<u64, ContentError> {
-        fs::metadata(self.path(digest))
-            .map(|m| m.len())
-            .map_err(|source| match source.kind() {
-                io::ErrorKind::NotFound => ContentError::NotFound(digest.clone()),
-                _ => ContentError::OpenBlob {
-                    digest: digest.clone(),
-                    source,
-                },
-            })
+        fs::metadata(self.path(digest)).map(|m| m.len()).map_err(|source| match source.kind() {
+            io::ErrorKind::NotFound => ContentError::NotFound(digest.clone()),
+            _ => ContentError::OpenBlob { digest: digest.clone(), source },
+        })
     }
 
     /// Deletes a blob. Readers that have it open keep reading the old inode.
     pub fn delete(&self, digest: &Digest) -> Result<(), ContentError> {
         fs::remove_file(self.path(digest)).map_err(|source| match source.kind() {
             io::ErrorKind::NotFound => ContentError::NotFound(digest.clone()),
-            _ => ContentError::Delete {
-                digest: digest.clone(),
-                source,
-            },
+            _ => ContentError::Delete { digest: digest.clone(), source },
         })
     }
 
@@ -302,15 +251,10 @@ impl ContentStore {
         let mut out = Vec::new();
         for alg in [Algorithm::Sha256, Algorithm::Sha512] {
             let dir = self.blobs.join(alg.as_str());
-            let list_err = |source| ContentError::List {
-                path: dir.clone(),
-                source,
-            };
+            let list_err = |source| ContentError::List { path: dir.clone(), source };
             for entry in fs::read_dir(&dir).map_err(list_err)? {
                 let entry = entry.map_err(list_err)?;
-                let Ok(digest) =
-                    format!("{}:{}", alg.as_str(), entry.file_name().to_string_lossy())
-                        .parse::<Digest>()
+                let Ok(digest) = format!("{}:{}", alg.as_str(), entry.file_name().to_string_lossy()).parse::<Digest>()
                 else {
                     continue;
                 };
@@ -341,19 +285,12 @@ impl ContentWriter {
         if let Some(expected) = self.expected_size
             && size > expected
         {
-            return Err(ContentError::SizeMismatch {
-                digest: self.label.clone(),
-                expected,
-                actual: size,
-            });
+            return Err(ContentError::SizeMismatch { digest: self.label.clone(), expected, actual: size });
         }
         if let Some(limit) = self.store.options.max_blob_size
             && size > limit
         {
-            return Err(ContentError::TooLarge {
-                digest: self.label.clone(),
-                limit,
-            });
+            return Err(ContentError::TooLarge { digest: self.label.clone(), limit });
         }
         let file = self.file.as_mut().expect("file present until commit");
         file.write_all(data).map_err(|source| ContentError::Write {
@@ -377,53 +314,30 @@ impl ContentWriter {
         if let Some(expected) = &self.expected
             && *expected != actual
         {
-            return Err(ContentError::DigestMismatch {
-                expected: expected.clone(),
-                actual,
-            });
+            return Err(ContentError::DigestMismatch { expected: expected.clone(), actual });
         }
         if let Some(expected) = self.expected_size
             && expected != self.size
         {
-            return Err(ContentError::SizeMismatch {
-                digest: actual.to_string(),
-                expected,
-                actual: self.size,
-            });
+            return Err(ContentError::SizeMismatch { digest: actual.to_string(), expected, actual: self.size });
         }
-        let write_err = |path: &Path, source| ContentError::Write {
-            digest: actual.to_string(),
-            path: path.to_path_buf(),
-            source,
-        };
+        let write_err =
+            |path: &Path, source| ContentError::Write { digest: actual.to_string(), path: path.to_path_buf(), source };
         let file = self.file.take().expect("file present until commit");
         file.sync_all().map_err(|e| write_err(&self.temp, e))?;
         drop(file);
         let dest = self.store.path(&actual);
         if dest.exists() {
             // Another ingest got there first; the content is the same by its digest.
-            return Ok(Ingested {
-                digest: actual,
-                size: self.size,
-                existed: true,
-            });
+            return Ok(Ingested { digest: actual, size: self.size, existed: true });
         }
         // Blobs are immutable: make that visible in their mode too.
-        let _ = fs::set_permissions(
-            &self.temp,
-            std::os::unix::fs::PermissionsExt::from_mode(0o444),
-        );
+        let _ = fs::set_permissions(&self.temp, std::os::unix::fs::PermissionsExt::from_mode(0o444));
         fs::rename(&self.temp, &dest).map_err(|e| write_err(&dest, e))?;
         if let Some(dir) = dest.parent() {
-            File::open(dir)
-                .and_then(|d| d.sync_all())
-                .map_err(|e| write_err(dir, e))?;
+            File::open(dir).and_then(|d| d.sync_all()).map_err(|e| write_err(dir, e))?;
         }
-        Ok(Ingested {
-            digest: actual,
-            size: self.size,
-            existed: false,
-        })
+        Ok(Ingested { digest: actual, size: self.size, existed: false })
     }
 }
 
@@ -500,93 +414,38 @@ mod tests {
         let cs = ContentStore::open(tmp.path()).unwrap();
         let data = b"hello blob".repeat(1000);
         let d = sha(&data);
-        let got = cs
-            .ingest(&data[..], Some(&d), Some(data.len() as u64))
-            .unwrap();
-        assert_eq!(
-            got,
-            Ingested {
-                digest: d.clone(),
-                size: data.len() as u64,
-                existed: false
-            }
-        );
+        let got = cs.ingest(&data[..], Some(&d), Some(data.len() as u64)).unwrap();
+        assert_eq!(got, Ingested { digest: d.clone(), size: data.len() as u64, existed: false });
         assert!(cs.exists(&d));
         let mut back = Vec::new();
         cs.open_blob(&d).unwrap().read_to_end(&mut back).unwrap();
         assert_eq!(back, data);
         assert_eq!(cs.list().unwrap(), vec![(d.clone(), data.len() as u64)]);
-        assert!(
-            cs.ingest(&b"x"[..], Some(&d), None).unwrap().existed,
-            "existing blob: nothing read"
-        );
+        assert!(cs.ingest(&b"x"[..], Some(&d), None).unwrap().existed, "existing blob: nothing read");
         cs.delete(&d).unwrap();
         assert_eq!(cs.delete(&d).unwrap_err().kind(), ErrorKind::NotFound);
         assert_eq!(cs.open_blob(&d).unwrap_err().kind(), ErrorKind::NotFound);
         // Without an expected digest the computed one is returned.
-        assert_eq!(
-            cs.ingest(&b"abc"[..], None, None).unwrap().digest,
-            sha(b"abc")
-        );
-        assert_eq!(
-            fs::read_dir(tmp.path().join("ingest")).unwrap().count(),
-            0,
-            "no temp files left"
-        );
+        assert_eq!(cs.ingest(&b"abc"[..], None, None).unwrap().digest, sha(b"abc"));
+        assert_eq!(fs::read_dir(tmp.path().join("ingest")).unwrap().count(), 0, "no temp files left");
     }
 
     #[test]
     fn mismatches_say_expected_and_got() {
         let tmp = tempfile::tempdir().unwrap();
-        let cs = ContentStore::open_with(
-            tmp.path(),
-            ContentOptions {
-                max_blob_size: Some(10),
-            },
-        )
-        .unwrap();
+        let cs = ContentStore::open_with(tmp.path(), ContentOptions { max_blob_size: Some(10) }).unwrap();
         let wrong = sha(b"other");
         let err = cs.ingest(&b"data"[..], Some(&wrong), None).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            format!("digest mismatch: expected {wrong}, got {}", sha(b"data"))
-        );
+        assert_eq!(err.to_string(), format!("digest mismatch: expected {wrong}, got {}", sha(b"data")));
         assert_eq!(err.kind(), ErrorKind::InvalidArgument);
         let err = cs.ingest(&b"data"[..], None, Some(3)).unwrap_err();
-        assert!(
-            matches!(
-                err,
-                ContentError::SizeMismatch {
-                    expected: 3,
-                    actual: 4,
-                    ..
-                }
-            ),
-            "{err}"
-        );
+        assert!(matches!(err, ContentError::SizeMismatch { expected: 3, actual: 4, .. }), "{err}");
         let err = cs.ingest(&b"data"[..], None, Some(5)).unwrap_err();
-        assert!(
-            matches!(
-                err,
-                ContentError::SizeMismatch {
-                    expected: 5,
-                    actual: 4,
-                    ..
-                }
-            ),
-            "{err}"
-        );
+        assert!(matches!(err, ContentError::SizeMismatch { expected: 5, actual: 4, .. }), "{err}");
         let err = cs.ingest(&[0u8; 11][..], None, None).unwrap_err();
-        assert!(
-            matches!(err, ContentError::TooLarge { limit: 10, .. }),
-            "{err}"
-        );
+        assert!(matches!(err, ContentError::TooLarge { limit: 10, .. }), "{err}");
         assert!(cs.list().unwrap().is_empty());
-        assert_eq!(
-            fs::read_dir(tmp.path().join("ingest")).unwrap().count(),
-            0,
-            "failed ingests leave nothing"
-        );
+        assert_eq!(fs::read_dir(tmp.path().join("ingest")).unwrap().count(), 0, "failed ingests leave nothing");
     }
 
     #[test]
@@ -614,25 +473,15 @@ mod tests {
     fn async_ingest() {
         let tmp = tempfile::tempdir().unwrap();
         let cs = ContentStore::open(tmp.path()).unwrap();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         let data = vec![42u8; 300_000];
-        let got = rt
-            .block_on(cs.ingest_async(&data[..], Some(&sha(&data)), None))
-            .unwrap();
+        let got = rt.block_on(cs.ingest_async(&data[..], Some(&sha(&data)), None)).unwrap();
         assert_eq!(got.size, 300_000);
         let mut h = Hasher::new(Algorithm::Sha512);
         h.update(&data);
         let sha512 = h.finish();
-        let got = rt
-            .block_on(cs.ingest_async(&data[..], Some(&sha512), None))
-            .unwrap();
-        assert!(
-            cs.path(&got.digest)
-                .starts_with(tmp.path().join("blobs/sha512"))
-        );
+        let got = rt.block_on(cs.ingest_async(&data[..], Some(&sha512), None)).unwrap();
+        assert!(cs.path(&got.digest).starts_with(tmp.path().join("blobs/sha512")));
     }
 
     #[test]

@@ -35,9 +35,9 @@ impl Hasher {
     pub(crate) fn finish(self) -> Digest {
         match self {
             Hasher::Sha256(h) => Digest::sha256_bytes(&h.finalize().into()),
-            Hasher::Sha512(h) => format!("sha512:{}", hex::encode(h.finalize()))
-                .parse()
-                .expect("a sha512 hex string is a valid digest"),
+            Hasher::Sha512(h) => {
+                format!("sha512:{}", hex::encode(h.finalize())).parse().expect("a sha512 hex string is a valid digest")
+            }
         }
     }
 }
@@ -51,11 +51,7 @@ pub(crate) struct HashReader<R> {
 
 impl<R> HashReader<R> {
     pub(crate) fn new(inner: R, hasher: Hasher) -> Self {
-        Self {
-            inner,
-            hasher,
-            count: 0,
-        }
+        Self { inner, hasher, count: 0 }
     }
 }
 
@@ -77,11 +73,7 @@ pub(crate) struct HashWriter<W> {
 
 impl<W> HashWriter<W> {
     pub(crate) fn new(inner: W, hasher: Hasher) -> Self {
-        Self {
-            inner,
-            hasher,
-            count: 0,
-        }
+        Self { inner, hasher, count: 0 }
     }
 }
 

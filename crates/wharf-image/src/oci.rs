@@ -17,8 +17,7 @@ pub const MEDIA_TYPE_OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+jso
 pub const MEDIA_TYPE_OCI_LAYER: &str = "application/vnd.oci.image.layer.v1.tar";
 pub const MEDIA_TYPE_OCI_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
 pub const MEDIA_TYPE_OCI_LAYER_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
-pub const MEDIA_TYPE_DOCKER_MANIFEST_LIST: &str =
-    "application/vnd.docker.distribution.manifest.list.v2+json";
+pub const MEDIA_TYPE_DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 pub const MEDIA_TYPE_DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 pub const MEDIA_TYPE_DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
 pub const MEDIA_TYPE_DOCKER_LAYER: &str = "application/vnd.docker.image.rootfs.diff.tar";
@@ -56,11 +55,7 @@ pub struct Platform {
     pub os: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub variant: Option<String>,
-    #[serde(
-        rename = "os.version",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "os.version", default, skip_serializing_if = "Option::is_none")]
     pub os_version: Option<String>,
 }
 
@@ -97,10 +92,7 @@ impl Descriptor {
 
     /// An annotation's value.
     pub fn annotation(&self, key: &str) -> Option<&str> {
-        self.annotations
-            .as_ref()
-            .and_then(|a| a.get(key))
-            .map(String::as_str)
+        self.annotations.as_ref().and_then(|a| a.get(key)).map(String::as_str)
     }
 }
 
@@ -172,10 +164,7 @@ mod tests {
     fn archive_manifest_item_reads_docker_output() {
         let json = r#"[{"Config":"blobs/sha256/abc","RepoTags":["busybox:latest"],"Layers":["blobs/sha256/def"]},{"Config":"x.json","RepoTags":null,"Layers":[]}]"#;
         let items: Vec<ArchiveManifestItem> = serde_json::from_str(json).unwrap();
-        assert_eq!(
-            items[0].repo_tags.as_deref(),
-            Some(&["busybox:latest".to_owned()][..])
-        );
+        assert_eq!(items[0].repo_tags.as_deref(), Some(&["busybox:latest".to_owned()][..]));
         assert_eq!(items[1].repo_tags, None);
     }
 }

@@ -54,46 +54,21 @@ fn corpus(outside: &Path) -> Vec<Case> {
     let secret = format!("{out}/secret");
     let ov = WhiteoutStyle::Overlay;
     let del = WhiteoutStyle::Delete;
-    let case = |name, tar, expect| Case {
-        name,
-        tar,
-        style: ov,
-        rootless: false,
-        needs_root: false,
-        expect,
-    };
+    let case = |name, tar, expect| Case { name, tar, style: ov, rootless: false, needs_root: false, expect };
     let mut v = vec![
-        case(
-            "dotdot file",
-            Tar::new().file("../escape", b"x").finish(),
-            Expect::Escapes,
-        ),
-        case(
-            "dotdot in the middle",
-            Tar::new().file("a/../../escape", b"x").finish(),
-            Expect::Escapes,
-        ),
-        case(
-            "dotdot to outside",
-            Tar::new().file("../outside/secret", b"pwned").finish(),
-            Expect::Escapes,
-        ),
+        case("dotdot file", Tar::new().file("../escape", b"x").finish(), Expect::Escapes),
+        case("dotdot in the middle", Tar::new().file("a/../../escape", b"x").finish(), Expect::Escapes),
+        case("dotdot to outside", Tar::new().file("../outside/secret", b"pwned").finish(), Expect::Escapes),
         case(
             "dotdot in a GNU long name",
             Tar::new()
-                .gnu_long_file(
-                    format!("{}/../../outside/secret", "long".repeat(40)).as_bytes(),
-                    b"pwned",
-                )
+                .gnu_long_file(format!("{}/../../outside/secret", "long".repeat(40)).as_bytes(), b"pwned")
                 .finish(),
             Expect::Escapes,
         ),
         case(
             "dotdot in a PAX path",
-            Tar::new()
-                .pax(&[("path", b"../../outside/secret")])
-                .file("innocent", b"pwned")
-                .finish(),
+            Tar::new().pax(&[("path", b"../../outside/secret")]).file("innocent", b"pwned").finish(),
             Expect::Escapes,
         ),
         case(
@@ -106,61 +81,37 @@ fn corpus(outside: &Path) -> Vec<Case> {
         ),
         case(
             "symlink to / then write through",
-            Tar::new()
-                .symlink("root", "/")
-                .file("root/escape", b"x")
-                .finish(),
+            Tar::new().symlink("root", "/").file("root/escape", b"x").finish(),
             Expect::Ok(|dest, _, _| assert_eq!(fs::read(dest.join("escape")).unwrap(), b"x")),
         ),
         case(
             "relative symlink climbing out then write through",
-            Tar::new()
-                .symlink("up", "../../../../..")
-                .file("up/escape", b"x")
-                .finish(),
+            Tar::new().symlink("up", "../../../../..").file("up/escape", b"x").finish(),
             Expect::Ok(|dest, _, _| assert_eq!(fs::read(dest.join("escape")).unwrap(), b"x")),
         ),
         case(
             "relative symlink climbing out then mkdir -p through it",
-            Tar::new()
-                .symlink("up", "../..")
-                .file("up/newdir/deeper/f", b"x")
-                .finish(),
-            Expect::Ok(|dest, _, _| {
-                assert_eq!(fs::read(dest.join("newdir/deeper/f")).unwrap(), b"x")
-            }),
+            Tar::new().symlink("up", "../..").file("up/newdir/deeper/f", b"x").finish(),
+            Expect::Ok(|dest, _, _| assert_eq!(fs::read(dest.join("newdir/deeper/f")).unwrap(), b"x")),
         ),
         case(
             "symlink chain out then write",
-            Tar::new()
-                .symlink("x", "y/../../../..")
-                .dir("y/", 0o755, 1)
-                .file("x/esc", b"x")
-                .finish(),
+            Tar::new().symlink("x", "y/../../../..").dir("y/", 0o755, 1).file("x/esc", b"x").finish(),
             Expect::Ok(|dest, _, _| assert_eq!(fs::read(dest.join("esc")).unwrap(), b"x")),
         ),
         case(
             "symlink to a host dir then write through",
-            Tar::new()
-                .symlink("a", &out)
-                .file("a/secret", b"pwned")
-                .finish(),
+            Tar::new().symlink("a", &out).file("a/secret", b"pwned").finish(),
             Expect::Fails,
         ),
         case(
             "symlink to /etc then write passwd",
-            Tar::new()
-                .symlink("etc", "/etc")
-                .file("etc/passwd", b"pwned")
-                .finish(),
+            Tar::new().symlink("etc", "/etc").file("etc/passwd", b"pwned").finish(),
             Expect::Fails,
         ),
         case(
             "file over a symlink to a host file",
-            Tar::new()
-                .symlink("s", &secret)
-                .file("s", b"pwned")
-                .finish(),
+            Tar::new().symlink("s", &secret).file("s", b"pwned").finish(),
             Expect::Ok(|dest, _, _| {
                 let m = fs::symlink_metadata(dest.join("s")).unwrap();
                 assert!(m.is_file(), "the symlink was replaced, not written through");
@@ -168,81 +119,40 @@ fn corpus(outside: &Path) -> Vec<Case> {
         ),
         case(
             "dir over a symlink to a host dir",
-            Tar::new()
-                .symlink("d", &out)
-                .dir("d/", 0o777, 1)
-                .file("d/secret", b"pwned")
-                .finish(),
-            Expect::Ok(|dest, _, _| {
-                assert!(fs::symlink_metadata(dest.join("d")).unwrap().is_dir())
-            }),
+            Tar::new().symlink("d", &out).dir("d/", 0o777, 1).file("d/secret", b"pwned").finish(),
+            Expect::Ok(|dest, _, _| assert!(fs::symlink_metadata(dest.join("d")).unwrap().is_dir())),
         ),
-        case(
-            "hard link with dotdot",
-            Tar::new().hardlink("h", "../outside/secret").finish(),
-            Expect::Escapes,
-        ),
-        case(
-            "hard link to an absolute host path",
-            Tar::new().hardlink("h", &secret).finish(),
-            Expect::Fails,
-        ),
+        case("hard link with dotdot", Tar::new().hardlink("h", "../outside/secret").finish(), Expect::Escapes),
+        case("hard link to an absolute host path", Tar::new().hardlink("h", &secret).finish(), Expect::Fails),
         case(
             "hard link through a symlink to /",
-            Tar::new()
-                .symlink("link", "/")
-                .hardlink("h", &format!("link{secret}"))
-                .finish(),
+            Tar::new().symlink("link", "/").hardlink("h", &format!("link{secret}")).finish(),
             Expect::Fails,
         ),
         case(
             "hard link to a symlink pointing out",
             Tar::new().symlink("s", &secret).hardlink("h", "s").finish(),
             Expect::Ok(|dest, _, _| {
-                assert!(
-                    fs::symlink_metadata(dest.join("h"))
-                        .unwrap()
-                        .file_type()
-                        .is_symlink()
-                );
+                assert!(fs::symlink_metadata(dest.join("h")).unwrap().file_type().is_symlink());
             }),
         ),
         case(
             "write through a hard-linked symlink",
-            Tar::new()
-                .symlink("s", &secret)
-                .hardlink("h", "s")
-                .file("h", b"pwned")
-                .finish(),
+            Tar::new().symlink("s", &secret).hardlink("h", "s").file("h", b"pwned").finish(),
             Expect::Ok(|dest, _, _| assert_eq!(fs::read(dest.join("h")).unwrap(), b"pwned")),
         ),
         case(
             "hard link to a directory",
-            Tar::new()
-                .dir("dd/", 0o755, 1)
-                .hardlink("hd", "dd")
-                .finish(),
+            Tar::new().dir("dd/", 0o755, 1).hardlink("hd", "dd").finish(),
             Expect::Invalid,
         ),
         case(
             "symlink loop",
-            Tar::new()
-                .symlink("l1", "l2")
-                .symlink("l2", "l1")
-                .file("l1/x", b"x")
-                .finish(),
+            Tar::new().symlink("l1", "l2").symlink("l2", "l1").file("l1/x", b"x").finish(),
             Expect::Fails,
         ),
-        case(
-            "whiteout with dotdot",
-            Tar::new().file("../.wh.secret", b"").finish(),
-            Expect::Escapes,
-        ),
-        case(
-            "non-directory entry naming the root",
-            Tar::new().file("./", b"x").finish(),
-            Expect::Invalid,
-        ),
+        case("whiteout with dotdot", Tar::new().file("../.wh.secret", b"").finish(), Expect::Escapes),
+        case("non-directory entry naming the root", Tar::new().file("./", b"x").finish(), Expect::Invalid),
         case(
             "root directory entry",
             Tar::new().dir("./", 0o751, 1).finish(),
@@ -251,10 +161,7 @@ fn corpus(outside: &Path) -> Vec<Case> {
     ];
     v.push(Case {
         name: "delete-style whiteout through a symlinked parent",
-        tar: Tar::new()
-            .symlink("p", &out)
-            .file("p/.wh.victim", b"")
-            .finish(),
+        tar: Tar::new().symlink("p", &out).file("p/.wh.victim", b"").finish(),
         style: del,
         rootless: false,
         needs_root: false,
@@ -262,10 +169,7 @@ fn corpus(outside: &Path) -> Vec<Case> {
     });
     v.push(Case {
         name: "delete-style opaque through a symlinked parent",
-        tar: Tar::new()
-            .symlink("p", &out)
-            .file("p/.wh..wh..opq", b"")
-            .finish(),
+        tar: Tar::new().symlink("p", &out).file("p/.wh..wh..opq", b"").finish(),
         style: del,
         rootless: false,
         needs_root: false,
@@ -273,10 +177,7 @@ fn corpus(outside: &Path) -> Vec<Case> {
     });
     v.push(Case {
         name: "overlay whiteout through a symlinked parent",
-        tar: Tar::new()
-            .symlink("p", &out)
-            .file("p/.wh.victim", b"")
-            .finish(),
+        tar: Tar::new().symlink("p", &out).file("p/.wh.victim", b"").finish(),
         style: ov,
         rootless: false,
         needs_root: true,
@@ -284,10 +185,7 @@ fn corpus(outside: &Path) -> Vec<Case> {
     });
     v.push(Case {
         name: "overlay opaque through a symlinked parent",
-        tar: Tar::new()
-            .symlink("p", &out)
-            .file("p/.wh..wh..opq", b"")
-            .finish(),
+        tar: Tar::new().symlink("p", &out).file("p/.wh..wh..opq", b"").finish(),
         style: ov,
         rootless: false,
         needs_root: true,
@@ -295,9 +193,7 @@ fn corpus(outside: &Path) -> Vec<Case> {
     });
     v.push(Case {
         name: "device node in rootless mode",
-        tar: Tar::new()
-            .device("dev/sda", EntryType::Block, 8, 0)
-            .finish(),
+        tar: Tar::new().device("dev/sda", EntryType::Block, 8, 0).finish(),
         style: ov,
         rootless: true,
         needs_root: false,
@@ -316,9 +212,7 @@ fn run_corpus(force_userspace_resolve: bool) {
     fs::write(outside.join("secret"), "secret").unwrap();
     fs::write(outside.join("victim"), "victim").unwrap();
     let outside_before = tree(&outside);
-    let etc_passwd = fs::metadata("/etc/passwd")
-        .ok()
-        .map(|m| (m.len(), m.mtime(), m.ino()));
+    let etc_passwd = fs::metadata("/etc/passwd").ok().map(|m| (m.len(), m.mtime(), m.ino()));
     for (i, case) in corpus(&outside).into_iter().enumerate() {
         if case.needs_root && !is_root() {
             eprintln!("skipping hostile case {:?}: needs root", case.name);
@@ -340,31 +234,15 @@ fn run_corpus(force_userspace_resolve: bool) {
             (Expect::Invalid, Err(UnpackError::InvalidEntry { .. })) => {}
             (Expect::Fails, Err(UnpackError::Extract { .. })) => {}
             (Expect::Contained, _) => {}
-            (_, other) => panic!(
-                "case {name:?} (userspace resolver: {force_userspace_resolve}): unexpected {other:?}"
-            ),
+            (_, other) => panic!("case {name:?} (userspace resolver: {force_userspace_resolve}): unexpected {other:?}"),
         }
-        assert_eq!(
-            tree(&outside),
-            outside_before,
-            "case {name:?} changed the outside tree"
-        );
-        assert_eq!(
-            fs::metadata(outside.join("secret")).unwrap().nlink(),
-            1,
-            "case {name:?} linked a host file"
-        );
+        assert_eq!(tree(&outside), outside_before, "case {name:?} changed the outside tree");
+        assert_eq!(fs::metadata(outside.join("secret")).unwrap().nlink(), 1, "case {name:?} linked a host file");
         let mut top = names(tmp.path());
         top.retain(|n| !n.starts_with("dest"));
+        assert_eq!(top, vec!["outside"], "case {name:?} wrote next to the destination");
         assert_eq!(
-            top,
-            vec!["outside"],
-            "case {name:?} wrote next to the destination"
-        );
-        assert_eq!(
-            fs::metadata("/etc/passwd")
-                .ok()
-                .map(|m| (m.len(), m.mtime(), m.ino())),
+            fs::metadata("/etc/passwd").ok().map(|m| (m.len(), m.mtime(), m.ino())),
             etc_passwd,
             "case {name:?}"
         );
@@ -394,21 +272,10 @@ fn delete_style_whiteouts_never_follow_symlinks() {
         fs::write(outside.join("dir/child"), "c").unwrap();
         std::os::unix::fs::symlink(outside.join("victim"), dest.join("v")).unwrap();
         std::os::unix::fs::symlink(outside.join("dir"), dest.join("d")).unwrap();
-        let layer = Tar::new()
-            .file(".wh.v", b"")
-            .file("d/.wh..wh..opq", b"")
-            .file(".wh.d", b"")
-            .finish();
-        let opts = UnpackOptions {
-            whiteouts: WhiteoutStyle::Delete,
-            force_userspace_resolve,
-            ..Default::default()
-        };
+        let layer = Tar::new().file(".wh.v", b"").file("d/.wh..wh..opq", b"").file(".wh.d", b"").finish();
+        let opts = UnpackOptions { whiteouts: WhiteoutStyle::Delete, force_userspace_resolve, ..Default::default() };
         let _ = unpack(&layer[..], &dest, &opts);
-        assert!(
-            fs::symlink_metadata(dest.join("v")).is_err(),
-            "the symlink itself is whited out"
-        );
+        assert!(fs::symlink_metadata(dest.join("v")).is_err(), "the symlink itself is whited out");
         assert_eq!(fs::read(outside.join("victim")).unwrap(), b"v");
         assert_eq!(fs::read(outside.join("dir/child")).unwrap(), b"c");
     }

@@ -9,12 +9,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use common::*;
-use wharf_image::layer::{
-    ChangeKind, Compression, LayerWriter, UnpackOptions, changes, diff, unpack,
-};
-use wharf_snapshot::{
-    NativeSnapshotter, OverlaySnapshotter, Snapshotter, mount_all, overlay_supported, unmount,
-};
+use wharf_image::layer::{ChangeKind, Compression, LayerWriter, UnpackOptions, changes, diff, unpack};
+use wharf_snapshot::{NativeSnapshotter, OverlaySnapshotter, Snapshotter, mount_all, overlay_supported, unmount};
 
 struct MountGuard(PathBuf);
 impl Drop for MountGuard {
@@ -52,10 +48,7 @@ fn build(sn: &dyn Snapshotter) -> String {
     for (i, blob) in layers().iter().enumerate() {
         let key = format!("extract-{i}");
         sn.prepare(&key, parent.as_deref()).unwrap();
-        let opts = UnpackOptions {
-            whiteouts: sn.whiteouts(),
-            ..Default::default()
-        };
+        let opts = UnpackOptions { whiteouts: sn.whiteouts(), ..Default::default() };
         let r = unpack(&blob[..], &sn.writable_dir(&key).unwrap(), &opts).unwrap();
         let name = format!("layer-{i}-{}", r.diff_id.short());
         sn.commit(&name, &key).unwrap();
@@ -89,11 +82,7 @@ fn run(sn: &dyn Snapshotter, tmp: &Path) {
         fs::write(target.join("c/file"), "c").unwrap();
     }
     let source = sn.diff_source("container").unwrap();
-    let got: Vec<(String, ChangeKind)> = changes(&source)
-        .unwrap()
-        .into_iter()
-        .map(|c| (c.path, c.kind))
-        .collect();
+    let got: Vec<(String, ChangeKind)> = changes(&source).unwrap().into_iter().map(|c| (c.path, c.kind)).collect();
     let want = [
         ("/b", ChangeKind::Deleted),
         ("/c", ChangeKind::Added),
@@ -101,29 +90,17 @@ fn run(sn: &dyn Snapshotter, tmp: &Path) {
         ("/d", ChangeKind::Modified),
         ("/d/y", ChangeKind::Modified),
     ];
-    assert_eq!(
-        got,
-        want.iter()
-            .map(|(p, k)| (p.to_string(), *k))
-            .collect::<Vec<_>>()
-    );
+    assert_eq!(got, want.iter().map(|(p, k)| (p.to_string(), *k)).collect::<Vec<_>>());
     // `docker commit`: the changes as a layer, applied on the image in a new snapshot.
     let mut w = LayerWriter::new(Vec::new(), Compression::Gzip, None).unwrap();
     diff(&source, &mut w).unwrap();
     let layer = w.finish().unwrap();
     sn.prepare("commit", Some(&top)).unwrap();
-    let opts = UnpackOptions {
-        whiteouts: sn.whiteouts(),
-        ..Default::default()
-    };
+    let opts = UnpackOptions { whiteouts: sn.whiteouts(), ..Default::default() };
     let r = unpack(&layer.inner[..], &sn.writable_dir("commit").unwrap(), &opts).unwrap();
     assert_eq!(r.diff_id, layer.diff_id);
     sn.commit("committed", "commit").unwrap();
-    mount_all(
-        &sn.view("committed-view", Some("committed")).unwrap(),
-        &target,
-    )
-    .unwrap();
+    mount_all(&sn.view("committed-view", Some("committed")).unwrap(), &target).unwrap();
     let _g = MountGuard(target.clone());
     assert_eq!(names(&target), vec!["c", "d", "o"]);
     assert_eq!(fs::read_to_string(target.join("d/y")).unwrap(), "y2");
@@ -171,10 +148,7 @@ fn overlay_parallel_unpack_with_rebase() {
             s.spawn(move || {
                 let key = format!("extract-{i}");
                 sn.prepare(&key, None).unwrap();
-                let opts = UnpackOptions {
-                    whiteouts: sn.whiteouts(),
-                    ..Default::default()
-                };
+                let opts = UnpackOptions { whiteouts: sn.whiteouts(), ..Default::default() };
                 unpack(&blob[..], &sn.writable_dir(&key).unwrap(), &opts).unwrap();
             });
         }
@@ -182,8 +156,7 @@ fn overlay_parallel_unpack_with_rebase() {
     let mut parent: Option<String> = None;
     for i in 0..blobs.len() {
         let name = format!("layer-{i}");
-        sn.commit_rebased(&name, &format!("extract-{i}"), parent.as_deref())
-            .unwrap();
+        sn.commit_rebased(&name, &format!("extract-{i}"), parent.as_deref()).unwrap();
         parent = Some(name);
     }
     let target = tmp.path().join("rootfs");

@@ -33,15 +33,8 @@ impl Classify for CopyError {
     }
 }
 
-fn err<'a, E: Into<io::Error>>(
-    op: &'static str,
-    path: &'a Path,
-) -> impl FnOnce(E) -> CopyError + use<'a, E> {
-    move |e| CopyError::Io {
-        op,
-        path: path.to_path_buf(),
-        source: e.into(),
-    }
+fn err<'a, E: Into<io::Error>>(op: &'static str, path: &'a Path) -> impl FnOnce(E) -> CopyError + use<'a, E> {
+    move |e| CopyError::Io { op, path: path.to_path_buf(), source: e.into() }
 }
 
 /// Copies the contents and attributes of directory `src` into the existing empty directory
@@ -61,8 +54,7 @@ pub fn copy_tree(src: &Path, dst: &Path) -> Result<(), CopyError> {
             let meta = fs::symlink_metadata(&s).map_err(err("stat", &s))?;
             let ft = meta.file_type();
             if ft.is_dir() {
-                rustix::fs::mkdirat(CWD, &d, Mode::from_raw_mode(0o700))
-                    .map_err(err("mkdir", &d))?;
+                rustix::fs::mkdirat(CWD, &d, Mode::from_raw_mode(0o700)).map_err(err("mkdir", &d))?;
                 copy_attrs(&s, &d, &meta, false)?;
                 dirs.push((d.clone(), meta));
                 stack.push((s, d));
@@ -90,26 +82,15 @@ pub fn copy_tree(src: &Path, dst: &Path) -> Result<(), CopyError> {
                 } else {
                     FileType::Socket
                 };
-                rustix::fs::mknodat(
-                    CWD,
-                    &d,
-                    kind,
-                    Mode::from_raw_mode(meta.mode() & 0o7777),
-                    meta.rdev(),
-                )
-                .map_err(err("mknod", &d))?;
+                rustix::fs::mknodat(CWD, &d, kind, Mode::from_raw_mode(meta.mode() & 0o7777), meta.rdev())
+                    .map_err(err("mknod", &d))?;
             }
             copy_attrs(&s, &d, &meta, true)?;
         }
     }
     for (d, meta) in dirs.iter().rev() {
-        rustix::fs::chmodat(
-            CWD,
-            d,
-            Mode::from_raw_mode(meta.mode() & 0o7777),
-            AtFlags::empty(),
-        )
-        .map_err(err("chmod", d))?;
+        rustix::fs::chmodat(CWD, d, Mode::from_raw_mode(meta.mode() & 0o7777), AtFlags::empty())
+            .map_err(err("chmod", d))?;
         set_times(d, meta)?;
     }
     Ok(())
@@ -117,12 +98,7 @@ pub fn copy_tree(src: &Path, dst: &Path) -> Result<(), CopyError> {
 
 fn copy_file(src: &Path, dst: &Path, meta: &Metadata) -> Result<(), CopyError> {
     let input = File::open(src).map_err(err("open", src))?;
-    let output = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(dst)
-        .map_err(err("create", dst))?;
+    let output = OpenOptions::new().write(true).create_new(true).mode(0o600).open(dst).map_err(err("create", dst))?;
     if meta.len() == 0 || rustix::fs::ioctl_ficlone(&output, &input).is_ok() {
         return Ok(());
     }
@@ -154,16 +130,8 @@ fn copy_data(input: &File, output: &File, len: u64) -> io::Result<()> {
 fn copy_range(input: &File, output: &File, start: u64, end: u64) -> io::Result<()> {
     let (mut off_in, mut off_out) = (start, start);
     while off_in < end {
-        let want = usize::try_from(end - off_in)
-            .unwrap_or(usize::MAX)
-            .min(1 << 30);
-        match rustix::fs::copy_file_range(
-            input,
-            Some(&mut off_in),
-            output,
-            Some(&mut off_out),
-            want,
-        ) {
+        let want = usize::try_from(end - off_in).unwrap_or(usize::MAX).min(1 << 30);
+        match rustix::fs::copy_file_range(input, Some(&mut off_in), output, Some(&mut off_out), want) {
             Ok(0) => return Ok(()),
             Ok(_) => {}
             Err(Errno::XDEV | Errno::INVAL | Errno::NOSYS | Errno::OPNOTSUPP) => {
@@ -179,9 +147,7 @@ fn copy_range_rw(input: &File, output: &File, mut off: u64, end: u64) -> io::Res
     use std::os::unix::fs::FileExt;
     let mut buf = vec![0u8; 256 * 1024];
     while off < end {
-        let want = usize::try_from(end - off)
-            .unwrap_or(usize::MAX)
-            .min(buf.len());
+        let want = usize::try_from(end - off).unwrap_or(usize::MAX).min(buf.len());
         let n = input.read_at(&mut buf[..want], off)?;
         if n == 0 {
             break;
@@ -207,13 +173,8 @@ fn copy_attrs(src: &Path, dst: &Path, meta: &Metadata, finish: bool) -> Result<(
     copy_xattrs(src, dst)?;
     if finish {
         if !symlink {
-            rustix::fs::chmodat(
-                CWD,
-                dst,
-                Mode::from_raw_mode(meta.mode() & 0o7777),
-                AtFlags::empty(),
-            )
-            .map_err(err("chmod", dst))?;
+            rustix::fs::chmodat(CWD, dst, Mode::from_raw_mode(meta.mode() & 0o7777), AtFlags::empty())
+                .map_err(err("chmod", dst))?;
         }
         set_times(dst, meta)?;
     }
@@ -221,16 +182,12 @@ fn copy_attrs(src: &Path, dst: &Path, meta: &Metadata, finish: bool) -> Result<(
 }
 
 fn set_times(dst: &Path, meta: &Metadata) -> Result<(), CopyError> {
-    let ts = |sec: i64, nsec: i64| rustix::fs::Timespec {
-        tv_sec: sec,
-        tv_nsec: nsec as _,
-    };
+    let ts = |sec: i64, nsec: i64| rustix::fs::Timespec { tv_sec: sec, tv_nsec: nsec as _ };
     let times = Timestamps {
         last_access: ts(meta.atime(), meta.atime_nsec()),
         last_modification: ts(meta.mtime(), meta.mtime_nsec()),
     };
-    rustix::fs::utimensat(CWD, dst, &times, AtFlags::SYMLINK_NOFOLLOW)
-        .map_err(err("set times on", dst))
+    rustix::fs::utimensat(CWD, dst, &times, AtFlags::SYMLINK_NOFOLLOW).map_err(err("set times on", dst))
 }
 
 /// The names of the extended attributes of `path` (not following a final symlink).
@@ -239,11 +196,7 @@ pub(crate) fn list_xattrs(path: &Path) -> io::Result<Vec<Vec<u8>>> {
     loop {
         match rustix::fs::llistxattr(path, &mut buf[..]) {
             Ok(n) => {
-                return Ok(buf[..n]
-                    .split(|b| *b == 0)
-                    .filter(|s| !s.is_empty())
-                    .map(<[u8]>::to_vec)
-                    .collect());
+                return Ok(buf[..n].split(|b| *b == 0).filter(|s| !s.is_empty()).map(<[u8]>::to_vec).collect());
             }
             Err(Errno::RANGE) => buf.resize(buf.len() * 4, 0),
             Err(Errno::NOTSUP) => return Ok(Vec::new()),
@@ -289,14 +242,8 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
 
     fn set_mtime(p: &Path, sec: i64) {
-        let t = rustix::fs::Timespec {
-            tv_sec: sec,
-            tv_nsec: 5,
-        };
-        let times = Timestamps {
-            last_access: t,
-            last_modification: t,
-        };
+        let t = rustix::fs::Timespec { tv_sec: sec, tv_nsec: 5 };
+        let times = Timestamps { last_access: t, last_modification: t };
         rustix::fs::utimensat(CWD, p, &times, AtFlags::SYMLINK_NOFOLLOW).unwrap();
     }
 
@@ -311,24 +258,12 @@ mod tests {
         fs::set_permissions(src.join("d/file"), fs::Permissions::from_mode(0o4755)).unwrap();
         fs::hard_link(src.join("d/file"), src.join("d/sub/hard")).unwrap();
         std::os::unix::fs::symlink("../nowhere", src.join("d/link")).unwrap();
-        rustix::fs::mknodat(
-            CWD,
-            src.join("fifo"),
-            FileType::Fifo,
-            Mode::from_raw_mode(0o640),
-            0,
-        )
-        .unwrap();
+        rustix::fs::mknodat(CWD, src.join("fifo"), FileType::Fifo, Mode::from_raw_mode(0o640), 0).unwrap();
         let sparse = File::create(src.join("sparse")).unwrap();
         sparse.set_len(64 << 20).unwrap();
         std::os::unix::fs::FileExt::write_at(&sparse, b"end", (64 << 20) - 3).unwrap();
-        let has_user_xattr = rustix::fs::lsetxattr(
-            src.join("d/file"),
-            "user.wharf",
-            b"v",
-            rustix::fs::XattrFlags::empty(),
-        )
-        .is_ok();
+        let has_user_xattr =
+            rustix::fs::lsetxattr(src.join("d/file"), "user.wharf", b"v", rustix::fs::XattrFlags::empty()).is_ok();
         if root {
             rustix::fs::mknodat(
                 CWD,
@@ -364,57 +299,24 @@ mod tests {
 
         copy_tree(&src, &dst).unwrap();
 
-        for rel in [
-            "d",
-            "d/file",
-            "d/sub",
-            "d/sub/hard",
-            "d/link",
-            "fifo",
-            "sparse",
-        ] {
-            let (a, b) = (
-                fs::symlink_metadata(src.join(rel)).unwrap(),
-                fs::symlink_metadata(dst.join(rel)).unwrap(),
-            );
+        for rel in ["d", "d/file", "d/sub", "d/sub/hard", "d/link", "fifo", "sparse"] {
+            let (a, b) = (fs::symlink_metadata(src.join(rel)).unwrap(), fs::symlink_metadata(dst.join(rel)).unwrap());
             assert_eq!(a.mode(), b.mode(), "{rel}");
             assert_eq!((a.uid(), a.gid()), (b.uid(), b.gid()), "{rel}");
-            assert_eq!(
-                (a.mtime(), a.mtime_nsec()),
-                (b.mtime(), b.mtime_nsec()),
-                "{rel}"
-            );
+            assert_eq!((a.mtime(), a.mtime_nsec()), (b.mtime(), b.mtime_nsec()), "{rel}");
             assert_eq!(a.len(), b.len(), "{rel}");
         }
-        let (f, h) = (
-            fs::metadata(dst.join("d/file")).unwrap(),
-            fs::metadata(dst.join("d/sub/hard")).unwrap(),
-        );
+        let (f, h) = (fs::metadata(dst.join("d/file")).unwrap(), fs::metadata(dst.join("d/sub/hard")).unwrap());
         assert_eq!(f.ino(), h.ino(), "hard link kept");
-        assert_eq!(
-            fs::read_link(dst.join("d/link")).unwrap(),
-            Path::new("../nowhere")
-        );
+        assert_eq!(fs::read_link(dst.join("d/link")).unwrap(), Path::new("../nowhere"));
         assert_eq!(fs::read_to_string(dst.join("d/file")).unwrap(), "hello");
         let sparse = fs::metadata(dst.join("sparse")).unwrap();
-        assert!(
-            sparse.blocks() * 512 < 1 << 20,
-            "holes stay holes: {} blocks",
-            sparse.blocks()
-        );
+        assert!(sparse.blocks() * 512 < 1 << 20, "holes stay holes: {} blocks", sparse.blocks());
         if has_user_xattr {
-            assert_eq!(
-                get_xattr(&dst.join("d/file"), b"user.wharf")
-                    .unwrap()
-                    .as_deref(),
-                Some(&b"v"[..])
-            );
+            assert_eq!(get_xattr(&dst.join("d/file"), b"user.wharf").unwrap().as_deref(), Some(&b"v"[..]));
         }
         if root {
-            assert_eq!(
-                fs::symlink_metadata(dst.join("null")).unwrap().rdev(),
-                rustix::fs::makedev(1, 3)
-            );
+            assert_eq!(fs::symlink_metadata(dst.join("null")).unwrap().rdev(), rustix::fs::makedev(1, 3));
         }
     }
 }

@@ -17,18 +17,9 @@ pub(crate) fn random_suffix() -> String {
 /// Replaces `path` with `data` atomically: write a temp file beside it, fsync, rename, fsync the
 /// directory. Readers see the old or the new content, never a mix.
 pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
-    let dir = path
-        .parent()
-        .ok_or_else(|| io::Error::other("path has no parent"))?;
-    let name = path
-        .file_name()
-        .ok_or_else(|| io::Error::other("path has no file name"))?;
-    let tmp = dir.join(format!(
-        "{}{}{}",
-        name.to_string_lossy(),
-        TMP_MARK,
-        random_suffix()
-    ));
+    let dir = path.parent().ok_or_else(|| io::Error::other("path has no parent"))?;
+    let name = path.file_name().ok_or_else(|| io::Error::other("path has no file name"))?;
+    let tmp = dir.join(format!("{}{}{}", name.to_string_lossy(), TMP_MARK, random_suffix()));
     let result = (|| {
         let mut f = File::create(&tmp)?;
         f.write_all(data)?;

@@ -17,8 +17,7 @@ use std::time::Duration;
 
 use rustix::io::Errno;
 use rustix::mount::{
-    FsMountFlags, FsOpenFlags, MountAttrFlags, MountFlags, MountPropagationFlags, MoveMountFlags,
-    UnmountFlags,
+    FsMountFlags, FsOpenFlags, MountAttrFlags, MountFlags, MountPropagationFlags, MoveMountFlags, UnmountFlags,
 };
 use wharf_types::{Classify, ErrorKind, Mount};
 
@@ -36,11 +35,7 @@ pub enum MountError {
         source: io::Error,
     },
     #[error("mount {kind} on {target}: {reason}")]
-    InvalidMount {
-        kind: String,
-        target: PathBuf,
-        reason: String,
-    },
+    InvalidMount { kind: String, target: PathBuf, reason: String },
     #[error("unmount {target}")]
     Unmount {
         target: PathBuf,
@@ -87,16 +82,10 @@ pub fn unmount(target: &Path) -> Result<(), MountError> {
             }
             Err(Errno::BUSY) => {
                 rustix::mount::unmount(target, UnmountFlags::NOFOLLOW | UnmountFlags::DETACH)
-                    .map_err(|e| MountError::Unmount {
-                        target: target.to_path_buf(),
-                        source: e.into(),
-                    })?;
+                    .map_err(|e| MountError::Unmount { target: target.to_path_buf(), source: e.into() })?;
             }
             Err(e) => {
-                return Err(MountError::Unmount {
-                    target: target.to_path_buf(),
-                    source: e.into(),
-                });
+                return Err(MountError::Unmount { target: target.to_path_buf(), source: e.into() });
             }
         }
     }
@@ -136,86 +125,24 @@ fn parse_options(options: &[String]) -> Options {
     };
     for opt in options {
         let (set, clear, attr): (MountFlags, MountFlags, MountAttrFlags) = match opt.as_str() {
-            "ro" => (
-                MountFlags::RDONLY,
-                MountFlags::empty(),
-                MountAttrFlags::MOUNT_ATTR_RDONLY,
-            ),
-            "rw" => (
-                MountFlags::empty(),
-                MountFlags::RDONLY,
-                MountAttrFlags::empty(),
-            ),
-            "nosuid" => (
-                MountFlags::NOSUID,
-                MountFlags::empty(),
-                MountAttrFlags::MOUNT_ATTR_NOSUID,
-            ),
-            "suid" => (
-                MountFlags::empty(),
-                MountFlags::NOSUID,
-                MountAttrFlags::empty(),
-            ),
-            "nodev" => (
-                MountFlags::NODEV,
-                MountFlags::empty(),
-                MountAttrFlags::MOUNT_ATTR_NODEV,
-            ),
-            "dev" => (
-                MountFlags::empty(),
-                MountFlags::NODEV,
-                MountAttrFlags::empty(),
-            ),
-            "noexec" => (
-                MountFlags::NOEXEC,
-                MountFlags::empty(),
-                MountAttrFlags::MOUNT_ATTR_NOEXEC,
-            ),
-            "exec" => (
-                MountFlags::empty(),
-                MountFlags::NOEXEC,
-                MountAttrFlags::empty(),
-            ),
-            "sync" => (
-                MountFlags::SYNCHRONOUS,
-                MountFlags::empty(),
-                MountAttrFlags::empty(),
-            ),
-            "async" => (
-                MountFlags::empty(),
-                MountFlags::SYNCHRONOUS,
-                MountAttrFlags::empty(),
-            ),
-            "dirsync" => (
-                MountFlags::DIRSYNC,
-                MountFlags::empty(),
-                MountAttrFlags::empty(),
-            ),
-            "noatime" => (
-                MountFlags::NOATIME,
-                MountFlags::empty(),
-                MountAttrFlags::MOUNT_ATTR_NOATIME,
-            ),
-            "nodiratime" => (
-                MountFlags::NODIRATIME,
-                MountFlags::empty(),
-                MountAttrFlags::MOUNT_ATTR_NODIRATIME,
-            ),
-            "relatime" => (
-                MountFlags::RELATIME,
-                MountFlags::empty(),
-                MountAttrFlags::MOUNT_ATTR_RELATIME,
-            ),
-            "strictatime" => (
-                MountFlags::STRICTATIME,
-                MountFlags::empty(),
-                MountAttrFlags::MOUNT_ATTR_STRICTATIME,
-            ),
-            "atime" | "diratime" | "norelatime" | "defaults" => (
-                MountFlags::empty(),
-                MountFlags::empty(),
-                MountAttrFlags::empty(),
-            ),
+            "ro" => (MountFlags::RDONLY, MountFlags::empty(), MountAttrFlags::MOUNT_ATTR_RDONLY),
+            "rw" => (MountFlags::empty(), MountFlags::RDONLY, MountAttrFlags::empty()),
+            "nosuid" => (MountFlags::NOSUID, MountFlags::empty(), MountAttrFlags::MOUNT_ATTR_NOSUID),
+            "suid" => (MountFlags::empty(), MountFlags::NOSUID, MountAttrFlags::empty()),
+            "nodev" => (MountFlags::NODEV, MountFlags::empty(), MountAttrFlags::MOUNT_ATTR_NODEV),
+            "dev" => (MountFlags::empty(), MountFlags::NODEV, MountAttrFlags::empty()),
+            "noexec" => (MountFlags::NOEXEC, MountFlags::empty(), MountAttrFlags::MOUNT_ATTR_NOEXEC),
+            "exec" => (MountFlags::empty(), MountFlags::NOEXEC, MountAttrFlags::empty()),
+            "sync" => (MountFlags::SYNCHRONOUS, MountFlags::empty(), MountAttrFlags::empty()),
+            "async" => (MountFlags::empty(), MountFlags::SYNCHRONOUS, MountAttrFlags::empty()),
+            "dirsync" => (MountFlags::DIRSYNC, MountFlags::empty(), MountAttrFlags::empty()),
+            "noatime" => (MountFlags::NOATIME, MountFlags::empty(), MountAttrFlags::MOUNT_ATTR_NOATIME),
+            "nodiratime" => (MountFlags::NODIRATIME, MountFlags::empty(), MountAttrFlags::MOUNT_ATTR_NODIRATIME),
+            "relatime" => (MountFlags::RELATIME, MountFlags::empty(), MountAttrFlags::MOUNT_ATTR_RELATIME),
+            "strictatime" => (MountFlags::STRICTATIME, MountFlags::empty(), MountAttrFlags::MOUNT_ATTR_STRICTATIME),
+            "atime" | "diratime" | "norelatime" | "defaults" => {
+                (MountFlags::empty(), MountFlags::empty(), MountAttrFlags::empty())
+            }
             "bind" => {
                 o.bind = true;
                 continue;
@@ -225,19 +152,15 @@ fn parse_options(options: &[String]) -> Options {
                 o.recursive = true;
                 continue;
             }
-            "private" | "rprivate" | "slave" | "rslave" | "shared" | "rshared" | "unbindable"
-            | "runbindable" => {
+            "private" | "rprivate" | "slave" | "rslave" | "shared" | "rshared" | "unbindable" | "runbindable" => {
                 let base = match opt.trim_start_matches('r') {
                     "private" => MountPropagationFlags::PRIVATE,
                     "slave" => MountPropagationFlags::DOWNSTREAM,
                     "shared" => MountPropagationFlags::SHARED,
                     _ => MountPropagationFlags::UNBINDABLE,
                 };
-                let rec = if opt.starts_with('r') {
-                    MountPropagationFlags::REC
-                } else {
-                    MountPropagationFlags::empty()
-                };
+                let rec =
+                    if opt.starts_with('r') { MountPropagationFlags::REC } else { MountPropagationFlags::empty() };
                 o.propagation = Some(base | rec);
                 continue;
             }
@@ -255,11 +178,7 @@ fn parse_options(options: &[String]) -> Options {
     o
 }
 
-fn mount_err<'a>(
-    m: &'a Mount,
-    target: &'a Path,
-    detail: String,
-) -> impl FnOnce(Errno) -> MountError + 'a {
+fn mount_err<'a>(m: &'a Mount, target: &'a Path, detail: String) -> impl FnOnce(Errno) -> MountError + 'a {
     move |e| MountError::Mount {
         kind: m.kind.clone(),
         source_path: m.source.clone(),
@@ -278,20 +197,10 @@ fn mount_one(m: &Mount, target: &Path) -> Result<(), MountError> {
         return mount_overlay(m, &o, target);
     }
     let data = cstring(&o.data.join(","), m, target)?;
-    rustix::mount::mount(
-        m.source.as_str(),
-        target,
-        m.kind.as_str(),
-        o.flags,
-        Some(data.as_c_str()),
-    )
-    .map_err(mount_err(m, target, String::new()))?;
+    rustix::mount::mount(m.source.as_str(), target, m.kind.as_str(), o.flags, Some(data.as_c_str()))
+        .map_err(mount_err(m, target, String::new()))?;
     if let Some(p) = o.propagation {
-        rustix::mount::mount_change(target, p).map_err(mount_err(
-            m,
-            target,
-            " (propagation)".into(),
-        ))?;
+        rustix::mount::mount_change(target, p).map_err(mount_err(m, target, " (propagation)".into()))?;
     }
     Ok(())
 }
@@ -320,11 +229,7 @@ fn mount_bind(m: &Mount, o: &Options, target: &Path) -> Result<(), MountError> {
         return Err(mount_err(m, target, " (remount with flags)".into())(e));
     }
     if let Some(p) = o.propagation {
-        rustix::mount::mount_change(target, p).map_err(mount_err(
-            m,
-            target,
-            " (propagation)".into(),
-        ))?;
+        rustix::mount::mount_change(target, p).map_err(mount_err(m, target, " (propagation)".into()))?;
     }
     Ok(())
 }
@@ -362,17 +267,8 @@ fn split_lowerdir(value: &str) -> Vec<String> {
     out
 }
 
-fn parse_overlay<'a>(
-    data: &'a [String],
-    m: &Mount,
-    target: &Path,
-) -> Result<Overlay<'a>, MountError> {
-    let mut ov = Overlay {
-        lowers: Vec::new(),
-        upper: None,
-        work: None,
-        rest: Vec::new(),
-    };
+fn parse_overlay<'a>(data: &'a [String], m: &Mount, target: &Path) -> Result<Overlay<'a>, MountError> {
+    let mut ov = Overlay { lowers: Vec::new(), upper: None, work: None, rest: Vec::new() };
     for opt in data {
         match opt.split_once('=') {
             Some(("lowerdir", v)) => ov.lowers.extend(split_lowerdir(v)),
@@ -397,8 +293,7 @@ pub fn mount_all_legacy(mounts: &[Mount], target: &Path) -> Result<(), MountErro
     for (i, m) in mounts.iter().enumerate() {
         let result = if m.kind == "overlay" {
             let o = parse_options(&m.options);
-            parse_overlay(&o.data, m, target)
-                .and_then(|ov| mount_overlay_legacy(m, &ov, o.flags, target))
+            parse_overlay(&o.data, m, target).and_then(|ov| mount_overlay_legacy(m, &ov, o.flags, target))
         } else {
             mount_one(m, target)
         };
@@ -435,17 +330,9 @@ fn fs_context_log(fd: impl AsFd) -> String {
     out
 }
 
-fn mount_overlay_fsconfig(
-    m: &Mount,
-    ov: &Overlay<'_>,
-    attrs: MountAttrFlags,
-    target: &Path,
-) -> Result<(), MountError> {
-    let fs = rustix::mount::fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC).map_err(mount_err(
-        m,
-        target,
-        String::new(),
-    ))?;
+fn mount_overlay_fsconfig(m: &Mount, ov: &Overlay<'_>, attrs: MountAttrFlags, target: &Path) -> Result<(), MountError> {
+    let fs =
+        rustix::mount::fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC).map_err(mount_err(m, target, String::new()))?;
     let configured = (|| {
         for l in &ov.lowers {
             rustix::mount::fsconfig_set_string(&fs, "lowerdir+", l.as_str())?;
@@ -464,13 +351,7 @@ fn mount_overlay_fsconfig(
         }
         rustix::mount::fsconfig_create(&fs)?;
         let mnt = rustix::mount::fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, attrs)?;
-        rustix::mount::move_mount(
-            &mnt,
-            "",
-            rustix::fs::CWD,
-            target,
-            MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
-        )
+        rustix::mount::move_mount(&mnt, "", rustix::fs::CWD, target, MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH)
     })();
     configured.map_err(|e| mount_err(m, target, fs_context_log(&fs))(e))
 }
@@ -483,23 +364,14 @@ fn common_dir<'a>(paths: impl Iterator<Item = &'a str>) -> PathBuf {
         let comps: Vec<Component<'a>> = parent.components().collect();
         common = Some(match common {
             None => comps,
-            Some(c) => c
-                .iter()
-                .zip(&comps)
-                .take_while(|(a, b)| a == b)
-                .map(|(a, _)| *a)
-                .collect(),
+            Some(c) => c.iter().zip(&comps).take_while(|(a, b)| a == b).map(|(a, _)| *a).collect(),
         });
     }
     common.unwrap_or_default().iter().collect()
 }
 
 fn overlay_data(ov: &Overlay<'_>, rel: impl Fn(&str) -> String) -> String {
-    let esc = |s: String| {
-        s.replace('\\', "\\\\")
-            .replace(':', "\\:")
-            .replace(',', "\\,")
-    };
+    let esc = |s: String| s.replace('\\', "\\\\").replace(':', "\\:").replace(',', "\\,");
     let mut parts = ov.rest.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
     let lowers: Vec<String> = ov.lowers.iter().map(|l| esc(rel(l))).collect();
     parts.push(format!("lowerdir={}", lowers.join(":")));
@@ -518,30 +390,20 @@ fn page_size() -> usize {
 
 /// `mount(2)` for overlay, with relative paths from a private working directory when the
 /// absolute option string does not fit in a page.
-fn mount_overlay_legacy(
-    m: &Mount,
-    ov: &Overlay<'_>,
-    flags: MountFlags,
-    target: &Path,
-) -> Result<(), MountError> {
+fn mount_overlay_legacy(m: &Mount, ov: &Overlay<'_>, flags: MountFlags, target: &Path) -> Result<(), MountError> {
     let absolute = overlay_data(ov, str::to_owned);
     if absolute.len() < page_size() {
         let data = cstring(&absolute, m, target)?;
-        return rustix::mount::mount("overlay", target, "overlay", flags, Some(data.as_c_str()))
-            .map_err(mount_err(m, target, String::new()));
+        return rustix::mount::mount("overlay", target, "overlay", flags, Some(data.as_c_str())).map_err(mount_err(
+            m,
+            target,
+            String::new(),
+        ));
     }
-    let all = ov
-        .lowers
-        .iter()
-        .map(String::as_str)
-        .chain(ov.upper)
-        .chain(ov.work);
+    let all = ov.lowers.iter().map(String::as_str).chain(ov.upper).chain(ov.work);
     let common = common_dir(all);
     let relative = overlay_data(ov, |p| {
-        Path::new(p)
-            .strip_prefix(&common)
-            .map(|r| r.to_string_lossy().into_owned())
-            .unwrap_or_else(|_| p.to_owned())
+        Path::new(p).strip_prefix(&common).map(|r| r.to_string_lossy().into_owned()).unwrap_or_else(|_| p.to_owned())
     });
     if relative.len() >= page_size() {
         return Err(MountError::InvalidMount {
@@ -555,9 +417,8 @@ fn mount_overlay_legacy(
         });
     }
     let data = cstring(&relative, m, target)?;
-    let target_abs = std::path::absolute(target).map_err(|e| {
-        mount_err(m, target, String::new())(Errno::from_io_error(&e).unwrap_or(Errno::INVAL))
-    })?;
+    let target_abs = std::path::absolute(target)
+        .map_err(|e| mount_err(m, target, String::new())(Errno::from_io_error(&e).unwrap_or(Errno::INVAL)))?;
     let result = std::thread::scope(|s| {
         s.spawn(|| -> Result<(), (Errno, &'static str)> {
             // SAFETY: CLONE_FS only gives this new thread its own cwd/root/umask; no file
@@ -566,14 +427,7 @@ fn mount_overlay_legacy(
             unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::FS) }
                 .map_err(|e| (e, " (unshare)"))?;
             rustix::process::chdir(&common).map_err(|e| (e, " (chdir)"))?;
-            rustix::mount::mount(
-                "overlay",
-                &target_abs,
-                "overlay",
-                flags,
-                Some(data.as_c_str()),
-            )
-            .map_err(|e| (e, ""))
+            rustix::mount::mount("overlay", &target_abs, "overlay", flags, Some(data.as_c_str())).map_err(|e| (e, ""))
         })
         .join()
         .unwrap_or(Err((Errno::INTR, " (mount thread panicked)")))
@@ -587,20 +441,12 @@ pub(crate) mod tests {
 
     #[test]
     fn options_split_into_flags_and_data() {
-        let o = parse_options(&[
-            "ro".into(),
-            "nosuid".into(),
-            "lowerdir=/a:/b".into(),
-            "rbind".into(),
-            "rprivate".into(),
-        ]);
+        let o =
+            parse_options(&["ro".into(), "nosuid".into(), "lowerdir=/a:/b".into(), "rbind".into(), "rprivate".into()]);
         assert!(o.flags.contains(MountFlags::RDONLY | MountFlags::NOSUID));
         assert!(o.attrs.contains(MountAttrFlags::MOUNT_ATTR_RDONLY));
         assert!(o.bind && o.recursive);
-        assert_eq!(
-            o.propagation,
-            Some(MountPropagationFlags::PRIVATE | MountPropagationFlags::REC)
-        );
+        assert_eq!(o.propagation, Some(MountPropagationFlags::PRIVATE | MountPropagationFlags::REC));
         assert_eq!(o.data, vec!["lowerdir=/a:/b".to_owned()]);
     }
 
@@ -611,14 +457,7 @@ pub(crate) mod tests {
 
     #[test]
     fn common_dir_of_snapshot_paths() {
-        let c = common_dir(
-            [
-                "/r/snapshots/1/fs",
-                "/r/snapshots/22/fs",
-                "/r/snapshots/3/work",
-            ]
-            .into_iter(),
-        );
+        let c = common_dir(["/r/snapshots/1/fs", "/r/snapshots/22/fs", "/r/snapshots/3/work"].into_iter());
         assert_eq!(c, Path::new("/r/snapshots"));
     }
 }

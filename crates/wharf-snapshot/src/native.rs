@@ -23,9 +23,7 @@ impl NativeSnapshotter {
     /// Opens (creating if needed) the snapshotter at `root` and recovers from a crash (see
     /// [`NativeSnapshotter::recovery`]). Fails with `Locked` when another process has it open.
     pub fn open(root: &Path) -> Result<Self, SnapshotError> {
-        Ok(Self {
-            store: Store::open(root, NativeDriver)?,
-        })
+        Ok(Self { store: Store::open(root, NativeDriver)? })
     }
 
     /// What recovery at open found and cleaned up.
@@ -48,13 +46,7 @@ fn bind(source: &Path, ro: bool) -> Mount {
 }
 
 impl Driver for NativeDriver {
-    fn populate(
-        &self,
-        key: &str,
-        dir: &Path,
-        kind: Kind,
-        parent: Option<(&str, &Path)>,
-    ) -> Result<(), SnapshotError> {
+    fn populate(&self, key: &str, dir: &Path, kind: Kind, parent: Option<(&str, &Path)>) -> Result<(), SnapshotError> {
         let fs_dir = dir.join("fs");
         fs::create_dir(&fs_dir).map_err(|source| SnapshotError::Create {
             key: key.to_owned(),
@@ -62,13 +54,8 @@ impl Driver for NativeDriver {
             source,
         })?;
         match (kind, parent) {
-            (Kind::Active, Some((parent, parent_fs))) => {
-                copy_tree(parent_fs, &fs_dir).map_err(|source| SnapshotError::Copy {
-                    key: key.to_owned(),
-                    parent: parent.to_owned(),
-                    source,
-                })
-            }
+            (Kind::Active, Some((parent, parent_fs))) => copy_tree(parent_fs, &fs_dir)
+                .map_err(|source| SnapshotError::Copy { key: key.to_owned(), parent: parent.to_owned(), source }),
             _ => Ok(()),
         }
     }

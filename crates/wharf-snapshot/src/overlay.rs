@@ -35,9 +35,7 @@ impl OverlaySnapshotter {
             });
         }
         let index_param = Path::new("/sys/module/overlay/parameters/index").exists();
-        Ok(Self {
-            store: Store::open(root, OverlayDriver { index_param })?,
-        })
+        Ok(Self { store: Store::open(root, OverlayDriver { index_param })? })
     }
 
     /// What recovery at open found and cleaned up.
@@ -51,10 +49,8 @@ delegate_snapshotter!(OverlaySnapshotter, WhiteoutStyle::Overlay, true);
 
 /// True when the running kernel knows the overlay filesystem.
 pub fn overlay_supported() -> bool {
-    fs::read_to_string("/proc/filesystems").is_ok_and(|s| {
-        s.lines()
-            .any(|l| l.split_whitespace().last() == Some("overlay"))
-    })
+    fs::read_to_string("/proc/filesystems")
+        .is_ok_and(|s| s.lines().any(|l| l.split_whitespace().last() == Some("overlay")))
 }
 
 pub(crate) struct OverlayDriver {
@@ -74,19 +70,9 @@ fn bind(source: &Path, ro: bool) -> Mount {
 }
 
 impl Driver for OverlayDriver {
-    fn populate(
-        &self,
-        key: &str,
-        dir: &Path,
-        kind: Kind,
-        _parent: Option<(&str, &Path)>,
-    ) -> Result<(), SnapshotError> {
+    fn populate(&self, key: &str, dir: &Path, kind: Kind, _parent: Option<(&str, &Path)>) -> Result<(), SnapshotError> {
         let mk = |p: PathBuf| {
-            fs::create_dir(&p).map_err(|source| SnapshotError::Create {
-                key: key.to_owned(),
-                path: p,
-                source,
-            })
+            fs::create_dir(&p).map_err(|source| SnapshotError::Create { key: key.to_owned(), path: p, source })
         };
         mk(dir.join("fs"))?;
         if kind == Kind::Active {
@@ -114,19 +100,12 @@ impl Driver for OverlayDriver {
                     options.push(format!("upperdir={}", path_str(&fs_dir)));
                     options.push(format!("workdir={}", path_str(&dir.join("work"))));
                 }
-                vec![Mount {
-                    kind: "overlay".into(),
-                    source: "overlay".into(),
-                    options,
-                }]
+                vec![Mount { kind: "overlay".into(), source: "overlay".into(), options }]
             }
         }
     }
 
     fn diff_source(&self, dir: &Path, _kind: Kind, chain: &[PathBuf]) -> DiffSource {
-        DiffSource::Overlay {
-            upper: dir.join("fs"),
-            lowers: chain.to_vec(),
-        }
+        DiffSource::Overlay { upper: dir.join("fs"), lowers: chain.to_vec() }
     }
 }

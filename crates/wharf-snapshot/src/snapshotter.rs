@@ -84,12 +84,7 @@ pub trait Snapshotter: Send + Sync {
     ///
     /// This is what makes parallel unpacking possible: prepare every layer with no parent,
     /// unpack them concurrently, then commit them in order, each onto the previous one.
-    fn commit_rebased(
-        &self,
-        name: &str,
-        key: &str,
-        parent: Option<&str>,
-    ) -> Result<(), SnapshotError>;
+    fn commit_rebased(&self, name: &str, key: &str, parent: Option<&str>) -> Result<(), SnapshotError>;
 
     /// Whether [`commit_rebased`](Snapshotter::commit_rebased) is supported.
     fn can_rebase(&self) -> bool;
@@ -164,15 +159,9 @@ pub enum DiffSource {
     /// An overlay upper directory: the changes themselves, deletions written as overlay
     /// whiteouts (character device 0:0, `trusted.overlay.opaque=y`). `lowers` are the parents'
     /// directories, nearest first, for telling additions from modifications.
-    Overlay {
-        upper: PathBuf,
-        lowers: Vec<PathBuf>,
-    },
+    Overlay { upper: PathBuf, lowers: Vec<PathBuf> },
     /// Two complete trees to compare: the parent's (`None` for a base snapshot) and this one's.
-    Trees {
-        lower: Option<PathBuf>,
-        upper: PathBuf,
-    },
+    Trees { lower: Option<PathBuf>, upper: PathBuf },
 }
 
 /// How a layer's deletions are represented in a snapshot's writable directory.
@@ -199,11 +188,7 @@ pub enum SnapshotError {
     #[error("invalid snapshot root {path}: {reason}")]
     InvalidRoot { path: PathBuf, reason: &'static str },
     #[error("snapshot {key} is {actual}, the operation needs {wanted}")]
-    WrongKind {
-        key: String,
-        actual: &'static str,
-        wanted: &'static str,
-    },
+    WrongKind { key: String, actual: &'static str, wanted: &'static str },
     #[error("cannot remove snapshot {key}: it has children ({children})")]
     HasChildren { key: String, children: String },
     #[error("open snapshot root {path}")]
@@ -214,14 +199,8 @@ pub enum SnapshotError {
     },
     #[error("snapshot root {path} is in use by another process")]
     Locked { path: PathBuf },
-    #[error(
-        "snapshot root {path} has metadata version {version}, this build reads up to {supported}"
-    )]
-    Version {
-        path: PathBuf,
-        version: u32,
-        supported: u32,
-    },
+    #[error("snapshot root {path} has metadata version {version}, this build reads up to {supported}")]
+    Version { path: PathBuf, version: u32, supported: u32 },
     #[error("read snapshot metadata {path}")]
     ReadMetadata {
         path: PathBuf,
@@ -268,12 +247,10 @@ impl Classify for SnapshotError {
     fn kind(&self) -> ErrorKind {
         match self {
             SnapshotError::NotFound(_) => ErrorKind::NotFound,
-            SnapshotError::AlreadyExists(_) | SnapshotError::HasChildren { .. } => {
-                ErrorKind::Conflict
+            SnapshotError::AlreadyExists(_) | SnapshotError::HasChildren { .. } => ErrorKind::Conflict,
+            SnapshotError::WrongKind { .. } | SnapshotError::InvalidKey { .. } | SnapshotError::InvalidRoot { .. } => {
+                ErrorKind::InvalidArgument
             }
-            SnapshotError::WrongKind { .. }
-            | SnapshotError::InvalidKey { .. }
-            | SnapshotError::InvalidRoot { .. } => ErrorKind::InvalidArgument,
             SnapshotError::Locked { .. } => ErrorKind::Conflict,
             SnapshotError::Unsupported { .. } => ErrorKind::NotImplemented,
             _ => ErrorKind::Internal,

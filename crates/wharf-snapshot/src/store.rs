@@ -74,13 +74,7 @@ struct State {
 pub(crate) trait Driver: Send + Sync {
     /// Fills a new snapshot directory `dir` (which exists and is empty). `parent_fs` is the
     /// parent's `fs` dir.
-    fn populate(
-        &self,
-        key: &str,
-        dir: &Path,
-        kind: Kind,
-        parent: Option<(&str, &Path)>,
-    ) -> Result<(), SnapshotError>;
+    fn populate(&self, key: &str, dir: &Path, kind: Kind, parent: Option<(&str, &Path)>) -> Result<(), SnapshotError>;
     /// The mounts of an active snapshot or view. `chain` holds the `fs` dirs of the parent
     /// chain, nearest first.
     fn mounts(&self, dir: &Path, kind: Kind, chain: &[PathBuf]) -> Vec<Mount>;
@@ -99,78 +93,49 @@ pub(crate) struct Store<D> {
 }
 
 fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 impl<D: Driver> Store<D> {
     pub(crate) fn open(root: &Path, driver: D) -> Result<Self, SnapshotError> {
         // Mount options carry these paths: they must not depend on the working directory.
-        let absolute = std::path::absolute(root).map_err(|source| SnapshotError::Open {
-            path: root.to_path_buf(),
-            source,
-        })?;
+        let absolute =
+            std::path::absolute(root).map_err(|source| SnapshotError::Open { path: root.to_path_buf(), source })?;
         let root = absolute.as_path();
-        let open_err = |source| SnapshotError::Open {
-            path: root.to_path_buf(),
-            source,
-        };
+        let open_err = |source| SnapshotError::Open { path: root.to_path_buf(), source };
         let snapshots = root.join("snapshots");
         fs::create_dir_all(&snapshots).map_err(open_err)?;
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(root.join("lock"))
-            .map_err(open_err)?;
+        let lock =
+            OpenOptions::new().create(true).truncate(false).write(true).open(root.join("lock")).map_err(open_err)?;
         match rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
             Ok(()) => {}
             Err(rustix::io::Errno::WOULDBLOCK) => {
-                return Err(SnapshotError::Locked {
-                    path: root.to_path_buf(),
-                });
+                return Err(SnapshotError::Locked { path: root.to_path_buf() });
             }
             Err(e) => return Err(open_err(e.into())),
         }
         let meta_path = root.join(METADATA_FILE);
         let mut fresh = false;
         let meta = match fs::read(&meta_path) {
-            Ok(bytes) => serde_json::from_slice::<MetaFile>(&bytes).map_err(|e| {
-                SnapshotError::ReadMetadata {
-                    path: meta_path.clone(),
-                    source: io::Error::new(io::ErrorKind::InvalidData, e),
-                }
+            Ok(bytes) => serde_json::from_slice::<MetaFile>(&bytes).map_err(|e| SnapshotError::ReadMetadata {
+                path: meta_path.clone(),
+                source: io::Error::new(io::ErrorKind::InvalidData, e),
             })?,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 fresh = true;
-                MetaFile {
-                    version: METADATA_VERSION,
-                    ..Default::default()
-                }
+                MetaFile { version: METADATA_VERSION, ..Default::default() }
             }
             Err(source) => {
-                return Err(SnapshotError::ReadMetadata {
-                    path: meta_path,
-                    source,
-                });
+                return Err(SnapshotError::ReadMetadata { path: meta_path, source });
             }
         };
         if meta.version > METADATA_VERSION {
-            return Err(SnapshotError::Version {
-                path: meta_path,
-                version: meta.version,
-                supported: METADATA_VERSION,
-            });
+            return Err(SnapshotError::Version { path: meta_path, version: meta.version, supported: METADATA_VERSION });
         }
         let mut store = Store {
             snapshots,
             meta_path,
-            state: Mutex::new(State {
-                meta,
-                pending: HashMap::new(),
-            }),
+            state: Mutex::new(State { meta, pending: HashMap::new() }),
             recovery: Recovery::default(),
             driver,
             _lock: lock,
@@ -207,19 +172,10 @@ impl<D: Driver> Store<D> {
     fn recover(&self, root: &Path) -> io::Result<Recovery> {
         let mut rec = Recovery::default();
         let state = self.lock();
-        let ids: HashMap<u64, &str> = state
-            .meta
-            .snapshots
-            .iter()
-            .map(|(k, r)| (r.id, k.as_str()))
-            .collect();
+        let ids: HashMap<u64, &str> = state.meta.snapshots.iter().map(|(k, r)| (r.id, k.as_str())).collect();
         for entry in fs::read_dir(root)? {
             let entry = entry?;
-            if entry
-                .file_name()
-                .to_string_lossy()
-                .starts_with(&format!("{METADATA_FILE}{TMP_MARK}"))
-            {
+            if entry.file_name().to_string_lossy().starts_with(&format!("{METADATA_FILE}{TMP_MARK}")) {
                 fs::remove_file(entry.path())?;
                 rec.removed.push(entry.path());
             }
@@ -275,32 +231,18 @@ impl<D: Driver> Store<D> {
     }
 
     fn persist(&self, meta: &MetaFile) -> Result<(), SnapshotError> {
-        let bytes = serde_json::to_vec_pretty(meta).map_err(|e| SnapshotError::WriteMetadata {
-            path: self.meta_path.clone(),
-            source: io::Error::other(e),
-        })?;
-        fsutil::write_atomic(&self.meta_path, &bytes).map_err(|source| {
-            SnapshotError::WriteMetadata {
-                path: self.meta_path.clone(),
-                source,
-            }
-        })
+        let bytes = serde_json::to_vec_pretty(meta)
+            .map_err(|e| SnapshotError::WriteMetadata { path: self.meta_path.clone(), source: io::Error::other(e) })?;
+        fsutil::write_atomic(&self.meta_path, &bytes)
+            .map_err(|source| SnapshotError::WriteMetadata { path: self.meta_path.clone(), source })
     }
 
     fn get<'a>(state: &'a State, key: &str) -> Result<&'a Record, SnapshotError> {
-        state
-            .meta
-            .snapshots
-            .get(key)
-            .ok_or_else(|| SnapshotError::NotFound(key.to_owned()))
+        state.meta.snapshots.get(key).ok_or_else(|| SnapshotError::NotFound(key.to_owned()))
     }
 
     /// The `fs` dirs of `parent` and its ancestors, nearest first.
-    fn chain<'a>(
-        &self,
-        state: &'a State,
-        mut parent: Option<&'a str>,
-    ) -> Result<Vec<PathBuf>, SnapshotError> {
+    fn chain<'a>(&self, state: &'a State, mut parent: Option<&'a str>) -> Result<Vec<PathBuf>, SnapshotError> {
         let mut chain = Vec::new();
         while let Some(p) = parent {
             let r = Self::get(state, p)?;
@@ -309,10 +251,7 @@ impl<D: Driver> Store<D> {
             if chain.len() > state.meta.snapshots.len() {
                 return Err(SnapshotError::ReadMetadata {
                     path: self.meta_path.clone(),
-                    source: io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        format!("parent cycle at {p}"),
-                    ),
+                    source: io::Error::new(io::ErrorKind::InvalidData, format!("parent cycle at {p}")),
                 });
             }
         }
@@ -329,18 +268,10 @@ impl<D: Driver> Store<D> {
         } else {
             return Ok(());
         };
-        Err(SnapshotError::InvalidKey {
-            key: key.to_owned(),
-            reason,
-        })
+        Err(SnapshotError::InvalidKey { key: key.to_owned(), reason })
     }
 
-    pub(crate) fn create(
-        &self,
-        key: &str,
-        parent: Option<&str>,
-        kind: Kind,
-    ) -> Result<Vec<Mount>, SnapshotError> {
+    pub(crate) fn create(&self, key: &str, parent: Option<&str>, kind: Kind) -> Result<Vec<Mount>, SnapshotError> {
         Self::validate_key(key)?;
         let (id, parent_dir) = {
             let mut state = self.lock();
@@ -363,22 +294,13 @@ impl<D: Driver> Store<D> {
             };
             let id = state.meta.next_id.max(1);
             state.meta.next_id = id + 1;
-            state
-                .pending
-                .insert(key.to_owned(), parent.map(str::to_owned));
+            state.pending.insert(key.to_owned(), parent.map(str::to_owned));
             (id, parent_dir)
         };
         let new_dir = self.snapshots.join(format!("new-{id}"));
         let built = fs::create_dir(&new_dir)
-            .map_err(|source| SnapshotError::Create {
-                key: key.to_owned(),
-                path: new_dir.clone(),
-                source,
-            })
-            .and_then(|()| {
-                self.driver
-                    .populate(key, &new_dir, kind, parent.zip(parent_dir.as_deref()))
-            })
+            .map_err(|source| SnapshotError::Create { key: key.to_owned(), path: new_dir.clone(), source })
+            .and_then(|()| self.driver.populate(key, &new_dir, kind, parent.zip(parent_dir.as_deref())))
             .and_then(|()| {
                 fsutil::sync_dir(&new_dir).map_err(|source| SnapshotError::Create {
                     key: key.to_owned(),
@@ -393,15 +315,7 @@ impl<D: Driver> Store<D> {
             return Err(e);
         }
         let mut meta = state.meta.clone();
-        meta.snapshots.insert(
-            key.to_owned(),
-            Record {
-                id,
-                kind,
-                parent: parent.map(str::to_owned),
-                created: now(),
-            },
-        );
+        meta.snapshots.insert(key.to_owned(), Record { id, kind, parent: parent.map(str::to_owned), created: now() });
         if let Err(e) = self.persist(&meta) {
             let _ = fsutil::remove_dir_all_if_exists(&new_dir);
             return Err(e);
@@ -412,11 +326,7 @@ impl<D: Driver> Store<D> {
         let final_dir = self.dir(id);
         fs::rename(&new_dir, &final_dir)
             .and_then(|()| fsutil::sync_dir(&self.snapshots))
-            .map_err(|source| SnapshotError::Create {
-                key: key.to_owned(),
-                path: final_dir.clone(),
-                source,
-            })?;
+            .map_err(|source| SnapshotError::Create { key: key.to_owned(), path: final_dir.clone(), source })?;
         let chain = self.chain(&state, parent)?;
         Ok(self.driver.mounts(&final_dir, kind, &chain))
     }
@@ -436,12 +346,7 @@ impl<D: Driver> Store<D> {
     }
 
     /// Commits `key` as `name`; with `rebase`, onto that parent instead of the prepared one.
-    pub(crate) fn commit(
-        &self,
-        name: &str,
-        key: &str,
-        rebase: Option<Option<&str>>,
-    ) -> Result<(), SnapshotError> {
+    pub(crate) fn commit(&self, name: &str, key: &str, rebase: Option<Option<&str>>) -> Result<(), SnapshotError> {
         Self::validate_key(name)?;
         let mut state = self.lock();
         let mut r = Self::get(&state, key)?.clone();
@@ -470,14 +375,7 @@ impl<D: Driver> Store<D> {
         }
         let mut meta = state.meta.clone();
         meta.snapshots.remove(key);
-        meta.snapshots.insert(
-            name.to_owned(),
-            Record {
-                kind: Kind::Committed,
-                created: now(),
-                ..r.clone()
-            },
-        );
+        meta.snapshots.insert(name.to_owned(), Record { kind: Kind::Committed, created: now(), ..r.clone() });
         self.persist(&meta)?;
         state.meta = meta;
         drop(state);
@@ -497,19 +395,10 @@ impl<D: Driver> Store<D> {
             .filter(|(_, c)| c.parent.as_deref() == Some(key))
             .map(|(k, _)| k.as_str())
             .collect();
-        children.extend(
-            state
-                .pending
-                .iter()
-                .filter(|(_, p)| p.as_deref() == Some(key))
-                .map(|(k, _)| k.as_str()),
-        );
+        children.extend(state.pending.iter().filter(|(_, p)| p.as_deref() == Some(key)).map(|(k, _)| k.as_str()));
         if !children.is_empty() {
             children.sort_unstable();
-            return Err(SnapshotError::HasChildren {
-                key: key.to_owned(),
-                children: children.join(", "),
-            });
+            return Err(SnapshotError::HasChildren { key: key.to_owned(), children: children.join(", ") });
         }
         let dir = self.dir(r.id);
         let doomed = self.snapshots.join(format!("del-{}", r.id));
@@ -517,11 +406,7 @@ impl<D: Driver> Store<D> {
             Ok(()) => true,
             Err(e) if e.kind() == io::ErrorKind::NotFound => false,
             Err(source) => {
-                return Err(SnapshotError::Remove {
-                    key: key.to_owned(),
-                    path: dir,
-                    source,
-                });
+                return Err(SnapshotError::Remove { key: key.to_owned(), path: dir, source });
             }
         };
         let mut meta = state.meta.clone();
@@ -543,12 +428,7 @@ impl<D: Driver> Store<D> {
     }
 
     fn info(key: &str, r: &Record) -> Info {
-        Info {
-            name: key.to_owned(),
-            kind: r.kind,
-            parent: r.parent.clone(),
-            created: r.created,
-        }
+        Info { name: key.to_owned(), kind: r.kind, parent: r.parent.clone(), created: r.created }
     }
 
     pub(crate) fn stat(&self, key: &str) -> Result<Info, SnapshotError> {
@@ -558,12 +438,7 @@ impl<D: Driver> Store<D> {
 
     pub(crate) fn list(&self) -> Vec<Info> {
         let state = self.lock();
-        state
-            .meta
-            .snapshots
-            .iter()
-            .map(|(k, r)| Self::info(k, r))
-            .collect()
+        state.meta.snapshots.iter().map(|(k, r)| Self::info(k, r)).collect()
     }
 
     pub(crate) fn usage(&self, key: &str) -> Result<Usage, SnapshotError> {
@@ -604,11 +479,7 @@ impl<D: Driver> Store<D> {
 macro_rules! delegate_snapshotter {
     ($ty:ty, $whiteouts:expr, $rebase:expr) => {
         impl $crate::Snapshotter for $ty {
-            fn prepare(
-                &self,
-                key: &str,
-                parent: Option<&str>,
-            ) -> Result<Vec<Mount>, SnapshotError> {
+            fn prepare(&self, key: &str, parent: Option<&str>) -> Result<Vec<Mount>, SnapshotError> {
                 self.store.create(key, parent, $crate::Kind::Active)
             }
             fn view(&self, key: &str, parent: Option<&str>) -> Result<Vec<Mount>, SnapshotError> {
@@ -620,16 +491,9 @@ macro_rules! delegate_snapshotter {
             fn commit(&self, name: &str, key: &str) -> Result<(), SnapshotError> {
                 self.store.commit(name, key, None)
             }
-            fn commit_rebased(
-                &self,
-                name: &str,
-                key: &str,
-                parent: Option<&str>,
-            ) -> Result<(), SnapshotError> {
+            fn commit_rebased(&self, name: &str, key: &str, parent: Option<&str>) -> Result<(), SnapshotError> {
                 if !$rebase {
-                    return Err(SnapshotError::Unsupported {
-                        op: "commit onto another parent (rebase)",
-                    });
+                    return Err(SnapshotError::Unsupported { op: "commit onto another parent (rebase)" });
                 }
                 self.store.commit(name, key, Some(parent))
             }

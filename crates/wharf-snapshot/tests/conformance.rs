@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use wharf_snapshot::{
-    DiffSource, Kind, NativeSnapshotter, OverlaySnapshotter, SnapshotError, Snapshotter,
-    WhiteoutStyle, mount_all, overlay_supported, unmount,
+    DiffSource, Kind, NativeSnapshotter, OverlaySnapshotter, SnapshotError, Snapshotter, WhiteoutStyle, mount_all,
+    overlay_supported, unmount,
 };
 use wharf_types::{Classify, ErrorKind};
 
@@ -62,20 +62,8 @@ fn lifecycle<S: Snapshotter>(sn: &S, _root: &Path) {
     let view = sn.view("v", Some("B")).unwrap();
     assert!(view.iter().all(|m| m.is_readonly()), "{view:?}");
     assert_eq!(sn.stat("v").unwrap().kind, Kind::View);
-    let names: Vec<_> = sn
-        .list()
-        .unwrap()
-        .into_iter()
-        .map(|i| (i.name, i.kind))
-        .collect();
-    assert_eq!(
-        names,
-        vec![
-            ("A".into(), Kind::Committed),
-            ("B".into(), Kind::Committed),
-            ("v".into(), Kind::View)
-        ]
-    );
+    let names: Vec<_> = sn.list().unwrap().into_iter().map(|i| (i.name, i.kind)).collect();
+    assert_eq!(names, vec![("A".into(), Kind::Committed), ("B".into(), Kind::Committed), ("v".into(), Kind::View)]);
 
     sn.remove("v").unwrap();
     sn.remove("B").unwrap();
@@ -87,43 +75,19 @@ fn namespace_and_kinds<S: Snapshotter>(sn: &S, _root: &Path) {
     sn.prepare("a", None).unwrap();
     assert_eq!(kind_of(sn.prepare("a", None)), ErrorKind::Conflict);
     assert_eq!(kind_of(sn.view("a", None)), ErrorKind::Conflict);
-    assert_eq!(
-        kind_of(sn.prepare("x", Some("a"))),
-        ErrorKind::InvalidArgument,
-        "active parent"
-    );
+    assert_eq!(kind_of(sn.prepare("x", Some("a"))), ErrorKind::InvalidArgument, "active parent");
     assert_eq!(kind_of(sn.prepare("x", Some("nope"))), ErrorKind::NotFound);
     assert_eq!(kind_of(sn.prepare("", None)), ErrorKind::InvalidArgument);
     sn.commit("A", "a").unwrap();
-    assert_eq!(
-        kind_of(sn.mounts("A")),
-        ErrorKind::InvalidArgument,
-        "committed has no mounts"
-    );
+    assert_eq!(kind_of(sn.mounts("A")), ErrorKind::InvalidArgument, "committed has no mounts");
     assert_eq!(kind_of(sn.writable_dir("A")), ErrorKind::InvalidArgument);
-    assert_eq!(
-        kind_of(sn.commit("B", "A")),
-        ErrorKind::InvalidArgument,
-        "commit of committed"
-    );
+    assert_eq!(kind_of(sn.commit("B", "A")), ErrorKind::InvalidArgument, "commit of committed");
     sn.view("v", Some("A")).unwrap();
-    assert_eq!(
-        kind_of(sn.commit("V", "v")),
-        ErrorKind::InvalidArgument,
-        "commit of a view"
-    );
+    assert_eq!(kind_of(sn.commit("V", "v")), ErrorKind::InvalidArgument, "commit of a view");
     assert_eq!(kind_of(sn.writable_dir("v")), ErrorKind::InvalidArgument);
     sn.prepare("c", Some("A")).unwrap();
-    assert_eq!(
-        kind_of(sn.commit("A", "c")),
-        ErrorKind::Conflict,
-        "name taken"
-    );
-    assert_eq!(
-        kind_of(sn.commit("v", "c")),
-        ErrorKind::Conflict,
-        "name taken by a key"
-    );
+    assert_eq!(kind_of(sn.commit("A", "c")), ErrorKind::Conflict, "name taken");
+    assert_eq!(kind_of(sn.commit("v", "c")), ErrorKind::Conflict, "name taken by a key");
     assert_eq!(kind_of(sn.mounts("missing")), ErrorKind::NotFound);
     assert_eq!(kind_of(sn.remove("missing")), ErrorKind::NotFound);
     // Keys are opaque strings; slashes and colons do not become paths.
@@ -152,29 +116,19 @@ fn usage_and_diff_source<S: Snapshotter>(sn: &S, _root: &Path) {
     fs::hard_link(dir.join("big"), dir.join("d/link")).unwrap();
     sn.commit("A", "a").unwrap();
     let u = sn.usage("A").unwrap();
-    assert!(
-        u.size >= 1 << 20 && u.size < 2 << 20,
-        "hard link counted once: {u:?}"
-    );
+    assert!(u.size >= 1 << 20 && u.size < 2 << 20, "hard link counted once: {u:?}");
     assert_eq!(u.inodes, 3, "root, big (= d/link), d");
     sn.prepare("b", Some("A")).unwrap();
     match (sn.whiteouts(), sn.diff_source("b").unwrap()) {
         (WhiteoutStyle::Overlay, DiffSource::Overlay { upper, lowers }) => {
             assert_eq!(upper, sn.writable_dir("b").unwrap());
             assert_eq!(lowers, vec![dir.clone()]);
-            assert!(
-                fs::read_dir(&upper).unwrap().next().is_none(),
-                "an overlay upper starts empty"
-            );
+            assert!(fs::read_dir(&upper).unwrap().next().is_none(), "an overlay upper starts empty");
         }
         (WhiteoutStyle::Delete, DiffSource::Trees { lower, upper }) => {
             assert_eq!(lower, Some(dir.clone()));
             assert_eq!(upper, sn.writable_dir("b").unwrap());
-            assert_eq!(
-                fs::read(upper.join("d/link")).unwrap().len(),
-                1 << 20,
-                "a native snapshot is a full copy"
-            );
+            assert_eq!(fs::read(upper.join("d/link")).unwrap().len(), 1 << 20, "a native snapshot is a full copy");
         }
         other => panic!("whiteout style and diff source disagree: {other:?}"),
     }
@@ -211,10 +165,7 @@ fn mounted_content<S: Snapshotter>(sn: &S, root: &Path, needs_overlay: bool) {
         let mounts = sn.view(key, Some(parent)).unwrap();
         mount_all(&mounts, &target).unwrap();
         let _guard = MountGuard(target.clone());
-        assert!(
-            fs::write(target.join("new"), "x").is_err(),
-            "a view is read-only"
-        );
+        assert!(fs::write(target.join("new"), "x").is_err(), "a view is read-only");
         if key == "v3" {
             assert_eq!(fs::read_to_string(target.join("one")).unwrap(), "1b");
             assert_eq!(fs::read_to_string(target.join("three")).unwrap(), "3");
@@ -240,23 +191,13 @@ fn rebase<S: Snapshotter>(sn: &S, root: &Path) {
     write(sn, "l2", "two", "2");
     sn.commit("L1", "l1").unwrap();
     if !sn.can_rebase() {
-        assert_eq!(
-            kind_of(sn.commit_rebased("L2", "l2", Some("L1"))),
-            ErrorKind::NotImplemented
-        );
+        assert_eq!(kind_of(sn.commit_rebased("L2", "l2", Some("L1"))), ErrorKind::NotImplemented);
         return;
     }
-    assert_eq!(
-        kind_of(sn.commit_rebased("L2", "l2", Some("missing"))),
-        ErrorKind::NotFound
-    );
+    assert_eq!(kind_of(sn.commit_rebased("L2", "l2", Some("missing"))), ErrorKind::NotFound);
     sn.commit_rebased("L2", "l2", Some("L1")).unwrap();
     assert_eq!(sn.stat("L2").unwrap().parent.as_deref(), Some("L1"));
-    assert_eq!(
-        kind_of(sn.remove("L1")),
-        ErrorKind::Conflict,
-        "L1 is now a parent"
-    );
+    assert_eq!(kind_of(sn.remove("L1")), ErrorKind::Conflict, "L1 is now a parent");
     if can_mount(true).is_err() {
         return;
     }
@@ -284,11 +225,7 @@ fn concurrent_prepares<S: Snapshotter + 'static>(sn: S, _root: &Path) {
         .collect();
     let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
     assert!(results.iter().all(|(own, _)| own.is_ok()));
-    assert_eq!(
-        results.iter().filter(|(_, shared)| shared.is_ok()).count(),
-        1,
-        "one winner per key"
-    );
+    assert_eq!(results.iter().filter(|(_, shared)| shared.is_ok()).count(), 1, "one winner per key");
     assert_eq!(sn.list().unwrap().len(), 10);
 }
 
@@ -302,21 +239,12 @@ fn crash_recovery<S: Snapshotter>(open: fn(&Path) -> Result<S, SnapshotError>, r
         write(&sn, "a", "f", "data");
         sn.commit("A", "a").unwrap();
         sn.prepare("b", Some("A")).unwrap();
-        assert_eq!(
-            kind_of(open(root)),
-            ErrorKind::Conflict,
-            "a second open of the same root is refused"
-        );
+        assert_eq!(kind_of(open(root)), ErrorKind::Conflict, "a second open of the same root is refused");
     }
-    let ids: Vec<String> = fs::read_dir(&snaps)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
+    let ids: Vec<String> =
+        fs::read_dir(&snaps).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
     assert_eq!(ids.len(), 2);
-    let (a_id, b_id) = (
-        ids.iter().min().unwrap().clone(),
-        ids.iter().max().unwrap().clone(),
-    );
+    let (a_id, b_id) = (ids.iter().min().unwrap().clone(), ids.iter().max().unwrap().clone());
     // A create that committed its metadata but not its rename; a remove that renamed but did not
     // commit; leftovers of creates and removes that never committed; a stray metadata temp file.
     fs::rename(snaps.join(&a_id), snaps.join(format!("new-{a_id}"))).unwrap();
@@ -329,10 +257,8 @@ fn crash_recovery<S: Snapshotter>(open: fn(&Path) -> Result<S, SnapshotError>, r
     let sn = open(root).unwrap();
     let names: Vec<_> = sn.list().unwrap().into_iter().map(|i| i.name).collect();
     assert_eq!(names, vec!["A", "b"]);
-    let mut left: Vec<String> = fs::read_dir(&snaps)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
+    let mut left: Vec<String> =
+        fs::read_dir(&snaps).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
     left.sort();
     let mut want = vec![a_id, b_id];
     want.sort();
@@ -340,14 +266,7 @@ fn crash_recovery<S: Snapshotter>(open: fn(&Path) -> Result<S, SnapshotError>, r
     assert!(!root.join("metadata.json.tmp-123-abc").exists());
     assert_eq!(
         fs::read_to_string(
-            sn.writable_dir("b")
-                .unwrap()
-                .parent()
-                .unwrap()
-                .parent()
-                .unwrap()
-                .join(&left[0])
-                .join("fs/f")
+            sn.writable_dir("b").unwrap().parent().unwrap().parent().unwrap().join(&left[0]).join("fs/f")
         )
         .unwrap(),
         "data"
@@ -357,10 +276,7 @@ fn crash_recovery<S: Snapshotter>(open: fn(&Path) -> Result<S, SnapshotError>, r
     assert_eq!(sn.list().unwrap().len(), 3);
 }
 
-fn persists_across_reopen<S: Snapshotter>(
-    open: fn(&Path) -> Result<S, SnapshotError>,
-    root: &Path,
-) {
+fn persists_across_reopen<S: Snapshotter>(open: fn(&Path) -> Result<S, SnapshotError>, root: &Path) {
     let before = {
         let sn = open(root).unwrap();
         sn.prepare("a", None).unwrap();
@@ -373,10 +289,7 @@ fn persists_across_reopen<S: Snapshotter>(
     drop(sn);
     // A lost metadata file must not make every snapshot look orphaned.
     fs::rename(root.join("metadata.json"), root.join("saved.json")).unwrap();
-    assert!(
-        open(root).is_err(),
-        "refuses to open (and wipe) without metadata"
-    );
+    assert!(open(root).is_err(), "refuses to open (and wipe) without metadata");
     fs::rename(root.join("saved.json"), root.join("metadata.json")).unwrap();
     assert_eq!(open(root).unwrap().list().unwrap(), before);
 }

@@ -13,11 +13,7 @@ fn skip() -> bool {
 }
 
 fn mount(kind: &str, source: &str, options: &[&str]) -> Mount {
-    Mount {
-        kind: kind.into(),
-        source: source.into(),
-        options: options.iter().map(|s| s.to_string()).collect(),
-    }
+    Mount { kind: kind.into(), source: source.into(), options: options.iter().map(|s| s.to_string()).collect() }
 }
 
 #[test]
@@ -31,11 +27,7 @@ fn bind_ro_tmpfs_and_stacking() {
     fs::create_dir_all(&target).unwrap();
     fs::write(src.join("f"), "bound").unwrap();
 
-    mount_all(
-        &[mount("bind", src.to_str().unwrap(), &["rbind", "ro"])],
-        &target,
-    )
-    .unwrap();
+    mount_all(&[mount("bind", src.to_str().unwrap(), &["rbind", "ro"])], &target).unwrap();
     let ro_write = fs::write(target.join("g"), "x");
     let content = fs::read_to_string(target.join("f"));
     unmount(&target).unwrap();
@@ -50,8 +42,7 @@ fn bind_ro_tmpfs_and_stacking() {
     ];
     mount_all(&stack, &target).unwrap();
     let tmpfs_empty = fs::read_dir(&target).map(|d| d.count());
-    let mode = fs::metadata(&target)
-        .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o7777);
+    let mode = fs::metadata(&target).map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o7777);
     unmount(&target).unwrap();
     assert_eq!(tmpfs_empty.unwrap(), 0, "tmpfs on top");
     assert_eq!(mode.unwrap(), 0o700, "tmpfs data options");
@@ -59,10 +50,7 @@ fn bind_ro_tmpfs_and_stacking() {
     unmount(&target).unwrap(); // idempotent
 
     // A failing mount leaves nothing behind.
-    let bad = [
-        mount("bind", src.to_str().unwrap(), &["rbind"]),
-        mount("bind", "/nonexistent/wharf", &["rbind"]),
-    ];
+    let bad = [mount("bind", src.to_str().unwrap(), &["rbind"]), mount("bind", "/nonexistent/wharf", &["rbind"])];
     assert!(mount_all(&bad, &target).is_err());
     assert!(!target.join("f").exists(), "first mount rolled back");
 }

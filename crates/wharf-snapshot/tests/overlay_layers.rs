@@ -7,8 +7,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use wharf_snapshot::{
-    OverlaySnapshotter, Snapshotter, mount_all, mount_all_legacy, overlay_lowerdir_plus,
-    overlay_supported, unmount,
+    OverlaySnapshotter, Snapshotter, mount_all, mount_all_legacy, overlay_lowerdir_plus, overlay_supported, unmount,
 };
 
 const LAYERS: usize = 130;
@@ -47,15 +46,9 @@ fn build_layers(sn: &OverlaySnapshotter) -> String {
 
 fn check(target: &Path) {
     for i in 0..LAYERS {
-        assert_eq!(
-            fs::read_to_string(target.join(format!("layer-{i}"))).unwrap(),
-            i.to_string()
-        );
+        assert_eq!(fs::read_to_string(target.join(format!("layer-{i}"))).unwrap(), i.to_string());
     }
-    assert_eq!(
-        fs::read_to_string(target.join("top")).unwrap(),
-        (LAYERS - 1).to_string()
-    );
+    assert_eq!(fs::read_to_string(target.join("top")).unwrap(), (LAYERS - 1).to_string());
     fs::write(target.join("written"), "rw").unwrap();
 }
 
@@ -73,10 +66,7 @@ fn mounts_130_layers() {
 
     let mounts = sn.prepare("container", Some(&top)).unwrap();
     let data_len: usize = mounts[0].options.iter().map(|o| o.len() + 1).sum();
-    assert!(
-        data_len > 4096,
-        "the absolute option string ({data_len} bytes) should exceed a page for this test"
-    );
+    assert!(data_len > 4096, "the absolute option string ({data_len} bytes) should exceed a page for this test");
     if overlay_lowerdir_plus() {
         mount_all(&mounts, &target).unwrap();
         let _guard = MountGuard(target.clone());

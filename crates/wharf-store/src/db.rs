@@ -19,14 +19,8 @@ pub enum DbError {
         #[source]
         source: rusqlite::Error,
     },
-    #[error(
-        "database {path} has schema version {found}, newer than this wharfd understands ({known}); upgrade wharfd"
-    )]
-    TooNew {
-        path: PathBuf,
-        found: i64,
-        known: i64,
-    },
+    #[error("database {path} has schema version {found}, newer than this wharfd understands ({known}); upgrade wharfd")]
+    TooNew { path: PathBuf, found: i64, known: i64 },
     #[error("migrate database to version {version}")]
     Migrate {
         version: i64,
@@ -120,44 +114,26 @@ pub struct Db {
 impl Db {
     /// Opens (creating if needed) the database at `path` and migrates it to the newest schema.
     pub fn open(path: &Path) -> Result<Self, DbError> {
-        let open_err = |source| DbError::Open {
-            path: path.to_owned(),
-            source,
-        };
+        let open_err = |source| DbError::Open { path: path.to_owned(), source };
         let mut conn = Connection::open_with_flags(
             path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE
-                | OpenFlags::SQLITE_OPEN_CREATE
-                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(open_err)?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(open_err)?;
-        conn.pragma_update(None, "synchronous", "NORMAL")
-            .map_err(open_err)?;
-        conn.pragma_update(None, "foreign_keys", "ON")
-            .map_err(open_err)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))
-            .map_err(open_err)?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(open_err)?;
+        conn.pragma_update(None, "synchronous", "NORMAL").map_err(open_err)?;
+        conn.pragma_update(None, "foreign_keys", "ON").map_err(open_err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(open_err)?;
         migrate(&mut conn, path)?;
-        Ok(Self {
-            conn: Mutex::new(conn),
-            path: path.to_owned(),
-        })
+        Ok(Self { conn: Mutex::new(conn), path: path.to_owned() })
     }
 
     /// An in-memory database (tests).
     pub fn open_in_memory() -> Result<Self, DbError> {
         let path = PathBuf::from(":memory:");
-        let mut conn = Connection::open_in_memory().map_err(|source| DbError::Open {
-            path: path.clone(),
-            source,
-        })?;
+        let mut conn = Connection::open_in_memory().map_err(|source| DbError::Open { path: path.clone(), source })?;
         migrate(&mut conn, &path)?;
-        Ok(Self {
-            conn: Mutex::new(conn),
-            path,
-        })
+        Ok(Self { conn: Mutex::new(conn), path })
     }
 
     pub fn path(&self) -> &Path {
@@ -206,23 +182,14 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), DbError> {
     let known = MIGRATIONS.len() as i64;
     let current: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     if current > known {
-        return Err(DbError::TooNew {
-            path: path.to_owned(),
-            found: current,
-            known,
-        });
+        return Err(DbError::TooNew { path: path.to_owned(), found: current, known });
     }
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
         let version = i as i64 + 1;
-        let tx = conn
-            .transaction()
-            .map_err(|source| DbError::Migrate { version, source })?;
-        tx.execute_batch(sql)
-            .map_err(|source| DbError::Migrate { version, source })?;
-        tx.pragma_update(None, "user_version", version)
-            .map_err(|source| DbError::Migrate { version, source })?;
-        tx.commit()
-            .map_err(|source| DbError::Migrate { version, source })?;
+        let tx = conn.transaction().map_err(|source| DbError::Migrate { version, source })?;
+        tx.execute_batch(sql).map_err(|source| DbError::Migrate { version, source })?;
+        tx.pragma_update(None, "user_version", version).map_err(|source| DbError::Migrate { version, source })?;
+        tx.commit().map_err(|source| DbError::Migrate { version, source })?;
         tracing::debug!(version, "database migrated");
     }
     Ok(())
@@ -242,10 +209,7 @@ mod tests {
         }
         let db = Db::open(&p).unwrap();
         assert_eq!(db.meta_get("engine-id").unwrap().as_deref(), Some("abc"));
-        let v: i64 = db
-            .conn()
-            .pragma_query_value(None, "user_version", |r| r.get(0))
-            .unwrap();
+        let v: i64 = db.conn().pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
         assert_eq!(v, MIGRATIONS.len() as i64);
     }
 
@@ -254,10 +218,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("wharf.db");
         drop(Db::open(&p).unwrap());
-        Connection::open(&p)
-            .unwrap()
-            .pragma_update(None, "user_version", 999)
-            .unwrap();
+        Connection::open(&p).unwrap().pragma_update(None, "user_version", 999).unwrap();
         let err = Db::open(&p).unwrap_err();
         assert!(matches!(err, DbError::TooNew { found: 999, .. }), "{err}");
     }

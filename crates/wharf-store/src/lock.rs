@@ -38,27 +38,16 @@ pub struct DataRootLock {
 impl DataRootLock {
     /// Takes the lock on `data_root` (created if missing) without waiting.
     pub fn acquire(data_root: &Path) -> Result<Self, LockError> {
-        let io = |source| LockError::Io {
-            path: data_root.to_owned(),
-            source,
-        };
+        let io = |source| LockError::Io { path: data_root.to_owned(), source };
         std::fs::create_dir_all(data_root).map_err(io)?;
         let lock_path = data_root.join("wharf.lock");
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&lock_path)
-            .map_err(io)?;
+        let mut file =
+            OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&lock_path).map_err(io)?;
         if let Err(e) = flock(&file, FlockOperation::NonBlockingLockExclusive) {
             if e == rustix::io::Errno::WOULDBLOCK {
                 let mut s = String::new();
                 let _ = file.read_to_string(&mut s);
-                return Err(LockError::Held {
-                    path: data_root.to_owned(),
-                    holder: s.trim().parse().ok(),
-                });
+                return Err(LockError::Held { path: data_root.to_owned(), holder: s.trim().parse().ok() });
             }
             return Err(io(e.into()));
         }
@@ -80,10 +69,7 @@ mod tests {
         let err = DataRootLock::acquire(dir.path()).unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains("is in use by another wharfd"), "{msg}");
-        assert!(
-            msg.contains(&format!("pid {}", std::process::id())),
-            "{msg}"
-        );
+        assert!(msg.contains(&format!("pid {}", std::process::id())), "{msg}");
         assert_eq!(err.kind(), ErrorKind::Conflict);
         drop(first);
         DataRootLock::acquire(dir.path()).expect("lock is free again after drop");

@@ -17,10 +17,7 @@ pub struct Response {
 impl Response {
     pub fn header(&self, name: &str) -> Option<&str> {
         let name = name.to_ascii_lowercase();
-        self.headers
-            .iter()
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(k, _)| *k == name).map(|(_, v)| v.as_str())
     }
 
     pub fn text(&self) -> String {
@@ -28,8 +25,7 @@ impl Response {
     }
 
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", self.text()))
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", self.text()))
     }
 }
 
@@ -81,19 +77,13 @@ fn read_response<R: BufRead>(mut r: R, head: bool) -> std::io::Result<Response> 
     let get = |n: &str| headers.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
     let mut body = Vec::new();
     if head || status == 204 || status == 304 || status == 101 {
-        return Ok(Response {
-            status,
-            reason,
-            headers,
-            body,
-        });
+        return Ok(Response { status, reason, headers, body });
     }
     if get("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
         loop {
             line.clear();
             r.read_line(&mut line)?;
-            let size = usize::from_str_radix(line.trim().split(';').next().unwrap_or("0"), 16)
-                .unwrap_or(0);
+            let size = usize::from_str_radix(line.trim().split(';').next().unwrap_or("0"), 16).unwrap_or(0);
             if size == 0 {
                 break;
             }
@@ -109,10 +99,5 @@ fn read_response<R: BufRead>(mut r: R, head: bool) -> std::io::Result<Response> 
     } else {
         r.read_to_end(&mut body)?;
     }
-    Ok(Response {
-        status,
-        reason,
-        headers,
-        body,
-    })
+    Ok(Response { status, reason, headers, body })
 }

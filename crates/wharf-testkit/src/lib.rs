@@ -26,10 +26,7 @@ pub fn bin_dir() -> PathBuf {
     }
     let exe = std::env::current_exe().expect("current test executable");
     // target/<profile>/deps/<test> → target/<profile>
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("test executable lives in target/<profile>/deps");
+    let dir = exe.parent().and_then(Path::parent).expect("test executable lives in target/<profile>/deps");
     dir.to_path_buf()
 }
 
@@ -48,11 +45,49 @@ pub fn bin_path(name: &str) -> PathBuf {
 pub fn unique_name(prefix: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
     static N: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "{prefix}{}x{}",
-        std::process::id() % 100_000,
-        N.fetch_add(1, Ordering::Relaxed)
-    )
+    format!("{prefix}{}x{}", std::process::id() % 100_000, N.fetch_add(1, Ordering::Relaxed))
+}
+
+/// Sleeps past the next whole second. `--until 0s` is sent in whole seconds (by the docker CLI
+/// too), so events of the current second are only replayed once it is over.
+pub fn wait_next_second() {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    std::thread::sleep(Duration::from_nanos(1_000_000_000 - u64::from(now.subsec_nanos())) + Duration::from_millis(20));
+}
+
+/// A tar of a minimal busybox root filesystem built from the host's static busybox
+/// (`/bin/busybox` with its applets as symlinks, `/etc/passwd` and `/etc/group`), made once per
+/// test process. `None` when the host has no static busybox.
+pub fn busybox_rootfs_tar() -> Option<&'static Path> {
+    static TAR: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+    TAR.get_or_init(|| {
+        let busybox = Path::new("/bin/busybox");
+        if !busybox.exists() {
+            return None;
+        }
+        let dir = std::env::temp_dir().join(format!("wharf-testkit-busybox-{}", std::process::id()));
+        let root = dir.join("rootfs");
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(root.join("bin")).ok()?;
+        std::fs::create_dir_all(root.join("etc")).ok()?;
+        std::fs::create_dir_all(root.join("tmp")).ok()?;
+        std::fs::copy(busybox, root.join("bin/busybox")).ok()?;
+        let list = Command::new(busybox).arg("--list").output().ok()?;
+        for applet in String::from_utf8_lossy(&list.stdout).lines().filter(|a| *a != "busybox" && !a.is_empty()) {
+            let _ = std::os::unix::fs::symlink("busybox", root.join("bin").join(applet));
+        }
+        std::fs::write(
+            root.join("etc/passwd"),
+            "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
+        )
+        .ok()?;
+        std::fs::write(root.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n").ok()?;
+        let tar = dir.join("busybox.tar");
+        let status = Command::new("tar").arg("-C").arg(&root).arg("-cf").arg(&tar).arg(".").status().ok()?;
+        let _ = std::fs::remove_dir_all(&root);
+        status.success().then_some(tar)
+    })
+    .as_deref()
 }
 
 /// Options for starting a daemon.
@@ -67,6 +102,8 @@ pub struct DaemonOptions {
 /// A running `wharfd` owned by one test.
 pub struct TestDaemon {
     dir: tempfile::TempDir,
+    /// The cgroup parent of this daemon's containers (unique per daemon).
+    pub cgroup_parent: String,
     child: Option<Child>,
     pub socket: PathBuf,
     pub data_root: PathBuf,
@@ -83,12 +120,11 @@ impl TestDaemon {
     }
 
     pub fn start_with(options: DaemonOptions) -> Self {
-        let dir = tempfile::Builder::new()
-            .prefix("wharf-test-")
-            .tempdir()
-            .expect("temp dir");
+        let dir = tempfile::Builder::new().prefix("wharf-test-").tempdir().expect("temp dir");
         let root = dir.path().to_path_buf();
+        let cgroup_parent = format!("/{}", unique_name("wharf-test-"));
         let mut d = TestDaemon {
+            cgroup_parent: cgroup_parent.clone(),
             socket: root.join("wharf.sock"),
             data_root: root.join("data"),
             exec_root: root.join("exec"),
@@ -98,8 +134,19 @@ impl TestDaemon {
             child: None,
             options,
         };
-        if let Some(cfg) = &d.options.config {
-            std::fs::write(&d.config_file, cfg).expect("write daemon.json");
+        let mut cfg: serde_json::Value = match &d.options.config {
+            Some(text) => serde_json::from_str(text).unwrap_or_else(|_| serde_json::Value::String(text.clone())),
+            None => serde_json::json!({}),
+        };
+        match cfg.as_object_mut() {
+            Some(obj) => {
+                obj.entry("cgroup-parent").or_insert(serde_json::Value::String(cgroup_parent));
+                std::fs::write(&d.config_file, cfg.to_string()).expect("write daemon.json");
+            }
+            // Not an object: the test wants to see the daemon refuse it, so write it verbatim.
+            None => {
+                std::fs::write(&d.config_file, d.options.config.as_deref().unwrap_or("")).expect("write daemon.json")
+            }
         }
         d.spawn();
         d
@@ -122,11 +169,7 @@ impl TestDaemon {
     }
 
     fn spawn(&mut self) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log_path)
-            .expect("daemon log");
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log_path).expect("daemon log");
         let child = self
             .command()
             .stdin(Stdio::null())
@@ -144,21 +187,14 @@ impl TestDaemon {
             if let Some(child) = self.child.as_mut()
                 && let Ok(Some(status)) = child.try_wait()
             {
-                panic!(
-                    "wharfd exited during start ({status}); log:\n{}",
-                    self.log()
-                );
+                panic!("wharfd exited during start ({status}); log:\n{}", self.log());
             }
             if let Ok(resp) = http::request(&self.socket, "GET", "/_ping", &[], b"")
                 && resp.status == 200
             {
                 return;
             }
-            assert!(
-                Instant::now() < deadline,
-                "wharfd did not answer /_ping within 20s; log:\n{}",
-                self.log()
-            );
+            assert!(Instant::now() < deadline, "wharfd did not answer /_ping within 20s; log:\n{}", self.log());
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -182,6 +218,23 @@ impl TestDaemon {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
     }
 
+    /// Imports the busybox root filesystem as `busybox:latest` (with `CMD ["sh"]`) through the
+    /// API, as `docker import` does.
+    pub fn import_busybox(&self) {
+        let tar = busybox_rootfs_tar().expect("/bin/busybox (busybox-static) is needed");
+        let body = std::fs::read(tar).expect("busybox tar");
+        let r = http::request(
+            &self.socket,
+            "POST",
+            "/images/create?fromSrc=-&repo=busybox&tag=latest&changes=CMD%20%5B%22sh%22%5D",
+            &[("Content-Type", "application/x-tar")],
+            &body,
+        )
+        .unwrap_or_else(|e| panic!("import busybox: {e}; log:\n{}", self.log()));
+        assert_eq!(r.status, 200, "import busybox: {}", r.text());
+        assert!(!r.text().contains("errorDetail"), "import busybox: {}", r.text());
+    }
+
     /// The real docker CLI pointed at this daemon (no config dir of the user's).
     pub fn docker(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new("docker");
@@ -196,22 +249,14 @@ impl TestDaemon {
     /// The wharf CLI pointed at this daemon.
     pub fn wharf(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(bin_path("wharf"));
-        cmd.env("WHARF_HOST", self.host())
-            .env("DOCKER_CONFIG", self.dir.path().join("docker-config"))
-            .args(args);
+        cmd.env("WHARF_HOST", self.host()).env("DOCKER_CONFIG", self.dir.path().join("docker-config")).args(args);
         cmd
     }
 
     /// An API request on the daemon's socket.
     pub fn api(&self, method: &str, path: &str, body: &[u8]) -> http::Response {
-        http::request(
-            &self.socket,
-            method,
-            path,
-            &[("Content-Type", "application/json")],
-            body,
-        )
-        .unwrap_or_else(|e| panic!("{method} {path}: {e}; daemon log:\n{}", self.log()))
+        http::request(&self.socket, method, path, &[("Content-Type", "application/json")], body)
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}; daemon log:\n{}", self.log()))
     }
 
     /// Sends a signal to the daemon.
@@ -265,7 +310,7 @@ impl TestDaemon {
 impl Drop for TestDaemon {
     fn drop(&mut self) {
         self.stop();
-        unmount_under(self.dir.path());
+        cleanup_host_state(self.dir.path(), &self.cgroup_parent);
         if std::thread::panicking() {
             eprintln!(
                 "---- wharfd log ({}) ----\n{}\n---- end of wharfd log ----",
@@ -274,6 +319,96 @@ impl Drop for TestDaemon {
             );
         }
     }
+}
+
+/// Removes what a daemon under `root` may leave on the host once it is stopped (live restore
+/// keeps containers running): shims, container processes, mounts, and the cgroups under
+/// `cgroup_parent`.
+pub fn cleanup_host_state(root: &Path, cgroup_parent: &str) {
+    let root_s = root.to_string_lossy().into_owned();
+    // Container processes first, while their shims are alive to reap them.
+    let cgroup_dirs = cgroup_dirs(cgroup_parent);
+    for _ in 0..100 {
+        let pids: Vec<i32> = cgroup_dirs.iter().flat_map(|d| procs_under(d)).collect();
+        if pids.is_empty() {
+            break;
+        }
+        for pid in pids {
+            // SAFETY: kill(2) on a pid read from the cgroup; at worst it is already gone.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Then shims, which carry their state dir (under the root) on their command line.
+    if let Ok(procs) = std::fs::read_dir("/proc") {
+        for p in procs.flatten() {
+            let Ok(pid) = p.file_name().to_string_lossy().parse::<i32>() else { continue };
+            let cmdline = std::fs::read(p.path().join("cmdline")).unwrap_or_default();
+            if String::from_utf8_lossy(&cmdline).contains(&root_s) && pid != std::process::id() as i32 {
+                // SAFETY: as above.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        }
+    }
+    unmount_under(root);
+    // A cgroup can be removed once its last task is reaped, which may take a moment.
+    for _ in 0..100 {
+        for d in &cgroup_dirs {
+            remove_cgroup_tree(d);
+        }
+        if cgroup_dirs.iter().all(|d| !d.exists()) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Every cgroup directory named `parent` (v1 controllers and the unified hierarchy).
+fn cgroup_dirs(parent: &str) -> Vec<PathBuf> {
+    let rel = parent.trim_start_matches('/');
+    if rel.is_empty() {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    if let Ok(ctrls) = std::fs::read_dir("/sys/fs/cgroup") {
+        for c in ctrls.flatten() {
+            let d = c.path().join(rel);
+            if d.is_dir() {
+                out.push(d);
+            }
+        }
+    }
+    let d = Path::new("/sys/fs/cgroup").join(rel);
+    if d.is_dir() {
+        out.push(d);
+    }
+    out
+}
+
+fn procs_under(dir: &Path) -> Vec<i32> {
+    let mut out = Vec::new();
+    if let Ok(text) = std::fs::read_to_string(dir.join("cgroup.procs")) {
+        out.extend(text.lines().filter_map(|l| l.trim().parse::<i32>().ok()));
+    }
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.path().is_dir() {
+                out.extend(procs_under(&e.path()));
+            }
+        }
+    }
+    out
+}
+
+fn remove_cgroup_tree(dir: &Path) {
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.path().is_dir() {
+                remove_cgroup_tree(&e.path());
+            }
+        }
+    }
+    let _ = std::fs::remove_dir(dir);
 }
 
 /// Lazily unmounts everything mounted under `root` (deepest first), so the temp dir can go.
@@ -299,9 +434,7 @@ pub fn unmount_under(root: &Path) {
 
 /// Runs a command and returns its output, panicking with both streams if it could not start.
 pub fn run(cmd: &mut Command) -> Output {
-    cmd.stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("run {cmd:?}: {e}"))
+    cmd.stdin(Stdio::null()).output().unwrap_or_else(|e| panic!("run {cmd:?}: {e}"))
 }
 
 /// Output as text: (exit code, stdout, stderr).

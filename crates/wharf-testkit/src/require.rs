@@ -4,23 +4,14 @@
 /// Root, needed for mounts, namespaces, cgroups and binding sockets in /run.
 pub fn root() -> Result<(), String> {
     // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } == 0 {
-        Ok(())
-    } else {
-        Err("needs root".into())
-    }
+    if unsafe { libc::geteuid() } == 0 { Ok(()) } else { Err("needs root".into()) }
 }
 
 /// A program on PATH.
 pub fn program(name: &str) -> Result<(), String> {
-    let found = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join(name).is_file()))
-        .unwrap_or(false);
-    if found {
-        Ok(())
-    } else {
-        Err(format!("`{name}` is not installed"))
-    }
+    let found =
+        std::env::var_os("PATH").map(|p| std::env::split_paths(&p).any(|d| d.join(name).is_file())).unwrap_or(false);
+    if found { Ok(()) } else { Err(format!("`{name}` is not installed")) }
 }
 
 /// A Python module importable by `python3`.
@@ -36,19 +27,22 @@ pub fn python_module(module: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!(
-            "python module `{module}` is not installed (pip install -r scripts/requirements-test.txt)"
-        ))
+        Err(format!("python module `{module}` is not installed (pip install -r scripts/requirements-test.txt)"))
     }
 }
 
 /// Overlayfs in the running kernel.
 pub fn overlayfs() -> Result<(), String> {
     let fs = std::fs::read_to_string("/proc/filesystems").unwrap_or_default();
-    if fs.lines().any(|l| l.trim_end().ends_with("overlay")) {
+    if fs.lines().any(|l| l.trim_end().ends_with("overlay")) { Ok(()) } else { Err("kernel has no overlayfs".into()) }
+}
+
+/// A static busybox at /bin/busybox (test images are built from it).
+pub fn busybox() -> Result<(), String> {
+    if std::path::Path::new("/bin/busybox").exists() {
         Ok(())
     } else {
-        Err("kernel has no overlayfs".into())
+        Err("needs /bin/busybox (apt install busybox-static)".into())
     }
 }
 

@@ -52,26 +52,17 @@ impl Digest {
 
     /// A sha256 digest from raw hash output.
     pub fn sha256_bytes(bytes: &[u8; 32]) -> Self {
-        Self {
-            algorithm: Algorithm::Sha256,
-            hex: hex::encode(bytes),
-        }
+        Self { algorithm: Algorithm::Sha256, hex: hex::encode(bytes) }
     }
 
     fn validate(algorithm: Algorithm, hex: &str) -> Result<Self, DigestError> {
         if hex.len() != algorithm.hex_len() {
             return Err(DigestError::Length);
         }
-        if !hex
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-        {
+        if !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
             return Err(DigestError::Format);
         }
-        Ok(Self {
-            algorithm,
-            hex: hex.to_owned(),
-        })
+        Ok(Self { algorithm, hex: hex.to_owned() })
     }
 
     pub fn algorithm(&self) -> Algorithm {
@@ -99,11 +90,7 @@ impl FromStr for Digest {
         let algorithm = match algo {
             "sha256" => Algorithm::Sha256,
             "sha512" => Algorithm::Sha512,
-            other
-                if other
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"+._-".contains(&b)) =>
-            {
+            other if other.bytes().all(|b| b.is_ascii_alphanumeric() || b"+._-".contains(&b)) => {
                 return Err(DigestError::Algorithm);
             }
             _ => return Err(DigestError::Format),
@@ -147,17 +134,8 @@ mod tests {
     fn rejects_bad_digests() {
         assert_eq!("sha256".parse::<Digest>(), Err(DigestError::Format));
         assert_eq!("sha256:abc".parse::<Digest>(), Err(DigestError::Length));
-        assert_eq!(
-            format!("sha256:{}", "AB".repeat(32)).parse::<Digest>(),
-            Err(DigestError::Format)
-        );
-        assert_eq!(
-            format!("md5:{}", "ab".repeat(16)).parse::<Digest>(),
-            Err(DigestError::Algorithm)
-        );
-        assert_eq!(
-            format!("sha256:{}/..", "ab".repeat(31)).parse::<Digest>(),
-            Err(DigestError::Length)
-        );
+        assert_eq!(format!("sha256:{}", "AB".repeat(32)).parse::<Digest>(), Err(DigestError::Format));
+        assert_eq!(format!("md5:{}", "ab".repeat(16)).parse::<Digest>(), Err(DigestError::Algorithm));
+        assert_eq!(format!("sha256:{}/..", "ab".repeat(31)).parse::<Digest>(), Err(DigestError::Length));
     }
 }

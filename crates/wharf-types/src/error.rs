@@ -44,10 +44,7 @@ pub struct EngineError {
 
 impl EngineError {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Self {
-            kind,
-            message: message.into(),
-        }
+        Self { kind, message: message.into() }
     }
     pub fn not_found(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::NotFound, message)
@@ -90,10 +87,7 @@ impl EngineError {
             }
             source = cause.source();
         }
-        Self {
-            kind: err.kind(),
-            message,
-        }
+        Self { kind: err.kind(), message }
     }
 }
 

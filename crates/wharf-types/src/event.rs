@@ -99,16 +99,7 @@ impl Event {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos() as i64)
             .unwrap_or(0);
-        Self {
-            kind,
-            action: action.into(),
-            actor: EventActor {
-                id: id.into(),
-                attributes,
-            },
-            scope: "local",
-            time_nano,
-        }
+        Self { kind, action: action.into(), actor: EventActor { id: id.into(), attributes }, scope: "local", time_nano }
     }
 
     /// Unix seconds.
@@ -118,8 +109,6 @@ impl Event {
 
     /// The action without its detail: `health_status: healthy` → `health_status`.
     pub fn base_action(&self) -> &str {
-        self.action
-            .split_once(':')
-            .map_or(self.action.as_str(), |(a, _)| a.trim())
+        self.action.split_once(':').map_or(self.action.as_str(), |(a, _)| a.trim())
     }
 }

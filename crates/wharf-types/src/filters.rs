@@ -53,20 +53,14 @@ impl Filters {
 
     /// Adds one value (used by clients building filters, and in tests).
     pub fn add(&mut self, key: &str, value: &str) {
-        self.0
-            .entry(key.to_owned())
-            .or_default()
-            .insert(value.to_owned());
+        self.0.entry(key.to_owned()).or_default().insert(value.to_owned());
     }
 
     /// Rejects keys outside `allowed` with Docker's `invalid filter 'x'` (400).
     pub fn validate(&self, allowed: &[&str]) -> Result<(), EngineError> {
         for key in self.0.keys() {
             if !allowed.contains(&key.as_str()) {
-                return Err(EngineError::new(
-                    ErrorKind::InvalidArgument,
-                    format!("invalid filter '{key}'"),
-                ));
+                return Err(EngineError::new(ErrorKind::InvalidArgument, format!("invalid filter '{key}'")));
             }
         }
         Ok(())
@@ -83,10 +77,7 @@ impl Filters {
 
     /// The values given for a key.
     pub fn get(&self, key: &str) -> impl Iterator<Item = &str> {
-        self.0
-            .get(key)
-            .into_iter()
-            .flat_map(|s| s.iter().map(String::as_str))
+        self.0.get(key).into_iter().flat_map(|s| s.iter().map(String::as_str))
     }
 
     /// True when the key is absent, or one of its values equals `value`.
@@ -140,12 +131,7 @@ impl Filters {
         let map: serde_json::Map<String, Value> = self
             .0
             .iter()
-            .map(|(k, vs)| {
-                (
-                    k.clone(),
-                    Value::Object(vs.iter().map(|v| (v.clone(), Value::Bool(true))).collect()),
-                )
-            })
+            .map(|(k, vs)| (k.clone(), Value::Object(vs.iter().map(|v| (v.clone(), Value::Bool(true))).collect())))
             .collect();
         Value::Object(map).to_string()
     }
@@ -168,11 +154,7 @@ mod tests {
     #[test]
     fn malformed_filters_are_invalid_argument() {
         for bad in ["{", "[1]", r#"{"a":1}"#, r#"{"a":[1]}"#] {
-            assert_eq!(
-                Filters::parse(bad).unwrap_err().kind,
-                ErrorKind::InvalidArgument,
-                "{bad}"
-            );
+            assert_eq!(Filters::parse(bad).unwrap_err().kind, ErrorKind::InvalidArgument, "{bad}");
         }
         assert!(Filters::parse("").unwrap().is_empty());
     }
@@ -180,16 +162,12 @@ mod tests {
     #[test]
     fn validate_names_the_bad_key() {
         let f = Filters::parse(r#"{"nope":["x"]}"#).unwrap();
-        assert_eq!(
-            f.validate(&["label"]).unwrap_err().message,
-            "invalid filter 'nope'"
-        );
+        assert_eq!(f.validate(&["label"]).unwrap_err().message, "invalid filter 'nope'");
     }
 
     #[test]
     fn labels() {
-        let labels: BTreeMap<String, String> =
-            [("a".into(), "b".into()), ("c".into(), "".into())].into();
+        let labels: BTreeMap<String, String> = [("a".into(), "b".into()), ("c".into(), "".into())].into();
         let f = |s: &str| Filters::parse(s).unwrap().match_labels(&labels);
         assert!(f(r#"{"label":["a=b"]}"#));
         assert!(f(r#"{"label":["a"]}"#));

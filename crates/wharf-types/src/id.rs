@@ -13,9 +13,7 @@ pub fn random_hex_id() -> String {
 
 /// True when `s` is exactly 64 lowercase hex digits.
 pub fn is_full_hex_id(s: &str) -> bool {
-    s.len() == 64
-        && s.bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 macro_rules! hex_id {

@@ -58,11 +58,7 @@ pub struct ImageConfig {
     pub os: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub variant: Option<String>,
-    #[serde(
-        rename = "os.version",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "os.version", default, skip_serializing_if = "Option::is_none")]
     pub os_version: Option<String>,
     /// RFC 3339 with nanoseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -91,10 +87,7 @@ pub struct RootFs {
 
 impl Default for RootFs {
     fn default() -> Self {
-        Self {
-            kind: "layers".to_owned(),
-            diff_ids: Vec::new(),
-        }
+        Self { kind: "layers".to_owned(), diff_ids: Vec::new() }
     }
 }
 
@@ -206,11 +199,7 @@ mod tests {
             .arg(format!("printf '%s' '{a} {b}' | sha256sum"))
             .output()
             .unwrap();
-        let hex = String::from_utf8_lossy(&out.stdout)
-            .split_whitespace()
-            .next()
-            .unwrap()
-            .to_owned();
+        let hex = String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap().to_owned();
         assert_eq!(chain[1].hex(), hex);
     }
 

@@ -12,7 +12,10 @@
 //! - [`filters`]: Docker's filter arguments (`{"label":{"a=b":true}}` or `{"label":["a=b"]}`).
 //! - [`event`]: the engine's event record published on the daemon's bus.
 //! - [`image`]: the image config document (the image ID is its digest) and chain IDs.
+//! - [`signal`]: signal names and numbers as Docker accepts them.
+//! - [`units`]: go-units formatting (`Up 5 seconds`).
 //! - [`platform`]: platforms written `os/arch[/variant]`.
+//! - [`oci`]: OCI/Docker manifests, indexes, descriptors and media types (serde data).
 
 pub mod digest;
 pub mod error;
@@ -21,8 +24,11 @@ pub mod filters;
 pub mod id;
 pub mod image;
 pub mod mount;
+pub mod oci;
 pub mod platform;
 pub mod reference;
+pub mod signal;
+pub mod units;
 
 pub use digest::Digest;
 pub use error::{Classify, EngineError, ErrorKind};

@@ -41,11 +41,7 @@ impl Platform {
     pub fn host() -> Self {
         let architecture = host_arch().to_owned();
         let variant = (architecture == "arm64").then(|| "v8".to_owned());
-        Self {
-            os: "linux".to_owned(),
-            architecture,
-            variant,
-        }
+        Self { os: "linux".to_owned(), architecture, variant }
     }
 
     /// Parses `linux/amd64`, `amd64`, `linux/arm/v7`, with containerd's aliases
@@ -58,11 +54,7 @@ impl Platform {
             [one] if known_os(one) => ((*one).to_owned(), host_arch().to_owned(), None),
             [one] => ("linux".to_owned(), (*one).to_owned(), None),
             [os, arch] => ((*os).to_owned(), (*arch).to_owned(), None),
-            [os, arch, variant] => (
-                (*os).to_owned(),
-                (*arch).to_owned(),
-                Some((*variant).to_owned()),
-            ),
+            [os, arch, variant] => ((*os).to_owned(), (*arch).to_owned(), Some((*variant).to_owned())),
             _ => return Err(bad()),
         };
         if !known_os(&os) {
@@ -72,11 +64,7 @@ impl Platform {
         if architecture.is_empty() {
             return Err(bad());
         }
-        Ok(Self {
-            os,
-            architecture,
-            variant,
-        })
+        Ok(Self { os, architecture, variant })
     }
 
     /// True when an image for `self` runs on a host asking for `want` (variant-insensitive
@@ -94,16 +82,7 @@ impl Platform {
 fn known_os(os: &str) -> bool {
     matches!(
         os,
-        "linux"
-            | "windows"
-            | "darwin"
-            | "freebsd"
-            | "netbsd"
-            | "openbsd"
-            | "solaris"
-            | "illumos"
-            | "aix"
-            | "android"
+        "linux" | "windows" | "darwin" | "freebsd" | "netbsd" | "openbsd" | "solaris" | "illumos" | "aix" | "android"
     )
 }
 
@@ -111,10 +90,7 @@ fn normalize_arch(arch: &str, variant: Option<String>) -> (String, Option<String
     match arch {
         "i386" => ("386".into(), None),
         "x86_64" | "x86-64" | "amd64" => ("amd64".into(), variant.filter(|v| v != "v1")),
-        "aarch64" | "arm64" => (
-            "arm64".into(),
-            variant.map(|v| if v == "8" { "v8".into() } else { v }),
-        ),
+        "aarch64" | "arm64" => ("arm64".into(), variant.map(|v| if v == "8" { "v8".into() } else { v })),
         "armhf" => ("arm".into(), Some("v7".into())),
         "armel" => ("arm".into(), Some("v6".into())),
         "arm" => ("arm".into(), Some(variant.unwrap_or_else(|| "v7".into()))),
@@ -138,22 +114,10 @@ mod tests {
 
     #[test]
     fn parse_and_normalise() {
-        assert_eq!(
-            Platform::parse("linux/amd64").unwrap().to_string(),
-            "linux/amd64"
-        );
-        assert_eq!(
-            Platform::parse("linux/x86_64").unwrap().to_string(),
-            "linux/amd64"
-        );
-        assert_eq!(
-            Platform::parse("linux/aarch64").unwrap().to_string(),
-            "linux/arm64"
-        );
-        assert_eq!(
-            Platform::parse("linux/arm").unwrap().to_string(),
-            "linux/arm/v7"
-        );
+        assert_eq!(Platform::parse("linux/amd64").unwrap().to_string(), "linux/amd64");
+        assert_eq!(Platform::parse("linux/x86_64").unwrap().to_string(), "linux/amd64");
+        assert_eq!(Platform::parse("linux/aarch64").unwrap().to_string(), "linux/arm64");
+        assert_eq!(Platform::parse("linux/arm").unwrap().to_string(), "linux/arm/v7");
         assert_eq!(Platform::parse("arm64").unwrap().to_string(), "linux/arm64");
         assert!(Platform::parse("plan9/amd64").is_err());
         assert!(Platform::parse("a/b/c/d").is_err());

@@ -60,16 +60,11 @@ impl Reference {
         }
         // Split the name from the tag/digest first: a ':' after the last '/' starts a tag.
         let (name_part, digest) = match s.split_once('@') {
-            Some((n, d)) => (
-                n,
-                Some(d.parse::<Digest>().map_err(|_| ReferenceError::Digest)?),
-            ),
+            Some((n, d)) => (n, Some(d.parse::<Digest>().map_err(|_| ReferenceError::Digest)?)),
             None => (s, None),
         };
         let (name, tag) = match name_part.rfind(':') {
-            Some(i) if !name_part[i + 1..].contains('/') => {
-                (&name_part[..i], Some(name_part[i + 1..].to_owned()))
-            }
+            Some(i) if !name_part[i + 1..].contains('/') => (&name_part[..i], Some(name_part[i + 1..].to_owned())),
             _ => (name_part, None),
         };
         if name.is_empty() {
@@ -93,12 +88,7 @@ impl Reference {
         {
             return Err(ReferenceError::Format);
         }
-        Ok(Self {
-            domain,
-            path: remainder,
-            tag,
-            digest,
-        })
+        Ok(Self { domain, path: remainder, tag, digest })
     }
 
     /// Adds `latest` when neither a tag nor a digest was given (Docker's `TagNameOnly`).
@@ -114,20 +104,12 @@ impl Reference {
         if !valid_tag(tag) {
             return Err(ReferenceError::Tag);
         }
-        Ok(Self {
-            tag: Some(tag.to_owned()),
-            digest: None,
-            ..self.clone()
-        })
+        Ok(Self { tag: Some(tag.to_owned()), digest: None, ..self.clone() })
     }
 
     /// A copy with this digest and no tag (`name@digest`).
     pub fn with_digest(&self, digest: Digest) -> Self {
-        Self {
-            tag: None,
-            digest: Some(digest),
-            ..self.clone()
-        }
+        Self { tag: None, digest: Some(digest), ..self.clone() }
     }
 
     /// The registry host (and port), e.g. `docker.io` or `127.0.0.1:5000`.
@@ -201,8 +183,7 @@ fn split_docker_domain(name: &str) -> (String, String) {
     let (mut domain, remainder) = match name.find('/') {
         Some(i) => {
             let first = &name[..i];
-            let looks_like_host =
-                first.contains(['.', ':']) || first == "localhost" || first.to_lowercase() != first;
+            let looks_like_host = first.contains(['.', ':']) || first == "localhost" || first.to_lowercase() != first;
             if looks_like_host {
                 (first.to_owned(), name[i + 1..].to_owned())
             } else {
@@ -224,11 +205,7 @@ fn valid_domain(domain: &str) -> bool {
             return false;
         };
         let ip = &rest[..end];
-        if ip.is_empty()
-            || !ip
-                .bytes()
-                .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
-        {
+        if ip.is_empty() || !ip.bytes().all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.') {
             return false;
         }
         let after = &rest[end + 1..];
@@ -302,10 +279,7 @@ fn valid_path_component(c: &str) -> bool {
 pub fn valid_tag(tag: &str) -> bool {
     let b = tag.as_bytes();
     let word = |x: u8| x.is_ascii_alphanumeric() || x == b'_';
-    !b.is_empty()
-        && b.len() <= 128
-        && word(b[0])
-        && b[1..].iter().all(|&x| word(x) || x == b'.' || x == b'-')
+    !b.is_empty() && b.len() <= 128 && word(b[0]) && b[1..].iter().all(|&x| word(x) || x == b'.' || x == b'-')
 }
 
 #[cfg(test)]
@@ -313,10 +287,7 @@ mod tests {
     use super::*;
 
     fn norm(s: &str) -> String {
-        Reference::parse_normalized(s)
-            .unwrap()
-            .with_default_tag()
-            .to_string()
+        Reference::parse_normalized(s).unwrap().with_default_tag().to_string()
     }
 
     #[test]
@@ -325,28 +296,17 @@ mod tests {
         assert_eq!(norm("busybox:1.36"), "docker.io/library/busybox:1.36");
         assert_eq!(norm("foo/bar"), "docker.io/foo/bar:latest");
         assert_eq!(norm("index.docker.io/foo"), "docker.io/library/foo:latest");
-        assert_eq!(
-            norm("docker.io/library/busybox"),
-            "docker.io/library/busybox:latest"
-        );
+        assert_eq!(norm("docker.io/library/busybox"), "docker.io/library/busybox:latest");
         assert_eq!(norm("localhost/x"), "localhost/x:latest");
-        assert_eq!(
-            norm("127.0.0.1:5000/spy/built:v1"),
-            "127.0.0.1:5000/spy/built:v1"
-        );
+        assert_eq!(norm("127.0.0.1:5000/spy/built:v1"), "127.0.0.1:5000/spy/built:v1");
         assert_eq!(norm("[::1]:5000/a"), "[::1]:5000/a:latest");
-        assert_eq!(
-            norm("a__b/c-d--e/f.g_h"),
-            "docker.io/a__b/c-d--e/f.g_h:latest"
-        );
+        assert_eq!(norm("a__b/c-d--e/f.g_h"), "docker.io/a__b/c-d--e/f.g_h:latest");
     }
 
     #[test]
     fn digest_references_get_no_default_tag() {
         let d = format!("sha256:{}", "1".repeat(64));
-        let r = Reference::parse_normalized(&format!("busybox@{d}"))
-            .unwrap()
-            .with_default_tag();
+        let r = Reference::parse_normalized(&format!("busybox@{d}")).unwrap().with_default_tag();
         assert_eq!(r.tag(), None);
         assert_eq!(r.to_string(), format!("docker.io/library/busybox@{d}"));
         assert_eq!(r.familiar(), format!("busybox@{d}"));
@@ -357,12 +317,7 @@ mod tests {
 
     #[test]
     fn familiar_names() {
-        let f = |s: &str| {
-            Reference::parse_normalized(s)
-                .unwrap()
-                .with_default_tag()
-                .familiar()
-        };
+        let f = |s: &str| Reference::parse_normalized(s).unwrap().with_default_tag().familiar();
         assert_eq!(f("docker.io/library/busybox"), "busybox:latest");
         assert_eq!(f("docker.io/foo/bar:1"), "foo/bar:1");
         assert_eq!(f("docker.io/library/a/b"), "library/a/b:latest");
@@ -372,20 +327,11 @@ mod tests {
     #[test]
     fn docker_errors() {
         let e = |s: &str| Reference::parse_normalized(s).unwrap_err().to_string();
-        assert_eq!(
-            e("Busybox"),
-            "invalid reference format: repository name (library/Busybox) must be lowercase"
-        );
-        assert_eq!(
-            e("foo/Bar"),
-            "invalid reference format: repository name (foo/Bar) must be lowercase"
-        );
+        assert_eq!(e("Busybox"), "invalid reference format: repository name (library/Busybox) must be lowercase");
+        assert_eq!(e("foo/Bar"), "invalid reference format: repository name (foo/Bar) must be lowercase");
         assert_eq!(
             e(&"a".repeat(64)),
-            format!(
-                "invalid repository name ({}), cannot specify 64-byte hexadecimal strings",
-                "a".repeat(64)
-            )
+            format!("invalid repository name ({}), cannot specify 64-byte hexadecimal strings", "a".repeat(64))
         );
         assert_eq!(e("busybox:"), "invalid reference format");
         assert_eq!(e("busy box"), "invalid reference format");

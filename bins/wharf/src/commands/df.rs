@@ -17,56 +17,20 @@ fn num(v: &Json, k: &str) -> i64 {
 
 fn with_percent(reclaimable: i64, total: i64) -> String {
     if total > 0 {
-        format!(
-            "{} ({}%)",
-            human_size(reclaimable as f64),
-            reclaimable * 100 / total
-        )
+        format!("{} ({}%)", human_size(reclaimable as f64), reclaimable * 100 / total)
     } else {
         human_size(reclaimable as f64)
     }
 }
 
 pub async fn df(ctx: &Ctx, args: DfArgs) -> Result<(), CliError> {
-    let du = ctx
-        .docker
-        .df(Some(DataUsageOptions {
-            _type: None,
-            verbose: true,
-        }))
-        .await
-        .cli(&ctx.host)?;
-    let images: Vec<Json> = du
-        .image_usage
-        .as_ref()
-        .and_then(|u| u.items.clone())
-        .unwrap_or_default();
-    let layers_size = du
-        .image_usage
-        .as_ref()
-        .and_then(|u| u.total_size)
-        .unwrap_or(0);
-    let containers: Vec<Json> = du
-        .container_usage
-        .as_ref()
-        .and_then(|u| u.items.clone())
-        .unwrap_or_default();
-    let volumes: Vec<Json> = du
-        .volume_usage
-        .as_ref()
-        .and_then(|u| u.items.clone())
-        .unwrap_or_default();
-    let cache: Vec<Json> = du
-        .build_cache_usage
-        .as_ref()
-        .and_then(|u| u.items.clone())
-        .unwrap_or_default();
-    if args.verbose
-        && args
-            .format
-            .as_deref()
-            .is_none_or(|f| f == "table" || f.is_empty())
-    {
+    let du = ctx.docker.df(Some(DataUsageOptions { _type: None, verbose: true })).await.cli(&ctx.host)?;
+    let images: Vec<Json> = du.image_usage.as_ref().and_then(|u| u.items.clone()).unwrap_or_default();
+    let layers_size = du.image_usage.as_ref().and_then(|u| u.total_size).unwrap_or(0);
+    let containers: Vec<Json> = du.container_usage.as_ref().and_then(|u| u.items.clone()).unwrap_or_default();
+    let volumes: Vec<Json> = du.volume_usage.as_ref().and_then(|u| u.items.clone()).unwrap_or_default();
+    let cache: Vec<Json> = du.build_cache_usage.as_ref().and_then(|u| u.items.clone()).unwrap_or_default();
+    if args.verbose && args.format.as_deref().is_none_or(|f| f == "table" || f.is_empty()) {
         return verbose(&images, &containers, &volumes, &cache);
     }
     // Images: used = size - shared of images with containers.
@@ -76,36 +40,14 @@ pub async fn df(ctx: &Ctx, args: DfArgs) -> Result<(), CliError> {
             used += num(i, "Size") - num(i, "SharedSize");
         }
     }
-    let active =
-        |items: &[Json], pred: &dyn Fn(&Json) -> bool| items.iter().filter(|i| pred(i)).count();
-    let running = |c: &Json| {
-        matches!(
-            c.get("State").and_then(Json::as_str),
-            Some("running" | "paused" | "restarting")
-        )
-    };
+    let active = |items: &[Json], pred: &dyn Fn(&Json) -> bool| items.iter().filter(|i| pred(i)).count();
+    let running = |c: &Json| matches!(c.get("State").and_then(Json::as_str), Some("running" | "paused" | "restarting"));
     let c_size: i64 = containers.iter().map(|c| num(c, "SizeRw")).sum();
-    let c_reclaim: i64 = containers
-        .iter()
-        .filter(|c| !running(c))
-        .map(|c| num(c, "SizeRw"))
-        .sum();
-    let vol_size = |v: &Json| {
-        v.pointer("/UsageData/Size")
-            .and_then(Json::as_i64)
-            .unwrap_or(-1)
-    };
-    let vol_refs = |v: &Json| {
-        v.pointer("/UsageData/RefCount")
-            .and_then(Json::as_i64)
-            .unwrap_or(0)
-    };
+    let c_reclaim: i64 = containers.iter().filter(|c| !running(c)).map(|c| num(c, "SizeRw")).sum();
+    let vol_size = |v: &Json| v.pointer("/UsageData/Size").and_then(Json::as_i64).unwrap_or(-1);
+    let vol_refs = |v: &Json| v.pointer("/UsageData/RefCount").and_then(Json::as_i64).unwrap_or(0);
     let v_total: i64 = volumes.iter().map(vol_size).filter(|s| *s != -1).sum();
-    let v_reclaim: i64 = volumes
-        .iter()
-        .filter(|v| vol_size(v) != -1 && vol_refs(v) == 0)
-        .map(vol_size)
-        .sum();
+    let v_reclaim: i64 = volumes.iter().filter(|v| vol_size(v) != -1 && vol_refs(v) == 0).map(vol_size).sum();
     let b_size: i64 = cache
         .iter()
         .filter(|b| !b.get("Shared").and_then(Json::as_bool).unwrap_or(false))
@@ -167,12 +109,7 @@ pub async fn df(ctx: &Ctx, args: DfArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-fn verbose(
-    images: &[Json],
-    containers: &[Json],
-    volumes: &[Json],
-    cache: &[Json],
-) -> Result<(), CliError> {
+fn verbose(images: &[Json], containers: &[Json], volumes: &[Json], cache: &[Json]) -> Result<(), CliError> {
     let now = chrono::Utc::now().timestamp();
     let image_rows: Vec<_> = images
         .iter()
@@ -230,11 +167,7 @@ fn verbose(
             "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.LocalVolumes}}\t{{.Size}}\t{{.RunningFor}}\t{{.Status}}\t{{.Names}}",
         ),
         &container_rows,
-        &[
-            ("ID", "CONTAINER ID"),
-            ("LocalVolumes", "LOCAL VOLUMES"),
-            ("RunningFor", "CREATED"),
-        ],
+        &[("ID", "CONTAINER ID"), ("LocalVolumes", "LOCAL VOLUMES"), ("RunningFor", "CREATED")],
     )?;
     println!("\nLocal Volumes space usage:\n");
     let volume_rows: Vec<_> = volumes.iter().map(|v| to_value(v, &[])).collect();

@@ -5,8 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::io::{IsTerminal, Write};
 
 use bollard::query_parameters::{
-    CreateImageOptions, ImportImageOptions, ListImagesOptions, PruneImagesOptions,
-    RemoveImageOptions, TagImageOptions,
+    CreateImageOptions, ImportImageOptions, ListImagesOptions, PruneImagesOptions, RemoveImageOptions, TagImageOptions,
 };
 use futures_util::StreamExt;
 use serde_json::{Value as Json, json};
@@ -14,13 +13,10 @@ use wharf_types::Reference;
 
 use super::{Ctx, parse_filters};
 use crate::cli::{
-    HistoryArgs, ImageInspectArgs, ImagePruneArgs, ImagesArgs, ImportArgs, LoadArgs, RmiArgs,
-    SaveArgs, TagArgs,
+    HistoryArgs, ImageInspectArgs, ImagePruneArgs, ImagesArgs, ImportArgs, LoadArgs, RmiArgs, SaveArgs, TagArgs,
 };
 use crate::client::{CliError, CliResult};
-use crate::format::{
-    self, Format, Tmpl, ellipsis, human_size, human_size_precision, to_value, truncate_id,
-};
+use crate::format::{self, Format, Tmpl, ellipsis, human_size, human_size_precision, to_value, truncate_id};
 use crate::jsonmessage::display_stream;
 use crate::timefmt::human_duration;
 
@@ -76,19 +72,14 @@ fn image_rows(i: &bollard::models::ImageSummary, trunc: bool, digest: bool) -> V
         if let Ok(r) = Reference::parse_normalized(t)
             && let Some(tag) = r.tag()
         {
-            tags.entry(r.familiar_name())
-                .or_default()
-                .push(tag.to_owned());
+            tags.entry(r.familiar_name()).or_default().push(tag.to_owned());
         }
     }
     for d in &i.repo_digests {
         if let Ok(r) = Reference::parse_normalized(d)
             && let Some(dg) = r.digest()
         {
-            digests
-                .entry(r.familiar_name())
-                .or_default()
-                .push(dg.to_string());
+            digests.entry(r.familiar_name()).or_default().push(dg.to_string());
         }
     }
     for (repo, ts) in &tags {
@@ -130,25 +121,16 @@ const IMAGE_HEADERS: &[(&str, &str)] = &[
 pub async fn list(ctx: &Ctx, args: ImagesArgs) -> Result<(), CliError> {
     let mut filters = parse_filters(&args.filter)?;
     if let Some(r) = &args.reference {
-        filters
-            .entry("reference".into())
-            .or_default()
-            .push(r.clone());
+        filters.entry("reference".into()).or_default().push(r.clone());
     }
-    let opts = ListImagesOptions {
-        all: args.all,
-        filters: (!filters.is_empty()).then_some(filters),
-        ..Default::default()
-    };
+    let opts =
+        ListImagesOptions { all: args.all, filters: (!filters.is_empty()).then_some(filters), ..Default::default() };
     let images = ctx.docker.list_images(Some(opts)).await.cli(&ctx.host)?;
     let trunc = !args.no_trunc;
     let user = args.format.as_deref().filter(|f| !f.is_empty());
     let wants_digest = args.digests || user.is_some_and(|f| f.contains("{{.Digest}}"));
-    let rows: Vec<_> = images
-        .iter()
-        .flat_map(|i| image_rows(i, trunc, wants_digest))
-        .map(|r| to_value(&r, &[]))
-        .collect();
+    let rows: Vec<_> =
+        images.iter().flat_map(|i| image_rows(i, trunc, wants_digest)).map(|r| to_value(&r, &[])).collect();
     let with_digest;
     let format = if args.quiet && user.is_none_or(|f| f == "table") {
         Format::Raw("{{.ID}}")
@@ -198,11 +180,7 @@ pub async fn inspect(ctx: &Ctx, args: ImageInspectArgs) -> Result<(), CliError> 
             }
         }
     }
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(CliError::Other(errors.join("\n")))
-    }
+    if errors.is_empty() { Ok(()) } else { Err(CliError::Other(errors.join("\n"))) }
 }
 
 /// `GET /images/{name}/json` as raw JSON.
@@ -213,24 +191,16 @@ async fn raw_inspect(ctx: &Ctx, name: &str) -> Result<Json, CliError> {
 
 pub async fn tag(ctx: &Ctx, args: TagArgs) -> Result<(), CliError> {
     let target = Reference::parse_normalized(&args.target).map_err(|e| {
-        CliError::Other(format!(
-            "Error parsing reference: {:?} is not a valid repository/tag: {e}",
-            args.target
-        ))
+        CliError::Other(format!("Error parsing reference: {:?} is not a valid repository/tag: {e}", args.target))
     })?;
     if target.digest().is_some() {
-        return Err(CliError::Other(
-            "refusing to create a tag with a digest reference".into(),
-        ));
+        return Err(CliError::Other("refusing to create a tag with a digest reference".into()));
     }
     let target = target.with_default_tag();
     ctx.docker
         .tag_image(
             &args.source,
-            Some(TagImageOptions {
-                repo: Some(target.name()),
-                tag: target.tag().map(str::to_owned),
-            }),
+            Some(TagImageOptions { repo: Some(target.name()), tag: target.tag().map(str::to_owned) }),
         )
         .await
         .cli(&ctx.host)?;
@@ -238,20 +208,11 @@ pub async fn tag(ctx: &Ctx, args: TagArgs) -> Result<(), CliError> {
 }
 
 pub async fn remove(ctx: &Ctx, args: RmiArgs) -> Result<(), CliError> {
-    let opts = RemoveImageOptions {
-        force: args.force,
-        noprune: args.no_prune,
-        ..Default::default()
-    };
+    let opts = RemoveImageOptions { force: args.force, noprune: args.no_prune, ..Default::default() };
     let mut errors = Vec::new();
     let mut fatal = false;
     for name in &args.images {
-        match ctx
-            .docker
-            .remove_image(name, Some(opts.clone()), None)
-            .await
-            .cli(&ctx.host)
-        {
+        match ctx.docker.remove_image(name, Some(opts.clone()), None).await.cli(&ctx.host) {
             Ok(records) => {
                 for r in records {
                     match (r.deleted, r.untagged) {
@@ -308,15 +269,9 @@ pub async fn history(ctx: &Ctx, args: HistoryArgs) -> Result<(), CliError> {
     let format = if args.quiet && args.format.as_deref().is_none_or(|f| f == "table") {
         Format::Raw("{{.ID}}")
     } else if human {
-        Format::new(
-            args.format.as_deref(),
-            "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}",
-        )
+        Format::new(args.format.as_deref(), "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}")
     } else {
-        Format::new(
-            args.format.as_deref(),
-            "table {{.ID}}\t{{.CreatedAt}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}",
-        )
+        Format::new(args.format.as_deref(), "table {{.ID}}\t{{.CreatedAt}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}")
     };
     format::print_rows(
         format,
@@ -339,23 +294,15 @@ async fn body_from(
 ) -> Result<tokio_util::io::ReaderStream<Box<dyn tokio::io::AsyncRead + Send + Unpin>>, CliError> {
     let reader: Box<dyn tokio::io::AsyncRead + Send + Unpin> = match path {
         None | Some("-") => Box::new(tokio::io::stdin()),
-        Some(p) => Box::new(
-            tokio::fs::File::open(p)
-                .await
-                .map_err(|e| CliError::Other(format!("open {p}: {e}")))?,
-        ),
+        Some(p) => Box::new(tokio::fs::File::open(p).await.map_err(|e| CliError::Other(format!("open {p}: {e}")))?),
     };
-    Ok(tokio_util::io::ReaderStream::with_capacity(
-        reader,
-        256 * 1024,
-    ))
+    Ok(tokio_util::io::ReaderStream::with_capacity(reader, 256 * 1024))
 }
 
 pub async fn import(ctx: &Ctx, args: ImportArgs) -> Result<(), CliError> {
     if args.source.starts_with("http://") || args.source.starts_with("https://") {
         return Err(CliError::Other(
-            "importing from a URL is not supported by wharf: download the file and import it"
-                .into(),
+            "importing from a URL is not supported by wharf: download the file and import it".into(),
         ));
     }
     let (repo, tag) = match &args.reference {
@@ -383,49 +330,41 @@ pub async fn import(ctx: &Ctx, args: ImportArgs) -> Result<(), CliError> {
 pub async fn save(ctx: &Ctx, args: SaveArgs) -> Result<(), CliError> {
     let to_stdout = args.output.as_deref().is_none_or(str::is_empty);
     if to_stdout && std::io::stdout().is_terminal() {
-        return Err(CliError::Other(
-            "cowardly refusing to save to a terminal. Use the -o flag or redirect".into(),
-        ));
+        return Err(CliError::Other("cowardly refusing to save to a terminal. Use the -o flag or redirect".into()));
     }
     let names: Vec<&str> = args.images.iter().map(String::as_str).collect();
     let mut stream = ctx.docker.export_images(&names);
-    let (mut out, tmp): (
-        Box<dyn Write>,
-        Option<(std::path::PathBuf, std::path::PathBuf)>,
-    ) = match args.output.as_deref().filter(|o| !o.is_empty()) {
-        None => (Box::new(std::io::stdout().lock()), None),
-        Some(path) => {
-            let target = std::path::PathBuf::from(path);
-            let dir = target
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty())
-                .unwrap_or(std::path::Path::new("."));
-            if !dir.is_dir() {
-                return Err(CliError::Other(format!(
-                    "failed to save image: invalid output path: directory {:?} does not exist",
-                    dir.display().to_string()
-                )));
+    let (mut out, tmp): (Box<dyn Write>, Option<(std::path::PathBuf, std::path::PathBuf)>) =
+        match args.output.as_deref().filter(|o| !o.is_empty()) {
+            None => (Box::new(std::io::stdout().lock()), None),
+            Some(path) => {
+                let target = std::path::PathBuf::from(path);
+                let dir = target.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+                if !dir.is_dir() {
+                    return Err(CliError::Other(format!(
+                        "failed to save image: invalid output path: directory {:?} does not exist",
+                        dir.display().to_string()
+                    )));
+                }
+                let tmp = dir.join(format!(".docker_temp_{}", std::process::id()));
+                let f =
+                    std::fs::File::create(&tmp).map_err(|e| CliError::Other(format!("failed to save image: {e}")))?;
+                (Box::new(std::io::BufWriter::new(f)), Some((tmp, target)))
             }
-            let tmp = dir.join(format!(".docker_temp_{}", std::process::id()));
-            let f = std::fs::File::create(&tmp)
-                .map_err(|e| CliError::Other(format!("failed to save image: {e}")))?;
-            (Box::new(std::io::BufWriter::new(f)), Some((tmp, target)))
-        }
-    };
+        };
     let result: Result<(), CliError> = async {
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.cli(&ctx.host)?;
-            out.write_all(&chunk)
-                .map_err(|e| CliError::Other(format!("write: {e}")))?;
+            out.write_all(&chunk).map_err(|e| CliError::Other(format!("write: {e}")))?;
         }
-        out.flush()
-            .map_err(|e| CliError::Other(format!("write: {e}")))
+        out.flush().map_err(|e| CliError::Other(format!("write: {e}")))
     }
     .await;
     drop(out);
     match (result, tmp) {
-        (Ok(()), Some((tmp, target))) => std::fs::rename(&tmp, &target)
-            .map_err(|e| CliError::Other(format!("failed to save image: {e}"))),
+        (Ok(()), Some((tmp, target))) => {
+            std::fs::rename(&tmp, &target).map_err(|e| CliError::Other(format!("failed to save image: {e}")))
+        }
         (Err(e), Some((tmp, _))) => {
             let _ = std::fs::remove_file(tmp);
             Err(e)
@@ -437,24 +376,15 @@ pub async fn save(ctx: &Ctx, args: SaveArgs) -> Result<(), CliError> {
 pub async fn load(ctx: &Ctx, args: LoadArgs) -> Result<(), CliError> {
     let input = args.input.as_deref().filter(|i| !i.is_empty());
     if input.is_none() && std::io::stdin().is_terminal() {
-        return Err(CliError::Other(
-            "requested load from stdin, but stdin is empty".into(),
-        ));
+        return Err(CliError::Other("requested load from stdin, but stdin is empty".into()));
     }
     let quiet = args.quiet || !std::io::stdout().is_terminal();
     let reader: Box<dyn tokio::io::AsyncRead + Send + Unpin> = match input {
         None => Box::new(tokio::io::stdin()),
-        Some(p) => Box::new(
-            tokio::fs::File::open(p)
-                .await
-                .map_err(|e| CliError::Other(format!("open {p}: {e}")))?,
-        ),
+        Some(p) => Box::new(tokio::fs::File::open(p).await.map_err(|e| CliError::Other(format!("open {p}: {e}")))?),
     };
     let stream = tokio_util::io::ReaderStream::with_capacity(reader, 256 * 1024);
-    let opts = ImportImageOptions {
-        quiet,
-        ..Default::default()
-    };
+    let opts = ImportImageOptions { quiet, ..Default::default() };
     let out = ctx.docker.import_image_stream(opts, stream, None);
     display_stream(out, &ctx.host).await?;
     Ok(())
@@ -482,13 +412,7 @@ pub async fn prune(ctx: &Ctx, args: ImagePruneArgs) -> Result<(), CliError> {
     if !args.force && !confirm(warning) {
         return Ok(());
     }
-    let report = ctx
-        .docker
-        .prune_images(Some(PruneImagesOptions {
-            filters: Some(filters),
-        }))
-        .await
-        .cli(&ctx.host)?;
+    let report = ctx.docker.prune_images(Some(PruneImagesOptions { filters: Some(filters) })).await.cli(&ctx.host)?;
     let deleted = report.images_deleted.unwrap_or_default();
     let mut reclaimed = 0;
     if !deleted.is_empty() {
@@ -525,11 +449,7 @@ mod tests {
 
     #[test]
     fn rows_per_tag_and_dangling() {
-        let rows = image_rows(
-            &summary(&["busybox:latest", "foo/bar:v1"], &[]),
-            true,
-            false,
-        );
+        let rows = image_rows(&summary(&["busybox:latest", "foo/bar:v1"], &[]), true, false);
         assert_eq!(rows.len(), 2);
         assert_eq!(rows[0]["Repository"], "busybox");
         assert_eq!(rows[0]["Tag"], "latest");

@@ -33,10 +33,7 @@ fn wharf_arch() -> &'static str {
     }
 }
 
-const VERSION_RENAMES: &[(&str, &str)] = &[
-    ("Client.ApiVersion", "APIVersion"),
-    ("Server.ApiVersion", "APIVersion"),
-];
+const VERSION_RENAMES: &[(&str, &str)] = &[("Client.ApiVersion", "APIVersion"), ("Server.ApiVersion", "APIVersion")];
 
 const VERSION_TEMPLATE: &str = r#"Client: Wharf CLI
  Version:           {{.Client.Version}}
@@ -84,12 +81,9 @@ const INFO_RENAMES: &[(&str, &str)] = &[("HttpProxy", "HTTPProxy"), ("HttpsProxy
 pub async fn info(ctx: &Ctx, args: InfoArgs) -> Result<(), CliError> {
     let info = ctx.docker.info().await.cli(&ctx.host);
     if let Some(f) = args.format.as_deref() {
-        let mut doc = info
-            .as_ref()
-            .map(|i| serde_json::to_value(i).unwrap_or(Json::Null))
-            .unwrap_or_else(|_| json!({}));
-        doc["ClientInfo"] =
-            json!({"Debug": false, "Context": "default", "Plugins": [], "Warnings": null});
+        let mut doc =
+            info.as_ref().map(|i| serde_json::to_value(i).unwrap_or(Json::Null)).unwrap_or_else(|_| json!({}));
+        doc["ClientInfo"] = json!({"Debug": false, "Context": "default", "Plugins": [], "Warnings": null});
         if f == "json" {
             println!("{}", format::go_json(&doc));
         } else {
@@ -97,10 +91,7 @@ pub async fn info(ctx: &Ctx, args: InfoArgs) -> Result<(), CliError> {
         }
         return info.map(|_| ());
     }
-    println!(
-        "Client:\n Version:    {}\n Context:    default\n Debug Mode: false\n",
-        env!("CARGO_PKG_VERSION")
-    );
+    println!("Client:\n Version:    {}\n Context:    default\n Debug Mode: false\n", env!("CARGO_PKG_VERSION"));
     println!("Server:");
     let info = info?;
     let doc = serde_json::to_value(&info).unwrap_or(Json::Null);
@@ -115,11 +106,7 @@ fn render_server_info(i: &Json) -> String {
     let b = |k: &str| i.get(k).and_then(Json::as_bool).unwrap_or(false);
     let list = |v: Option<&Json>| -> Vec<String> {
         v.and_then(Json::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(|x| x.as_str().map(str::to_owned))
-                    .collect()
-            })
+            .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect())
             .unwrap_or_default()
     };
     let mut o = String::new();
@@ -137,11 +124,7 @@ fn render_server_info(i: &Json) -> String {
     if let Some(rows) = i.get("DriverStatus").and_then(Json::as_array) {
         for r in rows {
             if let Some([k, v]) = r.as_array().map(Vec::as_slice) {
-                line(format!(
-                    "  {}: {}",
-                    k.as_str().unwrap_or(""),
-                    v.as_str().unwrap_or("")
-                ));
+                line(format!("  {}: {}", k.as_str().unwrap_or(""), v.as_str().unwrap_or("")));
             }
         }
     }
@@ -151,22 +134,12 @@ fn render_server_info(i: &Json) -> String {
     line(" Plugins:".to_owned());
     let plugins = i.get("Plugins");
     for (k, title) in [("Volume", "Volume"), ("Network", "Network"), ("Log", "Log")] {
-        line(format!(
-            "  {title}: {}",
-            list(plugins.and_then(|p| p.get(k))).join(" ")
-        ));
+        line(format!("  {title}: {}", list(plugins.and_then(|p| p.get(k))).join(" ")));
     }
-    let swarm = i
-        .get("Swarm")
-        .and_then(|s| s.get("LocalNodeState"))
-        .and_then(Json::as_str)
-        .unwrap_or("inactive");
+    let swarm = i.get("Swarm").and_then(|s| s.get("LocalNodeState")).and_then(Json::as_str).unwrap_or("inactive");
     line(format!(" Swarm: {swarm}"));
-    let mut runtimes: Vec<String> = i
-        .get("Runtimes")
-        .and_then(Json::as_object)
-        .map(|m| m.keys().cloned().collect())
-        .unwrap_or_default();
+    let mut runtimes: Vec<String> =
+        i.get("Runtimes").and_then(Json::as_object).map(|m| m.keys().cloned().collect()).unwrap_or_default();
     runtimes.sort();
     line(format!(" Runtimes: {}", runtimes.join(" ")));
     line(format!(" Default Runtime: {}", s("DefaultRuntime")));
@@ -212,10 +185,7 @@ fn render_server_info(i: &Json) -> String {
             line(format!("  {m}"));
         }
     }
-    line(format!(
-        " Live Restore Enabled: {}",
-        b("LiveRestoreEnabled")
-    ));
+    line(format!(" Live Restore Enabled: {}", b("LiveRestoreEnabled")));
     let warnings = list(i.get("Warnings"));
     if !warnings.is_empty() {
         line(String::new());
@@ -228,9 +198,7 @@ fn render_server_info(i: &Json) -> String {
 
 fn capitalise(s: &str) -> String {
     let mut c = s.chars();
-    c.next()
-        .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
-        .unwrap_or_default()
+    c.next().map(|f| f.to_uppercase().collect::<String>() + c.as_str()).unwrap_or_default()
 }
 
 /// go-units `BytesSize`: binary units with two decimals (`23.54GiB`).
@@ -259,22 +227,10 @@ const EVENT_RENAMES: &[(&str, &str)] = &[
 
 pub async fn events(ctx: &Ctx, args: EventsArgs) -> Result<(), CliError> {
     let now = chrono::Utc::now();
-    let since = args
-        .since
-        .as_deref()
-        .map(|s| timefmt::api_timestamp(s, now))
-        .transpose()?;
-    let until = args
-        .until
-        .as_deref()
-        .map(|s| timefmt::api_timestamp(s, now))
-        .transpose()?;
+    let since = args.since.as_deref().map(|s| timefmt::api_timestamp(s, now)).transpose()?;
+    let until = args.until.as_deref().map(|s| timefmt::api_timestamp(s, now)).transpose()?;
     let filters = parse_filters(&args.filter)?;
-    let opts = EventsOptions {
-        since,
-        until,
-        filters: (!filters.is_empty()).then_some(filters),
-    };
+    let opts = EventsOptions { since, until, filters: (!filters.is_empty()).then_some(filters) };
     let tmpl = match args.format.as_deref() {
         None | Some("") => None,
         Some("json") => Some(Tmpl::parse("{{json .}}")?),
@@ -308,10 +264,7 @@ fn default_event_line(e: &Json) -> String {
     if let Some(attrs) = e.pointer("/Actor/Attributes").and_then(Json::as_object)
         && !attrs.is_empty()
     {
-        let mut kv: Vec<String> = attrs
-            .iter()
-            .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
-            .collect();
+        let mut kv: Vec<String> = attrs.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or(""))).collect();
         kv.sort();
         s.push_str(&format!(" ({})", kv.join(", ")));
     }
@@ -320,20 +273,13 @@ fn default_event_line(e: &Json) -> String {
 
 /// `plugin ls`: Wharf has no plugin system; the daemon's list is printed as docker would.
 pub async fn plugin_ls(ctx: &Ctx, args: PluginLsArgs) -> Result<(), CliError> {
-    let plugins = ctx
-        .docker
-        .list_plugins(None::<bollard::query_parameters::ListPluginsOptions>)
-        .await
-        .cli(&ctx.host)?;
+    let plugins =
+        ctx.docker.list_plugins(None::<bollard::query_parameters::ListPluginsOptions>).await.cli(&ctx.host)?;
     let rows: Vec<_> = plugins
         .iter()
         .map(|p| {
             let id = p.id.clone().unwrap_or_default();
-            let id = if args.no_trunc {
-                id
-            } else {
-                id.chars().take(12).collect()
-            };
+            let id = if args.no_trunc { id } else { id.chars().take(12).collect() };
             let doc = json!({
                 "ID": id,
                 "Name": p.name,
@@ -346,20 +292,9 @@ pub async fn plugin_ls(ctx: &Ctx, args: PluginLsArgs) -> Result<(), CliError> {
     let format = if args.quiet {
         Format::Raw("{{.ID}}")
     } else {
-        Format::new(
-            args.format.as_deref(),
-            "table {{.ID}}\t{{.Name}}\t{{.Description}}\t{{.Enabled}}",
-        )
+        Format::new(args.format.as_deref(), "table {{.ID}}\t{{.Name}}\t{{.Description}}\t{{.Enabled}}")
     };
-    format::print_rows(
-        format,
-        &rows,
-        &[
-            ("Name", "NAME"),
-            ("Description", "DESCRIPTION"),
-            ("Enabled", "ENABLED"),
-        ],
-    )?;
+    format::print_rows(format, &rows, &[("Name", "NAME"), ("Description", "DESCRIPTION"), ("Enabled", "ENABLED")])?;
     Ok(())
 }
 
@@ -378,9 +313,6 @@ mod tests {
     fn event_line() {
         let e = json!({"Type":"container","Action":"start","Actor":{"ID":"abc","Attributes":{"name":"x","image":"busybox"}},"time":0,"timeNano":0});
         let line = default_event_line(&e);
-        assert!(
-            line.ends_with(" container start abc (image=busybox, name=x)"),
-            "{line}"
-        );
+        assert!(line.ends_with(" container start abc (image=busybox, name=x)"), "{line}");
     }
 }

@@ -24,12 +24,8 @@ fn df_types(query: &Query, v: ApiVersion) -> Result<crate::backend::DiskUsageOpt
             build_cache: true,
         });
     }
-    let mut o = crate::backend::DiskUsageOptions {
-        containers: false,
-        images: false,
-        volumes: false,
-        build_cache: false,
-    };
+    let mut o =
+        crate::backend::DiskUsageOptions { containers: false, images: false, volumes: false, build_cache: false };
     for t in types {
         match t {
             "container" => o.containers = true,
@@ -46,11 +42,7 @@ fn df_types(query: &Query, v: ApiVersion) -> Result<crate::backend::DiskUsageOpt
 /// `Images`, `Containers`, `Volumes`, `BuildCache`); 1.52 those and the `*Usage` fields (the
 /// legacy ones dropped when `verbose` is set); from 1.53 only the `*Usage` fields, with `Items`
 /// when `verbose`.
-pub async fn disk_usage(
-    State(st): State<AppState>,
-    version: Version,
-    query: Query,
-) -> Result<Response, ApiError> {
+pub async fn disk_usage(State(st): State<AppState>, version: Version, query: Query) -> Result<Response, ApiError> {
     let v = version.0;
     let opts = df_types(&query, v)?;
     let verbose = v.at_least(1, 52) && query.bool("verbose", false);
@@ -116,10 +108,6 @@ mod tests {
         let o = df_types(&q, ApiVersion::MAX).unwrap();
         assert!(o.images && o.volumes && !o.containers && !o.build_cache);
         assert!(df_types(&Query::parse("type=x"), ApiVersion::MAX).is_err());
-        assert!(
-            df_types(&Query::parse("type=x"), ApiVersion::new(1, 41))
-                .unwrap()
-                .containers
-        );
+        assert!(df_types(&Query::parse("type=x"), ApiVersion::new(1, 41)).unwrap().containers);
     }
 }

@@ -28,11 +28,7 @@ type Version = axum::Extension<ApiVersion>;
 /// the rest is read and discarded in the background: a client still sending it then gets
 /// the error response instead of a broken pipe (the docker CLI sends whole tarballs first).
 fn body_stream(body: Body) -> crate::backend::ByteStream {
-    DrainOnDrop {
-        inner: Some(body.into_data_stream()),
-        done: false,
-    }
-    .boxed()
+    DrainOnDrop { inner: Some(body.into_data_stream()), done: false }.boxed()
 }
 
 struct DrainOnDrop {
@@ -68,11 +64,7 @@ impl Drop for DrainOnDrop {
 }
 
 /// `GET /images/json`.
-pub async fn list(
-    State(st): State<AppState>,
-    version: Version,
-    query: Query,
-) -> Result<Response, ApiError> {
+pub async fn list(State(st): State<AppState>, version: Version, query: Query) -> Result<Response, ApiError> {
     let v = version.0;
     let mut filters = query.filters()?;
     if !v.at_least(1, 25)
@@ -117,10 +109,7 @@ pub async fn create(
     body: Body,
 ) -> Result<Response, ApiError> {
     let platform = if version.0.at_least(1, 32) {
-        query
-            .get("platform")
-            .filter(|p| !p.is_empty())
-            .map(str::to_owned)
+        query.get("platform").filter(|p| !p.is_empty()).map(str::to_owned)
     } else {
         None
     };
@@ -130,19 +119,14 @@ pub async fn create(
             from_image: image.to_owned(),
             tag: query.get("tag").unwrap_or("").to_owned(),
             platform,
-            registry_auth: headers
-                .get("X-Registry-Auth")
-                .and_then(|h| h.to_str().ok())
-                .map(str::to_owned),
+            registry_auth: headers.get("X-Registry-Auth").and_then(|h| h.to_str().ok()).map(str::to_owned),
         };
         return message_stream(|tx| async move { images.pull(opts, tx).await }).await;
     }
     match query.get("fromSrc").unwrap_or("") {
         "-" => {}
         "" => {
-            return Err(ApiError::invalid(
-                "either fromImage or fromSrc must be given",
-            ));
+            return Err(ApiError::invalid("either fromImage or fromSrc must be given"));
         }
         url => {
             return Err(ApiError::invalid(format!(
@@ -154,11 +138,7 @@ pub async fn create(
         repo: query.get("repo").unwrap_or("").to_owned(),
         tag: query.get("tag").unwrap_or("").to_owned(),
         message: query.get("message").unwrap_or("").to_owned(),
-        changes: query
-            .all("changes")
-            .into_iter()
-            .map(str::to_owned)
-            .collect(),
+        changes: query.all("changes").into_iter().map(str::to_owned).collect(),
         platform,
     };
     let body = body_stream(body);
@@ -166,11 +146,7 @@ pub async fn create(
 }
 
 /// `POST /images/load?quiet`.
-pub async fn load(
-    State(st): State<AppState>,
-    query: Query,
-    body: Body,
-) -> Result<Response, ApiError> {
+pub async fn load(State(st): State<AppState>, query: Query, body: Body) -> Result<Response, ApiError> {
     let quiet = query.bool("quiet", true);
     let images = st.backends.images.clone();
     let body = body_stream(body);
@@ -196,10 +172,7 @@ pub async fn save_many(State(st): State<AppState>, query: Query) -> Result<Respo
 async fn save(st: AppState, names: Vec<String>) -> Result<Response, ApiError> {
     let stream = st.backends.images.save(names).await?;
     let mut resp = Response::new(Body::from_stream(stream));
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/x-tar"),
-    );
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-tar"));
     Ok(resp)
 }
 
@@ -300,19 +273,13 @@ pub fn shape_inspect(data: ImageInspectData, v: ApiVersion) -> Value {
     }
     if !v.at_least(1, 45) {
         obj.insert("Container".into(), json!(data.container));
-        obj.insert(
-            "ContainerConfig".into(),
-            data.container_config.clone().unwrap_or(Value::Null),
-        );
+        obj.insert("ContainerConfig".into(), data.container_config.clone().unwrap_or(Value::Null));
     }
     if !v.at_least(1, 48) {
         obj.remove("Descriptor");
     }
     if !v.at_least(1, 52) {
-        for (k, val) in [
-            ("Parent", data.parent.clone()),
-            ("DockerVersion", data.docker_version.clone()),
-        ] {
+        for (k, val) in [("Parent", data.parent.clone()), ("DockerVersion", data.docker_version.clone())] {
             obj.insert(k.into(), json!(val));
         }
         for k in ["Comment", "Author"] {
@@ -320,9 +287,7 @@ pub fn shape_inspect(data: ImageInspectData, v: ApiVersion) -> Value {
                 obj.insert(k.into(), json!(""));
             }
         }
-        let config = obj
-            .entry("Config")
-            .or_insert_with(|| Value::Object(Map::new()));
+        let config = obj.entry("Config").or_insert_with(|| Value::Object(Map::new()));
         if let Some(c) = config.as_object_mut() {
             for (k, default) in legacy_config_fields(v) {
                 c.entry(k).or_insert(default);
@@ -355,10 +320,7 @@ mod tests {
                 id: Some("sha256:x".into()),
                 size: Some(5),
                 comment: Some(String::new()),
-                config: Some(ImageConfig {
-                    cmd: Some(vec!["sh".into()]),
-                    ..Default::default()
-                }),
+                config: Some(ImageConfig { cmd: Some(vec!["sh".into()]), ..Default::default() }),
                 ..Default::default()
             },
             parent: String::new(),

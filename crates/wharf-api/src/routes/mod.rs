@@ -1,7 +1,10 @@
 //! Route handlers, one module per resource. Handlers parse, call one backend method, and map the
 //! result; nothing else.
 
+pub mod container;
 pub mod disk_usage;
+pub mod exec;
 pub mod image;
 pub mod stubs;
 pub mod system;
+pub mod volume;

@@ -28,8 +28,5 @@ pub async fn plugin_named(Path((name, _action)): Path<(String, String)>) -> ApiE
 }
 
 pub async fn plugin_other() -> ApiError {
-    ApiError::new(
-        ErrorKind::NotImplemented,
-        "plugins are not supported by wharf",
-    )
+    ApiError::new(ErrorKind::NotImplemented, "plugins are not supported by wharf")
 }

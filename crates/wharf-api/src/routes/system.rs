@@ -14,14 +14,8 @@ use crate::router::AppState;
 use crate::version::ApiVersion;
 
 fn ping_headers(headers: &mut HeaderMap) {
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    headers.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("no-cache, no-store, must-revalidate"),
-    );
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache, no-store, must-revalidate"));
     headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
     headers.insert("Swarm", HeaderValue::from_static("inactive"));
 }
@@ -35,8 +29,7 @@ pub async fn ping_get() -> Response {
 pub async fn ping_head() -> Response {
     let mut resp = ().into_response();
     ping_headers(resp.headers_mut());
-    resp.headers_mut()
-        .insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+    resp.headers_mut().insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
     resp
 }
 
@@ -83,27 +76,20 @@ pub async fn events(
     if let (Some(s), Some(u)) = (since, until)
         && s > u
     {
-        return Err(ApiError::invalid(
-            "`since` time must be before `until` time",
-        ));
+        return Err(ApiError::invalid("`since` time must be before `until` time"));
     }
     let events = st.backends.system.events(since, until, filters)?;
     let version = version.0;
     let shutdown = st.shutdown.clone();
-    let stream = events
-        .take_until(async move { shutdown.cancelled().await })
-        .map(move |e| EventJson::render(&e, version));
+    let stream =
+        events.take_until(async move { shutdown.cancelled().await }).map(move |e| EventJson::render(&e, version));
     Ok(crate::stream::json_lines(stream, "\n"))
 }
 
 /// Parses Docker's `since`/`until`: `<seconds>[.<nanoseconds>]` (what clients send), or an
 /// RFC 3339 date as a courtesy. Returns Unix nanoseconds.
 pub fn parse_timestamp(s: &str) -> Result<i64, ApiError> {
-    let bad = || {
-        ApiError::invalid(format!(
-            "failed to parse value as time or duration: \"{s}\""
-        ))
-    };
+    let bad = || ApiError::invalid(format!("failed to parse value as time or duration: \"{s}\""));
     if let Some((secs, frac)) = s.split_once('.') {
         let secs: i64 = secs.parse().map_err(|_| bad())?;
         if frac.is_empty() || frac.len() > 9 || !frac.bytes().all(|b| b.is_ascii_digit()) {
@@ -143,8 +129,7 @@ pub struct EventJson<'a> {
 impl EventJson<'_> {
     /// Serialises `e` for a client speaking `version`.
     pub fn render(e: &Event, version: ApiVersion) -> serde_json::Value {
-        let legacy =
-            !version.at_least(1, 52) && matches!(e.kind, EventType::Container | EventType::Image);
+        let legacy = !version.at_least(1, 52) && matches!(e.kind, EventType::Container | EventType::Image);
         let json = EventJson {
             status: legacy.then_some(e.action.as_str()),
             id: legacy.then_some(e.actor.id.as_str()),
@@ -170,18 +155,9 @@ mod tests {
 
     #[test]
     fn timestamps() {
-        assert_eq!(
-            parse_timestamp("1795400529").unwrap(),
-            1_795_400_529_000_000_000
-        );
-        assert_eq!(
-            parse_timestamp("1795400529.5").unwrap(),
-            1_795_400_529_500_000_000
-        );
-        assert_eq!(
-            parse_timestamp("1795400529.000000001").unwrap(),
-            1_795_400_529_000_000_001
-        );
+        assert_eq!(parse_timestamp("1795400529").unwrap(), 1_795_400_529_000_000_000);
+        assert_eq!(parse_timestamp("1795400529.5").unwrap(), 1_795_400_529_500_000_000);
+        assert_eq!(parse_timestamp("1795400529.000000001").unwrap(), 1_795_400_529_000_000_001);
         assert!(parse_timestamp("yesterday").is_err());
         assert!(parse_timestamp("1.").is_err());
         assert!(parse_timestamp("1.1234567890").is_err());
@@ -193,11 +169,7 @@ mod tests {
             EventType::Container,
             "create",
             "abc",
-            [
-                ("image".to_owned(), "busybox".to_owned()),
-                ("name".to_owned(), "c".to_owned()),
-            ]
-            .into(),
+            [("image".to_owned(), "busybox".to_owned()), ("name".to_owned(), "c".to_owned())].into(),
         );
         let old = EventJson::render(&e, ApiVersion::new(1, 50));
         assert_eq!(old["status"], "create");
@@ -206,16 +178,10 @@ mod tests {
         assert_eq!(old["Type"], "container");
         assert_eq!(old["Actor"]["Attributes"]["name"], "c");
         let new = EventJson::render(&e, ApiVersion::MAX);
-        assert!(
-            new.get("status").is_none() && new.get("id").is_none() && new.get("from").is_none()
-        );
+        assert!(new.get("status").is_none() && new.get("id").is_none() && new.get("from").is_none());
         assert_eq!(new["Action"], "create");
         assert_eq!(new["time"], e.time());
         let net = Event::now(EventType::Network, "connect", "n", Default::default());
-        assert!(
-            EventJson::render(&net, ApiVersion::new(1, 41))
-                .get("status")
-                .is_none()
-        );
+        assert!(EventJson::render(&net, ApiVersion::new(1, 41)).get("status").is_none());
     }
 }

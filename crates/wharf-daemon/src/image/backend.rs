@@ -9,13 +9,11 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use tokio::runtime::Handle;
-use wharf_api::backend::{
-    ByteStream, ImageBackend, ImageImportOptions, ImageInspectData, ImageListOptions,
-};
+use wharf_api::backend::{ByteStream, ImageBackend, ImageImportOptions, ImageInspectData, ImageListOptions};
 use wharf_api::models::{
-    DriverData, HealthConfig, ImageConfig as WireConfig, ImageDeleteResponseItem,
-    ImageHistoryResponseItem, ImageInspect, ImageInspectMetadata, ImageInspectRootFs,
-    ImagePruneResponse, ImageSummary as WireSummary, ImagesDiskUsage,
+    DriverData, HealthConfig, ImageConfig as WireConfig, ImageDeleteResponseItem, ImageHistoryResponseItem,
+    ImageInspect, ImageInspectMetadata, ImageInspectRootFs, ImagePruneResponse, ImageSummary as WireSummary,
+    ImagesDiskUsage,
 };
 use wharf_api::stream::{JsonMessage, ProgressSender};
 use wharf_types::image::RuntimeConfig;
@@ -34,9 +32,7 @@ pub(crate) async fn blocking<T: Send + 'static>(
 ) -> Result<T, EngineError> {
     match tokio::task::spawn_blocking(f).await {
         Ok(r) => r.map_err(EngineError::from),
-        Err(e) => Err(EngineError::internal(format!(
-            "image operation failed: {e}"
-        ))),
+        Err(e) => Err(EngineError::internal(format!("image operation failed: {e}"))),
     }
 }
 
@@ -84,9 +80,7 @@ impl Write for ChannelWriter {
             return Ok(());
         }
         let chunk = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK)));
-        self.tx
-            .blocking_send(Ok(chunk))
-            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the client went away"))
+        self.tx.blocking_send(Ok(chunk)).map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the client went away"))
     }
 }
 
@@ -109,10 +103,7 @@ fn summary_wire(s: ImageSummary) -> WireSummary {
 fn config_wire(c: &RuntimeConfig) -> WireConfig {
     WireConfig {
         user: c.user.clone().filter(|u| !u.is_empty()),
-        exposed_ports: c
-            .exposed_ports
-            .as_ref()
-            .map(|m| m.keys().cloned().collect()),
+        exposed_ports: c.exposed_ports.as_ref().map(|m| m.keys().cloned().collect()),
         env: c.env.clone(),
         cmd: c.cmd.clone(),
         healthcheck: c.healthcheck.as_ref().map(|h| HealthConfig {
@@ -128,10 +119,7 @@ fn config_wire(c: &RuntimeConfig) -> WireConfig {
         working_dir: c.working_dir.clone().filter(|w| !w.is_empty()),
         entrypoint: c.entrypoint.clone(),
         on_build: c.on_build.clone().filter(|o| !o.is_empty()),
-        labels: c
-            .labels
-            .as_ref()
-            .map(|l| l.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
+        labels: c.labels.as_ref().map(|l| l.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
         stop_signal: c.stop_signal.clone().filter(|s| !s.is_empty()),
         shell: c.shell.clone(),
     }
@@ -139,13 +127,7 @@ fn config_wire(c: &RuntimeConfig) -> WireConfig {
 
 fn inspect_wire(d: InspectData, driver: &str) -> ImageInspectData {
     let c = &d.config;
-    let extra_str = |k: &str| {
-        c.extra
-            .get(k)
-            .and_then(|v| v.as_str())
-            .unwrap_or("")
-            .to_owned()
-    };
+    let extra_str = |k: &str| c.extra.get(k).and_then(|v| v.as_str()).unwrap_or("").to_owned();
     let mut comment = extra_str("comment");
     if comment.is_empty()
         && let Some(h) = c.history.last()
@@ -157,11 +139,7 @@ fn inspect_wire(d: InspectData, driver: &str) -> ImageInspectData {
         repo_tags: Some(d.repo_tags),
         repo_digests: Some(d.repo_digests),
         comment: Some(comment),
-        created: c
-            .created
-            .as_deref()
-            .and_then(query::parse_time)
-            .map(rfc3339_nano),
+        created: c.created.as_deref().and_then(query::parse_time).map(rfc3339_nano),
         author: Some(c.author.clone().unwrap_or_default()),
         config: Some(config_wire(&c.config.clone().unwrap_or_default())),
         architecture: Some(c.architecture.clone()),
@@ -169,25 +147,15 @@ fn inspect_wire(d: InspectData, driver: &str) -> ImageInspectData {
         os: Some(c.os.clone()),
         os_version: c.os_version.clone(),
         size: Some(d.row.size),
-        graph_driver: Some(DriverData {
-            name: driver.to_owned(),
-            data: d.driver_data.into_iter().collect(),
-        }),
+        graph_driver: Some(DriverData { name: driver.to_owned(), data: d.driver_data.into_iter().collect() }),
         root_fs: Some(ImageInspectRootFs {
-            typ: if c.rootfs.kind.is_empty() {
-                "layers".to_owned()
-            } else {
-                c.rootfs.kind.clone()
-            },
+            typ: if c.rootfs.kind.is_empty() { "layers".to_owned() } else { c.rootfs.kind.clone() },
             layers: (!c.rootfs.diff_ids.is_empty())
                 .then(|| c.rootfs.diff_ids.iter().map(ToString::to_string).collect()),
         }),
         metadata: Some(ImageInspectMetadata {
             last_tag_time: Some(
-                d.row
-                    .last_tag_time
-                    .map(rfc3339_nano)
-                    .unwrap_or_else(|| "0001-01-01T00:00:00Z".to_owned()),
+                d.row.last_tag_time.map(rfc3339_nano).unwrap_or_else(|| "0001-01-01T00:00:00Z".to_owned()),
             ),
         }),
         ..Default::default()
@@ -205,14 +173,8 @@ fn records_wire(records: Vec<DeleteRecord>) -> Vec<ImageDeleteResponseItem> {
     records
         .into_iter()
         .map(|r| match r {
-            DeleteRecord::Untagged(u) => ImageDeleteResponseItem {
-                untagged: Some(u),
-                deleted: None,
-            },
-            DeleteRecord::Deleted(d) => ImageDeleteResponseItem {
-                untagged: None,
-                deleted: Some(d),
-            },
+            DeleteRecord::Untagged(u) => ImageDeleteResponseItem { untagged: Some(u), deleted: None },
+            DeleteRecord::Deleted(d) => ImageDeleteResponseItem { untagged: None, deleted: Some(d) },
         })
         .collect()
 }
@@ -232,10 +194,7 @@ impl Daemon {
             reclaimable: Some(u.reclaimable),
             total_size: Some(u.total_size),
             items: Some(
-                u.items
-                    .into_iter()
-                    .map(|s| serde_json::to_value(summary_wire(s)).unwrap_or_default())
-                    .collect(),
+                u.items.into_iter().map(|s| serde_json::to_value(summary_wire(s)).unwrap_or_default()).collect(),
             ),
         })
     }
@@ -246,11 +205,7 @@ impl ImageBackend for Daemon {
     async fn list(&self, opts: ImageListOptions) -> Result<Vec<WireSummary>, EngineError> {
         let svc = self.image_service();
         let list = blocking(move || {
-            svc.list(&ListOptions {
-                all: opts.all,
-                filters: opts.filters,
-                shared_size: opts.shared_size,
-            })
+            svc.list(&ListOptions { all: opts.all, filters: opts.filters, shared_size: opts.shared_size })
         })
         .await?;
         Ok(list.into_iter().map(summary_wire).collect())
@@ -314,18 +269,10 @@ impl ImageBackend for Daemon {
         opts: ImageImportOptions,
         progress: ProgressSender,
     ) -> Result<(), EngineError> {
-        let platform = opts
-            .platform
-            .as_deref()
-            .map(Platform::parse)
-            .transpose()
-            .map_err(|e| EngineError::from_classified(&e))?;
+        let platform =
+            opts.platform.as_deref().map(Platform::parse).transpose().map_err(|e| EngineError::from_classified(&e))?;
         let svc = self.image_service();
-        let reader = BodyReader {
-            stream: body,
-            handle: Handle::current(),
-            buf: Bytes::new(),
-        };
+        let reader = BodyReader { stream: body, handle: Handle::current(), buf: Bytes::new() };
         let id = blocking(move || {
             svc.import(
                 Box::new(reader),
@@ -344,26 +291,14 @@ impl ImageBackend for Daemon {
         Ok(())
     }
 
-    async fn load(
-        &self,
-        body: ByteStream,
-        quiet: bool,
-        progress: ProgressSender,
-    ) -> Result<(), EngineError> {
+    async fn load(&self, body: ByteStream, quiet: bool, progress: ProgressSender) -> Result<(), EngineError> {
         let svc = self.image_service();
-        let mut reader = BodyReader {
-            stream: body,
-            handle: Handle::current(),
-            buf: Bytes::new(),
-        };
+        let mut reader = BodyReader { stream: body, handle: Handle::current(), buf: Bytes::new() };
         blocking(move || {
             let report = |p: Progress| match p {
-                Progress::Bytes {
-                    id,
-                    action,
-                    current,
-                    total,
-                } => progress.send(JsonMessage::progress(id, action, current, total)),
+                Progress::Bytes { id, action, current, total } => {
+                    progress.send(JsonMessage::progress(id, action, current, total))
+                }
                 Progress::Line(line) => progress.send(JsonMessage::stream(format!("{line}\n"))),
             };
             svc.load(&mut reader, quiet, &report)
@@ -379,16 +314,9 @@ impl ImageBackend for Daemon {
         };
         let (tx, rx) = tokio::sync::mpsc::channel(8);
         tokio::task::spawn_blocking(move || {
-            let mut w = ChannelWriter {
-                tx: tx.clone(),
-                buf: Vec::with_capacity(CHUNK),
-            };
+            let mut w = ChannelWriter { tx: tx.clone(), buf: Vec::with_capacity(CHUNK) };
             let result = svc.write_save(&plan, &mut w).and_then(|()| {
-                w.flush().map_err(|source| ImageError::Io {
-                    op: "send archive",
-                    path: "<response>".into(),
-                    source,
-                })
+                w.flush().map_err(|source| ImageError::Io { op: "send archive", path: "<response>".into(), source })
             });
             if let Err(e) = result {
                 let e = EngineError::from(e);

@@ -37,10 +37,7 @@ fn command(c: &CommandLine) -> Vec<String> {
 
 fn set_env(env: &mut Vec<String>, key: &str, value: &str) {
     let entry = format!("{key}={value}");
-    match env
-        .iter_mut()
-        .find(|e| e.split_once('=').map_or(e.as_str(), |(k, _)| k) == key)
-    {
+    match env.iter_mut().find(|e| e.split_once('=').map_or(e.as_str(), |(k, _)| k) == key) {
         Some(e) => *e = entry,
         None => env.push(entry),
     }
@@ -78,9 +75,9 @@ fn valid_signal(s: &str) -> bool {
     }
     let name = s.strip_prefix("SIG").unwrap_or(s).to_ascii_uppercase();
     const NAMES: &[&str] = &[
-        "ABRT", "ALRM", "BUS", "CHLD", "CLD", "CONT", "FPE", "HUP", "ILL", "INT", "IO", "IOT",
-        "KILL", "PIPE", "POLL", "PROF", "PWR", "QUIT", "SEGV", "STKFLT", "STOP", "SYS", "TERM",
-        "TRAP", "TSTP", "TTIN", "TTOU", "URG", "USR1", "USR2", "VTALRM", "WINCH", "XCPU", "XFSZ",
+        "ABRT", "ALRM", "BUS", "CHLD", "CLD", "CONT", "FPE", "HUP", "ILL", "INT", "IO", "IOT", "KILL", "PIPE", "POLL",
+        "PROF", "PWR", "QUIT", "SEGV", "STKFLT", "STOP", "SYS", "TERM", "TRAP", "TSTP", "TTIN", "TTOU", "URG", "USR1",
+        "USR2", "VTALRM", "WINCH", "XCPU", "XFSZ",
     ];
     NAMES.contains(&name.as_str())
         || name
@@ -91,57 +88,34 @@ fn valid_signal(s: &str) -> bool {
 
 /// Applies `changes` to `config`. Errors are 400s with Docker's messages.
 pub fn apply_changes(config: &mut RuntimeConfig, changes: &[String]) -> Result<(), ImageError> {
-    let changes: Vec<&str> = changes
-        .iter()
-        .map(|c| c.as_str())
-        .filter(|c| !c.trim().is_empty())
-        .collect();
+    let changes: Vec<&str> = changes.iter().map(|c| c.as_str()).filter(|c| !c.trim().is_empty()).collect();
     if changes.is_empty() {
         return Ok(());
     }
     let text = format!("FROM scratch\n{}\n", changes.join("\n"));
     let df = parse(&text).map_err(|e| {
-        ImageError::Invalid(format!(
-            "dockerfile parse error on line {}: {}",
-            e.line().saturating_sub(1),
-            e.message()
-        ))
+        ImageError::Invalid(format!("dockerfile parse error on line {}: {}", e.line().saturating_sub(1), e.message()))
     })?;
     if let Some(second) = df.stages.get(1) {
         let _ = second;
-        return Err(ImageError::Invalid(
-            "from is not a valid change command".to_owned(),
-        ));
+        return Err(ImageError::Invalid("from is not a valid change command".to_owned()));
     }
     let lexer = df.lexer();
     let mut cmd_set = false;
-    for inst in df
-        .stages
-        .first()
-        .map(|s| s.instructions.as_slice())
-        .unwrap_or(&[])
-    {
+    for inst in df.stages.first().map(|s| s.instructions.as_slice()).unwrap_or(&[]) {
         let keyword = inst.kind.keyword().to_ascii_lowercase();
         if !VALID.contains(&keyword.as_str()) {
-            return Err(ImageError::Invalid(format!(
-                "{keyword} is not a valid change command"
-            )));
+            return Err(ImageError::Invalid(format!("{keyword} is not a valid change command")));
         }
         let env: Vec<String> = config.env.clone().unwrap_or_default();
-        let inst = inst
-            .expand(&lexer, &env)
-            .map_err(|e| ImageError::Invalid(e.to_string()))?;
+        let inst = inst.expand(&lexer, &env).map_err(|e| ImageError::Invalid(e.to_string()))?;
         match inst.kind {
             InstructionKind::Cmd(c) => {
                 config.cmd = Some(command(&c));
                 cmd_set = true;
             }
             InstructionKind::Entrypoint(c) => {
-                config.entrypoint = if c.args.is_empty() {
-                    None
-                } else {
-                    Some(command(&c))
-                };
+                config.entrypoint = if c.args.is_empty() { None } else { Some(command(&c)) };
                 if !cmd_set {
                     config.cmd = None;
                 }
@@ -163,10 +137,7 @@ pub fn apply_changes(config: &mut RuntimeConfig, changes: &[String]) -> Result<(
             }
             InstructionKind::Healthcheck(h) => {
                 config.healthcheck = Some(match h {
-                    Healthcheck::None => HealthConfig {
-                        test: vec!["NONE".to_owned()],
-                        ..Default::default()
-                    },
+                    Healthcheck::None => HealthConfig { test: vec!["NONE".to_owned()], ..Default::default() },
                     Healthcheck::Check(c) => HealthConfig {
                         test: c.test,
                         interval: c.interval.as_nanos() as i64,
@@ -184,10 +155,7 @@ pub fn apply_changes(config: &mut RuntimeConfig, changes: &[String]) -> Result<(
                 }
             }
             InstructionKind::Onbuild(o) => {
-                config
-                    .on_build
-                    .get_or_insert_with(Vec::new)
-                    .push(o.expression);
+                config.on_build.get_or_insert_with(Vec::new).push(o.expression);
             }
             InstructionKind::StopSignal(s) => {
                 if !valid_signal(&s) {
@@ -200,9 +168,7 @@ pub fn apply_changes(config: &mut RuntimeConfig, changes: &[String]) -> Result<(
                 let volumes = config.volumes.get_or_insert_with(BTreeMap::new);
                 for p in paths {
                     if p.trim().is_empty() {
-                        return Err(ImageError::Invalid(
-                            "VOLUME specified can not be an empty string".to_owned(),
-                        ));
+                        return Err(ImageError::Invalid("VOLUME specified can not be an empty string".to_owned()));
                     }
                     volumes.insert(p, Value::Object(Default::default()));
                 }
@@ -252,10 +218,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             c.env.unwrap(),
-            vec!["A=1", "B=two", "PATH=/bin:1"]
-                .into_iter()
-                .map(String::from)
-                .collect::<Vec<_>>()
+            vec!["A=1", "B=two", "PATH=/bin:1"].into_iter().map(String::from).collect::<Vec<_>>()
         );
         assert_eq!(c.cmd.unwrap(), vec!["/bin/sh", "-c", "echo hi"]);
         assert_eq!(c.working_dir.as_deref(), Some("/app/x"));
@@ -282,19 +245,10 @@ mod tests {
 
     #[test]
     fn refused_changes() {
-        assert_eq!(
-            apply(&["RUN echo x"]).unwrap_err(),
-            "run is not a valid change command"
-        );
-        assert_eq!(
-            apply(&["FROM busybox"]).unwrap_err(),
-            "from is not a valid change command"
-        );
+        assert_eq!(apply(&["RUN echo x"]).unwrap_err(), "run is not a valid change command");
+        assert_eq!(apply(&["FROM busybox"]).unwrap_err(), "from is not a valid change command");
         assert!(apply(&["NOPE x"]).unwrap_err().contains("line 1"));
-        assert_eq!(
-            apply(&["STOPSIGNAL SIGFOO"]).unwrap_err(),
-            "Invalid signal: SIGFOO"
-        );
+        assert_eq!(apply(&["STOPSIGNAL SIGFOO"]).unwrap_err(), "Invalid signal: SIGFOO");
         assert!(apply(&["EXPOSE 80/xyz"]).is_err());
     }
 

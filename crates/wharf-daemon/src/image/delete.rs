@@ -49,11 +49,7 @@ impl Conflict {
         ImageError::Conflict(format!(
             "conflict: unable to delete {} ({}) - {}",
             self.id.short(),
-            if self.hard {
-                "cannot be forced"
-            } else {
-                "must be forced"
-            },
+            if self.hard { "cannot be forced" } else { "must be forced" },
             self.message
         ))
     }
@@ -105,19 +101,13 @@ impl ImageService {
     /// `POST /images/{name}/tag?repo=&tag=`.
     pub fn tag(&self, source: &str, repo: &str, tag: &str) -> Result<(), ImageError> {
         if repo.is_empty() {
-            return Err(ImageError::Invalid(
-                "repository name must have at least one component".into(),
-            ));
+            return Err(ImageError::Invalid("repository name must have at least one component".into()));
         }
         let r = Reference::parse_normalized(repo)?;
         if r.digest().is_some() {
             return Err(ImageError::Invalid("cannot import digest reference".into()));
         }
-        let r = if tag.is_empty() {
-            r.with_default_tag()
-        } else {
-            r.with_tag(tag)?
-        };
+        let r = if tag.is_empty() { r.with_default_tag() } else { r.with_tag(tag)? };
         if r.familiar_name() == "sha256" {
             return Err(ImageError::Invalid(
                 "refusing to create an ambiguous tag using digest algorithm as name".into(),
@@ -151,23 +141,13 @@ impl ImageService {
     }
 
     /// `DELETE /images/{name}?force&noprune`.
-    pub fn delete(
-        &self,
-        name: &str,
-        force: bool,
-        prune: bool,
-    ) -> Result<Vec<DeleteRecord>, ImageError> {
+    pub fn delete(&self, name: &str, force: bool, prune: bool) -> Result<Vec<DeleteRecord>, ImageError> {
         let records = self.delete_no_gc(name, force, prune)?;
         self.gc()?;
         Ok(records)
     }
 
-    fn delete_no_gc(
-        &self,
-        name: &str,
-        force: bool,
-        prune: bool,
-    ) -> Result<Vec<DeleteRecord>, ImageError> {
+    fn delete_no_gc(&self, name: &str, force: bool, prune: bool) -> Result<Vec<DeleteRecord>, ImageError> {
         if name.trim().is_empty() {
             return Err(ImageError::Invalid("image name cannot be blank".into()));
         }
@@ -175,10 +155,7 @@ impl ImageService {
         let users = self.users();
         let mut pinned = self.pinned_layers();
         pinned.extend(self.leased_names());
-        let ctx = Ctx {
-            users: &users,
-            pinned: &pinned,
-        };
+        let ctx = Ctx { users: &users, pinned: &pinned };
         let outcome = self.db.transaction(|tx| {
             let mut out = Outcome::default();
             self.delete_tx(tx, &ctx, &img.id, name, force, prune, &mut out)?;
@@ -225,9 +202,7 @@ impl ImageService {
             out.events.push(("untag", id.clone(), id.to_string()));
             repo_refs = store::refs_of(tx, id)?;
             if parsed.digest().is_none() {
-                let same_repo_tag = repo_refs
-                    .iter()
-                    .any(|r| r.digest().is_none() && r.name() == parsed.name());
+                let same_repo_tag = repo_refs.iter().any(|r| r.digest().is_none() && r.name() == parsed.name());
                 if !same_repo_tag {
                     let mut remaining = Vec::new();
                     for r in repo_refs {
@@ -269,20 +244,9 @@ impl ImageService {
         id: &ImageId,
         mask: u8,
     ) -> Result<Option<Conflict>, ImageError> {
-        let conflict = |hard: bool, used: bool, message: String| {
-            Some(Conflict {
-                hard,
-                used,
-                id: id.clone(),
-                message,
-            })
-        };
+        let conflict = |hard: bool, used: bool, message: String| Some(Conflict { hard, used, id: id.clone(), message });
         if mask & CONFLICT_CHILD != 0 && !store::image_children(tx, id)?.is_empty() {
-            return Ok(conflict(
-                true,
-                false,
-                "image has dependent child images".into(),
-            ));
+            return Ok(conflict(true, false, "image has dependent child images".into()));
         }
         if mask & CONFLICT_RUNNING != 0
             && let Some(u) = ctx.users.iter().find(|u| &u.image == id && u.running)
@@ -290,18 +254,11 @@ impl ImageService {
             return Ok(conflict(
                 true,
                 true,
-                format!(
-                    "image is being used by running container {}",
-                    u.container.short()
-                ),
+                format!("image is being used by running container {}", u.container.short()),
             ));
         }
         if mask & CONFLICT_REFERENCE != 0 && !store::refs_of(tx, id)?.is_empty() {
-            return Ok(conflict(
-                false,
-                false,
-                "image is referenced in multiple repositories".into(),
-            ));
+            return Ok(conflict(false, false, "image is referenced in multiple repositories".into()));
         }
         if mask & CONFLICT_STOPPED != 0
             && let Some(u) = ctx.users.iter().find(|u| &u.image == id && !u.running)
@@ -309,10 +266,7 @@ impl ImageService {
             return Ok(conflict(
                 false,
                 true,
-                format!(
-                    "image is being used by stopped container {}",
-                    u.container.short()
-                ),
+                format!("image is being used by stopped container {}", u.container.short()),
             ));
         }
         Ok(None)
@@ -334,8 +288,7 @@ impl ImageService {
             mask |= CONFLICT_SOFT;
         }
         if let Some(c) = self.check_conflict(tx, ctx, id, mask)? {
-            let dangling =
-                store::refs_of(tx, id)?.is_empty() && store::image_children(tx, id)?.is_empty();
+            let dangling = store::refs_of(tx, id)?.is_empty() && store::image_children(tx, id)?.is_empty();
             if quiet && (!dangling || c.used) {
                 return Ok(());
             }
@@ -355,8 +308,7 @@ impl ImageService {
         out.deleted.push(id.clone());
         out.records.push(DeleteRecord::Deleted(id.to_string()));
         for l in freed {
-            out.records
-                .push(DeleteRecord::Deleted(l.chain_id.to_string()));
+            out.records.push(DeleteRecord::Deleted(l.chain_id.to_string()));
         }
         match row.parent {
             Some(parent) if prune && store::image_get(tx, &parent)?.is_some() => {
@@ -367,16 +319,10 @@ impl ImageService {
     }
 
     /// The layers of `id` (top first) that nothing else needs once `id` is gone.
-    fn layers_freed_by(
-        &self,
-        tx: &Connection,
-        ctx: &Ctx<'_>,
-        id: &ImageId,
-    ) -> Result<Vec<LayerRow>, ImageError> {
+    fn layers_freed_by(&self, tx: &Connection, ctx: &Ctx<'_>, id: &ImageId) -> Result<Vec<LayerRow>, ImageError> {
         let images = store::images_all(tx)?;
         let layers = store::layers_all(tx)?;
-        let by_chain: HashMap<&Digest, &LayerRow> =
-            layers.iter().map(|l| (&l.chain_id, l)).collect();
+        let by_chain: HashMap<&Digest, &LayerRow> = layers.iter().map(|l| (&l.chain_id, l)).collect();
         let walk = |top: Option<&Digest>| {
             let mut v: Vec<&LayerRow> = Vec::new();
             let mut cur = top;
@@ -422,9 +368,7 @@ impl ImageService {
     /// layers removed.
     pub fn prune(&self, filters: &Filters) -> Result<(Vec<DeleteRecord>, u64), ImageError> {
         if self.prune_running.swap(true, Ordering::SeqCst) {
-            return Err(ImageError::Conflict(
-                "a prune operation is already running".into(),
-            ));
+            return Err(ImageError::Conflict("a prune operation is already running".into()));
         }
         let result = self.prune_inner(filters);
         self.prune_running.store(false, Ordering::SeqCst);
@@ -440,31 +384,18 @@ impl ImageService {
     }
 
     fn prune_inner(&self, filters: &Filters) -> Result<(Vec<DeleteRecord>, u64), ImageError> {
-        filters
-            .validate(&["dangling", "label", "label!", "until"])
-            .map_err(|e| ImageError::Invalid(e.message))?;
-        let dangling_only = filters
-            .bool_value("dangling")
-            .map_err(|e| ImageError::Invalid(e.message))?
-            .unwrap_or(true);
+        filters.validate(&["dangling", "label", "label!", "until"]).map_err(|e| ImageError::Invalid(e.message))?;
+        let dangling_only = filters.bool_value("dangling").map_err(|e| ImageError::Invalid(e.message))?.unwrap_or(true);
         let untils: Vec<&str> = filters.get("until").collect();
         if untils.len() > 1 {
-            return Err(ImageError::Invalid(
-                "more than one until filter specified".into(),
-            ));
+            return Err(ImageError::Invalid("more than one until filter specified".into()));
         }
-        let until = untils
-            .first()
-            .map(|u| parse_filter_time(u, now_nanos()))
-            .transpose()?;
+        let until = untils.first().map(|u| parse_filter_time(u, now_nanos())).transpose()?;
         let (images, layers) = {
             let c = self.db.conn();
             (store::images_all(&c)?, store::layers_all(&c)?)
         };
-        let sizes: HashMap<String, i64> = layers
-            .iter()
-            .map(|l| (l.chain_id.to_string(), l.size))
-            .collect();
+        let sizes: HashMap<String, i64> = layers.iter().map(|l| (l.chain_id.to_string(), l.size)).collect();
         let parents: HashSet<ImageId> = images.iter().filter_map(|i| i.parent.clone()).collect();
         let mut records = Vec::new();
         for img in &images {

@@ -45,10 +45,7 @@ impl Leases {
     }
 
     pub(crate) fn lease(&self) -> Lease<'_> {
-        Lease {
-            leases: self,
-            names: Mutex::new(Vec::new()),
-        }
+        Lease { leases: self, names: Mutex::new(Vec::new()) }
     }
 }
 
@@ -62,10 +59,7 @@ impl Lease<'_> {
     /// Protects `name` from GC until this lease is dropped.
     pub(crate) fn add(&self, name: &str) {
         *self.leases.lock().entry(name.to_owned()).or_default() += 1;
-        self.names
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(name.to_owned());
+        self.names.lock().unwrap_or_else(|p| p.into_inner()).push(name.to_owned());
     }
 
     /// Commits a content-store write and leases the blob in one step, so that GC never sees
@@ -75,10 +69,7 @@ impl Lease<'_> {
         let done = w.commit()?;
         *table.entry(done.digest.to_string()).or_default() += 1;
         drop(table);
-        self.names
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(done.digest.to_string());
+        self.names.lock().unwrap_or_else(|p| p.into_inner()).push(done.digest.to_string());
         Ok(done)
     }
 }
@@ -117,13 +108,8 @@ impl ImageService {
         let leased_guard = self.leases.lock();
         let leased: HashSet<&str> = leased_guard.keys().map(String::as_str).collect();
         let mut report = GcReport::default();
-        let snapshots = self
-            .snapshotter
-            .list()
-            .map_err(|source| ImageError::Snapshot {
-                op: "list snapshots",
-                source,
-            })?;
+        let snapshots =
+            self.snapshotter.list().map_err(|source| ImageError::Snapshot { op: "list snapshots", source })?;
         let (live_snapshots, live_blobs) = self.db.transaction(|tx| {
             let layers = store::layers_all(tx)?;
             let by_chain: HashMap<String, &store::LayerRow> =
@@ -153,9 +139,7 @@ impl ImageService {
                     if !live.insert(c.clone()) {
                         break;
                     }
-                    cur = by_chain
-                        .get(&c)
-                        .and_then(|l| l.parent.as_ref().map(ToString::to_string));
+                    cur = by_chain.get(&c).and_then(|l| l.parent.as_ref().map(ToString::to_string));
                 }
             }
             let mut live_diff_ids: HashSet<String> = HashSet::new();
@@ -288,12 +272,7 @@ impl ImageService {
     /// Keeps a blob or a snapshot (and the layers under it) alive for `owner` (`pull:<id>`,
     /// `build:<id>`, …) across restarts, until [`ImageService::release`]. For work that spans
     /// more than one transaction.
-    pub fn hold(
-        &self,
-        owner: &str,
-        kind: GcRefKind,
-        target: &str,
-    ) -> Result<(), wharf_types::EngineError> {
+    pub fn hold(&self, owner: &str, kind: GcRefKind, target: &str) -> Result<(), wharf_types::EngineError> {
         self.db
             .conn()
             .execute(

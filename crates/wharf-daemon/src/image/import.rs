@@ -33,43 +33,26 @@ pub fn repo_tag_reference(repo: &str, tag: &str) -> Result<Option<Reference>, Im
     if r.digest().is_some() {
         return Err(ImageError::Invalid("cannot import digest reference".into()));
     }
-    Ok(Some(if tag.is_empty() {
-        r.with_default_tag()
-    } else {
-        r.with_tag(tag)?
-    }))
+    Ok(Some(if tag.is_empty() { r.with_default_tag() } else { r.with_tag(tag)? }))
 }
 
 impl ImageService {
     /// Imports the layer tar read from `body`; returns the new image's ID.
-    pub fn import(
-        &self,
-        body: Box<dyn Read + Send>,
-        opts: ImportOptions,
-    ) -> Result<ImageId, ImageError> {
+    pub fn import(&self, body: Box<dyn Read + Send>, opts: ImportOptions) -> Result<ImageId, ImageError> {
         let tag = repo_tag_reference(&opts.repo, &opts.tag)?;
         let platform = opts.platform.clone().unwrap_or_else(Platform::host);
         if platform.os != "linux" {
-            return Err(ImageError::Invalid(format!(
-                "operating system is not supported: {}",
-                platform.os
-            )));
+            return Err(ImageError::Invalid(format!("operating system is not supported: {}", platform.os)));
         }
         let mut config = RuntimeConfig::default();
         apply_changes(&mut config, &opts.changes)?;
-        let comment = if opts.message.is_empty() {
-            format!("Imported from {}", opts.source)
-        } else {
-            opts.message.clone()
-        };
+        let comment =
+            if opts.message.is_empty() { format!("Imported from {}", opts.source) } else { opts.message.clone() };
         let created = self.create_image_inner(NewImage {
             base: None,
             layer: Some(LayerSource::Tar(body)),
             config,
-            history: History {
-                comment: Some(comment.clone()),
-                ..Default::default()
-            },
+            history: History { comment: Some(comment.clone()), ..Default::default() },
             created: None,
             author: None,
             comment: Some(comment),

@@ -30,12 +30,7 @@ use super::{ImageError, ImageService};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Progress {
     /// Bytes of a layer processed (`Loading layer` 1.2MB/4.5MB), `id` its short diff ID.
-    Bytes {
-        id: String,
-        action: &'static str,
-        current: u64,
-        total: u64,
-    },
+    Bytes { id: String, action: &'static str, current: u64, total: u64 },
     /// A line of text for the user (`Loaded image: busybox:latest`).
     Line(String),
 }
@@ -106,9 +101,7 @@ fn snap(op: &'static str) -> impl FnOnce(SnapshotError) -> ImageError {
 pub(crate) fn chain_of(parent: Option<&Digest>, diff_id: &Digest) -> Digest {
     match parent {
         None => diff_id.clone(),
-        Some(p) => wharf_types::image::chain_ids(&[p.clone(), diff_id.clone()])
-            .pop()
-            .expect("two chain ids"),
+        Some(p) => wharf_types::image::chain_ids(&[p.clone(), diff_id.clone()]).pop().expect("two chain ids"),
     }
 }
 
@@ -174,14 +167,8 @@ impl ImageService {
         }
         let cancel = AtomicBool::new(false);
         let unpack_one = |l: &BlobLayer, key: &str| -> Result<LayerRow, ImageError> {
-            let dir = self
-                .snapshotter
-                .writable_dir(key)
-                .map_err(snap("find the layer's directory"))?;
-            let file = self
-                .content
-                .open_blob(&l.blob)
-                .map_err(ImageError::Content)?;
+            let dir = self.snapshotter.writable_dir(key).map_err(snap("find the layer's directory"))?;
+            let file = self.content.open_blob(&l.blob).map_err(ImageError::Content)?;
             let id = l.diff_id.short().to_owned();
             let reader = ProgressReader {
                 inner: io::BufReader::with_capacity(256 * 1024, file),
@@ -209,9 +196,7 @@ impl ImageService {
                 let key = tmp_key();
                 lease.add(&key);
                 let parent = l.parent.as_ref().map(ToString::to_string);
-                self.snapshotter
-                    .prepare(&key, parent.as_deref())
-                    .map_err(snap("prepare a layer snapshot"))?;
+                self.snapshotter.prepare(&key, parent.as_deref()).map_err(snap("prepare a layer snapshot"))?;
                 match unpack_one(l, &key) {
                     Ok(row) => {
                         self.commit_layer(lease, &key, &l.chain, None)?;
@@ -243,11 +228,7 @@ impl ImageService {
         // The first failure; the cancellations it causes in other workers are not reported.
         let first_err: Mutex<Option<ImageError>> = Mutex::new(None);
         let next = AtomicUsize::new(0);
-        let workers = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(2)
-            .clamp(2, 4)
-            .min(todo.len());
+        let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).clamp(2, 4).min(todo.len());
         std::thread::scope(|s| {
             for _ in 0..workers {
                 s.spawn(|| {
@@ -257,9 +238,7 @@ impl ImageService {
                             break;
                         }
                         match unpack_one(&todo[i], &keys[i]) {
-                            Ok(row) => {
-                                *rows[i].lock().unwrap_or_else(|p| p.into_inner()) = Some(row)
-                            }
+                            Ok(row) => *rows[i].lock().unwrap_or_else(|p| p.into_inner()) = Some(row),
                             Err(e) => {
                                 if !cancel.swap(true, Ordering::Relaxed) {
                                     *first_err.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
@@ -274,10 +253,8 @@ impl ImageService {
             cleanup(&keys);
             return Err(e);
         }
-        let rows: Vec<LayerRow> = rows
-            .into_iter()
-            .filter_map(|r| r.into_inner().unwrap_or_else(|p| p.into_inner()))
-            .collect();
+        let rows: Vec<LayerRow> =
+            rows.into_iter().filter_map(|r| r.into_inner().unwrap_or_else(|p| p.into_inner())).collect();
         for (i, (l, k)) in todo.iter().zip(&keys).enumerate() {
             let parent = l.parent.as_ref().map(ToString::to_string);
             if let Err(e) = self.commit_layer(lease, k, &l.chain, Some(parent.as_deref())) {
@@ -296,20 +273,14 @@ impl ImageService {
         reader: impl Read,
         parent: Option<&LayerRow>,
     ) -> Result<StreamedLayer, ImageError> {
-        let mut writer = self
-            .content
-            .writer(None, None)
-            .map_err(ImageError::Content)?;
+        let mut writer = self.content.writer(None, None).map_err(ImageError::Content)?;
         let key = tmp_key();
         lease.add(&key);
         self.snapshotter
             .prepare(&key, parent.map(|p| p.snapshot.as_str()))
             .map_err(snap("prepare a layer snapshot"))?;
         let unpacked = (|| {
-            let dir = self
-                .snapshotter
-                .writable_dir(&key)
-                .map_err(snap("find the layer's directory"))?;
+            let dir = self.snapshotter.writable_dir(&key).map_err(snap("find the layer's directory"))?;
             let opts = self.unpack_options(None, None);
             unpack(TeeReader::new(reader, &mut writer), &dir, &opts).map_err(ImageError::Unpack)
         })();
@@ -367,9 +338,8 @@ impl ImageService {
         let mut out = Vec::new();
         let mut cur = top.cloned();
         while let Some(chain) = cur {
-            let row = store::layer_get(c, &chain)?.ok_or_else(|| {
-                ImageError::Invalid(format!("layer {chain} of an image is missing"))
-            })?;
+            let row = store::layer_get(c, &chain)?
+                .ok_or_else(|| ImageError::Invalid(format!("layer {chain} of an image is missing")))?;
             cur = row.parent.clone();
             out.push(row);
         }
@@ -394,8 +364,8 @@ impl ImageService {
         let lease = self.leases.lease();
         let (base_config, base_layers) = match &new.base {
             Some(id) => {
-                let row = store::image_get(&self.db.conn(), id)?
-                    .ok_or_else(|| ImageError::NoSuchImage(id.to_string()))?;
+                let row =
+                    store::image_get(&self.db.conn(), id)?.ok_or_else(|| ImageError::NoSuchImage(id.to_string()))?;
                 if let Some(t) = &row.top_layer {
                     lease.add(&t.to_string());
                 }
@@ -404,32 +374,21 @@ impl ImageService {
             }
             None => {
                 let p = new.platform.clone().unwrap_or_else(Platform::host);
-                let config = ImageConfig {
-                    architecture: p.architecture,
-                    os: p.os,
-                    variant: p.variant,
-                    ..Default::default()
-                };
+                let config =
+                    ImageConfig { architecture: p.architecture, os: p.os, variant: p.variant, ..Default::default() };
                 (config, Vec::new())
             }
         };
         let parent_layer = base_layers.last();
         let layer = match new.layer {
             None => None,
-            Some(LayerSource::Tar(reader)) => {
-                Some(self.layer_from_stream(&lease, reader, parent_layer)?)
-            }
+            Some(LayerSource::Tar(reader)) => Some(self.layer_from_stream(&lease, reader, parent_layer)?),
             Some(LayerSource::Writer(produce)) => {
-                let w = self
-                    .content
-                    .writer(None, None)
-                    .map_err(ImageError::Content)?;
-                let mut lw = LayerWriter::new(w, Compression::None, None).map_err(|source| {
-                    ImageError::Io {
-                        op: "write layer",
-                        path: "<content store>".into(),
-                        source,
-                    }
+                let w = self.content.writer(None, None).map_err(ImageError::Content)?;
+                let mut lw = LayerWriter::new(w, Compression::None, None).map_err(|source| ImageError::Io {
+                    op: "write layer",
+                    path: "<content store>".into(),
+                    source,
                 })?;
                 produce(&mut lw).map_err(|source| ImageError::Io {
                     op: "write layer",
@@ -468,28 +427,16 @@ impl ImageService {
                 })
             }
         };
-        let created = new
-            .created
-            .clone()
-            .unwrap_or_else(|| super::query::rfc3339_nano(now_nanos()));
+        let created = new.created.clone().unwrap_or_else(|| super::query::rfc3339_nano(now_nanos()));
         let mut config = base_config;
-        for k in [
-            "container",
-            "container_config",
-            "docker_version",
-            "comment",
-            "parent",
-            "id",
-        ] {
+        for k in ["container", "container_config", "docker_version", "comment", "parent", "id"] {
             config.extra.remove(k);
         }
         config.config = Some(new.config);
         config.created = Some(created.clone());
         config.author = new.author.clone();
         if let Some(c) = &new.comment {
-            config
-                .extra
-                .insert("comment".to_owned(), serde_json::Value::String(c.clone()));
+            config.extra.insert("comment".to_owned(), serde_json::Value::String(c.clone()));
         }
         if let Some(l) = &layer {
             config.rootfs.diff_ids.push(l.row.diff_id.clone());
@@ -500,23 +447,18 @@ impl ImageService {
         }
         history.empty_layer = layer.is_none();
         config.history.push(history);
-        let config_bytes = serde_json::to_vec(&config).map_err(|source| ImageError::Config {
-            id: "new image".into(),
-            source,
-        })?;
+        let config_bytes =
+            serde_json::to_vec(&config).map_err(|source| ImageError::Config { id: "new image".into(), source })?;
         let config_digest = wharf_image::sha256_digest(&config_bytes);
-        let w = self
-            .content
-            .writer(Some(&config_digest), Some(config_bytes.len() as u64))
-            .map_err(ImageError::Content)?;
+        let w =
+            self.content.writer(Some(&config_digest), Some(config_bytes.len() as u64)).map_err(ImageError::Content)?;
         let stored = {
             let mut w = w;
-            w.write_all(&config_bytes)
-                .map_err(|source| ImageError::Io {
-                    op: "write image config",
-                    path: "<content store>".into(),
-                    source,
-                })?;
+            w.write_all(&config_bytes).map_err(|source| ImageError::Io {
+                op: "write image config",
+                path: "<content store>".into(),
+                source,
+            })?;
             lease.commit_blob(w).map_err(ImageError::Content)?
         };
         let id = ImageId::new(stored.digest.clone());
@@ -573,11 +515,7 @@ impl ImageService {
             size: layers.iter().map(|l| l.size).sum(),
             parent,
             top_layer: layers.last().map(|l| l.chain_id.clone()),
-            labels: config
-                .config
-                .as_ref()
-                .and_then(|c| c.labels.clone())
-                .unwrap_or_default(),
+            labels: config.config.as_ref().and_then(|c| c.labels.clone()).unwrap_or_default(),
             os: config.os.clone(),
             architecture: config.architecture.clone(),
             added: now_nanos(),

@@ -30,12 +30,7 @@ struct Checked {
 impl ImageService {
     /// Loads every image of the archive read from `body`. `progress` gets `Loading layer`
     /// progress (unless `quiet`) and the `Loaded image: …` lines.
-    pub fn load(
-        &self,
-        body: &mut dyn Read,
-        quiet: bool,
-        progress: ProgressFn<'_>,
-    ) -> Result<(), ImageError> {
+    pub fn load(&self, body: &mut dyn Read, quiet: bool, progress: ProgressFn<'_>) -> Result<(), ImageError> {
         let result = self.load_inner(body, quiet, progress);
         if result.is_err() {
             // What the failed load stored is no longer leased: remove it now.
@@ -44,17 +39,11 @@ impl ImageService {
         result
     }
 
-    fn load_inner(
-        &self,
-        body: &mut dyn Read,
-        quiet: bool,
-        progress: ProgressFn<'_>,
-    ) -> Result<(), ImageError> {
+    fn load_inner(&self, body: &mut dyn Read, quiet: bool, progress: ProgressFn<'_>) -> Result<(), ImageError> {
         let lease = self.leases.lease();
         let started = std::time::Instant::now();
         let opts = ReadOptions::default();
-        let spooled =
-            archive::read::read(body, &self.content, &mut |w| lease.commit_blob(w), &opts)?;
+        let spooled = archive::read::read(body, &self.content, &mut |w| lease.commit_blob(w), &opts)?;
         let (_, images) = spooled.images(&self.content, &Platform::host(), &opts)?;
         let mut checked = Vec::with_capacity(images.len());
         for image in &images {
@@ -85,17 +74,13 @@ impl ImageService {
         let spooled_at = started.elapsed();
         let new_rows = self.unpack_blobs(&lease, &jobs, Some(&layer_progress))?;
         let unpacked_at = started.elapsed();
-        let mut rows: HashMap<Digest, LayerRow> = new_rows
-            .into_iter()
-            .map(|r| (r.chain_id.clone(), r))
-            .collect();
+        let mut rows: HashMap<Digest, LayerRow> = new_rows.into_iter().map(|r| (r.chain_id.clone(), r)).collect();
         {
             let c = self.db.conn();
             for j in &jobs {
                 if !rows.contains_key(&j.chain) {
-                    let row = store::layer_get(&c, &j.chain)?.ok_or_else(|| {
-                        ImageError::Invalid(format!("layer {} vanished during load", j.chain))
-                    })?;
+                    let row = store::layer_get(&c, &j.chain)?
+                        .ok_or_else(|| ImageError::Invalid(format!("layer {} vanished during load", j.chain)))?;
                     rows.insert(j.chain.clone(), row);
                 }
             }
@@ -176,11 +161,7 @@ impl ImageService {
 
     /// Validates one image of the archive and makes sure each of its layers is a blob in the
     /// content store.
-    fn check(
-        &self,
-        image: &ArchiveImage,
-        lease: &super::gc::Lease<'_>,
-    ) -> Result<Checked, ImageError> {
+    fn check(&self, image: &ArchiveImage, lease: &super::gc::Lease<'_>) -> Result<Checked, ImageError> {
         let config_digest = wharf_image::sha256_digest(&image.config);
         if config_digest != image.config_digest {
             return Err(ImageError::Invalid(format!(
@@ -188,16 +169,10 @@ impl ImageService {
                 image.config_digest
             )));
         }
-        let config: ImageConfig =
-            serde_json::from_slice(&image.config).map_err(|source| ImageError::Config {
-                id: config_digest.to_string(),
-                source,
-            })?;
+        let config: ImageConfig = serde_json::from_slice(&image.config)
+            .map_err(|source| ImageError::Config { id: config_digest.to_string(), source })?;
         if !config.os.is_empty() && config.os != "linux" {
-            return Err(ImageError::Invalid(format!(
-                "cannot load {} image on linux",
-                config.os
-            )));
+            return Err(ImageError::Invalid(format!("cannot load {} image on linux", config.os)));
         }
         let diff_ids = &config.rootfs.diff_ids;
         if image.layers.len() != diff_ids.len() {
@@ -209,8 +184,8 @@ impl ImageService {
         }
         let mut names = Vec::new();
         for n in &image.names {
-            let r = Reference::parse_normalized(n)
-                .map_err(|e| ImageError::Invalid(format!("invalid tag {n:?}: {e}")))?;
+            let r =
+                Reference::parse_normalized(n).map_err(|e| ImageError::Invalid(format!("invalid tag {n:?}: {e}")))?;
             if r.digest().is_some() && r.tag().is_none() {
                 continue;
             }
@@ -235,30 +210,18 @@ impl ImageService {
                 }
             };
             let head = {
-                let mut f = self
-                    .content
-                    .open_blob(&digest)
-                    .map_err(ImageError::Content)?;
+                let mut f = self.content.open_blob(&digest).map_err(ImageError::Content)?;
                 let mut head = [0u8; 8];
                 let n = f.read(&mut head).unwrap_or(0);
                 head[..n].to_vec()
             };
             let compression = match l.media_type.as_deref() {
-                Some(m) if Compression::from_media_type(m) != Compression::None => {
-                    Compression::from_media_type(m)
-                }
+                Some(m) if Compression::from_media_type(m) != Compression::None => Compression::from_media_type(m),
                 _ => detect_compression(&head),
             };
             blobs.push((digest, size, compression));
         }
-        Ok(Checked {
-            id,
-            chains: chain_ids(diff_ids),
-            config,
-            config_bytes: image.config.clone(),
-            names,
-            blobs,
-        })
+        Ok(Checked { id, chains: chain_ids(diff_ids), config, config_bytes: image.config.clone(), names, blobs })
     }
 
     /// Stores `bytes` as a blob under the lease.
@@ -268,10 +231,7 @@ impl ImageService {
         bytes: &[u8],
         expected: Option<&Digest>,
     ) -> Result<wharf_image::Ingested, ImageError> {
-        let mut w = self
-            .content
-            .writer(expected, Some(bytes.len() as u64))
-            .map_err(ImageError::Content)?;
+        let mut w = self.content.writer(expected, Some(bytes.len() as u64)).map_err(ImageError::Content)?;
         w.write_all(bytes).map_err(|source| ImageError::Io {
             op: "store blob",
             path: "<content store>".into(),

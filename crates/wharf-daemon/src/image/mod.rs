@@ -53,9 +53,7 @@ use wharf_snapshot::{NativeSnapshotter, OverlaySnapshotter, SnapshotError, Snaps
 use wharf_store::Db;
 use wharf_types::image::ImageConfig;
 use wharf_types::reference::ReferenceError;
-use wharf_types::{
-    Classify, ContainerId, EngineError, ErrorKind, Event, EventType, ImageId, Reference,
-};
+use wharf_types::{Classify, ContainerId, EngineError, ErrorKind, Event, EventType, ImageId, Reference};
 
 use crate::events::EventBus;
 use gc::Leases;
@@ -221,25 +219,16 @@ impl ImageService {
         let driver = choose_driver(data_root, storage_driver)?;
         let snapshot_root = data_root.join("snapshots").join(driver.dir());
         let snapshotter: Arc<dyn Snapshotter> = match driver {
-            StorageDriver::Overlay => {
-                Arc::new(OverlaySnapshotter::open(&snapshot_root).map_err(|source| {
-                    ImageError::Snapshot {
-                        op: "open the overlay snapshotter",
-                        source,
-                    }
-                })?)
-            }
-            StorageDriver::Native => {
-                Arc::new(NativeSnapshotter::open(&snapshot_root).map_err(|source| {
-                    ImageError::Snapshot {
-                        op: "open the native snapshotter",
-                        source,
-                    }
-                })?)
-            }
+            StorageDriver::Overlay => Arc::new(
+                OverlaySnapshotter::open(&snapshot_root)
+                    .map_err(|source| ImageError::Snapshot { op: "open the overlay snapshotter", source })?,
+            ),
+            StorageDriver::Native => Arc::new(
+                NativeSnapshotter::open(&snapshot_root)
+                    .map_err(|source| ImageError::Snapshot { op: "open the native snapshotter", source })?,
+            ),
         };
-        let content =
-            ContentStore::open(&data_root.join("content")).map_err(ImageError::Content)?;
+        let content = ContentStore::open(&data_root.join("content")).map_err(ImageError::Content)?;
         let service = Self {
             db,
             events,
@@ -272,12 +261,7 @@ impl ImageService {
     }
 
     pub(crate) fn users(&self) -> Vec<ImageUser> {
-        self.usage
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-            .map(|u| u.image_users())
-            .unwrap_or_default()
+        self.usage.read().unwrap_or_else(|p| p.into_inner()).as_ref().map(|u| u.image_users()).unwrap_or_default()
     }
 
     /// Number of images (`/info` `Images`).
@@ -318,19 +302,11 @@ impl ImageService {
     }
 
     /// The image row for `name_or_id`, and the reference it was found by.
-    pub(crate) fn lookup(
-        &self,
-        name_or_id: &str,
-    ) -> Result<(store::ImageRow, Option<Reference>), ImageError> {
+    pub(crate) fn lookup(&self, name_or_id: &str) -> Result<(store::ImageRow, Option<Reference>), ImageError> {
         let c = self.db.conn();
-        let by_id = |id: ImageId| -> Result<Option<store::ImageRow>, ImageError> {
-            Ok(store::image_get(&c, &id)?)
-        };
+        let by_id = |id: ImageId| -> Result<Option<store::ImageRow>, ImageError> { Ok(store::image_get(&c, &id)?) };
         let is_hex = |s: &str| {
-            !s.is_empty()
-                && s.len() <= 64
-                && s.bytes()
-                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+            !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
         };
         let by_prefix = |hex: &str| -> Result<Option<store::ImageRow>, ImageError> {
             let ids = store::image_ids_with_prefix(&c, hex)?;
@@ -370,54 +346,31 @@ impl ImageService {
 
     /// An image's config, parsed (cached: configs never change).
     pub(crate) fn config(&self, id: &ImageId) -> Result<Arc<ImageConfig>, ImageError> {
-        if let Some(c) = self
-            .configs
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(id)
-        {
+        if let Some(c) = self.configs.lock().unwrap_or_else(|p| p.into_inner()).get(id) {
             return Ok(c.clone());
         }
         let bytes = self.config_bytes(id)?;
         let config: ImageConfig =
-            serde_json::from_slice(&bytes).map_err(|source| ImageError::Config {
-                id: id.to_string(),
-                source,
-            })?;
+            serde_json::from_slice(&bytes).map_err(|source| ImageError::Config { id: id.to_string(), source })?;
         let config = Arc::new(config);
-        self.configs
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(id.clone(), config.clone());
+        self.configs.lock().unwrap_or_else(|p| p.into_inner()).insert(id.clone(), config.clone());
         Ok(config)
     }
 
     /// An image's config as stored.
     pub(crate) fn config_bytes(&self, id: &ImageId) -> Result<Vec<u8>, ImageError> {
         let path = self.content.path(id.digest());
-        std::fs::read(&path).map_err(|source| ImageError::Io {
-            op: "read image config",
-            path,
-            source,
-        })
+        std::fs::read(&path).map_err(|source| ImageError::Io { op: "read image config", path, source })
     }
 
     /// Publishes an image event as moby's `LogImageEvent` does: the image's labels plus `name`.
     pub(crate) fn event(&self, action: &str, id: &ImageId, name: &str) {
-        let mut attributes: BTreeMap<String, String> = self
-            .config(id)
-            .ok()
-            .and_then(|c| c.config.as_ref().and_then(|r| r.labels.clone()))
-            .unwrap_or_default();
+        let mut attributes: BTreeMap<String, String> =
+            self.config(id).ok().and_then(|c| c.config.as_ref().and_then(|r| r.labels.clone())).unwrap_or_default();
         if !name.is_empty() {
             attributes.insert("name".to_owned(), name.to_owned());
         }
-        self.events.publish(Event::now(
-            EventType::Image,
-            action,
-            id.to_string(),
-            attributes,
-        ));
+        self.events.publish(Event::now(EventType::Image, action, id.to_string(), attributes));
     }
 }
 
@@ -443,9 +396,7 @@ fn choose_driver(data_root: &Path, configured: Option<&str>) -> Result<StorageDr
             }
         }
         Some("vfs" | "native") => Ok(StorageDriver::Native),
-        Some(other) => Err(ImageError::Invalid(format!(
-            "unsupported storage driver {other:?}: use overlay2 or vfs"
-        ))),
+        Some(other) => Err(ImageError::Invalid(format!("unsupported storage driver {other:?}: use overlay2 or vfs"))),
     }
 }
 

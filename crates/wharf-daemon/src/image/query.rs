@@ -14,9 +14,7 @@ use super::{ImageError, ImageService};
 
 /// Parses an RFC 3339 time (as in image configs) into Unix nanoseconds.
 pub(crate) fn parse_time(s: &str) -> Option<i64> {
-    DateTime::parse_from_rfc3339(s)
-        .ok()
-        .and_then(|t| t.with_timezone(&Utc).timestamp_nanos_opt())
+    DateTime::parse_from_rfc3339(s).ok().and_then(|t| t.with_timezone(&Utc).timestamp_nanos_opt())
 }
 
 /// Go's `time.RFC3339Nano` in UTC: fractional seconds without trailing zeros.
@@ -49,26 +47,15 @@ pub(crate) fn parse_filter_time(value: &str, now: i64) -> Result<i64, ImageError
         let nanos: i64 = if frac.is_empty() {
             0
         } else {
-            format!("{:0<9}", &frac[..frac.len().min(9)])
-                .parse()
-                .map_err(|_| bad())?
+            format!("{:0<9}", &frac[..frac.len().min(9)]).parse().map_err(|_| bad())?
         };
         return Ok(secs * 1_000_000_000 + nanos);
     }
     if let Ok(t) = DateTime::parse_from_rfc3339(value) {
         return t.timestamp_nanos_opt().ok_or_else(bad);
     }
-    let local = |n: NaiveDateTime| {
-        chrono::Local
-            .from_local_datetime(&n)
-            .single()
-            .and_then(|t| t.timestamp_nanos_opt())
-    };
-    for f in [
-        "%Y-%m-%dT%H:%M:%S%.f",
-        "%Y-%m-%dT%H:%M:%S",
-        "%Y-%m-%dT%H:%M",
-    ] {
+    let local = |n: NaiveDateTime| chrono::Local.from_local_datetime(&n).single().and_then(|t| t.timestamp_nanos_opt());
+    for f in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M"] {
         if let Ok(n) = NaiveDateTime::parse_from_str(value, f) {
             return local(n).ok_or_else(bad);
         }
@@ -99,9 +86,7 @@ fn parse_go_duration(s: &str) -> Option<i64> {
         }
         let n: f64 = s[..n_end].parse().ok()?;
         s = &s[n_end..];
-        let u_end = s
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(s.len());
+        let u_end = s.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(s.len());
         let mult = match &s[..u_end] {
             "ns" => 1.0,
             "us" | "µs" | "μs" => 1e3,
@@ -305,12 +290,8 @@ impl ImageService {
     /// `GET /images/json`, sorted newest first.
     pub fn list(&self, opts: &ListOptions) -> Result<Vec<ImageSummary>, ImageError> {
         let f = &opts.filters;
-        f.validate(LIST_FILTERS)
-            .map_err(|e| ImageError::Invalid(e.message))?;
-        let dangling_only = f
-            .bool_value("dangling")
-            .map_err(|e| ImageError::Invalid(e.message))?
-            .unwrap_or(false);
+        f.validate(LIST_FILTERS).map_err(|e| ImageError::Invalid(e.message))?;
+        let dangling_only = f.bool_value("dangling").map_err(|e| ImageError::Invalid(e.message))?.unwrap_or(false);
         let mut before: Option<i64> = None;
         for v in f.get("before") {
             if let Some(c) = self.created_of(v)? {
@@ -330,16 +311,11 @@ impl ImageService {
         }
         let patterns: Vec<&str> = f.get("reference").collect();
         for p in &patterns {
-            glob_match(p, "")
-                .map_err(|()| ImageError::Invalid("syntax error in pattern".into()))?;
+            glob_match(p, "").map_err(|()| ImageError::Invalid("syntax error in pattern".into()))?;
         }
         let (images, refs, layers) = {
             let c = self.db.conn();
-            (
-                store::images_all(&c)?,
-                store::refs_all(&c)?,
-                store::layers_all(&c)?,
-            )
+            (store::images_all(&c)?, store::refs_all(&c)?, store::layers_all(&c)?)
         };
         let mut children: HashMap<&ImageId, usize> = HashMap::new();
         for i in &images {
@@ -379,15 +355,8 @@ impl ImageService {
             for r in refs_by_image.get(&img.id).into_iter().flatten() {
                 if !patterns.is_empty() {
                     let tagged = (*r).clone().with_default_tag();
-                    let targets = [
-                        r.familiar(),
-                        r.familiar_name(),
-                        tagged.to_string(),
-                        r.name(),
-                    ];
-                    let found = patterns
-                        .iter()
-                        .any(|p| targets.iter().any(|t| glob_match(p, t).unwrap_or(false)));
+                    let targets = [r.familiar(), r.familiar_name(), tagged.to_string(), r.name()];
+                    let found = patterns.iter().any(|p| targets.iter().any(|t| glob_match(p, t).unwrap_or(false)));
                     if !found {
                         continue;
                     }
@@ -425,8 +394,7 @@ impl ImageService {
             });
         }
         if opts.shared_size {
-            let by_chain: HashMap<&Digest, &LayerRow> =
-                layers.iter().map(|l| (&l.chain_id, l)).collect();
+            let by_chain: HashMap<&Digest, &LayerRow> = layers.iter().map(|l| (&l.chain_id, l)).collect();
             let chain_of_image = |top: Option<&Digest>| {
                 let mut v = Vec::new();
                 let mut cur = top;
@@ -447,10 +415,8 @@ impl ImageService {
                     *refcount.entry(&l.chain_id).or_default() += 1;
                 }
             }
-            let tops: HashMap<&ImageId, Option<&Digest>> = images
-                .iter()
-                .map(|i| (&i.id, i.top_layer.as_ref()))
-                .collect();
+            let tops: HashMap<&ImageId, Option<&Digest>> =
+                images.iter().map(|i| (&i.id, i.top_layer.as_ref())).collect();
             for s in &mut out {
                 let top = tops.get(&s.id).copied().flatten();
                 s.shared_size = chain_of_image(top)
@@ -478,30 +444,19 @@ impl ImageService {
                 DiffSource::Overlay { upper, lowers } => {
                     let dir = upper.parent().unwrap_or(&upper).to_path_buf();
                     if !lowers.is_empty() {
-                        let l: Vec<String> =
-                            lowers.iter().map(|p| p.display().to_string()).collect();
+                        let l: Vec<String> = lowers.iter().map(|p| p.display().to_string()).collect();
                         driver_data.insert("LowerDir".to_owned(), l.join(":"));
                     }
-                    driver_data.insert(
-                        "MergedDir".to_owned(),
-                        dir.join("merged").display().to_string(),
-                    );
+                    driver_data.insert("MergedDir".to_owned(), dir.join("merged").display().to_string());
                     driver_data.insert("UpperDir".to_owned(), upper.display().to_string());
-                    driver_data
-                        .insert("WorkDir".to_owned(), dir.join("work").display().to_string());
+                    driver_data.insert("WorkDir".to_owned(), dir.join("work").display().to_string());
                 }
                 DiffSource::Trees { upper, .. } => {
                     driver_data.insert("Dir".to_owned(), upper.display().to_string());
                 }
             }
         }
-        Ok(InspectData {
-            row,
-            config,
-            repo_tags,
-            repo_digests,
-            driver_data,
-        })
+        Ok(InspectData { row, config, repo_tags, repo_digests, driver_data })
     }
 
     /// `GET /images/{name}/history`, newest first (moby's algorithm: sizes from the layers,
@@ -515,19 +470,15 @@ impl ImageService {
         for h in &config.history {
             let mut size = 0;
             if !h.empty_layer {
-                let l = layers.get(layer_i).ok_or_else(|| {
-                    ImageError::Invalid("too many non-empty layers in History section".into())
-                })?;
+                let l = layers
+                    .get(layer_i)
+                    .ok_or_else(|| ImageError::Invalid("too many non-empty layers in History section".into()))?;
                 size = l.size;
                 layer_i += 1;
             }
             items.push(HistoryItem {
                 id: "<missing>".to_owned(),
-                created: h
-                    .created
-                    .as_deref()
-                    .and_then(parse_time)
-                    .map_or(0, |n| n.div_euclid(1_000_000_000)),
+                created: h.created.as_deref().and_then(parse_time).map_or(0, |n| n.div_euclid(1_000_000_000)),
                 created_by: h.created_by.clone().unwrap_or_default(),
                 tags: Vec::new(),
                 size,
@@ -557,23 +508,14 @@ impl ImageService {
     /// The image part of `/system/df`: all top images with shared sizes and container counts,
     /// and the size of every layer an image uses.
     pub fn disk_usage(&self) -> Result<ImagesUsage, ImageError> {
-        let items = self.list(&ListOptions {
-            all: false,
-            filters: Filters::default(),
-            shared_size: true,
-        })?;
+        let items = self.list(&ListOptions { all: false, filters: Filters::default(), shared_size: true })?;
         let (images, refs, layers) = {
             let c = self.db.conn();
-            (
-                store::images_all(&c)?,
-                store::refs_all(&c)?,
-                store::layers_all(&c)?,
-            )
+            (store::images_all(&c)?, store::refs_all(&c)?, store::layers_all(&c)?)
         };
         let referenced: HashSet<&ImageId> = refs.iter().map(|(_, id)| id).collect();
         let parents: HashSet<&ImageId> = images.iter().filter_map(|i| i.parent.as_ref()).collect();
-        let by_chain: HashMap<&Digest, &LayerRow> =
-            layers.iter().map(|l| (&l.chain_id, l)).collect();
+        let by_chain: HashMap<&Digest, &LayerRow> = layers.iter().map(|l| (&l.chain_id, l)).collect();
         let mut counted: HashSet<&Digest> = HashSet::new();
         let mut total_size = 0;
         for img in &images {
@@ -590,11 +532,7 @@ impl ImageService {
                 cur = l.parent.as_ref();
             }
         }
-        let mut usage = ImagesUsage {
-            total_count: items.len() as i64,
-            total_size,
-            ..Default::default()
-        };
+        let mut usage = ImagesUsage { total_count: items.len() as i64, total_size, ..Default::default() };
         for i in &items {
             if i.containers > 0 {
                 usage.active_count += 1;
@@ -632,21 +570,12 @@ mod tests {
         assert_eq!(rfc3339_nano(0), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339_nano(1_500_000_000), "1970-01-01T00:00:01.5Z");
         assert_eq!(parse_time("1970-01-01T00:00:01.5Z"), Some(1_500_000_000));
-        assert_eq!(
-            parse_time("2024-01-02T03:04:05.123456789+01:00"),
-            Some(1_704_161_045_123_456_789)
-        );
+        assert_eq!(parse_time("2024-01-02T03:04:05.123456789+01:00"), Some(1_704_161_045_123_456_789));
         let now = 1_000_000_000_000;
         assert_eq!(parse_filter_time("10s", now).unwrap(), now - 10_000_000_000);
-        assert_eq!(
-            parse_filter_time("1h30m", now).unwrap(),
-            now - 5_400_000_000_000
-        );
+        assert_eq!(parse_filter_time("1h30m", now).unwrap(), now - 5_400_000_000_000);
         assert_eq!(parse_filter_time("12.5", now).unwrap(), 12_500_000_000);
-        assert_eq!(
-            parse_filter_time("1970-01-01T00:00:02Z", now).unwrap(),
-            2_000_000_000
-        );
+        assert_eq!(parse_filter_time("1970-01-01T00:00:02Z", now).unwrap(), 2_000_000_000);
         assert!(parse_filter_time("yesterday", now).is_err());
     }
 }

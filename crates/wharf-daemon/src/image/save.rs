@@ -37,8 +37,7 @@ impl ImageService {
             }
         };
         for name in names {
-            let looks_like_id =
-                name.starts_with("sha256:") || wharf_types::id::is_full_hex_id(name);
+            let looks_like_id = name.starts_with("sha256:") || wharf_types::id::is_full_hex_id(name);
             if looks_like_id {
                 add(self.lookup(name)?.0.id, None);
                 continue;
@@ -70,8 +69,7 @@ impl ImageService {
         let mut images = Vec::with_capacity(plan.images.len());
         for (id, refs) in &plan.images {
             lease.add(&id.to_string());
-            let row = store::image_get(&self.db.conn(), id)?
-                .ok_or_else(|| ImageError::NoSuchImage(id.to_string()))?;
+            let row = store::image_get(&self.db.conn(), id)?.ok_or_else(|| ImageError::NoSuchImage(id.to_string()))?;
             if let Some(top) = &row.top_layer {
                 lease.add(&top.to_string());
             }
@@ -83,18 +81,8 @@ impl ImageService {
                 let (blob, compression) = store::layer_blobs(&c, &l.diff_id)?
                     .into_iter()
                     .next()
-                    .ok_or_else(|| {
-                        ImageError::Invalid(format!(
-                            "layer {} has no stored blob to export",
-                            l.diff_id
-                        ))
-                    })?;
-                layers.push(SaveLayer {
-                    diff_id: l.diff_id.clone(),
-                    tar_size: l.tar_size as u64,
-                    blob,
-                    compression,
-                });
+                    .ok_or_else(|| ImageError::Invalid(format!("layer {} has no stored blob to export", l.diff_id)))?;
+                layers.push(SaveLayer { diff_id: l.diff_id.clone(), tar_size: l.tar_size as u64, blob, compression });
             }
             drop(c);
             // Leases only once the connection is released (lock order: leases, database).

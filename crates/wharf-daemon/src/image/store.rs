@@ -10,16 +10,11 @@ use wharf_types::{Digest, ImageId, Reference};
 
 /// Unix time in nanoseconds.
 pub(crate) fn now_nanos() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0)
 }
 
 fn digest(s: String) -> rusqlite::Result<Digest> {
-    s.parse().map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
-    })
+    s.parse().map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))
 }
 
 fn opt_digest(s: Option<String>) -> rusqlite::Result<Option<Digest>> {
@@ -42,8 +37,7 @@ pub(crate) struct ImageRow {
     pub last_tag_time: Option<i64>,
 }
 
-const IMAGE_COLS: &str =
-    "id, created, size, parent, top_layer, labels, os, architecture, added, last_tag_time";
+const IMAGE_COLS: &str = "id, created, size, parent, top_layer, labels, os, architecture, added, last_tag_time";
 
 fn image_row(r: &Row<'_>) -> rusqlite::Result<ImageRow> {
     let labels: String = r.get(5)?;
@@ -76,24 +70,16 @@ pub(crate) fn image_get(c: &Connection, id: &ImageId) -> rusqlite::Result<Option
 }
 
 /// Images whose ID starts with `sha256:<hex_prefix>`.
-pub(crate) fn image_ids_with_prefix(
-    c: &Connection,
-    hex_prefix: &str,
-) -> rusqlite::Result<Vec<ImageId>> {
+pub(crate) fn image_ids_with_prefix(c: &Connection, hex_prefix: &str) -> rusqlite::Result<Vec<ImageId>> {
     let mut s = c.prepare_cached("SELECT id FROM images WHERE substr(id, 1, ?2) = ?1")?;
     let prefix = format!("sha256:{hex_prefix}");
     let len = prefix.len() as i64;
-    s.query_map(params![prefix, len], |r| {
-        Ok(ImageId::new(digest(r.get(0)?)?))
-    })?
-    .collect()
+    s.query_map(params![prefix, len], |r| Ok(ImageId::new(digest(r.get(0)?)?)))?.collect()
 }
 
 pub(crate) fn image_insert(c: &Connection, i: &ImageRow) -> rusqlite::Result<bool> {
     let n = c.execute(
-        &format!(
-            "INSERT OR IGNORE INTO images ({IMAGE_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
-        ),
+        &format!("INSERT OR IGNORE INTO images ({IMAGE_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"),
         params![
             i.id.to_string(),
             i.created,
@@ -111,25 +97,18 @@ pub(crate) fn image_insert(c: &Connection, i: &ImageRow) -> rusqlite::Result<boo
 }
 
 pub(crate) fn image_delete(c: &Connection, id: &ImageId) -> rusqlite::Result<()> {
-    c.execute(
-        "DELETE FROM image_refs WHERE image_id = ?1",
-        [id.to_string()],
-    )?;
+    c.execute("DELETE FROM image_refs WHERE image_id = ?1", [id.to_string()])?;
     c.execute("DELETE FROM images WHERE id = ?1", [id.to_string()])?;
     Ok(())
 }
 
 pub(crate) fn image_children(c: &Connection, id: &ImageId) -> rusqlite::Result<Vec<ImageId>> {
     let mut s = c.prepare_cached("SELECT id FROM images WHERE parent = ?1")?;
-    s.query_map([id.to_string()], |r| Ok(ImageId::new(digest(r.get(0)?)?)))?
-        .collect()
+    s.query_map([id.to_string()], |r| Ok(ImageId::new(digest(r.get(0)?)?)))?.collect()
 }
 
 pub(crate) fn set_last_tag_time(c: &Connection, id: &ImageId, t: i64) -> rusqlite::Result<()> {
-    c.execute(
-        "UPDATE images SET last_tag_time = ?2 WHERE id = ?1",
-        params![id.to_string(), t],
-    )?;
+    c.execute("UPDATE images SET last_tag_time = ?2 WHERE id = ?1", params![id.to_string(), t])?;
     Ok(())
 }
 
@@ -149,8 +128,7 @@ pub(crate) fn refs_all(c: &Connection) -> rusqlite::Result<Vec<(Reference, Image
 }
 
 pub(crate) fn refs_of(c: &Connection, id: &ImageId) -> rusqlite::Result<Vec<Reference>> {
-    let mut s =
-        c.prepare_cached("SELECT name FROM image_refs WHERE image_id = ?1 ORDER BY created, name")?;
+    let mut s = c.prepare_cached("SELECT name FROM image_refs WHERE image_id = ?1 ORDER BY created, name")?;
     let names = s.query_map([id.to_string()], |r| r.get::<_, String>(0))?;
     let mut out = Vec::new();
     for n in names {
@@ -163,31 +141,16 @@ pub(crate) fn refs_of(c: &Connection, id: &ImageId) -> rusqlite::Result<Vec<Refe
 
 pub(crate) fn ref_get(c: &Connection, r: &Reference) -> rusqlite::Result<Option<ImageId>> {
     let mut s = c.prepare_cached("SELECT image_id FROM image_refs WHERE name = ?1")?;
-    s.query_row([r.to_string()], |r| r.get::<_, String>(0))
-        .optional()?
-        .map(|d| digest(d).map(ImageId::new))
-        .transpose()
+    s.query_row([r.to_string()], |r| r.get::<_, String>(0)).optional()?.map(|d| digest(d).map(ImageId::new)).transpose()
 }
 
 /// Points `r` at `id`; returns the image it pointed at before, if another.
-pub(crate) fn ref_put(
-    c: &Connection,
-    r: &Reference,
-    id: &ImageId,
-    now: i64,
-) -> rusqlite::Result<Option<ImageId>> {
+pub(crate) fn ref_put(c: &Connection, r: &Reference, id: &ImageId, now: i64) -> rusqlite::Result<Option<ImageId>> {
     let previous = ref_get(c, r)?;
     c.execute(
         "INSERT INTO image_refs (name, repo, tag, digest, image_id, created) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
          ON CONFLICT(name) DO UPDATE SET image_id = excluded.image_id, created = excluded.created",
-        params![
-            r.to_string(),
-            r.name(),
-            r.tag(),
-            r.digest().map(ToString::to_string),
-            id.to_string(),
-            now
-        ],
+        params![r.to_string(), r.name(), r.tag(), r.digest().map(ToString::to_string), id.to_string(), now],
     )?;
     Ok(previous.filter(|p| p != id))
 }
@@ -220,9 +183,7 @@ fn layer_row(r: &Row<'_>) -> rusqlite::Result<LayerRow> {
 const LAYER_COLS: &str = "chain_id, diff_id, parent, size, tar_size, snapshot";
 
 pub(crate) fn layer_get(c: &Connection, chain: &Digest) -> rusqlite::Result<Option<LayerRow>> {
-    let mut s = c.prepare_cached(&format!(
-        "SELECT {LAYER_COLS} FROM layers WHERE chain_id = ?1"
-    ))?;
+    let mut s = c.prepare_cached(&format!("SELECT {LAYER_COLS} FROM layers WHERE chain_id = ?1"))?;
     s.query_row([chain.to_string()], layer_row).optional()
 }
 
@@ -248,10 +209,7 @@ pub(crate) fn layer_insert(c: &Connection, l: &LayerRow, now: i64) -> rusqlite::
 }
 
 pub(crate) fn layer_delete(c: &Connection, chain: &Digest) -> rusqlite::Result<()> {
-    c.execute(
-        "DELETE FROM layers WHERE chain_id = ?1",
-        [chain.to_string()],
-    )?;
+    c.execute("DELETE FROM layers WHERE chain_id = ?1", [chain.to_string()])?;
     Ok(())
 }
 
@@ -273,14 +231,7 @@ pub(crate) fn blob_insert(c: &Connection, b: &BlobRow, now: i64) -> rusqlite::Re
 
 pub(crate) fn blobs_all(c: &Connection) -> rusqlite::Result<Vec<BlobRow>> {
     let mut s = c.prepare_cached("SELECT digest, size, media_type FROM blobs")?;
-    s.query_map([], |r| {
-        Ok(BlobRow {
-            digest: digest(r.get(0)?)?,
-            size: r.get(1)?,
-            media_type: r.get(2)?,
-        })
-    })?
-    .collect()
+    s.query_map([], |r| Ok(BlobRow { digest: digest(r.get(0)?)?, size: r.get(1)?, media_type: r.get(2)? }))?.collect()
 }
 
 pub(crate) fn blob_delete(c: &Connection, d: &Digest) -> rusqlite::Result<()> {
@@ -302,20 +253,14 @@ pub(crate) fn layer_blob_insert(
 }
 
 /// The blobs holding a layer, uncompressed ones first.
-pub(crate) fn layer_blobs(
-    c: &Connection,
-    diff_id: &Digest,
-) -> rusqlite::Result<Vec<(Digest, Compression)>> {
+pub(crate) fn layer_blobs(c: &Connection, diff_id: &Digest) -> rusqlite::Result<Vec<(Digest, Compression)>> {
     let mut s = c.prepare_cached(
         "SELECT digest, compression FROM layer_blobs WHERE diff_id = ?1
          ORDER BY compression = 'none' DESC, digest",
     )?;
     s.query_map([diff_id.to_string()], |r| {
         let comp: String = r.get(1)?;
-        Ok((
-            digest(r.get(0)?)?,
-            Compression::parse(&comp).unwrap_or(Compression::None),
-        ))
+        Ok((digest(r.get(0)?)?, Compression::parse(&comp).unwrap_or(Compression::None)))
     })?
     .collect()
 }
@@ -323,8 +268,7 @@ pub(crate) fn layer_blobs(
 /// `(diff_id, blob)` of every layer blob.
 pub(crate) fn layer_blobs_all(c: &Connection) -> rusqlite::Result<Vec<(Digest, Digest)>> {
     let mut s = c.prepare_cached("SELECT diff_id, digest FROM layer_blobs")?;
-    s.query_map([], |r| Ok((digest(r.get(0)?)?, digest(r.get(1)?)?)))?
-        .collect()
+    s.query_map([], |r| Ok((digest(r.get(0)?)?, digest(r.get(1)?)?)))?.collect()
 }
 
 /// GC roots held by other services: `(kind, target)`.
@@ -339,9 +283,7 @@ mod tests {
     use wharf_store::Db;
 
     fn d(c: char) -> Digest {
-        format!("sha256:{}", c.to_string().repeat(64))
-            .parse()
-            .unwrap()
+        format!("sha256:{}", c.to_string().repeat(64)).parse().unwrap()
     }
 
     #[test]
@@ -373,22 +315,14 @@ mod tests {
         assert!(image_insert(&c, &img).unwrap());
         assert!(!image_insert(&c, &img).unwrap(), "second insert is a no-op");
         assert_eq!(image_get(&c, &img.id).unwrap(), Some(img.clone()));
-        assert_eq!(
-            image_ids_with_prefix(&c, "bbb").unwrap(),
-            vec![img.id.clone()]
-        );
+        assert_eq!(image_ids_with_prefix(&c, "bbb").unwrap(), vec![img.id.clone()]);
         assert!(image_ids_with_prefix(&c, "bc").unwrap().is_empty());
-        let r = Reference::parse_normalized("busybox")
-            .unwrap()
-            .with_default_tag();
+        let r = Reference::parse_normalized("busybox").unwrap().with_default_tag();
         assert_eq!(ref_put(&c, &r, &img.id, 1).unwrap(), None);
         assert_eq!(ref_get(&c, &r).unwrap(), Some(img.id.clone()));
         assert_eq!(refs_of(&c, &img.id).unwrap(), vec![r.clone()]);
         // A second image takes the tag over.
-        let other = ImageRow {
-            id: ImageId::new(d('c')),
-            ..img.clone()
-        };
+        let other = ImageRow { id: ImageId::new(d('c')), ..img.clone() };
         image_insert(&c, &other).unwrap();
         assert_eq!(ref_put(&c, &r, &other.id, 2).unwrap(), Some(img.id.clone()));
         assert!(refs_of(&c, &img.id).unwrap().is_empty());

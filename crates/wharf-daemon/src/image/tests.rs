@@ -30,11 +30,7 @@ fn fixture(driver: &str) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().to_path_buf();
     let svc = open(&root, driver);
-    Fixture {
-        _dir: dir,
-        root,
-        svc,
-    }
+    Fixture { _dir: dir, root, svc }
 }
 
 fn layer_tar(files: &[(&str, &[u8])]) -> Vec<u8> {
@@ -52,28 +48,17 @@ fn layer_tar(files: &[(&str, &[u8])]) -> Vec<u8> {
 fn import(svc: &ImageService, files: &[(&str, &[u8])], repo: &str) -> ImageId {
     svc.import(
         Box::new(Cursor::new(layer_tar(files))),
-        ImportOptions {
-            repo: repo.to_owned(),
-            source: "-".into(),
-            ..Default::default()
-        },
+        ImportOptions { repo: repo.to_owned(), source: "-".into(), ..Default::default() },
     )
     .unwrap()
 }
 
 fn snapshots(svc: &ImageService) -> Vec<String> {
-    svc.snapshotter()
-        .list()
-        .unwrap()
-        .into_iter()
-        .map(|i| i.name)
-        .collect()
+    svc.snapshotter().list().unwrap().into_iter().map(|i| i.name).collect()
 }
 
 fn blob_count(root: &std::path::Path) -> usize {
-    std::fs::read_dir(root.join("content/blobs/sha256"))
-        .unwrap()
-        .count()
+    std::fs::read_dir(root.join("content/blobs/sha256")).unwrap().count()
 }
 
 struct Users(Vec<ImageUser>);
@@ -98,30 +83,16 @@ fn lookups_follow_dockers_rules() {
         &format!("sha256:{}", &hex[..8]),
         &id.to_string(),
     ] {
-        let r = f
-            .svc
-            .resolve(name)
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let r = f.svc.resolve(name).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(r.id, id, "{name}");
         assert_eq!(r.top_layer.as_deref(), Some(snapshots(&f.svc)[0].as_str()));
     }
-    assert_eq!(
-        f.svc
-            .resolve("busybox")
-            .unwrap()
-            .reference
-            .unwrap()
-            .to_string(),
-        "docker.io/library/busybox:latest"
-    );
+    assert_eq!(f.svc.resolve("busybox").unwrap().reference.unwrap().to_string(), "docker.io/library/busybox:latest");
     let e = f.svc.resolve("nope").unwrap_err();
     assert_eq!(e.message, "No such image: nope:latest");
     assert_eq!(e.kind, wharf_types::ErrorKind::NotFound);
     let e = f.svc.resolve(&"0".repeat(64)).unwrap_err();
-    assert_eq!(
-        e.message,
-        format!("No such image: sha256:{}", "0".repeat(64))
-    );
+    assert_eq!(e.message, format!("No such image: sha256:{}", "0".repeat(64)));
     let e = f.svc.resolve("Busy").unwrap_err();
     assert_eq!(e.kind, wharf_types::ErrorKind::InvalidArgument);
     assert_eq!(f.svc.count().unwrap(), 1);
@@ -154,9 +125,7 @@ fn untag_versus_delete_and_layers_reported() {
             DeleteRecord::Deleted(id.to_string()),
         ]
     );
-    assert!(
-        matches!(layer, Some(DeleteRecord::Deleted(d)) if d.starts_with("sha256:") && d != id.to_string())
-    );
+    assert!(matches!(layer, Some(DeleteRecord::Deleted(d)) if d.starts_with("sha256:") && d != id.to_string()));
     assert!(snapshots(&f.svc).is_empty(), "GC removed the layer");
     assert_eq!(blob_count(&f.root), 0, "GC removed config and layer blobs");
     assert!(f.svc.delete("one", false, true).is_err());
@@ -167,11 +136,7 @@ fn containers_make_conflicts_like_moby() {
     let f = fixture("vfs");
     let id = import(&f.svc, &[("a", b"1")], "bb:1");
     let c = ContainerId::random();
-    f.svc.set_usage(Arc::new(Users(vec![ImageUser {
-        container: c.clone(),
-        image: id.clone(),
-        running: false,
-    }])));
+    f.svc.set_usage(Arc::new(Users(vec![ImageUser { container: c.clone(), image: id.clone(), running: false }])));
     let e = f.svc.delete("bb:1", false, true).unwrap_err();
     assert_eq!(
         e.to_string(),
@@ -190,11 +155,7 @@ fn containers_make_conflicts_like_moby() {
             c.short()
         )
     );
-    f.svc.set_usage(Arc::new(Users(vec![ImageUser {
-        container: c.clone(),
-        image: id.clone(),
-        running: true,
-    }])));
+    f.svc.set_usage(Arc::new(Users(vec![ImageUser { container: c.clone(), image: id.clone(), running: true }])));
     let e = f.svc.delete(id.hex(), true, true).unwrap_err();
     assert_eq!(
         e.to_string(),
@@ -206,28 +167,14 @@ fn containers_make_conflicts_like_moby() {
     );
     // A container's snapshot keeps the layer even when the image is force-removed.
     let top = f.svc.resolve("bb:1").unwrap().top_layer.unwrap();
-    f.svc
-        .snapshotter()
-        .prepare(&format!("container-{c}"), Some(&top))
-        .unwrap();
+    f.svc.snapshotter().prepare(&format!("container-{c}"), Some(&top)).unwrap();
     let list = f.svc.list(&Default::default()).unwrap();
     assert_eq!(list[0].containers, 1);
-    f.svc.set_usage(Arc::new(Users(vec![ImageUser {
-        container: c.clone(),
-        image: id.clone(),
-        running: false,
-    }])));
+    f.svc.set_usage(Arc::new(Users(vec![ImageUser { container: c.clone(), image: id.clone(), running: false }])));
     let r = f.svc.delete(id.hex(), true, true).unwrap();
-    assert_eq!(
-        r.len(),
-        2,
-        "untag + delete, no layer: the container holds it: {r:?}"
-    );
+    assert_eq!(r.len(), 2, "untag + delete, no layer: the container holds it: {r:?}");
     assert!(snapshots(&f.svc).contains(&top));
-    f.svc
-        .snapshotter()
-        .remove(&format!("container-{c}"))
-        .unwrap();
+    f.svc.snapshotter().remove(&format!("container-{c}")).unwrap();
     f.svc.gc().unwrap();
     assert!(snapshots(&f.svc).is_empty());
 }
@@ -237,19 +184,11 @@ fn held_snapshots_and_blobs_survive_gc() {
     let f = fixture("vfs");
     let id = import(&f.svc, &[("a", b"1")], "x");
     let top = f.svc.resolve("x").unwrap().top_layer.unwrap();
-    f.svc
-        .hold("build:1", super::GcRefKind::Snapshot, &top)
-        .unwrap();
-    f.svc
-        .hold("build:1", super::GcRefKind::Blob, &id.to_string())
-        .unwrap();
+    f.svc.hold("build:1", super::GcRefKind::Snapshot, &top).unwrap();
+    f.svc.hold("build:1", super::GcRefKind::Blob, &id.to_string()).unwrap();
     f.svc.delete("x", false, true).unwrap();
     assert_eq!(snapshots(&f.svc), vec![top.clone()]);
-    assert_eq!(
-        blob_count(&f.root),
-        2,
-        "the held config and the layer's blob"
-    );
+    assert_eq!(blob_count(&f.root), 2, "the held config and the layer's blob");
     f.svc.release("build:1").unwrap();
     f.svc.gc().unwrap();
     assert!(snapshots(&f.svc).is_empty());
@@ -275,26 +214,14 @@ fn gc_at_open_removes_what_a_crash_left() {
         id
     };
     let svc = open(dir.path(), "vfs");
-    assert_eq!(
-        snapshots(&svc).len(),
-        1,
-        "only the image's layer: {:?}",
-        snapshots(&svc)
-    );
+    assert_eq!(snapshots(&svc).len(), 1, "only the image's layer: {:?}", snapshots(&svc));
     assert_eq!(blob_count(dir.path()), 2, "config and layer");
-    assert_eq!(
-        std::fs::read_dir(dir.path().join("content/ingest"))
-            .unwrap()
-            .count(),
-        0
-    );
+    assert_eq!(std::fs::read_dir(dir.path().join("content/ingest")).unwrap().count(), 0);
     assert_eq!(svc.resolve("keep").unwrap().id, id);
 }
 
 fn save(svc: &ImageService, names: &[&str]) -> Vec<u8> {
-    let plan = svc
-        .save_plan(&names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
-        .unwrap();
+    let plan = svc.save_plan(&names.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
     let mut out = Vec::new();
     svc.write_save(&plan, &mut out).unwrap();
     out
@@ -310,14 +237,8 @@ fn multi_layer(svc: &ImageService) -> ImageId {
             .create_image(NewImage {
                 base: Some(id.clone()),
                 layer: Some(LayerSource::Writer(Box::new(move |w| w.write_all(&tar)))),
-                config: RuntimeConfig {
-                    cmd: Some(vec!["sh".into()]),
-                    ..Default::default()
-                },
-                history: History {
-                    created_by: Some(format!("step {i}")),
-                    ..Default::default()
-                },
+                config: RuntimeConfig { cmd: Some(vec!["sh".into()]), ..Default::default() },
+                history: History { created_by: Some(format!("step {i}")), ..Default::default() },
                 created: None,
                 author: None,
                 comment: None,
@@ -339,33 +260,17 @@ fn save_load_round_trip(driver: &str) {
     assert_eq!(history[0].id, id.to_string());
     assert_eq!(history[0].created_by, "step 3");
     assert_eq!(history[0].tags, vec!["multi:v1".to_owned()]);
-    assert!(
-        history[4].id.starts_with("sha256:"),
-        "the chain of parents is local"
-    );
+    assert!(history[4].id.starts_with("sha256:"), "the chain of parents is local");
     let archive = save(&a.svc, &["multi:v1"]);
     let b = fixture(driver);
     let lines = std::sync::Mutex::new(Vec::new());
-    b.svc
-        .load(&mut Cursor::new(archive.clone()), false, &|p| {
-            lines.lock().unwrap().push(p)
-        })
-        .unwrap();
+    b.svc.load(&mut Cursor::new(archive.clone()), false, &|p| lines.lock().unwrap().push(p)).unwrap();
     let lines = lines.into_inner().unwrap();
     assert!(lines.contains(&Progress::Line("Loaded image: multi:v1".into())));
-    assert!(lines.iter().any(|p| matches!(
-        p,
-        Progress::Bytes {
-            action: "Loading layer",
-            ..
-        }
-    )));
+    assert!(lines.iter().any(|p| matches!(p, Progress::Bytes { action: "Loading layer", .. })));
     let loaded = b.svc.resolve("multi:v1").unwrap();
     assert_eq!(loaded.id, id, "the ID survives save and load");
-    assert_eq!(
-        b.svc.inspect("multi:v1").unwrap().row.size,
-        a.svc.inspect("multi:v1").unwrap().row.size
-    );
+    assert_eq!(b.svc.inspect("multi:v1").unwrap().row.size, a.svc.inspect("multi:v1").unwrap().row.size);
     // The unpacked tree has every layer.
     let top = loaded.top_layer.unwrap();
     let sn = b.svc.snapshotter();
@@ -374,9 +279,7 @@ fn save_load_round_trip(driver: &str) {
     assert_eq!(save(&b.svc, &["multi:v1"]), archive);
     sn.remove("check").unwrap();
     // Loading twice is a no-op that reports the same.
-    b.svc
-        .load(&mut Cursor::new(archive), true, &|_| {})
-        .unwrap();
+    b.svc.load(&mut Cursor::new(archive), true, &|_| {}).unwrap();
     assert_eq!(b.svc.count().unwrap(), 1);
 }
 
@@ -410,20 +313,10 @@ fn bad_layers_leave_nothing() {
     let evil = b.into_inner().unwrap();
     let e = f
         .svc
-        .import(
-            Box::new(Cursor::new(evil)),
-            ImportOptions {
-                repo: "evil".into(),
-                ..Default::default()
-            },
-        )
+        .import(Box::new(Cursor::new(evil)), ImportOptions { repo: "evil".into(), ..Default::default() })
         .unwrap_err();
     assert!(e.to_string().contains("failed to register layer"), "{e}");
-    assert!(
-        wharf_types::EngineError::from(e)
-            .message
-            .contains("points outside the root")
-    );
+    assert!(wharf_types::EngineError::from(e).message.contains("points outside the root"));
     f.svc.gc().unwrap();
     assert_eq!((snapshots(&f.svc), blob_count(&f.root)), before);
     assert_eq!(f.svc.count().unwrap(), 1);
@@ -439,10 +332,7 @@ fn prune_and_list_filters() {
     assert_eq!(list.len(), 2);
     let only = |json: &str| {
         f.svc
-            .list(&super::query::ListOptions {
-                filters: Filters::parse(json).unwrap(),
-                ..Default::default()
-            })
+            .list(&super::query::ListOptions { filters: Filters::parse(json).unwrap(), ..Default::default() })
             .unwrap()
             .into_iter()
             .map(|s| s.id)
@@ -451,10 +341,7 @@ fn prune_and_list_filters() {
     assert_eq!(only(r#"{"dangling":["true"]}"#), vec![dangling.clone()]);
     assert_eq!(only(r#"{"dangling":["false"]}"#), vec![tagged.clone()]);
     assert_eq!(only(r#"{"reference":["t*"]}"#), vec![tagged.clone()]);
-    assert_eq!(
-        only(r#"{"reference":["docker.io/library/t"]}"#),
-        vec![tagged.clone()]
-    );
+    assert_eq!(only(r#"{"reference":["docker.io/library/t"]}"#), vec![tagged.clone()]);
     assert!(only(r#"{"label":["x"]}"#).is_empty());
     assert!(
         f.svc
@@ -467,10 +354,7 @@ fn prune_and_list_filters() {
     let (records, _) = f.svc.prune(&Filters::default()).unwrap();
     assert_eq!(records[0], DeleteRecord::Deleted(dangling.to_string()));
     assert_eq!(f.svc.count().unwrap(), 1);
-    let (records, reclaimed) = f
-        .svc
-        .prune(&Filters::parse(r#"{"dangling":["false"]}"#).unwrap())
-        .unwrap();
+    let (records, reclaimed) = f.svc.prune(&Filters::parse(r#"{"dangling":["false"]}"#).unwrap()).unwrap();
     assert_eq!(records[0], DeleteRecord::Untagged("t:latest".into()));
     assert_eq!(reclaimed, 1);
     assert_eq!(f.svc.count().unwrap(), 0);
@@ -484,17 +368,10 @@ fn child_images_and_noprune() {
     let chain = f.svc.history("multi:v1").unwrap();
     let base = &chain[4].id;
     let e = f.svc.delete(base, true, true).unwrap_err();
-    assert!(
-        e.to_string()
-            .contains("(cannot be forced) - image has dependent child images"),
-        "{e}"
-    );
+    assert!(e.to_string().contains("(cannot be forced) - image has dependent child images"), "{e}");
     // Removing the top prunes the untagged parents, each with its freed layer.
     let r = f.svc.delete("multi:v1", false, true).unwrap();
-    let deleted_images = r
-        .iter()
-        .filter(|d| matches!(d, DeleteRecord::Deleted(_)))
-        .count();
+    let deleted_images = r.iter().filter(|d| matches!(d, DeleteRecord::Deleted(_))).count();
     assert_eq!(deleted_images, 10, "5 images and their 5 layers: {r:?}");
     assert_eq!(f.svc.count().unwrap(), 0);
     let _ = top;

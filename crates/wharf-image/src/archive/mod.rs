@@ -51,11 +51,7 @@ pub enum ArchiveError {
         source: serde_json::Error,
     },
     #[error("invalid archive: {path}: digest mismatch: expected {expected}, got {actual}")]
-    DigestMismatch {
-        path: String,
-        expected: Digest,
-        actual: Digest,
-    },
+    DigestMismatch { path: String, expected: Digest, actual: Digest },
     #[error("store archive content")]
     Content(#[source] ContentError),
     #[error("write archive")]
@@ -72,9 +68,7 @@ impl Classify for ArchiveError {
         match self {
             ArchiveError::Content(e) => match e {
                 // A blob in the archive that is not what its name says.
-                ContentError::DigestMismatch { .. } | ContentError::SizeMismatch { .. } => {
-                    ErrorKind::InvalidArgument
-                }
+                ContentError::DigestMismatch { .. } | ContentError::SizeMismatch { .. } => ErrorKind::InvalidArgument,
                 other => other.kind(),
             },
             ArchiveError::Write { .. } | ArchiveError::LayerCorrupt { .. } => ErrorKind::Internal,

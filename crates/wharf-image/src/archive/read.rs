@@ -13,8 +13,7 @@ use crate::content::{ContentError, ContentStore, ContentWriter, Ingested};
 use crate::hash::{Hasher, sha256_digest};
 use crate::layer::{Compression, decompress, detect_compression};
 use crate::oci::{
-    ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME, ArchiveManifestItem, Descriptor, Index, Manifest,
-    is_index, is_manifest,
+    ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME, ArchiveManifestItem, Descriptor, Index, Manifest, is_index, is_manifest,
 };
 
 /// Limits of [`read`].
@@ -30,11 +29,7 @@ pub struct ReadOptions {
 
 impl Default for ReadOptions {
     fn default() -> Self {
-        Self {
-            memory_per_file: 4 << 20,
-            memory_total: 256 << 20,
-            max_document: 64 << 20,
-        }
+        Self { memory_per_file: 4 << 20, memory_total: 256 << 20, max_document: 64 << 20 }
     }
 }
 
@@ -161,14 +156,10 @@ pub fn read<R: Read>(
         let mut entry = entry.map_err(io_read)?;
         let raw = String::from_utf8(entry.path_bytes().into_owned())
             .map_err(|_| ArchiveError::Invalid("an entry name is not valid UTF-8".to_owned()))?;
-        let path =
-            normalize(&raw).ok_or_else(|| ArchiveError::PathEscapes { path: raw.clone() })?;
+        let path = normalize(&raw).ok_or_else(|| ArchiveError::PathEscapes { path: raw.clone() })?;
         let kind = entry.header().entry_type();
         if kind.is_symlink() || kind.is_hard_link() {
-            let target = entry
-                .link_name_bytes()
-                .map(|b| String::from_utf8_lossy(&b).into_owned())
-                .unwrap_or_default();
+            let target = entry.link_name_bytes().map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
             let link = if kind.is_symlink() {
                 Link::Symbolic(target)
             } else {
@@ -193,19 +184,13 @@ pub fn read<R: Read>(
                 h.update(&data);
                 let actual = h.finish();
                 if actual != *expected {
-                    return Err(ArchiveError::DigestMismatch {
-                        path,
-                        expected: expected.clone(),
-                        actual,
-                    });
+                    return Err(ArchiveError::DigestMismatch { path, expected: expected.clone(), actual });
                 }
             }
             in_memory += size;
             Spooled::Memory(Arc::new(data))
         } else {
-            let mut w = store
-                .writer(expected.as_ref(), Some(size))
-                .map_err(ArchiveError::Content)?;
+            let mut w = store.writer(expected.as_ref(), Some(size)).map_err(ArchiveError::Content)?;
             loop {
                 let n = match entry.read(&mut buf) {
                     Ok(0) => break,
@@ -214,30 +199,22 @@ pub fn read<R: Read>(
                     Err(e) => return Err(io_read(e)),
                 };
                 io::Write::write_all(&mut w, &buf[..n]).map_err(|e| {
-                    match e
-                        .into_inner()
-                        .and_then(|i| i.downcast::<ContentError>().ok())
-                    {
+                    match e.into_inner().and_then(|i| i.downcast::<ContentError>().ok()) {
                         Some(c) => ArchiveError::Content(*c),
                         None => ArchiveError::Invalid(format!("store {path}")),
                     }
                 })?;
             }
             let done = commit(w).map_err(|e| match e {
-                ContentError::DigestMismatch { expected, actual } => ArchiveError::DigestMismatch {
-                    path: path.clone(),
-                    expected,
-                    actual,
-                },
+                ContentError::DigestMismatch { expected, actual } => {
+                    ArchiveError::DigestMismatch { path: path.clone(), expected, actual }
+                }
                 other => ArchiveError::Content(other),
             })?;
             if !done.existed {
                 out.ingested.push(done.digest.clone());
             }
-            Spooled::Blob {
-                digest: done.digest,
-                size: done.size,
-            }
+            Spooled::Blob { digest: done.digest, size: done.size }
         };
         out.files.insert(path, spooled);
     }
@@ -252,10 +229,7 @@ pub fn read<R: Read>(
 }
 
 fn components(path: &str) -> VecDeque<String> {
-    path.split('/')
-        .filter(|c| !c.is_empty() && *c != ".")
-        .map(str::to_owned)
-        .collect()
+    path.split('/').filter(|c| !c.is_empty() && *c != ".").map(str::to_owned).collect()
 }
 
 impl SpooledArchive {
@@ -304,29 +278,16 @@ impl SpooledArchive {
     }
 
     /// A small file's bytes (a JSON document).
-    pub fn read_document(
-        &self,
-        path: &str,
-        store: &ContentStore,
-        limit: u64,
-    ) -> Result<Vec<u8>, ArchiveError> {
-        let spooled = self
-            .get(path)
-            .ok_or_else(|| ArchiveError::Invalid(format!("missing file {path:?}")))?;
+    pub fn read_document(&self, path: &str, store: &ContentStore, limit: u64) -> Result<Vec<u8>, ArchiveError> {
+        let spooled = self.get(path).ok_or_else(|| ArchiveError::Invalid(format!("missing file {path:?}")))?;
         if spooled.size() > limit {
-            return Err(ArchiveError::Invalid(format!(
-                "{path} is larger than {limit} bytes"
-            )));
+            return Err(ArchiveError::Invalid(format!("{path} is larger than {limit} bytes")));
         }
         match spooled {
             Spooled::Memory(b) => Ok(b.to_vec()),
             Spooled::Blob { digest, .. } => {
                 let mut data = Vec::new();
-                store
-                    .open_blob(digest)
-                    .map_err(ArchiveError::Content)?
-                    .read_to_end(&mut data)
-                    .map_err(io_read)?;
+                store.open_blob(digest).map_err(ArchiveError::Content)?.read_to_end(&mut data).map_err(io_read)?;
                 Ok(data)
             }
         }
@@ -341,62 +302,33 @@ impl SpooledArchive {
         opts: &ReadOptions,
     ) -> Result<(ArchiveFormat, Vec<ArchiveImage>), ArchiveError> {
         if self.contains("manifest.json") {
-            return Ok((
-                ArchiveFormat::DockerArchive,
-                self.docker_images(store, opts)?,
-            ));
+            return Ok((ArchiveFormat::DockerArchive, self.docker_images(store, opts)?));
         }
         if self.contains("index.json") {
-            return Ok((
-                ArchiveFormat::OciLayout,
-                self.oci_images(store, platform, opts)?,
-            ));
+            return Ok((ArchiveFormat::OciLayout, self.oci_images(store, platform, opts)?));
         }
-        Err(ArchiveError::Invalid(
-            "does not contain a manifest.json".to_owned(),
-        ))
+        Err(ArchiveError::Invalid("does not contain a manifest.json".to_owned()))
     }
 
-    fn docker_images(
-        &self,
-        store: &ContentStore,
-        opts: &ReadOptions,
-    ) -> Result<Vec<ArchiveImage>, ArchiveError> {
+    fn docker_images(&self, store: &ContentStore, opts: &ReadOptions) -> Result<Vec<ArchiveImage>, ArchiveError> {
         let bytes = self.read_document("manifest.json", store, opts.max_document)?;
-        let items: Option<Vec<ArchiveManifestItem>> =
-            serde_json::from_slice(&bytes).map_err(|source| ArchiveError::Json {
-                file: "manifest.json".to_owned(),
-                source,
-            })?;
-        let items = items.ok_or_else(|| {
-            ArchiveError::Invalid(
-                "invalid manifest, manifest cannot be null (but can be [])".into(),
-            )
-        })?;
+        let items: Option<Vec<ArchiveManifestItem>> = serde_json::from_slice(&bytes)
+            .map_err(|source| ArchiveError::Json { file: "manifest.json".to_owned(), source })?;
+        let items = items
+            .ok_or_else(|| ArchiveError::Invalid("invalid manifest, manifest cannot be null (but can be [])".into()))?;
         let mut out = Vec::with_capacity(items.len());
         for item in items {
-            let config = self
-                .read_document(&item.config, store, opts.max_document)
-                .map_err(|_| {
-                    ArchiveError::Invalid(format!(
-                        "config {:?} listed in manifest.json is missing",
-                        item.config
-                    ))
-                })?;
+            let config = self.read_document(&item.config, store, opts.max_document).map_err(|_| {
+                ArchiveError::Invalid(format!("config {:?} listed in manifest.json is missing", item.config))
+            })?;
             let layers = item
                 .layers
                 .iter()
                 .map(|p| {
                     let source = self.get(p).cloned().ok_or_else(|| {
-                        ArchiveError::Invalid(format!(
-                            "layer {p:?} listed in manifest.json is missing"
-                        ))
+                        ArchiveError::Invalid(format!("layer {p:?} listed in manifest.json is missing"))
                     })?;
-                    Ok(ArchiveLayer {
-                        path: p.clone(),
-                        source,
-                        media_type: None,
-                    })
+                    Ok(ArchiveLayer { path: p.clone(), source, media_type: None })
                 })
                 .collect::<Result<Vec<_>, ArchiveError>>()?;
             out.push(ArchiveImage {
@@ -417,10 +349,7 @@ impl SpooledArchive {
     ) -> Result<Vec<u8>, ArchiveError> {
         let path = blob_path(&desc.digest);
         if !self.contains(&path) {
-            return Err(ArchiveError::Invalid(format!(
-                "missing blob {}",
-                desc.digest
-            )));
+            return Err(ArchiveError::Invalid(format!("missing blob {}", desc.digest)));
         }
         let data = self.read_document(&path, store, opts.max_document)?;
         if data.len() as i64 != desc.size {
@@ -441,10 +370,8 @@ impl SpooledArchive {
         opts: &ReadOptions,
     ) -> Result<Vec<ArchiveImage>, ArchiveError> {
         let bytes = self.read_document("index.json", store, opts.max_document)?;
-        let index: Index = serde_json::from_slice(&bytes).map_err(|source| ArchiveError::Json {
-            file: "index.json".to_owned(),
-            source,
-        })?;
+        let index: Index = serde_json::from_slice(&bytes)
+            .map_err(|source| ArchiveError::Json { file: "index.json".to_owned(), source })?;
         let mut out: Vec<ArchiveImage> = Vec::new();
         for desc in &index.manifests {
             if !platform_matches(desc, platform) {
@@ -452,10 +379,7 @@ impl SpooledArchive {
             }
             let names = names_of(desc);
             if let Some(mut image) = self.resolve_descriptor(desc, store, platform, opts, 0)? {
-                match out
-                    .iter_mut()
-                    .find(|i| i.config_digest == image.config_digest)
-                {
+                match out.iter_mut().find(|i| i.config_digest == image.config_digest) {
                     Some(existing) => existing.names.extend(names),
                     None => {
                         image.names = names;
@@ -465,9 +389,7 @@ impl SpooledArchive {
             }
         }
         if out.is_empty() && !index.manifests.is_empty() {
-            return Err(ArchiveError::Invalid(format!(
-                "no image in index.json matches platform {platform}"
-            )));
+            return Err(ArchiveError::Invalid(format!("no image in index.json matches platform {platform}")));
         }
         Ok(out)
     }
@@ -481,37 +403,26 @@ impl SpooledArchive {
         depth: usize,
     ) -> Result<Option<ArchiveImage>, ArchiveError> {
         if depth > 4 {
-            return Err(ArchiveError::Invalid(
-                "indexes nested too deeply".to_owned(),
-            ));
+            return Err(ArchiveError::Invalid("indexes nested too deeply".to_owned()));
         }
         let data = self.blob_document(desc, store, opts)?;
         let media_type = if desc.media_type.is_empty() {
             // Sniff: a document with `manifests` is an index.
-            let v: serde_json::Value =
-                serde_json::from_slice(&data).map_err(|source| ArchiveError::Json {
-                    file: blob_path(&desc.digest),
-                    source,
-                })?;
-            v.get("mediaType")
-                .and_then(|m| m.as_str())
-                .map(str::to_owned)
-                .unwrap_or_else(|| {
-                    if v.get("manifests").is_some() {
-                        crate::oci::MEDIA_TYPE_OCI_INDEX.to_owned()
-                    } else {
-                        crate::oci::MEDIA_TYPE_OCI_MANIFEST.to_owned()
-                    }
-                })
+            let v: serde_json::Value = serde_json::from_slice(&data)
+                .map_err(|source| ArchiveError::Json { file: blob_path(&desc.digest), source })?;
+            v.get("mediaType").and_then(|m| m.as_str()).map(str::to_owned).unwrap_or_else(|| {
+                if v.get("manifests").is_some() {
+                    crate::oci::MEDIA_TYPE_OCI_INDEX.to_owned()
+                } else {
+                    crate::oci::MEDIA_TYPE_OCI_MANIFEST.to_owned()
+                }
+            })
         } else {
             desc.media_type.clone()
         };
         if is_index(&media_type) {
-            let index: Index =
-                serde_json::from_slice(&data).map_err(|source| ArchiveError::Json {
-                    file: blob_path(&desc.digest),
-                    source,
-                })?;
+            let index: Index = serde_json::from_slice(&data)
+                .map_err(|source| ArchiveError::Json { file: blob_path(&desc.digest), source })?;
             // The first manifest for the platform, as containerd's default matcher picks.
             for child in &index.manifests {
                 if is_manifest(&child.media_type) && platform_matches(child, platform) {
@@ -521,8 +432,7 @@ impl SpooledArchive {
             for child in &index.manifests {
                 if is_index(&child.media_type)
                     && platform_matches(child, platform)
-                    && let Some(found) =
-                        self.resolve_descriptor(child, store, platform, opts, depth + 1)?
+                    && let Some(found) = self.resolve_descriptor(child, store, platform, opts, depth + 1)?
                 {
                     return Ok(Some(found));
                 }
@@ -532,11 +442,8 @@ impl SpooledArchive {
         if !is_manifest(&media_type) {
             return Ok(None);
         }
-        let manifest: Manifest =
-            serde_json::from_slice(&data).map_err(|source| ArchiveError::Json {
-                file: blob_path(&desc.digest),
-                source,
-            })?;
+        let manifest: Manifest = serde_json::from_slice(&data)
+            .map_err(|source| ArchiveError::Json { file: blob_path(&desc.digest), source })?;
         let config = self.blob_document(&manifest.config, store, opts)?;
         let layers = manifest
             .layers
@@ -555,19 +462,10 @@ impl SpooledArchive {
                         l.size
                     )));
                 }
-                Ok(ArchiveLayer {
-                    path,
-                    source,
-                    media_type: Some(l.media_type.clone()),
-                })
+                Ok(ArchiveLayer { path, source, media_type: Some(l.media_type.clone()) })
             })
             .collect::<Result<Vec<_>, ArchiveError>>()?;
-        Ok(Some(ArchiveImage {
-            config_digest: manifest.config.digest.clone(),
-            config,
-            names: Vec::new(),
-            layers,
-        }))
+        Ok(Some(ArchiveImage { config_digest: manifest.config.digest.clone(), config, names: Vec::new(), layers }))
     }
 }
 
@@ -580,11 +478,7 @@ fn platform_matches(desc: &Descriptor, want: &Platform) -> bool {
     match &desc.platform {
         None => true,
         Some(p) => {
-            let have = Platform {
-                os: p.os.clone(),
-                architecture: p.architecture.clone(),
-                variant: p.variant.clone(),
-            };
+            let have = Platform { os: p.os.clone(), architecture: p.architecture.clone(), variant: p.variant.clone() };
             // Normalise aliases (x86_64, aarch64) the way the platform parser does.
             let have = Platform::parse(&have.to_string()).unwrap_or(have);
             have.matches(want)
@@ -632,26 +526,14 @@ mod tests {
         for (p, target, symlink) in links {
             let mut h = tar::Header::new_gnu();
             h.set_size(0);
-            h.set_entry_type(if *symlink {
-                tar::EntryType::Symlink
-            } else {
-                tar::EntryType::Link
-            });
+            h.set_entry_type(if *symlink { tar::EntryType::Symlink } else { tar::EntryType::Link });
             b.append_link(&mut h, p, target).unwrap();
         }
         b.into_inner().unwrap()
     }
 
     fn read_all(data: &[u8], store: &ContentStore) -> Result<SpooledArchive, ArchiveError> {
-        read(
-            data,
-            store,
-            &mut |w| w.commit(),
-            &ReadOptions {
-                memory_per_file: 8,
-                ..Default::default()
-            },
-        )
+        read(data, store, &mut |w| w.commit(), &ReadOptions { memory_per_file: 8, ..Default::default() })
     }
 
     #[test]
@@ -670,10 +552,7 @@ mod tests {
         );
         let a = read_all(&tar, &store).unwrap();
         assert!(matches!(a.get("a/small"), Some(Spooled::Memory(b)) if b.as_slice() == b"hi"));
-        assert!(matches!(
-            a.get("b/big"),
-            Some(Spooled::Blob { size: 16, .. })
-        ));
+        assert!(matches!(a.get("b/big"), Some(Spooled::Blob { size: 16, .. })));
         assert_eq!(a.ingested, vec![sha256_digest(&big)]);
         assert_eq!(a.get("c/link"), a.get("a/small"));
         assert_eq!(a.get("abs"), a.get("a/small"));
@@ -705,32 +584,17 @@ mod tests {
         let store = ContentStore::open(tmp.path()).unwrap();
         let a = read_all(&tar_of(&[("x", b"1")], &[]), &store).unwrap();
         let host = Platform::host();
-        let err = a
-            .images(&store, &host, &ReadOptions::default())
-            .unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "invalid archive: does not contain a manifest.json"
-        );
+        let err = a.images(&store, &host, &ReadOptions::default()).unwrap_err();
+        assert_eq!(err.to_string(), "invalid archive: does not contain a manifest.json");
         let a = read_all(&tar_of(&[("manifest.json", b"{bad")], &[]), &store).unwrap();
-        let err = a
-            .images(&store, &host, &ReadOptions::default())
-            .unwrap_err();
+        let err = a.images(&store, &host, &ReadOptions::default()).unwrap_err();
         assert!(matches!(err, ArchiveError::Json { .. }), "{err}");
         let a = read_all(
-            &tar_of(
-                &[(
-                    "manifest.json",
-                    br#"[{"Config":"c.json","RepoTags":["a:b"],"Layers":["l/layer.tar"]}]"#,
-                )],
-                &[],
-            ),
+            &tar_of(&[("manifest.json", br#"[{"Config":"c.json","RepoTags":["a:b"],"Layers":["l/layer.tar"]}]"#)], &[]),
             &store,
         )
         .unwrap();
-        let err = a
-            .images(&store, &host, &ReadOptions::default())
-            .unwrap_err();
+        let err = a.images(&store, &host, &ReadOptions::default()).unwrap_err();
         assert!(err.to_string().contains("c.json"), "{err}");
     }
 }

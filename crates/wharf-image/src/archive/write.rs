@@ -16,9 +16,8 @@ use crate::content::ContentStore;
 use crate::hash::{Hasher, sha256_digest};
 use crate::layer::{Compression, decompress};
 use crate::oci::{
-    ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME, ArchiveManifestItem, Descriptor, Index,
-    MEDIA_TYPE_OCI_CONFIG, MEDIA_TYPE_OCI_INDEX, MEDIA_TYPE_OCI_LAYER, MEDIA_TYPE_OCI_MANIFEST,
-    Manifest, OCI_LAYOUT,
+    ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME, ArchiveManifestItem, Descriptor, Index, MEDIA_TYPE_OCI_CONFIG,
+    MEDIA_TYPE_OCI_INDEX, MEDIA_TYPE_OCI_LAYER, MEDIA_TYPE_OCI_MANIFEST, Manifest, OCI_LAYOUT,
 };
 
 /// One tag an image is saved under.
@@ -65,11 +64,7 @@ fn header(path: &str, size: u64, dir: bool) -> tar::Header {
     h.set_uid(0);
     h.set_gid(0);
     h.set_mtime(0);
-    h.set_entry_type(if dir {
-        tar::EntryType::Directory
-    } else {
-        tar::EntryType::Regular
-    });
+    h.set_entry_type(if dir { tar::EntryType::Directory } else { tar::EntryType::Regular });
     // Every path here is short ASCII (`blobs/sha256/<64 hex>` is 77 bytes).
     let _ = h.set_path(path);
     h.set_cksum();
@@ -83,50 +78,31 @@ enum Blob<'a> {
 
 /// Writes `images` as one archive to `out` and returns it. Layers shared by several images are
 /// written once.
-pub fn write_archive<W: Write>(
-    out: W,
-    images: &[SaveImage],
-    store: &ContentStore,
-) -> Result<W, ArchiveError> {
+pub fn write_archive<W: Write>(out: W, images: &[SaveImage], store: &ContentStore) -> Result<W, ArchiveError> {
     let mut blobs: BTreeMap<String, (Digest, Blob<'_>)> = BTreeMap::new();
     let mut index_manifests = Vec::new();
     let mut docker_manifest = Vec::new();
     let mut repositories: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
     for image in images {
         let config_digest = sha256_digest(&image.config);
-        let layers: Vec<Descriptor> = image
-            .layers
-            .iter()
-            .map(|l| Descriptor::new(MEDIA_TYPE_OCI_LAYER, l.diff_id.clone(), l.tar_size))
-            .collect();
+        let layers: Vec<Descriptor> =
+            image.layers.iter().map(|l| Descriptor::new(MEDIA_TYPE_OCI_LAYER, l.diff_id.clone(), l.tar_size)).collect();
         let manifest = Manifest {
             schema_version: 2,
             media_type: Some(MEDIA_TYPE_OCI_MANIFEST.to_owned()),
-            config: Descriptor::new(
-                MEDIA_TYPE_OCI_CONFIG,
-                config_digest.clone(),
-                image.config.len() as u64,
-            ),
+            config: Descriptor::new(MEDIA_TYPE_OCI_CONFIG, config_digest.clone(), image.config.len() as u64),
             layers,
             annotations: None,
             extra: Default::default(),
         };
-        let manifest_bytes =
-            serde_json::to_vec(&manifest).map_err(|e| werr(io::Error::other(e)))?;
+        let manifest_bytes = serde_json::to_vec(&manifest).map_err(|e| werr(io::Error::other(e)))?;
         let manifest_digest = sha256_digest(&manifest_bytes);
-        let untagged = Descriptor::new(
-            MEDIA_TYPE_OCI_MANIFEST,
-            manifest_digest.clone(),
-            manifest_bytes.len() as u64,
-        );
+        let untagged = Descriptor::new(MEDIA_TYPE_OCI_MANIFEST, manifest_digest.clone(), manifest_bytes.len() as u64);
         for t in &image.tags {
             let mut d = untagged.clone();
             d.annotations = Some(
-                [
-                    (ANNOTATION_IMAGE_NAME.to_owned(), t.full.clone()),
-                    (ANNOTATION_REF_NAME.to_owned(), t.tag.clone()),
-                ]
-                .into(),
+                [(ANNOTATION_IMAGE_NAME.to_owned(), t.full.clone()), (ANNOTATION_REF_NAME.to_owned(), t.tag.clone())]
+                    .into(),
             );
             index_manifests.push(d);
             if let Some(top) = image.layers.last() {
@@ -141,24 +117,15 @@ pub fn write_archive<W: Write>(
         }
         docker_manifest.push(ArchiveManifestItem {
             config: blob_path(&config_digest),
-            repo_tags: (!image.tags.is_empty())
-                .then(|| image.tags.iter().map(|t| t.familiar.clone()).collect()),
+            repo_tags: (!image.tags.is_empty()).then(|| image.tags.iter().map(|t| t.familiar.clone()).collect()),
             layers: image.layers.iter().map(|l| blob_path(&l.diff_id)).collect(),
             parent: None,
             layer_sources: None,
         });
-        blobs.insert(
-            blob_path(&manifest_digest),
-            (manifest_digest, Blob::Bytes(manifest_bytes)),
-        );
-        blobs.insert(
-            blob_path(&config_digest),
-            (config_digest, Blob::Bytes(image.config.clone())),
-        );
+        blobs.insert(blob_path(&manifest_digest), (manifest_digest, Blob::Bytes(manifest_bytes)));
+        blobs.insert(blob_path(&config_digest), (config_digest, Blob::Bytes(image.config.clone())));
         for l in &image.layers {
-            blobs
-                .entry(blob_path(&l.diff_id))
-                .or_insert_with(|| (l.diff_id.clone(), Blob::Layer(l)));
+            blobs.entry(blob_path(&l.diff_id)).or_insert_with(|| (l.diff_id.clone(), Blob::Layer(l)));
         }
     }
     let index = Index {
@@ -181,9 +148,7 @@ pub fn write_archive<W: Write>(
     }
     for (path, (_, blob)) in &blobs {
         match blob {
-            Blob::Bytes(b) => tar
-                .append(&header(path, b.len() as u64, false), b.as_slice())
-                .map_err(werr)?,
+            Blob::Bytes(b) => tar.append(&header(path, b.len() as u64, false), b.as_slice()).map_err(werr)?,
             Blob::Layer(l) => append_layer(&mut tar, path, l, store)?,
         }
     }
@@ -202,8 +167,7 @@ pub fn write_archive<W: Write>(
         docs.push(("repositories", v));
     }
     for (path, data) in docs {
-        tar.append(&header(path, data.len() as u64, false), data.as_slice())
-            .map_err(werr)?;
+        tar.append(&header(path, data.len() as u64, false), data.as_slice()).map_err(werr)?;
     }
     tar.into_inner().map_err(werr)
 }
@@ -261,14 +225,8 @@ fn append_layer<W: Write>(
     layer: &SaveLayer,
     store: &ContentStore,
 ) -> Result<(), ArchiveError> {
-    let file = store
-        .open_blob(&layer.blob)
-        .map_err(ArchiveError::Content)?;
-    let plain = decompress(
-        io::BufReader::with_capacity(256 * 1024, file),
-        layer.compression,
-    )
-    .map_err(werr)?;
+    let file = store.open_blob(&layer.blob).map_err(ArchiveError::Content)?;
+    let plain = decompress(io::BufReader::with_capacity(256 * 1024, file), layer.compression).map_err(werr)?;
     let mut reader = Verified {
         inner: plain,
         hasher: Some(Hasher::sha256()),
@@ -276,16 +234,12 @@ fn append_layer<W: Write>(
         expected: (layer.diff_id.clone(), layer.tar_size),
     };
     // `append` copies to the reader's end, where `Verified` checks length and digest.
-    tar.append(&header(path, layer.tar_size, false), &mut reader)
-        .map_err(|e| match e.kind() {
-            io::ErrorKind::InvalidData | io::ErrorKind::UnexpectedEof => {
-                ArchiveError::LayerCorrupt {
-                    diff_id: layer.diff_id.clone(),
-                    reason: e.to_string(),
-                }
-            }
-            _ => werr(e),
-        })
+    tar.append(&header(path, layer.tar_size, false), &mut reader).map_err(|e| match e.kind() {
+        io::ErrorKind::InvalidData | io::ErrorKind::UnexpectedEof => {
+            ArchiveError::LayerCorrupt { diff_id: layer.diff_id.clone(), reason: e.to_string() }
+        }
+        _ => werr(e),
+    })
 }
 
 #[cfg(test)]
@@ -347,16 +301,8 @@ mod tests {
         let out = write_archive(Vec::new(), &[image], &store).unwrap();
         let tmp2 = tempfile::tempdir().unwrap();
         let store2 = ContentStore::open(tmp2.path()).unwrap();
-        let spooled = read(
-            &out[..],
-            &store2,
-            &mut |w| w.commit(),
-            &ReadOptions::default(),
-        )
-        .unwrap();
-        let (format, images) = spooled
-            .images(&store2, &Platform::host(), &ReadOptions::default())
-            .unwrap();
+        let spooled = read(&out[..], &store2, &mut |w| w.commit(), &ReadOptions::default()).unwrap();
+        let (format, images) = spooled.images(&store2, &Platform::host(), &ReadOptions::default()).unwrap();
         assert_eq!(format, crate::archive::ArchiveFormat::DockerArchive);
         assert_eq!(images.len(), 1);
         assert_eq!(images[0].config, config);
@@ -368,14 +314,9 @@ mod tests {
         }
         // The OCI half reads the same.
         let names: Vec<String> = {
-            let idx = spooled
-                .read_document("index.json", &store2, 1 << 20)
-                .unwrap();
+            let idx = spooled.read_document("index.json", &store2, 1 << 20).unwrap();
             let idx: Index = serde_json::from_slice(&idx).unwrap();
-            idx.manifests
-                .iter()
-                .filter_map(|d| d.annotation(ANNOTATION_IMAGE_NAME).map(str::to_owned))
-                .collect()
+            idx.manifests.iter().filter_map(|d| d.annotation(ANNOTATION_IMAGE_NAME).map(str::to_owned)).collect()
         };
         assert_eq!(names, vec!["docker.io/library/busybox:latest".to_owned()]);
     }

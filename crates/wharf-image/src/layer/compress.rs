@@ -67,28 +67,17 @@ impl<W: Write> LayerWriter<W> {
         let sink = HashWriter::new(inner, Hasher::sha256());
         let encoder = match compression {
             Compression::None => Encoder::Plain(sink),
-            Compression::Gzip => Encoder::Gzip(flate2::write::GzEncoder::new(
-                sink,
-                flate2::Compression::new(level.unwrap_or(6).min(9)),
-            )),
-            Compression::Zstd => Encoder::Zstd(zstd::stream::write::Encoder::new(
-                sink,
-                level.unwrap_or(3) as i32,
-            )?),
+            Compression::Gzip => {
+                Encoder::Gzip(flate2::write::GzEncoder::new(sink, flate2::Compression::new(level.unwrap_or(6).min(9))))
+            }
+            Compression::Zstd => Encoder::Zstd(zstd::stream::write::Encoder::new(sink, level.unwrap_or(3) as i32)?),
         };
-        Ok(Self {
-            out: HashWriter::new(encoder, Hasher::sha256()),
-            compression,
-        })
+        Ok(Self { out: HashWriter::new(encoder, Hasher::sha256()), compression })
     }
 
     /// Flushes the compressor and returns the digests and the inner writer.
     pub fn finish(self) -> io::Result<LayerDigests<W>> {
-        let HashWriter {
-            inner: encoder,
-            hasher,
-            count,
-        } = self.out;
+        let HashWriter { inner: encoder, hasher, count } = self.out;
         let mut sink = match encoder {
             Encoder::Plain(w) => w,
             Encoder::Gzip(w) => w.finish()?,
@@ -116,10 +105,7 @@ impl<W: Write> Write for LayerWriter<W> {
 }
 
 /// A reader that decompresses `inner` (a layer blob of the given compression).
-pub fn decompress<'a, R: io::Read + 'a>(
-    inner: R,
-    compression: Compression,
-) -> io::Result<Box<dyn io::Read + 'a>> {
+pub fn decompress<'a, R: io::Read + 'a>(inner: R, compression: Compression) -> io::Result<Box<dyn io::Read + 'a>> {
     Ok(match compression {
         Compression::None => Box::new(inner),
         Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(io::BufReader::new(inner))),

@@ -80,10 +80,7 @@ struct Item {
 }
 
 fn walk_err(path: &Path) -> impl FnOnce(io::Error) -> DiffError + use<'_> {
-    move |source| DiffError::Walk {
-        path: path.to_path_buf(),
-        source,
-    }
+    move |source| DiffError::Walk { path: path.to_path_buf(), source }
 }
 
 fn sorted_names(dir: &Path) -> Result<Vec<OsString>, DiffError> {
@@ -102,11 +99,7 @@ fn is_overlay_whiteout(m: &Metadata) -> bool {
 fn lstat(p: &Path) -> Result<Option<Metadata>, DiffError> {
     match fs::symlink_metadata(p) {
         Ok(m) => Ok(Some(m)),
-        Err(e)
-            if e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ENOTDIR) =>
-        {
-            Ok(None)
-        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ENOTDIR) => Ok(None),
         Err(e) => Err(walk_err(p)(e)),
     }
 }
@@ -156,33 +149,20 @@ fn is_opaque(path: &Path) -> bool {
 fn collect(source: &DiffSource) -> Result<Vec<Item>, DiffError> {
     let mut out = Vec::new();
     match source {
-        DiffSource::Overlay { upper, lowers } => {
-            walk_overlay(upper, lowers, Path::new(""), &mut out)?
-        }
-        DiffSource::Trees { lower, upper } => {
-            walk_trees(lower.as_deref(), upper, Path::new(""), &mut out)?
-        }
+        DiffSource::Overlay { upper, lowers } => walk_overlay(upper, lowers, Path::new(""), &mut out)?,
+        DiffSource::Trees { lower, upper } => walk_trees(lower.as_deref(), upper, Path::new(""), &mut out)?,
     }
     Ok(out)
 }
 
-fn walk_overlay(
-    upper: &Path,
-    lowers: &[PathBuf],
-    rel: &Path,
-    out: &mut Vec<Item>,
-) -> Result<(), DiffError> {
+fn walk_overlay(upper: &Path, lowers: &[PathBuf], rel: &Path, out: &mut Vec<Item>) -> Result<(), DiffError> {
     let dir = upper.join(rel);
     for name in sorted_names(&dir)? {
         let child = rel.join(&name);
         let path = upper.join(&child);
         let Some(meta) = lstat(&path)? else { continue };
         if is_overlay_whiteout(&meta) {
-            out.push(Item {
-                rel: child,
-                kind: ChangeKind::Deleted,
-                opaque: false,
-            });
+            out.push(Item { rel: child, kind: ChangeKind::Deleted, opaque: false });
             continue;
         }
         let mut in_lower = false;
@@ -192,17 +172,9 @@ fn walk_overlay(
                 break;
             }
         }
-        let kind = if in_lower {
-            ChangeKind::Modified
-        } else {
-            ChangeKind::Added
-        };
+        let kind = if in_lower { ChangeKind::Modified } else { ChangeKind::Added };
         let is_dir = meta.is_dir();
-        out.push(Item {
-            rel: child.clone(),
-            kind,
-            opaque: is_dir && is_opaque(&path),
-        });
+        out.push(Item { rel: child.clone(), kind, opaque: is_dir && is_opaque(&path) });
         if is_dir {
             walk_overlay(upper, lowers, &child, out)?;
         }
@@ -214,9 +186,7 @@ fn same_entry(a: &Metadata, b: &Metadata, pa: &Path, pb: &Path) -> Result<bool, 
     if a.mode() != b.mode() || a.uid() != b.uid() || a.gid() != b.gid() || a.rdev() != b.rdev() {
         return Ok(false);
     }
-    if !a.is_dir()
-        && (a.size() != b.size() || a.mtime() != b.mtime() || a.mtime_nsec() != b.mtime_nsec())
-    {
+    if !a.is_dir() && (a.size() != b.size() || a.mtime() != b.mtime() || a.mtime_nsec() != b.mtime_nsec()) {
         return Ok(false);
     }
     if a.file_type().is_symlink()
@@ -227,12 +197,7 @@ fn same_entry(a: &Metadata, b: &Metadata, pa: &Path, pb: &Path) -> Result<bool, 
     Ok(xattrs(pa)? == xattrs(pb)?)
 }
 
-fn walk_trees(
-    lower: Option<&Path>,
-    upper: &Path,
-    rel: &Path,
-    out: &mut Vec<Item>,
-) -> Result<(), DiffError> {
+fn walk_trees(lower: Option<&Path>, upper: &Path, rel: &Path, out: &mut Vec<Item>) -> Result<(), DiffError> {
     let udir = upper.join(rel);
     let mut names: BTreeSet<OsString> = sorted_names(&udir)?.into_iter().collect();
     let ldir = lower.map(|l| l.join(rel));
@@ -251,17 +216,9 @@ fn walk_trees(
         };
         match (umeta, lmeta) {
             (None, None) => {}
-            (None, Some(_)) => out.push(Item {
-                rel: child,
-                kind: ChangeKind::Deleted,
-                opaque: false,
-            }),
+            (None, Some(_)) => out.push(Item { rel: child, kind: ChangeKind::Deleted, opaque: false }),
             (Some(um), None) => {
-                out.push(Item {
-                    rel: child.clone(),
-                    kind: ChangeKind::Added,
-                    opaque: false,
-                });
+                out.push(Item { rel: child.clone(), kind: ChangeKind::Added, opaque: false });
                 if um.is_dir() {
                     walk_trees(None, upper, &child, out)?;
                 }
@@ -271,25 +228,14 @@ fn walk_trees(
                 let same = same_entry(&um, &lm, &upath, &lpath)?;
                 let mark = out.len();
                 if !same {
-                    out.push(Item {
-                        rel: child.clone(),
-                        kind: ChangeKind::Modified,
-                        opaque: false,
-                    });
+                    out.push(Item { rel: child.clone(), kind: ChangeKind::Modified, opaque: false });
                 }
                 if um.is_dir() {
                     walk_trees(if lm.is_dir() { lower } else { None }, upper, &child, out)?;
                     if same && out.len() > mark {
                         // Changes inside make the directory count as modified (Docker does the
                         // same, and the layer then carries the directory's own metadata).
-                        out.insert(
-                            mark,
-                            Item {
-                                rel: child.clone(),
-                                kind: ChangeKind::Modified,
-                                opaque: false,
-                            },
-                        );
+                        out.insert(mark, Item { rel: child.clone(), kind: ChangeKind::Modified, opaque: false });
                     }
                 }
             }
@@ -300,13 +246,7 @@ fn walk_trees(
 
 /// The changes of a snapshot, in path order, as `docker diff` lists them.
 pub fn changes(source: &DiffSource) -> Result<Vec<Change>, DiffError> {
-    Ok(collect(source)?
-        .into_iter()
-        .map(|i| Change {
-            path: format!("/{}", i.rel.display()),
-            kind: i.kind,
-        })
-        .collect())
+    Ok(collect(source)?.into_iter().map(|i| Change { path: format!("/{}", i.rel.display()), kind: i.kind }).collect())
 }
 
 /// Writes the changes of a snapshot as an uncompressed OCI layer tar to `out` (wrap `out` in a
@@ -322,10 +262,7 @@ pub fn diff<W: Write>(source: &DiffSource, out: W) -> Result<DiffStats, DiffErro
     let mut stats = DiffStats::default();
     let mut links: HashMap<(u64, u64), PathBuf> = HashMap::new();
     for item in &items {
-        let write_err = |source| DiffError::Write {
-            path: item.rel.clone(),
-            source,
-        };
+        let write_err = |source| DiffError::Write { path: item.rel.clone(), source };
         if item.kind == ChangeKind::Deleted {
             let name = item.rel.file_name().expect("a changed path has a name");
             let mut wh = OsString::from(WHITEOUT_PREFIX);
@@ -351,23 +288,14 @@ pub fn diff<W: Write>(source: &DiffSource, out: W) -> Result<DiffStats, DiffErro
         if !xattrs.is_empty() {
             let records: Vec<(String, &[u8])> = xattrs
                 .iter()
-                .filter_map(|(n, v)| {
-                    Some((
-                        format!("SCHILY.xattr.{}", std::str::from_utf8(n).ok()?),
-                        v.as_slice(),
-                    ))
-                })
+                .filter_map(|(n, v)| Some((format!("SCHILY.xattr.{}", std::str::from_utf8(n).ok()?), v.as_slice())))
                 .collect();
-            builder
-                .append_pax_extensions(records.iter().map(|(k, v)| (k.as_str(), *v)))
-                .map_err(write_err)?;
+            builder.append_pax_extensions(records.iter().map(|(k, v)| (k.as_str(), *v))).map_err(write_err)?;
         }
         if !ft.is_dir() && meta.nlink() > 1 {
             if let Some(first) = links.get(&(meta.dev(), meta.ino())) {
                 header.set_entry_type(EntryType::Link);
-                builder
-                    .append_link(&mut header, &item.rel, first)
-                    .map_err(write_err)?;
+                builder.append_link(&mut header, &item.rel, first).map_err(write_err)?;
                 stats.entries += 1;
                 continue;
             }
@@ -378,29 +306,18 @@ pub fn diff<W: Write>(source: &DiffSource, out: W) -> Result<DiffStats, DiffErro
             let mut name = item.rel.clone().into_os_string().into_vec();
             name.push(b'/');
             builder
-                .append_data(
-                    &mut header,
-                    Path::new(std::ffi::OsStr::from_bytes(&name)),
-                    io::empty(),
-                )
+                .append_data(&mut header, Path::new(std::ffi::OsStr::from_bytes(&name)), io::empty())
                 .map_err(write_err)?;
         } else if ft.is_symlink() {
             header.set_entry_type(EntryType::Symlink);
             let target = fs::read_link(&path).map_err(walk_err(&path))?;
-            builder
-                .append_link(&mut header, &item.rel, &target)
-                .map_err(write_err)?;
+            builder.append_link(&mut header, &item.rel, &target).map_err(write_err)?;
         } else if ft.is_file() {
             header.set_entry_type(EntryType::Regular);
             header.set_size(meta.size());
             let file = File::open(&path).map_err(walk_err(&path))?;
-            let mut data = ExactReader {
-                inner: file.take(meta.size()),
-                left: meta.size(),
-            };
-            builder
-                .append_data(&mut header, &item.rel, &mut data)
-                .map_err(write_err)?;
+            let mut data = ExactReader { inner: file.take(meta.size()), left: meta.size() };
+            builder.append_data(&mut header, &item.rel, &mut data).map_err(write_err)?;
             stats.bytes += meta.size();
         } else {
             header.set_entry_type(if ft.is_char_device() {
@@ -411,30 +328,20 @@ pub fn diff<W: Write>(source: &DiffSource, out: W) -> Result<DiffStats, DiffErro
                 EntryType::Fifo
             });
             let dev = meta.rdev();
-            header
-                .set_device_major(rustix::fs::major(dev))
-                .map_err(write_err)?;
-            header
-                .set_device_minor(rustix::fs::minor(dev))
-                .map_err(write_err)?;
-            builder
-                .append_data(&mut header, &item.rel, io::empty())
-                .map_err(write_err)?;
+            header.set_device_major(rustix::fs::major(dev)).map_err(write_err)?;
+            header.set_device_minor(rustix::fs::minor(dev)).map_err(write_err)?;
+            builder.append_data(&mut header, &item.rel, io::empty()).map_err(write_err)?;
         }
         stats.entries += 1;
         if item.opaque {
-            append_empty(&mut builder, &item.rel.join(WHITEOUT_OPAQUE), 0o600)
-                .map_err(write_err)?;
+            append_empty(&mut builder, &item.rel.join(WHITEOUT_OPAQUE), 0o600).map_err(write_err)?;
             stats.entries += 1;
         }
     }
     builder
         .into_inner()
         .and_then(|mut w| w.flush())
-        .map_err(|source| DiffError::Write {
-            path: PathBuf::from("end of archive"),
-            source,
-        })?;
+        .map_err(|source| DiffError::Write { path: PathBuf::from("end of archive"), source })?;
     Ok(stats)
 }
 
@@ -457,10 +364,7 @@ impl<R: Read> Read for ExactReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         if n == 0 && self.left > 0 && !buf.is_empty() {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "file shrank while being added to the layer",
-            ));
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "file shrank while being added to the layer"));
         }
         self.left -= n as u64;
         Ok(n)

@@ -26,13 +26,7 @@ pub(crate) fn openat2_available() -> bool {
     static PROBE: OnceLock<bool> = OnceLock::new();
     *PROBE.get_or_init(|| {
         !matches!(
-            rustix::fs::openat2(
-                CWD,
-                ".",
-                OFlags::PATH | OFlags::CLOEXEC,
-                Mode::empty(),
-                ResolveFlags::IN_ROOT
-            ),
+            rustix::fs::openat2(CWD, ".", OFlags::PATH | OFlags::CLOEXEC, Mode::empty(), ResolveFlags::IN_ROOT),
             Err(Errno::NOSYS)
         )
     })
@@ -58,11 +52,7 @@ impl Root {
             OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
             Mode::empty(),
         )?;
-        Ok(Self {
-            fd,
-            in_kernel: !force_userspace && openat2_available(),
-            cache: None,
-        })
+        Ok(Self { fd, in_kernel: !force_userspace && openat2_available(), cache: None })
     }
 
     pub(crate) fn fd(&self) -> BorrowedFd<'_> {
@@ -99,23 +89,13 @@ impl Root {
         if flags.contains(OFlags::PATH) {
             return Ok(dir);
         }
-        Ok(rustix::fs::openat(
-            &dir,
-            ".",
-            (flags - OFlags::NOFOLLOW) | OFlags::DIRECTORY,
-            Mode::empty(),
-        )?)
+        Ok(rustix::fs::openat(&dir, ".", (flags - OFlags::NOFOLLOW) | OFlags::DIRECTORY, Mode::empty())?)
     }
 
     /// The userspace version of `RESOLVE_IN_ROOT` for directories.
     fn walk(&self, rel: &[u8]) -> io::Result<OwnedFd> {
         let dup = |fd: BorrowedFd<'_>| {
-            rustix::fs::openat(
-                fd,
-                ".",
-                OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-                Mode::empty(),
-            )
+            rustix::fs::openat(fd, ".", OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
         };
         let mut stack: Vec<OwnedFd> = Vec::new();
         let mut todo: VecDeque<Vec<u8>> = rel.split(|b| *b == b'/').map(<[u8]>::to_vec).collect();
@@ -130,12 +110,7 @@ impl Root {
                 _ => {}
             }
             let cur = stack.last().map_or(self.fd.as_fd(), |f| f.as_fd());
-            let fd = rustix::fs::openat(
-                cur,
-                os(&c),
-                OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                Mode::empty(),
-            )?;
+            let fd = rustix::fs::openat(cur, os(&c), OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())?;
             let st = rustix::fs::fstat(&fd)?;
             match FileType::from_raw_mode(st.st_mode) {
                 FileType::Directory => stack.push(fd),
@@ -166,27 +141,18 @@ impl Root {
     pub(crate) fn dir(&mut self, rel: &[u8], create: bool) -> io::Result<BorrowedFd<'_>> {
         if self.cache.as_ref().is_none_or(|(k, _)| k != rel) {
             let fd = match self.resolve(rel, OFlags::PATH | OFlags::DIRECTORY) {
-                Err(e) if create && e.raw_os_error() == Some(Errno::NOENT.raw_os_error()) => {
-                    self.create_dirs(rel)?
-                }
+                Err(e) if create && e.raw_os_error() == Some(Errno::NOENT.raw_os_error()) => self.create_dirs(rel)?,
                 other => other?,
             };
             self.cache = Some((rel.to_vec(), fd));
         }
-        Ok(self
-            .cache
-            .as_ref()
-            .map(|(_, fd)| fd.as_fd())
-            .expect("cache just filled"))
+        Ok(self.cache.as_ref().map(|(_, fd)| fd.as_fd()).expect("cache just filled"))
     }
 
     fn create_dirs(&self, rel: &[u8]) -> io::Result<OwnedFd> {
         let mut end = 0;
         while end < rel.len() {
-            let next = rel[end..]
-                .iter()
-                .position(|b| *b == b'/')
-                .map_or(rel.len(), |i| end + i);
+            let next = rel[end..].iter().position(|b| *b == b'/').map_or(rel.len(), |i| end + i);
             let prefix = &rel[..next];
             match self.resolve(prefix, OFlags::PATH | OFlags::DIRECTORY) {
                 Ok(_) => {}

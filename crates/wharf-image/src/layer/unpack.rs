@@ -55,11 +55,7 @@ pub enum UnpackError {
     #[error("unsupported layer compression: {0}")]
     UnsupportedCompression(&'static str),
     #[error("layer {what} mismatch: expected {expected}, got {actual}")]
-    DigestMismatch {
-        what: &'static str,
-        expected: Digest,
-        actual: Digest,
-    },
+    DigestMismatch { what: &'static str, expected: Digest, actual: Digest },
     #[error("layer entry {path:?} points outside the root")]
     PathEscapes { path: String },
     #[error("invalid layer entry {path:?}: {reason}")]
@@ -199,26 +195,17 @@ impl<R: Read> Decoder<R> {
 /// Unpacks the layer read from `reader` into `dest` in one streaming pass, and returns its
 /// digests. Safe to call from several threads at once on different destinations. On error
 /// `dest` holds a partial layer: the caller removes the snapshot.
-pub fn unpack<R: Read>(
-    reader: R,
-    dest: &Path,
-    opts: &UnpackOptions,
-) -> Result<UnpackResult, UnpackError> {
+pub fn unpack<R: Read>(reader: R, dest: &Path, opts: &UnpackOptions) -> Result<UnpackResult, UnpackError> {
     let read_err = |source| UnpackError::Read { source };
     let mut raw = HashReader::new(reader, Hasher::sha256());
     let mut head = Vec::with_capacity(8);
-    (&mut raw)
-        .take(6)
-        .read_to_end(&mut head)
-        .map_err(read_err)?;
+    (&mut raw).take(6).read_to_end(&mut head).map_err(read_err)?;
     let compression = detect(&head)?;
     let buffered = BufReader::with_capacity(BUF_SIZE, Cursor::new(head).chain(raw));
     let decoder = match compression {
         Compression::None => Decoder::Plain(buffered),
         Compression::Gzip => Decoder::Gzip(flate2::bufread::MultiGzDecoder::new(buffered)),
-        Compression::Zstd => {
-            Decoder::Zstd(zstd::stream::read::Decoder::with_buffer(buffered).map_err(read_err)?)
-        }
+        Compression::Zstd => Decoder::Zstd(zstd::stream::read::Decoder::with_buffer(buffered).map_err(read_err)?),
     };
     let mut archive = tar::Archive::new(HashReader::new(decoder, Hasher::sha256()));
     let mut ex = Extractor::new(dest, opts)?;
@@ -250,11 +237,7 @@ pub fn unpack<R: Read>(
     if let Some(expected) = &opts.expected_diff_id
         && *expected != diff_id
     {
-        return Err(UnpackError::DigestMismatch {
-            what: "diff_id",
-            expected: expected.clone(),
-            actual: diff_id,
-        });
+        return Err(UnpackError::DigestMismatch { what: "diff_id", expected: expected.clone(), actual: diff_id });
     }
     let compressed = (compression != Compression::None).then_some((blob_digest, raw.count));
     if opts.sync {
@@ -325,16 +308,9 @@ fn parse_pax_time(v: &[u8]) -> Option<Timespec> {
     let (sec, frac) = s.split_once('.').unwrap_or((s, ""));
     let sec: i64 = sec.parse().ok()?;
     let digits: String = frac.chars().take(9).collect();
-    let nsec: i64 = if digits.is_empty() {
-        0
-    } else {
-        format!("{digits:0<9}").parse().ok()?
-    };
+    let nsec: i64 = if digits.is_empty() { 0 } else { format!("{digits:0<9}").parse().ok()? };
     let nsec = if sec < 0 && nsec > 0 { -nsec } else { nsec };
-    Some(Timespec {
-        tv_sec: sec,
-        tv_nsec: nsec as _,
-    })
+    Some(Timespec { tv_sec: sec, tv_nsec: nsec as _ })
 }
 
 const PAX_XATTR: &str = "SCHILY.xattr.";
@@ -345,10 +321,7 @@ fn is_overlay_xattr(name: &[u8]) -> bool {
 
 fn read_meta<R: Read>(entry: &mut tar::Entry<'_, R>) -> io::Result<Meta> {
     let h = entry.header();
-    let mtime = Timespec {
-        tv_sec: h.mtime().unwrap_or(0) as i64,
-        tv_nsec: 0,
-    };
+    let mtime = Timespec { tv_sec: h.mtime().unwrap_or(0) as i64, tv_nsec: 0 };
     let mut meta = Meta {
         mode: h.mode().unwrap_or(0o644) & 0o7777,
         uid: h.uid().unwrap_or(0),
@@ -363,11 +336,7 @@ fn read_meta<R: Read>(entry: &mut tar::Entry<'_, R>) -> io::Result<Meta> {
         for ext in exts {
             let ext = ext?;
             let (key, value) = (ext.key_bytes(), ext.value_bytes());
-            let num = || {
-                std::str::from_utf8(value)
-                    .ok()
-                    .and_then(|v| v.parse::<u64>().ok())
-            };
+            let num = || std::str::from_utf8(value).ok().and_then(|v| v.parse::<u64>().ok());
             match key {
                 b"mtime" => meta.mtime = parse_pax_time(value).unwrap_or(meta.mtime),
                 b"atime" => atime = parse_pax_time(value),
@@ -382,10 +351,7 @@ fn read_meta<R: Read>(entry: &mut tar::Entry<'_, R>) -> io::Result<Meta> {
                         b"realsize" | b"size" => sp.realsize = num(),
                         b"offset" | b"numbytes" => sp.map.extend(num()),
                         b"map" => sp.map.extend(
-                            std::str::from_utf8(value)
-                                .unwrap_or("")
-                                .split(',')
-                                .filter_map(|n| n.parse::<u64>().ok()),
+                            std::str::from_utf8(value).unwrap_or("").split(',').filter_map(|n| n.parse::<u64>().ok()),
                         ),
                         _ => {}
                     }
@@ -431,12 +397,7 @@ fn read_map_number(data: &mut impl Read, consumed: &mut u64) -> io::Result<u64> 
 }
 
 /// Writes the data segments of a PAX sparse entry at their offsets; the rest stays holes.
-fn copy_pax_sparse(
-    data: &mut impl Read,
-    file: &mut File,
-    sp: &PaxSparse,
-    buf: &mut [u8],
-) -> io::Result<u64> {
+fn copy_pax_sparse(data: &mut impl Read, file: &mut File, sp: &PaxSparse, buf: &mut [u8]) -> io::Result<u64> {
     use std::os::unix::fs::FileExt;
     let mut map = sp.map.clone();
     match (sp.major, sp.minor) {
@@ -470,12 +431,7 @@ fn copy_pax_sparse(
             written += want as u64;
         }
     }
-    let size = sp.realsize.unwrap_or(0).max(
-        map.chunks(2)
-            .map(|s| s[0].saturating_add(s[1]))
-            .max()
-            .unwrap_or(0),
-    );
+    let size = sp.realsize.unwrap_or(0).max(map.chunks(2).map(|s| s[0].saturating_add(s[1])).max().unwrap_or(0));
     file.set_len(size)?;
     Ok(written)
 }
@@ -495,11 +451,7 @@ struct Extractor<'o> {
 }
 
 fn err<'a>(rel: &'a [u8], op: &'static str) -> impl FnOnce(io::Error) -> UnpackError + use<'a> {
-    move |source| UnpackError::Extract {
-        path: show(rel),
-        op,
-        source,
-    }
+    move |source| UnpackError::Extract { path: show(rel), op, source }
 }
 
 fn errno(e: &io::Error) -> Option<Errno> {
@@ -508,11 +460,8 @@ fn errno(e: &io::Error) -> Option<Errno> {
 
 impl<'o> Extractor<'o> {
     fn new(dest: &Path, opts: &'o UnpackOptions) -> Result<Self, UnpackError> {
-        let root =
-            Root::open(dest, opts.force_userspace_resolve).map_err(|source| UnpackError::Open {
-                path: dest.to_path_buf(),
-                source,
-            })?;
+        let root = Root::open(dest, opts.force_userspace_resolve)
+            .map_err(|source| UnpackError::Open { path: dest.to_path_buf(), source })?;
         Ok(Self {
             root,
             opts,
@@ -527,10 +476,7 @@ impl<'o> Extractor<'o> {
     }
 
     fn skip(&mut self, rel: &[u8], reason: &'static str) {
-        self.skipped.push(Skipped {
-            path: show(rel),
-            reason,
-        });
+        self.skipped.push(Skipped { path: show(rel), reason });
     }
 
     fn entry<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>) -> Result<(), UnpackError> {
@@ -538,10 +484,7 @@ impl<'o> Extractor<'o> {
         let etype = entry.header().entry_type();
         if matches!(
             etype,
-            EntryType::XGlobalHeader
-                | EntryType::XHeader
-                | EntryType::GNULongName
-                | EntryType::GNULongLink
+            EntryType::XGlobalHeader | EntryType::XHeader | EntryType::GNULongName | EntryType::GNULongLink
         ) {
             return Ok(());
         }
@@ -551,9 +494,7 @@ impl<'o> Extractor<'o> {
             Some(name) => name,
             None => entry.path_bytes().into_owned(),
         };
-        let rel = normalize(&raw_path).ok_or_else(|| UnpackError::PathEscapes {
-            path: show(&raw_path),
-        })?;
+        let rel = normalize(&raw_path).ok_or_else(|| UnpackError::PathEscapes { path: show(&raw_path) })?;
         let (parent, name) = split_parent(&rel);
         if let Some(target) = name.strip_prefix(b".wh.") {
             return self.whiteout(&rel, parent, target);
@@ -577,23 +518,14 @@ impl<'o> Extractor<'o> {
                 self.file(&rel, parent, name, meta, entry, sparse)
             }
             EntryType::Symlink => {
-                let target = entry
-                    .link_name_bytes()
-                    .map(|t| t.into_owned())
-                    .unwrap_or_default();
+                let target = entry.link_name_bytes().map(|t| t.into_owned()).unwrap_or_default();
                 if target.is_empty() {
-                    return Err(UnpackError::InvalidEntry {
-                        path: show(&rel),
-                        reason: "symlink without a target",
-                    });
+                    return Err(UnpackError::InvalidEntry { path: show(&rel), reason: "symlink without a target" });
                 }
                 self.symlink(&rel, parent, name, &target, meta)
             }
             EntryType::Link => {
-                let target = entry
-                    .link_name_bytes()
-                    .map(|t| t.into_owned())
-                    .unwrap_or_default();
+                let target = entry.link_name_bytes().map(|t| t.into_owned()).unwrap_or_default();
                 self.hardlink(&rel, parent, name, &target)
             }
             EntryType::Char | EntryType::Block | EntryType::Fifo => {
@@ -622,17 +554,8 @@ impl<'o> Extractor<'o> {
 
     /// Removes whatever is at `parent/name` unless it is a directory and `keep_dir`. Returns
     /// true when a directory was kept.
-    fn clear(
-        &mut self,
-        rel: &[u8],
-        parent: &[u8],
-        name: &[u8],
-        keep_dir: bool,
-    ) -> Result<bool, UnpackError> {
-        let p = self
-            .root
-            .dir(parent, true)
-            .map_err(err(rel, "open parent directory"))?;
+    fn clear(&mut self, rel: &[u8], parent: &[u8], name: &[u8], keep_dir: bool) -> Result<bool, UnpackError> {
+        let p = self.root.dir(parent, true).map_err(err(rel, "open parent directory"))?;
         let st = match rustix::fs::statat(p, os(name), AtFlags::SYMLINK_NOFOLLOW) {
             Ok(st) => st,
             Err(Errno::NOENT) => return Ok(false),
@@ -655,20 +578,14 @@ impl<'o> Extractor<'o> {
         op: &'static str,
         create: impl Fn(BorrowedFd<'_>) -> Result<(), Errno>,
     ) -> Result<(), UnpackError> {
-        let p = self
-            .root
-            .dir(parent, true)
-            .map_err(err(rel, "open parent directory"))?;
+        let p = self.root.dir(parent, true).map_err(err(rel, "open parent directory"))?;
         match create(p) {
             Ok(()) => return Ok(()),
             Err(Errno::EXIST) => {}
             Err(e) => return Err(err(rel, op)(e.into())),
         }
         self.clear(rel, parent, name, false)?;
-        let p = self
-            .root
-            .dir(parent, true)
-            .map_err(err(rel, "open parent directory"))?;
+        let p = self.root.dir(parent, true).map_err(err(rel, "open parent directory"))?;
         create(p).map_err(|e| err(rel, op)(e.into()))
     }
 
@@ -679,32 +596,20 @@ impl<'o> Extractor<'o> {
         }
     }
 
-    fn xattr_ok(
-        &mut self,
-        r: Result<(), Errno>,
-        rel: &[u8],
-        name: &[u8],
-    ) -> Result<(), UnpackError> {
+    fn xattr_ok(&mut self, r: Result<(), Errno>, rel: &[u8], name: &[u8]) -> Result<(), UnpackError> {
         match r {
             Ok(()) => Ok(()),
             Err(Errno::NOTSUP) => {
                 self.skip(rel, "xattr not supported by the destination filesystem");
                 Ok(())
             }
-            Err(Errno::PERM | Errno::ACCESS)
-                if self.opts.rootless && !name.starts_with(b"user.") =>
-            {
-                Ok(())
-            }
+            Err(Errno::PERM | Errno::ACCESS) if self.opts.rootless && !name.starts_with(b"user.") => Ok(()),
             Err(e) => Err(err(rel, "set xattr")(e.into())),
         }
     }
 
     fn ids(meta: &Meta) -> (Option<rustix::fs::Uid>, Option<rustix::fs::Gid>) {
-        (
-            Some(rustix::fs::Uid::from_raw(meta.uid as u32)),
-            Some(rustix::fs::Gid::from_raw(meta.gid as u32)),
-        )
+        (Some(rustix::fs::Uid::from_raw(meta.uid as u32)), Some(rustix::fs::Gid::from_raw(meta.gid as u32)))
     }
 
     /// Owner, mode, xattrs and times through an open fd (regular files).
@@ -718,18 +623,14 @@ impl<'o> Extractor<'o> {
         let (uid, gid) = Self::ids(meta);
         self.chown_ok(rustix::fs::fchown(fd, uid, gid), rel)?;
         if mode_and_times {
-            rustix::fs::fchmod(fd, Mode::from_raw_mode(meta.mode))
-                .map_err(|e| err(rel, "chmod")(e.into()))?;
+            rustix::fs::fchmod(fd, Mode::from_raw_mode(meta.mode)).map_err(|e| err(rel, "chmod")(e.into()))?;
         }
         for (name, value) in &meta.xattrs {
             let r = rustix::fs::fsetxattr(fd, os(name), value, XattrFlags::empty());
             self.xattr_ok(r, rel, name)?;
         }
         if mode_and_times {
-            let times = Timestamps {
-                last_access: meta.atime,
-                last_modification: meta.mtime,
-            };
+            let times = Timestamps { last_access: meta.atime, last_modification: meta.mtime };
             rustix::fs::futimens(fd, &times).map_err(|e| err(rel, "set times")(e.into()))?;
         }
         Ok(())
@@ -745,43 +646,26 @@ impl<'o> Extractor<'o> {
         meta: &Meta,
         symlink: bool,
     ) -> Result<(), UnpackError> {
-        let p = self
-            .root
-            .dir(parent, true)
-            .map_err(err(rel, "open parent directory"))?;
+        let p = self.root.dir(parent, true).map_err(err(rel, "open parent directory"))?;
         let (uid, gid) = Self::ids(meta);
         let chown = rustix::fs::chownat(p, os(name), uid, gid, AtFlags::SYMLINK_NOFOLLOW);
         let chmod = if symlink {
             Ok(())
         } else {
-            rustix::fs::chmodat(
-                p,
-                os(name),
-                Mode::from_raw_mode(meta.mode),
-                AtFlags::empty(),
-            )
+            rustix::fs::chmodat(p, os(name), Mode::from_raw_mode(meta.mode), AtFlags::empty())
         };
-        let times = Timestamps {
-            last_access: meta.atime,
-            last_modification: meta.mtime,
-        };
+        let times = Timestamps { last_access: meta.atime, last_modification: meta.mtime };
         let utimes = rustix::fs::utimensat(p, os(name), &times, AtFlags::SYMLINK_NOFOLLOW);
         // xattrs by path through the parent's fd (lsetxattr does not follow the final link).
         let proc_path = {
-            let mut v =
-                format!("/proc/self/fd/{}/", std::os::fd::AsRawFd::as_raw_fd(&p)).into_bytes();
+            let mut v = format!("/proc/self/fd/{}/", std::os::fd::AsRawFd::as_raw_fd(&p)).into_bytes();
             v.extend_from_slice(name);
             v
         };
         let xattr_results: Vec<_> = meta
             .xattrs
             .iter()
-            .map(|(n, v)| {
-                (
-                    n.clone(),
-                    rustix::fs::lsetxattr(os(&proc_path), os(n), v, XattrFlags::empty()),
-                )
-            })
+            .map(|(n, v)| (n.clone(), rustix::fs::lsetxattr(os(&proc_path), os(n), v, XattrFlags::empty())))
             .collect();
         self.chown_ok(chown, rel)?;
         chmod.map_err(|e| err(rel, "chmod")(e.into()))?;
@@ -792,10 +676,7 @@ impl<'o> Extractor<'o> {
     }
 
     fn root_dir(&mut self, meta: Meta) -> Result<(), UnpackError> {
-        let fd = self
-            .root
-            .resolve(b"", OFlags::RDONLY | OFlags::DIRECTORY)
-            .map_err(err(b"", "open root"))?;
+        let fd = self.root.resolve(b"", OFlags::RDONLY | OFlags::DIRECTORY).map_err(err(b"", "open root"))?;
         self.apply_fd(b"", fd.as_fd(), &meta, false)?;
         self.defer_dir(b"", &meta);
         Ok(())
@@ -804,13 +685,7 @@ impl<'o> Extractor<'o> {
     /// Records a directory's mode and times for [`Extractor::finish`]; a repeated entry for the
     /// same directory replaces the earlier values.
     fn defer_dir(&mut self, rel: &[u8], meta: &Meta) {
-        let value = (
-            meta.mode,
-            Timestamps {
-                last_access: meta.atime,
-                last_modification: meta.mtime,
-            },
-        );
+        let value = (meta.mode, Timestamps { last_access: meta.atime, last_modification: meta.mtime });
         match self.dir_index.get(rel) {
             Some(&i) => (self.dirs[i].1, self.dirs[i].2) = value,
             None => {
@@ -820,35 +695,20 @@ impl<'o> Extractor<'o> {
         }
     }
 
-    fn dir(
-        &mut self,
-        rel: &[u8],
-        parent: &[u8],
-        name: &[u8],
-        meta: Meta,
-    ) -> Result<(), UnpackError> {
-        let p = self
-            .root
-            .dir(parent, true)
-            .map_err(err(rel, "open parent directory"))?;
+    fn dir(&mut self, rel: &[u8], parent: &[u8], name: &[u8], meta: Meta) -> Result<(), UnpackError> {
+        let p = self.root.dir(parent, true).map_err(err(rel, "open parent directory"))?;
         match rustix::fs::mkdirat(p, os(name), Mode::from_raw_mode(0o755)) {
             Ok(()) => {}
             Err(Errno::EXIST) => {
                 if !self.clear(rel, parent, name, true)? {
-                    let p = self
-                        .root
-                        .dir(parent, true)
-                        .map_err(err(rel, "open parent directory"))?;
+                    let p = self.root.dir(parent, true).map_err(err(rel, "open parent directory"))?;
                     rustix::fs::mkdirat(p, os(name), Mode::from_raw_mode(0o755))
                         .map_err(|e| err(rel, "mkdir")(e.into()))?;
                 }
             }
             Err(e) => return Err(err(rel, "mkdir")(e.into())),
         }
-        let p = self
-            .root
-            .dir(parent, true)
-            .map_err(err(rel, "open parent directory"))?;
+        let p = self.root.dir(parent, true).map_err(err(rel, "open parent directory"))?;
         let fd = rustix::fs::openat(
             p,
             os(name),
@@ -870,22 +730,14 @@ impl<'o> Extractor<'o> {
         data: &mut tar::Entry<'_, R>,
         sparse: bool,
     ) -> Result<(), UnpackError> {
-        let flags =
-            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        let open =
-            |p: BorrowedFd<'_>| rustix::fs::openat(p, os(name), flags, Mode::from_raw_mode(0o600));
-        let p = self
-            .root
-            .dir(parent, true)
-            .map_err(err(rel, "open parent directory"))?;
+        let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let open = |p: BorrowedFd<'_>| rustix::fs::openat(p, os(name), flags, Mode::from_raw_mode(0o600));
+        let p = self.root.dir(parent, true).map_err(err(rel, "open parent directory"))?;
         let fd: OwnedFd = match open(p) {
             Ok(fd) => fd,
             Err(Errno::EXIST) => {
                 self.clear(rel, parent, name, false)?;
-                let p = self
-                    .root
-                    .dir(parent, true)
-                    .map_err(err(rel, "open parent directory"))?;
+                let p = self.root.dir(parent, true).map_err(err(rel, "open parent directory"))?;
                 open(p).map_err(|e| err(rel, "create file")(e.into()))?
             }
             Err(e) => return Err(err(rel, "create file")(e.into())),
@@ -897,9 +749,7 @@ impl<'o> Extractor<'o> {
         };
         let written = copied.map_err(|source| {
             // A short or corrupt stream is a read error; anything else a write error.
-            if source.kind() == io::ErrorKind::UnexpectedEof
-                || source.kind() == io::ErrorKind::InvalidData
-            {
+            if source.kind() == io::ErrorKind::UnexpectedEof || source.kind() == io::ErrorKind::InvalidData {
                 UnpackError::Read { source }
             } else {
                 err(rel, "write file")(source)
@@ -910,12 +760,7 @@ impl<'o> Extractor<'o> {
     }
 
     /// Copies entry data into `file`. For sparse entries, all-zero blocks become holes.
-    fn copy_data(
-        &mut self,
-        data: &mut impl Read,
-        file: &mut File,
-        sparse: bool,
-    ) -> io::Result<u64> {
+    fn copy_data(&mut self, data: &mut impl Read, file: &mut File, sparse: bool) -> io::Result<u64> {
         let mut total = 0u64;
         loop {
             let n = match data.read(&mut self.buf) {
@@ -951,26 +796,14 @@ impl<'o> Extractor<'o> {
         target: &[u8],
         meta: Meta,
     ) -> Result<(), UnpackError> {
-        self.create_at(rel, parent, name, "symlink", |p| {
-            rustix::fs::symlinkat(os(target), p, os(name))
-        })?;
+        self.create_at(rel, parent, name, "symlink", |p| rustix::fs::symlinkat(os(target), p, os(name)))?;
         self.apply_at(rel, parent, name, &meta, true)
     }
 
-    fn hardlink(
-        &mut self,
-        rel: &[u8],
-        parent: &[u8],
-        name: &[u8],
-        target: &[u8],
-    ) -> Result<(), UnpackError> {
-        let target_rel =
-            normalize(target).ok_or_else(|| UnpackError::PathEscapes { path: show(target) })?;
+    fn hardlink(&mut self, rel: &[u8], parent: &[u8], name: &[u8], target: &[u8]) -> Result<(), UnpackError> {
+        let target_rel = normalize(target).ok_or_else(|| UnpackError::PathEscapes { path: show(target) })?;
         if target_rel.is_empty() {
-            return Err(UnpackError::InvalidEntry {
-                path: show(rel),
-                reason: "hard link to the root",
-            });
+            return Err(UnpackError::InvalidEntry { path: show(rel), reason: "hard link to the root" });
         }
         if target_rel == rel {
             return Ok(());
@@ -981,16 +814,10 @@ impl<'o> Extractor<'o> {
             .resolve(tparent, OFlags::PATH | OFlags::DIRECTORY)
             .map_err(|e| err(rel, "resolve hard link target")(e))?;
         let tname = tname.to_vec();
-        let link =
-            |p: BorrowedFd<'_>| rustix::fs::linkat(&tp, os(&tname), p, os(name), AtFlags::empty());
+        let link = |p: BorrowedFd<'_>| rustix::fs::linkat(&tp, os(&tname), p, os(name), AtFlags::empty());
         match self.create_at(rel, parent, name, "hard link", link) {
-            Err(UnpackError::Extract { source, .. })
-                if source.raw_os_error() == Some(Errno::PERM.raw_os_error()) =>
-            {
-                Err(UnpackError::InvalidEntry {
-                    path: show(rel),
-                    reason: "hard link to a directory",
-                })
+            Err(UnpackError::Extract { source, .. }) if source.raw_os_error() == Some(Errno::PERM.raw_os_error()) => {
+                Err(UnpackError::InvalidEntry { path: show(rel), reason: "hard link to a directory" })
             }
             other => other,
         }
@@ -1006,9 +833,7 @@ impl<'o> Extractor<'o> {
         meta: Meta,
     ) -> Result<(), UnpackError> {
         let mode = Mode::from_raw_mode(meta.mode);
-        self.create_at(rel, parent, name, "mknod", |p| {
-            rustix::fs::mknodat(p, os(name), kind, mode, dev)
-        })?;
+        self.create_at(rel, parent, name, "mknod", |p| rustix::fs::mknodat(p, os(name), kind, mode, dev))?;
         self.apply_at(rel, parent, name, &meta, false)
     }
 
@@ -1022,10 +847,7 @@ impl<'o> Extractor<'o> {
             return Ok(());
         }
         if target.is_empty() || target == b"." || target == b".." {
-            return Err(UnpackError::InvalidEntry {
-                path: show(rel),
-                reason: "whiteout of no name",
-            });
+            return Err(UnpackError::InvalidEntry { path: show(rel), reason: "whiteout of no name" });
         }
         let mut target_rel = parent.to_vec();
         if !target_rel.is_empty() {
@@ -1035,10 +857,7 @@ impl<'o> Extractor<'o> {
         match self.opts.whiteouts {
             WhiteoutStyle::Overlay => {
                 self.clear(rel, parent, target, false)?;
-                let p = self
-                    .root
-                    .dir(parent, true)
-                    .map_err(err(rel, "open parent directory"))?;
+                let p = self.root.dir(parent, true).map_err(err(rel, "open parent directory"))?;
                 rustix::fs::mknodat(p, os(target), FileType::CharacterDevice, Mode::empty(), 0)
                     .map_err(|e| err(rel, "create whiteout device")(e.into()))
             }
@@ -1062,18 +881,12 @@ impl<'o> Extractor<'o> {
     }
 
     fn opaque(&mut self, dir: &[u8]) -> Result<(), UnpackError> {
-        self.root
-            .dir(dir, true)
-            .map_err(err(dir, "create opaque directory"))?;
-        let fd = self
-            .root
-            .resolve(dir, OFlags::RDONLY | OFlags::DIRECTORY)
-            .map_err(err(dir, "open opaque directory"))?;
+        self.root.dir(dir, true).map_err(err(dir, "create opaque directory"))?;
+        let fd =
+            self.root.resolve(dir, OFlags::RDONLY | OFlags::DIRECTORY).map_err(err(dir, "open opaque directory"))?;
         match self.opts.whiteouts {
-            WhiteoutStyle::Overlay => {
-                rustix::fs::fsetxattr(&fd, "trusted.overlay.opaque", b"y", XattrFlags::empty())
-                    .map_err(|e| err(dir, "mark directory opaque")(e.into()))
-            }
+            WhiteoutStyle::Overlay => rustix::fs::fsetxattr(&fd, "trusted.overlay.opaque", b"y", XattrFlags::empty())
+                .map_err(|e| err(dir, "mark directory opaque")(e.into())),
             WhiteoutStyle::Delete => {
                 for child in list_dir(fd.as_fd()).map_err(err(dir, "list opaque directory"))? {
                     let mut child_rel = dir.to_vec();
@@ -1082,8 +895,7 @@ impl<'o> Extractor<'o> {
                     }
                     child_rel.extend_from_slice(&child);
                     if !self.created.contains(&child_rel) {
-                        remove_all_at(fd.as_fd(), &child)
-                            .map_err(err(&child_rel, "apply opaque whiteout"))?;
+                        remove_all_at(fd.as_fd(), &child).map_err(err(&child_rel, "apply opaque whiteout"))?;
                     }
                 }
                 self.root.invalidate();
@@ -1096,10 +908,7 @@ impl<'o> Extractor<'o> {
     fn finish(&mut self) -> Result<(), UnpackError> {
         let dirs = std::mem::take(&mut self.dirs);
         for (rel, mode, times) in dirs.iter().rev() {
-            let fd = match self
-                .root
-                .resolve(rel, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW)
-            {
+            let fd = match self.root.resolve(rel, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW) {
                 Ok(fd) => fd,
                 // Replaced by a later entry (or whited out): nothing to fix up.
                 Err(e) if matches!(errno(&e), Some(Errno::NOENT | Errno::NOTDIR | Errno::LOOP)) => {
@@ -1107,8 +916,7 @@ impl<'o> Extractor<'o> {
                 }
                 Err(e) => return Err(err(rel, "open directory")(e)),
             };
-            rustix::fs::fchmod(&fd, Mode::from_raw_mode(*mode))
-                .map_err(|e| err(rel, "chmod")(e.into()))?;
+            rustix::fs::fchmod(&fd, Mode::from_raw_mode(*mode)).map_err(|e| err(rel, "chmod")(e.into()))?;
             rustix::fs::futimens(&fd, times).map_err(|e| err(rel, "set times")(e.into()))?;
         }
         Ok(())

@@ -78,15 +78,7 @@ impl Tar {
         self.push(h, data)
     }
 
-    pub fn file_owned(
-        &mut self,
-        name: &str,
-        data: &[u8],
-        mode: u32,
-        uid: u64,
-        gid: u64,
-        mtime: u64,
-    ) -> &mut Self {
+    pub fn file_owned(&mut self, name: &str, data: &[u8], mode: u32, uid: u64, gid: u64, mtime: u64) -> &mut Self {
         let mut h = Self::header(name.as_bytes(), EntryType::Regular, mode, data.len() as u64);
         h.set_uid(uid);
         h.set_gid(gid);
@@ -118,9 +110,7 @@ impl Tar {
     }
 
     pub fn pax(&mut self, records: &[(&str, &[u8])]) -> &mut Self {
-        self.0
-            .append_pax_extensions(records.iter().map(|(k, v)| (*k, *v)))
-            .unwrap();
+        self.0.append_pax_extensions(records.iter().map(|(k, v)| (*k, *v))).unwrap();
         self
     }
 
@@ -128,12 +118,7 @@ impl Tar {
     pub fn gnu_long_file(&mut self, name: &[u8], data: &[u8]) -> &mut Self {
         let mut long = name.to_vec();
         long.push(0);
-        let h = Self::header(
-            b"././@LongLink",
-            EntryType::GNULongName,
-            0o644,
-            long.len() as u64,
-        );
+        let h = Self::header(b"././@LongLink", EntryType::GNULongName, 0o644, long.len() as u64);
         self.push(h, &long);
         let h = Self::header(b"placeholder", EntryType::Regular, 0o644, data.len() as u64);
         self.push(h, data)
@@ -143,12 +128,7 @@ impl Tar {
     pub fn gnu_long_link(&mut self, name: &str, kind: EntryType, target: &[u8]) -> &mut Self {
         let mut long = target.to_vec();
         long.push(0);
-        let h = Self::header(
-            b"././@LongLink",
-            EntryType::GNULongLink,
-            0o644,
-            long.len() as u64,
-        );
+        let h = Self::header(b"././@LongLink", EntryType::GNULongLink, 0o644, long.len() as u64);
         self.push(h, &long);
         let h = Self::link_header(name.as_bytes(), kind, b"placeholder");
         self.push(h, &[])
@@ -164,10 +144,7 @@ impl Tar {
 pub fn tree(root: &Path) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
-        let mut names: Vec<_> = fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
+        let mut names: Vec<_> = fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name()).collect();
         names.sort();
         for name in names {
             let p = dir.join(&name);
@@ -181,34 +158,14 @@ pub fn tree(root: &Path) -> BTreeMap<String, String> {
             } else if ft.is_file() {
                 format!("file {}", sha256(&fs::read(&p).unwrap()))
             } else if ft.is_char_device() {
-                format!(
-                    "chr {}:{}",
-                    rustix::fs::major(m.rdev()),
-                    rustix::fs::minor(m.rdev())
-                )
+                format!("chr {}:{}", rustix::fs::major(m.rdev()), rustix::fs::minor(m.rdev()))
             } else if ft.is_block_device() {
-                format!(
-                    "blk {}:{}",
-                    rustix::fs::major(m.rdev()),
-                    rustix::fs::minor(m.rdev())
-                )
+                format!("blk {}:{}", rustix::fs::major(m.rdev()), rustix::fs::minor(m.rdev()))
             } else {
                 "fifo".to_string()
             };
-            let mtime = if ft.is_dir() {
-                String::new()
-            } else {
-                format!(" mtime={}", m.mtime())
-            };
-            out.insert(
-                rel,
-                format!(
-                    "{what} mode={:o} uid={} gid={}{mtime}",
-                    m.mode() & 0o7777,
-                    m.uid(),
-                    m.gid()
-                ),
-            );
+            let mtime = if ft.is_dir() { String::new() } else { format!(" mtime={}", m.mtime()) };
+            out.insert(rel, format!("{what} mode={:o} uid={} gid={}{mtime}", m.mode() & 0o7777, m.uid(), m.gid()));
             if ft.is_dir() {
                 walk(root, &p, out);
             }
@@ -220,10 +177,8 @@ pub fn tree(root: &Path) -> BTreeMap<String, String> {
 
 /// Names of everything directly in `dir`, sorted.
 pub fn names(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
+    let mut v: Vec<String> =
+        fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
     v.sort();
     v
 }

@@ -114,10 +114,7 @@ pub fn tweak_capabilities(
     let adds = normalize_capabilities(adds, held)?;
     let all = |v: &[String]| v.iter().any(|c| c == ALL);
     Ok(if all(&adds) {
-        held.iter()
-            .filter(|c| !drops.contains(c))
-            .cloned()
-            .collect()
+        held.iter().filter(|c| !drops.contains(c)).cloned().collect()
     } else if all(&drops) {
         adds
     } else {
@@ -143,9 +140,7 @@ pub fn capabilities_from_mask(mask: u64) -> Vec<String> {
 pub fn status_mask(status: &str, field: &str) -> Option<u64> {
     status.lines().find_map(|line| {
         let (key, value) = line.split_once(':')?;
-        (key.trim() == field)
-            .then(|| u64::from_str_radix(value.trim(), 16).ok())
-            .flatten()
+        (key.trim() == field).then(|| u64::from_str_radix(value.trim(), 16).ok()).flatten()
     })
 }
 
@@ -178,29 +173,19 @@ mod tests {
 
     #[test]
     fn names_are_normalised() {
-        let caps =
-            normalize_capabilities(&s(&["net_admin", "CAP_sys_time", "all"]), &all_held()).unwrap();
+        let caps = normalize_capabilities(&s(&["net_admin", "CAP_sys_time", "all"]), &all_held()).unwrap();
         assert_eq!(caps, ["CAP_NET_ADMIN", "CAP_SYS_TIME", "ALL"]);
         assert_eq!(
-            normalize_capabilities(&s(&["CAP_FOO"]), &all_held())
-                .unwrap_err()
-                .to_string(),
+            normalize_capabilities(&s(&["CAP_FOO"]), &all_held()).unwrap_err().to_string(),
             "unknown capability: \"CAP_FOO\""
         );
         assert_eq!(
-            normalize_capabilities(&s(&["foo"]), &all_held())
-                .unwrap_err()
-                .to_string(),
+            normalize_capabilities(&s(&["foo"]), &all_held()).unwrap_err().to_string(),
             "unknown capability: \"CAP_FOO\""
         );
-        let held: Vec<String> = all_held()
-            .into_iter()
-            .filter(|c| c != "CAP_SYS_RESOURCE")
-            .collect();
+        let held: Vec<String> = all_held().into_iter().filter(|c| c != "CAP_SYS_RESOURCE").collect();
         assert_eq!(
-            normalize_capabilities(&s(&["sys_resource"]), &held)
-                .unwrap_err()
-                .to_string(),
+            normalize_capabilities(&s(&["sys_resource"]), &held).unwrap_err().to_string(),
             "capability not supported by your kernel or not available in the current environment: \"CAP_SYS_RESOURCE\""
         );
     }
@@ -208,8 +193,7 @@ mod tests {
     #[test]
     fn add_and_drop() {
         let held = all_held();
-        let caps =
-            tweak_capabilities(&s(&["NET_ADMIN"]), &s(&["chown", "mknod"]), false, &held).unwrap();
+        let caps = tweak_capabilities(&s(&["NET_ADMIN"]), &s(&["chown", "mknod"]), false, &held).unwrap();
         assert!(caps.contains(&"CAP_NET_ADMIN".into()));
         assert!(!caps.contains(&"CAP_CHOWN".into()));
         assert_eq!(caps.len(), 13);

@@ -108,15 +108,10 @@ fn device_at(path: &Path) -> std::io::Result<Option<HostDevice>> {
 pub fn devices_from_path(mapping: &DeviceMapping) -> Result<Vec<HostDevice>, SpecError> {
     let host = Path::new(&mapping.path_on_host);
     let resolved: PathBuf = match std::fs::symlink_metadata(host) {
-        Ok(m) if m.file_type().is_symlink() => {
-            std::fs::canonicalize(host).unwrap_or_else(|_| host.to_path_buf())
-        }
+        Ok(m) if m.file_type().is_symlink() => std::fs::canonicalize(host).unwrap_or_else(|_| host.to_path_buf()),
         _ => host.to_path_buf(),
     };
-    let gather = |source: std::io::Error| SpecError::GatherDevice {
-        path: mapping.path_on_host.clone(),
-        source,
-    };
+    let gather = |source: std::io::Error| SpecError::GatherDevice { path: mapping.path_on_host.clone(), source };
     match device_at(&resolved) {
         Ok(Some(mut dev)) => {
             dev.path = mapping.path_in_container.clone();
@@ -133,10 +128,7 @@ pub fn devices_from_path(mapping: &DeviceMapping) -> Result<Vec<HostDevice>, Spe
         walk(&resolved, &mut |p| {
             if let Ok(Some(mut dev)) = device_at(p) {
                 let rest = p.strip_prefix(&resolved).unwrap_or(p);
-                dev.path = Path::new(&mapping.path_in_container)
-                    .join(rest)
-                    .to_string_lossy()
-                    .into_owned();
+                dev.path = Path::new(&mapping.path_in_container).join(rest).to_string_lossy().into_owned();
                 devs.push(dev);
             }
         });
@@ -181,10 +173,8 @@ fn walk(dir: &Path, f: &mut dyn FnMut(&Path)) {
 /// `shm`, `fd`, `mqueue` and hidden runtime directories, `/dev/console` and FIFOs.
 pub fn host_devices() -> Result<Vec<HostDevice>, SpecError> {
     let mut out = Vec::new();
-    scan_dev(Path::new("/dev"), &mut out).map_err(|source| SpecError::ProbeHost {
-        what: "list /dev".into(),
-        source,
-    })?;
+    scan_dev(Path::new("/dev"), &mut out)
+        .map_err(|source| SpecError::ProbeHost { what: "list /dev".into(), source })?;
     Ok(out)
 }
 
@@ -244,31 +234,14 @@ mod tests {
         };
         let devs = devices_from_path(&m).unwrap();
         assert_eq!(devs.len(), 1);
-        assert_eq!(
-            (
-                devs[0].path.as_str(),
-                devs[0].kind,
-                devs[0].major,
-                devs[0].minor
-            ),
-            ("/dev/mynull", 'c', 1, 3)
-        );
-        assert_eq!(
-            devs[0].rule("rw"),
-            json!({"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rw"})
-        );
-        let m = DeviceMapping {
-            path_on_host: "/etc/hostname".into(),
-            ..m
-        };
+        assert_eq!((devs[0].path.as_str(), devs[0].kind, devs[0].major, devs[0].minor), ("/dev/mynull", 'c', 1, 3));
+        assert_eq!(devs[0].rule("rw"), json!({"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rw"}));
+        let m = DeviceMapping { path_on_host: "/etc/hostname".into(), ..m };
         assert_eq!(
             devices_from_path(&m).unwrap_err().to_string(),
             "error gathering device information while adding custom device \"/etc/hostname\": not a device node"
         );
-        let m = DeviceMapping {
-            path_on_host: "/dev/nope".into(),
-            ..m
-        };
+        let m = DeviceMapping { path_on_host: "/dev/nope".into(), ..m };
         assert_eq!(
             devices_from_path(&m).unwrap_err().to_string(),
             "error gathering device information while adding custom device \"/dev/nope\": lstat /dev/nope: no such file or directory"
@@ -278,14 +251,8 @@ mod tests {
     #[test]
     fn privileged_sees_host_devices() {
         let devs = host_devices().unwrap();
-        assert!(
-            devs.iter()
-                .any(|d| d.path == "/dev/null" && d.major == 1 && d.minor == 3)
-        );
-        assert!(
-            devs.iter()
-                .all(|d| d.path != "/dev/console" && d.kind != 'p')
-        );
+        assert!(devs.iter().any(|d| d.path == "/dev/null" && d.major == 1 && d.minor == 3));
+        assert!(devs.iter().all(|d| d.path != "/dev/console" && d.kind != 'p'));
         assert!(devs.iter().all(|d| !d.path.starts_with("/dev/pts/")));
     }
 }

@@ -14,9 +14,7 @@ pub enum SpecError {
     #[error("unknown capability: {0:?}")]
     UnknownCapability(String),
     /// The capability exists but the daemon itself does not hold it, so it cannot be granted.
-    #[error(
-        "capability not supported by your kernel or not available in the current environment: {0:?}"
-    )]
+    #[error("capability not supported by your kernel or not available in the current environment: {0:?}")]
     UnavailableCapability(String),
     /// `--cap-add` or `--cap-drop` failed to validate (`invalid CapAdd: unknown capability: …`).
     #[error("invalid {field}: {source}")]
@@ -93,9 +91,9 @@ pub enum SpecError {
 impl Classify for SpecError {
     fn kind(&self) -> ErrorKind {
         match self {
-            SpecError::ReadRootfsFile { .. }
-            | SpecError::ProbeHost { .. }
-            | SpecError::AssembleSpec(_) => ErrorKind::Internal,
+            SpecError::ReadRootfsFile { .. } | SpecError::ProbeHost { .. } | SpecError::AssembleSpec(_) => {
+                ErrorKind::Internal
+            }
             _ => ErrorKind::InvalidArgument,
         }
     }

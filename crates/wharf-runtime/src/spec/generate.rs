@@ -20,8 +20,7 @@ use super::resources::{check_resources, resources_entry};
 use super::seccomp::{default_seccomp, load_seccomp};
 use super::user::resolve_user;
 use super::{
-    CgroupDriver, CgroupnsMode, DEFAULT_PATH_ENV, IpcMode, NetworkMode, OCI_VERSION, PidMode,
-    SpecOptions, UtsMode,
+    CgroupDriver, CgroupnsMode, DEFAULT_PATH_ENV, IpcMode, NetworkMode, OCI_VERSION, PidMode, SpecOptions, UtsMode,
 };
 
 /// Docker's masked paths (before the per-CPU `thermal_throttle` ones).
@@ -41,13 +40,7 @@ pub const DEFAULT_MASKED_PATHS: &[&str] = &[
 ];
 
 /// Docker's read-only paths.
-pub const DEFAULT_READONLY_PATHS: &[&str] = &[
-    "/proc/bus",
-    "/proc/fs",
-    "/proc/irq",
-    "/proc/sys",
-    "/proc/sysrq-trigger",
-];
+pub const DEFAULT_READONLY_PATHS: &[&str] = &["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
 
 /// The process as Docker derives it from image config plus overrides.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,9 +63,7 @@ pub fn merge_config(opts: &SpecOptions) -> Result<MergedConfig, SpecError> {
     let image = &opts.image;
     for env in &opts.env {
         if env.split('=').next().unwrap_or("").is_empty() {
-            return Err(SpecError::InvalidConfig(format!(
-                "invalid environment variable: {env}"
-            )));
+            return Err(SpecError::InvalidConfig(format!("invalid environment variable: {env}")));
         }
     }
     let mut entrypoint = opts.entrypoint.clone();
@@ -134,11 +125,7 @@ pub fn merge_config(opts: &SpecOptions) -> Result<MergedConfig, SpecError> {
 /// Docker's `ReplaceOrAppendEnvValues`: overrides replace defaults by key, `KEY` alone removes.
 fn replace_or_append_env(mut defaults: Vec<String>, overrides: &[String]) -> Vec<String> {
     let key = |e: &str| e.split('=').next().unwrap_or("").to_owned();
-    let index: BTreeMap<String, usize> = defaults
-        .iter()
-        .enumerate()
-        .map(|(i, e)| (key(e), i))
-        .collect();
+    let index: BTreeMap<String, usize> = defaults.iter().enumerate().map(|(i, e)| (key(e), i)).collect();
     for value in overrides {
         match value.split_once('=') {
             None => {
@@ -174,19 +161,10 @@ pub fn generate_document(opts: &SpecOptions, host: &HostInfo) -> Result<Value, S
 
     // Capabilities: validated as at create (`invalid CapAdd: …`), then tweaked.
     for (field, list) in [("CapAdd", &opts.cap_add), ("CapDrop", &opts.cap_drop)] {
-        normalize_capabilities(list, &host.capabilities).map_err(|e| {
-            SpecError::ValidateCapabilities {
-                field,
-                source: Box::new(e),
-            }
-        })?;
+        normalize_capabilities(list, &host.capabilities)
+            .map_err(|e| SpecError::ValidateCapabilities { field, source: Box::new(e) })?;
     }
-    let capabilities = tweak_capabilities(
-        &opts.cap_add,
-        &opts.cap_drop,
-        opts.privileged,
-        &host.capabilities,
-    )?;
+    let capabilities = tweak_capabilities(&opts.cap_add, &opts.cap_drop, opts.privileged, &host.capabilities)?;
 
     let mut resources = opts.resources.clone();
     check_resources(&mut resources, host)?;
@@ -201,19 +179,12 @@ pub fn generate_document(opts: &SpecOptions, host: &HostInfo) -> Result<Value, S
     args.push(merged.path.clone());
     args.extend(merged.args.iter().cloned());
 
-    let mut env = vec![
-        format!("PATH={DEFAULT_PATH_ENV}"),
-        format!("HOSTNAME={}", opts.hostname),
-    ];
+    let mut env = vec![format!("PATH={DEFAULT_PATH_ENV}"), format!("HOSTNAME={}", opts.hostname)];
     if opts.tty {
         env.push("TERM=xterm".into());
     }
     let env = replace_or_append_env(env, &merged.env);
-    let cwd = if merged.working_dir.is_empty() {
-        "/".to_owned()
-    } else {
-        merged.working_dir.clone()
-    };
+    let cwd = if merged.working_dir.is_empty() { "/".to_owned() } else { merged.working_dir.clone() };
 
     let user = resolve_user(&opts.rootfs, &merged.user, &opts.group_add)?;
     let mut process = Map::new();
@@ -223,10 +194,7 @@ pub fn generate_document(opts: &SpecOptions, host: &HostInfo) -> Result<Value, S
             process.insert("consoleSize".into(), json!({"height": h, "width": w}));
         }
     }
-    process.insert(
-        "user".into(),
-        json!({"uid": user.uid, "gid": user.gid, "additionalGids": user.additional_gids}),
-    );
+    process.insert("user".into(), json!({"uid": user.uid, "gid": user.gid, "additionalGids": user.additional_gids}));
     process.insert("args".into(), json!(args));
     process.insert("env".into(), json!(env));
     process.insert("cwd".into(), json!(cwd));
@@ -277,13 +245,11 @@ pub fn generate_document(opts: &SpecOptions, host: &HostInfo) -> Result<Value, S
         _ => namespaces.push(ns("ipc", None)),
     }
     // Docker's default: private on cgroup v2 hosts (privileged or not), host elsewhere.
-    let cgroupns = opts
-        .cgroupns
-        .unwrap_or(if host.cgroup_mode == CgroupMode::Unified {
-            CgroupnsMode::Private
-        } else {
-            CgroupnsMode::Host
-        });
+    let cgroupns = opts.cgroupns.unwrap_or(if host.cgroup_mode == CgroupMode::Unified {
+        CgroupnsMode::Private
+    } else {
+        CgroupnsMode::Host
+    });
     if cgroupns == CgroupnsMode::Private {
         namespaces.push(ns("cgroup", None));
     }
@@ -301,10 +267,7 @@ pub fn generate_document(opts: &SpecOptions, host: &HostInfo) -> Result<Value, S
             if mapping.path_on_host == mapping.path_in_container {
                 continue;
             }
-            let full = super::parse::DeviceMapping {
-                cgroup_permissions: "rwm".into(),
-                ..mapping.clone()
-            };
+            let full = super::parse::DeviceMapping { cgroup_permissions: "rwm".into(), ..mapping.clone() };
             device_entries.extend(devices::devices_from_path(&full)?.iter().map(|d| d.entry()));
         }
         device_rules = vec![json!({"allow": true, "access": "rwm"})];
@@ -341,9 +304,7 @@ pub fn generate_document(opts: &SpecOptions, host: &HostInfo) -> Result<Value, S
         (SeccompChoice::Unconfined, _) => None,
         (SeccompChoice::Custom(body), _) => load_seccomp(body, &capabilities, host)?,
         (SeccompChoice::Default, true) => None,
-        (SeccompChoice::Default | SeccompChoice::Builtin, _) => {
-            default_seccomp(&capabilities, host)?
-        }
+        (SeccompChoice::Default | SeccompChoice::Builtin, _) => default_seccomp(&capabilities, host)?,
     };
 
     // Linux section.
@@ -370,13 +331,7 @@ pub fn generate_document(opts: &SpecOptions, host: &HostInfo) -> Result<Value, S
     } else {
         let mut masked: Vec<String> = DEFAULT_MASKED_PATHS.iter().map(|p| p.to_string()).collect();
         masked.extend(host.thermal_throttle_paths.iter().cloned());
-        (
-            masked,
-            DEFAULT_READONLY_PATHS
-                .iter()
-                .map(|p| p.to_string())
-                .collect(),
-        )
+        (masked, DEFAULT_READONLY_PATHS.iter().map(|p| p.to_string()).collect())
     };
     if let Some(m) = &opts.masked_paths {
         masked = m.clone();
@@ -405,10 +360,7 @@ pub fn generate_document(opts: &SpecOptions, host: &HostInfo) -> Result<Value, S
     if opts.uts == UtsMode::Private && !opts.hostname.is_empty() {
         spec.insert("hostname".into(), json!(opts.hostname));
     }
-    spec.insert(
-        "mounts".into(),
-        Value::Array(mounts.iter().map(|m| m.entry()).collect()),
-    );
+    spec.insert("mounts".into(), Value::Array(mounts.iter().map(|m| m.entry()).collect()));
     spec.insert("linux".into(), Value::Object(linux));
     if !opts.annotations.is_empty() {
         spec.insert("annotations".into(), json!(opts.annotations));
@@ -423,24 +375,16 @@ fn check_host_config(opts: &SpecOptions) -> Result<(), SpecError> {
         return fail("SHM size can not be less than 0".into());
     }
     if !(-1000..=1000).contains(&opts.oom_score_adj) {
-        return fail(format!(
-            "Invalid value {}, range for oom score adj is [-1000, 1000]",
-            opts.oom_score_adj
-        ));
+        return fail(format!("Invalid value {}, range for oom score adj is [-1000, 1000]", opts.oom_score_adj));
     }
     if opts.cgroup_driver == CgroupDriver::Systemd
         && !opts.cgroup_parent.is_empty()
         && (opts.cgroup_parent.len() <= 6 || !opts.cgroup_parent.ends_with(".slice"))
     {
-        return fail(
-            "cgroup-parent for systemd cgroup should be a valid slice named as \"xxx.slice\""
-                .into(),
-        );
+        return fail("cgroup-parent for systemd cgroup should be a valid slice named as \"xxx.slice\"".into());
     }
     if opts.annotations.contains_key("") {
-        return fail(
-            "invalid Annotations: the empty string is not permitted as an annotation key".into(),
-        );
+        return fail("invalid Annotations: the empty string is not permitted as an annotation key".into());
     }
     Ok(())
 }
@@ -453,25 +397,13 @@ fn cgroups_path(opts: &SpecOptions) -> String {
     }
     match opts.cgroup_driver {
         CgroupDriver::Systemd => {
-            let parent = if opts.cgroup_parent.is_empty() {
-                "system.slice"
-            } else {
-                &opts.cgroup_parent
-            };
+            let parent = if opts.cgroup_parent.is_empty() { "system.slice" } else { &opts.cgroup_parent };
             format!("{parent}:docker:{}", opts.id)
         }
         CgroupDriver::Cgroupfs => {
-            let parent = if opts.cgroup_parent.is_empty() {
-                "/docker"
-            } else {
-                &opts.cgroup_parent
-            };
+            let parent = if opts.cgroup_parent.is_empty() { "/docker" } else { &opts.cgroup_parent };
             let joined = format!("{parent}/{}", opts.id);
-            if joined.starts_with('/') {
-                clean(&joined)
-            } else {
-                clean(&joined).trim_start_matches('/').to_owned()
-            }
+            if joined.starts_with('/') { clean(&joined) } else { clean(&joined).trim_start_matches('/').to_owned() }
         }
     }
 }
@@ -506,17 +438,13 @@ fn check_sysctls(sysctl: &BTreeMap<String, String>, opts: &SpecOptions) -> Resul
         let s = key.replace('/', ".");
         if IPC_SYSCTLS.contains(&s.as_str()) || s.starts_with("fs.mqueue.") {
             if opts.ipc == IpcMode::Host {
-                return fail(format!(
-                    "sysctl {s:?} is not allowed in the hosts ipc namespace"
-                ));
+                return fail(format!("sysctl {s:?} is not allowed in the hosts ipc namespace"));
             }
             continue;
         }
         if s.starts_with("net.") {
             if opts.network == NetworkMode::Host {
-                return fail(format!(
-                    "sysctl {s:?} not allowed in host network namespace"
-                ));
+                return fail(format!("sysctl {s:?} not allowed in host network namespace"));
             }
             continue;
         }
@@ -532,13 +460,9 @@ fn check_sysctls(sysctl: &BTreeMap<String, String>, opts: &SpecOptions) -> Resul
             }
         }
         if s.starts_with("user.") {
-            return fail(format!(
-                "setting ucounts without a user namespace not allowed: {s}"
-            ));
+            return fail(format!("setting ucounts without a user namespace not allowed: {s}"));
         }
-        return fail(format!(
-            "sysctl {s:?} is not in a separate kernel namespace"
-        ));
+        return fail(format!("sysctl {s:?} is not in a separate kernel namespace"));
     }
     Ok(())
 }

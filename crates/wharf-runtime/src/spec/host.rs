@@ -35,9 +35,7 @@ impl KernelVersion {
         let mut parts = release.splitn(3, '.');
         let major = parts.next()?.parse().ok()?;
         let minor_text = parts.next()?;
-        let end = minor_text
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(minor_text.len());
+        let end = minor_text.find(|c: char| !c.is_ascii_digit()).unwrap_or(minor_text.len());
         let minor = minor_text[..end].parse().ok()?;
         Some(Self { major, minor })
     }
@@ -93,15 +91,9 @@ impl HostInfo {
             CgroupMode::Legacy
         };
         let (cpuset_cpus, cpuset_mems) = if cgroup_mode == CgroupMode::Unified {
-            (
-                read("/sys/fs/cgroup/cpuset.cpus.effective"),
-                read("/sys/fs/cgroup/cpuset.mems.effective"),
-            )
+            (read("/sys/fs/cgroup/cpuset.cpus.effective"), read("/sys/fs/cgroup/cpuset.mems.effective"))
         } else {
-            (
-                read("/sys/fs/cgroup/cpuset/cpuset.cpus"),
-                read("/sys/fs/cgroup/cpuset/cpuset.mems"),
-            )
+            (read("/sys/fs/cgroup/cpuset/cpuset.cpus"), read("/sys/fs/cgroup/cpuset/cpuset.mems"))
         };
         let (swap_limit, oom_kill_disable) = if cgroup_mode == CgroupMode::Unified {
             (true, false)
@@ -138,10 +130,7 @@ impl HostInfo {
     /// held, both default sysctls present.
     pub fn fixture() -> HostInfo {
         HostInfo {
-            capabilities: caps::KNOWN_CAPABILITIES
-                .iter()
-                .map(|c| c.to_string())
-                .collect(),
+            capabilities: caps::KNOWN_CAPABILITIES.iter().map(|c| c.to_string()).collect(),
             kernel: Some(KernelVersion { major: 6, minor: 1 }),
             seccomp_arch: "amd64",
             cpu_count: 2,
@@ -158,16 +147,12 @@ impl HostInfo {
 
     /// The cpuset CPUs as a set (empty when unknown).
     pub(crate) fn cpuset_cpu_set(&self) -> Option<BTreeSet<u32>> {
-        self.cpuset_cpus
-            .as_deref()
-            .map(|s| parse_cpuset(s, 0).unwrap_or_default())
+        self.cpuset_cpus.as_deref().map(|s| parse_cpuset(s, 0).unwrap_or_default())
     }
 
     /// The cpuset memory nodes as a set (empty when unknown).
     pub(crate) fn cpuset_mem_set(&self) -> Option<BTreeSet<u32>> {
-        self.cpuset_mems
-            .as_deref()
-            .map(|s| parse_cpuset(s, 0).unwrap_or_default())
+        self.cpuset_mems.as_deref().map(|s| parse_cpuset(s, 0).unwrap_or_default())
     }
 }
 
@@ -198,20 +183,8 @@ mod tests {
 
     #[test]
     fn kernel_versions_parse() {
-        assert_eq!(
-            KernelVersion::parse("6.18.44-fc-v782"),
-            Some(KernelVersion {
-                major: 6,
-                minor: 18
-            })
-        );
-        assert_eq!(
-            KernelVersion::parse("3.12-1-amd64"),
-            Some(KernelVersion {
-                major: 3,
-                minor: 12
-            })
-        );
+        assert_eq!(KernelVersion::parse("6.18.44-fc-v782"), Some(KernelVersion { major: 6, minor: 18 }));
+        assert_eq!(KernelVersion::parse("3.12-1-amd64"), Some(KernelVersion { major: 3, minor: 12 }));
         assert_eq!(KernelVersion::parse("junk"), None);
     }
 

@@ -37,8 +37,7 @@ impl SpecMount {
 
     /// The JSON entry (Go's `omitempty`: no `options` when there are none).
     pub fn entry(&self) -> Value {
-        let mut v =
-            json!({"destination": self.destination, "type": self.kind, "source": self.source});
+        let mut v = json!({"destination": self.destination, "type": self.kind, "source": self.source});
         if !self.options.is_empty() {
             v["options"] = json!(self.options);
         }
@@ -54,49 +53,17 @@ impl SpecMount {
 pub fn default_mounts() -> Vec<SpecMount> {
     vec![
         SpecMount::new("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"]),
-        SpecMount::new(
-            "/dev",
-            "tmpfs",
-            "tmpfs",
-            &["nosuid", "strictatime", "mode=755", "size=65536k"],
-        ),
+        SpecMount::new("/dev", "tmpfs", "tmpfs", &["nosuid", "strictatime", "mode=755", "size=65536k"]),
         SpecMount::new(
             "/dev/pts",
             "devpts",
             "devpts",
-            &[
-                "nosuid",
-                "noexec",
-                "newinstance",
-                "ptmxmode=0666",
-                "mode=0620",
-                "gid=5",
-            ],
+            &["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"],
         ),
-        SpecMount::new(
-            "/sys",
-            "sysfs",
-            "sysfs",
-            &["nosuid", "noexec", "nodev", "ro"],
-        ),
-        SpecMount::new(
-            "/sys/fs/cgroup",
-            "cgroup",
-            "cgroup",
-            &["ro", "nosuid", "noexec", "nodev"],
-        ),
-        SpecMount::new(
-            "/dev/mqueue",
-            "mqueue",
-            "mqueue",
-            &["nosuid", "noexec", "nodev"],
-        ),
-        SpecMount::new(
-            "/dev/shm",
-            "tmpfs",
-            "shm",
-            &["nosuid", "noexec", "nodev", "mode=1777"],
-        ),
+        SpecMount::new("/sys", "sysfs", "sysfs", &["nosuid", "noexec", "nodev", "ro"]),
+        SpecMount::new("/sys/fs/cgroup", "cgroup", "cgroup", &["ro", "nosuid", "noexec", "nodev"]),
+        SpecMount::new("/dev/mqueue", "mqueue", "mqueue", &["nosuid", "noexec", "nodev"]),
+        SpecMount::new("/dev/shm", "tmpfs", "shm", &["nosuid", "noexec", "nodev", "mode=1777"]),
     ]
 }
 
@@ -163,14 +130,10 @@ fn depth(destination: &str) -> usize {
 /// Checks a mount destination as Docker's parser does.
 fn validate_destination(dest: &str) -> Result<(), SpecError> {
     if dest.starts_with('/') && clean(dest) == "/" {
-        return Err(SpecError::InvalidMount(
-            "invalid specification: destination can't be '/'".into(),
-        ));
+        return Err(SpecError::InvalidMount("invalid specification: destination can't be '/'".into()));
     }
     if !dest.starts_with('/') {
-        return Err(SpecError::InvalidMount(format!(
-            "invalid mount path: '{dest}' mount path must be absolute"
-        )));
+        return Err(SpecError::InvalidMount(format!("invalid mount path: '{dest}' mount path must be absolute")));
     }
     Ok(())
 }
@@ -185,18 +148,12 @@ pub(crate) fn assemble(
 ) -> Result<(Vec<SpecMount>, Option<String>), SpecError> {
     // 1. The container's own mounts, as Docker collects them before building the spec.
     let mut seen: Vec<String> = Vec::new();
-    let user_dests = opts
-        .tmpfs
-        .keys()
-        .map(String::as_str)
-        .chain(opts.mounts.iter().map(|m| m.destination.as_str()));
+    let user_dests = opts.tmpfs.keys().map(String::as_str).chain(opts.mounts.iter().map(|m| m.destination.as_str()));
     for dest in user_dests {
         validate_destination(dest)?;
         let c = clean(dest);
         if seen.contains(&c) {
-            return Err(SpecError::InvalidMount(format!(
-                "Duplicate mount point: {c}"
-            )));
+            return Err(SpecError::InvalidMount(format!("Duplicate mount point: {c}")));
         }
         seen.push(c);
     }
@@ -210,11 +167,7 @@ pub(crate) fn assemble(
         IpcMode::Private | IpcMode::None => None,
     };
     if let Some(shm) = shm_path.filter(|_| !has_mount_for("/dev/shm")) {
-        ms.push(ContainerMount::bind(
-            &shm.to_string_lossy(),
-            "/dev/shm",
-            true,
-        ));
+        ms.push(ContainerMount::bind(&shm.to_string_lossy(), "/dev/shm", true));
     }
     for (dest, data) in &opts.tmpfs {
         ms.push(ContainerMount::tmpfs(dest, data));
@@ -225,27 +178,9 @@ pub(crate) fn assemble(
 
     let mut volumes: Vec<ContainerMount> = Vec::new();
     let mut etc: [(Option<String>, Option<bool>); 3] = [
-        (
-            opts.etc_files
-                .resolv_conf
-                .as_ref()
-                .map(|p| p.to_string_lossy().into_owned()),
-            None,
-        ),
-        (
-            opts.etc_files
-                .hostname
-                .as_ref()
-                .map(|p| p.to_string_lossy().into_owned()),
-            None,
-        ),
-        (
-            opts.etc_files
-                .hosts
-                .as_ref()
-                .map(|p| p.to_string_lossy().into_owned()),
-            None,
-        ),
+        (opts.etc_files.resolv_conf.as_ref().map(|p| p.to_string_lossy().into_owned()), None),
+        (opts.etc_files.hostname.as_ref().map(|p| p.to_string_lossy().into_owned()), None),
+        (opts.etc_files.hosts.as_ref().map(|p| p.to_string_lossy().into_owned()), None),
     ];
     for m in opts.mounts.iter().filter(|m| m.kind != MountKind::Tmpfs) {
         if opts.tmpfs.contains_key(&m.destination) {
@@ -253,10 +188,7 @@ pub(crate) fn assemble(
         }
         if let Some(i) = NETWORK_FILES.iter().position(|f| *f == m.destination) {
             // Docker swaps the network file for the mount's source and keeps its rw flag.
-            etc[i] = (
-                Some(m.source.to_string_lossy().into_owned()),
-                Some(m.writable),
-            );
+            etc[i] = (Some(m.source.to_string_lossy().into_owned()), Some(m.writable));
             continue;
         }
         let propagation = match (&m.propagation, m.kind) {
@@ -296,11 +228,7 @@ pub(crate) fn assemble(
             options: vec!["bind".into(), "ro".into()],
         });
     }
-    let shm_size = if opts.shm_size == 0 {
-        DEFAULT_SHM_SIZE
-    } else {
-        opts.shm_size
-    };
+    let shm_size = if opts.shm_size == 0 { DEFAULT_SHM_SIZE } else { opts.shm_size };
     let mut out: Vec<SpecMount> = Vec::new();
     for mut m in defaults {
         if is_user(&m.destination) || mount_dev && m.destination.starts_with("/dev/") {
@@ -318,10 +246,8 @@ pub(crate) fn assemble(
     let mut rootfs_propagation: Option<String> = None;
     for m in &ms {
         if m.tmpfs {
-            let mut options: Vec<String> = ["noexec", "nosuid", "nodev", "rprivate"]
-                .iter()
-                .map(|s| s.to_string())
-                .collect();
+            let mut options: Vec<String> =
+                ["noexec", "nosuid", "nodev", "rprivate"].iter().map(|s| s.to_string()).collect();
             if !m.data.is_empty() {
                 options.extend(m.data.split(',').map(str::to_owned));
             }
@@ -346,10 +272,7 @@ pub(crate) fn assemble(
             }
             Some("slave" | "rslave") => {
                 ensure_propagation(&m.source, true)?;
-                if !matches!(
-                    rootfs_propagation.as_deref(),
-                    Some("shared" | "rshared" | "slave" | "rslave")
-                ) {
+                if !matches!(rootfs_propagation.as_deref(), Some("shared" | "rshared" | "slave" | "rslave")) {
                     rootfs_propagation = Some("rslave".into());
                 }
             }
@@ -362,8 +285,7 @@ pub(crate) fn assemble(
                 rro = false;
                 if m.readonly_force_recursive {
                     return Err(SpecError::InvalidMount(
-                        "mount options conflict: ReadOnlyNonRecursive && ReadOnlyForceRecursive"
-                            .into(),
+                        "mount options conflict: ReadOnlyNonRecursive && ReadOnlyForceRecursive".into(),
                     ));
                 }
             }
@@ -390,10 +312,8 @@ pub(crate) fn assemble(
 
     if opts.readonly_rootfs {
         for m in &mut out {
-            if matches!(
-                m.destination.as_str(),
-                "/proc" | "/dev/pts" | "/dev/shm" | "/dev/mqueue" | "/dev"
-            ) || is_user(&m.destination)
+            if matches!(m.destination.as_str(), "/proc" | "/dev/pts" | "/dev/shm" | "/dev/mqueue" | "/dev")
+                || is_user(&m.destination)
             {
                 continue;
             }
@@ -436,10 +356,7 @@ pub fn merge_tmpfs_options(options: &[String]) -> Result<Vec<String>, SpecError>
             Some(kv) if TMPFS_DATA_KEYS.contains(&kv.0) => kv,
             _ => {
                 let parts: Vec<String> = option.splitn(2, '=').map(|p| format!("{p:?}")).collect();
-                return Err(SpecError::InvalidMount(format!(
-                    "invalid tmpfs option [{}]",
-                    parts.join(" ")
-                )));
+                return Err(SpecError::InvalidMount(format!("invalid tmpfs option [{}]", parts.join(" "))));
             }
         };
         if !seen_data.contains(&key) {
@@ -450,16 +367,7 @@ pub fn merge_tmpfs_options(options: &[String]) -> Result<Vec<String>, SpecError>
     Ok(out)
 }
 
-const TMPFS_DATA_KEYS: &[&str] = &[
-    "",
-    "size",
-    "mode",
-    "uid",
-    "gid",
-    "nr_inodes",
-    "nr_blocks",
-    "mpol",
-];
+const TMPFS_DATA_KEYS: &[&str] = &["", "size", "mode", "uid", "gid", "nr_inodes", "nr_blocks", "mpol"];
 
 /// The mount flag an option sets or clears; options of the same group collide.
 fn flag_group(option: &str) -> Option<&'static str> {
@@ -476,8 +384,9 @@ fn flag_group(option: &str) -> Option<&'static str> {
         "diratime" | "nodiratime" => "nodiratime",
         "bind" => "bind",
         "rbind" => "rbind",
-        "unbindable" | "runbindable" | "private" | "rprivate" | "shared" | "rshared" | "slave"
-        | "rslave" => "propagation",
+        "unbindable" | "runbindable" | "private" | "rprivate" | "shared" | "rshared" | "slave" | "rslave" => {
+            "propagation"
+        }
         "relatime" | "norelatime" => "relatime",
         "strictatime" | "nostrictatime" => "strictatime",
         _ => return None,
@@ -487,40 +396,23 @@ fn flag_group(option: &str) -> Option<&'static str> {
 /// The source of a shared (or, with `slave_ok`, slave) bind must sit on a mount with that
 /// propagation, as Docker's `ensureShared`/`ensureSharedOrSlave` check.
 fn ensure_propagation(source: &str, slave_ok: bool) -> Result<(), SpecError> {
-    let probe = |what: &str, source_err: std::io::Error| SpecError::ProbeHost {
-        what: what.into(),
-        source: source_err,
-    };
-    let path = std::fs::canonicalize(source)
-        .map_err(|e| probe(&format!("resolve bind source {source}"), e))?;
-    let info = std::fs::read_to_string("/proc/self/mountinfo")
-        .map_err(|e| probe("read /proc/self/mountinfo", e))?;
+    let probe = |what: &str, source_err: std::io::Error| SpecError::ProbeHost { what: what.into(), source: source_err };
+    let path = std::fs::canonicalize(source).map_err(|e| probe(&format!("resolve bind source {source}"), e))?;
+    let info = std::fs::read_to_string("/proc/self/mountinfo").map_err(|e| probe("read /proc/self/mountinfo", e))?;
     check_propagation(&info, source, &path, slave_ok)
 }
 
 /// [`ensure_propagation`] on a given mountinfo text; `path` is `source` with symlinks resolved.
-fn check_propagation(
-    info: &str,
-    source: &str,
-    path: &Path,
-    slave_ok: bool,
-) -> Result<(), SpecError> {
-    let (mountpoint, optional) = source_mount(info, path).ok_or_else(|| {
-        SpecError::MountPropagation(format!("Can't find mount point of {source}"))
-    })?;
+fn check_propagation(info: &str, source: &str, path: &Path, slave_ok: bool) -> Result<(), SpecError> {
+    let (mountpoint, optional) = source_mount(info, path)
+        .ok_or_else(|| SpecError::MountPropagation(format!("Can't find mount point of {source}")))?;
     let shared = optional.split(' ').any(|o| o.starts_with("shared:"));
     let slave = optional.split(' ').any(|o| o.starts_with("master:"));
     if shared || slave_ok && slave {
         return Ok(());
     }
-    let kind = if slave_ok {
-        "shared or slave"
-    } else {
-        "shared"
-    };
-    Err(SpecError::MountPropagation(format!(
-        "path {source} is mounted on {mountpoint} but it is not a {kind} mount"
-    )))
+    let kind = if slave_ok { "shared or slave" } else { "shared" };
+    Err(SpecError::MountPropagation(format!("path {source} is mounted on {mountpoint} but it is not a {kind} mount")))
 }
 
 /// The mount `path` lives on (the longest mount point that is `path` or a parent of it; the
@@ -536,15 +428,9 @@ fn source_mount(mountinfo: &str, path: &Path) -> Option<(String, String)> {
         if !path.starts_with(&mountpoint) {
             continue;
         }
-        let sep = fields
-            .iter()
-            .position(|f| *f == "-")
-            .unwrap_or(fields.len());
+        let sep = fields.iter().position(|f| *f == "-").unwrap_or(fields.len());
         let optional = fields[6..sep.max(6)].join(" ");
-        if best
-            .as_ref()
-            .is_none_or(|(m, _)| mountpoint.len() > m.len())
-        {
+        if best.as_ref().is_none_or(|(m, _)| mountpoint.len() > m.len()) {
             best = Some((mountpoint, optional));
         }
     }
@@ -556,12 +442,7 @@ fn unescape_mountinfo(s: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'\\'
-            && i + 3 < bytes.len()
-            && bytes[i + 1..i + 4]
-                .iter()
-                .all(|b| (b'0'..=b'7').contains(b))
-        {
+        if bytes[i] == b'\\' && i + 3 < bytes.len() && bytes[i + 1..i + 4].iter().all(|b| (b'0'..=b'7').contains(b)) {
             let digit = |k: usize| u32::from(bytes[i + k] - b'0');
             out.push((digit(1) * 64 + digit(2) * 8 + digit(3)) as u8);
             i += 4;

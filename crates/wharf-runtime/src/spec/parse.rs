@@ -67,16 +67,10 @@ pub fn parse_ulimit(val: &str) -> Result<Ulimit, SpecError> {
             )));
         }
         if soft > hard {
-            return Err(bad(format!(
-                "ulimit soft limit must be less than or equal to hard limit: {soft} > {hard}"
-            )));
+            return Err(bad(format!("ulimit soft limit must be less than or equal to hard limit: {soft} > {hard}")));
         }
     }
-    Ok(Ulimit {
-        name: name.to_owned(),
-        soft,
-        hard,
-    })
+    Ok(Ulimit { name: name.to_owned(), soft, hard })
 }
 
 /// Go's `strconv.ParseInt(s, 10, 64)`, with its error text.
@@ -85,8 +79,7 @@ fn go_parse_int(s: &str) -> Result<i64, String> {
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return Err(format!("strconv.ParseInt: parsing {s:?}: invalid syntax"));
     }
-    s.parse::<i64>()
-        .map_err(|_| format!("strconv.ParseInt: parsing {s:?}: value out of range"))
+    s.parse::<i64>().map_err(|_| format!("strconv.ParseInt: parsing {s:?}: value out of range"))
 }
 
 /// One `--device host[:container][:perms]`.
@@ -133,9 +126,7 @@ pub fn parse_device(device: &str) -> Result<DeviceMapping, SpecError> {
             }
         }
         _ => {
-            return Err(SpecError::InvalidDevice(format!(
-                "invalid device specification: {device}"
-            )));
+            return Err(SpecError::InvalidDevice(format!("invalid device specification: {device}")));
         }
     }
     if dst.is_empty() {
@@ -189,8 +180,7 @@ pub struct DeviceCgroupRule {
 pub fn parse_device_cgroup_rule(rule: &str) -> Result<DeviceCgroupRule, SpecError> {
     let bad = || SpecError::InvalidDevice(format!("invalid device cgroup rule format: '{rule}'"));
     let mut fields = rule.split(' ');
-    let (Some(kind), Some(numbers), Some(access), None) =
-        (fields.next(), fields.next(), fields.next(), fields.next())
+    let (Some(kind), Some(numbers), Some(access), None) = (fields.next(), fields.next(), fields.next(), fields.next())
     else {
         return Err(bad());
     };
@@ -202,9 +192,7 @@ pub fn parse_device_cgroup_rule(rule: &str) -> Result<DeviceCgroupRule, SpecErro
     let number = |s: &str| -> Result<Option<i64>, SpecError> {
         match s {
             "*" => Ok(None),
-            _ if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => {
-                s.parse().map(Some).map_err(|_| bad())
-            }
+            _ if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => s.parse().map(Some).map_err(|_| bad()),
             _ => Err(bad()),
         }
     };
@@ -212,12 +200,7 @@ pub fn parse_device_cgroup_rule(rule: &str) -> Result<DeviceCgroupRule, SpecErro
     if access.is_empty() || !in_set {
         return Err(bad());
     }
-    Ok(DeviceCgroupRule {
-        kind,
-        major: number(major)?,
-        minor: number(minor)?,
-        access: access.to_owned(),
-    })
+    Ok(DeviceCgroupRule { kind, major: number(major)?, minor: number(minor)?, access: access.to_owned() })
 }
 
 /// The CLI's check of `--device-cgroup-rule` (`invalid device cgroup format '…'`).
@@ -273,18 +256,11 @@ pub fn parse_security_opts(opts: &[String]) -> Result<SecurityOpts, SpecError> {
             }
             _ => {}
         }
-        let split = if opt.contains('=') {
-            opt.split_once('=')
-        } else {
-            opt.split_once(':')
-        };
+        let split = if opt.contains('=') { opt.split_once('=') } else { opt.split_once(':') };
         let Some((key, value)) = split else {
-            return Err(SpecError::InvalidSecurityOpt(format!(
-                "invalid --security-opt 1: {opt:?}"
-            )));
+            return Err(SpecError::InvalidSecurityOpt(format!("invalid --security-opt 1: {opt:?}")));
         };
-        let invalid2 =
-            || SpecError::InvalidSecurityOpt(format!("invalid --security-opt 2: {opt:?}"));
+        let invalid2 = || SpecError::InvalidSecurityOpt(format!("invalid --security-opt 2: {opt:?}"));
         match key {
             "label" => out.labels.push(value.to_owned()),
             "apparmor" => out.apparmor_profile = Some(value.to_owned()),
@@ -296,12 +272,8 @@ pub fn parse_security_opts(opts: &[String]) -> Result<SecurityOpts, SpecError> {
                     json => SeccompChoice::Custom(json.to_owned()),
                 }
             }
-            "no-new-privileges" => {
-                out.no_new_privileges = Some(go_parse_bool(value).ok_or_else(invalid2)?)
-            }
-            "writable-cgroups" => {
-                out.writable_cgroups = Some(go_parse_bool(value).ok_or_else(invalid2)?)
-            }
+            "no-new-privileges" => out.no_new_privileges = Some(go_parse_bool(value).ok_or_else(invalid2)?),
+            "writable-cgroups" => out.writable_cgroups = Some(go_parse_bool(value).ok_or_else(invalid2)?),
             _ => return Err(invalid2()),
         }
     }
@@ -322,9 +294,7 @@ pub fn validate_security_opt_flag(opt: &str) -> Result<(), SpecError> {
         (key, value) = (k, Some(v));
     }
     if value.is_none_or(str::is_empty) && key != "no-new-privileges" {
-        return Err(SpecError::InvalidSecurityOpt(format!(
-            "Invalid --security-opt: {opt:?}"
-        )));
+        return Err(SpecError::InvalidSecurityOpt(format!("Invalid --security-opt: {opt:?}")));
     }
     Ok(())
 }
@@ -372,11 +342,8 @@ pub fn parse_ram_bytes(size: &str) -> Result<i64, SpecError> {
     let Some(sep) = size.rfind(|c: char| c.is_ascii_digit() || c == '.' || c == ' ') else {
         return Err(bad(format!("invalid size: '{size}'")));
     };
-    let (num, sfx) = if size.as_bytes()[sep] == b' ' {
-        (&size[..sep], &size[sep + 1..])
-    } else {
-        (&size[..=sep], &size[sep + 1..])
-    };
+    let (num, sfx) =
+        if size.as_bytes()[sep] == b' ' { (&size[..sep], &size[sep + 1..]) } else { (&size[..=sep], &size[sep + 1..]) };
     let value = go_parse_float(num).map_err(bad)?;
     if value < 0.0 {
         return Err(bad(format!("invalid size: '{size}'")));
@@ -391,11 +358,7 @@ pub fn parse_ram_bytes(size: &str) -> Result<i64, SpecError> {
     let lower = sfx.to_lowercase();
     let bytes = lower.as_bytes();
     if bytes[0] == b'b' {
-        return if bytes.len() > 1 {
-            Err(bad_suffix())
-        } else {
-            Ok(value as i64)
-        };
+        return if bytes.len() > 1 { Err(bad_suffix()) } else { Ok(value as i64) };
     }
     let mul: i64 = match bytes[0] {
         b'k' => 1 << 10,
@@ -425,9 +388,7 @@ pub fn parse_memory_swap(size: &str) -> Result<i64, SpecError> {
 fn go_parse_float(s: &str) -> Result<f64, String> {
     let syntax = || format!("strconv.ParseFloat: parsing {s:?}: invalid syntax");
     let body = s.strip_prefix(['+', '-']).unwrap_or(s);
-    let ok_chars = body
-        .bytes()
-        .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-'));
+    let ok_chars = body.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-'));
     if body.is_empty() || !ok_chars || !body.bytes().any(|b| b.is_ascii_digit()) {
         return Err(syntax());
     }
@@ -437,8 +398,7 @@ fn go_parse_float(s: &str) -> Result<f64, String> {
 /// Parses `--cpus 1.5` into nano-CPUs (1.5e9) with `big.Rat` semantics: decimals, exponents and
 /// `a/b` fractions; errors `failed to parse … as a rational number` and `value is too precise`.
 pub fn parse_cpus(value: &str) -> Result<i64, SpecError> {
-    let unparsable =
-        || SpecError::InvalidCpus(format!("failed to parse {value} as a rational number"));
+    let unparsable = || SpecError::InvalidCpus(format!("failed to parse {value} as a rational number"));
     let (num, den) = parse_rational(value).ok_or_else(unparsable)?;
     let scaled = num.checked_mul(1_000_000_000).ok_or_else(unparsable)?;
     if scaled % den != 0 {
@@ -468,9 +428,7 @@ fn parse_rational(s: &str) -> Option<(i128, i128)> {
         None => (body, 0),
     };
     let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
-    if int.is_empty() && frac.is_empty()
-        || !int.bytes().chain(frac.bytes()).all(|c| c.is_ascii_digit())
-    {
+    if int.is_empty() && frac.is_empty() || !int.bytes().chain(frac.bytes()).all(|c| c.is_ascii_digit()) {
         return None;
     }
     let digits = format!("{int}{frac}");
@@ -544,20 +502,14 @@ mod tests {
         assert_eq!((u.soft, u.hard), (512, 512));
         let u = parse_ulimit("core=-1").unwrap();
         assert_eq!((u.soft, u.hard), (-1, -1));
-        assert_eq!(
-            msg(parse_ulimit("nofile")),
-            "invalid ulimit argument: nofile"
-        );
+        assert_eq!(msg(parse_ulimit("nofile")), "invalid ulimit argument: nofile");
         assert_eq!(msg(parse_ulimit("as=1")), "invalid ulimit type: as");
         assert_eq!(msg(parse_ulimit("foo=1")), "invalid ulimit type: foo");
         assert_eq!(
             msg(parse_ulimit("nofile=1:2:3")),
             "too many limit value arguments - 1:2:3, can only have up to two, `soft[:hard]`"
         );
-        assert_eq!(
-            msg(parse_ulimit("nofile=abc")),
-            "strconv.ParseInt: parsing \"abc\": invalid syntax"
-        );
+        assert_eq!(msg(parse_ulimit("nofile=abc")), "strconv.ParseInt: parsing \"abc\": invalid syntax");
         assert_eq!(
             msg(parse_ulimit("nofile=2048:1024")),
             "ulimit soft limit must be less than or equal to hard limit: 2048 > 1024"
@@ -580,21 +532,12 @@ mod tests {
             }
         );
         let d = parse_device("/dev/sda:/dev/xvda:r").unwrap();
-        assert_eq!(
-            (d.path_in_container.as_str(), d.cgroup_permissions.as_str()),
-            ("/dev/xvda", "r")
-        );
+        assert_eq!((d.path_in_container.as_str(), d.cgroup_permissions.as_str()), ("/dev/xvda", "r"));
         let d = parse_device("/dev/null:rw").unwrap();
-        assert_eq!(
-            (d.path_in_container.as_str(), d.cgroup_permissions.as_str()),
-            ("/dev/null", "rw")
-        );
+        assert_eq!((d.path_in_container.as_str(), d.cgroup_permissions.as_str()), ("/dev/null", "rw"));
         assert_eq!(msg(parse_device("")), "bad format for path: ");
         assert_eq!(msg(parse_device(":/x")), "bad format for path: :/x");
-        assert_eq!(
-            msg(parse_device("/a:/b:/c:r")),
-            "bad format for path: /a:/b:/c:r"
-        );
+        assert_eq!(msg(parse_device("/a:/b:/c:r")), "bad format for path: /a:/b:/c:r");
         assert_eq!(msg(parse_device("/a:/b:rx")), "bad mode specified: rx");
         assert_eq!(msg(parse_device("/a:rr")), "rr is not an absolute path");
         assert_eq!(msg(parse_device("dev/x")), "dev/x is not an absolute path");
@@ -607,15 +550,9 @@ mod tests {
         let r = parse_device_cgroup_rule("b *:* r").unwrap();
         assert_eq!((r.major, r.minor, r.access.as_str()), (None, None, "r"));
         for bad in ["c 1:3", "x 1:3 r", "c 1:3 rwmr", "c a:3 r", "c 1:3  r", ""] {
-            assert_eq!(
-                msg(parse_device_cgroup_rule(bad)),
-                format!("invalid device cgroup rule format: '{bad}'")
-            );
+            assert_eq!(msg(parse_device_cgroup_rule(bad)), format!("invalid device cgroup rule format: '{bad}'"));
         }
-        assert_eq!(
-            msg(validate_device_cgroup_rule_flag("c 1 r")),
-            "invalid device cgroup format 'c 1 r'"
-        );
+        assert_eq!(msg(validate_device_cgroup_rule_flag("c 1 r")), "invalid device cgroup format 'c 1 r'");
     }
 
     #[test]
@@ -631,32 +568,19 @@ mod tests {
         assert_eq!(o.apparmor_profile.as_deref(), Some("unconfined"));
         assert_eq!(o.seccomp, SeccompChoice::Unconfined);
         assert_eq!(o.labels, ["disable"]);
-        let o =
-            parse_security_opts(&["no-new-privileges=false".into(), "seccomp:{}".into()]).unwrap();
+        let o = parse_security_opts(&["no-new-privileges=false".into(), "seccomp:{}".into()]).unwrap();
         assert_eq!(o.no_new_privileges, Some(false));
         assert_eq!(o.seccomp, SeccompChoice::Custom("{}".into()));
-        assert_eq!(
-            msg(parse_security_opts(&["foo".into()])),
-            "invalid --security-opt 1: \"foo\""
-        );
-        assert_eq!(
-            msg(parse_security_opts(&["foo=bar".into()])),
-            "invalid --security-opt 2: \"foo=bar\""
-        );
+        assert_eq!(msg(parse_security_opts(&["foo".into()])), "invalid --security-opt 1: \"foo\"");
+        assert_eq!(msg(parse_security_opts(&["foo=bar".into()])), "invalid --security-opt 2: \"foo=bar\"");
         assert_eq!(
             msg(parse_security_opts(&["no-new-privileges=maybe".into()])),
             "invalid --security-opt 2: \"no-new-privileges=maybe\""
         );
         assert!(validate_security_opt_flag("no-new-privileges").is_ok());
         assert!(validate_security_opt_flag("seccomp=unconfined").is_ok());
-        assert_eq!(
-            msg(validate_security_opt_flag("apparmor")),
-            "Invalid --security-opt: \"apparmor\""
-        );
-        assert_eq!(
-            msg(validate_security_opt_flag("apparmor=")),
-            "Invalid --security-opt: \"apparmor=\""
-        );
+        assert_eq!(msg(validate_security_opt_flag("apparmor")), "Invalid --security-opt: \"apparmor\"");
+        assert_eq!(msg(validate_security_opt_flag("apparmor=")), "Invalid --security-opt: \"apparmor=\"");
     }
 
     #[test]
@@ -667,14 +591,8 @@ mod tests {
         );
         assert!(parse_sysctl_flag("kernel.shmmax=1").is_ok());
         assert!(parse_sysctl_flag("fs.mqueue.msg_max=10").is_ok());
-        assert_eq!(
-            msg(parse_sysctl_flag("kernel.panic=1")),
-            "sysctl 'kernel.panic=1' is not allowed"
-        );
-        assert_eq!(
-            msg(parse_sysctl_flag("net.x")),
-            "sysctl 'net.x' is not allowed"
-        );
+        assert_eq!(msg(parse_sysctl_flag("kernel.panic=1")), "sysctl 'kernel.panic=1' is not allowed");
+        assert_eq!(msg(parse_sysctl_flag("net.x")), "sysctl 'net.x' is not allowed");
         assert_eq!(msg(parse_sysctl_flag("=1")), "sysctl '=1' is not allowed");
     }
 
@@ -695,10 +613,7 @@ mod tests {
         assert_eq!(msg(parse_ram_bytes("1x")), "invalid suffix: 'x'");
         assert_eq!(msg(parse_ram_bytes("1mx")), "invalid suffix: 'mx'");
         assert_eq!(msg(parse_ram_bytes("1kibb")), "invalid suffix: 'kibb'");
-        assert_eq!(
-            msg(parse_ram_bytes("1..2m")),
-            "strconv.ParseFloat: parsing \"1..2\": invalid syntax"
-        );
+        assert_eq!(msg(parse_ram_bytes("1..2m")), "strconv.ParseFloat: parsing \"1..2\": invalid syntax");
     }
 
     #[test]
@@ -711,15 +626,9 @@ mod tests {
         assert_eq!(parse_cpus(".5").unwrap(), 500_000_000);
         assert_eq!(parse_cpus("-1").unwrap(), -1_000_000_000);
         assert_eq!(msg(parse_cpus("0.0000000001")), "value is too precise");
-        assert_eq!(
-            msg(parse_cpus("one")),
-            "failed to parse one as a rational number"
-        );
+        assert_eq!(msg(parse_cpus("one")), "failed to parse one as a rational number");
         assert_eq!(msg(parse_cpus("")), "failed to parse  as a rational number");
-        assert_eq!(
-            msg(parse_cpus("1/0")),
-            "failed to parse 1/0 as a rational number"
-        );
+        assert_eq!(msg(parse_cpus("1/0")), "failed to parse 1/0 as a rational number");
     }
 
     #[test]
@@ -728,10 +637,7 @@ mod tests {
         assert_eq!(s.into_iter().collect::<Vec<_>>(), [0, 1, 2, 7]);
         assert_eq!(parse_cpuset("1-x", 0).unwrap_err(), "invalid format: 1-x");
         assert_eq!(parse_cpuset("3-1", 0).unwrap_err(), "invalid format: 3-1");
-        assert_eq!(
-            parse_cpuset("0-9999", 8192).unwrap_err(),
-            "value of out range, maximum is 8192"
-        );
+        assert_eq!(parse_cpuset("0-9999", 8192).unwrap_err(), "value of out range, maximum is 8192");
         assert!(parse_cpuset("", 0).unwrap().is_empty());
     }
 }

@@ -73,30 +73,22 @@ pub fn check_resources(r: &mut Resources, host: &HostInfo) -> Result<Vec<String>
         return fail("Minimum memoryswap limit should be larger than memory limit, see usage");
     }
     if r.memory == 0 && r.memory_swap > 0 {
-        return fail(
-            "You should always set the Memory limit when using Memoryswap limit, see usage",
-        );
+        return fail("You should always set the Memory limit when using Memoryswap limit, see usage");
     }
     if let Some(s) = r.memory_swappiness
         && !(0..=100).contains(&s)
     {
-        return Err(SpecError::InvalidResources(format!(
-            "Invalid value: {s}, valid memory swappiness range is 0-100"
-        )));
+        return Err(SpecError::InvalidResources(format!("Invalid value: {s}, valid memory swappiness range is 0-100")));
     }
     if r.memory_reservation > 0 && r.memory_reservation < MIN_MEMORY {
         return fail("Minimum memory reservation allowed is 6MB");
     }
     if r.memory > 0 && r.memory_reservation > 0 && r.memory < r.memory_reservation {
-        return fail(
-            "Minimum memory limit can not be less than memory reservation limit, see usage",
-        );
+        return fail("Minimum memory limit can not be less than memory reservation limit, see usage");
     }
     if r.oom_kill_disable.is_some() && !host.oom_kill_disable {
         if r.oom_kill_disable == Some(true) {
-            warnings.push(
-                "Your kernel does not support OomKillDisable. OomKillDisable discarded.".into(),
-            );
+            warnings.push("Your kernel does not support OomKillDisable. OomKillDisable discarded.".into());
         }
         r.oom_kill_disable = None;
     }
@@ -125,9 +117,7 @@ pub fn check_resources(r: &mut Resources, host: &HostInfo) -> Result<Vec<String>
         )));
     }
     if r.cpu_period != 0 && !(1000..=1_000_000).contains(&r.cpu_period) {
-        return fail(
-            "CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s (i.e. 1000000)",
-        );
+        return fail("CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s (i.e. 1000000)");
     }
     if r.cpu_quota > 0 && r.cpu_quota < 1000 {
         return fail("CPU cfs quota can not be less than 1ms (i.e. 1000)");
@@ -135,28 +125,19 @@ pub fn check_resources(r: &mut Resources, host: &HostInfo) -> Result<Vec<String>
 
     let (cpus, mems) = (host.cpuset_cpu_set(), host.cpuset_mem_set());
     if (!r.cpuset_cpus.is_empty() || !r.cpuset_mems.is_empty()) && cpus.is_none() {
-        warnings.push(
-            "Your kernel does not support cpuset or the cgroup is not mounted. Cpuset discarded."
-                .into(),
-        );
+        warnings.push("Your kernel does not support cpuset or the cgroup is not mounted. Cpuset discarded.".into());
         r.cpuset_cpus.clear();
         r.cpuset_mems.clear();
     }
-    for (requested, available, what, nodes) in [
-        (&r.cpuset_cpus, &cpus, "cpus", "CPUs"),
-        (&r.cpuset_mems, &mems, "mems", "memory nodes"),
-    ] {
+    for (requested, available, what, nodes) in
+        [(&r.cpuset_cpus, &cpus, "cpus", "CPUs"), (&r.cpuset_mems, &mems, "mems", "memory nodes")]
+    {
         let available = available.clone().unwrap_or_default();
         let maximum = available.iter().max().copied().unwrap_or(0).max(MAX_CPUSET);
-        let wanted = parse_cpuset(requested, maximum).map_err(|e| {
-            SpecError::InvalidResources(format!("Invalid value {requested} for cpuset {what}: {e}"))
-        })?;
+        let wanted = parse_cpuset(requested, maximum)
+            .map_err(|e| SpecError::InvalidResources(format!("Invalid value {requested} for cpuset {what}: {e}")))?;
         if !wanted.is_subset(&available) {
-            let listed = if what == "cpus" {
-                host.cpuset_cpus.as_deref()
-            } else {
-                host.cpuset_mems.as_deref()
-            };
+            let listed = if what == "cpus" { host.cpuset_cpus.as_deref() } else { host.cpuset_mems.as_deref() };
             return Err(SpecError::InvalidResources(format!(
                 "Requested {nodes} are not available - requested {requested}, available: {}",
                 listed.unwrap_or("")
@@ -220,10 +201,7 @@ pub fn resources_entry(r: &Resources) -> Map<String, Value> {
     }
 
     if let Some(limit) = r.pids_limit {
-        out.insert(
-            "pids".into(),
-            json!({"limit": if limit <= 0 { -1 } else { limit }}),
-        );
+        out.insert("pids".into(), json!({"limit": if limit <= 0 { -1 } else { limit }}));
     }
     let mut blkio = Map::new();
     if r.blkio_weight != 0 {
@@ -239,9 +217,7 @@ mod tests {
 
     fn check(r: Resources) -> Result<Resources, String> {
         let mut r = r;
-        check_resources(&mut r, &HostInfo::fixture())
-            .map(|_| r)
-            .map_err(|e| e.to_string())
+        check_resources(&mut r, &HostInfo::fixture()).map(|_| r).map_err(|e| e.to_string())
     }
 
     const MB: i64 = 1 << 20;
@@ -249,55 +225,28 @@ mod tests {
     #[test]
     fn memory_checks_use_dockers_messages() {
         let err = |r: Resources| check(r).unwrap_err();
+        assert_eq!(err(Resources { memory: 4 * MB, ..Default::default() }), "Minimum memory limit allowed is 6MB");
         assert_eq!(
-            err(Resources {
-                memory: 4 * MB,
-                ..Default::default()
-            }),
-            "Minimum memory limit allowed is 6MB"
-        );
-        assert_eq!(
-            err(Resources {
-                memory: 64 * MB,
-                memory_swap: 32 * MB,
-                ..Default::default()
-            }),
+            err(Resources { memory: 64 * MB, memory_swap: 32 * MB, ..Default::default() }),
             "Minimum memoryswap limit should be larger than memory limit, see usage"
         );
         assert_eq!(
-            err(Resources {
-                memory_swap: 32 * MB,
-                ..Default::default()
-            }),
+            err(Resources { memory_swap: 32 * MB, ..Default::default() }),
             "You should always set the Memory limit when using Memoryswap limit, see usage"
         );
         assert_eq!(
-            err(Resources {
-                memory_reservation: MB,
-                ..Default::default()
-            }),
+            err(Resources { memory_reservation: MB, ..Default::default() }),
             "Minimum memory reservation allowed is 6MB"
         );
         assert_eq!(
-            err(Resources {
-                memory: 64 * MB,
-                memory_reservation: 128 * MB,
-                ..Default::default()
-            }),
+            err(Resources { memory: 64 * MB, memory_reservation: 128 * MB, ..Default::default() }),
             "Minimum memory limit can not be less than memory reservation limit, see usage"
         );
         assert_eq!(
-            err(Resources {
-                memory_swappiness: Some(101),
-                ..Default::default()
-            }),
+            err(Resources { memory_swappiness: Some(101), ..Default::default() }),
             "Invalid value: 101, valid memory swappiness range is 0-100"
         );
-        let r = check(Resources {
-            memory: 64 * MB,
-            ..Default::default()
-        })
-        .unwrap();
+        let r = check(Resources { memory: 64 * MB, ..Default::default() }).unwrap();
         assert_eq!(r.memory_swap, 128 * MB);
     }
 
@@ -305,75 +254,43 @@ mod tests {
     fn cpu_checks_use_dockers_messages() {
         let err = |r: Resources| check(r).unwrap_err();
         assert_eq!(
-            err(Resources {
-                nano_cpus: 1_000_000_000,
-                cpu_period: 50_000,
-                ..Default::default()
-            }),
+            err(Resources { nano_cpus: 1_000_000_000, cpu_period: 50_000, ..Default::default() }),
             "Conflicting options: Nano CPUs and CPU Period cannot both be set"
         );
         assert_eq!(
-            err(Resources {
-                nano_cpus: 1_000_000_000,
-                cpu_quota: 50_000,
-                ..Default::default()
-            }),
+            err(Resources { nano_cpus: 1_000_000_000, cpu_quota: 50_000, ..Default::default() }),
             "Conflicting options: Nano CPUs and CPU Quota cannot both be set"
         );
         assert_eq!(
-            err(Resources {
-                nano_cpus: 3_000_000_000,
-                ..Default::default()
-            }),
+            err(Resources { nano_cpus: 3_000_000_000, ..Default::default() }),
             "range of CPUs is from 0.01 to 2.00, as there are only 2 CPUs available"
         );
         assert_eq!(
-            err(Resources {
-                cpu_period: 10,
-                ..Default::default()
-            }),
+            err(Resources { cpu_period: 10, ..Default::default() }),
             "CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s (i.e. 1000000)"
         );
         assert_eq!(
-            err(Resources {
-                cpu_quota: 10,
-                ..Default::default()
-            }),
+            err(Resources { cpu_quota: 10, ..Default::default() }),
             "CPU cfs quota can not be less than 1ms (i.e. 1000)"
         );
         assert_eq!(
-            err(Resources {
-                cpu_shares: -2,
-                ..Default::default()
-            }),
+            err(Resources { cpu_shares: -2, ..Default::default() }),
             "invalid CPU shares (-2): value must be a positive integer"
         );
         assert_eq!(
-            err(Resources {
-                cpuset_cpus: "1-x".into(),
-                ..Default::default()
-            }),
+            err(Resources { cpuset_cpus: "1-x".into(), ..Default::default() }),
             "Invalid value 1-x for cpuset cpus: invalid format: 1-x"
         );
         assert_eq!(
-            err(Resources {
-                cpuset_cpus: "0-3".into(),
-                ..Default::default()
-            }),
+            err(Resources { cpuset_cpus: "0-3".into(), ..Default::default() }),
             "Requested CPUs are not available - requested 0-3, available: 0-1"
         );
         assert_eq!(
-            err(Resources {
-                cpuset_mems: "1".into(),
-                ..Default::default()
-            }),
+            err(Resources { cpuset_mems: "1".into(), ..Default::default() }),
             "Requested memory nodes are not available - requested 1, available: 0"
         );
         assert_eq!(
-            err(Resources {
-                blkio_weight: 5,
-                ..Default::default()
-            }),
+            err(Resources { blkio_weight: 5, ..Default::default() }),
             "Range of blkio weight is from 10 to 1000"
         );
     }
@@ -402,13 +319,8 @@ mod tests {
                 "blockIO": {"weight": 300}
             })
         );
-        let r = check(Resources {
-            pids_limit: Some(0),
-            cpu_period: 50_000,
-            cpu_quota: 25_000,
-            ..Default::default()
-        })
-        .unwrap();
+        let r = check(Resources { pids_limit: Some(0), cpu_period: 50_000, cpu_quota: 25_000, ..Default::default() })
+            .unwrap();
         assert_eq!(
             Value::Object(resources_entry(&r)),
             json!({"memory": {"disableOOMKiller": false}, "cpu": {"period": 50000, "quota": 25000},
@@ -421,15 +333,7 @@ mod tests {
         check_resources(&mut r, &host).unwrap();
         assert_eq!(Value::Object(resources_entry(&r)), json!({"blockIO": {}}));
         // Memory with unlimited swap.
-        let r = check(Resources {
-            memory: 64 * MB,
-            memory_swap: -1,
-            ..Default::default()
-        })
-        .unwrap();
-        assert_eq!(
-            resources_entry(&r)["memory"],
-            json!({"limit": 67108864, "disableOOMKiller": false})
-        );
+        let r = check(Resources { memory: 64 * MB, memory_swap: -1, ..Default::default() }).unwrap();
+        assert_eq!(resources_entry(&r)["memory"], json!({"limit": 67108864, "disableOOMKiller": false}));
     }
 }

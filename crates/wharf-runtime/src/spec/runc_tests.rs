@@ -80,11 +80,7 @@ impl Bundle {
         }
         let out = child.wait_with_output().unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(
-            out.status.success(),
-            "runc run failed: {}\n{stdout}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "runc run failed: {}\n{stdout}", String::from_utf8_lossy(&out.stderr));
         stdout
     }
 
@@ -135,9 +131,7 @@ fn status_field(status: &str, field: &str) -> String {
 }
 
 fn mask(caps: &[&str]) -> u64 {
-    caps.iter()
-        .map(|c| 1u64 << KNOWN_CAPABILITIES.iter().position(|k| k == c).unwrap())
-        .sum()
+    caps.iter().map(|c| 1u64 << KNOWN_CAPABILITIES.iter().position(|k| k == c).unwrap()).sum()
 }
 
 #[test]
@@ -150,10 +144,7 @@ fn default_container_has_dockers_caps_and_seccomp() {
     let status = bundle.run(&bundle.opts(&["/bin/busybox", "cat", "/proc/self/status"]));
     let cap_eff = u64::from_str_radix(&status_field(&status, "CapEff"), 16).unwrap();
     assert_eq!(cap_eff, mask(DEFAULT_CAPABILITIES), "CapEff");
-    assert_eq!(
-        status_field(&status, "CapBnd"),
-        status_field(&status, "CapEff")
-    );
+    assert_eq!(status_field(&status, "CapBnd"), status_field(&status, "CapEff"));
     assert_eq!(status_field(&status, "CapInh"), "0000000000000000");
     assert_eq!(status_field(&status, "Seccomp"), "2");
 }
@@ -170,10 +161,7 @@ fn default_container_cannot_mount_or_read_masked_paths() {
                   echo sys=$(grep ' /sys ' /proc/mounts | cut -d' ' -f4 | cut -d, -f1); \
                   echo host=$(hostname); id -u";
     let out = bundle.run(&bundle.opts(&["/bin/busybox", "sh", "-c", script]));
-    assert!(
-        out.contains("mount=1") || out.contains("mount=255"),
-        "{out}"
-    );
+    assert!(out.contains("mount=1") || out.contains("mount=255"), "{out}");
     // Masked: /dev/null (1:3) is bound over it.
     assert!(out.contains("masked=1:3"), "{out}");
     assert!(out.contains("sys=ro"), "{out}");
@@ -192,9 +180,6 @@ fn privileged_container_gets_the_daemons_caps_without_seccomp() {
     opts.privileged = true;
     let status = bundle.run(&opts);
     let ours = std::fs::read_to_string("/proc/self/status").unwrap();
-    assert_eq!(
-        status_field(&status, "CapEff"),
-        status_field(&ours, "CapBnd")
-    );
+    assert_eq!(status_field(&status, "CapEff"), status_field(&ours, "CapBnd"));
     assert_eq!(status_field(&status, "Seccomp"), "0");
 }

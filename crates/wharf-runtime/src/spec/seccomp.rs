@@ -98,19 +98,10 @@ fn min_kernel<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<KernelVer
     let [major, minor] = parts.as_slice() else {
         return Err(D::Error::custom(expected()));
     };
-    let parse = |s: &str| {
-        s.parse::<u8>()
-            .map_err(|e| D::Error::custom(format!("{}: {e}", expected())))
-    };
-    let v = KernelVersion {
-        major: parse(major)?.into(),
-        minor: parse(minor)?.into(),
-    };
+    let parse = |s: &str| s.parse::<u8>().map_err(|e| D::Error::custom(format!("{}: {e}", expected())));
+    let v = KernelVersion { major: parse(major)?.into(), minor: parse(minor)?.into() };
     if v.major == 0 && v.minor == 0 {
-        return Err(D::Error::custom(format!(
-            "{}: version cannot be 0.0",
-            expected()
-        )));
+        return Err(D::Error::custom(format!("{}: version cannot be 0.0", expected())));
     }
     Ok(Some(v))
 }
@@ -143,9 +134,7 @@ fn decode_error(e: impl std::fmt::Display) -> SpecError {
 
 fn default_profile() -> &'static Profile {
     static PROFILE: OnceLock<Profile> = OnceLock::new();
-    PROFILE.get_or_init(|| {
-        serde_json::from_str(DEFAULT_PROFILE_JSON).expect("the bundled seccomp profile parses")
-    })
+    PROFILE.get_or_init(|| serde_json::from_str(DEFAULT_PROFILE_JSON).expect("the bundled seccomp profile parses"))
 }
 
 /// Docker's default profile for a container whose bounding set is `bounding`, on `host`.
@@ -155,20 +144,12 @@ pub fn default_seccomp(bounding: &[String], host: &HostInfo) -> Result<Option<Va
 
 /// A custom profile (the JSON a user passed with `--security-opt seccomp=…`), filtered the same
 /// way. An empty profile (no default action, no rules) means no seccomp at all.
-pub fn load_seccomp(
-    body: &str,
-    bounding: &[String],
-    host: &HostInfo,
-) -> Result<Option<Value>, SpecError> {
+pub fn load_seccomp(body: &str, bounding: &[String], host: &HostInfo) -> Result<Option<Value>, SpecError> {
     let profile: Profile = serde_json::from_str(body).map_err(decode_error)?;
     setup(&profile, bounding, host)
 }
 
-fn setup(
-    profile: &Profile,
-    bounding: &[String],
-    host: &HostInfo,
-) -> Result<Option<Value>, SpecError> {
+fn setup(profile: &Profile, bounding: &[String], host: &HostInfo) -> Result<Option<Value>, SpecError> {
     if profile.default_action.is_empty() && profile.syscalls.is_empty() {
         return Ok(None);
     }
@@ -186,9 +167,8 @@ fn setup(
         architectures.extend(m.sub_architectures.iter().flatten().cloned());
     }
     let kernel_at_least = |min: &KernelVersion| -> Result<bool, SpecError> {
-        let kv = host.kernel.ok_or_else(|| {
-            SpecError::InvalidSeccompProfile("failed to parse kernel version".into())
-        })?;
+        let kv =
+            host.kernel.ok_or_else(|| SpecError::InvalidSeccompProfile("failed to parse kernel version".into()))?;
         Ok(kv >= *min)
     };
     let holds = |c: &String| bounding.contains(c);
@@ -287,9 +267,7 @@ mod tests {
         seccomp["syscalls"]
             .as_array()?
             .iter()
-            .find(|r| {
-                r.get("args").is_none() && r["names"].as_array().unwrap().iter().any(|n| n == name)
-            })
+            .find(|r| r.get("args").is_none() && r["names"].as_array().unwrap().iter().any(|n| n == name))
             .map(|r| r["action"].as_str().unwrap().to_owned())
     }
 
@@ -299,75 +277,28 @@ mod tests {
         let s = default_seccomp(&default_caps(), &host).unwrap().unwrap();
         assert_eq!(s["defaultAction"], "SCMP_ACT_ERRNO");
         assert_eq!(s["defaultErrnoRet"], 1);
-        assert_eq!(
-            s["architectures"],
-            json!(["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"])
-        );
-        for allowed in [
-            "read",
-            "write",
-            "openat",
-            "execve",
-            "arch_prctl",
-            "chroot",
-            "clock_gettime",
-        ] {
-            assert_eq!(
-                unconditional_action(&s, allowed).as_deref(),
-                Some("SCMP_ACT_ALLOW"),
-                "{allowed}"
-            );
+        assert_eq!(s["architectures"], json!(["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"]));
+        for allowed in ["read", "write", "openat", "execve", "arch_prctl", "chroot", "clock_gettime"] {
+            assert_eq!(unconditional_action(&s, allowed).as_deref(), Some("SCMP_ACT_ALLOW"), "{allowed}");
         }
         // Only with capabilities the default set lacks.
-        for denied in [
-            "reboot",
-            "mount",
-            "umount2",
-            "kexec_load",
-            "init_module",
-            "bpf",
-            "syslog",
-        ] {
+        for denied in ["reboot", "mount", "umount2", "kexec_load", "init_module", "bpf", "syslog"] {
             assert_eq!(unconditional_action(&s, denied), None, "{denied}");
         }
         // Not on x86-64.
         assert_eq!(unconditional_action(&s, "s390_runtime_instr"), None);
         // Kernel >= 4.8: ptrace is allowed without CAP_SYS_PTRACE.
-        assert_eq!(
-            unconditional_action(&s, "ptrace").as_deref(),
-            Some("SCMP_ACT_ALLOW")
-        );
+        assert_eq!(unconditional_action(&s, "ptrace").as_deref(), Some("SCMP_ACT_ALLOW"));
         // clone3 gets ENOSYS without CAP_SYS_ADMIN so that libcs fall back to clone.
-        let clone3 = s["syscalls"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|r| r["names"] == json!(["clone3"]))
-            .unwrap();
+        let clone3 = s["syscalls"].as_array().unwrap().iter().find(|r| r["names"] == json!(["clone3"])).unwrap();
         assert_eq!(clone3["action"], "SCMP_ACT_ERRNO");
         assert_eq!(clone3["errnoRet"], 38);
         // clone: only without namespace flags (CLONE_NEWNS|…|CLONE_NEWCGROUP = 0x7E020000).
-        let clone = s["syscalls"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|r| r["names"] == json!(["clone"]))
-            .unwrap();
-        assert_eq!(
-            clone["args"],
-            json!([{"index": 0, "value": 2114060288u64, "op": "SCMP_CMP_MASKED_EQ"}])
-        );
+        let clone = s["syscalls"].as_array().unwrap().iter().find(|r| r["names"] == json!(["clone"])).unwrap();
+        assert_eq!(clone["args"], json!([{"index": 0, "value": 2114060288u64, "op": "SCMP_CMP_MASKED_EQ"}]));
         // socket: everything but AF_VSOCK (40).
-        let socket = s["syscalls"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|r| r["names"] == json!(["socket"]))
-            .unwrap();
-        assert_eq!(
-            socket["args"],
-            json!([{"index": 0, "value": 40, "op": "SCMP_CMP_NE"}])
-        );
+        let socket = s["syscalls"].as_array().unwrap().iter().find(|r| r["names"] == json!(["socket"])).unwrap();
+        assert_eq!(socket["args"], json!([{"index": 0, "value": 40, "op": "SCMP_CMP_NE"}]));
     }
 
     #[test]
@@ -377,14 +308,8 @@ mod tests {
         caps.push("CAP_SYS_ADMIN".into());
         caps.push("CAP_SYS_BOOT".into());
         let s = default_seccomp(&caps, &host).unwrap().unwrap();
-        assert_eq!(
-            unconditional_action(&s, "mount").as_deref(),
-            Some("SCMP_ACT_ALLOW")
-        );
-        assert_eq!(
-            unconditional_action(&s, "reboot").as_deref(),
-            Some("SCMP_ACT_ALLOW")
-        );
+        assert_eq!(unconditional_action(&s, "mount").as_deref(), Some("SCMP_ACT_ALLOW"));
+        assert_eq!(unconditional_action(&s, "reboot").as_deref(), Some("SCMP_ACT_ALLOW"));
         // With CAP_SYS_ADMIN the clone/clone3 restrictions are excluded.
         assert!(
             !s["syscalls"]
@@ -404,10 +329,7 @@ mod tests {
         let mut caps = default_caps();
         caps.push("CAP_SYS_PTRACE".into());
         let s = default_seccomp(&caps, &host).unwrap().unwrap();
-        assert_eq!(
-            unconditional_action(&s, "ptrace").as_deref(),
-            Some("SCMP_ACT_ALLOW")
-        );
+        assert_eq!(unconditional_action(&s, "ptrace").as_deref(), Some("SCMP_ACT_ALLOW"));
     }
 
     #[test]
@@ -415,15 +337,9 @@ mod tests {
         let mut host = HostInfo::fixture();
         host.seccomp_arch = "arm64";
         let s = default_seccomp(&default_caps(), &host).unwrap().unwrap();
-        assert_eq!(
-            s["architectures"],
-            json!(["SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM"])
-        );
+        assert_eq!(s["architectures"], json!(["SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM"]));
         assert_eq!(unconditional_action(&s, "arch_prctl"), None);
-        assert_eq!(
-            unconditional_action(&s, "arm_fadvise64_64").as_deref(),
-            Some("SCMP_ACT_ALLOW")
-        );
+        assert_eq!(unconditional_action(&s, "arm_fadvise64_64").as_deref(), Some("SCMP_ACT_ALLOW"));
     }
 
     #[test]
@@ -440,16 +356,9 @@ mod tests {
                             {"names":["mount"],"action":"SCMP_ACT_ERRNO"}]})
         );
         assert_eq!(load_seccomp("{}", &default_caps(), &host).unwrap(), None);
-        let err = |body: &str| {
-            load_seccomp(body, &default_caps(), &host)
-                .unwrap_err()
-                .to_string()
-        };
+        let err = |body: &str| load_seccomp(body, &default_caps(), &host).unwrap_err().to_string();
         assert!(err("not json").starts_with("Decoding seccomp profile failed: "));
-        assert!(
-            err(r#"{"defaultAction":"SCMP_ACT_NOPE"}"#)
-                .starts_with("Decoding seccomp profile failed: ")
-        );
+        assert!(err(r#"{"defaultAction":"SCMP_ACT_NOPE"}"#).starts_with("Decoding seccomp profile failed: "));
         assert_eq!(
             err(
                 r#"{"defaultAction":"SCMP_ACT_ALLOW","architectures":["SCMP_ARCH_X86_64"],"archMap":[{"architecture":"SCMP_ARCH_X86_64"}]}"#
@@ -471,25 +380,13 @@ mod tests {
     #[test]
     fn bundled_profile_converts_to_oci_types() {
         let host = HostInfo::fixture();
-        let all: Vec<String> = super::super::caps::KNOWN_CAPABILITIES
-            .iter()
-            .map(|c| c.to_string())
-            .collect();
-        for arch in [
-            "amd64", "arm64", "s390x", "ppc64le", "riscv64", "x86", "arm",
-        ] {
-            let host = HostInfo {
-                seccomp_arch: arch,
-                ..host.clone()
-            };
+        let all: Vec<String> = super::super::caps::KNOWN_CAPABILITIES.iter().map(|c| c.to_string()).collect();
+        for arch in ["amd64", "arm64", "s390x", "ppc64le", "riscv64", "x86", "arm"] {
+            let host = HostInfo { seccomp_arch: arch, ..host.clone() };
             for caps in [default_caps(), all.clone()] {
                 let s = default_seccomp(&caps, &host).unwrap().unwrap();
-                let oci: oci_spec::runtime::LinuxSeccomp =
-                    serde_json::from_value(s.clone()).unwrap();
-                assert_eq!(
-                    serde_json::to_value(&oci).unwrap()["defaultAction"],
-                    s["defaultAction"]
-                );
+                let oci: oci_spec::runtime::LinuxSeccomp = serde_json::from_value(s.clone()).unwrap();
+                assert_eq!(serde_json::to_value(&oci).unwrap()["defaultAction"], s["defaultAction"]);
             }
         }
     }

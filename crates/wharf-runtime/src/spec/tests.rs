@@ -39,14 +39,9 @@ impl Fixture {
         SpecOptions {
             id: ID.into(),
             rootfs: self.rootfs.path().to_path_buf(),
-            image: ImageConfig {
-                cmd: vec!["sh".into()],
-                ..Default::default()
-            },
+            image: ImageConfig { cmd: vec!["sh".into()], ..Default::default() },
             hostname: ID[..12].into(),
-            network: NetworkMode::Private {
-                netns: Some("/run/wharf/netns/c1".into()),
-            },
+            network: NetworkMode::Private { netns: Some("/run/wharf/netns/c1".into()) },
             ..Default::default()
         }
     }
@@ -61,20 +56,11 @@ fn err(opts: &SpecOptions) -> SpecError {
 }
 
 fn mount<'a>(doc: &'a Value, dest: &str) -> Option<&'a Value> {
-    doc["mounts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["destination"] == dest)
+    doc["mounts"].as_array().unwrap().iter().find(|m| m["destination"] == dest)
 }
 
 fn destinations(doc: &Value) -> Vec<String> {
-    doc["mounts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["destination"].as_str().unwrap().to_owned())
-        .collect()
+    doc["mounts"].as_array().unwrap().iter().map(|m| m["destination"].as_str().unwrap().to_owned()).collect()
 }
 
 fn namespaces(doc: &Value) -> Vec<Value> {
@@ -97,11 +83,7 @@ fn default_mounts_json() -> Value {
 fn default_container_matches_docker() {
     let f = Fixture::new();
     let mut d = doc(&f.opts());
-    let seccomp = d["linux"]
-        .as_object_mut()
-        .unwrap()
-        .remove("seccomp")
-        .unwrap();
+    let seccomp = d["linux"].as_object_mut().unwrap().remove("seccomp").unwrap();
     assert_eq!(seccomp["defaultAction"], "SCMP_ACT_ERRNO");
     assert_eq!(seccomp["defaultErrnoRet"], 1);
     let caps: Vec<&str> = DEFAULT_CAPABILITIES.to_vec();
@@ -161,10 +143,7 @@ fn default_container_matches_docker() {
 
 /// Capabilities are sets in `oci_spec`; compare them sorted.
 fn sort_caps(v: &mut Value) {
-    if let Some(caps) = v
-        .pointer_mut("/process/capabilities")
-        .and_then(Value::as_object_mut)
-    {
+    if let Some(caps) = v.pointer_mut("/process/capabilities").and_then(Value::as_object_mut) {
         for set in caps.values_mut() {
             if let Some(list) = set.as_array_mut() {
                 list.sort_by(|a, b| a.as_str().cmp(&b.as_str()));
@@ -203,10 +182,7 @@ fn tty_and_console_size() {
     opts.console_size = Some([24, 80]);
     let d = doc(&opts);
     assert_eq!(d["process"]["terminal"], true);
-    assert_eq!(
-        d["process"]["consoleSize"],
-        json!({"height": 24, "width": 80})
-    );
+    assert_eq!(d["process"]["consoleSize"], json!({"height": 24, "width": 80}));
     assert_eq!(d["process"]["env"][2], "TERM=xterm");
     opts.tty = false;
     let d = doc(&opts);
@@ -219,27 +195,10 @@ fn tty_and_console_size() {
 fn env_merges_like_docker() {
     let f = Fixture::new();
     let mut opts = f.opts();
-    opts.image.env = vec![
-        "PATH=/opt/bin:/bin".into(),
-        "LANG=C".into(),
-        "KEEP=image".into(),
-    ];
-    opts.env = vec![
-        "KEEP=user".into(),
-        "HOSTNAME=custom".into(),
-        "EXTRA=1".into(),
-    ];
+    opts.image.env = vec!["PATH=/opt/bin:/bin".into(), "LANG=C".into(), "KEEP=image".into()];
+    opts.env = vec!["KEEP=user".into(), "HOSTNAME=custom".into(), "EXTRA=1".into()];
     let d = doc(&opts);
-    assert_eq!(
-        d["process"]["env"],
-        json!([
-            "PATH=/opt/bin:/bin",
-            "HOSTNAME=custom",
-            "KEEP=user",
-            "EXTRA=1",
-            "LANG=C"
-        ])
-    );
+    assert_eq!(d["process"]["env"], json!(["PATH=/opt/bin:/bin", "HOSTNAME=custom", "KEEP=user", "EXTRA=1", "LANG=C"]));
     // A bare name removes a default.
     opts.env = vec!["PATH".into()];
     opts.image.env.clear();
@@ -283,12 +242,7 @@ fn entrypoint_and_cmd_merge_like_docker() {
     })
     .unwrap();
     assert_eq!(
-        (
-            merged.path.as_str(),
-            merged.stop_signal.as_str(),
-            merged.working_dir.as_str(),
-            merged.user.as_str()
-        ),
+        (merged.path.as_str(), merged.stop_signal.as_str(), merged.working_dir.as_str(), merged.user.as_str()),
         ("sh", "SIGQUIT", "/srv/app", "www")
     );
 }
@@ -302,22 +256,13 @@ fn working_dir_and_user() {
     opts.group_add = vec!["nogroup".into(), "4000".into()];
     let d = doc(&opts);
     assert_eq!(d["process"]["cwd"], "/var/www");
-    assert_eq!(
-        d["process"]["user"],
-        json!({"uid": 33, "gid": 33, "additionalGids": [33, 50, 65534, 4000]})
-    );
+    assert_eq!(d["process"]["user"], json!({"uid": 33, "gid": 33, "additionalGids": [33, 50, 65534, 4000]}));
     opts.user = "www:nogroup".into();
     opts.group_add.clear();
-    assert_eq!(
-        doc(&opts)["process"]["user"],
-        json!({"uid": 33, "gid": 65534, "additionalGids": [65534]})
-    );
+    assert_eq!(doc(&opts)["process"]["user"], json!({"uid": 33, "gid": 65534, "additionalGids": [65534]}));
     opts.user = "ghost".into();
     let e = err(&opts);
-    assert_eq!(
-        e.to_string(),
-        "unable to find user ghost: no matching entries in passwd file"
-    );
+    assert_eq!(e.to_string(), "unable to find user ghost: no matching entries in passwd file");
     assert_eq!(e.kind(), ErrorKind::InvalidArgument);
     opts.user.clear();
     opts.working_dir = "relative/dir".into();
@@ -334,10 +279,7 @@ fn init_is_bound_and_prepended() {
     opts.init = Some("/usr/libexec/wharf/tini".into());
     opts.image.entrypoint = vec!["/entry".into()];
     let d = doc(&opts);
-    assert_eq!(
-        d["process"]["args"],
-        json!(["/sbin/docker-init", "--", "/entry", "sh"])
-    );
+    assert_eq!(d["process"]["args"], json!(["/sbin/docker-init", "--", "/entry", "sh"]));
     assert_eq!(
         mount(&d, "/sbin/docker-init").unwrap(),
         &json!({"destination": "/sbin/docker-init", "type": "bind",
@@ -374,12 +316,8 @@ fn host_and_shared_namespaces() {
                 "options": ["rbind", "rprivate"]})
     );
 
-    opts.network = NetworkMode::Container {
-        netns: "/proc/42/ns/net".into(),
-    };
-    opts.pid = PidMode::Container {
-        ns: "/proc/42/ns/pid".into(),
-    };
+    opts.network = NetworkMode::Container { netns: "/proc/42/ns/net".into() };
+    opts.pid = PidMode::Container { ns: "/proc/42/ns/pid".into() };
     opts.ipc = IpcMode::Container {
         ns: "/proc/42/ns/ipc".into(),
         shm_path: Some("/var/lib/wharf/containers/x/mounts/shm".into()),
@@ -397,10 +335,7 @@ fn host_and_shared_namespaces() {
         ]
     );
     assert!(d["linux"].get("sysctl").is_none());
-    assert_eq!(
-        mount(&d, "/dev/shm").unwrap()["source"],
-        "/var/lib/wharf/containers/x/mounts/shm"
-    );
+    assert_eq!(mount(&d, "/dev/shm").unwrap()["source"], "/var/lib/wharf/containers/x/mounts/shm");
 
     opts.ipc = IpcMode::None;
     opts.network = NetworkMode::Private { netns: None };
@@ -409,11 +344,7 @@ fn host_and_shared_namespaces() {
     assert_eq!(namespaces(&d)[1], json!({"type": "network"}));
     assert_eq!(namespaces(&d)[4], json!({"type": "ipc"}));
     // `none` is a private netns: Docker still sets its sysctls.
-    assert!(
-        d["linux"]["sysctl"]
-            .get("net.ipv4.ping_group_range")
-            .is_some()
-    );
+    assert!(d["linux"]["sysctl"].get("net.ipv4.ping_group_range").is_some());
 }
 
 #[test]
@@ -457,13 +388,7 @@ fn shm_size() {
 }
 
 fn bind(source: &str, dest: &str, writable: bool) -> UserMount {
-    UserMount {
-        kind: MountKind::Bind,
-        source: source.into(),
-        destination: dest.into(),
-        writable,
-        ..Default::default()
-    }
+    UserMount { kind: MountKind::Bind, source: source.into(), destination: dest.into(), writable, ..Default::default() }
 }
 
 #[test]
@@ -481,15 +406,8 @@ fn user_mounts_are_sorted_and_shaped_like_dockers() {
             ..Default::default()
         },
         bind("/srv/conf", "/etc/app", false),
-        UserMount {
-            readonly_non_recursive: true,
-            ..bind("/srv/ro", "/ro", false)
-        },
-        UserMount {
-            non_recursive: true,
-            propagation: Some("private".into()),
-            ..bind("/", "/host", true)
-        },
+        UserMount { readonly_non_recursive: true, ..bind("/srv/ro", "/ro", false) },
+        UserMount { non_recursive: true, propagation: Some("private".into()), ..bind("/", "/host", true) },
     ];
     opts.tmpfs.insert("/run".into(), "size=64m,exec".into());
     opts.etc_files = EtcFiles {
@@ -524,10 +442,7 @@ fn user_mounts_are_sorted_and_shaped_like_dockers() {
     // Without rro support read-only binds are plain `ro`.
     opts.rro_supported = false;
     let d = doc(&opts);
-    assert_eq!(
-        mount(&d, "/etc/app").unwrap()["options"],
-        json!(["rbind", "ro", "rprivate"])
-    );
+    assert_eq!(mount(&d, "/etc/app").unwrap()["options"], json!(["rbind", "ro", "rprivate"]));
 }
 
 #[test]
@@ -538,10 +453,7 @@ fn user_mounts_replace_defaults_and_duplicates_fail() {
     opts.mounts = vec![bind("/host/sys", "/sys", true)];
     let d = doc(&opts);
     assert_eq!(mount(&d, "/dev/shm").unwrap()["source"], "tmpfs");
-    assert_eq!(
-        mount(&d, "/dev/shm").unwrap()["options"],
-        json!(["noexec", "nosuid", "nodev", "rprivate", "size=1g"])
-    );
+    assert_eq!(mount(&d, "/dev/shm").unwrap()["options"], json!(["noexec", "nosuid", "nodev", "rprivate", "size=1g"]));
     assert_eq!(mount(&d, "/sys").unwrap()["source"], "/host/sys");
     assert_eq!(destinations(&d).iter().filter(|m| *m == "/sys").count(), 1);
 
@@ -549,26 +461,17 @@ fn user_mounts_replace_defaults_and_duplicates_fail() {
     opts.tmpfs.clear();
     opts.mounts = vec![bind("/dev", "/dev", true)];
     let d = doc(&opts);
-    assert_eq!(
-        destinations(&d),
-        ["/proc", "/sys", "/sys/fs/cgroup", "/dev"]
-    );
+    assert_eq!(destinations(&d), ["/proc", "/sys", "/sys/fs/cgroup", "/dev"]);
 
     opts.mounts = vec![bind("/a", "/data", true), bind("/b", "/data/", false)];
     let e = err(&opts);
     assert_eq!(e.to_string(), "Duplicate mount point: /data");
     assert_eq!(e.kind(), ErrorKind::InvalidArgument);
     opts.mounts = vec![bind("/a", "/", true)];
-    assert_eq!(
-        err(&opts).to_string(),
-        "invalid specification: destination can't be '/'"
-    );
+    assert_eq!(err(&opts).to_string(), "invalid specification: destination can't be '/'");
     opts.mounts.clear();
     opts.tmpfs.insert("rel".into(), String::new());
-    assert_eq!(
-        err(&opts).to_string(),
-        "invalid mount path: 'rel' mount path must be absolute"
-    );
+    assert_eq!(err(&opts).to_string(), "invalid mount path: 'rel' mount path must be absolute");
     opts.tmpfs.clear();
     opts.tmpfs.insert("/t".into(), "bogus".into());
     assert_eq!(err(&opts).to_string(), "invalid tmpfs option [\"bogus\"]");
@@ -586,13 +489,7 @@ fn user_mount_over_a_network_file_replaces_it() {
         &json!({"destination": "/etc/hosts", "type": "bind", "source": "/srv/my-hosts",
                 "options": ["rbind", "ro", "rprivate"]})
     );
-    assert_eq!(
-        destinations(&d)
-            .iter()
-            .filter(|m| *m == "/etc/hosts")
-            .count(),
-        1
-    );
+    assert_eq!(destinations(&d).iter().filter(|m| *m == "/etc/hosts").count(), 1);
 }
 
 #[test]
@@ -603,26 +500,11 @@ fn readonly_rootfs() {
     opts.etc_files.hosts = Some("/c/hosts".into());
     opts.mounts = vec![bind("/srv", "/srv", true)];
     let d = doc(&opts);
-    assert_eq!(
-        d["root"],
-        json!({"path": f.rootfs.path(), "readonly": true})
-    );
-    assert_eq!(
-        mount(&d, "/etc/hosts").unwrap()["options"],
-        json!(["rbind", "ro", "rprivate"])
-    );
-    assert_eq!(
-        mount(&d, "/srv").unwrap()["options"],
-        json!(["rbind", "rprivate"])
-    );
-    assert_eq!(
-        mount(&d, "/proc").unwrap()["options"],
-        json!(["nosuid", "noexec", "nodev"])
-    );
-    assert_eq!(
-        mount(&d, "/sys/fs/cgroup").unwrap()["options"],
-        json!(["ro", "nosuid", "noexec", "nodev"])
-    );
+    assert_eq!(d["root"], json!({"path": f.rootfs.path(), "readonly": true}));
+    assert_eq!(mount(&d, "/etc/hosts").unwrap()["options"], json!(["rbind", "ro", "rprivate"]));
+    assert_eq!(mount(&d, "/srv").unwrap()["options"], json!(["rbind", "rprivate"]));
+    assert_eq!(mount(&d, "/proc").unwrap()["options"], json!(["nosuid", "noexec", "nodev"]));
+    assert_eq!(mount(&d, "/sys/fs/cgroup").unwrap()["options"], json!(["ro", "nosuid", "noexec", "nodev"]));
 }
 
 #[test]
@@ -634,40 +516,22 @@ fn privileged_matches_docker() {
     let mut host = HostInfo::fixture();
     host.capabilities.retain(|c| c != "CAP_SYS_RESOURCE");
     let d = generate_document(&opts, &host).unwrap();
-    assert_eq!(
-        d["process"]["capabilities"]["bounding"],
-        json!(host.capabilities)
-    );
-    assert_eq!(
-        d["process"]["capabilities"]["effective"],
-        json!(host.capabilities)
-    );
+    assert_eq!(d["process"]["capabilities"]["bounding"], json!(host.capabilities));
+    assert_eq!(d["process"]["capabilities"]["effective"], json!(host.capabilities));
     assert!(d["process"]["capabilities"].get("inheritable").is_none());
     assert!(d["linux"].get("seccomp").is_none());
     assert!(d["linux"].get("maskedPaths").is_none());
     assert!(d["linux"].get("readonlyPaths").is_none());
-    assert_eq!(
-        mount(&d, "/sys").unwrap()["options"],
-        json!(["nosuid", "noexec", "nodev"])
-    );
-    assert_eq!(
-        mount(&d, "/sys/fs/cgroup").unwrap()["options"],
-        json!(["nosuid", "noexec", "nodev"])
-    );
-    assert_eq!(
-        d["linux"]["resources"]["devices"],
-        json!([{"allow": true, "access": "rwm"}])
-    );
+    assert_eq!(mount(&d, "/sys").unwrap()["options"], json!(["nosuid", "noexec", "nodev"]));
+    assert_eq!(mount(&d, "/sys/fs/cgroup").unwrap()["options"], json!(["nosuid", "noexec", "nodev"]));
+    assert_eq!(d["linux"]["resources"]["devices"], json!([{"allow": true, "access": "rwm"}]));
     let devices = d["linux"]["devices"].as_array().unwrap();
     assert!(devices.iter().any(|d| d["path"] == "/dev/null"));
     assert!(devices.iter().any(|d| d["path"] == "/dev/other-null"));
     // A custom seccomp profile still applies when privileged.
     opts.security_opt = vec![r#"seccomp={"defaultAction":"SCMP_ACT_LOG"}"#.into()];
     let d = generate_document(&opts, &host).unwrap();
-    assert_eq!(
-        d["linux"]["seccomp"],
-        json!({"defaultAction": "SCMP_ACT_LOG"})
-    );
+    assert_eq!(d["linux"]["seccomp"], json!({"defaultAction": "SCMP_ACT_LOG"}));
 }
 
 #[test]
@@ -683,11 +547,7 @@ fn privileged_gets_exactly_the_daemons_capabilities() {
         .filter(|(bit, _)| bnd >> bit & 1 == 1)
         .map(|(_, c)| c.to_string())
         .collect();
-    assert_eq!(
-        held_capabilities(&status),
-        expected,
-        "CapEff differs from CapBnd here"
-    );
+    assert_eq!(held_capabilities(&status), expected, "CapEff differs from CapBnd here");
     let spec = generate(&opts).unwrap();
     let process = spec.process().as_ref().unwrap();
     let bounding: std::collections::BTreeSet<String> = process
@@ -698,13 +558,7 @@ fn privileged_gets_exactly_the_daemons_capabilities() {
         .as_ref()
         .unwrap()
         .iter()
-        .map(|c| {
-            serde_json::to_value(c)
-                .unwrap()
-                .as_str()
-                .unwrap()
-                .to_owned()
-        })
+        .map(|c| serde_json::to_value(c).unwrap().as_str().unwrap().to_owned())
         .collect();
     assert_eq!(bounding, expected.iter().cloned().collect());
 }
@@ -722,17 +576,11 @@ fn capability_flags() {
     assert!(!bounding.contains(&json!("CAP_MKNOD")));
     opts.cap_add = vec!["CAP_FOO".into()];
     let e = err(&opts);
-    assert_eq!(
-        e.to_string(),
-        "invalid CapAdd: unknown capability: \"CAP_FOO\""
-    );
+    assert_eq!(e.to_string(), "invalid CapAdd: unknown capability: \"CAP_FOO\"");
     assert_eq!(e.kind(), ErrorKind::InvalidArgument);
     opts.cap_add.clear();
     opts.cap_drop = vec!["bogus".into()];
-    assert_eq!(
-        err(&opts).to_string(),
-        "invalid CapDrop: unknown capability: \"CAP_BOGUS\""
-    );
+    assert_eq!(err(&opts).to_string(), "invalid CapDrop: unknown capability: \"CAP_BOGUS\"");
     opts.cap_drop = vec!["all".into()];
     opts.cap_add = vec!["chown".into()];
     assert_eq!(d_caps(&doc(&opts)), ["CAP_CHOWN"]);
@@ -762,12 +610,10 @@ fn seccomp_options() {
     opts.security_opt = vec!["seccomp=unconfined".into()];
     assert!(doc(&opts)["linux"].get("seccomp").is_none());
     opts.security_opt = vec!["seccomp=builtin".into()];
-    assert_eq!(
-        doc(&opts)["linux"]["seccomp"]["defaultAction"],
-        "SCMP_ACT_ERRNO"
-    );
+    assert_eq!(doc(&opts)["linux"]["seccomp"]["defaultAction"], "SCMP_ACT_ERRNO");
     opts.security_opt = vec![
-        r#"seccomp={"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir"],"action":"SCMP_ACT_ERRNO"}]}"#.into(),
+        r#"seccomp={"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir"],"action":"SCMP_ACT_ERRNO"}]}"#
+            .into(),
     ];
     assert_eq!(
         doc(&opts)["linux"]["seccomp"],
@@ -775,10 +621,7 @@ fn seccomp_options() {
     );
     opts.security_opt = vec!["seccomp={not json".into()];
     let e = err(&opts);
-    assert!(
-        e.to_string()
-            .starts_with("Decoding seccomp profile failed: ")
-    );
+    assert!(e.to_string().starts_with("Decoding seccomp profile failed: "));
     assert_eq!(e.kind(), ErrorKind::InvalidArgument);
     // With CAP_SYS_ADMIN added, mount is allowed by the default profile.
     opts.security_opt.clear();
@@ -806,19 +649,10 @@ fn other_security_options() {
     opts.selinux_label = Some("system_u:system_r:container_t:s0:c1,c2".into());
     opts.mount_label = Some("system_u:object_r:container_file_t:s0:c1,c2".into());
     let d = doc(&opts);
-    assert_eq!(
-        d["process"]["selinuxLabel"],
-        "system_u:system_r:container_t:s0:c1,c2"
-    );
-    assert_eq!(
-        d["linux"]["mountLabel"],
-        "system_u:object_r:container_file_t:s0:c1,c2"
-    );
+    assert_eq!(d["process"]["selinuxLabel"], "system_u:system_r:container_t:s0:c1,c2");
+    assert_eq!(d["linux"]["mountLabel"], "system_u:object_r:container_file_t:s0:c1,c2");
     opts.security_opt = vec!["writable-cgroups=true".into()];
-    assert_eq!(
-        mount(&doc(&opts), "/sys/fs/cgroup").unwrap()["options"],
-        json!(["nosuid", "noexec", "nodev"])
-    );
+    assert_eq!(mount(&doc(&opts), "/sys/fs/cgroup").unwrap()["options"], json!(["nosuid", "noexec", "nodev"]));
     opts.security_opt = vec!["bogus=1".into()];
     let e = err(&opts);
     assert_eq!(e.to_string(), "invalid --security-opt 2: \"bogus=1\"");
@@ -874,10 +708,7 @@ fn sysctls_are_validated_like_runc() {
         assert_eq!(e.kind(), ErrorKind::InvalidArgument);
         e.to_string()
     };
-    assert_eq!(
-        check(&opts, "kernel.panic"),
-        "sysctl \"kernel.panic\" is not in a separate kernel namespace"
-    );
+    assert_eq!(check(&opts, "kernel.panic"), "sysctl \"kernel.panic\" is not in a separate kernel namespace");
     assert_eq!(
         check(&opts, "kernel.hostname"),
         "sysctl \"kernel.hostname\" is not allowed as it conflicts with the OCI \"hostname\" field"
@@ -910,14 +741,9 @@ fn sysctls_are_validated_like_runc() {
 fn ulimits_become_rlimits() {
     let f = Fixture::new();
     let mut opts = f.opts();
-    opts.ulimits = vec![
-        parse::parse_ulimit("nofile=1024:2048").unwrap(),
-        parse::parse_ulimit("core=-1").unwrap(),
-    ];
-    opts.default_ulimits = vec![
-        parse::parse_ulimit("nproc=512").unwrap(),
-        parse::parse_ulimit("nofile=65535").unwrap(),
-    ];
+    opts.ulimits = vec![parse::parse_ulimit("nofile=1024:2048").unwrap(), parse::parse_ulimit("core=-1").unwrap()];
+    opts.default_ulimits =
+        vec![parse::parse_ulimit("nproc=512").unwrap(), parse::parse_ulimit("nofile=65535").unwrap()];
     assert_eq!(
         doc(&opts)["process"]["rlimits"],
         json!([
@@ -937,35 +763,22 @@ fn devices_and_rules() {
     let d = doc(&opts);
     let dev = &d["linux"]["devices"][0];
     assert_eq!(
-        (
-            dev["path"].clone(),
-            dev["type"].clone(),
-            dev["major"].clone(),
-            dev["minor"].clone()
-        ),
+        (dev["path"].clone(), dev["type"].clone(), dev["major"].clone(), dev["minor"].clone()),
         (json!("/dev/z"), json!("c"), json!(1), json!(5))
     );
     let rules = d["linux"]["resources"]["devices"].as_array().unwrap();
     assert_eq!(rules.len(), 10);
-    assert_eq!(
-        rules[8],
-        json!({"allow": true, "type": "c", "major": 1, "minor": 5, "access": "r"})
-    );
-    assert_eq!(
-        rules[9],
-        json!({"allow": true, "type": "c", "major": 42, "minor": -1, "access": "rmw"})
-    );
+    assert_eq!(rules[8], json!({"allow": true, "type": "c", "major": 1, "minor": 5, "access": "r"}));
+    assert_eq!(rules[9], json!({"allow": true, "type": "c", "major": 42, "minor": -1, "access": "rmw"}));
     opts.device_cgroup_rules = vec!["c 42 rmw".into()];
-    assert_eq!(
-        err(&opts).to_string(),
-        "invalid device cgroup rule format: 'c 42 rmw'"
-    );
+    assert_eq!(err(&opts).to_string(), "invalid device cgroup rule format: 'c 42 rmw'");
     opts.device_cgroup_rules.clear();
     opts.devices = vec![parse::parse_device("/dev/does-not-exist").unwrap()];
     let e = err(&opts);
-    assert!(e.to_string().starts_with(
-        "error gathering device information while adding custom device \"/dev/does-not-exist\""
-    ));
+    assert!(
+        e.to_string()
+            .starts_with("error gathering device information while adding custom device \"/dev/does-not-exist\"")
+    );
     assert_eq!(e.kind(), ErrorKind::InvalidArgument);
 }
 
@@ -986,61 +799,35 @@ fn resources_reach_the_spec() {
     opts.oom_score_adj = 500;
     let d = doc(&opts);
     let r = &d["linux"]["resources"];
-    assert_eq!(
-        r["memory"],
-        json!({"limit": 536870912, "swap": 1073741824, "disableOOMKiller": true})
-    );
-    assert_eq!(
-        r["cpu"],
-        json!({"quota": 150000, "period": 100000, "cpus": "1"})
-    );
+    assert_eq!(r["memory"], json!({"limit": 536870912, "swap": 1073741824, "disableOOMKiller": true}));
+    assert_eq!(r["cpu"], json!({"quota": 150000, "period": 100000, "cpus": "1"}));
     assert_eq!(r["pids"], json!({"limit": 200}));
     assert_eq!(r["blockIO"], json!({"weight": 500}));
     assert_eq!(d["process"]["oomScoreAdj"], 500);
 
     opts.resources.memory = parse::parse_ram_bytes("4m").unwrap();
-    assert_eq!(
-        err(&opts).to_string(),
-        "Minimum memory limit allowed is 6MB"
-    );
+    assert_eq!(err(&opts).to_string(), "Minimum memory limit allowed is 6MB");
     opts.resources.memory = parse::parse_ram_bytes("2g").unwrap();
     let e = err(&opts);
-    assert_eq!(
-        e.to_string(),
-        "Minimum memoryswap limit should be larger than memory limit, see usage"
-    );
+    assert_eq!(e.to_string(), "Minimum memoryswap limit should be larger than memory limit, see usage");
     assert_eq!(e.kind(), ErrorKind::InvalidArgument);
     opts.resources.memory = 0;
     opts.resources.memory_swap = 0;
     opts.resources.cpu_quota = 50_000;
-    assert_eq!(
-        err(&opts).to_string(),
-        "Conflicting options: Nano CPUs and CPU Quota cannot both be set"
-    );
+    assert_eq!(err(&opts).to_string(), "Conflicting options: Nano CPUs and CPU Quota cannot both be set");
     opts.resources.cpu_quota = 0;
     opts.resources.cpuset_cpus = "x".into();
-    assert_eq!(
-        err(&opts).to_string(),
-        "Invalid value x for cpuset cpus: invalid format: x"
-    );
+    assert_eq!(err(&opts).to_string(), "Invalid value x for cpuset cpus: invalid format: x");
     opts.resources.cpuset_cpus.clear();
     opts.oom_score_adj = 1001;
-    assert_eq!(
-        err(&opts).to_string(),
-        "Invalid value 1001, range for oom score adj is [-1000, 1000]"
-    );
+    assert_eq!(err(&opts).to_string(), "Invalid value 1001, range for oom score adj is [-1000, 1000]");
 }
 
 #[test]
 fn cgroups_paths() {
     let f = Fixture::new();
     let mut opts = f.opts();
-    let path = |opts: &SpecOptions| {
-        doc(opts)["linux"]["cgroupsPath"]
-            .as_str()
-            .unwrap()
-            .to_owned()
-    };
+    let path = |opts: &SpecOptions| doc(opts)["linux"]["cgroupsPath"].as_str().unwrap().to_owned();
     assert_eq!(path(&opts), format!("/docker/{ID}"));
     opts.cgroup_parent = "/ci/jobs".into();
     assert_eq!(path(&opts), format!("/ci/jobs/{ID}"));
@@ -1061,10 +848,7 @@ fn cgroups_paths() {
 
 #[test]
 fn tmpfs_data_matches_dockers_conversion() {
-    assert_eq!(
-        tmpfs_data(false, Some(0o1777), Some(64 << 20)),
-        "mode=1777,size=64m"
-    );
+    assert_eq!(tmpfs_data(false, Some(0o1777), Some(64 << 20)), "mode=1777,size=64m");
     assert_eq!(tmpfs_data(true, None, Some(3 << 30)), "ro,size=3g");
     assert_eq!(tmpfs_data(false, None, Some(1000)), "size=1000");
     assert_eq!(tmpfs_data(false, None, None), "");
@@ -1072,21 +856,13 @@ fn tmpfs_data_matches_dockers_conversion() {
 
 #[test]
 fn tmpfs_option_merging() {
-    let m = |v: &[&str]| {
-        mounts::merge_tmpfs_options(&v.iter().map(|s| s.to_string()).collect::<Vec<_>>())
-    };
+    let m = |v: &[&str]| mounts::merge_tmpfs_options(&v.iter().map(|s| s.to_string()).collect::<Vec<_>>());
     assert_eq!(
-        m(&[
-            "noexec", "nosuid", "nodev", "rprivate", "exec", "size=1m", "size=2m", "shared"
-        ])
-        .unwrap(),
+        m(&["noexec", "nosuid", "nodev", "rprivate", "exec", "size=1m", "size=2m", "shared"]).unwrap(),
         ["nosuid", "nodev", "exec", "size=2m", "shared"]
     );
     assert_eq!(m(&["defaults", "ro"]).unwrap(), ["ro"]);
-    assert_eq!(
-        m(&["foo=bar"]).unwrap_err().to_string(),
-        "invalid tmpfs option [\"foo\" \"bar\"]"
-    );
+    assert_eq!(m(&["foo=bar"]).unwrap_err().to_string(), "invalid tmpfs option [\"foo\" \"bar\"]");
 }
 
 #[test]
@@ -1100,14 +876,8 @@ fn every_user_error_is_invalid_argument() {
         SpecError::InvalidMount("x".into()),
         SpecError::ResolveUser("x".into()),
     ];
-    assert!(
-        errors
-            .iter()
-            .all(|e| e.kind() == ErrorKind::InvalidArgument)
-    );
-    let internal = SpecError::ReadRootfsFile {
-        path: PathBuf::from("/etc/passwd"),
-        source: std::io::Error::other("eio"),
-    };
+    assert!(errors.iter().all(|e| e.kind() == ErrorKind::InvalidArgument));
+    let internal =
+        SpecError::ReadRootfsFile { path: PathBuf::from("/etc/passwd"), source: std::io::Error::other("eio") };
     assert_eq!(internal.kind(), ErrorKind::Internal);
 }

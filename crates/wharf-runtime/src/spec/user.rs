@@ -30,11 +30,7 @@ pub struct ResolvedUser {
 }
 
 /// Resolves `user` (empty means root) and `group_add` in the rootfs, as Docker's `getUser`.
-pub fn resolve_user(
-    rootfs: &Path,
-    user: &str,
-    group_add: &[String],
-) -> Result<ResolvedUser, SpecError> {
+pub fn resolve_user(rootfs: &Path, user: &str, group_add: &[String]) -> Result<ResolvedUser, SpecError> {
     let passwd = read_in_root(rootfs, "etc/passwd")?;
     let group = read_in_root(rootfs, "etc/group")?;
     let exec = exec_user(user, passwd.as_deref(), group.as_deref())?;
@@ -43,11 +39,7 @@ pub fn resolve_user(
     if !group_add.is_empty() {
         additional_gids.extend(additional_groups(group_add, group.as_deref())?);
     }
-    Ok(ResolvedUser {
-        uid: exec.uid,
-        gid: exec.gid,
-        additional_gids,
-    })
+    Ok(ResolvedUser { uid: exec.uid, gid: exec.gid, additional_gids })
 }
 
 struct PasswdEntry {
@@ -74,11 +66,7 @@ fn parse_passwd(text: &str) -> Vec<PasswdEntry> {
         .map(|l| {
             let f: Vec<&str> = l.split(':').collect();
             let field = |i: usize| f.get(i).copied().unwrap_or("");
-            PasswdEntry {
-                name: field(0).to_owned(),
-                uid: atoi(field(2)),
-                gid: atoi(field(3)),
-            }
+            PasswdEntry { name: field(0).to_owned(), uid: atoi(field(2)), gid: atoi(field(3)) }
         })
         .collect()
 }
@@ -113,11 +101,7 @@ fn range_error() -> SpecError {
 }
 
 fn in_range(id: i64) -> Result<u32, SpecError> {
-    if (0..=MAX_ID).contains(&id) {
-        Ok(id as u32)
-    } else {
-        Err(range_error())
-    }
+    if (0..=MAX_ID).contains(&id) { Ok(id as u32) } else { Err(range_error()) }
 }
 
 /// moby/sys/user's `GetExecUser` with zero defaults.
@@ -166,18 +150,10 @@ fn exec_user(spec: &str, passwd: Option<&str>, group: Option<&str>) -> Result<Ex
                 }
             };
         } else if let Some(name) = &matched_name {
-            sgids = groups
-                .iter()
-                .filter(|g| g.members.iter().any(|m| m == name))
-                .map(|g| g.gid as u32)
-                .collect();
+            sgids = groups.iter().filter(|g| g.members.iter().any(|m| m == name)).map(|g| g.gid as u32).collect();
         }
     }
-    Ok(ExecUser {
-        uid: uid as u32,
-        gid: gid as u32,
-        sgids,
-    })
+    Ok(ExecUser { uid: uid as u32, gid: gid as u32, sgids })
 }
 
 /// moby/sys/user's `GetAdditionalGroups`: names or ids; unknown names fail, unknown ids pass.
@@ -186,9 +162,7 @@ fn additional_groups(wanted: &[String], group: Option<&str>) -> Result<Vec<u32>,
     let groups = group.map(parse_group).unwrap_or_default();
     let mut out: Vec<u32> = Vec::new();
     for ag in wanted {
-        let found = groups
-            .iter()
-            .find(|g| g.name == *ag || g.gid.to_string() == *ag);
+        let found = groups.iter().find(|g| g.name == *ag || g.gid.to_string() == *ag);
         let gid = match found {
             Some(g) => g.gid as u32,
             None => {
@@ -215,51 +189,25 @@ pub fn read_in_root(rootfs: &Path, rel: &str) -> Result<Option<String>, SpecErro
         Ok(Some(fd)) => File::from(fd),
         Ok(None) => return Ok(None),
         Err(source) => {
-            return Err(SpecError::ReadRootfsFile {
-                path: shown,
-                source,
-            });
+            return Err(SpecError::ReadRootfsFile { path: shown, source });
         }
     };
-    let meta = file
-        .metadata()
-        .map_err(|source| SpecError::ReadRootfsFile {
-            path: shown.clone(),
-            source,
-        })?;
+    let meta = file.metadata().map_err(|source| SpecError::ReadRootfsFile { path: shown.clone(), source })?;
     if !meta.is_file() {
         return Ok(None);
     }
     let mut bytes = Vec::new();
-    file.take(MAX_FILE)
-        .read_to_end(&mut bytes)
-        .map_err(|source| SpecError::ReadRootfsFile {
-            path: shown,
-            source,
-        })?;
+    file.take(MAX_FILE).read_to_end(&mut bytes).map_err(|source| SpecError::ReadRootfsFile { path: shown, source })?;
     Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
 }
 
 fn open_in_root(rootfs: &Path, rel: &str) -> std::io::Result<Option<OwnedFd>> {
-    let root = rustix::fs::open(
-        rootfs,
-        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )?;
+    let root = rustix::fs::open(rootfs, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?;
     let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
     let missing = |e: rustix::io::Errno| {
-        matches!(
-            e,
-            rustix::io::Errno::NOENT | rustix::io::Errno::NOTDIR | rustix::io::Errno::LOOP
-        )
+        matches!(e, rustix::io::Errno::NOENT | rustix::io::Errno::NOTDIR | rustix::io::Errno::LOOP)
     };
-    match rustix::fs::openat2(
-        &root,
-        rel,
-        flags,
-        Mode::empty(),
-        ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
-    ) {
+    match rustix::fs::openat2(&root, rel, flags, Mode::empty(), ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS) {
         Ok(fd) => return Ok(Some(fd)),
         Err(e) if missing(e) => return Ok(None),
         Err(rustix::io::Errno::NOSYS | rustix::io::Errno::PERM) => {}
@@ -284,10 +232,7 @@ pub fn ensure_working_dir(rootfs: &Path, working_dir: &str) -> Result<(), SpecEr
     if working_dir.is_empty() {
         return Ok(());
     }
-    let io = |source| SpecError::ReadRootfsFile {
-        path: PathBuf::from(working_dir),
-        source,
-    };
+    let io = |source| SpecError::ReadRootfsFile { path: PathBuf::from(working_dir), source };
     let rel = working_dir.trim_start_matches('/');
     let resolved = resolve_in_root(rootfs, Path::new(rel))
         .map_err(io)?
@@ -296,28 +241,18 @@ pub fn ensure_working_dir(rootfs: &Path, working_dir: &str) -> Result<(), SpecEr
     match std::fs::metadata(&target) {
         Ok(m) if m.is_dir() => return Ok(()),
         Ok(_) => {
-            return Err(SpecError::InvalidConfig(format!(
-                "Cannot mkdir: {working_dir} is not a directory"
-            )));
+            return Err(SpecError::InvalidConfig(format!("Cannot mkdir: {working_dir} is not a directory")));
         }
         Err(_) => {}
     }
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o755)
-        .create(&target)
-        .map_err(io)
+    std::fs::DirBuilder::new().recursive(true).mode(0o755).create(&target).map_err(io)
 }
 
 /// Resolves `rel` inside `root` one component at a time: `..` stops at the root and a symlink's
 /// target is read as relative to the root when absolute. Returns the resolved path relative to
 /// `root`, or `None` past 255 symlinks.
 pub fn resolve_in_root(root: &Path, rel: &Path) -> std::io::Result<Option<PathBuf>> {
-    let mut pending: Vec<PathBuf> = rel
-        .components()
-        .rev()
-        .map(|c| PathBuf::from(c.as_os_str()))
-        .collect();
+    let mut pending: Vec<PathBuf> = rel.components().rev().map(|c| PathBuf::from(c.as_os_str())).collect();
     let mut current = PathBuf::new();
     let mut links = 0;
     while let Some(part) = pending.pop() {
@@ -338,12 +273,7 @@ pub fn resolve_in_root(root: &Path, rel: &Path) -> std::io::Result<Option<PathBu
                         if target.is_absolute() {
                             current = PathBuf::new();
                         }
-                        pending.extend(
-                            target
-                                .components()
-                                .rev()
-                                .map(|c| PathBuf::from(c.as_os_str())),
-                        );
+                        pending.extend(target.components().rev().map(|c| PathBuf::from(c.as_os_str())));
                     }
                     _ => current = candidate,
                 }
@@ -393,25 +323,13 @@ mod tests {
         let r = rootfs();
         let p = r.path();
         assert_eq!(ids(&user(p, "", &[]).unwrap()), (0, 0, vec![0, 10]));
-        assert_eq!(
-            ids(&user(p, "alice", &[]).unwrap()),
-            (1000, 1000, vec![1000, 10, 29])
-        );
-        assert_eq!(
-            ids(&user(p, "1000", &[]).unwrap()),
-            (1000, 1000, vec![1000, 10, 29])
-        );
+        assert_eq!(ids(&user(p, "alice", &[]).unwrap()), (1000, 1000, vec![1000, 10, 29]));
+        assert_eq!(ids(&user(p, "1000", &[]).unwrap()), (1000, 1000, vec![1000, 10, 29]));
         // An explicit group replaces the primary gid and drops the supplementary ones.
-        assert_eq!(
-            ids(&user(p, "alice:staff", &[]).unwrap()),
-            (1000, 50, vec![50])
-        );
+        assert_eq!(ids(&user(p, "alice:staff", &[]).unwrap()), (1000, 50, vec![50]));
         assert_eq!(ids(&user(p, "1000:50", &[]).unwrap()), (1000, 50, vec![50]));
         // Unknown numeric ids pass as they are.
-        assert_eq!(
-            ids(&user(p, "4242:4343", &[]).unwrap()),
-            (4242, 4343, vec![4343])
-        );
+        assert_eq!(ids(&user(p, "4242:4343", &[]).unwrap()), (4242, 4343, vec![4343]));
         assert_eq!(ids(&user(p, "4242", &[]).unwrap()), (4242, 0, vec![0]));
         assert_eq!(
             ids(&user(p, "bob", &["audio", "staff", "777", "audio"]).unwrap()),
@@ -424,41 +342,20 @@ mod tests {
         let r = rootfs();
         let p = r.path();
         let msg = |spec: &str, add: &[&str]| user(p, spec, add).unwrap_err().to_string();
-        assert_eq!(
-            msg("x", &[]),
-            "unable to find user x: no matching entries in passwd file"
-        );
-        assert_eq!(
-            msg("alice:nogroup", &[]),
-            "unable to find group nogroup: no matching entries in group file"
-        );
-        assert_eq!(
-            msg("alice", &["nogroup"]),
-            "Unable to find group nogroup: no matching entries in group file"
-        );
-        assert_eq!(
-            msg("-5", &[]),
-            "uids and gids must be in range 0-2147483647"
-        );
-        assert_eq!(
-            msg("3000000000", &[]),
-            "uids and gids must be in range 0-2147483647"
-        );
+        assert_eq!(msg("x", &[]), "unable to find user x: no matching entries in passwd file");
+        assert_eq!(msg("alice:nogroup", &[]), "unable to find group nogroup: no matching entries in group file");
+        assert_eq!(msg("alice", &["nogroup"]), "Unable to find group nogroup: no matching entries in group file");
+        assert_eq!(msg("-5", &[]), "uids and gids must be in range 0-2147483647");
+        assert_eq!(msg("3000000000", &[]), "uids and gids must be in range 0-2147483647");
         let e = user(p, "x", &[]).unwrap_err();
-        assert_eq!(
-            wharf_types::Classify::kind(&e),
-            wharf_types::ErrorKind::InvalidArgument
-        );
+        assert_eq!(wharf_types::Classify::kind(&e), wharf_types::ErrorKind::InvalidArgument);
     }
 
     #[test]
     fn no_passwd_file_means_numeric_only() {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(ids(&user(dir.path(), "", &[]).unwrap()), (0, 0, vec![0]));
-        assert_eq!(
-            ids(&user(dir.path(), "12:34", &[]).unwrap()),
-            (12, 34, vec![34])
-        );
+        assert_eq!(ids(&user(dir.path(), "12:34", &[]).unwrap()), (12, 34, vec![34]));
         assert_eq!(
             user(dir.path(), "nobody", &[]).unwrap_err().to_string(),
             "unable to find user nobody: no matching entries in passwd file"
@@ -515,20 +412,13 @@ mod tests {
         let outside = tempfile::tempdir().unwrap();
         symlink(outside.path(), r.path().join("escape")).unwrap();
         ensure_working_dir(r.path(), "/escape/app").unwrap();
-        assert!(
-            r.path()
-                .join(outside.path().strip_prefix("/").unwrap())
-                .join("app")
-                .is_dir()
-        );
+        assert!(r.path().join(outside.path().strip_prefix("/").unwrap()).join("app").is_dir());
         assert!(!outside.path().join("app").exists());
         ensure_working_dir(r.path(), "/srv/app").unwrap();
         assert!(r.path().join("srv/app").is_dir());
         fs::write(r.path().join("file"), "").unwrap();
         assert_eq!(
-            ensure_working_dir(r.path(), "/file")
-                .unwrap_err()
-                .to_string(),
+            ensure_working_dir(r.path(), "/file").unwrap_err().to_string(),
             "Cannot mkdir: /file is not a directory"
         );
     }
