@@ -7,6 +7,8 @@
 //! - [`system`]: `/info`, `/version`, `/events` (the `SystemBackend`).
 //! - [`container`]: containers — one supervisor task per container, the shim and runtime,
 //!   logs, attach, live restore (the `ContainerBackend`).
+//! - [`network`]: networks — the predefined and user-defined networks, each container's
+//!   endpoints, ports and DNS, startup reconcile (the `NetworkBackend`).
 //! - [`info`]: host facts from the kernel and /etc.
 //!
 //! On disk (see DESIGN.md §3): `<data-root>/wharf.lock`, `<data-root>/wharf.db`; the exec root
@@ -17,6 +19,7 @@ pub mod container;
 pub mod events;
 pub mod image_seam;
 pub mod info;
+pub mod network;
 pub mod system;
 
 use std::path::PathBuf;
@@ -71,6 +74,7 @@ pub struct Daemon {
     db: Arc<Db>,
     events: Arc<EventBus>,
     containers: Arc<container::ContainerService>,
+    networks: Arc<network::NetworkService>,
     engine_id: String,
     host: HostFacts,
     build: BuildInfo,
@@ -102,14 +106,41 @@ impl Daemon {
         host.backing_fs = info::backing_filesystem(&config.data_root);
         let db = Arc::new(db);
         let events = Arc::new(EventBus::new());
-        let containers = container::ContainerService::new(|weak| container_ctx(&config, &db, &events, images, weak))?;
-        Ok(Arc::new(Self { config: RwLock::new(config), db, events, containers, engine_id, host, build, _lock: lock }))
+        let networks = network::NetworkService::open(db.clone(), events.clone(), &config)?;
+        let containers = container::ContainerService::new(|weak| {
+            container_ctx(&config, &db, &events, images, networks.clone(), weak)
+        })?;
+        networks.set_containers(Arc::downgrade(&containers));
+        Ok(Arc::new(Self {
+            config: RwLock::new(config),
+            db,
+            events,
+            containers,
+            networks,
+            engine_id,
+            host,
+            build,
+            _lock: lock,
+        }))
     }
 
     /// Reconnects to containers that kept running while the daemon was down and restarts
     /// those whose restart policy asks for it. Call once the API is about to serve.
     pub async fn restore(&self) -> usize {
+        // Networks first: reconcile needs the stored state before containers start again.
+        if let Err(e) = self.networks.ready().await {
+            tracing::error!(error = %e.message, "network setup failed; containers cannot be networked");
+        }
         container::restore::restore(&self.containers).await
+    }
+
+    /// Called once the API has stopped serving: releases what nothing uses any more.
+    pub async fn shutdown(&self) {
+        self.networks.shutdown().await;
+    }
+
+    pub fn networks(&self) -> &Arc<network::NetworkService> {
+        &self.networks
     }
 
     pub fn containers(&self) -> &Arc<container::ContainerService> {
@@ -118,7 +149,7 @@ impl Daemon {
 
     /// The backends the API serves.
     pub fn backends(self: &Arc<Self>) -> Backends {
-        Backends { system: self.clone(), containers: self.containers.clone() }
+        Backends { system: self.clone(), containers: self.containers.clone(), networks: self.networks.clone() }
     }
 
     pub fn events(&self) -> &EventBus {
@@ -175,6 +206,7 @@ fn container_ctx(
     db: &Arc<Db>,
     events: &Arc<EventBus>,
     images: Arc<dyn container::ImageProvider>,
+    network: Arc<network::NetworkService>,
     weak: std::sync::Weak<container::ContainerService>,
 ) -> container::Ctx {
     let file_runtimes = config.file.runtimes.clone().unwrap_or_default();
@@ -210,6 +242,7 @@ fn container_ctx(
         log_opts: config.file.log_opts.clone().unwrap_or_default(),
         cgroup_parent: config.file.cgroup_parent.clone().unwrap_or_else(|| "/wharf".to_owned()),
         containers: weak,
+        network,
     }
 }
 

@@ -51,6 +51,7 @@ struct Fixture {
     daemon: Arc<Daemon>,
     dir: tempfile::TempDir,
     cgroup_parent: String,
+    _net: wharf_testkit::net::NetSlot,
 }
 
 impl Drop for Fixture {
@@ -84,10 +85,14 @@ async fn fixture() -> Fixture {
     snapshotter.commit("busybox", "busybox-build").unwrap();
     let flags = FlagConfig { data_root: Some(data), exec_root: Some(dir.path().join("exec")), ..Default::default() };
     let cgroup_parent = format!("/{}", wharf_testkit::unique_name("wharf-test-"));
-    let file = FileConfig { cgroup_parent: Some(cgroup_parent.clone()), ..Default::default() };
+    let net = wharf_testkit::net::NetSlot::acquire();
+    let file = FileConfig {
+        cgroup_parent: Some(cgroup_parent.clone()),
+        ..FileConfig::parse(&serde_json::Value::Object(net.daemon_json()).to_string()).unwrap()
+    };
     let config = Config::merge(flags, file, dir.path().join("daemon.json")).unwrap();
     let daemon = Daemon::open(config, BuildInfo::default(), Arc::new(BusyboxImage { snapshotter })).unwrap();
-    Fixture { daemon, dir, cgroup_parent }
+    Fixture { daemon, dir, cgroup_parent, _net: net }
 }
 
 fn body(json: serde_json::Value) -> ContainerCreateBody {

@@ -2,5 +2,6 @@
 //! result; nothing else.
 
 pub mod container;
+pub mod network;
 pub mod stubs;
 pub mod system;

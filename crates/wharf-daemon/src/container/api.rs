@@ -73,7 +73,7 @@ impl ContainerBackend for ContainerService {
         })
         .await
         .unwrap_or((None, None));
-        Ok(view::inspect(
+        let mut resp = view::inspect(
             &r,
             &view::InspectExtras {
                 container_dir: self.ctx.paths.container_dir(&r.id),
@@ -81,7 +81,11 @@ impl ContainerBackend for ContainerService {
                 size_root_fs: usage,
                 graph_upper: upper,
             },
-        ))
+        );
+        if let Some(ns) = resp.network_settings.as_mut() {
+            self.ctx.network.fill_inspect(&r, ns);
+        }
+        Ok(resp)
     }
 
     async fn list(&self, opts: ListOptions) -> Result<Vec<ContainerSummary>, EngineError> {
@@ -116,7 +120,10 @@ impl ContainerBackend for ContainerService {
             if before.as_ref().is_some_and(|b| r.created >= *b) || since.as_ref().is_some_and(|s| r.created <= *s) {
                 continue;
             }
-            if !view::matches(&r, &opts.filters, ancestors.as_deref()) {
+            if !view::matches(&r, &opts.filters, ancestors.as_deref())
+                || !opts.filters.any("network", |v| self.ctx.network.container_on_network(&r, v))
+                || !opts.filters.any("publish", |v| crate::network::ports::publishes(&r, v))
+            {
                 continue;
             }
             let size = if opts.size {
@@ -131,7 +138,9 @@ impl ContainerBackend for ContainerService {
             } else {
                 None
             };
-            out.push(view::summary(&r, size));
+            let mut row = view::summary(&r, size);
+            self.ctx.network.fill_summary(&r, &mut row);
+            out.push(row);
             if opts.limit.is_some_and(|l| out.len() as i64 >= l) {
                 break;
             }

@@ -406,7 +406,6 @@ impl Supervisor {
             Ok(s) => (i64::from(s.code), s.oom_killed, s.exited_at, String::new()),
             Err(e) => (255, false, now_rfc3339(), e.to_string()),
         };
-        run::teardown(&self.ctx, &r).await;
         if let Some(client) = self.h.shim.lock().unwrap_or_else(|p| p.into_inner()).take() {
             tokio::spawn(async move {
                 let _ = client.shutdown().await;
@@ -433,6 +432,8 @@ impl Supervisor {
             self.event("oom", &[]);
         }
         self.event("die", &[("exitCode", code.to_string())]);
+        // After `die`, as Docker orders it: `network disconnect` comes from the teardown.
+        run::teardown(&self.ctx, &r).await;
         self.h.exits.send_modify(|w| {
             w.exits += 1;
             w.code = code;
