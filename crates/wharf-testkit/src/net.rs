@@ -2,7 +2,7 @@
 //!
 //! Every test daemon takes a [`NetSlot`]: a number held through an exclusive lock file for the
 //! daemon's life (parallel test processes never share one), from which come its link prefix
-//! (`ws<n>`: bridges `ws<n>-…`, veths `ws<n>v…`), its default bridge (`ws<n>-0`), its firewall
+//! (`ws<n>`: bridges `ws<n>-…`, veths `ws<n>v…`, links tests make `ws<n>x…`), its default bridge (`ws<n>-0`), its firewall
 //! table (`ws<n>`) and its addresses (`10.<160+n>.0.0/16`: the default bridge on `.0.0/24`,
 //! user networks on the following /24s). Dropping the slot removes every link and table carrying
 //! those names, so a test leaves nothing even when its daemon was killed.
@@ -89,12 +89,18 @@ impl NetSlot {
         v.as_object().cloned().unwrap_or_default()
     }
 
-    /// Host links of this slot (bridges, veth host ends, dummies).
+    /// A name for a link a test makes itself (`ws<n>x<i>`): removed with the slot, never
+    /// touched by the daemon (not one of its prefixes).
+    pub fn test_link(&self, i: u8) -> String {
+        format!("ws{}x{i}", self.n)
+    }
+
+    /// Host links of this slot (bridges, veth host ends, dummies, test links).
     pub fn links(&self) -> Vec<String> {
         let out = Command::new("ip").args(["-o", "link", "show"]).output();
         let text = out.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
         let p = self.link_prefix();
-        let mine = |name: &str| name.strip_prefix(&p).is_some_and(|rest| rest.starts_with(['-', 'v', 'd']));
+        let mine = |name: &str| name.strip_prefix(&p).is_some_and(|rest| rest.starts_with(['-', 'v', 'd', 'x']));
         text.lines()
             .filter_map(|l| l.split(": ").nth(1))
             .map(|n| n.split('@').next().unwrap_or(n).to_owned())

@@ -73,6 +73,8 @@ async fn start_inner(ctx: &Ctx, r: &ContainerRecord, peer: &super::spec::PeerNs)
     .await
     .map_err(internal)??;
 
+    // The one-time network reconcile must not run while this start's namespace exists.
+    ctx.network.ready().await?;
     let netns = if own_netns(r) {
         wharf_network::netns::create(l.netns.clone()).await.map_err(|e| EngineError::from_classified(&e))?;
         Some(l.netns.clone())

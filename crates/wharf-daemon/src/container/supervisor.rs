@@ -159,7 +159,14 @@ impl Supervisor {
     async fn handle(&mut self, op: Op) -> Flow {
         match op {
             Op::Start(reply) => {
-                let _ = reply.send(self.start(true).await);
+                let res = self.start(true).await;
+                let failed = res.as_ref().is_err_and(|e| e.kind != wharf_types::ErrorKind::NotModified);
+                let _ = reply.send(res);
+                // As moby: a container that fails to start is removed when it asked for it
+                // (`run --rm` waits for that removal).
+                if failed && self.record().host_config.auto_remove == Some(true) && self.remove(true).await.is_ok() {
+                    return Flow::Removed;
+                }
             }
             Op::Stop { timeout, signal, reply } => {
                 let r = self.stop(timeout, signal).await;
