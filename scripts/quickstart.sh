@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 ./scripts/setup.sh
 echo "== building wharf (release)"
 cargo build --release --workspace --bins --locked -q
+./scripts/build-init.sh release
 bin="$PWD/target/release"
 
 work="$(mktemp -d /tmp/wharf-quickstart-XXXXXX)"

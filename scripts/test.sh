@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 ./scripts/setup.sh
 echo "== build"
 cargo build --workspace --bins --locked
+./scripts/build-init.sh debug
 echo "== lint"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -q -- -D warnings

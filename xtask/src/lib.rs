@@ -31,8 +31,10 @@ pub mod tiers {
     ];
 
     /// Same-tier edges DESIGN.md allows: the Dockerfile parser classifies its errors with
-    /// wharf-types' error kinds.
-    pub const ALLOWED_SAME_TIER: &[(&str, &str)] = &[("wharf-dockerfile", "wharf-types")];
+    /// wharf-types' error kinds; the builder writes layers with wharf-image's content store and
+    /// layer codecs.
+    pub const ALLOWED_SAME_TIER: &[(&str, &str)] =
+        &[("wharf-dockerfile", "wharf-types"), ("wharf-build", "wharf-image")];
 
     /// Pairs that must never depend on each other whatever their tiers (DESIGN.md §2).
     pub const FORBIDDEN: &[(&str, &str)] = &[("wharf-runtime", "wharf-snapshot"), ("wharf-compose", "wharf-daemon")];

@@ -7,6 +7,7 @@
 //! - [`executor`]: the workload executor; it reports a missing or non-executable program with
 //!   runc's wording (`exec: "x": executable file not found in $PATH`), which the daemon and the
 //!   docker CLI turn into exit codes 127/126.
+//! - [`seal`]: CVE-2019-5736 protection: re-execution from a sealed memfd copy, first thing.
 //! - [`log`]: runc's error reporting: JSON lines `{"level":"error","msg":…,"time":…}` in the
 //!   `--log` file (or text), and the message on stderr.
 //!
@@ -18,10 +19,15 @@ mod cli;
 mod commands;
 mod executor;
 mod log;
+mod seal;
 
 use clap::Parser;
 
 fn main() {
+    if let Err(e) = seal::ensure_sealed() {
+        eprintln!("wharf-runtime: cannot re-execute from a sealed copy of itself: {e}");
+        std::process::exit(1);
+    }
     let opts = cli::Opts::parse();
     let logger = log::Logger::new(opts.log.as_deref(), opts.log_format, opts.debug);
     let code = match commands::run(&opts) {

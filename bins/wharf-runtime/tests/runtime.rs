@@ -120,6 +120,9 @@ fn lifecycle_create_start_state_kill_delete() {
     let rt = Rt::new();
     let b = Bundle::new("rt-life", &["sleep", "1000"], false);
     let pid = rt.create(&b);
+    // CVE-2019-5736: the waiting init runs from a sealed memfd, not from the binary on disk.
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
+    assert!(exe.to_string_lossy().starts_with("/memfd:wharf-runtime"), "{exe:?}");
     let st = rt.state(&b.id);
     assert_eq!(st["status"], "created");
     assert_eq!(st["pid"], pid);

@@ -108,6 +108,7 @@ fn run(state_dir: &Path, ready: &mut Option<std::fs::File>) -> Result<(), String
             .unwrap_or_default();
         let _ = writeln!(r, "{line}");
     }
+    sys::trim_text();
     server.run();
     Ok(())
 }

@@ -285,6 +285,18 @@ impl Server {
         if let Some(conn) = self.conns.remove(&fd) {
             self.ep.delete(fd);
             self.sources.remove(&fd);
+            // The fd number will be reused by the next accept: forget every reference to it.
+            for (call, _) in self.calls.values_mut() {
+                match call {
+                    Call::Start(c) | Call::KillAll(c) if *c == fd => *c = -1,
+                    _ => {}
+                }
+            }
+            for e in self.execs.values_mut() {
+                if e.conn == Some(fd) {
+                    e.conn = None;
+                }
+            }
             match conn.mode {
                 Mode::Attach { stdin: true, .. } if !conn.stdin_done => self.client_stdin_ended(&Owner::Container),
                 Mode::Exec(id) => {

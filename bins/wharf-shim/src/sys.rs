@@ -254,3 +254,33 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
     }
     Ok(())
 }
+
+/// Drops this process's page-table entries for executable file mappings (its own text and
+/// libc's). Start-up code (config parsing, `create`) is not needed again; the event loop faults
+/// back in only what it runs, so RSS reflects the steady-state working set. Text pages are never
+/// written, so discarding them loses nothing (unlike RELRO data, which is left alone).
+pub fn trim_text() {
+    let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else {
+        return;
+    };
+    for line in maps.lines() {
+        let mut f = line.split_whitespace();
+        let (Some(range), Some(perms), Some(_off), Some(_dev), Some(inode)) =
+            (f.next(), f.next(), f.next(), f.next(), f.next())
+        else {
+            continue;
+        };
+        if perms != "r-xp" || inode == "0" {
+            continue;
+        }
+        let Some((a, b)) = range.split_once('-') else {
+            continue;
+        };
+        let (Ok(start), Ok(end)) = (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16)) else {
+            continue;
+        };
+        // SAFETY: the range is a whole private, read-only, executable file mapping of this
+        // process; MADV_DONTNEED only drops PTEs, which refault from the unchanged file.
+        unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED) };
+    }
+}

@@ -18,10 +18,19 @@ use wharf_runtime::shim::{
     AttachOptions, ExecOptions, LogConfig, LogDriver, RuntimeConfig, ShimClient, ShimConfig, ShimError, Status, spawn,
 };
 
-const SHIM: &str = env!("CARGO_BIN_EXE_wharf-shim");
+const SHIM_BUILT: &str = env!("CARGO_BIN_EXE_wharf-shim");
 
+/// The shim under test; `WHARF_TEST_SHIM` selects another build (e.g. release, to measure).
+fn shim_bin() -> PathBuf {
+    std::env::var_os("WHARF_TEST_SHIM").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(SHIM_BUILT))
+}
+
+/// The runtime under test; `WHARF_TEST_RUNTIME` overrides the one next to the shim.
 fn runtime_bin() -> Option<PathBuf> {
-    let p = Path::new(SHIM).with_file_name("wharf-runtime");
+    if let Some(p) = std::env::var_os("WHARF_TEST_RUNTIME") {
+        return Some(PathBuf::from(p));
+    }
+    let p = Path::new(SHIM_BUILT).with_file_name("wharf-runtime");
     p.exists().then_some(p)
 }
 
@@ -65,7 +74,7 @@ impl Case {
     }
 
     async fn spawn(&self) -> Result<ShimClient, ShimError> {
-        spawn(Path::new(SHIM), self.config.clone()).await
+        spawn(&shim_bin(), self.config.clone()).await
     }
 
     fn log_lines(&self) -> Vec<serde_json::Value> {
@@ -210,7 +219,7 @@ async fn shim_with_runc_runs_container_logs_and_records_exit() {
 
 async fn create_error_is_verbatim(runtime: &Path, name: &str, id: &str) {
     let case = Case::new(runtime, name, id, &["no-such-binary"], false, false, false);
-    let err = case.spawn().await.err().expect("create must fail");
+    let err = case.spawn().await.expect_err("create must fail");
     let msg = err.to_string();
     assert!(msg.contains("exec: \"no-such-binary\": executable file not found in $PATH"), "{name}: {msg}");
     assert_eq!(err.start_exit_code(), 127);
@@ -223,6 +232,67 @@ async fn shim_reports_missing_executable() {
     if let Some(runc) = runc_bin() {
         create_error_is_verbatim(&runc, "runc", "sh-runc-missing").await;
     }
+}
+
+#[tokio::test]
+async fn long_lines_split_like_docker_and_local_driver_rotates() {
+    let rt = need!("long_lines_split_like_docker_and_local_driver_rotates");
+    // A 40000-byte line: json-file records of 16 KiB, 16 KiB, and the rest with the newline.
+    let case = Case::new(
+        &rt,
+        "wharf-runtime",
+        "sh-long",
+        &["sh", "-c", "head -c 40000 /dev/zero | tr '\\0' a; echo"],
+        false,
+        false,
+        false,
+    );
+    let client = case.spawn().await.unwrap();
+    client.start().await.unwrap();
+    assert_eq!(client.wait().await.unwrap().code, 0);
+    let lens: Vec<(usize, bool)> = case
+        .log_lines()
+        .iter()
+        .map(|l| {
+            let s = l["log"].as_str().unwrap();
+            (s.len(), s.ends_with('\n'))
+        })
+        .collect();
+    assert_eq!(lens, vec![(16384, false), (16384, false), (40000 - 2 * 16384 + 1, true)]);
+    client.shutdown().await.unwrap();
+
+    // The local driver with rotation, read back in order across files.
+    let mut case = Case::new(
+        &rt,
+        "wharf-runtime",
+        "sh-local",
+        &["sh", "-c", "for i in $(seq 1 300); do echo line $i; done"],
+        false,
+        false,
+        false,
+    );
+    case.config.log = LogConfig {
+        driver: LogDriver::Local,
+        path: case.work.path().join("container.log"),
+        max_size: Some(2000),
+        max_file: 3,
+    };
+    let client = case.spawn().await.unwrap();
+    client.start().await.unwrap();
+    assert_eq!(client.wait().await.unwrap().code, 0);
+    let log = &case.config.log.path;
+    assert!(log.exists() && log.with_extension("log.1").exists() && log.with_extension("log.2").exists());
+    assert!(!log.with_extension("log.3").exists());
+    let mut s = read_logs(log.clone(), ReadOptions { driver: LogDriver::Local, ..Default::default() });
+    let mut got = Vec::new();
+    while let Some(e) = s.next().await {
+        got.push(String::from_utf8(e.unwrap().bytes.to_vec()).unwrap());
+    }
+    assert_eq!(got.last().unwrap(), "line 300\n");
+    let first: usize = got[0].trim().strip_prefix("line ").unwrap().parse().unwrap();
+    let expect: Vec<String> = (first..=300).map(|i| format!("line {i}\n")).collect();
+    assert_eq!(got, expect);
+    client.shutdown().await.unwrap();
 }
 
 #[tokio::test]
@@ -360,7 +430,26 @@ async fn exec_cases(runtime: &Path, name: &str, id: &str) {
         .err()
         .expect("exec of a missing binary fails");
     assert!(err.to_string().contains("executable file not found in $PATH"), "{name}: {err}");
-    client.kill(libc::SIGKILL).await.unwrap();
+    // The direct runtime wrappers: state, ps, pause/resume, update.
+    let rt = &case.config.runtime;
+    let st = rt.state(id).await.unwrap();
+    assert_eq!((st.status.as_str(), st.pid), ("running", client.pid()));
+    assert!(rt.ps(id).await.unwrap().contains(&client.pid()));
+    rt.pause(id).await.unwrap();
+    assert_eq!(rt.state(id).await.unwrap().status, "paused");
+    rt.resume(id).await.unwrap();
+    assert_eq!(rt.state(id).await.unwrap().status, "running");
+    let res: oci_spec::runtime::LinuxResources = serde_json::from_str(r#"{"pids":{"limit":77}}"#).unwrap();
+    rt.update(id, &res).await.unwrap();
+    let pids_max = std::path::Path::new("/sys/fs/cgroup/pids")
+        .join(case.bundle.cgroups_path.trim_start_matches('/'))
+        .join("pids.max");
+    if let Ok(v) = std::fs::read_to_string(pids_max) {
+        assert_eq!(v.trim(), "77", "{name}");
+    }
+    let err = rt.pause("no-such-container").await.unwrap_err();
+    assert!(err.to_string().contains("does not exist"), "{name}: {err}");
+    client.kill_all(libc::SIGKILL).await.unwrap();
     let exit = client.wait().await.unwrap();
     assert_eq!((exit.code, exit.signal), (137, Some(9)));
     client.shutdown().await.unwrap();
@@ -391,7 +480,7 @@ async fn helper_spawn_and_hang() {
     };
     let v: serde_json::Value = serde_json::from_str(&spec).unwrap();
     let config: ShimConfig = serde_json::from_value(v).unwrap();
-    let client = spawn(Path::new(SHIM), config).await.unwrap();
+    let client = spawn(&shim_bin(), config).await.unwrap();
     client.start().await.unwrap();
     println!("READY {}", client.shim_pid());
     tokio::time::sleep(Duration::from_secs(600)).await;
@@ -475,7 +564,23 @@ async fn measure_rss_and_latency() {
     client.start().await.unwrap();
     let _a = client.attach(AttachOptions { stdin: true, stdout: true, stderr: true }).await.unwrap();
     let rss = rss_kib(client.shim_pid());
-    println!("MEASURE shim RSS with a running container and one attach: {rss} KiB");
+    let rollup = std::fs::read_to_string(format!("/proc/{}/smaps_rollup", client.shim_pid())).unwrap_or_default();
+    let pss = rollup.lines().find_map(|l| l.strip_prefix("Pss:")).unwrap_or("?").trim().to_string();
+    println!("MEASURE shim RSS with a running container and one attach: {rss} KiB (PSS {pss})");
+    if std::env::var_os("WHARF_TEST_SMAPS").is_some() {
+        let smaps = std::fs::read_to_string(format!("/proc/{}/smaps", client.shim_pid())).unwrap();
+        let mut name = String::new();
+        for l in smaps.lines() {
+            if l.contains('-') && !l.starts_with(|c: char| c.is_ascii_uppercase()) {
+                name = l.split_whitespace().skip(5).collect::<Vec<_>>().join(" ");
+            } else if let Some(v) = l.strip_prefix("Rss:") {
+                let kb: u64 = v.trim().trim_end_matches(" kB").trim().parse().unwrap();
+                if kb > 0 {
+                    println!("SMAPS {kb:>6} KiB {name}");
+                }
+            }
+        }
+    }
     client.kill(9).await.unwrap();
     client.wait().await.unwrap();
     client.shutdown().await.unwrap();

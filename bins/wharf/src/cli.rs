@@ -3,6 +3,8 @@
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::cli_container as cc;
+
 /// A self-sufficient runtime for containers, speaking Docker's API.
 #[derive(Debug, Parser)]
 #[command(name = "wharf", disable_version_flag = true, about, max_term_width = 100)]
@@ -22,7 +24,8 @@ pub struct GlobalOpts {
     #[arg(short = 'D', long, global = true)]
     pub debug: bool,
     /// Set the logging level ("debug"|"info"|"warn"|"error"|"fatal")
-    #[arg(short = 'l', long, global = true, value_name = "string")]
+    // Not global: `-l` is `--label` in run/create, `--link` in rm, `--latest` in ps (as in docker).
+    #[arg(short = 'l', long, value_name = "string")]
     pub log_level: Option<String>,
     /// Print version information and quit
     #[arg(short = 'v', long = "version")]
@@ -43,6 +46,229 @@ pub enum Cmd {
     /// Manage plugins
     #[command(subcommand)]
     Plugin(PluginCmd),
+    /// Manage containers
+    #[command(subcommand)]
+    Container(cc::ContainerCmd),
+    /// Create and run a new container from an image
+    Run(cc::RunArgs),
+    /// Create a new container
+    Create(cc::CreateArgs),
+    /// Execute a command in a running container
+    Exec(cc::ExecArgs),
+    /// List containers
+    Ps(cc::PsArgs),
+    /// Start one or more stopped containers
+    Start(cc::StartArgs),
+    /// Stop one or more running containers
+    Stop(cc::StopArgs),
+    /// Restart one or more containers
+    Restart(cc::StopArgs),
+    /// Kill one or more running containers
+    Kill(cc::KillArgs),
+    /// Block until one or more containers stop, then print their exit codes
+    Wait(cc::ContainersArgs),
+    /// Remove one or more containers
+    Rm(cc::RmArgs),
+    /// Rename a container
+    Rename(cc::RenameArgs),
+    /// Pause all processes within one or more containers
+    Pause(cc::ContainersArgs),
+    /// Unpause all processes within one or more containers
+    Unpause(cc::ContainersArgs),
+    /// Return low-level information on Docker objects
+    Inspect(cc::InspectArgs),
+    /// Display the running processes of a container
+    Top(cc::TopArgs),
+    /// Fetch the logs of a container
+    Logs(cc::LogsArgs),
+    /// List port mappings or a specific mapping for the container
+    Port(cc::PortArgs),
+    /// Attach local standard input, output, and error streams to a running container
+    Attach(cc::AttachArgs),
+    /// Copy files/folders between a container and the local filesystem
+    Cp(cc::CpArgs),
+    /// Create a new image from a container's changes
+    Commit(cc::CommitArgs),
+    /// Export a container's filesystem as a tar archive
+    Export(cc::ExportArgs),
+    /// Inspect changes to files or directories on a container's filesystem
+    Diff(cc::DiffArgs),
+    /// Display a live stream of container(s) resource usage statistics
+    Stats(cc::StatsArgs),
+    /// Update configuration of one or more containers
+    Update(cc::UpdateArgs),
+    /// Manage images
+    #[command(subcommand)]
+    Image(ImageCmd),
+    /// List images
+    Images(ImagesArgs),
+    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
+    Tag(TagArgs),
+    /// Remove one or more images
+    Rmi(RmiArgs),
+    /// Show the history of an image
+    History(HistoryArgs),
+    /// Import the contents from a tarball to create a filesystem image
+    Import(ImportArgs),
+    /// Save one or more images to a tar archive (streamed to STDOUT by default)
+    Save(SaveArgs),
+    /// Load an image from a tar archive or STDIN
+    Load(LoadArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImageCmd {
+    /// List images
+    #[command(visible_alias = "list")]
+    Ls(ImagesArgs),
+    /// Display detailed information on one or more images
+    Inspect(ImageInspectArgs),
+    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
+    Tag(TagArgs),
+    /// Remove one or more images
+    #[command(visible_aliases = ["rmi", "remove"])]
+    Rm(RmiArgs),
+    /// Show the history of an image
+    History(HistoryArgs),
+    /// Import the contents from a tarball to create a filesystem image
+    Import(ImportArgs),
+    /// Save one or more images to a tar archive (streamed to STDOUT by default)
+    Save(SaveArgs),
+    /// Load an image from a tar archive or STDIN
+    Load(LoadArgs),
+    /// Remove unused images
+    Prune(ImagePruneArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImagesArgs {
+    /// Show all images (default hides intermediate images)
+    #[arg(short, long)]
+    pub all: bool,
+    /// Show digests
+    #[arg(long)]
+    pub digests: bool,
+    /// Filter output based on conditions provided
+    #[arg(short, long = "filter", value_name = "filter")]
+    pub filter: Vec<String>,
+    /// Format output using a custom template: 'table', 'table TEMPLATE', 'json' or a Go template
+    #[arg(long, value_name = "string")]
+    pub format: Option<String>,
+    /// Don't truncate output
+    #[arg(long)]
+    pub no_trunc: bool,
+    /// Only show image IDs
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Filter by repository name (and tag)
+    #[arg(value_name = "REPOSITORY[:TAG]")]
+    pub reference: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ImageInspectArgs {
+    /// Format output using a custom template: 'json' or a Go template
+    #[arg(short, long, value_name = "string")]
+    pub format: Option<String>,
+    #[arg(value_name = "IMAGE", required = true)]
+    pub images: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct TagArgs {
+    #[arg(value_name = "SOURCE_IMAGE[:TAG]")]
+    pub source: String,
+    #[arg(value_name = "TARGET_IMAGE[:TAG]")]
+    pub target: String,
+}
+
+#[derive(Debug, Args)]
+pub struct RmiArgs {
+    /// Force removal of the image
+    #[arg(short, long)]
+    pub force: bool,
+    /// Do not delete untagged parents
+    #[arg(long)]
+    pub no_prune: bool,
+    #[arg(value_name = "IMAGE", required = true)]
+    pub images: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// Format output using a custom template: 'table', 'table TEMPLATE', 'json' or a Go template
+    #[arg(long, value_name = "string")]
+    pub format: Option<String>,
+    /// Print sizes and dates in human readable format (-H)
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true", require_equals = true)]
+    pub human: bool,
+    /// Don't truncate output
+    #[arg(long)]
+    pub no_trunc: bool,
+    /// Only show image IDs
+    #[arg(short, long)]
+    pub quiet: bool,
+    #[arg(value_name = "IMAGE")]
+    pub image: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// Apply Dockerfile instruction to the created image
+    #[arg(short, long = "change", value_name = "list")]
+    pub change: Vec<String>,
+    /// Set commit message for imported image
+    #[arg(short, long, value_name = "string")]
+    pub message: Option<String>,
+    /// Set platform if server is multi-platform capable
+    #[arg(long, value_name = "string")]
+    pub platform: Option<String>,
+    #[arg(value_name = "file|URL|-")]
+    pub source: String,
+    #[arg(value_name = "REPOSITORY[:TAG]")]
+    pub reference: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SaveArgs {
+    /// Write to a file, instead of STDOUT
+    #[arg(short, long, value_name = "string")]
+    pub output: Option<String>,
+    #[arg(value_name = "IMAGE", required = true)]
+    pub images: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    /// Read from tar archive file, instead of STDIN
+    #[arg(short, long, value_name = "string")]
+    pub input: Option<String>,
+    /// Suppress the load output
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ImagePruneArgs {
+    /// Remove all unused images, not just dangling ones
+    #[arg(short, long)]
+    pub all: bool,
+    /// Provide filter values (e.g. "until=<timestamp>")
+    #[arg(long = "filter", value_name = "filter")]
+    pub filter: Vec<String>,
+    /// Do not prompt for confirmation
+    #[arg(short, long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DfArgs {
+    /// Format output using a custom template: 'table', 'table TEMPLATE', 'json' or a Go template
+    #[arg(long, value_name = "string")]
+    pub format: Option<String>,
+    /// Show detailed information on space usage
+    #[arg(short, long)]
+    pub verbose: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -71,6 +297,8 @@ pub enum SystemCmd {
     Info(InfoArgs),
     /// Get real time events from the server
     Events(EventsArgs),
+    /// Show docker disk usage
+    Df(DfArgs),
 }
 
 #[derive(Debug, Args)]

@@ -50,17 +50,12 @@ pub fn connect(host: &str) -> Result<Docker, CliError> {
 #[derive(Debug)]
 pub enum CliError {
     /// The daemon answered with an error: `Error response from daemon: …`.
-    Daemon {
-        #[expect(dead_code, reason = "read by `run`, which pulls on 404 (containers issue)")]
-        status: u16,
-        message: String,
-    },
+    Daemon { status: u16, message: String },
     /// The daemon could not be reached.
     Connect { host: String, detail: String },
     /// Bad flags or arguments (exit 125, like docker's flag errors).
     Usage(String),
     /// Exit silently with this code (a container's exit status, a failed step's code).
-    #[expect(dead_code, reason = "constructed by `run` and `build` (containers and builds issues)")]
     Status(i32),
     /// Anything else (exit 1).
     Other(String),

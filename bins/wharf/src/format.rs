@@ -106,6 +106,13 @@ fn arg<'a>(args: &'a [Value], i: usize, name: &str) -> Result<&'a Value, FuncErr
 
 fn f_json(args: &[Value]) -> Result<Value, FuncError> {
     let v = arg(args, 0, "json")?;
+    // An object built by `raw_value` prints exactly as the daemon sent it (key order kept).
+    if let Value::Object(m) = v
+        && let Some(Value::String(raw)) = m.get(RAW_KEY)
+        && m.contains_key(RAW_ORDERED_KEY)
+    {
+        return Ok(Value::String(raw.clone()));
+    }
     Ok(Value::String(go_json(&value_to_json(v))))
 }
 
@@ -174,9 +181,195 @@ fn f_println(args: &[Value]) -> Result<Value, FuncError> {
     Ok(Value::String(format!("{}\n", parts.join(" "))))
 }
 
-/// Go's `json.Marshal` escapes `<`, `>` and `&`; docker's output does too.
+pub use crate::units::{human_size, human_size_precision};
+
+/// docker's `TruncateID`: the algorithm prefix dropped, 12 characters kept.
+pub fn truncate_id(id: &str) -> String {
+    let id = id.split_once(':').map_or(id, |(_, h)| h);
+    id.chars().take(12).collect()
+}
+
+/// docker's `formatter.Ellipsis`: at most `max` characters, the last one `…` when cut.
+pub fn ellipsis(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_owned();
+    }
+    let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+/// Go's `json.MarshalIndent(v, "", "    ")` with its HTML escaping, as `docker inspect` prints.
+pub fn go_json_indent(v: &Json) -> String {
+    let mut buf = Vec::new();
+    let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
+    let mut ser = serde_json::Serializer::with_formatter(&mut buf, fmt);
+    let _ = serde::Serialize::serialize(v, &mut ser);
+    String::from_utf8_lossy(&buf).replace('<', "\\u003c").replace('>', "\\u003e").replace('&', "\\u0026")
+}
+
+/// JSON as docker's templates print it: the `json` function encodes with
+/// `SetEscapeHTML(false)`, so `<`, `>` and `&` stay as they are.
 pub fn go_json(v: &Json) -> String {
-    serde_json::to_string(v).unwrap_or_default().replace('<', "\\u003c").replace('>', "\\u003e").replace('&', "\\u0026")
+    serde_json::to_string(v).unwrap_or_default()
+}
+
+/// `json.Marshal`'s output (`<`, `>`, `&` escaped), which docker prints for formatter contexts
+/// that marshal themselves (`ps --format json`, `stats --format json`).
+pub fn go_json_escaped(v: &Json) -> String {
+    go_json(v).replace('<', "\\u003c").replace('>', "\\u003e").replace('&', "\\u0026")
+}
+
+/// Marks objects from [`raw_value`], whose `RAW_KEY` text is the daemon's own bytes.
+const RAW_ORDERED_KEY: &str = "\u{0}ordered";
+
+/// Like [`to_value`] for a JSON document given as text, keeping each object's original text so
+/// `{{json .X}}` prints it in the daemon's key order (as docker, which re-marshals the Go
+/// struct the daemon marshalled). `None` if the text is not JSON.
+pub fn raw_value(raw: &str) -> Option<Value> {
+    let v: Json = serde_json::from_str(raw).ok()?;
+    Some(raw_value_at(raw.trim(), &v))
+}
+
+fn raw_value_at(raw: &str, v: &Json) -> Value {
+    match v {
+        Json::Object(map) => {
+            let mut out: HashMap<String, Value> = HashMap::with_capacity(map.len() + 2);
+            for (k, span) in object_spans(raw) {
+                if let Some(child) = map.get(&k) {
+                    out.insert(k, raw_value_at(span, child));
+                }
+            }
+            out.insert(RAW_KEY.to_owned(), Value::String(compact(raw)));
+            out.insert(RAW_ORDERED_KEY.to_owned(), Value::Bool(true));
+            Value::Object(out)
+        }
+        Json::Array(items) => {
+            let spans = array_spans(raw);
+            Value::Array(items.iter().zip(spans).map(|(item, span)| raw_value_at(span, item)).collect())
+        }
+        other => to_value(other, &[]),
+    }
+}
+
+/// The end (exclusive) of the JSON value starting at byte `i` of `s`.
+fn value_end(s: &[u8], mut i: usize) -> usize {
+    let mut depth = 0usize;
+    let mut in_str = false;
+    let mut esc = false;
+    let start = i;
+    while i < s.len() {
+        let c = s[i];
+        if in_str {
+            if esc {
+                esc = false;
+            } else if c == b'\\' {
+                esc = true;
+            } else if c == b'"' {
+                in_str = false;
+                if depth == 0 {
+                    return i + 1;
+                }
+            }
+        } else {
+            match c {
+                b'"' => in_str = true,
+                b'{' | b'[' => depth += 1,
+                b'}' | b']' => {
+                    if depth == 0 {
+                        return i;
+                    }
+                    depth -= 1;
+                    if depth == 0 {
+                        return i + 1;
+                    }
+                }
+                b',' | b':' if depth == 0 => return i,
+                c if depth == 0 && c.is_ascii_whitespace() && i > start => return i,
+                _ => {}
+            }
+        }
+        i += 1;
+    }
+    i
+}
+
+fn skip_ws(s: &[u8], mut i: usize) -> usize {
+    while i < s.len() && s[i].is_ascii_whitespace() {
+        i += 1;
+    }
+    i
+}
+
+/// `(key, value text)` of an object's members, in order.
+fn object_spans(raw: &str) -> Vec<(String, &str)> {
+    let s = raw.as_bytes();
+    let mut out = Vec::new();
+    let mut i = skip_ws(s, 0) + 1; // past '{'
+    loop {
+        i = skip_ws(s, i);
+        if i >= s.len() || s[i] == b'}' {
+            break;
+        }
+        let kend = value_end(s, i);
+        let key: String = serde_json::from_str(&raw[i..kend]).unwrap_or_default();
+        i = skip_ws(s, kend);
+        if i < s.len() && s[i] == b':' {
+            i += 1;
+        }
+        i = skip_ws(s, i);
+        let vend = value_end(s, i);
+        out.push((key, &raw[i..vend]));
+        i = skip_ws(s, vend);
+        if i < s.len() && s[i] == b',' {
+            i += 1;
+        }
+    }
+    out
+}
+
+/// The text of an array's elements, in order.
+fn array_spans(raw: &str) -> Vec<&str> {
+    let s = raw.as_bytes();
+    let mut out = Vec::new();
+    let mut i = skip_ws(s, 0) + 1; // past '['
+    loop {
+        i = skip_ws(s, i);
+        if i >= s.len() || s[i] == b']' {
+            break;
+        }
+        let end = value_end(s, i);
+        out.push(&raw[i..end]);
+        i = skip_ws(s, end);
+        if i < s.len() && s[i] == b',' {
+            i += 1;
+        }
+    }
+    out
+}
+
+/// Go's `json.Compact` (whitespace outside strings removed).
+fn compact(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    let (mut in_str, mut esc) = (false, false);
+    for c in raw.chars() {
+        if in_str {
+            out.push(c);
+            if esc {
+                esc = false;
+            } else if c == '\\' {
+                esc = true;
+            } else if c == '"' {
+                in_str = false;
+            }
+        } else if !c.is_ascii_whitespace() {
+            if c == '"' {
+                in_str = true;
+            }
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// A parsed `--format` template with docker's functions.
@@ -262,11 +455,20 @@ pub fn render_rows(format: Format<'_>, rows: &[Value], headers: &[(&str, &str)])
             }
             Ok(s)
         }
-        Format::Table(t) => {
+        Format::Table(t) => render_table_with(t, t, rows, headers),
+    }
+}
+
+/// A table whose header line comes from its own template (`header_t`), for row templates that
+/// call methods the header cannot (docker's `.Label "key"` header is the key's last part).
+pub fn render_table_with(t: &str, header_t: &str, rows: &[Value], headers: &[(&str, &str)]) -> Result<String> {
+    {
+        {
             let tmpl = Tmpl::parse(t)?;
+            let header_tmpl = Tmpl::parse(header_t)?;
             let mut lines = Vec::with_capacity(rows.len() + 1);
             let header_ctx = Value::Object(
-                template_fields(t)
+                template_fields(header_t)
                     .into_iter()
                     .map(|f| {
                         let title = headers
@@ -277,7 +479,7 @@ pub fn render_rows(format: Format<'_>, rows: &[Value], headers: &[(&str, &str)])
                     })
                     .collect(),
             );
-            lines.push(tmpl.render(&header_ctx).unwrap_or_default());
+            lines.push(header_tmpl.render(&header_ctx).unwrap_or_default());
             for r in rows {
                 lines.push(tmpl.render(r)?);
             }
@@ -378,15 +580,13 @@ mod tests {
     #[test]
     fn json_and_raw_formats() {
         let rows = vec![to_value(&json!({"ID": "abc", "Labels": {"a": "<b>"}}), &[])];
+        // docker's templates encode JSON with SetEscapeHTML(false)
         assert_eq!(
             render_rows(Format::new(Some("json"), ""), &rows, &[]).unwrap(),
-            "{\"ID\":\"abc\",\"Labels\":{\"a\":\"\\u003cb\\u003e\"}}\n"
+            "{\"ID\":\"abc\",\"Labels\":{\"a\":\"<b>\"}}\n"
         );
         assert_eq!(render_rows(Format::new(Some("{{.ID}}!"), ""), &rows, &[]).unwrap(), "abc!\n");
-        assert_eq!(
-            render_rows(Format::new(Some("{{json .Labels}}"), ""), &rows, &[]).unwrap(),
-            "{\"a\":\"\\u003cb\\u003e\"}\n"
-        );
+        assert_eq!(render_rows(Format::new(Some("{{json .Labels}}"), ""), &rows, &[]).unwrap(), "{\"a\":\"<b>\"}\n");
         assert_eq!(render_rows(Format::new(Some(r"{{.ID}}\t{{.ID}}"), ""), &rows, &[]).unwrap(), "abc\tabc\n");
     }
 
@@ -417,6 +617,30 @@ mod tests {
         assert_eq!(r("{{range .Names}}{{.}};{{end}}"), "a;b;");
         assert_eq!(r("{{index (split .S \" \") 1}}"), "world");
         assert_eq!(r("{{if eq .N \"abcdef\"}}yes{{end}}"), "yes");
+    }
+
+    #[test]
+    fn go_units_sizes() {
+        assert_eq!(human_size_precision(1_982_256.0, 3), "1.98MB");
+        assert_eq!(human_size_precision(4_261_000.0, 3), "4.26MB");
+        assert_eq!(human_size_precision(123_456_789.0, 3), "123MB");
+        assert_eq!(human_size_precision(0.0, 3), "0B");
+        assert_eq!(human_size(1_982_256.0), "1.982MB");
+        assert_eq!(truncate_id("sha256:0123456789abcdef"), "0123456789ab");
+        assert_eq!(truncate_id("<missing>"), "<missing>");
+        assert_eq!(ellipsis("abcdef", 4), "abc…");
+    }
+
+    #[test]
+    fn raw_values_keep_the_daemons_key_order() {
+        let raw = r#"{"Id":"x","Config":{"Hostname":"h", "Env":["A=<b>"],"Cmd":null},"Args":[{"z":1,"a":2}],"N":1.50}"#;
+        let v = raw_value(raw).unwrap();
+        let r = |t: &str| Tmpl::parse(t).unwrap().render(&v).unwrap();
+        assert_eq!(r("{{json .Config}}"), r#"{"Hostname":"h","Env":["A=<b>"],"Cmd":null}"#);
+        assert_eq!(r("{{.Config.Hostname}} {{index .Config.Env 0}}"), "h A=<b>");
+        assert_eq!(r("{{json (index .Args 0)}}"), r#"{"z":1,"a":2}"#);
+        assert_eq!(r("{{.Id}}"), "x");
+        assert!(raw_value("{").is_none());
     }
 
     #[test]

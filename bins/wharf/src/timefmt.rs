@@ -87,7 +87,6 @@ pub fn rfc3339_nano_fixed(nanos: i64) -> String {
     t.format("%Y-%m-%dT%H:%M:%S%.9f%:z").to_string().replace("+00:00", "Z")
 }
 
-#[expect(dead_code, reason = "used by `images` and `ps` (images and containers issues)")]
 /// go-units `HumanDuration`: `Less than a second`, `3 seconds`, `About a minute`, `2 hours`…
 pub fn human_duration(secs: i64) -> String {
     let s = secs;

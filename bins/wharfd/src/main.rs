@@ -84,7 +84,10 @@ fn run(args: Args) -> Result<()> {
         .init();
 
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    runtime.block_on(serve(config, log_handle))
+    let result = runtime.block_on(serve(config, log_handle));
+    // Streams (log follows, hijacked sessions) may still hold tasks: do not wait for them.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(500));
+    result
 }
 
 fn filter_directive(level: &str) -> String {
@@ -100,13 +103,13 @@ async fn serve(config: Config, log_handle: LogHandle) -> Result<()> {
         rustc: env!("WHARF_RUSTC").to_owned(),
         build_time: env!("WHARF_BUILD_TIME").to_owned(),
     };
-    let images = Arc::new(wharf_daemon::image_seam::SnapshotterOnly::open(&config.data_root)?);
-    let daemon = Daemon::open(config.clone(), build, images)
+    let daemon = Daemon::open(config.clone(), build)
         .map_err(|e| anyhow::anyhow!(wharf_types::EngineError::from_classified(&e)))?;
     std::fs::create_dir_all(config.pidfile.parent().unwrap_or(Path::new("/")))?;
     std::fs::write(&config.pidfile, std::process::id().to_string())
         .with_context(|| format!("write pid file {}", config.pidfile.display()))?;
 
+    let signals = install_signals()?;
     let mut listeners = Vec::new();
     let mut socket_paths = Vec::new();
     for host in &config.hosts {
@@ -115,7 +118,7 @@ async fn serve(config: Config, log_handle: LogHandle) -> Result<()> {
         socket_paths.extend(path);
     }
     let shutdown = CancellationToken::new();
-    tokio::spawn(handle_signals(daemon.clone(), shutdown.clone(), log_handle));
+    tokio::spawn(handle_signals(daemon.clone(), shutdown.clone(), log_handle, signals));
     let restored = daemon.restore().await;
     tracing::info!(hosts = ?config.hosts, data_root = %config.data_root.display(), restored, "API listening");
     let app = wharf_api::router::build(daemon.backends(), shutdown.clone());
@@ -129,13 +132,24 @@ async fn serve(config: Config, log_handle: LogHandle) -> Result<()> {
     Ok(())
 }
 
-async fn handle_signals(daemon: Arc<Daemon>, shutdown: CancellationToken, log_handle: LogHandle) {
-    let (Ok(mut term), Ok(mut int), Ok(mut hup)) =
-        (signal(SignalKind::terminate()), signal(SignalKind::interrupt()), signal(SignalKind::hangup()))
-    else {
-        tracing::error!("cannot install signal handlers");
-        return;
-    };
+/// The signals the daemon handles, registered before the API is reachable so that none arrives
+/// with its default (fatal) disposition.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+fn install_signals() -> Result<Signals> {
+    Ok(Signals {
+        term: signal(SignalKind::terminate())?,
+        int: signal(SignalKind::interrupt())?,
+        hup: signal(SignalKind::hangup())?,
+    })
+}
+
+async fn handle_signals(daemon: Arc<Daemon>, shutdown: CancellationToken, log_handle: LogHandle, signals: Signals) {
+    let Signals { mut term, mut int, mut hup } = signals;
     loop {
         tokio::select! {
             _ = term.recv() => break,

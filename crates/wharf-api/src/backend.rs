@@ -10,9 +10,11 @@ use wharf_types::{EngineError, Event, Filters};
 
 use crate::models::{
     ContainerCreateBody, ContainerCreateResponse, ContainerInspectResponse, ContainerPruneResponse, ContainerSummary,
-    ContainerTopResponse, NetworkConnectRequest, NetworkCreateRequest, NetworkCreateResponse, NetworkDisconnectRequest,
-    NetworkInspect, NetworkPruneResponse, SystemInfo, SystemVersion,
+    ContainerTopResponse, ImageDeleteResponseItem, ImageHistoryResponseItem, ImageInspect, ImagePruneResponse,
+    ImageSummary, NetworkConnectRequest, NetworkCreateRequest, NetworkCreateResponse, NetworkDisconnectRequest,
+    NetworkInspect, NetworkPruneResponse, SystemDataUsageResponse, SystemInfo, SystemVersion,
 };
+use crate::stream::ProgressSender;
 
 /// A stream of events that ends when `until` passes (if given) or the daemon shuts down.
 pub type EventStream = BoxStream<'static, Event>;
@@ -30,6 +32,116 @@ pub trait SystemBackend: Send + Sync + 'static {
     /// ones, all matching `filters`, ending once an event's time passes `until` or, when
     /// `until` is in the past, right after the replay. Filters have been validated by the caller.
     fn events(&self, since: Option<i64>, until: Option<i64>, filters: Filters) -> Result<EventStream, EngineError>;
+
+    /// `GET /system/df`: usage of the object types asked for, each with its `Items` (the
+    /// route drops them when the client's version or `verbose` does not want them). Services
+    /// not running yet leave their part empty.
+    async fn disk_usage(&self, _opts: DiskUsageOptions) -> Result<SystemDataUsageResponse, EngineError> {
+        Err(EngineError::not_implemented("disk usage is not available"))
+    }
+}
+
+/// Which parts of `/system/df` to compute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DiskUsageOptions {
+    pub containers: bool,
+    pub images: bool,
+    pub volumes: bool,
+    pub build_cache: bool,
+}
+
+/// A request or response body streamed in chunks.
+pub type ByteStream = BoxStream<'static, Result<bytes::Bytes, std::io::Error>>;
+
+/// `GET /images/json` parameters.
+#[derive(Debug, Clone, Default)]
+pub struct ImageListOptions {
+    pub all: bool,
+    pub filters: Filters,
+    pub shared_size: bool,
+}
+
+/// `POST /images/create?fromSrc=-` parameters (the body is the tarball).
+#[derive(Debug, Clone, Default)]
+pub struct ImageImportOptions {
+    pub repo: String,
+    pub tag: String,
+    pub message: String,
+    pub changes: Vec<String>,
+    /// `os/arch[/variant]` as given.
+    pub platform: Option<String>,
+}
+
+/// `POST /images/create?fromImage=` parameters.
+#[derive(Debug, Clone, Default)]
+pub struct ImagePullOptions {
+    pub from_image: String,
+    pub tag: String,
+    pub platform: Option<String>,
+    /// The `X-Registry-Auth` header as sent.
+    pub registry_auth: Option<String>,
+}
+
+/// Everything `GET /images/{name}/json` needs; the route shapes it for the client's version.
+#[derive(Debug, Clone, Default)]
+pub struct ImageInspectData {
+    /// The current (1.53) shape.
+    pub inspect: ImageInspect,
+    /// Fields older versions carry: the local parent image, the config's `docker_version`,
+    /// `container` and `container_config` (removed at 1.45), and the config's full runtime
+    /// config as stored (older versions show fields the OCI config does not have).
+    pub parent: String,
+    pub docker_version: String,
+    pub container: String,
+    pub container_config: Option<serde_json::Value>,
+}
+
+/// Images: `/images/*`. Long operations report through a [`ProgressSender`]; see
+/// [`crate::stream::message_stream`] for how errors before and after the first message differ.
+#[async_trait]
+pub trait ImageBackend: Send + Sync + 'static {
+    /// `GET /images/json`; `Containers` holds real counts (the route hides them for old
+    /// clients).
+    async fn list(&self, opts: ImageListOptions) -> Result<Vec<ImageSummary>, EngineError>;
+
+    /// `GET /images/{name}/json`.
+    async fn inspect(&self, name: &str) -> Result<ImageInspectData, EngineError>;
+
+    /// `GET /images/{name}/history`, newest first.
+    async fn history(&self, name: &str) -> Result<Vec<ImageHistoryResponseItem>, EngineError>;
+
+    /// `POST /images/{name}/tag?repo=&tag=`.
+    async fn tag(&self, name: &str, repo: &str, tag: &str) -> Result<(), EngineError>;
+
+    /// `DELETE /images/{name}?force&noprune`.
+    async fn delete(&self, name: &str, force: bool, noprune: bool)
+    -> Result<Vec<ImageDeleteResponseItem>, EngineError>;
+
+    /// `POST /images/prune`.
+    async fn prune(&self, filters: Filters) -> Result<ImagePruneResponse, EngineError>;
+
+    /// `POST /images/create?fromSrc=-`: imports `body`; the last message is the new ID.
+    async fn import(
+        &self,
+        body: ByteStream,
+        opts: ImageImportOptions,
+        progress: ProgressSender,
+    ) -> Result<(), EngineError>;
+
+    /// `POST /images/create?fromImage=`: a pull (the registry client's; not implemented here).
+    async fn pull(&self, opts: ImagePullOptions, _progress: ProgressSender) -> Result<(), EngineError> {
+        Err(EngineError::not_implemented(format!(
+            "pulling images is not implemented yet: cannot pull {}",
+            opts.from_image
+        )))
+    }
+
+    /// `POST /images/load?quiet`.
+    async fn load(&self, body: ByteStream, quiet: bool, progress: ProgressSender) -> Result<(), EngineError>;
+
+    /// `GET /images/get?names=` and `GET /images/{name}/get`: names are checked before the
+    /// returned stream starts.
+    async fn save(&self, names: Vec<String>) -> Result<ByteStream, EngineError>;
 }
 
 /// `GET /containers/json` options.
@@ -138,6 +250,31 @@ pub trait ContainerBackend: Send + Sync + 'static {
     async fn attach(&self, id: &str, opts: AttachOptions) -> Result<AttachSession, EngineError>;
     async fn resize(&self, id: &str, height: u16, width: u16) -> Result<(), EngineError>;
     async fn prune(&self, filters: Filters) -> Result<ContainerPruneResponse, EngineError>;
+    /// Samples as JSON documents (compat §3.10): one (with `precpu` filled unless `one_shot`),
+    /// or one per second while `stream`.
+    async fn stats(
+        &self,
+        id: &str,
+        stream: bool,
+        one_shot: bool,
+    ) -> Result<BoxStream<'static, serde_json::Value>, EngineError>;
+}
+
+/// Exec instances: create (on a container), start (hijacked unless detached), resize, inspect.
+#[async_trait]
+pub trait ExecBackend: Send + Sync + 'static {
+    /// 409 if the container is not running; returns the exec ID.
+    async fn create(&self, container: &str, config: crate::models::ExecConfig) -> Result<String, EngineError>;
+    /// `None` when detached.
+    async fn start(
+        &self,
+        id: &str,
+        detach: bool,
+        tty: Option<bool>,
+        console: Option<[u16; 2]>,
+    ) -> Result<Option<AttachSession>, EngineError>;
+    async fn resize(&self, id: &str, height: u16, width: u16) -> Result<(), EngineError>;
+    async fn inspect(&self, id: &str) -> Result<crate::models::ExecInspectResponse, EngineError>;
 }
 
 /// Networks: `/networks/...`. A network is named by its full ID, its name, or a unique ID
@@ -171,6 +308,8 @@ pub trait NetworkBackend: Send + Sync + 'static {
 #[derive(Clone)]
 pub struct Backends {
     pub system: Arc<dyn SystemBackend>,
+    pub images: Arc<dyn ImageBackend>,
     pub containers: Arc<dyn ContainerBackend>,
+    pub execs: Arc<dyn ExecBackend>,
     pub networks: Arc<dyn NetworkBackend>,
 }

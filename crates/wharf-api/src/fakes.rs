@@ -82,6 +82,90 @@ impl ContainerBackend for NoContainers {
     async fn prune(&self, _: Filters) -> Result<ContainerPruneResponse, EngineError> {
         Ok(ContainerPruneResponse { containers_deleted: Some(vec![]), space_reclaimed: Some(0) })
     }
+    async fn stats(
+        &self,
+        id: &str,
+        _: bool,
+        _: bool,
+    ) -> Result<futures_util::stream::BoxStream<'static, serde_json::Value>, EngineError> {
+        Err(none(id))
+    }
+}
+
+#[async_trait]
+impl ExecBackend for NoContainers {
+    async fn create(&self, container: &str, _: ExecConfig) -> Result<String, EngineError> {
+        Err(none(container))
+    }
+    async fn start(
+        &self,
+        id: &str,
+        _: bool,
+        _: Option<bool>,
+        _: Option<[u16; 2]>,
+    ) -> Result<Option<AttachSession>, EngineError> {
+        Err(EngineError::not_found(format!("No such exec instance: {id}")))
+    }
+    async fn resize(&self, id: &str, _: u16, _: u16) -> Result<(), EngineError> {
+        Err(EngineError::not_found(format!("No such exec instance: {id}")))
+    }
+    async fn inspect(&self, id: &str) -> Result<ExecInspectResponse, EngineError> {
+        Err(EngineError::not_found(format!("No such exec instance: {id}")))
+    }
+}
+
+pub struct NoImages;
+
+#[async_trait]
+impl ImageBackend for NoImages {
+    async fn list(
+        &self,
+        _: crate::backend::ImageListOptions,
+    ) -> Result<Vec<crate::models::ImageSummary>, wharf_types::EngineError> {
+        Ok(Vec::new())
+    }
+    async fn inspect(&self, name: &str) -> Result<crate::backend::ImageInspectData, wharf_types::EngineError> {
+        Err(wharf_types::EngineError::not_found(format!("No such image: {name}")))
+    }
+    async fn history(&self, _: &str) -> Result<Vec<crate::models::ImageHistoryResponseItem>, wharf_types::EngineError> {
+        Ok(Vec::new())
+    }
+    async fn tag(&self, _: &str, _: &str, _: &str) -> Result<(), wharf_types::EngineError> {
+        Ok(())
+    }
+    async fn delete(
+        &self,
+        _: &str,
+        _: bool,
+        _: bool,
+    ) -> Result<Vec<crate::models::ImageDeleteResponseItem>, wharf_types::EngineError> {
+        Ok(Vec::new())
+    }
+    async fn prune(
+        &self,
+        _: wharf_types::Filters,
+    ) -> Result<crate::models::ImagePruneResponse, wharf_types::EngineError> {
+        Ok(Default::default())
+    }
+    async fn import(
+        &self,
+        _: crate::backend::ByteStream,
+        _: crate::backend::ImageImportOptions,
+        _: crate::stream::ProgressSender,
+    ) -> Result<(), wharf_types::EngineError> {
+        Ok(())
+    }
+    async fn load(
+        &self,
+        _: crate::backend::ByteStream,
+        _: bool,
+        _: crate::stream::ProgressSender,
+    ) -> Result<(), wharf_types::EngineError> {
+        Ok(())
+    }
+    async fn save(&self, _: Vec<String>) -> Result<crate::backend::ByteStream, wharf_types::EngineError> {
+        Ok(Box::pin(futures_util::stream::empty()))
+    }
 }
 
 /// Knows only the predefined networks, which cannot be removed; records nothing.
@@ -138,7 +222,9 @@ pub fn app() -> crate::router::App {
     crate::router::build(
         Backends {
             system: std::sync::Arc::new(FakeSystem),
+            images: std::sync::Arc::new(NoImages),
             containers: std::sync::Arc::new(NoContainers),
+            execs: std::sync::Arc::new(NoContainers),
             networks: std::sync::Arc::new(FakeNetworks),
         },
         tokio_util::sync::CancellationToken::new(),

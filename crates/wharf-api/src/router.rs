@@ -11,7 +11,7 @@ use tower::ServiceExt;
 
 use crate::backend::Backends;
 use crate::error::ApiError;
-use crate::routes::{container, network, stubs, system};
+use crate::routes::{container, disk_usage, exec, image, network, stubs, system};
 use crate::version::{ApiVersion, PrefixCheck, check_prefix};
 
 /// The engine's version, shared by every crate of the workspace.
@@ -53,10 +53,22 @@ pub fn build(backends: Backends, shutdown: CancellationToken) -> App {
         .route("/containers/{id}/rename", post(container::rename))
         .route("/containers/{id}/wait", post(container::wait))
         .route("/containers/{id}/top", get(container::top))
+        .route("/containers/{id}/stats", get(container::stats))
         .route("/containers/{id}/logs", get(container::logs))
         .route("/containers/{id}/attach", post(container::attach))
         .route("/containers/{id}/resize", post(container::resize))
         .route("/containers/{id}", delete(container::remove))
+        .route("/containers/{id}/exec", post(exec::create))
+        .route("/exec/{id}/start", post(exec::start))
+        .route("/exec/{id}/resize", post(exec::resize))
+        .route("/exec/{id}/json", get(exec::inspect))
+        .route("/system/df", get(disk_usage::disk_usage))
+        .route("/images/json", get(image::list))
+        .route("/images/create", post(image::create))
+        .route("/images/load", post(image::load))
+        .route("/images/prune", post(image::prune))
+        .route("/images/get", get(image::save_many))
+        .route("/images/{*rest}", get(image::named).post(image::named).delete(image::named))
         .route("/networks", get(network::list))
         .route("/networks/create", post(network::create))
         .route("/networks/prune", post(network::prune))

@@ -10,14 +10,18 @@
 //! - [`network`]: networks — the predefined and user-defined networks, each container's
 //!   endpoints, ports and DNS, startup reconcile (the `NetworkBackend`).
 //! - [`info`]: host facts from the kernel and /etc.
+//! - [`image`]: the image service (content store, snapshotter, image metadata, GC) and the
+//!   `ImageBackend`; [`disk_usage`]: `/system/df` from every service's part.
 //!
-//! On disk (see DESIGN.md §3): `<data-root>/wharf.lock`, `<data-root>/wharf.db`; the exec root
-//! holds the socket and per-container runtime state.
+//! On disk (see DESIGN.md §3): `<data-root>/wharf.lock`, `<data-root>/wharf.db`,
+//! `<data-root>/content/`, `<data-root>/snapshots/{overlay,native}/`; the exec root holds the
+//! socket and per-container runtime state.
 
 pub mod config;
 pub mod container;
+pub mod disk_usage;
 pub mod events;
-pub mod image_seam;
+pub mod image;
 pub mod info;
 pub mod network;
 pub mod system;
@@ -49,6 +53,8 @@ pub enum DaemonError {
     Db(#[from] wharf_store::DbError),
     #[error(transparent)]
     Engine(#[from] wharf_types::EngineError),
+    #[error("open the image service")]
+    Image(#[from] image::ImageError),
     #[error("create directory {path}")]
     Dir {
         path: PathBuf,
@@ -63,16 +69,21 @@ impl Classify for DaemonError {
             DaemonError::Lock(e) => e.kind(),
             DaemonError::Db(e) => e.kind(),
             DaemonError::Engine(e) => e.kind,
+            DaemonError::Image(e) => e.kind(),
             DaemonError::Dir { .. } => ErrorKind::Internal,
         }
     }
 }
+
+/// Builds the image provider containers use from the image service.
+pub type ImageProviderFactory = Box<dyn FnOnce(&Arc<image::ImageService>) -> Arc<dyn container::ImageProvider>>;
 
 /// The running engine.
 pub struct Daemon {
     config: RwLock<Config>,
     db: Arc<Db>,
     events: Arc<EventBus>,
+    images: Arc<image::ImageService>,
     containers: Arc<container::ContainerService>,
     networks: Arc<network::NetworkService>,
     engine_id: String,
@@ -83,17 +94,23 @@ pub struct Daemon {
 
 impl Daemon {
     /// Opens the engine's state under the configured roots. Fails if another daemon holds the
-    /// data root.
-    pub fn open(
+    /// data root. `images` builds the image service once the data root is locked.
+    pub fn open(config: Config, build: BuildInfo) -> Result<Arc<Self>, DaemonError> {
+        Self::open_with(config, build, None)
+    }
+
+    /// [`Daemon::open`], with the image provider containers use replaced (tests that bring
+    /// their own root filesystems).
+    pub fn open_with(
         config: Config,
         build: BuildInfo,
-        images: Arc<dyn container::ImageProvider>,
+        provider: Option<ImageProviderFactory>,
     ) -> Result<Arc<Self>, DaemonError> {
         let lock = DataRootLock::acquire(&config.data_root)?;
         for dir in [&config.data_root, &config.exec_root] {
             std::fs::create_dir_all(dir).map_err(|source| DaemonError::Dir { path: dir.clone(), source })?;
         }
-        let db = Db::open(&config.data_root.join("wharf.db"))?;
+        let db = Arc::new(Db::open(&config.data_root.join("wharf.db"))?);
         let engine_id = match db.meta_get("engine-id")? {
             Some(id) => id,
             None => {
@@ -104,17 +121,29 @@ impl Daemon {
         };
         let mut host = HostFacts::read();
         host.backing_fs = info::backing_filesystem(&config.data_root);
-        let db = Arc::new(db);
         let events = Arc::new(EventBus::new());
+        // After the data-root lock: nothing under the root is opened before it is ours.
+        let images = Arc::new(image::ImageService::open(
+            &config.data_root,
+            config.file.storage_driver.as_deref(),
+            db.clone(),
+            events.clone(),
+        )?);
+        let provider: Arc<dyn container::ImageProvider> = match provider {
+            Some(make) => make(&images),
+            None => images.clone(),
+        };
         let networks = network::NetworkService::open(db.clone(), events.clone(), &config)?;
         let containers = container::ContainerService::new(|weak| {
-            container_ctx(&config, &db, &events, images, networks.clone(), weak)
+            container_ctx(&config, &db, &events, provider, networks.clone(), weak)
         })?;
         networks.set_containers(Arc::downgrade(&containers));
+        images.set_usage(containers.clone());
         Ok(Arc::new(Self {
             config: RwLock::new(config),
             db,
             events,
+            images,
             containers,
             networks,
             engine_id,
@@ -149,7 +178,13 @@ impl Daemon {
 
     /// The backends the API serves.
     pub fn backends(self: &Arc<Self>) -> Backends {
-        Backends { system: self.clone(), containers: self.containers.clone(), networks: self.networks.clone() }
+        Backends {
+            system: self.clone(),
+            images: self.clone(),
+            containers: self.containers.clone(),
+            execs: self.containers.clone(),
+            networks: self.networks.clone(),
+        }
     }
 
     pub fn events(&self) -> &EventBus {
@@ -158,6 +193,11 @@ impl Daemon {
 
     pub fn db(&self) -> &Db {
         &self.db
+    }
+
+    /// The image service: what containers use to find images and their layers.
+    pub fn images(&self) -> &Arc<image::ImageService> {
+        &self.images
     }
 
     /// A snapshot of the current configuration.

@@ -110,15 +110,9 @@ impl SystemBackend for Daemon {
             containers_running: Some(running),
             containers_paused: Some(paused),
             containers_stopped: Some(stopped),
-            images: Some(0),
-            driver: Some("overlay2".to_owned()),
-            driver_status: Some(vec![
-                vec!["Backing Filesystem".to_owned(), h.backing_fs.clone()],
-                vec!["Supports d_type".to_owned(), "true".to_owned()],
-                vec!["Using metacopy".to_owned(), "false".to_owned()],
-                vec!["Native Overlay Diff".to_owned(), "true".to_owned()],
-                vec!["userxattr".to_owned(), "false".to_owned()],
-            ]),
+            images: Some(self.image_count().await?),
+            driver: Some(self.images.driver().docker_name().to_owned()),
+            driver_status: Some(self.images.driver_status(&h.backing_fs)),
             docker_root_dir: Some(cfg.data_root.display().to_string()),
             plugins: Some(PluginsInfo {
                 volume: Some(vec!["local".to_owned()]),
@@ -231,5 +225,12 @@ impl SystemBackend for Daemon {
 
     fn events(&self, since: Option<i64>, until: Option<i64>, filters: Filters) -> Result<EventStream, EngineError> {
         Ok(self.events.subscribe(since, until, EventFilter::new(filters)).boxed())
+    }
+
+    async fn disk_usage(
+        &self,
+        opts: wharf_api::backend::DiskUsageOptions,
+    ) -> Result<wharf_api::models::SystemDataUsageResponse, EngineError> {
+        self.system_disk_usage(opts).await
     }
 }

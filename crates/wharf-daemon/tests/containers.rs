@@ -61,19 +61,38 @@ impl Drop for Fixture {
 }
 
 async fn fixture() -> Fixture {
-    // SAFETY of the env: set before any thread reads it; all tests set the same value.
+    // SAFETY: every test sets the same value, and nothing reads the variable concurrently with a
+    // write of a different value.
     unsafe { std::env::set_var("WHARF_BIN_DIR", wharf_testkit::bin_dir()) };
     let dir = tempfile::Builder::new().prefix("wharf-test-").tempdir().unwrap();
     let data = dir.path().join("data");
-    let snapshotter: Arc<dyn Snapshotter> =
-        Arc::new(wharf_snapshot::OverlaySnapshotter::open(&data.join("snapshots/overlay")).unwrap());
-    let root = snapshotter.prepare("busybox-build", None).unwrap();
-    drop(root);
+    let flags = FlagConfig { data_root: Some(data), exec_root: Some(dir.path().join("exec")), ..Default::default() };
+    let cgroup_parent = format!("/{}", wharf_testkit::unique_name("wharf-test-"));
+    let net = wharf_testkit::net::NetSlot::acquire();
+    let file = FileConfig {
+        cgroup_parent: Some(cgroup_parent.clone()),
+        ..FileConfig::parse(&serde_json::Value::Object(net.daemon_json()).to_string()).unwrap()
+    };
+    let config = Config::merge(flags, file, dir.path().join("daemon.json")).unwrap();
+    let provider: wharf_daemon::ImageProviderFactory = Box::new(|images| {
+        let snapshotter = images.snapshotter();
+        build_busybox_layer(&*snapshotter);
+        Arc::new(BusyboxImage { snapshotter }) as Arc<dyn ImageProvider>
+    });
+    let daemon = Daemon::open_with(config, BuildInfo::default(), Some(provider)).unwrap();
+    Fixture { daemon, dir, cgroup_parent, _net: net }
+}
+
+/// A layer holding /bin/busybox and its applets, committed as snapshot `busybox`.
+fn build_busybox_layer(snapshotter: &dyn Snapshotter) {
+    snapshotter.prepare("busybox-build", None).unwrap();
     let fs = snapshotter.writable_dir("busybox-build").unwrap();
     std::fs::create_dir_all(fs.join("bin")).unwrap();
     std::fs::copy("/bin/busybox", fs.join("bin/busybox")).unwrap();
-    for applet in ["sh", "echo", "cat", "sleep", "ls", "true", "false", "id", "hostname", "ps", "kill", "printf", "wc"]
-    {
+    for applet in [
+        "sh", "echo", "cat", "sleep", "ls", "true", "false", "id", "hostname", "ps", "kill", "printf", "wc", "touch",
+        "test", "[", "rm", "mkdir", "df",
+    ] {
         std::os::unix::fs::symlink("busybox", fs.join("bin").join(applet)).unwrap();
     }
     for d in ["proc", "sys", "dev", "etc", "tmp"] {
@@ -83,16 +102,6 @@ async fn fixture() -> Fixture {
         .unwrap();
     std::fs::write(fs.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n").unwrap();
     snapshotter.commit("busybox", "busybox-build").unwrap();
-    let flags = FlagConfig { data_root: Some(data), exec_root: Some(dir.path().join("exec")), ..Default::default() };
-    let cgroup_parent = format!("/{}", wharf_testkit::unique_name("wharf-test-"));
-    let net = wharf_testkit::net::NetSlot::acquire();
-    let file = FileConfig {
-        cgroup_parent: Some(cgroup_parent.clone()),
-        ..FileConfig::parse(&serde_json::Value::Object(net.daemon_json()).to_string()).unwrap()
-    };
-    let config = Config::merge(flags, file, dir.path().join("daemon.json")).unwrap();
-    let daemon = Daemon::open(config, BuildInfo::default(), Arc::new(BusyboxImage { snapshotter })).unwrap();
-    Fixture { daemon, dir, cgroup_parent, _net: net }
 }
 
 fn body(json: serde_json::Value) -> ContainerCreateBody {
@@ -257,4 +266,192 @@ async fn missing_executable_is_a_127_style_error_and_leaves_nothing() {
     assert!(!mounts.contains(&created.id[..32]), "no rootfs mount left");
     assert_eq!(c.inspect(&created.id, false).await.unwrap().state.unwrap().exit_code, Some(127));
     c.remove(&created.id, true, false, false).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_with_stdin_user_exit_codes_and_errors() {
+    wharf_testkit::skip_unless!(requirements());
+    let fx = fixture().await;
+    let c = fx.daemon.containers().clone();
+    ContainerBackend::create(
+        &*c,
+        Some("box".into()),
+        body(serde_json::json!({"Image": "busybox", "Cmd": ["sleep", "1000"]})),
+    )
+    .await
+    .unwrap();
+    c.start("box").await.unwrap();
+    let exec = |cmd: serde_json::Value, extra: serde_json::Value| {
+        let mut cfg = serde_json::json!({"Cmd": cmd, "AttachStdout": true, "AttachStderr": true});
+        cfg.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        serde_json::from_value::<wharf_api::models::ExecConfig>(cfg).unwrap()
+    };
+    // stdin in, stdout and stderr out, exit code 2.
+    let id = c
+        .exec_create(
+            "box",
+            exec(
+                serde_json::json!(["sh", "-c", "cat; echo err >&2; exit 2"]),
+                serde_json::json!({"AttachStdin": true}),
+            ),
+        )
+        .unwrap();
+    let mut s = c.exec_start(id.as_str(), false, None, None).await.unwrap().unwrap();
+    use tokio::io::AsyncWriteExt;
+    let mut stdin = s.stdin.take().unwrap();
+    stdin.write_all(b"line1\nline2\n").await.unwrap();
+    stdin.shutdown().await.unwrap();
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    while let Some((stream, data)) = tokio::time::timeout(Duration::from_secs(20), s.output.next()).await.unwrap() {
+        if stream == 1 { out.extend_from_slice(&data) } else { err.extend_from_slice(&data) }
+    }
+    assert_eq!(out, b"line1\nline2\n");
+    assert_eq!(err, b"err\n");
+    let mut code = None;
+    for _ in 0..100 {
+        code = c.exec_inspect(id.as_str()).unwrap().exit_code;
+        if code.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(code, Some(2));
+    // -u resolves in the container's passwd.
+    let id =
+        c.exec_create("box", exec(serde_json::json!(["id", "-u"]), serde_json::json!({"User": "nobody"}))).unwrap();
+    let mut s = c.exec_start(id.as_str(), false, None, None).await.unwrap().unwrap();
+    let mut out = Vec::new();
+    while let Some((_, data)) = tokio::time::timeout(Duration::from_secs(20), s.output.next()).await.unwrap() {
+        out.extend_from_slice(&data);
+    }
+    assert_eq!(out, b"65534\n");
+    // A missing binary: the message in the stream, exit code 127 (or 126 for older runtimes).
+    let id = c.exec_create("box", exec(serde_json::json!(["nosuchbinary"]), serde_json::json!({}))).unwrap();
+    let mut s = c.exec_start(id.as_str(), false, None, None).await.unwrap().unwrap();
+    let mut out = Vec::new();
+    while let Some((_, data)) = tokio::time::timeout(Duration::from_secs(20), s.output.next()).await.unwrap() {
+        out.extend_from_slice(&data);
+    }
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.contains("executable file not found") || text.contains("no such file"), "{text}");
+    for _ in 0..100 {
+        if c.exec_inspect(id.as_str()).unwrap().exit_code.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(c.exec_inspect(id.as_str()).unwrap().exit_code, Some(127));
+    assert_eq!(
+        c.exec_create("box", exec(serde_json::json!([]), serde_json::json!({}))).unwrap_err().message,
+        "No exec command specified"
+    );
+    c.kill("box", None).await.unwrap();
+    for _ in 0..100 {
+        if c.inspect("box", false).await.unwrap().state.unwrap().running == Some(false) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let err = c.exec_create("box", exec(serde_json::json!(["true"]), serde_json::json!({}))).unwrap_err();
+    assert_eq!(err.kind, wharf_types::ErrorKind::Conflict);
+    assert!(err.message.ends_with("is not running"), "{}", err.message);
+    c.remove("box", true, false, false).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stats_have_the_figures_the_cli_computes_with() {
+    wharf_testkit::skip_unless!(requirements());
+    let fx = fixture().await;
+    let c = fx.daemon.containers().clone();
+    ContainerBackend::create(
+        &*c,
+        Some("busy".into()),
+        body(serde_json::json!({"Image": "busybox", "Cmd": ["sh", "-c", "while true; do :; done"], "HostConfig": {"Memory": 67108864, "PidsLimit": 50}})),
+    )
+    .await
+    .unwrap();
+    c.start("busy").await.unwrap();
+    let samples: Vec<serde_json::Value> = c.stats("busy", false, false).await.unwrap().collect().await;
+    assert_eq!(samples.len(), 1);
+    let s = &samples[0];
+    let cpu = s["cpu_stats"]["cpu_usage"]["total_usage"].as_u64().unwrap();
+    let pre = s["precpu_stats"]["cpu_usage"]["total_usage"].as_u64().unwrap();
+    let sys =
+        s["cpu_stats"]["system_cpu_usage"].as_u64().unwrap() - s["precpu_stats"]["system_cpu_usage"].as_u64().unwrap();
+    let online = s["cpu_stats"]["online_cpus"].as_u64().unwrap();
+    let percent = (cpu - pre) as f64 / sys as f64 * online as f64 * 100.0;
+    assert!(percent > 20.0, "a spinning shell uses CPU: {percent}% ({s})");
+    assert!(s["memory_stats"]["usage"].as_u64().unwrap() > 0);
+    assert_eq!(s["memory_stats"]["limit"].as_u64().unwrap(), 67108864);
+    assert!(s["pids_stats"]["current"].as_u64().unwrap() >= 1);
+    assert_eq!(s["pids_stats"]["limit"].as_u64().unwrap(), 50);
+    assert_eq!(s["name"], "/busy");
+    let one: Vec<serde_json::Value> = c.stats("busy", false, true).await.unwrap().collect().await;
+    assert_eq!(one[0]["precpu_stats"]["cpu_usage"]["total_usage"], 0);
+    c.remove("busy", true, false, false).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthcheck_goes_starting_unhealthy_healthy() {
+    wharf_testkit::skip_unless!(requirements());
+    let fx = fixture().await;
+    let c = fx.daemon.containers().clone();
+    let mut events = fx.daemon.events().subscribe(None, None, wharf_daemon::events::EventFilter::default());
+    ContainerBackend::create(
+        &*c,
+        Some("hc".into()),
+        body(serde_json::json!({
+            "Image": "busybox", "Cmd": ["sleep", "1000"],
+            "Healthcheck": {"Test": ["CMD-SHELL", "test -f /tmp/ok && echo fine"], "Interval": 200_000_000, "Timeout": 2_000_000_000, "Retries": 2}
+        })),
+    )
+    .await
+    .unwrap();
+    c.start("hc").await.unwrap();
+    let status = |c: Arc<wharf_daemon::container::ContainerService>| async move {
+        c.inspect("hc", false).await.unwrap().state.unwrap().health.and_then(|h| h.status).map(|s| s.to_string())
+    };
+    let mut seen = Vec::new();
+    for _ in 0..100 {
+        let s = status(c.clone()).await.unwrap_or_default();
+        if seen.last() != Some(&s) {
+            seen.push(s.clone());
+        }
+        if s == "unhealthy" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(seen, vec!["starting", "unhealthy"]);
+    let id =
+        c.exec_create("hc", serde_json::from_value(serde_json::json!({"Cmd": ["touch", "/tmp/ok"]})).unwrap()).unwrap();
+    c.exec_start(id.as_str(), true, None, None).await.unwrap();
+    for _ in 0..100 {
+        if status(c.clone()).await.as_deref() == Some("healthy") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let inspect = c.inspect("hc", false).await.unwrap();
+    let health = inspect.state.unwrap().health.unwrap();
+    assert_eq!(health.status.unwrap().to_string(), "healthy");
+    assert_eq!(health.failing_streak, Some(0));
+    assert_eq!(health.log.unwrap().last().unwrap().output.as_deref(), Some("fine\n"));
+    let listed = c
+        .list(ListOptions {
+            filters: wharf_types::Filters::parse(r#"{"health":["healthy"]}"#).unwrap(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 1);
+    assert!(listed[0].status.as_deref().unwrap().ends_with("(healthy)"));
+    let mut actions = Vec::new();
+    while let Ok(Some(e)) = tokio::time::timeout(Duration::from_millis(200), events.next()).await {
+        if e.action.starts_with("health_status") {
+            actions.push(e.action);
+        }
+    }
+    assert_eq!(actions, vec!["health_status: unhealthy", "health_status: healthy"]);
+    c.remove("hc", true, false, false).await.unwrap();
 }

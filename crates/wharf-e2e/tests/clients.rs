@@ -70,6 +70,7 @@ fn docker_cli_events_replay_and_stream() {
     d.signal(libc::SIGHUP);
     let streamed = read_with_timeout(live, Duration::from_secs(2));
     assert_eq!(streamed.trim(), "daemon reload", "live stream");
+    wharf_testkit::wait_next_second();
     let (code, out, err) = run_text(&mut d.docker(&["events", "--since", "5m", "--until", "0s"]));
     assert_eq!(code, 0, "{err}");
     let line = out.trim();
@@ -123,6 +124,7 @@ fn wharf_cli_system_commands() {
     assert_eq!(out.trim(), "\"inactive\"");
     d.signal(libc::SIGHUP);
     std::thread::sleep(Duration::from_millis(200));
+    wharf_testkit::wait_next_second();
     let (code, out, _) =
         run_text(&mut d.wharf(&["events", "--since", "1m", "--until", "0s", "--format", "{{.Type}}/{{.Action}}"]));
     assert_eq!(code, 0);

@@ -96,3 +96,10 @@ pub(crate) fn random_suffix() -> String {
     let _ = getrandom::fill(&mut bytes);
     format!("{}-{}", std::process::id(), hex::encode(bytes))
 }
+
+/// The sha256 digest of `data` (config and manifest documents).
+pub fn sha256_digest(data: &[u8]) -> wharf_types::Digest {
+    let mut h = Hasher::sha256();
+    h.update(data);
+    h.finish()
+}

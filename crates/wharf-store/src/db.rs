@@ -42,7 +42,67 @@ impl Classify for DbError {
 pub const MIGRATIONS: &[&str] = &[
     // 1: daemon metadata (engine ID and other singletons).
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;",
+    // 2: images (the daemon's `image` module reads and writes these tables).
+    IMAGES_SCHEMA,
 ];
+
+/// Images, their references, layers, and the blobs that hold them. Times are Unix nanoseconds.
+/// Layers are named by chain ID; the committed snapshot of a layer has the same name. A layer
+/// row exists while an image (or a snapshot built on it, such as a container's) needs it; blob
+/// rows exist while a layer, an image or a `gc_refs` row needs them. What is on disk but has no
+/// row is garbage: the daemon's GC deletes it (see `wharf-daemon/src/image/gc.rs`).
+const IMAGES_SCHEMA: &str = "
+CREATE TABLE layers (
+    chain_id TEXT PRIMARY KEY,
+    diff_id TEXT NOT NULL,
+    parent TEXT REFERENCES layers(chain_id),
+    size INTEGER NOT NULL,          -- bytes of file content (Docker's layer size)
+    tar_size INTEGER NOT NULL,      -- bytes of the uncompressed tar (what the diff ID hashes)
+    snapshot TEXT NOT NULL UNIQUE,  -- the committed snapshot
+    created INTEGER NOT NULL
+) STRICT;
+CREATE INDEX layers_by_parent ON layers(parent);
+CREATE TABLE images (
+    id TEXT PRIMARY KEY,            -- the config digest
+    created INTEGER,                -- the config's `created`; NULL when it has none
+    size INTEGER NOT NULL,          -- sum of the layers' sizes
+    parent TEXT,                    -- the image it was committed/built on (local only)
+    top_layer TEXT REFERENCES layers(chain_id),  -- NULL for an image without layers
+    labels TEXT NOT NULL DEFAULT '{}',           -- config labels (JSON), for filters
+    os TEXT NOT NULL DEFAULT '',
+    architecture TEXT NOT NULL DEFAULT '',
+    added INTEGER NOT NULL,         -- when it was stored here
+    last_tag_time INTEGER           -- Metadata.LastTagTime
+) STRICT;
+CREATE INDEX images_by_parent ON images(parent);
+CREATE TABLE image_refs (
+    name TEXT PRIMARY KEY,          -- normalised: docker.io/library/busybox:latest, x@sha256:…
+    repo TEXT NOT NULL,             -- docker.io/library/busybox
+    tag TEXT,                       -- set for tags
+    digest TEXT,                    -- set for repo digests (a manifest digest)
+    image_id TEXT NOT NULL REFERENCES images(id),
+    created INTEGER NOT NULL
+) STRICT;
+CREATE INDEX image_refs_by_image ON image_refs(image_id);
+CREATE TABLE blobs (
+    digest TEXT PRIMARY KEY,
+    size INTEGER NOT NULL,
+    media_type TEXT NOT NULL,
+    created INTEGER NOT NULL
+) STRICT;
+CREATE TABLE layer_blobs (          -- blobs whose content is a layer (as received: compressed or not)
+    diff_id TEXT NOT NULL,
+    digest TEXT NOT NULL REFERENCES blobs(digest) ON DELETE CASCADE,
+    compression TEXT NOT NULL,      -- none | gzip | zstd
+    PRIMARY KEY (diff_id, digest)
+) STRICT;
+CREATE TABLE gc_refs (              -- extra GC roots other services hold (pulls, builds, containers)
+    owner TEXT NOT NULL,            -- e.g. `container:<id>`, `build:<id>`
+    kind TEXT NOT NULL CHECK (kind IN ('blob', 'snapshot')),
+    target TEXT NOT NULL,           -- a blob digest or a snapshot name
+    PRIMARY KEY (owner, kind, target)
+) STRICT;
+";
 
 /// The database handle shared by the daemon's services.
 #[derive(Debug)]

@@ -51,6 +51,48 @@ pub fn unique_name(prefix: &str) -> String {
     format!("{prefix}{}x{}", std::process::id() % 100_000, N.fetch_add(1, Ordering::Relaxed))
 }
 
+/// Sleeps past the next whole second. `--until 0s` is sent in whole seconds (by the docker CLI
+/// too), so events of the current second are only replayed once it is over.
+pub fn wait_next_second() {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    std::thread::sleep(Duration::from_nanos(1_000_000_000 - u64::from(now.subsec_nanos())) + Duration::from_millis(20));
+}
+
+/// A tar of a minimal busybox root filesystem built from the host's static busybox
+/// (`/bin/busybox` with its applets as symlinks, `/etc/passwd` and `/etc/group`), made once per
+/// test process. `None` when the host has no static busybox.
+pub fn busybox_rootfs_tar() -> Option<&'static Path> {
+    static TAR: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+    TAR.get_or_init(|| {
+        let busybox = Path::new("/bin/busybox");
+        if !busybox.exists() {
+            return None;
+        }
+        let dir = std::env::temp_dir().join(format!("wharf-testkit-busybox-{}", std::process::id()));
+        let root = dir.join("rootfs");
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(root.join("bin")).ok()?;
+        std::fs::create_dir_all(root.join("etc")).ok()?;
+        std::fs::create_dir_all(root.join("tmp")).ok()?;
+        std::fs::copy(busybox, root.join("bin/busybox")).ok()?;
+        let list = Command::new(busybox).arg("--list").output().ok()?;
+        for applet in String::from_utf8_lossy(&list.stdout).lines().filter(|a| *a != "busybox" && !a.is_empty()) {
+            let _ = std::os::unix::fs::symlink("busybox", root.join("bin").join(applet));
+        }
+        std::fs::write(
+            root.join("etc/passwd"),
+            "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
+        )
+        .ok()?;
+        std::fs::write(root.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n").ok()?;
+        let tar = dir.join("busybox.tar");
+        let status = Command::new("tar").arg("-C").arg(&root).arg("-cf").arg(&tar).arg(".").status().ok()?;
+        let _ = std::fs::remove_dir_all(&root);
+        status.success().then_some(tar)
+    })
+    .as_deref()
+}
+
 /// Options for starting a daemon.
 #[derive(Debug, Clone, Default)]
 pub struct DaemonOptions {
@@ -185,6 +227,23 @@ impl TestDaemon {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
     }
 
+    /// Imports the busybox root filesystem as `busybox:latest` (with `CMD ["sh"]`) through the
+    /// API, as `docker import` does.
+    pub fn import_busybox(&self) {
+        let tar = busybox_rootfs_tar().expect("/bin/busybox (busybox-static) is needed");
+        let body = std::fs::read(tar).expect("busybox tar");
+        let r = http::request(
+            &self.socket,
+            "POST",
+            "/images/create?fromSrc=-&repo=busybox&tag=latest&changes=CMD%20%5B%22sh%22%5D",
+            &[("Content-Type", "application/x-tar")],
+            &body,
+        )
+        .unwrap_or_else(|e| panic!("import busybox: {e}; log:\n{}", self.log()));
+        assert_eq!(r.status, 200, "import busybox: {}", r.text());
+        assert!(!r.text().contains("errorDetail"), "import busybox: {}", r.text());
+    }
+
     /// The real docker CLI pointed at this daemon (no config dir of the user's).
     pub fn docker(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new("docker");
@@ -276,35 +335,40 @@ impl Drop for TestDaemon {
 /// `cgroup_parent`.
 pub fn cleanup_host_state(root: &Path, cgroup_parent: &str) {
     let root_s = root.to_string_lossy().into_owned();
-    // Shims carry their state dir (under the root) on their command line.
+    // Container processes first, while their shims are alive to reap them.
+    let cgroup_dirs = cgroup_dirs(cgroup_parent);
+    for _ in 0..100 {
+        let pids: Vec<i32> = cgroup_dirs.iter().flat_map(|d| procs_under(d)).collect();
+        if pids.is_empty() {
+            break;
+        }
+        for pid in pids {
+            // SAFETY: kill(2) on a pid read from the cgroup; at worst it is already gone.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Then shims, which carry their state dir (under the root) on their command line.
     if let Ok(procs) = std::fs::read_dir("/proc") {
         for p in procs.flatten() {
             let Ok(pid) = p.file_name().to_string_lossy().parse::<i32>() else { continue };
             let cmdline = std::fs::read(p.path().join("cmdline")).unwrap_or_default();
             if String::from_utf8_lossy(&cmdline).contains(&root_s) && pid != std::process::id() as i32 {
-                // SAFETY: kill(2) on a pid read from /proc; at worst it is already gone.
-                unsafe { libc::kill(pid, libc::SIGKILL) };
-            }
-        }
-    }
-    let cgroup_dirs = cgroup_dirs(cgroup_parent);
-    for _ in 0..50 {
-        let mut any = false;
-        for d in &cgroup_dirs {
-            for pid in procs_under(d) {
-                any = true;
                 // SAFETY: as above.
                 unsafe { libc::kill(pid, libc::SIGKILL) };
             }
         }
-        if !any {
+    }
+    unmount_under(root);
+    // A cgroup can be removed once its last task is reaped, which may take a moment.
+    for _ in 0..100 {
+        for d in &cgroup_dirs {
+            remove_cgroup_tree(d);
+        }
+        if cgroup_dirs.iter().all(|d| !d.exists()) {
             break;
         }
         std::thread::sleep(Duration::from_millis(20));
-    }
-    unmount_under(root);
-    for d in &cgroup_dirs {
-        remove_cgroup_tree(d);
     }
 }
 

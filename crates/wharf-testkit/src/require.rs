@@ -37,6 +37,15 @@ pub fn overlayfs() -> Result<(), String> {
     if fs.lines().any(|l| l.trim_end().ends_with("overlay")) { Ok(()) } else { Err("kernel has no overlayfs".into()) }
 }
 
+/// A static busybox at /bin/busybox (test images are built from it).
+pub fn busybox() -> Result<(), String> {
+    if std::path::Path::new("/bin/busybox").exists() {
+        Ok(())
+    } else {
+        Err("needs /bin/busybox (apt install busybox-static)".into())
+    }
+}
+
 /// Prints `SKIP <test>: <reason>` and returns from the test when a requirement fails.
 #[macro_export]
 macro_rules! skip_unless {

@@ -9,6 +9,46 @@ use serde_json::{Map, Value};
 
 use crate::digest::Digest;
 
+/// An image's ID: the digest of its config blob (`sha256:<hex>`), which `docker images` shows
+/// shortened to 12 hex digits.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ImageId(Digest);
+
+impl ImageId {
+    pub fn new(config_digest: Digest) -> Self {
+        Self(config_digest)
+    }
+
+    /// The config digest this ID is.
+    pub fn digest(&self) -> &Digest {
+        &self.0
+    }
+
+    /// The hex digits without the algorithm.
+    pub fn hex(&self) -> &str {
+        self.0.hex()
+    }
+
+    /// The first 12 hex digits, as tables show them.
+    pub fn short(&self) -> &str {
+        self.0.short()
+    }
+}
+
+impl std::fmt::Display for ImageId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::str::FromStr for ImageId {
+    type Err = crate::digest::DigestError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        s.parse().map(Self)
+    }
+}
+
 /// The whole config blob.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ImageConfig {

@@ -35,6 +35,7 @@ pub use error::{Classify, EngineError, ErrorKind};
 pub use event::{Event, EventActor, EventType};
 pub use filters::Filters;
 pub use id::{ContainerId, ExecId, NetworkId, random_hex_id};
+pub use image::ImageId;
 pub use mount::Mount;
 pub use platform::Platform;
 pub use reference::Reference;

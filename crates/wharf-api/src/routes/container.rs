@@ -176,6 +176,17 @@ pub async fn resize(State(st): State<AppState>, Path(id): Path<String>, query: Q
     Ok(StatusCode::OK.into_response())
 }
 
+pub async fn stats(State(st): State<AppState>, Path(id): Path<String>, query: Query) -> Result<Response, ApiError> {
+    let stream = query.bool("stream", true);
+    let one_shot = query.bool("one-shot", false);
+    if one_shot && stream {
+        return Err(ApiError::invalid("cannot have stream=true and one-shot=true"));
+    }
+    let samples = st.backends.containers.stats(&id, stream, one_shot).await?;
+    let shutdown = st.shutdown.clone();
+    Ok(crate::stream::json_lines(samples.take_until(async move { shutdown.cancelled().await }), "\n"))
+}
+
 pub async fn prune(State(st): State<AppState>, query: Query) -> Result<Response, ApiError> {
     Ok(Json(st.backends.containers.prune(query.filters()?).await?).into_response())
 }

@@ -2,6 +2,9 @@
 //! result; nothing else.
 
 pub mod container;
+pub mod disk_usage;
+pub mod exec;
+pub mod image;
 pub mod network;
 pub mod stubs;
 pub mod system;

@@ -47,6 +47,28 @@ pub fn read_container_logs(r: &ContainerRecord, opts: LogsOptions) -> LogStream 
 }
 
 #[async_trait]
+impl wharf_api::backend::ExecBackend for ContainerService {
+    async fn create(&self, container: &str, config: wharf_api::models::ExecConfig) -> Result<String, EngineError> {
+        self.exec_create(container, config).map(|id| id.to_string())
+    }
+    async fn start(
+        &self,
+        id: &str,
+        detach: bool,
+        tty: Option<bool>,
+        console: Option<[u16; 2]>,
+    ) -> Result<Option<AttachSession>, EngineError> {
+        self.exec_start(id, detach, tty, console).await
+    }
+    async fn resize(&self, id: &str, height: u16, width: u16) -> Result<(), EngineError> {
+        self.exec_resize(id, height, width).await
+    }
+    async fn inspect(&self, id: &str) -> Result<wharf_api::models::ExecInspectResponse, EngineError> {
+        self.exec_inspect(id)
+    }
+}
+
+#[async_trait]
 impl ContainerBackend for ContainerService {
     async fn create(
         &self,
@@ -73,7 +95,7 @@ impl ContainerBackend for ContainerService {
         })
         .await
         .unwrap_or((None, None));
-        let mut resp = view::inspect(
+        let mut inspect = view::inspect(
             &r,
             &view::InspectExtras {
                 container_dir: self.ctx.paths.container_dir(&r.id),
@@ -82,10 +104,12 @@ impl ContainerBackend for ContainerService {
                 graph_upper: upper,
             },
         );
-        if let Some(ns) = resp.network_settings.as_mut() {
+        let execs = self.execs.of_container(&r.id);
+        inspect.exec_ids = (!execs.is_empty()).then_some(execs);
+        if let Some(ns) = inspect.network_settings.as_mut() {
             self.ctx.network.fill_inspect(&r, ns);
         }
-        Ok(resp)
+        Ok(inspect)
     }
 
     async fn list(&self, opts: ListOptions) -> Result<Vec<ContainerSummary>, EngineError> {
@@ -263,7 +287,7 @@ impl ContainerBackend for ContainerService {
         let r = h.record();
         let driver = r.host_config.log_config.as_ref().and_then(|l| l.typ.clone()).unwrap_or_default();
         if driver == "none" || r.log_path.is_empty() {
-            return Err(EngineError::not_implemented(format!("configured logging driver does not support reading")));
+            return Err(EngineError::not_implemented("configured logging driver does not support reading".to_string()));
         }
         let follow = opts.follow && r.state.status.is_running();
         let stop = tokio_util::sync::CancellationToken::new();
@@ -319,6 +343,45 @@ impl ContainerBackend for ContainerService {
         let h = self.lookup(id)?;
         let client = h.shim().ok_or_else(|| EngineError::conflict(format!("Container {} is not running", h.id)))?;
         client.resize(height, width).await.map_err(|e| EngineError::internal(e.to_string()))
+    }
+
+    async fn stats(
+        &self,
+        id: &str,
+        stream: bool,
+        one_shot: bool,
+    ) -> Result<futures_util::stream::BoxStream<'static, serde_json::Value>, EngineError> {
+        use super::stats;
+        let h = self.lookup(id)?;
+        let r = h.record();
+        if !r.state.status.is_running() {
+            return Ok(futures_util::stream::once(async move { stats::empty(&r) }).boxed());
+        }
+        let paths = stats::CgroupPaths::new(&self.ctx.cgroup_parent, &r);
+        if one_shot {
+            return Ok(futures_util::stream::once(async move { stats::sample(&paths, &r) }).boxed());
+        }
+        let mut exits = h.exits.subscribe();
+        let exits_now = exits.borrow().exits;
+        let first = stats::sample(&paths, &r);
+        let s =
+            futures_util::stream::unfold((first, paths, h, true), move |(prev, paths, h, first_round)| async move {
+                if !first_round && !stream {
+                    return None;
+                }
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                let r = h.record();
+                if !r.state.status.is_running() {
+                    return None;
+                }
+                let mut next = stats::sample(&paths, &r);
+                stats::chain(&prev, &mut next);
+                Some((next.clone(), (next, paths, h, false)))
+            })
+            .take_until(async move {
+                let _ = exits.wait_for(|w| w.exits > exits_now || w.removed).await;
+            });
+        Ok(s.boxed())
     }
 
     async fn prune(&self, filters: Filters) -> Result<ContainerPruneResponse, EngineError> {

@@ -18,11 +18,14 @@
 
 pub mod api;
 pub mod attach;
+pub mod exec;
+pub mod health;
 pub mod model;
 pub mod names;
 pub mod restore;
 pub mod run;
 pub mod spec;
+pub mod stats;
 pub mod supervisor;
 pub mod view;
 pub mod view_top;
@@ -140,13 +143,16 @@ impl Handle {
     }
 }
 
+/// Finds a runtime by name (`wharf`, `runc`, daemon.json `runtimes`).
+pub type RuntimeLookup = Arc<dyn Fn(&str) -> Option<wharf_runtime::shim::protocol::RuntimeConfig> + Send + Sync>;
+
 /// Everything a supervisor needs, shared.
 pub struct Ctx {
     pub db: Arc<wharf_store::Db>,
     pub events: Arc<EventBus>,
     pub images: Arc<dyn ImageProvider>,
     pub paths: Paths,
-    pub runtimes: Arc<dyn Fn(&str) -> Option<wharf_runtime::shim::protocol::RuntimeConfig> + Send + Sync>,
+    pub runtimes: RuntimeLookup,
     pub default_runtime: String,
     pub log_driver: String,
     pub log_opts: std::collections::BTreeMap<String, String>,
@@ -160,6 +166,7 @@ pub struct Ctx {
 pub struct ContainerService {
     pub(crate) ctx: Arc<Ctx>,
     map: RwLock<HashMap<ContainerId, Arc<Handle>>>,
+    pub(crate) execs: exec::Execs,
 }
 
 const SCHEMA: &str =
@@ -170,6 +177,7 @@ impl ContainerService {
         let svc = Arc::new_cyclic(|weak| ContainerService {
             ctx: Arc::new(ctx_fn(weak.clone())),
             map: RwLock::new(HashMap::new()),
+            execs: exec::Execs::default(),
         });
         svc.ctx.db.conn().execute_batch(SCHEMA).map_err(internal)?;
         Ok(svc)
@@ -247,12 +255,16 @@ impl ContainerService {
             return Err(EngineError::invalid(format!("unknown or invalid runtime name: {runtime}")));
         }
         host_config.runtime = Some(runtime.clone());
-        if host_config.log_config.as_ref().and_then(|l| l.typ.clone()).filter(|t| !t.is_empty()).is_none() {
-            host_config.log_config = Some(wharf_api::models::HostConfigLogConfig {
-                typ: Some(self.ctx.log_driver.clone()),
-                config: Some(self.ctx.log_opts.clone().into_iter().collect()),
-            });
+        // An empty type means the daemon's driver; the daemon's options apply only then, and
+        // options given with the request win over them.
+        let mut log_config = host_config.log_config.clone().unwrap_or_default();
+        if log_config.typ.as_deref().is_none_or(str::is_empty) {
+            log_config.typ = Some(self.ctx.log_driver.clone());
+            let mut opts: std::collections::HashMap<String, String> = self.ctx.log_opts.clone().into_iter().collect();
+            opts.extend(log_config.config.take().unwrap_or_default());
+            log_config.config = Some(opts);
         }
+        host_config.log_config = Some(log_config);
         let log_driver = host_config.log_config.as_ref().and_then(|l| l.typ.clone()).unwrap_or_default();
         if !matches!(log_driver.as_str(), "json-file" | "local" | "none") {
             return Err(EngineError::invalid(format!(
@@ -364,6 +376,7 @@ impl ContainerService {
     }
 
     pub(crate) fn forget(&self, id: &ContainerId) {
+        self.execs.forget_container(id);
         self.map.write().unwrap_or_else(|p| p.into_inner()).remove(id);
     }
 
@@ -450,4 +463,35 @@ pub(crate) fn internal(e: impl std::fmt::Display) -> EngineError {
 
 pub fn now_rfc3339() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+}
+
+/// The image service is what containers resolve their images with.
+#[async_trait]
+impl ImageProvider for crate::image::ImageService {
+    async fn resolve_image(&self, name: &str) -> Result<ResolvedImage, EngineError> {
+        let img = self.resolve(name)?;
+        Ok(ResolvedImage { id: img.id.to_string(), config: img.config, top_layer: img.top_layer })
+    }
+
+    fn snapshotter(&self) -> Arc<dyn Snapshotter> {
+        crate::image::ImageService::snapshotter(self)
+    }
+}
+
+/// Containers tell the image service which images they use (`rmi` conflicts, counts).
+impl crate::image::ImageUsage for ContainerService {
+    fn image_users(&self) -> Vec<crate::image::ImageUser> {
+        let mut records: Vec<ContainerRecord> = self.handles().iter().map(|h| h.record()).collect();
+        records.sort_by(|a, b| a.created.cmp(&b.created));
+        records
+            .into_iter()
+            .filter_map(|r| {
+                Some(crate::image::ImageUser {
+                    image: r.image_id.parse().ok()?,
+                    running: r.state.status.is_running(),
+                    container: r.id,
+                })
+            })
+            .collect()
+    }
 }

@@ -4,7 +4,7 @@
 //! Every step is undone by [`teardown`] if a later one fails, so a failed start leaves no
 //! mount, namespace or shim behind.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use wharf_runtime::shim::protocol::{LogConfig, LogDriver, ShimConfig};
 use wharf_runtime::shim::{self, ShimClient};
@@ -86,6 +86,12 @@ async fn start_inner(ctx: &Ctx, r: &ContainerRecord, peer: &super::spec::PeerNs)
     let etc_dir = ctx.paths.container_dir(&r.id);
     ctx.network.attach(r, netns.as_deref(), &etc_dir).await?;
 
+    if r.host_config.init == Some(true) && !is_static_elf(&ctx.paths.init_binary) {
+        return Err(EngineError::internal(format!(
+            "the init binary {} is not statically linked, so it cannot run in every image; build it with scripts/build-init.sh",
+            ctx.paths.init_binary.display()
+        )));
+    }
     let image = ctx.images.resolve_image(&r.image_id).await?;
     let opts = spec_options(
         r,
@@ -126,10 +132,7 @@ async fn start_inner(ctx: &Ctx, r: &ContainerRecord, peer: &super::spec::PeerNs)
 /// Docker's wording for start failures; the CLI maps the substrings to exit codes 126/127.
 fn start_error(e: shim::ShimError) -> EngineError {
     let msg = e.to_string();
-    let kind = match e.kind_for_start() {
-        ErrorKind::Internal => ErrorKind::Internal,
-        k => k,
-    };
+    let kind = e.kind_for_start();
     EngineError::new(
         kind,
         format!(
@@ -184,16 +187,30 @@ fn log_config(r: &ContainerRecord) -> Result<LogConfig, EngineError> {
     Ok(LogConfig { driver, path: PathBuf::from(&r.log_path), max_size, max_file })
 }
 
+/// True when `path` is an ELF executable without a program interpreter (statically linked).
+fn is_static_elf(path: &Path) -> bool {
+    let Ok(data) = std::fs::read(path) else { return false };
+    let u16_at = |o: usize| data.get(o..o + 2).map(|b| u16::from_le_bytes([b[0], b[1]]) as usize);
+    let u32_at = |o: usize| data.get(o..o + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+    let u64_at = |o: usize| data.get(o..o + 8).map(|b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])) as usize);
+    if data.get(..5) != Some(b"\x7fELF\x02") {
+        return false;
+    }
+    let (Some(phoff), Some(phentsize), Some(phnum)) = (u64_at(0x20), u16_at(0x36), u16_at(0x38)) else { return false };
+    const PT_INTERP: u32 = 3;
+    (0..phnum).all(|i| u32_at(phoff + i * phentsize) != Some(PT_INTERP))
+}
+
 /// Undoes a start: releases the networking, unmounts the rootfs and removes the network
-/// namespace. Safe to call when
-/// any of it was never done or is already undone.
+/// namespace. Safe to call when any of it was never done or is already undone.
 pub async fn teardown(ctx: &Ctx, r: &ContainerRecord) {
     let l = layout(ctx, r);
     ctx.network.release(&r.id).await;
-    if own_netns(r) && wharf_network::netns::is_netns_mount(&l.netns) {
-        if let Err(e) = wharf_network::netns::delete(l.netns.clone()).await {
-            tracing::warn!(container = %r.id, error = %e, "removing the network namespace failed");
-        }
+    if own_netns(r)
+        && wharf_network::netns::is_netns_mount(&l.netns)
+        && let Err(e) = wharf_network::netns::delete(l.netns.clone()).await
+    {
+        tracing::warn!(container = %r.id, error = %e, "removing the network namespace failed");
     }
     let rootfs = l.rootfs.clone();
     let _ = tokio::task::spawn_blocking(move || {
@@ -208,4 +225,19 @@ pub async fn teardown(ctx: &Ctx, r: &ContainerRecord) {
 pub async fn remove_run_dir(ctx: &Ctx, r: &ContainerRecord) {
     let l = layout(ctx, r);
     let _ = tokio::fs::remove_dir_all(&l.dir).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn static_elf_detection() {
+        // The test binary itself is dynamically linked; /bin/busybox (busybox-static) is not.
+        assert!(!is_static_elf(&std::env::current_exe().unwrap()));
+        if Path::new("/bin/busybox").exists() {
+            assert!(is_static_elf(Path::new("/bin/busybox")));
+        }
+        assert!(!is_static_elf(Path::new("/etc/hostname")));
+    }
 }

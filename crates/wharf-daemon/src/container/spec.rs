@@ -85,7 +85,6 @@ pub fn merge_create_config(body: &ContainerCreateBody, image: &ImageConfig) -> C
         stop_signal: pick(&body.stop_signal, &img.stop_signal),
         stop_timeout: body.stop_timeout,
         shell: body.shell.clone().or(img.shell.clone()),
-        ..Default::default()
     }
 }
 
@@ -202,7 +201,7 @@ fn resources(hc: &HostConfig) -> Resources {
         cpuset_cpus: hc.cpuset_cpus.clone().unwrap_or_default(),
         cpuset_mems: hc.cpuset_mems.clone().unwrap_or_default(),
         pids_limit: hc.pids_limit.filter(|v| *v != 0),
-        blkio_weight: hc.blkio_weight.unwrap_or(0) as u16,
+        blkio_weight: hc.blkio_weight.unwrap_or(0),
     }
 }
 
@@ -480,6 +479,9 @@ mod tests {
 
     #[test]
     fn restart_policy_rules() {
+        let mut hc: HostConfig =
+            serde_json::from_str(r#"{"RestartPolicy":{"Name":"on-failure","MaximumRetryCount":3}}"#).unwrap();
+        assert!(validate_host_config(&mut hc).is_ok(), "on-failure takes a retry count");
         let mut hc: HostConfig =
             serde_json::from_str(r#"{"RestartPolicy":{"Name":"always","MaximumRetryCount":3}}"#).unwrap();
         assert!(

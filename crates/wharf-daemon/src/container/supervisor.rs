@@ -21,6 +21,9 @@ use super::{Ctx, Handle, internal, now_rfc3339, run};
 
 pub type Reply<T> = oneshot::Sender<Result<T, EngineError>>;
 
+/// A change to a container's record, applied (and persisted) by its supervisor.
+pub type Change = Box<dyn FnOnce(&mut ContainerRecord) -> Result<(), EngineError> + Send>;
+
 /// Requests to a container's supervisor.
 pub enum Op {
     Start(Reply<()>),
@@ -51,7 +54,7 @@ pub enum Op {
     },
     /// Applies a change to the record (update, health) and persists it.
     Update {
-        change: Box<dyn FnOnce(&mut ContainerRecord) -> Result<(), EngineError> + Send>,
+        change: Change,
         reply: Reply<()>,
     },
 }
@@ -88,8 +91,10 @@ pub async fn run(ctx: Arc<Ctx>, h: Arc<Handle>, mut rx: mpsc::Receiver<Op>) {
         started: None,
     };
     if let Some(client) = sv.h.shim() {
+        // Reconnected after a daemon restart: watch its exit and resume its healthcheck.
         sv.watch_exit(client);
         sv.started = Some(Instant::now());
+        tokio::spawn(super::health::monitor(sv.ctx.containers.clone(), sv.h.clone()));
     }
     loop {
         let restart_sleep = async {
@@ -119,7 +124,8 @@ pub async fn run(ctx: Arc<Ctx>, h: Arc<Handle>, mut rx: mpsc::Receiver<Op>) {
                 Flow::Continue
             }
         };
-        if let Flow::Removed = flow {
+        // Removal can also follow a failed start of a `--rm` container.
+        if matches!(flow, Flow::Removed) || sv.h.exits.borrow().removed {
             break;
         }
     }
@@ -159,14 +165,7 @@ impl Supervisor {
     async fn handle(&mut self, op: Op) -> Flow {
         match op {
             Op::Start(reply) => {
-                let res = self.start(true).await;
-                let failed = res.as_ref().is_err_and(|e| e.kind != wharf_types::ErrorKind::NotModified);
-                let _ = reply.send(res);
-                // As moby: a container that fails to start is removed when it asked for it
-                // (`run --rm` waits for that removal).
-                if failed && self.record().host_config.auto_remove == Some(true) && self.remove(true).await.is_ok() {
-                    return Flow::Removed;
-                }
+                let _ = reply.send(self.start(true).await);
             }
             Op::Stop { timeout, signal, reply } => {
                 let r = self.stop(timeout, signal).await;
@@ -272,20 +271,31 @@ impl Supervisor {
                 r.state.exit_code = 0;
                 r.state.oom_killed = false;
                 r.has_been_started = true;
+                if r.config.healthcheck.as_ref().and_then(|hc| super::health::probe_args(hc, &[])).is_some() {
+                    r.state.health = Some(super::model::Health { status: "starting".into(), ..Default::default() });
+                }
                 *self.h.shim.lock().unwrap_or_else(|p| p.into_inner()) = Some(client.clone());
                 self.watch_exit(client);
                 self.started = Some(Instant::now());
                 self.commit(r)?;
                 self.h.exits.send_modify(|w| w.running = true);
                 self.event("start", &[]);
+                tokio::spawn(super::health::monitor(self.ctx.containers.clone(), self.h.clone()));
                 Ok(())
             }
             Err(e) => {
+                // Attach sessions waiting for this start end now (their clients see EOF).
+                self.h.pending_attach.lock().unwrap_or_else(|p| p.into_inner()).clear();
                 // As Docker: the container exits with 127/126/128 and keeps the error.
                 r.state.status = if r.has_been_started { Status::Exited } else { Status::Created };
                 r.state.error = e.message.clone();
                 r.state.exit_code = start_exit_code(&e.message);
+                let auto_remove = r.host_config.auto_remove == Some(true);
                 let _ = self.commit(r);
+                // `run --rm` waits for the removal after a failed start (moby removes it too).
+                if auto_remove && let Err(re) = Box::pin(self.remove(true)).await {
+                    tracing::warn!(container = %self.h.id, error = %re.message, "removing a container that failed to start");
+                }
                 Err(e)
             }
         }

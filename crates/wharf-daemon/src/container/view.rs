@@ -168,7 +168,6 @@ pub fn inspect(r: &ContainerRecord, x: &InspectExtras) -> ContainerInspectRespon
             sandbox_key: Some(String::new()),
             ports: Some(HashMap::new()),
             networks: Some(HashMap::new()),
-            ..Default::default()
         }),
         ..Default::default()
     }

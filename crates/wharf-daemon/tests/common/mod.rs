@@ -51,10 +51,9 @@ pub fn requirements() -> Result<(), String> {
     Ok(())
 }
 
-/// Builds the busybox snapshot: the static binary and a symlink per applet.
-pub fn busybox_snapshot(data: &Path) -> Arc<dyn Snapshotter> {
-    let snapshotter: Arc<dyn Snapshotter> =
-        Arc::new(wharf_snapshot::OverlaySnapshotter::open(&data.join("snapshots/overlay")).unwrap());
+/// Builds the busybox layer (committed as snapshot `busybox`): the static binary and a symlink
+/// per applet, and a web root for httpd.
+pub fn build_busybox_layer(snapshotter: &dyn Snapshotter) {
     drop(snapshotter.prepare("busybox-build", None).unwrap());
     let fs = snapshotter.writable_dir("busybox-build").unwrap();
     std::fs::create_dir_all(fs.join("bin")).unwrap();
@@ -71,7 +70,6 @@ pub fn busybox_snapshot(data: &Path) -> Arc<dyn Snapshotter> {
     std::fs::write(fs.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n").unwrap();
     std::fs::write(fs.join("www/index.html"), "hello from busybox\n").unwrap();
     snapshotter.commit("busybox", "busybox-build").unwrap();
-    snapshotter
 }
 
 /// A daemon serving the API in this process.
@@ -81,6 +79,8 @@ pub struct InProc {
     pub net: NetSlot,
     pub cgroup_parent: String,
     config: Config,
+    /// Whether the busybox layer exists (built at the first boot).
+    built: bool,
     shutdown: tokio_util::sync::CancellationToken,
     rt: Option<tokio::runtime::Runtime>,
     dir: tempfile::TempDir,
@@ -104,7 +104,6 @@ impl InProc {
             file.insert(k, v);
         }
         let data = dir.path().join("data");
-        drop(busybox_snapshot(&data));
         let flags =
             FlagConfig { data_root: Some(data), exec_root: Some(dir.path().join("exec")), ..Default::default() };
         let file = FileConfig::parse(&serde_json::Value::Object(file).to_string()).unwrap();
@@ -116,6 +115,7 @@ impl InProc {
             net,
             cgroup_parent,
             config,
+            built: false,
             shutdown: tokio_util::sync::CancellationToken::new(),
             rt: None,
             dir,
@@ -130,11 +130,17 @@ impl InProc {
         let _ = std::fs::remove_file(&self.socket);
         self.shutdown = tokio_util::sync::CancellationToken::new();
         let (config, socket, shutdown) = (self.config.clone(), self.socket.clone(), self.shutdown.clone());
-        let data = config.data_root.clone();
+        let build = !self.built;
+        self.built = true;
+        let provider: wharf_daemon::ImageProviderFactory = Box::new(move |images| {
+            let snapshotter = images.snapshotter();
+            if build {
+                build_busybox_layer(&*snapshotter);
+            }
+            Arc::new(BusyboxImage { snapshotter }) as Arc<dyn ImageProvider>
+        });
         let daemon = rt.block_on(async move {
-            let snapshotter: Arc<dyn Snapshotter> =
-                Arc::new(wharf_snapshot::OverlaySnapshotter::open(&data.join("snapshots/overlay")).unwrap());
-            let daemon = Daemon::open(config, BuildInfo::default(), Arc::new(BusyboxImage { snapshotter })).unwrap();
+            let daemon = Daemon::open_with(config, BuildInfo::default(), Some(provider)).unwrap();
             daemon.restore().await;
             let listener = tokio::net::UnixListener::bind(&socket).unwrap();
             let app = wharf_api::router::build(daemon.backends(), shutdown.clone());

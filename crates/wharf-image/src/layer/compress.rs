@@ -103,3 +103,23 @@ impl<W: Write> Write for LayerWriter<W> {
         self.out.flush()
     }
 }
+
+/// A reader that decompresses `inner` (a layer blob of the given compression).
+pub fn decompress<'a, R: io::Read + 'a>(inner: R, compression: Compression) -> io::Result<Box<dyn io::Read + 'a>> {
+    Ok(match compression {
+        Compression::None => Box::new(inner),
+        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(io::BufReader::new(inner))),
+        Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(inner)?),
+    })
+}
+
+/// The compression a stream starts with, from its magic bytes (`None` for anything else).
+pub fn detect_compression(head: &[u8]) -> Compression {
+    if head.starts_with(&[0x1f, 0x8b]) {
+        Compression::Gzip
+    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        Compression::Zstd
+    } else {
+        Compression::None
+    }
+}

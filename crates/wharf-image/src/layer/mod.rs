@@ -12,7 +12,7 @@ mod diff;
 mod root;
 mod unpack;
 
-pub use compress::{LayerDigests, LayerWriter};
+pub use compress::{LayerDigests, LayerWriter, decompress, detect_compression};
 pub use diff::{Change, ChangeKind, DiffError, DiffStats, changes, diff};
 
 pub use unpack::{Skipped, UnpackError, UnpackOptions, UnpackResult, unpack};
@@ -26,6 +26,36 @@ pub enum Compression {
 }
 
 impl Compression {
+    /// The name stored in the metadata database (`none`, `gzip`, `zstd`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Compression::None => "none",
+            Compression::Gzip => "gzip",
+            Compression::Zstd => "zstd",
+        }
+    }
+
+    /// Parses [`Compression::as_str`]'s names.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "none" => Compression::None,
+            "gzip" => Compression::Gzip,
+            "zstd" => Compression::Zstd,
+            _ => return None,
+        })
+    }
+
+    /// The compression a layer media type names (`+gzip`, `.gzip`, `+zstd`), else none.
+    pub fn from_media_type(media_type: &str) -> Self {
+        if media_type.ends_with("gzip") {
+            Compression::Gzip
+        } else if media_type.ends_with("zstd") {
+            Compression::Zstd
+        } else {
+            Compression::None
+        }
+    }
+
     /// The OCI media type of a layer with this compression.
     pub fn oci_media_type(self) -> &'static str {
         match self {

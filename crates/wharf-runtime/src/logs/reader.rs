@@ -154,7 +154,7 @@ impl Parser {
             LogDriver::Local => {
                 while self.buf.len() - i >= 4 {
                     let n = u32::from_le_bytes(self.buf[i..i + 4].try_into().expect("4 bytes")) as usize;
-                    if n < 10 || n > (64 << 20) {
+                    if !(10..=(64 << 20)).contains(&n) {
                         return Err(self.base + i as u64);
                     }
                     if self.buf.len() - i < n + 8 {
@@ -244,13 +244,13 @@ impl Reader {
         true
     }
 
+    /// Sends the pending batch; false once reading should stop (until passed, consumer gone).
     fn flush(&mut self) -> bool {
-        if self.batch.is_empty() {
-            return !self.stopped;
-        }
-        let b = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
-        if self.tx.blocking_send(Ok(b)).is_err() {
-            self.stopped = true;
+        if !self.batch.is_empty() {
+            let b = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
+            if self.tx.blocking_send(Ok(b)).is_err() {
+                self.stopped = true;
+            }
         }
         !self.stopped
     }
@@ -282,6 +282,7 @@ impl Reader {
             let mut parser = Parser::new(self.opts.driver, start);
             self.read_to_end(&mut file, path, &mut parser)?;
             if self.stopped {
+                self.flush();
                 return Ok(());
             }
             if idx == last && self.opts.follow {
@@ -336,6 +337,24 @@ impl Reader {
             if switched {
                 if let Some((mut f, mut p)) = current.take() {
                     self.read_to_end(&mut f, &path, &mut p)?;
+                    // Several rotations may have happened since the last poll: the old file is
+                    // now `<path>.k`; `.k-1` … `.1` are newer and were never seen.
+                    if let Ok(old) = f.metadata() {
+                        let mut k = 1;
+                        while let Ok(m) = std::fs::metadata(rotated(&path, k)) {
+                            if m.ino() == old.ino() && m.dev() == old.dev() {
+                                break;
+                            }
+                            k += 1;
+                        }
+                        for n in (1..k).rev() {
+                            let rp = rotated(&path, n);
+                            if let Ok(mut rf) = File::open(&rp) {
+                                let mut parser = Parser::new(self.opts.driver, 0);
+                                self.read_to_end(&mut rf, &rp, &mut parser)?;
+                            }
+                        }
+                    }
                 }
                 match File::open(&path) {
                     Ok(f) => current = Some((f, Parser::new(self.opts.driver, 0))),
@@ -488,7 +507,7 @@ mod tests {
             )
             .await;
             assert_eq!(f.len(), 5);
-            assert_eq!(f[0].stream, StreamKind::Stdout);
+            assert_eq!(f[0].stream, StreamKind::Stderr); // record 90: every third is stderr
         }
     }
 

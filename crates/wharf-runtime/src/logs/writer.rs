@@ -150,7 +150,7 @@ pub fn parse_size(s: &str) -> Option<u64> {
         _ => (s, 1),
     };
     let v: f64 = num.trim().parse().ok()?;
-    (v >= 0.0).then(|| (v * mul as f64) as u64)
+    (v >= 0.0).then_some((v * mul as f64) as u64)
 }
 
 #[cfg(test)]

@@ -269,6 +269,11 @@ impl ShimClient {
         self.resize_exec(None, rows, cols).await
     }
 
+    /// Resizes the pty of a running exec by its id.
+    pub async fn resize_exec_pty(&self, exec_id: &str, rows: u16, cols: u16) -> Result<(), ShimError> {
+        self.resize_exec(Some(exec_id.to_owned()), rows, cols).await
+    }
+
     async fn resize_exec(&self, exec_id: Option<String>, rows: u16, cols: u16) -> Result<(), ShimError> {
         self.request("resize", Request::Resize { exec_id, rows, cols }).await.map(drop)
     }

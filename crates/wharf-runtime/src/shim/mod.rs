@@ -4,7 +4,7 @@
 //! - [`client`]: [`spawn`] a shim for a new container or [`ShimClient::connect`] to a live one;
 //!   `start`, `state`, `kill`, `wait`, `attach`, `resize`, `exec`, `shutdown`.
 //! - [`runtime`]: [`RuntimeConfig`] and async wrappers running the OCI runtime binary directly.
-//! - [`error`]: [`ShimError`].
+//! - [`error`]: the module error, `ShimError`.
 
 pub mod client;
 pub mod error;
