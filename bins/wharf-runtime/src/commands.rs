@@ -67,6 +67,7 @@ fn load(root: &Path, id: &str) -> Result<Container> {
 
 fn create(root: &Path, systemd: bool, c: &Create) -> Result<()> {
     std::fs::create_dir_all(root).with_context(|| format!("create root {}", root.display()))?;
+    normalize_rootfs_propagation(&c.bundle)?;
     ContainerBuilder::new(c.id.clone(), SyscallType::default())
         .with_executor(RuncStyleExecutor)
         .with_root_path(root)?
@@ -80,6 +81,44 @@ fn create(root: &Path, systemd: bool, c: &Create) -> Result<()> {
         .with_no_pivot(c.no_pivot)
         .build()
         .map_err(|e| start_error("create", e))?;
+    Ok(())
+}
+
+/// runc accepts `rootfsPropagation` in its recursive forms (`rslave`, which Docker writes for
+/// slave binds, `rshared`, `rprivate`, `runbindable`); libcontainer knows only the plain names,
+/// and always applies them recursively to `/`. The bundle's spec is rewritten (atomically) to
+/// the plain name, which means the same there.
+fn normalize_rootfs_propagation(bundle: &Path) -> Result<()> {
+    let path = bundle.join("config.json");
+    let Ok(bytes) = std::fs::read(&path) else {
+        return Ok(());
+    };
+    let mut doc: serde_json::Value = serde_json::from_slice(&bytes).context("parse config.json")?;
+    let Some(p) = doc.pointer_mut("/linux/rootfsPropagation") else {
+        return Ok(());
+    };
+    let plain = match p.as_str() {
+        Some("rslave") => "slave",
+        Some("rshared") => "shared",
+        Some("rprivate") => "private",
+        Some("runbindable") => "unbindable",
+        _ => return Ok(()),
+    };
+    *p = serde_json::Value::String(plain.to_owned());
+    let tmp = bundle.join(".config.json.tmp");
+    {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .context("write config.json")?;
+        f.write_all(&serde_json::to_vec(&doc)?).context("write config.json")?;
+    }
+    std::fs::rename(&tmp, &path).context("replace config.json")?;
     Ok(())
 }
 

@@ -97,6 +97,9 @@ pub enum Cmd {
     Stats(cc::StatsArgs),
     /// Update configuration of one or more containers
     Update(cc::UpdateArgs),
+    /// Manage volumes
+    #[command(subcommand)]
+    Volume(VolumeCmd),
     /// Manage images
     #[command(subcommand)]
     Image(ImageCmd),
@@ -269,6 +272,85 @@ pub struct DfArgs {
     /// Show detailed information on space usage
     #[arg(short, long)]
     pub verbose: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VolumeCmd {
+    /// Create a volume
+    Create(VolumeCreateArgs),
+    /// Display detailed information on one or more volumes
+    Inspect(VolumeInspectArgs),
+    /// List volumes
+    #[command(visible_alias = "list")]
+    Ls(VolumeLsArgs),
+    /// Remove all unused local volumes
+    Prune(VolumePruneArgs),
+    /// Remove one or more volumes
+    #[command(visible_alias = "remove")]
+    Rm(VolumeRmArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct VolumeCreateArgs {
+    /// Volume name
+    #[arg(value_name = "VOLUME")]
+    pub volume: Option<String>,
+    /// Specify volume driver name
+    #[arg(short, long, value_name = "string", default_value = "local")]
+    pub driver: String,
+    /// Set metadata for a volume
+    #[arg(long, value_name = "list")]
+    pub label: Vec<String>,
+    /// Specify volume name
+    #[arg(long, value_name = "string")]
+    pub name: Option<String>,
+    /// Set driver specific options
+    #[arg(short, long = "opt", value_name = "map")]
+    pub opt: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct VolumeInspectArgs {
+    /// Format output using a custom template: 'json' or a Go template
+    #[arg(short, long, value_name = "string")]
+    pub format: Option<String>,
+    #[arg(value_name = "VOLUME", required = true)]
+    pub volumes: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct VolumeLsArgs {
+    /// Provide filter values (e.g. "dangling=true")
+    #[arg(short, long = "filter", value_name = "filter")]
+    pub filter: Vec<String>,
+    /// Format output using a custom template: 'table', 'json' or a Go template
+    #[arg(long, value_name = "string")]
+    pub format: Option<String>,
+    /// Only display volume names
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VolumePruneArgs {
+    /// Remove all unused volumes, not just anonymous ones
+    #[arg(short, long)]
+    pub all: bool,
+    /// Provide filter values (e.g. "label=<label>")
+    #[arg(long = "filter", value_name = "filter")]
+    pub filter: Vec<String>,
+    /// Do not prompt for confirmation
+    #[arg(short, long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VolumeRmArgs {
+    /// Force the removal of one or more volumes
+    #[arg(short, long)]
+    pub force: bool,
+    #[arg(value_name = "VOLUME", required = true)]
+    pub volumes: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]

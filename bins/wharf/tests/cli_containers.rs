@@ -21,6 +21,12 @@ fn calls(fake: &Fake) -> Vec<String> {
     fake.sequence().into_iter().filter(|l| !l.ends_with(" /_ping")).collect()
 }
 
+/// docker's output with its program name replaced by ours (`docker: …`, `Run 'docker run --help'`),
+/// so the rest can be compared byte for byte.
+fn as_wharf(s: &str) -> String {
+    s.replace("docker: ", "wharf: ").replace("'docker ", "'wharf ").replace("Usage:  docker ", "Usage:  wharf ")
+}
+
 /// Runs the same command with the docker CLI against a fresh fake of the same scenario and
 /// checks the two request sequences agree; returns docker's requests.
 fn same_as_docker(scenario: &Scenario, args: &[&str], stdin: Option<&[u8]>, ours: &Fake) -> Option<Vec<Rec>> {
@@ -188,7 +194,7 @@ fn run_start_errors_map_to_126_127_125() {
         assert_eq!(code, want, "{err}");
         assert_eq!(
             err,
-            format!("docker: Error response from daemon: {msg}\n\nRun 'docker run --help' for more information\n")
+            format!("wharf: Error response from daemon: {msg}\n\nRun 'wharf run --help' for more information\n")
         );
     }
 }
@@ -198,16 +204,16 @@ fn run_option_errors_exit_125_with_dockers_messages() {
     let fake = Fake::start(Scenario::default());
     let (code, _, err) = wharf(&fake, &["run", "-p", "abc", "busybox"], None);
     assert_eq!(code, 125);
-    assert_eq!(err, "docker: invalid containerPort: abc\n\nRun 'docker run --help' for more information\n");
+    assert_eq!(err, "wharf: invalid containerPort: abc\n\nRun 'wharf run --help' for more information\n");
     let (code, _, err) = wharf(&fake, &["run", "--dns", "x", "busybox"], None);
     assert_eq!(code, 125);
     assert_eq!(
         err,
-        "invalid argument \"x\" for \"--dns\" flag: IP address is not correctly formatted: x\n\nUsage:  docker run [OPTIONS] IMAGE [COMMAND] [ARG...]\n\nRun 'docker run --help' for more information\n"
+        "invalid argument \"x\" for \"--dns\" flag: IP address is not correctly formatted: x\n\nUsage:  wharf run [OPTIONS] IMAGE [COMMAND] [ARG...]\n\nRun 'wharf run --help' for more information\n"
     );
     let (code, _, err) = wharf(&fake, &["run", "--rm", "--restart", "always", "busybox"], None);
     assert_eq!(code, 125);
-    assert!(err.starts_with("docker: conflicting options: cannot specify both --restart and --rm"));
+    assert!(err.starts_with("wharf: conflicting options: cannot specify both --restart and --rm"));
     assert!(calls(&fake).is_empty(), "nothing is sent for bad options");
     if let Some(bin) = docker() {
         for args in [
@@ -216,6 +222,7 @@ fn run_option_errors_exit_125_with_dockers_messages() {
             &["run", "-m", "1q", "busybox"][..],
         ] {
             let (dc, _, derr) = run_cli(&bin, &fake, args, None, None);
+            let derr = as_wharf(&derr);
             let (wc, _, werr) = wharf(&fake, args, None);
             assert_eq!((wc, werr), (dc, derr), "{args:?}");
         }
@@ -425,6 +432,7 @@ fn port_lists_mappings() {
     if let Some(bin) = docker() {
         for args in [vec!["port", "web"], vec!["port", "web", "80"], vec!["port", "web", "53/udp"]] {
             let (dc, dout, derr) = run_cli(&bin, &fake, &args, None, None);
+            let (dout, derr) = (as_wharf(&dout), as_wharf(&derr));
             let (wc, wout, werr) = wharf(&fake, &args, None);
             assert_eq!((wc, wout, werr), (dc, dout, derr), "{args:?}");
         }
@@ -659,6 +667,7 @@ fn simple_commands_match_docker() {
     for (args, input) in all {
         let theirs = Fake::start(sc.clone());
         let (dc, dout, derr) = run_cli(&bin, &theirs, args, input, None);
+        let (dout, derr) = (as_wharf(&dout), as_wharf(&derr));
         let ours = Fake::start(sc.clone());
         let (wc, wout, werr) = wharf(&ours, args, input);
         let mut dseq = calls(&theirs);
@@ -676,6 +685,7 @@ fn simple_commands_match_docker() {
     let theirs = Fake::start(stopped.clone());
     let ours = Fake::start(stopped);
     let d = run_cli(&bin, &theirs, &["attach", "web"], None, None);
+    let d = (d.0, as_wharf(&d.1), as_wharf(&d.2));
     let w = wharf(&ours, &["attach", "web"], None);
     if d != w {
         failures.push(format!("attach to a stopped container: {d:?} vs {w:?}"));
@@ -1011,6 +1021,7 @@ fn option_errors_match_docker() {
             args.extend_from_slice(flags);
             args.push("busybox");
             let (dc, dout, derr) = run_cli(&bin, &fake, &args, None, None);
+            let (dout, derr) = (as_wharf(&dout), as_wharf(&derr));
             let (wc, wout, werr) = wharf(&fake, &args, None);
             if (dc, &dout, &derr) != (wc, &wout, &werr) {
                 failures

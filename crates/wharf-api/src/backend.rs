@@ -12,7 +12,8 @@ use crate::models::{
     ContainerCreateBody, ContainerCreateResponse, ContainerInspectResponse, ContainerPruneResponse, ContainerSummary,
     ContainerTopResponse, ImageDeleteResponseItem, ImageHistoryResponseItem, ImageInspect, ImagePruneResponse,
     ImageSummary, NetworkConnectRequest, NetworkCreateRequest, NetworkCreateResponse, NetworkDisconnectRequest,
-    NetworkInspect, NetworkPruneResponse, SystemDataUsageResponse, SystemInfo, SystemVersion,
+    NetworkInspect, NetworkPruneResponse, SystemDataUsageResponse, SystemInfo, SystemVersion, Volume,
+    VolumeCreateRequest, VolumeListResponse, VolumePruneResponse,
 };
 use crate::stream::ProgressSender;
 
@@ -277,6 +278,33 @@ pub trait ExecBackend: Send + Sync + 'static {
     async fn inspect(&self, id: &str) -> Result<crate::models::ExecInspectResponse, EngineError>;
 }
 
+/// Volumes: `/volumes/*`.
+///
+/// Vocabulary: a volume is named storage a container mounts; the `local` driver keeps it in a
+/// directory under the data root (optionally mounting a device, tmpfs or NFS share there while
+/// it is in use). A volume is *referenced* by every container that has it in its mounts
+/// (running or not) and *dangling* when none does; a referenced volume is never removed.
+/// *Anonymous* volumes (generated name, label `com.docker.volume.anonymous`) are created for a
+/// container's `VOLUME`s and `-v /path`; they are the only ones `prune` removes by default.
+///
+/// Example: `create({"Name":"data"})` → `data` (201), `remove("data", false)` while a container
+/// references it → Conflict `remove data: volume is in use - [<id>]`.
+#[async_trait]
+pub trait VolumeBackend: Send + Sync + 'static {
+    /// `POST /volumes/create`: creates the volume, or returns the existing one of that name.
+    async fn create(&self, req: VolumeCreateRequest) -> Result<Volume, EngineError>;
+    /// `GET /volumes?filters=` (`dangling`, `driver`, `label`, `name`).
+    async fn list(&self, filters: Filters) -> Result<VolumeListResponse, EngineError>;
+    /// `GET /volumes/{name}`: NotFound `get x: no such volume`.
+    async fn inspect(&self, name: &str) -> Result<Volume, EngineError>;
+    /// `DELETE /volumes/{name}?force`: `force` makes a missing volume a success and drops the
+    /// record even when the driver fails to clean up; a referenced volume is always refused.
+    async fn remove(&self, name: &str, force: bool) -> Result<(), EngineError>;
+    /// `POST /volumes/prune?filters=` (`label`, `label!`, `all`): unreferenced anonymous volumes,
+    /// or every unreferenced volume with `all=true`.
+    async fn prune(&self, filters: Filters) -> Result<VolumePruneResponse, EngineError>;
+}
+
 /// Networks: `/networks/...`. A network is named by its full ID, its name, or a unique ID
 /// prefix (Docker's lookup order); a miss is `network x not found` (NotFound).
 ///
@@ -311,5 +339,6 @@ pub struct Backends {
     pub images: Arc<dyn ImageBackend>,
     pub containers: Arc<dyn ContainerBackend>,
     pub execs: Arc<dyn ExecBackend>,
+    pub volumes: Arc<dyn VolumeBackend>,
     pub networks: Arc<dyn NetworkBackend>,
 }

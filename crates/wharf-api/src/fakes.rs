@@ -1,5 +1,6 @@
 //! Fake backends for route tests (STYLE 6: every route can be tested against a fake backend).
-//! The system fake answers with empty documents; the container fake knows no containers.
+//! The system fake answers with empty documents; the container fake knows no containers; the
+//! volume fake knows none either but echoes what it is asked to create and prune.
 
 use async_trait::async_trait;
 use futures_util::future::BoxFuture;
@@ -168,6 +169,38 @@ impl ImageBackend for NoImages {
     }
 }
 
+pub struct NoVolumes;
+
+#[async_trait]
+impl VolumeBackend for NoVolumes {
+    async fn create(&self, req: VolumeCreateRequest) -> Result<Volume, EngineError> {
+        Ok(Volume {
+            name: req.name.unwrap_or_else(|| "0".repeat(64)),
+            driver: "local".into(),
+            mountpoint: "/var/lib/wharf/volumes/x/_data".into(),
+            labels: req.labels.unwrap_or_default(),
+            options: req.driver_opts.unwrap_or_default(),
+            scope: Some(VolumeScopeEnum::LOCAL),
+            ..Default::default()
+        })
+    }
+    async fn list(&self, _: Filters) -> Result<VolumeListResponse, EngineError> {
+        Ok(VolumeListResponse { volumes: Some(vec![]), warnings: None })
+    }
+    async fn inspect(&self, name: &str) -> Result<Volume, EngineError> {
+        Err(EngineError::not_found(format!("get {name}: no such volume")))
+    }
+    async fn remove(&self, name: &str, force: bool) -> Result<(), EngineError> {
+        if force { Ok(()) } else { Err(EngineError::not_found(format!("get {name}: no such volume"))) }
+    }
+    /// Reports the `all` filter it was given as the deleted list, so tests see what the route
+    /// passed on.
+    async fn prune(&self, filters: Filters) -> Result<VolumePruneResponse, EngineError> {
+        let deleted = filters.get("all").map(|v| format!("all={v}")).collect();
+        Ok(VolumePruneResponse { volumes_deleted: Some(deleted), space_reclaimed: Some(0) })
+    }
+}
+
 /// Knows only the predefined networks, which cannot be removed; records nothing.
 pub struct FakeNetworks;
 
@@ -225,6 +258,7 @@ pub fn app() -> crate::router::App {
             images: std::sync::Arc::new(NoImages),
             containers: std::sync::Arc::new(NoContainers),
             execs: std::sync::Arc::new(NoContainers),
+            volumes: std::sync::Arc::new(NoVolumes),
             networks: std::sync::Arc::new(FakeNetworks),
         },
         tokio_util::sync::CancellationToken::new(),

@@ -11,7 +11,7 @@ use tower::ServiceExt;
 
 use crate::backend::Backends;
 use crate::error::ApiError;
-use crate::routes::{container, disk_usage, exec, image, network, stubs, system};
+use crate::routes::{container, disk_usage, exec, image, network, stubs, system, volume};
 use crate::version::{ApiVersion, PrefixCheck, check_prefix};
 
 /// The engine's version, shared by every crate of the workspace.
@@ -58,6 +58,10 @@ pub fn build(backends: Backends, shutdown: CancellationToken) -> App {
         .route("/containers/{id}/attach", post(container::attach))
         .route("/containers/{id}/resize", post(container::resize))
         .route("/containers/{id}", delete(container::remove))
+        .route("/volumes", get(volume::list))
+        .route("/volumes/create", post(volume::create))
+        .route("/volumes/prune", post(volume::prune))
+        .route("/volumes/{name}", get(volume::inspect).delete(volume::remove).put(volume::update))
         .route("/containers/{id}/exec", post(exec::create))
         .route("/exec/{id}/start", post(exec::start))
         .route("/exec/{id}/resize", post(exec::resize))
@@ -199,6 +203,36 @@ mod tests {
         assert_eq!(s, 400, "{b}");
         let (s, _) = call("POST", "/containers/prune", "").await;
         assert_eq!(s, 200);
+    }
+
+    #[tokio::test]
+    async fn volume_routes_translate_errors_and_bodies() {
+        use crate::fakes::call;
+        assert_eq!(call("GET", "/v1.50/volumes", "").await, (200, r#"{"Volumes":[],"Warnings":null}"#.into()));
+        let (s, b) = call("GET", "/volumes/nope", "").await;
+        assert_eq!((s, b.as_str()), (404, r#"{"message":"get nope: no such volume"}"#));
+        let (s, b) = call("POST", "/volumes/create", r#"{"Name":"v1","Labels":{"a":"b"},"DriverOpts":null}"#).await;
+        assert_eq!(s, 201, "{b}");
+        let v: serde_json::Value = serde_json::from_str(&b).unwrap();
+        assert_eq!(v["Name"], "v1");
+        assert_eq!(v["Options"], serde_json::Value::Null, "no options: null, as Docker");
+        assert_eq!(v["Labels"]["a"], "b");
+        assert_eq!(v["Scope"], "local");
+        let (s, _) = call("POST", "/volumes/create", "").await;
+        assert_eq!(s, 201, "an empty body creates an anonymous volume");
+        let (s, b) = call("POST", "/volumes/create", "{nope").await;
+        assert_eq!(s, 400, "{b}");
+        assert_eq!(call("DELETE", "/volumes/v1?force=1", "").await.0, 204);
+        let (s, b) = call("PUT", "/v1.53/volumes/v1?version=1", "{}").await;
+        assert_eq!(
+            (s, b.as_str()),
+            (503, r#"{"message":"volume update only valid for cluster volumes, but swarm is unavailable"}"#)
+        );
+        // Below 1.42 prune removes named volumes too: the route asks for `all`.
+        let (_, b) = call("POST", "/v1.41/volumes/prune", "").await;
+        assert_eq!(b, r#"{"VolumesDeleted":["all=true"],"SpaceReclaimed":0}"#);
+        let (_, b) = call("POST", "/v1.42/volumes/prune", "").await;
+        assert_eq!(b, r#"{"VolumesDeleted":[],"SpaceReclaimed":0}"#);
     }
 
     #[tokio::test]

@@ -1,8 +1,8 @@
-//! `/system/df`: each service's part of the disk usage. Images are real; containers, volumes
-//! and the build cache report empty lists until their services exist.
+//! `/system/df`: each service's part of the disk usage. Images and volumes are real;
+//! containers and the build cache report empty lists until their services fill them in.
 
 use wharf_api::backend::DiskUsageOptions;
-use wharf_api::models::{BuildCacheDiskUsage, ContainersDiskUsage, SystemDataUsageResponse, VolumesDiskUsage};
+use wharf_api::models::{BuildCacheDiskUsage, ContainersDiskUsage, SystemDataUsageResponse};
 use wharf_types::EngineError;
 
 use crate::Daemon;
@@ -11,6 +11,7 @@ impl Daemon {
     /// The usage of the object types asked for, each with its items.
     pub async fn system_disk_usage(&self, opts: DiskUsageOptions) -> Result<SystemDataUsageResponse, EngineError> {
         let image_usage = if opts.images { Some(self.images_disk_usage().await?) } else { None };
+        let volume_usage = if opts.volumes { Some(self.volumes().disk_usage().await) } else { None };
         Ok(SystemDataUsageResponse {
             image_usage,
             container_usage: opts.containers.then(|| ContainersDiskUsage {
@@ -20,13 +21,7 @@ impl Daemon {
                 total_size: Some(0),
                 items: Some(Vec::new()),
             }),
-            volume_usage: opts.volumes.then(|| VolumesDiskUsage {
-                active_count: Some(0),
-                total_count: Some(0),
-                reclaimable: Some(0),
-                total_size: Some(0),
-                items: Some(Vec::new()),
-            }),
+            volume_usage,
             build_cache_usage: opts.build_cache.then(|| BuildCacheDiskUsage {
                 active_count: Some(0),
                 total_count: Some(0),

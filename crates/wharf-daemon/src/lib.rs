@@ -12,6 +12,8 @@
 //! - [`info`]: host facts from the kernel and /etc.
 //! - [`image`]: the image service (content store, snapshotter, image metadata, GC) and the
 //!   `ImageBackend`; [`disk_usage`]: `/system/df` from every service's part.
+//! - [`volume`]: volumes (the `local` driver), container mounts and copy-up (the
+//!   `VolumeBackend`).
 //!
 //! On disk (see DESIGN.md §3): `<data-root>/wharf.lock`, `<data-root>/wharf.db`,
 //! `<data-root>/content/`, `<data-root>/snapshots/{overlay,native}/`; the exec root holds the
@@ -25,6 +27,7 @@ pub mod image;
 pub mod info;
 pub mod network;
 pub mod system;
+pub mod volume;
 
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
@@ -55,6 +58,8 @@ pub enum DaemonError {
     Engine(#[from] wharf_types::EngineError),
     #[error("open the image service")]
     Image(#[from] image::ImageError),
+    #[error("open the volume service")]
+    Volume(#[from] volume::VolumeError),
     #[error("create directory {path}")]
     Dir {
         path: PathBuf,
@@ -70,6 +75,7 @@ impl Classify for DaemonError {
             DaemonError::Db(e) => e.kind(),
             DaemonError::Engine(e) => e.kind,
             DaemonError::Image(e) => e.kind(),
+            DaemonError::Volume(e) => e.kind(),
             DaemonError::Dir { .. } => ErrorKind::Internal,
         }
     }
@@ -86,6 +92,7 @@ pub struct Daemon {
     images: Arc<image::ImageService>,
     containers: Arc<container::ContainerService>,
     networks: Arc<network::NetworkService>,
+    volumes: Arc<volume::VolumeService>,
     engine_id: String,
     host: HostFacts,
     build: BuildInfo,
@@ -133,12 +140,17 @@ impl Daemon {
             Some(make) => make(&images),
             None => images.clone(),
         };
+        let volumes = volume::VolumeService::open(&config.data_root, db.clone(), events.clone())?;
         let networks = network::NetworkService::open(db.clone(), events.clone(), &config)?;
         let containers = container::ContainerService::new(|weak| {
-            container_ctx(&config, &db, &events, provider, networks.clone(), weak)
+            container_ctx(&config, &db, &events, provider, volumes.clone(), networks.clone(), weak)
         })?;
         networks.set_containers(Arc::downgrade(&containers));
         images.set_usage(containers.clone());
+        // References come from the containers' mounts; a referenced volume is never removed.
+        for r in containers.load_all()? {
+            volumes.restore_refs(r.id.as_str(), &r.mount_points);
+        }
         Ok(Arc::new(Self {
             config: RwLock::new(config),
             db,
@@ -146,6 +158,7 @@ impl Daemon {
             images,
             containers,
             networks,
+            volumes,
             engine_id,
             host,
             build,
@@ -160,7 +173,9 @@ impl Daemon {
         if let Err(e) = self.networks.ready().await {
             tracing::error!(error = %e.message, "network setup failed; containers cannot be networked");
         }
-        container::restore::restore(&self.containers).await
+        let alive = container::restore::restore(&self.containers).await;
+        self.volumes.finish_restore();
+        alive
     }
 
     /// Called once the API has stopped serving: releases what nothing uses any more.
@@ -176,6 +191,12 @@ impl Daemon {
         &self.containers
     }
 
+    /// The volumes; `/system/df` takes its volume part from [`volume::VolumeService::disk_usage`]
+    /// (or the legacy list from [`volume::VolumeService::volumes_usage`]).
+    pub fn volumes(&self) -> &Arc<volume::VolumeService> {
+        &self.volumes
+    }
+
     /// The backends the API serves.
     pub fn backends(self: &Arc<Self>) -> Backends {
         Backends {
@@ -184,6 +205,7 @@ impl Daemon {
             containers: self.containers.clone(),
             execs: self.containers.clone(),
             networks: self.networks.clone(),
+            volumes: self.volumes.clone(),
         }
     }
 
@@ -246,6 +268,7 @@ fn container_ctx(
     db: &Arc<Db>,
     events: &Arc<EventBus>,
     images: Arc<dyn container::ImageProvider>,
+    volumes: Arc<volume::VolumeService>,
     network: Arc<network::NetworkService>,
     weak: std::sync::Weak<container::ContainerService>,
 ) -> container::Ctx {
@@ -270,6 +293,7 @@ fn container_ctx(
         db: db.clone(),
         events: events.clone(),
         images,
+        volumes,
         paths: container::Paths {
             data_root: config.data_root.clone(),
             exec_root: config.exec_root.clone(),

@@ -3,6 +3,7 @@
 mod df;
 mod image;
 mod system;
+mod volume;
 
 mod attach;
 mod container;
@@ -14,7 +15,7 @@ mod ps;
 pub mod run;
 mod stats;
 pub mod stream;
-use crate::cli::{Cli, Cmd, ImageCmd, PluginCmd, SystemCmd};
+use crate::cli::{Cli, Cmd, ImageCmd, PluginCmd, SystemCmd, VolumeCmd};
 use crate::cli_container::ContainerCmd;
 use crate::client::{self, CliError};
 
@@ -51,6 +52,11 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Cmd::Save(a) | Cmd::Image(ImageCmd::Save(a)) => image::save(&ctx, a).await,
         Cmd::Load(a) | Cmd::Image(ImageCmd::Load(a)) => image::load(&ctx, a).await,
         Cmd::Image(ImageCmd::Prune(a)) => image::prune(&ctx, a).await,
+        Cmd::Volume(VolumeCmd::Create(a)) => volume::create(&ctx, a).await,
+        Cmd::Volume(VolumeCmd::Inspect(a)) => volume::inspect(&ctx, a).await,
+        Cmd::Volume(VolumeCmd::Ls(a)) => volume::ls(&ctx, a).await,
+        Cmd::Volume(VolumeCmd::Prune(a)) => volume::prune(&ctx, a).await,
+        Cmd::Volume(VolumeCmd::Rm(a)) => volume::rm(&ctx, a).await,
         Cmd::Container(c) => container_cmd(&ctx, c).await,
         Cmd::Run(a) => run::run(&ctx, a).await,
         Cmd::Create(a) => run::create(&ctx, a).await,

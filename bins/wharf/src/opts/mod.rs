@@ -18,7 +18,7 @@ use std::fmt;
 use std::net::IpAddr;
 
 /// The name docker prints in hints and usage lines.
-pub const PROG: &str = "docker";
+pub const PROG: &str = "wharf";
 
 /// An option error, formatted by the command that owns the flags.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -752,11 +752,11 @@ mod tests {
         let e = OptError::flag("--dns", "x", "IP address is not correctly formatted: x");
         assert_eq!(
             e.render("run", "run [OPTIONS] IMAGE [COMMAND] [ARG...]"),
-            "invalid argument \"x\" for \"--dns\" flag: IP address is not correctly formatted: x\n\nUsage:  docker run [OPTIONS] IMAGE [COMMAND] [ARG...]\n\nRun 'docker run --help' for more information"
+            "invalid argument \"x\" for \"--dns\" flag: IP address is not correctly formatted: x\n\nUsage:  wharf run [OPTIONS] IMAGE [COMMAND] [ARG...]\n\nRun 'wharf run --help' for more information"
         );
         assert_eq!(
             OptError::Parse("invalid containerPort: abc".into()).render("run", ""),
-            "docker: invalid containerPort: abc\n\nRun 'docker run --help' for more information"
+            "wharf: invalid containerPort: abc\n\nRun 'wharf run --help' for more information"
         );
     }
 }

@@ -216,12 +216,12 @@ impl ContainerBackend for ContainerService {
         }))
     }
 
-    async fn remove(&self, id: &str, force: bool, _volumes: bool, link: bool) -> Result<(), EngineError> {
+    async fn remove(&self, id: &str, force: bool, volumes: bool, link: bool) -> Result<(), EngineError> {
         let h = self.lookup(id)?;
         if link {
             return Err(EngineError::invalid("Conflict, cannot remove the default link name of the container"));
         }
-        self.ask(&h, |reply| Op::Remove { force, reply }).await
+        self.ask(&h, |reply| Op::Remove { force, volumes, reply }).await
     }
 
     async fn rename(&self, id: &str, name: &str) -> Result<(), EngineError> {
@@ -407,7 +407,7 @@ impl ContainerBackend for ContainerService {
             let size = tokio::task::spawn_blocking(move || snapshotter.usage(&key).map(|u| u.size as i64).unwrap_or(0))
                 .await
                 .unwrap_or(0);
-            if self.ask(&h, |reply| Op::Remove { force: false, reply }).await.is_ok() {
+            if self.ask(&h, |reply| Op::Remove { force: false, volumes: false, reply }).await.is_ok() {
                 deleted.push(r.id.to_string());
                 reclaimed += size;
             }

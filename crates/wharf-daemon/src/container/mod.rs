@@ -10,6 +10,7 @@
 //! - [`run`]: what starting a container does on the host (rootfs mount, netns, /etc files,
 //!   OCI bundle, shim) and its undo.
 //! - [`spec`]: the record → `SpecOptions` mapping (Docker's HostConfig semantics).
+//! - [`mounts`]: a new container's volumes, binds and tmpfs mounts (with `crate::volume`).
 //! - [`view`]: inspect and list shapes, `Status` strings, ps filters.
 //! - [`restore`]: live restore at daemon start (reconnect to shims, collect missed exits).
 //!
@@ -21,6 +22,7 @@ pub mod attach;
 pub mod exec;
 pub mod health;
 pub mod model;
+pub mod mounts;
 pub mod names;
 pub mod restore;
 pub mod run;
@@ -151,6 +153,7 @@ pub struct Ctx {
     pub db: Arc<wharf_store::Db>,
     pub events: Arc<EventBus>,
     pub images: Arc<dyn ImageProvider>,
+    pub volumes: Arc<crate::volume::VolumeService>,
     pub paths: Paths,
     pub runtimes: RuntimeLookup,
     pub default_runtime: String,
@@ -299,7 +302,15 @@ impl ContainerService {
                 .map_err(internal)?
                 .map_err(|e| EngineError::from_classified(&e))?;
         }
+        let mount_points = match self.create_mounts(&id, &host_config, &config, &rw_layer).await {
+            Ok(m) => m,
+            Err(e) => {
+                self.discard_rw_layer(&rw_layer).await;
+                return Err(e);
+            }
+        };
         if let Err(e) = tokio::fs::create_dir_all(&dir).await {
+            self.ctx.volumes.forget(id.as_str(), &mount_points, true);
             self.discard_rw_layer(&rw_layer).await;
             return Err(internal(e));
         }
@@ -322,8 +333,10 @@ impl ContainerService {
             log_path,
             rw_layer: rw_layer.clone(),
             image_top_layer: image.top_layer,
+            mount_points,
         };
         if let Err(e) = self.persist_new(&record) {
+            self.ctx.volumes.forget(id.as_str(), &record.mount_points, true);
             self.discard_rw_layer(&rw_layer).await;
             let _ = tokio::fs::remove_dir_all(&dir).await;
             return Err(e);

@@ -120,6 +120,9 @@ pub struct ContainerRecord {
     /// Snapshot name of the image's top layer (the rw layer's parent), if any.
     #[serde(default)]
     pub image_top_layer: Option<String>,
+    /// Volumes, binds and tmpfs mounts, resolved at create (see `crate::volume::container`).
+    #[serde(default)]
+    pub mount_points: Vec<crate::volume::mountpoint::MountPoint>,
 }
 
 impl ContainerRecord {

@@ -35,6 +35,7 @@ pub async fn restore(svc: &Arc<ContainerService>) -> usize {
                 Ok(client) => {
                     tracing::info!(container = %r.id, "reconnected to a running container");
                     alive += 1;
+                    svc.ctx.volumes.restore_active(r.id.as_str(), &r.mount_points);
                     svc.install(r, Some(client));
                     continue;
                 }

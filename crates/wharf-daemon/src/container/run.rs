@@ -1,6 +1,6 @@
 //! What starting a container does on the host, and its undo:
-//! rootfs mount → network namespace → networking and /etc files ([`crate::network`]) → OCI
-//! bundle → shim (`create` + `start`).
+//! rootfs mount → network namespace → networking and /etc files ([`crate::network`]) →
+//! volumes → OCI bundle → shim (`create` + `start`).
 //! Every step is undone by [`teardown`] if a later one fails, so a failed start leaves no
 //! mount, namespace or shim behind.
 
@@ -92,11 +92,18 @@ async fn start_inner(ctx: &Ctx, r: &ContainerRecord, peer: &super::spec::PeerNs)
             ctx.paths.init_binary.display()
         )));
     }
+
+    let mounts = {
+        let (volumes, id, points) = (ctx.volumes.clone(), r.id.to_string(), r.mount_points.clone());
+        let (dir, rootfs) = (l.dir.clone(), l.rootfs.clone());
+        tokio::task::spawn_blocking(move || volumes.setup(&id, &points, &dir, &rootfs)).await.map_err(internal)??
+    };
+
     let image = ctx.images.resolve_image(&r.image_id).await?;
     let opts = spec_options(
         r,
         &image.config,
-        &RunPaths { rootfs: &l.rootfs, netns, etc_dir: &etc_dir, init_binary: &ctx.paths.init_binary },
+        &RunPaths { rootfs: &l.rootfs, netns, etc_dir: &etc_dir, init_binary: &ctx.paths.init_binary, mounts },
         &ctx.cgroup_parent,
         peer,
     )?;
@@ -213,10 +220,12 @@ pub async fn teardown(ctx: &Ctx, r: &ContainerRecord) {
         tracing::warn!(container = %r.id, error = %e, "removing the network namespace failed");
     }
     let rootfs = l.rootfs.clone();
+    let (volumes, id, dir) = (ctx.volumes.clone(), r.id.to_string(), l.dir.clone());
     let _ = tokio::task::spawn_blocking(move || {
         if let Err(e) = wharf_snapshot::unmount(&rootfs) {
             tracing::debug!(error = %e, "rootfs unmount");
         }
+        volumes.teardown(&id, &dir);
     })
     .await;
 }

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use wharf_api::models::{ContainerConfig, ContainerCreateBody, HealthConfig, HostConfig, RestartPolicyNameEnum};
 use wharf_runtime::spec::{
-    self as rspec, CgroupnsMode, DeviceMapping, EtcFiles, IpcMode, MountKind, NetworkMode, PidMode, Resources,
-    SpecOptions, Ulimit, UserMount, UsernsMode, UtsMode,
+    self as rspec, CgroupnsMode, DeviceMapping, EtcFiles, IpcMode, NetworkMode, PidMode, Resources, SpecOptions,
+    Ulimit, UserMount, UsernsMode, UtsMode,
 };
 use wharf_types::EngineError;
 use wharf_types::image::{HealthConfig as ImageHealth, ImageConfig};
@@ -139,11 +139,10 @@ pub fn validate_host_config(hc: &mut HostConfig) -> Result<Vec<String>, EngineEr
         let name = rp.name.unwrap_or(RestartPolicyNameEnum::EMPTY);
         let max = rp.maximum_retry_count.unwrap_or(0);
         match name {
-            RestartPolicyNameEnum::ON_FAILURE => {
-                if max < 0 {
-                    return Err(EngineError::invalid("invalid restart policy: maximum retry count cannot be negative"));
-                }
+            RestartPolicyNameEnum::ON_FAILURE if max < 0 => {
+                return Err(EngineError::invalid("invalid restart policy: maximum retry count cannot be negative"));
             }
+            RestartPolicyNameEnum::ON_FAILURE => {}
             other if max != 0 => {
                 let n = match other {
                     RestartPolicyNameEnum::ALWAYS => "always",
@@ -211,6 +210,9 @@ pub struct RunPaths<'a> {
     pub netns: Option<PathBuf>,
     pub etc_dir: &'a Path,
     pub init_binary: &'a Path,
+    /// Volumes, binds and `--mount`s with their host sources, from
+    /// `crate::volume::VolumeService::setup`.
+    pub mounts: Vec<UserMount>,
 }
 
 /// A namespace of another container, resolved by the caller (`container:<x>` modes).
@@ -258,13 +260,6 @@ pub fn spec_options(
         wharf_api::models::HostConfigCgroupnsModeEnum::HOST => CgroupnsMode::Host,
         _ => CgroupnsMode::Private,
     });
-    let mut mounts = Vec::new();
-    for b in hc.binds.iter().flatten() {
-        mounts.push(parse_bind(b)?);
-    }
-    for m in hc.mounts.iter().flatten() {
-        mounts.push(api_mount(m)?);
-    }
     let tmpfs: BTreeMap<String, String> = hc.tmpfs.clone().unwrap_or_default().into_iter().collect();
     let ulimits = hc
         .ulimits
@@ -333,7 +328,7 @@ pub fn spec_options(
         device_cgroup_rules: hc.device_cgroup_rules.clone().unwrap_or_default(),
         shm_size: hc.shm_size.unwrap_or(0),
         tmpfs,
-        mounts,
+        mounts: p.mounts.clone(),
         etc_files: EtcFiles {
             resolv_conf: Some(p.etc_dir.join("resolv.conf")),
             hostname: Some(p.etc_dir.join("hostname")),
@@ -347,97 +342,6 @@ pub fn spec_options(
         cgroup_parent: hc.cgroup_parent.clone().filter(|s| !s.is_empty()).unwrap_or_else(|| cgroup_parent.to_owned()),
         ..Default::default()
     })
-}
-
-/// `-v /host:/ctr[:ro|rw|z|Z|shared|…]` for host paths (named volumes come with the volumes issue).
-fn parse_bind(spec: &str) -> Result<UserMount, EngineError> {
-    let parts: Vec<&str> = spec.split(':').collect();
-    let (src, dst, opts) = match parts.as_slice() {
-        [s, d] => (*s, *d, ""),
-        [s, d, o] => (*s, *d, *o),
-        _ => {
-            return Err(EngineError::invalid(format!("invalid spec: {spec}: too many colons")));
-        }
-    };
-    if !src.starts_with('/') {
-        return Err(EngineError::invalid(format!(
-            "create {src}: \"{src}\" includes invalid characters for a local volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to pass a host directory, use absolute path"
-        )));
-    }
-    if !dst.starts_with('/') {
-        return Err(EngineError::invalid(format!(
-            "invalid mount config for type \"bind\": invalid mount path: '{dst}' mount path must be absolute"
-        )));
-    }
-    let mut m = UserMount {
-        kind: MountKind::Bind,
-        source: PathBuf::from(src),
-        destination: dst.to_owned(),
-        writable: true,
-        ..Default::default()
-    };
-    for o in opts.split(',').filter(|o| !o.is_empty()) {
-        match o {
-            "ro" => m.writable = false,
-            "rw" => m.writable = true,
-            "z" | "Z" | "nocopy" => {}
-            "shared" | "rshared" | "slave" | "rslave" | "private" | "rprivate" => m.propagation = Some(o.to_owned()),
-            other => return Err(EngineError::invalid(format!("invalid mode: {other}"))),
-        }
-    }
-    if !Path::new(src).exists() {
-        std::fs::create_dir_all(src)
-            .map_err(|e| EngineError::invalid(format!("error while creating mount source path '{src}': {e}")))?;
-    }
-    Ok(m)
-}
-
-fn api_mount(m: &wharf_api::models::Mount) -> Result<UserMount, EngineError> {
-    use wharf_api::models::MountType as MountTypeEnum;
-    let target = m.target.clone().unwrap_or_default();
-    if target.is_empty() {
-        return Err(EngineError::invalid("invalid mount config: Target must not be empty"));
-    }
-    match m.typ {
-        Some(MountTypeEnum::BIND) => {
-            let src = m.source.clone().unwrap_or_default();
-            if !src.starts_with('/') {
-                return Err(EngineError::invalid(format!(
-                    "invalid mount config for type \"bind\": invalid mount path: '{src}' mount path must be absolute"
-                )));
-            }
-            if !Path::new(&src).exists() {
-                return Err(EngineError::invalid(format!(
-                    "invalid mount config for type \"bind\": bind source path does not exist: {src}"
-                )));
-            }
-            let bo = m.bind_options.clone().unwrap_or_default();
-            Ok(UserMount {
-                kind: MountKind::Bind,
-                source: src.into(),
-                destination: target,
-                writable: !m.read_only.unwrap_or(false),
-                propagation: bo.propagation.map(|p| p.to_string()).filter(|s| !s.is_empty()),
-                non_recursive: bo.non_recursive.unwrap_or(false),
-                ..Default::default()
-            })
-        }
-        Some(MountTypeEnum::TMPFS) => {
-            let to = m.tmpfs_options.clone().unwrap_or_default();
-            Ok(UserMount {
-                kind: MountKind::Tmpfs,
-                source: PathBuf::from("tmpfs"),
-                destination: target,
-                writable: !m.read_only.unwrap_or(false),
-                tmpfs_data: rspec::tmpfs_data(m.read_only.unwrap_or(false), to.mode.map(|v| v as u32), to.size_bytes),
-                ..Default::default()
-            })
-        }
-        other => Err(EngineError::not_implemented(format!(
-            "mount type {:?} is not supported yet",
-            other.map(|t| t.to_string()).unwrap_or_default()
-        ))),
-    }
 }
 
 #[cfg(test)]

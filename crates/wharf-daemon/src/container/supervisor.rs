@@ -48,8 +48,10 @@ pub enum Op {
         name: String,
         reply: Reply<()>,
     },
+    /// `volumes`: also remove the container's anonymous volumes (`rm -v`, `--rm`).
     Remove {
         force: bool,
+        volumes: bool,
         reply: Reply<()>,
     },
     /// Applies a change to the record (update, health) and persists it.
@@ -206,8 +208,8 @@ impl Supervisor {
                 let res = change(&mut r).and_then(|()| self.commit(r));
                 let _ = reply.send(res);
             }
-            Op::Remove { force, reply } => {
-                let res = self.remove(force).await;
+            Op::Remove { force, volumes, reply } => {
+                let res = self.remove(force, volumes).await;
                 let removed = res.is_ok();
                 let _ = reply.send(res);
                 if removed {
@@ -293,7 +295,7 @@ impl Supervisor {
                 let auto_remove = r.host_config.auto_remove == Some(true);
                 let _ = self.commit(r);
                 // `run --rm` waits for the removal after a failed start (moby removes it too).
-                if auto_remove && let Err(re) = Box::pin(self.remove(true)).await {
+                if auto_remove && let Err(re) = Box::pin(self.remove(true, true)).await {
                     tracing::warn!(container = %self.h.id, error = %re.message, "removing a container that failed to start");
                 }
                 Err(e)
@@ -466,7 +468,7 @@ impl Supervisor {
             return Flow::Continue;
         }
         if r.host_config.auto_remove == Some(true) {
-            if let Err(e) = self.remove(true).await {
+            if let Err(e) = self.remove(true, true).await {
                 tracing::error!(container = %r.id, error = %e, "auto-removal failed");
                 return Flow::Continue;
             }
@@ -492,7 +494,7 @@ impl Supervisor {
         }
     }
 
-    async fn remove(&mut self, force: bool) -> Result<(), EngineError> {
+    async fn remove(&mut self, force: bool, volumes: bool) -> Result<(), EngineError> {
         let r = self.record();
         if r.state.status.is_running() {
             if !force {
@@ -528,6 +530,8 @@ impl Supervisor {
             svc.delete_row(&r.id)?;
             svc.forget(&r.id);
         }
+        let (vols, id, points) = (self.ctx.volumes.clone(), r.id.to_string(), r.mount_points.clone());
+        let _ = tokio::task::spawn_blocking(move || vols.forget(&id, &points, volumes)).await;
         self.event("destroy", &[]);
         self.h.exits.send_modify(|w| w.removed = true);
         Ok(())

@@ -110,6 +110,13 @@ fn health(r: &ContainerRecord) -> Option<Health> {
     })
 }
 
+/// `Mounts` as inspect and `ps` show them, by destination.
+fn mounts(r: &ContainerRecord) -> Vec<wharf_api::models::MountPoint> {
+    let mut points: Vec<_> = r.mount_points.iter().collect();
+    points.sort_by(|a, b| a.destination.cmp(&b.destination));
+    points.into_iter().map(|m| m.to_api()).collect()
+}
+
 /// Paths and sizes inspect reports that the service knows.
 pub struct InspectExtras {
     pub container_dir: std::path::PathBuf,
@@ -161,7 +168,7 @@ pub fn inspect(r: &ContainerRecord, x: &InspectExtras) -> ContainerInspectRespon
         }),
         size_rw: x.size_rw,
         size_root_fs: x.size_root_fs,
-        mounts: Some(Vec::new()),
+        mounts: Some(mounts(r)),
         config: Some(r.config.clone()),
         network_settings: Some(NetworkSettings {
             sandbox_id: Some(String::new()),
@@ -193,7 +200,7 @@ pub fn summary(r: &ContainerRecord, size: Option<(i64, i64)>) -> ContainerSummar
             annotations: None,
         }),
         network_settings: None,
-        mounts: Some(Vec::new()),
+        mounts: Some(mounts(r)),
         ..Default::default()
     }
 }
@@ -254,6 +261,13 @@ pub fn matches(r: &ContainerRecord, f: &Filters, ancestors: Option<&[String]>) -
         && ancestors.is_none_or(|ids| ids.contains(&r.image_id))
         && f.any("is-task", |v| v == "false")
         && f.any("isolation", |v| v == "default" || v.is_empty())
+        && f.any("volume", |v| {
+            // moby: a volume's name (a bind's source) or a mount's destination.
+            r.mount_points.iter().any(|m| {
+                let key = if m.name.is_empty() { &m.source } else { &m.name };
+                key == v || m.destination == v
+            })
+        })
         && f.any("expose", |v| {
             let want = if v.contains('/') { v.to_owned() } else { format!("{v}/tcp") };
             r.config.exposed_ports.as_ref().is_some_and(|p| p.contains(&want))
@@ -302,5 +316,19 @@ mod tests {
         assert!(matches(&r, &f(r#"{"health":["none"]}"#), None));
         assert!(validate_filters(&f(r#"{"status":["bogus"]}"#)).is_err());
         assert!(validate_filters(&f(r#"{"nope":["x"]}"#)).is_err());
+        let mut v = rec();
+        v.mount_points = vec![
+            crate::volume::mountpoint::parse_bind("data:/data", "").unwrap(),
+            crate::volume::mountpoint::parse_bind("/srv:/srv", "").unwrap(),
+        ];
+        assert!(matches(&v, &f(r#"{"volume":["data"]}"#), None));
+        assert!(matches(&v, &f(r#"{"volume":["/data"]}"#), None));
+        assert!(matches(&v, &f(r#"{"volume":["/srv"]}"#), None));
+        assert!(!matches(&v, &f(r#"{"volume":["other"]}"#), None));
+        assert!(!matches(&r, &f(r#"{"volume":["data"]}"#), None));
+        let shown = mounts(&v);
+        assert_eq!(shown[0].destination.as_deref(), Some("/data"));
+        assert_eq!(shown[0].typ.as_deref(), Some("volume"));
+        assert_eq!(shown[1].propagation.as_deref(), Some("rprivate"));
     }
 }
