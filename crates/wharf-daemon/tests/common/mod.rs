@@ -93,7 +93,7 @@ impl InProc {
 
     /// `extra` is merged into the daemon.json the fixture builds (network slot, cgroup parent).
     pub fn start_with(extra: serde_json::Value) -> InProc {
-        // SAFETY of the env: set before any thread reads it; all tests set the same value.
+        // SAFETY: set before any thread reads the environment; every test sets the same value.
         unsafe { std::env::set_var("WHARF_BIN_DIR", wharf_testkit::bin_dir()) };
         let dir = tempfile::Builder::new().prefix("wharf-test-").tempdir().unwrap();
         let net = NetSlot::acquire();
