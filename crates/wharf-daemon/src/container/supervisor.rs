@@ -425,10 +425,11 @@ impl Supervisor {
             Ok(s) => (i64::from(s.code), s.oom_killed, s.exited_at, String::new()),
             Err(e) => (255, false, now_rfc3339(), e.to_string()),
         };
-        if let Some(client) = self.h.shim.lock().unwrap_or_else(|p| p.into_inner()).take() {
-            tokio::spawn(async move {
-                let _ = client.shutdown().await;
-            });
+        // The network and mounts are torn down after `die` (below), as Docker orders the events.
+        let shim = self.h.shim.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(client) = shim {
+            // The shim answers once the runtime has deleted its state, so a restart can reuse the id.
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(10), client.shutdown()).await;
         }
         r.state.status = Status::Exited;
         r.state.pid = 0;
