@@ -70,7 +70,9 @@ pub fn wait_next_second() {
 
 /// A tar of a minimal busybox root filesystem built from the host's static busybox
 /// (`/bin/busybox` with its applets as symlinks, `/etc/passwd` and `/etc/group`), made once per
-/// test process. `None` when the host has no static busybox.
+/// test process into a per-process directory, then moved to a cache shared by all test processes
+/// (`$TMPDIR/wharf-testkit-cache/busybox-<size>-<mtime>.tar`, one file per busybox build), so
+/// test runs leave nothing behind but that file. `None` when the host has no static busybox.
 pub fn busybox_rootfs_tar() -> Option<&'static Path> {
     static TAR: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
     TAR.get_or_init(|| {
@@ -78,7 +80,15 @@ pub fn busybox_rootfs_tar() -> Option<&'static Path> {
         if !busybox.exists() {
             return None;
         }
-        let dir = std::env::temp_dir().join(format!("wharf-testkit-busybox-{}", std::process::id()));
+        let meta = busybox.metadata().ok()?;
+        let mtime = meta.modified().ok()?.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs();
+        let cache = std::env::temp_dir().join("wharf-testkit-cache");
+        let cached = cache.join(format!("busybox-{}-{mtime}.tar", meta.len()));
+        if cached.exists() {
+            return Some(cached);
+        }
+        std::fs::create_dir_all(&cache).ok()?;
+        let dir = cache.join(format!("build-{}", std::process::id()));
         let root = dir.join("rootfs");
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(root.join("bin")).ok()?;
@@ -97,8 +107,9 @@ pub fn busybox_rootfs_tar() -> Option<&'static Path> {
         std::fs::write(root.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n").ok()?;
         let tar = dir.join("busybox.tar");
         let status = Command::new("tar").arg("-C").arg(&root).arg("-cf").arg(&tar).arg(".").status().ok()?;
-        let _ = std::fs::remove_dir_all(&root);
-        status.success().then_some(tar)
+        let moved = status.success() && std::fs::rename(&tar, &cached).is_ok();
+        let _ = std::fs::remove_dir_all(&dir);
+        moved.then_some(cached)
     })
     .as_deref()
 }
