@@ -26,7 +26,7 @@ use tar::{EntryType, Header};
 use wharf_api::backend::{ByteStream, ExtractOptions, PathArchive, PathStat};
 use wharf_types::{EngineError, Event, EventType};
 
-use super::fsview::{RootDir, Source, os, os_bytes, with_root};
+use super::fsview::{RootDir, Source, os, with_root};
 use super::model::{ContainerRecord, Status};
 use super::{ContainerService, run};
 
@@ -188,6 +188,37 @@ impl<W: Write> TarWriter<W> {
         h
     }
 
+    /// Appends an entry named exactly `name` (tar's own path handling would drop a leading
+    /// `./` or `/`, which clients rebase on): GNU long-name records past 100 bytes.
+    fn append(&mut self, h: &mut Header, name: &[u8], link: Option<&[u8]>, data: impl Read) -> io::Result<()> {
+        fn long(tar: &mut tar::Builder<impl Write>, kind: EntryType, value: &[u8]) -> io::Result<()> {
+            let mut lh = Header::new_gnu();
+            lh.as_gnu_mut().expect("gnu header").name[..13].copy_from_slice(b"././@LongLink");
+            lh.set_mode(0o644);
+            lh.set_entry_type(kind);
+            lh.set_size(value.len() as u64 + 1);
+            lh.set_cksum();
+            tar.append(&lh, value.chain(&b"\0"[..]))
+        }
+        if name.len() > 100 {
+            long(&mut self.tar, EntryType::GNULongName, name)?;
+        }
+        if let Some(l) = link.filter(|l| l.len() > 100) {
+            long(&mut self.tar, EntryType::GNULongLink, l)?;
+        }
+        let gnu = h.as_gnu_mut().expect("gnu header");
+        gnu.name = [0; 100];
+        let n = name.len().min(100);
+        gnu.name[..n].copy_from_slice(&name[..n]);
+        if let Some(l) = link {
+            gnu.linkname = [0; 100];
+            let n = l.len().min(100);
+            gnu.linkname[..n].copy_from_slice(&l[..n]);
+        }
+        h.set_cksum();
+        self.tar.append(h, data)
+    }
+
     fn pax(&mut self, records: &[(String, Vec<u8>)]) -> io::Result<()> {
         if records.is_empty() {
             return Ok(());
@@ -219,7 +250,7 @@ impl<W: Write> TarWriter<W> {
             FileType::Directory => {
                 let mut h = Self::header(&st, EntryType::Directory);
                 let n = format!("{}/", archive_name.trim_end_matches('/'));
-                self.tar.append_data(&mut h, n, io::empty())?;
+                self.append(&mut h, n.as_bytes(), None, io::empty())?;
             }
             FileType::RegularFile => {
                 let fd = match rustix::fs::openat(
@@ -241,7 +272,7 @@ impl<W: Write> TarWriter<W> {
                     let key = (st.st_dev, st.st_ino);
                     if let Some(first) = self.links.get(&key).cloned() {
                         let mut h = Self::header(&st, EntryType::Link);
-                        self.tar.append_link(&mut h, archive_name, first)?;
+                        self.append(&mut h, archive_name.as_bytes(), Some(first.as_bytes()), io::empty())?;
                         return Ok(Some(st));
                     }
                     self.links.insert(key, archive_name.to_owned());
@@ -257,12 +288,12 @@ impl<W: Write> TarWriter<W> {
                 // Exactly `size` bytes even if the file changes meanwhile.
                 let file = std::fs::File::from(fd);
                 let data = file.take(size).chain(io::repeat(0)).take(size);
-                self.tar.append_data(&mut h, archive_name, data)?;
+                self.append(&mut h, archive_name.as_bytes(), None, data)?;
             }
             FileType::Symlink => {
                 let target = rustix::fs::readlinkat(dir, os(name), Vec::new())?;
                 let mut h = Self::header(&st, EntryType::Symlink);
-                self.tar.append_link(&mut h, archive_name, os_bytes(target.as_bytes()))?;
+                self.append(&mut h, archive_name.as_bytes(), Some(target.as_bytes()), io::empty())?;
             }
             FileType::CharacterDevice | FileType::BlockDevice | FileType::Fifo => {
                 let kind = match FileType::from_raw_mode(st.st_mode) {
@@ -275,7 +306,7 @@ impl<W: Write> TarWriter<W> {
                     h.set_device_major(rustix::fs::major(st.st_rdev))?;
                     h.set_device_minor(rustix::fs::minor(st.st_rdev))?;
                 }
-                self.tar.append_data(&mut h, archive_name, io::empty())?;
+                self.append(&mut h, archive_name.as_bytes(), None, io::empty())?;
             }
             // Sockets cannot be archived (go-archive skips them too).
             _ => return Ok(None),
@@ -338,11 +369,10 @@ pub fn write_path_tar(root: &RootDir, abs: &str, st: &rustix::fs::Stat, out: imp
     let rebase = base(abs);
     if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
         let dir = root.resolve(rel, OFlags::RDONLY | OFlags::DIRECTORY)?;
-        // moby names the root's entries `/`, `/bin`…; tar names here are relative, so the
-        // root is `./`, `./bin`… (the same paths once cleaned, which is how clients read them).
-        let prefix = if rebase == "/" { ".".to_owned() } else { rebase };
+        // The root is rebased to an empty name, as moby does: `/`, `/bin`…
+        let prefix = if rebase == "/" { String::new() } else { rebase };
         let mut h = TarWriter::<Vec<u8>>::header(st, EntryType::Directory);
-        w.tar.append_data(&mut h, format!("{prefix}/"), io::empty())?;
+        w.append(&mut h, format!("{prefix}/").as_bytes(), None, io::empty())?;
         w.add_tree(&dir, Some(&prefix))?;
     } else {
         let (dir, name) = root.parent(rel)?;
@@ -1008,6 +1038,16 @@ mod tests {
             .map(|e| e.unwrap().path().unwrap().display().to_string())
             .collect();
         assert_eq!(names, vec!["etclink/", "etclink/passwd"]);
+        // `dir/.` is the directory's content, named `./…` for the client to rebase.
+        let (_, st) = stat_path(&root, "/etc/.").unwrap();
+        let mut tar = Vec::new();
+        write_path_tar(&root, "/etc/.", &st, &mut tar).unwrap();
+        let names: Vec<String> = tar::Archive::new(&tar[..])
+            .entries()
+            .unwrap()
+            .map(|e| String::from_utf8_lossy(&e.unwrap().path_bytes()).into_owned())
+            .collect();
+        assert_eq!(names, vec!["./", "./passwd"]);
         // Extracting through the hostile links writes inside the root.
         let mut b = tar::Builder::new(Vec::new());
         let mut h = Header::new_gnu();
