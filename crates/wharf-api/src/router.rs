@@ -56,6 +56,7 @@ pub fn build(backends: Backends, shutdown: CancellationToken) -> App {
         .route("/containers/{id}/stats", get(container::stats))
         .route("/containers/{id}/logs", get(container::logs))
         .route("/containers/{id}/attach", post(container::attach))
+        .route("/containers/{id}/attach/ws", get(container::attach_ws))
         .route("/containers/{id}/resize", post(container::resize))
         .route("/containers/{id}", delete(container::remove))
         .route("/containers/{id}/update", post(container::update))

@@ -366,6 +366,32 @@ pub async fn attach(
     Ok(resp)
 }
 
+/// `GET /containers/{id}/attach/ws`: the attach over a websocket (raw output, binary messages
+/// from API 1.28 on). Errors before the upgrade are ordinary JSON responses.
+pub async fn attach_ws(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    version: axum::Extension<ApiVersion>,
+    query: Query,
+    ws: axum::extract::ws::WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    let detach_keys = query.get("detachKeys").filter(|s| !s.is_empty()).map(str::to_owned);
+    if let Some(k) = &detach_keys {
+        hijack::parse_detach_keys(k).map_err(ApiError::invalid)?;
+    }
+    let opts = AttachOptions {
+        stream: query.bool("stream", false),
+        logs: query.bool("logs", false),
+        stdin: query.bool("stdin", false),
+        stdout: query.bool("stdout", false),
+        stderr: query.bool("stderr", false),
+        detach_keys,
+    };
+    let session = st.backends.containers.attach(&id, opts).await?;
+    let binary = version.0.at_least(1, 28);
+    Ok(ws.on_upgrade(move |socket| hijack::pump_ws(socket, session, binary)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
