@@ -24,7 +24,9 @@
 //! - [`ImageService::resolve`] — Docker's lookup rules, `No such image: x` when missing;
 //! - [`ImageService::snapshotter`] — to `prepare("container-<id>", top_layer)`;
 //! - [`ImageService::set_usage`] — who uses which image (rmi conflicts, `Containers` counts);
-//! - [`ImageService::create_image`] — a new image from an optional new layer + config + history.
+//! - [`ImageService::create_image`] — a new image from an optional new layer + config + history;
+//! - [`ImageService::hold`] / [`ImageService::release`] — keep blobs or snapshots alive across
+//!   transactions (pulls, builds).
 //!
 //! All methods block (SQLite, file systems): async callers use `spawn_blocking`.
 
@@ -56,7 +58,7 @@ use wharf_types::{Classify, ContainerId, EngineError, ErrorKind, Event, EventTyp
 use crate::events::EventBus;
 use gc::Leases;
 
-pub use gc::GcReport;
+pub use gc::{GcRefKind, GcReport};
 pub use layer::{LayerSource, NewImage};
 
 /// Errors of the image service. Messages users see are Docker's.
