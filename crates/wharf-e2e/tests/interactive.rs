@@ -238,8 +238,7 @@ fn attach_replays_logs_and_stdin_once() {
     // StdinOnce (start -ai): the client's stdin EOF closes the container's stdin.
     let (code, _, err) = docker(&d, &["create", "-i", "--name", "so", "busybox", "sh", "-c", "cat; echo done"]);
     assert_eq!(code, 0, "{err}");
-    let mut child =
-        d.docker(&["start", "-ai", "so"]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+    let mut child = d.docker(&["start", "-ai", "so"]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
     child.stdin.take().unwrap().write_all(b"piped\n").unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success());
@@ -257,8 +256,7 @@ fn websocket_attach() {
     let connect = |version: &str| {
         let s = UnixStream::connect(&d.socket).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
-        let url =
-            format!("ws://localhost/{version}/containers/ws/attach/ws?logs=1&stream=1&stdin=1&stdout=1&stderr=1");
+        let url = format!("ws://localhost/{version}/containers/ws/attach/ws?logs=1&stream=1&stdin=1&stdout=1&stderr=1");
         tungstenite::client(url, s).unwrap_or_else(|e| panic!("websocket handshake: {e}")).0
     };
     let mut ws = connect("v1.53");
