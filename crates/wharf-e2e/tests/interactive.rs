@@ -296,3 +296,37 @@ fn websocket_attach() {
     }
     docker(&d, &["rm", "-f", "ws"]);
 }
+
+#[test]
+fn docker_py_tty_attach_socket_resize_and_exec() {
+    skip_unless!(require::root(), require::python_module("docker"), require::busybox());
+    let d = daemon();
+    let script = format!(
+        r#"
+import docker, time
+cl = docker.DockerClient(base_url='{host}')
+c = cl.containers.run('busybox', 'sh', tty=True, stdin_open=True, detach=True, name='py')
+c.resize(height=30, width=90)
+s = c.attach_socket(params={{'stdin': 1, 'stream': 1, 'stdout': 1, 'stderr': 1}})._sock
+s.settimeout(15)
+s.sendall(b'stty size\n')
+buf = b''
+while b'30 90' not in buf:
+    chunk = s.recv(4096)
+    assert chunk, buf
+    buf += chunk
+assert b'\x01\x00\x00\x00' not in buf, buf
+r = c.exec_run(['sh', '-c', 'echo out; echo err >&2; exit 3'], demux=True)
+print(r.exit_code, r.output)
+r = c.exec_run('tty', tty=True)
+print(r.exit_code, r.output.startswith(b'/dev/pts/'), r.output.endswith(b'\r\n'))
+s.sendall(b'exit 4\n')
+print(c.wait(timeout=15)['StatusCode'])
+c.remove()
+"#,
+        host = d.host()
+    );
+    let (code, out, err) = run_text(std::process::Command::new("python3").args(["-c", &script]));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "3 (b'out\\n', b'err\\n')\n0 True True\n4\n");
+}
