@@ -1,5 +1,5 @@
 //! A container's file system through the API with the real docker CLI: `cp` both ways
-//! (compat §3.8), `diff`, `export` and `commit`.
+//! (compat §3.8), `diff`, `export`, `commit` and `update`.
 
 use std::process::Stdio;
 
@@ -16,7 +16,7 @@ fn ok(d: &TestDaemon, args: &[&str]) -> String {
 }
 
 #[test]
-fn cp_diff_export_commit() {
+fn cp_diff_export_commit_update() {
     skip_unless!(require::root(), require::program("docker"), require::program("tar"), require::busybox());
     let d = TestDaemon::start();
     d.import_busybox();
@@ -63,6 +63,10 @@ fn cp_diff_export_commit() {
     ok(&d, &["commit", "-c", "ENV FROM_COMMIT=yes", "fs", "committed:v1"]);
     let out = ok(&d, &["run", "--rm", "committed:v1", "sh", "-c", "cat /srv/x/f; echo $FROM_COMMIT"]);
     assert_eq!(out, "made\nyes\n");
+    // update: resources and restart policy, seen by inspect.
+    ok(&d, &["update", "--memory", "100m", "--memory-swap", "200m", "--restart", "on-failure:2", "fs"]);
+    let out = ok(&d, &["inspect", "-f", "{{.HostConfig.Memory}} {{.HostConfig.RestartPolicy.Name}}", "fs"]);
+    assert_eq!(out.trim(), "104857600 on-failure");
     ok(&d, &["rm", "-f", "fs"]);
     // cp works on a stopped container too.
     ok(&d, &["create", "--name", "stopped", "busybox", "true"]);
