@@ -53,8 +53,9 @@ fn cp_diff_export_commit_update() {
     }
 
     // export: the whole root file system as a tar.
-    let export = d.docker(&["export", "fs"]).stdout(Stdio::piped()).spawn().unwrap();
-    let list = std::process::Command::new("tar").arg("-t").stdin(export.stdout.unwrap()).output().unwrap();
+    let mut export = d.docker(&["export", "fs"]).stdout(Stdio::piped()).spawn().unwrap();
+    let list = std::process::Command::new("tar").arg("-t").stdin(export.stdout.take().unwrap()).output().unwrap();
+    assert!(export.wait().unwrap().success());
     let names = String::from_utf8_lossy(&list.stdout);
     assert!(names.lines().any(|l| l.trim_start_matches("./") == "bin/busybox"), "{names}");
     assert!(names.lines().any(|l| l.trim_start_matches("./") == "srv/x/f"), "{names}");
