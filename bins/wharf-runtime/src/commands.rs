@@ -65,6 +65,14 @@ fn load(root: &Path, id: &str) -> Result<Container> {
     Container::load(dir).with_context(|| format!("load container {id}"))
 }
 
+/// runc resolves a relative `--console-socket` against its working directory (how callers pass
+/// paths too long for a `sockaddr_un`); libcontainer links to it from the container's state dir,
+/// where a relative target would dangle. Absolute paths are fine for it at any length: it
+/// connects through a short link name.
+fn console_socket(path: Option<&Path>) -> Result<Option<PathBuf>> {
+    path.map(|p| std::path::absolute(p).with_context(|| format!("console socket {}", p.display()))).transpose()
+}
+
 fn create(root: &Path, systemd: bool, c: &Create) -> Result<()> {
     std::fs::create_dir_all(root).with_context(|| format!("create root {}", root.display()))?;
     normalize_rootfs_propagation(&c.bundle)?;
@@ -72,7 +80,7 @@ fn create(root: &Path, systemd: bool, c: &Create) -> Result<()> {
         .with_executor(RuncStyleExecutor)
         .with_root_path(root)?
         .with_pid_file(c.pid_file.as_ref())?
-        .with_console_socket(c.console_socket.as_ref())
+        .with_console_socket(console_socket(c.console_socket.as_deref())?)
         .with_preserved_fds(c.preserve_fds)
         .validate_id()?
         .as_init(&c.bundle)
@@ -201,7 +209,7 @@ fn exec(root: &Path, c: &Exec) -> Result<i32> {
     let mut builder = ContainerBuilder::new(c.id.clone(), SyscallType::default())
         .with_executor(RuncStyleExecutor)
         .with_root_path(root)?
-        .with_console_socket(c.console_socket.as_ref())
+        .with_console_socket(console_socket(c.console_socket.as_deref())?)
         .with_pid_file(c.pid_file.as_ref())?
         .with_preserved_fds(c.preserve_fds)
         .validate_id()?

@@ -121,8 +121,8 @@ fn create(config: &ShimConfig, rt: &Runtime) -> Result<(Stdio3, i32), String> {
         vec!["create".as_ref(), "--bundle".as_ref(), bundle, "--pid-file".as_ref(), INIT_PID_FILE.as_ref()];
     let io_err = |what: &str, e: std::io::Error| format!("{what}: {e}");
     let (stdio, status) = if config.tty {
-        // libcontainer resolves the console socket against its own state dir, runc against its
-        // cwd: absolute when it fits a sockaddr_un, relative (cwd is the state dir) otherwise.
+        // Runtimes resolve a relative console socket against their cwd (the state dir): absolute
+        // when it fits a sockaddr_un, relative otherwise.
         let abs = config.state_dir.join("console.sock");
         let sock_path = if abs.as_os_str().len() < 100 { abs } else { PathBuf::from("console.sock") };
         let sock = sock_path.as_os_str();

@@ -778,11 +778,13 @@ impl Server {
         }
     }
 
-    /// A client's stdin ended: with stdin_once (and for an exec) the process's stdin closes.
+    /// A client's stdin ended: without a tty, with stdin_once (and always for an exec) the
+    /// process's stdin closes. A tty's input only ends that client's session, as in moby (the
+    /// client detached: the shell must live on for the next `docker attach`).
     fn client_stdin_ended(&mut self, owner: &Owner) {
         let close = match owner {
-            Owner::Container => self.config.stdin_once,
-            Owner::Exec(_) => true,
+            Owner::Container => self.config.stdin_once && !self.config.tty,
+            Owner::Exec(id) => self.execs.get(id).is_none_or(|e| !e.tty),
         };
         if !close {
             return;

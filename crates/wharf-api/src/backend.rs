@@ -9,11 +9,12 @@ use futures_util::stream::BoxStream;
 use wharf_types::{EngineError, Event, Filters};
 
 use crate::models::{
-    ContainerCreateBody, ContainerCreateResponse, ContainerInspectResponse, ContainerPruneResponse, ContainerSummary,
-    ContainerTopResponse, ImageDeleteResponseItem, ImageHistoryResponseItem, ImageInspect, ImagePruneResponse,
-    ImageSummary, NetworkConnectRequest, NetworkCreateRequest, NetworkCreateResponse, NetworkDisconnectRequest,
-    NetworkInspect, NetworkPruneResponse, SystemDataUsageResponse, SystemInfo, SystemVersion, Volume,
-    VolumeCreateRequest, VolumeListResponse, VolumePruneResponse,
+    ContainerConfig, ContainerCreateBody, ContainerCreateResponse, ContainerInspectResponse, ContainerPruneResponse,
+    ContainerSummary, ContainerTopResponse, ContainerUpdateBody, ContainerUpdateResponse, FilesystemChange,
+    ImageDeleteResponseItem, ImageHistoryResponseItem, ImageInspect, ImagePruneResponse, ImageSummary,
+    NetworkConnectRequest, NetworkCreateRequest, NetworkCreateResponse, NetworkDisconnectRequest, NetworkInspect,
+    NetworkPruneResponse, SystemDataUsageResponse, SystemInfo, SystemVersion, Volume, VolumeCreateRequest,
+    VolumeListResponse, VolumePruneResponse,
 };
 use crate::stream::ProgressSender;
 
@@ -220,7 +221,55 @@ pub struct AttachSession {
     pub on_detach: Option<Box<dyn FnOnce() + Send>>,
 }
 
-/// Containers: create, inspect, list, lifecycle, logs, attach.
+/// A path in a container as `X-Docker-Container-Path-Stat` describes it (compat §3.8).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PathStat {
+    /// The last element of the requested path (not of a symlink's target).
+    pub name: String,
+    pub size: i64,
+    /// A Go `os.FileMode`: permission bits plus `ModeDir` (1<<31), `ModeSymlink` (1<<27), …
+    pub mode: u32,
+    /// RFC 3339 with nanoseconds, trailing zeros trimmed (Go's `time.Time` in JSON).
+    pub mtime: String,
+    /// For a symlink: its target with every link followed, inside the container; else empty.
+    #[serde(rename = "linkTarget")]
+    pub link_target: String,
+}
+
+/// `GET /containers/{id}/archive`: the stat of the path and a tar rooted at its basename.
+pub struct PathArchive {
+    pub stat: PathStat,
+    pub tar: ByteStream,
+}
+
+/// `PUT /containers/{id}/archive` parameters; the body is a tar extracted into `path`.
+#[derive(Debug, Clone, Default)]
+pub struct ExtractOptions {
+    /// An existing directory in the container (symlinks followed inside its root).
+    pub path: String,
+    /// Refuse to replace a directory with a non-directory and vice versa.
+    pub no_overwrite_dir_non_dir: bool,
+    /// Own the files by the container's user (its `Config.User`) instead of the tar's owners.
+    pub copy_uid_gid: bool,
+}
+
+/// `POST /commit` parameters; `config` is the request body (overrides of the container's
+/// config), `changes` Dockerfile instructions applied on top (as for `import`).
+#[derive(Debug, Clone, Default)]
+pub struct CommitOptions {
+    pub container: String,
+    pub repo: String,
+    pub tag: String,
+    pub comment: String,
+    pub author: String,
+    /// Freeze the container while its layer is read (the default).
+    pub pause: bool,
+    pub changes: Vec<String>,
+    pub config: Option<ContainerConfig>,
+}
+
+/// Containers: create, inspect, list, lifecycle, logs, attach, and their file systems
+/// (archive, export, changes, commit) and resources (update).
 #[async_trait]
 pub trait ContainerBackend: Send + Sync + 'static {
     async fn create(
@@ -259,6 +308,43 @@ pub trait ContainerBackend: Send + Sync + 'static {
         stream: bool,
         one_shot: bool,
     ) -> Result<BoxStream<'static, serde_json::Value>, EngineError>;
+
+    /// `HEAD /containers/{id}/archive?path=`: NotFound `Could not find the file P in container C`.
+    async fn archive_stat(&self, id: &str, _path: &str) -> Result<PathStat, EngineError> {
+        Err(EngineError::not_implemented(format!("copying files is not supported for {id}")))
+    }
+
+    /// `GET /containers/{id}/archive?path=`: errors come before the stream starts.
+    async fn archive_get(&self, id: &str, _path: &str) -> Result<PathArchive, EngineError> {
+        Err(EngineError::not_implemented(format!("copying files is not supported for {id}")))
+    }
+
+    /// `PUT /containers/{id}/archive?path=`: extracts `tar` into the directory.
+    async fn archive_put(&self, id: &str, _opts: ExtractOptions, _tar: ByteStream) -> Result<(), EngineError> {
+        Err(EngineError::not_implemented(format!("copying files is not supported for {id}")))
+    }
+
+    /// `GET /containers/{id}/export`: the container's root file system (without its volumes)
+    /// as a tar.
+    async fn export(&self, id: &str) -> Result<ByteStream, EngineError> {
+        Err(EngineError::not_implemented(format!("export is not supported for {id}")))
+    }
+
+    /// `GET /containers/{id}/changes`: what changed in the container's writable layer.
+    async fn changes(&self, id: &str) -> Result<Vec<FilesystemChange>, EngineError> {
+        Err(EngineError::not_implemented(format!("changes are not supported for {id}")))
+    }
+
+    /// `POST /containers/{id}/update`: resources and restart policy; fields left out (or zero)
+    /// stay as they are.
+    async fn update(&self, id: &str, _body: ContainerUpdateBody) -> Result<ContainerUpdateResponse, EngineError> {
+        Err(EngineError::not_implemented(format!("update is not supported for {id}")))
+    }
+
+    /// `POST /commit`: a new image from the container's writable layer; returns its ID.
+    async fn commit(&self, opts: CommitOptions) -> Result<String, EngineError> {
+        Err(EngineError::not_implemented(format!("commit is not supported for {}", opts.container)))
+    }
 }
 
 /// Exec instances: create (on a container), start (hijacked unless detached), resize, inspect.

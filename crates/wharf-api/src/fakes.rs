@@ -91,6 +91,34 @@ impl ContainerBackend for NoContainers {
     ) -> Result<futures_util::stream::BoxStream<'static, serde_json::Value>, EngineError> {
         Err(none(id))
     }
+    async fn archive_stat(&self, id: &str, _: &str) -> Result<PathStat, EngineError> {
+        Err(none(id))
+    }
+    /// Knows the container `x` but none of its files.
+    async fn archive_get(&self, id: &str, path: &str) -> Result<PathArchive, EngineError> {
+        if id != "x" {
+            return Err(none(id));
+        }
+        Err(EngineError::not_found(format!("Could not find the file {path} in container {id}")))
+    }
+    async fn archive_put(&self, id: &str, _: ExtractOptions, _: ByteStream) -> Result<(), EngineError> {
+        Err(none(id))
+    }
+    async fn export(&self, id: &str) -> Result<ByteStream, EngineError> {
+        Err(none(id))
+    }
+    /// Nothing changed in any container.
+    async fn changes(&self, _: &str) -> Result<Vec<FilesystemChange>, EngineError> {
+        Ok(Vec::new())
+    }
+    async fn update(&self, id: &str, _: ContainerUpdateBody) -> Result<ContainerUpdateResponse, EngineError> {
+        Err(none(id))
+    }
+    /// Echoes what the route parsed as the "ID": container, repo, pause, changes, config Cmd.
+    async fn commit(&self, o: CommitOptions) -> Result<String, EngineError> {
+        let cmd = o.config.and_then(|c| c.cmd).unwrap_or_default().join(" ");
+        Ok(format!("{} {} {} {} {}", o.container, o.repo, o.pause, o.changes.join("|"), cmd).trim_end().to_owned())
+    }
 }
 
 #[async_trait]

@@ -171,6 +171,78 @@ where
     }
 }
 
+/// Moves bytes between a websocket (`GET /containers/{id}/attach/ws`) and an attach session.
+/// As moby: output is raw (never multiplexed), in binary messages from API 1.28 on and text
+/// messages before; every message from the client is stdin; its close is stdin's EOF, with the
+/// same meaning as a hijacked connection's half-close.
+pub async fn pump_ws(socket: axum::extract::ws::WebSocket, session: AttachSession, binary: bool) {
+    use axum::extract::ws::Message;
+    use futures_util::SinkExt;
+
+    let (mut tx, mut rx) = socket.split();
+    let AttachSession { tty, stdin_once, mut output, stdin, detach_keys, on_detach } = session;
+    let out = async move {
+        while let Some((_, data)) = output.next().await {
+            let msg = if binary {
+                Message::Binary(data)
+            } else {
+                Message::Text(String::from_utf8_lossy(&data).into_owned().into())
+            };
+            if tx.send(msg).await.is_err() {
+                return;
+            }
+        }
+        let _ = tx.send(Message::Close(None)).await;
+        let _ = tx.close().await;
+    };
+    let inp = async move {
+        let mut detector = (tty && !detach_keys.is_empty()).then(|| Detector { keys: detach_keys, held: Vec::new() });
+        let mut stdin = stdin;
+        loop {
+            let data = match rx.next().await {
+                Some(Ok(Message::Binary(b))) => b.to_vec(),
+                Some(Ok(Message::Text(t))) => t.as_str().as_bytes().to_vec(),
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => {
+                    return match stdin.as_mut() {
+                        None => InputEnd::KeepStreaming,
+                        Some(s) if stdin_once && !tty => {
+                            let _ = s.shutdown().await;
+                            InputEnd::KeepStreaming
+                        }
+                        Some(_) => InputEnd::End,
+                    };
+                }
+            };
+            let Some(s) = stdin.as_mut() else { continue };
+            let (data, detached) = match detector.as_mut() {
+                Some(d) => d.feed(&data),
+                None => (data, false),
+            };
+            if !data.is_empty() && s.write_all(&data).await.is_ok() {
+                let _ = s.flush().await;
+            }
+            if detached {
+                return InputEnd::Detach;
+            }
+        }
+    };
+    tokio::pin!(out);
+    tokio::pin!(inp);
+    tokio::select! {
+        _ = &mut out => {}
+        end = &mut inp => match end {
+            InputEnd::KeepStreaming => out.await,
+            InputEnd::End => {}
+            InputEnd::Detach => {
+                if let Some(f) = on_detach {
+                    f();
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,7 +11,7 @@ use tower::ServiceExt;
 
 use crate::backend::Backends;
 use crate::error::ApiError;
-use crate::routes::{container, disk_usage, exec, image, network, stubs, system, volume};
+use crate::routes::{archive, container, disk_usage, exec, image, network, stubs, system, volume};
 use crate::version::{ApiVersion, PrefixCheck, check_prefix};
 
 /// The engine's version, shared by every crate of the workspace.
@@ -56,8 +56,14 @@ pub fn build(backends: Backends, shutdown: CancellationToken) -> App {
         .route("/containers/{id}/stats", get(container::stats))
         .route("/containers/{id}/logs", get(container::logs))
         .route("/containers/{id}/attach", post(container::attach))
+        .route("/containers/{id}/attach/ws", get(container::attach_ws))
         .route("/containers/{id}/resize", post(container::resize))
         .route("/containers/{id}", delete(container::remove))
+        .route("/containers/{id}/update", post(container::update))
+        .route("/containers/{id}/archive", get(archive::get).head(archive::stat).put(archive::put))
+        .route("/containers/{id}/export", get(archive::export))
+        .route("/containers/{id}/changes", get(archive::changes))
+        .route("/commit", post(archive::commit))
         .route("/volumes", get(volume::list))
         .route("/volumes/create", post(volume::create))
         .route("/volumes/prune", post(volume::prune))

@@ -8,6 +8,7 @@
 //!   and subnets — removed from the host when the daemon goes.
 //! - [`http`]: a small blocking HTTP/1.1 client over the daemon's unix socket, for tests that
 //!   check the wire (headers, status codes, exact bodies).
+//! - [`pty`]: a program (the docker CLI) on a pseudo-terminal, typed at and read like a screen.
 //! - [`require`]: checks for root, kernel features and installed clients; tests skip with a
 //!   printed reason when one is missing.
 //! - [`bin_path`]: where the workspace's binaries are (`WHARF_BIN_DIR`, else beside the test
@@ -15,6 +16,7 @@
 
 pub mod http;
 pub mod net;
+pub mod pty;
 pub mod require;
 
 use std::io::Read;

@@ -187,6 +187,34 @@ pub async fn stats(State(st): State<AppState>, Path(id): Path<String>, query: Qu
     Ok(crate::stream::json_lines(samples.take_until(async move { shutdown.cancelled().await }), "\n"))
 }
 
+/// `POST /containers/{id}/update`: the body is `Resources` plus `RestartPolicy`; zero values
+/// mean "unchanged" (the CLI sends every field).
+pub async fn update(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    version: axum::Extension<ApiVersion>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let mut body = read_json(req.into_body(), 1 << 20).await?.unwrap_or(json!({}));
+    if let Some(name) = body.pointer("/RestartPolicy/Name").and_then(Value::as_str)
+        && !RESTART_POLICIES.contains(&name)
+    {
+        return Err(ApiError::invalid(format!(
+            "invalid restart policy: unknown policy '{name}'; use one of 'no', 'always', 'on-failure', or 'unless-stopped'"
+        )));
+    }
+    if let Some(obj) = body.as_object_mut() {
+        obj.retain(|_, v| !v.is_null());
+        if !version.0.at_least(1, 40) {
+            obj.remove("PidsLimit");
+        }
+    }
+    let update: crate::models::ContainerUpdateBody =
+        serde_json::from_value(body).map_err(|e| ApiError::invalid(format!("invalid update config: {e}")))?;
+    let resp = st.backends.containers.update(&id, update).await?;
+    Ok(Json(json!({ "Warnings": resp.warnings })).into_response())
+}
+
 pub async fn prune(State(st): State<AppState>, query: Query) -> Result<Response, ApiError> {
     Ok(Json(st.backends.containers.prune(query.filters()?).await?).into_response())
 }
@@ -336,6 +364,32 @@ pub async fn attach(
     h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
     h.insert(header::UPGRADE, HeaderValue::from_static("tcp"));
     Ok(resp)
+}
+
+/// `GET /containers/{id}/attach/ws`: the attach over a websocket (raw output, binary messages
+/// from API 1.28 on). Errors before the upgrade are ordinary JSON responses.
+pub async fn attach_ws(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    version: axum::Extension<ApiVersion>,
+    query: Query,
+    ws: axum::extract::ws::WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    let detach_keys = query.get("detachKeys").filter(|s| !s.is_empty()).map(str::to_owned);
+    if let Some(k) = &detach_keys {
+        hijack::parse_detach_keys(k).map_err(ApiError::invalid)?;
+    }
+    let opts = AttachOptions {
+        stream: query.bool("stream", false),
+        logs: query.bool("logs", false),
+        stdin: query.bool("stdin", false),
+        stdout: query.bool("stdout", false),
+        stderr: query.bool("stderr", false),
+        detach_keys,
+    };
+    let session = st.backends.containers.attach(&id, opts).await?;
+    let binary = version.0.at_least(1, 28);
+    Ok(ws.on_upgrade(move |socket| hijack::pump_ws(socket, session, binary)))
 }
 
 #[cfg(test)]

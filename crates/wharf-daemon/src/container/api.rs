@@ -7,12 +7,12 @@ use async_trait::async_trait;
 use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
 use wharf_api::backend::{
-    AttachOptions, AttachSession, ContainerBackend, ListOptions, LogChunk, Logs, LogsOptions, WaitCondition,
-    WaitOutcome,
+    AttachOptions, AttachSession, ByteStream, CommitOptions, ContainerBackend, ExtractOptions, ListOptions, LogChunk,
+    Logs, LogsOptions, PathArchive, PathStat, WaitCondition, WaitOutcome,
 };
 use wharf_api::models::{
     ContainerCreateBody, ContainerCreateResponse, ContainerInspectResponse, ContainerPruneResponse, ContainerSummary,
-    ContainerTopResponse,
+    ContainerTopResponse, ContainerUpdateBody, ContainerUpdateResponse, FilesystemChange,
 };
 use wharf_runtime::logs::{LogStream, ReadOptions, StreamKind};
 use wharf_runtime::shim::protocol::LogDriver;
@@ -382,6 +382,34 @@ impl ContainerBackend for ContainerService {
                 let _ = exits.wait_for(|w| w.exits > exits_now || w.removed).await;
             });
         Ok(s.boxed())
+    }
+
+    async fn archive_stat(&self, id: &str, path: &str) -> Result<PathStat, EngineError> {
+        ContainerService::archive_stat(self, id, path).await
+    }
+
+    async fn archive_get(&self, id: &str, path: &str) -> Result<PathArchive, EngineError> {
+        ContainerService::archive_get(self, id, path).await
+    }
+
+    async fn archive_put(&self, id: &str, opts: ExtractOptions, tar: ByteStream) -> Result<(), EngineError> {
+        ContainerService::archive_put(self, id, opts, tar).await
+    }
+
+    async fn export(&self, id: &str) -> Result<ByteStream, EngineError> {
+        ContainerService::export(self, id).await
+    }
+
+    async fn changes(&self, id: &str) -> Result<Vec<FilesystemChange>, EngineError> {
+        ContainerService::changes(self, id).await
+    }
+
+    async fn update(&self, id: &str, body: ContainerUpdateBody) -> Result<ContainerUpdateResponse, EngineError> {
+        ContainerService::update(self, id, body).await
+    }
+
+    async fn commit(&self, opts: CommitOptions) -> Result<String, EngineError> {
+        ContainerService::commit(self, opts).await
     }
 
     async fn prune(&self, filters: Filters) -> Result<ContainerPruneResponse, EngineError> {

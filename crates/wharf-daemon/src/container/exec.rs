@@ -33,6 +33,23 @@ struct ExecState {
     exit_code: Option<i64>,
     pid: i64,
     resize: Option<wharf_runtime::shim::ShimClient>,
+    /// A resize that came before the process started.
+    pending_size: Option<(u16, u16)>,
+}
+
+impl ExecInstance {
+    /// The shim started the process: record it, and apply a resize that came first.
+    async fn started(&self, pid: i64, client: &wharf_runtime::shim::ShimClient) {
+        let pending = {
+            let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            st.pid = pid;
+            st.resize = Some(client.clone());
+            st.pending_size.take()
+        };
+        if let Some((h, w)) = pending {
+            let _ = client.resize_exec_pty(self.id.as_str(), h, w).await;
+        }
+    }
 }
 
 /// The live exec instances of the daemon.
@@ -144,7 +161,15 @@ impl ContainerService {
             Some(c) => {
                 c.resize_exec_pty(e.id.as_str(), h, w).await.map_err(|err| EngineError::internal(err.to_string()))
             }
-            None => Err(EngineError::conflict(format!("Exec {} is not running", e.id))),
+            None => {
+                let mut st = e.state.lock().unwrap_or_else(|p| p.into_inner());
+                if st.running && st.exit_code.is_none() {
+                    // Started by the API, not yet by the shim: applied once it is.
+                    st.pending_size = Some((h, w));
+                    return Ok(());
+                }
+                Err(EngineError::conflict(format!("Exec {} is not running", e.id)))
+            }
         }
     }
 
@@ -187,7 +212,10 @@ impl ContainerService {
             r.id.as_str(),
             attrs.clone(),
         ));
-        let started = client.exec(ExecOptions { exec_id: e.id.to_string(), process, tty, stdin: with_stdin }).await;
+        let started = {
+            let (client, exec_id) = (client.clone(), e.id.to_string());
+            async move { client.exec(ExecOptions { exec_id, process, tty, stdin: with_stdin }).await }
+        };
         let events = self.ctx.events.clone();
         let die = move |inst: &ExecInstance, code: i64| {
             {
@@ -200,66 +228,83 @@ impl ContainerService {
             a.insert("exitCode".to_owned(), code.to_string());
             events.publish(Event::now(EventType::Container, "exec_die", inst.container.id.as_str(), a));
         };
-        let handle = match started {
-            Ok(handle) => handle,
-            Err(err) => {
-                // As moby: the failure goes into the stream, and the exit code says why.
-                let msg = format!("OCI runtime exec failed: {err}: unknown\r\n");
-                let code = if msg.contains("executable file not found") || msg.contains("no such file or directory") {
-                    127
-                } else {
-                    126
-                };
-                die(&e, code);
-                if detach {
+        // As moby: a failure to start goes into the stream, and the exit code says why.
+        let failure = |err: &dyn std::fmt::Display| {
+            let msg = format!("OCI runtime exec failed: {err}: unknown\r\n");
+            let code = if msg.contains("executable file not found") || msg.contains("no such file or directory") {
+                127
+            } else {
+                126
+            };
+            (msg, code)
+        };
+        let (tx, rx) = mpsc::channel::<(u8, bytes::Bytes)>(64);
+        if detach {
+            let handle = match started.await {
+                Ok(handle) => handle,
+                Err(err) => {
+                    let (msg, code) = failure(&err);
+                    die(&e, code);
                     return Err(EngineError::internal(msg.trim_end().to_owned()));
                 }
-                let (tx, rx) = mpsc::channel(1);
-                let _ = tx.send((1u8, bytes::Bytes::from(msg))).await;
-                drop(tx);
-                return Ok(Some(AttachSession {
-                    tty,
-                    stdin_once: true,
-                    output: tokio_stream::wrappers::ReceiverStream::new(rx).boxed(),
-                    stdin: None,
-                    detach_keys: Vec::new(),
-                    on_detach: None,
-                }));
-            }
-        };
-        {
-            let mut st = e.state.lock().unwrap_or_else(|p| p.into_inner());
-            st.pid = i64::from(handle.pid);
-            st.resize = Some(client.clone());
+            };
+            e.started(i64::from(handle.pid), &client).await;
+            let (mut output, _, exit) = handle.into_parts();
+            let inst = e.clone();
+            tokio::spawn(async move {
+                while output.next().await.is_some() {}
+                let code = exit.await.map(|s| i64::from(s.code)).unwrap_or(126);
+                die(&inst, code);
+            });
+            return Ok(None);
         }
-        let (mut output, stdin, exit) = handle.into_parts();
-        let (tx, rx) = mpsc::channel::<(u8, bytes::Bytes)>(64);
+        // The process starts once the client reads the stream, after the 101 went out (as
+        // moby: its first output must not share a read with the response's headers, which
+        // docker-py would lose).
+        let (go_tx, go_rx) = tokio::sync::oneshot::channel::<()>();
+        let (app_stdin, mut from_app) = if with_stdin {
+            let (a, b) = tokio::io::duplex(64 * 1024);
+            (Some(Box::pin(a) as std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>), Some(b))
+        } else {
+            (None, None)
+        };
         let inst = e.clone();
         tokio::spawn(async move {
+            let _ = go_rx.await;
+            let handle = match started.await {
+                Ok(handle) => handle,
+                Err(err) => {
+                    let (msg, code) = failure(&err);
+                    die(&inst, code);
+                    let _ = tx.send((1u8, bytes::Bytes::from(msg))).await;
+                    return;
+                }
+            };
+            inst.started(i64::from(handle.pid), &client).await;
+            let (mut output, stdin, exit) = handle.into_parts();
+            if let (Some(mut shim_stdin), Some(mut b)) = (stdin, from_app.take()) {
+                tokio::spawn(async move {
+                    let _ = tokio::io::copy(&mut b, &mut shim_stdin).await;
+                    let _ = shim_stdin.shutdown().await;
+                });
+            }
             while let Some(Ok((kind, data))) = output.next().await {
                 let n = if kind == StreamKind::Stdout { 1 } else { 2 };
-                if !detach && tx.send((n, data)).await.is_err() {
-                    // The client went away; keep draining so the process is not blocked.
-                }
+                // A client that went away is no reason to block the process: keep draining.
+                let _ = tx.send((n, data)).await;
             }
             drop(tx);
             let code = exit.await.map(|s| i64::from(s.code)).unwrap_or(126);
             die(&inst, code);
         });
-        if detach {
-            return Ok(None);
-        }
-        let app_stdin = match stdin {
-            Some(mut shim_stdin) => {
-                let (a, mut b) = tokio::io::duplex(64 * 1024);
-                tokio::spawn(async move {
-                    let _ = tokio::io::copy(&mut b, &mut shim_stdin).await;
-                    let _ = shim_stdin.shutdown().await;
-                });
-                Some(Box::pin(a) as std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>)
+        let mut go = Some(go_tx);
+        let mut rx = tokio_stream::wrappers::ReceiverStream::new(rx);
+        let output = futures_util::stream::poll_fn(move |cx| {
+            if let Some(go) = go.take() {
+                let _ = go.send(());
             }
-            None => None,
-        };
+            rx.poll_next_unpin(cx)
+        });
         let detach_keys = match e.config.detach_keys.as_deref() {
             Some(k) if !k.is_empty() => parse_detach_keys(k).map_err(EngineError::invalid)?,
             _ => DEFAULT_DETACH_KEYS.to_vec(),
@@ -268,7 +313,7 @@ impl ContainerService {
             tty,
             // exec's CloseStdin is always true: stdin EOF closes the process's stdin.
             stdin_once: true,
-            output: tokio_stream::wrappers::ReceiverStream::new(rx).boxed(),
+            output: output.boxed(),
             stdin: app_stdin,
             detach_keys,
             on_detach: None,

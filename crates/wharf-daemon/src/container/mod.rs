@@ -13,13 +13,21 @@
 //! - [`mounts`]: a new container's volumes, binds and tmpfs mounts (with `crate::volume`).
 //! - [`view`]: inspect and list shapes, `Status` strings, ps filters.
 //! - [`restore`]: live restore at daemon start (reconnect to shims, collect missed exits).
+//! - [`fsview`]: a container's root for file operations (its mount namespace while running,
+//!   its layer in a private mount namespace otherwise), resolved with `RESOLVE_IN_ROOT`;
+//!   [`archive`]: `docker cp` and export on it; [`changes`]: `docker diff`; [`commit`]: new
+//!   images from the writable layer; [`update`]: resources and restart policy.
 //!
 //! On disk: `<data-root>/containers/<id>/` (logs, hostname, hosts, resolv.conf);
 //! `<exec-root>/c/<id32>/` (bundle `config.json`, `rootfs/` mount point, `netns`, shim state).
 
 pub mod api;
+pub mod archive;
 pub mod attach;
+pub mod changes;
+pub mod commit;
 pub mod exec;
+pub mod fsview;
 pub mod health;
 pub mod model;
 pub mod mounts;
@@ -29,6 +37,7 @@ pub mod run;
 pub mod spec;
 pub mod stats;
 pub mod supervisor;
+pub mod update;
 pub mod view;
 pub mod view_top;
 
@@ -63,6 +72,10 @@ pub trait ImageProvider: Send + Sync + 'static {
     async fn resolve_image(&self, name: &str) -> Result<ResolvedImage, EngineError>;
     /// The snapshotter holding image layers and container rw layers.
     fn snapshotter(&self) -> Arc<dyn Snapshotter>;
+    /// Makes an image (commit); providers that only resolve images refuse.
+    fn create_image(&self, _new: crate::image::NewImage) -> Result<wharf_types::ImageId, EngineError> {
+        Err(EngineError::not_implemented("this image provider cannot create images"))
+    }
 }
 
 /// Paths and settings the container code needs from the daemon.
@@ -488,6 +501,10 @@ impl ImageProvider for crate::image::ImageService {
 
     fn snapshotter(&self) -> Arc<dyn Snapshotter> {
         crate::image::ImageService::snapshotter(self)
+    }
+
+    fn create_image(&self, new: crate::image::NewImage) -> Result<wharf_types::ImageId, EngineError> {
+        crate::image::ImageService::create_image(self, new)
     }
 }
 

@@ -31,9 +31,10 @@
 //! | 4 [`FRAME_CLOSE_STDIN`] | client → shim | empty: this client's stdin ended |
 //! | 5 [`FRAME_RESIZE`] | client → shim | `rows: u16 BE, cols: u16 BE` |
 //!
-//! Stdin EOF: on an attach with `stdin_once` configured, a client's `FRAME_CLOSE_STDIN` (or its
-//! disconnect) closes the container's stdin; otherwise it only ends that client's input. For an
-//! exec it always closes the exec'd process's stdin. An attach stream ends (the shim closes the
+//! Stdin EOF: on an attach with `stdin_once` configured and no tty, a client's
+//! `FRAME_CLOSE_STDIN` (or its disconnect) closes the container's stdin; otherwise it only ends
+//! that client's input. For an exec without a tty it always closes the exec'd process's stdin;
+//! with a tty it never does (a client detaching must not end the shell). An attach stream ends (the shim closes the
 //! connection) after the container's output reached EOF.
 
 use std::path::PathBuf;
