@@ -11,7 +11,7 @@ use tower::ServiceExt;
 
 use crate::backend::Backends;
 use crate::error::ApiError;
-use crate::routes::{container, disk_usage, exec, image, stubs, system, volume};
+use crate::routes::{build, container, disk_usage, exec, image, stubs, system, volume};
 use crate::version::{ApiVersion, PrefixCheck, check_prefix};
 
 /// The engine's version, shared by every crate of the workspace.
@@ -73,6 +73,10 @@ pub fn build(backends: Backends, shutdown: CancellationToken) -> App {
         .route("/images/prune", post(image::prune))
         .route("/images/get", get(image::save_many))
         .route("/images/{*rest}", get(image::named).post(image::named).delete(image::named))
+        .route("/build", post(build::build))
+        .route("/build/prune", post(build::prune))
+        .route("/session", any(build::buildkit))
+        .route("/grpc", any(build::buildkit))
         .route("/plugins", get(stubs::plugins_list))
         .route("/plugins/privileges", get(stubs::plugin_other))
         .route("/plugins/pull", any(stubs::plugin_other))

@@ -12,11 +12,13 @@
 //!   `ImageBackend`; [`disk_usage`]: `/system/df` from every service's part.
 //! - [`volume`]: volumes (the `local` driver), container mounts and copy-up (the
 //!   `VolumeBackend`).
+//! - [`build`]: image builds (`wharf-build` over the services above; the `BuildBackend`).
 //!
 //! On disk (see DESIGN.md §3): `<data-root>/wharf.lock`, `<data-root>/wharf.db`,
 //! `<data-root>/content/`, `<data-root>/snapshots/{overlay,native}/`; the exec root holds the
 //! socket and per-container runtime state.
 
+pub mod build;
 pub mod config;
 pub mod container;
 pub mod disk_usage;
@@ -89,6 +91,7 @@ pub struct Daemon {
     images: Arc<image::ImageService>,
     containers: Arc<container::ContainerService>,
     volumes: Arc<volume::VolumeService>,
+    builds: Arc<build::BuildService>,
     engine_id: String,
     host: HostFacts,
     build: BuildInfo,
@@ -145,6 +148,7 @@ impl Daemon {
         for r in containers.load_all()? {
             volumes.restore_refs(r.id.as_str(), &r.mount_points);
         }
+        let builds = build::BuildService::open(&config.data_root, db.clone(), images.clone(), containers.clone())?;
         Ok(Arc::new(Self {
             config: RwLock::new(config),
             db,
@@ -152,6 +156,7 @@ impl Daemon {
             images,
             containers,
             volumes,
+            builds,
             engine_id,
             host,
             build,
@@ -162,6 +167,10 @@ impl Daemon {
     /// Reconnects to containers that kept running while the daemon was down and restarts
     /// those whose restart policy asks for it. Call once the API is about to serve.
     pub async fn restore(&self) -> usize {
+        let left = self.containers.cleanup_oneshots().await;
+        if left > 0 {
+            tracing::info!(count = left, "removed build steps' processes a previous daemon left");
+        }
         let alive = container::restore::restore(&self.containers).await;
         self.volumes.finish_restore();
         alive
@@ -185,7 +194,13 @@ impl Daemon {
             containers: self.containers.clone(),
             execs: self.containers.clone(),
             volumes: self.volumes.clone(),
+            builds: self.builds.clone(),
         }
+    }
+
+    /// Image builds and their cache.
+    pub fn builds(&self) -> &Arc<build::BuildService> {
+        &self.builds
     }
 
     pub fn events(&self) -> &EventBus {

@@ -1,6 +1,7 @@
 //! Route handlers, one module per resource. Handlers parse, call one backend method, and map the
 //! result; nothing else.
 
+pub mod build;
 pub mod container;
 pub mod disk_usage;
 pub mod exec;

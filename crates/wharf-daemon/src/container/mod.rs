@@ -13,6 +13,8 @@
 //! - [`mounts`]: a new container's volumes, binds and tmpfs mounts (with `crate::volume`).
 //! - [`view`]: inspect and list shapes, `Status` strings, ps filters.
 //! - [`restore`]: live restore at daemon start (reconnect to shims, collect missed exits).
+//! - [`oneshot`]: one process on a rootfs mounted elsewhere (build steps), not a container of
+//!   this service.
 //!
 //! On disk: `<data-root>/containers/<id>/` (logs, hostname, hosts, resolv.conf);
 //! `<exec-root>/c/<id32>/` (bundle `config.json`, `rootfs/` mount point, `netns`, shim state).
@@ -24,6 +26,7 @@ pub mod health;
 pub mod model;
 pub mod mounts;
 pub mod names;
+pub mod oneshot;
 pub mod restore;
 pub mod run;
 pub mod spec;
