@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job, on a fresh machine: installs what is needed, builds Wharf (release), starts
-# wharfd on private roots, and shows it working through the wharf CLI and the docker CLI.
+# wharfd on private roots, makes an image from the host's busybox and runs containers from it
+# with the wharf CLI (and the docker CLI, when installed).
 # Everything it makes lives in one temp directory and is removed at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,7 +14,10 @@ bin="$PWD/target/release"
 work="$(mktemp -d /tmp/wharf-quickstart-XXXXXX)"
 sock="$work/wharf.sock"
 cleanup() {
-  [ -f "$work/exec/wharfd.pid" ] && kill "$(cat "$work/exec/wharfd.pid")" 2>/dev/null && sleep 0.5
+  if [ -S "$sock" ]; then
+    for c in $("$bin/wharf" ps -aq 2>/dev/null); do "$bin/wharf" rm -f "$c" >/dev/null 2>&1 || true; done
+  fi
+  [ -f "$work/exec/wharfd.pid" ] && kill "$(cat "$work/exec/wharfd.pid")" 2>/dev/null && sleep 1
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -26,11 +30,40 @@ export WHARF_HOST="unix://$sock"
 
 echo; echo "== wharf version"; "$bin/wharf" version
 echo; echo "== wharf info"; "$bin/wharf" info
-echo; echo "== wharf events (a configuration reload, replayed)"
-kill -HUP "$(cat "$work/exec/wharfd.pid")"; sleep 0.2
-"$bin/wharf" events --since 1m --until 0s
+echo; echo "== an image from the host's busybox (FROM scratch + /bin/busybox), imported"
+rootfs="$work/rootfs"
+mkdir -p "$rootfs/bin" "$rootfs/etc" "$rootfs/tmp"
+cp /bin/busybox "$rootfs/bin/busybox"
+for applet in $(/bin/busybox --list); do
+  [ "$applet" = busybox ] || ln -s busybox "$rootfs/bin/$applet"
+done
+printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n' > "$rootfs/etc/passwd"
+printf 'root:x:0:\nnogroup:x:65534:\n' > "$rootfs/etc/group"
+tar -C "$rootfs" -c . | "$bin/wharf" import -c 'CMD ["sh"]' - busybox:latest
+"$bin/wharf" images
+
+echo; echo "== wharf run --rm busybox (a real container: namespaces, cgroups, seccomp, overlayfs)"
+"$bin/wharf" run --rm busybox sh -c 'echo "hello from a wharf container: $(hostname), pid $$, $(grep -c . /proc/self/mountinfo) mounts"'
+set +e
+"$bin/wharf" run --rm busybox sh -c 'exit 3'
+echo "exit code: $? (the container's)"
+set -e
+
+echo; echo "== a detached container, its logs, exec, stats, then stop and remove"
+"$bin/wharf" run -d --name ticker busybox sh -c 'trap "exit 0" TERM; i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.2; done'
+sleep 1
+"$bin/wharf" ps
+"$bin/wharf" logs --tail 3 ticker
+"$bin/wharf" exec ticker sh -c 'echo "exec inside: $(id -u)"'
+"$bin/wharf" stats --no-stream ticker
+"$bin/wharf" rm -f ticker
+
+echo; echo "== wharf events (what happened, replayed from the daemon's event ring)"
+sleep 1
+"$bin/wharf" events --since 1m --until 0s --filter type=container --format '{{.Type}} {{.Action}} {{.Actor.Attributes.name}}'
 if command -v docker >/dev/null; then
   echo; echo "== the real docker CLI against wharfd"
   DOCKER_HOST="unix://$sock" docker version --format 'docker CLI {{.Client.Version}} → server API {{.Server.APIVersion}} (min {{.Server.MinAPIVersion}})'
+  DOCKER_HOST="unix://$sock" docker run --rm busybox echo "hello from docker run"
 fi
 echo; echo "quickstart: done"

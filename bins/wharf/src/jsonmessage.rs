@@ -388,7 +388,7 @@ where
         r.message(&m).map_err(|e| match e.code {
             Some(code) => {
                 eprintln!("{}", e.message);
-                crate::client::CliError::Status(code as i32)
+                crate::client::CliError::Status(code)
             }
             None => crate::client::CliError::Other(e.message),
         })?;

@@ -291,7 +291,13 @@ fn container_ctx(
             data_root: config.data_root.clone(),
             exec_root: config.exec_root.clone(),
             shim_binary: system::sibling_binary("wharf-shim"),
-            init_binary: system::sibling_binary("wharf-init"),
+            // daemon.json `init-path` (Docker's key), else the wharf-init installed beside wharfd.
+            init_binary: config
+                .file
+                .init_path
+                .as_ref()
+                .map(PathBuf::from)
+                .unwrap_or_else(|| system::sibling_binary("wharf-init")),
         },
         runtimes: Arc::new(runtimes),
         default_runtime: config.file.default_runtime.clone().unwrap_or_else(|| system::DEFAULT_RUNTIME.to_owned()),

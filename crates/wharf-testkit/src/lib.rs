@@ -41,6 +41,16 @@ pub fn bin_path(name: &str) -> PathBuf {
     p
 }
 
+/// The statically linked wharf-init `scripts/build-init.sh` builds (cargo keeps re-copying its
+/// own dynamic build into `target/<profile>`, so tests point the daemon at this one).
+pub fn static_init_binary() -> Option<PathBuf> {
+    let dir = bin_dir();
+    let profile = dir.file_name()?.to_owned();
+    let triple = format!("{}-unknown-linux-gnu", std::env::consts::ARCH);
+    let p = dir.parent()?.join(triple).join(profile).join("wharf-init");
+    p.exists().then_some(p)
+}
+
 /// A unique short name for this process and call (bridges, cgroups, netns names).
 pub fn unique_name(prefix: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
@@ -141,6 +151,9 @@ impl TestDaemon {
         match cfg.as_object_mut() {
             Some(obj) => {
                 obj.entry("cgroup-parent").or_insert(serde_json::Value::String(cgroup_parent));
+                if let Some(init) = static_init_binary() {
+                    obj.entry("init-path").or_insert(serde_json::Value::String(init.display().to_string()));
+                }
                 std::fs::write(&d.config_file, cfg.to_string()).expect("write daemon.json");
             }
             // Not an object: the test wants to see the daemon refuse it, so write it verbatim.

@@ -16,7 +16,6 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use futures_util::StreamExt;
 use http::HeaderMap;
-use tokio_util::sync::CancellationToken;
 use wharf_types::{EngineError, ErrorKind};
 
 use crate::backend::{BuildFailure, BuildPruneOptions, BuildRequest, ByteStream};
@@ -149,7 +148,7 @@ pub async fn build(
         let (inner, mut buffer) = ProgressSender::buffer();
         let mut held: Vec<JsonMessage> = Vec::new();
         let mut sent = false;
-        let mut pass = |m: JsonMessage, held: &mut Vec<JsonMessage>, sent: &mut bool| {
+        let pass = |m: JsonMessage, held: &mut Vec<JsonMessage>, sent: &mut bool| {
             if m.aux.is_some() && !want_aux {
                 return;
             }

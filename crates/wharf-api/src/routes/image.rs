@@ -24,8 +24,43 @@ use crate::version::ApiVersion;
 
 type Version = axum::Extension<ApiVersion>;
 
+/// The request body for a backend. If the backend drops it before its end (an early error),
+/// the rest is read and discarded in the background: a client still sending it then gets
+/// the error response instead of a broken pipe (the docker CLI sends whole tarballs first).
 fn body_stream(body: Body) -> crate::backend::ByteStream {
-    body.into_data_stream().map(|r| r.map_err(std::io::Error::other)).boxed()
+    DrainOnDrop { inner: Some(body.into_data_stream()), done: false }.boxed()
+}
+
+struct DrainOnDrop {
+    inner: Option<axum::body::BodyDataStream>,
+    done: bool,
+}
+
+impl futures_util::Stream for DrainOnDrop {
+    type Item = Result<bytes::Bytes, std::io::Error>;
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        let Some(inner) = self.inner.as_mut() else {
+            return std::task::Poll::Ready(None);
+        };
+        let next = inner.poll_next_unpin(cx);
+        if let std::task::Poll::Ready(None) = next {
+            self.done = true;
+        }
+        next.map(|o| o.map(|r| r.map_err(std::io::Error::other)))
+    }
+}
+
+impl Drop for DrainOnDrop {
+    fn drop(&mut self) {
+        if let (false, Some(mut rest)) = (self.done, self.inner.take())
+            && let Ok(handle) = tokio::runtime::Handle::try_current()
+        {
+            handle.spawn(async move { while let Some(Ok(_)) = rest.next().await {} });
+        }
+    }
 }
 
 /// `GET /images/json`.

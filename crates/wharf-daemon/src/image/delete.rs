@@ -91,7 +91,9 @@ struct Outcome {
 
 struct Ctx<'a> {
     users: &'a [ImageUser],
-    /// Layers something other than images keeps (container snapshots, leases).
+    /// Layers something other than images keeps (container snapshots, leases), read before
+    /// the transaction: GC takes the lease table's lock before the database's, so nothing
+    /// may take them the other way round.
     pinned: &'a HashSet<String>,
 }
 
@@ -151,7 +153,8 @@ impl ImageService {
         }
         let (img, _) = self.lookup(name)?;
         let users = self.users();
-        let pinned = self.pinned_layers();
+        let mut pinned = self.pinned_layers();
+        pinned.extend(self.leased_names());
         let ctx = Ctx { users: &users, pinned: &pinned };
         let outcome = self.db.transaction(|tx| {
             let mut out = Outcome::default();
@@ -352,7 +355,7 @@ impl ImageService {
         }
         let mut freed = Vec::new();
         for l in mine {
-            if kept.contains(&l.chain_id) || self.is_leased(&l.chain_id) {
+            if kept.contains(&l.chain_id) || ctx.pinned.contains(&l.chain_id.to_string()) {
                 break;
             }
             freed.push(l.clone());

@@ -31,7 +31,6 @@ use std::sync::{Mutex, MutexGuard};
 
 use wharf_image::{ContentError, ContentWriter, Ingested};
 use wharf_snapshot::Kind;
-use wharf_types::Digest;
 
 use super::store;
 use super::{ImageError, ImageService};
@@ -303,8 +302,50 @@ impl ImageService {
         Ok(report)
     }
 
-    /// True when `digest` is held by an operation in progress.
-    pub(crate) fn is_leased(&self, name: &Digest) -> bool {
-        self.leases.lock().contains_key(&name.to_string())
+    /// The names operations in progress hold. Never call this while holding the database
+    /// connection (see [`ImageService::gc`] for the lock order: leases, then database).
+    pub(crate) fn leased_names(&self) -> HashSet<String> {
+        self.leases.lock().keys().cloned().collect()
+    }
+}
+
+/// What a `gc_refs` row keeps alive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GcRefKind {
+    Blob,
+    Snapshot,
+}
+
+impl GcRefKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            GcRefKind::Blob => "blob",
+            GcRefKind::Snapshot => "snapshot",
+        }
+    }
+}
+
+impl ImageService {
+    /// Keeps a blob or a snapshot (and the layers under it) alive for `owner` (`pull:<id>`,
+    /// `build:<id>`, …) across restarts, until [`ImageService::release`]. For work that spans
+    /// more than one transaction.
+    pub fn hold(&self, owner: &str, kind: GcRefKind, target: &str) -> Result<(), wharf_types::EngineError> {
+        self.db
+            .conn()
+            .execute(
+                "INSERT OR IGNORE INTO gc_refs (owner, kind, target) VALUES (?1, ?2, ?3)",
+                [owner, kind.as_str(), target],
+            )
+            .map_err(|e| ImageError::Db(e).into())
+            .map(|_| ())
+    }
+
+    /// Drops everything `owner` holds; the next GC pass removes what nothing else needs.
+    pub fn release(&self, owner: &str) -> Result<(), wharf_types::EngineError> {
+        self.db
+            .conn()
+            .execute("DELETE FROM gc_refs WHERE owner = ?1", [owner])
+            .map_err(|e| ImageError::Db(e).into())
+            .map(|_| ())
     }
 }

@@ -48,7 +48,7 @@ impl ImageService {
         apply_changes(&mut config, &opts.changes)?;
         let comment =
             if opts.message.is_empty() { format!("Imported from {}", opts.source) } else { opts.message.clone() };
-        let id = self.create_image_inner(NewImage {
+        let created = self.create_image_inner(NewImage {
             base: None,
             layer: Some(LayerSource::Tar(body)),
             config,
@@ -59,7 +59,15 @@ impl ImageService {
             platform: Some(platform),
             parent: None,
             tag,
-        })?;
+        });
+        let id = match created {
+            Ok(id) => id,
+            Err(e) => {
+                // Whatever was stored before the failure is no longer leased.
+                let _ = self.gc();
+                return Err(e);
+            }
+        };
         self.event("import", &id, &id.to_string());
         Ok(id)
     }

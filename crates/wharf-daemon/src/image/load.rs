@@ -31,7 +31,17 @@ impl ImageService {
     /// Loads every image of the archive read from `body`. `progress` gets `Loading layer`
     /// progress (unless `quiet`) and the `Loaded image: …` lines.
     pub fn load(&self, body: &mut dyn Read, quiet: bool, progress: ProgressFn<'_>) -> Result<(), ImageError> {
+        let result = self.load_inner(body, quiet, progress);
+        if result.is_err() {
+            // What the failed load stored is no longer leased: remove it now.
+            let _ = self.gc();
+        }
+        result
+    }
+
+    fn load_inner(&self, body: &mut dyn Read, quiet: bool, progress: ProgressFn<'_>) -> Result<(), ImageError> {
         let lease = self.leases.lease();
+        let started = std::time::Instant::now();
         let opts = ReadOptions::default();
         let spooled = archive::read::read(body, &self.content, &mut |w| lease.commit_blob(w), &opts)?;
         let (_, images) = spooled.images(&self.content, &Platform::host(), &opts)?;
@@ -61,7 +71,9 @@ impl ImageService {
                 progress(p)
             }
         };
+        let spooled_at = started.elapsed();
         let new_rows = self.unpack_blobs(&lease, &jobs, Some(&layer_progress))?;
+        let unpacked_at = started.elapsed();
         let mut rows: HashMap<Digest, LayerRow> = new_rows.into_iter().map(|r| (r.chain_id.clone(), r)).collect();
         {
             let c = self.db.conn();
@@ -74,6 +86,7 @@ impl ImageService {
             }
         }
         self.sync_storage();
+        let synced_at = started.elapsed();
         let now = now_nanos();
         let mut image_rows = Vec::new();
         for c in &checked {
@@ -116,6 +129,15 @@ impl ImageService {
             Ok::<_, ImageError>(moved)
         })?;
         drop(lease);
+        tracing::debug!(
+            images = checked.len(),
+            layers = jobs.len(),
+            spool_ms = spooled_at.as_millis() as u64,
+            unpack_ms = (unpacked_at - spooled_at).as_millis() as u64,
+            sync_ms = (synced_at - unpacked_at).as_millis() as u64,
+            commit_ms = (started.elapsed() - synced_at).as_millis() as u64,
+            "load"
+        );
         for (name, old) in &moved {
             progress(Progress::Line(format!(
                 "The image {name} already exists, renaming the old one with ID {old} to empty string"

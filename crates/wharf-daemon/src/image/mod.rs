@@ -26,6 +26,8 @@
 //! - [`ImageService::snapshotter`] — to `prepare("container-<id>", top_layer)`;
 //! - [`ImageService::set_usage`] — who uses which image (rmi conflicts, `Containers` counts);
 //! - [`ImageService::create_image`] — a new image from an optional new layer + config + history;
+//! - [`ImageService::hold`] / [`ImageService::release`] — keep blobs or snapshots alive across
+//!   transactions (pulls, builds);
 //! - [`ImageService::register_image`] and [`ImageService::hold_gc`] — build steps' images, and
 //!   keeping GC away from a build's unrecorded layers.
 //!
@@ -60,7 +62,7 @@ use wharf_types::{Classify, ContainerId, EngineError, ErrorKind, Event, EventTyp
 use crate::events::EventBus;
 use gc::Leases;
 
-pub use gc::{GcHold, GcReport};
+pub use gc::{GcHold, GcRefKind, GcReport};
 pub use layer::{LayerSource, NewImage};
 
 /// Errors of the image service. Messages users see are Docker's.

@@ -82,10 +82,13 @@ impl ImageService {
                     .into_iter()
                     .next()
                     .ok_or_else(|| ImageError::Invalid(format!("layer {} has no stored blob to export", l.diff_id)))?;
-                lease.add(&blob.to_string());
                 layers.push(SaveLayer { diff_id: l.diff_id.clone(), tar_size: l.tar_size as u64, blob, compression });
             }
             drop(c);
+            // Leases only once the connection is released (lock order: leases, database).
+            for l in &layers {
+                lease.add(&l.blob.to_string());
+            }
             images.push(SaveImage {
                 config,
                 tags: refs

@@ -180,6 +180,22 @@ fn containers_make_conflicts_like_moby() {
 }
 
 #[test]
+fn held_snapshots_and_blobs_survive_gc() {
+    let f = fixture("vfs");
+    let id = import(&f.svc, &[("a", b"1")], "x");
+    let top = f.svc.resolve("x").unwrap().top_layer.unwrap();
+    f.svc.hold("build:1", super::GcRefKind::Snapshot, &top).unwrap();
+    f.svc.hold("build:1", super::GcRefKind::Blob, &id.to_string()).unwrap();
+    f.svc.delete("x", false, true).unwrap();
+    assert_eq!(snapshots(&f.svc), vec![top.clone()]);
+    assert_eq!(blob_count(&f.root), 2, "the held config and the layer's blob");
+    f.svc.release("build:1").unwrap();
+    f.svc.gc().unwrap();
+    assert!(snapshots(&f.svc).is_empty());
+    assert_eq!(blob_count(&f.root), 0);
+}
+
+#[test]
 fn gc_at_open_removes_what_a_crash_left() {
     let dir = tempfile::tempdir().unwrap();
     let id = {
