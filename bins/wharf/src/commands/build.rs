@@ -512,7 +512,7 @@ mod tests {
         std::os::unix::fs::symlink("/etc/passwd", p.join("link")).unwrap();
         let (tar, df) = context(&args(p.to_str().unwrap(), None)).unwrap();
         assert_eq!(df, "Dockerfile");
-        assert_eq!(files(&tar), vec![".dockerignore", "Dockerfile", "keep.log", "link", "src", "src/main.c"]);
+        assert_eq!(files(&tar), vec![".dockerignore", "Dockerfile", "keep.log", "link", "src/", "src/main.c"]);
     }
 
     #[test]
