@@ -209,14 +209,19 @@ impl ContainerService {
         if cancel.is_cancelled() {
             return Err(EngineError::new(ErrorKind::Cancelled, "cancelled"));
         }
+        let t0 = std::time::Instant::now();
         let client = shim::spawn(&ctx.paths.shim_binary, cfg).await.map_err(start_error)?;
+        let created = t0.elapsed();
         let r = drive(&client, output, cancel, event).await;
+        let exited = t0.elapsed();
         if r.is_err() {
             let _ = client.kill_all(libc::SIGKILL).await;
             let _ = client.wait().await;
         }
         let _ = client.shutdown().await;
+        let shut = t0.elapsed();
         wait_shim_gone(&client).await;
+        tracing::debug!(id = %spec.id, ?created, ?exited, ?shut, gone = ?t0.elapsed(), "one-shot phases");
         r
     }
 
@@ -294,12 +299,21 @@ async fn wait_shim_gone(client: &ShimClient) {
     }
     for _ in 0..500 {
         // SAFETY: kill(2) with signal 0 only checks that the pid exists.
-        if unsafe { libc::kill(pid, 0) } != 0 {
+        if unsafe { libc::kill(pid, 0) } != 0 || is_zombie(pid) {
             return;
         }
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
     tracing::warn!(shim = pid, "a one-shot shim did not exit within 5s");
+}
+
+/// Whether `pid` has exited and only waits to be reaped. The shim is reparented (it double
+/// forks), and its new parent may reap late: some init processes do it only every second or so,
+/// which would otherwise add that delay to every RUN step.
+fn is_zombie(pid: i32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return true };
+    // `pid (comm) S …`: the state follows the last `)` (comm may contain one).
+    stat.rsplit_once(')').and_then(|(_, rest)| rest.trim_start().chars().next()).is_some_and(|c| c == 'Z' || c == 'X')
 }
 
 /// `hostname`, `hosts` and `resolv.conf` as `docker run` writes them for the network mode.
