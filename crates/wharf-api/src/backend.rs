@@ -9,10 +9,10 @@ use futures_util::stream::BoxStream;
 use wharf_types::{EngineError, Event, Filters};
 
 use crate::models::{
-    BuildPruneResponse, ContainerCreateBody, ContainerCreateResponse, ContainerInspectResponse, ContainerPruneResponse, ContainerSummary,
-    ContainerTopResponse, ImageDeleteResponseItem, ImageHistoryResponseItem, ImageInspect, ImagePruneResponse,
-    ImageSummary, SystemDataUsageResponse, SystemInfo, SystemVersion, Volume, VolumeCreateRequest, VolumeListResponse,
-    VolumePruneResponse,
+    BuildPruneResponse, ContainerCreateBody, ContainerCreateResponse, ContainerInspectResponse, ContainerPruneResponse,
+    ContainerSummary, ContainerTopResponse, ImageDeleteResponseItem, ImageHistoryResponseItem, ImageInspect,
+    ImagePruneResponse, ImageSummary, SystemDataUsageResponse, SystemInfo, SystemVersion, Volume, VolumeCreateRequest,
+    VolumeListResponse, VolumePruneResponse,
 };
 use crate::stream::ProgressSender;
 

@@ -241,13 +241,11 @@ where
         let r = fut.await;
         let _ = tx.send(StreamItem::Done(r));
     });
-    let first = loop {
-        tokio::select! {
-            item = rx.recv() => break item,
-            // Nothing to say yet: the status line is not sent, so the client cannot be probed;
-            // a disconnect is noticed once the stream starts.
-            _ = cancel.cancelled() => break None,
-        }
+    // Nothing to say yet: the status line is not sent, so the client cannot be probed; a
+    // disconnect is noticed once the stream starts.
+    let first = tokio::select! {
+        item = rx.recv() => item,
+        _ = cancel.cancelled() => None,
     };
     let first = match first {
         None => return Err(wharf_types::EngineError::new(wharf_types::ErrorKind::Cancelled, "cancelled").into()),

@@ -80,7 +80,9 @@ fn assert_no_leftovers(d: &TestDaemon) {
             .into_iter()
             .chain([Path::new("/sys/fs/cgroup").join(rel)])
             .filter(|p| p.is_dir())
-            .flat_map(|p| std::fs::read_dir(p).map(|r| r.flatten().map(|e| e.path()).collect::<Vec<_>>()).unwrap_or_default())
+            .flat_map(|p| {
+                std::fs::read_dir(p).map(|r| r.flatten().map(|e| e.path()).collect::<Vec<_>>()).unwrap_or_default()
+            })
             .filter(|p: &PathBuf| p.is_dir())
             .collect();
         if mounts.is_empty() && oneshots.is_empty() && procs.is_empty() && cgroups.is_empty() {
@@ -145,7 +147,10 @@ fn cached_steps(out: &str) -> Vec<bool> {
 }
 
 fn built_id(out: &str) -> String {
-    out.lines().find_map(|l| l.strip_prefix("Successfully built ")).unwrap_or_else(|| panic!("no ID in:\n{out}")).to_owned()
+    out.lines()
+        .find_map(|l| l.strip_prefix("Successfully built "))
+        .unwrap_or_else(|| panic!("no ID in:\n{out}"))
+        .to_owned()
 }
 
 #[test]
@@ -274,7 +279,10 @@ fn docker_build_failures_speak_dockers_words() {
     std::fs::write(ctx.join("Dockerfile"), "FROM busybox\nNOPE x\n").unwrap();
     let (code, out, err) = run(docker_build(&d, &[c]));
     assert_eq!(code, 1, "{out}{err}");
-    assert!(err.contains("Error response from daemon: dockerfile parse error on line 2: unknown instruction: NOPE"), "{err}");
+    assert!(
+        err.contains("Error response from daemon: dockerfile parse error on line 2: unknown instruction: NOPE"),
+        "{err}"
+    );
     assert!(!out.contains("Step 1"), "{out}");
 
     // COPY of a missing file.
@@ -323,7 +331,13 @@ fn docker_py_images_build() {
     let ctx = context_dir(
         &d,
         "ctx",
-        &[("Dockerfile", "FROM busybox\nARG V=none\nCOPY f.txt /f.txt\nRUN echo \"v=$V\" > /v.txt\nCMD [\"cat\", \"/v.txt\"]\n"), ("f.txt", "x")],
+        &[
+            (
+                "Dockerfile",
+                "FROM busybox\nARG V=none\nCOPY f.txt /f.txt\nRUN echo \"v=$V\" > /v.txt\nCMD [\"cat\", \"/v.txt\"]\n",
+            ),
+            ("f.txt", "x"),
+        ],
     );
     let script = format!(
         r#"
@@ -438,7 +452,10 @@ fn hostile_contexts_are_refused_or_confined() {
     assert!(!Path::new("/tmp/wharf-e2e-through-link").exists(), "extraction followed a symlink out");
 
     // Malformed: a truncated tar, gzip garbage, an entry claiming 8 GiB with no data.
-    let whole = tar_of(&[("Dockerfile", tar::EntryType::Regular, df, None), ("big", tar::EntryType::Regular, &[7u8; 4000], None)]);
+    let whole = tar_of(&[
+        ("Dockerfile", tar::EntryType::Regular, df, None),
+        ("big", tar::EntryType::Regular, &[7u8; 4000], None),
+    ]);
     let (status, text) = post_build(&d, "", &whole[..512 + 512 + 512 + 1000]);
     assert_ne!(status, 200, "{text}");
     let (status, text) = post_build(&d, "", &[0x1f, 0x8b, 0x08, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
@@ -515,7 +532,10 @@ fn wharf_build_cli() {
     child.stdin.take().unwrap().write_all(b"FROM busybox\nCOPY keep.txt /\nRUN cat /keep.txt; exit 5\n").unwrap();
     let o = child.wait_with_output().unwrap();
     assert_eq!(o.status.code(), Some(5), "{}", String::from_utf8_lossy(&o.stdout));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("The command '/bin/sh -c cat /keep.txt; exit 5' returned a non-zero code: 5"));
+    assert!(
+        String::from_utf8_lossy(&o.stderr)
+            .contains("The command '/bin/sh -c cat /keep.txt; exit 5' returned a non-zero code: 5")
+    );
     // builder prune.
     let pruned = ok(d.wharf(&["builder", "prune", "-af"]));
     assert!(pruned.contains("Total reclaimed space:"), "{pruned}");

@@ -75,9 +75,7 @@ fn file_header(size: u64, mode: u32) -> tar::Header {
     h.set_mode(mode);
     h.set_uid(0);
     h.set_gid(0);
-    h.set_mtime(
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
-    );
+    h.set_mtime(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0));
     h
 }
 
@@ -168,7 +166,9 @@ fn context(args: &BuildArgs) -> Result<(Vec<u8>, String), CliError> {
     let file = args.file.as_deref().filter(|f| !f.is_empty());
     if args.context == "-" {
         if file == Some("-") {
-            return Err(CliError::Other("invalid argument: can't use stdin for both build context and dockerfile".into()));
+            return Err(CliError::Other(
+                "invalid argument: can't use stdin for both build context and dockerfile".into(),
+            ));
         }
         let body = read_stdin()?;
         if is_archive(&body) {
@@ -182,7 +182,8 @@ fn context(args: &BuildArgs) -> Result<(Vec<u8>, String), CliError> {
             args.context
         )));
     }
-    let root = std::fs::canonicalize(&args.context).map_err(|_| prepare(format!("path {:?} not found", args.context)))?;
+    let root =
+        std::fs::canonicalize(&args.context).map_err(|_| prepare(format!("path {:?} not found", args.context)))?;
     if !root.is_dir() {
         return Err(prepare(format!("context must be a directory: {}", root.display())));
     }
@@ -348,9 +349,9 @@ fn query(args: &BuildArgs, dockerfile: &str) -> Result<String, CliError> {
     if !args.ulimit.is_empty() {
         let mut list = Vec::new();
         for u in &args.ulimit {
-            let (name, limits) = u
-                .split_once('=')
-                .ok_or_else(|| CliError::Usage(format!("invalid argument {u:?} for \"--ulimit\" flag: invalid ulimit argument")))?;
+            let (name, limits) = u.split_once('=').ok_or_else(|| {
+                CliError::Usage(format!("invalid argument {u:?} for \"--ulimit\" flag: invalid ulimit argument"))
+            })?;
             let (soft, hard) = limits.split_once(':').unwrap_or((limits, limits));
             let n = |s: &str| {
                 s.parse::<i64>().map_err(|_| CliError::Usage(format!("invalid argument {u:?} for \"--ulimit\" flag")))
@@ -426,7 +427,8 @@ pub async fn build(ctx: &Ctx, args: BuildArgs) -> Result<(), CliError> {
         return Err(CliError::Status(e.code.filter(|c| *c != 0).unwrap_or(1)));
     }
     if let Some(path) = args.iidfile.as_deref().filter(|p| !p.is_empty()) {
-        std::fs::write(path, &image_id).map_err(|e| CliError::Other(format!("failed to write image ID to file: {e}")))?;
+        std::fs::write(path, &image_id)
+            .map_err(|e| CliError::Other(format!("failed to write image ID to file: {e}")))?;
     }
     Ok(())
 }

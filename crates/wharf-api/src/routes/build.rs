@@ -36,9 +36,9 @@ fn body_stream(body: Body) -> ByteStream {
 fn json_param<T: serde::de::DeserializeOwned>(query: &Query, key: &str, what: &str) -> Result<Option<T>, ApiError> {
     match query.get(key).filter(|v| !v.is_empty()) {
         None => Ok(None),
-        Some(v) => serde_json::from_str(v)
-            .map(Some)
-            .map_err(|e| ApiError::invalid(format!("unable to parse {what}: {e}"))),
+        Some(v) => {
+            serde_json::from_str(v).map(Some).map_err(|e| ApiError::invalid(format!("unable to parse {what}: {e}")))
+        }
     }
 }
 
@@ -288,7 +288,10 @@ mod tests {
         assert!(b.starts_with("{\"stream\":\"Step 1/2"), "held output comes first: {b}");
         assert!(b.contains("\"code\":3"), "{b}");
         let (s, b) = call("POST", "/build?dockerfile=early", "").await;
-        assert_eq!((s, b.as_str()), (400, r#"{"message":"dockerfile parse error on line 1: unknown instruction: NOPE"}"#));
+        assert_eq!(
+            (s, b.as_str()),
+            (400, r#"{"message":"dockerfile parse error on line 1: unknown instruction: NOPE"}"#)
+        );
         assert_eq!(call("POST", "/build?version=2", "").await.0, 501);
         assert_eq!(call("POST", "/session", "").await.0, 404);
         assert_eq!(call("GET", "/grpc", "").await.0, 404);

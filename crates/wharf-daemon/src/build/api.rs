@@ -27,9 +27,7 @@ pub fn options(req: &BuildRequest) -> Result<BuildOptions, EngineError> {
     }
     let platform = match req.platform.as_str() {
         "" => None,
-        p => Some(
-            Platform::parse(p).map_err(|e| EngineError::invalid(format!("failed to parse platform {p}: {e}")))?,
-        ),
+        p => Some(Platform::parse(p).map_err(|e| EngineError::invalid(format!("failed to parse platform {p}: {e}")))?),
     };
     Ok(BuildOptions {
         dockerfile: req.dockerfile.clone(),
@@ -71,10 +69,9 @@ fn message(m: LegacyMessage) -> JsonMessage {
     JsonMessage {
         stream: m.stream,
         aux: m.aux,
-        error_detail: m.error_detail.map(|e| wharf_api::stream::ErrorDetail {
-            code: e.code.map(i64::from),
-            message: e.message,
-        }),
+        error_detail: m
+            .error_detail
+            .map(|e| wharf_api::stream::ErrorDetail { code: e.code.map(i64::from), message: e.message }),
         error: m.error,
         ..Default::default()
     }
@@ -217,10 +214,8 @@ impl Handles {
     /// Drops entries (all with `all`, else those whose image nothing keeps), then deletes the
     /// images only they kept, with their untagged parents.
     fn prune(&self, opts: &BuildPruneOptions) -> Result<BuildPruneResponse, EngineError> {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0);
+        let now =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
         opts.filters.validate(&["until", "unused-for", "unused_for"])?;
         let last = |k: &str| opts.filters.get(k).last().map(str::to_owned);
         let created_before = last("until").map(|v| seconds_ago(&v, now)).transpose()?;
@@ -265,8 +260,7 @@ impl Handles {
     /// Deletes the images of dropped entries that no remaining entry, tag, container or child
     /// needs; returns the bytes of their own layers.
     fn delete_unkept(&self, images: &[ImageId]) -> Result<i64, EngineError> {
-        let still: HashSet<ImageId> =
-            self.cache.entries()?.into_iter().map(|e| ImageId::new(e.record.image)).collect();
+        let still: HashSet<ImageId> = self.cache.entries()?.into_iter().map(|e| ImageId::new(e.record.image)).collect();
         let mut kept = self.images.kept_images().map_err(EngineError::from)?;
         kept.extend(still);
         let mut sizes: BTreeMap<String, i64> = BTreeMap::new();
@@ -292,7 +286,12 @@ impl Handles {
 
 impl BuildService {
     fn clone_handles(&self) -> Handles {
-        Handles { builder: self.builder.clone(), root: self.root.clone(), images: self.images.clone(), cache: self.cache.clone() }
+        Handles {
+            builder: self.builder.clone(),
+            root: self.root.clone(),
+            images: self.images.clone(),
+            cache: self.cache.clone(),
+        }
     }
 
     /// The build-cache part of `/system/df`: one item per cache entry, its size the entry's

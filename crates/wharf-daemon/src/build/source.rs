@@ -112,7 +112,11 @@ impl ImageSource for DaemonImages {
         let parsed = if by_id {
             None
         } else {
-            Some(Reference::parse_normalized(reference).map_err(|e| EngineError::from_classified(&e))?.with_default_tag())
+            Some(
+                Reference::parse_normalized(reference)
+                    .map_err(|e| EngineError::from_classified(&e))?
+                    .with_default_tag(),
+            )
         };
         let local = self.local(reference).await?;
         let matches = |img: &BaseImage| {
@@ -133,9 +137,10 @@ impl ImageSource for DaemonImages {
                 Err(_) if local.is_some() && self.puller().is_none() => {}
                 Err(e) => return Err(e),
             }
-            let img = self.local(reference).await?.ok_or_else(|| {
-                EngineError::not_found(format!("No such image: {}", r.familiar()))
-            })?;
+            let img = self
+                .local(reference)
+                .await?
+                .ok_or_else(|| EngineError::not_found(format!("No such image: {}", r.familiar())))?;
             if !matches(&img) {
                 return Err(mismatch(reference, platform, &platform_of(&img)));
             }

@@ -70,6 +70,9 @@ pub struct OneShot {
     pub image: String,
 }
 
+/// Publishes a container event: the action and one extra attribute.
+type EventFn<'a> = dyn Fn(&str, Option<(&str, String)>) + Send + Sync + 'a;
+
 /// Where output goes, chunk by chunk as read.
 pub type OutputFn = Box<dyn Fn(StreamKind, &[u8]) + Send + Sync>;
 
@@ -139,7 +142,7 @@ impl ContainerService {
         l: &Layout,
         output: OutputFn,
         cancel: &CancellationToken,
-        event: &(dyn Fn(&str, Option<(&str, String)>) + Send + Sync),
+        event: &EventFn<'_>,
     ) -> Result<i32, EngineError> {
         let ctx = &self.ctx;
         if spec.args.is_empty() {
@@ -262,7 +265,7 @@ async fn drive(
     client: &ShimClient,
     output: OutputFn,
     cancel: &CancellationToken,
-    event: &(dyn Fn(&str, Option<(&str, String)>) + Send + Sync),
+    event: &EventFn<'_>,
 ) -> Result<i32, EngineError> {
     let cancelled = || EngineError::new(ErrorKind::Cancelled, "cancelled");
     let attached =
