@@ -486,19 +486,60 @@ pub async fn copy_output(
             }
             continue;
         }
+        let mut sink = FrameSink::default();
         demux.feed(&buf[..n], |f| match f {
-            Frame::Stdout(p) if stdout => {
-                let mut o = std::io::stdout().lock();
-                o.write_all(p)?;
-                o.flush()
-            }
-            Frame::Stderr(p) if stderr => {
-                let mut o = std::io::stderr().lock();
-                o.write_all(p)?;
-                o.flush()
-            }
+            Frame::Stdout(p) if stdout => sink.stdout(p),
+            Frame::Stderr(p) if stderr => sink.stderr(p),
             _ => Ok(()),
         })?;
+        sink.flush().map_err(|e| e.to_string())?;
+    }
+}
+
+/// Demultiplexed output of one network read: frames of the same stream are gathered and
+/// written with one syscall (a log line per frame made `logs` syscall-bound); switching
+/// streams writes what the other one holds first, so the interleaving is kept.
+#[derive(Default)]
+pub struct FrameSink {
+    buf: Vec<u8>,
+    to_stderr: bool,
+}
+
+impl FrameSink {
+    pub fn stdout(&mut self, p: &[u8]) -> std::io::Result<()> {
+        self.push(false, p)
+    }
+
+    pub fn stderr(&mut self, p: &[u8]) -> std::io::Result<()> {
+        self.push(true, p)
+    }
+
+    fn push(&mut self, to_stderr: bool, p: &[u8]) -> std::io::Result<()> {
+        if to_stderr != self.to_stderr {
+            self.flush()?;
+            self.to_stderr = to_stderr;
+        }
+        self.buf.extend_from_slice(p);
+        Ok(())
+    }
+
+    /// Writes and flushes what is held.
+    pub fn flush(&mut self) -> std::io::Result<()> {
+        use std::io::Write;
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        if self.to_stderr {
+            let mut o = std::io::stderr().lock();
+            o.write_all(&self.buf)?;
+            o.flush()?;
+        } else {
+            let mut o = std::io::stdout().lock();
+            o.write_all(&self.buf)?;
+            o.flush()?;
+        }
+        self.buf.clear();
+        Ok(())
     }
 }
 

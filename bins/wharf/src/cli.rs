@@ -100,6 +100,9 @@ pub enum Cmd {
     /// Manage volumes
     #[command(subcommand)]
     Volume(VolumeCmd),
+    /// Manage networks
+    #[command(subcommand)]
+    Network(crate::commands::network::NetworkCmd),
     /// Manage images
     #[command(subcommand)]
     Image(ImageCmd),

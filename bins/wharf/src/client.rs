@@ -102,7 +102,8 @@ impl CliError {
 impl fmt::Display for CliError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            CliError::Daemon { message, .. } => write!(f, "Error response from daemon: {message}"),
+            // docker's client trims the daemon's message (moby's own end with a space).
+            CliError::Daemon { message, .. } => write!(f, "Error response from daemon: {}", message.trim()),
             CliError::Connect { host, detail } if detail.contains("ermission denied") => write!(
                 f,
                 "permission denied while trying to connect to the Wharf daemon socket at {host}: run as root or add yourself to the 'wharf' group"

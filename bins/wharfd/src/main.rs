@@ -123,6 +123,7 @@ async fn serve(config: Config, log_handle: LogHandle) -> Result<()> {
     tracing::info!(hosts = ?config.hosts, data_root = %config.data_root.display(), restored, "API listening");
     let app = wharf_api::router::build(daemon.backends(), shutdown.clone());
     wharf_api::server::serve(listeners, app, shutdown).await;
+    daemon.shutdown().await;
     for p in socket_paths {
         let _ = std::fs::remove_file(p);
     }

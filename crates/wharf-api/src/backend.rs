@@ -11,8 +11,9 @@ use wharf_types::{EngineError, Event, Filters};
 use crate::models::{
     BuildPruneResponse, ContainerCreateBody, ContainerCreateResponse, ContainerInspectResponse, ContainerPruneResponse,
     ContainerSummary, ContainerTopResponse, ImageDeleteResponseItem, ImageHistoryResponseItem, ImageInspect,
-    ImagePruneResponse, ImageSummary, SystemDataUsageResponse, SystemInfo, SystemVersion, Volume, VolumeCreateRequest,
-    VolumeListResponse, VolumePruneResponse,
+    ImagePruneResponse, ImageSummary, NetworkConnectRequest, NetworkCreateRequest, NetworkCreateResponse,
+    NetworkDisconnectRequest, NetworkInspect, NetworkPruneResponse, SystemDataUsageResponse, SystemInfo, SystemVersion,
+    Volume, VolumeCreateRequest, VolumeListResponse, VolumePruneResponse,
 };
 use crate::stream::ProgressSender;
 
@@ -400,6 +401,33 @@ impl From<EngineError> for BuildFailure {
     }
 }
 
+/// Networks: `/networks/...`. A network is named by its full ID, its name, or a unique ID
+/// prefix (Docker's lookup order); a miss is `network x not found` (NotFound).
+///
+/// Lifecycle: `create` (Docker's validation: duplicate name → Conflict, overlapping subnet →
+/// Forbidden, malformed IPAM → InvalidArgument) → `connect`/`disconnect` containers →
+/// `remove` (Forbidden for the predefined `bridge`, `host`, `none` and while endpoints are
+/// active). `prune` removes every user-defined network without endpoints.
+#[async_trait]
+pub trait NetworkBackend: Send + Sync + 'static {
+    /// `GET /networks?filters`: filters `driver`, `id`, `label`, `name`, `scope`, `type`,
+    /// `dangling` (validated here, unknown keys are InvalidArgument).
+    async fn list(&self, filters: Filters) -> Result<Vec<NetworkInspect>, EngineError>;
+    /// `GET /networks/{id}?verbose&scope`: with `Containers` filled in.
+    async fn inspect(&self, id: &str, verbose: bool, scope: Option<String>) -> Result<NetworkInspect, EngineError>;
+    /// `POST /networks/create`.
+    async fn create(&self, req: NetworkCreateRequest) -> Result<NetworkCreateResponse, EngineError>;
+    /// `DELETE /networks/{id}`.
+    async fn remove(&self, id: &str) -> Result<(), EngineError>;
+    /// `POST /networks/{id}/connect`: a running container is attached at once; a stopped one
+    /// is attached at its next start.
+    async fn connect(&self, id: &str, req: NetworkConnectRequest) -> Result<(), EngineError>;
+    /// `POST /networks/{id}/disconnect`.
+    async fn disconnect(&self, id: &str, req: NetworkDisconnectRequest) -> Result<(), EngineError>;
+    /// `POST /networks/prune?filters` (`until`, `label`, `label!`).
+    async fn prune(&self, filters: Filters) -> Result<NetworkPruneResponse, EngineError>;
+}
+
 /// Every backend the router needs.
 #[derive(Clone)]
 pub struct Backends {
@@ -409,4 +437,5 @@ pub struct Backends {
     pub execs: Arc<dyn ExecBackend>,
     pub volumes: Arc<dyn VolumeBackend>,
     pub builds: Arc<dyn BuildBackend>,
+    pub networks: Arc<dyn NetworkBackend>,
 }

@@ -238,6 +238,55 @@ impl BuildBackend for NoBuilds {
     }
 }
 
+/// Knows only the predefined networks, which cannot be removed; records nothing.
+pub struct FakeNetworks;
+
+fn predefined(id: &str) -> Option<NetworkInspect> {
+    ["bridge", "host", "none"].contains(&id).then(|| NetworkInspect {
+        name: Some(id.to_owned()),
+        id: Some(format!("{:0>64}", id.len())),
+        ..Default::default()
+    })
+}
+
+fn no_network(id: &str) -> EngineError {
+    EngineError::not_found(format!("network {id} not found"))
+}
+
+#[async_trait]
+impl NetworkBackend for FakeNetworks {
+    async fn list(&self, f: Filters) -> Result<Vec<NetworkInspect>, EngineError> {
+        f.validate(&["driver", "id", "label", "name", "scope", "type", "dangling"])?;
+        Ok(["bridge", "host", "none"].iter().filter_map(|n| predefined(n)).collect())
+    }
+    async fn inspect(&self, id: &str, _: bool, _: Option<String>) -> Result<NetworkInspect, EngineError> {
+        predefined(id).ok_or_else(|| no_network(id))
+    }
+    async fn create(&self, req: NetworkCreateRequest) -> Result<NetworkCreateResponse, EngineError> {
+        if predefined(&req.name).is_some() {
+            return Err(EngineError::conflict(format!("network with name {} already exists", req.name)));
+        }
+        Ok(NetworkCreateResponse { id: "f".repeat(64), warning: String::new() })
+    }
+    async fn remove(&self, id: &str) -> Result<(), EngineError> {
+        match predefined(id) {
+            Some(_) => Err(EngineError::forbidden(format!("{id} is a pre-defined network and cannot be removed"))),
+            None => Err(no_network(id)),
+        }
+    }
+    async fn connect(&self, id: &str, req: NetworkConnectRequest) -> Result<(), EngineError> {
+        predefined(id).ok_or_else(|| no_network(id))?;
+        Err(none(&req.container))
+    }
+    async fn disconnect(&self, id: &str, req: NetworkDisconnectRequest) -> Result<(), EngineError> {
+        predefined(id).ok_or_else(|| no_network(id))?;
+        Err(none(&req.container))
+    }
+    async fn prune(&self, _: Filters) -> Result<NetworkPruneResponse, EngineError> {
+        Ok(NetworkPruneResponse { networks_deleted: Some(vec![]) })
+    }
+}
+
 /// An app over the fakes.
 pub fn app() -> crate::router::App {
     crate::router::build(
@@ -248,6 +297,7 @@ pub fn app() -> crate::router::App {
             execs: std::sync::Arc::new(NoContainers),
             volumes: std::sync::Arc::new(NoVolumes),
             builds: std::sync::Arc::new(NoBuilds),
+            networks: std::sync::Arc::new(FakeNetworks),
         },
         tokio_util::sync::CancellationToken::new(),
     )

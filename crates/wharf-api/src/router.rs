@@ -11,7 +11,7 @@ use tower::ServiceExt;
 
 use crate::backend::Backends;
 use crate::error::ApiError;
-use crate::routes::{build, container, disk_usage, exec, image, stubs, system, volume};
+use crate::routes::{build, container, disk_usage, exec, image, network, stubs, system, volume};
 use crate::version::{ApiVersion, PrefixCheck, check_prefix};
 
 /// The engine's version, shared by every crate of the workspace.
@@ -77,6 +77,12 @@ pub fn build(backends: Backends, shutdown: CancellationToken) -> App {
         .route("/build/prune", post(build::prune))
         .route("/session", any(build::buildkit))
         .route("/grpc", any(build::buildkit))
+        .route("/networks", get(network::list))
+        .route("/networks/create", post(network::create))
+        .route("/networks/prune", post(network::prune))
+        .route("/networks/{id}", get(network::inspect).delete(network::remove))
+        .route("/networks/{id}/connect", post(network::connect))
+        .route("/networks/{id}/disconnect", post(network::disconnect))
         .route("/plugins", get(stubs::plugins_list))
         .route("/plugins/privileges", get(stubs::plugin_other))
         .route("/plugins/pull", any(stubs::plugin_other))
@@ -231,6 +237,32 @@ mod tests {
         assert_eq!(b, r#"{"VolumesDeleted":["all=true"],"SpaceReclaimed":0}"#);
         let (_, b) = call("POST", "/v1.42/volumes/prune", "").await;
         assert_eq!(b, r#"{"VolumesDeleted":[],"SpaceReclaimed":0}"#);
+    }
+
+    #[tokio::test]
+    async fn network_routes_translate_errors_and_bodies() {
+        use crate::fakes::call;
+        let (s, b) = call("GET", "/v1.50/networks", "").await;
+        assert_eq!(s, 200);
+        assert!(b.contains(r#""Name":"bridge""#), "{b}");
+        let (s, b) = call("GET", "/networks?filters=%7B%22nope%22%3A%5B%22x%22%5D%7D", "").await;
+        assert_eq!((s, b.as_str()), (400, r#"{"message":"invalid filter 'nope'"}"#));
+        let (s, b) = call("GET", "/networks/nosuch", "").await;
+        assert_eq!((s, b.as_str()), (404, r#"{"message":"network nosuch not found"}"#));
+        let (s, b) = call("DELETE", "/networks/bridge", "").await;
+        assert_eq!((s, b.as_str()), (403, r#"{"message":"bridge is a pre-defined network and cannot be removed"}"#));
+        let (s, _) = call("POST", "/networks/create", r#"{"Name":"n1","Driver":"bridge","IPAM":null}"#).await;
+        assert_eq!(s, 201);
+        let (s, _) = call("POST", "/networks/create", r#"{"Name":"bridge"}"#).await;
+        assert_eq!(s, 409);
+        let (s, _) = call("POST", "/networks/create", "").await;
+        assert_eq!(s, 400);
+        let (s, b) = call("POST", "/networks/bridge/connect", r#"{"Container":"c1","EndpointConfig":null}"#).await;
+        assert_eq!((s, b.as_str()), (404, r#"{"message":"No such container: c1"}"#));
+        let (s, _) = call("POST", "/networks/bridge/disconnect", r#"{"Force":false}"#).await;
+        assert_eq!(s, 400, "Container is required");
+        let (s, b) = call("POST", "/networks/prune", "").await;
+        assert_eq!((s, b.as_str()), (200, r#"{"NetworksDeleted":[]}"#));
     }
 
     #[test]

@@ -63,6 +63,15 @@ pub struct FileConfig {
     pub userland_proxy: Option<bool>,
     pub icc: Option<bool>,
     pub bridge: Option<String>,
+    /// Docker 28's `firewall-backend`: `nftables` or `iptables` (default: nftables when `nft`
+    /// is installed).
+    pub firewall_backend: Option<String>,
+    /// Wharf's own: the nftables table (or iptables chain prefix) of this daemon, so several
+    /// daemons can share a host (default `wharf`).
+    pub firewall_table: Option<String>,
+    /// Wharf's own: the prefix of kernel links this daemon creates and may reclaim at startup
+    /// (`<prefix>-<network id>` bridges, `<prefix>v…` veths, `<prefix>d…` dummies; default `wh`).
+    pub link_prefix: Option<String>,
     pub default_shm_size: Option<String>,
     pub default_ulimits: Option<BTreeMap<String, Value>>,
     pub cgroup_parent: Option<String>,
@@ -118,7 +127,6 @@ const UNSUPPORTED_DOCKER_KEYS: &[&str] = &[
     "ip-masq-v6",
     "host-gateway-ip",
     "host-gateway-ips",
-    "firewall-backend",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -232,6 +240,9 @@ fn known_keys() -> &'static [&'static str] {
         "userland-proxy",
         "icc",
         "bridge",
+        "firewall-backend",
+        "firewall-table",
+        "link-prefix",
         "default-shm-size",
         "default-ulimits",
         "cgroup-parent",

@@ -7,6 +7,8 @@
 //! - [`system`]: `/info`, `/version`, `/events` (the `SystemBackend`).
 //! - [`container`]: containers — one supervisor task per container, the shim and runtime,
 //!   logs, attach, live restore (the `ContainerBackend`).
+//! - [`network`]: networks — the predefined and user-defined networks, each container's
+//!   endpoints, ports and DNS, startup reconcile (the `NetworkBackend`).
 //! - [`info`]: host facts from the kernel and /etc.
 //! - [`image`]: the image service (content store, snapshotter, image metadata, GC) and the
 //!   `ImageBackend`; [`disk_usage`]: `/system/df` from every service's part.
@@ -25,6 +27,7 @@ pub mod disk_usage;
 pub mod events;
 pub mod image;
 pub mod info;
+pub mod network;
 pub mod system;
 pub mod volume;
 
@@ -90,6 +93,7 @@ pub struct Daemon {
     events: Arc<EventBus>,
     images: Arc<image::ImageService>,
     containers: Arc<container::ContainerService>,
+    networks: Arc<network::NetworkService>,
     volumes: Arc<volume::VolumeService>,
     builds: Arc<build::BuildService>,
     engine_id: String,
@@ -140,9 +144,11 @@ impl Daemon {
             None => images.clone(),
         };
         let volumes = volume::VolumeService::open(&config.data_root, db.clone(), events.clone())?;
+        let networks = network::NetworkService::open(db.clone(), events.clone(), &config)?;
         let containers = container::ContainerService::new(|weak| {
-            container_ctx(&config, &db, &events, provider, volumes.clone(), weak)
+            container_ctx(&config, &db, &events, provider, volumes.clone(), networks.clone(), weak)
         })?;
+        networks.set_containers(Arc::downgrade(&containers));
         images.set_usage(containers.clone());
         // References come from the containers' mounts; a referenced volume is never removed.
         for r in containers.load_all()? {
@@ -155,6 +161,7 @@ impl Daemon {
             events,
             images,
             containers,
+            networks,
             volumes,
             builds,
             engine_id,
@@ -167,6 +174,10 @@ impl Daemon {
     /// Reconnects to containers that kept running while the daemon was down and restarts
     /// those whose restart policy asks for it. Call once the API is about to serve.
     pub async fn restore(&self) -> usize {
+        // Networks first: reconcile needs the stored state before containers start again.
+        if let Err(e) = self.networks.ready().await {
+            tracing::error!(error = %e.message, "network setup failed; containers cannot be networked");
+        }
         let left = self.containers.cleanup_oneshots().await;
         if left > 0 {
             tracing::info!(count = left, "removed build steps' processes a previous daemon left");
@@ -174,6 +185,15 @@ impl Daemon {
         let alive = container::restore::restore(&self.containers).await;
         self.volumes.finish_restore();
         alive
+    }
+
+    /// Called once the API has stopped serving: releases what nothing uses any more.
+    pub async fn shutdown(&self) {
+        self.networks.shutdown().await;
+    }
+
+    pub fn networks(&self) -> &Arc<network::NetworkService> {
+        &self.networks
     }
 
     pub fn containers(&self) -> &Arc<container::ContainerService> {
@@ -193,6 +213,7 @@ impl Daemon {
             images: self.clone(),
             containers: self.containers.clone(),
             execs: self.containers.clone(),
+            networks: self.networks.clone(),
             volumes: self.volumes.clone(),
             builds: self.builds.clone(),
         }
@@ -263,6 +284,7 @@ fn container_ctx(
     events: &Arc<EventBus>,
     images: Arc<dyn container::ImageProvider>,
     volumes: Arc<volume::VolumeService>,
+    network: Arc<network::NetworkService>,
     weak: std::sync::Weak<container::ContainerService>,
 ) -> container::Ctx {
     let file_runtimes = config.file.runtimes.clone().unwrap_or_default();
@@ -305,6 +327,7 @@ fn container_ctx(
         log_opts: config.file.log_opts.clone().unwrap_or_default(),
         cgroup_parent: config.file.cgroup_parent.clone().unwrap_or_else(|| "/wharf".to_owned()),
         containers: weak,
+        network,
     }
 }
 

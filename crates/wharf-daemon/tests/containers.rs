@@ -51,6 +51,7 @@ struct Fixture {
     daemon: Arc<Daemon>,
     dir: tempfile::TempDir,
     cgroup_parent: String,
+    _net: wharf_testkit::net::NetSlot,
 }
 
 impl Drop for Fixture {
@@ -67,7 +68,11 @@ async fn fixture() -> Fixture {
     let data = dir.path().join("data");
     let flags = FlagConfig { data_root: Some(data), exec_root: Some(dir.path().join("exec")), ..Default::default() };
     let cgroup_parent = format!("/{}", wharf_testkit::unique_name("wharf-test-"));
-    let file = FileConfig { cgroup_parent: Some(cgroup_parent.clone()), ..Default::default() };
+    let net = wharf_testkit::net::NetSlot::acquire();
+    let file = FileConfig {
+        cgroup_parent: Some(cgroup_parent.clone()),
+        ..FileConfig::parse(&serde_json::Value::Object(net.daemon_json()).to_string()).unwrap()
+    };
     let config = Config::merge(flags, file, dir.path().join("daemon.json")).unwrap();
     let provider: wharf_daemon::ImageProviderFactory = Box::new(|images| {
         let snapshotter = images.snapshotter();
@@ -75,7 +80,7 @@ async fn fixture() -> Fixture {
         Arc::new(BusyboxImage { snapshotter }) as Arc<dyn ImageProvider>
     });
     let daemon = Daemon::open_with(config, BuildInfo::default(), Some(provider)).unwrap();
-    Fixture { daemon, dir, cgroup_parent }
+    Fixture { daemon, dir, cgroup_parent, _net: net }
 }
 
 /// A layer holding /bin/busybox and its applets, committed as snapshot `busybox`.
@@ -128,7 +133,9 @@ async fn run_to_completion_with_exit_code_and_logs() {
     c.start("t1").await.unwrap();
     let outcome = tokio::time::timeout(Duration::from_secs(20), wait).await.expect("exits");
     assert_eq!(outcome.status_code, 3);
-    assert_eq!(logs_text(&*c, "t1").await, "out\nerr\n");
+    // stdout and stderr are separate pipes: their relative order is not kept (nor by Docker).
+    let logs = logs_text(&*c, "t1").await;
+    assert!(logs == "out\nerr\n" || logs == "err\nout\n", "{logs:?}");
     let inspect = c.inspect("t1", false).await.unwrap();
     let state = inspect.state.unwrap();
     assert_eq!(state.exit_code, Some(3));

@@ -76,6 +76,9 @@ struct Fixture {
     cgroup_parent: String,
     /// A host directory image symlinks point at; nothing may ever be mounted or written there.
     host: PathBuf,
+    /// This daemon's own bridge, subnet and firewall table (not the host-wide `wharf0`, which
+    /// parallel tests and other daemons would share); dropped after the daemon.
+    _net: wharf_testkit::net::NetSlot,
 }
 
 impl Drop for Fixture {
@@ -107,10 +110,14 @@ async fn fixture() -> Fixture {
     std::fs::write(host.join("secret"), "host only").unwrap();
     let flags = FlagConfig { data_root: Some(data), exec_root: Some(dir.path().join("exec")), ..Default::default() };
     let cgroup_parent = format!("/{}", wharf_testkit::unique_name("wharf-test-"));
-    let file = FileConfig { cgroup_parent: Some(cgroup_parent.clone()), ..Default::default() };
+    let net = wharf_testkit::net::NetSlot::acquire();
+    let file = FileConfig {
+        cgroup_parent: Some(cgroup_parent.clone()),
+        ..FileConfig::parse(&serde_json::Value::Object(net.daemon_json()).to_string()).unwrap()
+    };
     let config = Config::merge(flags, file, dir.path().join("daemon.json")).unwrap();
     let daemon = open(config, host.clone());
-    Fixture { daemon: Some(daemon), dir, cgroup_parent, host }
+    Fixture { daemon: Some(daemon), dir, cgroup_parent, host, _net: net }
 }
 
 /// Opens the daemon with the test's images, building their layers in the image service's

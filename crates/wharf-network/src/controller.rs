@@ -110,6 +110,8 @@ pub struct ControllerConfig {
     /// How containers reach the embedded DNS server. [`DnsMode::Dnat`] needs `nft`; with the
     /// iptables backend the controller uses [`DnsMode::Direct`].
     pub dns_mode: DnsMode,
+    /// Turn on IP forwarding when bridge networks exist (Docker's `ip-forward`).
+    pub ip_forward: bool,
 }
 
 impl Default for ControllerConfig {
@@ -123,6 +125,7 @@ impl Default for ControllerConfig {
             default_pools: docker_default_pools(),
             port_range: None,
             dns_mode: DnsMode::default(),
+            ip_forward: true,
         }
     }
 }
@@ -230,7 +233,8 @@ impl Controller {
             Some(b) => b,
             None => Backend::detect()?,
         };
-        let firewall = Firewall::new(&cfg.firewall_table, backend)?;
+        let mut firewall = Firewall::new(&cfg.firewall_table, backend)?;
+        firewall.set_forwarding(cfg.ip_forward);
         let ports = match cfg.port_range {
             Some(r) => PortAllocator::new(r),
             None => PortAllocator::default(),
@@ -859,6 +863,28 @@ impl Controller {
         Ok(report)
     }
 
+    /// What a daemon shutting down with no container left on its networks undoes: proxies, DNS
+    /// servers and the firewall table. Bridges stay (as Docker leaves `docker0`), and so do
+    /// IPAM records and the daemon's stored state; the next `reconcile` rebuilds the rules.
+    pub async fn teardown_rules(&self) -> Result<(), NetworkError> {
+        let proxies: Vec<Proxy> = lock(&self.proxies).drain().flat_map(|(_, v)| v).collect();
+        for p in proxies {
+            p.stop().await;
+        }
+        let servers: Vec<DnsServer> = lock(&self.dns_servers).drain().map(|(_, s)| s).collect();
+        for s in servers {
+            s.stop().await;
+        }
+        let fw = self.firewall.clone();
+        blocking(move || lock(&fw).teardown()).await??;
+        Ok(())
+    }
+
+    /// The firewall backend in use.
+    pub fn firewall_backend(&self) -> Backend {
+        lock(&self.firewall).backend()
+    }
+
     /// Removes everything this controller put on the host: proxies, DNS servers, every link of
     /// its networks and every link carrying its prefixes, and its firewall table. IPAM records
     /// and the daemon's stored state are left alone.
@@ -933,4 +959,5 @@ fn assert_send_sync(c: &'static Controller) {
     send(c.stop_dns(&cid));
     send(c.reconcile(Vec::new(), Vec::new(), None, Vec::new()));
     send(c.teardown());
+    send(c.teardown_rules());
 }

@@ -97,6 +97,9 @@ pub struct Desired {
 pub enum Backend {
     Nft,
     Iptables,
+    /// No rules at all (Docker's `"iptables": false`): no NAT, no isolation, no DNAT; published
+    /// ports are served by the userland proxy alone.
+    Disabled,
 }
 
 impl Backend {
@@ -123,6 +126,8 @@ pub struct Firewall {
     table: String,
     backend: Backend,
     desired: Desired,
+    /// Turn on IP forwarding when a network needs it (Docker's `ip-forward`, default true).
+    forwarding: bool,
 }
 
 impl Firewall {
@@ -134,7 +139,12 @@ impl Firewall {
         {
             return Err(FirewallError::BadName(table.to_owned()));
         }
-        Ok(Self { table: table.to_owned(), backend, desired: Desired::default() })
+        Ok(Self { table: table.to_owned(), backend, desired: Desired::default(), forwarding: true })
+    }
+
+    /// Whether adding networks turns on `net.ipv4.ip_forward` (Docker's `ip-forward`).
+    pub fn set_forwarding(&mut self, on: bool) {
+        self.forwarding = on;
     }
 
     pub fn table(&self) -> &str {
@@ -151,7 +161,9 @@ impl Firewall {
 
     /// Adds or replaces a network's rules, turns on forwarding, and applies.
     pub fn add_network(&mut self, rules: BridgeRules) -> Result<(), FirewallError> {
-        enable_forwarding(rules.subnets.iter().any(|s| s.addr().is_ipv6()))?;
+        if self.forwarding {
+            enable_forwarding(rules.subnets.iter().any(|s| s.addr().is_ipv6()))?;
+        }
         self.desired.networks.insert(rules.bridge.clone(), rules);
         self.apply()
     }
@@ -180,7 +192,7 @@ impl Firewall {
     /// Replaces the whole desired state (startup reconcile) and applies it: rules of networks
     /// and endpoints that no longer exist disappear.
     pub fn reconcile(&mut self, desired: Desired) -> Result<(), FirewallError> {
-        if !desired.networks.is_empty() {
+        if self.forwarding && !desired.networks.is_empty() {
             enable_forwarding(desired.networks.values().flat_map(|n| &n.subnets).any(|s| s.addr().is_ipv6()))?;
         }
         self.desired = desired;
@@ -199,6 +211,7 @@ impl Firewall {
                 run_nft(&self.table, &batch)
             }
             Backend::Iptables => iptables_teardown(&self.table),
+            Backend::Disabled => Ok(()),
         }
     }
 
@@ -207,6 +220,7 @@ impl Firewall {
         match self.backend {
             Backend::Nft => run_nft(&self.table, &render_nft(&self.table, &self.desired)),
             Backend::Iptables => iptables_apply(&self.table, &self.desired),
+            Backend::Disabled => Ok(()),
         }
     }
 }

@@ -10,6 +10,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -28,6 +29,9 @@ pub struct Proxy {
     mapping: PortMapping,
     stop: watch::Sender<bool>,
     task: Option<JoinHandle<()>>,
+    /// A duplicate of the TCP listener: shut down when the proxy is dropped, so the port is free
+    /// for a new proxy at once, before the task (on another worker, maybe later) closes its copy.
+    listener: Option<OwnedFd>,
 }
 
 impl Proxy {
@@ -56,10 +60,12 @@ impl Proxy {
                 }
             }
         };
+        let mut dup = None;
         let task = match mapping.proto {
             Proto::Tcp => {
                 let listener = bind(host, Type::STREAM, Protocol::TCP).map_err(bind_err)?;
                 listener.listen(1024).map_err(bind_err)?;
+                dup = Some(OwnedFd::from(listener.try_clone().map_err(bind_err)?));
                 let listener = TcpListener::from_std(listener.into()).map_err(bind_err)?;
                 tokio::spawn(tcp_loop(listener, backend, stopped))
             }
@@ -70,7 +76,7 @@ impl Proxy {
             }
             Proto::Sctp => return Err(PortError::UnsupportedProto(Proto::Sctp)),
         };
-        Ok(Proxy { mapping: mapping.clone(), stop, task: Some(task) })
+        Ok(Proxy { mapping: mapping.clone(), stop, task: Some(task), listener: dup })
     }
 
     pub fn mapping(&self) -> &PortMapping {
@@ -89,6 +95,12 @@ impl Proxy {
 impl Drop for Proxy {
     fn drop(&mut self) {
         let _ = self.stop.send(true);
+        if let Some(fd) = &self.listener {
+            // Takes the socket out of LISTEN now: a new SO_REUSEADDR bind of the same port (a
+            // restarted container, a reconcile after a crash) no longer conflicts with it.
+            // SAFETY: shutdown(2) on a socket descriptor this proxy owns.
+            unsafe { libc::shutdown(fd.as_raw_fd(), libc::SHUT_RDWR) };
+        }
     }
 }
 
@@ -181,5 +193,31 @@ async fn udp_replies(
     }
     if let Ok(mut f) = flows.lock() {
         f.remove(&client);
+    }
+}
+
+#[cfg(test)]
+mod drop_tests {
+    use super::*;
+    use crate::ports::Proto;
+
+    /// On a current-thread runtime the listener task cannot run between the drop and the new
+    /// bind: the port must be free without it.
+    #[tokio::test]
+    async fn a_dropped_proxy_frees_its_port_at_once() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let m = PortMapping {
+            proto: Proto::Tcp,
+            host_ip: "127.0.0.1".parse().unwrap(),
+            host_port: port,
+            container_ip: "127.0.0.1".parse().unwrap(),
+            container_port: 9,
+        };
+        let first = Proxy::start(&m).unwrap();
+        assert!(matches!(Proxy::start(&m), Err(PortError::AddressInUse { .. })), "the port is held");
+        drop(first);
+        let again = Proxy::start(&m).expect("port free once the proxy is dropped");
+        again.stop().await;
+        drop(Proxy::start(&m).unwrap());
     }
 }

@@ -311,7 +311,8 @@ async fn restart_keeps_addresses_and_reconcile_removes_orphans() {
     // Its published port works again through a restarted proxy.
     common::tcp_peer_server(&ns1, SocketAddr::new(ip1, 80));
     let port = ep1.ports[0].host_port;
-    assert_eq!(common::tcp_fetch(None, SocketAddr::new("127.0.0.1".parse().unwrap(), port)).unwrap(), "10.231.6.1");
+    let fetched = common::tcp_fetch(None, SocketAddr::new("127.0.0.1".parse().unwrap(), port));
+    assert_eq!(fetched.as_deref().unwrap_or_else(|e| panic!("port {port}: {e}; reconcile: {report:?}")), "10.231.6.1");
     remove(&c, &a.id, &c1, &ns1).await;
     remove(&c, &a.id, &c3, &ns3).await;
     c.delete_network(&a.id).await.unwrap();

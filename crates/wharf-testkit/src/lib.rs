@@ -4,6 +4,8 @@
 //! - [`TestDaemon`]: a `wharfd` on its own temp data root, exec root and socket (parallel-safe),
 //!   ready when `/_ping` answers; on drop it is stopped and everything it made is removed, and
 //!   if the test failed its log is printed.
+//! - [`net`]: a [`net::NetSlot`] per daemon — its own bridge, link prefix, firewall table
+//!   and subnets — removed from the host when the daemon goes.
 //! - [`http`]: a small blocking HTTP/1.1 client over the daemon's unix socket, for tests that
 //!   check the wire (headers, status codes, exact bodies).
 //! - [`require`]: checks for root, kernel features and installed clients; tests skip with a
@@ -12,6 +14,7 @@
 //!   executable's `target/<profile>` dir).
 
 pub mod http;
+pub mod net;
 pub mod require;
 
 use std::io::Read;
@@ -121,6 +124,8 @@ pub struct TestDaemon {
     pub config_file: PathBuf,
     pub log_path: PathBuf,
     options: DaemonOptions,
+    /// This daemon's network names and addresses (dropped after the daemon is stopped).
+    pub net: net::NetSlot,
 }
 
 impl TestDaemon {
@@ -143,6 +148,7 @@ impl TestDaemon {
             dir,
             child: None,
             options,
+            net: net::NetSlot::acquire(),
         };
         let mut cfg: serde_json::Value = match &d.options.config {
             Some(text) => serde_json::from_str(text).unwrap_or_else(|_| serde_json::Value::String(text.clone())),
@@ -151,6 +157,9 @@ impl TestDaemon {
         match cfg.as_object_mut() {
             Some(obj) => {
                 obj.entry("cgroup-parent").or_insert(serde_json::Value::String(cgroup_parent));
+                for (k, v) in d.net.daemon_json() {
+                    obj.entry(k).or_insert(v);
+                }
                 if let Some(init) = static_init_binary() {
                     obj.entry("init-path").or_insert(serde_json::Value::String(init.display().to_string()));
                 }

@@ -238,6 +238,30 @@ pub async fn container_inspect(ctx: &Ctx, args: ContainerInspectArgs) -> Result<
     finish(ins, errs)
 }
 
+/// `network inspect`: each network as the daemon returns it (`?verbose=true` with `-v`).
+pub async fn network_inspect(
+    ctx: &Ctx,
+    format: Option<&str>,
+    networks: &[String],
+    verbose: bool,
+) -> Result<(), CliError> {
+    let mut ins = Inspector::new(format)?;
+    let api = Api::connect(ctx).await?;
+    let mut errs = Vec::new();
+    for n in networks {
+        let path = format!("/networks/{}{}", escape_path(n), if verbose { "?verbose=true" } else { "" });
+        match api.raw.bytes(Method::GET, &path).await {
+            Ok((_, body)) => {
+                if let Err(e) = ins.add(body.to_vec()) {
+                    errs.push(e);
+                }
+            }
+            Err(e) => errs.push(e.to_string()),
+        }
+    }
+    finish(ins, errs)
+}
+
 fn skippable(e: &CliError) -> bool {
     let s = e.to_string();
     matches!(e, CliError::Daemon { status: 404, .. })

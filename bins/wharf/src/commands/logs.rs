@@ -6,7 +6,7 @@ use http::Method;
 
 use super::Ctx;
 use super::run::encode_query;
-use crate::api::{self, Api, Demux, Frame};
+use crate::api::{self, Api, Demux, Frame, FrameSink};
 use crate::cli_container::LogsArgs;
 use crate::client::CliError;
 use crate::timefmt;
@@ -51,21 +51,15 @@ pub async fn logs(ctx: &Ctx, args: LogsArgs) -> Result<(), CliError> {
             let _ = o.flush();
             continue;
         }
+        let mut sink = FrameSink::default();
         demux
             .feed(&chunk, |f| match f {
-                Frame::Stdout(p) => {
-                    let mut o = std::io::stdout().lock();
-                    o.write_all(p)?;
-                    o.flush()
-                }
-                Frame::Stderr(p) => {
-                    let mut o = std::io::stderr().lock();
-                    o.write_all(p)?;
-                    o.flush()
-                }
+                Frame::Stdout(p) => sink.stdout(p),
+                Frame::Stderr(p) => sink.stderr(p),
                 Frame::SystemErr(_) => Ok(()),
             })
             .map_err(CliError::Other)?;
+        sink.flush().map_err(|e| CliError::Other(e.to_string()))?;
     }
     Ok(())
 }

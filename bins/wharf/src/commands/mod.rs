@@ -3,6 +3,7 @@
 mod build;
 mod df;
 mod image;
+pub mod network;
 mod system;
 mod volume;
 
@@ -62,6 +63,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Cmd::Volume(VolumeCmd::Ls(a)) => volume::ls(&ctx, a).await,
         Cmd::Volume(VolumeCmd::Prune(a)) => volume::prune(&ctx, a).await,
         Cmd::Volume(VolumeCmd::Rm(a)) => volume::rm(&ctx, a).await,
+        Cmd::Network(c) => network::run(&ctx, c).await,
         Cmd::Container(c) => container_cmd(&ctx, c).await,
         Cmd::Run(a) => run::run(&ctx, a).await,
         Cmd::Create(a) => run::create(&ctx, a).await,

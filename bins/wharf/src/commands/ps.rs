@@ -309,6 +309,22 @@ fn context_value(ctx: &Json, labels: &Json) -> gtmpl::Value {
     v
 }
 
+/// The keys a template asks for with `.Label "key"`: a missing label reads as "" (Go's map
+/// index), so they are put in every row's `LabelMap`.
+pub(crate) fn label_keys(t: &str) -> Vec<String> {
+    let mut keys = Vec::new();
+    let mut rest = t;
+    while let Some(i) = rest.find(".Label ") {
+        rest = rest[i + ".Label ".len()..].trim_start();
+        if let Some(body) = rest.strip_prefix('"')
+            && let Some(end) = body.find('"')
+        {
+            keys.push(body[..end].to_owned());
+        }
+    }
+    keys
+}
+
 /// docker's `.Label "key"` method becomes an `index` on the labels map.
 pub fn rewrite_label_calls(t: &str) -> String {
     rewrite_labels(t, false)
@@ -316,7 +332,7 @@ pub fn rewrite_label_calls(t: &str) -> String {
 
 /// For the table header: `.Label "com.x.foo_bar"` is the title `foo bar` (docker's
 /// `HeaderContext.Label`).
-fn label_headers(t: &str) -> String {
+pub(crate) fn label_headers(t: &str) -> String {
     rewrite_labels(t, true)
 }
 

@@ -13,7 +13,7 @@ use crate::client::{CliError, CliResult};
 use crate::format::{self, Format, Tmpl, to_value};
 
 /// docker's `key=value` list flags (`--label`, `--opt`): a bare key has an empty value.
-fn key_values(items: &[String]) -> HashMap<String, String> {
+pub(crate) fn key_values(items: &[String]) -> HashMap<String, String> {
     items
         .iter()
         .map(|kv| match kv.split_once('=') {
@@ -166,7 +166,7 @@ pub async fn ls(ctx: &Ctx, args: VolumeLsArgs) -> Result<(), CliError> {
 }
 
 /// The docker CLI's natural sort (`sortorder.NaturalLess`): digit runs compare as numbers.
-fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+pub(crate) fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
     let (mut x, mut y) = (a.as_bytes(), b.as_bytes());
     while !x.is_empty() && !y.is_empty() {
         if x[0].is_ascii_digit() && y[0].is_ascii_digit() {

@@ -6,6 +6,7 @@ pub mod container;
 pub mod disk_usage;
 pub mod exec;
 pub mod image;
+pub mod network;
 pub mod stubs;
 pub mod system;
 pub mod volume;

@@ -106,6 +106,9 @@ impl ContainerBackend for ContainerService {
         );
         let execs = self.execs.of_container(&r.id);
         inspect.exec_ids = (!execs.is_empty()).then_some(execs);
+        if let Some(ns) = inspect.network_settings.as_mut() {
+            self.ctx.network.fill_inspect(&r, ns);
+        }
         Ok(inspect)
     }
 
@@ -141,7 +144,10 @@ impl ContainerBackend for ContainerService {
             if before.as_ref().is_some_and(|b| r.created >= *b) || since.as_ref().is_some_and(|s| r.created <= *s) {
                 continue;
             }
-            if !view::matches(&r, &opts.filters, ancestors.as_deref()) {
+            if !view::matches(&r, &opts.filters, ancestors.as_deref())
+                || !opts.filters.any("network", |v| self.ctx.network.container_on_network(&r, v))
+                || !opts.filters.any("publish", |v| crate::network::ports::publishes(&r, v))
+            {
                 continue;
             }
             let size = if opts.size {
@@ -156,7 +162,9 @@ impl ContainerBackend for ContainerService {
             } else {
                 None
             };
-            out.push(view::summary(&r, size));
+            let mut row = view::summary(&r, size);
+            self.ctx.network.fill_summary(&r, &mut row);
+            out.push(row);
             if opts.limit.is_some_and(|l| out.len() as i64 >= l) {
                 break;
             }

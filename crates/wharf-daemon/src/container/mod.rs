@@ -164,6 +164,8 @@ pub struct Ctx {
     pub log_opts: std::collections::BTreeMap<String, String>,
     pub cgroup_parent: String,
     pub containers: std::sync::Weak<ContainerService>,
+    /// Networking of started containers (endpoints, ports, DNS, /etc files).
+    pub network: Arc<crate::network::NetworkService>,
 }
 
 /// The set of containers.
@@ -251,7 +253,7 @@ impl ContainerService {
         let mut host_config = body.host_config.clone().unwrap_or_default();
         let mut warnings = spec::validate_host_config(&mut host_config)?;
         let image = self.ctx.images.resolve_image(&image_name).await?;
-        let config = spec::merge_create_config(&body, &image.config);
+        let mut config = spec::merge_create_config(&body, &image.config);
         let (path, args) = spec::entrypoint_and_args(&config)?;
         let runtime =
             host_config.runtime.clone().filter(|r| !r.is_empty()).unwrap_or_else(|| self.ctx.default_runtime.clone());
@@ -276,6 +278,12 @@ impl ContainerService {
             )));
         }
         let id = ContainerId::random();
+        warnings.extend(crate::network::sandbox::prepare_create(
+            &mut config,
+            &host_config,
+            body.networking_config.as_ref(),
+            &id,
+        )?);
         let dir = self.ctx.paths.container_dir(&id);
         let log_path = match log_driver.as_str() {
             "json-file" => dir.join(format!("{id}-json.log")).display().to_string(),

@@ -1,6 +1,6 @@
 //! What starting a container does on the host, and its undo:
-//! rootfs mount → network namespace → /etc files → volumes → OCI bundle → shim (`create` +
-//! `start`).
+//! rootfs mount → network namespace → networking and /etc files ([`crate::network`]) →
+//! volumes → OCI bundle → shim (`create` + `start`).
 //! Every step is undone by [`teardown`] if a later one fails, so a failed start leaves no
 //! mount, namespace or shim behind.
 
@@ -73,6 +73,8 @@ async fn start_inner(ctx: &Ctx, r: &ContainerRecord, peer: &super::spec::PeerNs)
     .await
     .map_err(internal)??;
 
+    // The one-time network reconcile must not run while this start's namespace exists.
+    ctx.network.ready().await?;
     let netns = if own_netns(r) {
         wharf_network::netns::create(l.netns.clone()).await.map_err(|e| EngineError::from_classified(&e))?;
         Some(l.netns.clone())
@@ -80,8 +82,9 @@ async fn start_inner(ctx: &Ctx, r: &ContainerRecord, peer: &super::spec::PeerNs)
         None
     };
 
+    // Endpoints, published ports, DNS names, and the hostname/hosts/resolv.conf files.
     let etc_dir = ctx.paths.container_dir(&r.id);
-    write_etc_files(r, &etc_dir).await?;
+    ctx.network.attach(r, netns.as_deref(), &etc_dir).await?;
 
     if r.host_config.init == Some(true) && !is_static_elf(&ctx.paths.init_binary) {
         return Err(EngineError::internal(format!(
@@ -191,48 +194,6 @@ fn log_config(r: &ContainerRecord) -> Result<LogConfig, EngineError> {
     Ok(LogConfig { driver, path: PathBuf::from(&r.log_path), max_size, max_file })
 }
 
-/// Writes `hostname`, `hosts` and `resolv.conf` for the container (Docker's rules).
-async fn write_etc_files(r: &ContainerRecord, dir: &Path) -> Result<(), EngineError> {
-    use wharf_network::files;
-    let host_net = r.host_config.network_mode.as_deref() == Some("host");
-    let (hostname, hosts, resolv) = if host_net {
-        let hostname = rustix::system::uname().nodename().to_string_lossy().into_owned();
-        let hosts = tokio::fs::read_to_string("/etc/hosts").await.unwrap_or_default();
-        let resolv = tokio::fs::read_to_string("/etc/resolv.conf").await.unwrap_or_default();
-        (hostname, hosts, resolv)
-    } else {
-        let hostname = r.config.hostname.clone().unwrap_or_default();
-        let extra = files::parse_extra_hosts(&r.host_config.extra_hosts.clone().unwrap_or_default(), None)
-            .map_err(|e| EngineError::from_classified(&e))?;
-        let hosts = files::hosts(&files::HostsSpec {
-            hostname: hostname.clone(),
-            domainname: r.config.domainname.clone().unwrap_or_default(),
-            addresses: Vec::new(),
-            extra,
-            ipv6: false,
-        });
-        let host_rc = tokio::fs::read_to_string("/etc/resolv.conf").await.unwrap_or_default();
-        let parse_ips = |v: Option<Vec<String>>| -> Result<Vec<std::net::IpAddr>, EngineError> {
-            v.unwrap_or_default()
-                .iter()
-                .map(|s| s.parse().map_err(|_| EngineError::invalid(format!("{s} is not an ip address"))))
-                .collect()
-        };
-        let settings = files::DnsSettings {
-            servers: parse_ips(r.host_config.dns.clone())?,
-            search: r.host_config.dns_search.clone().unwrap_or_default(),
-            options: r.host_config.dns_options.clone().unwrap_or_default(),
-        };
-        let resolv = files::resolv_conf(&host_rc, &settings, false, false).content;
-        (hostname, hosts, resolv)
-    };
-    tokio::fs::create_dir_all(dir).await.map_err(internal)?;
-    for (name, body) in [("hostname", format!("{hostname}\n")), ("hosts", hosts), ("resolv.conf", resolv)] {
-        tokio::fs::write(dir.join(name), body).await.map_err(internal)?;
-    }
-    Ok(())
-}
-
 /// True when `path` is an ELF executable without a program interpreter (statically linked).
 fn is_static_elf(path: &Path) -> bool {
     let Ok(data) = std::fs::read(path) else { return false };
@@ -247,10 +208,11 @@ fn is_static_elf(path: &Path) -> bool {
     (0..phnum).all(|i| u32_at(phoff + i * phentsize) != Some(PT_INTERP))
 }
 
-/// Undoes a start: unmounts the rootfs and removes the network namespace. Safe to call when
-/// any of it was never done or is already undone.
+/// Undoes a start: releases the networking, unmounts the rootfs and removes the network
+/// namespace. Safe to call when any of it was never done or is already undone.
 pub async fn teardown(ctx: &Ctx, r: &ContainerRecord) {
     let l = layout(ctx, r);
+    ctx.network.release(&r.id).await;
     if own_netns(r)
         && wharf_network::netns::is_netns_mount(&l.netns)
         && let Err(e) = wharf_network::netns::delete(l.netns.clone()).await

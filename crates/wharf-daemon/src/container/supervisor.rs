@@ -425,7 +425,7 @@ impl Supervisor {
             Ok(s) => (i64::from(s.code), s.oom_killed, s.exited_at, String::new()),
             Err(e) => (255, false, now_rfc3339(), e.to_string()),
         };
-        run::teardown(&self.ctx, &r).await;
+        // The network and mounts are torn down after `die` (below), as Docker orders the events.
         let shim = self.h.shim.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(client) = shim {
             // The shim answers once the runtime has deleted its state, so a restart can reuse the id.
@@ -452,6 +452,8 @@ impl Supervisor {
             self.event("oom", &[]);
         }
         self.event("die", &[("exitCode", code.to_string())]);
+        // After `die`, as Docker orders it: `network disconnect` comes from the teardown.
+        run::teardown(&self.ctx, &r).await;
         self.h.exits.send_modify(|w| {
             w.exits += 1;
             w.code = code;
