@@ -9,12 +9,12 @@ use futures_util::stream::BoxStream;
 use wharf_types::{EngineError, Event, Filters};
 
 use crate::models::{
-    ContainerConfig, ContainerCreateBody, ContainerCreateResponse, ContainerInspectResponse, ContainerPruneResponse,
-    ContainerSummary, ContainerTopResponse, ContainerUpdateBody, ContainerUpdateResponse, FilesystemChange,
-    ImageDeleteResponseItem, ImageHistoryResponseItem, ImageInspect, ImagePruneResponse, ImageSummary,
-    NetworkConnectRequest, NetworkCreateRequest, NetworkCreateResponse, NetworkDisconnectRequest, NetworkInspect,
-    NetworkPruneResponse, SystemDataUsageResponse, SystemInfo, SystemVersion, Volume, VolumeCreateRequest,
-    VolumeListResponse, VolumePruneResponse,
+    BuildPruneResponse, ContainerConfig, ContainerCreateBody, ContainerCreateResponse, ContainerInspectResponse,
+    ContainerPruneResponse, ContainerSummary, ContainerTopResponse, ContainerUpdateBody, ContainerUpdateResponse,
+    FilesystemChange, ImageDeleteResponseItem, ImageHistoryResponseItem, ImageInspect, ImagePruneResponse,
+    ImageSummary, NetworkConnectRequest, NetworkCreateRequest, NetworkCreateResponse, NetworkDisconnectRequest,
+    NetworkInspect, NetworkPruneResponse, SystemDataUsageResponse, SystemInfo, SystemVersion, Volume,
+    VolumeCreateRequest, VolumeListResponse, VolumePruneResponse,
 };
 use crate::stream::ProgressSender;
 
@@ -391,6 +391,102 @@ pub trait VolumeBackend: Send + Sync + 'static {
     async fn prune(&self, filters: Filters) -> Result<VolumePruneResponse, EngineError>;
 }
 
+/// `POST /build` parameters (compat §5), parsed and checked by the route. Empty strings and
+/// zeros mean "not given", as in Docker's `ImageBuildOptions`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BuildRequest {
+    /// `t`, repeatable, as given.
+    pub tags: Vec<String>,
+    /// `dockerfile`: the Dockerfile's path in the context.
+    pub dockerfile: String,
+    /// `buildargs`; a `None` value (JSON null) is a build arg the client could not resolve.
+    pub build_args: std::collections::BTreeMap<String, Option<String>>,
+    /// `labels`.
+    pub labels: std::collections::BTreeMap<String, String>,
+    pub no_cache: bool,
+    /// `rm` (default true) and `forcerm`.
+    pub remove: bool,
+    pub force_remove: bool,
+    /// `pull`: always pull base images.
+    pub pull: bool,
+    pub target: String,
+    /// `os/arch[/variant]` as given.
+    pub platform: String,
+    /// `cachefrom`: image references.
+    pub cache_from: Vec<String>,
+    pub network_mode: String,
+    /// `extrahosts`, repeatable: `host:ip`.
+    pub extra_hosts: Vec<String>,
+    pub shm_size: i64,
+    pub memory: i64,
+    pub memory_swap: i64,
+    pub cpu_shares: i64,
+    pub cpu_period: i64,
+    pub cpu_quota: i64,
+    pub cpuset_cpus: String,
+    pub cpuset_mems: String,
+    pub cgroup_parent: String,
+    /// `ulimits` as sent (`[{"Name":"nofile","Soft":1024,"Hard":2048}]`).
+    pub ulimits: Option<serde_json::Value>,
+    pub security_opt: Vec<String>,
+    /// `X-Registry-Config`, decoded: registry host → auth config (for pulls of base images).
+    pub registry_auth: std::collections::BTreeMap<String, serde_json::Value>,
+}
+
+/// `POST /build/prune` parameters.
+#[derive(Debug, Clone, Default)]
+pub struct BuildPruneOptions {
+    /// Everything, not only entries no image build needs (`-a`).
+    pub all: bool,
+    /// `until`, `unused-for`, `id`, `description`… as given.
+    pub filters: Filters,
+    /// `keep-storage` / `reserved-space`: bytes of cache to keep (least recently used go first).
+    pub keep_storage: i64,
+}
+
+/// Image builds: the legacy builder's `POST /build` and its cache.
+///
+/// Vocabulary: a *build* runs a Dockerfile from a *context* (the request body: a tar, maybe
+/// compressed, or a bare Dockerfile); every instruction is a *step* whose result is an image;
+/// the *build cache* maps a step (its parent image, instruction and inputs) to the image it
+/// made, so a rebuild reuses it (` ---> Using cache`).
+///
+/// Example: `build(tar, {tags: ["app"]}, progress, cancel)` sends `{"stream":"Step 1/2 : FROM
+/// busybox"}`… `{"aux":{"ID":"sha256:…"}}` `{"stream":"Successfully tagged app:latest\n"}` and
+/// returns `sha256:…`.
+#[async_trait]
+pub trait BuildBackend: Send + Sync + 'static {
+    /// Builds `context`, reporting Docker's legacy stream messages through `progress`
+    /// (`stream`, `aux`, pull progress) and returning the image ID. A failed step's error
+    /// carries Docker's message and, for a failed RUN, its exit code ([`BuildFailure`]). When
+    /// `cancel` fires (the client went away) the build stops: its processes are killed and no
+    /// cache entry is written for unfinished steps.
+    async fn build(
+        &self,
+        context: ByteStream,
+        req: BuildRequest,
+        progress: ProgressSender,
+        cancel: tokio_util::sync::CancellationToken,
+    ) -> Result<String, BuildFailure>;
+
+    /// `POST /build/prune`.
+    async fn prune(&self, opts: BuildPruneOptions) -> Result<BuildPruneResponse, EngineError>;
+}
+
+/// Why a build failed: the error, and the exit code of the step that failed (a RUN's), which
+/// the stream's `errorDetail.code` carries and the CLI exits with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildFailure {
+    pub error: EngineError,
+    pub code: Option<i32>,
+}
+
+impl From<EngineError> for BuildFailure {
+    fn from(error: EngineError) -> Self {
+        Self { error, code: None }
+    }
+}
+
 /// Networks: `/networks/...`. A network is named by its full ID, its name, or a unique ID
 /// prefix (Docker's lookup order); a miss is `network x not found` (NotFound).
 ///
@@ -426,5 +522,6 @@ pub struct Backends {
     pub containers: Arc<dyn ContainerBackend>,
     pub execs: Arc<dyn ExecBackend>,
     pub volumes: Arc<dyn VolumeBackend>,
+    pub builds: Arc<dyn BuildBackend>,
     pub networks: Arc<dyn NetworkBackend>,
 }

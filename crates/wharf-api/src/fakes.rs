@@ -229,6 +229,43 @@ impl VolumeBackend for NoVolumes {
     }
 }
 
+/// Builds nothing: every build fails with a step error after one message (or before any,
+/// for a context named `early`), and prune reports what it was asked.
+pub struct NoBuilds;
+
+#[async_trait]
+impl BuildBackend for NoBuilds {
+    async fn build(
+        &self,
+        _: ByteStream,
+        req: BuildRequest,
+        progress: crate::stream::ProgressSender,
+        _: tokio_util::sync::CancellationToken,
+    ) -> Result<String, BuildFailure> {
+        if req.dockerfile == "early" {
+            return Err(EngineError::invalid("dockerfile parse error on line 1: unknown instruction: NOPE").into());
+        }
+        progress.send(crate::stream::JsonMessage::stream("Step 1/2 : FROM busybox"));
+        progress.send(crate::stream::JsonMessage {
+            aux: Some(serde_json::json!({"ID": "sha256:aaaa"})),
+            ..Default::default()
+        });
+        if req.dockerfile == "ok" {
+            return Ok("sha256:aaaa".into());
+        }
+        Err(BuildFailure {
+            error: EngineError::internal("The command '/bin/sh -c exit 3' returned a non-zero code: 3"),
+            code: Some(3),
+        })
+    }
+    async fn prune(&self, opts: BuildPruneOptions) -> Result<BuildPruneResponse, EngineError> {
+        Ok(BuildPruneResponse {
+            caches_deleted: Some(vec![format!("all={} keep={}", opts.all, opts.keep_storage)]),
+            space_reclaimed: Some(0),
+        })
+    }
+}
+
 /// Knows only the predefined networks, which cannot be removed; records nothing.
 pub struct FakeNetworks;
 
@@ -287,6 +324,7 @@ pub fn app() -> crate::router::App {
             containers: std::sync::Arc::new(NoContainers),
             execs: std::sync::Arc::new(NoContainers),
             volumes: std::sync::Arc::new(NoVolumes),
+            builds: std::sync::Arc::new(NoBuilds),
             networks: std::sync::Arc::new(FakeNetworks),
         },
         tokio_util::sync::CancellationToken::new(),

@@ -11,7 +11,7 @@ use tower::ServiceExt;
 
 use crate::backend::Backends;
 use crate::error::ApiError;
-use crate::routes::{archive, container, disk_usage, exec, image, network, stubs, system, volume};
+use crate::routes::{archive, build, container, disk_usage, exec, image, network, stubs, system, volume};
 use crate::version::{ApiVersion, PrefixCheck, check_prefix};
 
 /// The engine's version, shared by every crate of the workspace.
@@ -79,6 +79,10 @@ pub fn build(backends: Backends, shutdown: CancellationToken) -> App {
         .route("/images/prune", post(image::prune))
         .route("/images/get", get(image::save_many))
         .route("/images/{*rest}", get(image::named).post(image::named).delete(image::named))
+        .route("/build", post(build::build))
+        .route("/build/prune", post(build::prune))
+        .route("/session", any(build::buildkit))
+        .route("/grpc", any(build::buildkit))
         .route("/networks", get(network::list))
         .route("/networks/create", post(network::create))
         .route("/networks/prune", post(network::prune))

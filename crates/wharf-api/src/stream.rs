@@ -142,6 +142,38 @@ impl ProgressSender {
     pub fn send(&self, m: JsonMessage) {
         let _ = self.0.send(StreamItem::Message(m));
     }
+
+    /// A sender whose messages are kept for the caller (to filter or hold them back, as
+    /// `docker build -q` does) rather than sent.
+    pub fn buffer() -> (ProgressSender, MessageBuffer) {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        (ProgressSender(tx), MessageBuffer(rx))
+    }
+}
+
+/// The messages of a [`ProgressSender::buffer`] sender.
+pub struct MessageBuffer(tokio::sync::mpsc::UnboundedReceiver<StreamItem>);
+
+impl MessageBuffer {
+    /// The next message; `None` once every sender is gone and all messages were read.
+    pub async fn recv(&mut self) -> Option<JsonMessage> {
+        loop {
+            match self.0.recv().await? {
+                StreamItem::Message(m) => return Some(m),
+                StreamItem::Done(_) => continue,
+            }
+        }
+    }
+
+    /// A message already queued, if any.
+    pub fn try_recv(&mut self) -> Option<JsonMessage> {
+        loop {
+            match self.0.try_recv().ok()? {
+                StreamItem::Message(m) => return Some(m),
+                StreamItem::Done(_) => continue,
+            }
+        }
+    }
 }
 
 #[doc(hidden)]
@@ -183,6 +215,69 @@ where
     });
     let items = futures_util::stream::iter(first).chain(rest);
     Ok(json_lines(items, "\r\n"))
+}
+
+/// How long a cancellable stream may stay silent before it writes a bare `\r\n`.
+const KEEPALIVE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// [`message_stream`] for operations that must stop when the client goes away (builds):
+/// `cancel` fires when the response body is dropped (hyper drops it when the connection
+/// closes), and while the operation is silent a bare `\r\n` is written every second, so a
+/// closed connection is noticed even when there is nothing to say (every client skips
+/// whitespace between messages). The body ends with the operation's last message; nothing
+/// is written after it.
+pub async fn cancellable_message_stream<F, Fut>(
+    cancel: tokio_util::sync::CancellationToken,
+    op: F,
+) -> Result<Response, crate::error::ApiError>
+where
+    F: FnOnce(ProgressSender) -> Fut,
+    Fut: std::future::Future<Output = Result<(), wharf_types::EngineError>> + Send + 'static,
+{
+    let guard = cancel.clone().drop_guard();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let fut = op(ProgressSender(tx.clone()));
+    tokio::spawn(async move {
+        let r = fut.await;
+        let _ = tx.send(StreamItem::Done(r));
+    });
+    // Nothing to say yet: the status line is not sent, so the client cannot be probed; a
+    // disconnect is noticed once the stream starts.
+    let first = tokio::select! {
+        item = rx.recv() => item,
+        _ = cancel.cancelled() => None,
+    };
+    let first = match first {
+        None => return Err(wharf_types::EngineError::new(wharf_types::ErrorKind::Cancelled, "cancelled").into()),
+        Some(StreamItem::Done(Err(e))) => return Err(e.into()),
+        Some(StreamItem::Done(Ok(()))) => None,
+        Some(StreamItem::Message(m)) => Some(m),
+    };
+    let line = |m: &JsonMessage| {
+        let mut line = serde_json::to_vec(m).unwrap_or_else(|_| b"{}".to_vec());
+        line.extend_from_slice(b"\r\n");
+        Bytes::from(line)
+    };
+    let head = first.as_ref().map(line);
+    let done = first.is_none();
+    let rest = futures_util::stream::unfold((rx, done, guard), move |(mut rx, done, guard)| async move {
+        if done {
+            return None;
+        }
+        let item = match tokio::time::timeout(KEEPALIVE, rx.recv()).await {
+            Err(_) => return Some((Bytes::from_static(b"\r\n"), (rx, false, guard))),
+            Ok(item) => item,
+        };
+        match item {
+            None | Some(StreamItem::Done(Ok(()))) => None,
+            Some(StreamItem::Done(Err(e))) => Some((line(&JsonMessage::error(e.message)), (rx, true, guard))),
+            Some(StreamItem::Message(m)) => Some((line(&m), (rx, false, guard))),
+        }
+    });
+    let body = futures_util::stream::iter(head).chain(rest).map(Ok::<_, Infallible>);
+    let mut resp = Response::new(Body::from_stream(body));
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    Ok(resp)
 }
 
 #[cfg(test)]

@@ -117,6 +117,120 @@ pub(crate) fn read_up_to(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> 
     Ok(n)
 }
 
+/// A tar stream that may stop right after its last entry's data, without the padding to the
+/// 512-byte block and the two zero blocks that end an archive: at such an EOF it supplies them.
+///
+/// The docker CLI sends such bodies: `docker build -f /outside/Dockerfile ctx` rewrites the
+/// context through moby's `ReplaceFileTarWrapper`, which closes its pipe before the tar writer
+/// and so never writes the end of the archive; moby's daemon accepts them. The reader follows
+/// the entry headers, so a stream cut anywhere else (inside a header or an entry's data) still
+/// ends early and is still an error.
+pub struct LenientEnd<R> {
+    inner: R,
+    pos: u64,
+    /// Where the next header starts, and where the current entry's data ends.
+    next_header: u64,
+    data_end: u64,
+    header: Vec<u8>,
+    /// False once the end blocks were seen or a header could not be read.
+    tracking: bool,
+    /// Zero bytes still to supply once `inner` ended.
+    tail: Option<u64>,
+}
+
+impl<R: Read> LenientEnd<R> {
+    pub fn new(inner: R) -> Self {
+        Self { inner, pos: 0, next_header: 0, data_end: 0, header: Vec::with_capacity(512), tracking: true, tail: None }
+    }
+
+    fn observe(&mut self, chunk: &[u8]) {
+        let start = self.pos;
+        let end = start + chunk.len() as u64;
+        while self.tracking {
+            let want_from = self.next_header + self.header.len() as u64;
+            let want_to = self.next_header + 512;
+            if want_from >= end {
+                break;
+            }
+            let from = want_from.max(start);
+            if from > want_from {
+                // Bytes of the header were skipped: cannot happen while reading sequentially.
+                self.tracking = false;
+                break;
+            }
+            let to = want_to.min(end);
+            self.header.extend_from_slice(&chunk[(from - start) as usize..(to - start) as usize]);
+            if self.header.len() < 512 {
+                break;
+            }
+            if self.header.iter().all(|b| *b == 0) {
+                self.tracking = false;
+                break;
+            }
+            match entry_size(&self.header) {
+                Some(size) => {
+                    self.data_end = self.next_header + 512 + size;
+                    self.next_header = self.data_end.div_ceil(512) * 512;
+                    self.header.clear();
+                }
+                None => self.tracking = false,
+            }
+        }
+        self.pos = end;
+    }
+
+    /// The zeros to supply at EOF: the missing padding and end blocks when the stream stopped
+    /// at an entry boundary, else none.
+    fn missing_end(&self) -> u64 {
+        if !self.tracking || !self.header.is_empty() {
+            return 0;
+        }
+        if self.pos == self.next_header {
+            return 1024;
+        }
+        if self.pos >= self.data_end && self.pos < self.next_header {
+            return self.next_header - self.pos + 1024;
+        }
+        0
+    }
+}
+
+/// The size field of a tar header (octal, or base-256 when its high bit is set).
+fn entry_size(header: &[u8]) -> Option<u64> {
+    let field = &header[124..136];
+    if field[0] & 0x80 != 0 {
+        let mut v: u64 = u64::from(field[0] & 0x7f);
+        for b in &field[1..] {
+            v = v.checked_mul(256)?.checked_add(u64::from(*b))?;
+        }
+        return Some(v);
+    }
+    let text: String = field.iter().map(|b| *b as char).filter(|c| *c != '\0').collect();
+    let text = text.trim();
+    if text.is_empty() {
+        return Some(0);
+    }
+    u64::from_str_radix(text, 8).ok()
+}
+
+impl<R: Read> Read for LenientEnd<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.tail.is_none() {
+            let n = self.inner.read(buf)?;
+            if n > 0 || buf.is_empty() {
+                self.observe(&buf[..n]);
+                return Ok(n);
+            }
+            self.tail = Some(self.missing_end());
+        }
+        let left = self.tail.as_mut().expect("set above");
+        let n = (*left).min(buf.len() as u64) as usize;
+        buf[..n].fill(0);
+        *left -= n as u64;
+        Ok(n)
+    }
+}
+
 /// Whether the file at `path` is a (possibly compressed) tar archive, as Docker's
 /// `IsArchivePath` decides for `ADD`.
 pub fn is_archive(path: &Path, tmp: &Path) -> bool {
@@ -195,5 +309,39 @@ mod tests {
         let p = d.path().join("plain.txt");
         std::fs::write(&p, "not an archive").unwrap();
         assert!(!is_archive(&p, d.path()));
+    }
+
+    #[test]
+    fn archives_without_their_end_blocks_are_read() {
+        let d = tempfile::tempdir().unwrap();
+        let mut t = tar_with("a.txt", b"first");
+        t.truncate(1024);
+        t.extend_from_slice(&tar_with("b.txt", b"last one")[..512 + 8]);
+        let out = d.path().join("out");
+        std::fs::create_dir(&out).unwrap();
+        extract(LenientEnd::new(&t[..]), &out).unwrap();
+        assert_eq!(std::fs::read(out.join("b.txt")).unwrap(), b"last one");
+        // At a block boundary, without the end blocks.
+        let out = d.path().join("boundary");
+        std::fs::create_dir(&out).unwrap();
+        extract(LenientEnd::new(&t[..1024]), &out).unwrap();
+        assert_eq!(std::fs::read(out.join("a.txt")).unwrap(), b"first");
+        // Cut inside an entry's data or inside a header: still an error.
+        let whole = tar_with("c.txt", &[7u8; 2000]);
+        for cut in [512 + 600, 512 + 1990, 300] {
+            let out = d.path().join(format!("cut{cut}"));
+            std::fs::create_dir(&out).unwrap();
+            assert!(extract(LenientEnd::new(&whole[..cut]), &out).is_err(), "cut at {cut}");
+        }
+        // A whole archive reads the same through it, one byte at a time too.
+        let out = d.path().join("whole");
+        std::fs::create_dir(&out).unwrap();
+        let mut r = LenientEnd::new(&whole[..]);
+        let mut all = Vec::new();
+        let mut byte = [0u8; 1];
+        while r.read(&mut byte).unwrap() == 1 {
+            all.push(byte[0]);
+        }
+        assert_eq!(all, whole);
     }
 }

@@ -110,7 +110,7 @@ impl BuildContext {
         let dir = tempfile::Builder::new().prefix("wharf-build-context-").tempdir_in(tmp).map_err(read_err)?;
         let dockerfile_name = if dockerfile.is_empty() { "Dockerfile".to_string() } else { dockerfile.to_string() };
         if n == 512 && archive::is_tar_header(&block) {
-            archive::extract(io::Cursor::new(block).chain(plain), dir.path())
+            archive::extract(archive::LenientEnd::new(io::Cursor::new(block).chain(plain)), dir.path())
                 .map_err(|source| ContextError::Extract { source })?;
             Self::from_extracted(dir, &dockerfile_name)
         } else if n == 0 && dockerfile.is_empty() {

@@ -14,11 +14,13 @@
 //!   `ImageBackend`; [`disk_usage`]: `/system/df` from every service's part.
 //! - [`volume`]: volumes (the `local` driver), container mounts and copy-up (the
 //!   `VolumeBackend`).
+//! - [`build`]: image builds (`wharf-build` over the services above; the `BuildBackend`).
 //!
 //! On disk (see DESIGN.md §3): `<data-root>/wharf.lock`, `<data-root>/wharf.db`,
 //! `<data-root>/content/`, `<data-root>/snapshots/{overlay,native}/`; the exec root holds the
 //! socket and per-container runtime state.
 
+pub mod build;
 pub mod config;
 pub mod container;
 pub mod disk_usage;
@@ -93,6 +95,7 @@ pub struct Daemon {
     containers: Arc<container::ContainerService>,
     networks: Arc<network::NetworkService>,
     volumes: Arc<volume::VolumeService>,
+    builds: Arc<build::BuildService>,
     engine_id: String,
     host: HostFacts,
     build: BuildInfo,
@@ -151,6 +154,7 @@ impl Daemon {
         for r in containers.load_all()? {
             volumes.restore_refs(r.id.as_str(), &r.mount_points);
         }
+        let builds = build::BuildService::open(&config.data_root, db.clone(), images.clone(), containers.clone())?;
         Ok(Arc::new(Self {
             config: RwLock::new(config),
             db,
@@ -159,6 +163,7 @@ impl Daemon {
             containers,
             networks,
             volumes,
+            builds,
             engine_id,
             host,
             build,
@@ -172,6 +177,10 @@ impl Daemon {
         // Networks first: reconcile needs the stored state before containers start again.
         if let Err(e) = self.networks.ready().await {
             tracing::error!(error = %e.message, "network setup failed; containers cannot be networked");
+        }
+        let left = self.containers.cleanup_oneshots().await;
+        if left > 0 {
+            tracing::info!(count = left, "removed build steps' processes a previous daemon left");
         }
         let alive = container::restore::restore(&self.containers).await;
         self.volumes.finish_restore();
@@ -206,7 +215,13 @@ impl Daemon {
             execs: self.containers.clone(),
             networks: self.networks.clone(),
             volumes: self.volumes.clone(),
+            builds: self.builds.clone(),
         }
+    }
+
+    /// Image builds and their cache.
+    pub fn builds(&self) -> &Arc<build::BuildService> {
+        &self.builds
     }
 
     pub fn events(&self) -> &EventBus {

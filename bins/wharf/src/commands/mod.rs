@@ -1,5 +1,6 @@
 //! Command implementations: each parses nothing itself (clap did), calls the API, prints.
 
+mod build;
 mod df;
 mod image;
 pub mod network;
@@ -16,7 +17,7 @@ mod ps;
 pub mod run;
 mod stats;
 pub mod stream;
-use crate::cli::{Cli, Cmd, ImageCmd, PluginCmd, SystemCmd, VolumeCmd};
+use crate::cli::{BuilderCmd, Cli, Cmd, ImageCmd, PluginCmd, SystemCmd, VolumeCmd};
 use crate::cli_container::ContainerCmd;
 use crate::client::{self, CliError};
 
@@ -53,6 +54,10 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Cmd::Save(a) | Cmd::Image(ImageCmd::Save(a)) => image::save(&ctx, a).await,
         Cmd::Load(a) | Cmd::Image(ImageCmd::Load(a)) => image::load(&ctx, a).await,
         Cmd::Image(ImageCmd::Prune(a)) => image::prune(&ctx, a).await,
+        Cmd::Build(a) | Cmd::Builder(BuilderCmd::Build(a)) | Cmd::Image(ImageCmd::Build(a)) => {
+            build::build(&ctx, a).await
+        }
+        Cmd::Builder(BuilderCmd::Prune(a)) => build::prune(&ctx, a).await,
         Cmd::Volume(VolumeCmd::Create(a)) => volume::create(&ctx, a).await,
         Cmd::Volume(VolumeCmd::Inspect(a)) => volume::inspect(&ctx, a).await,
         Cmd::Volume(VolumeCmd::Ls(a)) => volume::ls(&ctx, a).await,

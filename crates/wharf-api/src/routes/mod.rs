@@ -2,6 +2,7 @@
 //! result; nothing else.
 
 pub mod archive;
+pub mod build;
 pub mod container;
 pub mod disk_usage;
 pub mod exec;

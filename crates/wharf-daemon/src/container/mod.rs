@@ -17,6 +17,8 @@
 //!   its layer in a private mount namespace otherwise), resolved with `RESOLVE_IN_ROOT`;
 //!   [`archive`]: `docker cp` and export on it; [`changes`]: `docker diff`; [`commit`]: new
 //!   images from the writable layer; [`update`]: resources and restart policy.
+//! - [`oneshot`]: one process on a rootfs mounted elsewhere (build steps), not a container of
+//!   this service.
 //!
 //! On disk: `<data-root>/containers/<id>/` (logs, hostname, hosts, resolv.conf);
 //! `<exec-root>/c/<id32>/` (bundle `config.json`, `rootfs/` mount point, `netns`, shim state).
@@ -32,6 +34,7 @@ pub mod health;
 pub mod model;
 pub mod mounts;
 pub mod names;
+pub mod oneshot;
 pub mod restore;
 pub mod run;
 pub mod spec;

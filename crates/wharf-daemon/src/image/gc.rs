@@ -20,6 +20,11 @@
 //! [`Lease`] *before* creating them, and drops the lease only after its metadata commit. GC
 //! holds the lease table's lock for its whole pass, so a name is either leased or already
 //! committed when GC looks.
+//!
+//! Holds: an operation that cannot name what it will create in advance (a build: the builder
+//! writes a step's layer blob and commits its snapshot before the image that references them
+//! is recorded) takes a [`GcHold`]. While any hold is alive GC passes are deferred; the pass
+//! runs when the last hold is dropped.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
@@ -37,6 +42,8 @@ pub(crate) const TMP_PREFIX: &str = "wharf-tmp-";
 #[derive(Default)]
 pub(crate) struct Leases {
     held: Mutex<HashMap<String, usize>>,
+    /// Live [`GcHold`]s, and whether a GC pass was deferred because of them.
+    holds: Mutex<(usize, bool)>,
 }
 
 impl Leases {
@@ -89,6 +96,39 @@ impl Drop for Lease<'_> {
     }
 }
 
+/// Defers GC passes while alive (see the module doc); the deferred pass runs on drop of the
+/// last hold, on the blocking pool when there is a runtime.
+pub struct GcHold {
+    svc: std::sync::Arc<ImageService>,
+}
+
+impl Drop for GcHold {
+    fn drop(&mut self) {
+        let run = {
+            let mut h = self.svc.leases.holds.lock().unwrap_or_else(|p| p.into_inner());
+            h.0 -= 1;
+            let run = h.0 == 0 && h.1;
+            if run {
+                h.1 = false;
+            }
+            run
+        };
+        if !run {
+            return;
+        }
+        let svc = self.svc.clone();
+        let pass = move || {
+            if let Err(e) = svc.gc() {
+                tracing::warn!(error = %e, "deferred image gc failed");
+            }
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => drop(rt.spawn_blocking(pass)),
+            Err(_) => pass(),
+        }
+    }
+}
+
 /// What a GC pass removed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct GcReport {
@@ -103,9 +143,26 @@ fn ours(name: &str) -> bool {
 }
 
 impl ImageService {
-    /// Removes unreferenced layers, snapshots and blobs (see the module doc).
+    /// Defers GC until the returned hold (and every other) is dropped: for work whose new
+    /// blobs and snapshots are recorded only later (builds).
+    /// Blocks while a pass runs (the hold then starts after it).
+    pub fn hold_gc(self: &std::sync::Arc<Self>) -> GcHold {
+        let _pass = self.leases.lock();
+        self.leases.holds.lock().unwrap_or_else(|p| p.into_inner()).0 += 1;
+        GcHold { svc: self.clone() }
+    }
+
+    /// Removes unreferenced layers, snapshots and blobs (see the module doc). Deferred (an
+    /// empty report) while a [`GcHold`] is alive.
     pub fn gc(&self) -> Result<GcReport, ImageError> {
         let leased_guard = self.leases.lock();
+        {
+            let mut h = self.leases.holds.lock().unwrap_or_else(|p| p.into_inner());
+            if h.0 > 0 {
+                h.1 = true;
+                return Ok(GcReport::default());
+            }
+        }
         let leased: HashSet<&str> = leased_guard.keys().map(String::as_str).collect();
         let mut report = GcReport::default();
         let snapshots =

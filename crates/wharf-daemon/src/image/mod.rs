@@ -12,6 +12,7 @@
 //! - [`import`], [`load`], [`save`]: `POST /images/create?fromSrc`, `/images/load`,
 //!   `/images/get`;
 //! - [`delete`]: tag, untag, `rmi` with moby's conflict rules, prune;
+//! - [`register`]: images whose layers already exist on disk (build steps);
 //! - [`query`]: list, inspect, history, disk usage, with Docker's filters;
 //! - [`backend`]: `wharf-api`'s `ImageBackend`, translating to wire types.
 //!
@@ -26,7 +27,9 @@
 //! - [`ImageService::set_usage`] — who uses which image (rmi conflicts, `Containers` counts);
 //! - [`ImageService::create_image`] — a new image from an optional new layer + config + history;
 //! - [`ImageService::hold`] / [`ImageService::release`] — keep blobs or snapshots alive across
-//!   transactions (pulls, builds).
+//!   transactions (pulls, builds);
+//! - [`ImageService::register_image`] and [`ImageService::hold_gc`] — build steps' images, and
+//!   keeping GC away from a build's unrecorded layers.
 //!
 //! All methods block (SQLite, file systems): async callers use `spawn_blocking`.
 
@@ -38,6 +41,7 @@ pub mod import;
 pub mod layer;
 pub mod load;
 pub mod query;
+pub mod register;
 pub mod save;
 pub(crate) mod store;
 #[cfg(test)]
@@ -58,7 +62,7 @@ use wharf_types::{Classify, ContainerId, EngineError, ErrorKind, Event, EventTyp
 use crate::events::EventBus;
 use gc::Leases;
 
-pub use gc::{GcRefKind, GcReport};
+pub use gc::{GcHold, GcRefKind, GcReport};
 pub use layer::{LayerSource, NewImage};
 
 /// Errors of the image service. Messages users see are Docker's.

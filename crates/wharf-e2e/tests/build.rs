@@ -1,0 +1,546 @@
+//! Image builds end to end with real clients against a wharfd: the docker CLI's legacy builder
+//! (`DOCKER_BUILDKIT=0 docker build`) on a multi-stage Dockerfile, running the result, cached
+//! and partly cached rebuilds (also after a daemon restart), failures with Docker's messages
+//! and exit codes, docker-py's `images.build`, hostile contexts through the raw API, `system
+//! df`/`builder prune`, and `wharf build`. Every test checks that builds leave no mounts, step
+//! processes, run dirs or cgroups behind.
+
+use std::borrow::BorrowMut;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use wharf_testkit::{TestDaemon, require, run_text, skip_unless};
+
+fn run(mut cmd: impl BorrowMut<Command>) -> (i32, String, String) {
+    run_text(cmd.borrow_mut())
+}
+
+fn ok(mut cmd: impl BorrowMut<Command>) -> String {
+    let cmd = cmd.borrow_mut();
+    let (code, out, err) = run_text(cmd);
+    assert_eq!(code, 0, "{cmd:?} failed:\n{out}{err}");
+    out
+}
+
+/// `docker build` with the legacy builder (no buildx here; BuildKit off).
+fn docker_build(d: &TestDaemon, args: &[&str]) -> Command {
+    let mut all = vec!["build"];
+    all.extend_from_slice(args);
+    let mut c = d.docker(&all);
+    c.env("DOCKER_BUILDKIT", "0");
+    c
+}
+
+fn write_files(dir: &Path, files: &[(&str, &str)]) {
+    for (name, text) in files {
+        let p = dir.join(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+}
+
+fn context_dir(d: &TestDaemon, name: &str, files: &[(&str, &str)]) -> PathBuf {
+    let dir = d.dir().join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    write_files(&dir, files);
+    dir
+}
+
+fn mounts_under(dir: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let root = dir.to_string_lossy().into_owned();
+    text.lines().filter_map(|l| l.split(' ').nth(4)).filter(|p| p.starts_with(&root)).map(str::to_owned).collect()
+}
+
+/// Nothing of a finished build is left: no step mounts, no one-shot run dirs, no processes
+/// but the daemon, no cgroups of step containers.
+fn assert_no_leftovers(d: &TestDaemon) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let mounts = mounts_under(&d.data_root.join("builder"));
+        let oneshots: Vec<_> = std::fs::read_dir(d.exec_root.join("b"))
+            .map(|r| r.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        let root = d.dir().to_string_lossy().into_owned();
+        let procs: Vec<String> = std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|p| {
+                let pid: u32 = p.file_name().to_string_lossy().parse().ok()?;
+                let cmd = std::fs::read(p.path().join("cmdline")).ok()?;
+                let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+                (pid != d.pid() && cmd.contains(&root) && !cmd.starts_with("docker") && !cmd.contains("python"))
+                    .then(|| format!("{pid}: {cmd}"))
+            })
+            .collect();
+        let rel = d.cgroup_parent.trim_start_matches('/');
+        let cgroups: Vec<PathBuf> = std::fs::read_dir("/sys/fs/cgroup")
+            .map(|r| r.flatten().map(|c| c.path().join(rel)).collect::<Vec<_>>())
+            .unwrap_or_default()
+            .into_iter()
+            .chain([Path::new("/sys/fs/cgroup").join(rel)])
+            .filter(|p| p.is_dir())
+            .flat_map(|p| {
+                std::fs::read_dir(p).map(|r| r.flatten().map(|e| e.path()).collect::<Vec<_>>()).unwrap_or_default()
+            })
+            .filter(|p: &PathBuf| p.is_dir())
+            .collect();
+        if mounts.is_empty() && oneshots.is_empty() && procs.is_empty() && cgroups.is_empty() {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "left behind: mounts {mounts:?}, run dirs {oneshots:?}, processes {procs:?}, cgroups {cgroups:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+const MULTI_STAGE: &str = r#"# syntax is Docker's legacy builder's
+FROM busybox AS base
+ARG GREETING=hello
+ENV APP_HOME=/app
+WORKDIR $APP_HOME
+COPY app.txt ./
+RUN echo "$GREETING from run" > run.txt && cat app.txt
+COPY late.txt ./
+
+FROM busybox
+LABEL org.example.stage=final
+COPY --from=base /app /app
+ADD extra.tar /opt/
+ENV PATH=/bin:/usr/bin
+RUN mkdir -p /data && chown nobody /data
+USER nobody
+WORKDIR /data
+EXPOSE 8080/tcp
+HEALTHCHECK --interval=30s CMD true
+ENTRYPOINT ["sh", "-c"]
+CMD ["cat /app/run.txt /app/app.txt /app/late.txt /opt/extra/inside.txt; id -un; pwd"]
+"#;
+
+fn extra_tar() -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    let data = b"inside the tar\n";
+    let mut h = tar::Header::new_ustar();
+    h.set_size(data.len() as u64);
+    h.set_mode(0o644);
+    b.append_data(&mut h, "extra/inside.txt", &data[..]).unwrap();
+    b.into_inner().unwrap()
+}
+
+fn step_lines(out: &str) -> Vec<&str> {
+    out.lines().filter(|l| l.starts_with("Step ")).collect()
+}
+
+/// For each step, whether its output said ` ---> Using cache`.
+fn cached_steps(out: &str) -> Vec<bool> {
+    let mut v = Vec::new();
+    for l in out.lines() {
+        if l.starts_with("Step ") {
+            v.push(false);
+        } else if l == " ---> Using cache" {
+            *v.last_mut().unwrap() = true;
+        }
+    }
+    v
+}
+
+fn built_id(out: &str) -> String {
+    out.lines()
+        .find_map(|l| l.strip_prefix("Successfully built "))
+        .unwrap_or_else(|| panic!("no ID in:\n{out}"))
+        .to_owned()
+}
+
+#[test]
+fn docker_build_multi_stage_cache_rebuild_and_restart() {
+    skip_unless!(require::root(), require::busybox(), require::program("docker"), require::overlayfs());
+    let mut d = TestDaemon::start();
+    d.import_busybox();
+    let ctx = context_dir(&d, "ctx", &[("Dockerfile", MULTI_STAGE), ("app.txt", "app v1\n"), ("late.txt", "late\n")]);
+    std::fs::write(ctx.join("extra.tar"), extra_tar()).unwrap();
+    let c = ctx.to_str().unwrap();
+
+    let out = ok(docker_build(&d, &["-t", "e2e/app:1", "--build-arg", "GREETING=hi", "--label", "via=cli", c]));
+    assert!(out.starts_with("Sending build context to Docker daemon"), "{out}");
+    let steps = step_lines(&out);
+    assert_eq!(steps.len(), 20, "{out}");
+    assert_eq!(steps[0], "Step 1/20 : FROM busybox AS base");
+    assert_eq!(steps[5], "Step 6/20 : RUN echo \"$GREETING from run\" > run.txt && cat app.txt");
+    assert_eq!(steps[19], "Step 20/20 : LABEL via=cli");
+    assert!(out.contains(" ---> Running in "), "{out}");
+    assert!(out.contains("\napp v1\n"), "RUN output is passed through: {out}");
+    assert!(out.contains("Removing intermediate container "), "{out}");
+    assert!(out.contains("Successfully tagged e2e/app:1\n"), "{out}");
+    let id = built_id(&out);
+    assert_no_leftovers(&d);
+
+    // The result runs, with every instruction's effect.
+    let run_out = ok(d.docker(&["run", "--rm", "e2e/app:1"]));
+    assert_eq!(run_out, "hi from run\napp v1\nlate\ninside the tar\nnobody\n/data\n");
+    let inspect = ok(d.docker(&["image", "inspect", "e2e/app:1"]));
+    let v: serde_json::Value = serde_json::from_str(&inspect).unwrap();
+    let cfg = &v[0]["Config"];
+    assert_eq!(cfg["User"], "nobody");
+    assert_eq!(cfg["WorkingDir"], "/data");
+    assert_eq!(cfg["Entrypoint"], serde_json::json!(["sh", "-c"]));
+    assert!(cfg["ExposedPorts"].get("8080/tcp").is_some(), "{cfg}");
+    assert_eq!(cfg["Healthcheck"]["Test"], serde_json::json!(["CMD-SHELL", "true"]));
+    assert_eq!(cfg["Labels"]["org.example.stage"], "final");
+    assert_eq!(cfg["Labels"]["via"], "cli");
+    assert!(v[0]["Id"].as_str().unwrap().starts_with(&format!("sha256:{id}")));
+
+    // Second build: everything after FROM is cached, same image.
+    let out2 = ok(docker_build(&d, &["-t", "e2e/app:1", "--build-arg", "GREETING=hi", "--label", "via=cli", c]));
+    let cached = cached_steps(&out2);
+    let from_steps = [0usize, 7];
+    for (i, c) in cached.iter().enumerate() {
+        assert_eq!(*c, !from_steps.contains(&i), "step {} cached? {out2}", i + 1);
+    }
+    assert!(!out2.contains("Running in"), "{out2}");
+    assert_eq!(built_id(&out2), id);
+
+    // -q prints only the ID.
+    let q = ok(docker_build(&d, &["-q", "--build-arg", "GREETING=hi", "--label", "via=cli", c]));
+    assert_eq!(q.trim(), v[0]["Id"].as_str().unwrap());
+
+    // A change to late.txt rebuilds step 8 of the first stage and what depends on it.
+    std::fs::write(ctx.join("late.txt"), "later\n").unwrap();
+    let out3 = ok(docker_build(&d, &["-t", "e2e/app:2", "--build-arg", "GREETING=hi", "--label", "via=cli", c]));
+    let cached = cached_steps(&out3);
+    assert_eq!(&cached[1..6], &[true; 5], "steps 2-6 stay cached: {out3}");
+    assert!(!cached[6], "COPY late.txt reruns: {out3}");
+    assert!(cached[8], "LABEL of the second stage is cached: {out3}");
+    assert!(!cached[9], "COPY --from=base sees the new stage: {out3}");
+    assert!(cached[10..].iter().all(|c| !c), "{out3}");
+    assert!(!out3.contains("app v1\n"), "the RUN step was not re-run: {out3}");
+    assert_eq!(ok(d.docker(&["run", "--rm", "e2e/app:2", "cat /app/late.txt"])), "later\n");
+
+    // The cache survives a daemon restart.
+    d.restart();
+    let out4 = ok(docker_build(&d, &["-t", "e2e/app:2", "--build-arg", "GREETING=hi", "--label", "via=cli", c]));
+    assert_eq!(cached_steps(&out4).iter().filter(|c| **c).count(), 18, "{out4}");
+    assert_eq!(built_id(&out4), built_id(&out3));
+
+    // --no-cache runs everything again.
+    let out5 = ok(docker_build(&d, &["--no-cache", "--build-arg", "GREETING=hi", c]));
+    assert!(!out5.contains("Using cache"), "{out5}");
+
+    // --target stops at the named stage.
+    let out6 = ok(docker_build(&d, &["--target", "base", "-t", "e2e/base", c]));
+    assert_eq!(step_lines(&out6).len(), 7, "{out6}");
+    assert_eq!(ok(d.docker(&["run", "--rm", "e2e/base", "cat", "run.txt"])), "hello from run\n");
+
+    // Build cache in system df, and builder prune.
+    let df = ok(d.docker(&["system", "df"]));
+    let row = df.lines().find(|l| l.starts_with("Build Cache")).unwrap_or_else(|| panic!("{df}"));
+    let count: usize = row.split_whitespace().nth(2).unwrap().parse().unwrap();
+    assert!(count > 10, "{df}");
+    let dfv = ok(d.docker(&["system", "df", "-v"]));
+    assert!(dfv.contains("Build cache usage:"), "{dfv}");
+    let pruned = ok(d.docker(&["builder", "prune", "-af"]));
+    assert!(pruned.contains("Total reclaimed space:"), "{pruned}");
+    let df = ok(d.docker(&["system", "df"]));
+    let row = df.lines().find(|l| l.starts_with("Build Cache")).unwrap();
+    assert_eq!(row.split_whitespace().nth(2), Some("0"), "{df}");
+    // Tagged images stay usable after the prune; a rebuild is no longer cached.
+    assert_eq!(ok(d.docker(&["run", "--rm", "e2e/app:2", "cat /app/late.txt"])), "later\n");
+    let out7 = ok(docker_build(&d, &["--build-arg", "GREETING=hi", c]));
+    assert!(!out7.contains("Using cache"), "{out7}");
+    assert_no_leftovers(&d);
+}
+
+#[test]
+fn docker_build_failures_speak_dockers_words() {
+    skip_unless!(require::root(), require::busybox(), require::program("docker"), require::overlayfs());
+    let d = TestDaemon::start();
+    d.import_busybox();
+    let ctx = context_dir(&d, "ctx", &[("Dockerfile", "FROM busybox\nRUN false\n"), ("f.txt", "x")]);
+    let c = ctx.to_str().unwrap();
+
+    let (code, out, err) = run(docker_build(&d, &[c]));
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("Step 2/2 : RUN false\n ---> Running in "), "{out}");
+    assert!(err.contains("The command '/bin/sh -c false' returned a non-zero code: 1"), "{err}");
+
+    // The step's exit code is the CLI's.
+    std::fs::write(ctx.join("Dockerfile"), "FROM busybox\nRUN echo before; exit 3\n").unwrap();
+    let (code, out, err) = run(docker_build(&d, &[c]));
+    assert_eq!(code, 3, "{out}{err}");
+    assert!(out.contains("before\n"), "{out}");
+    assert!(err.contains("The command '/bin/sh -c echo before; exit 3' returned a non-zero code: 3"), "{err}");
+    // With -q the buffered output goes to stderr before the error.
+    let (code, out, err) = run(docker_build(&d, &["-q", c]));
+    assert_eq!((code, out.as_str()), (3, ""), "{err}");
+    assert!(err.contains("before\n") && err.contains("returned a non-zero code: 3"), "{err}");
+
+    // A bad Dockerfile: the parse error, before any step.
+    std::fs::write(ctx.join("Dockerfile"), "FROM busybox\nNOPE x\n").unwrap();
+    let (code, out, err) = run(docker_build(&d, &[c]));
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        err.contains("Error response from daemon: dockerfile parse error on line 2: unknown instruction: NOPE"),
+        "{err}"
+    );
+    assert!(!out.contains("Step 1"), "{out}");
+
+    // COPY of a missing file.
+    std::fs::write(ctx.join("Dockerfile"), "FROM busybox\nCOPY nosuch /x\n").unwrap();
+    let (code, _, err) = run(docker_build(&d, &[c]));
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("COPY failed: file not found in build context or excluded by .dockerignore: stat nosuch: file does not exist"),
+        "{err}"
+    );
+
+    // A base image that is not there, and --pull without a registry: clear errors.
+    std::fs::write(ctx.join("Dockerfile"), "FROM nosuch/image:1\nRUN true\n").unwrap();
+    let (code, _, err) = run(docker_build(&d, &[c]));
+    assert_eq!(code, 1);
+    assert!(err.contains("No such image: nosuch/image:1"), "{err}");
+
+    // -f outside the context (the CLI adds it as .dockerfile.<hex>, without tar end blocks).
+    let outside = d.dir().join("Outside.Dockerfile");
+    std::fs::write(&outside, "FROM busybox\nCOPY f.txt /f.txt\nRUN cat /f.txt\n").unwrap();
+    let out = ok(docker_build(&d, &["-f", outside.to_str().unwrap(), "-t", "e2e/outside", c]));
+    assert!(out.contains("Successfully tagged e2e/outside:latest"), "{out}");
+    // Dockerfile on stdin: `docker build - < Dockerfile`.
+    let mut child = docker_build(&d, &["-t", "e2e/stdin", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(b"FROM busybox\nRUN echo from stdin\n").unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("from stdin\n"));
+    // No leftovers of the failed steps' containers.
+    let ps = ok(d.docker(&["ps", "-aq"]));
+    assert_eq!(ps, "");
+    assert_no_leftovers(&d);
+}
+
+#[test]
+fn docker_py_images_build() {
+    skip_unless!(require::root(), require::busybox(), require::python_module("docker"), require::overlayfs());
+    let d = TestDaemon::start();
+    d.import_busybox();
+    let ctx = context_dir(
+        &d,
+        "ctx",
+        &[
+            (
+                "Dockerfile",
+                "FROM busybox\nARG V=none\nCOPY f.txt /f.txt\nRUN echo \"v=$V\" > /v.txt\nCMD [\"cat\", \"/v.txt\"]\n",
+            ),
+            ("f.txt", "x"),
+        ],
+    );
+    let script = format!(
+        r#"
+import docker, io, sys
+c = docker.DockerClient(base_url="unix://{sock}")
+img, logs = c.images.build(path="{ctx}", tag="e2e/py:1", buildargs={{"V": "py"}}, labels={{"via": "py"}}, rm=True)
+text = "".join(l.get("stream", "") for l in logs)
+assert "Successfully tagged e2e/py:1" in text, text
+assert img.tags == ["e2e/py:1"], img.tags
+assert img.labels["via"] == "py", img.labels
+print(c.containers.run("e2e/py:1", remove=True).decode(), end="")
+img2, logs2 = c.images.build(path="{ctx}", tag="e2e/py:1", buildargs={{"V": "py"}}, labels={{"via": "py"}})
+assert img2.id == img.id
+assert "Using cache" in "".join(l.get("stream", "") for l in logs2)
+try:
+    c.images.build(fileobj=io.BytesIO(b"FROM busybox\nRUN exit 4\n"))
+    sys.exit("no BuildError")
+except docker.errors.BuildError as e:
+    print(e.msg)
+try:
+    c.images.build(fileobj=io.BytesIO(b"FROM busybox\nBOGUS\n"))
+    sys.exit("no APIError")
+except docker.errors.APIError as e:
+    print(e.response.status_code, e.explanation)
+"#,
+        sock = d.socket.display(),
+        ctx = ctx.display()
+    );
+    let out = ok(Command::new("python3").arg("-c").arg(script));
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "v=py");
+    assert_eq!(lines[1], "The command '/bin/sh -c exit 4' returned a non-zero code: 4");
+    assert!(lines[2].starts_with("400 dockerfile parse error on line 2: unknown instruction: BOGUS"), "{out}");
+    assert_no_leftovers(&d);
+}
+
+fn tar_of(entries: &[(&str, tar::EntryType, &[u8], Option<&str>)]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, kind, data, link) in entries {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(*kind);
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        // Set the name bytes directly: the tar crate refuses `..` in paths it writes.
+        let gnu = h.as_gnu_mut().unwrap();
+        gnu.name[..name.len()].copy_from_slice(name.as_bytes());
+        if let Some(l) = link {
+            h.set_link_name(l).unwrap();
+        }
+        h.set_cksum();
+        b.append(&h, *data).unwrap();
+    }
+    b.into_inner().unwrap()
+}
+
+fn post_build(d: &TestDaemon, query: &str, body: &[u8]) -> (u16, String) {
+    let r = wharf_testkit::http::request(
+        &d.socket,
+        "POST",
+        &format!("/v1.41/build?{query}"),
+        &[("Content-Type", "application/x-tar")],
+        body,
+    )
+    .unwrap();
+    (r.status, r.text())
+}
+
+#[test]
+fn hostile_contexts_are_refused_or_confined() {
+    skip_unless!(require::root(), require::busybox(), require::overlayfs());
+    let d = TestDaemon::start();
+    d.import_busybox();
+    let df = b"FROM busybox\nCOPY . /ctx/\n";
+
+    // `..` entries climb out of the context directory: refused, nothing written outside.
+    let marker = d.data_root.join("builder/escaped");
+    let body = tar_of(&[
+        ("Dockerfile", tar::EntryType::Regular, df, None),
+        ("../escaped", tar::EntryType::Regular, b"pwned", None),
+        ("../../../../../../../../tmp/wharf-e2e-escaped", tar::EntryType::Regular, b"pwned", None),
+    ]);
+    let (status, text) = post_build(&d, "t=e2e/dotdot", &body);
+    assert_ne!(status, 200, "{text}");
+    assert!(!marker.exists() && !Path::new("/tmp/wharf-e2e-escaped").exists());
+    assert!(d.api("GET", "/images/e2e/dotdot/json", b"").status == 404);
+
+    // Symlinks out of the context: COPY resolves them inside it.
+    let body = tar_of(&[
+        ("Dockerfile", tar::EntryType::Regular, b"FROM busybox\nCOPY passwd /got\n", None),
+        ("passwd", tar::EntryType::Symlink, b"", Some("../../../../../../../../etc/passwd")),
+    ]);
+    let (status, text) = post_build(&d, "t=e2e/symlink", &body);
+    assert!(status != 200 || text.contains("errorDetail"), "{text}");
+    let body = tar_of(&[
+        ("Dockerfile", tar::EntryType::Regular, b"FROM busybox\nCOPY etc/hostname /got\n", None),
+        ("etc", tar::EntryType::Symlink, b"", Some("/etc")),
+    ]);
+    let (_, text) = post_build(&d, "t=e2e/symlink2", &body);
+    if !text.contains("errorDetail") {
+        // Confined: whatever was copied is not the host's file.
+        let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+        let r = wharf_testkit::http::request(&d.socket, "GET", "/images/e2e/symlink2/get", &[], b"").unwrap();
+        assert!(!host.is_empty() && !String::from_utf8_lossy(&r.body).contains(host.trim()), "host file leaked");
+    }
+    // A symlink in the context pointing out, then a file written "through" it: stays inside.
+    let body = tar_of(&[
+        ("Dockerfile", tar::EntryType::Regular, df, None),
+        ("out", tar::EntryType::Symlink, b"", Some("/tmp")),
+        ("out/wharf-e2e-through-link", tar::EntryType::Regular, b"pwned", None),
+    ]);
+    let _ = post_build(&d, "t=e2e/through", &body);
+    assert!(!Path::new("/tmp/wharf-e2e-through-link").exists(), "extraction followed a symlink out");
+
+    // Malformed: a truncated tar, gzip garbage, an entry claiming 8 GiB with no data.
+    let whole = tar_of(&[
+        ("Dockerfile", tar::EntryType::Regular, df, None),
+        ("big", tar::EntryType::Regular, &[7u8; 4000], None),
+    ]);
+    let (status, text) = post_build(&d, "", &whole[..512 + 512 + 512 + 1000]);
+    assert_ne!(status, 200, "{text}");
+    let (status, text) = post_build(&d, "", &[0x1f, 0x8b, 0x08, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    assert_ne!(status, 200, "{text}");
+    let mut huge = tar::Header::new_gnu();
+    huge.set_path("huge").unwrap();
+    huge.set_size(8 << 30);
+    huge.set_mode(0o644);
+    huge.set_cksum();
+    let mut body = tar_of(&[("Dockerfile", tar::EntryType::Regular, df, None)]);
+    body.truncate(1024);
+    body.extend_from_slice(huge.as_bytes());
+    body.extend_from_slice(&[1u8; 4096]);
+    let (status, text) = post_build(&d, "", &body);
+    assert_ne!(status, 200, "{text}");
+    // Not a tar and not a Dockerfile: a parse error.
+    let (status, text) = post_build(&d, "", b"\x00\x01binary garbage\xff\n");
+    assert_eq!(status, 400, "{text}");
+    // Unsupported remote contexts and BuildKit: clear refusals.
+    let (status, text) = post_build(&d, "remote=https%3A%2F%2Fexample.com%2Fx.git", b"");
+    assert_eq!(status, 400);
+    assert!(text.contains("not supported"), "{text}");
+    let (status, _) = post_build(&d, "version=2", b"");
+    assert_eq!(status, 501);
+
+    // The daemon is fine, and nothing is left in the builder's temp dir.
+    assert_eq!(d.api("GET", "/_ping", b"").status, 200);
+    let tmp: Vec<_> = std::fs::read_dir(d.data_root.join("builder/tmp"))
+        .map(|r| r.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(tmp.is_empty(), "{tmp:?}");
+    assert_no_leftovers(&d);
+}
+
+#[test]
+fn wharf_build_cli() {
+    skip_unless!(require::root(), require::busybox(), require::overlayfs());
+    let d = TestDaemon::start();
+    d.import_busybox();
+    let ctx = context_dir(
+        &d,
+        "ctx",
+        &[
+            ("Dockerfile", "FROM busybox\nARG V\nLABEL from=dockerfile\nCOPY . /ctx/\nRUN echo \"v=$V\"; ls /ctx\n"),
+            (".dockerignore", "*.secret\nignored/\n"),
+            ("keep.txt", "k"),
+            ("a.secret", "s"),
+            ("ignored/x", "x"),
+        ],
+    );
+    let c = ctx.to_str().unwrap();
+    let out = ok(d.wharf(&["build", "-t", "e2e/w:1", "--build-arg", "V=7", "--label", "l=1", c]));
+    assert!(out.starts_with("Sending build context to Docker daemon  "), "{out}");
+    assert!(out.contains("Step 1/6 : FROM busybox\n"), "{out}");
+    assert!(out.contains("v=7\n"), "{out}");
+    assert!(out.contains("Dockerfile\nkeep.txt\n"), ".dockerignore is honoured: {out}");
+    assert!(!out.contains("a.secret") && !out.contains("ignored"), "{out}");
+    assert!(out.contains("Step 6/6 : LABEL l=1\n"), "{out}");
+    assert!(out.contains("Successfully tagged e2e/w:1\n"), "{out}");
+    // -q: just the ID, and it is cached.
+    let q = ok(d.wharf(&["build", "-q", "--build-arg", "V=7", "--label", "l=1", c]));
+    assert!(q.trim().starts_with("sha256:") && q.lines().count() == 1, "{q}");
+    let inspect = ok(d.docker(&["image", "inspect", "-f", "{{.Id}} {{index .Config.Labels \"l\"}}", "e2e/w:1"]));
+    assert_eq!(inspect.trim(), format!("{} 1", q.trim()));
+    // --target, --no-cache, -f - (Dockerfile from stdin), and a failing step's exit code.
+    let mut child = d
+        .wharf(&["build", "--no-cache", "-f", "-", "-t", "e2e/w:stdin", c])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(b"FROM busybox\nCOPY keep.txt /\nRUN cat /keep.txt; exit 5\n").unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(5), "{}", String::from_utf8_lossy(&o.stdout));
+    assert!(
+        String::from_utf8_lossy(&o.stderr)
+            .contains("The command '/bin/sh -c cat /keep.txt; exit 5' returned a non-zero code: 5")
+    );
+    // builder prune.
+    let pruned = ok(d.wharf(&["builder", "prune", "-af"]));
+    assert!(pruned.contains("Total reclaimed space:"), "{pruned}");
+    let (code, _, err) = run(d.wharf(&["build", "https://example.com/repo.git"]));
+    assert_eq!(code, 1);
+    assert!(err.contains("not supported by wharf"), "{err}");
+    assert_no_leftovers(&d);
+}
