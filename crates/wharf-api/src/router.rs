@@ -11,7 +11,7 @@ use tower::ServiceExt;
 
 use crate::backend::Backends;
 use crate::error::ApiError;
-use crate::routes::{container, disk_usage, exec, image, stubs, system, volume};
+use crate::routes::{container, disk_usage, distribution, exec, image, stubs, system, volume};
 use crate::version::{ApiVersion, PrefixCheck, check_prefix};
 
 /// The engine's version, shared by every crate of the workspace.
@@ -72,6 +72,9 @@ pub fn build(backends: Backends, shutdown: CancellationToken) -> App {
         .route("/images/load", post(image::load))
         .route("/images/prune", post(image::prune))
         .route("/images/get", get(image::save_many))
+        .route("/images/search", get(distribution::search))
+        .route("/auth", post(distribution::auth))
+        .route("/distribution/{*rest}", get(distribution::inspect))
         .route("/images/{*rest}", get(image::named).post(image::named).delete(image::named))
         .route("/plugins", get(stubs::plugins_list))
         .route("/plugins/privileges", get(stubs::plugin_other))

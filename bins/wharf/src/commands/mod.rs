@@ -2,6 +2,7 @@
 
 mod df;
 mod image;
+mod registry;
 mod system;
 mod volume;
 
@@ -52,6 +53,10 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Cmd::Save(a) | Cmd::Image(ImageCmd::Save(a)) => image::save(&ctx, a).await,
         Cmd::Load(a) | Cmd::Image(ImageCmd::Load(a)) => image::load(&ctx, a).await,
         Cmd::Image(ImageCmd::Prune(a)) => image::prune(&ctx, a).await,
+        Cmd::Pull(a) | Cmd::Image(ImageCmd::Pull(a)) => registry::pull(&ctx, a).await,
+        Cmd::Push(a) | Cmd::Image(ImageCmd::Push(a)) => registry::push(&ctx, a).await,
+        Cmd::Login(a) => registry::login(&ctx, a).await,
+        Cmd::Logout(a) => registry::logout(&ctx, a).await,
         Cmd::Volume(VolumeCmd::Create(a)) => volume::create(&ctx, a).await,
         Cmd::Volume(VolumeCmd::Inspect(a)) => volume::inspect(&ctx, a).await,
         Cmd::Volume(VolumeCmd::Ls(a)) => volume::ls(&ctx, a).await,

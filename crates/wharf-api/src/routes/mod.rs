@@ -3,6 +3,7 @@
 
 pub mod container;
 pub mod disk_usage;
+pub mod distribution;
 pub mod exec;
 pub mod image;
 pub mod stubs;
