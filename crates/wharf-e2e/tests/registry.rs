@@ -372,7 +372,11 @@ fn docker_login_push_pull_with_htpasswd_auth() {
         err.contains(&format!("login attempt to http://{}/v2/ failed with status: 401 Unauthorized", reg.host())),
         "{err}"
     );
-    let r = d.api("POST", "/auth", format!(r#"{{"username":"wharfuser","password":"wrong","serveraddress":"{}"}}"#, reg.host()).as_bytes());
+    let r = d.api(
+        "POST",
+        "/auth",
+        format!(r#"{{"username":"wharfuser","password":"wrong","serveraddress":"{}"}}"#, reg.host()).as_bytes(),
+    );
     assert_eq!(r.status, 401, "{}", r.text());
 
     let (code, out, err) = run(d.docker(&["login", "-u", "wharfuser", "-p", "s3cret", &reg.host()]));
@@ -415,7 +419,8 @@ fn docker_hub_unreachable_fails_cleanly() {
     skip_unless!(require::root(), require::program("docker"));
     let d = TestDaemon::start();
     let started = Instant::now();
-    let mut child = d.docker(&["pull", "busybox:latest"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut child =
+        d.docker(&["pull", "busybox:latest"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let deadline = Instant::now() + Duration::from_secs(240);
     loop {
         if child.try_wait().unwrap().is_some() {

@@ -218,11 +218,7 @@ pub async fn logout(_ctx: &Ctx, args: LogoutArgs) -> Result<(), CliError> {
         .and_then(|a| a.as_object_mut())
         .map(|a| {
             let hit = a.remove(&key).is_some();
-            let other: Vec<String> = a
-                .keys()
-                .filter(|k| server_key(k) == key)
-                .cloned()
-                .collect();
+            let other: Vec<String> = a.keys().filter(|k| server_key(k) == key).cloned().collect();
             for k in &other {
                 a.remove(k);
             }

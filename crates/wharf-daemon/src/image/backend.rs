@@ -13,13 +13,13 @@ use wharf_api::backend::{
     AuthRequest, AuthResponse, ByteStream, ImageBackend, ImageImportOptions, ImageInspectData, ImageListOptions,
     ImagePullOptions, ImagePushOptions, ImageSearchOptions,
 };
-use wharf_registry::client::{AuthConfig, ClientError, manifest_ref};
 use wharf_api::models::{
     DriverData, HealthConfig, ImageConfig as WireConfig, ImageDeleteResponseItem, ImageHistoryResponseItem,
     ImageInspect, ImageInspectMetadata, ImageInspectRootFs, ImagePruneResponse, ImageSummary as WireSummary,
     ImagesDiskUsage,
 };
 use wharf_api::stream::{JsonMessage, ProgressSender};
+use wharf_registry::client::{AuthConfig, ClientError, manifest_ref};
 use wharf_types::image::RuntimeConfig;
 use wharf_types::{EngineError, Filters, Platform};
 
@@ -338,11 +338,8 @@ impl ImageBackend for Daemon {
             .with_default_tag();
         let creds = decode_auth(registry_auth.as_deref())?;
         let err = |e: ClientError| super::pull::pull_error(&reference, e);
-        let repo = self
-            .registry()
-            .repository(&reference, &creds, wharf_registry::client::Access::Pull)
-            .await
-            .map_err(err)?;
+        let repo =
+            self.registry().repository(&reference, &creds, wharf_registry::client::Access::Pull).await.map_err(err)?;
         let top = repo.fetch_manifest(&manifest_ref(&reference)).await.map_err(err)?;
         let mut platforms = Vec::new();
         match &top.manifest {

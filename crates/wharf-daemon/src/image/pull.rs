@@ -74,9 +74,9 @@ pub(crate) fn pull_error(r: &Reference, e: ClientError) -> EngineError {
         ClientError::ManifestNotFound { message, .. } if message.starts_with("name unknown") => {
             EngineError::not_found(format!("repository {} not found: {message}", r.familiar_name()))
         }
-        ClientError::NoMatchingPlatform { platform, .. } => EngineError::not_found(format!(
-            "no matching manifest for {platform} in the manifest list entries"
-        )),
+        ClientError::NoMatchingPlatform { platform, .. } => {
+            EngineError::not_found(format!("no matching manifest for {platform} in the manifest list entries"))
+        }
         _ => EngineError::from_classified(&e),
     }
 }
@@ -121,11 +121,7 @@ pub async fn pull(
             let path = svc.content.path(&config_desc.digest);
             std::fs::read(&path).map_err(|e| EngineError::internal(format!("read {}: {e}", path.display())))?
         }
-        false => repo
-            .fetch_blob_bytes(&config_desc, MAX_CONFIG)
-            .await
-            .map_err(|e| pull_error(&reference, e))?
-            .to_vec(),
+        false => repo.fetch_blob_bytes(&config_desc, MAX_CONFIG).await.map_err(|e| pull_error(&reference, e))?.to_vec(),
     };
     let config: ImageConfig = serde_json::from_slice(&config_bytes)
         .map_err(|e| EngineError::invalid(format!("invalid image config {}: {e}", config_desc.digest)))?;
@@ -251,9 +247,11 @@ impl ImageService {
         }
         if !downloads.is_empty() {
             let results: Vec<Result<(), EngineError>> = handle.block_on(
-                futures_util::stream::iter(downloads.iter().map(|d| self.download(repo, d, &lease, progress, reference)))
-                    .buffer_unordered(CONCURRENT_DOWNLOADS)
-                    .collect(),
+                futures_util::stream::iter(
+                    downloads.iter().map(|d| self.download(repo, d, &lease, progress, reference)),
+                )
+                .buffer_unordered(CONCURRENT_DOWNLOADS)
+                .collect(),
             );
             for r in results {
                 r?;
@@ -379,9 +377,8 @@ impl ImageService {
         let step = (total / 100).max(512 * 1024);
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(|e| pull_error(reference, e))?;
-            w.write_all(&chunk).map_err(|e| {
-                EngineError::new(ErrorKind::Internal, format!("write blob {}: {e}", d.desc.digest))
-            })?;
+            w.write_all(&chunk)
+                .map_err(|e| EngineError::new(ErrorKind::Internal, format!("write blob {}: {e}", d.desc.digest)))?;
             done += chunk.len() as u64;
             if done - last >= step || done == total {
                 last = done;

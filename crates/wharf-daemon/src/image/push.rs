@@ -114,7 +114,11 @@ impl ImageService {
                     .cloned()
                     .ok_or_else(|| ImageError::Invalid(format!("layer {} has no blob to push", l.diff_id)))?;
                 let size = std::fs::metadata(self.content.path(&pick.0))
-                    .map_err(|source| ImageError::Io { op: "stat layer blob", path: self.content.path(&pick.0), source })?
+                    .map_err(|source| ImageError::Io {
+                        op: "stat layer blob",
+                        path: self.content.path(&pick.0),
+                        source,
+                    })?
                     .len();
                 layers.push((l.diff_id.clone(), pick.0, size, pick.1));
             }
@@ -196,8 +200,7 @@ async fn push_one(
         layers.push(res?);
     }
     let config_mt = if all_gzip { media_type::DOCKER_CONFIG } else { media_type::OCI_CONFIG };
-    let (config_desc, _) =
-        repo.push_blob_bytes(config_mt, image.config.clone()).await.map_err(|e| push_error(r, e))?;
+    let (config_desc, _) = repo.push_blob_bytes(config_mt, image.config.clone()).await.map_err(|e| push_error(r, e))?;
     let manifest_mt = if all_gzip { media_type::DOCKER_MANIFEST } else { media_type::OCI_MANIFEST };
     let manifest = ImageManifest {
         schema_version: 2,
