@@ -115,6 +115,12 @@ pub struct Server {
     splitters: [LineSplitter; 2],
     log: Option<LogWriter>,
     shutdown: bool,
+    /// Connections that asked for shutdown; answered once no runtime command is running, so
+    /// the daemon knows the runtime's state for this id is gone.
+    shutdown_waiters: Vec<RawFd>,
+    /// The container exited while `runtime start` was still running: `delete` waits for it
+    /// (runc removes its exec fifo at the end of `start`).
+    delete_after_start: bool,
     buf: Vec<u8>,
 }
 
@@ -155,6 +161,8 @@ impl Server {
             splitters: [LineSplitter::default(), LineSplitter::default()],
             log,
             shutdown: false,
+            shutdown_waiters: Vec::new(),
+            delete_after_start: false,
             buf: vec![0; 64 * 1024],
         };
         s.ep.add(s.listener.as_raw_fd(), IN)?;
@@ -201,8 +209,13 @@ impl Server {
     pub fn run(&mut self) {
         let mut events = Vec::new();
         loop {
-            if self.shutdown && self.calls.is_empty() && self.conns.values().all(|c| c.out.is_empty()) {
-                break;
+            if self.shutdown && self.calls.is_empty() {
+                for fd in std::mem::take(&mut self.shutdown_waiters) {
+                    self.respond_and_close(fd, &Response::ok());
+                }
+                if self.conns.values().all(|c| c.out.is_empty()) {
+                    break;
+                }
             }
             if self.ep.wait(&mut events, -1).is_err() {
                 break;
@@ -574,7 +587,7 @@ impl Server {
                     );
                 } else {
                     self.shutdown = true;
-                    self.respond_and_close(fd, &Response::ok());
+                    self.shutdown_waiters.push(fd);
                 }
             }
         }
@@ -970,6 +983,14 @@ impl Server {
             }
         }
         // Execs die with the container's pid namespace; their exits arrive as SIGCHLD.
+        if self.calls.values().any(|(c, _)| matches!(c, Call::Start(_))) {
+            self.delete_after_start = true;
+        } else {
+            self.delete_runtime_state();
+        }
+    }
+
+    fn delete_runtime_state(&mut self) {
         let args = self.rt.simple("delete");
         let refs: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
         let offset = self.rt.log_offset();
@@ -990,6 +1011,9 @@ impl Server {
                         self.status = Status::Running;
                     }
                     self.respond_and_close(fd, &Response::ok());
+                }
+                if std::mem::take(&mut self.delete_after_start) {
+                    self.delete_runtime_state();
                 }
             }
             Call::KillAll(fd) => {

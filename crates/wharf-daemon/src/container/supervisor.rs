@@ -426,10 +426,10 @@ impl Supervisor {
             Err(e) => (255, false, now_rfc3339(), e.to_string()),
         };
         run::teardown(&self.ctx, &r).await;
-        if let Some(client) = self.h.shim.lock().unwrap_or_else(|p| p.into_inner()).take() {
-            tokio::spawn(async move {
-                let _ = client.shutdown().await;
-            });
+        let shim = self.h.shim.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(client) = shim {
+            // The shim answers once the runtime has deleted its state, so a restart can reuse the id.
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(10), client.shutdown()).await;
         }
         r.state.status = Status::Exited;
         r.state.pid = 0;
