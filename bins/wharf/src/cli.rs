@@ -125,6 +125,14 @@ pub enum Cmd {
     /// Manage builds
     #[command(subcommand)]
     Builder(BuilderCmd),
+    /// Download an image from a registry
+    Pull(PullArgs),
+    /// Upload an image to a registry
+    Push(PushArgs),
+    /// Authenticate to a registry
+    Login(LoginArgs),
+    /// Log out from a registry
+    Logout(LogoutArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -250,8 +258,66 @@ pub struct BuilderPruneArgs {
     pub keep_storage: Option<String>,
 }
 
+#[derive(Debug, Args)]
+pub struct PullArgs {
+    /// Download all tagged images in the repository (not supported)
+    #[arg(short = 'a', long = "all-tags")]
+    pub all_tags: bool,
+    /// Set platform if server is multi-platform capable
+    #[arg(long, value_name = "string")]
+    pub platform: Option<String>,
+    /// Suppress verbose output
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Skip image verification (ignored)
+    #[arg(long = "disable-content-trust", default_value_t = true)]
+    pub disable_content_trust: bool,
+    #[arg(value_name = "NAME[:TAG|@DIGEST]")]
+    pub image: String,
+}
+
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// Push all tags of an image to the repository
+    #[arg(short = 'a', long = "all-tags")]
+    pub all_tags: bool,
+    /// Suppress verbose output
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Skip image signing (ignored)
+    #[arg(long = "disable-content-trust", default_value_t = true)]
+    pub disable_content_trust: bool,
+    #[arg(value_name = "NAME[:TAG]")]
+    pub image: String,
+}
+
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// Username
+    #[arg(short, long, value_name = "string")]
+    pub username: Option<String>,
+    /// Password
+    #[arg(short, long, value_name = "string")]
+    pub password: Option<String>,
+    /// Take the password from stdin
+    #[arg(long = "password-stdin")]
+    pub password_stdin: bool,
+    #[arg(value_name = "SERVER")]
+    pub server: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct LogoutArgs {
+    #[arg(value_name = "SERVER")]
+    pub server: Option<String>,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum ImageCmd {
+    /// Download an image from a registry
+    Pull(PullArgs),
+    /// Upload an image to a registry
+    Push(PushArgs),
     /// List images
     #[command(visible_alias = "list")]
     Ls(ImagesArgs),

@@ -84,6 +84,55 @@ pub struct ImagePullOptions {
     pub registry_auth: Option<String>,
 }
 
+/// `POST /images/{name}/push?tag=` parameters.
+#[derive(Debug, Clone, Default)]
+pub struct ImagePushOptions {
+    /// The name as given in the path (`127.0.0.1:5000/spy/bb`, maybe with a tag).
+    pub name: String,
+    /// The tag to push; empty pushes every tag of the repository (`docker push -a`).
+    pub tag: String,
+    pub platform: Option<String>,
+    /// The `X-Registry-Auth` header as sent.
+    pub registry_auth: Option<String>,
+}
+
+/// The body of `POST /auth` (Docker's `AuthConfig`, plain JSON).
+#[derive(Debug, Clone, Default, serde::Deserialize, serde::Serialize)]
+pub struct AuthRequest {
+    #[serde(default)]
+    pub username: String,
+    #[serde(default)]
+    pub password: String,
+    #[serde(default)]
+    pub auth: String,
+    #[serde(default)]
+    pub email: String,
+    #[serde(default)]
+    pub serveraddress: String,
+    #[serde(default)]
+    pub identitytoken: String,
+    #[serde(default)]
+    pub registrytoken: String,
+}
+
+/// The answer to a successful `POST /auth`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuthResponse {
+    /// `Login Succeeded`.
+    pub status: String,
+    /// A refresh token the CLI stores in place of the password (empty when none).
+    pub identity_token: String,
+}
+
+/// `GET /images/search` parameters.
+#[derive(Debug, Clone, Default)]
+pub struct ImageSearchOptions {
+    pub term: String,
+    pub limit: Option<usize>,
+    pub filters: Filters,
+    pub registry_auth: Option<String>,
+}
+
 /// Everything `GET /images/{name}/json` needs; the route shapes it for the client's version.
 #[derive(Debug, Clone, Default)]
 pub struct ImageInspectData {
@@ -136,6 +185,27 @@ pub trait ImageBackend: Send + Sync + 'static {
             "pulling images is not implemented yet: cannot pull {}",
             opts.from_image
         )))
+    }
+
+    /// `POST /images/{name}/push?tag=`.
+    async fn push(&self, opts: ImagePushOptions, _progress: ProgressSender) -> Result<(), EngineError> {
+        Err(EngineError::not_implemented(format!("pushing images is not implemented: cannot push {}", opts.name)))
+    }
+
+    /// `POST /auth`: checks credentials against a registry.
+    async fn auth(&self, _req: AuthRequest) -> Result<AuthResponse, EngineError> {
+        Err(EngineError::not_implemented("registry login is not implemented"))
+    }
+
+    /// `GET /distribution/{name}/json`: the descriptor a name resolves to on its registry, and
+    /// the platforms it offers (`{"Descriptor":{…},"Platforms":[…]}`).
+    async fn distribution(&self, name: &str, _registry_auth: Option<String>) -> Result<serde_json::Value, EngineError> {
+        Err(EngineError::not_implemented(format!("distribution inspect is not implemented: {name}")))
+    }
+
+    /// `GET /images/search?term=&limit=&filters=`.
+    async fn search(&self, _opts: ImageSearchOptions) -> Result<Vec<serde_json::Value>, EngineError> {
+        Ok(Vec::new())
     }
 
     /// `POST /images/load?quiet`.

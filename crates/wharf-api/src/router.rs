@@ -11,7 +11,7 @@ use tower::ServiceExt;
 
 use crate::backend::Backends;
 use crate::error::ApiError;
-use crate::routes::{archive, build, container, disk_usage, exec, image, network, stubs, system, volume};
+use crate::routes::{archive, build, container, disk_usage, distribution, exec, image, network, stubs, system, volume};
 use crate::version::{ApiVersion, PrefixCheck, check_prefix};
 
 /// The engine's version, shared by every crate of the workspace.
@@ -78,6 +78,9 @@ pub fn build(backends: Backends, shutdown: CancellationToken) -> App {
         .route("/images/load", post(image::load))
         .route("/images/prune", post(image::prune))
         .route("/images/get", get(image::save_many))
+        .route("/images/search", get(distribution::search))
+        .route("/auth", post(distribution::auth))
+        .route("/distribution/{*rest}", get(distribution::inspect))
         .route("/images/{*rest}", get(image::named).post(image::named).delete(image::named))
         .route("/build", post(build::build))
         .route("/build/prune", post(build::prune))

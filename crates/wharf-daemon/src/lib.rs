@@ -99,6 +99,8 @@ pub struct Daemon {
     engine_id: String,
     host: HostFacts,
     build: BuildInfo,
+    /// The registry client pulls, pushes and logins use (connection pool, token cache).
+    registry: wharf_registry::client::Client,
     _lock: DataRootLock,
 }
 
@@ -155,7 +157,9 @@ impl Daemon {
             volumes.restore_refs(r.id.as_str(), &r.mount_points);
         }
         let builds = build::BuildService::open(&config.data_root, db.clone(), images.clone(), containers.clone())?;
+        let registry = registry_client(&config);
         Ok(Arc::new(Self {
+            registry,
             config: RwLock::new(config),
             db,
             events,
@@ -169,6 +173,11 @@ impl Daemon {
             build,
             _lock: lock,
         }))
+    }
+
+    /// The registry client (pull, push, login).
+    pub fn registry(&self) -> &wharf_registry::client::Client {
+        &self.registry
     }
 
     /// Reconnects to containers that kept running while the daemon was down and restarts
@@ -369,4 +378,14 @@ mod erased {
 fn new_engine_id() -> String {
     let h = wharf_types::random_hex_id();
     format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+}
+
+/// The registry client for daemon.json's `insecure-registries` (added to 127.0.0.0/8 and ::1)
+/// and `registry-mirrors`.
+fn registry_client(config: &Config) -> wharf_registry::client::Client {
+    let mut rc = wharf_registry::client::RegistryConfig::default();
+    rc.insecure_registries.extend(config.insecure_registries());
+    rc.mirrors = config.file.registry_mirrors.clone().unwrap_or_default();
+    rc.user_agent = format!("wharf/{} (docker-compatible)", env!("CARGO_PKG_VERSION"));
+    wharf_registry::client::Client::new(rc)
 }

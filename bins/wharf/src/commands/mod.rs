@@ -4,6 +4,7 @@ mod build;
 mod df;
 mod image;
 pub mod network;
+mod registry;
 mod system;
 mod volume;
 
@@ -58,6 +59,10 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             build::build(&ctx, a).await
         }
         Cmd::Builder(BuilderCmd::Prune(a)) => build::prune(&ctx, a).await,
+        Cmd::Pull(a) | Cmd::Image(ImageCmd::Pull(a)) => registry::pull(&ctx, a).await,
+        Cmd::Push(a) | Cmd::Image(ImageCmd::Push(a)) => registry::push(&ctx, a).await,
+        Cmd::Login(a) => registry::login(&ctx, a).await,
+        Cmd::Logout(a) => registry::logout(&ctx, a).await,
         Cmd::Volume(VolumeCmd::Create(a)) => volume::create(&ctx, a).await,
         Cmd::Volume(VolumeCmd::Inspect(a)) => volume::inspect(&ctx, a).await,
         Cmd::Volume(VolumeCmd::Ls(a)) => volume::ls(&ctx, a).await,

@@ -15,7 +15,7 @@ use futures_util::StreamExt;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use serde_json::{Map, Value, json};
 
-use crate::backend::{ImageImportOptions, ImageInspectData, ImageListOptions, ImagePullOptions};
+use crate::backend::{ImageImportOptions, ImageInspectData, ImageListOptions, ImagePullOptions, ImagePushOptions};
 use crate::error::ApiError;
 use crate::query::Query;
 use crate::router::AppState;
@@ -119,7 +119,7 @@ pub async fn create(
             from_image: image.to_owned(),
             tag: query.get("tag").unwrap_or("").to_owned(),
             platform,
-            registry_auth: headers.get("X-Registry-Auth").and_then(|h| h.to_str().ok()).map(str::to_owned),
+            registry_auth: super::distribution::registry_auth(&headers),
         };
         return message_stream(|tx| async move { images.pull(opts, tx).await }).await;
     }
@@ -183,6 +183,7 @@ pub async fn named(
     version: Version,
     Path(rest): Path<String>,
     query: Query,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let split = |suffix: &str| rest.strip_suffix(suffix).filter(|n| !n.is_empty());
     let images = &st.backends.images;
@@ -212,10 +213,14 @@ pub async fn named(
                 images.tag(name, repo, tag).await?;
                 Ok(StatusCode::CREATED.into_response())
             } else if let Some(name) = split("/push") {
-                Err(ApiError::new(
-                    wharf_types::ErrorKind::NotImplemented,
-                    format!("pushing images is not implemented yet: cannot push {name}"),
-                ))
+                let opts = ImagePushOptions {
+                    name: name.to_owned(),
+                    tag: query.get("tag").unwrap_or("").to_owned(),
+                    platform: query.get("platform").filter(|p| !p.is_empty()).map(str::to_owned),
+                    registry_auth: super::distribution::registry_auth(&headers),
+                };
+                let images = images.clone();
+                message_stream(|tx| async move { images.push(opts, tx).await }).await
             } else {
                 Err(ApiError::page_not_found())
             }

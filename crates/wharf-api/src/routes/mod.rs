@@ -5,6 +5,7 @@ pub mod archive;
 pub mod build;
 pub mod container;
 pub mod disk_usage;
+pub mod distribution;
 pub mod exec;
 pub mod image;
 pub mod network;

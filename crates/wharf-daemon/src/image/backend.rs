@@ -9,13 +9,17 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use tokio::runtime::Handle;
-use wharf_api::backend::{ByteStream, ImageBackend, ImageImportOptions, ImageInspectData, ImageListOptions};
+use wharf_api::backend::{
+    AuthRequest, AuthResponse, ByteStream, ImageBackend, ImageImportOptions, ImageInspectData, ImageListOptions,
+    ImagePullOptions, ImagePushOptions, ImageSearchOptions,
+};
 use wharf_api::models::{
     DriverData, HealthConfig, ImageConfig as WireConfig, ImageDeleteResponseItem, ImageHistoryResponseItem,
     ImageInspect, ImageInspectMetadata, ImageInspectRootFs, ImagePruneResponse, ImageSummary as WireSummary,
     ImagesDiskUsage,
 };
 use wharf_api::stream::{JsonMessage, ProgressSender};
+use wharf_registry::client::{AuthConfig, ClientError, manifest_ref};
 use wharf_types::image::RuntimeConfig;
 use wharf_types::{EngineError, Filters, Platform};
 
@@ -291,6 +295,100 @@ impl ImageBackend for Daemon {
         Ok(())
     }
 
+    async fn pull(&self, opts: ImagePullOptions, progress: ProgressSender) -> Result<(), EngineError> {
+        let reference = super::pull::pull_reference(&opts.from_image, &opts.tag)?;
+        let platform =
+            opts.platform.as_deref().map(Platform::parse).transpose().map_err(|e| EngineError::from_classified(&e))?;
+        let creds = decode_auth(opts.registry_auth.as_deref())?;
+        let req = super::pull::PullRequest { reference, creds, platform };
+        super::pull::pull(self.image_service(), self.registry().clone(), req, progress).await
+    }
+
+    async fn push(&self, opts: ImagePushOptions, progress: ProgressSender) -> Result<(), EngineError> {
+        let reference = wharf_types::Reference::parse_normalized(&opts.name)
+            .map_err(|e| EngineError::invalid(format!("invalid reference format: {e}: {}", opts.name)))?;
+        if reference.digest().is_some() {
+            return Err(EngineError::invalid(format!("cannot push a digest reference: {}", opts.name)));
+        }
+        let creds = decode_auth(opts.registry_auth.as_deref())?;
+        let req = super::push::PushRequest { reference, tag: opts.tag, creds };
+        super::push::push(self.image_service(), self.registry().clone(), req, progress).await
+    }
+
+    async fn auth(&self, req: AuthRequest) -> Result<AuthResponse, EngineError> {
+        let creds = AuthConfig {
+            username: req.username,
+            password: req.password,
+            auth: req.auth,
+            email: req.email,
+            serveraddress: req.serveraddress.clone(),
+            identitytoken: req.identitytoken,
+            registrytoken: req.registrytoken,
+        };
+        let out = self.registry().login(&req.serveraddress, &creds).await.map_err(|e| match e {
+            e @ ClientError::LoginFailed { .. } => EngineError::unauthorized(e.to_string()),
+            e => EngineError::from_classified(&e),
+        })?;
+        Ok(AuthResponse { status: out.status, identity_token: out.identity_token.unwrap_or_default() })
+    }
+
+    async fn distribution(&self, name: &str, registry_auth: Option<String>) -> Result<serde_json::Value, EngineError> {
+        let reference = wharf_types::Reference::parse_normalized(name)
+            .map_err(|e| EngineError::invalid(format!("invalid reference format: {e}: {name}")))?
+            .with_default_tag();
+        let creds = decode_auth(registry_auth.as_deref())?;
+        let err = |e: ClientError| super::pull::pull_error(&reference, e);
+        let repo =
+            self.registry().repository(&reference, &creds, wharf_registry::client::Access::Pull).await.map_err(err)?;
+        let top = repo.fetch_manifest(&manifest_ref(&reference)).await.map_err(err)?;
+        let mut platforms = Vec::new();
+        match &top.manifest {
+            wharf_types::oci::Manifest::Index(index) => {
+                for m in &index.manifests {
+                    if let Some(p) = &m.platform {
+                        platforms.push(serde_json::to_value(p).unwrap_or_default());
+                    }
+                }
+            }
+            wharf_types::oci::Manifest::Image(m) => {
+                // The platform is in the config.
+                if let Ok(bytes) = repo.fetch_blob_bytes(&m.config, 16 << 20).await
+                    && let Ok(c) = serde_json::from_slice::<wharf_types::image::ImageConfig>(&bytes)
+                {
+                    let mut p = serde_json::json!({"architecture": c.architecture, "os": c.os});
+                    if let Some(v) = &c.variant {
+                        p["variant"] = serde_json::json!(v);
+                    }
+                    platforms.push(p);
+                }
+            }
+        }
+        let d = &top.descriptor;
+        Ok(serde_json::json!({
+            "Descriptor": {"mediaType": d.media_type, "digest": d.digest.to_string(), "size": d.size},
+            "Platforms": platforms,
+        }))
+    }
+
+    async fn search(&self, opts: ImageSearchOptions) -> Result<Vec<serde_json::Value>, EngineError> {
+        // Registry v1 search is Docker Hub's (index.docker.io); distribution registries have no
+        // search endpoint, and moby answers an error for them.
+        let (index, _) = match opts.term.split_once('/') {
+            Some((host, rest)) if host.contains('.') || host.contains(':') || host == "localhost" => (host, rest),
+            _ => ("docker.io", opts.term.as_str()),
+        };
+        if index == "docker.io" || index == "index.docker.io" {
+            return Err(EngineError::internal(format!(
+                "Get \"https://index.docker.io/v1/search?q={}&n={}\": searching Docker Hub is not supported by wharf (no route to the index)",
+                opts.term,
+                opts.limit.unwrap_or(25)
+            )));
+        }
+        Err(EngineError::not_implemented(format!(
+            "Unexpected status code 404: {index} does not offer the registry v1 search API (distribution registries do not)"
+        )))
+    }
+
     async fn load(&self, body: ByteStream, quiet: bool, progress: ProgressSender) -> Result<(), EngineError> {
         let svc = self.image_service();
         let mut reader = BodyReader { stream: body, handle: Handle::current(), buf: Bytes::new() };
@@ -325,5 +423,14 @@ impl ImageBackend for Daemon {
             }
         });
         Ok(tokio_stream::wrappers::ReceiverStream::new(rx).boxed())
+    }
+}
+
+/// Decodes `X-Registry-Auth` (missing or empty: no credentials).
+fn decode_auth(header: Option<&str>) -> Result<AuthConfig, EngineError> {
+    match header {
+        None => Ok(AuthConfig::default()),
+        Some(h) => AuthConfig::from_header(h)
+            .ok_or_else(|| EngineError::invalid("invalid X-Registry-Auth header: not base64-encoded JSON")),
     }
 }

@@ -11,6 +11,9 @@
 //! - [`changes`]: `--change` Dockerfile instructions applied to an image config;
 //! - [`import`], [`load`], [`save`]: `POST /images/create?fromSrc`, `/images/load`,
 //!   `/images/get`;
+//! - [`pull`], [`push`]: `POST /images/create?fromImage` and `/images/{name}/push`, through
+//!   `wharf-registry`'s client (the daemon's [`wharf_registry::client::Client`] is built from
+//!   daemon.json's `insecure-registries` and `registry-mirrors`);
 //! - [`delete`]: tag, untag, `rmi` with moby's conflict rules, prune;
 //! - [`register`]: images whose layers already exist on disk (build steps);
 //! - [`query`]: list, inspect, history, disk usage, with Docker's filters;
@@ -40,6 +43,8 @@ pub mod gc;
 pub mod import;
 pub mod layer;
 pub mod load;
+pub mod pull;
+pub mod push;
 pub mod query;
 pub mod register;
 pub mod save;
@@ -70,6 +75,9 @@ pub use layer::{LayerSource, NewImage};
 pub enum ImageError {
     #[error("No such image: {0}")]
     NoSuchImage(String),
+    /// Something else is missing, with Docker's message.
+    #[error("{0}")]
+    NotFound(String),
     #[error("multiple IDs found with provided prefix: {0}")]
     AmbiguousId(String),
     #[error(transparent)]
@@ -118,7 +126,7 @@ pub enum ImageError {
 impl Classify for ImageError {
     fn kind(&self) -> ErrorKind {
         match self {
-            ImageError::NoSuchImage(_) => ErrorKind::NotFound,
+            ImageError::NoSuchImage(_) | ImageError::NotFound(_) => ErrorKind::NotFound,
             ImageError::AmbiguousId(_) | ImageError::Invalid(_) | ImageError::Config { .. } => {
                 ErrorKind::InvalidArgument
             }

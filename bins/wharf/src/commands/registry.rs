@@ -1,0 +1,234 @@
+//! `pull`, `push`, `login`, `logout`: docker's flags, output and credential storage
+//! (`$DOCKER_CONFIG/config.json`, `auths.<registry>.auth` = base64 `user:password`).
+
+use std::io::{BufRead, IsTerminal, Write};
+
+use base64::Engine;
+use hyper::Method;
+
+use super::Ctx;
+use super::run::encode_query;
+use crate::api::{self, Api};
+use crate::cli::{LoginArgs, LogoutArgs, PullArgs, PushArgs};
+use crate::client::CliError;
+use crate::dockerconfig;
+use crate::jsonmessage::{self, Renderer};
+
+fn parse_ref(s: &str) -> Result<wharf_types::Reference, CliError> {
+    wharf_types::Reference::parse_normalized(s).map_err(|e| CliError::Other(format!("invalid reference format: {e}")))
+}
+
+/// `wharf pull [--platform] [-q] NAME[:TAG|@DIGEST]`: progress on stdout, then the reference.
+pub async fn pull(ctx: &Ctx, args: PullArgs) -> Result<(), CliError> {
+    let api = Api::connect(ctx).await?;
+    let cfg = dockerconfig::load();
+    let r = parse_ref(&args.image)?;
+    let tagged = r.tag().is_none() && r.digest().is_none();
+    if tagged && !args.quiet {
+        println!("Using default tag: latest");
+    }
+    let r = r.with_default_tag();
+    let tag = match (r.digest(), r.tag()) {
+        (Some(d), _) => d.to_string(),
+        (None, Some(t)) => t.to_owned(),
+        (None, None) => "latest".to_owned(),
+    };
+    let mut q = vec![("fromImage", r.name()), ("tag", tag)];
+    if let Some(p) = args.platform.as_deref().filter(|p| !p.is_empty()) {
+        q.push(("platform", p.to_owned()));
+    }
+    let path = format!("/images/create?{}", encode_query(&q));
+    let auth = cfg.registry_auth(r.domain());
+    let resp = api.raw.send(Method::POST, &path, &[("X-Registry-Auth", &auth)], api::empty()).await?;
+    let body = api::body_stream(resp);
+    let res = if args.quiet {
+        let mut renderer = Renderer::new(std::io::sink(), false);
+        jsonmessage::render_stream(body, &mut renderer, |_| {}).await
+    } else {
+        let stdout = std::io::stdout();
+        let terminal = stdout.is_terminal();
+        let mut renderer = Renderer::new(stdout.lock(), terminal);
+        jsonmessage::render_stream(body, &mut renderer, |_| {}).await
+    };
+    res.map_err(|e| CliError::Other(e.message))?;
+    println!("{}", r);
+    Ok(())
+}
+
+/// `wharf push [-a] [-q] NAME[:TAG]`.
+pub async fn push(ctx: &Ctx, args: PushArgs) -> Result<(), CliError> {
+    let api = Api::connect(ctx).await?;
+    let cfg = dockerconfig::load();
+    let r = parse_ref(&args.image)?;
+    let tag = if args.all_tags { String::new() } else { r.tag().unwrap_or("latest").to_owned() };
+    if r.tag().is_none() && !args.all_tags && !args.quiet {
+        println!("Using default tag: latest");
+    }
+    let name = r.name();
+    let path = format!("/images/{name}/push?{}", encode_query(&[("tag", tag)]));
+    let auth = cfg.registry_auth(r.domain());
+    let resp = api.raw.send(Method::POST, &path, &[("X-Registry-Auth", &auth)], api::empty()).await?;
+    let body = api::body_stream(resp);
+    let res = if args.quiet {
+        let mut renderer = Renderer::new(std::io::sink(), false);
+        jsonmessage::render_stream(body, &mut renderer, |_| {}).await
+    } else {
+        let stdout = std::io::stdout();
+        let terminal = stdout.is_terminal();
+        let mut renderer = Renderer::new(stdout.lock(), terminal);
+        jsonmessage::render_stream(body, &mut renderer, |_| {}).await
+    };
+    res.map_err(|e| CliError::Other(e.message))?;
+    if args.quiet {
+        println!("{}", r.with_default_tag().familiar());
+    }
+    Ok(())
+}
+
+/// The key under `auths` for a server argument (`docker.io` and empty mean Docker Hub).
+fn server_key(server: &str) -> String {
+    let s = server.trim_end_matches('/');
+    if s.is_empty() {
+        return dockerconfig::auth_key("docker.io");
+    }
+    let host = s.strip_prefix("https://").or_else(|| s.strip_prefix("http://")).unwrap_or(s);
+    let host = host.split('/').next().unwrap_or(host);
+    dockerconfig::auth_key(host)
+}
+
+fn config_path() -> std::path::PathBuf {
+    dockerconfig::dir().join("config.json")
+}
+
+fn read_config_json() -> serde_json::Value {
+    std::fs::read(config_path())
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .filter(|v: &serde_json::Value| v.is_object())
+        .unwrap_or_else(|| serde_json::json!({}))
+}
+
+/// Writes config.json atomically (temp file, rename), mode 0600 as docker does.
+fn write_config_json(v: &serde_json::Value) -> Result<(), CliError> {
+    let path = config_path();
+    let dir = path.parent().map(std::path::Path::to_path_buf).unwrap_or_default();
+    std::fs::create_dir_all(&dir).map_err(|e| CliError::Other(format!("create {}: {e}", dir.display())))?;
+    let tmp = dir.join(format!(".config.json.{}", std::process::id()));
+    let text = serde_json::to_string_pretty(v).unwrap_or_default();
+    let write = || -> std::io::Result<()> {
+        let mut f = std::fs::File::create(&tmp)?;
+        std::fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+        f.write_all(text.as_bytes())?;
+        f.write_all(b"\n")?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, &path)
+    };
+    write().map_err(|e| CliError::Other(format!("write {}: {e}", path.display())))
+}
+
+/// `wharf login [-u USER] [-p PASS | --password-stdin] [SERVER]`.
+pub async fn login(ctx: &Ctx, args: LoginArgs) -> Result<(), CliError> {
+    let api = Api::connect(ctx).await?;
+    let key = server_key(args.server.as_deref().unwrap_or(""));
+    let mut password = args.password.clone().unwrap_or_default();
+    if args.password_stdin {
+        if args.password.is_some() {
+            return Err(CliError::Usage("--password and --password-stdin are mutually exclusive".into()));
+        }
+        if args.username.as_deref().unwrap_or("").is_empty() {
+            return Err(CliError::Usage("Must provide --username with --password-stdin".into()));
+        }
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line).map_err(|e| CliError::Other(e.to_string()))?;
+        password = line.trim_end_matches(['\n', '\r']).to_owned();
+    } else if args.password.is_some() {
+        eprintln!("WARNING! Using --password via the CLI is insecure. Use --password-stdin.");
+    }
+    let mut username = args.username.clone().unwrap_or_default();
+    if username.is_empty() || password.is_empty() {
+        if !std::io::stdin().is_terminal() {
+            return Err(CliError::Other("Error: Cannot perform an interactive login from a non TTY device".into()));
+        }
+        if username.is_empty() {
+            print!("Username: ");
+            let _ = std::io::stdout().flush();
+            let mut line = String::new();
+            std::io::stdin().lock().read_line(&mut line).map_err(|e| CliError::Other(e.to_string()))?;
+            username = line.trim().to_owned();
+        }
+        if password.is_empty() {
+            print!("Password: ");
+            let _ = std::io::stdout().flush();
+            let mut line = String::new();
+            std::io::stdin().lock().read_line(&mut line).map_err(|e| CliError::Other(e.to_string()))?;
+            println!();
+            password = line.trim_end_matches(['\n', '\r']).to_owned();
+        }
+    }
+    if username.is_empty() {
+        return Err(CliError::Other("Error: Non-null Username Required".into()));
+    }
+    if password.is_empty() {
+        return Err(CliError::Other("Error: Password Required".into()));
+    }
+    let body = serde_json::json!({"username": username, "password": password, "serveraddress": key});
+    let resp = api
+        .raw
+        .send(Method::POST, "/auth", &[("Content-Type", "application/json")], api::full(body.to_string()))
+        .await?;
+    let bytes = http_body_util::BodyExt::collect(resp.into_body())
+        .await
+        .map_err(|e| CliError::Other(e.to_string()))?
+        .to_bytes();
+    let answer: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+    let token = answer.get("IdentityToken").and_then(|t| t.as_str()).unwrap_or("").to_owned();
+    let mut cfg = read_config_json();
+    let entry = if token.is_empty() {
+        serde_json::json!({"auth": base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"))})
+    } else {
+        serde_json::json!({
+            "auth": base64::engine::general_purpose::STANDARD.encode(format!("{username}:")),
+            "identitytoken": token,
+        })
+    };
+    let obj = cfg.as_object_mut().expect("an object");
+    let auths = obj.entry("auths").or_insert_with(|| serde_json::json!({}));
+    if !auths.is_object() {
+        *auths = serde_json::json!({});
+    }
+    auths.as_object_mut().expect("an object").insert(key, entry);
+    write_config_json(&cfg)?;
+    eprintln!(
+        "WARNING! Your credentials are stored unencrypted in '{}'.\nConfigure a credential helper to remove this warning. See\nhttps://docs.docker.com/go/credential-store/\n",
+        config_path().display()
+    );
+    let status = answer.get("Status").and_then(|s| s.as_str()).unwrap_or("Login Succeeded");
+    if !status.is_empty() {
+        println!("{status}");
+    }
+    Ok(())
+}
+
+/// `wharf logout [SERVER]`: removes the stored credentials; never contacts the daemon.
+pub async fn logout(_ctx: &Ctx, args: LogoutArgs) -> Result<(), CliError> {
+    let key = server_key(args.server.as_deref().unwrap_or(""));
+    let mut cfg = read_config_json();
+    let removed = cfg
+        .get_mut("auths")
+        .and_then(|a| a.as_object_mut())
+        .map(|a| {
+            let hit = a.remove(&key).is_some();
+            let other: Vec<String> = a.keys().filter(|k| server_key(k) == key).cloned().collect();
+            for k in &other {
+                a.remove(k);
+            }
+            hit || !other.is_empty()
+        })
+        .unwrap_or(false);
+    if !removed {
+        println!("Not logged in to {key}");
+        return Ok(());
+    }
+    println!("Removing login credentials for {key}");
+    write_config_json(&cfg)
+}

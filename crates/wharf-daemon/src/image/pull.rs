@@ -1,0 +1,393 @@
+//! `docker pull` (`POST /images/create?fromImage=`): resolve the manifest through the
+//! registry client (index → the platform's manifest), fetch the config, download the missing
+//! layer blobs concurrently into the content store (verified against their digests while
+//! streaming), unpack them as [`super::load`] does, and record the image, its layers, blobs, tag
+//! and repo digest in one transaction. A failure or a crash before that commit leaves only
+//! unreferenced files, which GC removes.
+//!
+//! Messages follow moby's: `Pulling from library/x`, per layer (id = 12 hex digits of the
+//! compressed digest) `Already exists` or `Pulling fs layer` → `Waiting` → `Downloading` →
+//! `Verifying Checksum` → `Download complete` → `Extracting` → `Pull complete`, then
+//! `Digest: sha256:…` and `Status: Downloaded newer image for …` / `Status: Image is up to date
+//! for …`.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::{Read, Write};
+use std::sync::Arc;
+
+use futures_util::StreamExt;
+use tokio::runtime::Handle;
+use wharf_api::stream::{JsonMessage, ProgressSender};
+use wharf_image::layer::{Compression, detect_compression};
+use wharf_registry::client::{AuthConfig, Client, ClientError, Repository, ResolvedImage};
+use wharf_types::image::{ImageConfig, chain_ids};
+use wharf_types::oci::Descriptor;
+use wharf_types::{Digest, EngineError, ErrorKind, Event, EventType, ImageId, Platform, Reference};
+
+use super::layer::{BlobLayer, Progress};
+use super::store::{self, BlobRow, LayerRow, now_nanos};
+use super::{ImageError, ImageService};
+
+/// How many blobs download at once (moby's `max-concurrent-downloads` default).
+const CONCURRENT_DOWNLOADS: usize = 3;
+/// Largest image config accepted.
+const MAX_CONFIG: u64 = 16 << 20;
+
+/// A pull as the API asked for it.
+#[derive(Debug, Clone)]
+pub struct PullRequest {
+    /// What to pull: a tag (`latest` filled in) or a digest.
+    pub reference: Reference,
+    pub creds: AuthConfig,
+    /// The platform asked for (`--platform`); the host's when `None`.
+    pub platform: Option<Platform>,
+}
+
+/// The parts of `fromImage` and `tag` as one reference: `tag` may be a tag or a digest (the CLI
+/// sends `tag=sha256:…` for `name@digest`).
+pub fn pull_reference(from_image: &str, tag: &str) -> Result<Reference, EngineError> {
+    let invalid = |e: wharf_types::reference::ReferenceError| {
+        EngineError::invalid(format!("invalid reference format: {e}: {from_image}"))
+    };
+    let r = Reference::parse_normalized(from_image).map_err(invalid)?;
+    let r = match tag {
+        "" => r,
+        t => match t.parse::<Digest>() {
+            Ok(d) => r.with_digest(d),
+            Err(_) => r.with_tag(t).map_err(invalid)?,
+        },
+    };
+    Ok(r.with_default_tag())
+}
+
+/// A client error worded as moby's pull does (`translatePullError`).
+pub(crate) fn pull_error(r: &Reference, e: ClientError) -> EngineError {
+    match &e {
+        ClientError::Unauthorized { message, .. } => EngineError::unauthorized(format!(
+            "pull access denied for {}, repository does not exist or may require 'docker login': {message}",
+            r.familiar_name()
+        )),
+        ClientError::Denied { message, .. } => EngineError::not_found(format!(
+            "pull access denied for {}, repository does not exist or may require 'docker login': {message}",
+            r.familiar_name()
+        )),
+        ClientError::ManifestNotFound { message, .. } if message.starts_with("name unknown") => {
+            EngineError::not_found(format!("repository {} not found: {message}", r.familiar_name()))
+        }
+        ClientError::NoMatchingPlatform { platform, .. } => {
+            EngineError::not_found(format!("no matching manifest for {platform} in the manifest list entries"))
+        }
+        _ => EngineError::from_classified(&e),
+    }
+}
+
+fn short(d: &Digest) -> String {
+    d.hex()[..12].to_owned()
+}
+
+fn msg(id: &str, status: &str) -> JsonMessage {
+    JsonMessage {
+        status: Some(status.to_owned()),
+        id: Some(id.to_owned()),
+        progress_detail: Some(Default::default()),
+        ..Default::default()
+    }
+}
+
+/// Pulls an image (see the module doc). Errors before the first message become HTTP errors.
+pub async fn pull(
+    svc: Arc<ImageService>,
+    client: Client,
+    req: PullRequest,
+    progress: ProgressSender,
+) -> Result<(), EngineError> {
+    let reference = req.reference.clone();
+    let platform = req.platform.clone().unwrap_or_else(Platform::host);
+    let (repo, resolved) =
+        client.pull_image(&reference, &req.creds, &platform).await.map_err(|e| pull_error(&reference, e))?;
+    let tag_or_digest = match (reference.tag(), reference.digest()) {
+        (Some(t), _) => t.to_owned(),
+        (None, Some(d)) => d.to_string(),
+        (None, None) => "latest".to_owned(),
+    };
+    progress.send(JsonMessage {
+        status: Some(format!("Pulling from {}", reference.path())),
+        id: Some(tag_or_digest),
+        ..Default::default()
+    });
+    let config_desc = resolved.config_descriptor().clone();
+    let config_bytes = match svc.content.exists(&config_desc.digest) {
+        true => {
+            let path = svc.content.path(&config_desc.digest);
+            std::fs::read(&path).map_err(|e| EngineError::internal(format!("read {}: {e}", path.display())))?
+        }
+        false => repo.fetch_blob_bytes(&config_desc, MAX_CONFIG).await.map_err(|e| pull_error(&reference, e))?.to_vec(),
+    };
+    let config: ImageConfig = serde_json::from_slice(&config_bytes)
+        .map_err(|e| EngineError::invalid(format!("invalid image config {}: {e}", config_desc.digest)))?;
+    if !config.os.is_empty() && config.os != "linux" {
+        return Err(EngineError::invalid(format!(
+            "image operating system \"{}\" cannot be used on this platform",
+            config.os
+        )));
+    }
+    if let Some(want) = &req.platform
+        && resolved.index.is_none()
+        && !config.architecture.is_empty()
+        && config.architecture != want.architecture
+    {
+        return Err(EngineError::not_found(format!(
+            "image with reference {} was found but does not match the specified platform: wanted {want}, actual: {}/{}",
+            reference.familiar(),
+            config.os,
+            config.architecture
+        )));
+    }
+    if config.rootfs.diff_ids.len() != resolved.layers().len() {
+        return Err(EngineError::invalid(format!(
+            "invalid manifest for {}: {} layers but the config has {} diff IDs",
+            reference.familiar(),
+            resolved.layers().len(),
+            config.rootfs.diff_ids.len()
+        )));
+    }
+    let plan = PullPlan { reference, resolved, config_desc, config_bytes, config };
+    let handle = Handle::current();
+    let (svc2, p2) = (svc.clone(), progress.clone());
+    let result = tokio::task::spawn_blocking(move || svc2.pull_apply(&plan, &repo, &handle, &p2))
+        .await
+        .map_err(|e| EngineError::internal(format!("pull failed: {e}")))?;
+    if let Err(e) = result {
+        let svc = svc.clone();
+        let _ = tokio::task::spawn_blocking(move || svc.gc()).await;
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// What was resolved before anything is stored.
+struct PullPlan {
+    reference: Reference,
+    resolved: ResolvedImage,
+    config_desc: Descriptor,
+    config_bytes: Vec<u8>,
+    config: ImageConfig,
+}
+
+/// A blob to download.
+struct Download {
+    desc: Descriptor,
+    id: String,
+}
+
+impl ImageService {
+    /// The blocking part of a pull: downloads (driven on `handle`), unpack, commit.
+    fn pull_apply(
+        &self,
+        plan: &PullPlan,
+        repo: &Repository,
+        handle: &Handle,
+        progress: &ProgressSender,
+    ) -> Result<(), EngineError> {
+        let reference = &plan.reference;
+        let familiar = reference.familiar();
+        let lease = self.leases.lease();
+        let id = ImageId::new(plan.config_desc.digest.clone());
+        lease.add(&id.digest().to_string());
+        let layers = plan.resolved.layers();
+        let diff_ids = &plan.config.rootfs.diff_ids;
+        let chains = chain_ids(diff_ids);
+        let tag_ref = reference.tag().is_some().then(|| reference.clone());
+        let digest_ref = reference.with_digest(plan.resolved.digest.clone());
+        let (exists, tagged_here) = {
+            let c = self.db.conn();
+            let exists = store::image_get(&c, &id).map_err(ImageError::Db)?.is_some();
+            let tagged = match &tag_ref {
+                Some(t) => store::ref_get(&c, t).map_err(ImageError::Db)?.as_ref() == Some(&id),
+                None => store::ref_get(&c, &digest_ref).map_err(ImageError::Db)?.as_ref() == Some(&id),
+            };
+            (exists, tagged)
+        };
+        if !self.content.exists(id.digest()) {
+            self.store_bytes(&lease, &plan.config_bytes, Some(id.digest()))?;
+        }
+        // Layers already recorded are skipped (a present chain implies its parents).
+        let mut missing: Vec<usize> = Vec::new();
+        {
+            let c = self.db.conn();
+            for (i, chain) in chains.iter().enumerate() {
+                lease.add(&chain.to_string());
+                if store::layer_get(&c, chain).map_err(ImageError::Db)?.is_none() {
+                    missing.push(i);
+                }
+            }
+        }
+        if !exists {
+            for (i, l) in layers.iter().enumerate() {
+                if !missing.contains(&i) {
+                    progress.send(msg(&short(&l.digest), "Already exists"));
+                }
+            }
+        }
+        let mut seen = HashSet::new();
+        let mut downloads = Vec::new();
+        for &i in &missing {
+            let l = &layers[i];
+            lease.add(&l.digest.to_string());
+            if !seen.insert(l.digest.clone()) {
+                continue;
+            }
+            progress.send(msg(&short(&l.digest), "Pulling fs layer"));
+            if !self.content.exists(&l.digest) {
+                downloads.push(Download { desc: l.clone(), id: short(&l.digest) });
+            }
+        }
+        for d in downloads.iter().skip(CONCURRENT_DOWNLOADS) {
+            progress.send(msg(&d.id, "Waiting"));
+        }
+        if !downloads.is_empty() {
+            let results: Vec<Result<(), EngineError>> = handle.block_on(
+                futures_util::stream::iter(
+                    downloads.iter().map(|d| self.download(repo, d, &lease, progress, reference)),
+                )
+                .buffer_unordered(CONCURRENT_DOWNLOADS)
+                .collect(),
+            );
+            for r in results {
+                r?;
+            }
+        }
+        for &i in &missing {
+            let l = &layers[i];
+            if !downloads.iter().any(|d| d.desc.digest == l.digest) && seen.contains(&l.digest) {
+                progress.send(msg(&short(&l.digest), "Download complete"));
+            }
+        }
+        // Unpack what is missing, bottom first.
+        let compression_of = |l: &Descriptor| -> Result<Compression, ImageError> {
+            let by_type = Compression::from_media_type(&l.media_type);
+            if by_type != Compression::None {
+                return Ok(by_type);
+            }
+            let mut f = self.content.open_blob(&l.digest).map_err(ImageError::Content)?;
+            let mut head = [0u8; 8];
+            let n = f.read(&mut head).unwrap_or(0);
+            Ok(detect_compression(&head[..n]))
+        };
+        let jobs: Vec<BlobLayer> = missing
+            .iter()
+            .map(|&i| BlobLayer {
+                chain: chains[i].clone(),
+                parent: (i > 0).then(|| chains[i - 1].clone()),
+                diff_id: diff_ids[i].clone(),
+                blob: layers[i].digest.clone(),
+                blob_size: layers[i].size,
+            })
+            .collect();
+        let ids: HashMap<String, String> =
+            missing.iter().map(|&i| (diff_ids[i].short().to_owned(), short(&layers[i].digest))).collect();
+        let report = |p: Progress| {
+            if let Progress::Bytes { id, current, total, .. } = p {
+                let id = ids.get(&id).cloned().unwrap_or(id);
+                progress.send(JsonMessage::progress(id, "Extracting", current, total));
+            }
+        };
+        let new_rows = self.unpack_blobs(&lease, &jobs, Some(&report)).map_err(|e| match e {
+            ImageError::Unpack(u) => EngineError::invalid(format!("failed to register layer: {u}")),
+            other => EngineError::from(other),
+        })?;
+        for j in &jobs {
+            progress.send(msg(&short(&j.blob), "Pull complete"));
+        }
+        let mut rows: HashMap<Digest, LayerRow> = new_rows.into_iter().map(|r| (r.chain_id.clone(), r)).collect();
+        {
+            let c = self.db.conn();
+            for chain in &chains {
+                if !rows.contains_key(chain) {
+                    let row = store::layer_get(&c, chain)
+                        .map_err(ImageError::Db)?
+                        .ok_or_else(|| ImageError::Invalid(format!("layer {chain} vanished during pull")))?;
+                    rows.insert(chain.clone(), row);
+                }
+            }
+        }
+        let mut compressions = Vec::with_capacity(layers.len());
+        for l in layers {
+            compressions.push(compression_of(l)?);
+        }
+        self.sync_storage();
+        let layer_rows: Vec<LayerRow> = chains.iter().map(|c| rows[c].clone()).collect();
+        let image_row = self.image_row(&id, &plan.config, &layer_rows, None)?;
+        let now = now_nanos();
+        self.db.transaction(|tx| {
+            store::blob_insert(
+                tx,
+                &BlobRow {
+                    digest: id.digest().clone(),
+                    size: plan.config_bytes.len() as i64,
+                    media_type: plan.config_desc.media_type.clone(),
+                },
+                now,
+            )?;
+            for (i, l) in layers.iter().enumerate() {
+                store::blob_insert(
+                    tx,
+                    &BlobRow {
+                        digest: l.digest.clone(),
+                        size: l.size as i64,
+                        media_type: compressions[i].oci_media_type().to_owned(),
+                    },
+                    now,
+                )?;
+                store::layer_insert(tx, &rows[&chains[i]], now)?;
+                store::layer_blob_insert(tx, &diff_ids[i], &l.digest, compressions[i])?;
+            }
+            store::image_insert(tx, &image_row)?;
+            if let Some(t) = &tag_ref {
+                store::ref_put(tx, t, &id, now)?;
+            }
+            store::ref_put(tx, &digest_ref, &id, now)?;
+            Ok::<_, ImageError>(())
+        })?;
+        drop(lease);
+        progress.send(JsonMessage::status(format!("Digest: {}", plan.resolved.digest)));
+        let status = if exists && tagged_here { "Image is up to date for" } else { "Downloaded newer image for" };
+        progress.send(JsonMessage::status(format!("Status: {status} {familiar}")));
+        let mut attributes: BTreeMap<String, String> =
+            plan.config.config.as_ref().and_then(|c| c.labels.clone()).unwrap_or_default();
+        attributes.insert("name".to_owned(), familiar.clone());
+        self.events.publish(Event::now(EventType::Image, "pull", familiar, attributes));
+        Ok(())
+    }
+
+    /// Downloads one blob into the content store under `lease`, reporting progress.
+    async fn download(
+        &self,
+        repo: &Repository,
+        d: &Download,
+        lease: &super::gc::Lease<'_>,
+        progress: &ProgressSender,
+        reference: &Reference,
+    ) -> Result<(), EngineError> {
+        let total = d.desc.size;
+        let mut stream = repo.fetch_blob(&d.desc).await.map_err(|e| pull_error(reference, e))?;
+        let mut w = self.content.writer(Some(&d.desc.digest), Some(total)).map_err(ImageError::Content)?;
+        let mut done = 0u64;
+        let mut last = 0u64;
+        let step = (total / 100).max(512 * 1024);
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| pull_error(reference, e))?;
+            w.write_all(&chunk)
+                .map_err(|e| EngineError::new(ErrorKind::Internal, format!("write blob {}: {e}", d.desc.digest)))?;
+            done += chunk.len() as u64;
+            if done - last >= step || done == total {
+                last = done;
+                progress.send(JsonMessage::progress(d.id.clone(), "Downloading", done, total));
+            }
+        }
+        progress.send(msg(&d.id, "Verifying Checksum"));
+        lease.commit_blob(w).map_err(ImageError::Content)?;
+        progress.send(msg(&d.id, "Download complete"));
+        Ok(())
+    }
+}

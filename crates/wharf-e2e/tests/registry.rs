@@ -1,0 +1,539 @@
+//! Registries end to end: the docker CLI, docker-py and `wharf` against a wharfd that pulls
+//! from and pushes to real registry servers on 127.0.0.1 — our own (`wharf-registry serve`,
+//! with and without htpasswd auth) and Debian's `docker-registry` when installed — plus a
+//! scripted hostile/slow registry (python3) for digest mismatches and a SIGKILL mid-pull.
+
+use std::borrow::BorrowMut;
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use sha2::{Digest as _, Sha256};
+use wharf_testkit::{TestDaemon, bin_path, require, run_text, skip_unless};
+
+fn run(mut cmd: impl BorrowMut<Command>) -> (i32, String, String) {
+    run_text(cmd.borrow_mut())
+}
+
+fn ok(mut cmd: impl BorrowMut<Command>) -> String {
+    let cmd = cmd.borrow_mut();
+    let (code, out, err) = run_text(cmd);
+    assert_eq!(code, 0, "{cmd:?} failed: {out}{err}");
+    out
+}
+
+fn sha256(data: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(data)))
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A registry server child process; killed and its storage removed on drop.
+struct Registry {
+    child: Child,
+    _dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl Registry {
+    fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// `wharf-registry serve` on a free port (Basic auth with `htpasswd` when given).
+    fn ours(htpasswd: Option<(&str, &str)>) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cmd = Command::new(bin_path("wharf-registry"));
+        cmd.args(["serve", "--addr", "127.0.0.1:0", "--root"]).arg(dir.path().join("root"));
+        if let Some((u, p)) = htpasswd {
+            let out = Command::new("htpasswd").args(["-Bbn", u, p]).output().expect("htpasswd");
+            let file = dir.path().join("htpasswd");
+            std::fs::write(&file, &out.stdout).unwrap();
+            cmd.arg("--htpasswd").arg(&file);
+        }
+        let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("spawn wharf-registry");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let addr = line.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("unexpected: {line:?}"));
+        let port = addr.rsplit(':').next().unwrap().parse().unwrap();
+        Registry { child, _dir: dir, port }
+    }
+
+    /// Debian's `docker-registry` (distribution 2.x) on a free port.
+    fn debian() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let cfg = dir.path().join("config.yml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
+                dir.path().join("data").display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new("/usr/bin/docker-registry")
+            .arg("serve")
+            .arg(&cfg)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn docker-registry");
+        let r = Registry { child, _dir: dir, port };
+        r.wait_listening();
+        r
+    }
+
+    /// `fake_registry.py` serving `dir` (see [`FAKE_REGISTRY`]).
+    fn fake(dir: &Path, delay_ms: u64) -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let script = tmp.path().join("fake_registry.py");
+        std::fs::write(&script, FAKE_REGISTRY).unwrap();
+        let port = free_port();
+        let child = Command::new("python3")
+            .arg(&script)
+            .arg(port.to_string())
+            .arg(dir)
+            .arg(delay_ms.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn python3");
+        let r = Registry { child, _dir: tmp, port };
+        r.wait_listening();
+        r
+    }
+
+    fn wait_listening(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "registry on {} did not start", self.port);
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A minimal distribution API over a directory: `manifest.json` (served for every tag or its
+/// digest) and `blobs/<hex>`, sent as they are (so a blob file may lie about its digest), in
+/// 64 KiB chunks with `delay_ms` between them.
+const FAKE_REGISTRY: &str = r#"
+import hashlib, http.server, os, sys, time
+port, root, delay = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]) / 1000.0
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def log_message(self, *a): pass
+    def send_body(self, body, ctype, extra=None, head=False):
+        self.send_response(200)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in (extra or {}).items(): self.send_header(k, v)
+        self.end_headers()
+        if head: return
+        for i in range(0, len(body), 65536):
+            try:
+                self.wfile.write(body[i:i + 65536]); self.wfile.flush()
+            except Exception:
+                return
+            if delay: time.sleep(delay)
+    def handle_any(self, head):
+        p = self.path.split("?")[0]
+        if p == "/v2/":
+            return self.send_body(b"{}", "application/json", head=head)
+        if "/manifests/" in p:
+            m = open(os.path.join(root, "manifest.json"), "rb").read()
+            d = "sha256:" + hashlib.sha256(m).hexdigest()
+            return self.send_body(m, "application/vnd.docker.distribution.manifest.v2+json", {"Docker-Content-Digest": d}, head)
+        if "/blobs/sha256:" in p:
+            f = os.path.join(root, "blobs", p.rsplit(":", 1)[1])
+            if os.path.exists(f):
+                return self.send_body(open(f, "rb").read(), "application/octet-stream", head=head)
+        body = b'{"errors":[{"code":"BLOB_UNKNOWN","message":"blob unknown to registry"}]}'
+        self.send_response(404)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if not head: self.wfile.write(body)
+    def do_GET(self): self.handle_any(False)
+    def do_HEAD(self): self.handle_any(True)
+http.server.ThreadingHTTPServer(("127.0.0.1", port), H).serve_forever()
+"#;
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+fn layer_tar(files: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, data) in files {
+        let mut h = tar::Header::new_ustar();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        b.append_data(&mut h, name, *data).unwrap();
+    }
+    b.into_inner().unwrap()
+}
+
+/// Writes an image for [`FAKE_REGISTRY`] into `dir`: gzip layers, config, schema 2 manifest.
+/// `corrupt`: the first layer's blob file holds other bytes than its digest says.
+fn fake_image(dir: &Path, layers: &[Vec<u8>], corrupt: bool) -> String {
+    std::fs::create_dir_all(dir.join("blobs")).unwrap();
+    let put = |data: &[u8]| {
+        let d = sha256(data);
+        std::fs::write(dir.join("blobs").join(&d[7..]), data).unwrap();
+        d
+    };
+    let mut descs = Vec::new();
+    let mut diff_ids = Vec::new();
+    for (i, l) in layers.iter().enumerate() {
+        let gz = gzip(l);
+        let d = put(&gz);
+        if corrupt && i == 0 {
+            let mut bad = gz.clone();
+            let n = bad.len() / 2;
+            bad[n] ^= 0xff;
+            std::fs::write(dir.join("blobs").join(&d[7..]), &bad).unwrap();
+        }
+        diff_ids.push(sha256(l));
+        descs.push(serde_json::json!({
+            "mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "digest": d, "size": gz.len(),
+        }));
+    }
+    let config = serde_json::to_vec(&serde_json::json!({
+        "architecture": wharf_arch(), "os": "linux",
+        "config": {"Cmd": ["sh"]},
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+    }))
+    .unwrap();
+    let cd = put(&config);
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+        "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "digest": cd, "size": config.len()},
+        "layers": descs,
+    }))
+    .unwrap();
+    std::fs::write(dir.join("manifest.json"), &manifest).unwrap();
+    sha256(&manifest)
+}
+
+fn wharf_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    }
+}
+
+fn blobs(d: &TestDaemon) -> usize {
+    std::fs::read_dir(d.data_root.join("content/blobs/sha256")).map(|r| r.count()).unwrap_or(0)
+}
+
+fn images(d: &TestDaemon) -> String {
+    ok(d.docker(&["images", "-a", "--format", "{{.Repository}}:{{.Tag}}"]))
+}
+
+/// Push, rmi, pull (by tag, again, by digest), run; events and RepoDigests.
+fn round_trip(d: &TestDaemon, reg: &Registry) {
+    let image = format!("{}/wharf/busybox:t", reg.host());
+    ok(d.docker(&["tag", "busybox:latest", &image]));
+    let out = ok(d.docker(&["push", &image]));
+    assert!(out.contains(&format!("The push refers to repository [{}/wharf/busybox]", reg.host())), "{out}");
+    assert!(out.contains(": Pushed"), "{out}");
+    assert!(out.contains("t: digest: sha256:") && out.contains(" size: "), "{out}");
+    let out = ok(d.docker(&["push", &image]));
+    assert!(out.contains(": Layer already exists"), "second push: {out}");
+
+    ok(d.docker(&["rmi", &image]));
+    ok(d.docker(&["rmi", "busybox:latest"]));
+    assert_eq!(images(d).trim(), "", "everything removed");
+
+    let out = ok(d.docker(&["pull", &image]));
+    assert!(out.contains("t: Pulling from wharf/busybox"), "{out}");
+    assert!(out.contains(": Pull complete"), "{out}");
+    assert!(out.contains("Digest: sha256:"), "{out}");
+    assert!(out.contains(&format!("Status: Downloaded newer image for {image}")), "{out}");
+    assert!(out.trim_end().ends_with(&image), "the CLI prints the reference last: {out}");
+    let digest = out.lines().find_map(|l| l.strip_prefix("Digest: ")).unwrap().trim().to_owned();
+
+    let out = ok(d.docker(&["pull", &image]));
+    assert!(out.contains(&format!("Status: Image is up to date for {image}")), "{out}");
+
+    let repo_digests = ok(d.docker(&["image", "inspect", "--format", "{{json .RepoDigests}}", &image]));
+    assert!(repo_digests.contains(&format!("{}/wharf/busybox@{digest}", reg.host())), "{repo_digests}");
+
+    // By digest, after removing the tag.
+    ok(d.docker(&["rmi", &image]));
+    let by_digest = format!("{}/wharf/busybox@{digest}", reg.host());
+    let out = ok(d.docker(&["pull", &by_digest]));
+    assert!(out.contains(&format!("{digest}: Pulling from wharf/busybox")), "{out}");
+    assert!(out.contains("Status: Downloaded newer image for"), "{out}");
+    let out = ok(d.docker(&["run", "--rm", &by_digest, "echo", "pulled-and-ran"]));
+    assert_eq!(out.trim(), "pulled-and-ran");
+
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 1;
+    let ev = ok(d.docker(&[
+        "events",
+        "--since",
+        "0",
+        "--until",
+        &now.to_string(),
+        "--filter",
+        "type=image",
+        "--format",
+        "{{.Action}} {{.Actor.ID}}",
+    ]));
+    assert!(ev.contains(&format!("push {image}")), "{ev}");
+    assert!(ev.contains(&format!("pull {image}")), "{ev}");
+}
+
+#[test]
+fn docker_cli_push_pull_run_through_our_registry() {
+    skip_unless!(require::root(), require::program("docker"), require::busybox());
+    let reg = Registry::ours(None);
+    let d = TestDaemon::start();
+    d.import_busybox();
+    round_trip(&d, &reg);
+
+    // Errors: a repository or a tag the registry does not have.
+    let (code, _, err) = run(d.docker(&["pull", &format!("{}/nosuch/repo:v1", reg.host())]));
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains(&format!("{}/nosuch/repo", reg.host())) && err.contains("not found"), "{err}");
+    let (code, _, err) = run(d.docker(&["pull", &format!("{}/wharf/busybox:nope", reg.host())]));
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains(&format!("manifest for {}/wharf/busybox:nope not found: manifest unknown", reg.host())),
+        "{err}"
+    );
+    let r = d.api("POST", &format!("/images/create?fromImage={}/wharf/busybox&tag=nope", reg.host()), b"");
+    assert_eq!(r.status, 404, "{}", r.text());
+    // Pushing what does not exist locally.
+    let (code, _, err) = run(d.docker(&["push", &format!("{}/wharf/none:v1", reg.host())]));
+    assert_eq!(code, 1);
+    assert!(err.contains("An image does not exist locally with the tag"), "{err}");
+
+    // distribution inspect.
+    let r = d.api("GET", &format!("/distribution/{}/wharf/busybox:t/json", reg.host()), b"");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v: serde_json::Value = serde_json::from_str(&r.text()).unwrap();
+    assert!(v["Descriptor"]["digest"].as_str().unwrap().starts_with("sha256:"), "{v}");
+    assert_eq!(v["Platforms"][0]["os"], "linux", "{v}");
+    // Search: distribution registries have no v1 search.
+    let r = d.api("GET", &format!("/images/search?term={}/wharf", reg.host()), b"");
+    assert!(r.status >= 400, "{}", r.text());
+}
+
+#[test]
+fn docker_cli_push_pull_through_debian_docker_registry() {
+    skip_unless!(require::root(), require::program("docker"), require::busybox());
+    if !Path::new("/usr/bin/docker-registry").exists() {
+        eprintln!("SKIP: /usr/bin/docker-registry is not installed (apt install docker-registry)");
+        return;
+    }
+    let reg = Registry::debian();
+    let d = TestDaemon::start();
+    d.import_busybox();
+    round_trip(&d, &reg);
+    let (code, _, err) = run(d.docker(&["pull", &format!("{}/wharf/busybox:nope", reg.host())]));
+    assert_eq!(code, 1);
+    assert!(err.contains("manifest unknown"), "{err}");
+}
+
+#[test]
+fn docker_login_push_pull_with_htpasswd_auth() {
+    skip_unless!(require::root(), require::program("docker"), require::program("htpasswd"), require::busybox());
+    let reg = Registry::ours(Some(("wharfuser", "s3cret")));
+    let d = TestDaemon::start();
+    d.import_busybox();
+    let image = format!("{}/private/bb:v1", reg.host());
+    ok(d.docker(&["tag", "busybox:latest", &image]));
+
+    // Without credentials.
+    let (code, _, err) = run(d.docker(&["push", &image]));
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("unauthorized") || err.contains("authentication required"), "{err}");
+
+    // A wrong password: 401 with Docker's wording, nothing stored.
+    let (code, _, err) = run(d.docker(&["login", "-u", "wharfuser", "-p", "wrong", &reg.host()]));
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains(&format!("login attempt to http://{}/v2/ failed with status: 401 Unauthorized", reg.host())),
+        "{err}"
+    );
+    let r = d.api(
+        "POST",
+        "/auth",
+        format!(r#"{{"username":"wharfuser","password":"wrong","serveraddress":"{}"}}"#, reg.host()).as_bytes(),
+    );
+    assert_eq!(r.status, 401, "{}", r.text());
+
+    let (code, out, err) = run(d.docker(&["login", "-u", "wharfuser", "-p", "s3cret", &reg.host()]));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("Login Succeeded"), "{out}");
+    let cfg = std::fs::read_to_string(d.dir().join("docker-config/config.json")).unwrap();
+    assert!(cfg.contains(&reg.host()), "{cfg}");
+
+    let out = ok(d.docker(&["push", &image]));
+    assert!(out.contains("v1: digest: sha256:"), "{out}");
+    ok(d.docker(&["rmi", &image]));
+    let out = ok(d.docker(&["pull", &image]));
+    assert!(out.contains("Status: Downloaded newer image for"), "{out}");
+
+    ok(d.docker(&["logout", &reg.host()]));
+    ok(d.docker(&["rmi", &image]));
+    let (code, _, err) = run(d.docker(&["pull", &image]));
+    assert_ne!(code, 0, "pull without credentials must fail: {err}");
+
+    // The wharf CLI: login stores base64 auths like docker, pull and push use them.
+    let (code, out, err) = run(d.wharf(&["login", "-u", "wharfuser", "-p", "bad", &reg.host()]));
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains("401 Unauthorized"), "{err}");
+    let out = ok(d.wharf(&["login", "-u", "wharfuser", "-p", "s3cret", &reg.host()]));
+    assert!(out.contains("Login Succeeded"), "{out}");
+    let cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.dir().join("docker-config/config.json")).unwrap()).unwrap();
+    assert_eq!(cfg["auths"][reg.host()]["auth"], "d2hhcmZ1c2VyOnMzY3JldA==", "{cfg}");
+    let out = ok(d.wharf(&["pull", &image]));
+    assert!(out.contains("Status: Downloaded newer image for"), "{out}");
+    assert!(out.trim_end().ends_with(&image), "{out}");
+    let out = ok(d.wharf(&["push", &image]));
+    assert!(out.contains("Layer already exists") && out.contains("v1: digest: sha256:"), "{out}");
+    let out = ok(d.wharf(&["logout", &reg.host()]));
+    assert!(out.contains(&format!("Removing login credentials for {}", reg.host())), "{out}");
+}
+
+#[test]
+fn docker_hub_unreachable_fails_cleanly() {
+    skip_unless!(require::root(), require::program("docker"));
+    let d = TestDaemon::start();
+    let started = Instant::now();
+    let mut child =
+        d.docker(&["pull", "busybox:latest"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(240);
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("docker pull busybox did not fail within 240s");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("Error response from daemon: ") && err.contains("registry-1.docker.io"), "{err}");
+    eprintln!("docker.io failed after {:?}: {}", started.elapsed(), err.trim());
+}
+
+#[test]
+fn docker_py_pull_and_push() {
+    skip_unless!(require::root(), require::python_module("docker"), require::busybox());
+    let reg = Registry::ours(None);
+    let d = TestDaemon::start();
+    d.import_busybox();
+    let script = format!(
+        r#"
+import docker
+c = docker.DockerClient(base_url="{host}")
+img = c.images.get("busybox:latest")
+assert img.tag("{reg}/py/bb", "p1")
+out = c.images.push("{reg}/py/bb", tag="p1", stream=True, decode=True)
+msgs = list(out)
+assert any("aux" in m and m["aux"]["Tag"] == "p1" for m in msgs), msgs
+c.images.remove("{reg}/py/bb:p1")
+pulled = c.images.pull("{reg}/py/bb", tag="p1")
+assert "{reg}/py/bb:p1" in pulled.tags, pulled.tags
+assert pulled.id == img.id, (pulled.id, img.id)
+try:
+    c.images.pull("{reg}/py/bb", tag="missing")
+    raise SystemExit("pull of a missing tag succeeded")
+except docker.errors.NotFound as e:
+    assert "manifest unknown" in str(e), str(e)
+print("ok")
+"#,
+        host = d.host(),
+        reg = reg.host()
+    );
+    let (code, out, err) = run(Command::new("python3").args(["-c", &script]));
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(out.trim(), "ok");
+}
+
+#[test]
+fn hostile_registry_digest_mismatch_registers_nothing() {
+    skip_unless!(require::root(), require::program("docker"), require::program("python3"));
+    let dir = tempfile::tempdir().unwrap();
+    fake_image(dir.path(), &[layer_tar(&[("a.txt", b"hello")]), layer_tar(&[("b.txt", b"world")])], true);
+    let reg = Registry::fake(dir.path(), 0);
+    let d = TestDaemon::start();
+    let before = blobs(&d);
+    let (code, out, err) = run(d.docker(&["pull", &format!("{}/evil/img:t", reg.host())]));
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains("digest mismatch") || err.contains("digest"), "{err}");
+    assert_eq!(images(&d).trim(), "", "nothing half-registered");
+    assert_eq!(blobs(&d), before, "the downloaded blobs are gone");
+    assert_eq!(
+        std::fs::read_dir(d.data_root.join("content/ingest")).map(|r| r.count()).unwrap_or(0),
+        0,
+        "no temp files left"
+    );
+}
+
+#[test]
+fn sigkill_during_a_pull_leaves_a_consistent_store() {
+    skip_unless!(require::root(), require::program("docker"), require::program("python3"));
+    let dir = tempfile::tempdir().unwrap();
+    // Incompressible data so that the layer is big on the wire: 8 MiB at 64 KiB / 20 ms.
+    let mut noise = vec![0u8; 8 << 20];
+    let mut x: u64 = 0x9e3779b97f4a7c15;
+    for b in noise.iter_mut() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *b = x as u8;
+    }
+    fake_image(dir.path(), &[layer_tar(&[("small", b"s")]), layer_tar(&[("noise", &noise)])], false);
+    let reg = Registry::fake(dir.path(), 20);
+    let mut d = TestDaemon::start();
+    let image = format!("{}/slow/img:t", reg.host());
+    let mut child = d.docker(&["pull", &image]).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+    let mut reader = BufReader::new(child.stdout.take().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut seen = String::new();
+    let mut line = String::new();
+    while Instant::now() < deadline && reader.read_line(&mut line).unwrap_or(0) > 0 {
+        seen.push_str(&line);
+        if line.contains("Pulling fs layer") && seen.matches("Pulling fs layer").count() >= 2 {
+            std::thread::sleep(Duration::from_millis(500));
+            break;
+        }
+        line.clear();
+    }
+    d.kill9();
+    let _ = child.wait();
+    d.restart();
+    assert_eq!(images(&d).trim(), "", "no half-visible image after the crash: {seen}");
+    assert_eq!(blobs(&d), 0, "GC removed the blobs of the interrupted pull");
+    assert_eq!(std::fs::read_dir(d.data_root.join("content/ingest")).map(|r| r.count()).unwrap_or(0), 0);
+    // And the pull works afterwards (fast now).
+    drop(reg);
+    let reg = Registry::fake(dir.path(), 0);
+    let image = format!("{}/slow/img:t", reg.host());
+    let out = ok(d.docker(&["pull", &image]));
+    assert!(out.contains("Status: Downloaded newer image for"), "{out}");
+    let _: PathBuf = d.data_root.clone();
+}
