@@ -394,7 +394,8 @@ fn docker_login_push_pull_with_htpasswd_auth() {
     ok(d.docker(&["logout", &reg.host()]));
     ok(d.docker(&["rmi", &image]));
     let (code, _, err) = run(d.docker(&["pull", &image]));
-    assert_ne!(code, 0, "pull without credentials must fail: {err}");
+    assert_eq!(code, 1, "pull without credentials must fail: {err}");
+    assert!(err.contains("pull access denied for") && err.contains("may require 'docker login'"), "{err}");
 
     // The wharf CLI: login stores base64 auths like docker, pull and push use them.
     let (code, out, err) = run(d.wharf(&["login", "-u", "wharfuser", "-p", "bad", &reg.host()]));

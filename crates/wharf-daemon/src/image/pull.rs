@@ -63,14 +63,14 @@ pub fn pull_reference(from_image: &str, tag: &str) -> Result<Reference, EngineEr
 /// A client error worded as moby's pull does (`translatePullError`).
 pub(crate) fn pull_error(r: &Reference, e: ClientError) -> EngineError {
     match &e {
-        ClientError::Unauthorized { message, .. } => EngineError::unauthorized(format!(
-            "pull access denied for {}, repository does not exist or may require 'docker login': {message}",
-            r.familiar_name()
-        )),
-        ClientError::Denied { message, .. } => EngineError::not_found(format!(
-            "pull access denied for {}, repository does not exist or may require 'docker login': {message}",
-            r.familiar_name()
-        )),
+        // moby answers 404 here (never 401, which would make the docker CLI prompt for
+        // credentials and retry).
+        ClientError::Unauthorized { message, .. } | ClientError::Denied { message, .. } => {
+            EngineError::not_found(format!(
+                "pull access denied for {}, repository does not exist or may require 'docker login': {message}",
+                r.familiar_name()
+            ))
+        }
         ClientError::ManifestNotFound { message, .. } if message.starts_with("name unknown") => {
             EngineError::not_found(format!("repository {} not found: {message}", r.familiar_name()))
         }
