@@ -158,6 +158,7 @@ impl Daemon {
         }
         let builds = build::BuildService::open(&config.data_root, db.clone(), images.clone(), containers.clone())?;
         let registry = registry_client(&config);
+        builds.set_puller(Arc::new(image::pull::BuildPuller { images: images.clone(), client: registry.clone() }));
         Ok(Arc::new(Self {
             registry,
             config: RwLock::new(config),

@@ -333,6 +333,21 @@ fn docker_cli_push_pull_run_through_our_registry() {
     // Search: distribution registries have no v1 search.
     let r = d.api("GET", &format!("/images/search?term={}/wharf", reg.host()), b"");
     assert!(r.status >= 400, "{}", r.text());
+
+    // A build pulls the FROM image it does not have.
+    for id in ok(d.docker(&["images", "-aq"])).split_whitespace() {
+        ok(d.docker(&["rmi", "-f", id]));
+    }
+    let dockerfile = format!("FROM {}/wharf/busybox:t\nRUN echo built > /f\nCMD [\"cat\", \"/f\"]\n", reg.host());
+    let mut cmd = d.docker(&["build", "-t", "frompull", "-"]);
+    cmd.env("DOCKER_BUILDKIT", "0").stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    child.stdin.take().unwrap().write_all(dockerfile.as_bytes()).unwrap();
+    let o = child.wait_with_output().unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{out}{}", String::from_utf8_lossy(&o.stderr));
+    assert!(out.contains("Pulling from wharf/busybox") && out.contains("Successfully tagged frompull:latest"), "{out}");
+    assert_eq!(ok(d.docker(&["run", "--rm", "frompull"])).trim(), "built");
 }
 
 #[test]

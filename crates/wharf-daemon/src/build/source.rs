@@ -1,7 +1,7 @@
 //! `wharf-build`'s [`ImageSource`] over the image service: base images by name or ID, with
-//! Docker's pull policy. Pulling is the registry integration's; until it is plugged in
-//! ([`BuildService::set_puller`](super::BuildService::set_puller)) a missing image is Docker's
-//! `No such image`.
+//! Docker's pull policy. Pulling is the registry integration's
+//! ([`crate::image::pull::BuildPuller`], plugged in with
+//! [`BuildService::set_puller`](super::BuildService::set_puller) at daemon start).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};

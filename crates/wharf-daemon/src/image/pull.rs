@@ -391,3 +391,49 @@ impl ImageService {
         Ok(())
     }
 }
+
+/// Pulls for builds (`FROM` of an image not present, `--pull`): [`pull`] with the build's
+/// `X-Registry-Config` credentials for the reference's registry, its messages passed on as
+/// JSON values.
+pub struct BuildPuller {
+    pub images: Arc<ImageService>,
+    pub client: Client,
+}
+
+#[async_trait::async_trait]
+impl crate::build::source::Puller for BuildPuller {
+    async fn pull(
+        &self,
+        reference: &Reference,
+        platform: &Platform,
+        auth: &BTreeMap<String, serde_json::Value>,
+        progress: wharf_build::ProgressFn,
+    ) -> Result<(), EngineError> {
+        let domain = reference.domain();
+        // The CLI keys Docker Hub's entry by its v1 index URL, others by host[:port].
+        let keys: &[&str] = if domain == "docker.io" {
+            &["https://index.docker.io/v1/", "docker.io", "index.docker.io"]
+        } else {
+            &[domain]
+        };
+        let creds = keys
+            .iter()
+            .find_map(|k| {
+                auth.get(*k).or_else(|| auth.get(&format!("https://{k}"))).or_else(|| auth.get(&format!("http://{k}")))
+            })
+            .and_then(|v| serde_json::from_value::<AuthConfig>(v.clone()).ok())
+            .unwrap_or_default();
+        let (tx, mut rx) = wharf_api::stream::ProgressSender::buffer();
+        let forward = tokio::spawn(async move {
+            while let Some(m) = rx.recv().await {
+                if let Ok(v) = serde_json::to_value(&m) {
+                    progress(v);
+                }
+            }
+        });
+        let req = PullRequest { reference: reference.clone(), creds, platform: Some(platform.clone()) };
+        let result = pull(self.images.clone(), self.client.clone(), req, tx).await;
+        let _ = forward.await;
+        result
+    }
+}
