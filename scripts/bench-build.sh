@@ -11,6 +11,7 @@
 # there too, for a ratio.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib/private-net.sh
 
 PROFILE=${PROFILE:-release}
 RUNS=${RUNS:-5}
@@ -22,6 +23,9 @@ cleanup() {
     [ -n "${PID:-}" ] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null || true
     # Mounts of a daemon that died mid-build would keep the directory busy.
     grep -o " $WORK[^ ]*" /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
+    private_net_cleanup wbb
+    # The daemon's cgroup parent (one directory per v1 hierarchy and in the unified one).
+    find /sys/fs/cgroup -maxdepth 2 -type d -name wharf-bench-build -exec rmdir {} + 2>/dev/null || true
     rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -61,7 +65,7 @@ bench() { # $1: label; DOCKER_HOST set by the caller
         "$1" "$fresh" "$cached" "$RUNS"
 }
 
-echo '{"cgroup-parent":"/wharf-bench-build"}' >"$WORK/root/daemon.json"
+private_daemon_json wbb 217 '"cgroup-parent":"/wharf-bench-build"' >"$WORK/root/daemon.json"
 "$BIN/wharfd" --data-root "$WORK/root/data" --exec-root "$WORK/root/exec" \
     --config-file "$WORK/root/daemon.json" -H "unix://$WORK/root/wharf.sock" >"$WORK/wharfd.log" 2>&1 &
 PID=$!

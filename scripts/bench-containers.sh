@@ -5,6 +5,7 @@
 # Numbers are measurements, not assertions.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib/private-net.sh
 command -v hyperfine >/dev/null || { apt-get install -y -qq hyperfine >/dev/null; }
 [ -x target/release/wharfd ] || { cargo build --release --workspace --bins -q && ./scripts/build-init.sh release; }
 bin="$PWD/target/release"
@@ -13,9 +14,11 @@ sock="$work/wharf.sock"
 cleanup() {
   for c in $("$bin/wharf" -H "unix://$sock" ps -aq 2>/dev/null); do "$bin/wharf" -H "unix://$sock" rm -f "$c" >/dev/null 2>&1 || true; done
   [ -f "$work/exec/wharfd.pid" ] && kill "$(cat "$work/exec/wharfd.pid")" 2>/dev/null && sleep 1
+  private_net_cleanup wbc
   rm -rf "$work"
 }
 trap cleanup EXIT
+private_daemon_json wbc 214 >"$work/daemon.json"
 "$bin/wharfd" --data-root "$work/data" --exec-root "$work/exec" --config-file "$work/daemon.json" -H "unix://$sock" >"$work/log" 2>&1 &
 for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.05; done
 W=("$bin/wharf" -H "unix://$sock")

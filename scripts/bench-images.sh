@@ -12,18 +12,21 @@
 # without the daemon: `cargo bench -p wharf-image --bench unpack`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib/private-net.sh
 
 LAYERS=${LAYERS:-16}
 LAYER_MB=${LAYER_MB:-20}
 RUNS=${RUNS:-3}
 
-cargo build --release --bins -q
+[ -n "${NO_BUILD:-}" ] || cargo build --release --bins -q
 WORK=$(mktemp -d /tmp/wharf-bench-images.XXXXXX)
 cleanup() {
     [ -n "${PID:-}" ] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null || true
+    private_net_cleanup wbi
     rm -rf "$WORK"
 }
 trap cleanup EXIT
+private_daemon_json wbi 215 >"$WORK/daemon.json"
 
 echo "== generating $LAYERS layers of $LAYER_MB MB"
 python3 - "$WORK" "$LAYERS" "$LAYER_MB" <<'EOF'
@@ -107,7 +110,7 @@ fresh_daemon() {
     local dir=$WORK/run$RUN
     mkdir -p "$dir"
     target/release/wharfd -D --data-root "$dir/data" --exec-root "$dir/exec" \
-        -H "unix://$dir/wharf.sock" --config-file /nonexistent >"$WORK/wharfd.log" 2>&1 &
+        -H "unix://$dir/wharf.sock" --config-file "$WORK/daemon.json" >"$WORK/wharfd.log" 2>&1 &
     PID=$!
     for _ in $(seq 200); do [ -S "$dir/wharf.sock" ] && docker -H "unix://$dir/wharf.sock" version >/dev/null 2>&1 && break; sleep 0.05; done
     export DOCKER_HOST=unix://$dir/wharf.sock

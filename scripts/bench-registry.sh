@@ -8,6 +8,7 @@
 #   LAYERS=8 LAYER_MB=16 PROFILE=debug ./scripts/bench-registry.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib/private-net.sh
 
 LAYERS=${LAYERS:-5}
 LAYER_MB=${LAYER_MB:-20}
@@ -20,9 +21,11 @@ WORK=$(mktemp -d /tmp/wharf-bench-registry.XXXXXX)
 PIDS=()
 cleanup() {
     for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null || true; done
+    private_net_cleanup wbr
     rm -rf "$WORK"
 }
 trap cleanup EXIT
+private_daemon_json wbr 216 >"$WORK/daemon.json"
 
 echo "== generating $LAYERS layers of $LAYER_MB MiB (incompressible-ish text, gzip level 1)"
 python3 - "$WORK" "$LAYERS" "$LAYER_MB" <<'PY'
@@ -79,7 +82,7 @@ fresh_daemon() {
     local dir=$WORK/run$RUN
     mkdir -p "$dir"
     "$BIN/wharfd" --data-root "$dir/data" --exec-root "$dir/exec" \
-        -H "unix://$dir/wharf.sock" --config-file /nonexistent >"$dir/wharfd.log" 2>&1 &
+        -H "unix://$dir/wharf.sock" --config-file "$WORK/daemon.json" >"$dir/wharfd.log" 2>&1 &
     PIDS+=($!)
     for _ in $(seq 200); do [ -S "$dir/wharf.sock" ] && docker -H "unix://$dir/wharf.sock" version >/dev/null 2>&1 && break; sleep 0.05; done
     export DOCKER_HOST=unix://$dir/wharf.sock DOCKER_CONFIG=$dir/docker-config

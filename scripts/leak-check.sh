@@ -9,10 +9,10 @@ m=$(grep -E 'wharf-test-|/wharf/' /proc/self/mountinfo | awk '{print $5}')
 [ -n "$m" ] && report "mounts: $m"
 n=$(ip netns list 2>/dev/null | grep -E 'wharf' || true)
 [ -n "$n" ] && report "netns: $n"
-l=$(ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | grep -E '^(wh|wt|vwh)' || true)
+l=$(ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | grep -E '^(wh|ws[0-9]|wq|wb[bcir]|wt|vwh)' || true)
 [ -n "$l" ] && report "links: $l"
 if command -v nft >/dev/null; then
-  t=$(nft list tables 2>/dev/null | grep -E 'wharf' || true)
+  t=$(nft list tables 2>/dev/null | grep -E 'wharf|inet (ws[0-9]+|wt[0-9a-f]+|wqs|wb[bcir])$' || true)
   [ -n "$t" ] && report "nft tables: $t"
 fi
 c=$(find /sys/fs/cgroup -maxdepth 3 -type d \( -name 'wharf*' -o -path '*/wharf/*' \) 2>/dev/null | grep -v '^/sys/fs/cgroup/[^/]*/wharf$' || true)

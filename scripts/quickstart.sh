@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The main job, on a fresh machine: installs what is needed, builds Wharf (release), starts
-# wharfd on private roots, makes an image from the host's busybox and runs containers from it
-# with the wharf CLI (and the docker CLI, when installed).
+# wharfd on private roots, makes an image from the host's busybox, builds an image from a
+# Dockerfile on it and runs containers with the wharf CLI (and the docker CLI, when installed).
 # Everything it makes lives in one temp directory and is removed at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib/private-net.sh
 ./scripts/setup.sh
 echo "== building wharf (release)"
 cargo build --release --workspace --bins --locked -q
@@ -18,9 +19,11 @@ cleanup() {
     for c in $("$bin/wharf" ps -aq 2>/dev/null); do "$bin/wharf" rm -f "$c" >/dev/null 2>&1 || true; done
   fi
   [ -f "$work/exec/wharfd.pid" ] && kill "$(cat "$work/exec/wharfd.pid")" 2>/dev/null && sleep 1
+  private_net_cleanup wqs
   rm -rf "$work"
 }
 trap cleanup EXIT
+private_daemon_json wqs 213 >"$work/daemon.json"
 
 echo "== starting wharfd (data root $work/data, socket $sock)"
 "$bin/wharfd" --data-root "$work/data" --exec-root "$work/exec" --config-file "$work/daemon.json" \
@@ -48,6 +51,26 @@ set +e
 "$bin/wharf" run --rm busybox sh -c 'exit 3'
 echo "exit code: $? (the container's)"
 set -e
+
+echo; echo "== wharf build: a Dockerfile built into an image (legacy builder, step cache), then run"
+app="$work/app"
+mkdir -p "$app"
+printf '#!/bin/sh\necho "hello from a built image: $GREETING, $(cat /etc/built-at)"\n' > "$app/hello.sh"
+cat > "$app/Dockerfile" <<'DOCKERFILE'
+FROM busybox AS base
+RUN date -u +%FT%TZ > /etc/built-at
+FROM base
+ARG GREETING=ahoy
+ENV GREETING=$GREETING
+COPY hello.sh /usr/local/bin/hello
+RUN chmod +x /usr/local/bin/hello
+WORKDIR /srv
+CMD ["hello"]
+DOCKERFILE
+"$bin/wharf" build -t hello:latest --build-arg GREETING=ahoy "$app"
+"$bin/wharf" run --rm hello
+echo "-- rebuilt: every step comes from the cache"
+"$bin/wharf" build -t hello:latest --build-arg GREETING=ahoy "$app" | grep -c "Using cache" | sed 's/$/ steps from cache/'
 
 echo; echo "== a detached container, its logs, exec, stats, then stop and remove"
 "$bin/wharf" run -d --name ticker busybox sh -c 'trap "exit 0" TERM; i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.2; done'

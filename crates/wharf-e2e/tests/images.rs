@@ -797,9 +797,10 @@ fn api_shapes_by_version_and_image_events() {
     let r = d.api("POST", "/images/create?fromSrc=http://example.com/x.tar", b"");
     assert_eq!(r.status, 400);
     assert!(r.json()["message"].as_str().unwrap().contains("not supported"));
+    // Docker Hub is unreachable here: the pull fails before its first message, a 500 naming it.
     let r = d.api("POST", "/images/create?fromImage=docker.io/library/busybox&tag=latest", b"");
-    assert_eq!(r.status, 501);
-    assert!(r.json()["message"].as_str().unwrap().contains("busybox"));
+    assert_eq!(r.status, 500, "{}", r.text());
+    assert!(r.json()["message"].as_str().unwrap().contains("registry-1.docker.io"), "{}", r.text());
     // Tag, save, delete: events with Docker's actors.
     let r = d.api("POST", "/images/api:t/tag?repo=docker.io/library/api2&tag=x", b"");
     assert_eq!(r.status, 201);

@@ -23,8 +23,9 @@ pub struct NetSlot {
     _lock: File,
 }
 
+/// The slots' lock files (kept between runs, beside the busybox cache).
 fn lock_dir() -> PathBuf {
-    std::env::temp_dir().join("wharf-test-netslots")
+    std::env::temp_dir().join("wharf-testkit-cache").join("netslots")
 }
 
 impl NetSlot {

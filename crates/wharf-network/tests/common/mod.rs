@@ -65,16 +65,42 @@ pub struct Names {
     pub bridge_prefix: String,
     pub veth_prefix: String,
     pub dummy_prefix: String,
+    /// Host ports this test's controller publishes on, apart from every other test's (a
+    /// port freed by one test and taken by another made release checks flaky).
+    pub port_range: (u16, u16),
+    _port_lock: std::fs::File,
+}
+
+/// Takes one of 180 blocks of 100 host ports (40000–57999) with an flock, held while the
+/// test runs.
+fn port_block() -> ((u16, u16), std::fs::File) {
+    use std::os::fd::AsRawFd;
+    let dir = std::env::temp_dir().join("wharf-testkit-cache").join("portblocks");
+    std::fs::create_dir_all(&dir).unwrap();
+    let start = std::process::id() % 180;
+    for i in 0..180 {
+        let k = (start + i) % 180;
+        let f = std::fs::File::create(dir.join(format!("{k}.lock"))).unwrap();
+        // SAFETY: flock on a descriptor we own.
+        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+            let lo = 40000 + k as u16 * 100;
+            return ((lo, lo + 99), f);
+        }
+    }
+    panic!("all port blocks are in use");
 }
 
 pub fn names() -> Names {
     let tag = tag();
+    let (port_range, _port_lock) = port_block();
     Names {
         table: format!("wt{tag}"),
         bridge_prefix: format!("wb{tag}"),
         veth_prefix: format!("wv{tag}"),
         dummy_prefix: format!("wd{tag}"),
         tag,
+        port_range,
+        _port_lock,
     }
 }
 
@@ -85,6 +111,7 @@ pub fn config(n: &Names) -> ControllerConfig {
         bridge_prefix: n.bridge_prefix.clone(),
         veth_prefix: n.veth_prefix.clone(),
         dummy_prefix: n.dummy_prefix.clone(),
+        port_range: Some(n.port_range),
         ..Default::default()
     }
 }
