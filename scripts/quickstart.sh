@@ -7,10 +7,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/private-net.sh
 ./scripts/setup.sh
-echo "== building wharf (release)"
-cargo build --release --workspace --bins --locked -q
-./scripts/build-init.sh release
-bin="$PWD/target/release"
+profile=${WHARF_PROFILE:-release}   # WHARF_PROFILE=debug reuses a test build
+echo "== building wharf ($profile)"
+if [ "$profile" = release ]; then cargo build --release --workspace --bins --locked -q; else cargo build --workspace --bins --locked -q; fi
+./scripts/build-init.sh "$profile"
+bin="$PWD/target/$profile"
 
 work="$(mktemp -d /tmp/wharf-quickstart-XXXXXX)"
 sock="$work/wharf.sock"
@@ -52,25 +53,30 @@ set +e
 echo "exit code: $? (the container's)"
 set -e
 
-echo; echo "== wharf build: a Dockerfile built into an image (legacy builder, step cache), then run"
+echo; echo "== wharf build: an example web app (FROM scratch + the host's busybox, a page served by busybox httpd)"
 app="$work/app"
 mkdir -p "$app"
-printf '#!/bin/sh\necho "hello from a built image: $GREETING, $(cat /etc/built-at)"\n' > "$app/hello.sh"
+cp -a "$rootfs" "$app/rootfs"
+printf '<h1>Hello from Wharf</h1>\n' > "$app/index.html"
 cat > "$app/Dockerfile" <<'DOCKERFILE'
-FROM busybox AS base
-RUN date -u +%FT%TZ > /etc/built-at
-FROM base
+FROM scratch
+COPY rootfs/ /
 ARG GREETING=ahoy
-ENV GREETING=$GREETING
-COPY hello.sh /usr/local/bin/hello
-RUN chmod +x /usr/local/bin/hello
-WORKDIR /srv
-CMD ["hello"]
+RUN mkdir -p /www && echo "built on $(date -u +%F) with GREETING=$GREETING" > /www/built.txt
+COPY index.html /www/
+EXPOSE 8080
+HEALTHCHECK --interval=1s CMD wget -qO- http://127.0.0.1:8080/ >/dev/null || exit 1
+CMD ["httpd", "-f", "-p", "8080", "-h", "/www"]
 DOCKERFILE
-"$bin/wharf" build -t hello:latest --build-arg GREETING=ahoy "$app"
-"$bin/wharf" run --rm hello
-echo "-- rebuilt: every step comes from the cache"
-"$bin/wharf" build -t hello:latest --build-arg GREETING=ahoy "$app" | grep -c "Using cache" | sed 's/$/ steps from cache/'
+"$bin/wharf" build -t hello-web:latest --build-arg GREETING=ahoy "$app"
+echo "-- rebuilt: $("$bin/wharf" build -t hello-web:latest --build-arg GREETING=ahoy "$app" | grep -c 'Using cache') steps from the cache"
+"$bin/wharf" run -d --name web -p 127.0.0.1::8080 hello-web
+port=$("$bin/wharf" port web 8080/tcp | head -1 | sed 's/.*://')
+echo "-- published on 127.0.0.1:$port; a request from the host:"
+for _ in $(seq 50); do body=$(curl -fsS "http://127.0.0.1:$port/" 2>/dev/null) && break; sleep 0.1; done
+echo "$body"
+curl -fsS "http://127.0.0.1:$port/built.txt"
+"$bin/wharf" rm -f web
 
 echo; echo "== a detached container, its logs, exec, stats, then stop and remove"
 "$bin/wharf" run -d --name ticker busybox sh -c 'trap "exit 0" TERM; i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.2; done'
