@@ -46,6 +46,36 @@ if DOCKER_HOST=unix:///var/run/docker.sock docker info >/dev/null 2>&1; then
   summary docker "$work/drun.json"
 fi
 
+echo; echo '### network setup per container start (default bridge vs `--network none`)'
+hyperfine -N --warmup 3 --runs 30 --export-json "$work/none.json" "${W[*]} run --rm --network none busybox true" >/dev/null
+summary "wharf --network none" "$work/none.json"
+python3 - "$work/run.json" "$work/none.json" <<'PY'
+import json, sys
+a, b = (json.load(open(f))["results"][0]["median"] for f in sys.argv[1:3])
+print(f"bridge networking adds {max(a - b, 0) * 1000:.1f} ms per start (median difference)")
+PY
+
+echo; echo '### `exec true` in a running container'
+"${W[@]}" run -d --name ex busybox sleep 600 >/dev/null
+hyperfine -N --warmup 3 --runs 50 --export-json "$work/exec.json" "${W[*]} exec ex true" >/dev/null
+summary "wharf exec" "$work/exec.json"
+"${W[@]}" rm -f ex >/dev/null
+
+echo; echo '### TCP through a published port (host 127.0.0.1 -> userland proxy -> container)'
+"${W[@]}" run -d --name sink -p 127.0.0.1::80 busybox sh -c 'nc -l -p 80 > /dev/null' >/dev/null
+port=$("${W[@]}" port sink 80/tcp | head -1 | sed 's/.*://')
+sleep 0.5
+python3 - "$port" <<'PY'
+import socket, sys, time
+port = int(sys.argv[1]); total = 1 << 30; chunk = b"x" * (1 << 20)
+s = socket.create_connection(("127.0.0.1", port)); t = time.monotonic(); sent = 0
+while sent < total:
+    s.sendall(chunk); sent += len(chunk)
+s.shutdown(socket.SHUT_WR); s.recv(1); dt = time.monotonic() - t
+print(f"1 GiB in {dt:.2f} s = {total / dt / 1048576:.0f} MiB/s")
+PY
+"${W[@]}" rm -f sink >/dev/null
+
 echo; echo '### 50 detached starts'
 start=$(date +%s.%N)
 for i in $(seq 50); do "${W[@]}" run -d --name "d$i" busybox sleep 600 >/dev/null; done

@@ -9,11 +9,7 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
 use rustix::fs::{AtFlags, CWD, Timespec, Timestamps};
-
-/// Go's `path.Clean` for slash paths (`a//b/../c` → `a/c`, `` → `.`).
-pub(crate) fn clean(path: &str) -> String {
-    wharf_dockerfile::ignore::go_clean(path)
-}
+pub(crate) use wharf_types::path::clean;
 
 /// Whether `rel` (as written by the user, relative to a root) stays inside the root when joined
 /// lexically (`a/../b` does, `../b` and `a/../../b` do not).

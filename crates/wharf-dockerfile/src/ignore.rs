@@ -20,6 +20,7 @@
 //! BuildKit also reads `<Dockerfile>.dockerignore` next to the Dockerfile in preference to
 //! the context's `.dockerignore` ([`ignore_file_candidates`]).
 
+pub use wharf_types::path::clean as go_clean;
 use wharf_types::{Classify, ErrorKind};
 
 /// A pattern that cannot be compiled.
@@ -68,34 +69,6 @@ pub fn read_ignore_file(text: &str) -> Vec<String> {
         out.push(pattern);
     }
     out
-}
-
-/// Go's `filepath.Clean` for slash-separated paths.
-pub fn go_clean(path: &str) -> String {
-    if path.is_empty() {
-        return ".".into();
-    }
-    let rooted = path.starts_with('/');
-    let mut parts: Vec<&str> = Vec::new();
-    for seg in path.split('/') {
-        match seg {
-            "" | "." => {}
-            ".." => {
-                if parts.last().is_some_and(|l| *l != "..") {
-                    parts.pop();
-                } else if !rooted {
-                    parts.push("..");
-                }
-            }
-            s => parts.push(s),
-        }
-    }
-    let joined = parts.join("/");
-    match (rooted, joined.is_empty()) {
-        (true, _) => format!("/{joined}"),
-        (false, true) => ".".into(),
-        (false, false) => joined,
-    }
 }
 
 /// Go's `filepath.Dir` for slash-separated paths.

@@ -25,6 +25,7 @@ pub mod id;
 pub mod image;
 pub mod mount;
 pub mod oci;
+pub mod path;
 pub mod platform;
 pub mod reference;
 pub mod signal;

@@ -2,6 +2,7 @@
 //! `-v/--volume` (compose's `ParseVolume`: which specs are binds, which anonymous volumes).
 
 use std::collections::HashMap;
+pub use wharf_types::path::clean as clean_path;
 
 use bollard::models::{
     Mount, MountBindOptions, MountBindOptionsPropagationEnum as Prop, MountImageOptions, MountTmpfsOptions, MountType,
@@ -68,34 +69,6 @@ fn abs_if_dot(p: &str) -> String {
         return clean_path(&cwd.join(p).to_string_lossy());
     }
     p.to_owned()
-}
-
-/// Go's `filepath.Clean` for absolute and relative slash paths.
-pub fn clean_path(p: &str) -> String {
-    if p.is_empty() {
-        return ".".into();
-    }
-    let abs = p.starts_with('/');
-    let mut out: Vec<&str> = Vec::new();
-    for part in p.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                if out.last().is_some_and(|l| *l != "..") {
-                    out.pop();
-                } else if !abs {
-                    out.push("..");
-                }
-            }
-            x => out.push(x),
-        }
-    }
-    let joined = out.join("/");
-    match (abs, joined.is_empty()) {
-        (true, _) => format!("/{joined}"),
-        (false, true) => ".".into(),
-        (false, false) => joined,
-    }
 }
 
 fn propagation(v: &str) -> Result<Prop, String> {

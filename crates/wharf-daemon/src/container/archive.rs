@@ -29,6 +29,7 @@ use wharf_types::{EngineError, Event, EventType};
 use super::fsview::{RootDir, Source, os, with_root};
 use super::model::{ContainerRecord, Status};
 use super::{ContainerService, run};
+pub use wharf_types::path::clean;
 
 /// Go's `os.FileMode` bits (compat §3.8).
 pub mod go_mode {
@@ -76,31 +77,6 @@ pub fn go_time(secs: i64, nanos: i64) -> String {
     }
     let frac = format!("{nanos:09}");
     format!("{base}.{}Z", frac.trim_end_matches('0'))
-}
-
-/// Go's `path.Clean`.
-pub fn clean(p: &str) -> String {
-    let abs = p.starts_with('/');
-    let mut parts: Vec<&str> = Vec::new();
-    for c in p.split('/') {
-        match c {
-            "" | "." => {}
-            ".." => {
-                if parts.last().is_some_and(|l| *l != "..") {
-                    parts.pop();
-                } else if !abs {
-                    parts.push("..");
-                }
-            }
-            c => parts.push(c),
-        }
-    }
-    let joined = parts.join("/");
-    match (abs, joined.is_empty()) {
-        (true, _) => format!("/{joined}"),
-        (false, true) => ".".to_owned(),
-        (false, false) => joined,
-    }
 }
 
 /// moby's `filepath.Join("/", p)` with the trailing `/` or `/.` of `p` preserved.

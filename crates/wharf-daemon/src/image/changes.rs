@@ -10,6 +10,7 @@ use wharf_dockerfile::{CommandLine, Healthcheck, InstructionKind, parse, parse_p
 use wharf_types::image::{HealthConfig, RuntimeConfig};
 
 use super::ImageError;
+use wharf_types::path::clean as clean_path;
 
 const VALID: &[&str] = &[
     "cmd",
@@ -40,31 +41,6 @@ fn set_env(env: &mut Vec<String>, key: &str, value: &str) {
     match env.iter_mut().find(|e| e.split_once('=').map_or(e.as_str(), |(k, _)| k) == key) {
         Some(e) => *e = entry,
         None => env.push(entry),
-    }
-}
-
-/// Cleans a path lexically, as Go's `path.Clean`.
-fn clean_path(p: &str) -> String {
-    let abs = p.starts_with('/');
-    let mut parts: Vec<&str> = Vec::new();
-    for c in p.split('/') {
-        match c {
-            "" | "." => {}
-            ".." => {
-                if parts.last().is_some_and(|l| *l != "..") {
-                    parts.pop();
-                } else if !abs {
-                    parts.push("..");
-                }
-            }
-            c => parts.push(c),
-        }
-    }
-    let joined = parts.join("/");
-    match (abs, joined.is_empty()) {
-        (true, _) => format!("/{joined}"),
-        (false, true) => ".".to_owned(),
-        (false, false) => joined,
     }
 }
 
