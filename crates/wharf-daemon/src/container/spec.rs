@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use wharf_api::models::{ContainerConfig, ContainerCreateBody, HealthConfig, HostConfig, RestartPolicyNameEnum};
 use wharf_runtime::spec::{
-    self as rspec, CgroupnsMode, DeviceMapping, EtcFiles, IpcMode, NetworkMode, PidMode, Resources, SpecOptions,
-    Ulimit, UserMount, UsernsMode, UtsMode,
+    self as rspec, CgroupnsMode, DeviceMapping, EtcFiles, IpcMode, NetworkMode, PidMode, SpecOptions, Ulimit,
+    UserMount, UsernsMode, UtsMode,
 };
 use wharf_types::EngineError;
 use wharf_types::image::{HealthConfig as ImageHealth, ImageConfig};
@@ -159,7 +159,7 @@ pub fn validate_host_config(hc: &mut HostConfig) -> Result<Vec<String>, EngineEr
             return Err(EngineError::invalid("can't create 'AutoRemove' container with restart policy"));
         }
     }
-    let mut r = resources(hc);
+    let mut r = super::update::host_resources(hc);
     let host = rspec::HostInfo::current();
     warnings.extend(rspec::resources::check_resources(&mut r, host).map_err(|e| EngineError::from_classified(&e))?);
     for u in hc.ulimits.iter().flatten() {
@@ -184,24 +184,6 @@ pub fn validate_host_config(hc: &mut HostConfig) -> Result<Vec<String>, EngineEr
         return Err(EngineError::invalid("SHM size can not be less than 0"));
     }
     Ok(warnings)
-}
-
-fn resources(hc: &HostConfig) -> Resources {
-    Resources {
-        memory: hc.memory.unwrap_or(0),
-        memory_swap: hc.memory_swap.unwrap_or(0),
-        memory_reservation: hc.memory_reservation.unwrap_or(0),
-        memory_swappiness: hc.memory_swappiness.filter(|v| *v >= 0),
-        oom_kill_disable: hc.oom_kill_disable,
-        nano_cpus: hc.nano_cpus.unwrap_or(0),
-        cpu_shares: hc.cpu_shares.unwrap_or(0),
-        cpu_period: hc.cpu_period.unwrap_or(0),
-        cpu_quota: hc.cpu_quota.unwrap_or(0),
-        cpuset_cpus: hc.cpuset_cpus.clone().unwrap_or_default(),
-        cpuset_mems: hc.cpuset_mems.clone().unwrap_or_default(),
-        pids_limit: hc.pids_limit.filter(|v| *v != 0),
-        blkio_weight: hc.blkio_weight.unwrap_or(0),
-    }
 }
 
 /// Host paths a started container's spec refers to.
@@ -337,7 +319,7 @@ pub fn spec_options(
         sysctls: hc.sysctls.clone().unwrap_or_default().into_iter().collect(),
         ulimits,
         init: hc.init.unwrap_or(false).then(|| p.init_binary.to_path_buf()),
-        resources: resources(hc),
+        resources: super::update::host_resources(hc),
         oom_score_adj: hc.oom_score_adj.unwrap_or(0) as i32,
         cgroup_parent: hc.cgroup_parent.clone().filter(|s| !s.is_empty()).unwrap_or_else(|| cgroup_parent.to_owned()),
         ..Default::default()
