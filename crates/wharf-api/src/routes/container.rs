@@ -287,6 +287,21 @@ pub async fn logs(
             }
             Err(e) => hijack::frame(false, 3, format!("Error grabbing logs: {}\n", e.message).as_bytes()),
         };
+        bytes
+    });
+    // One body chunk per log line made reading a big log syscall- and chunk-bound: frames that
+    // are ready together go out together (a follow still sends each line as it comes).
+    let body = body.ready_chunks(1024).map(|frames| {
+        let bytes = match <[Bytes; 1]>::try_from(frames) {
+            Ok([one]) => one,
+            Err(frames) => {
+                let mut joined = bytes::BytesMut::with_capacity(frames.iter().map(Bytes::len).sum());
+                for f in &frames {
+                    joined.extend_from_slice(f);
+                }
+                joined.freeze()
+            }
+        };
         Ok::<_, Infallible>(bytes)
     });
     let mut resp = Response::new(Body::from_stream(body));
