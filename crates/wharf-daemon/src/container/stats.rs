@@ -31,6 +31,29 @@ impl CgroupPaths {
         }
     }
 
+    /// Removes the container's cgroup directories the runtime's `delete` left behind (it can
+    /// race the last task's release on v1 hierarchies); only empty ones, a few tries each.
+    pub fn remove_leftovers(&self) {
+        let mut dirs: Vec<PathBuf> = self.unified.iter().cloned().collect();
+        if let Some(root) = &self.v1_root
+            && let Ok(entries) = std::fs::read_dir(root)
+        {
+            dirs.extend(entries.flatten().map(|e| e.path().join(&self.rel)));
+        }
+        for dir in dirs.into_iter().filter(|d| d.is_dir()) {
+            for attempt in 0..5 {
+                match std::fs::remove_dir(&dir) {
+                    Ok(()) => break,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
+                    Err(e) if attempt == 4 => {
+                        tracing::warn!(cgroup = %dir.display(), error = %e, "leftover cgroup not removed")
+                    }
+                    Err(_) => std::thread::sleep(std::time::Duration::from_millis(20 << attempt)),
+                }
+            }
+        }
+    }
+
     fn v1(&self, ctrl: &str, file: &str) -> Option<PathBuf> {
         self.v1_root.as_ref().map(|r| r.join(ctrl).join(&self.rel).join(file))
     }

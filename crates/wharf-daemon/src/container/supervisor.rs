@@ -431,6 +431,8 @@ impl Supervisor {
             // The shim answers once the runtime has deleted its state, so a restart can reuse the id.
             let _ = tokio::time::timeout(std::time::Duration::from_secs(10), client.shutdown()).await;
         }
+        let cgroups = super::stats::CgroupPaths::new(&self.ctx.cgroup_parent, &r);
+        let _ = tokio::task::spawn_blocking(move || cgroups.remove_leftovers()).await;
         r.state.status = Status::Exited;
         r.state.pid = 0;
         r.state.exit_code = code;
