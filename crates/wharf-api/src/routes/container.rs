@@ -274,20 +274,17 @@ pub async fn logs(
     let logs = st.backends.containers.logs(&id, opts).await?;
     let tty = logs.tty;
     let shutdown = st.shutdown.clone();
-    let body = logs.stream.take_until(async move { shutdown.cancelled().await }).map(move |item| {
-        let bytes = match item {
-            Ok(c) => {
-                let mut data = Vec::with_capacity(c.bytes.len() + 32);
-                if timestamps {
-                    data.extend_from_slice(format_timestamp(c.timestamp).as_bytes());
-                    data.push(b' ');
-                }
-                data.extend_from_slice(&c.bytes);
-                hijack::frame(tty, c.stream, &data)
+    let body = logs.stream.take_until(async move { shutdown.cancelled().await }).map(move |item| match item {
+        Ok(c) => {
+            let mut data = Vec::with_capacity(c.bytes.len() + 32);
+            if timestamps {
+                data.extend_from_slice(format_timestamp(c.timestamp).as_bytes());
+                data.push(b' ');
             }
-            Err(e) => hijack::frame(false, 3, format!("Error grabbing logs: {}\n", e.message).as_bytes()),
-        };
-        bytes
+            data.extend_from_slice(&c.bytes);
+            hijack::frame(tty, c.stream, &data)
+        }
+        Err(e) => hijack::frame(false, 3, format!("Error grabbing logs: {}\n", e.message).as_bytes()),
     });
     // One body chunk per log line made reading a big log syscall- and chunk-bound: frames that
     // are ready together go out together (a follow still sends each line as it comes).
