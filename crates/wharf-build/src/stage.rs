@@ -30,6 +30,7 @@ use crate::event::BuildEvent;
 use crate::fsutil;
 use crate::layer::{View, top_snapshot};
 use crate::mountpoints::MountPoints;
+use wharf_types::gostr::quote as go_quote;
 
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -57,24 +58,6 @@ async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, BuildError> + Send + 'static,
 ) -> Result<T, BuildError> {
     tokio::task::spawn_blocking(f).await.map_err(blocking_err)?
-}
-
-/// Docker's `%q` of a string (Go `strconv.Quote`).
-fn go_quote(s: &str) -> String {
-    let mut out = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => out.push_str(&format!("\\x{:02x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 /// Go's `fmt.Sprintf("%q", []string{…})`: `["a" "b"]`.

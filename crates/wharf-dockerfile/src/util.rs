@@ -1,28 +1,7 @@
 //! Small helpers shared by the modules: Go's `%q` quoting (Docker's messages use it) and
 //! Go's `unicode.IsSpace`.
 
-/// Go's `strconv.Quote`: double quotes, with `"` `\` and control characters escaped.
-pub(crate) fn go_quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            '\u{7}' => out.push_str("\\a"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '\u{b}' => out.push_str("\\v"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => out.push_str(&format!("\\x{:02x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
+pub(crate) use wharf_types::gostr::quote as go_quote;
 
 /// Go's `unicode.IsSpace`: what the Dockerfile parser treats as whitespace.
 pub(crate) fn is_space(c: char) -> bool {

@@ -129,11 +129,18 @@ impl Pty {
         String::from_utf8_lossy(&sc.out).into_owned()
     }
 
-    /// Waits (up to 20 s) for the program to exit; returns its exit code.
+    /// Waits (up to 20 s) for the program to exit, then for the reader to drain what it printed
+    /// last (the pty's end of file, at most 2 s more); returns its exit code.
     pub fn wait(&mut self) -> i32 {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Some(st) = self.child.try_wait().expect("wait") {
+                let (lock, cv) = &*self.screen;
+                let drained = Instant::now() + Duration::from_secs(2);
+                let mut sc = lock.lock().unwrap_or_else(|p| p.into_inner());
+                while !sc.eof && Instant::now() < drained {
+                    sc = cv.wait_timeout(sc, drained - Instant::now()).unwrap_or_else(|p| p.into_inner()).0;
+                }
                 return st.code().unwrap_or(-1);
             }
             assert!(Instant::now() < deadline, "the program did not exit; output:\n{}", self.output());

@@ -21,6 +21,7 @@ pub mod digest;
 pub mod error;
 pub mod event;
 pub mod filters;
+pub mod gostr;
 pub mod id;
 pub mod image;
 pub mod mount;

@@ -16,6 +16,7 @@ pub mod ports;
 
 use std::fmt;
 use std::net::IpAddr;
+pub use wharf_types::gostr::quote as go_quote;
 
 /// The name docker prints in hints and usage lines.
 pub const PROG: &str = "wharf";
@@ -144,24 +145,6 @@ pub fn go_parse_bool(s: &str) -> Result<bool, String> {
         "0" | "f" | "F" | "FALSE" | "false" | "False" => Ok(false),
         _ => Err(format!("strconv.ParseBool: parsing {}: invalid syntax", go_quote(s))),
     }
-}
-
-/// Go's `%q` for the strings we quote (ASCII printable stays, the rest is escaped).
-pub fn go_quote(s: &str) -> String {
-    let mut out = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            c if (c as u32) < 0x20 || c == '\u{7f}' => out.push_str(&format!("\\x{:02x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 /// A Go duration flag in nanoseconds.
