@@ -11,7 +11,8 @@
 //! - Containers: [`cli_container`] (flags), [`opts`] (docker's flag → API conversions),
 //!   [`api`] (negotiation, raw hijack/wait/streams next to bollard), [`term`] (raw mode, sizes,
 //!   detach keys), [`jsonmessage`] (pull/push/build progress), [`units`] (go-units sizes),
-//!   [`archive`] (`cp` path rules and tars), [`dockerconfig`] (config.json, registry auth).
+//!   [`archive`] (`cp` path rules and tars), [`dockerconfig`] (config.json, registry auth),
+//!   [`credhelper`] (the `docker-credential-*` protocol).
 
 mod api;
 mod archive;
@@ -19,6 +20,7 @@ mod cli;
 mod cli_container;
 mod client;
 mod commands;
+mod credhelper;
 mod dockerconfig;
 mod format;
 mod jsonmessage;

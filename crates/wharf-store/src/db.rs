@@ -44,13 +44,18 @@ pub const MIGRATIONS: &[&str] = &[
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;",
     // 2: images (the daemon's `image` module reads and writes these tables).
     IMAGES_SCHEMA,
+    // 3: where layer blobs are known to exist in registries (push: `Layer already exists`,
+    // cross-repository mounts).
+    BLOB_SOURCES_SCHEMA,
 ];
 
 /// Images, their references, layers, and the blobs that hold them. Times are Unix nanoseconds.
 /// Layers are named by chain ID; the committed snapshot of a layer has the same name. A layer
 /// row exists while an image (or a snapshot built on it, such as a container's) needs it; blob
 /// rows exist while a layer, an image or a `gc_refs` row needs them. What is on disk but has no
-/// row is garbage: the daemon's GC deletes it (see `wharf-daemon/src/image/gc.rs`).
+/// row is garbage: the daemon's GC deletes it (see `wharf-daemon/src/image/gc.rs`). A layer may
+/// have several `layer_blobs`: the one it came in as, and the gzip blob a push made of an
+/// uncompressed one (kept, so that later pushes do not compress again).
 const IMAGES_SCHEMA: &str = "
 CREATE TABLE layers (
     chain_id TEXT PRIMARY KEY,
@@ -101,6 +106,18 @@ CREATE TABLE gc_refs (              -- extra GC roots other services hold (pulls
     kind TEXT NOT NULL CHECK (kind IN ('blob', 'snapshot')),
     target TEXT NOT NULL,           -- a blob digest or a snapshot name
     PRIMARY KEY (owner, kind, target)
+) STRICT;
+";
+
+/// Registry repositories known to hold a blob (Docker's "v2 metadata"): recorded when a push
+/// finds, mounts or uploads it (and by pulls), so a later push to another repository of the
+/// same registry can mount it instead of uploading. A row lives as long as its blob row.
+const BLOB_SOURCES_SCHEMA: &str = "
+CREATE TABLE blob_sources (
+    digest TEXT NOT NULL REFERENCES blobs(digest) ON DELETE CASCADE,
+    registry TEXT NOT NULL,         -- the reference's domain: 127.0.0.1:5000, docker.io
+    repository TEXT NOT NULL,       -- the path on that registry: library/busybox
+    PRIMARY KEY (digest, registry, repository)
 ) STRICT;
 ";
 

@@ -9,8 +9,9 @@
 //! CLI: step output on stdout, `-q` prints only the image ID (and the buffered output on
 //! failure), a failed step's exit code is the command's.
 //!
-//! Not done: remote contexts (git, URLs), `--compress` (the context is sent uncompressed),
-//! registry credentials for `FROM` (an empty `X-Registry-Config` is sent).
+//! Registry credentials for `FROM` go in `X-Registry-Config` (every stored login, as the CLI
+//! sends). Not done: remote contexts (git, URLs), `--compress` (the context is sent
+//! uncompressed).
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Read, Write};
@@ -380,12 +381,13 @@ pub async fn build(ctx: &Ctx, args: BuildArgs) -> Result<(), CliError> {
         print!("{sending}");
         let _ = std::io::stdout().flush();
     }
+    let registry_config = crate::dockerconfig::load().registry_config();
     let resp = api
         .raw
         .send(
             Method::POST,
             &format!("/build?{query}"),
-            &[("Content-Type", "application/x-tar"), ("X-Registry-Config", "e30=")],
+            &[("Content-Type", "application/x-tar"), ("X-Registry-Config", &registry_config)],
             api::full(body),
         )
         .await?;

@@ -1,9 +1,8 @@
-//! `pull`, `push`, `login`, `logout`: docker's flags, output and credential storage
-//! (`$DOCKER_CONFIG/config.json`, `auths.<registry>.auth` = base64 `user:password`).
+//! `pull`, `push`, `login`, `logout`: docker's flags, output and credential storage (config.json
+//! `auths`, or a credential helper from `credsStore`/`credHelpers`; see [`dockerconfig`]).
 
 use std::io::{BufRead, IsTerminal, Write};
 
-use base64::Engine;
 use hyper::Method;
 
 use super::Ctx;
@@ -38,7 +37,7 @@ pub async fn pull(ctx: &Ctx, args: PullArgs) -> Result<(), CliError> {
         q.push(("platform", p.to_owned()));
     }
     let path = format!("/images/create?{}", encode_query(&q));
-    let auth = cfg.registry_auth(r.domain());
+    let auth = cfg.registry_auth(r.domain()).map_err(|e| CliError::Other(e.to_string()))?;
     let resp = api.raw.send(Method::POST, &path, &[("X-Registry-Auth", &auth)], api::empty()).await?;
     let body = api::body_stream(resp);
     let res = if args.quiet {
@@ -66,7 +65,7 @@ pub async fn push(ctx: &Ctx, args: PushArgs) -> Result<(), CliError> {
     }
     let name = r.name();
     let path = format!("/images/{name}/push?{}", encode_query(&[("tag", tag)]));
-    let auth = cfg.registry_auth(r.domain());
+    let auth = cfg.registry_auth(r.domain()).map_err(|e| CliError::Other(e.to_string()))?;
     let resp = api.raw.send(Method::POST, &path, &[("X-Registry-Auth", &auth)], api::empty()).await?;
     let body = api::body_stream(resp);
     let res = if args.quiet {
@@ -94,36 +93,6 @@ fn server_key(server: &str) -> String {
     let host = s.strip_prefix("https://").or_else(|| s.strip_prefix("http://")).unwrap_or(s);
     let host = host.split('/').next().unwrap_or(host);
     dockerconfig::auth_key(host)
-}
-
-fn config_path() -> std::path::PathBuf {
-    dockerconfig::dir().join("config.json")
-}
-
-fn read_config_json() -> serde_json::Value {
-    std::fs::read(config_path())
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .filter(|v: &serde_json::Value| v.is_object())
-        .unwrap_or_else(|| serde_json::json!({}))
-}
-
-/// Writes config.json atomically (temp file, rename), mode 0600 as docker does.
-fn write_config_json(v: &serde_json::Value) -> Result<(), CliError> {
-    let path = config_path();
-    let dir = path.parent().map(std::path::Path::to_path_buf).unwrap_or_default();
-    std::fs::create_dir_all(&dir).map_err(|e| CliError::Other(format!("create {}: {e}", dir.display())))?;
-    let tmp = dir.join(format!(".config.json.{}", std::process::id()));
-    let text = serde_json::to_string_pretty(v).unwrap_or_default();
-    let write = || -> std::io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
-        std::fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
-        f.write_all(text.as_bytes())?;
-        f.write_all(b"\n")?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, &path)
-    };
-    write().map_err(|e| CliError::Other(format!("write {}: {e}", path.display())))
 }
 
 /// `wharf login [-u USER] [-p PASS | --password-stdin] [SERVER]`.
@@ -182,26 +151,19 @@ pub async fn login(ctx: &Ctx, args: LoginArgs) -> Result<(), CliError> {
         .to_bytes();
     let answer: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
     let token = answer.get("IdentityToken").and_then(|t| t.as_str()).unwrap_or("").to_owned();
-    let mut cfg = read_config_json();
-    let entry = if token.is_empty() {
-        serde_json::json!({"auth": base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"))})
+    // With a token, the password is not kept (docker's login does the same).
+    let creds = if token.is_empty() {
+        dockerconfig::Credentials { username, password, identity_token: String::new() }
     } else {
-        serde_json::json!({
-            "auth": base64::engine::general_purpose::STANDARD.encode(format!("{username}:")),
-            "identitytoken": token,
-        })
+        dockerconfig::Credentials { username, password: String::new(), identity_token: token }
     };
-    let obj = cfg.as_object_mut().expect("an object");
-    let auths = obj.entry("auths").or_insert_with(|| serde_json::json!({}));
-    if !auths.is_object() {
-        *auths = serde_json::json!({});
+    let stored = dockerconfig::store_credentials(&key, &creds).map_err(CliError::Other)?;
+    if let dockerconfig::StoredIn::File(path) = stored {
+        eprintln!(
+            "WARNING! Your credentials are stored unencrypted in '{}'.\nConfigure a credential helper to remove this warning. See\nhttps://docs.docker.com/go/credential-store/\n",
+            path.display()
+        );
     }
-    auths.as_object_mut().expect("an object").insert(key, entry);
-    write_config_json(&cfg)?;
-    eprintln!(
-        "WARNING! Your credentials are stored unencrypted in '{}'.\nConfigure a credential helper to remove this warning. See\nhttps://docs.docker.com/go/credential-store/\n",
-        config_path().display()
-    );
     let status = answer.get("Status").and_then(|s| s.as_str()).unwrap_or("Login Succeeded");
     if !status.is_empty() {
         println!("{status}");
@@ -209,26 +171,18 @@ pub async fn login(ctx: &Ctx, args: LoginArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-/// `wharf logout [SERVER]`: removes the stored credentials; never contacts the daemon.
+/// `wharf logout [SERVER]`: removes the stored credentials (`auths` and the helper's); never
+/// contacts the daemon.
 pub async fn logout(_ctx: &Ctx, args: LogoutArgs) -> Result<(), CliError> {
     let key = server_key(args.server.as_deref().unwrap_or(""));
-    let mut cfg = read_config_json();
-    let removed = cfg
-        .get_mut("auths")
-        .and_then(|a| a.as_object_mut())
-        .map(|a| {
-            let hit = a.remove(&key).is_some();
-            let other: Vec<String> = a.keys().filter(|k| server_key(k) == key).cloned().collect();
-            for k in &other {
-                a.remove(k);
-            }
-            hit || !other.is_empty()
-        })
-        .unwrap_or(false);
-    if !removed {
+    let erased = dockerconfig::erase_credentials(&key).map_err(CliError::Other)?;
+    if !erased.was_logged_in {
         println!("Not logged in to {key}");
         return Ok(());
     }
     println!("Removing login credentials for {key}");
-    write_config_json(&cfg)
+    for w in erased.warnings {
+        eprintln!("{w}");
+    }
+    Ok(())
 }

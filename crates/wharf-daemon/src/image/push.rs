@@ -1,29 +1,49 @@
-//! `docker push` (`POST /images/{name}/push?tag=`): for each tag, the image's layer blobs (as
-//! stored: gzip, zstd or plain tar), then its config, then a manifest (Docker schema 2 when
-//! every layer is gzip, OCI otherwise) are sent through the registry client; blobs the
-//! repository has are skipped (`Layer already exists`). The pushed manifest's digest is
-//! recorded as a repo digest of the image.
+//! `docker push` (`POST /images/{name}/push?tag=`): for each tag, the image's layer blobs, then
+//! its config, then a manifest are sent through the registry client; the pushed manifest's
+//! digest is recorded as a repo digest of the image.
+//!
+//! What goes up for a layer, as Docker does it: gzip. A layer stored as received compressed
+//! (gzip, or zstd, which is sent as it is) is sent as stored. A layer whose only blob is an
+//! uncompressed tar (`import`/`load` of plain tars, `commit`, build steps) is gzipped **once**:
+//! streamed from its blob through the compressor into a new content-store blob while both
+//! digests are computed, and recorded as another blob of the layer (`layer_blobs`). That blob
+//! lives exactly as long as the layer (GC keeps every blob of a live diff ID, see
+//! [`super::gc`]), so later pushes — to this or any other registry — send the same bytes with
+//! the same digest and never compress again; the registry answers a `HEAD` for it, and the
+//! layer shows `Layer already exists`. With every layer gzip the manifest is Docker's schema 2
+//! (`application/vnd.docker.image.rootfs.diff.tar.gzip` layers, as Docker pushes); a zstd layer
+//! makes it an OCI manifest.
+//!
+//! Where blobs are: after a layer is found, mounted or uploaded, the repository is recorded
+//! against its blob (`blob_sources`, Docker's "v2 metadata"). Pushing to another repository of
+//! the same registry first asks it to mount the blob from one of those (`Mounted from x/y`).
 //!
 //! Messages follow moby's: `The push refers to repository [h/x]`, per layer (id = 12 hex digits
-//! of the diff ID) `Preparing` → `Pushing` → `Pushed` / `Layer already exists`, then
+//! of the diff ID) `Preparing`, `Waiting` (beyond the concurrent uploads), `Pushing` with
+//! progress, then `Pushed` / `Layer already exists` / `Mounted from x/y`; then
 //! `<tag>: digest: sha256:… size: N` and an aux message `{"Tag","Digest","Size"}`.
 
 use std::collections::BTreeMap;
+use std::io::{self, BufReader};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use futures_util::StreamExt;
 use wharf_api::stream::{JsonMessage, ProgressSender};
-use wharf_image::layer::Compression;
+use wharf_image::layer::{Compression, LayerWriter};
 use wharf_registry::client::{Access, AuthConfig, Client, ClientError, PushBlobOptions, PushOutcome, Repository};
 use wharf_types::oci::{Descriptor, ImageManifest, media_type};
 use wharf_types::{Digest, EngineError, Event, EventType, ImageId, Reference};
 
-use super::store::{self, now_nanos};
+use super::store::{self, BlobRow, now_nanos};
 use super::{ImageError, ImageService};
 
 /// How many blobs upload at once (moby's `max-concurrent-uploads` default is 5).
 const CONCURRENT_UPLOADS: usize = 5;
+
+/// How many other repositories a blob is offered to mount from (moby's `maxMountAttempts`).
+const MOUNT_ATTEMPTS: usize = 3;
 
 /// A push as the API asked for it.
 #[derive(Debug, Clone)]
@@ -35,30 +55,41 @@ pub struct PushRequest {
     pub creds: AuthConfig,
 }
 
+/// The blob a layer goes up as.
+#[derive(Debug, Clone)]
+enum LayerBlob {
+    /// Sent as stored: gzip, or zstd as it was received.
+    Stored { digest: Digest, size: u64, compression: Compression },
+    /// Only the uncompressed tar `tar` exists: gzip it first (see the module doc).
+    Compress { tar: Digest },
+}
+
+impl LayerBlob {
+    fn compression(&self) -> Compression {
+        match self {
+            LayerBlob::Stored { compression, .. } => *compression,
+            LayerBlob::Compress { .. } => Compression::Gzip,
+        }
+    }
+}
+
 /// One tag to push, read from the store.
 struct PushImage {
     reference: Reference,
     id: ImageId,
     config: Bytes,
-    /// `(diff_id, blob, size, compression)` bottom first.
-    layers: Vec<(Digest, Digest, u64, Compression)>,
+    /// `(diff_id, blob)` bottom first.
+    layers: Vec<(Digest, LayerBlob)>,
 }
 
 /// A client error worded as moby's push does.
-fn push_error(r: &Reference, e: ClientError) -> EngineError {
+fn push_error(e: ClientError) -> EngineError {
     match &e {
-        ClientError::Unauthorized { message, .. } | ClientError::Denied { message, .. } => {
-            let kind = if matches!(e, ClientError::Unauthorized { .. }) {
-                wharf_types::ErrorKind::Unauthorized
-            } else {
-                wharf_types::ErrorKind::Forbidden
-            };
-            EngineError::new(kind, message.clone())
+        ClientError::Unauthorized { message, .. } => {
+            EngineError::new(wharf_types::ErrorKind::Unauthorized, message.clone())
         }
-        _ => {
-            let _ = r;
-            EngineError::from_classified(&e)
-        }
+        ClientError::Denied { message, .. } => EngineError::new(wharf_types::ErrorKind::Forbidden, message.clone()),
+        _ => EngineError::from_classified(&e),
     }
 }
 
@@ -104,27 +135,69 @@ impl ImageService {
             let config = Bytes::from(self.config_bytes(&id)?);
             let mut layers = Vec::new();
             for l in self.layer_chain(&c, row.top_layer.as_ref())? {
-                let blobs = store::layer_blobs(&c, &l.diff_id)?;
-                // Prefer a compressed blob, as registries and clients expect.
-                let pick = blobs
-                    .iter()
-                    .find(|(_, comp)| *comp == Compression::Gzip)
-                    .or_else(|| blobs.iter().find(|(_, comp)| *comp != Compression::None))
-                    .or_else(|| blobs.first())
-                    .cloned()
+                let blob = self
+                    .layer_blob_to_push(&store::layer_blobs(&c, &l.diff_id)?)?
                     .ok_or_else(|| ImageError::Invalid(format!("layer {} has no blob to push", l.diff_id)))?;
-                let size = std::fs::metadata(self.content.path(&pick.0))
-                    .map_err(|source| ImageError::Io {
-                        op: "stat layer blob",
-                        path: self.content.path(&pick.0),
-                        source,
-                    })?
-                    .len();
-                layers.push((l.diff_id.clone(), pick.0, size, pick.1));
+                layers.push((l.diff_id.clone(), blob));
             }
             out.push(PushImage { reference: rr, id, config, layers });
         }
         Ok(out)
+    }
+
+    /// Of a layer's blobs, the one to push: gzip, else zstd, else the tar to gzip.
+    fn layer_blob_to_push(&self, blobs: &[(Digest, Compression)]) -> Result<Option<LayerBlob>, ImageError> {
+        for want in [Compression::Gzip, Compression::Zstd] {
+            if let Some((digest, compression)) = blobs.iter().find(|(_, c)| *c == want) {
+                let path = self.content.path(digest);
+                let size = std::fs::metadata(&path)
+                    .map_err(|source| ImageError::Io { op: "stat layer blob", path, source })?
+                    .len();
+                return Ok(Some(LayerBlob::Stored { digest: digest.clone(), size, compression: *compression }));
+            }
+        }
+        Ok(blobs.first().map(|(tar, _)| LayerBlob::Compress { tar: tar.clone() }))
+    }
+
+    /// Gzips layer `diff_id` from its uncompressed blob `tar` in one streaming pass, stores the
+    /// result and records it as another blob of the layer (see the module doc). Returns its
+    /// digest and size; from then on the blob lives as long as the layer.
+    fn gzip_layer(&self, diff_id: &Digest, tar: &Digest) -> Result<(Digest, u64), ImageError> {
+        let lease = self.leases.lease();
+        lease.add(&tar.to_string());
+        // A concurrent push of the same layer may have been first.
+        let done = store::layer_blobs(&self.db.conn(), diff_id)?;
+        if let Some(LayerBlob::Stored { digest, size, compression: Compression::Gzip }) =
+            self.layer_blob_to_push(&done)?
+        {
+            return Ok((digest, size));
+        }
+        let io_err = |source: io::Error| ImageError::Io { op: "compress layer", path: self.content.path(tar), source };
+        let file = self.content.open_blob(tar).map_err(ImageError::Content)?;
+        let writer = self.content.writer(None, None).map_err(ImageError::Content)?;
+        let mut gz = LayerWriter::new(writer, Compression::Gzip, None).map_err(io_err)?;
+        io::copy(&mut BufReader::with_capacity(256 * 1024, file), &mut gz).map_err(io_err)?;
+        let written = gz.finish().map_err(io_err)?;
+        if written.diff_id != *diff_id {
+            return Err(ImageError::Invalid(format!(
+                "layer {diff_id}: its blob {tar} holds a layer with diff ID {}",
+                written.diff_id
+            )));
+        }
+        let blob = lease.commit_blob(written.inner).map_err(ImageError::Content)?;
+        let row = BlobRow {
+            digest: blob.digest.clone(),
+            size: blob.size as i64,
+            media_type: Compression::Gzip.oci_media_type().to_owned(),
+        };
+        let now = now_nanos();
+        self.db.transaction(|tx| {
+            store::blob_insert(tx, &row, now)?;
+            store::layer_blob_insert(tx, diff_id, &row.digest, Compression::Gzip)?;
+            Ok::<_, ImageError>(())
+        })?;
+        tracing::info!(%diff_id, blob = %blob.digest, size = blob.size, "compressed a layer for push");
+        Ok((blob.digest, blob.size))
     }
 }
 
@@ -141,11 +214,71 @@ pub async fn push(
     };
     let r = &req.reference;
     progress.send(JsonMessage::status(format!("The push refers to repository [{}]", r.name())));
-    let repo = client.repository(r, &req.creds, Access::Push).await.map_err(|e| push_error(r, e))?;
+    let repo = client.repository(r, &req.creds, Access::Push).await.map_err(push_error)?;
     for image in &plan {
         push_one(&svc, &repo, image, &progress).await?;
     }
     Ok(())
+}
+
+/// Sends one layer: its blob (gzipped first when needed), mounted or uploaded unless the
+/// repository has it. Returns its manifest descriptor.
+async fn push_layer(
+    svc: &Arc<ImageService>,
+    repo: &Repository,
+    registry: &str,
+    diff_id: &Digest,
+    blob: LayerBlob,
+    docker_types: bool,
+    progress: &ProgressSender,
+) -> Result<Descriptor, EngineError> {
+    let id = diff_id.short().to_owned();
+    let (digest, size, compression) = match blob {
+        LayerBlob::Stored { digest, size, compression } => (digest, size, compression),
+        LayerBlob::Compress { tar } => {
+            let (svc, diff_id) = (svc.clone(), diff_id.clone());
+            let (digest, size) = super::backend::blocking(move || svc.gzip_layer(&diff_id, &tar)).await?;
+            (digest, size, Compression::Gzip)
+        }
+    };
+    let desc = Descriptor::new(layer_media_type(compression, docker_types), digest.clone(), size);
+    let mount_from: Vec<String> = {
+        let (svc, digest, registry, own) = (svc.clone(), digest.clone(), registry.to_owned(), repo.name().to_owned());
+        super::backend::blocking(move || {
+            let mut from = store::blob_sources(&svc.db.conn(), &digest, &registry)?;
+            from.retain(|r| *r != own);
+            from.truncate(MOUNT_ATTEMPTS);
+            Ok(from)
+        })
+        .await?
+    };
+    let path = svc.content.path(&digest);
+    let file = tokio::fs::File::open(&path)
+        .await
+        .map_err(|e| EngineError::internal(format!("open {}: {e}", path.display())))?;
+    let (pid, pp) = (id.clone(), progress.clone());
+    let last = AtomicU64::new(0);
+    let step = (size / 100).max(512 * 1024);
+    let opts = PushBlobOptions {
+        mount_from,
+        progress: Some(Arc::new(move |n: u64| {
+            let l = last.load(Ordering::Relaxed);
+            if n - l.min(n) >= step || n == size {
+                last.store(n, Ordering::Relaxed);
+                pp.send(JsonMessage::progress(pid.clone(), "Pushing", n, size));
+            }
+        })),
+        ..Default::default()
+    };
+    let outcome = repo.push_blob(&desc, file, &opts).await.map_err(push_error)?;
+    match outcome {
+        PushOutcome::Exists => progress.send(msg(&id, "Layer already exists")),
+        PushOutcome::Mounted { from } => progress.send(msg(&id, &format!("Mounted from {from}"))),
+        PushOutcome::Pushed => progress.send(msg(&id, "Pushed")),
+    }
+    let (svc, registry, name) = (svc.clone(), registry.to_owned(), repo.name().to_owned());
+    super::backend::blocking(move || Ok(store::blob_source_add(&svc.db.conn(), &digest, &registry, &name)?)).await?;
+    Ok(desc)
 }
 
 async fn push_one(
@@ -155,52 +288,23 @@ async fn push_one(
     progress: &ProgressSender,
 ) -> Result<(), EngineError> {
     let r = &image.reference;
-    let all_gzip = image.layers.iter().all(|l| l.3 == Compression::Gzip);
-    for (diff_id, ..) in &image.layers {
+    let all_gzip = image.layers.iter().all(|(_, b)| b.compression() == Compression::Gzip);
+    for (diff_id, _) in &image.layers {
         progress.send(msg(diff_id.short(), "Preparing"));
     }
-    let mut uploads = Vec::new();
-    for (diff_id, blob, size, comp) in image.layers.iter().cloned() {
-        let id = diff_id.short().to_owned();
-        let desc = Descriptor::new(layer_media_type(comp, all_gzip), blob.clone(), size);
-        let path = svc.content.path(&blob);
-        let progress = progress.clone();
-        let (repo, r) = (repo.clone(), r.clone());
-        uploads.push(async move {
-            let file = tokio::fs::File::open(&path)
-                .await
-                .map_err(|e| EngineError::internal(format!("open {}: {e}", path.display())))?;
-            let total = desc.size;
-            let (pid, pp) = (id.clone(), progress.clone());
-            let last = std::sync::atomic::AtomicU64::new(0);
-            let step = (total / 100).max(512 * 1024);
-            let opts = PushBlobOptions {
-                progress: Some(Arc::new(move |n: u64| {
-                    let l = last.load(std::sync::atomic::Ordering::Relaxed);
-                    if n - l.min(n) >= step || n == total {
-                        last.store(n, std::sync::atomic::Ordering::Relaxed);
-                        pp.send(JsonMessage::progress(pid.clone(), "Pushing", n, total));
-                    }
-                })),
-                ..Default::default()
-            };
-            let outcome = repo.push_blob(&desc, file, &opts).await.map_err(|e| push_error(&r, e))?;
-            match outcome {
-                PushOutcome::Exists => progress.send(msg(&id, "Layer already exists")),
-                PushOutcome::Mounted { from } => progress.send(msg(&id, &format!("Mounted from {from}"))),
-                PushOutcome::Pushed => progress.send(msg(&id, "Pushed")),
-            }
-            Ok::<Descriptor, EngineError>(desc)
-        });
+    for (diff_id, _) in image.layers.iter().skip(CONCURRENT_UPLOADS) {
+        progress.send(msg(diff_id.short(), "Waiting"));
+    }
+    let registry = r.domain();
+    let mut uploads = Vec::with_capacity(image.layers.len());
+    for (diff_id, blob) in &image.layers {
+        uploads.push(push_layer(svc, repo, registry, diff_id, blob.clone(), all_gzip, progress));
     }
     let results: Vec<Result<Descriptor, EngineError>> =
         futures_util::stream::iter(uploads).buffered(CONCURRENT_UPLOADS).collect().await;
-    let mut layers = Vec::with_capacity(results.len());
-    for res in results {
-        layers.push(res?);
-    }
+    let layers = results.into_iter().collect::<Result<Vec<_>, _>>()?;
     let config_mt = if all_gzip { media_type::DOCKER_CONFIG } else { media_type::OCI_CONFIG };
-    let (config_desc, _) = repo.push_blob_bytes(config_mt, image.config.clone()).await.map_err(|e| push_error(r, e))?;
+    let (config_desc, _) = repo.push_blob_bytes(config_mt, image.config.clone()).await.map_err(push_error)?;
     let manifest_mt = if all_gzip { media_type::DOCKER_MANIFEST } else { media_type::OCI_MANIFEST };
     let manifest = ImageManifest {
         schema_version: 2,
@@ -217,7 +321,7 @@ async fn push_one(
     );
     let size = body.len();
     let tag = r.tag().unwrap_or("latest").to_owned();
-    let digest = repo.push_manifest(&tag, manifest_mt, body).await.map_err(|e| push_error(r, e))?;
+    let digest = repo.push_manifest(&tag, manifest_mt, body).await.map_err(push_error)?;
     progress.send(JsonMessage::status(format!("{tag}: digest: {digest} size: {size}")));
     progress.send(JsonMessage {
         progress_detail: Some(Default::default()),

@@ -271,6 +271,30 @@ pub(crate) fn layer_blobs_all(c: &Connection) -> rusqlite::Result<Vec<(Digest, D
     s.query_map([], |r| Ok((digest(r.get(0)?)?, digest(r.get(1)?)?)))?.collect()
 }
 
+/// Records that repository `repository` of registry `registry` holds blob `digest` (migration
+/// 3). A no-op for a blob without a row: sources live and die with their blob.
+pub(crate) fn blob_source_add(
+    c: &Connection,
+    digest: &Digest,
+    registry: &str,
+    repository: &str,
+) -> rusqlite::Result<()> {
+    c.execute(
+        "INSERT OR IGNORE INTO blob_sources (digest, registry, repository)
+         SELECT ?1, ?2, ?3 WHERE EXISTS (SELECT 1 FROM blobs WHERE digest = ?1)",
+        params![digest.to_string(), registry, repository],
+    )?;
+    Ok(())
+}
+
+/// The repositories of `registry` known to hold `digest`.
+pub(crate) fn blob_sources(c: &Connection, digest: &Digest, registry: &str) -> rusqlite::Result<Vec<String>> {
+    let mut s = c.prepare_cached(
+        "SELECT repository FROM blob_sources WHERE digest = ?1 AND registry = ?2 ORDER BY repository",
+    )?;
+    s.query_map(params![digest.to_string(), registry], |r| r.get(0))?.collect()
+}
+
 /// GC roots held by other services: `(kind, target)`.
 pub(crate) fn gc_refs_all(c: &Connection) -> rusqlite::Result<Vec<(String, String)>> {
     let mut s = c.prepare_cached("SELECT kind, target FROM gc_refs")?;
@@ -332,5 +356,26 @@ mod tests {
         image_delete(&c, &other.id).unwrap();
         layer_delete(&c, &d('a')).unwrap();
         assert_eq!(image_count(&c).unwrap(), 0);
+    }
+
+    #[test]
+    fn blob_sources_live_with_their_blob() {
+        let db = Db::open_in_memory().unwrap();
+        let c = db.conn();
+        // No blob row: nothing to remember.
+        blob_source_add(&c, &d('a'), "127.0.0.1:5000", "x/y").unwrap();
+        assert!(blob_sources(&c, &d('a'), "127.0.0.1:5000").unwrap().is_empty());
+        let blob = BlobRow { digest: d('a'), size: 3, media_type: Compression::Gzip.oci_media_type().into() };
+        blob_insert(&c, &blob, 1).unwrap();
+        layer_blob_insert(&c, &d('b'), &d('a'), Compression::Gzip).unwrap();
+        for repo in ["x/y", "a/b", "x/y"] {
+            blob_source_add(&c, &d('a'), "127.0.0.1:5000", repo).unwrap();
+        }
+        blob_source_add(&c, &d('a'), "docker.io", "library/z").unwrap();
+        assert_eq!(blob_sources(&c, &d('a'), "127.0.0.1:5000").unwrap(), vec!["a/b", "x/y"]);
+        assert_eq!(layer_blobs(&c, &d('b')).unwrap(), vec![(d('a'), Compression::Gzip)]);
+        blob_delete(&c, &d('a')).unwrap();
+        assert!(blob_sources(&c, &d('a'), "docker.io").unwrap().is_empty());
+        assert!(layer_blobs(&c, &d('b')).unwrap().is_empty());
     }
 }
