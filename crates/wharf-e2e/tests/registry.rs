@@ -553,3 +553,370 @@ fn sigkill_during_a_pull_leaves_a_consistent_store() {
     assert!(out.contains("Status: Downloaded newer image for"), "{out}");
     let _: PathBuf = d.data_root.clone();
 }
+
+/// `GET http://127.0.0.1:<port><path>` with `Accept`, without authentication; the body.
+fn registry_get(port: u16, path: &str, accept: &str) -> String {
+    use std::io::Read;
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nAccept: {accept}\r\n\r\n").unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    let (head, body) = resp.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200") || head.starts_with("HTTP/1.0 200"), "{head}\n{body}");
+    body.to_owned()
+}
+
+fn image_id(d: &TestDaemon, image: &str) -> String {
+    ok(d.docker(&["image", "inspect", "--format", "{{.Id}}", image])).trim().to_owned()
+}
+
+/// An imported (uncompressed) layer is gzipped by the first push only: later pushes, to the
+/// same or another repository, reuse the stored gzip blob. The manifest is Docker's schema 2
+/// with gzip layers; the blob lives exactly as long as the layer; `docker run` of the image
+/// once it is gone pulls it back with the same ID.
+#[test]
+fn push_gzips_a_layer_once_and_run_pulls_the_same_image_back() {
+    skip_unless!(require::root(), require::program("docker"), require::busybox());
+    let reg = Registry::ours(None);
+    let d = TestDaemon::start();
+    d.import_busybox();
+    let id = image_id(&d, "busybox:latest");
+    let image = format!("{}/wharf/gz:v1", reg.host());
+    ok(d.docker(&["tag", "busybox:latest", &image]));
+    let compressions = |d: &TestDaemon| d.log().matches("compressed a layer for push").count();
+
+    let before = blobs(&d);
+    let out = ok(d.docker(&["push", &image]));
+    assert!(out.contains(": Pushed") && out.contains("v1: digest: sha256:"), "{out}");
+    assert_eq!(blobs(&d), before + 1, "the gzip blob is kept");
+    assert_eq!(compressions(&d), 1, "{}", d.log());
+
+    let manifest: serde_json::Value = serde_json::from_str(&registry_get(
+        reg.port,
+        "/v2/wharf/gz/manifests/v1",
+        "application/vnd.docker.distribution.manifest.v2+json",
+    ))
+    .unwrap();
+    assert_eq!(manifest["mediaType"], "application/vnd.docker.distribution.manifest.v2+json", "{manifest}");
+    assert_eq!(manifest["config"]["mediaType"], "application/vnd.docker.container.image.v1+json", "{manifest}");
+    let layers = manifest["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 1, "{manifest}");
+    assert_eq!(layers[0]["mediaType"], "application/vnd.docker.image.rootfs.diff.tar.gzip", "{manifest}");
+    let layer = layers[0]["digest"].as_str().unwrap().to_owned();
+    let gz_path = d.data_root.join("content/blobs/sha256").join(&layer[7..]);
+    let gz = std::fs::read(&gz_path).expect("the pushed blob is the stored one");
+    assert_eq!(sha256(&gz), layer);
+    assert_eq!(&gz[..2], &[0x1f, 0x8b], "gzip");
+
+    // Again: nothing to compress, nothing to send.
+    let out = ok(d.docker(&["push", &image]));
+    assert!(out.contains(": Layer already exists"), "{out}");
+    assert!(!out.contains("Pushing") && !out.contains(": Pushed"), "{out}");
+    assert_eq!(blobs(&d), before + 1);
+    assert_eq!(compressions(&d), 1, "no second compression");
+
+    // Another repository of the same registry: mounted from the first.
+    let other = format!("{}/other/gz:v2", reg.host());
+    ok(d.docker(&["tag", "busybox:latest", &other]));
+    let out = ok(d.docker(&["push", &other]));
+    assert!(out.contains(": Mounted from wharf/gz"), "{out}");
+    assert!(out.contains("v2: digest: sha256:"), "{out}");
+    assert_eq!(compressions(&d), 1);
+
+    // The wharf CLI renders the same stream.
+    let out = ok(d.wharf(&["push", &image]));
+    assert!(out.contains(": Layer already exists"), "{out}");
+
+    // GC keeps the gzip blob while the layer lives, and removes it with the layer.
+    ok(d.docker(&["rmi", &image, &other]));
+    assert!(gz_path.exists(), "busybox:latest still has the layer");
+    ok(d.docker(&["rmi", "busybox:latest"]));
+    assert!(!gz_path.exists(), "the layer is gone, so is its gzip blob");
+    assert_eq!(blobs(&d), 0);
+
+    // `docker run` of an image that is not here: create → 404 → pull → create.
+    let (code, out, err) = run(d.docker(&["run", "--rm", &image, "echo", "pulled-by-run"]));
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(out.trim(), "pulled-by-run");
+    assert!(err.contains(&format!("Unable to find image '{image}' locally")), "{err}");
+    assert!(err.contains(": Pull complete") && err.contains("Status: Downloaded newer image for"), "{err}");
+    assert_eq!(image_id(&d, &image), id, "the pulled image is the pushed one");
+}
+
+/// A `docker-credential-<name>` helper on `PATH` (a shell script keeping one file per server
+/// under `store/`, and appending each action to `calls`), as docker-credential-helpers speak.
+struct FakeHelper {
+    dir: tempfile::TempDir,
+}
+
+impl FakeHelper {
+    const NAME: &str = "wharftest";
+
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join(format!("docker-credential-{}", Self::NAME));
+        std::fs::write(
+            &script,
+            r#"#!/bin/sh
+here=$(dirname "$0")
+mkdir -p "$here/store"
+echo "$1" >> "$here/calls"
+file() { printf '%s/store/%s' "$here" "$(printf '%s' "$1" | tr '/:' '__')"; }
+case "$1" in
+store)
+  in=$(cat)
+  server=$(printf '%s' "$in" | sed 's/.*"ServerURL":"\([^"]*\)".*/\1/')
+  printf '%s' "$in" > "$(file "$server")" ;;
+get)
+  f=$(file "$(cat)")
+  if [ -f "$f" ]; then cat "$f"; else echo "credentials not found in native keychain"; exit 1; fi ;;
+erase)
+  f=$(file "$(cat)")
+  if [ -f "$f" ]; then rm "$f"; else echo "credentials not found in native keychain"; exit 1; fi ;;
+list)
+  printf '{'; sep=''
+  for f in "$here"/store/*; do
+    [ -f "$f" ] || continue
+    s=$(sed 's/.*"ServerURL":"\([^"]*\)".*/\1/' "$f"); u=$(sed 's/.*"Username":"\([^"]*\)".*/\1/' "$f")
+    printf '%s"%s":"%s"' "$sep" "$s" "$u"; sep=','
+  done
+  printf '}\n' ;;
+*) echo "unknown action $1"; exit 1 ;;
+esac
+"#,
+        )
+        .unwrap();
+        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        FakeHelper { dir }
+    }
+
+    /// `cmd` with the helper's directory first on `PATH`.
+    fn on_path(&self, mut cmd: Command) -> Command {
+        let path = std::env::var("PATH").unwrap_or_default();
+        cmd.env("PATH", format!("{}:{path}", self.dir.path().display()));
+        cmd
+    }
+
+    /// The stored `{"ServerURL","Username","Secret"}` for `server`, if any.
+    fn stored(&self, server: &str) -> Option<serde_json::Value> {
+        let name = server.replace(['/', ':'], "_");
+        let text = std::fs::read_to_string(self.dir.path().join("store").join(name)).ok()?;
+        Some(serde_json::from_str(&text).unwrap())
+    }
+
+    fn calls(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("calls")).unwrap_or_default()
+    }
+}
+
+/// `credsStore`/`credHelpers`: `docker login` and `wharf login` store through the helper, with
+/// an empty `auths` entry in the one config.json they share; each CLI's push/pull reads what
+/// the other stored; logout erases; a missing helper fails with docker's words.
+#[test]
+fn credential_helpers_are_shared_by_docker_and_wharf() {
+    skip_unless!(require::root(), require::program("docker"), require::program("htpasswd"), require::busybox());
+    let reg = Registry::ours(Some(("helperuser", "h3lper")));
+    let d = TestDaemon::start();
+    d.import_busybox();
+    let host = reg.host();
+    let image = format!("{host}/helped/bb:v1");
+    ok(d.docker(&["tag", "busybox:latest", &image]));
+    let helper = FakeHelper::new();
+    let config_path = d.dir().join("docker-config/config.json");
+    std::fs::create_dir_all(config_path.parent().unwrap()).unwrap();
+    let write_config = |v: serde_json::Value| std::fs::write(&config_path, v.to_string()).unwrap();
+    let read_config =
+        || -> serde_json::Value { serde_json::from_slice(&std::fs::read(&config_path).unwrap()).unwrap() };
+    write_config(serde_json::json!({"credsStore": FakeHelper::NAME, "detachKeys": "ctrl-x,x"}));
+    let docker = |args: &[&str]| helper.on_path(d.docker(args));
+    let wharf = |args: &[&str]| helper.on_path(d.wharf(args));
+
+    // docker login → the helper; config.json only records the login; other keys are kept.
+    let (code, out, err) = run(docker(&["login", "-u", "helperuser", "-p", "h3lper", &host]));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(!err.contains("stored unencrypted"), "{err}");
+    assert_eq!(
+        helper.stored(&host),
+        Some(serde_json::json!({"ServerURL": host, "Username": "helperuser", "Secret": "h3lper"}))
+    );
+    let cfg = read_config();
+    assert_eq!(cfg["auths"][&host], serde_json::json!({}), "{cfg}");
+    assert_eq!(cfg["detachKeys"], "ctrl-x,x", "{cfg}");
+
+    // wharf push reads docker's login from the helper.
+    let out = ok(wharf(&["push", &image]));
+    assert!(out.contains("v1: digest: sha256:"), "{out}");
+    assert!(helper.calls().contains("get"), "{}", helper.calls());
+
+    // wharf logout erases both; a second logout has nothing to do.
+    let out = ok(wharf(&["logout", &host]));
+    assert!(out.contains(&format!("Removing login credentials for {host}")), "{out}");
+    assert_eq!(helper.stored(&host), None);
+    assert!(read_config()["auths"].get(&host).is_none());
+    assert_eq!(read_config()["credsStore"], FakeHelper::NAME);
+    let out = ok(wharf(&["logout", &host]));
+    assert!(out.contains(&format!("Not logged in to {host}")), "{out}");
+
+    // Without a login the helper answers "not found": an anonymous pull, refused.
+    ok(d.docker(&["rmi", &image]));
+    let (code, _, err) = run(wharf(&["pull", &image]));
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("pull access denied") || err.contains("unauthorized"), "{err}");
+
+    // wharf login → the helper (no warning); docker pull and logout use it.
+    let (code, out, err) = run(wharf(&["login", "-u", "helperuser", "-p", "h3lper", &host]));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("Login Succeeded"), "{out}");
+    assert!(!err.contains("stored unencrypted"), "{err}");
+    assert_eq!(helper.stored(&host).unwrap()["Secret"], "h3lper");
+    assert_eq!(read_config()["auths"][&host], serde_json::json!({}));
+    let out = ok(docker(&["pull", &image]));
+    assert!(out.contains("Status: Downloaded newer image for"), "{out}");
+    let out = ok(docker(&["logout", &host]));
+    assert!(out.contains(&format!("Removing login credentials for {host}")), "{out}");
+    assert_eq!(helper.stored(&host), None);
+
+    // credHelpers picks the helper per registry, ahead of credsStore.
+    write_config(serde_json::json!({"credsStore": "wharf-no-such-helper", "credHelpers": {&host: FakeHelper::NAME}}));
+    ok(wharf(&["login", "-u", "helperuser", "-p", "h3lper", &host]));
+    assert_eq!(helper.stored(&host).unwrap()["Username"], "helperuser");
+    let out = ok(docker(&["push", &image]));
+    assert!(out.contains("Layer already exists"), "{out}");
+
+    // A helper that is not installed: a pull goes without credentials (docker ignores the
+    // error), a login fails to save them with the helper client's words.
+    write_config(serde_json::json!({"credsStore": "wharf-no-such-helper"}));
+    for cmd in [docker(&["pull", &image]), wharf(&["pull", &image])] {
+        let (code, _, err) = run(cmd);
+        assert_eq!(code, 1, "{err}");
+        assert!(err.contains("pull access denied"), "{err}");
+    }
+    let want = "Error saving credentials: error storing credentials - err: exec: \"docker-credential-wharf-no-such-helper\": executable file not found in $PATH";
+    for cmd in [
+        docker(&["login", "-u", "helperuser", "-p", "h3lper", &host]),
+        wharf(&["login", "-u", "helperuser", "-p", "h3lper", &host]),
+    ] {
+        let (code, _, err) = run(cmd);
+        assert_eq!(code, 1, "{err}");
+        assert!(err.contains(want), "{err}");
+    }
+}
+
+/// skopeo (containers/image) against our registry server, with htpasswd auth: copy in from a
+/// `wharf save` docker-archive, inspect, convert, list tags, copy out to OCI and dir layouts,
+/// delete a manifest; then pull through wharfd with the docker CLI and run.
+#[test]
+fn skopeo_copies_to_and_from_our_registry_server() {
+    skip_unless!(
+        require::root(),
+        require::program("docker"),
+        require::program("skopeo"),
+        require::program("htpasswd"),
+        require::busybox()
+    );
+    let reg = Registry::ours(Some(("skopeo", "sk0peo")));
+    let d = TestDaemon::start();
+    d.import_busybox();
+    let id = image_id(&d, "busybox:latest");
+    let tmp = tempfile::tempdir().unwrap();
+    let archive = tmp.path().join("bb.tar");
+    ok(d.wharf(&["save", "-o", archive.to_str().unwrap(), "busybox:latest"]));
+    let host = reg.host();
+    let repo = format!("docker://{host}/sk/bb");
+    let creds = "skopeo:sk0peo";
+    let skopeo = |args: &[&str]| {
+        let mut cmd = Command::new("skopeo");
+        // No user policy or auth files: the system default policy, credentials from flags only.
+        cmd.env("REGISTRY_AUTH_FILE", tmp.path().join("auth.json")).args(args);
+        cmd
+    };
+    let src = format!("docker-archive:{}", archive.display());
+
+    // Refused without credentials, accepted with them.
+    let (code, _, err) = run(skopeo(&["copy", "--dest-tls-verify=false", &src, &format!("{repo}:v1")]));
+    assert_ne!(code, 0, "{err}");
+    assert!(err.contains("authentication required") || err.contains("unauthorized"), "{err}");
+    ok(skopeo(&["copy", "--dest-tls-verify=false", "--dest-creds", creds, &src, &format!("{repo}:v1")]));
+
+    let info: serde_json::Value =
+        serde_json::from_str(&ok(skopeo(&["inspect", "--tls-verify=false", "--creds", creds, &format!("{repo}:v1")])))
+            .unwrap();
+    assert_eq!(info["Architecture"], wharf_arch(), "{info}");
+    assert_eq!(info["Os"], "linux", "{info}");
+    assert_eq!(info["Layers"].as_array().map(Vec::len), Some(1), "{info}");
+    let v1_digest = info["Digest"].as_str().unwrap().to_owned();
+
+    // Registry to registry, converted to OCI: another manifest for the same blobs.
+    ok(skopeo(&[
+        "copy",
+        "--src-tls-verify=false",
+        "--dest-tls-verify=false",
+        "--src-creds",
+        creds,
+        "--dest-creds",
+        creds,
+        "--format",
+        "oci",
+        &format!("{repo}:v1"),
+        &format!("{repo}:v2"),
+    ]));
+    let raw: serde_json::Value = serde_json::from_str(&ok(skopeo(&[
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        "--creds",
+        creds,
+        &format!("{repo}:v2"),
+    ])))
+    .unwrap();
+    assert_eq!(raw["mediaType"], "application/vnd.oci.image.manifest.v1+json", "{raw}");
+    let tags = |expect: &[&str]| {
+        let v: serde_json::Value =
+            serde_json::from_str(&ok(skopeo(&["list-tags", "--tls-verify=false", "--creds", creds, &repo]))).unwrap();
+        let mut got: Vec<&str> = v["Tags"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
+        got.sort_unstable();
+        assert_eq!(got, expect, "{v}");
+    };
+    tags(&["v1", "v2"]);
+
+    // Out again, to an OCI layout and a dir.
+    let layout = tmp.path().join("layout");
+    ok(skopeo(&[
+        "copy",
+        "--src-tls-verify=false",
+        "--src-creds",
+        creds,
+        &format!("{repo}:v1"),
+        &format!("oci:{}:v1", layout.display()),
+    ]));
+    let index: serde_json::Value = serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    assert_eq!(index["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"], "v1", "{index}");
+    let dir = tmp.path().join("dir");
+    ok(skopeo(&[
+        "copy",
+        "--src-tls-verify=false",
+        "--src-creds",
+        creds,
+        &format!("{repo}:v1"),
+        &format!("dir:{}", dir.display()),
+    ]));
+    let m = std::fs::read(dir.join("manifest.json")).unwrap();
+    assert_eq!(sha256(&m), v1_digest, "dir: keeps the manifest as the registry served it");
+
+    // DELETE of the OCI manifest: v2 goes, v1 stays.
+    ok(skopeo(&["delete", "--tls-verify=false", "--creds", creds, &format!("{repo}:v2")]));
+    tags(&["v1"]);
+    let (code, _, err) = run(skopeo(&["inspect", "--tls-verify=false", "--creds", creds, &format!("{repo}:v2")]));
+    assert_ne!(code, 0, "{err}");
+    assert!(err.contains("manifest unknown"), "{err}");
+
+    // Through wharfd: what skopeo pushed is our busybox.
+    ok(d.docker(&["rmi", "busybox:latest"]));
+    ok(d.docker(&["login", "-u", "skopeo", "-p", "sk0peo", &host]));
+    let image = format!("{host}/sk/bb:v1");
+    let out = ok(d.docker(&["pull", &image]));
+    assert!(out.contains(&format!("Digest: {v1_digest}")), "{out}");
+    assert_eq!(image_id(&d, &image), id);
+    let out = ok(d.docker(&["run", "--rm", &image, "echo", "via-skopeo"]));
+    assert_eq!(out.trim(), "via-skopeo");
+}

@@ -37,7 +37,7 @@ pub async fn pull(ctx: &Ctx, args: PullArgs) -> Result<(), CliError> {
         q.push(("platform", p.to_owned()));
     }
     let path = format!("/images/create?{}", encode_query(&q));
-    let auth = cfg.registry_auth(r.domain()).map_err(|e| CliError::Other(e.to_string()))?;
+    let auth = cfg.registry_auth(r.domain());
     let resp = api.raw.send(Method::POST, &path, &[("X-Registry-Auth", &auth)], api::empty()).await?;
     let body = api::body_stream(resp);
     let res = if args.quiet {
@@ -65,7 +65,7 @@ pub async fn push(ctx: &Ctx, args: PushArgs) -> Result<(), CliError> {
     }
     let name = r.name();
     let path = format!("/images/{name}/push?{}", encode_query(&[("tag", tag)]));
-    let auth = cfg.registry_auth(r.domain()).map_err(|e| CliError::Other(e.to_string()))?;
+    let auth = cfg.registry_auth(r.domain());
     let resp = api.raw.send(Method::POST, &path, &[("X-Registry-Auth", &auth)], api::empty()).await?;
     let body = api::body_stream(resp);
     let res = if args.quiet {

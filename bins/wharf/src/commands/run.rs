@@ -183,7 +183,7 @@ pub async fn pull_image(
         q.push(("platform", p.to_owned()));
     }
     let path = format!("/images/create?{}", encode_query(&q));
-    let auth = cfg.registry_auth(r.domain()).map_err(|e| CliError::Other(e.to_string()))?;
+    let auth = cfg.registry_auth(r.domain());
     let resp = api.raw.send(Method::POST, &path, &[("X-Registry-Auth", &auth)], api::empty()).await?;
     let body = api::body_stream(resp);
     let res = if quiet {
