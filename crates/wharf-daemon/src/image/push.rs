@@ -57,7 +57,7 @@ pub struct PushRequest {
 
 /// The blob a layer goes up as.
 #[derive(Debug, Clone)]
-enum LayerBlob {
+pub(super) enum LayerBlob {
     /// Sent as stored: gzip, or zstd as it was received.
     Stored { digest: Digest, size: u64, compression: Compression },
     /// Only the uncompressed tar `tar` exists: gzip it first (see the module doc).
@@ -74,12 +74,12 @@ impl LayerBlob {
 }
 
 /// One tag to push, read from the store.
-struct PushImage {
-    reference: Reference,
-    id: ImageId,
+pub(super) struct PushImage {
+    pub(super) reference: Reference,
+    pub(super) id: ImageId,
     config: Bytes,
     /// `(diff_id, blob)` bottom first.
-    layers: Vec<(Digest, LayerBlob)>,
+    pub(super) layers: Vec<(Digest, LayerBlob)>,
 }
 
 /// A client error worded as moby's push does.
@@ -104,7 +104,7 @@ fn msg(id: &str, status: &str) -> JsonMessage {
 
 impl ImageService {
     /// The tags to push and what each one needs.
-    fn push_plan(&self, req: &PushRequest) -> Result<Vec<PushImage>, ImageError> {
+    pub(super) fn push_plan(&self, req: &PushRequest) -> Result<Vec<PushImage>, ImageError> {
         let r = &req.reference;
         let mut refs: Vec<Reference> = Vec::new();
         if !req.tag.is_empty() {
@@ -162,7 +162,7 @@ impl ImageService {
     /// Gzips layer `diff_id` from its uncompressed blob `tar` in one streaming pass, stores the
     /// result and records it as another blob of the layer (see the module doc). Returns its
     /// digest and size; from then on the blob lives as long as the layer.
-    fn gzip_layer(&self, diff_id: &Digest, tar: &Digest) -> Result<(Digest, u64), ImageError> {
+    pub(super) fn gzip_layer(&self, diff_id: &Digest, tar: &Digest) -> Result<(Digest, u64), ImageError> {
         let lease = self.leases.lease();
         lease.add(&tar.to_string());
         // A concurrent push of the same layer may have been first.

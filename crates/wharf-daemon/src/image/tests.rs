@@ -2,7 +2,7 @@
 //! a fake container usage, GC of crash leftovers, save/load round trips, new images from a
 //! layer. The native snapshotter is used unless a test needs overlay (root).
 
-use std::io::{Cursor, Write};
+use std::io::{Cursor, Read, Write};
 use std::sync::Arc;
 
 use wharf_store::Db;
@@ -380,4 +380,51 @@ fn child_images_and_noprune() {
     let r = f.svc.delete("multi:v1", false, false).unwrap();
     assert!(r.contains(&DeleteRecord::Deleted(top.to_string())));
     assert_eq!(f.svc.count().unwrap(), 4);
+}
+
+#[test]
+fn a_push_gzips_an_uncompressed_layer_once_and_the_blob_lives_with_the_layer() {
+    use super::push::{LayerBlob, PushRequest};
+    use wharf_image::layer::Compression;
+
+    let f = fixture("vfs");
+    import(&f.svc, &[("a", b"1"), ("b", &[7u8; 4096])], "x");
+    let req = PushRequest {
+        reference: wharf_types::Reference::parse_normalized("127.0.0.1:5000/x:latest").unwrap(),
+        tag: String::new(),
+        creds: Default::default(),
+    };
+    let tagged = import(&f.svc, &[("a", b"1"), ("b", &[7u8; 4096])], "127.0.0.1:5000/x");
+    let plan = f.svc.push_plan(&req).unwrap();
+    assert_eq!(plan.len(), 1);
+    assert_eq!(plan[0].id, tagged);
+    let (diff_id, blob) = plan[0].layers[0].clone();
+    let LayerBlob::Compress { tar } = blob else { panic!("an imported plain tar needs compressing: {blob:?}") };
+    assert_eq!(tar, diff_id, "the stored tar is the layer itself");
+
+    let before = blob_count(&f.root);
+    let (gz, size) = f.svc.gzip_layer(&diff_id, &tar).unwrap();
+    assert_eq!(blob_count(&f.root), before + 1);
+    let bytes = std::fs::read(f.root.join("content/blobs/sha256").join(gz.hex())).unwrap();
+    assert_eq!(bytes.len() as u64, size);
+    let mut plain = Vec::new();
+    wharf_image::layer::decompress(&bytes[..], Compression::Gzip).unwrap().read_to_end(&mut plain).unwrap();
+    assert_eq!(wharf_image::sha256_digest(&plain), diff_id, "it holds the layer");
+
+    // Cached: the next plan sends it, a second compression is not done.
+    let plan = f.svc.push_plan(&req).unwrap();
+    let LayerBlob::Stored { digest, size: s, compression } = &plan[0].layers[0].1 else { panic!() };
+    assert_eq!((digest, *s, *compression), (&gz, size, Compression::Gzip));
+    assert_eq!(f.svc.gzip_layer(&diff_id, &tar).unwrap(), (gz.clone(), size));
+    assert_eq!(blob_count(&f.root), before + 1);
+
+    // GC keeps it while an image has the layer, and removes it with the layer.
+    let gz_path = f.root.join("content/blobs/sha256").join(gz.hex());
+    f.svc.delete("127.0.0.1:5000/x", false, true).unwrap();
+    f.svc.gc().unwrap();
+    assert!(gz_path.exists(), "x:latest still has the layer");
+    f.svc.delete("x", false, true).unwrap();
+    f.svc.gc().unwrap();
+    assert!(!gz_path.exists());
+    assert_eq!(blob_count(&f.root), 0);
 }
