@@ -216,6 +216,8 @@ pub struct ImageService {
     usage: RwLock<Option<Arc<dyn ImageUsage>>>,
     configs: Mutex<HashMap<ImageId, Arc<ImageConfig>>>,
     prune_running: std::sync::atomic::AtomicBool,
+    /// Taken while a push gzips a layer, striped by diff ID (see [`push`]).
+    compressing: push::CompressLocks,
 }
 
 impl ImageService {
@@ -252,6 +254,7 @@ impl ImageService {
             usage: RwLock::new(None),
             configs: Mutex::new(HashMap::new()),
             prune_running: std::sync::atomic::AtomicBool::new(false),
+            compressing: Default::default(),
         };
         service.gc()?;
         Ok(service)

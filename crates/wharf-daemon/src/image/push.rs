@@ -45,6 +45,19 @@ const CONCURRENT_UPLOADS: usize = 5;
 /// How many other repositories a blob is offered to mount from (moby's `maxMountAttempts`).
 const MOUNT_ATTEMPTS: usize = 3;
 
+/// Locks that make concurrent pushes of one layer (compose pushing services with a shared
+/// base, say) compress it once: the first compresses, the others wait and find its blob.
+/// Striped by diff ID, so different layers still compress in parallel.
+#[derive(Default)]
+pub(crate) struct CompressLocks([std::sync::Mutex<()>; 16]);
+
+impl CompressLocks {
+    fn lock(&self, diff_id: &Digest) -> std::sync::MutexGuard<'_, ()> {
+        let stripe = usize::from(diff_id.hex().bytes().next().unwrap_or(0)) % self.0.len();
+        self.0[stripe].lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
 /// A push as the API asked for it.
 #[derive(Debug, Clone)]
 pub struct PushRequest {
@@ -163,6 +176,7 @@ impl ImageService {
     /// result and records it as another blob of the layer (see the module doc). Returns its
     /// digest and size; from then on the blob lives as long as the layer.
     pub(super) fn gzip_layer(&self, diff_id: &Digest, tar: &Digest) -> Result<(Digest, u64), ImageError> {
+        let _one_at_a_time = self.compressing.lock(diff_id);
         let lease = self.leases.lease();
         lease.add(&tar.to_string());
         // A concurrent push of the same layer may have been first.
