@@ -129,6 +129,17 @@ impl Credentials {
     }
 }
 
+impl From<HelperCredentials> for Credentials {
+    /// A helper's `<token>` user holds an identity token.
+    fn from(c: HelperCredentials) -> Self {
+        if c.username == TOKEN_USERNAME {
+            Credentials { identity_token: c.secret, ..Default::default() }
+        } else {
+            Credentials { username: c.username, password: c.secret, ..Default::default() }
+        }
+    }
+}
+
 impl ConfigFile {
     /// The helper that holds `key`'s credentials: `credHelpers[key]`, else `credsStore`.
     pub fn helper_for(&self, key: &str) -> Option<Helper> {
@@ -140,10 +151,7 @@ impl ConfigFile {
     pub fn credentials(&self, key: &str) -> Result<Credentials, HelperError> {
         if let Some(helper) = self.helper_for(key) {
             return match helper.get(key) {
-                Ok(c) if c.username == TOKEN_USERNAME => {
-                    Ok(Credentials { identity_token: c.secret, ..Default::default() })
-                }
-                Ok(c) => Ok(Credentials { username: c.username, password: c.secret, ..Default::default() }),
+                Ok(c) => Ok(c.into()),
                 Err(HelperError::NotFound) => Ok(Credentials::default()),
                 Err(e) => Err(e),
             };
@@ -192,10 +200,7 @@ impl ConfigFile {
             let store = Helper::new(&self.creds_store);
             for key in store.list()?.into_keys() {
                 let creds = match store.get(&key) {
-                    Ok(c) if c.username == TOKEN_USERNAME => {
-                        Credentials { identity_token: c.secret, ..Default::default() }
-                    }
-                    Ok(c) => Credentials { username: c.username, password: c.secret, ..Default::default() },
+                    Ok(c) => c.into(),
                     Err(HelperError::NotFound) => continue,
                     Err(e) => return Err(e),
                 };

@@ -10,7 +10,9 @@
 //!   snapshot, from a lease, or from the parent of any snapshot that is not ours (a container's
 //!   writable layer keeps its image's layers even after a forced `rmi`);
 //! - blobs that are an image's config, hold a live layer's diff ID, are a `gc_refs` blob, or
-//!   are leased.
+//!   are leased. "Hold a diff ID" covers every blob of the layer: the one it came in as and
+//!   the gzip blob a push made of a plain tar (see [`super::push`]), so that one is reused
+//!   while the layer lives and goes with it (its `blob_sources` rows with its blob row).
 //!
 //! Everything else of ours goes: layer and blob rows first (one transaction), then committed
 //! `sha256:` snapshots without a live layer, `wharf-tmp-` snapshots nobody leases, and content

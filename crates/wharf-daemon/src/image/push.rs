@@ -267,9 +267,9 @@ async fn push_layer(
         .await?
     };
     let path = svc.content.path(&digest);
-    let file = tokio::fs::File::open(&path)
-        .await
-        .map_err(|e| EngineError::internal(format!("open {}: {e}", path.display())))?;
+    let open = || async {
+        tokio::fs::File::open(&path).await.map_err(|e| EngineError::internal(format!("open {}: {e}", path.display())))
+    };
     let (pid, pp) = (id.clone(), progress.clone());
     let last = AtomicU64::new(0);
     let step = (size / 100).max(512 * 1024);
@@ -284,7 +284,17 @@ async fn push_layer(
         })),
         ..Default::default()
     };
-    let outcome = repo.push_blob(&desc, file, &opts).await.map_err(push_error)?;
+    let outcome = match repo.push_blob(&desc, open().await?, &opts).await {
+        // A mount is an optimisation (the source may be gone, or not readable with these
+        // credentials): like moby, fall back to an upload.
+        Err(e) if !opts.mount_from.is_empty() => {
+            tracing::debug!(%digest, error = %e, "push with mounts failed; uploading");
+            let opts = PushBlobOptions { mount_from: Vec::new(), ..opts };
+            repo.push_blob(&desc, open().await?, &opts).await
+        }
+        r => r,
+    }
+    .map_err(push_error)?;
     match outcome {
         PushOutcome::Exists => progress.send(msg(&id, "Layer already exists")),
         PushOutcome::Mounted { from } => progress.send(msg(&id, &format!("Mounted from {from}"))),
