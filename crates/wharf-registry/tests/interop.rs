@@ -58,6 +58,12 @@ async fn scenario(host: &str, creds: &AuthConfig, paginates_tags: bool) {
     assert_eq!(out, PushOutcome::Mounted { from: "it/app".into() });
     assert_eq!(other.blob_exists(&d.digest).await.unwrap(), Some(d.size));
 
+    // A blob whose digest is known only once sent (a layer gzipped while it uploads).
+    let data = noise(7, 200_000);
+    let (digest, size) = other.upload_blob_stream(std::io::Cursor::new(data.clone()), None).await.unwrap();
+    assert_eq!((digest.clone(), size), (sha(&data), data.len() as u64));
+    assert_eq!(other.blob_exists(&digest).await.unwrap(), Some(size));
+
     // Chunked and monolithic uploads, with progress.
     for (repo, mode, seed) in
         [("it/chunked", UploadMode::Chunked(64 * 1024), 2), ("it/mono", UploadMode::Monolithic, 3)]

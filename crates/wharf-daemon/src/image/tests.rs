@@ -384,7 +384,7 @@ fn child_images_and_noprune() {
 
 #[test]
 fn a_push_gzips_an_uncompressed_layer_once_and_the_blob_lives_with_the_layer() {
-    use super::push::{LayerBlob, PushRequest};
+    use super::push::{LayerBlob, PushRequest, UploadTap};
     use wharf_image::layer::Compression;
 
     let f = fixture("vfs");
@@ -399,13 +399,36 @@ fn a_push_gzips_an_uncompressed_layer_once_and_the_blob_lives_with_the_layer() {
     assert_eq!(plan.len(), 1);
     assert_eq!(plan[0].id, tagged);
     let (diff_id, blob) = plan[0].layers[0].clone();
-    let LayerBlob::Compress { tar } = blob else { panic!("an imported plain tar needs compressing: {blob:?}") };
+    let LayerBlob::Compress { tar, .. } = blob else { panic!("an imported plain tar needs compressing: {blob:?}") };
     assert_eq!(tar, diff_id, "the stored tar is the layer itself");
 
     let before = blob_count(&f.root);
-    let (gz, size) = f.svc.gzip_layer(&diff_id, &tar).unwrap();
+    let tap = || {
+        let (started, started_rx) = tokio::sync::oneshot::channel();
+        let (bytes, bytes_rx) = tokio::sync::mpsc::channel(4);
+        (UploadTap { started, bytes, progress: Box::new(|_| {}) }, started_rx, bytes_rx)
+    };
+    // An upload that stops: nothing is kept.
+    let (upload, mut started, bytes_rx) = tap();
+    drop(bytes_rx);
+    f.svc.gzip_layer(&diff_id, &tar, Some(upload)).unwrap_err();
+    assert_eq!(started.try_recv(), Ok(true));
+    assert_eq!(blob_count(&f.root), before);
+    assert!(matches!(f.svc.push_plan(&req).unwrap()[0].layers[0].1, LayerBlob::Compress { .. }));
+
+    // The upload gets exactly the stored bytes.
+    let (upload, _started, mut bytes_rx) = tap();
+    let sent = std::thread::spawn(move || {
+        let mut all = Vec::new();
+        while let Some(chunk) = bytes_rx.blocking_recv() {
+            all.extend_from_slice(&chunk.unwrap());
+        }
+        all
+    });
+    let (gz, size) = f.svc.gzip_layer(&diff_id, &tar, Some(upload)).unwrap();
     assert_eq!(blob_count(&f.root), before + 1);
     let bytes = std::fs::read(f.root.join("content/blobs/sha256").join(gz.hex())).unwrap();
+    assert_eq!(sent.join().unwrap(), bytes);
     assert_eq!(bytes.len() as u64, size);
     let mut plain = Vec::new();
     wharf_image::layer::decompress(&bytes[..], Compression::Gzip).unwrap().read_to_end(&mut plain).unwrap();
@@ -415,7 +438,7 @@ fn a_push_gzips_an_uncompressed_layer_once_and_the_blob_lives_with_the_layer() {
     let plan = f.svc.push_plan(&req).unwrap();
     let LayerBlob::Stored { digest, size: s, compression } = &plan[0].layers[0].1 else { panic!() };
     assert_eq!((digest, *s, *compression), (&gz, size, Compression::Gzip));
-    assert_eq!(f.svc.gzip_layer(&diff_id, &tar).unwrap(), (gz.clone(), size));
+    assert_eq!(f.svc.gzip_layer(&diff_id, &tar, None).unwrap(), (gz.clone(), size));
     assert_eq!(blob_count(&f.root), before + 1);
 
     // GC keeps it while an image has the layer, and removes it with the layer.

@@ -129,6 +129,12 @@ pub enum ClientError {
         #[source]
         source: io::Error,
     },
+    /// Reading a stream whose digest is not known yet failed ([`super::Repository::upload_blob_stream`]).
+    #[error("read the content to push")]
+    ReadStream {
+        #[source]
+        source: io::Error,
+    },
     #[error("load certificates from {path}")]
     Certs {
         path: PathBuf,
@@ -160,7 +166,7 @@ impl Classify for ClientError {
             UnsupportedMediaType { .. } | InvalidManifest { .. } | InvalidReference(_) | Certs { .. } | Tls { .. } => {
                 ErrorKind::InvalidArgument
             }
-            ReadSource { .. } => ErrorKind::Internal,
+            ReadSource { .. } | ReadStream { .. } => ErrorKind::Internal,
             Connect { .. }
             | Transport { .. }
             | Status { .. }

@@ -226,35 +226,11 @@ impl Repository {
                 sent = offset;
             }
             UploadMode::Stream => {
-                let counter = Arc::new(AtomicU64::new(0));
-                let failure: Arc<Mutex<Option<std::io::Error>>> = Arc::default();
-                let (c, f, p) = (counter.clone(), failure.clone(), progress.clone());
-                let stream = tokio_util::io::ReaderStream::with_capacity(source, 256 * 1024).map(move |r| match r {
-                    Ok(b) => {
-                        let total = c.fetch_add(b.len() as u64, Ordering::Relaxed) + b.len() as u64;
-                        if let Some(p) = &p {
-                            p(total);
-                        }
-                        Ok(hyper::body::Frame::data(b))
-                    }
-                    Err(e) => {
-                        let msg = e.to_string();
-                        *f.lock().expect("poisoned") = Some(e);
-                        Err(std::io::Error::other(msg).into())
-                    }
-                });
-                let body = StreamBody::new(stream).boxed_unsync();
-                let res =
-                    self.send(Method::PATCH, &location, octet_stream(None), ReqBody::Stream(Some(body)), &[]).await;
-                if let Some(e) = failure.lock().expect("poisoned").take() {
-                    return Err(read_err(e));
-                }
-                let (resp, final_url) = res?;
-                if resp.status() != StatusCode::ACCEPTED {
-                    return Err(self.status_error(&Method::PATCH, &location, resp, Subject::Blob(&desc.digest)).await);
-                }
-                location = self.location(&resp, &final_url, &Method::PATCH)?;
-                sent = counter.load(Ordering::Relaxed);
+                let (next, n, _) = self
+                    .patch_stream(&location, source, progress.clone(), Subject::Blob(&desc.digest), read_err)
+                    .await?;
+                location = next;
+                sent = n;
             }
         }
         if sent != desc.size {
@@ -269,6 +245,76 @@ impl Repository {
             report(sent);
         }
         Ok(PushOutcome::Pushed)
+    }
+
+    /// One streamed `PATCH` of `source` to upload session `location`: the session's next
+    /// location, the bytes sent and their sha256.
+    async fn patch_stream<R>(
+        &self,
+        location: &str,
+        source: R,
+        progress: Option<ProgressFn>,
+        subject: Subject<'_>,
+        read_err: impl Fn(std::io::Error) -> ClientError,
+    ) -> Result<(String, u64, Digest), ClientError>
+    where
+        R: AsyncRead + Send + Unpin + 'static,
+    {
+        let counter = Arc::new(AtomicU64::new(0));
+        let hasher = Arc::new(Mutex::new(Sha256::new()));
+        let failure: Arc<Mutex<Option<std::io::Error>>> = Arc::default();
+        let (c, h, f, p) = (counter.clone(), hasher.clone(), failure.clone(), progress);
+        let stream = tokio_util::io::ReaderStream::with_capacity(source, 256 * 1024).map(move |r| match r {
+            Ok(b) => {
+                h.lock().expect("poisoned").update(&b);
+                let total = c.fetch_add(b.len() as u64, Ordering::Relaxed) + b.len() as u64;
+                if let Some(p) = &p {
+                    p(total);
+                }
+                Ok(hyper::body::Frame::data(b))
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                *f.lock().expect("poisoned") = Some(e);
+                Err(std::io::Error::other(msg).into())
+            }
+        });
+        let body = StreamBody::new(stream).boxed_unsync();
+        let res = self.send(Method::PATCH, location, octet_stream(None), ReqBody::Stream(Some(body)), &[]).await;
+        if let Some(e) = failure.lock().expect("poisoned").take() {
+            return Err(read_err(e));
+        }
+        let (resp, final_url) = res?;
+        if resp.status() != StatusCode::ACCEPTED {
+            return Err(self.status_error(&Method::PATCH, location, resp, subject).await);
+        }
+        let next = self.location(&resp, &final_url, &Method::PATCH)?;
+        let digest = Digest::sha256_bytes(&hasher.lock().expect("poisoned").clone().finalize().into());
+        Ok((next, counter.load(Ordering::Relaxed), digest))
+    }
+
+    /// Uploads a blob whose digest is known only once it is sent — a layer compressed on the
+    /// fly, as moby pushes one: `POST`, one streamed `PATCH`, then `PUT ?digest=` with the
+    /// sha256 of the bytes sent. Without a digest up front there is no existence check or
+    /// mount. Returns the digest and size.
+    pub async fn upload_blob_stream<R>(
+        &self,
+        source: R,
+        progress: Option<ProgressFn>,
+    ) -> Result<(Digest, u64), ClientError>
+    where
+        R: AsyncRead + Send + Unpin + 'static,
+    {
+        let location = self.start_upload().await?;
+        let read_err = |source| ClientError::ReadStream { source };
+        let (location, size, digest) =
+            self.patch_stream(&location, source, progress, Subject::Repository, read_err).await?;
+        let url = with_digest(&location, &digest);
+        let (resp, _) = self.send(Method::PUT, &url, octet_stream(Some(0)), ReqBody::Empty, &[]).await?;
+        if resp.status() != StatusCode::CREATED {
+            return Err(self.status_error(&Method::PUT, &url, resp, Subject::Blob(&digest)).await);
+        }
+        Ok((digest, size))
     }
 
     /// Pushes a blob held in memory (a config); its digest and size are computed.
