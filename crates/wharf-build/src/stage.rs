@@ -583,7 +583,14 @@ impl<'a> Stage<'a> {
         }
         let inner = &self.run.inner;
         if let Some(id) = inner.cache.get(key).map_err(BuildError::Backend)? {
-            match inner.images.get(&id).await.map_err(BuildError::Backend)? {
+            let found = inner.images.get(&id).await.map_err(BuildError::Backend)?;
+            let outside = {
+                let cf = self.run.cache_from.lock().await;
+                found.as_ref().is_some_and(|img| !cf.is_empty() && !cf.contains(&img.config))
+            };
+            match found {
+                // With `--cache-from`, only images of the sources' histories (Docker's rule).
+                Some(_) if outside => {}
                 Some(img) if self.layers_present(&img) => {
                     let _ = inner.cache.touch(key);
                     self.adopt(img);
@@ -615,6 +622,10 @@ impl<'a> Stage<'a> {
                 self.commit_config(cfg, None).await?;
             }
         }
+        // Docker links the image to its parent here, so later builds find it in their local
+        // cache; ours is keyed by step.
+        let id = self.image.as_ref().expect("a cache hit sets the image").id.clone();
+        inner.cache.put(key, &id).map_err(BuildError::Backend)?;
         self.emit(BuildEvent::UsingCache);
         Ok(true)
     }

@@ -9,6 +9,7 @@ use std::borrow::BorrowMut;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use wharf_testkit::pty::Pty;
 use wharf_testkit::{TestDaemon, require, run_text, skip_unless};
 
 fn run(mut cmd: impl BorrowMut<Command>) -> (i32, String, String) {
@@ -507,14 +508,21 @@ fn wharf_build_cli() {
         ],
     );
     let c = ctx.to_str().unwrap();
-    let out = ok(d.wharf(&["build", "-t", "e2e/w:1", "--build-arg", "V=7", "--label", "l=1", c]));
-    assert!(out.starts_with("Sending build context to Docker daemon  "), "{out}");
-    assert!(out.contains("Step 1/6 : FROM busybox\n"), "{out}");
-    assert!(out.contains("v=7\n"), "{out}");
-    assert!(out.contains("Dockerfile\nkeep.txt\n"), ".dockerignore is honoured: {out}");
-    assert!(!out.contains("a.secret") && !out.contains("ignored"), "{out}");
-    assert!(out.contains("Step 6/6 : LABEL l=1\n"), "{out}");
-    assert!(out.contains("Successfully tagged e2e/w:1\n"), "{out}");
+    // Not on a terminal: BuildKit's plain progress on stderr.
+    let (code, out, err) = run(d.wharf(&["build", "-t", "e2e/w:1", "--build-arg", "V=7", "--label", "l=1", c]));
+    assert_eq!((code, out.as_str()), (0, ""), "{err}");
+    assert!(err.starts_with("#0 [internal] load build context\n#0 transferring context: "), "{err}");
+    assert!(err.contains("\n#1 [1/6] FROM busybox\n#1 DONE "), "{err}");
+    assert!(err.contains("\n#5 [5/6] RUN echo \"v=$V\"; ls /ctx\n"), "{err}");
+    let run_output: Vec<&str> = err
+        .lines()
+        .filter_map(|l| l.strip_prefix("#5 ")?.split_once(' '))
+        .filter_map(|(time, text)| time.parse::<f64>().is_ok().then_some(text))
+        .collect();
+    assert_eq!(run_output, ["v=7", "Dockerfile", "keep.txt"], ".dockerignore is honoured: {err}");
+    assert!(err.contains("\n#6 [6/6] LABEL l=1\n"), "{err}");
+    assert!(err.contains("\n#7 exporting to image\n#7 writing image sha256:"), "{err}");
+    assert!(err.contains("\n#7 naming to e2e/w:1 done\n"), "{err}");
     // -q: just the ID, and it is cached.
     let q = ok(d.wharf(&["build", "-q", "--build-arg", "V=7", "--label", "l=1", c]));
     assert!(q.trim().starts_with("sha256:") && q.lines().count() == 1, "{q}");
@@ -542,5 +550,85 @@ fn wharf_build_cli() {
     let (code, _, err) = run(d.wharf(&["build", "https://example.com/repo.git"]));
     assert_eq!(code, 1);
     assert!(err.contains("not supported by wharf"), "{err}");
+    assert_no_leftovers(&d);
+}
+
+/// A final screen's lines without the times at their ends (`  0.3s`).
+fn untimed(screen: &[String]) -> Vec<String> {
+    screen
+        .iter()
+        .map(|l| {
+            let t = l.trim_end();
+            match t.rsplit_once(' ') {
+                Some((head, time))
+                    if time.ends_with('s') && time[..time.len() - 1].parse::<f64>().is_ok() && head.ends_with(' ') =>
+                {
+                    head.trim_end().to_owned()
+                }
+                _ => t.to_owned(),
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn wharf_build_live_view_on_a_terminal() {
+    skip_unless!(require::root(), require::busybox(), require::overlayfs());
+    let d = TestDaemon::start();
+    d.import_busybox();
+    let ctx = context_dir(
+        &d,
+        "ctx",
+        &[
+            ("Dockerfile", "FROM busybox\nCOPY f.txt /f.txt\nRUN echo built from $(cat /f.txt); sleep 1\nLABEL x=y\n"),
+            ("f.txt", "one"),
+        ],
+    );
+    let c = ctx.to_str().unwrap();
+    let cols = 100;
+
+    // First build: the running step's output shows under it while it runs.
+    let mut p = Pty::spawn(d.wharf(&["build", "-t", "e2e/tty", c]), 40, cols as u16);
+    p.expect(" => => # built from one");
+    assert_eq!(p.wait(), 0, "{}", p.output());
+    let screen = untimed(&p.screen(cols));
+    assert!(screen[0].starts_with("[+] Building ") && screen[0].ends_with(" (4/4) FINISHED"), "{screen:#?}");
+    assert_eq!(screen[3..7], [
+        " => [1/4] FROM busybox",
+        " => [2/4] COPY f.txt /f.txt",
+        " => [3/4] RUN echo built from $(cat /f.txt); sleep 1",
+        " => [4/4] LABEL x=y",
+    ]);
+    assert!(p.screen(cols).iter().all(|l| l.chars().count() < cols), "lines fit the terminal");
+
+    // Rebuild: every step after FROM is cached; the final frame stays on the screen.
+    let mut p = Pty::spawn(d.wharf(&["build", "-t", "e2e/tty", c]), 40, cols as u16);
+    assert_eq!(p.wait(), 0, "{}", p.output());
+    let screen = untimed(&p.screen(cols));
+    assert!(screen[0].starts_with("[+] Building ") && screen[0].ends_with(" (4/4) FINISHED"), "{screen:#?}");
+    assert_eq!(screen[1..], [
+        " => [internal] load build context".to_owned(),
+        format!(" => => transferring context: {}", screen[2].rsplit(' ').next().unwrap()),
+        " => [1/4] FROM busybox".into(),
+        " => CACHED [2/4] COPY f.txt /f.txt".into(),
+        " => CACHED [3/4] RUN echo built from $(cat /f.txt); sleep 1".into(),
+        " => CACHED [4/4] LABEL x=y".into(),
+        " => exporting to image".into(),
+        screen[8].clone(),
+        " => => naming to e2e/tty:latest".into(),
+    ]);
+    assert!(screen[8].starts_with(" => => writing image sha256:"), "{screen:#?}");
+
+    // A failing RUN: the step's whole output, Docker's error line, the step's exit code.
+    std::fs::write(ctx.join("Dockerfile"), "FROM busybox\nRUN echo before; exit 3\n").unwrap();
+    let mut p = Pty::spawn(d.wharf(&["build", c]), 40, cols as u16);
+    assert_eq!(p.wait(), 3, "{}", p.output());
+    let screen = untimed(&p.screen(cols));
+    let at = screen.iter().position(|l| l == " => ERROR [2/2] RUN echo before; exit 3").expect("an ERROR line");
+    let report = &screen[at + 1..];
+    assert_eq!(report[0], "------");
+    assert_eq!(report[1], " > [2/2] RUN echo before; exit 3:");
+    assert!(report[2].ends_with(" before"), "{screen:#?}");
+    assert_eq!(report[3..], ["------", "The command '/bin/sh -c echo before; exit 3' returned a non-zero code: 3"]);
     assert_no_leftovers(&d);
 }
