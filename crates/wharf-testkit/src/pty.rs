@@ -255,7 +255,7 @@ mod tests {
         let out = "a\nb\n\x1b[2A\r\x1b[2Kx\n\r\x1b[2K\x1b[34my\x1b[0m\r\nz\n";
         assert_eq!(screen(out, 80), vec!["x", "y", "z"]);
         assert_eq!(screen("12345", 3), vec!["123", "45"]);
-        assert_eq!(screen("one\ntwo\nthree\n\x1b[2A\x1b[J", 80), vec!["one"]);
+        assert_eq!(screen("one\r\ntwo\r\nthree\r\n\x1b[2A\x1b[J", 80), vec!["one"]);
         assert_eq!(screen("abc\r\x1b[1Cx\x1b[K", 80), vec!["ax"]);
     }
 }
