@@ -632,3 +632,51 @@ fn wharf_build_live_view_on_a_terminal() {
     assert_eq!(report[3..], ["------", "The command '/bin/sh -c echo before; exit 3' returned a non-zero code: 3"]);
     assert_no_leftovers(&d);
 }
+
+#[test]
+fn cache_from_a_loaded_image_on_a_fresh_daemon() {
+    skip_unless!(require::root(), require::busybox(), require::program("docker"), require::overlayfs());
+    let files: &[(&str, &str)] = &[
+        (
+            "Dockerfile",
+            "FROM busybox\nENV A=1\nCOPY f.txt /f.txt\nCOPY dir /dir/\nRUN echo ran > /ran.txt\nWORKDIR /dir\nLABEL l=1\n",
+        ),
+        ("f.txt", "x"),
+        ("dir/a", "a"),
+    ];
+    // Machine A builds and saves the image.
+    let a = TestDaemon::start();
+    a.import_busybox();
+    let ctx = context_dir(&a, "ctx", files);
+    let out = ok(docker_build(&a, &["-t", "e2e/cf:1", ctx.to_str().unwrap()]));
+    let id = built_id(&out);
+    let history = ok(a.docker(&["history", "--no-trunc", "--format", "{{.CreatedBy}}", "e2e/cf:1"]));
+    assert!(history.contains("/bin/sh -c #(nop) COPY file:"), "COPY's history names its content: {history}");
+    assert!(history.contains("/bin/sh -c #(nop) COPY dir:"), "{history}");
+    let saved = a.dir().join("cf.tar");
+    ok(a.docker(&["save", "-o", saved.to_str().unwrap(), "e2e/cf:1"]));
+    let busybox_a = ok(a.docker(&["image", "inspect", "-f", "{{.Id}}", "busybox"]));
+
+    // Machine B: no build cache. A plain build runs every step.
+    let b = TestDaemon::start();
+    b.import_busybox();
+    assert_eq!(ok(b.docker(&["image", "inspect", "-f", "{{.Id}}", "busybox"])), busybox_a, "same base on both");
+    let ctx = context_dir(&b, "ctx", files);
+    let c = ctx.to_str().unwrap();
+    let plain = ok(docker_build(&b, &[c]));
+    assert!(!plain.contains("Using cache"), "{plain}");
+    ok(b.docker(&["load", "-i", saved.to_str().unwrap()]));
+    // With --cache-from the loaded image satisfies every step (the local cache of the build
+    // above does not count), and the result is that image.
+    let out = ok(docker_build(&b, &["--cache-from", "e2e/cf:1", "-t", "e2e/cf:2", c]));
+    assert_eq!(cached_steps(&out), [false, true, true, true, true, true, true], "{out}");
+    assert!(!out.contains("Running in"), "{out}");
+    assert_eq!(built_id(&out), id);
+    // A changed file: its COPY and the steps after it run again.
+    std::fs::write(ctx.join("dir/a"), "changed").unwrap();
+    let out = ok(docker_build(&b, &["--cache-from", "e2e/cf:1", c]));
+    assert_eq!(cached_steps(&out), [false, true, true, false, false, false, false], "{out}");
+    assert_ne!(built_id(&out), id);
+    assert_no_leftovers(&a);
+    assert_no_leftovers(&b);
+}
