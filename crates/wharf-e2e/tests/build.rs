@@ -318,9 +318,11 @@ fn docker_build_failures_speak_dockers_words() {
     let o = child.wait_with_output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(String::from_utf8_lossy(&o.stdout).contains("from stdin\n"));
-    // No leftovers of the failed steps' containers.
-    let ps = ok(d.docker(&["ps", "-aq"]));
-    assert_eq!(ps, "");
+    // As in Docker, the containers of the failed RUN steps stay (exited, with their codes).
+    let ps = ok(d.docker(&["ps", "-a", "--format", "{{.Status}}"]));
+    let mut codes: Vec<&str> = ps.lines().filter_map(|l| l.strip_prefix("Exited (")?.split(')').next()).collect();
+    codes.sort();
+    assert_eq!(codes, ["1", "3", "3"], "{ps}");
     assert_no_leftovers(&d);
 }
 
@@ -593,12 +595,15 @@ fn wharf_build_live_view_on_a_terminal() {
     assert_eq!(p.wait(), 0, "{}", p.output());
     let screen = untimed(&p.screen(cols));
     assert!(screen[0].starts_with("[+] Building ") && screen[0].ends_with(" (4/4) FINISHED"), "{screen:#?}");
-    assert_eq!(screen[3..7], [
-        " => [1/4] FROM busybox",
-        " => [2/4] COPY f.txt /f.txt",
-        " => [3/4] RUN echo built from $(cat /f.txt); sleep 1",
-        " => [4/4] LABEL x=y",
-    ]);
+    assert_eq!(
+        screen[3..7],
+        [
+            " => [1/4] FROM busybox",
+            " => [2/4] COPY f.txt /f.txt",
+            " => [3/4] RUN echo built from $(cat /f.txt); sleep 1",
+            " => [4/4] LABEL x=y",
+        ]
+    );
     assert!(p.screen(cols).iter().all(|l| l.chars().count() < cols), "lines fit the terminal");
 
     // Rebuild: every step after FROM is cached; the final frame stays on the screen.
@@ -606,17 +611,20 @@ fn wharf_build_live_view_on_a_terminal() {
     assert_eq!(p.wait(), 0, "{}", p.output());
     let screen = untimed(&p.screen(cols));
     assert!(screen[0].starts_with("[+] Building ") && screen[0].ends_with(" (4/4) FINISHED"), "{screen:#?}");
-    assert_eq!(screen[1..], [
-        " => [internal] load build context".to_owned(),
-        format!(" => => transferring context: {}", screen[2].rsplit(' ').next().unwrap()),
-        " => [1/4] FROM busybox".into(),
-        " => CACHED [2/4] COPY f.txt /f.txt".into(),
-        " => CACHED [3/4] RUN echo built from $(cat /f.txt); sleep 1".into(),
-        " => CACHED [4/4] LABEL x=y".into(),
-        " => exporting to image".into(),
-        screen[8].clone(),
-        " => => naming to e2e/tty:latest".into(),
-    ]);
+    assert_eq!(
+        screen[1..],
+        [
+            " => [internal] load build context".to_owned(),
+            format!(" => => transferring context: {}", screen[2].rsplit(' ').next().unwrap()),
+            " => [1/4] FROM busybox".into(),
+            " => CACHED [2/4] COPY f.txt /f.txt".into(),
+            " => CACHED [3/4] RUN echo built from $(cat /f.txt); sleep 1".into(),
+            " => CACHED [4/4] LABEL x=y".into(),
+            " => exporting to image".into(),
+            screen[8].clone(),
+            " => => naming to e2e/tty:latest".into(),
+        ]
+    );
     assert!(screen[8].starts_with(" => => writing image sha256:"), "{screen:#?}");
 
     // A failing RUN: the step's whole output, Docker's error line, the step's exit code.
@@ -653,19 +661,17 @@ fn cache_from_a_loaded_image_on_a_fresh_daemon() {
     let history = ok(a.docker(&["history", "--no-trunc", "--format", "{{.CreatedBy}}", "e2e/cf:1"]));
     assert!(history.contains("/bin/sh -c #(nop) COPY file:"), "COPY's history names its content: {history}");
     assert!(history.contains("/bin/sh -c #(nop) COPY dir:"), "{history}");
+    // The base image goes along, as it would come from a registry on both machines.
     let saved = a.dir().join("cf.tar");
-    ok(a.docker(&["save", "-o", saved.to_str().unwrap(), "e2e/cf:1"]));
-    let busybox_a = ok(a.docker(&["image", "inspect", "-f", "{{.Id}}", "busybox"]));
+    ok(a.docker(&["save", "-o", saved.to_str().unwrap(), "e2e/cf:1", "busybox"]));
 
-    // Machine B: no build cache. A plain build runs every step.
+    // Machine B: the images, no build cache. A plain build runs every step.
     let b = TestDaemon::start();
-    b.import_busybox();
-    assert_eq!(ok(b.docker(&["image", "inspect", "-f", "{{.Id}}", "busybox"])), busybox_a, "same base on both");
+    ok(b.docker(&["load", "-i", saved.to_str().unwrap()]));
     let ctx = context_dir(&b, "ctx", files);
     let c = ctx.to_str().unwrap();
     let plain = ok(docker_build(&b, &[c]));
     assert!(!plain.contains("Using cache"), "{plain}");
-    ok(b.docker(&["load", "-i", saved.to_str().unwrap()]));
     // With --cache-from the loaded image satisfies every step (the local cache of the build
     // above does not count), and the result is that image.
     let out = ok(docker_build(&b, &["--cache-from", "e2e/cf:1", "-t", "e2e/cf:2", c]));
@@ -679,4 +685,66 @@ fn cache_from_a_loaded_image_on_a_fresh_daemon() {
     assert_ne!(built_id(&out), id);
     assert_no_leftovers(&a);
     assert_no_leftovers(&b);
+}
+
+#[test]
+fn intermediate_containers_with_rm_and_force_rm() {
+    skip_unless!(require::root(), require::busybox(), require::program("docker"), require::overlayfs());
+    let d = TestDaemon::start();
+    d.import_busybox();
+    let ctx = context_dir(&d, "ctx", &[("Dockerfile", "FROM busybox\nENV A=1\nRUN echo kept > /kept.txt\n")]);
+    let c = ctx.to_str().unwrap();
+    let all = || ok(d.docker(&["ps", "-aq", "--no-trunc"])).lines().map(str::to_owned).collect::<Vec<_>>();
+
+    // The default: containers are removed as the steps succeed.
+    let out = ok(docker_build(&d, &[c]));
+    assert_eq!(out.matches("Removing intermediate container").count(), 2, "{out}");
+    assert!(all().is_empty());
+
+    // --rm=false: every step's container stays, under the ID the build printed.
+    let out = ok(docker_build(&d, &["--rm=false", "--no-cache", c]));
+    assert!(!out.contains("Removing intermediate container"), "{out}");
+    let printed: Vec<&str> = out.lines().filter_map(|l| l.strip_prefix(" ---> Running in ")).collect();
+    assert_eq!(printed.len(), 2, "{out}");
+    let kept = all();
+    for id in &printed {
+        assert!(kept.iter().any(|k| k.starts_with(id)), "{id} not in {kept:?}");
+    }
+    let env_step = ok(d.docker(&["inspect", "-f", "{{.State.Status}} {{json .Config.Cmd}}", printed[0]]));
+    assert_eq!(env_step.trim(), r##"created ["/bin/sh","-c","#(nop) ","ENV A=1"]"##);
+    let run_step =
+        ok(d.docker(&["inspect", "-f", "{{.State.Status}} {{.State.ExitCode}} {{json .Config.Cmd}}", printed[1]]));
+    assert_eq!(run_step.trim(), r#"exited 0 ["/bin/sh","-c","echo kept > /kept.txt"]"#);
+    // Its writable layer holds the step's changes.
+    let diff = ok(d.docker(&["diff", printed[1]]));
+    assert!(diff.lines().any(|l| l == "A /kept.txt"), "{diff}");
+    let commit = ok(d.docker(&["commit", printed[1], "e2e/from-kept"]));
+    assert!(commit.starts_with("sha256:"), "{commit}");
+    assert_eq!(ok(d.docker(&["run", "--rm", "e2e/from-kept", "cat", "/kept.txt"])), "kept\n");
+    ok(d.docker(&["rm", printed[0], printed[1]]));
+
+    // A failing RUN: its container stays by default, exited with the step's code...
+    std::fs::write(ctx.join("Dockerfile"), "FROM busybox\nRUN echo failing > /f.txt; exit 7\n").unwrap();
+    let (code, out, err) = run(docker_build(&d, &[c]));
+    assert_eq!(code, 7, "{out}{err}");
+    let failed = out.lines().find_map(|l| l.strip_prefix(" ---> Running in ")).expect("a container").to_owned();
+    assert!(!out.contains("Removing intermediate container"), "{out}");
+    let state = ok(d.docker(&["inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", &failed]));
+    assert_eq!(state.trim(), "exited 7");
+    let diff = ok(d.docker(&["diff", &failed]));
+    assert!(diff.lines().any(|l| l == "A /f.txt"), "{diff}");
+    ok(d.docker(&["rm", &failed]));
+    // ...and --force-rm removes it.
+    let (code, out, err) = run(docker_build(&d, &["--force-rm", c]));
+    assert_eq!(code, 7, "{out}{err}");
+    assert!(out.contains("Removing intermediate container"), "{out}");
+    assert!(all().is_empty(), "{:?}", all());
+    // wharf build takes the same flags.
+    let (code, _, err) = run(d.wharf(&["build", "--rm=false", "--progress=plain", c]));
+    assert_eq!(code, 7, "{err}");
+    assert_eq!(all().len(), 1);
+    let (code, _, err) = run(d.wharf(&["build", "--force-rm", "--progress=plain", c]));
+    assert_eq!(code, 7, "{err}");
+    assert_eq!(all().len(), 1, "the earlier one only");
+    assert_no_leftovers(&d);
 }

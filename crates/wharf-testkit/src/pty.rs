@@ -239,7 +239,8 @@ pub fn screen(output: &str, cols: usize) -> Vec<String> {
             }
         }
     }
-    let mut out: Vec<String> = lines.into_iter().map(|l| l.into_iter().collect::<String>().trim_end().to_owned()).collect();
+    let mut out: Vec<String> =
+        lines.into_iter().map(|l| l.into_iter().collect::<String>().trim_end().to_owned()).collect();
     while out.last().is_some_and(String::is_empty) {
         out.pop();
     }

@@ -353,7 +353,10 @@ mod tests {
         let out: Vec<_> = run.output.iter().map(|(t, l)| (t.as_secs(), l.as_str())).collect();
         assert_eq!(out, vec![(10, "compiling a"), (11, "compiling b"), (11, "bold x")]);
         assert!(m.steps[3].output.is_empty(), "container lines are not output");
-        assert_eq!(m.image_id.as_deref(), Some("sha256:d84325e9636960cc84b69e13453e1d1065c6c4aab25adc311ac57716bff695e2"));
+        assert_eq!(
+            m.image_id.as_deref(),
+            Some("sha256:d84325e9636960cc84b69e13453e1d1065c6c4aab25adc311ac57716bff695e2")
+        );
         assert_eq!(m.tags, vec!["x:latest"]);
         assert_eq!(m.warnings, vec!["One or more build-args [X] were not consumed"]);
         assert_eq!(m.total(), 4);

@@ -339,7 +339,10 @@ mod tests {
         let report = failure_report(&m);
         assert!(report.starts_with("------\n > [3/3] RUN for i in"), "{report}");
         assert!(report.contains("\n0.200 line 1\n"), "{report}");
-        assert!(report.ends_with("0.400 a very long line that will not fit in sixty columns at all\n------\n"), "{report}");
+        assert!(
+            report.ends_with("0.400 a very long line that will not fit in sixty columns at all\n------\n"),
+            "{report}"
+        );
     }
 
     #[test]

@@ -25,9 +25,9 @@ use wharf_dockerfile::ignore::{MatchInfo, PatternMatcher, read_ignore_file, trim
 use super::Ctx;
 use super::run::encode_query;
 use crate::api::{self, Api};
+use crate::buildprogress;
 use crate::cli::{BuildArgs, BuilderPruneArgs};
 use crate::client::CliError;
-use crate::buildprogress;
 use crate::jsonmessage::{Renderer, StreamError, render_stream};
 use crate::units::{human_size, ram_in_bytes};
 
