@@ -701,7 +701,8 @@ impl<'a> Stage<'a> {
     /// `scratch` has no image to make a container of.
     fn keeps_container(&self, succeeded: bool) -> bool {
         let o = &self.run.opts;
-        !o.force_remove && !(o.remove && succeeded) && self.image.is_some()
+        let removed = o.force_remove || (o.remove && succeeded);
+        !removed && self.image.is_some()
     }
 
     /// Hands a step's container to the runner to keep; `file` (the changes' tar) is removed

@@ -430,7 +430,7 @@ where
         }
         Err(e) => {
             let mut err = std::io::stderr();
-            let _ = write!(err, "Sending build context to Docker daemon  {size}\n");
+            let _ = writeln!(err, "Sending build context to Docker daemon  {size}");
             let _ = err.write_all(&out);
             (image_id, Err(e))
         }
