@@ -152,6 +152,9 @@ where
             // The final frame in full: it is not redrawn again, so it may scroll.
             let (_, cols) = terminal_size();
             text.push_str(&painter.paint(&render::frame(&model, &ctx, now, cols, style), None));
+            for w in &model.warnings {
+                text.push_str(&format!("[Warning] {w}\n"));
+            }
             text.push_str(&render::failure_report(&model));
         }
     }
