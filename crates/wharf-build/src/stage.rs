@@ -716,7 +716,8 @@ impl<'a> Stage<'a> {
     }
 
     /// The container of a metadata step (never started, no changes) with `cmd` as its
-    /// command, on the image the step started from; the config is the step's result.
+    /// command, on the image the step started from; the config is the step's result. WORKDIR
+    /// adds its directory as the changes.
     fn meta_container(&self, id: &ContainerId, parent: Digest, cmd: Vec<String>) -> KeptContainer {
         KeptContainer {
             id: id.clone(),
@@ -764,18 +765,31 @@ impl<'a> Stage<'a> {
         let layers = self.run.inner.layers.clone();
         let top = self.top();
         let parents = self.parent_diff_ids();
-        let layer = blocking(move || {
-            let rw = layers.prepare_rw(top.as_deref()).map_err(|e| BuildError::from_err(&e))?;
+        let kept = self.keeps_container(true).then(|| self.image.as_ref().map(|i| i.id.clone())).flatten();
+        // A kept WORKDIR container holds the directory, as Docker's does.
+        let changes = kept.is_some().then(|| self.run.inner.tmp().join(format!("kept-{id}.tar")));
+        let changes_file = changes.clone();
+        let (layer, changed) = blocking(move || {
+            let mut rw = layers.prepare_rw(top.as_deref()).map_err(|e| BuildError::from_err(&e))?;
             fsutil::resolve_in_scope(rw.root(), &wd)
                 .and_then(|p| fsutil::mkdir_all(&p, None))
                 .map_err(|e| BuildError::step(format!("mkdir {wd}: {e}"), ErrorKind::Internal))?;
-            rw.finish(&parents).map_err(|e| BuildError::from_err(&e))
+            let changed = match &changes_file {
+                Some(p) => rw.changes_to(p).map_err(|e| BuildError::from_err(&e))?,
+                None => false,
+            };
+            rw.finish(&parents).map(|l| (l, changed)).map_err(|e| BuildError::from_err(&e))
         })
         .await?;
-        let kept = self.keeps_container(true).then(|| self.image.as_ref().map(|i| i.id.clone())).flatten();
         self.make_image(created_by, layer, &key).await?;
         match kept {
-            Some(parent) => self.keep_container(self.meta_container(&id, parent, cmd), None).await?,
+            Some(parent) => {
+                let container = KeptContainer {
+                    changes: changes.clone().filter(|_| changed),
+                    ..self.meta_container(&id, parent, cmd)
+                };
+                self.keep_container(container, changes).await?;
+            }
             None => self.emit(BuildEvent::RemovingContainer { container: id }),
         }
         Ok(Outcome::Done)
@@ -1134,11 +1148,13 @@ impl Stage<'_> {
         let sink: Arc<dyn OutputSink> = Arc::new(StageSink { run: run.clone(), idx: self.idx });
         let result = run.inner.runner.run(spec, sink, run.cancel.child_token()).await;
         let parents = self.parent_diff_ids();
-        let keep_container = match result {
-            Ok(code) => self.keeps_container(code == 0),
-            Err(_) => false,
+        // A process that could not start leaves a container too (never started), as in Docker.
+        let start_failed = result.as_ref().is_err_and(|e| e.kind != ErrorKind::Cancelled);
+        let keep_container = match &result {
+            Ok(code) => self.keeps_container(*code == 0),
+            Err(_) => start_failed && !run.is_cancelled() && self.keeps_container(false),
         };
-        let changes = keep_container.then(|| run.inner.tmp().join(format!("kept-{id}.tar")));
+        let changes = (keep_container && !start_failed).then(|| run.inner.tmp().join(format!("kept-{id}.tar")));
         // Clean up mount points and make the layer (or drop the snapshot) off the runtime.
         let changes_file = changes.clone();
         let finished = blocking(move || {
@@ -1157,7 +1173,7 @@ impl Stage<'_> {
             }
         })
         .await;
-        let kept = |exit_code: i32, changed: bool| KeptContainer {
+        let kept = |exit_code: Option<i32>, changed: bool| KeptContainer {
             id: id.clone(),
             image: self.image.as_ref().map(|i| i.id.clone()).expect("kept containers have an image"),
             config: RuntimeConfig {
@@ -1166,18 +1182,38 @@ impl Stage<'_> {
                 env: Some(run_env.clone()),
                 ..self.rc.clone()
             },
-            exit_code: Some(exit_code),
+            exit_code,
             changes: changes.clone().filter(|_| changed),
+        };
+        // A failed step's container, kept or removed; the step's error is the one to report.
+        let failed = async |exit_code: Option<i32>, changed: bool| {
+            if keep_container {
+                if let Err(e) = self.keep_container(kept(exit_code, changed), changes.clone()).await {
+                    tracing::warn!(container = %id, error = %e, "keeping the failed step's container failed");
+                }
+            } else {
+                if let Some(p) = &changes {
+                    let _ = std::fs::remove_file(p);
+                }
+                self.emit(BuildEvent::RemovingContainer { container: id.clone() });
+            }
         };
         let layer = match finished {
             Err(_) if run.is_cancelled() => return Err(BuildError::Cancelled),
             Err(BuildError::Backend(e)) if e.kind == ErrorKind::Cancelled => {
                 return Err(BuildError::Cancelled);
             }
-            Err(e) => return Err(e),
+            Err(e) => {
+                if start_failed {
+                    failed(None, false).await;
+                } else if let Some(p) = &changes {
+                    let _ = std::fs::remove_file(p);
+                }
+                return Err(e);
+            }
             Ok((0, l, changed)) => {
                 if keep_container {
-                    self.keep_container(kept(0, changed), changes.clone()).await?;
+                    self.keep_container(kept(Some(0), changed), changes.clone()).await?;
                 }
                 l
             }
@@ -1185,14 +1221,7 @@ impl Stage<'_> {
                 if run.is_cancelled() {
                     return Err(BuildError::Cancelled);
                 }
-                if keep_container {
-                    // The step's error is the one to report.
-                    if let Err(e) = self.keep_container(kept(code, changed), changes.clone()).await {
-                        tracing::warn!(container = %id, error = %e, "keeping the failed step's container failed");
-                    }
-                } else {
-                    self.emit(BuildEvent::RemovingContainer { container: id });
-                }
+                failed(Some(code), changed).await;
                 return Err(BuildError::Step {
                     message: format!("The command '{}' returned a non-zero code: {code}", cmd.join(" ")),
                     code: Some(code),
