@@ -692,20 +692,21 @@ fn intermediate_containers_with_rm_and_force_rm() {
     skip_unless!(require::root(), require::busybox(), require::program("docker"), require::overlayfs());
     let d = TestDaemon::start();
     d.import_busybox();
-    let ctx = context_dir(&d, "ctx", &[("Dockerfile", "FROM busybox\nENV A=1\nRUN echo kept > /kept.txt\n")]);
+    let ctx =
+        context_dir(&d, "ctx", &[("Dockerfile", "FROM busybox\nENV A=1\nRUN echo kept > /kept.txt\nWORKDIR /w\n")]);
     let c = ctx.to_str().unwrap();
     let all = || ok(d.docker(&["ps", "-aq", "--no-trunc"])).lines().map(str::to_owned).collect::<Vec<_>>();
 
     // The default: containers are removed as the steps succeed.
     let out = ok(docker_build(&d, &[c]));
-    assert_eq!(out.matches("Removing intermediate container").count(), 2, "{out}");
+    assert_eq!(out.matches("Removing intermediate container").count(), 3, "{out}");
     assert!(all().is_empty());
 
     // --rm=false: every step's container stays, under the ID the build printed.
     let out = ok(docker_build(&d, &["--rm=false", "--no-cache", c]));
     assert!(!out.contains("Removing intermediate container"), "{out}");
     let printed: Vec<&str> = out.lines().filter_map(|l| l.strip_prefix(" ---> Running in ")).collect();
-    assert_eq!(printed.len(), 2, "{out}");
+    assert_eq!(printed.len(), 3, "{out}");
     let kept = all();
     for id in &printed {
         assert!(kept.iter().any(|k| k.starts_with(id)), "{id} not in {kept:?}");
@@ -721,7 +722,11 @@ fn intermediate_containers_with_rm_and_force_rm() {
     let commit = ok(d.docker(&["commit", printed[1], "e2e/from-kept"]));
     assert!(commit.starts_with("sha256:"), "{commit}");
     assert_eq!(ok(d.docker(&["run", "--rm", "e2e/from-kept", "cat", "/kept.txt"])), "kept\n");
-    ok(d.docker(&["rm", printed[0], printed[1]]));
+    let workdir_step = ok(d.docker(&["inspect", "-f", "{{.State.Status}} {{.Config.WorkingDir}}", printed[2]]));
+    assert_eq!(workdir_step.trim(), "created /w");
+    let diff = ok(d.docker(&["diff", printed[2]]));
+    assert!(diff.lines().any(|l| l == "A /w"), "{diff}");
+    ok(d.docker(&["rm", printed[0], printed[1], printed[2]]));
 
     // A failing RUN: its container stays by default, exited with the step's code...
     std::fs::write(ctx.join("Dockerfile"), "FROM busybox\nRUN echo failing > /f.txt; exit 7\n").unwrap();
