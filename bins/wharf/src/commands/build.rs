@@ -568,6 +568,14 @@ mod tests {
     }
 
     #[test]
+    fn rm_force_rm_and_cache_from() {
+        use clap::Parser;
+        let argv = ["wharf", "build", "--rm=false", "--force-rm", "--cache-from", "a:1,b", "."];
+        let crate::cli::Cmd::Build(a) = crate::cli::Cli::parse_from(argv).cmd else { unreachable!() };
+        assert_eq!(query(&a, "").unwrap(), "cachefrom=%5B%22a%3A1%22%2C%22b%22%5D&forcerm=1&rm=0&version=1");
+    }
+
+    #[test]
     fn archives_are_recognised() {
         let t = single_file_tar("Dockerfile", b"FROM x\n").unwrap();
         assert!(is_archive(&t));
