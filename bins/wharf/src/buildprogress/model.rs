@@ -11,6 +11,7 @@
 //! Times are given by the caller (elapsed since the build started), so the model is the same
 //! for the same input whatever the clock says.
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use serde_json::Value as Json;
@@ -44,9 +45,16 @@ pub struct Step {
     /// The step's image, short ID (empty for a stage that is still `scratch`).
     pub image: Option<String>,
     /// Output lines with the time each was complete, `\r`-rewritten lines reduced to what a
-    /// terminal would show last.
-    pub output: Vec<(Duration, String)>,
+    /// terminal would show last: the last [`OUTPUT_LIMIT`] bytes of them.
+    pub output: VecDeque<(Duration, String)>,
+    /// Bytes in `output`.
+    output_bytes: usize,
+    /// Lines dropped from the front of `output` to stay under the limit.
+    pub clipped: usize,
 }
+
+/// How much of a step's output is kept (BuildKit keeps 2 MiB of a step's log too).
+pub const OUTPUT_LIMIT: usize = 2 << 20;
 
 impl Step {
     /// `[N/M] TEXT`, as BuildKit names a step.
@@ -61,6 +69,17 @@ impl Step {
 
     pub fn is_finished(&self) -> bool {
         self.state != StepState::Running
+    }
+
+    fn push_output(&mut self, at: Duration, line: String) {
+        self.output_bytes += line.len();
+        self.output.push_back((at, line));
+        while self.output_bytes > OUTPUT_LIMIT
+            && let Some((_, old)) = self.output.pop_front()
+        {
+            self.output_bytes -= old.len();
+            self.clipped += 1;
+        }
     }
 }
 
@@ -228,7 +247,9 @@ impl BuildModel {
                 finished: None,
                 container: None,
                 image: None,
-                output: Vec::new(),
+                output: VecDeque::new(),
+                output_bytes: 0,
+                clipped: 0,
             });
             events.push(Event::StepStarted(self.steps.len() - 1));
             return;
@@ -259,7 +280,7 @@ impl BuildModel {
             }
             if !line.starts_with("Successfully built ") && !line.starts_with("[Warning] ") {
                 let text = printable(line);
-                step.output.push((now, text.clone()));
+                step.push_output(now, text.clone());
                 events.push(Event::Output(i, text));
                 return;
             }
@@ -425,6 +446,21 @@ mod tests {
         assert_eq!(m.partial_output().as_deref(), Some("50% done"));
         m.feed(&msgs(r#"{"stream":"\r60% done"}"#)[0], secs(0));
         assert_eq!(m.partial_output().as_deref(), Some("60% done"));
+    }
+
+    #[test]
+    fn output_is_kept_up_to_a_limit() {
+        let mut m = BuildModel::default();
+        m.feed(&msgs(r#"{"stream":"Step 1/1 : RUN yes\n"}"#)[0], secs(0));
+        let line = "y".repeat(1024);
+        let chunk = format!("{line}\n").repeat(1024);
+        let msg = JsonMessage { stream: chunk, ..JsonMessage::default() };
+        for _ in 0..3 {
+            m.feed(&msg, secs(1));
+        }
+        let s = &m.steps[0];
+        assert_eq!((s.output.len(), s.clipped), (2048, 1024));
+        assert_eq!(s.output_bytes, OUTPUT_LIMIT);
     }
 
     #[test]

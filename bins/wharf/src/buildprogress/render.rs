@@ -117,6 +117,9 @@ pub fn failure_report(model: &BuildModel) -> String {
         return String::new();
     };
     let mut out = format!("------\n > {}:\n", step.title());
+    if step.clipped > 0 {
+        let _ = writeln!(out, "[output clipped: the first {} lines are not shown]", step.clipped);
+    }
     for (t, l) in &step.output {
         let _ = writeln!(out, "{:.3} {l}", t.saturating_sub(step.started).as_secs_f64());
     }
@@ -189,7 +192,7 @@ impl Plain {
             }
             Event::Output(i, line) => {
                 let s = step(i);
-                let t = s.output.last().map_or(now, |(t, _)| *t);
+                let t = s.output.back().map_or(now, |(t, _)| *t);
                 let _ = writeln!(out, "#{} {:.3} {line}", s.number, t.saturating_sub(s.started).as_secs_f64());
             }
             Event::Cached(i) => {
