@@ -13,9 +13,11 @@
 //!   detach keys), [`jsonmessage`] (pull/push/build progress), [`units`] (go-units sizes),
 //!   [`archive`] (`cp` path rules and tars), [`dockerconfig`] (config.json, registry auth),
 //!   [`credhelper`] (the `docker-credential-*` protocol).
+//! - [`buildprogress`]: `build --progress` (the live step view, plain lines).
 
 mod api;
 mod archive;
+mod buildprogress;
 mod cli;
 mod cli_container;
 mod client;
