@@ -505,3 +505,27 @@ impl crate::build::source::Puller for BuildPuller {
         result
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references_from_from_image_and_tag() {
+        let r = pull_reference("docker.io/library/busybox", "latest").unwrap();
+        assert_eq!(r.familiar(), "busybox:latest");
+        let d = format!("sha256:{}", "a".repeat(64));
+        let r = pull_reference("127.0.0.1:5000/x/y", &d).unwrap();
+        assert_eq!(r.digest().map(ToString::to_string), Some(d));
+        // No tag: every tag (`pull -a`); a trailing `:` (old clients) is the same request.
+        for from in ["busybox", "busybox:"] {
+            let r = pull_reference(from, "").unwrap();
+            assert_eq!((r.tag(), r.digest()), (None, None), "{from}");
+            assert_eq!(r.familiar(), "busybox");
+        }
+        // A tag in fromImage itself is kept.
+        assert_eq!(pull_reference("busybox:1.36", "").unwrap().tag(), Some("1.36"));
+        let e = pull_reference("busybox", "bad tag").unwrap_err();
+        assert_eq!(e.kind, ErrorKind::InvalidArgument);
+    }
+}

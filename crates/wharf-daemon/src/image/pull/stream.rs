@@ -393,3 +393,49 @@ impl<R: Read> Read for ExtractingReader<'_, R> {
         Ok(n)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn channel_reader_ends_only_at_end() {
+        let (tx, rx) = mpsc::channel(4);
+        tx.try_send(Piece::Data(Bytes::from_static(b"hello "))).unwrap();
+        tx.try_send(Piece::Data(Bytes::from_static(b"world"))).unwrap();
+        tx.try_send(Piece::End).unwrap();
+        let mut out = String::new();
+        ChannelReader { rx, chunk: Bytes::new(), ended: false }.read_to_string(&mut out).unwrap();
+        assert_eq!(out, "hello world");
+
+        // A sender gone without `End` (a failed or cancelled download) is not a short layer.
+        let (tx, rx) = mpsc::channel(4);
+        tx.try_send(Piece::Data(Bytes::from_static(b"half"))).unwrap();
+        drop(tx);
+        let mut out = Vec::new();
+        let e = ChannelReader { rx, chunk: Bytes::new(), ended: false }.read_to_end(&mut out).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
+        assert_eq!(out, b"half");
+    }
+
+    #[test]
+    fn extracting_progress_waits_for_the_download() {
+        let (progress, mut rx) = ProgressSender::buffer();
+        let downloaded = Arc::new(AtomicBool::new(false));
+        let total = 4 << 20;
+        let ex = Extracting { id: "abc".into(), total, progress, downloaded: downloaded.clone() };
+        let data = vec![0u8; total as usize];
+        let mut r = ex.wrap(&data[..]);
+        let mut buf = vec![0u8; 1 << 20];
+        r.read_exact(&mut buf).unwrap();
+        assert!(rx.try_recv().is_none(), "nothing while downloading");
+        downloaded.store(true, Ordering::Release);
+        r.read_exact(&mut buf).unwrap();
+        let m = rx.try_recv().expect("progress once downloaded");
+        assert_eq!(m.status.as_deref(), Some("Extracting"));
+        assert_eq!(m.progress_detail.and_then(|p| p.current), Some(2 << 20));
+        ex.finish();
+        let m = rx.try_recv().unwrap();
+        assert_eq!(m.progress_detail.and_then(|p| p.current), Some(total as i64));
+    }
+}
