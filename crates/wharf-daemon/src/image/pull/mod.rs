@@ -46,7 +46,7 @@ const MAX_CONFIG: u64 = 16 << 20;
 /// A pull as the API asked for it.
 #[derive(Debug, Clone)]
 pub struct PullRequest {
-    /// What to pull: a tag (`latest` filled in) or a digest.
+    /// What to pull: a tag or a digest, or a bare name for every tag (see [`pull_reference`]).
     pub reference: Reference,
     pub creds: AuthConfig,
     /// The platform asked for (`--platform`); the host's when `None`.
@@ -499,7 +499,9 @@ impl crate::build::source::Puller for BuildPuller {
                 }
             }
         });
-        let req = PullRequest { reference: reference.clone(), creds, platform: Some(platform.clone()) };
+        // A `FROM` without tag means `latest`, never every tag.
+        let reference = reference.clone().with_default_tag();
+        let req = PullRequest { reference, creds, platform: Some(platform.clone()) };
         let result = pull(self.images.clone(), self.registry.get(), req, tx).await;
         let _ = forward.await;
         result
