@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use sha2::{Digest as _, Sha256};
-use wharf_testkit::{TestDaemon, bin_path, require, run_text, skip_unless};
+use wharf_testkit::{DaemonOptions, TestDaemon, bin_path, require, run_text, skip_unless};
 
 fn run(mut cmd: impl BorrowMut<Command>) -> (i32, String, String) {
     run_text(cmd.borrow_mut())
@@ -594,9 +594,10 @@ fn sigkill_during_a_pull_leaves_a_consistent_store() {
     d.kill9();
     let _ = child.wait();
     d.restart();
-    assert_eq!(images(&d).trim(), "", "no half-visible image after the crash: {seen}");
-    assert_eq!(blobs(&d), 0, "GC removed the blobs of the interrupted pull");
-    assert_eq!(std::fs::read_dir(d.data_root.join("content/ingest")).map(|r| r.count()).unwrap_or(0), 0);
+    // No half-visible image, and GC removed the blobs, temp files and half-unpacked snapshots
+    // of the interrupted pull.
+    assert!(seen.contains("Pulling fs layer"), "{seen}");
+    assert_store_empty(&d, "after the crash");
     // And the pull works afterwards (fast now).
     drop(reg);
     let reg = Registry::fake(dir.path(), 0);
@@ -857,4 +858,29 @@ fn sighup_reload_rebuilds_the_registry_client() {
     let log = ok(d.docker(&["image", "inspect", "--format", "{{.Id}}", "wharftest/bb:m", "busybox:latest"]));
     let ids: Vec<&str> = log.lines().collect();
     assert_eq!(ids[0], ids[1], "the mirror served the pushed image");
+}
+
+#[test]
+fn repeated_layer_and_the_native_snapshotter() {
+    skip_unless!(require::root(), require::program("docker"), require::program("python3"));
+    let dir = tempfile::tempdir().unwrap();
+    // The same blob at the bottom and the top: two chains, one download.
+    let a = layer_tar(&[("a.txt", b"from a")]);
+    fake_image(dir.path(), &[a.clone(), layer_tar(&[("b.txt", b"from b")]), a], false);
+    let reg = Registry::fake(dir.path(), 0);
+    for config in [None, Some(r#"{"storage-driver":"vfs"}"#)] {
+        let d = TestDaemon::start_with(DaemonOptions { config: config.map(str::to_owned), ..Default::default() });
+        let image = format!("{}/twice/img:t", reg.host());
+        let out = ok(d.docker(&["pull", &image]));
+        assert!(out.contains("Status: Downloaded newer image for"), "{config:?}: {out}");
+        let layers = ok(d.docker(&["image", "inspect", "--format", "{{len .RootFS.Layers}}", &image]));
+        assert_eq!(layers.trim(), "3", "{config:?}");
+        ok(d.docker(&["create", "--name", "cp-src", &image]));
+        let (code, got, err) = run(d.docker(&["cp", "cp-src:/b.txt", "-"]));
+        assert_eq!(code, 0, "{config:?}: {err}");
+        assert!(got.contains("from b"), "{config:?}: {got}");
+        ok(d.docker(&["rm", "cp-src"]));
+        ok(d.docker(&["rmi", &image]));
+        assert_store_empty(&d, &format!("{config:?} after rmi"));
+    }
 }
