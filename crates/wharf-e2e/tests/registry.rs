@@ -557,8 +557,12 @@ print("ok")
 fn hostile_registry_digest_mismatch_registers_nothing() {
     skip_unless!(require::root(), require::program("docker"), require::program("python3"));
     let dir = tempfile::tempdir().unwrap();
-    fake_image(dir.path(), &[layer_tar(&[("a.txt", b"hello")]), layer_tar(&[("b.txt", b"world")])], true);
-    let reg = Registry::fake(dir.path(), 0);
+    // The bad first layer fails while the big one is still streaming (64 KiB per 10 ms): that
+    // one is cancelled, and its half-unpacked snapshot and temp blob go too.
+    let layers =
+        [layer_tar(&[("a.txt", b"hello")]), layer_tar(&[("b.txt", b"world")]), layer_tar(&[("n", &noise(2 << 20))])];
+    fake_image(dir.path(), &layers, true);
+    let reg = Registry::fake(dir.path(), 10);
     let d = TestDaemon::start();
     let before = blobs(&d);
     let (code, out, err) = run(d.docker(&["pull", &format!("{}/evil/img:t", reg.host())]));

@@ -186,6 +186,9 @@ impl LayerPuller<'_> {
 
     /// One layer: its blob streamed (or read from the store) into a new snapshot, uncommitted.
     async fn layer(&self, job: &LayerJob, source: Source, cancel: CancellationToken) -> Result<Unpacked, EngineError> {
+        if cancel.is_cancelled() {
+            return Err(cancelled());
+        }
         let key = tmp_key();
         self.lease.add(&key);
         let svc = self.svc.clone();
@@ -216,11 +219,13 @@ impl LayerPuller<'_> {
         let unpacked = joined(task.await)?;
         match (pumped, unpacked) {
             // A network error (or the cancellation) is the cause of the untar's early EOF.
+            (Err(e), Err(_)) => Err(e),
+            // Not expected (the untar reads to the end, which only a complete download sends),
+            // but the download failed: the layer is not to be trusted.
             (Err(e), Ok(_)) => {
                 self.svc.discard_snapshot(&key);
                 Err(e)
             }
-            (Err(e), Err(_)) => Err(e),
             (Ok(()), Err(e)) => Err(register_error(e)),
             (Ok(()), Ok(row)) => Ok(Unpacked { key, row }),
         }
@@ -243,7 +248,7 @@ impl LayerPuller<'_> {
         let (mut done, mut last) = (0u64, 0u64);
         loop {
             let next = tokio::select! {
-                _ = cancel.cancelled() => return Err(EngineError::new(ErrorKind::Cancelled, "pull cancelled")),
+                _ = cancel.cancelled() => return Err(cancelled()),
                 next = stream.next() => next,
             };
             let chunk = match next {
@@ -287,6 +292,11 @@ fn unpack_streamed(
     }
     extracting.finish();
     Ok(row)
+}
+
+/// Why a layer stopped when another one failed (never reported: the other error is).
+fn cancelled() -> EngineError {
+    EngineError::new(ErrorKind::Cancelled, "pull cancelled")
 }
 
 fn joined<T>(r: Result<T, tokio::task::JoinError>) -> Result<T, EngineError> {
