@@ -181,6 +181,11 @@ impl Daemon {
         self.registry.get()
     }
 
+    /// The registry client and transfer settings, as reloads change them.
+    pub fn registry_client(&self) -> &RegistryClient {
+        &self.registry
+    }
+
     /// Reconnects to containers that kept running while the daemon was down and restarts
     /// those whose restart policy asks for it. Call once the API is about to serve.
     pub async fn restore(&self) -> usize {
@@ -383,9 +388,10 @@ fn new_engine_id() -> String {
 }
 
 /// The registry client for daemon.json's `insecure-registries` (added to 127.0.0.0/8 and ::1),
-/// `registry-mirrors` and `max-download-attempts`. A reload that changes them replaces the
-/// client (a new connection pool and token cache); an operation takes the client when it
-/// starts and finishes with it.
+/// `registry-mirrors` and `max-download-attempts`, with the other transfer setting,
+/// `max-concurrent-downloads`. A reload that changes them replaces the client (a new
+/// connection pool and token cache); an operation takes the client when it starts and
+/// finishes with it.
 #[derive(Clone)]
 pub struct RegistryClient(Arc<RwLock<(RegistrySettings, wharf_registry::client::Client)>>);
 
@@ -395,6 +401,7 @@ struct RegistrySettings {
     insecure_registries: Vec<String>,
     mirrors: Vec<String>,
     max_attempts: u32,
+    max_concurrent_downloads: usize,
 }
 
 impl RegistrySettings {
@@ -403,6 +410,10 @@ impl RegistrySettings {
             insecure_registries: config.insecure_registries(),
             mirrors: config.file.registry_mirrors.clone().unwrap_or_default(),
             max_attempts: config.file.max_download_attempts.unwrap_or(5).max(1),
+            max_concurrent_downloads: config
+                .file
+                .max_concurrent_downloads
+                .map_or(image::pull::DEFAULT_CONCURRENT_DOWNLOADS, |n| n.max(1) as usize),
         }
     }
 
@@ -426,6 +437,11 @@ impl RegistryClient {
     /// The current client (cheap: a handle on a shared pool).
     pub fn get(&self) -> wharf_registry::client::Client {
         self.0.read().unwrap_or_else(|p| p.into_inner()).1.clone()
+    }
+
+    /// How many layers a pull downloads at once.
+    pub fn max_concurrent_downloads(&self) -> usize {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).0.max_concurrent_downloads
     }
 
     /// Rebuilds the client when `config` changes its settings (SIGHUP).

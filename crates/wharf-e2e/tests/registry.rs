@@ -888,3 +888,26 @@ fn repeated_layer_and_the_native_snapshotter() {
         assert_store_empty(&d, &format!("{config:?} after rmi"));
     }
 }
+
+#[test]
+fn max_concurrent_downloads_is_honoured() {
+    skip_unless!(require::root(), require::program("docker"), require::program("python3"));
+    let dir = tempfile::tempdir().unwrap();
+    let layers: Vec<Vec<u8>> = (0..3).map(|i| layer_tar(&[(&format!("f{i}"), &noise(64 << 10 | i))])).collect();
+    fake_image(dir.path(), &layers, false);
+    let reg = Registry::fake(dir.path(), 0);
+    let d = TestDaemon::start_with(DaemonOptions {
+        config: Some(r#"{"max-concurrent-downloads":1}"#.to_owned()),
+        ..Default::default()
+    });
+    let msgs = api_pull(&d, &format!("{}/one/atatime", reg.host()), "t");
+    let ids: Vec<String> = (0..3).map(|i| layer_hex(dir.path(), i)[..12].to_owned()).collect();
+    let waiting: Vec<&str> =
+        msgs.iter().filter(|m| m["status"] == "Waiting").map(|m| m["id"].as_str().unwrap()).collect();
+    assert_eq!(waiting, [ids[1].as_str(), ids[2].as_str()], "{msgs:?}");
+    // One at a time: a layer starts downloading only after the one before is done.
+    let at = |id: &str, status: &str| msgs.iter().position(|m| m["id"] == id && m["status"] == status).unwrap();
+    for w in ids.windows(2) {
+        assert!(at(&w[0], "Download complete") < at(&w[1], "Downloading"), "{msgs:?}");
+    }
+}

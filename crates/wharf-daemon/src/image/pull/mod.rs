@@ -38,8 +38,9 @@ use super::layer::{BlobLayer, Progress};
 use super::store::{self, BlobRow, LayerRow, now_nanos};
 use super::{ImageError, ImageService};
 
-/// How many blobs download at once (moby's `max-concurrent-downloads` default).
-const CONCURRENT_DOWNLOADS: usize = 3;
+/// How many blobs download at once unless daemon.json's `max-concurrent-downloads` says
+/// otherwise (moby's default).
+pub const DEFAULT_CONCURRENT_DOWNLOADS: usize = 3;
 /// Largest image config accepted.
 const MAX_CONFIG: u64 = 16 << 20;
 
@@ -51,6 +52,8 @@ pub struct PullRequest {
     pub creds: AuthConfig,
     /// The platform asked for (`--platform`); the host's when `None`.
     pub platform: Option<Platform>,
+    /// Layers downloaded at once (daemon.json `max-concurrent-downloads`).
+    pub max_concurrent_downloads: usize,
 }
 
 /// The parts of `fromImage` and `tag` as one reference: `tag` may be a tag or a digest (the CLI
@@ -207,7 +210,8 @@ async fn pull_one(
             config.rootfs.diff_ids.len()
         )));
     }
-    let plan = PullPlan { reference, resolved, config_desc, config_bytes, config };
+    let concurrency = req.max_concurrent_downloads.max(1);
+    let plan = PullPlan { reference, resolved, config_desc, config_bytes, config, concurrency };
     let handle = Handle::current();
     let (svc2, p2) = (svc.clone(), progress.clone());
     let result = tokio::task::spawn_blocking(move || svc2.pull_apply(&plan, &repo, &handle, &p2))
@@ -227,6 +231,8 @@ struct PullPlan {
     config_desc: Descriptor,
     config_bytes: Vec<u8>,
     config: ImageConfig,
+    /// Layers downloaded at once.
+    concurrency: usize,
 }
 
 impl ImageService {
@@ -303,14 +309,24 @@ impl ImageService {
             });
         }
         let downloads = jobs.iter().zip(&sources).filter(|(_, s)| **s == Source::Registry).map(|(j, _)| j);
-        for j in downloads.skip(CONCURRENT_DOWNLOADS) {
+        for j in downloads.skip(plan.concurrency) {
             progress.send(msg(&j.id, "Waiting"));
         }
         let new_rows = if self.snapshotter.can_rebase() {
-            let puller = LayerPuller { svc: self, repo, reference, progress, lease: &lease };
+            let puller =
+                LayerPuller { svc: self, repo, reference, progress, lease: &lease, concurrency: plan.concurrency };
             handle.block_on(puller.run(&jobs, &sources))?
         } else {
-            self.pull_layers_in_two_passes(&jobs, &sources, repo, reference, handle, progress, &lease)?
+            self.pull_layers_in_two_passes(
+                &jobs,
+                &sources,
+                repo,
+                plan.concurrency,
+                reference,
+                handle,
+                progress,
+                &lease,
+            )?
         };
         let mut rows: HashMap<Digest, LayerRow> = new_rows.into_iter().map(|r| (r.chain_id.clone(), r)).collect();
         {
@@ -389,6 +405,7 @@ impl ImageService {
         jobs: &[LayerJob],
         sources: &[Source],
         repo: &Repository,
+        concurrency: usize,
         reference: &Reference,
         handle: &Handle,
         progress: &ProgressSender,
@@ -398,7 +415,7 @@ impl ImageService {
             jobs.iter().zip(sources).filter(|(_, s)| **s == Source::Registry).map(|(j, _)| j).collect();
         let results: Vec<Result<(), EngineError>> = handle.block_on(
             futures_util::stream::iter(downloads.iter().map(|j| self.download(repo, j, progress, reference)))
-                .buffer_unordered(CONCURRENT_DOWNLOADS)
+                .buffer_unordered(concurrency)
                 .collect(),
         );
         results.into_iter().collect::<Result<Vec<()>, _>>()?;
@@ -501,7 +518,12 @@ impl crate::build::source::Puller for BuildPuller {
         });
         // A `FROM` without tag means `latest`, never every tag.
         let reference = reference.clone().with_default_tag();
-        let req = PullRequest { reference, creds, platform: Some(platform.clone()) };
+        let req = PullRequest {
+            reference,
+            creds,
+            platform: Some(platform.clone()),
+            max_concurrent_downloads: self.registry.max_concurrent_downloads(),
+        };
         let result = pull(self.images.clone(), self.registry.get(), req, tx).await;
         let _ = forward.await;
         result

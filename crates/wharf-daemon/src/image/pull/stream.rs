@@ -10,7 +10,7 @@
 //! Why layers can be unpacked at once: on overlay a layer's directory holds only its own
 //! changes (whiteouts are written as overlay whiteouts, never applied to the parent), so every
 //! layer is extracted into its own parentless snapshot while it downloads, up to
-//! [`super::CONCURRENT_DOWNLOADS`] at a time, and the snapshots are committed in order, each
+//! `max-concurrent-downloads` at a time, and the snapshots are committed in order, each
 //! rebased onto the one below ([`wharf_snapshot::Snapshotter::commit_rebased`]), as soon as
 //! the layers below are committed. The chain IDs need the order; the bytes do not.
 //!
@@ -48,7 +48,7 @@ use super::super::gc::Lease;
 use super::super::layer::{BlobLayer, tmp_key};
 use super::super::store::LayerRow;
 use super::super::{ImageError, ImageService};
-use super::{CONCURRENT_DOWNLOADS, msg, pull_error};
+use super::{msg, pull_error};
 
 /// Chunks buffered between the download and the untar (chunks are the HTTP frames, usually
 /// 16–64 KiB): enough to ride out a slow file create, small enough that a slow disk slows the
@@ -84,6 +84,8 @@ pub(super) struct LayerPuller<'a> {
     pub reference: &'a Reference,
     pub progress: &'a ProgressSender,
     pub lease: &'a Lease<'a>,
+    /// Layers downloaded (and unpacked) at once.
+    pub concurrency: usize,
 }
 
 /// Commits unpacked layers in image order as they complete, and cleans up after a failure.
@@ -170,7 +172,7 @@ impl LayerPuller<'_> {
                 let source = sources[i];
                 async move { (i, self.layer(&jobs[i], source, cancel).await) }
             }))
-            .buffer_unordered(CONCURRENT_DOWNLOADS);
+            .buffer_unordered(self.concurrency);
             while let Some((i, result)) = running.next().await {
                 order.take(i, result);
             }
