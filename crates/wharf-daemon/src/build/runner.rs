@@ -7,20 +7,22 @@
 //! again after the run, so they are not part of the step's layer (Docker hides them in its
 //! "init" layer).
 //!
-//! Not done: `--rm=false` / `--force-rm=false` do not keep the step's container around (it
-//! never exists as a container of the container service).
+//! A step's container that the build keeps (`--rm=false`, a failed step without
+//! `--force-rm`) becomes a container of the container service afterwards
+//! ([`ContainerService::keep_intermediate`]).
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 use wharf_build::mountpoints::MountPoints;
-use wharf_build::{ContainerRunner, MountSource, NetworkMode, OutputSink, OutputStream, RunSpec};
+use wharf_build::{ContainerRunner, KeptContainer, MountSource, NetworkMode, OutputSink, OutputStream, RunSpec};
 use wharf_runtime::logs::StreamKind;
 use wharf_runtime::spec::{MountKind, Resources, Ulimit, UserMount};
 use wharf_types::EngineError;
 
 use crate::container::ContainerService;
+use crate::container::intermediate::Intermediate;
 use crate::container::oneshot::{OneShot, OneShotNetwork};
 
 /// Paths the runtime mounts over, as files or directories.
@@ -158,6 +160,17 @@ impl ContainerRunner for DaemonRunner {
         })
         .await?;
         r
+    }
+
+    async fn keep(&self, c: KeptContainer) -> Result<(), EngineError> {
+        let kept = Intermediate {
+            id: c.id,
+            image: c.image.to_string(),
+            config: c.config,
+            exit_code: c.exit_code,
+            changes: c.changes,
+        };
+        self.containers.keep_intermediate(kept).await.map(drop)
     }
 }
 
