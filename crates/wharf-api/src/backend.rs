@@ -501,6 +501,9 @@ pub struct BuildRequest {
     pub security_opt: Vec<String>,
     /// `X-Registry-Config`, decoded: registry host → auth config (for pulls of base images).
     pub registry_auth: std::collections::BTreeMap<String, serde_json::Value>,
+    /// `remote`: a git repository or http(s) URL to fetch the context from (the body is then
+    /// ignored); empty for a context in the body.
+    pub remote: String,
 }
 
 /// `POST /build/prune` parameters.
