@@ -261,7 +261,7 @@ pub struct BuilderPruneArgs {
 
 #[derive(Debug, Args)]
 pub struct PullArgs {
-    /// Download all tagged images in the repository (not supported)
+    /// Download all tagged images in the repository
     #[arg(short = 'a', long = "all-tags")]
     pub all_tags: bool,
     /// Set platform if server is multi-platform capable

@@ -100,7 +100,7 @@ pub struct Daemon {
     host: HostFacts,
     build: BuildInfo,
     /// The registry client pulls, pushes and logins use (connection pool, token cache).
-    registry: wharf_registry::client::Client,
+    registry: RegistryClient,
     _lock: DataRootLock,
 }
 
@@ -157,8 +157,8 @@ impl Daemon {
             volumes.restore_refs(r.id.as_str(), &r.mount_points);
         }
         let builds = build::BuildService::open(&config.data_root, db.clone(), images.clone(), containers.clone())?;
-        let registry = registry_client(&config);
-        builds.set_puller(Arc::new(image::pull::BuildPuller { images: images.clone(), client: registry.clone() }));
+        let registry = RegistryClient::new(&config);
+        builds.set_puller(Arc::new(image::pull::BuildPuller { images: images.clone(), registry: registry.clone() }));
         Ok(Arc::new(Self {
             registry,
             config: RwLock::new(config),
@@ -176,8 +176,13 @@ impl Daemon {
         }))
     }
 
-    /// The registry client (pull, push, login).
-    pub fn registry(&self) -> &wharf_registry::client::Client {
+    /// The registry client (pull, push, login) of the current configuration.
+    pub fn registry(&self) -> wharf_registry::client::Client {
+        self.registry.get()
+    }
+
+    /// The registry client and transfer settings, as reloads change them.
+    pub fn registry_client(&self) -> &RegistryClient {
         &self.registry
     }
 
@@ -282,6 +287,7 @@ impl Daemon {
             } else if let Some(debug) = cfg.file.debug {
                 cfg.log_level = if debug { "debug" } else { "info" }.to_owned();
             }
+            self.registry.reconfigure(&cfg);
             reload_attributes(&cfg, &self.host.hostname)
         };
         self.events.publish(Event::now(EventType::Daemon, "reload", self.engine_id.clone(), attributes));
@@ -381,12 +387,71 @@ fn new_engine_id() -> String {
     format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
 }
 
-/// The registry client for daemon.json's `insecure-registries` (added to 127.0.0.0/8 and ::1)
-/// and `registry-mirrors`.
-fn registry_client(config: &Config) -> wharf_registry::client::Client {
-    let mut rc = wharf_registry::client::RegistryConfig::default();
-    rc.insecure_registries.extend(config.insecure_registries());
-    rc.mirrors = config.file.registry_mirrors.clone().unwrap_or_default();
-    rc.user_agent = format!("wharf/{} (docker-compatible)", env!("CARGO_PKG_VERSION"));
-    wharf_registry::client::Client::new(rc)
+/// The registry client for daemon.json's `insecure-registries` (added to 127.0.0.0/8 and ::1),
+/// `registry-mirrors` and `max-download-attempts`, with the other transfer setting,
+/// `max-concurrent-downloads`. A reload that changes them replaces the client (a new
+/// connection pool and token cache); an operation takes the client when it starts and
+/// finishes with it.
+#[derive(Clone)]
+pub struct RegistryClient(Arc<RwLock<(RegistrySettings, wharf_registry::client::Client)>>);
+
+/// What the registry client is built from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct RegistrySettings {
+    insecure_registries: Vec<String>,
+    mirrors: Vec<String>,
+    max_attempts: u32,
+    max_concurrent_downloads: usize,
+}
+
+impl RegistrySettings {
+    fn of(config: &Config) -> Self {
+        Self {
+            insecure_registries: config.insecure_registries(),
+            mirrors: config.file.registry_mirrors.clone().unwrap_or_default(),
+            max_attempts: config.file.max_download_attempts.unwrap_or(5).max(1),
+            max_concurrent_downloads: config
+                .file
+                .max_concurrent_downloads
+                .map_or(image::pull::DEFAULT_CONCURRENT_DOWNLOADS, |n| n.max(1) as usize),
+        }
+    }
+
+    fn client(&self) -> wharf_registry::client::Client {
+        let mut rc = wharf_registry::client::RegistryConfig::default();
+        rc.insecure_registries.extend(self.insecure_registries.iter().cloned());
+        rc.mirrors = self.mirrors.clone();
+        rc.retry.max_attempts = self.max_attempts;
+        rc.user_agent = format!("wharf/{} (docker-compatible)", env!("CARGO_PKG_VERSION"));
+        wharf_registry::client::Client::new(rc)
+    }
+}
+
+impl RegistryClient {
+    pub fn new(config: &Config) -> Self {
+        let settings = RegistrySettings::of(config);
+        let client = settings.client();
+        Self(Arc::new(RwLock::new((settings, client))))
+    }
+
+    /// The current client (cheap: a handle on a shared pool).
+    pub fn get(&self) -> wharf_registry::client::Client {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).1.clone()
+    }
+
+    /// How many layers a pull downloads at once.
+    pub fn max_concurrent_downloads(&self) -> usize {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).0.max_concurrent_downloads
+    }
+
+    /// Rebuilds the client when `config` changes its settings (SIGHUP).
+    fn reconfigure(&self, config: &Config) {
+        let settings = RegistrySettings::of(config);
+        let mut current = self.0.write().unwrap_or_else(|p| p.into_inner());
+        if current.0 != settings {
+            tracing::info!(?settings, "registry settings changed; using a new registry client");
+            let client = settings.client();
+            *current = (settings, client);
+        }
+    }
 }

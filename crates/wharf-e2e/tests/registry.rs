@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use sha2::{Digest as _, Sha256};
-use wharf_testkit::{TestDaemon, bin_path, require, run_text, skip_unless};
+use wharf_testkit::{DaemonOptions, TestDaemon, bin_path, require, run_text, skip_unless};
 
 fn run(mut cmd: impl BorrowMut<Command>) -> (i32, String, String) {
     run_text(cmd.borrow_mut())
@@ -126,38 +126,102 @@ impl Drop for Registry {
 
 /// A minimal distribution API over a directory: `manifest.json` (served for every tag or its
 /// digest) and `blobs/<hex>`, sent as they are (so a blob file may lie about its digest), in
-/// 64 KiB chunks with `delay_ms` between them.
+/// 64 KiB chunks with `delay_ms` between them. Every request is appended to `requests.log`
+/// (`GET <path> range=<Range header>`).
+///
+/// Faults come from `faults.json` in the directory, read at each request (counts restart
+/// whenever the file changes), for the blob named by `"blob"` (hex):
+/// - `"ranges": true` — honour `Range` (206, `Content-Range`, `Accept-Ranges: bytes`);
+///   otherwise a ranged request gets the whole blob with 200;
+/// - `"truncate": n` — the first n responses (-1: all) close the connection after half the
+///   body (`Content-Length` announces all of it);
+/// - `"status": [code, n]` — the first n requests (-1: all) get `code` (429 with
+///   `Retry-After: 0`);
+/// - `"manifest_type": t` — the manifest's `Content-Type`;
+/// - `"tags": [...]` — `/tags/list`, two per page with a `Link` to the next.
 const FAKE_REGISTRY: &str = r#"
-import hashlib, http.server, os, sys, time
+import hashlib, http.server, json, os, sys, threading, time
 port, root, delay = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]) / 1000.0
+lock = threading.Lock()
+counts = {}
+def faults():
+    try:
+        return open(os.path.join(root, "faults.json")).read()
+    except OSError:
+        return "{}"
+def bump(key):
+    with lock:
+        counts[key] = counts.get(key, 0) + 1
+        return counts[key]
+def hit(rule, n):
+    return rule is not None and (rule < 0 or n <= rule)
 class H(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     def log_message(self, *a): pass
-    def send_body(self, body, ctype, extra=None, head=False):
-        self.send_response(200)
+    def send_body(self, body, ctype, extra=None, head=False, status=200, cut=None):
+        self.send_response(status)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(body)))
         for k, v in (extra or {}).items(): self.send_header(k, v)
         self.end_headers()
         if head: return
-        for i in range(0, len(body), 65536):
+        end = len(body) if cut is None else cut
+        for i in range(0, end, 65536):
             try:
-                self.wfile.write(body[i:i + 65536]); self.wfile.flush()
+                self.wfile.write(body[i:min(i + 65536, end)]); self.wfile.flush()
             except Exception:
                 return
             if delay: time.sleep(delay)
+        if cut is not None:
+            time.sleep(0.1)
+            self.close_connection = True
     def handle_any(self, head):
         p = self.path.split("?")[0]
+        text = faults()
+        f = json.loads(text)
+        with lock:
+            with open(os.path.join(root, "requests.log"), "a") as log:
+                log.write("%s %s range=%s\n" % (self.command, self.path, self.headers.get("Range")))
         if p == "/v2/":
             return self.send_body(b"{}", "application/json", head=head)
+        if p.endswith("/tags/list"):
+            tags = f.get("tags", [])
+            last = self.path.split("last=")[1].split("&")[0] if "last=" in self.path else None
+            start = tags.index(last) + 1 if last in tags else 0
+            page = tags[start:start + 2]
+            extra = {}
+            if start + 2 < len(tags):
+                extra["Link"] = '<%s?n=2&last=%s>; rel="next"' % (p, page[-1])
+            body = json.dumps({"name": p[4:-10], "tags": page}).encode()
+            return self.send_body(body, "application/json", extra, head)
         if "/manifests/" in p:
             m = open(os.path.join(root, "manifest.json"), "rb").read()
             d = "sha256:" + hashlib.sha256(m).hexdigest()
-            return self.send_body(m, "application/vnd.docker.distribution.manifest.v2+json", {"Docker-Content-Digest": d}, head)
+            mt = f.get("manifest_type", "application/vnd.docker.distribution.manifest.v2+json")
+            return self.send_body(m, mt, {"Docker-Content-Digest": d}, head)
         if "/blobs/sha256:" in p:
-            f = os.path.join(root, "blobs", p.rsplit(":", 1)[1])
-            if os.path.exists(f):
-                return self.send_body(open(f, "rb").read(), "application/octet-stream", head=head)
+            hexd = p.rsplit(":", 1)[1]
+            fp = os.path.join(root, "blobs", hexd)
+            if os.path.exists(fp):
+                data = open(fp, "rb").read()
+                if f.get("blob") != hexd:
+                    return self.send_body(data, "application/octet-stream", head=head)
+                n = bump(text + hexd)
+                st = f.get("status")
+                if st and hit(st[1], n):
+                    body = b'{"errors":[{"code":"UNKNOWN","message":"scripted failure"}]}' if st[0] != 429 else b""
+                    return self.send_body(body, "application/json", {"Retry-After": "0"}, head, st[0])
+                status, extra, start = 200, {}, 0
+                rng = self.headers.get("Range")
+                if f.get("ranges"):
+                    extra["Accept-Ranges"] = "bytes"
+                    if rng:
+                        start = int(rng.split("=")[1].split("-")[0])
+                        status = 206
+                        extra["Content-Range"] = "bytes %d-%d/%d" % (start, len(data) - 1, len(data))
+                body = data[start:]
+                cut = len(body) // 2 if hit(f.get("truncate"), n) else None
+                return self.send_body(body, "application/octet-stream", extra, head, status, cut)
         body = b'{"errors":[{"code":"BLOB_UNKNOWN","message":"blob unknown to registry"}]}'
         self.send_response(404)
         self.send_header("Content-Type", "application/json")
@@ -493,8 +557,12 @@ print("ok")
 fn hostile_registry_digest_mismatch_registers_nothing() {
     skip_unless!(require::root(), require::program("docker"), require::program("python3"));
     let dir = tempfile::tempdir().unwrap();
-    fake_image(dir.path(), &[layer_tar(&[("a.txt", b"hello")]), layer_tar(&[("b.txt", b"world")])], true);
-    let reg = Registry::fake(dir.path(), 0);
+    // The bad first layer fails while the big one is still streaming (64 KiB per 10 ms): that
+    // one is cancelled, and its half-unpacked snapshot and temp blob go too.
+    let layers =
+        [layer_tar(&[("a.txt", b"hello")]), layer_tar(&[("b.txt", b"world")]), layer_tar(&[("n", &noise(2 << 20))])];
+    fake_image(dir.path(), &layers, true);
+    let reg = Registry::fake(dir.path(), 10);
     let d = TestDaemon::start();
     let before = blobs(&d);
     let (code, out, err) = run(d.docker(&["pull", &format!("{}/evil/img:t", reg.host())]));
@@ -502,11 +570,7 @@ fn hostile_registry_digest_mismatch_registers_nothing() {
     assert!(err.contains("digest mismatch") || err.contains("digest"), "{err}");
     assert_eq!(images(&d).trim(), "", "nothing half-registered");
     assert_eq!(blobs(&d), before, "the downloaded blobs are gone");
-    assert_eq!(
-        std::fs::read_dir(d.data_root.join("content/ingest")).map(|r| r.count()).unwrap_or(0),
-        0,
-        "no temp files left"
-    );
+    assert_store_empty(&d, "digest mismatch");
 }
 
 #[test]
@@ -514,15 +578,7 @@ fn sigkill_during_a_pull_leaves_a_consistent_store() {
     skip_unless!(require::root(), require::program("docker"), require::program("python3"));
     let dir = tempfile::tempdir().unwrap();
     // Incompressible data so that the layer is big on the wire: 8 MiB at 64 KiB / 20 ms.
-    let mut noise = vec![0u8; 8 << 20];
-    let mut x: u64 = 0x9e3779b97f4a7c15;
-    for b in noise.iter_mut() {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        *b = x as u8;
-    }
-    fake_image(dir.path(), &[layer_tar(&[("small", b"s")]), layer_tar(&[("noise", &noise)])], false);
+    fake_image(dir.path(), &[layer_tar(&[("small", b"s")]), layer_tar(&[("noise", &noise(8 << 20))])], false);
     let reg = Registry::fake(dir.path(), 20);
     let mut d = TestDaemon::start();
     let image = format!("{}/slow/img:t", reg.host());
@@ -542,9 +598,10 @@ fn sigkill_during_a_pull_leaves_a_consistent_store() {
     d.kill9();
     let _ = child.wait();
     d.restart();
-    assert_eq!(images(&d).trim(), "", "no half-visible image after the crash: {seen}");
-    assert_eq!(blobs(&d), 0, "GC removed the blobs of the interrupted pull");
-    assert_eq!(std::fs::read_dir(d.data_root.join("content/ingest")).map(|r| r.count()).unwrap_or(0), 0);
+    // No half-visible image, and GC removed the blobs, temp files and half-unpacked snapshots
+    // of the interrupted pull.
+    assert!(seen.contains("Pulling fs layer"), "{seen}");
+    assert_store_empty(&d, "after the crash");
     // And the pull works afterwards (fast now).
     drop(reg);
     let reg = Registry::fake(dir.path(), 0);
@@ -552,6 +609,307 @@ fn sigkill_during_a_pull_leaves_a_consistent_store() {
     let out = ok(d.docker(&["pull", &image]));
     assert!(out.contains("Status: Downloaded newer image for"), "{out}");
     let _: PathBuf = d.data_root.clone();
+}
+
+/// Pseudo-random bytes: a layer that stays big on the wire.
+fn noise(len: usize) -> Vec<u8> {
+    let mut out = vec![0u8; len];
+    let mut x: u64 = 0x9e3779b97f4a7c15;
+    for b in out.iter_mut() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *b = x as u8;
+    }
+    out
+}
+
+/// The blob digest (hex) of layer `i` of the image [`fake_image`] wrote into `dir`.
+fn layer_hex(dir: &Path, i: usize) -> String {
+    let m: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
+    m["layers"][i]["digest"].as_str().unwrap()[7..].to_owned()
+}
+
+fn set_faults(dir: &Path, faults: serde_json::Value) {
+    std::fs::write(dir.join("faults.json"), faults.to_string()).unwrap();
+}
+
+fn requests(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join("requests.log")).unwrap_or_default()
+}
+
+fn count_dir(p: &Path) -> usize {
+    std::fs::read_dir(p).map(|r| r.count()).unwrap_or(0)
+}
+
+/// Asserts that a failed pull left nothing behind in a daemon that had no images: no image,
+/// no blob, no temp file in the content store's ingest dir, no snapshot (committed or half
+/// unpacked).
+fn assert_store_empty(d: &TestDaemon, what: &str) {
+    assert_eq!(images(d).trim(), "", "{what}: nothing registered");
+    assert_eq!(blobs(d), 0, "{what}: no blobs left");
+    assert_eq!(count_dir(&d.data_root.join("content/ingest")), 0, "{what}: no temp blobs left");
+    for driver in ["overlay", "native"] {
+        let dir = d.data_root.join("snapshots").join(driver).join("snapshots");
+        assert_eq!(count_dir(&dir), 0, "{what}: no snapshots left in {}", dir.display());
+    }
+}
+
+/// A pull through the API, returning the stream's messages.
+fn api_pull(d: &TestDaemon, image: &str, tag: &str) -> Vec<serde_json::Value> {
+    let r = d.api("POST", &format!("/images/create?fromImage={image}&tag={tag}"), b"");
+    assert_eq!(r.status, 200, "{}", r.text());
+    r.text().split("\r\n").filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+/// The statuses sent for layer `id`, in order (consecutive repeats collapsed).
+fn layer_statuses(msgs: &[serde_json::Value], id: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for m in msgs.iter().filter(|m| m["id"] == id) {
+        let s = m["status"].as_str().unwrap_or("").to_owned();
+        if out.last() != Some(&s) {
+            out.push(s);
+        }
+    }
+    out
+}
+
+#[test]
+fn truncated_blob_is_resumed_with_range_and_unpacked_in_one_pass() {
+    skip_unless!(require::root(), require::program("docker"), require::program("python3"));
+    let dir = tempfile::tempdir().unwrap();
+    fake_image(dir.path(), &[layer_tar(&[("small", b"s")]), layer_tar(&[("noise", &noise(2 << 20))])], false);
+    let big = layer_hex(dir.path(), 1);
+    set_faults(dir.path(), serde_json::json!({"blob": big, "ranges": true, "truncate": 1}));
+    let reg = Registry::fake(dir.path(), 0);
+    let d = TestDaemon::start();
+    let msgs = api_pull(&d, &format!("{}/flaky/img", reg.host()), "t");
+    assert!(msgs.iter().all(|m| m.get("errorDetail").is_none()), "{msgs:?}");
+    // The second request for the layer asked for the rest only.
+    let log = requests(dir.path());
+    let gets: Vec<&str> = log.lines().filter(|l| l.contains(&big)).collect();
+    assert_eq!(gets.len(), 2, "{log}");
+    assert!(gets[0].ends_with("range=None") && gets[1].contains("range=bytes="), "{log}");
+    // moby's sequence per layer, Extracting after the download.
+    assert_eq!(
+        layer_statuses(&msgs, &big[..12]),
+        ["Pulling fs layer", "Downloading", "Verifying Checksum", "Download complete", "Extracting", "Pull complete"],
+        "{msgs:?}"
+    );
+    let last = msgs.last().unwrap()["status"].as_str().unwrap().to_owned();
+    assert_eq!(last, format!("Status: Downloaded newer image for {}/flaky/img:t", reg.host()));
+    // The layer is whole: its file is there with its content.
+    let out = ok(d.docker(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{len .RootFS.Layers}}",
+        &format!("{}/flaky/img:t", reg.host()),
+    ]));
+    assert_eq!(out.trim(), "2");
+    assert_eq!(count_dir(&d.data_root.join("content/ingest")), 0);
+    // Removing it leaves an empty store (the snapshot was committed under its chain ID, not
+    // left as a temp one).
+    ok(d.docker(&["rmi", &format!("{}/flaky/img:t", reg.host())]));
+    assert_store_empty(&d, "after rmi");
+}
+
+#[test]
+fn truncated_blob_without_range_support_restarts_or_fails_cleanly() {
+    skip_unless!(require::root(), require::program("docker"), require::program("python3"));
+    let dir = tempfile::tempdir().unwrap();
+    fake_image(dir.path(), &[layer_tar(&[("small", b"s")]), layer_tar(&[("noise", &noise(2 << 20))])], false);
+    let big = layer_hex(dir.path(), 1);
+    let reg = Registry::fake(dir.path(), 0);
+    let d = TestDaemon::start();
+    let image = format!("{}/noranges/img:t", reg.host());
+
+    // Cut on every response: after the client's retries, a clear error and nothing left.
+    set_faults(dir.path(), serde_json::json!({"blob": big, "truncate": -1}));
+    let (code, out, err) = run(d.docker(&["pull", &image]));
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains(&format!("sha256:{big}")) || err.contains("reading the blob body"), "{err}");
+    assert_store_empty(&d, "truncated every time");
+
+    // Cut once: the retry (a ranged request answered with the whole blob) reads from the start
+    // again and the pull succeeds.
+    set_faults(dir.path(), serde_json::json!({"blob": big, "truncate": 1}));
+    let out = ok(d.docker(&["pull", &image]));
+    assert!(out.contains("Status: Downloaded newer image for"), "{out}");
+    let log = requests(dir.path());
+    assert!(log.lines().any(|l| l.contains(&big) && l.contains("range=bytes=")), "{log}");
+    ok(d.docker(&["rmi", &image]));
+    assert_store_empty(&d, "after rmi");
+}
+
+#[test]
+fn persistent_5xx_and_429_fail_with_clear_errors() {
+    skip_unless!(require::root(), require::program("docker"), require::program("python3"));
+    let dir = tempfile::tempdir().unwrap();
+    fake_image(dir.path(), &[layer_tar(&[("a", b"a")]), layer_tar(&[("noise", &noise(256 << 10))])], false);
+    let big = layer_hex(dir.path(), 1);
+    let reg = Registry::fake(dir.path(), 0);
+    let d = TestDaemon::start();
+    let image = format!("{}/status/img:t", reg.host());
+
+    set_faults(dir.path(), serde_json::json!({"blob": big, "status": [500, -1]}));
+    let (code, out, err) = run(d.docker(&["pull", &image]));
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains("unknown: scripted failure"), "{err}");
+    let tries = requests(dir.path()).lines().filter(|l| l.contains(&big)).count();
+    assert_eq!(tries, 5, "retried up to max-download-attempts (5)");
+    assert_store_empty(&d, "persistent 500");
+
+    set_faults(dir.path(), serde_json::json!({"blob": big, "status": [429, -1]}));
+    let (code, out, err) = run(d.docker(&["pull", &image]));
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains("toomanyrequests"), "{err}");
+    assert_store_empty(&d, "persistent 429");
+
+    // A registry that asks to wait twice is waited for.
+    set_faults(dir.path(), serde_json::json!({"blob": big, "status": [429, 2]}));
+    let out = ok(d.docker(&["pull", &image]));
+    assert!(out.contains("Status: Downloaded newer image for"), "{out}");
+}
+
+#[test]
+fn oversized_and_unknown_manifests_are_refused_clearly() {
+    skip_unless!(require::root(), require::program("docker"), require::program("python3"));
+    let dir = tempfile::tempdir().unwrap();
+    fake_image(dir.path(), &[layer_tar(&[("a", b"a")])], false);
+    let reg = Registry::fake(dir.path(), 0);
+    let d = TestDaemon::start();
+
+    set_faults(dir.path(), serde_json::json!({"manifest_type": "application/vnd.example.unknown+json"}));
+    let mut m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("manifest.json")).unwrap()).unwrap();
+    m["mediaType"] = "application/vnd.example.unknown+json".into();
+    std::fs::write(dir.path().join("manifest.json"), m.to_string()).unwrap();
+    let (code, out, err) = run(d.docker(&["pull", &format!("{}/odd/img:t", reg.host())]));
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains("unsupported manifest media type \"application/vnd.example.unknown+json\""), "{err}");
+    assert_store_empty(&d, "unknown media type");
+
+    set_faults(dir.path(), serde_json::json!({}));
+    m["mediaType"] = "application/vnd.docker.distribution.manifest.v2+json".into();
+    m["annotations"] = serde_json::json!({"padding": "x".repeat(5 << 20)});
+    std::fs::write(dir.path().join("manifest.json"), m.to_string()).unwrap();
+    let (code, out, err) = run(d.docker(&["pull", &format!("{}/huge/img:t", reg.host())]));
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains("is larger than the 4194304 byte limit"), "{err}");
+    assert_store_empty(&d, "oversized manifest");
+}
+
+#[test]
+fn pull_all_tags_follows_tag_pages() {
+    skip_unless!(require::root(), require::program("docker"), require::program("python3"));
+    let dir = tempfile::tempdir().unwrap();
+    fake_image(dir.path(), &[layer_tar(&[("a", b"a")]), layer_tar(&[("b", b"b")])], false);
+    set_faults(dir.path(), serde_json::json!({"tags": ["v1", "v2", "v3"]}));
+    let reg = Registry::fake(dir.path(), 0);
+    let d = TestDaemon::start();
+    let repo = format!("{}/multi/img", reg.host());
+
+    let out = ok(d.docker(&["pull", "-a", &repo]));
+    for t in ["v1", "v2", "v3"] {
+        assert!(out.contains(&format!("{t}: Pulling from multi/img")), "{out}");
+    }
+    assert_eq!(out.matches("Pull complete").count(), 2, "the layers are pulled once: {out}");
+    assert_eq!(out.matches("Status: ").count(), 1, "{out}");
+    assert!(out.contains(&format!("Status: Downloaded newer image for {repo}\n")), "{out}");
+    let tags = ok(d.docker(&["images", "--format", "{{.Tag}}", &repo]));
+    let mut tags: Vec<&str> = tags.lines().collect();
+    tags.sort();
+    assert_eq!(tags, ["v1", "v2", "v3"]);
+    // The second page was asked for with the `Link` the first one gave.
+    let log = requests(dir.path());
+    assert!(log.contains("/v2/multi/img/tags/list?n=2&last=v2"), "{log}");
+
+    // The wharf CLI: the same request; everything is there already.
+    let out = ok(d.wharf(&["pull", "-a", &repo]));
+    assert!(out.contains(&format!("Status: Image is up to date for {repo}")), "{out}");
+    let (code, _, err) = run(d.wharf(&["pull", "-a", &format!("{repo}:v1")]));
+    assert_eq!(code, 1);
+    assert!(err.contains("tag can't be used with --all-tags/-a"), "{err}");
+}
+
+#[test]
+fn sighup_reload_rebuilds_the_registry_client() {
+    skip_unless!(require::root(), require::program("docker"), require::busybox());
+    let reg = Registry::ours(None);
+    let d = TestDaemon::start();
+    d.import_busybox();
+    let pushed = format!("{}/wharftest/bb:m", reg.host());
+    ok(d.docker(&["tag", "busybox:latest", &pushed]));
+    ok(d.docker(&["push", &pushed]));
+
+    // Docker Hub through a mirror configured after start.
+    let mut cfg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&d.config_file).unwrap()).unwrap();
+    cfg["registry-mirrors"] = serde_json::json!([format!("http://{}", reg.host())]);
+    std::fs::write(&d.config_file, cfg.to_string()).unwrap();
+    d.signal(libc::SIGHUP);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let mirrors = ok(d.docker(&["info", "--format", "{{json .RegistryConfig.Mirrors}}"]));
+        if mirrors.contains(&reg.host()) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the reload was not applied: {mirrors}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = ok(d.docker(&["pull", "wharftest/bb:m"]));
+    assert!(out.contains("Status: Downloaded newer image for wharftest/bb:m"), "{out}");
+    let log = ok(d.docker(&["image", "inspect", "--format", "{{.Id}}", "wharftest/bb:m", "busybox:latest"]));
+    let ids: Vec<&str> = log.lines().collect();
+    assert_eq!(ids[0], ids[1], "the mirror served the pushed image");
+}
+
+#[test]
+fn repeated_layer_and_the_native_snapshotter() {
+    skip_unless!(require::root(), require::program("docker"), require::program("python3"));
+    let dir = tempfile::tempdir().unwrap();
+    // The same blob at the bottom and the top: two chains, one download.
+    let a = layer_tar(&[("a.txt", b"from a")]);
+    fake_image(dir.path(), &[a.clone(), layer_tar(&[("b.txt", b"from b")]), a], false);
+    let reg = Registry::fake(dir.path(), 0);
+    for config in [None, Some(r#"{"storage-driver":"vfs"}"#)] {
+        let d = TestDaemon::start_with(DaemonOptions { config: config.map(str::to_owned), ..Default::default() });
+        let image = format!("{}/twice/img:t", reg.host());
+        let out = ok(d.docker(&["pull", &image]));
+        assert!(out.contains("Status: Downloaded newer image for"), "{config:?}: {out}");
+        let layers = ok(d.docker(&["image", "inspect", "--format", "{{len .RootFS.Layers}}", &image]));
+        assert_eq!(layers.trim(), "3", "{config:?}");
+        ok(d.docker(&["create", "--name", "cp-src", &image]));
+        let (code, got, err) = run(d.docker(&["cp", "cp-src:/b.txt", "-"]));
+        assert_eq!(code, 0, "{config:?}: {err}");
+        assert!(got.contains("from b"), "{config:?}: {got}");
+        ok(d.docker(&["rm", "cp-src"]));
+        ok(d.docker(&["rmi", &image]));
+        assert_store_empty(&d, &format!("{config:?} after rmi"));
+    }
+}
+
+#[test]
+fn max_concurrent_downloads_is_honoured() {
+    skip_unless!(require::root(), require::program("docker"), require::program("python3"));
+    let dir = tempfile::tempdir().unwrap();
+    let layers: Vec<Vec<u8>> = (0..3).map(|i| layer_tar(&[(&format!("f{i}"), &noise(64 << 10 | i))])).collect();
+    fake_image(dir.path(), &layers, false);
+    let reg = Registry::fake(dir.path(), 0);
+    let d = TestDaemon::start_with(DaemonOptions {
+        config: Some(r#"{"max-concurrent-downloads":1}"#.to_owned()),
+        ..Default::default()
+    });
+    let msgs = api_pull(&d, &format!("{}/one/atatime", reg.host()), "t");
+    let ids: Vec<String> = (0..3).map(|i| layer_hex(dir.path(), i)[..12].to_owned()).collect();
+    let waiting: Vec<&str> =
+        msgs.iter().filter(|m| m["status"] == "Waiting").map(|m| m["id"].as_str().unwrap()).collect();
+    assert_eq!(waiting, [ids[1].as_str(), ids[2].as_str()], "{msgs:?}");
+    // One at a time: a layer starts downloading only after the one before is done.
+    let at = |id: &str, status: &str| msgs.iter().position(|m| m["id"] == id && m["status"] == status).unwrap();
+    for w in ids.windows(2) {
+        assert!(at(&w[0], "Download complete") < at(&w[1], "Downloading"), "{msgs:?}");
+    }
 }
 
 /// `GET http://127.0.0.1:<port><path>` with `Accept`, without authentication; the body.

@@ -17,22 +17,26 @@ fn parse_ref(s: &str) -> Result<wharf_types::Reference, CliError> {
     wharf_types::Reference::parse_normalized(s).map_err(|e| CliError::Other(format!("invalid reference format: {e}")))
 }
 
-/// `wharf pull [--platform] [-q] NAME[:TAG|@DIGEST]`: progress on stdout, then the reference.
+/// `wharf pull [-a] [--platform] [-q] NAME[:TAG|@DIGEST]`: progress on stdout, then the
+/// reference. With `-a` the request has no `tag`, which makes the daemon pull every tag.
 pub async fn pull(ctx: &Ctx, args: PullArgs) -> Result<(), CliError> {
+    let r = parse_ref(&args.image)?;
+    let name_only = r.tag().is_none() && r.digest().is_none();
+    if args.all_tags && !name_only {
+        return Err(CliError::Other("tag can't be used with --all-tags/-a".into()));
+    }
     let api = Api::connect(ctx).await?;
     let cfg = dockerconfig::load();
-    let r = parse_ref(&args.image)?;
-    let tagged = r.tag().is_none() && r.digest().is_none();
-    if tagged && !args.quiet {
+    if name_only && !args.all_tags && !args.quiet {
         println!("Using default tag: latest");
     }
-    let r = r.with_default_tag();
-    let tag = match (r.digest(), r.tag()) {
-        (Some(d), _) => d.to_string(),
-        (None, Some(t)) => t.to_owned(),
-        (None, None) => "latest".to_owned(),
-    };
-    let mut q = vec![("fromImage", r.name()), ("tag", tag)];
+    let r = if args.all_tags { r } else { r.with_default_tag() };
+    let mut q = vec![("fromImage", r.name())];
+    match (r.digest(), r.tag()) {
+        (Some(d), _) => q.push(("tag", d.to_string())),
+        (None, Some(t)) => q.push(("tag", t.to_owned())),
+        (None, None) => {}
+    }
     if let Some(p) = args.platform.as_deref().filter(|p| !p.is_empty()) {
         q.push(("platform", p.to_owned()));
     }

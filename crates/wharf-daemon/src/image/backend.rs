@@ -300,8 +300,10 @@ impl ImageBackend for Daemon {
         let platform =
             opts.platform.as_deref().map(Platform::parse).transpose().map_err(|e| EngineError::from_classified(&e))?;
         let creds = decode_auth(opts.registry_auth.as_deref())?;
-        let req = super::pull::PullRequest { reference, creds, platform };
-        super::pull::pull(self.image_service(), self.registry().clone(), req, progress).await
+        let registry = self.registry_client();
+        let max_concurrent_downloads = registry.max_concurrent_downloads();
+        let req = super::pull::PullRequest { reference, creds, platform, max_concurrent_downloads };
+        super::pull::pull(self.image_service(), registry.get(), req, progress).await
     }
 
     async fn push(&self, opts: ImagePushOptions, progress: ProgressSender) -> Result<(), EngineError> {
@@ -312,7 +314,7 @@ impl ImageBackend for Daemon {
         }
         let creds = decode_auth(opts.registry_auth.as_deref())?;
         let req = super::push::PushRequest { reference, tag: opts.tag, creds };
-        super::push::push(self.image_service(), self.registry().clone(), req, progress).await
+        super::push::push(self.image_service(), self.registry(), req, progress).await
     }
 
     async fn auth(&self, req: AuthRequest) -> Result<AuthResponse, EngineError> {

@@ -8,6 +8,9 @@
 //!   so it goes one by one.
 //! - [`ImageService::layer_from_stream`]: a tar stream (import) is stored as a blob and
 //!   unpacked in the same pass ([`wharf_image::TeeReader`]).
+//! - [`ImageService::unpack_detached`]: one layer from any reader into a fresh parentless
+//!   snapshot, left uncommitted for the caller to commit in order with
+//!   [`ImageService::commit_layer`] (pulls, which unpack while downloading).
 //!
 //! Either way a layer is verified against its diff ID before it is committed, and nothing is
 //! recorded in the database here: callers commit the rows of a whole change at once.
@@ -89,7 +92,7 @@ pub(crate) struct StreamedLayer {
     pub compression: Compression,
 }
 
-fn tmp_key() -> String {
+pub(crate) fn tmp_key() -> String {
     format!("{TMP_PREFIX}{}", &wharf_types::random_hex_id()[..24])
 }
 
@@ -120,7 +123,7 @@ impl ImageService {
     /// Commits the unpacked snapshot `key` as layer `chain` (onto `rebase_parent` when
     /// unpacked without its parent). When `chain` exists already (made meanwhile by another
     /// operation: same content by definition), `key` is dropped instead.
-    fn commit_layer(
+    pub(crate) fn commit_layer(
         &self,
         lease: &Lease<'_>,
         key: &str,
@@ -167,7 +170,6 @@ impl ImageService {
         }
         let cancel = AtomicBool::new(false);
         let unpack_one = |l: &BlobLayer, key: &str| -> Result<LayerRow, ImageError> {
-            let dir = self.snapshotter.writable_dir(key).map_err(snap("find the layer's directory"))?;
             let file = self.content.open_blob(&l.blob).map_err(ImageError::Content)?;
             let id = l.diff_id.short().to_owned();
             let reader = ProgressReader {
@@ -179,16 +181,7 @@ impl ImageService {
                 progress,
                 cancel: &cancel,
             };
-            let opts = self.unpack_options(Some(&l.diff_id), Some(&l.blob));
-            let result = unpack(reader, &dir, &opts).map_err(ImageError::Unpack)?;
-            Ok(LayerRow {
-                chain_id: l.chain.clone(),
-                diff_id: l.diff_id.clone(),
-                parent: l.parent.clone(),
-                size: result.unpacked_size as i64,
-                tar_size: result.tar_size as i64,
-                snapshot: l.chain.to_string(),
-            })
+            self.unpack_into(key, reader, l)
         };
         if !self.snapshotter.can_rebase() || todo.len() == 1 {
             let mut rows = Vec::new();
@@ -263,6 +256,40 @@ impl ImageService {
             }
         }
         Ok(rows)
+    }
+
+    /// Unpacks the layer blob read from `reader` into the active snapshot `key`, checking the
+    /// blob digest and the diff ID, and returns the row its commit will record.
+    fn unpack_into(&self, key: &str, reader: impl Read, l: &BlobLayer) -> Result<LayerRow, ImageError> {
+        let dir = self.snapshotter.writable_dir(key).map_err(snap("find the layer's directory"))?;
+        let opts = self.unpack_options(Some(&l.diff_id), Some(&l.blob));
+        let result = unpack(reader, &dir, &opts).map_err(ImageError::Unpack)?;
+        Ok(LayerRow {
+            chain_id: l.chain.clone(),
+            diff_id: l.diff_id.clone(),
+            parent: l.parent.clone(),
+            size: result.unpacked_size as i64,
+            tar_size: result.tar_size as i64,
+            snapshot: l.chain.to_string(),
+        })
+    }
+
+    /// Unpacks one layer read from `reader` into a new parentless snapshot `key` (leased by the
+    /// caller) and leaves it uncommitted: the caller commits it onto its parent with
+    /// [`ImageService::commit_layer`] once the layers below are committed, or removes it with
+    /// [`ImageService::discard_snapshot`]. On error the snapshot is already gone. Needs a
+    /// snapshotter that [can rebase](wharf_snapshot::Snapshotter::can_rebase).
+    pub(crate) fn unpack_detached(&self, key: &str, reader: impl Read, l: &BlobLayer) -> Result<LayerRow, ImageError> {
+        self.snapshotter.prepare(key, None).map_err(snap("prepare a layer snapshot"))?;
+        self.unpack_into(key, reader, l).inspect_err(|_| self.discard_snapshot(key))
+    }
+
+    /// Removes an uncommitted snapshot of an operation that failed (best effort: GC removes
+    /// what is left once the operation's lease is dropped).
+    pub(crate) fn discard_snapshot(&self, key: &str) {
+        if let Err(e) = self.snapshotter.remove(key) {
+            tracing::warn!(key, error = %e, "removing an unfinished layer snapshot failed; GC will retry");
+        }
     }
 
     /// Stores the layer tar read from `reader` (compressed or not) as a blob and unpacks it on

@@ -13,7 +13,8 @@
 //!   `/images/get`;
 //! - [`pull`], [`push`]: `POST /images/create?fromImage` and `/images/{name}/push`, through
 //!   `wharf-registry`'s client (the daemon's [`wharf_registry::client::Client`] is built from
-//!   daemon.json's `insecure-registries` and `registry-mirrors`);
+//!   daemon.json's `insecure-registries`, `registry-mirrors` and `max-download-attempts`, and
+//!   rebuilt when a reload changes them); a pull unpacks each layer while it downloads;
 //! - [`delete`]: tag, untag, `rmi` with moby's conflict rules, prune;
 //! - [`register`]: images whose layers already exist on disk (build steps);
 //! - [`query`]: list, inspect, history, disk usage, with Docker's filters;

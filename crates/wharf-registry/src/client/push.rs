@@ -371,14 +371,17 @@ impl Repository {
 
     /// One page of tags (`n`, `last`); follow [`TagPage::next`] with [`Repository::tags_page`].
     pub async fn tags(&self, n: Option<usize>, last: Option<&str>) -> Result<TagPage, ClientError> {
-        let mut q = form_urlencoded::Serializer::new(String::new());
-        if let Some(n) = n {
-            q.append_pair("n", &n.to_string());
-        }
-        if let Some(l) = last {
-            q.append_pair("last", l);
-        }
-        let q = q.finish();
+        // Built in a block: the serializer is not `Send` and must not live across the await.
+        let q = {
+            let mut q = form_urlencoded::Serializer::new(String::new());
+            if let Some(n) = n {
+                q.append_pair("n", &n.to_string());
+            }
+            if let Some(l) = last {
+                q.append_pair("last", l);
+            }
+            q.finish()
+        };
         let mut url = self.url("tags/list");
         if !q.is_empty() {
             url.push('?');

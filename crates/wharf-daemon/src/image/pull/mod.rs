@@ -1,15 +1,24 @@
 //! `docker pull` (`POST /images/create?fromImage=`): resolve the manifest through the
-//! registry client (index → the platform's manifest), fetch the config, download the missing
-//! layer blobs concurrently into the content store (verified against their digests while
-//! streaming), unpack them as [`super::load`] does, and record the image, its layers, blobs, tag
-//! and repo digest in one transaction. A failure or a crash before that commit leaves only
-//! unreferenced files, which GC removes.
+//! registry client (index → the platform's manifest), fetch the config, then download the
+//! missing layers and unpack them in the same pass ([`stream`]), and record the image, its
+//! layers, blobs, tag and repo digest in one transaction. A failure or a crash before that
+//! commit leaves only unreferenced files, which GC removes.
+//!
+//! A name without tag or digest (`fromImage=x` and no `tag`: what `docker pull -a` sends) pulls
+//! every tag the registry lists (`/v2/<name>/tags/list`, all pages), one after the other, as
+//! moby does.
 //!
 //! Messages follow moby's: `Pulling from library/x`, per layer (id = 12 hex digits of the
 //! compressed digest) `Already exists` or `Pulling fs layer` → `Waiting` → `Downloading` →
 //! `Verifying Checksum` → `Download complete` → `Extracting` → `Pull complete`, then
-//! `Digest: sha256:…` and `Status: Downloaded newer image for …` / `Status: Image is up to date
-//! for …`.
+//! `Digest: sha256:…` and, once per request, `Status: Downloaded newer image for …` /
+//! `Status: Image is up to date for …`.
+//!
+//! The native snapshotter cannot unpack a layer without its parent's full tree, so there the
+//! layers are downloaded first (concurrently, into the content store) and unpacked in order
+//! afterwards.
+
+mod stream;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{Read, Write};
@@ -24,40 +33,45 @@ use wharf_types::image::{ImageConfig, chain_ids};
 use wharf_types::oci::Descriptor;
 use wharf_types::{Digest, EngineError, ErrorKind, Event, EventType, ImageId, Platform, Reference};
 
+use self::stream::{LayerJob, LayerPuller, Source};
 use super::layer::{BlobLayer, Progress};
 use super::store::{self, BlobRow, LayerRow, now_nanos};
 use super::{ImageError, ImageService};
 
-/// How many blobs download at once (moby's `max-concurrent-downloads` default).
-const CONCURRENT_DOWNLOADS: usize = 3;
+/// How many blobs download at once unless daemon.json's `max-concurrent-downloads` says
+/// otherwise (moby's default).
+pub const DEFAULT_CONCURRENT_DOWNLOADS: usize = 3;
 /// Largest image config accepted.
 const MAX_CONFIG: u64 = 16 << 20;
 
 /// A pull as the API asked for it.
 #[derive(Debug, Clone)]
 pub struct PullRequest {
-    /// What to pull: a tag (`latest` filled in) or a digest.
+    /// What to pull: a tag or a digest, or a bare name for every tag (see [`pull_reference`]).
     pub reference: Reference,
     pub creds: AuthConfig,
     /// The platform asked for (`--platform`); the host's when `None`.
     pub platform: Option<Platform>,
+    /// Layers downloaded at once (daemon.json `max-concurrent-downloads`).
+    pub max_concurrent_downloads: usize,
 }
 
 /// The parts of `fromImage` and `tag` as one reference: `tag` may be a tag or a digest (the CLI
-/// sends `tag=sha256:…` for `name@digest`).
+/// sends `tag=sha256:…` for `name@digest`). With neither (`docker pull -a`) the reference is
+/// the bare name, which [`pull`] takes as "every tag". A trailing `:` on the name is dropped,
+/// as moby does (old clients sent `name:` for `pull -a`).
 pub fn pull_reference(from_image: &str, tag: &str) -> Result<Reference, EngineError> {
     let invalid = |e: wharf_types::reference::ReferenceError| {
         EngineError::invalid(format!("invalid reference format: {e}: {from_image}"))
     };
-    let r = Reference::parse_normalized(from_image).map_err(invalid)?;
-    let r = match tag {
+    let r = Reference::parse_normalized(from_image.strip_suffix(':').unwrap_or(from_image)).map_err(invalid)?;
+    Ok(match tag {
         "" => r,
         t => match t.parse::<Digest>() {
             Ok(d) => r.with_digest(d),
             Err(_) => r.with_tag(t).map_err(invalid)?,
         },
-    };
-    Ok(r.with_default_tag())
+    })
 }
 
 /// A client error worded as moby's pull does (`translatePullError`).
@@ -94,13 +108,58 @@ fn msg(id: &str, status: &str) -> JsonMessage {
     }
 }
 
-/// Pulls an image (see the module doc). Errors before the first message become HTTP errors.
+/// Pulls an image, or every tag of a repository when the reference is a bare name (see the
+/// module doc). Errors before the first message become HTTP errors.
 pub async fn pull(
     svc: Arc<ImageService>,
     client: Client,
     req: PullRequest,
     progress: ProgressSender,
 ) -> Result<(), EngineError> {
+    let reference = &req.reference;
+    let updated = if reference.tag().is_none() && reference.digest().is_none() {
+        pull_all_tags(&svc, &client, &req, &progress).await?
+    } else {
+        pull_one(&svc, &client, &req, &progress).await?
+    };
+    let familiar = reference.familiar();
+    let status = if updated { "Downloaded newer image for" } else { "Image is up to date for" };
+    progress.send(JsonMessage::status(format!("Status: {status} {familiar}")));
+    Ok(())
+}
+
+/// `pull -a`: every tag the registry lists, in its order; the first failure ends the pull.
+/// Returns whether anything was downloaded or tagged anew.
+async fn pull_all_tags(
+    svc: &Arc<ImageService>,
+    client: &Client,
+    req: &PullRequest,
+    progress: &ProgressSender,
+) -> Result<bool, EngineError> {
+    let reference = &req.reference;
+    let repo = client
+        .repository(reference, &req.creds, wharf_registry::client::Access::Pull)
+        .await
+        .map_err(|e| pull_error(reference, e))?;
+    let tags = repo.all_tags(None).await.map_err(|e| pull_error(reference, e))?;
+    let mut updated = false;
+    for tag in tags {
+        let tagged = reference
+            .with_tag(&tag)
+            .map_err(|e| EngineError::invalid(format!("invalid tag {tag:?} listed by the registry: {e}")))?;
+        let one = PullRequest { reference: tagged, ..req.clone() };
+        updated |= pull_one(svc, client, &one, progress).await?;
+    }
+    Ok(updated)
+}
+
+/// Pulls one tag or digest; returns whether anything was downloaded or tagged anew.
+async fn pull_one(
+    svc: &Arc<ImageService>,
+    client: &Client,
+    req: &PullRequest,
+    progress: &ProgressSender,
+) -> Result<bool, EngineError> {
     let reference = req.reference.clone();
     let platform = req.platform.clone().unwrap_or_else(Platform::host);
     let (repo, resolved) =
@@ -151,18 +210,18 @@ pub async fn pull(
             config.rootfs.diff_ids.len()
         )));
     }
-    let plan = PullPlan { reference, resolved, config_desc, config_bytes, config };
+    let concurrency = req.max_concurrent_downloads.max(1);
+    let plan = PullPlan { reference, resolved, config_desc, config_bytes, config, concurrency };
     let handle = Handle::current();
     let (svc2, p2) = (svc.clone(), progress.clone());
     let result = tokio::task::spawn_blocking(move || svc2.pull_apply(&plan, &repo, &handle, &p2))
         .await
         .map_err(|e| EngineError::internal(format!("pull failed: {e}")))?;
-    if let Err(e) = result {
+    if result.is_err() {
         let svc = svc.clone();
         let _ = tokio::task::spawn_blocking(move || svc.gc()).await;
-        return Err(e);
     }
-    Ok(())
+    result
 }
 
 /// What was resolved before anything is stored.
@@ -172,23 +231,20 @@ struct PullPlan {
     config_desc: Descriptor,
     config_bytes: Vec<u8>,
     config: ImageConfig,
-}
-
-/// A blob to download.
-struct Download {
-    desc: Descriptor,
-    id: String,
+    /// Layers downloaded at once.
+    concurrency: usize,
 }
 
 impl ImageService {
-    /// The blocking part of a pull: downloads (driven on `handle`), unpack, commit.
+    /// The blocking part of a pull: download and unpack (driven on `handle`), commit. Returns
+    /// whether anything was downloaded or tagged anew.
     fn pull_apply(
-        &self,
+        self: &Arc<Self>,
         plan: &PullPlan,
         repo: &Repository,
         handle: &Handle,
         progress: &ProgressSender,
-    ) -> Result<(), EngineError> {
+    ) -> Result<bool, EngineError> {
         let reference = &plan.reference;
         let familiar = reference.familiar();
         let lease = self.leases.lease();
@@ -230,75 +286,48 @@ impl ImageService {
             }
         }
         let mut seen = HashSet::new();
-        let mut downloads = Vec::new();
+        let mut jobs = Vec::new();
+        let mut sources = Vec::new();
         for &i in &missing {
             let l = &layers[i];
             lease.add(&l.digest.to_string());
-            if !seen.insert(l.digest.clone()) {
-                continue;
+            let first = seen.insert(l.digest.clone());
+            if first {
+                progress.send(msg(&short(&l.digest), "Pulling fs layer"));
             }
-            progress.send(msg(&short(&l.digest), "Pulling fs layer"));
-            if !self.content.exists(&l.digest) {
-                downloads.push(Download { desc: l.clone(), id: short(&l.digest) });
-            }
+            sources.push(if first && !self.content.exists(&l.digest) { Source::Registry } else { Source::Store });
+            jobs.push(LayerJob {
+                layer: BlobLayer {
+                    chain: chains[i].clone(),
+                    parent: (i > 0).then(|| chains[i - 1].clone()),
+                    diff_id: diff_ids[i].clone(),
+                    blob: l.digest.clone(),
+                    blob_size: l.size,
+                },
+                desc: l.clone(),
+                id: short(&l.digest),
+            });
         }
-        for d in downloads.iter().skip(CONCURRENT_DOWNLOADS) {
-            progress.send(msg(&d.id, "Waiting"));
+        let downloads = jobs.iter().zip(&sources).filter(|(_, s)| **s == Source::Registry).map(|(j, _)| j);
+        for j in downloads.skip(plan.concurrency) {
+            progress.send(msg(&j.id, "Waiting"));
         }
-        if !downloads.is_empty() {
-            let results: Vec<Result<(), EngineError>> = handle.block_on(
-                futures_util::stream::iter(
-                    downloads.iter().map(|d| self.download(repo, d, &lease, progress, reference)),
-                )
-                .buffer_unordered(CONCURRENT_DOWNLOADS)
-                .collect(),
-            );
-            for r in results {
-                r?;
-            }
-        }
-        for &i in &missing {
-            let l = &layers[i];
-            if !downloads.iter().any(|d| d.desc.digest == l.digest) && seen.contains(&l.digest) {
-                progress.send(msg(&short(&l.digest), "Download complete"));
-            }
-        }
-        // Unpack what is missing, bottom first.
-        let compression_of = |l: &Descriptor| -> Result<Compression, ImageError> {
-            let by_type = Compression::from_media_type(&l.media_type);
-            if by_type != Compression::None {
-                return Ok(by_type);
-            }
-            let mut f = self.content.open_blob(&l.digest).map_err(ImageError::Content)?;
-            let mut head = [0u8; 8];
-            let n = f.read(&mut head).unwrap_or(0);
-            Ok(detect_compression(&head[..n]))
+        let new_rows = if self.snapshotter.can_rebase() {
+            let puller =
+                LayerPuller { svc: self, repo, reference, progress, lease: &lease, concurrency: plan.concurrency };
+            handle.block_on(puller.run(&jobs, &sources))?
+        } else {
+            self.pull_layers_in_two_passes(
+                &jobs,
+                &sources,
+                repo,
+                plan.concurrency,
+                reference,
+                handle,
+                progress,
+                &lease,
+            )?
         };
-        let jobs: Vec<BlobLayer> = missing
-            .iter()
-            .map(|&i| BlobLayer {
-                chain: chains[i].clone(),
-                parent: (i > 0).then(|| chains[i - 1].clone()),
-                diff_id: diff_ids[i].clone(),
-                blob: layers[i].digest.clone(),
-                blob_size: layers[i].size,
-            })
-            .collect();
-        let ids: HashMap<String, String> =
-            missing.iter().map(|&i| (diff_ids[i].short().to_owned(), short(&layers[i].digest))).collect();
-        let report = |p: Progress| {
-            if let Progress::Bytes { id, current, total, .. } = p {
-                let id = ids.get(&id).cloned().unwrap_or(id);
-                progress.send(JsonMessage::progress(id, "Extracting", current, total));
-            }
-        };
-        let new_rows = self.unpack_blobs(&lease, &jobs, Some(&report)).map_err(|e| match e {
-            ImageError::Unpack(u) => EngineError::invalid(format!("failed to register layer: {u}")),
-            other => EngineError::from(other),
-        })?;
-        for j in &jobs {
-            progress.send(msg(&short(&j.blob), "Pull complete"));
-        }
         let mut rows: HashMap<Digest, LayerRow> = new_rows.into_iter().map(|r| (r.chain_id.clone(), r)).collect();
         {
             let c = self.db.conn();
@@ -311,6 +340,16 @@ impl ImageService {
                 }
             }
         }
+        let compression_of = |l: &Descriptor| -> Result<Compression, ImageError> {
+            let by_type = Compression::from_media_type(&l.media_type);
+            if by_type != Compression::None {
+                return Ok(by_type);
+            }
+            let mut f = self.content.open_blob(&l.digest).map_err(ImageError::Content)?;
+            let mut head = [0u8; 8];
+            let n = f.read(&mut head).unwrap_or(0);
+            Ok(detect_compression(&head[..n]))
+        };
         let mut compressions = Vec::with_capacity(layers.len());
         for l in layers {
             compressions.push(compression_of(l)?);
@@ -351,21 +390,66 @@ impl ImageService {
         })?;
         drop(lease);
         progress.send(JsonMessage::status(format!("Digest: {}", plan.resolved.digest)));
-        let status = if exists && tagged_here { "Image is up to date for" } else { "Downloaded newer image for" };
-        progress.send(JsonMessage::status(format!("Status: {status} {familiar}")));
         let mut attributes: BTreeMap<String, String> =
             plan.config.config.as_ref().and_then(|c| c.labels.clone()).unwrap_or_default();
         attributes.insert("name".to_owned(), familiar.clone());
         self.events.publish(Event::now(EventType::Image, "pull", familiar, attributes));
-        Ok(())
+        Ok(!(exists && tagged_here))
     }
 
-    /// Downloads one blob into the content store under `lease`, reporting progress.
+    /// The native snapshotter's way (see the module doc): download the missing blobs
+    /// concurrently into the content store, then unpack the layers bottom first.
+    #[allow(clippy::too_many_arguments)]
+    fn pull_layers_in_two_passes(
+        &self,
+        jobs: &[LayerJob],
+        sources: &[Source],
+        repo: &Repository,
+        concurrency: usize,
+        reference: &Reference,
+        handle: &Handle,
+        progress: &ProgressSender,
+        lease: &super::gc::Lease<'_>,
+    ) -> Result<Vec<LayerRow>, EngineError> {
+        let downloads: Vec<&LayerJob> =
+            jobs.iter().zip(sources).filter(|(_, s)| **s == Source::Registry).map(|(j, _)| j).collect();
+        let results: Vec<Result<(), EngineError>> = handle.block_on(
+            futures_util::stream::iter(downloads.iter().map(|j| self.download(repo, j, progress, reference)))
+                .buffer_unordered(concurrency)
+                .collect(),
+        );
+        results.into_iter().collect::<Result<Vec<()>, _>>()?;
+        let mut announced = HashSet::new();
+        for (j, s) in jobs.iter().zip(sources) {
+            if *s == Source::Store && announced.insert(&j.layer.blob) {
+                progress.send(msg(&j.id, "Download complete"));
+            }
+        }
+        let unpacks: Vec<BlobLayer> = jobs.iter().map(|j| j.layer.clone()).collect();
+        let ids: HashMap<String, String> =
+            jobs.iter().map(|j| (j.layer.diff_id.short().to_owned(), j.id.clone())).collect();
+        let report = |p: Progress| {
+            if let Progress::Bytes { id, current, total, .. } = p {
+                let id = ids.get(&id).cloned().unwrap_or(id);
+                progress.send(JsonMessage::progress(id, "Extracting", current, total));
+            }
+        };
+        let rows = self.unpack_blobs(lease, &unpacks, Some(&report)).map_err(|e| match e {
+            ImageError::Unpack(u) => EngineError::invalid(format!("failed to register layer: {u}")),
+            other => EngineError::from(other),
+        })?;
+        for j in jobs {
+            progress.send(msg(&j.id, "Pull complete"));
+        }
+        Ok(rows)
+    }
+
+    /// Downloads one blob into the content store, reporting progress. Its digest is leased by
+    /// the pull.
     async fn download(
         &self,
         repo: &Repository,
-        d: &Download,
-        lease: &super::gc::Lease<'_>,
+        d: &LayerJob,
         progress: &ProgressSender,
         reference: &Reference,
     ) -> Result<(), EngineError> {
@@ -386,7 +470,7 @@ impl ImageService {
             }
         }
         progress.send(msg(&d.id, "Verifying Checksum"));
-        lease.commit_blob(w).map_err(ImageError::Content)?;
+        w.commit().map_err(ImageError::Content)?;
         progress.send(msg(&d.id, "Download complete"));
         Ok(())
     }
@@ -397,7 +481,8 @@ impl ImageService {
 /// JSON values.
 pub struct BuildPuller {
     pub images: Arc<ImageService>,
-    pub client: Client,
+    /// The daemon's registry client, current as of each pull (a reload may replace it).
+    pub registry: crate::RegistryClient,
 }
 
 #[async_trait::async_trait]
@@ -431,9 +516,40 @@ impl crate::build::source::Puller for BuildPuller {
                 }
             }
         });
-        let req = PullRequest { reference: reference.clone(), creds, platform: Some(platform.clone()) };
-        let result = pull(self.images.clone(), self.client.clone(), req, tx).await;
+        // A `FROM` without tag means `latest`, never every tag.
+        let reference = reference.clone().with_default_tag();
+        let req = PullRequest {
+            reference,
+            creds,
+            platform: Some(platform.clone()),
+            max_concurrent_downloads: self.registry.max_concurrent_downloads(),
+        };
+        let result = pull(self.images.clone(), self.registry.get(), req, tx).await;
         let _ = forward.await;
         result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references_from_from_image_and_tag() {
+        let r = pull_reference("docker.io/library/busybox", "latest").unwrap();
+        assert_eq!(r.familiar(), "busybox:latest");
+        let d = format!("sha256:{}", "a".repeat(64));
+        let r = pull_reference("127.0.0.1:5000/x/y", &d).unwrap();
+        assert_eq!(r.digest().map(ToString::to_string), Some(d));
+        // No tag: every tag (`pull -a`); a trailing `:` (old clients) is the same request.
+        for from in ["busybox", "busybox:"] {
+            let r = pull_reference(from, "").unwrap();
+            assert_eq!((r.tag(), r.digest()), (None, None), "{from}");
+            assert_eq!(r.familiar(), "busybox");
+        }
+        // A tag in fromImage itself is kept.
+        assert_eq!(pull_reference("busybox:1.36", "").unwrap().tag(), Some("1.36"));
+        let e = pull_reference("busybox", "bad tag").unwrap_err();
+        assert_eq!(e.kind, ErrorKind::InvalidArgument);
     }
 }
