@@ -126,7 +126,8 @@ pub trait ImageCommitter: Send + Sync {
 /// The network a RUN step gets.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NetworkMode {
-    /// The build's `networkmode` (Docker's default `bridge` when empty or `default`).
+    /// The build's `networkmode`: Docker's default `bridge` when empty or `default`, `host`,
+    /// `none`, or a user-defined network's name or ID.
     Default(String),
     /// `RUN --network=none`: a loopback-only network namespace.
     None,
