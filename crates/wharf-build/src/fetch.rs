@@ -102,12 +102,18 @@ fn filename_from(url_path: &str, disposition: Option<&str>) -> Option<String> {
     None
 }
 
+/// Bytes between two progress reports (Docker's progress reader reports every 512 KiB).
+const PROGRESS_EVERY: u64 = 512 * 1024;
+
 /// Downloads `url` into `dir` (which exists). Blocking; checks `cancel` between chunks.
+/// `progress` is told the bytes received so far and the size the server announced, every
+/// 512 KiB and at the end.
 pub fn download(
     url: &str,
     dir: &Path,
     checksum: Option<&str>,
     cancel: &CancellationToken,
+    progress: &dyn Fn(u64, Option<u64>),
 ) -> Result<Download, FetchError> {
     let expected =
         checksum.map(|c| c.parse::<Digest>().map_err(|_| FetchError::BadChecksum(c.to_string()))).transpose()?;
@@ -134,6 +140,7 @@ pub fn download(
         });
     }
     let header = |name: &str| resp.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let total = header("content-length").and_then(|v| v.parse::<u64>().ok());
     let disposition = header("content-disposition");
     let last_modified = header("last-modified");
     let url_path = url
@@ -153,6 +160,7 @@ pub fn download(
     let mut h256 = Sha256::new();
     let mut h512 = Sha512::new();
     let mut buf = vec![0u8; 64 * 1024];
+    let (mut received, mut reported) = (0u64, 0u64);
     loop {
         if cancel.is_cancelled() {
             return Err(FetchError::Cancelled);
@@ -164,7 +172,13 @@ pub fn download(
         h256.update(&buf[..n]);
         h512.update(&buf[..n]);
         out.write_all(&buf[..n]).map_err(werr)?;
+        received += n as u64;
+        if received - reported >= PROGRESS_EVERY {
+            progress(received, total);
+            reported = received;
+        }
     }
+    progress(received, total);
     out.sync_all().map_err(werr)?;
     if let Some(exp) = expected {
         let actual = match exp.algorithm() {
@@ -244,7 +258,7 @@ mod tests {
         });
         let dir = tempfile::tempdir().unwrap();
         let url = format!("http://127.0.0.1:{port}/a/f.txt");
-        let e = download(&url, dir.path(), None, &CancellationToken::new()).unwrap_err();
+        let e = download(&url, dir.path(), None, &CancellationToken::new(), &|_, _| {}).unwrap_err();
         server.join().unwrap();
         assert_eq!(e.to_string(), format!("failed to GET {url} with status 404 Not Found: not here"));
         assert_eq!(e.kind(), ErrorKind::NotFound);

@@ -630,6 +630,8 @@ fn docker_build_add_downloads_urls() {
     // Destination directory: named after the URL path; otherwise the destination's name.
     // Mode 0600 and the Last-Modified time, as Docker's download; not extracted.
     let out = ok(docker_build(&d, &["-t", "e2e/dl:1", c]));
+    let url = web.url("/files/data.txt");
+    assert!(out.contains(&format!("Step 2/4 : ADD {url} /dl/\n\n ---> ")), "a blank line after downloads: {out}");
     let mtime = LAST_MODIFIED.1;
     assert!(out.contains(&format!("600 {mtime} /dl/data.txt\n600 {mtime} /renamed\nversion 1\n")), "{out}");
     assert_eq!(ok(d.docker(&["run", "--rm", "e2e/dl:1", "cat", "/renamed"])), "version 1\n");
@@ -645,10 +647,16 @@ fn docker_build_add_downloads_urls() {
     assert_eq!(cached_steps(&out), [false, false, false, false], "{out}");
     assert!(out.contains("version 2\n"), "{out}");
 
+    // The download's progress, for clients that draw it.
+    let df = format!("FROM busybox\nADD {url} /p.txt\n");
+    let (status, text) =
+        post_build(&d, "nocache=1", &tar_of(&[("Dockerfile", tar::EntryType::Regular, df.as_bytes(), None)]));
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains(r#"{"status":"Downloading","progressDetail":{"current":10,"total":10}}"#), "{text}");
+
     // --checksum: verified against the download, with BuildKit's words on a mismatch.
     let body = b"version 2\n";
     let sum = format!("sha256:{}", hex::encode(<sha2::Sha256 as sha2::Digest>::digest(body)));
-    let url = web.url("/files/data.txt");
     std::fs::write(ctx.join("Dockerfile"), format!("FROM busybox\nADD --checksum={sum} {url} /sum.txt\n")).unwrap();
     ok(docker_build(&d, &[c]));
     let bad = format!("sha256:{}", "0".repeat(64));
