@@ -686,9 +686,9 @@ fn step_snapshots(d: &TestDaemon) -> Vec<String> {
     names.into_iter().filter(|n| n.starts_with("build-")).collect()
 }
 
-/// This daemon's host links and firewall table (counters left out), to compare before and
-/// after builds.
-fn host_network_state(d: &TestDaemon) -> (Vec<String>, String) {
+/// This daemon's host links, firewall table (counters left out) and address allocations, to
+/// compare before and after builds.
+fn host_network_state(d: &TestDaemon) -> (Vec<String>, String, Vec<String>) {
     let mut links = d.net.links();
     links.sort();
     let table = ok(Command::new("nft").args(["list", "table", "inet", &d.net.firewall_table()]));
@@ -701,7 +701,12 @@ fn host_network_state(d: &TestDaemon) -> (Vec<String>, String) {
             words.push(w);
         }
     }
-    (links, words.join(" "))
+    let db =
+        rusqlite::Connection::open_with_flags(d.data_root.join("wharf.db"), rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap();
+    let mut q = db.prepare("SELECT doc FROM network_pools ORDER BY network, subnet").unwrap();
+    let pools = q.query_map([], |r| r.get::<_, String>(0)).unwrap().map(Result::unwrap).collect();
+    (links, words.join(" "), pools)
 }
 
 /// Prints the step's network interfaces (`links: eth0 lo `), its `foo` line of `/etc/hosts`,
@@ -734,6 +739,7 @@ fn docker_build_run_steps_join_the_requested_network() {
     serve("web2", "e2e-build", "hello-user");
     let ip = ok(d.docker(&["inspect", "-f", "{{.NetworkSettings.IPAddress}}", "web"])).trim().to_owned();
     let before = host_network_state(&d);
+    assert!(before.2.iter().any(|p| p.contains(&format!("\"{ip}\""))), "{:?}", before.2);
     let ctx = context_dir(&d, "ctx", &[("Dockerfile", NETWORK_PROBE)]);
     let c = ctx.to_str().unwrap();
 
@@ -763,7 +769,7 @@ fn docker_build_run_steps_join_the_requested_network() {
     let out = ok(docker_build(&d, &["--no-cache", c]));
     assert!(out.contains("\n1\n"), "only lo: {out}");
 
-    // Every step's endpoint is gone: links, rules, and the networks' endpoints.
+    // Every step's endpoint is gone: links, rules, addresses, and the networks' endpoints.
     assert_eq!(host_network_state(&d), before);
     for (net, n) in [("bridge", "1"), ("e2e-build", "1"), ("none", "0"), ("host", "0")] {
         let count = ok(d.docker(&["network", "inspect", "-f", "{{len .Containers}}", net]));
