@@ -753,6 +753,10 @@ fn docker_build_run_steps_join_the_requested_network() {
     let out = ok(docker_build(&d, &["--network", "e2e-build", "--build-arg", "T=web2", "--no-cache", c]));
     assert!(out.contains("hello-user\n"), "{out}");
 
+    // Another container's network: its namespace, so its server answers on loopback.
+    let out = ok(docker_build(&d, &["--network", "container:web", "--build-arg", "T=127.0.0.1", "--no-cache", c]));
+    assert!(out.contains("links: eth0 lo \n") && out.contains("hello-bridge\n"), "{out}");
+
     // none: loopback only; host: the host's links, the daemon's bridge among them.
     std::fs::write(ctx.join("Dockerfile"), NETWORK_PROBE.lines().take(3).collect::<Vec<_>>().join("\n")).unwrap();
     let out = ok(docker_build(&d, &["--network", "none", "--no-cache", c]));

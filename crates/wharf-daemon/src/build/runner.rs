@@ -1,7 +1,7 @@
 //! `wharf-build`'s [`ContainerRunner`]: a RUN step's process runs as a one-shot container
 //! ([`ContainerService::run_oneshot`]) on the step's mounted root, through the shim and the
 //! OCI runtime, with `docker run`'s defaults. Its network is the build's `networkmode` (the
-//! default bridge, `host`, `none` or a user-defined network) or the step's `RUN --network`,
+//! default bridge, `host`, `none`, a user-defined network or another container's) or the step's `RUN --network`,
 //! joined through the network service as a `docker run` container's, with the build's
 //! `extrahosts` in `/etc/hosts`; the endpoint goes when the step ends.
 //!
@@ -41,7 +41,8 @@ impl DaemonRunner {
 }
 
 /// The network of a RUN step: the build's `networkmode` (Docker's default bridge when empty or
-/// `default`; `host`, `none` or a network's name or ID) or the step's `--network`.
+/// `default`; `host`, `none`, a network's name or ID, or `container:<x>`) or the step's
+/// `--network`.
 fn network(mode: &NetworkMode) -> Result<OneShotNetwork, EngineError> {
     Ok(match mode {
         NetworkMode::None => OneShotNetwork::None,
@@ -50,10 +51,10 @@ fn network(mode: &NetworkMode) -> Result<OneShotNetwork, EngineError> {
             "" | "default" | "bridge" => OneShotNetwork::Network("bridge".to_owned()),
             "host" => OneShotNetwork::Host,
             "none" => OneShotNetwork::None,
-            other if other.starts_with("container:") => {
-                return Err(EngineError::invalid(format!("network mode {other} is not supported for builds")));
-            }
-            other => OneShotNetwork::Network(other.to_owned()),
+            other => match other.strip_prefix("container:") {
+                Some(peer) => OneShotNetwork::Container(peer.to_owned()),
+                None => OneShotNetwork::Network(other.to_owned()),
+            },
         },
     })
 }
@@ -180,7 +181,10 @@ mod tests {
         assert_eq!(network(&NetworkMode::Default("host".into())).unwrap(), OneShotNetwork::Host);
         assert_eq!(network(&NetworkMode::None).unwrap(), OneShotNetwork::None);
         assert_eq!(network(&NetworkMode::Default("mynet".into())).unwrap(), OneShotNetwork::Network("mynet".into()));
-        assert!(network(&NetworkMode::Default("container:web".into())).is_err());
+        assert_eq!(
+            network(&NetworkMode::Default("container:web".into())).unwrap(),
+            OneShotNetwork::Container("web".into())
+        );
     }
 
     #[test]

@@ -42,6 +42,9 @@ pub enum OneShotNetwork {
     /// A namespace of its own joined to a network, as `docker run --network <name>`:
     /// `bridge` (the default bridge) or a user-defined network's name or ID.
     Network(String),
+    /// The namespace of another running container, by name or ID (`container:<x>`), with its
+    /// hostname and `/etc` files.
+    Container(String),
     /// A namespace with only loopback (`none`).
     None,
     /// The host's namespace.
@@ -50,11 +53,12 @@ pub enum OneShotNetwork {
 
 impl OneShotNetwork {
     /// The `HostConfig.NetworkMode` a container with this network has.
-    fn mode(&self) -> &str {
+    fn mode(&self) -> String {
         match self {
-            OneShotNetwork::Network(n) => n,
-            OneShotNetwork::None => "none",
-            OneShotNetwork::Host => "host",
+            OneShotNetwork::Network(n) => n.clone(),
+            OneShotNetwork::Container(c) => format!("container:{c}"),
+            OneShotNetwork::None => "none".to_owned(),
+            OneShotNetwork::Host => "host".to_owned(),
         }
     }
 }
@@ -169,15 +173,21 @@ impl ContainerService {
             return Err(EngineError::invalid("No command specified"));
         }
         tokio::fs::create_dir_all(&l.etc).await.map_err(internal)?;
-        let hostname = spec.id.short().to_owned();
+        let mut hostname = spec.id.short().to_owned();
+        // The one-time network reconcile (which also makes the predefined networks) must not
+        // run while this namespace exists.
+        ctx.network.ready().await?;
         if let OneShotNetwork::Network(name) = &spec.network {
             // Docker's words when the build names a network that does not exist.
             ctx.network.find(name)?;
         }
-        // The one-time network reconcile must not run while this namespace exists.
-        ctx.network.ready().await?;
-        let network = match spec.network {
+        let network = match &spec.network {
             OneShotNetwork::Host => NetworkMode::Host,
+            OneShotNetwork::Container(peer) => {
+                let (netns, peer_hostname) = self.peer_network(peer)?;
+                hostname = peer_hostname;
+                NetworkMode::Container { netns }
+            }
             OneShotNetwork::Network(_) | OneShotNetwork::None => {
                 wharf_network::netns::create(l.netns.clone()).await.map_err(|e| EngineError::from_classified(&e))?;
                 NetworkMode::Private { netns: Some(l.netns.clone()) }
@@ -257,6 +267,26 @@ impl ContainerService {
         wait_shim_gone(&client).await;
         tracing::debug!(id = %spec.id, ?created, ?exited, ?shut, gone = ?t0.elapsed(), "one-shot phases");
         r
+    }
+
+    /// `container:<x>`: the network namespace of running container `x` and its hostname, which
+    /// a container sharing its network takes, as in Docker.
+    fn peer_network(&self, key: &str) -> Result<(PathBuf, String), EngineError> {
+        let peer = self.lookup(key)?.record();
+        if !peer.state.status.is_running() {
+            return Err(EngineError::conflict(format!(
+                "cannot join network namespace of a non running container: container {} is {}",
+                peer.id,
+                peer.state.status.as_str()
+            )));
+        }
+        let netns = if super::run::own_netns(&peer) {
+            super::run::layout(&self.ctx, &peer).netns
+        } else {
+            PathBuf::from(format!("/proc/{}/ns/net", peer.state.pid))
+        };
+        let hostname = peer.config.hostname.clone().filter(|h| !h.is_empty()).unwrap_or_else(|| peer.id.short().into());
+        Ok((netns, hostname))
     }
 
     async fn oneshot_teardown(&self, l: &Layout) {
@@ -362,7 +392,7 @@ fn network_record(spec: &OneShot, hostname: &str) -> ContainerRecord {
         image_id: String::new(),
         config: ContainerConfig { hostname: Some(hostname.to_owned()), ..Default::default() },
         host_config: HostConfig {
-            network_mode: Some(spec.network.mode().to_owned()),
+            network_mode: Some(spec.network.mode()),
             extra_hosts: Some(spec.extra_hosts.clone()),
             ..Default::default()
         },
