@@ -838,10 +838,18 @@ impl Stage<'_> {
                     }
                     emit(serde_json::json!({ "status": "Downloading", "progressDetail": detail }));
                 };
-                let dl = blocking(move || {
-                    crate::fetch::download(&u2, &d2, sum.as_deref(), &cancel, &progress).map_err(|e| wrap(e.into()))
-                })
-                .await?;
+                let download = blocking(move || {
+                    crate::fetch::download(&u2, &d2, sum.as_deref(), &cancel, &progress).map_err(|e| match e {
+                        crate::fetch::FetchError::Cancelled => BuildError::Cancelled,
+                        e => wrap(e.into()),
+                    })
+                });
+                let dl = tokio::select! {
+                    dl = download => dl?,
+                    // A stalled server must not hold a cancelled build: stop waiting here; the
+                    // download sees the cancellation at its next read and ends by itself.
+                    _ = self.run.cancel.cancelled() => return Err(BuildError::Cancelled),
+                };
                 // And the blank line the legacy builder prints after every download.
                 self.run.emitter.emit(Some(self.idx), BuildEvent::Output { data: b"\n".to_vec() });
                 let name = match &dl.filename {
