@@ -69,7 +69,7 @@ HEALTHCHECK --interval=1s CMD wget -qO- http://127.0.0.1:8080/ >/dev/null || exi
 CMD ["httpd", "-f", "-p", "8080", "-h", "/www"]
 DOCKERFILE
 "$bin/wharf" build -t hello-web:latest --build-arg GREETING=ahoy "$app"
-echo "-- rebuilt: $("$bin/wharf" build -t hello-web:latest --build-arg GREETING=ahoy "$app" | grep -c 'Using cache') steps from the cache"
+echo "-- rebuilt: $("$bin/wharf" build --progress plain -t hello-web:latest --build-arg GREETING=ahoy "$app" 2>&1 | grep -c ' CACHED$') steps from the cache"
 "$bin/wharf" run -d --name web -p 127.0.0.1::8080 hello-web
 port=$("$bin/wharf" port web 8080/tcp | head -1 | sed 's/.*://')
 echo "-- published on 127.0.0.1:$port; a request from the host:"

@@ -208,7 +208,8 @@ pub struct BuildArgs {
     /// Set platform if server is multi-platform capable
     #[arg(long, value_name = "string", env = "DOCKER_DEFAULT_PLATFORM")]
     pub platform: Option<String>,
-    /// Set type of progress output ("auto", "plain", "tty"): "tty" shows a live step view
+    /// Set type of progress output ("auto", "plain", "tty", "quiet"). Use plain to show
+    /// container output
     #[arg(long, value_name = "string", default_value = "auto")]
     pub progress: String,
     /// Always attempt to pull a newer version of the image

@@ -12,9 +12,11 @@
 //!   [`api`] (negotiation, raw hijack/wait/streams next to bollard), [`term`] (raw mode, sizes,
 //!   detach keys), [`jsonmessage`] (pull/push/build progress), [`units`] (go-units sizes),
 //!   [`archive`] (`cp` path rules and tars), [`dockerconfig`] (config.json, registry auth).
+//! - [`buildprogress`]: `build --progress` (the live step view, plain lines).
 
 mod api;
 mod archive;
+mod buildprogress;
 mod cli;
 mod cli_container;
 mod client;

@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use wharf_types::image::ImageConfig;
+use wharf_types::image::{ImageConfig, RuntimeConfig};
 use wharf_types::{ContainerId, Digest, EngineError, Mount, Platform, Reference};
 
 /// An image the builder can start from or copy from.
@@ -204,11 +204,6 @@ pub struct RunSpec {
     /// `RUN --security=insecure` when the build allows it: run privileged.
     pub privileged: bool,
     pub host: HostOptions,
-    /// Remove the container after a successful run (`rm`, default true) / after a failed one
-    /// (`forcerm`). A kept container stays for `docker inspect`/`commit`; the builder never
-    /// touches it again.
-    pub remove_on_success: bool,
-    pub remove_on_failure: bool,
 }
 
 /// Which output stream a chunk came from.
@@ -240,6 +235,13 @@ pub trait OutputSink: Send + Sync {
 ///   an error of kind [`Cancelled`](wharf_types::ErrorKind::Cancelled) promptly.
 /// - Errors that keep the process from starting are returned as errors, in Docker's words
 ///   (`exec: "x": executable file not found in $PATH`).
+///
+/// Intermediate containers: a step's container normally disappears with the step. Docker keeps
+/// it when the build says so — with `rm=false` every step's container stays, with the default
+/// `rm=true` the container of a failed step stays, with `forcerm=true` none does — and the
+/// builder then calls [`ContainerRunner::keep`] once the step is over: the container must then
+/// exist as an ordinary container of the engine (`docker ps -a`, `inspect`, `diff`, `commit`,
+/// `rm`), with the ID the build printed (` ---> Running in <id12>`).
 #[async_trait]
 pub trait ContainerRunner: Send + Sync {
     async fn run(
@@ -248,6 +250,29 @@ pub trait ContainerRunner: Send + Sync {
         output: Arc<dyn OutputSink>,
         cancel: tokio_util::sync::CancellationToken,
     ) -> Result<i32, EngineError>;
+
+    /// Records a step's container that the build leaves behind (see the trait's doc).
+    async fn keep(&self, container: KeptContainer) -> Result<(), EngineError>;
+}
+
+/// A step's container the build leaves behind ([`ContainerRunner::keep`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeptContainer {
+    /// The ID shown in ` ---> Running in <id12>`.
+    pub id: ContainerId,
+    /// The image the step started from (the container's image).
+    pub image: Digest,
+    /// The container's config: the step's `Cmd` (the RUN command with its shell, or a
+    /// metadata step's `#(nop)` comment), an empty entrypoint, and the ENV, USER, WORKDIR…
+    /// the step ran with.
+    pub config: RuntimeConfig,
+    /// How the RUN process exited; `None` for a container that was never started (the
+    /// containers of metadata steps and WORKDIR).
+    pub exit_code: Option<i32>,
+    /// The step's changes to the image's filesystem, as an uncompressed layer tar (`.wh.`
+    /// files for deletions) that becomes the container's writable layer; `None` when nothing
+    /// changed. The file is the builder's: read it before returning.
+    pub changes: Option<PathBuf>,
 }
 
 /// One entry of the build cache.

@@ -10,7 +10,10 @@
 //!
 //! `--cache-from` ([`CacheFrom`]) reuses history: an image whose history and layers start with
 //! the current image's and whose next history entry was created by the same command satisfies
-//! the step, as Docker's `imageCache.GetCache` does.
+//! the step, as Docker's `imageCache.GetCache` does. The `created_by` strings carry what makes
+//! a step what it is (`COPY file:<content hash> in /dst `), so an image saved on one machine and
+//! loaded on another satisfies the same steps there. As in Docker, with `--cache-from` a hit of
+//! the local cache counts only when its image is part of a source's history.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -74,6 +77,20 @@ impl CacheFrom {
 
     pub fn is_empty(&self) -> bool {
         self.sources.is_empty()
+    }
+
+    /// Whether `image` is part of a source's history: its history and layers start the
+    /// source's. With `--cache-from`, Docker accepts a hit of its local cache only for such
+    /// an image (an ancestor of a source); we compare histories where Docker follows parent
+    /// links, which loaded images do not have.
+    pub fn contains(&self, image: &ImageConfig) -> bool {
+        self.sources.iter().any(|s| {
+            let t = &s.config;
+            t.history.len() >= image.history.len()
+                && t.rootfs.diff_ids.len() >= image.rootfs.diff_ids.len()
+                && t.history[..image.history.len()] == image.history[..]
+                && t.rootfs.diff_ids[..image.rootfs.diff_ids.len()] == image.rootfs.diff_ids[..]
+        })
     }
 
     /// Looks for a source that continues `parent` (the current image, `None` at the start of
@@ -270,5 +287,9 @@ mod tests {
         let mut p2 = parent.clone();
         p2.history.push(h("ENV", true));
         assert_eq!(cf.probe(Some(&p2), "COPY"), Some(CacheFromHit::Image(img)));
+        assert!(cf.contains(&parent) && cf.contains(&p2));
+        let mut other = p2.clone();
+        other.history[1].created = Some("another build".into());
+        assert!(!cf.contains(&other), "a local image made by another build is not the source's");
     }
 }

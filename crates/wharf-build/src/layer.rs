@@ -171,6 +171,22 @@ impl Rw {
         Ok(())
     }
 
+    /// Unmounts and writes the snapshot's changes to `path` as an uncompressed layer tar (for
+    /// a container the build keeps); `false` when nothing changed. The snapshot stays, so
+    /// [`Rw::finish`] may follow.
+    pub(crate) fn changes_to(&mut self, path: &Path) -> Result<bool, LayerError> {
+        self.unmount()?;
+        let key = self.key.clone();
+        let source = self
+            .layers
+            .snapshotter
+            .diff_source(&key)
+            .map_err(|source| LayerError::Prepare { key: key.clone(), source })?;
+        let file = fs::File::create(path).map_err(|source| LayerError::StoreIo { key: key.clone(), source })?;
+        let stats = diff(&source, io::BufWriter::new(file)).map_err(|source| LayerError::Diff { key, source })?;
+        Ok(stats.entries > 0)
+    }
+
     /// Unmounts, diffs the snapshot into a layer in the content store and commits the snapshot
     /// under the layer's chain ID (`parent_diff_ids` are the image's layers below it). `None`
     /// when nothing changed: the snapshot is dropped and the step makes no layer.

@@ -46,7 +46,8 @@ mod stage;
 
 pub use backend::{
     BaseImage, CacheRecord, CacheStore, ContainerRunner, ExtraMount, HostOptions, ImageCommitter, ImageSource,
-    MountSource, NetworkMode, NewImage, NewLayer, OutputSink, OutputStream, ProgressFn, PullPolicy, RunSpec, Secrets,
+    KeptContainer, MountSource, NetworkMode, NewImage, NewLayer, OutputSink, OutputStream, ProgressFn, PullPolicy,
+    RunSpec, Secrets,
 };
 pub use build::{BuildError, BuildOptions, BuildResult, Builder, BuilderDeps, EventSink, PruneReport};
 pub use cache::{FileCacheStore, MemoryCacheStore};

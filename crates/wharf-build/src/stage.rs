@@ -20,8 +20,8 @@ use wharf_types::image::{HealthConfig, History, ImageConfig, RuntimeConfig};
 use wharf_types::{ContainerId, Digest, EngineError, ErrorKind, Platform};
 
 use crate::backend::{
-    BaseImage, ExtraMount, MountSource, NetworkMode, NewImage, NewLayer, OutputSink, OutputStream, ProgressFn,
-    PullPolicy, RunSpec,
+    BaseImage, ExtraMount, KeptContainer, MountSource, NetworkMode, NewImage, NewLayer, OutputSink, OutputStream,
+    ProgressFn, PullPolicy, RunSpec,
 };
 use crate::build::{BuildError, BuildRun, StageOut};
 use crate::cache::{CacheFromHit, step_key};
@@ -583,7 +583,14 @@ impl<'a> Stage<'a> {
         }
         let inner = &self.run.inner;
         if let Some(id) = inner.cache.get(key).map_err(BuildError::Backend)? {
-            match inner.images.get(&id).await.map_err(BuildError::Backend)? {
+            let found = inner.images.get(&id).await.map_err(BuildError::Backend)?;
+            let outside = {
+                let cf = self.run.cache_from.lock().await;
+                found.as_ref().is_some_and(|img| !cf.is_empty() && !cf.contains(&img.config))
+            };
+            match found {
+                // With `--cache-from`, only images of the sources' histories (Docker's rule).
+                Some(_) if outside => {}
                 Some(img) if self.layers_present(&img) => {
                     let _ = inner.cache.touch(key);
                     self.adopt(img);
@@ -615,6 +622,10 @@ impl<'a> Stage<'a> {
                 self.commit_config(cfg, None).await?;
             }
         }
+        // Docker links the image to its parent here, so later builds find it in their local
+        // cache; ours is keyed by step.
+        let id = self.image.as_ref().expect("a cache hit sets the image").id.clone();
+        inner.cache.put(key, &id).map_err(BuildError::Backend)?;
         self.emit(BuildEvent::UsingCache);
         Ok(true)
     }
@@ -685,6 +696,38 @@ impl<'a> Stage<'a> {
         ContainerId::random()
     }
 
+    /// Whether the step's container stays when the step is over, as in Docker's `dispatch`:
+    /// `forcerm` removes it always, `rm` (the default) when the step succeeded. A step on
+    /// `scratch` has no image to make a container of.
+    fn keeps_container(&self, succeeded: bool) -> bool {
+        let o = &self.run.opts;
+        let removed = o.force_remove || (o.remove && succeeded);
+        !removed && self.image.is_some()
+    }
+
+    /// Hands a step's container to the runner to keep; `file` (the changes' tar) is removed
+    /// afterwards.
+    async fn keep_container(&self, kept: KeptContainer, file: Option<PathBuf>) -> Result<(), BuildError> {
+        let r = self.run.inner.runner.keep(kept).await;
+        if let Some(p) = file {
+            let _ = std::fs::remove_file(p);
+        }
+        r.map_err(BuildError::Backend)
+    }
+
+    /// The container of a metadata step (never started, no changes) with `cmd` as its
+    /// command, on the image the step started from; the config is the step's result. WORKDIR
+    /// adds its directory as the changes.
+    fn meta_container(&self, id: &ContainerId, parent: Digest, cmd: Vec<String>) -> KeptContainer {
+        KeptContainer {
+            id: id.clone(),
+            image: parent,
+            config: RuntimeConfig { cmd: Some(cmd), ..self.rc.clone() },
+            exit_code: None,
+            changes: None,
+        }
+    }
+
     /// A metadata-only step: probe, else an image without a layer.
     async fn meta(&mut self, cmd: Vec<String>, used: BTreeMap<String, String>) -> Result<Outcome, BuildError> {
         let created_by = cmd.join(" ");
@@ -694,9 +737,11 @@ impl<'a> Stage<'a> {
         }
         let id = self.container_id();
         self.emit(BuildEvent::RunningIn { container: id.clone() });
+        let kept = self.keeps_container(true).then(|| self.image.as_ref().map(|i| i.id.clone())).flatten();
         self.make_image(created_by, None, &key).await?;
-        if self.run.opts.remove || self.run.opts.force_remove {
-            self.emit(BuildEvent::RemovingContainer { container: id });
+        match kept {
+            Some(parent) => self.keep_container(self.meta_container(&id, parent, cmd), None).await?,
+            None => self.emit(BuildEvent::RemovingContainer { container: id }),
         }
         Ok(Outcome::Done)
     }
@@ -720,17 +765,32 @@ impl<'a> Stage<'a> {
         let layers = self.run.inner.layers.clone();
         let top = self.top();
         let parents = self.parent_diff_ids();
-        let layer = blocking(move || {
-            let rw = layers.prepare_rw(top.as_deref()).map_err(|e| BuildError::from_err(&e))?;
+        let kept = self.keeps_container(true).then(|| self.image.as_ref().map(|i| i.id.clone())).flatten();
+        // A kept WORKDIR container holds the directory, as Docker's does.
+        let changes = kept.is_some().then(|| self.run.inner.tmp().join(format!("kept-{id}.tar")));
+        let changes_file = changes.clone();
+        let (layer, changed) = blocking(move || {
+            let mut rw = layers.prepare_rw(top.as_deref()).map_err(|e| BuildError::from_err(&e))?;
             fsutil::resolve_in_scope(rw.root(), &wd)
                 .and_then(|p| fsutil::mkdir_all(&p, None))
                 .map_err(|e| BuildError::step(format!("mkdir {wd}: {e}"), ErrorKind::Internal))?;
-            rw.finish(&parents).map_err(|e| BuildError::from_err(&e))
+            let changed = match &changes_file {
+                Some(p) => rw.changes_to(p).map_err(|e| BuildError::from_err(&e))?,
+                None => false,
+            };
+            rw.finish(&parents).map(|l| (l, changed)).map_err(|e| BuildError::from_err(&e))
         })
         .await?;
         self.make_image(created_by, layer, &key).await?;
-        if self.run.opts.remove || self.run.opts.force_remove {
-            self.emit(BuildEvent::RemovingContainer { container: id });
+        match kept {
+            Some(parent) => {
+                let container = KeptContainer {
+                    changes: changes.clone().filter(|_| changed),
+                    ..self.meta_container(&id, parent, cmd)
+                };
+                self.keep_container(container, changes).await?;
+            }
+            None => self.emit(BuildEvent::RemovingContainer { container: id }),
         }
         Ok(Outcome::Done)
     }
@@ -1096,42 +1156,91 @@ impl Stage<'_> {
             rootfs_mounts: rw.mounts.clone(),
             snapshot_key: rw.key.clone(),
             args: cmd.clone(),
-            env: run_env,
+            env: run_env.clone(),
             user: self.rc.user.clone().unwrap_or_default(),
             workdir,
             network,
             mounts,
             privileged,
             host: run.opts.host.clone(),
-            remove_on_success: run.opts.remove || run.opts.force_remove,
-            remove_on_failure: run.opts.force_remove,
         };
         let sink: Arc<dyn OutputSink> = Arc::new(StageSink { run: run.clone(), idx: self.idx });
         let result = run.inner.runner.run(spec, sink, run.cancel.child_token()).await;
         let parents = self.parent_diff_ids();
+        // A process that could not start leaves a container too (never started), as in Docker.
+        let start_failed = result.as_ref().is_err_and(|e| e.kind != ErrorKind::Cancelled);
+        let keep_container = match &result {
+            Ok(code) => self.keeps_container(*code == 0),
+            Err(_) => start_failed && !run.is_cancelled() && self.keeps_container(false),
+        };
+        let changes = (keep_container && !start_failed).then(|| run.inner.tmp().join(format!("kept-{id}.tar")));
         // Clean up mount points and make the layer (or drop the snapshot) off the runtime.
+        let changes_file = changes.clone();
         let finished = blocking(move || {
             let mut mp = mp;
             mp.cleanup();
             drop(keep);
+            let mut rw = rw;
+            let changed = match &changes_file {
+                Some(p) => rw.changes_to(p).map_err(|e| BuildError::from_err(&e))?,
+                None => false,
+            };
             match result {
-                Ok(0) => rw.finish(&parents).map(|l| (0, l)).map_err(|e| BuildError::from_err(&e)),
-                Ok(code) => Ok((code, None)),
+                Ok(0) => rw.finish(&parents).map(|l| (0, l, changed)).map_err(|e| BuildError::from_err(&e)),
+                Ok(code) => Ok((code, None, changed)),
                 Err(e) => Err(BuildError::Backend(e)),
             }
         })
         .await;
+        let kept = |exit_code: Option<i32>, changed: bool| KeptContainer {
+            id: id.clone(),
+            image: self.image.as_ref().map(|i| i.id.clone()).expect("kept containers have an image"),
+            config: RuntimeConfig {
+                cmd: Some(cmd.clone()),
+                entrypoint: Some(vec![String::new()]),
+                env: Some(run_env.clone()),
+                ..self.rc.clone()
+            },
+            exit_code,
+            changes: changes.clone().filter(|_| changed),
+        };
+        // A failed step's container, kept or removed; the step's error is the one to report.
+        let failed = async |exit_code: Option<i32>, changed: bool| {
+            if keep_container {
+                if let Err(e) = self.keep_container(kept(exit_code, changed), changes.clone()).await {
+                    tracing::warn!(container = %id, error = %e, "keeping the failed step's container failed");
+                }
+            } else {
+                if let Some(p) = &changes {
+                    let _ = std::fs::remove_file(p);
+                }
+                self.emit(BuildEvent::RemovingContainer { container: id.clone() });
+            }
+        };
         let layer = match finished {
             Err(_) if run.is_cancelled() => return Err(BuildError::Cancelled),
             Err(BuildError::Backend(e)) if e.kind == ErrorKind::Cancelled => {
                 return Err(BuildError::Cancelled);
             }
-            Err(e) => return Err(e),
-            Ok((0, l)) => l,
-            Ok((code, _)) => {
+            Err(e) => {
+                if start_failed {
+                    failed(None, false).await;
+                } else if let Some(p) = &changes {
+                    let _ = std::fs::remove_file(p);
+                }
+                return Err(e);
+            }
+            Ok((0, l, changed)) => {
+                if keep_container {
+                    self.keep_container(kept(Some(0), changed), changes.clone()).await?;
+                }
+                l
+            }
+            Ok((code, _, changed)) => {
                 if run.is_cancelled() {
                     return Err(BuildError::Cancelled);
                 }
+                failed(Some(code), changed).await;
                 return Err(BuildError::Step {
                     message: format!("The command '{}' returned a non-zero code: {code}", cmd.join(" ")),
                     code: Some(code),
@@ -1140,7 +1249,7 @@ impl Stage<'_> {
             }
         };
         self.check_cancel()?;
-        if run.opts.remove || run.opts.force_remove {
+        if !keep_container {
             self.emit(BuildEvent::RemovingContainer { container: id });
         }
         self.make_image(created_by, layer, &key).await?;

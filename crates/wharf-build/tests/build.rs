@@ -365,6 +365,63 @@ async fn cache_from_restores_steps_from_history() {
 }
 
 #[tokio::test]
+async fn intermediate_containers_follow_rm_and_forcerm() {
+    require_root!();
+    let env = Env::new();
+    let df = "FROM busybox\nENV A=1\nRUN echo x > /x.txt && rm /etc/motd; true\nWORKDIR /new/dir\n";
+    let ctx = [("Dockerfile", df)];
+    let containers = |out: &common::Outcome| -> Vec<String> {
+        out.text().lines().filter_map(|l| l.strip_prefix(" ---> Running in ")).map(str::to_owned).collect()
+    };
+    // rm (the default): nothing is kept.
+    let out = env.build(&ctx, opts()).await;
+    out.ok();
+    assert_eq!(out.text().matches("Removing intermediate container").count(), 3, "{}", out.text());
+    assert!(env.runner.kept.lock().unwrap().is_empty());
+    // rm=false: every step's container, the RUN's with its changes and exit code.
+    let mut o = opts();
+    o.remove = false;
+    o.no_cache = true;
+    let out = env.build(&ctx, o).await;
+    out.ok();
+    assert!(!out.text().contains("Removing intermediate container"), "{}", out.text());
+    let kept = std::mem::take(&mut *env.runner.kept.lock().unwrap());
+    let ids: Vec<String> = kept.iter().map(|(k, _)| k.id.short().to_owned()).collect();
+    assert_eq!(ids, containers(&out));
+    let (env_step, _) = &kept[0];
+    assert_eq!(env_step.exit_code, None);
+    assert_eq!(env_step.config.cmd.as_ref().unwrap(), &["/bin/sh", "-c", "#(nop) ", "ENV A=1"]);
+    let (run_step, paths) = &kept[1];
+    assert_eq!(run_step.exit_code, Some(0));
+    assert_eq!(run_step.config.cmd.as_ref().unwrap()[2], "echo x > /x.txt && rm /etc/motd; true");
+    assert!(paths.contains(&"x.txt".to_owned()), "{paths:?}");
+    assert!(run_step.changes.as_ref().is_some_and(|p| !p.exists()), "the tar is removed once handed over");
+    let (workdir_step, paths) = &kept[2];
+    assert_eq!(workdir_step.exit_code, None);
+    assert_eq!(workdir_step.config.working_dir.as_deref(), Some("/new/dir"));
+    assert_eq!(paths, &["new/", "new/dir/"]);
+    // A failing step: its container stays with rm, goes with forcerm.
+    let failing = [("Dockerfile", "FROM busybox\nRUN exit 4\n")];
+    let out = env.build(&failing, opts()).await;
+    assert_eq!(out.err(), "The command '/bin/sh -c exit 4' returned a non-zero code: 4");
+    let kept = std::mem::take(&mut *env.runner.kept.lock().unwrap());
+    assert_eq!(kept.iter().map(|(k, _)| k.exit_code).collect::<Vec<_>>(), [Some(4)]);
+    assert!(!out.text().contains("Removing intermediate container"), "{}", out.text());
+    // A process that cannot start leaves a container that never ran.
+    let out = env.build(&[("Dockerfile", "FROM busybox\nRUN [\"nosuch\"]\n")], opts()).await;
+    assert!(out.err().contains("executable file not found"), "{}", out.err());
+    let kept = std::mem::take(&mut *env.runner.kept.lock().unwrap());
+    assert_eq!(kept.iter().map(|(k, p)| (k.exit_code, p.len())).collect::<Vec<_>>(), [(None, 0)]);
+    let mut o = opts();
+    o.force_remove = true;
+    let out = env.build(&failing, o).await;
+    out.err();
+    assert!(env.runner.kept.lock().unwrap().is_empty());
+    assert!(out.text().contains("Removing intermediate container"), "{}", out.text());
+    env.assert_clean();
+}
+
+#[tokio::test]
 async fn pull_and_unknown_images() {
     require_root!();
     let env = Env::new();

@@ -9,6 +9,7 @@ use std::borrow::BorrowMut;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use wharf_testkit::pty::Pty;
 use wharf_testkit::{TestDaemon, require, run_text, skip_unless};
 
 fn run(mut cmd: impl BorrowMut<Command>) -> (i32, String, String) {
@@ -317,9 +318,11 @@ fn docker_build_failures_speak_dockers_words() {
     let o = child.wait_with_output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(String::from_utf8_lossy(&o.stdout).contains("from stdin\n"));
-    // No leftovers of the failed steps' containers.
-    let ps = ok(d.docker(&["ps", "-aq"]));
-    assert_eq!(ps, "");
+    // As in Docker, the containers of the failed RUN steps stay (exited, with their codes).
+    let ps = ok(d.docker(&["ps", "-a", "--format", "{{.Status}}"]));
+    let mut codes: Vec<&str> = ps.lines().filter_map(|l| l.strip_prefix("Exited (")?.split(')').next()).collect();
+    codes.sort();
+    assert_eq!(codes, ["1", "3", "3"], "{ps}");
     assert_no_leftovers(&d);
 }
 
@@ -507,14 +510,21 @@ fn wharf_build_cli() {
         ],
     );
     let c = ctx.to_str().unwrap();
-    let out = ok(d.wharf(&["build", "-t", "e2e/w:1", "--build-arg", "V=7", "--label", "l=1", c]));
-    assert!(out.starts_with("Sending build context to Docker daemon  "), "{out}");
-    assert!(out.contains("Step 1/6 : FROM busybox\n"), "{out}");
-    assert!(out.contains("v=7\n"), "{out}");
-    assert!(out.contains("Dockerfile\nkeep.txt\n"), ".dockerignore is honoured: {out}");
-    assert!(!out.contains("a.secret") && !out.contains("ignored"), "{out}");
-    assert!(out.contains("Step 6/6 : LABEL l=1\n"), "{out}");
-    assert!(out.contains("Successfully tagged e2e/w:1\n"), "{out}");
+    // Not on a terminal: BuildKit's plain progress on stderr.
+    let (code, out, err) = run(d.wharf(&["build", "-t", "e2e/w:1", "--build-arg", "V=7", "--label", "l=1", c]));
+    assert_eq!((code, out.as_str()), (0, ""), "{err}");
+    assert!(err.starts_with("#0 [internal] load build context\n#0 transferring context: "), "{err}");
+    assert!(err.contains("\n#1 [1/6] FROM busybox\n#1 DONE "), "{err}");
+    assert!(err.contains("\n#5 [5/6] RUN echo \"v=$V\"; ls /ctx\n"), "{err}");
+    let run_output: Vec<&str> = err
+        .lines()
+        .filter_map(|l| l.strip_prefix("#5 ")?.split_once(' '))
+        .filter_map(|(time, text)| time.parse::<f64>().is_ok().then_some(text))
+        .collect();
+    assert_eq!(run_output, ["v=7", "Dockerfile", "keep.txt"], ".dockerignore is honoured: {err}");
+    assert!(err.contains("\n#6 [6/6] LABEL l=1\n"), "{err}");
+    assert!(err.contains("\n#7 exporting to image\n#7 writing image sha256:"), "{err}");
+    assert!(err.contains("\n#7 naming to e2e/w:1 done\n"), "{err}");
     // -q: just the ID, and it is cached.
     let q = ok(d.wharf(&["build", "-q", "--build-arg", "V=7", "--label", "l=1", c]));
     assert!(q.trim().starts_with("sha256:") && q.lines().count() == 1, "{q}");
@@ -847,4 +857,203 @@ fn docker_build_cancelled_by_the_client_leaves_nothing() {
     assert!(out.contains("started\nreleased\n"), "{out}");
     assert_no_leftovers(&d);
     assert!(step_snapshots(&d).is_empty(), "{:?}", step_snapshots(&d));
+}
+
+/// A final screen's lines without the times at their ends (`  0.3s`).
+fn untimed(screen: &[String]) -> Vec<String> {
+    screen
+        .iter()
+        .map(|l| {
+            let t = l.trim_end();
+            match t.rsplit_once(' ') {
+                Some((head, time))
+                    if time.ends_with('s') && time[..time.len() - 1].parse::<f64>().is_ok() && head.ends_with(' ') =>
+                {
+                    head.trim_end().to_owned()
+                }
+                _ => t.to_owned(),
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn wharf_build_live_view_on_a_terminal() {
+    skip_unless!(require::root(), require::busybox(), require::overlayfs());
+    let d = TestDaemon::start();
+    d.import_busybox();
+    let ctx = context_dir(
+        &d,
+        "ctx",
+        &[
+            ("Dockerfile", "FROM busybox\nCOPY f.txt /f.txt\nRUN echo built from $(cat /f.txt); sleep 1\nLABEL x=y\n"),
+            ("f.txt", "one"),
+        ],
+    );
+    let c = ctx.to_str().unwrap();
+    let cols = 100;
+
+    // First build: the running step's output shows under it while it runs.
+    let mut p = Pty::spawn(d.wharf(&["build", "-t", "e2e/tty", c]), 40, cols as u16);
+    p.expect(" => => # built from one");
+    assert_eq!(p.wait(), 0, "{}", p.output());
+    let screen = untimed(&p.screen(cols));
+    assert!(screen[0].starts_with("[+] Building ") && screen[0].ends_with(" (4/4) FINISHED"), "{screen:#?}");
+    assert_eq!(
+        screen[3..7],
+        [
+            " => [1/4] FROM busybox",
+            " => [2/4] COPY f.txt /f.txt",
+            " => [3/4] RUN echo built from $(cat /f.txt); sleep 1",
+            " => [4/4] LABEL x=y",
+        ]
+    );
+    assert!(p.screen(cols).iter().all(|l| l.chars().count() < cols), "lines fit the terminal");
+
+    // Rebuild: every step after FROM is cached; the final frame stays on the screen.
+    let mut p = Pty::spawn(d.wharf(&["build", "-t", "e2e/tty", c]), 40, cols as u16);
+    assert_eq!(p.wait(), 0, "{}", p.output());
+    let screen = untimed(&p.screen(cols));
+    assert!(screen[0].starts_with("[+] Building ") && screen[0].ends_with(" (4/4) FINISHED"), "{screen:#?}");
+    assert_eq!(
+        screen[1..],
+        [
+            " => [internal] load build context".to_owned(),
+            format!(" => => transferring context: {}", screen[2].rsplit(' ').next().unwrap()),
+            " => [1/4] FROM busybox".into(),
+            " => CACHED [2/4] COPY f.txt /f.txt".into(),
+            " => CACHED [3/4] RUN echo built from $(cat /f.txt); sleep 1".into(),
+            " => CACHED [4/4] LABEL x=y".into(),
+            " => exporting to image".into(),
+            screen[8].clone(),
+            " => => naming to e2e/tty:latest".into(),
+        ]
+    );
+    assert!(screen[8].starts_with(" => => writing image sha256:"), "{screen:#?}");
+
+    // A failing RUN: the step's whole output, Docker's error line, the step's exit code.
+    std::fs::write(ctx.join("Dockerfile"), "FROM busybox\nRUN echo before; exit 3\n").unwrap();
+    let mut p = Pty::spawn(d.wharf(&["build", c]), 40, cols as u16);
+    assert_eq!(p.wait(), 3, "{}", p.output());
+    let screen = untimed(&p.screen(cols));
+    let at = screen.iter().position(|l| l == " => ERROR [2/2] RUN echo before; exit 3").expect("an ERROR line");
+    let report = &screen[at + 1..];
+    assert_eq!(report[0], "------");
+    assert_eq!(report[1], " > [2/2] RUN echo before; exit 3:");
+    assert!(report[2].ends_with(" before"), "{screen:#?}");
+    assert_eq!(report[3..], ["------", "The command '/bin/sh -c echo before; exit 3' returned a non-zero code: 3"]);
+    assert_no_leftovers(&d);
+}
+
+#[test]
+fn cache_from_a_loaded_image_on_a_fresh_daemon() {
+    skip_unless!(require::root(), require::busybox(), require::program("docker"), require::overlayfs());
+    let files: &[(&str, &str)] = &[
+        (
+            "Dockerfile",
+            "FROM busybox\nENV A=1\nCOPY f.txt /f.txt\nCOPY dir /dir/\nRUN echo ran > /ran.txt\nWORKDIR /dir\nLABEL l=1\n",
+        ),
+        ("f.txt", "x"),
+        ("dir/a", "a"),
+    ];
+    // Machine A builds and saves the image.
+    let a = TestDaemon::start();
+    a.import_busybox();
+    let ctx = context_dir(&a, "ctx", files);
+    let out = ok(docker_build(&a, &["-t", "e2e/cf:1", ctx.to_str().unwrap()]));
+    let id = built_id(&out);
+    let history = ok(a.docker(&["history", "--no-trunc", "--format", "{{.CreatedBy}}", "e2e/cf:1"]));
+    assert!(history.contains("/bin/sh -c #(nop) COPY file:"), "COPY's history names its content: {history}");
+    assert!(history.contains("/bin/sh -c #(nop) COPY dir:"), "{history}");
+    // The base image goes along, as it would come from a registry on both machines.
+    let saved = a.dir().join("cf.tar");
+    ok(a.docker(&["save", "-o", saved.to_str().unwrap(), "e2e/cf:1", "busybox"]));
+
+    // Machine B: the images, no build cache. A plain build runs every step.
+    let b = TestDaemon::start();
+    ok(b.docker(&["load", "-i", saved.to_str().unwrap()]));
+    let ctx = context_dir(&b, "ctx", files);
+    let c = ctx.to_str().unwrap();
+    let plain = ok(docker_build(&b, &[c]));
+    assert!(!plain.contains("Using cache"), "{plain}");
+    // With --cache-from the loaded image satisfies every step (the local cache of the build
+    // above does not count), and the result is that image.
+    let out = ok(docker_build(&b, &["--cache-from", "e2e/cf:1", "-t", "e2e/cf:2", c]));
+    assert_eq!(cached_steps(&out), [false, true, true, true, true, true, true], "{out}");
+    assert!(!out.contains("Running in"), "{out}");
+    assert_eq!(built_id(&out), id);
+    // A changed file: its COPY and the steps after it run again.
+    std::fs::write(ctx.join("dir/a"), "changed").unwrap();
+    let out = ok(docker_build(&b, &["--cache-from", "e2e/cf:1", c]));
+    assert_eq!(cached_steps(&out), [false, true, true, false, false, false, false], "{out}");
+    assert_ne!(built_id(&out), id);
+    assert_no_leftovers(&a);
+    assert_no_leftovers(&b);
+}
+
+#[test]
+fn intermediate_containers_with_rm_and_force_rm() {
+    skip_unless!(require::root(), require::busybox(), require::program("docker"), require::overlayfs());
+    let d = TestDaemon::start();
+    d.import_busybox();
+    let ctx =
+        context_dir(&d, "ctx", &[("Dockerfile", "FROM busybox\nENV A=1\nRUN echo kept > /kept.txt\nWORKDIR /w\n")]);
+    let c = ctx.to_str().unwrap();
+    let all = || ok(d.docker(&["ps", "-aq", "--no-trunc"])).lines().map(str::to_owned).collect::<Vec<_>>();
+
+    // The default: containers are removed as the steps succeed.
+    let out = ok(docker_build(&d, &[c]));
+    assert_eq!(out.matches("Removing intermediate container").count(), 3, "{out}");
+    assert!(all().is_empty());
+
+    // --rm=false: every step's container stays, under the ID the build printed.
+    let out = ok(docker_build(&d, &["--rm=false", "--no-cache", c]));
+    assert!(!out.contains("Removing intermediate container"), "{out}");
+    let printed: Vec<&str> = out.lines().filter_map(|l| l.strip_prefix(" ---> Running in ")).collect();
+    assert_eq!(printed.len(), 3, "{out}");
+    let kept = all();
+    for id in &printed {
+        assert!(kept.iter().any(|k| k.starts_with(id)), "{id} not in {kept:?}");
+    }
+    let env_step = ok(d.docker(&["inspect", "-f", "{{.State.Status}} {{json .Config.Cmd}}", printed[0]]));
+    assert_eq!(env_step.trim(), r##"created ["/bin/sh","-c","#(nop) ","ENV A=1"]"##);
+    let run_step =
+        ok(d.docker(&["inspect", "-f", "{{.State.Status}} {{.State.ExitCode}} {{json .Config.Cmd}}", printed[1]]));
+    assert_eq!(run_step.trim(), r#"exited 0 ["/bin/sh","-c","echo kept > /kept.txt"]"#);
+    // Its writable layer holds the step's changes.
+    let diff = ok(d.docker(&["diff", printed[1]]));
+    assert!(diff.lines().any(|l| l == "A /kept.txt"), "{diff}");
+    let commit = ok(d.docker(&["commit", printed[1], "e2e/from-kept"]));
+    assert!(commit.starts_with("sha256:"), "{commit}");
+    assert_eq!(ok(d.docker(&["run", "--rm", "e2e/from-kept", "cat", "/kept.txt"])), "kept\n");
+    let workdir_step = ok(d.docker(&["inspect", "-f", "{{.State.Status}} {{.Config.WorkingDir}}", printed[2]]));
+    assert_eq!(workdir_step.trim(), "created /w");
+    let diff = ok(d.docker(&["diff", printed[2]]));
+    assert!(diff.lines().any(|l| l == "A /w"), "{diff}");
+    ok(d.docker(&["rm", printed[0], printed[1], printed[2]]));
+
+    // A failing RUN: its container stays by default, exited with the step's code...
+    std::fs::write(ctx.join("Dockerfile"), "FROM busybox\nRUN echo failing > /f.txt; exit 7\n").unwrap();
+    let (code, out, err) = run(docker_build(&d, &[c]));
+    assert_eq!(code, 7, "{out}{err}");
+    let failed = out.lines().find_map(|l| l.strip_prefix(" ---> Running in ")).expect("a container").to_owned();
+    assert!(!out.contains("Removing intermediate container"), "{out}");
+    let state = ok(d.docker(&["inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", &failed]));
+    assert_eq!(state.trim(), "exited 7");
+    let diff = ok(d.docker(&["diff", &failed]));
+    assert!(diff.lines().any(|l| l == "A /f.txt"), "{diff}");
+    ok(d.docker(&["rm", &failed]));
+    // ...and --force-rm removes it.
+    let (code, out, err) = run(docker_build(&d, &["--force-rm", c]));
+    assert_eq!(code, 7, "{out}{err}");
+    assert!(out.contains("Removing intermediate container"), "{out}");
+    assert!(all().is_empty(), "{:?}", all());
+    // wharf build takes the same flags.
+    let (code, _, err) = run(d.wharf(&["build", "--rm=false", "--progress=plain", c]));
+    assert_eq!(code, 7, "{err}");
+    assert_eq!(all().len(), 1);
+    let (code, _, err) = run(d.wharf(&["build", "--force-rm", "--progress=plain", c]));
+    assert_eq!(code, 7, "{err}");
+    assert_eq!(all().len(), 1, "the earlier one only");
+    assert_no_leftovers(&d);
 }

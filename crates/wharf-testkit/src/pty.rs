@@ -123,6 +123,13 @@ impl Pty {
         }
     }
 
+    /// What a terminal of `cols` columns shows after everything printed so far, scrollback
+    /// included (see [`screen`]).
+    pub fn screen(&self, cols: usize) -> Vec<String> {
+        let sc = self.screen.0.lock().unwrap_or_else(|p| p.into_inner());
+        screen(&String::from_utf8_lossy(&sc.out), cols)
+    }
+
     /// Everything printed so far.
     pub fn output(&self) -> String {
         let sc = self.screen.0.lock().unwrap_or_else(|p| p.into_inner());
@@ -155,5 +162,101 @@ impl Drop for Pty {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
+    }
+}
+
+/// Plays `output` on a minimal terminal `cols` wide and returns its lines (scrollback
+/// included, trailing blanks trimmed): printable characters with autowrap, `\r`, `\n`,
+/// backspace, and the CSI sequences live views use — cursor up/down/forward/back (`A` `B` `C`
+/// `D`), erase line (`K`, `2K`) and erase below (`J`); other sequences (colors) are ignored.
+pub fn screen(output: &str, cols: usize) -> Vec<String> {
+    let mut lines: Vec<Vec<char>> = vec![Vec::new()];
+    let (mut row, mut col) = (0usize, 0usize);
+    let mut chars = output.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\r' => col = 0,
+            '\n' => {
+                row += 1;
+                if row == lines.len() {
+                    lines.push(Vec::new());
+                }
+            }
+            '\x08' => col = col.saturating_sub(1),
+            '\x1b' => {
+                if chars.next_if_eq(&'[').is_none() {
+                    chars.next();
+                    continue;
+                }
+                let mut params = String::new();
+                let mut fin = ' ';
+                for c in chars.by_ref() {
+                    if ('@'..='~').contains(&c) {
+                        fin = c;
+                        break;
+                    }
+                    params.push(c);
+                }
+                let n = params.parse::<usize>().unwrap_or(1).max(1);
+                match fin {
+                    'A' => row = row.saturating_sub(n),
+                    'B' => {
+                        row += n;
+                        while lines.len() <= row {
+                            lines.push(Vec::new());
+                        }
+                    }
+                    'C' => col += n,
+                    'D' => col = col.saturating_sub(n),
+                    'K' if params == "2" => lines[row].clear(),
+                    'K' => lines[row].truncate(col),
+                    'J' => {
+                        lines[row].truncate(col);
+                        lines.truncate(row + 1);
+                    }
+                    _ => {}
+                }
+            }
+            c if c.is_control() => {}
+            c => {
+                if col >= cols {
+                    col = 0;
+                    row += 1;
+                    if row == lines.len() {
+                        lines.push(Vec::new());
+                    }
+                }
+                let line = &mut lines[row];
+                while line.len() < col {
+                    line.push(' ');
+                }
+                if col < line.len() {
+                    line[col] = c;
+                } else {
+                    line.push(c);
+                }
+                col += 1;
+            }
+        }
+    }
+    let mut out: Vec<String> =
+        lines.into_iter().map(|l| l.into_iter().collect::<String>().trim_end().to_owned()).collect();
+    while out.last().is_some_and(String::is_empty) {
+        out.pop();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::screen;
+
+    #[test]
+    fn screen_plays_redraws() {
+        let out = "a\nb\n\x1b[2A\r\x1b[2Kx\n\r\x1b[2K\x1b[34my\x1b[0m\r\nz\n";
+        assert_eq!(screen(out, 80), vec!["x", "y", "z"]);
+        assert_eq!(screen("12345", 3), vec!["123", "45"]);
+        assert_eq!(screen("one\r\ntwo\r\nthree\r\n\x1b[2A\x1b[J", 80), vec!["one"]);
+        assert_eq!(screen("abc\r\x1b[1Cx\x1b[K", 80), vec!["ax"]);
     }
 }

@@ -5,15 +5,16 @@
 //! (the ignore file and the Dockerfile are always sent); a Dockerfile from stdin (`-f -`) or
 //! from outside the directory is added as `.dockerfile.<20 hex>` and hidden through
 //! `.dockerignore`; `-` reads the context from stdin (a tar, maybe compressed, or a bare
-//! Dockerfile, which is wrapped into a tar as `Dockerfile`). The stream is rendered like the
-//! CLI: step output on stdout, `-q` prints only the image ID (and the buffered output on
-//! failure), a failed step's exit code is the command's.
+//! Dockerfile, which is wrapped into a tar as `Dockerfile`). The stream is shown as
+//! `--progress` says ([`crate::buildprogress`]: a live step view on a terminal, BuildKit's
+//! plain lines otherwise, on stderr); `-q` prints only the image ID (and the buffered output
+//! on failure); a failed step's exit code is the command's, as with the docker CLI.
 //!
 //! Not done: remote contexts (git, URLs), `--compress` (the context is sent uncompressed),
 //! registry credentials for `FROM` (an empty `X-Registry-Config` is sent).
 
 use std::collections::BTreeMap;
-use std::io::{IsTerminal, Read, Write};
+use std::io::{Read, Write};
 use std::path::Path;
 
 use http::Method;
@@ -24,9 +25,10 @@ use wharf_dockerfile::ignore::{MatchInfo, PatternMatcher, read_ignore_file, trim
 use super::Ctx;
 use super::run::encode_query;
 use crate::api::{self, Api};
+use crate::buildprogress;
 use crate::cli::{BuildArgs, BuilderPruneArgs};
 use crate::client::CliError;
-use crate::jsonmessage::{Renderer, render_stream};
+use crate::jsonmessage::{Renderer, StreamError, render_stream};
 use crate::units::{human_size, ram_in_bytes};
 
 fn prepare(msg: impl std::fmt::Display) -> CliError {
@@ -366,20 +368,13 @@ fn query(args: &BuildArgs, dockerfile: &str) -> Result<String, CliError> {
     Ok(encode_query(&q))
 }
 
-pub async fn build(ctx: &Ctx, args: BuildArgs) -> Result<(), CliError> {
+pub async fn build(ctx: &Ctx, mut args: BuildArgs) -> Result<(), CliError> {
+    let mode = buildprogress::mode(&args.progress, args.quiet)?;
+    args.quiet = mode.is_none();
     let (body, dockerfile) = context(&args)?;
     let query = query(&args, &dockerfile)?;
     let api = Api::connect(ctx).await?;
-    let quiet = args.quiet;
-    // `-q` keeps the progress for a failure report; otherwise it goes to stdout as it comes.
-    let mut progress: Vec<u8> = Vec::new();
-    let sending = format!("Sending build context to Docker daemon  {}\n", human_size(body.len() as f64));
-    if quiet {
-        progress.extend_from_slice(sending.as_bytes());
-    } else {
-        print!("{sending}");
-        let _ = std::io::stdout().flush();
-    }
+    let size = human_size(body.len() as f64);
     let resp = api
         .raw
         .send(
@@ -390,37 +385,12 @@ pub async fn build(ctx: &Ctx, args: BuildArgs) -> Result<(), CliError> {
         )
         .await?;
     let stream = resp.into_body().into_data_stream();
-    let mut image_id = String::new();
-    let on_aux = |aux: &Json| {
-        if let Some(id) = aux.get("ID").and_then(Json::as_str) {
-            image_id = id.to_owned();
+    let (image_id, result) = match mode {
+        Some(mode) => {
+            let model = buildprogress::show(stream, mode, size).await;
+            (model.image_id.unwrap_or_default(), model.error.map_or(Ok(()), Err))
         }
-    };
-    let result = if quiet {
-        let mut r = Renderer::new(Vec::new(), false);
-        let res = render_stream(stream, &mut r, on_aux).await;
-        let out = r.into_inner();
-        match res {
-            Ok(()) => {
-                let text = String::from_utf8_lossy(&out).into_owned();
-                print!("{text}");
-                if image_id.is_empty() {
-                    image_id = text.trim().to_owned();
-                }
-                Ok(())
-            }
-            Err(e) => {
-                let mut err = std::io::stderr();
-                let _ = err.write_all(&progress);
-                let _ = err.write_all(&out);
-                Err(e)
-            }
-        }
-    } else {
-        let stdout = std::io::stdout();
-        let terminal = stdout.is_terminal();
-        let mut r = Renderer::new(stdout.lock(), terminal);
-        render_stream(stream, &mut r, on_aux).await
+        None => quiet(stream, &size).await,
     };
     if let Err(e) = result {
         eprintln!("{}", e.message);
@@ -431,6 +401,40 @@ pub async fn build(ctx: &Ctx, args: BuildArgs) -> Result<(), CliError> {
             .map_err(|e| CliError::Other(format!("failed to write image ID to file: {e}")))?;
     }
     Ok(())
+}
+
+/// `-q`: the daemon sends only the image ID, printed on stdout; on failure the progress it
+/// buffered goes to stderr, after the line about the context.
+async fn quiet<S, E>(stream: S, size: &str) -> (String, Result<(), StreamError>)
+where
+    S: futures_util::Stream<Item = Result<bytes::Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    let mut image_id = String::new();
+    let on_aux = |aux: &Json| {
+        if let Some(id) = aux.get("ID").and_then(Json::as_str) {
+            image_id = id.to_owned();
+        }
+    };
+    let mut r = Renderer::new(Vec::new(), false);
+    let res = render_stream(stream, &mut r, on_aux).await;
+    let out = r.into_inner();
+    match res {
+        Ok(()) => {
+            let text = String::from_utf8_lossy(&out).into_owned();
+            print!("{text}");
+            if image_id.is_empty() {
+                image_id = text.trim().to_owned();
+            }
+            (image_id, Ok(()))
+        }
+        Err(e) => {
+            let mut err = std::io::stderr();
+            let _ = writeln!(err, "Sending build context to Docker daemon  {size}");
+            let _ = err.write_all(&out);
+            (image_id, Err(e))
+        }
+    }
 }
 
 pub async fn prune(ctx: &Ctx, args: BuilderPruneArgs) -> Result<(), CliError> {
@@ -561,6 +565,14 @@ mod tests {
             "buildargs=%7B%22A%22%3A%221%22%2C%22WHARF_SURELY_UNSET_VAR%22%3Anull%7D&dockerfile=Dockerfile\
              &labels=%7B%22l%22%3A%221%22%7D&memory=8388608&nocache=1&rm=1&t=x%3A1&t=y&target=t&version=1"
         );
+    }
+
+    #[test]
+    fn rm_force_rm_and_cache_from() {
+        use clap::Parser;
+        let argv = ["wharf", "build", "--rm=false", "--force-rm", "--cache-from", "a:1,b", "."];
+        let crate::cli::Cmd::Build(a) = crate::cli::Cli::parse_from(argv).cmd else { unreachable!() };
+        assert_eq!(query(&a, "").unwrap(), "cachefrom=%5B%22a%3A1%22%2C%22b%22%5D&forcerm=1&rm=0&version=1");
     }
 
     #[test]

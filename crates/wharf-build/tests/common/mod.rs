@@ -18,8 +18,8 @@ use tokio_util::sync::CancellationToken;
 use wharf_build::mountpoints::MountPoints;
 use wharf_build::{
     BaseImage, BuildEvent, BuildOptions, BuildResult, Builder, BuilderDeps, CacheStore, ContainerRunner,
-    ImageCommitter, ImageSource, MountSource, NetworkMode, NewImage, OutputSink, OutputStream, ProgressFn, PullPolicy,
-    RunSpec,
+    ImageCommitter, ImageSource, KeptContainer, MountSource, NetworkMode, NewImage, OutputSink, OutputStream,
+    ProgressFn, PullPolicy, RunSpec,
 };
 use wharf_image::ContentStore;
 use wharf_image::layer::{UnpackOptions, unpack};
@@ -118,13 +118,15 @@ impl ImageCommitter for Images {
 /// mounts and /proc, chrooted into the mounted rootfs, as the step's user.
 pub struct ChrootRunner {
     pub runs: Mutex<Vec<RunSpec>>,
+    /// Containers the builder kept, with the paths in their changes' tar.
+    pub kept: Mutex<Vec<(KeptContainer, Vec<String>)>>,
     /// (command, start, end) of every finished process.
     pub spans: Mutex<Vec<(String, std::time::Instant, std::time::Instant)>>,
 }
 
 impl ChrootRunner {
     pub fn new() -> Self {
-        Self { runs: Mutex::new(Vec::new()), spans: Mutex::new(Vec::new()) }
+        Self { runs: Mutex::new(Vec::new()), kept: Mutex::new(Vec::new()), spans: Mutex::new(Vec::new()) }
     }
 }
 
@@ -325,6 +327,19 @@ impl ContainerRunner for ChrootRunner {
         self.spans.lock().unwrap().push((label, started, std::time::Instant::now()));
         use std::os::unix::process::ExitStatusExt;
         Ok(status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
+    }
+
+    async fn keep(&self, container: KeptContainer) -> Result<(), EngineError> {
+        let mut paths = Vec::new();
+        if let Some(p) = &container.changes {
+            let mut a = tar::Archive::new(fs::File::open(p).map_err(|e| EngineError::internal(e.to_string()))?);
+            for e in a.entries().map_err(|e| EngineError::internal(e.to_string()))? {
+                let e = e.map_err(|e| EngineError::internal(e.to_string()))?;
+                paths.push(e.path().map_err(|e| EngineError::internal(e.to_string()))?.display().to_string());
+            }
+        }
+        self.kept.lock().unwrap().push((container, paths));
+        Ok(())
     }
 }
 

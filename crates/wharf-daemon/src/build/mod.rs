@@ -6,7 +6,9 @@
 //! - [`source`]: base images from the image service; pulls through a [`source::Puller`] the
 //!   registry integration plugs in.
 //! - [`commit`]: each step's image recorded in the image store (one transaction), `-t` tags.
-//! - [`runner`]: RUN steps as one-shot containers (`crate::container::oneshot`).
+//! - [`runner`]: RUN steps as one-shot containers (`crate::container::oneshot`); the step
+//!   containers a build keeps (`rm=false`, failed steps) as real ones
+//!   (`crate::container::intermediate`).
 //! - [`cache`]: the step cache in SQLite (`build_cache`), so it survives restarts.
 //! - [`api`]: the request → [`wharf_build::BuildOptions`] translation, the event stream,
 //!   prune and disk usage.

@@ -1,29 +1,31 @@
 //! `wharf-build`'s [`ContainerRunner`]: a RUN step's process runs as a one-shot container
 //! ([`ContainerService::run_oneshot`]) on the step's mounted root, through the shim and the
 //! OCI runtime, with `docker run`'s defaults. Its network is the build's `networkmode` (the
-//! default bridge, `host`, `none`, a user-defined network or another container's) or the step's `RUN --network`,
-//! joined through the network service as a `docker run` container's, with the build's
-//! `extrahosts` in `/etc/hosts`; the endpoint goes when the step ends.
+//! default bridge, `host`, `none`, a user-defined network or another container's) or the
+//! step's `RUN --network`, joined through the network service as a `docker run` container's,
+//! with the build's `extrahosts` in `/etc/hosts`; the endpoint goes when the step ends.
 //!
 //! The mount points the runtime needs (`/proc`, `/dev`, `/sys`, `/etc/hosts`,
 //! `/etc/hostname`, `/etc/resolv.conf`) are created in the rootfs when missing and removed
 //! again after the run, so they are not part of the step's layer (Docker hides them in its
 //! "init" layer).
 //!
-//! Not done: `--rm=false` / `--force-rm=false` do not keep the step's container around (it
-//! never exists as a container of the container service).
+//! A step's container that the build keeps (`--rm=false`, a failed step without
+//! `--force-rm`) becomes a container of the container service afterwards
+//! ([`ContainerService::keep_intermediate`]).
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 use wharf_build::mountpoints::MountPoints;
-use wharf_build::{ContainerRunner, MountSource, NetworkMode, OutputSink, OutputStream, RunSpec};
+use wharf_build::{ContainerRunner, KeptContainer, MountSource, NetworkMode, OutputSink, OutputStream, RunSpec};
 use wharf_runtime::logs::StreamKind;
 use wharf_runtime::spec::{MountKind, Resources, Ulimit, UserMount};
 use wharf_types::EngineError;
 
 use crate::container::ContainerService;
+use crate::container::intermediate::Intermediate;
 use crate::container::oneshot::{OneShot, OneShotNetwork};
 
 /// Paths the runtime mounts over, as files or directories.
@@ -166,6 +168,17 @@ impl ContainerRunner for DaemonRunner {
         })
         .await?;
         r
+    }
+
+    async fn keep(&self, c: KeptContainer) -> Result<(), EngineError> {
+        let kept = Intermediate {
+            id: c.id,
+            image: c.image.to_string(),
+            config: c.config,
+            exit_code: c.exit_code,
+            changes: c.changes,
+        };
+        self.containers.keep_intermediate(kept).await.map(drop)
     }
 }
 

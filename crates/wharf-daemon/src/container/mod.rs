@@ -18,7 +18,7 @@
 //!   [`archive`]: `docker cp` and export on it; [`changes`]: `docker diff`; [`commit`]: new
 //!   images from the writable layer; [`update`]: resources and restart policy.
 //! - [`oneshot`]: one process on a rootfs mounted elsewhere (build steps), not a container of
-//!   this service.
+//!   this service; [`intermediate`]: the step containers a build keeps, which are.
 //!
 //! On disk: `<data-root>/containers/<id>/` (logs, hostname, hosts, resolv.conf);
 //! `<exec-root>/c/<id32>/` (bundle `config.json`, `rootfs/` mount point, `netns`, shim state).
@@ -31,6 +31,7 @@ pub mod commit;
 pub mod exec;
 pub mod fsview;
 pub mod health;
+pub mod intermediate;
 pub mod model;
 pub mod mounts;
 pub mod names;
@@ -240,6 +241,18 @@ impl ContainerService {
         name: Option<&str>,
         body: ContainerCreateBody,
     ) -> Result<(ContainerId, Vec<String>), EngineError> {
+        self.create_as(ContainerId::random(), name, body, State::default()).await
+    }
+
+    /// [`ContainerService::create`] with the ID and the initial state given (a container a
+    /// build keeps has the ID the build printed, and may have run already).
+    pub(crate) async fn create_as(
+        &self,
+        id: ContainerId,
+        name: Option<&str>,
+        body: ContainerCreateBody,
+        state: State,
+    ) -> Result<(ContainerId, Vec<String>), EngineError> {
         let image_name =
             body.image.clone().filter(|s| !s.is_empty()).ok_or_else(|| EngineError::invalid("No command specified"))?;
         let name = match name.filter(|n| !n.is_empty()) {
@@ -290,7 +303,6 @@ impl ContainerService {
                 "failed to create task for container: logger: no log driver named '{log_driver}' is registered"
             )));
         }
-        let id = ContainerId::random();
         warnings.extend(crate::network::sandbox::prepare_create(
             &mut config,
             &host_config,
@@ -341,10 +353,10 @@ impl ContainerService {
             networking_config: body.networking_config.clone(),
             path,
             args,
-            state: State::default(),
+            has_been_started: state.status != Status::Created,
+            state,
             restart_count: 0,
             manually_stopped: false,
-            has_been_started: false,
             runtime,
             log_path,
             rw_layer: rw_layer.clone(),
