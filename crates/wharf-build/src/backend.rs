@@ -305,5 +305,6 @@ pub trait CacheStore: Send + Sync {
 }
 
 /// Secrets for `RUN --mount=type=secret,id=<id>`: id → content. The legacy API has no way to
-/// send them; the daemon may fill this from its own configuration.
+/// send them; the daemon takes them from wharf's `X-Wharf-Build-Secrets` header
+/// (`wharf build --secret`).
 pub type Secrets = BTreeMap<String, Vec<u8>>;

@@ -1057,3 +1057,38 @@ fn intermediate_containers_with_rm_and_force_rm() {
     assert_eq!(all().len(), 1, "the earlier one only");
     assert_no_leftovers(&d);
 }
+
+#[test]
+fn wharf_build_secrets_reach_run_mounts_and_not_the_image() {
+    skip_unless!(require::root(), require::busybox(), require::overlayfs());
+    let d = TestDaemon::start();
+    d.import_busybox();
+    let df = "FROM busybox\n\
+              RUN --mount=type=secret,id=tok cat /run/secrets/tok; echo\n\
+              RUN --mount=type=secret,id=api,env=API_KEY echo \"key=$API_KEY\"\n\
+              RUN --mount=type=secret,id=none,required=true true\n";
+    let ctx = context_dir(&d, "ctx", &[("Dockerfile", df), ("tok.txt", "from-a-file")]);
+    let c = ctx.to_str().unwrap();
+    let tok = format!("id=tok,src={}", ctx.join("tok.txt").display());
+    let (code, out, err) = run(d
+        .wharf(&["build", "--progress=plain", "--secret", &tok, "--secret", "id=api,env=E2E_KEY", c])
+        .env("E2E_KEY", "from-the-env"));
+    assert_eq!(code, 1, "{out}{err}");
+    let all = format!("{out}{err}");
+    assert!(all.contains("from-a-file\n"), "{all}");
+    assert!(all.contains("key=from-the-env\n"), "{all}");
+    assert!(all.contains("secret none: not found"), "{all}");
+
+    // Without the required one it builds, and the image holds no secret.
+    std::fs::write(ctx.join("Dockerfile"), df.lines().take(3).collect::<Vec<_>>().join("\n")).unwrap();
+    ok(d.wharf(&["build", "-q", "-t", "e2e/sec", "--secret", &tok, "--secret", "id=api,env=E2E_KEY", c])
+        .env("E2E_KEY", "from-the-env"));
+    let listing =
+        ok(d.docker(&["run", "--rm", "e2e/sec", "sh", "-c", "ls -A /run/secrets 2>&1; env | grep -c from- ; true"]));
+    assert!(!listing.contains("tok") && listing.ends_with("0\n"), "{listing}");
+    // A bad --secret is refused before anything is sent.
+    let (code, _, err) = run(d.wharf(&["build", "--secret", "src=/nowhere", c]));
+    assert_eq!(code, 1);
+    assert!(err.contains("invalid secret \"src=/nowhere\": id is required"), "{err}");
+    assert_no_leftovers(&d);
+}
