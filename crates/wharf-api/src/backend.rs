@@ -505,6 +505,9 @@ pub struct BuildRequest {
     /// (a wharf extension: the legacy API has no way to send secrets; `wharf build --secret`
     /// sends this header). Never logged.
     pub secrets: std::collections::BTreeMap<String, Vec<u8>>,
+    /// `remote`: a git repository or http(s) URL to fetch the context from (the body is then
+    /// ignored); empty for a context in the body.
+    pub remote: String,
 }
 
 /// `POST /build/prune` parameters.

@@ -291,6 +291,27 @@ impl Builder {
         self.build_context(ctx, options, events, cancel).await
     }
 
+    /// Builds the context at `remote` (a git repository or an http(s) URL; see
+    /// [`crate::remote`]) instead of a request body.
+    pub async fn build_remote(
+        &self,
+        remote: &str,
+        options: BuildOptions,
+        events: EventSink,
+        cancel: CancellationToken,
+    ) -> Result<BuildResult, BuildError> {
+        let (tmp, remote, name, c) = (self.inner.tmp(), remote.to_string(), options.dockerfile.clone(), cancel.clone());
+        let ctx = tokio::task::spawn_blocking(move || crate::remote::context(&remote, &tmp, &name, &c))
+            .await
+            .map_err(|e| BuildError::step(e.to_string(), ErrorKind::Internal))?
+            .map_err(|e| match e {
+                crate::remote::RemoteError::Context(c) => BuildError::Context(c),
+                crate::remote::RemoteError::Cancelled => BuildError::Cancelled,
+                e => BuildError::step(e.to_string(), e.kind()),
+            })?;
+        self.build_context(ctx, options, events, cancel).await
+    }
+
     /// Builds an already extracted context.
     pub async fn build_context(
         &self,

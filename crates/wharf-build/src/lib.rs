@@ -9,7 +9,8 @@
 //! - [`mod@build`]: [`Builder`], [`BuildOptions`], [`BuildResult`], [`BuildError`]; the stage
 //!   DAG, parallel stages with ordered output, unused build-arg warnings, tagging.
 //! - `stage` (private): one stage, every instruction's semantics, cache probing, image commits.
-//! - [`context`]: the build context (tar body → temp dir, Dockerfile, `.dockerignore`).
+//! - [`context`]: the build context (tar body → temp dir, Dockerfile, `.dockerignore`);
+//!   [`remote`]: contexts fetched from git repositories and URLs.
 //! - `copy` (private): COPY/ADD source resolution, destination rules, ownership;
 //!   [`fetch`]: ADD of URLs; [`archive`]: compression detection and safe extraction.
 //! - [`cache`]: cache keys, `--cache-from`, and two [`CacheStore`]s (memory, JSON file).
@@ -42,6 +43,7 @@ mod fsutil;
 mod hash;
 pub mod layer;
 pub mod mountpoints;
+pub mod remote;
 mod stage;
 
 pub use backend::{

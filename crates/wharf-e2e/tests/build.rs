@@ -477,10 +477,16 @@ fn hostile_contexts_are_refused_or_confined() {
     // Not a tar and not a Dockerfile: a parse error.
     let (status, text) = post_build(&d, "", b"\x00\x01binary garbage\xff\n");
     assert_eq!(status, 400, "{text}");
-    // Unsupported remote contexts and BuildKit: clear refusals.
-    let (status, text) = post_build(&d, "remote=https%3A%2F%2Fexample.com%2Fx.git", b"");
+    // Remote contexts that cannot be fetched or are BuildKit's, and BuildKit: clear refusals.
+    let (status, text) = post_build(&d, "remote=http%3A%2F%2F127.0.0.1%3A1%2Fx.git", b"");
     assert_eq!(status, 400);
-    assert!(text.contains("not supported"), "{text}");
+    assert!(text.contains("unable to prepare context"), "{text}");
+    let (status, text) = post_build(&d, "remote=ftp%3A%2F%2Fx%2Fy", b"");
+    assert_eq!(status, 400);
+    assert!(text.contains("unsupported remote context"), "{text}");
+    let (status, text) = post_build(&d, "remote=client-session", b"");
+    assert_eq!(status, 400);
+    assert!(text.contains("BuildKit"), "{text}");
     let (status, _) = post_build(&d, "version=2", b"");
     assert_eq!(status, 501);
 
@@ -549,9 +555,10 @@ fn wharf_build_cli() {
     // builder prune.
     let pruned = ok(d.wharf(&["builder", "prune", "-af"]));
     assert!(pruned.contains("Total reclaimed space:"), "{pruned}");
-    let (code, _, err) = run(d.wharf(&["build", "https://example.com/repo.git"]));
+    // A remote context the daemon cannot fetch (tests of working ones: build_remote.rs).
+    let (code, _, err) = run(d.wharf(&["build", "http://127.0.0.1:1/repo.git"]));
     assert_eq!(code, 1);
-    assert!(err.contains("not supported by wharf"), "{err}");
+    assert!(err.contains("unable to prepare context"), "{err}");
     assert_no_leftovers(&d);
 }
 

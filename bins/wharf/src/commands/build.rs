@@ -10,7 +10,9 @@
 //! plain lines otherwise, on stderr); `-q` prints only the image ID (and the buffered output
 //! on failure); a failed step's exit code is the command's, as with the docker CLI.
 //!
-//! Not done: remote contexts (git, URLs), `--compress` (the context is sent uncompressed),
+//! Remote contexts (git repositories, http(s) URLs) are fetched by the daemon (the `remote`
+//! parameter) rather than by the CLI as docker's does; the result is the same for a local
+//! daemon. Not done: `--compress` (the context is sent uncompressed),
 //! registry credentials for `FROM` (an empty `X-Registry-Config` is sent).
 
 use std::collections::BTreeMap;
@@ -179,10 +181,8 @@ fn context(args: &BuildArgs) -> Result<(Vec<u8>, String), CliError> {
         return Ok((single_file_tar("Dockerfile", &body)?, "Dockerfile".into()));
     }
     if is_remote(&args.context) {
-        return Err(prepare(format!(
-            "remote build contexts (git repositories and URLs) are not supported by wharf: clone or download {} and build the directory",
-            args.context
-        )));
+        // The daemon fetches it (the `remote` parameter); `-f` names a file inside it.
+        return Ok((Vec::new(), file.unwrap_or("").to_owned()));
     }
     let root =
         std::fs::canonicalize(&args.context).map_err(|_| prepare(format!("path {:?} not found", args.context)))?;
@@ -289,6 +289,9 @@ fn query(args: &BuildArgs, dockerfile: &str) -> Result<String, CliError> {
     }
     if !dockerfile.is_empty() {
         q.push(("dockerfile", dockerfile.to_owned()));
+    }
+    if is_remote(&args.context) {
+        q.push(("remote", args.context.clone()));
     }
     if !args.build_arg.is_empty() {
         q.push(("buildargs", serde_json::to_string(&build_args(&args.build_arg)).unwrap_or_default()));
@@ -583,9 +586,13 @@ mod tests {
     }
 
     #[test]
-    fn remote_contexts_are_refused_clearly() {
-        let e = context(&args("https://example.com/ctx.tar", None)).unwrap_err();
-        assert!(e.to_string().contains("not supported by wharf"), "{e}");
+    fn remote_contexts_go_to_the_daemon() {
+        let a = args("https://example.com/app.git#main:web", Some("Dockerfile.prod"));
+        let (body, df) = context(&a).unwrap();
+        assert!(body.is_empty());
+        let q = query(&a, &df).unwrap();
+        assert!(q.contains("remote=https%3A%2F%2Fexample.com%2Fapp.git%23main%3Aweb"), "{q}");
+        assert!(q.contains("dockerfile=Dockerfile.prod"), "{q}");
         assert!(context(&args("/nonexistent/ctx", None)).unwrap_err().to_string().contains("not found"));
     }
 

@@ -96,9 +96,10 @@ pub fn parse_request(query: &Query, headers: &HeaderMap, v: ApiVersion) -> Resul
         }
         other => return Err(ApiError::invalid(format!("unsupported builder version {other:?}"))),
     }
-    if query.get("remote").is_some_and(|r| !r.is_empty()) {
+    let remote = query.get("remote").unwrap_or("").to_owned();
+    if remote == "client-session" {
         return Err(ApiError::invalid(
-            "remote build contexts (git repositories and tarball URLs) are not supported: send the context in the request body",
+            "the client-session remote is BuildKit's, which this daemon does not serve: use the legacy builder",
         ));
     }
     if query.bool("squash", false) {
@@ -141,6 +142,7 @@ pub fn parse_request(query: &Query, headers: &HeaderMap, v: ApiVersion) -> Resul
         security_opt: strings("securityopt"),
         registry_auth: registry_config(headers),
         secrets: build_secrets(headers)?,
+        remote,
     })
 }
 
@@ -272,7 +274,8 @@ mod tests {
     #[test]
     fn refusals_are_clear() {
         assert_eq!(parse("version=2").unwrap_err().0.kind, ErrorKind::NotImplemented);
-        assert!(parse("remote=https%3A%2F%2Fx%2Fy.tar").unwrap_err().0.message.contains("not supported"));
+        assert_eq!(parse("remote=https%3A%2F%2Fx%2Fy.tar").unwrap().remote, "https://x/y.tar");
+        assert!(parse("remote=client-session").unwrap_err().0.message.contains("BuildKit"));
         assert!(parse("buildargs=%7Bnope").unwrap_err().0.message.starts_with("unable to parse build args"));
         assert_eq!(parse("shmsize=x").unwrap_err().0.kind, ErrorKind::InvalidArgument);
         assert_eq!(parse("squash=1").unwrap_err().0.kind, ErrorKind::InvalidArgument);

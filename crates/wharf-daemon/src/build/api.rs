@@ -104,9 +104,12 @@ impl BuildBackend for BuildService {
             .await
             .map_err(|e| EngineError::internal(format!("build: {e}")))?;
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let reader = tokio_util::io::StreamReader::new(context);
-        let fut = self.builder.build(reader, opts, tx, cancel);
-        tokio::pin!(fut);
+        // A `remote` context is fetched by the builder; the body (if any) is ignored then.
+        let mut fut: std::pin::Pin<Box<dyn std::future::Future<Output = _> + Send + '_>> = if req.remote.is_empty() {
+            Box::pin(self.builder.build(tokio_util::io::StreamReader::new(context), opts, tx, cancel))
+        } else {
+            Box::pin(self.builder.build_remote(&req.remote, opts, tx, cancel))
+        };
         let result = loop {
             tokio::select! {
                 biased;
