@@ -221,6 +221,10 @@ pub struct BuildArgs {
     /// Remove intermediate containers after a successful build
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true", require_equals = true)]
     pub rm: bool,
+    /// Secret to expose to the build (format: "id=mysecret[,src=/local/secret]" or
+    /// "id=mysecret,env=VAR")
+    #[arg(long, value_name = "stringArray")]
+    pub secret: Vec<String>,
     /// Security options
     #[arg(long = "security-opt", value_name = "strings")]
     pub security_opt: Vec<String>,

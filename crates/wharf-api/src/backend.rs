@@ -501,6 +501,10 @@ pub struct BuildRequest {
     pub security_opt: Vec<String>,
     /// `X-Registry-Config`, decoded: registry host → auth config (for pulls of base images).
     pub registry_auth: std::collections::BTreeMap<String, serde_json::Value>,
+    /// `X-Wharf-Build-Secrets`, decoded: secret ID → content, for `RUN --mount=type=secret`
+    /// (a wharf extension: the legacy API has no way to send secrets; `wharf build --secret`
+    /// sends this header). Never logged.
+    pub secrets: std::collections::BTreeMap<String, Vec<u8>>,
     /// `remote`: a git repository or http(s) URL to fetch the context from (the body is then
     /// ignored); empty for a context in the body.
     pub remote: String,

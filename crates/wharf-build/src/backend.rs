@@ -126,7 +126,8 @@ pub trait ImageCommitter: Send + Sync {
 /// The network a RUN step gets.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NetworkMode {
-    /// The build's `networkmode` (Docker's default `bridge` when empty or `default`).
+    /// The build's `networkmode`: Docker's default `bridge` when empty or `default`, `host`,
+    /// `none`, or a user-defined network's name or ID.
     Default(String),
     /// `RUN --network=none`: a loopback-only network namespace.
     None,
@@ -304,5 +305,6 @@ pub trait CacheStore: Send + Sync {
 }
 
 /// Secrets for `RUN --mount=type=secret,id=<id>`: id → content. The legacy API has no way to
-/// send them; the daemon may fill this from its own configuration.
+/// send them; the daemon takes them from wharf's `X-Wharf-Build-Secrets` header
+/// (`wharf build --secret`).
 pub type Secrets = BTreeMap<String, Vec<u8>>;

@@ -21,8 +21,10 @@ use wharf_types::{Classify, Digest, ErrorKind};
 pub enum FetchError {
     #[error("{0}")]
     Request(String),
-    #[error("failed to GET {url} with status {status}")]
-    Status { url: String, status: String },
+    /// Docker's words: the status line, then the server's answer (trimmed), which usually
+    /// says what is wrong.
+    #[error("failed to GET {url} with status {status}: {body}")]
+    Status { url: String, code: u16, status: String, body: String },
     #[error("write download of {url} to {path}")]
     Write {
         url: String,
@@ -42,11 +44,21 @@ impl Classify for FetchError {
     fn kind(&self) -> ErrorKind {
         match self {
             FetchError::BadChecksum(_) | FetchError::Mismatch { .. } => ErrorKind::InvalidArgument,
+            FetchError::Status { code, .. } => match code {
+                400 => ErrorKind::InvalidArgument,
+                401 => ErrorKind::Unauthorized,
+                403 => ErrorKind::Forbidden,
+                404 => ErrorKind::NotFound,
+                _ => ErrorKind::Internal,
+            },
             FetchError::Cancelled => ErrorKind::Cancelled,
             _ => ErrorKind::Internal,
         }
     }
 }
+
+/// How much of an error answer's body goes into the error message.
+const ERROR_BODY_MAX: u64 = 4096;
 
 /// Whether a source is a URL the builder downloads (`http://` or `https://`).
 pub fn is_url(s: &str) -> bool {
@@ -90,12 +102,18 @@ fn filename_from(url_path: &str, disposition: Option<&str>) -> Option<String> {
     None
 }
 
+/// Bytes between two progress reports (Docker's progress reader reports every 512 KiB).
+const PROGRESS_EVERY: u64 = 512 * 1024;
+
 /// Downloads `url` into `dir` (which exists). Blocking; checks `cancel` between chunks.
+/// `progress` is told the bytes received so far and the size the server announced, every
+/// 512 KiB and at the end.
 pub fn download(
     url: &str,
     dir: &Path,
     checksum: Option<&str>,
     cancel: &CancellationToken,
+    progress: &dyn Fn(u64, Option<u64>),
 ) -> Result<Download, FetchError> {
     let expected =
         checksum.map(|c| c.parse::<Digest>().map_err(|_| FetchError::BadChecksum(c.to_string()))).transpose()?;
@@ -107,12 +125,22 @@ pub fn download(
     let resp = agent.get(url).call().map_err(|e| FetchError::Request(format!("Get \"{url}\": {e}")))?;
     let status = resp.status();
     if status.as_u16() >= 400 {
+        // At most a page of the answer: enough for the server's reason, bounded for the stream.
+        let mut body = Vec::new();
+        let read = resp.into_body().into_reader().take(ERROR_BODY_MAX).read_to_end(&mut body);
+        let body = match read {
+            Ok(_) => String::from_utf8_lossy(&body).trim().to_string(),
+            Err(_) => "error reading body".to_string(),
+        };
         return Err(FetchError::Status {
             url: url.to_string(),
+            code: status.as_u16(),
             status: format!("{} {}", status.as_u16(), status.canonical_reason().unwrap_or("")),
+            body,
         });
     }
     let header = |name: &str| resp.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let total = header("content-length").and_then(|v| v.parse::<u64>().ok());
     let disposition = header("content-disposition");
     let last_modified = header("last-modified");
     let url_path = url
@@ -132,6 +160,7 @@ pub fn download(
     let mut h256 = Sha256::new();
     let mut h512 = Sha512::new();
     let mut buf = vec![0u8; 64 * 1024];
+    let (mut received, mut reported) = (0u64, 0u64);
     loop {
         if cancel.is_cancelled() {
             return Err(FetchError::Cancelled);
@@ -143,7 +172,13 @@ pub fn download(
         h256.update(&buf[..n]);
         h512.update(&buf[..n]);
         out.write_all(&buf[..n]).map_err(werr)?;
+        received += n as u64;
+        if received - reported >= PROGRESS_EVERY {
+            progress(received, total);
+            reported = received;
+        }
     }
+    progress(received, total);
     out.sync_all().map_err(werr)?;
     if let Some(exp) = expected {
         let actual = match exp.algorithm() {
@@ -205,5 +240,28 @@ mod tests {
         assert!(is_url("https://x/y"));
         assert!(is_git_url("https://github.com/a/b.git"));
         assert!(!is_git_url("https://x/y.tar"));
+    }
+
+    #[test]
+    fn error_answers_in_dockers_words() {
+        use std::io::Write;
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            let (mut s, _) = l.accept().unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            let body = "  not here\n";
+            let head = format!("HTTP/1.1 404 Not Found\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
+            s.write_all(head.as_bytes()).unwrap();
+            s.write_all(body.as_bytes()).unwrap();
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("http://127.0.0.1:{port}/a/f.txt");
+        let e = download(&url, dir.path(), None, &CancellationToken::new(), &|_, _| {}).unwrap_err();
+        server.join().unwrap();
+        assert_eq!(e.to_string(), format!("failed to GET {url} with status 404 Not Found: not here"));
+        assert_eq!(e.kind(), ErrorKind::NotFound);
+        assert!(!dir.path().join("f.txt").exists());
     }
 }

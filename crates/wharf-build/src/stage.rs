@@ -889,10 +889,29 @@ impl Stage<'_> {
                     .map_err(|e| BuildError::step(e.to_string(), ErrorKind::Internal))?;
                 let (u2, d2, sum, cancel) =
                     (u.clone(), dir.path().to_path_buf(), spec.checksum.clone(), self.run.cancel.clone());
-                let dl = blocking(move || {
-                    crate::fetch::download(&u2, &d2, sum.as_deref(), &cancel).map_err(|e| wrap(e.into()))
-                })
-                .await?;
+                // Docker's progress messages (a terminal draws the bar; others skip them).
+                let emit = self.progress();
+                let progress = move |current: u64, total: Option<u64>| {
+                    let mut detail = serde_json::json!({ "current": current });
+                    if let Some(t) = total {
+                        detail["total"] = t.into();
+                    }
+                    emit(serde_json::json!({ "status": "Downloading", "progressDetail": detail }));
+                };
+                let download = blocking(move || {
+                    crate::fetch::download(&u2, &d2, sum.as_deref(), &cancel, &progress).map_err(|e| match e {
+                        crate::fetch::FetchError::Cancelled => BuildError::Cancelled,
+                        e => wrap(e.into()),
+                    })
+                });
+                let dl = tokio::select! {
+                    dl = download => dl?,
+                    // A stalled server must not hold a cancelled build: stop waiting here; the
+                    // download sees the cancellation at its next read and ends by itself.
+                    _ = self.run.cancel.cancelled() => return Err(BuildError::Cancelled),
+                };
+                // And the blank line the legacy builder prints after every download.
+                self.run.emitter.emit(Some(self.idx), BuildEvent::Output { data: b"\n".to_vec() });
                 let name = match &dl.filename {
                     Some(n) => n.clone(),
                     None if spec.dest.ends_with('/') => {

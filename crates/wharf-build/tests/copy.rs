@@ -280,3 +280,37 @@ ADD --checksum={sum} http://127.0.0.1:{port}/dl/remote.tar.gz /x7/\n"
     assert!(e.ends_with(bad), "{e}");
     env.assert_clean();
 }
+
+#[tokio::test]
+async fn a_stalled_download_does_not_hold_a_cancelled_build() {
+    require_root!();
+    let env = Env::new();
+    // Headers, then silence with the connection open.
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let (sent_tx, sent_rx) = tokio::sync::oneshot::channel();
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        let (mut s, _) = l.accept().unwrap();
+        let mut buf = [0u8; 4096];
+        let _ = s.read(&mut buf);
+        let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n");
+        let _ = sent_tx.send(());
+        // Hold the connection until the test is over.
+        let _ = done_rx.recv();
+    });
+    let df = format!("FROM busybox\nADD http://127.0.0.1:{port}/big /big\n");
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let c2 = cancel.clone();
+    tokio::spawn(async move {
+        let _ = sent_rx.await;
+        // Most likely the download waits for the body by now (either way, the build must stop).
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        c2.cancel();
+    });
+    let build = env.build_tar(common::context_tar(&[("Dockerfile", &df)]), opts(), cancel);
+    let out = tokio::time::timeout(std::time::Duration::from_secs(60), build).await.expect("the build stopped");
+    assert_eq!(out.err(), "Build cancelled");
+    drop(done_tx);
+    env.assert_clean();
+}

@@ -562,6 +562,310 @@ fn wharf_build_cli() {
     assert_no_leftovers(&d);
 }
 
+/// Path → status and body.
+type Answers = std::collections::HashMap<String, (u16, Vec<u8>)>;
+
+/// A small HTTP server on 127.0.0.1 for the daemon to download from (the daemon runs on the
+/// host, so loopback reaches it): each path answers with the status and body set for it, 404
+/// otherwise, and every answer carries a fixed `Last-Modified`.
+struct FileServer {
+    port: u16,
+    files: std::sync::Arc<std::sync::Mutex<Answers>>,
+    hits: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// `Last-Modified` of every answer: 1994-11-06T08:49:37Z.
+const LAST_MODIFIED: (&str, u64) = ("Sun, 06 Nov 1994 08:49:37 GMT", 784_111_777);
+
+impl FileServer {
+    fn start() -> FileServer {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let files = std::sync::Arc::new(std::sync::Mutex::new(Answers::new()));
+        let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (f, h) = (files.clone(), hits.clone());
+        // Serves until the test process exits.
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut s) = conn else { continue };
+                let mut req = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => req.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let text = String::from_utf8_lossy(&req);
+                let path = text.split_whitespace().nth(1).unwrap_or("/").to_owned();
+                h.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let (status, body) = f.lock().unwrap().get(&path).cloned().unwrap_or((404, b"no such file\n".to_vec()));
+                let reason = if status == 200 { "OK" } else { "Not Found" };
+                let head = format!(
+                    "HTTP/1.1 {status} {reason}\r\nContent-Length: {}\r\nLast-Modified: {}\r\nConnection: close\r\n\r\n",
+                    body.len(),
+                    LAST_MODIFIED.0
+                );
+                let _ = s.write_all(head.as_bytes());
+                let _ = s.write_all(&body);
+            }
+        });
+        FileServer { port, files, hits }
+    }
+
+    fn set(&self, path: &str, status: u16, body: &[u8]) {
+        self.files.lock().unwrap().insert(path.to_owned(), (status, body.to_vec()));
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    fn hits(&self) -> usize {
+        self.hits.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+#[test]
+fn docker_build_add_downloads_urls() {
+    skip_unless!(require::root(), require::busybox(), require::program("docker"), require::overlayfs());
+    let d = TestDaemon::start();
+    d.import_busybox();
+    let web = FileServer::start();
+    web.set("/files/data.txt", 200, b"version 1\n");
+    let df = format!(
+        "FROM busybox\n\
+         ADD {url} /dl/\n\
+         ADD {url} /renamed\n\
+         RUN stat -c '%a %Y %n' /dl/data.txt /renamed && cat /dl/data.txt\n",
+        url = web.url("/files/data.txt")
+    );
+    let ctx = context_dir(&d, "ctx", &[("Dockerfile", &df)]);
+    let c = ctx.to_str().unwrap();
+
+    // Destination directory: named after the URL path; otherwise the destination's name.
+    // Mode 0600 and the Last-Modified time, as Docker's download; not extracted.
+    let out = ok(docker_build(&d, &["-t", "e2e/dl:1", c]));
+    let url = web.url("/files/data.txt");
+    assert!(out.contains(&format!("Step 2/4 : ADD {url} /dl/\n\n ---> ")), "a blank line after downloads: {out}");
+    let mtime = LAST_MODIFIED.1;
+    assert!(out.contains(&format!("600 {mtime} /dl/data.txt\n600 {mtime} /renamed\nversion 1\n")), "{out}");
+    assert_eq!(ok(d.docker(&["run", "--rm", "e2e/dl:1", "cat", "/renamed"])), "version 1\n");
+
+    // Every build downloads again; the same content is a cache hit.
+    let before = web.hits();
+    let out = ok(docker_build(&d, &[c]));
+    assert_eq!(web.hits(), before + 2, "both ADDs download again");
+    assert_eq!(cached_steps(&out), [false, true, true, true], "{out}");
+    // New content: the ADD steps and what follows run again.
+    web.set("/files/data.txt", 200, b"version 2\n");
+    let out = ok(docker_build(&d, &[c]));
+    assert_eq!(cached_steps(&out), [false, false, false, false], "{out}");
+    assert!(out.contains("version 2\n"), "{out}");
+
+    // The download's progress, for clients that draw it.
+    let df = format!("FROM busybox\nADD {url} /p.txt\n");
+    let (status, text) =
+        post_build(&d, "nocache=1", &tar_of(&[("Dockerfile", tar::EntryType::Regular, df.as_bytes(), None)]));
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains(r#"{"status":"Downloading","progressDetail":{"current":10,"total":10}}"#), "{text}");
+
+    // --checksum: verified against the download, with BuildKit's words on a mismatch.
+    let body = b"version 2\n";
+    let sum = format!("sha256:{}", hex::encode(<sha2::Sha256 as sha2::Digest>::digest(body)));
+    std::fs::write(ctx.join("Dockerfile"), format!("FROM busybox\nADD --checksum={sum} {url} /sum.txt\n")).unwrap();
+    ok(docker_build(&d, &[c]));
+    let bad = format!("sha256:{}", "0".repeat(64));
+    std::fs::write(ctx.join("Dockerfile"), format!("FROM busybox\nADD --checksum={bad} {url} /sum.txt\n")).unwrap();
+    let (code, out, err) = run(docker_build(&d, &[c]));
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains(&format!("ADD failed: digest mismatch {sum}: {bad}")), "{err}");
+
+    // A missing file: the step's line, then the URL and the server's answer.
+    let missing = web.url("/files/nosuch.txt");
+    std::fs::write(ctx.join("Dockerfile"), format!("FROM busybox\nRUN true\nADD {missing} /x\n")).unwrap();
+    let (code, out, err) = run(docker_build(&d, &[c]));
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains(&format!("Step 3/3 : ADD {missing} /x\n")), "{out}");
+    assert!(
+        err.contains(&format!("ADD failed: failed to GET {missing} with status 404 Not Found: no such file")),
+        "{err}"
+    );
+    assert_no_leftovers(&d);
+}
+
+/// The step snapshots (`build-…`) the snapshotter still has: none once a build is over.
+fn step_snapshots(d: &TestDaemon) -> Vec<String> {
+    let meta = d.data_root.join("snapshots/overlay/metadata.json");
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&meta).unwrap_or_default()).unwrap_or_default();
+    let names = v["snapshots"].as_object().map(|m| m.keys().cloned().collect::<Vec<_>>()).unwrap_or_default();
+    names.into_iter().filter(|n| n.starts_with("build-")).collect()
+}
+
+/// This daemon's host links, firewall table (counters left out) and address allocations, to
+/// compare before and after builds.
+fn host_network_state(d: &TestDaemon) -> (Vec<String>, String, Vec<String>) {
+    let mut links = d.net.links();
+    links.sort();
+    let table = ok(Command::new("nft").args(["list", "table", "inet", &d.net.firewall_table()]));
+    let mut words = Vec::new();
+    let mut it = table.split_whitespace();
+    while let Some(w) = it.next() {
+        if w == "packets" || w == "bytes" {
+            it.next();
+        } else {
+            words.push(w);
+        }
+    }
+    let db =
+        rusqlite::Connection::open_with_flags(d.data_root.join("wharf.db"), rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap();
+    let mut q = db.prepare("SELECT doc FROM network_pools ORDER BY network, subnet").unwrap();
+    let pools = q.query_map([], |r| r.get::<_, String>(0)).unwrap().map(Result::unwrap).collect();
+    (links, words.join(" "), pools)
+}
+
+/// Prints the step's network interfaces (`links: eth0 lo `), its `foo` line of `/etc/hosts`,
+/// and what `http://$T/` answers (retrying while the server starts; no `-T`: busybox 1.35's
+/// wget crashes with it).
+const NETWORK_PROBE: &str = r#"FROM busybox
+ARG T
+RUN echo "links: $(sed -n 's/^ *\([^:|]*\):.*/\1/p' /proc/net/dev | sort | tr '\n' ' ')"; grep -w foo /etc/hosts || true
+RUN for i in $(seq 100); do wget -q -O- "http://$T/" && exit 0; sleep 0.2; done; exit 1
+"#;
+
+#[test]
+fn docker_build_run_steps_join_the_requested_network() {
+    skip_unless!(
+        require::root(),
+        require::busybox(),
+        require::program("docker"),
+        require::overlayfs(),
+        require::program("ip"),
+        require::program("nft")
+    );
+    let mut d = TestDaemon::start();
+    d.import_busybox();
+    let serve = |name: &str, network: &str, text: &str| {
+        let script = format!("mkdir /www && echo {text} > /www/index.html && exec httpd -f -p 80 -h /www");
+        ok(d.docker(&["run", "-d", "--name", name, "--network", network, "busybox", "sh", "-c", &script]));
+    };
+    serve("web", "bridge", "hello-bridge");
+    ok(d.docker(&["network", "create", "e2e-build"]));
+    serve("web2", "e2e-build", "hello-user");
+    let ip = ok(d.docker(&["inspect", "-f", "{{.NetworkSettings.IPAddress}}", "web"])).trim().to_owned();
+    let before = host_network_state(&d);
+    assert!(before.2.iter().any(|p| p.contains(&format!("\"{ip}\""))), "{:?}", before.2);
+    let ctx = context_dir(&d, "ctx", &[("Dockerfile", NETWORK_PROBE)]);
+    let c = ctx.to_str().unwrap();
+
+    // The default bridge, by address; --add-host lands in /etc/hosts.
+    let t = format!("T={ip}");
+    let out = ok(docker_build(&d, &["--add-host", "foo:1.2.3.4", "--build-arg", &t, c]));
+    assert!(out.contains("links: eth0 lo \n1.2.3.4\tfoo\n"), "{out}");
+    assert!(out.contains("hello-bridge\n"), "{out}");
+
+    // A user-defined network, by name through its DNS.
+    let out = ok(docker_build(&d, &["--network", "e2e-build", "--build-arg", "T=web2", "--no-cache", c]));
+    assert!(out.contains("hello-user\n"), "{out}");
+
+    // Another container's network: its namespace, so its server answers on loopback.
+    let out = ok(docker_build(&d, &["--network", "container:web", "--build-arg", "T=127.0.0.1", "--no-cache", c]));
+    assert!(out.contains("links: eth0 lo \n") && out.contains("hello-bridge\n"), "{out}");
+
+    // none: loopback only; host: the host's links, the daemon's bridge among them.
+    std::fs::write(ctx.join("Dockerfile"), NETWORK_PROBE.lines().take(3).collect::<Vec<_>>().join("\n")).unwrap();
+    let out = ok(docker_build(&d, &["--network", "none", "--no-cache", c]));
+    assert!(out.contains("links: lo \n"), "{out}");
+    let out = ok(docker_build(&d, &["--network", "host", "--no-cache", c]));
+    let links = out.lines().find(|l| l.starts_with("links: ")).unwrap_or_else(|| panic!("{out}"));
+    assert!(links.split_whitespace().any(|l| l == d.net.bridge()), "{out}");
+    // A network that does not exist: Docker's words.
+    let (code, out, err) = run(docker_build(&d, &["--network", "nosuch", "--no-cache", c]));
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains("network nosuch not found"), "{err}");
+    // RUN --network in the Dockerfile overrides the build's network.
+    std::fs::write(ctx.join("Dockerfile"), "FROM busybox\nRUN --network=none cat /proc/net/dev | grep -c :\n").unwrap();
+    let out = ok(docker_build(&d, &["--no-cache", c]));
+    assert!(out.contains("\n1\n"), "only lo: {out}");
+
+    // Every step's endpoint is gone: links, rules, addresses, and the networks' endpoints.
+    assert_eq!(host_network_state(&d), before);
+    for (net, n) in [("bridge", "1"), ("e2e-build", "1"), ("none", "0"), ("host", "0")] {
+        let count = ok(d.docker(&["network", "inspect", "-f", "{{len .Containers}}", net]));
+        assert_eq!(count.trim(), n, "endpoints left on {net}");
+    }
+    ok(d.docker(&["rm", "-f", "web", "web2"]));
+    ok(d.docker(&["network", "rm", "e2e-build"]));
+    assert_no_leftovers(&d);
+    d.stop();
+    let leaks: Vec<String> = d.net.leaks().into_iter().filter(|l| *l != format!("link {}", d.net.bridge())).collect();
+    assert!(leaks.is_empty(), "left on the host after the daemon stopped: {leaks:?}");
+}
+
+#[test]
+fn docker_build_cancelled_by_the_client_leaves_nothing() {
+    use std::io::BufRead;
+    skip_unless!(require::root(), require::busybox(), require::program("docker"), require::overlayfs());
+    let d = TestDaemon::start();
+    d.import_busybox();
+    // The last step waits until the gate opens: forever the first time, not the second.
+    let gate = FileServer::start();
+    let df = format!(
+        "FROM busybox\n\
+         RUN echo first > /first\n\
+         RUN echo started; until wget -q -O /dev/null {}; do sleep 1; done; echo released\n",
+        gate.url("/go")
+    );
+    let ctx = context_dir(&d, "ctx", &[("Dockerfile", &df)]);
+    let c = ctx.to_str().unwrap();
+    let mut child =
+        docker_build(&d, &["--network", "host", c]).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+    let lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for l in lines.map_while(Result::ok) {
+            let _ = tx.send(l);
+        }
+    });
+    let mut seen = Vec::new();
+    while seen.last().map(String::as_str) != Some("started") {
+        match rx.recv_timeout(std::time::Duration::from_secs(120)) {
+            Ok(l) => seen.push(l),
+            Err(e) => panic!("the last step did not start ({e}):\n{}\n{}", seen.join("\n"), d.log()),
+        }
+    }
+    // The CLI goes away (as on Ctrl-C): the daemon sees the connection close.
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    // The step's container is stopped and removed, with its mounts, cgroup and snapshot.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let run_dirs = std::fs::read_dir(d.exec_root.join("b")).map(|r| r.count()).unwrap_or(0);
+        if run_dirs == 0 && step_snapshots(&d).is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the cancelled step is still there: {run_dirs} run dirs, snapshots {:?}",
+            step_snapshots(&d)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_no_leftovers(&d);
+    assert_eq!(ok(d.docker(&["ps", "-aq"])), "");
+
+    // The daemon still builds: the finished step is cached, the cancelled one was not.
+    gate.set("/go", 200, b"go\n");
+    let out = ok(docker_build(&d, &["--network", "host", c]));
+    assert_eq!(cached_steps(&out), [false, true, false], "{out}");
+    assert!(out.contains("started\nreleased\n"), "{out}");
+    assert_no_leftovers(&d);
+    assert!(step_snapshots(&d).is_empty(), "{:?}", step_snapshots(&d));
+}
+
 /// A final screen's lines without the times at their ends (`  0.3s`).
 fn untimed(screen: &[String]) -> Vec<String> {
     screen
@@ -758,5 +1062,40 @@ fn intermediate_containers_with_rm_and_force_rm() {
     let (code, _, err) = run(d.wharf(&["build", "--force-rm", "--progress=plain", c]));
     assert_eq!(code, 7, "{err}");
     assert_eq!(all().len(), 1, "the earlier one only");
+    assert_no_leftovers(&d);
+}
+
+#[test]
+fn wharf_build_secrets_reach_run_mounts_and_not_the_image() {
+    skip_unless!(require::root(), require::busybox(), require::overlayfs());
+    let d = TestDaemon::start();
+    d.import_busybox();
+    let df = "FROM busybox\n\
+              RUN --mount=type=secret,id=tok cat /run/secrets/tok; echo\n\
+              RUN --mount=type=secret,id=api,env=API_KEY echo \"key=$API_KEY\"\n\
+              RUN --mount=type=secret,id=none,required=true true\n";
+    let ctx = context_dir(&d, "ctx", &[("Dockerfile", df), ("tok.txt", "from-a-file")]);
+    let c = ctx.to_str().unwrap();
+    let tok = format!("id=tok,src={}", ctx.join("tok.txt").display());
+    let (code, out, err) = run(d
+        .wharf(&["build", "--progress=plain", "--secret", &tok, "--secret", "id=api,env=E2E_KEY", c])
+        .env("E2E_KEY", "from-the-env"));
+    assert_eq!(code, 1, "{out}{err}");
+    let all = format!("{out}{err}");
+    assert!(all.contains("from-a-file\n"), "{all}");
+    assert!(all.contains("key=from-the-env\n"), "{all}");
+    assert!(all.contains("secret none: not found"), "{all}");
+
+    // Without the required one it builds, and the image holds no secret.
+    std::fs::write(ctx.join("Dockerfile"), df.lines().take(3).collect::<Vec<_>>().join("\n")).unwrap();
+    ok(d.wharf(&["build", "-q", "-t", "e2e/sec", "--secret", &tok, "--secret", "id=api,env=E2E_KEY", c])
+        .env("E2E_KEY", "from-the-env"));
+    let listing =
+        ok(d.docker(&["run", "--rm", "e2e/sec", "sh", "-c", "ls -A /run/secrets 2>&1; env | grep -c from- ; true"]));
+    assert!(!listing.contains("tok") && listing.ends_with("0\n"), "{listing}");
+    // A bad --secret is refused before anything is sent.
+    let (code, _, err) = run(d.wharf(&["build", "--secret", "src=/nowhere", c]));
+    assert_eq!(code, 1);
+    assert!(err.contains("invalid secret \"src=/nowhere\": id is required"), "{err}");
     assert_no_leftovers(&d);
 }

@@ -371,23 +371,62 @@ fn query(args: &BuildArgs, dockerfile: &str) -> Result<String, CliError> {
     Ok(encode_query(&q))
 }
 
+/// The daemon's header for `--secret` values (a wharf extension of `POST /build`; see
+/// `wharf-api`'s build route).
+const SECRETS_HEADER: &str = "X-Wharf-Build-Secrets";
+
+/// `--secret` values, BuildKit's syntax: `id=<id>` with `src=<file>` (also `source=`) or
+/// `env=<variable>`; with neither, the variable named like the ID. Returns the header value
+/// (base64url of a JSON map ID → base64 content), `None` without secrets.
+fn secrets(specs: &[String]) -> Result<Option<String>, CliError> {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE};
+    if specs.is_empty() {
+        return Ok(None);
+    }
+    let mut map = BTreeMap::new();
+    for spec in specs {
+        let bad = |why: &str| CliError::Other(format!("invalid secret {spec:?}: {why}"));
+        let (mut id, mut src, mut env) = (None, None, None);
+        for field in spec.split(',') {
+            match field.split_once('=') {
+                Some(("id", v)) => id = Some(v.to_owned()),
+                Some(("src" | "source", v)) => src = Some(v.to_owned()),
+                Some(("env", v)) => env = Some(v.to_owned()),
+                Some(("type", "file" | "env")) => {}
+                _ => return Err(bad(&format!("unexpected key or value in {field:?}"))),
+            }
+        }
+        let id = id.filter(|i| !i.is_empty()).ok_or_else(|| bad("id is required"))?;
+        let content = match (src, env) {
+            (Some(path), None) => std::fs::read(&path)
+                .map_err(|e| CliError::Other(format!("failed to read secret {id} from {path}: {e}")))?,
+            (None, var) => {
+                let var = var.unwrap_or_else(|| id.clone());
+                std::env::var(&var).map_err(|_| bad(&format!("environment variable {var} is not set")))?.into_bytes()
+            }
+            (Some(_), Some(_)) => return Err(bad("src and env are exclusive")),
+        };
+        map.insert(id, STANDARD.encode(content));
+    }
+    let json = serde_json::to_vec(&map).map_err(|e| CliError::Other(e.to_string()))?;
+    Ok(Some(URL_SAFE.encode(json)))
+}
+
 pub async fn build(ctx: &Ctx, mut args: BuildArgs) -> Result<(), CliError> {
     let mode = buildprogress::mode(&args.progress, args.quiet)?;
     args.quiet = mode.is_none();
     let (body, dockerfile) = context(&args)?;
     let query = query(&args, &dockerfile)?;
+    let secrets = secrets(&args.secret)?;
+    let registry_config = crate::dockerconfig::load().registry_config();
+    let mut headers = vec![("Content-Type", "application/x-tar"), ("X-Registry-Config", registry_config.as_str())];
+    if let Some(s) = secrets.as_deref() {
+        headers.push((SECRETS_HEADER, s));
+    }
     let api = Api::connect(ctx).await?;
     let size = human_size(body.len() as f64);
-    let registry_config = crate::dockerconfig::load().registry_config();
-    let resp = api
-        .raw
-        .send(
-            Method::POST,
-            &format!("/build?{query}"),
-            &[("Content-Type", "application/x-tar"), ("X-Registry-Config", &registry_config)],
-            api::full(body),
-        )
-        .await?;
+    let resp = api.raw.send(Method::POST, &format!("/build?{query}"), &headers, api::full(body)).await?;
     let stream = resp.into_body().into_data_stream();
     let (image_id, result) = match mode {
         Some(mode) => {

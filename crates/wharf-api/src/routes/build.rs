@@ -5,7 +5,8 @@
 //! `{"stream":"sha256:…\n"}` on success, or the held messages and then the error on failure;
 //! `aux` IDs go only to clients of API 1.30 and later; a failure before the first message is an
 //! HTTP error, later ones are `{"errorDetail":{"code":…,"message":…},"error":…}` messages; the
-//! build is cancelled when the client goes away.
+//! build is cancelled when the client goes away. Beyond Docker's API: the
+//! `X-Wharf-Build-Secrets` header carries `wharf build --secret` values.
 
 use std::collections::BTreeMap;
 
@@ -40,6 +41,27 @@ fn json_param<T: serde::de::DeserializeOwned>(query: &Query, key: &str, what: &s
             serde_json::from_str(v).map(Some).map_err(|e| ApiError::invalid(format!("unable to parse {what}: {e}")))
         }
     }
+}
+
+/// The header `wharf build --secret` sends: base64url of a JSON map secret ID → base64 of the
+/// content.
+pub const SECRETS_HEADER: &str = "X-Wharf-Build-Secrets";
+
+/// [`SECRETS_HEADER`], decoded; absent means no secrets, malformed is a 400.
+fn build_secrets(headers: &HeaderMap) -> Result<BTreeMap<String, Vec<u8>>, ApiError> {
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE};
+    let Some(raw) = headers.get(SECRETS_HEADER) else {
+        return Ok(BTreeMap::new());
+    };
+    let bad = || ApiError::invalid(format!("invalid {SECRETS_HEADER} header: expected base64url of a JSON map"));
+    let json = raw.to_str().ok().and_then(|v| URL_SAFE.decode(v.trim()).ok()).ok_or_else(bad)?;
+    let map: BTreeMap<String, String> = serde_json::from_slice(&json).map_err(|_| bad())?;
+    map.into_iter()
+        .map(|(id, content)| {
+            let bytes = STANDARD.decode(content).map_err(|_| bad())?;
+            Ok((id, bytes))
+        })
+        .collect()
 }
 
 /// `X-Registry-Config`: base64url of a JSON map registry → auth config. Malformed values are
@@ -119,6 +141,7 @@ pub fn parse_request(query: &Query, headers: &HeaderMap, v: ApiVersion) -> Resul
         ulimits: json_param(query, "ulimits", "ulimits")?,
         security_opt: strings("securityopt"),
         registry_auth: registry_config(headers),
+        secrets: build_secrets(headers)?,
         remote,
     })
 }
@@ -256,6 +279,18 @@ mod tests {
         assert!(parse("buildargs=%7Bnope").unwrap_err().0.message.starts_with("unable to parse build args"));
         assert_eq!(parse("shmsize=x").unwrap_err().0.kind, ErrorKind::InvalidArgument);
         assert_eq!(parse("squash=1").unwrap_err().0.kind, ErrorKind::InvalidArgument);
+    }
+
+    #[test]
+    fn secrets_are_decoded() {
+        use base64::engine::general_purpose::{STANDARD, URL_SAFE};
+        let mut h = HeaderMap::new();
+        assert!(build_secrets(&h).unwrap().is_empty());
+        let json = format!(r#"{{"tok":"{}"}}"#, STANDARD.encode(b"s3cr\x00t"));
+        h.insert(SECRETS_HEADER, URL_SAFE.encode(json).parse().unwrap());
+        assert_eq!(build_secrets(&h).unwrap()["tok"], b"s3cr\x00t");
+        h.insert(SECRETS_HEADER, "!!!".parse().unwrap());
+        assert!(build_secrets(&h).is_err());
     }
 
     #[test]

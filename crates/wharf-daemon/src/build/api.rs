@@ -57,6 +57,7 @@ pub fn options(req: &BuildRequest) -> Result<BuildOptions, EngineError> {
             isolation: String::new(),
             security_opt: req.security_opt.clone(),
         },
+        secrets: req.secrets.clone(),
         ..BuildOptions::default()
     })
 }

@@ -1,6 +1,9 @@
 //! `wharf-build`'s [`ContainerRunner`]: a RUN step's process runs as a one-shot container
 //! ([`ContainerService::run_oneshot`]) on the step's mounted root, through the shim and the
-//! OCI runtime, with `docker run`'s defaults.
+//! OCI runtime, with `docker run`'s defaults. Its network is the build's `networkmode` (the
+//! default bridge, `host`, `none`, a user-defined network or another container's) or the
+//! step's `RUN --network`, joined through the network service as a `docker run` container's,
+//! with the build's `extrahosts` in `/etc/hosts`; the endpoint goes when the step ends.
 //!
 //! The mount points the runtime needs (`/proc`, `/dev`, `/sys`, `/etc/hosts`,
 //! `/etc/hostname`, `/etc/resolv.conf`) are created in the rootfs when missing and removed
@@ -39,16 +42,21 @@ impl DaemonRunner {
     }
 }
 
-/// The network of a RUN step: the build's `networkmode` or the step's `--network`.
+/// The network of a RUN step: the build's `networkmode` (Docker's default bridge when empty or
+/// `default`; `host`, `none`, a network's name or ID, or `container:<x>`) or the step's
+/// `--network`.
 fn network(mode: &NetworkMode) -> Result<OneShotNetwork, EngineError> {
     Ok(match mode {
         NetworkMode::None => OneShotNetwork::None,
         NetworkMode::Host => OneShotNetwork::Host,
         NetworkMode::Default(m) => match m.as_str() {
-            "" | "default" | "bridge" => OneShotNetwork::Private,
+            "" | "default" | "bridge" => OneShotNetwork::Network("bridge".to_owned()),
             "host" => OneShotNetwork::Host,
             "none" => OneShotNetwork::None,
-            other => return Err(EngineError::not_found(format!("network {other} not found"))),
+            other => match other.strip_prefix("container:") {
+                Some(peer) => OneShotNetwork::Container(peer.to_owned()),
+                None => OneShotNetwork::Network(other.to_owned()),
+            },
         },
     })
 }
@@ -180,10 +188,16 @@ mod tests {
 
     #[test]
     fn network_modes() {
-        assert_eq!(network(&NetworkMode::Default(String::new())).unwrap(), OneShotNetwork::Private);
+        let bridge = OneShotNetwork::Network("bridge".into());
+        assert_eq!(network(&NetworkMode::Default(String::new())).unwrap(), bridge);
+        assert_eq!(network(&NetworkMode::Default("default".into())).unwrap(), bridge);
         assert_eq!(network(&NetworkMode::Default("host".into())).unwrap(), OneShotNetwork::Host);
         assert_eq!(network(&NetworkMode::None).unwrap(), OneShotNetwork::None);
-        assert_eq!(network(&NetworkMode::Default("mynet".into())).unwrap_err().message, "network mynet not found");
+        assert_eq!(network(&NetworkMode::Default("mynet".into())).unwrap(), OneShotNetwork::Network("mynet".into()));
+        assert_eq!(
+            network(&NetworkMode::Default("container:web".into())).unwrap(),
+            OneShotNetwork::Container("web".into())
+        );
     }
 
     #[test]

@@ -7,10 +7,15 @@
 //! `docker ps`, no restart policy, no log file. It publishes the container events Docker's
 //! intermediate containers do (`create`, `start`, `die`, `destroy`).
 //!
-//! Lifecycle of [`ContainerService::run_oneshot`]: run dir → `/etc` files → network namespace
-//! → bundle → shim `create` → attach → `start` → output until EOF → exit status → shim
-//! shutdown (the runtime's `delete` removes the cgroup) → namespace and run dir removed.
-//! Cancellation kills every process of the container and goes through the same cleanup.
+//! Lifecycle of [`ContainerService::run_oneshot`]: run dir → network namespace → networking
+//! and `/etc` files through the network service, exactly as a `docker run` container gets
+//! them (endpoint on the requested network, `--add-host` entries, embedded DNS on user-defined
+//! networks) → bundle → shim `create` → attach → `start` → output until EOF → exit status →
+//! shim shutdown (the runtime's `delete` removes the cgroup) → networking released (veth,
+//! address, DNS names) → namespace and run dir removed. Cancellation kills every process of
+//! the container and goes through the same cleanup. Events follow Docker's order for an
+//! intermediate container: `create`, `network connect`, `start`, `die`, `network disconnect`,
+//! `destroy`.
 //!
 //! On disk: `<exec-root>/b/<id32>/` (bundle `config.json`, `etc/`, `netns`, `shim/`), only
 //! while the process runs; [`ContainerService::cleanup_oneshots`] removes what a crashed
@@ -21,24 +26,41 @@ use std::path::{Path, PathBuf};
 
 use futures_util::StreamExt;
 use tokio_util::sync::CancellationToken;
+use wharf_api::models::{ContainerConfig, HostConfig};
 use wharf_runtime::logs::StreamKind;
 use wharf_runtime::shim::protocol::{LogConfig, LogDriver, ShimConfig};
 use wharf_runtime::shim::{self, AttachOptions, ShimClient};
 use wharf_runtime::spec::{EtcFiles, NetworkMode, Resources, SpecOptions, Ulimit, UserMount};
 use wharf_types::{ContainerId, EngineError, ErrorKind, Event, EventType};
 
+use super::model::{ContainerRecord, State, Status};
 use super::{ContainerService, internal};
 
 /// The network of a one-shot process.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OneShotNetwork {
-    /// A namespace of its own, made by the daemon (Docker's default bridge; until the daemon
-    /// has networks, only loopback).
-    Private,
+    /// A namespace of its own joined to a network, as `docker run --network <name>`:
+    /// `bridge` (the default bridge) or a user-defined network's name or ID.
+    Network(String),
+    /// The namespace of another running container, by name or ID (`container:<x>`), with its
+    /// hostname and `/etc` files.
+    Container(String),
     /// A namespace with only loopback (`none`).
     None,
     /// The host's namespace.
     Host,
+}
+
+impl OneShotNetwork {
+    /// The `HostConfig.NetworkMode` a container with this network has.
+    fn mode(&self) -> String {
+        match self {
+            OneShotNetwork::Network(n) => n.clone(),
+            OneShotNetwork::Container(c) => format!("container:{c}"),
+            OneShotNetwork::None => "none".to_owned(),
+            OneShotNetwork::Host => "host".to_owned(),
+        }
+    }
 }
 
 /// What to run.
@@ -56,7 +78,7 @@ pub struct OneShot {
     pub network: OneShotNetwork,
     /// Binds and tmpfs mounts; their targets exist in the rootfs.
     pub mounts: Vec<UserMount>,
-    /// `host:ip` lines for `/etc/hosts`.
+    /// `host:ip` entries for `/etc/hosts` (`--add-host`; `host-gateway` allowed).
     pub extra_hosts: Vec<String>,
     /// `/dev/shm` size in bytes (0: 64 MiB).
     pub shm_size: i64,
@@ -128,10 +150,12 @@ impl ContainerService {
         };
         event("create", None);
         let result = self.oneshot_inner(&spec, &l, output, &cancel, &event).await;
-        self.oneshot_teardown(&l).await;
         if let Ok(code) = &result {
             event("die", Some(("exitCode", code.to_string())));
         }
+        ctx.network.release(&spec.id).await;
+        ctx.network.forget_container(&spec.id);
+        self.oneshot_teardown(&l).await;
         event("destroy", None);
         result
     }
@@ -149,15 +173,32 @@ impl ContainerService {
             return Err(EngineError::invalid("No command specified"));
         }
         tokio::fs::create_dir_all(&l.etc).await.map_err(internal)?;
-        let hostname = spec.id.short().to_owned();
-        write_etc_files(&l.etc, &hostname, &spec.network, &spec.extra_hosts).await?;
-        let network = match spec.network {
+        let mut hostname = spec.id.short().to_owned();
+        // The one-time network reconcile (which also makes the predefined networks) must not
+        // run while this namespace exists.
+        ctx.network.ready().await?;
+        if let OneShotNetwork::Network(name) = &spec.network {
+            // Docker's words when the build names a network that does not exist.
+            ctx.network.find(name)?;
+        }
+        let network = match &spec.network {
             OneShotNetwork::Host => NetworkMode::Host,
-            OneShotNetwork::Private | OneShotNetwork::None => {
+            OneShotNetwork::Container(peer) => {
+                let (netns, peer_hostname) = self.peer_network(peer)?;
+                hostname = peer_hostname;
+                NetworkMode::Container { netns }
+            }
+            OneShotNetwork::Network(_) | OneShotNetwork::None => {
                 wharf_network::netns::create(l.netns.clone()).await.map_err(|e| EngineError::from_classified(&e))?;
                 NetworkMode::Private { netns: Some(l.netns.clone()) }
             }
         };
+        let netns = match &network {
+            NetworkMode::Private { netns } => netns.as_deref(),
+            _ => None,
+        };
+        // Endpoint, DNS names, and the hostname/hosts/resolv.conf files, as for `docker run`.
+        ctx.network.attach(&network_record(spec, &hostname), netns, &l.etc).await?;
         let cgroup_parent =
             if spec.cgroup_parent.is_empty() { ctx.cgroup_parent.clone() } else { spec.cgroup_parent.clone() };
         let opts = SpecOptions {
@@ -226,6 +267,26 @@ impl ContainerService {
         wait_shim_gone(&client).await;
         tracing::debug!(id = %spec.id, ?created, ?exited, ?shut, gone = ?t0.elapsed(), "one-shot phases");
         r
+    }
+
+    /// `container:<x>`: the network namespace of running container `x` and its hostname, which
+    /// a container sharing its network takes, as in Docker.
+    fn peer_network(&self, key: &str) -> Result<(PathBuf, String), EngineError> {
+        let peer = self.lookup(key)?.record();
+        if !peer.state.status.is_running() {
+            return Err(EngineError::conflict(format!(
+                "cannot join network namespace of a non running container: container {} is {}",
+                peer.id,
+                peer.state.status.as_str()
+            )));
+        }
+        let netns = if super::run::own_netns(&peer) {
+            super::run::layout(&self.ctx, &peer).netns
+        } else {
+            PathBuf::from(format!("/proc/{}/ns/net", peer.state.pid))
+        };
+        let hostname = peer.config.hostname.clone().filter(|h| !h.is_empty()).unwrap_or_else(|| peer.id.short().into());
+        Ok((netns, hostname))
     }
 
     async fn oneshot_teardown(&self, l: &Layout) {
@@ -319,36 +380,33 @@ fn is_zombie(pid: i32) -> bool {
     stat.rsplit_once(')').and_then(|(_, rest)| rest.trim_start().chars().next()).is_some_and(|c| c == 'Z' || c == 'X')
 }
 
-/// `hostname`, `hosts` and `resolv.conf` as `docker run` writes them for the network mode.
-async fn write_etc_files(
-    dir: &Path,
-    hostname: &str,
-    network: &OneShotNetwork,
-    extra_hosts: &[String],
-) -> Result<(), EngineError> {
-    use wharf_network::files;
-    let host_rc = tokio::fs::read_to_string("/etc/resolv.conf").await.unwrap_or_default();
-    let extra = files::parse_extra_hosts(extra_hosts, None).map_err(|e| EngineError::from_classified(&e))?;
-    let (hostname, hosts, resolv) = if *network == OneShotNetwork::Host {
-        let hostname = rustix::system::uname().nodename().to_string_lossy().into_owned();
-        let mut hosts = tokio::fs::read_to_string("/etc/hosts").await.unwrap_or_default();
-        for e in &extra {
-            hosts.push_str(&format!("{}\t{}\n", e.ip, e.names));
-        }
-        (hostname, hosts, host_rc)
-    } else {
-        let hosts = files::hosts(&files::HostsSpec {
-            hostname: hostname.to_owned(),
-            domainname: String::new(),
-            addresses: Vec::new(),
-            extra,
-            ipv6: false,
-        });
-        let resolv = files::resolv_conf(&host_rc, &files::DnsSettings::default(), false, false).content;
-        (hostname.to_owned(), hosts, resolv)
-    };
-    for (name, body) in [("hostname", format!("{hostname}\n")), ("hosts", hosts), ("resolv.conf", resolv)] {
-        tokio::fs::write(dir.join(name), body).await.map_err(internal)?;
+/// The container record the network service attaches and releases for a one-shot process.
+/// A one-shot has no record of its own; networking reads only its ID and name, hostname,
+/// network mode and `--add-host` entries from it (the DNS settings are the daemon's).
+fn network_record(spec: &OneShot, hostname: &str) -> ContainerRecord {
+    ContainerRecord {
+        id: spec.id.clone(),
+        name: spec.id.short().to_owned(),
+        created: super::now_rfc3339(),
+        image: spec.image.clone(),
+        image_id: String::new(),
+        config: ContainerConfig { hostname: Some(hostname.to_owned()), ..Default::default() },
+        host_config: HostConfig {
+            network_mode: Some(spec.network.mode()),
+            extra_hosts: Some(spec.extra_hosts.clone()),
+            ..Default::default()
+        },
+        networking_config: None,
+        path: spec.args.first().cloned().unwrap_or_default(),
+        args: spec.args.iter().skip(1).cloned().collect(),
+        state: State { status: Status::Running, ..Default::default() },
+        restart_count: 0,
+        manually_stopped: false,
+        has_been_started: true,
+        runtime: String::new(),
+        log_path: String::new(),
+        rw_layer: String::new(),
+        image_top_layer: None,
+        mount_points: Vec::new(),
     }
-    Ok(())
 }

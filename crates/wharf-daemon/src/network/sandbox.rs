@@ -251,6 +251,15 @@ impl NetworkService {
         lock(&self.locks).entry(id.clone()).or_default().clone()
     }
 
+    /// Drops what the service keeps per container once it is gone for good (a removed
+    /// container, a finished one-shot process): its lock, unless someone holds it now.
+    pub fn forget_container(&self, id: &ContainerId) {
+        let mut locks = lock(&self.locks);
+        if locks.get(id).is_some_and(|l| Arc::strong_count(l) == 1) {
+            locks.remove(id);
+        }
+    }
+
     /// The running container's sandbox, if it has one.
     pub fn sandbox(&self, id: &ContainerId) -> Option<Sandbox> {
         lock(&self.sandboxes).get(id).cloned()
