@@ -396,19 +396,25 @@ where
     Ok(aux)
 }
 
+/// Every message of a whole stream's text (tests of what renders streams).
+#[cfg(test)]
+pub(crate) fn decode_all(text: &str) -> Vec<JsonMessage> {
+    let mut d = Decoder::default();
+    d.push(text.as_bytes());
+    let mut v = Vec::new();
+    while let Some(m) = d.next_message().unwrap() {
+        v.push(m);
+    }
+    d.finish().unwrap();
+    v
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn msgs(lines: &str) -> Vec<JsonMessage> {
-        let mut d = Decoder::default();
-        d.push(lines.as_bytes());
-        let mut v = Vec::new();
-        while let Some(m) = d.next_message().unwrap() {
-            v.push(m);
-        }
-        d.finish().unwrap();
-        v
+        decode_all(lines)
     }
 
     const PULL: &str = r#"{"status":"Pulling from library/busybox","id":"latest"}

@@ -86,6 +86,17 @@ impl JsonMessage {
         }
     }
 
+    /// A layer's state without a bar (`Waiting`, `Pull complete`): moby sends an empty
+    /// `progressDetail` with it.
+    pub fn layer(id: impl Into<String>, status: impl Into<String>) -> Self {
+        Self {
+            status: Some(status.into()),
+            id: Some(id.into()),
+            progress_detail: Some(ProgressDetail::default()),
+            ..Default::default()
+        }
+    }
+
     /// A progress update for `id` (`Loading layer 1.2MB/4.5MB`).
     pub fn progress(id: impl Into<String>, status: impl Into<String>, current: u64, total: u64) -> Self {
         Self {

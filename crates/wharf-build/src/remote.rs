@@ -18,7 +18,7 @@
 //! checked between download chunks and kills a running git.
 
 use std::fs;
-use std::io::{self, Read, Seek, Write};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 use wharf_types::{Classify, ErrorKind};
 
 use crate::context::{BuildContext, ContextError};
-use crate::fetch::{is_git_url, is_url};
+use crate::fetch::{FetchError, is_git_url, is_url};
 use crate::fsutil;
 
 /// Errors of this module, in moby's words where it has them.
@@ -111,44 +111,17 @@ pub fn context(
         let dir = clone(&repo, checkout.path(), cancel)?;
         Ok(BuildContext::from_dir(&dir, tmp, dockerfile)?)
     } else if is_url(remote) {
-        let spool = download(remote, tmp, cancel)?;
-        Ok(BuildContext::from_spooled(spool, tmp, dockerfile)?)
+        // The same download as `ADD <url>` (no checksum); the file is the request body.
+        let dir = tempfile::Builder::new().prefix("wharf-build-remote-").tempdir_in(tmp)?;
+        let dl = crate::fetch::download(remote, dir.path(), None, cancel, &|_, _| {}).map_err(|e| match e {
+            FetchError::Cancelled => RemoteError::Cancelled,
+            FetchError::Status { url, status, .. } => RemoteError::Status { url, status },
+            e => RemoteError::Download { url: remote.to_string(), message: e.to_string() },
+        })?;
+        Ok(BuildContext::from_spooled(fs::File::open(&dl.path)?, tmp, dockerfile)?)
     } else {
         Err(RemoteError::Unsupported(remote.to_string()))
     }
-}
-
-/// Downloads an http(s) URL into an unnamed temp file.
-fn download(url: &str, tmp: &Path, cancel: &CancellationToken) -> Result<fs::File, RemoteError> {
-    let fail = |e: &dyn std::fmt::Display| RemoteError::Download { url: url.to_string(), message: e.to_string() };
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_connect(Some(Duration::from_secs(30)))
-        .http_status_as_error(false)
-        .build()
-        .into();
-    let resp = agent.get(url).call().map_err(|e| fail(&e))?;
-    let status = resp.status();
-    if status.as_u16() >= 400 {
-        return Err(RemoteError::Status {
-            url: url.to_string(),
-            status: format!("{} {}", status.as_u16(), status.canonical_reason().unwrap_or("")),
-        });
-    }
-    let mut body = resp.into_body().into_reader();
-    let mut spool = tempfile::tempfile_in(tmp)?;
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        if cancel.is_cancelled() {
-            return Err(RemoteError::Cancelled);
-        }
-        let n = body.read(&mut buf).map_err(|e| fail(&e))?;
-        if n == 0 {
-            break;
-        }
-        spool.write_all(&buf[..n])?;
-    }
-    spool.rewind()?;
-    Ok(spool)
 }
 
 /// Fetches `repo` into `root` and returns the context directory (the checkout or its subdir).

@@ -306,16 +306,9 @@ impl BuildModel {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::jsonmessage::Decoder;
 
     fn msgs(text: &str) -> Vec<JsonMessage> {
-        let mut d = Decoder::default();
-        d.push(text.as_bytes());
-        let mut v = Vec::new();
-        while let Some(m) = d.next_message().unwrap() {
-            v.push(m);
-        }
-        v
+        crate::jsonmessage::decode_all(text)
     }
 
     fn secs(s: u64) -> Duration {

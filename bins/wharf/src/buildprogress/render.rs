@@ -240,16 +240,10 @@ impl Plain {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::jsonmessage::{Decoder, JsonMessage};
+    use crate::jsonmessage::JsonMessage;
 
     fn msgs(text: &str) -> Vec<JsonMessage> {
-        let mut d = Decoder::default();
-        d.push(text.as_bytes());
-        let mut v = Vec::new();
-        while let Some(m) = d.next_message().unwrap() {
-            v.push(m);
-        }
-        v
+        crate::jsonmessage::decode_all(text)
     }
 
     fn ms(n: u64) -> Duration {

@@ -110,15 +110,6 @@ fn push_error(e: ClientError) -> EngineError {
     }
 }
 
-fn msg(id: &str, status: &str) -> JsonMessage {
-    JsonMessage {
-        status: Some(status.to_owned()),
-        id: Some(id.to_owned()),
-        progress_detail: Some(Default::default()),
-        ..Default::default()
-    }
-}
-
 impl ImageService {
     /// The tags to push and what each one needs.
     pub(super) fn push_plan(&self, req: &PushRequest) -> Result<Vec<PushImage>, ImageError> {
@@ -403,7 +394,7 @@ async fn push_layer(
         LayerBlob::Compress { tar, tar_size } => {
             match upload_compressing(svc, repo, diff_id, &tar, tar_size, progress).await? {
                 Compressed::Uploaded { digest, size } => {
-                    progress.send(msg(&id, "Pushed"));
+                    progress.send(JsonMessage::layer(&id, "Pushed"));
                     record_source(digest.clone()).await?;
                     return Ok(Descriptor::new(layer_media_type(Compression::Gzip, docker_types), digest, size));
                 }
@@ -443,9 +434,9 @@ async fn push_layer(
     }
     .map_err(push_error)?;
     match outcome {
-        PushOutcome::Exists => progress.send(msg(&id, "Layer already exists")),
-        PushOutcome::Mounted { from } => progress.send(msg(&id, &format!("Mounted from {from}"))),
-        PushOutcome::Pushed => progress.send(msg(&id, "Pushed")),
+        PushOutcome::Exists => progress.send(JsonMessage::layer(&id, "Layer already exists")),
+        PushOutcome::Mounted { from } => progress.send(JsonMessage::layer(&id, format!("Mounted from {from}"))),
+        PushOutcome::Pushed => progress.send(JsonMessage::layer(&id, "Pushed")),
     }
     record_source(digest).await?;
     Ok(desc)
@@ -460,10 +451,10 @@ async fn push_one(
     let r = &image.reference;
     let all_gzip = image.layers.iter().all(|(_, b)| b.compression() == Compression::Gzip);
     for (diff_id, _) in &image.layers {
-        progress.send(msg(diff_id.short(), "Preparing"));
+        progress.send(JsonMessage::layer(diff_id.short(), "Preparing"));
     }
     for (diff_id, _) in image.layers.iter().skip(CONCURRENT_UPLOADS) {
-        progress.send(msg(diff_id.short(), "Waiting"));
+        progress.send(JsonMessage::layer(diff_id.short(), "Waiting"));
     }
     let registry = r.domain();
     let mut uploads = Vec::with_capacity(image.layers.len());

@@ -99,15 +99,6 @@ fn short(d: &Digest) -> String {
     d.hex()[..12].to_owned()
 }
 
-fn msg(id: &str, status: &str) -> JsonMessage {
-    JsonMessage {
-        status: Some(status.to_owned()),
-        id: Some(id.to_owned()),
-        progress_detail: Some(Default::default()),
-        ..Default::default()
-    }
-}
-
 /// Pulls an image, or every tag of a repository when the reference is a bare name (see the
 /// module doc). Errors before the first message become HTTP errors.
 pub async fn pull(
@@ -281,7 +272,7 @@ impl ImageService {
         if !exists {
             for (i, l) in layers.iter().enumerate() {
                 if !missing.contains(&i) {
-                    progress.send(msg(&short(&l.digest), "Already exists"));
+                    progress.send(JsonMessage::layer(short(&l.digest), "Already exists"));
                 }
             }
         }
@@ -293,7 +284,7 @@ impl ImageService {
             lease.add(&l.digest.to_string());
             let first = seen.insert(l.digest.clone());
             if first {
-                progress.send(msg(&short(&l.digest), "Pulling fs layer"));
+                progress.send(JsonMessage::layer(short(&l.digest), "Pulling fs layer"));
             }
             sources.push(if first && !self.content.exists(&l.digest) { Source::Registry } else { Source::Store });
             jobs.push(LayerJob {
@@ -310,7 +301,7 @@ impl ImageService {
         }
         let downloads = jobs.iter().zip(&sources).filter(|(_, s)| **s == Source::Registry).map(|(j, _)| j);
         for j in downloads.skip(plan.concurrency) {
-            progress.send(msg(&j.id, "Waiting"));
+            progress.send(JsonMessage::layer(&j.id, "Waiting"));
         }
         let new_rows = if self.snapshotter.can_rebase() {
             let puller =
@@ -422,7 +413,7 @@ impl ImageService {
         let mut announced = HashSet::new();
         for (j, s) in jobs.iter().zip(sources) {
             if *s == Source::Store && announced.insert(&j.layer.blob) {
-                progress.send(msg(&j.id, "Download complete"));
+                progress.send(JsonMessage::layer(&j.id, "Download complete"));
             }
         }
         let unpacks: Vec<BlobLayer> = jobs.iter().map(|j| j.layer.clone()).collect();
@@ -439,7 +430,7 @@ impl ImageService {
             other => EngineError::from(other),
         })?;
         for j in jobs {
-            progress.send(msg(&j.id, "Pull complete"));
+            progress.send(JsonMessage::layer(&j.id, "Pull complete"));
         }
         Ok(rows)
     }
@@ -469,9 +460,9 @@ impl ImageService {
                 progress.send(JsonMessage::progress(d.id.clone(), "Downloading", done, total));
             }
         }
-        progress.send(msg(&d.id, "Verifying Checksum"));
+        progress.send(JsonMessage::layer(&d.id, "Verifying Checksum"));
         w.commit().map_err(ImageError::Content)?;
-        progress.send(msg(&d.id, "Download complete"));
+        progress.send(JsonMessage::layer(&d.id, "Download complete"));
         Ok(())
     }
 }

@@ -48,7 +48,7 @@ use super::super::gc::Lease;
 use super::super::layer::{BlobLayer, tmp_key};
 use super::super::store::LayerRow;
 use super::super::{ImageError, ImageService};
-use super::{msg, pull_error};
+use super::pull_error;
 
 /// Chunks buffered between the download and the untar (chunks are the HTTP frames, usually
 /// 16–64 KiB): enough to ride out a slow file create, small enough that a slow disk slows the
@@ -129,7 +129,7 @@ impl InOrder<'_, '_> {
                 self.take(self.next, Err(EngineError::from(e)));
                 return;
             }
-            self.puller.progress.send(msg(&job.id, "Pull complete"));
+            self.puller.progress.send(JsonMessage::layer(&job.id, "Pull complete"));
             self.rows.push(u.row);
             self.next += 1;
         }
@@ -199,7 +199,7 @@ impl LayerPuller<'_> {
         let extracting =
             Extracting { id: id.clone(), total, progress: self.progress.clone(), downloaded: downloaded.clone() };
         if source == Source::Store {
-            self.progress.send(msg(&id, "Download complete"));
+            self.progress.send(JsonMessage::layer(&id, "Download complete"));
             let unpack_key = key.clone();
             let task = tokio::task::spawn_blocking(move || {
                 let file = svc.content.open_blob(&layer.blob).map_err(ImageError::Content)?;
@@ -267,8 +267,8 @@ impl LayerPuller<'_> {
                 self.progress.send(JsonMessage::progress(job.id.clone(), "Downloading", done, total));
             }
         }
-        self.progress.send(msg(&job.id, "Verifying Checksum"));
-        self.progress.send(msg(&job.id, "Download complete"));
+        self.progress.send(JsonMessage::layer(&job.id, "Verifying Checksum"));
+        self.progress.send(JsonMessage::layer(&job.id, "Download complete"));
         downloaded.store(true, Ordering::Release);
         let _ = tx.send(Piece::End).await;
         Ok(())
