@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build latency through the real docker CLI (legacy builder, DOCKER_BUILDKIT=0) against a wharfd
-# on private roots: a 5-step build from scratch (--no-cache: FROM, ENV, COPY, RUN, CMD) and a
-# fully cached rebuild of the same Dockerfile. Reports the median of RUNS wall-clock times.
+# on private roots: a 6-step build from scratch (--no-cache: FROM, ENV, COPY, RUN, COPY, CMD), a
+# fully cached rebuild of the same Dockerfile, and a rebuild after the file of the late COPY
+# changed (the steps before it come from the cache). Reports the median of RUNS wall-clock times.
 #
 #   ./scripts/bench-build.sh                 # release binaries (built first)
 #   PROFILE=debug RUNS=10 ./scripts/bench-build.sh
@@ -42,9 +43,11 @@ FROM busybox
 ENV GREETING=hello
 COPY app.txt /app/app.txt
 RUN echo "$GREETING" > /app/greeting && cat /app/app.txt
+COPY late.txt /app/late.txt
 CMD ["cat", "/app/greeting"]
 EOF
 echo "payload" >"$WORK/ctx/app.txt"
+echo "late 0" >"$WORK/ctx/late.txt"
 
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 ms() { local s e; s=$(date +%s%N); "$@" >/dev/null 2>&1; e=$(date +%s%N); echo $(((e - s) / 1000000)); }
@@ -52,17 +55,26 @@ ms() { local s e; s=$(date +%s%N); "$@" >/dev/null 2>&1; e=$(date +%s%N); echo $
 bench() { # $1: label; DOCKER_HOST set by the caller
     docker import -c 'CMD ["sh"]' "$WORK/busybox.tar" busybox:latest >/dev/null
     DOCKER_BUILDKIT=0 docker build -t bench-build "$WORK/ctx" >/dev/null 2>&1 # warm the cache
-    local fresh cached
+    local fresh cached late out
     fresh=$(for _ in $(seq "$RUNS"); do ms env DOCKER_BUILDKIT=0 docker build --no-cache -t bench-build "$WORK/ctx"; done | median)
     cached=$(for _ in $(seq "$RUNS"); do ms env DOCKER_BUILDKIT=0 docker build -t bench-build "$WORK/ctx"; done | median)
-    local out
     out=$(DOCKER_BUILDKIT=0 docker build -t bench-build "$WORK/ctx" 2>/dev/null)
-    if [ "$(grep -c "Using cache" <<<"$out")" != 4 ]; then
+    if [ "$(grep -c "Using cache" <<<"$out")" != 5 ]; then
         echo "$1: the rebuild was not cached" >&2
         exit 1
     fi
-    printf '%-8s 5-step build (--no-cache): %6s ms   fully cached rebuild: %6s ms   (median of %s)\n' \
-        "$1" "$fresh" "$cached" "$RUNS"
+    late=$(for i in $(seq "$RUNS"); do
+        echo "late $i $RANDOM" >"$WORK/ctx/late.txt"
+        ms env DOCKER_BUILDKIT=0 docker build -t bench-build "$WORK/ctx"
+    done | median)
+    echo "late last $RANDOM" >"$WORK/ctx/late.txt"
+    out=$(DOCKER_BUILDKIT=0 docker build -t bench-build "$WORK/ctx" 2>/dev/null)
+    if [ "$(grep -c "Using cache" <<<"$out")" != 3 ]; then
+        echo "$1: a late change did not reuse the earlier steps" >&2
+        exit 1
+    fi
+    printf '%-8s 6-step build (--no-cache): %5s ms   fully cached: %4s ms   late file changed: %4s ms   (median of %s)\n' \
+        "$1" "$fresh" "$cached" "$late" "$RUNS"
 }
 
 private_daemon_json wbb 217 '"cgroup-parent":"/wharf-bench-build"' >"$WORK/root/daemon.json"

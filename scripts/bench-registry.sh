@@ -91,11 +91,11 @@ fresh_daemon() {
 for i in $(seq "$RUNS"); do
     fresh_daemon
     docker load -q -i "$WORK/oci.tar" >/dev/null
-    docker tag bench:reg "$REG/bench/reg:r$i"
-    t0=$(now); docker push -q "$REG/bench/reg:r$i" >/dev/null; t1=$(now)
+    docker tag bench:reg "$REG/bench/reg$i:r"
+    t0=$(now); docker push -q "$REG/bench/reg$i:r" >/dev/null; t1=$(now)
     echo "wharfd push ($(printf %.0f "$WIRE_MB") MB): $(rate "$WIRE_MB" "$t0" "$t1")"
     fresh_daemon   # empty store: every layer is downloaded and unpacked
-    t0=$(now); docker pull -q "$REG/bench/reg:r$i" >/dev/null; t1=$(now)
+    t0=$(now); docker pull -q "$REG/bench/reg$i:r" >/dev/null; t1=$(now)
     echo "wharfd pull ($(printf %.0f "$WIRE_MB") MB, download + unpack): $(rate "$WIRE_MB" "$t0" "$t1")"
 done
 
@@ -103,7 +103,7 @@ if command -v skopeo >/dev/null; then
     for i in $(seq "$RUNS"); do
         rm -rf "$WORK/skopeo-dir"
         t0=$(now)
-        skopeo copy -q --src-tls-verify=false "docker://$REG/bench/reg:r1" "dir:$WORK/skopeo-dir"
+        skopeo copy -q --src-tls-verify=false "docker://$REG/bench/reg1:r" "dir:$WORK/skopeo-dir"
         t1=$(now)
         echo "skopeo pull to dir (download only): $(rate "$WIRE_MB" "$t0" "$t1")"
         t0=$(now)

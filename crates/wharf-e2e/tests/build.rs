@@ -536,6 +536,9 @@ fn wharf_build_cli() {
     assert!(q.trim().starts_with("sha256:") && q.lines().count() == 1, "{q}");
     let inspect = ok(d.docker(&["image", "inspect", "-f", "{{.Id}} {{index .Config.Labels \"l\"}}", "e2e/w:1"]));
     assert_eq!(inspect.trim(), format!("{} 1", q.trim()));
+    // --compress sends the context gzipped: the same context, so the same cached image.
+    let qc = ok(d.wharf(&["build", "-q", "--compress", "--build-arg", "V=7", "--label", "l=1", c]));
+    assert_eq!(qc, q);
     // --target, --no-cache, -f - (Dockerfile from stdin), and a failing step's exit code.
     let mut child = d
         .wharf(&["build", "--no-cache", "-f", "-", "-t", "e2e/w:stdin", c])

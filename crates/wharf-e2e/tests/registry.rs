@@ -690,10 +690,19 @@ fn truncated_blob_is_resumed_with_range_and_unpacked_in_one_pass() {
     let gets: Vec<&str> = log.lines().filter(|l| l.contains(&big)).collect();
     assert_eq!(gets.len(), 2, "{log}");
     assert!(gets[0].ends_with("range=None") && gets[1].contains("range=bytes="), "{log}");
-    // moby's sequence per layer, Extracting after the download.
+    // moby's sequence per layer, with its notice of the retry, Extracting after the download.
     assert_eq!(
         layer_statuses(&msgs, &big[..12]),
-        ["Pulling fs layer", "Downloading", "Verifying Checksum", "Download complete", "Extracting", "Pull complete"],
+        [
+            "Pulling fs layer",
+            "Downloading",
+            "Retrying in 1 second",
+            "Downloading",
+            "Verifying Checksum",
+            "Download complete",
+            "Extracting",
+            "Pull complete"
+        ],
         "{msgs:?}"
     );
     let last = msgs.last().unwrap()["status"].as_str().unwrap().to_owned();
@@ -1010,6 +1019,13 @@ fn push_gzips_a_layer_once_and_run_pulls_the_same_image_back() {
     assert!(err.contains(&format!("Unable to find image '{image}' locally")), "{err}");
     assert!(err.contains(": Pull complete") && err.contains("Status: Downloaded newer image for"), "{err}");
     assert_eq!(image_id(&d, &image), id, "the pulled image is the pushed one");
+
+    // The pull recorded where the layer came from, so pushing it to a third repository of the
+    // same registry mounts it from there (as Docker's v2 metadata does).
+    let third = format!("{}/third/gz:v3", reg.host());
+    ok(d.docker(&["tag", &image, &third]));
+    let out = ok(d.docker(&["push", &third]));
+    assert!(out.contains(": Mounted from wharf/gz"), "{out}");
 }
 
 /// A `docker-credential-<name>` helper on `PATH` (a shell script keeping one file per server

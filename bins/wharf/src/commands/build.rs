@@ -13,7 +13,7 @@
 //! Remote contexts (git repositories, http(s) URLs) are fetched by the daemon (the `remote`
 //! parameter) rather than by the CLI as docker's does; the result is the same for a local
 //! daemon. Registry credentials for `FROM` go in `X-Registry-Config` (every stored login, as
-//! the CLI sends). Not done: `--compress` (the context is sent uncompressed).
+//! the CLI sends). `--compress` gzips the context.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -155,6 +155,13 @@ impl Walker<'_> {
         let mut h = file_header(data.len() as u64, 0o600);
         self.tar.append_data(&mut h, name, data).map_err(|e| CliError::Other(format!("add {name}: {e}")))
     }
+}
+
+/// `--compress`: the context gzipped (the daemon detects the compression, as Docker's does).
+fn gzip(body: &[u8]) -> Result<Vec<u8>, CliError> {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::with_capacity(body.len() / 2), flate2::Compression::fast());
+    e.write_all(body).and_then(|_| e.finish()).map_err(|e| CliError::Other(format!("compress the context: {e}")))
 }
 
 /// A tar with one entry.
@@ -416,7 +423,10 @@ fn secrets(specs: &[String]) -> Result<Option<String>, CliError> {
 pub async fn build(ctx: &Ctx, mut args: BuildArgs) -> Result<(), CliError> {
     let mode = buildprogress::mode(&args.progress, args.quiet)?;
     args.quiet = mode.is_none();
-    let (body, dockerfile) = context(&args)?;
+    let (mut body, dockerfile) = context(&args)?;
+    if args.compress && !body.is_empty() {
+        body = gzip(&body)?;
+    }
     let query = query(&args, &dockerfile)?;
     let secrets = secrets(&args.secret)?;
     let registry_config = crate::dockerconfig::load().registry_config();

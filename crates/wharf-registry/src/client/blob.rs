@@ -22,10 +22,21 @@ use super::error::ClientError;
 use super::transport::{ReqBody, go_method};
 use super::{Repository, Subject};
 
+/// What a blob download reports: a chunk, or that it broke off and resumes after a delay.
+#[derive(Debug)]
+pub enum BlobEvent {
+    Chunk(Bytes),
+    /// The body broke off; the download continues (from where it stopped) after `delay`.
+    Retrying {
+        delay: std::time::Duration,
+        error: ClientError,
+    },
+}
+
 /// A verified blob download. Yields chunks; a digest or size mismatch arrives as the last item.
 /// Dropping it stops the download.
 pub struct BlobStream {
-    rx: mpsc::Receiver<Result<Bytes, ClientError>>,
+    rx: mpsc::Receiver<Result<BlobEvent, ClientError>>,
     task: tokio::task::JoinHandle<()>,
     descriptor: Descriptor,
 }
@@ -33,6 +44,11 @@ pub struct BlobStream {
 impl BlobStream {
     pub fn descriptor(&self) -> &Descriptor {
         &self.descriptor
+    }
+
+    /// The next chunk or retry notice (the [`Stream`] impl yields the chunks only).
+    pub async fn next_event(&mut self) -> Option<Result<BlobEvent, ClientError>> {
+        self.rx.recv().await
     }
 
     /// The stream as an `AsyncRead`; errors come as `io::Error`s wrapping the [`ClientError`]
@@ -51,7 +67,15 @@ impl Drop for BlobStream {
 impl Stream for BlobStream {
     type Item = Result<Bytes, ClientError>;
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.rx.poll_recv(cx)
+        loop {
+            return match self.rx.poll_recv(cx) {
+                Poll::Ready(Some(Ok(BlobEvent::Retrying { .. }))) => continue,
+                Poll::Ready(Some(Ok(BlobEvent::Chunk(b)))) => Poll::Ready(Some(Ok(b))),
+                Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e))),
+                Poll::Ready(None) => Poll::Ready(None),
+                Poll::Pending => Poll::Pending,
+            };
+        }
     }
 }
 
@@ -137,7 +161,7 @@ enum Attempt {
 async fn download(
     repo: &Repository,
     desc: &Descriptor,
-    tx: &mpsc::Sender<Result<Bytes, ClientError>>,
+    tx: &mpsc::Sender<Result<BlobEvent, ClientError>>,
 ) -> Result<(), ClientError> {
     let url = repo.url(&format!("blobs/{}", desc.digest));
     let policy = repo.policy().clone();
@@ -154,6 +178,9 @@ async fn download(
                 }
                 let d = policy.delay(failures);
                 tracing::debug!(digest = %desc.digest, offset, error = %error, delay = ?d, "resuming blob");
+                if tx.send(Ok(BlobEvent::Retrying { delay: d, error })).await.is_err() {
+                    return Ok(());
+                }
                 tokio::time::sleep(d).await;
             }
         }
@@ -166,7 +193,7 @@ async fn attempt(
     url: &str,
     offset: &mut u64,
     hasher: &mut Hasher,
-    tx: &mpsc::Sender<Result<Bytes, ClientError>>,
+    tx: &mpsc::Sender<Result<BlobEvent, ClientError>>,
 ) -> Result<Attempt, ClientError> {
     let mut headers = HeaderMap::new();
     if *offset > 0 {
@@ -239,7 +266,7 @@ async fn attempt(
                 }
                 hasher.update(&data);
                 *offset += data.len() as u64;
-                if tx.send(Ok(data)).await.is_err() {
+                if tx.send(Ok(BlobEvent::Chunk(data))).await.is_err() {
                     return Ok(Attempt::Abandoned);
                 }
             }

@@ -35,7 +35,7 @@ use hyper::body::Incoming;
 use wharf_types::Reference;
 
 pub use self::auth::{AuthConfig, Challenge};
-pub use self::blob::BlobStream;
+pub use self::blob::{BlobEvent, BlobStream};
 pub use self::config::{Endpoint, RegistryConfig, RetryPolicy};
 pub use self::error::ClientError;
 pub use self::manifest::{FetchedManifest, ResolvedImage};

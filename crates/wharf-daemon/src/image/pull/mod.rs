@@ -28,7 +28,7 @@ use futures_util::StreamExt;
 use tokio::runtime::Handle;
 use wharf_api::stream::{JsonMessage, ProgressSender};
 use wharf_image::layer::{Compression, detect_compression};
-use wharf_registry::client::{AuthConfig, Client, ClientError, Repository, ResolvedImage};
+use wharf_registry::client::{AuthConfig, BlobEvent, Client, ClientError, Repository, ResolvedImage};
 use wharf_types::image::{ImageConfig, chain_ids};
 use wharf_types::oci::Descriptor;
 use wharf_types::{Digest, EngineError, ErrorKind, Event, EventType, ImageId, Platform, Reference};
@@ -93,6 +93,13 @@ pub(crate) fn pull_error(r: &Reference, e: ClientError) -> EngineError {
         }
         _ => EngineError::from_classified(&e),
     }
+}
+
+/// Docker's notice for a layer download that broke off: `Retrying in 2 seconds` (whole
+/// seconds, at least one).
+fn retrying(delay: std::time::Duration) -> String {
+    let secs = delay.as_millis().div_ceil(1000).max(1);
+    format!("Retrying in {secs} second{}", if secs == 1 { "" } else { "s" })
 }
 
 fn short(d: &Digest) -> String {
@@ -371,6 +378,9 @@ impl ImageService {
                 )?;
                 store::layer_insert(tx, &rows[&chains[i]], now)?;
                 store::layer_blob_insert(tx, &diff_ids[i], &l.digest, compressions[i])?;
+                // Pushing this layer to another repository of the same registry can mount it
+                // from here instead of uploading it (see `super::push`).
+                store::blob_source_add(tx, &l.digest, reference.domain(), repo.name())?;
             }
             store::image_insert(tx, &image_row)?;
             if let Some(t) = &tag_ref {
@@ -450,8 +460,14 @@ impl ImageService {
         let mut done = 0u64;
         let mut last = 0u64;
         let step = (total / 100).max(512 * 1024);
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| pull_error(reference, e))?;
+        while let Some(event) = stream.next_event().await {
+            let chunk = match event.map_err(|e| pull_error(reference, e))? {
+                BlobEvent::Chunk(chunk) => chunk,
+                BlobEvent::Retrying { delay, .. } => {
+                    progress.send(JsonMessage::layer(&d.id, retrying(delay)));
+                    continue;
+                }
+            };
             w.write_all(&chunk)
                 .map_err(|e| EngineError::new(ErrorKind::Internal, format!("write blob {}: {e}", d.desc.digest)))?;
             done += chunk.len() as u64;
@@ -542,5 +558,13 @@ mod tests {
         assert_eq!(pull_reference("busybox:1.36", "").unwrap().tag(), Some("1.36"));
         let e = pull_reference("busybox", "bad tag").unwrap_err();
         assert_eq!(e.kind, ErrorKind::InvalidArgument);
+    }
+
+    #[test]
+    fn retry_notices_in_whole_seconds() {
+        use std::time::Duration;
+        assert_eq!(retrying(Duration::from_millis(200)), "Retrying in 1 second");
+        assert_eq!(retrying(Duration::from_millis(1600)), "Retrying in 2 seconds");
+        assert_eq!(retrying(Duration::from_secs(5)), "Retrying in 5 seconds");
     }
 }

@@ -40,7 +40,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use wharf_api::stream::{JsonMessage, ProgressSender};
 use wharf_image::{ContentWriter, TeeReader};
-use wharf_registry::client::Repository;
+use wharf_registry::client::{BlobEvent, Repository};
 use wharf_types::oci::Descriptor;
 use wharf_types::{EngineError, ErrorKind, Reference};
 
@@ -48,7 +48,7 @@ use super::super::gc::Lease;
 use super::super::layer::{BlobLayer, tmp_key};
 use super::super::store::LayerRow;
 use super::super::{ImageError, ImageService};
-use super::pull_error;
+use super::{pull_error, retrying};
 
 /// Chunks buffered between the download and the untar (chunks are the HTTP frames, usually
 /// 16–64 KiB): enough to ride out a slow file create, small enough that a slow disk slows the
@@ -251,12 +251,16 @@ impl LayerPuller<'_> {
         loop {
             let next = tokio::select! {
                 _ = cancel.cancelled() => return Err(cancelled()),
-                next = stream.next() => next,
+                next = stream.next_event() => next,
             };
             let chunk = match next {
                 None => break,
                 Some(Err(e)) => return Err(pull_error(self.reference, e)),
-                Some(Ok(chunk)) => chunk,
+                Some(Ok(BlobEvent::Retrying { delay, .. })) => {
+                    self.progress.send(JsonMessage::layer(&job.id, retrying(delay)));
+                    continue;
+                }
+                Some(Ok(BlobEvent::Chunk(chunk))) => chunk,
             };
             done += chunk.len() as u64;
             if tx.send(Piece::Data(chunk)).await.is_err() {
