@@ -133,6 +133,8 @@ pub enum Cmd {
     Login(LoginArgs),
     /// Log out from a registry
     Logout(LogoutArgs),
+    /// Search Docker Hub for images
+    Search(SearchArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -279,6 +281,24 @@ pub struct PullArgs {
     pub disable_content_trust: bool,
     #[arg(value_name = "NAME[:TAG|@DIGEST]")]
     pub image: String,
+}
+
+#[derive(Debug, Args)]
+pub struct SearchArgs {
+    /// Filter output based on conditions provided
+    #[arg(short, long, value_name = "filter")]
+    pub filter: Vec<String>,
+    /// Pretty-print search using a Go template
+    #[arg(long, value_name = "string")]
+    pub format: Option<String>,
+    /// Max number of search results
+    #[arg(long, value_name = "int", default_value_t = 0)]
+    pub limit: i64,
+    /// Don't truncate output
+    #[arg(long = "no-trunc")]
+    pub no_trunc: bool,
+    #[arg(value_name = "TERM")]
+    pub term: String,
 }
 
 #[derive(Debug, Args)]

@@ -1305,3 +1305,58 @@ fn skopeo_copies_to_and_from_our_registry_server() {
     let out = ok(d.docker(&["run", "--rm", &image, "echo", "via-skopeo"]));
     assert_eq!(out.trim(), "via-skopeo");
 }
+
+/// `docker search` and `wharf search` through wharfd against our registry's v1 search (its
+/// catalog): matching names, limit, filters with moby's errors, and Basic auth from the login.
+#[test]
+fn search_a_registry_with_docker_and_wharf() {
+    skip_unless!(require::root(), require::program("docker"), require::program("htpasswd"), require::busybox());
+    let reg = Registry::ours(Some(("searcher", "f1nd")));
+    let d = TestDaemon::start();
+    d.import_busybox();
+    ok(d.docker(&["login", "-u", "searcher", "-p", "f1nd", &reg.host()]));
+    for repo in ["tools/findme-one", "tools/findme-two", "other/thing"] {
+        let image = format!("{}/{repo}:v1", reg.host());
+        ok(d.docker(&["tag", "busybox:latest", &image]));
+        ok(d.docker(&["push", &image]));
+    }
+    let term = format!("{}/FindMe", reg.host());
+
+    let out = ok(d.docker(&["search", &term]));
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    let header: Vec<&str> = lines[0].split_whitespace().collect();
+    assert_eq!(header, ["NAME", "DESCRIPTION", "STARS", "OFFICIAL"], "{out}");
+    assert!(lines[1].starts_with("tools/findme-one ") && lines[2].starts_with("tools/findme-two "), "{out}");
+    // The wharf CLI prints the same table.
+    assert_eq!(ok(d.wharf(&["search", &term])), out);
+
+    let names = |args: &[&str]| {
+        let mut a = vec!["search", "--format", "{{.Name}} {{.StarCount}} [{{.IsOfficial}}]"];
+        a.extend_from_slice(args);
+        ok(d.docker(&a))
+    };
+    assert_eq!(names(&["--limit", "1", &term]), "tools/findme-one 0 []\n");
+    assert_eq!(names(&[&format!("{}/thing", reg.host())]), "other/thing 0 []\n");
+    assert_eq!(names(&["--filter", "stars=1", &term]), "");
+    assert_eq!(names(&["--filter", "is-official=false", &term]).lines().count(), 2);
+
+    // Bad input: moby's wording, 400s.
+    let (code, _, err) = run(d.docker(&["search", "--limit", "101", &term]));
+    assert_eq!(code, 1);
+    assert!(err.contains("limit 101 is outside the range of [1, 100]"), "{err}");
+    let (code, _, err) = run(d.docker(&["search", "--filter", "colour=red", &term]));
+    assert_eq!(code, 1);
+    assert!(err.contains("invalid filter 'colour'"), "{err}");
+    let (code, _, err) = run(d.wharf(&["search", "--filter", "stars=many", &term]));
+    assert_eq!(code, 1);
+    assert!(err.contains("invalid filter 'stars=many'"), "{err}");
+    let r = d.api("GET", "/images/search?term=x&limit=0", b"");
+    assert_eq!(r.status, 400, "{}", r.text());
+
+    // Without the login the registry refuses.
+    ok(d.docker(&["logout", &reg.host()]));
+    let (code, _, err) = run(d.docker(&["search", &term]));
+    assert_eq!(code, 1);
+    assert!(err.contains("/v1/search?q=FindMe&n=25") && err.contains("401"), "{err}");
+}

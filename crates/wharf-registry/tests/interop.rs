@@ -245,6 +245,13 @@ async fn bearer_tokens_against_our_server() {
     let got = puller.fetch_image("v1", &Platform::host()).await.unwrap();
     assert_eq!(got.digest, img.manifest_digest);
 
+    // v1 search: a Bearer challenge answered with a catalog token.
+    let found = c.search(&host, "TOK", 25, &AuthConfig::basic("bob", "pw")).await.unwrap();
+    let names: Vec<&str> = found.results.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!((found.num_results, names), (1, vec!["tok/app"]));
+    let err = c.search(&host, "tok", 25, &AuthConfig::default()).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unauthorized, "{err}");
+
     // Tokens expire (2 s here) and are fetched again.
     tokio::time::sleep(Duration::from_millis(2200)).await;
     for (d, b) in &img.layers {

@@ -62,6 +62,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Cmd::Pull(a) | Cmd::Image(ImageCmd::Pull(a)) => registry::pull(&ctx, a).await,
         Cmd::Push(a) | Cmd::Image(ImageCmd::Push(a)) => registry::push(&ctx, a).await,
         Cmd::Login(a) => registry::login(&ctx, a).await,
+        Cmd::Search(a) => registry::search(&ctx, a).await,
         Cmd::Logout(a) => registry::logout(&ctx, a).await,
         Cmd::Volume(VolumeCmd::Create(a)) => volume::create(&ctx, a).await,
         Cmd::Volume(VolumeCmd::Inspect(a)) => volume::inspect(&ctx, a).await,

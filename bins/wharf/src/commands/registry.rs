@@ -1,4 +1,4 @@
-//! `pull`, `push`, `login`, `logout`: docker's flags, output and credential storage (config.json
+//! `pull`, `push`, `login`, `logout`, `search`: docker's flags, output and credential storage (config.json
 //! `auths`, or a credential helper from `credsStore`/`credHelpers`; see [`dockerconfig`]).
 
 use std::io::{BufRead, IsTerminal, Write};
@@ -8,9 +8,10 @@ use hyper::Method;
 use super::Ctx;
 use super::run::encode_query;
 use crate::api::{self, Api};
-use crate::cli::{LoginArgs, LogoutArgs, PullArgs, PushArgs};
+use crate::cli::{LoginArgs, LogoutArgs, PullArgs, PushArgs, SearchArgs};
 use crate::client::CliError;
 use crate::dockerconfig;
+use crate::format::{self, Format, ellipsis, to_value};
 use crate::jsonmessage::{self, Renderer};
 
 fn parse_ref(s: &str) -> Result<wharf_types::Reference, CliError> {
@@ -188,5 +189,61 @@ pub async fn logout(_ctx: &Ctx, args: LogoutArgs) -> Result<(), CliError> {
     for w in erased.warnings {
         eprintln!("{w}");
     }
+    Ok(())
+}
+
+/// `wharf search [--filter k=v] [--limit n] [--no-trunc] [--format t] TERM`: the daemon asks
+/// the index the term names (`host/term`, else Docker Hub's) with the stored login for it.
+pub async fn search(ctx: &Ctx, args: SearchArgs) -> Result<(), CliError> {
+    let filters = super::parse_filters(&args.filter)?;
+    let index = match args.term.split_once('/') {
+        Some((host, _)) if host.contains('.') || host.contains(':') || host == "localhost" => host,
+        _ => "docker.io",
+    };
+    let mut q = vec![("term", args.term.clone())];
+    if args.limit > 0 {
+        q.push(("limit", args.limit.to_string()));
+    }
+    if !filters.is_empty() {
+        q.push(("filters", serde_json::to_string(&filters).unwrap_or_default()));
+    }
+    let api = Api::connect(ctx).await?;
+    let auth = dockerconfig::load().registry_auth(index);
+    let path = format!("/images/search?{}", encode_query(&q));
+    let resp = api.raw.send(Method::GET, &path, &[("X-Registry-Auth", &auth)], api::empty()).await?;
+    let body = http_body_util::BodyExt::collect(resp.into_body())
+        .await
+        .map_err(|e| CliError::Other(e.to_string()))?
+        .to_bytes();
+    let results: Vec<serde_json::Value> =
+        serde_json::from_slice(&body).map_err(|e| CliError::Other(format!("invalid search answer: {e}")))?;
+    let ok = |b: &serde_json::Value| if b.as_bool() == Some(true) { "[OK]" } else { "" };
+    let rows: Vec<_> = results
+        .iter()
+        .map(|r| {
+            let desc = r["description"].as_str().unwrap_or("").replace(['\n', '\r'], " ");
+            let row = serde_json::json!({
+                "Name": r["name"].as_str().unwrap_or(""),
+                "Description": if args.no_trunc { desc } else { ellipsis(&desc, 45) },
+                "StarCount": r["star_count"].as_i64().unwrap_or(0).to_string(),
+                "IsOfficial": ok(&r["is_official"]),
+                "IsAutomated": ok(&r["is_automated"]),
+            });
+            to_value(&row, &[])
+        })
+        .collect();
+    let format =
+        Format::new(args.format.as_deref(), "table {{.Name}}\t{{.Description}}\t{{.StarCount}}\t{{.IsOfficial}}");
+    format::print_rows(
+        format,
+        &rows,
+        &[
+            ("Name", "NAME"),
+            ("Description", "DESCRIPTION"),
+            ("StarCount", "STARS"),
+            ("IsOfficial", "OFFICIAL"),
+            ("IsAutomated", "AUTOMATED"),
+        ],
+    )?;
     Ok(())
 }

@@ -21,7 +21,7 @@ use wharf_api::models::{
 use wharf_api::stream::{JsonMessage, ProgressSender};
 use wharf_registry::client::{AuthConfig, ClientError, manifest_ref};
 use wharf_types::image::RuntimeConfig;
-use wharf_types::{EngineError, Filters, Platform};
+use wharf_types::{Classify, EngineError, Filters, Platform};
 
 use super::delete::DeleteRecord;
 use super::import::ImportOptions;
@@ -373,22 +373,40 @@ impl ImageBackend for Daemon {
     }
 
     async fn search(&self, opts: ImageSearchOptions) -> Result<Vec<serde_json::Value>, EngineError> {
-        // Registry v1 search is Docker Hub's (index.docker.io); distribution registries have no
-        // search endpoint, and moby answers an error for them.
-        let (index, _) = match opts.term.split_once('/') {
+        // moby's registry service: the filters it accepts, the limit's range, the index the
+        // term names (its first component when that is a host, else Docker Hub's).
+        opts.filters.validate(&["is-automated", "is-official", "stars"])?;
+        let automated = opts.filters.bool_value("is-automated")?;
+        let official = opts.filters.bool_value("is-official")?;
+        let mut min_stars = None;
+        for v in opts.filters.get("stars") {
+            let n: i64 = v.parse().map_err(|_| {
+                EngineError::invalid(format!("invalid filter 'stars={v}': strconv.Atoi: parsing {v:?}: invalid syntax"))
+            })?;
+            min_stars = Some(min_stars.map_or(n, |m: i64| m.max(n)));
+        }
+        let limit = opts.limit.unwrap_or(25);
+        if !(1..=100).contains(&limit) {
+            return Err(EngineError::invalid(format!("limit {limit} is outside the range of [1, 100]")));
+        }
+        let (index, term) = match opts.term.split_once('/') {
             Some((host, rest)) if host.contains('.') || host.contains(':') || host == "localhost" => (host, rest),
             _ => ("docker.io", opts.term.as_str()),
         };
-        if index == "docker.io" || index == "index.docker.io" {
-            return Err(EngineError::internal(format!(
-                "Get \"https://index.docker.io/v1/search?q={}&n={}\": searching Docker Hub is not supported by wharf (no route to the index)",
-                opts.term,
-                opts.limit.unwrap_or(25)
-            )));
-        }
-        Err(EngineError::not_implemented(format!(
-            "Unexpected status code 404: {index} does not offer the registry v1 search API (distribution registries do not)"
-        )))
+        let creds = decode_auth(opts.registry_auth.as_deref())?;
+        let found = self
+            .registry()
+            .search(index, term, limit, &creds)
+            .await
+            .map_err(|e| EngineError::new(e.kind(), e.to_string()))?;
+        Ok(found
+            .results
+            .into_iter()
+            .filter(|r| automated.is_none_or(|a| a == r.is_automated))
+            .filter(|r| official.is_none_or(|o| o == r.is_official))
+            .filter(|r| min_stars.is_none_or(|m| r.star_count >= m))
+            .map(|r| serde_json::to_value(r).expect("plain struct"))
+            .collect())
     }
 
     async fn load(&self, body: ByteStream, quiet: bool, progress: ProgressSender) -> Result<(), EngineError> {

@@ -25,6 +25,7 @@ pub mod config;
 pub mod error;
 mod manifest;
 mod push;
+mod search;
 pub(crate) mod transport;
 
 use std::sync::{Arc, Mutex};
@@ -40,6 +41,7 @@ pub use self::config::{Endpoint, RegistryConfig, RetryPolicy};
 pub use self::error::ClientError;
 pub use self::manifest::{FetchedManifest, ResolvedImage};
 pub use self::push::{MountResult, ProgressFn, PushBlobOptions, PushOutcome, TagPage, UploadMode};
+pub use self::search::{SearchResult, SearchResults};
 
 use self::auth::{TokenCache, fetch_token, parse_challenges};
 use self::error::render_errors;

@@ -3,7 +3,9 @@
 //! Start with [`Registry::new`] and [`router`], then [`serve`] (plain or TLS). One handler,
 //! [`handle`], parses the path into a [`route::Route`], checks auth for the access the route
 //! needs, and calls one operation in `ops`; storage is in [`storage`], garbage collection in
-//! [`gc`]. Every response carries `Docker-Distribution-API-Version: registry/2.0`.
+//! [`gc`]. Every response carries `Docker-Distribution-API-Version: registry/2.0`. Beside the
+//! spec, `GET /v1/search` (Docker Hub's search API, which `docker search host/term` asks)
+//! answers from the catalog, with the catalog's access check.
 
 pub mod auth;
 pub mod error;
@@ -251,6 +253,15 @@ async fn dispatch(reg: &Arc<Registry>, req: Request) -> Result<Response, ApiErro
             AuthMode::Token(t) => ops::token(t, req).await,
             _ => Ok(StatusCode::NOT_FOUND.into_response()),
         };
+    }
+    if path == "/v1/search" {
+        if req.method() != Method::GET {
+            return Err(
+                ApiError::new(Code::Unsupported).message(format!("{} is not supported on {path}", req.method()))
+            );
+        }
+        authorize(reg, &req, &[Access::catalog()])?;
+        return ops::search(reg, &ops::Query::parse(req.uri().query())).await;
     }
     let route = match route::parse(&path) {
         Ok(r) => r,

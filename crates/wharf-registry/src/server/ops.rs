@@ -604,6 +604,32 @@ pub(crate) async fn catalog(reg: &Registry, q: &Query) -> Result<Response, ApiEr
     Ok(json_with_link(serde_json::json!({"repositories": page}), link))
 }
 
+/// `GET /v1/search?q=<term>&n=<limit>`: the v1 search API `docker search` speaks (Docker Hub's
+/// index has it; distribution does not), answered from the catalog: the repositories whose
+/// name contains the term, case-insensitively, at most `n` (default 25, at most 100).
+pub(crate) async fn search(reg: &Registry, q: &Query) -> Result<Response, ApiError> {
+    let term = q.get("q").unwrap_or("").to_owned();
+    let limit = match q.get("n") {
+        None | Some("") => 25,
+        Some(n) => n.parse::<usize>().ok().filter(|n| (1..=100).contains(n)).ok_or_else(|| {
+            ApiError::new(Code::Unsupported)
+                .status(StatusCode::BAD_REQUEST)
+                .message(format!("invalid search limit {n:?}: must be between 1 and 100"))
+        })?,
+    };
+    let needle = term.to_lowercase();
+    let hits: Vec<String> =
+        reg.storage.repositories().await?.into_iter().filter(|r| r.to_lowercase().contains(&needle)).collect();
+    let results: Vec<serde_json::Value> = hits
+        .iter()
+        .take(limit)
+        .map(|name| {
+            serde_json::json!({"name": name, "description": "", "star_count": 0, "is_official": false, "is_automated": false})
+        })
+        .collect();
+    Ok(axum::Json(serde_json::json!({"num_results": hits.len(), "query": term, "results": results})).into_response())
+}
+
 pub(crate) async fn referrers(reg: &Registry, repo: &RepoName, digest: &str, q: &Query) -> Result<Response, ApiError> {
     let d = parse_digest(digest)?;
     let mut manifests = reg.storage.referrers(repo, &d).await?;
