@@ -273,6 +273,9 @@ pub struct KeptContainer {
     /// files for deletions) that becomes the container's writable layer; `None` when nothing
     /// changed. The file is the builder's: read it before returning.
     pub changes: Option<PathBuf>,
+    /// The step's network (the build's `networkmode` unless `RUN --network` said otherwise),
+    /// recorded as the container's network mode so that `docker start` puts it there again.
+    pub network: NetworkMode,
 }
 
 /// One entry of the build cache.

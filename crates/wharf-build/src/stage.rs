@@ -725,6 +725,7 @@ impl<'a> Stage<'a> {
             config: RuntimeConfig { cmd: Some(cmd), ..self.rc.clone() },
             exit_code: None,
             changes: None,
+            network: NetworkMode::Default(self.run.opts.network_mode.clone()),
         }
     }
 
@@ -1159,7 +1160,7 @@ impl Stage<'_> {
             env: run_env.clone(),
             user: self.rc.user.clone().unwrap_or_default(),
             workdir,
-            network,
+            network: network.clone(),
             mounts,
             privileged,
             host: run.opts.host.clone(),
@@ -1203,6 +1204,7 @@ impl Stage<'_> {
             },
             exit_code,
             changes: changes.clone().filter(|_| changed),
+            network: network.clone(),
         };
         // A failed step's container, kept or removed; the step's error is the one to report.
         let failed = async |exit_code: Option<i32>, changed: bool| {

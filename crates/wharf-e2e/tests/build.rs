@@ -1030,6 +1030,8 @@ fn intermediate_containers_with_rm_and_force_rm() {
     let run_step =
         ok(d.docker(&["inspect", "-f", "{{.State.Status}} {{.State.ExitCode}} {{json .Config.Cmd}}", printed[1]]));
     assert_eq!(run_step.trim(), r#"exited 0 ["/bin/sh","-c","echo kept > /kept.txt"]"#);
+    // The build's network mode is recorded, as moby does (the CLI sends `default`).
+    assert_eq!(ok(d.docker(&["inspect", "-f", "{{.HostConfig.NetworkMode}}", printed[1]])).trim(), "default");
     // Its writable layer holds the step's changes.
     let diff = ok(d.docker(&["diff", printed[1]]));
     assert!(diff.lines().any(|l| l == "A /kept.txt"), "{diff}");
@@ -1044,12 +1046,16 @@ fn intermediate_containers_with_rm_and_force_rm() {
 
     // A failing RUN: its container stays by default, exited with the step's code...
     std::fs::write(ctx.join("Dockerfile"), "FROM busybox\nRUN echo failing > /f.txt; exit 7\n").unwrap();
-    let (code, out, err) = run(docker_build(&d, &[c]));
+    let (code, out, err) = run(docker_build(&d, &["--network", "none", c]));
     assert_eq!(code, 7, "{out}{err}");
     let failed = out.lines().find_map(|l| l.strip_prefix(" ---> Running in ")).expect("a container").to_owned();
     assert!(!out.contains("Removing intermediate container"), "{out}");
-    let state = ok(d.docker(&["inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", &failed]));
-    assert_eq!(state.trim(), "exited 7");
+    let state =
+        ok(d.docker(&["inspect", "-f", "{{.State.Status}} {{.State.ExitCode}} {{.HostConfig.NetworkMode}}", &failed]));
+    assert_eq!(state.trim(), "exited 7 none");
+    // Started again, it runs the step's command on the step's network.
+    let (code, _, _) = run(d.docker(&["start", "-a", &failed]));
+    assert_eq!(code, 7);
     let diff = ok(d.docker(&["diff", &failed]));
     assert!(diff.lines().any(|l| l == "A /f.txt"), "{diff}");
     ok(d.docker(&["rm", &failed]));

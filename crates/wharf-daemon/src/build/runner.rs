@@ -177,6 +177,13 @@ impl ContainerRunner for DaemonRunner {
             config: c.config,
             exit_code: c.exit_code,
             changes: c.changes,
+            // As requested, as moby records it (`default` for the CLI's default).
+            network_mode: Some(match c.network {
+                NetworkMode::Default(m) if m.is_empty() => "default".to_owned(),
+                NetworkMode::Default(m) => m,
+                NetworkMode::None => "none".to_owned(),
+                NetworkMode::Host => "host".to_owned(),
+            }),
         };
         self.containers.keep_intermediate(kept).await.map(drop)
     }

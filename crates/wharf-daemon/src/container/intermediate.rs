@@ -15,7 +15,7 @@
 
 use std::path::PathBuf;
 
-use wharf_api::models::ContainerCreateBody;
+use wharf_api::models::{ContainerCreateBody, HostConfig};
 use wharf_image::layer::{UnpackOptions, unpack};
 use wharf_types::image::RuntimeConfig;
 use wharf_types::{ContainerId, EngineError};
@@ -36,6 +36,8 @@ pub struct Intermediate {
     pub exit_code: Option<i32>,
     /// The step's changes as an uncompressed layer tar, to unpack into the writable layer.
     pub changes: Option<PathBuf>,
+    /// The step's network mode (`bridge`, `none`, `host`, a network, `container:<id>`).
+    pub network_mode: Option<String>,
 }
 
 impl ContainerService {
@@ -49,6 +51,7 @@ impl ContainerService {
             env: c.env.clone(),
             user: c.user.clone(),
             working_dir: c.working_dir.clone(),
+            host_config: Some(HostConfig { network_mode: k.network_mode.clone(), ..Default::default() }),
             ..Default::default()
         };
         let state = match k.exit_code {
