@@ -394,9 +394,10 @@ fn docker_cli_push_pull_run_through_our_registry() {
     let v: serde_json::Value = serde_json::from_str(&r.text()).unwrap();
     assert!(v["Descriptor"]["digest"].as_str().unwrap().starts_with("sha256:"), "{v}");
     assert_eq!(v["Platforms"][0]["os"], "linux", "{v}");
-    // Search: distribution registries have no v1 search.
+    // Search: our registry answers v1 search from its catalog (distribution's does not: below).
     let r = d.api("GET", &format!("/images/search?term={}/wharf", reg.host()), b"");
-    assert!(r.status >= 400, "{}", r.text());
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.text().contains(r#""name":"wharf/busybox""#), "{}", r.text());
 
     // A build pulls the FROM image it does not have.
     for id in ok(d.docker(&["images", "-aq"])).split_whitespace() {
@@ -428,6 +429,10 @@ fn docker_cli_push_pull_through_debian_docker_registry() {
     let (code, _, err) = run(d.docker(&["pull", &format!("{}/wharf/busybox:nope", reg.host())]));
     assert_eq!(code, 1);
     assert!(err.contains("manifest unknown"), "{err}");
+    // Distribution has no v1 search: moby's "Unexpected status code 404".
+    let (code, _, err) = run(d.docker(&["search", &format!("{}/wharf", reg.host())]));
+    assert_eq!(code, 1);
+    assert!(err.contains("Unexpected status code 404"), "{err}");
 }
 
 #[test]
