@@ -5,23 +5,11 @@
 //! df`/`builder prune`, and `wharf build`. Every test checks that builds leave no mounts, step
 //! processes, run dirs or cgroups behind.
 
-use std::borrow::BorrowMut;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use wharf_testkit::pty::Pty;
-use wharf_testkit::{TestDaemon, require, run_text, skip_unless};
-
-fn run(mut cmd: impl BorrowMut<Command>) -> (i32, String, String) {
-    run_text(cmd.borrow_mut())
-}
-
-fn ok(mut cmd: impl BorrowMut<Command>) -> String {
-    let cmd = cmd.borrow_mut();
-    let (code, out, err) = run_text(cmd);
-    assert_eq!(code, 0, "{cmd:?} failed:\n{out}{err}");
-    out
-}
+use wharf_testkit::{TestDaemon, ok, require, run_text as run, skip_unless};
 
 /// `docker build` with the legacy builder (no buildx here; BuildKit off).
 fn docker_build(d: &TestDaemon, args: &[&str]) -> Command {

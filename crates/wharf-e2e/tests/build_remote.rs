@@ -4,24 +4,12 @@
 //! itself); refs and subdirectories in the fragment; fetch failures as clear errors; nothing
 //! left in the builder's temp directory.
 
-use std::borrow::BorrowMut;
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use wharf_testkit::{TestDaemon, require, run_text, skip_unless};
-
-fn run(mut cmd: impl BorrowMut<Command>) -> (i32, String, String) {
-    run_text(cmd.borrow_mut())
-}
-
-fn ok(mut cmd: impl BorrowMut<Command>) -> String {
-    let cmd = cmd.borrow_mut();
-    let (code, out, err) = run_text(cmd);
-    assert_eq!(code, 0, "{cmd:?} failed:\n{out}{err}");
-    out
-}
+use wharf_testkit::{TestDaemon, ok, require, run_text as run, skip_unless};
 
 /// `python3 -m http.server` on a free loopback port; killed on drop.
 struct FileServer {

@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use sha2::{Digest as _, Sha256};
-use wharf_testkit::{DaemonOptions, TestDaemon, require, run_text, skip_unless};
+use wharf_testkit::{DaemonOptions, TestDaemon, ok, require, run_text as run, skip_unless};
 
 fn sha256(data: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(data)))
@@ -143,19 +143,6 @@ fn write(d: &TestDaemon, name: &str, data: &[u8]) -> PathBuf {
     let p = d.dir().join(name);
     std::fs::write(&p, data).unwrap();
     p
-}
-
-/// Runs `cmd` (stdin closed): exit code, stdout, stderr.
-fn run(mut cmd: impl BorrowMut<Command>) -> (i32, String, String) {
-    run_text(cmd.borrow_mut())
-}
-
-/// Runs `cmd`, asserting success; returns stdout.
-fn ok(mut cmd: impl BorrowMut<Command>) -> String {
-    let cmd = cmd.borrow_mut();
-    let (code, out, err) = run_text(cmd);
-    assert_eq!(code, 0, "{cmd:?} failed: {out}{err}");
-    out
 }
 
 /// Runs `cmd` with `input` on stdin.

@@ -3,7 +3,6 @@
 //! with and without htpasswd auth) and Debian's `docker-registry` when installed — plus a
 //! scripted hostile/slow registry (python3) for digest mismatches and a SIGKILL mid-pull.
 
-use std::borrow::BorrowMut;
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -11,18 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use sha2::{Digest as _, Sha256};
-use wharf_testkit::{DaemonOptions, TestDaemon, bin_path, require, run_text, skip_unless};
-
-fn run(mut cmd: impl BorrowMut<Command>) -> (i32, String, String) {
-    run_text(cmd.borrow_mut())
-}
-
-fn ok(mut cmd: impl BorrowMut<Command>) -> String {
-    let cmd = cmd.borrow_mut();
-    let (code, out, err) = run_text(cmd);
-    assert_eq!(code, 0, "{cmd:?} failed: {out}{err}");
-    out
-}
+use wharf_testkit::{DaemonOptions, TestDaemon, bin_path, ok, require, run_text as run, skip_unless};
 
 fn sha256(data: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(data)))

@@ -472,14 +472,22 @@ pub fn run(cmd: &mut Command) -> Output {
     cmd.stdin(Stdio::null()).output().unwrap_or_else(|e| panic!("run {cmd:?}: {e}"))
 }
 
-/// Output as text: (exit code, stdout, stderr).
-pub fn run_text(cmd: &mut Command) -> (i32, String, String) {
-    let o = run(cmd);
+/// Output as text: (exit code, stdout, stderr). Takes a `Command` or a `&mut Command`.
+pub fn run_text(mut cmd: impl std::borrow::BorrowMut<Command>) -> (i32, String, String) {
+    let o = run(cmd.borrow_mut());
     (
         o.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&o.stdout).into_owned(),
         String::from_utf8_lossy(&o.stderr).into_owned(),
     )
+}
+
+/// Runs a command that must succeed (the assertion shows both streams); its stdout.
+pub fn ok(mut cmd: impl std::borrow::BorrowMut<Command>) -> String {
+    let cmd = cmd.borrow_mut();
+    let (code, out, err) = run_text(&mut *cmd);
+    assert_eq!(code, 0, "{cmd:?} failed:\n{out}{err}");
+    out
 }
 
 /// Reads a child's stdout to the end with a deadline (for streaming commands).
