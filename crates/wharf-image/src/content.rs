@@ -137,6 +137,24 @@ impl ContentStore {
     /// Starts writing a blob. `expected` is the digest it must have (its algorithm is used for
     /// hashing; sha256 otherwise); `expected_size` its size, enforced while writing.
     pub fn writer(&self, expected: Option<&Digest>, expected_size: Option<u64>) -> Result<ContentWriter, ContentError> {
+        let hasher = Hasher::new(expected.map_or(Algorithm::Sha256, Digest::algorithm));
+        self.new_writer(expected, expected_size, Some(hasher))
+    }
+
+    /// [`writer`](Self::writer) for bytes whose digest the caller has already verified (a
+    /// registry download hashes what it streams): not hashed again. The size is still
+    /// enforced, and `commit` refuses a blob of any other size, so the stored bytes are exactly
+    /// the verified ones as long as the caller commits only after the verification succeeded.
+    pub fn writer_verified(&self, digest: &Digest, size: u64) -> Result<ContentWriter, ContentError> {
+        self.new_writer(Some(digest), Some(size), None)
+    }
+
+    fn new_writer(
+        &self,
+        expected: Option<&Digest>,
+        expected_size: Option<u64>,
+        hasher: Option<Hasher>,
+    ) -> Result<ContentWriter, ContentError> {
         let name = expected.map_or("new", |d| d.hex());
         let temp = self.ingest.join(format!("{name}-{}", random_suffix()));
         let label = expected.map_or_else(|| "new content".to_owned(), ToString::to_string);
@@ -149,7 +167,7 @@ impl ContentStore {
             store: self.clone(),
             file: Some(file),
             temp,
-            hasher: Hasher::new(expected.map_or(Algorithm::Sha256, Digest::algorithm)),
+            hasher,
             size: 0,
             expected: expected.cloned(),
             expected_size,
@@ -272,7 +290,8 @@ pub struct ContentWriter {
     store: ContentStore,
     file: Option<File>,
     temp: PathBuf,
-    hasher: Hasher,
+    /// `None` for [`ContentStore::writer_verified`].
+    hasher: Option<Hasher>,
     size: u64,
     expected: Option<Digest>,
     expected_size: Option<u64>,
@@ -298,7 +317,9 @@ impl ContentWriter {
             path: self.temp.clone(),
             source,
         })?;
-        self.hasher.update(data);
+        if let Some(h) = &mut self.hasher {
+            h.update(data);
+        }
         self.size = size;
         Ok(())
     }
@@ -310,7 +331,11 @@ impl ContentWriter {
 
     /// Verifies digest and size, makes the blob durable and moves it into place.
     pub fn commit(mut self) -> Result<Ingested, ContentError> {
-        let actual = self.hasher.clone().finish();
+        let actual = match (&self.hasher, &self.expected) {
+            (Some(h), _) => h.clone().finish(),
+            (None, Some(verified)) => verified.clone(),
+            (None, None) => unreachable!("writer_verified always has a digest"),
+        };
         if let Some(expected) = &self.expected
             && *expected != actual
         {
@@ -446,6 +471,28 @@ mod tests {
         assert!(matches!(err, ContentError::TooLarge { limit: 10, .. }), "{err}");
         assert!(cs.list().unwrap().is_empty());
         assert_eq!(fs::read_dir(tmp.path().join("ingest")).unwrap().count(), 0, "failed ingests leave nothing");
+    }
+
+    #[test]
+    fn verified_writers_check_the_size_only() {
+        use std::io::Write as _;
+        let tmp = tempfile::tempdir().unwrap();
+        let cs = ContentStore::open(tmp.path()).unwrap();
+        let d = sha(b"verified elsewhere");
+        let mut w = cs.writer_verified(&d, 18).unwrap();
+        w.write_all(b"verified elsewhere").unwrap();
+        assert_eq!(w.commit().unwrap().digest, d);
+        assert_eq!(fs::read(cs.path(&d)).unwrap(), b"verified elsewhere");
+        // A short stream or a long one is refused; nothing is stored.
+        let other = sha(b"x");
+        let mut w = cs.writer_verified(&other, 5).unwrap();
+        w.write_all(b"abc").unwrap();
+        assert!(matches!(w.commit().unwrap_err(), ContentError::SizeMismatch { expected: 5, actual: 3, .. }));
+        let mut w = cs.writer_verified(&other, 2).unwrap();
+        assert!(w.write_all(b"abc").is_err());
+        drop(w);
+        assert!(!cs.exists(&other));
+        assert_eq!(fs::read_dir(tmp.path().join("ingest")).unwrap().count(), 0);
     }
 
     #[test]

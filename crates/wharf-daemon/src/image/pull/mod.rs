@@ -456,7 +456,8 @@ impl ImageService {
     ) -> Result<(), EngineError> {
         let total = d.desc.size;
         let mut stream = repo.fetch_blob(&d.desc).await.map_err(|e| pull_error(reference, e))?;
-        let mut w = self.content.writer(Some(&d.desc.digest), Some(total)).map_err(ImageError::Content)?;
+        // The stream verifies the digest (it ends cleanly only then): not hashed twice.
+        let mut w = self.content.writer_verified(&d.desc.digest, total).map_err(ImageError::Content)?;
         let mut done = 0u64;
         let mut last = 0u64;
         let step = (total / 100).max(512 * 1024);

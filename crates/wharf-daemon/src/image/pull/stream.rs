@@ -212,7 +212,9 @@ impl LayerPuller<'_> {
             return Ok(Unpacked { key, row });
         }
         let stream = self.repo.fetch_blob(&job.desc).await.map_err(|e| pull_error(self.reference, e))?;
-        let writer = self.svc.content.writer(Some(&job.desc.digest), Some(total)).map_err(ImageError::Content)?;
+        // The stream verifies the digest and the untar reads to its verified end before the
+        // blob is committed (see `unpack_streamed`): not hashed a second time.
+        let writer = self.svc.content.writer_verified(&job.desc.digest, total).map_err(ImageError::Content)?;
         let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
         let unpack_key = key.clone();
         let task =
