@@ -82,7 +82,8 @@ impl Stream for BlobStream {
 impl Repository {
     /// Starts downloading a blob; see [`BlobStream`].
     pub async fn fetch_blob(&self, desc: &Descriptor) -> Result<BlobStream, ClientError> {
-        let (tx, rx) = mpsc::channel(16);
+        // A few frames ahead of the consumer: the consumer bounds what it buffers itself.
+        let (tx, rx) = mpsc::channel(4);
         let repo = self.clone();
         let d = desc.clone();
         let task = tokio::spawn(async move {

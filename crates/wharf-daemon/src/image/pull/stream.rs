@@ -36,7 +36,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
 use futures_util::StreamExt;
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use wharf_api::stream::{JsonMessage, ProgressSender};
 use wharf_image::{ContentWriter, TeeReader};
@@ -50,10 +50,14 @@ use super::super::store::LayerRow;
 use super::super::{ImageError, ImageService};
 use super::{pull_error, retrying};
 
-/// Chunks buffered between the download and the untar (chunks are the HTTP frames, usually
-/// 16–64 KiB): enough to ride out a slow file create, small enough that a slow disk slows the
-/// download down instead of filling memory.
+/// Chunks buffered between the download and the untar (the HTTP frames, up to a few hundred
+/// KiB each); the bytes they hold are bounded by [`BUFFER_BYTES`].
 const CHANNEL_DEPTH: usize = 64;
+
+/// Bytes of one layer held between the download and the untar: enough to ride out a slow file
+/// create, small enough that a slow untar slows the download down instead of filling memory
+/// (with 64 frames alone a pull of three layers held ~35 MiB).
+const BUFFER_BYTES: usize = 4 << 20;
 
 /// A layer of the image that is not in the store yet.
 pub(super) struct LayerJob {
@@ -216,10 +220,12 @@ impl LayerPuller<'_> {
         // blob is committed (see `unpack_streamed`): not hashed a second time.
         let writer = self.svc.content.writer_verified(&job.desc.digest, total).map_err(ImageError::Content)?;
         let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
+        let budget = Arc::new(Semaphore::new(BUFFER_BYTES));
+        let rx = ChannelReader::new(rx, budget.clone());
         let unpack_key = key.clone();
         let task =
             tokio::task::spawn_blocking(move || unpack_streamed(&svc, &unpack_key, rx, writer, &layer, extracting));
-        let pumped = self.pump(job, stream, tx, &downloaded, &cancel).await;
+        let pumped = self.pump(job, stream, tx, &budget, &downloaded, &cancel).await;
         let unpacked = joined(task.await)?;
         match (pumped, unpacked) {
             // A network error (or the cancellation) is the cause of the untar's early EOF.
@@ -244,6 +250,7 @@ impl LayerPuller<'_> {
         job: &LayerJob,
         mut stream: wharf_registry::client::BlobStream,
         tx: mpsc::Sender<Piece>,
+        budget: &Semaphore,
         downloaded: &AtomicBool,
         cancel: &CancellationToken,
     ) -> Result<(), EngineError> {
@@ -265,6 +272,16 @@ impl LayerPuller<'_> {
                 Some(Ok(BlobEvent::Chunk(chunk))) => chunk,
             };
             done += chunk.len() as u64;
+            // Wait until the untar has room; a closed budget means it is gone.
+            let want = chunk.len().min(BUFFER_BYTES) as u32;
+            let room = tokio::select! {
+                _ = cancel.cancelled() => return Err(cancelled()),
+                room = budget.acquire_many(want) => room,
+            };
+            let Ok(room) = room else {
+                return Ok(());
+            };
+            room.forget();
             if tx.send(Piece::Data(chunk)).await.is_err() {
                 return Ok(());
             }
@@ -286,12 +303,12 @@ impl LayerPuller<'_> {
 fn unpack_streamed(
     svc: &ImageService,
     key: &str,
-    rx: mpsc::Receiver<Piece>,
+    rx: ChannelReader,
     mut writer: ContentWriter,
     layer: &BlobLayer,
     extracting: Extracting,
 ) -> Result<LayerRow, ImageError> {
-    let reader = TeeReader::new(ChannelReader { rx, chunk: Bytes::new(), ended: false }, &mut writer);
+    let reader = TeeReader::new(rx, &mut writer);
     let row = svc.unpack_detached(key, extracting.wrap(reader), layer)?;
     // The blob's digest is leased by the pull, so GC cannot take it between commit and record.
     if let Err(e) = writer.commit() {
@@ -334,6 +351,22 @@ struct ChannelReader {
     rx: mpsc::Receiver<Piece>,
     chunk: Bytes,
     ended: bool,
+    /// The sender's byte budget: what the current chunk took is given back when the next one
+    /// is taken; closed when the reader goes, so that a waiting sender stops.
+    budget: Arc<Semaphore>,
+    held: usize,
+}
+
+impl ChannelReader {
+    fn new(rx: mpsc::Receiver<Piece>, budget: Arc<Semaphore>) -> Self {
+        Self { rx, chunk: Bytes::new(), ended: false, budget, held: 0 }
+    }
+}
+
+impl Drop for ChannelReader {
+    fn drop(&mut self) {
+        self.budget.close();
+    }
 }
 
 impl Read for ChannelReader {
@@ -343,7 +376,10 @@ impl Read for ChannelReader {
                 return Ok(0);
             }
             match self.rx.blocking_recv() {
-                Some(Piece::Data(b)) => self.chunk = b,
+                Some(Piece::Data(b)) => {
+                    self.budget.add_permits(std::mem::replace(&mut self.held, b.len().min(BUFFER_BYTES)));
+                    self.chunk = b;
+                }
                 Some(Piece::End) => self.ended = true,
                 None => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the layer download stopped")),
             }
@@ -423,7 +459,9 @@ mod tests {
         tx.try_send(Piece::Data(Bytes::from_static(b"world"))).unwrap();
         tx.try_send(Piece::End).unwrap();
         let mut out = String::new();
-        ChannelReader { rx, chunk: Bytes::new(), ended: false }.read_to_string(&mut out).unwrap();
+        let budget = Arc::new(Semaphore::new(BUFFER_BYTES));
+        ChannelReader::new(rx, budget.clone()).read_to_string(&mut out).unwrap();
+        assert!(budget.is_closed(), "a reader that is gone closes the budget");
         assert_eq!(out, "hello world");
 
         // A sender gone without `End` (a failed or cancelled download) is not a short layer.
@@ -431,7 +469,7 @@ mod tests {
         tx.try_send(Piece::Data(Bytes::from_static(b"half"))).unwrap();
         drop(tx);
         let mut out = Vec::new();
-        let e = ChannelReader { rx, chunk: Bytes::new(), ended: false }.read_to_end(&mut out).unwrap_err();
+        let e = ChannelReader::new(rx, Arc::new(Semaphore::new(BUFFER_BYTES))).read_to_end(&mut out).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
         assert_eq!(out, b"half");
     }
