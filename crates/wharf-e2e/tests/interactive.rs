@@ -90,6 +90,19 @@ fn now_secs() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
 }
 
+/// Asks the shell on `p` for its terminal size until it is `size`: the window change travels
+/// SIGWINCH → docker CLI → `POST …/resize` → the pty, which takes a while on a loaded machine.
+fn await_size(p: &mut Pty, size: &str) {
+    for _ in 0..50 {
+        p.send(b"stty size\r");
+        if p.expect("# ").contains(size) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!("the terminal never became {size}: {}", p.output());
+}
+
 #[test]
 fn run_it_echo_ctrl_c_resize_and_exit_code() {
     skip_unless!(require::root(), require::program("docker"), require::busybox());
@@ -102,10 +115,7 @@ fn run_it_echo_ctrl_c_resize_and_exit_code() {
     p.expect("# ");
     // A window change reaches the pty through POST /containers/{id}/resize.
     p.resize(40, 120);
-    std::thread::sleep(Duration::from_millis(300));
-    p.send(b"stty size\r");
-    p.expect("40 120");
-    p.expect("# ");
+    await_size(&mut p, "40 120");
     // ctrl-c goes to the foreground process (the tty's line discipline), not the shell.
     p.send(b"sleep 100\r");
     p.expect("sleep 100");
@@ -136,9 +146,7 @@ fn exec_it_resize_and_close_stdin() {
     p.expect("20 70");
     p.expect("/dev/pts/");
     p.resize(21, 71);
-    std::thread::sleep(Duration::from_millis(300));
-    p.send(b"stty size\r");
-    p.expect("21 71");
+    await_size(&mut p, "21 71");
     p.send(b"exit 7\r");
     assert_eq!(p.wait(), 7, "{}", p.output());
     assert!(!p.output().contains('\u{1}'), "raw stream: {:?}", p.output());

@@ -648,6 +648,15 @@ fn assert_store_empty(d: &TestDaemon, what: &str) {
     }
 }
 
+/// The fake registry (no delay) serving an image of `layers` from a temp directory: the
+/// directory `set_faults` and `layer_hex` take.
+fn fake_registry(layers: &[Vec<u8>]) -> (tempfile::TempDir, Registry) {
+    let dir = tempfile::tempdir().unwrap();
+    fake_image(dir.path(), layers, false);
+    let reg = Registry::fake(dir.path(), 0);
+    (dir, reg)
+}
+
 /// A pull through the API, returning the stream's messages.
 fn api_pull(d: &TestDaemon, image: &str, tag: &str) -> Vec<serde_json::Value> {
     let r = d.api("POST", &format!("/images/create?fromImage={image}&tag={tag}"), b"");
@@ -670,11 +679,9 @@ fn layer_statuses(msgs: &[serde_json::Value], id: &str) -> Vec<String> {
 #[test]
 fn truncated_blob_is_resumed_with_range_and_unpacked_in_one_pass() {
     skip_unless!(require::root(), require::program("docker"), require::program("python3"));
-    let dir = tempfile::tempdir().unwrap();
-    fake_image(dir.path(), &[layer_tar(&[("small", b"s")]), layer_tar(&[("noise", &noise(2 << 20))])], false);
+    let (dir, reg) = fake_registry(&[layer_tar(&[("small", b"s")]), layer_tar(&[("noise", &noise(2 << 20))])]);
     let big = layer_hex(dir.path(), 1);
     set_faults(dir.path(), serde_json::json!({"blob": big, "ranges": true, "truncate": 1}));
-    let reg = Registry::fake(dir.path(), 0);
     let d = TestDaemon::start();
     let msgs = api_pull(&d, &format!("{}/flaky/img", reg.host()), "t");
     assert!(msgs.iter().all(|m| m.get("errorDetail").is_none()), "{msgs:?}");
@@ -719,10 +726,8 @@ fn truncated_blob_is_resumed_with_range_and_unpacked_in_one_pass() {
 #[test]
 fn truncated_blob_without_range_support_restarts_or_fails_cleanly() {
     skip_unless!(require::root(), require::program("docker"), require::program("python3"));
-    let dir = tempfile::tempdir().unwrap();
-    fake_image(dir.path(), &[layer_tar(&[("small", b"s")]), layer_tar(&[("noise", &noise(2 << 20))])], false);
+    let (dir, reg) = fake_registry(&[layer_tar(&[("small", b"s")]), layer_tar(&[("noise", &noise(2 << 20))])]);
     let big = layer_hex(dir.path(), 1);
-    let reg = Registry::fake(dir.path(), 0);
     let d = TestDaemon::start();
     let image = format!("{}/noranges/img:t", reg.host());
 
@@ -747,10 +752,8 @@ fn truncated_blob_without_range_support_restarts_or_fails_cleanly() {
 #[test]
 fn persistent_5xx_and_429_fail_with_clear_errors() {
     skip_unless!(require::root(), require::program("docker"), require::program("python3"));
-    let dir = tempfile::tempdir().unwrap();
-    fake_image(dir.path(), &[layer_tar(&[("a", b"a")]), layer_tar(&[("noise", &noise(256 << 10))])], false);
+    let (dir, reg) = fake_registry(&[layer_tar(&[("a", b"a")]), layer_tar(&[("noise", &noise(256 << 10))])]);
     let big = layer_hex(dir.path(), 1);
-    let reg = Registry::fake(dir.path(), 0);
     let d = TestDaemon::start();
     let image = format!("{}/status/img:t", reg.host());
 
@@ -777,9 +780,7 @@ fn persistent_5xx_and_429_fail_with_clear_errors() {
 #[test]
 fn oversized_and_unknown_manifests_are_refused_clearly() {
     skip_unless!(require::root(), require::program("docker"), require::program("python3"));
-    let dir = tempfile::tempdir().unwrap();
-    fake_image(dir.path(), &[layer_tar(&[("a", b"a")])], false);
-    let reg = Registry::fake(dir.path(), 0);
+    let (dir, reg) = fake_registry(&[layer_tar(&[("a", b"a")])]);
     let d = TestDaemon::start();
 
     set_faults(dir.path(), serde_json::json!({"manifest_type": "application/vnd.example.unknown+json"}));
@@ -805,10 +806,8 @@ fn oversized_and_unknown_manifests_are_refused_clearly() {
 #[test]
 fn pull_all_tags_follows_tag_pages() {
     skip_unless!(require::root(), require::program("docker"), require::program("python3"));
-    let dir = tempfile::tempdir().unwrap();
-    fake_image(dir.path(), &[layer_tar(&[("a", b"a")]), layer_tar(&[("b", b"b")])], false);
+    let (dir, reg) = fake_registry(&[layer_tar(&[("a", b"a")]), layer_tar(&[("b", b"b")])]);
     set_faults(dir.path(), serde_json::json!({"tags": ["v1", "v2", "v3"]}));
-    let reg = Registry::fake(dir.path(), 0);
     let d = TestDaemon::start();
     let repo = format!("{}/multi/img", reg.host());
 
@@ -869,11 +868,9 @@ fn sighup_reload_rebuilds_the_registry_client() {
 #[test]
 fn repeated_layer_and_the_native_snapshotter() {
     skip_unless!(require::root(), require::program("docker"), require::program("python3"));
-    let dir = tempfile::tempdir().unwrap();
     // The same blob at the bottom and the top: two chains, one download.
     let a = layer_tar(&[("a.txt", b"from a")]);
-    fake_image(dir.path(), &[a.clone(), layer_tar(&[("b.txt", b"from b")]), a], false);
-    let reg = Registry::fake(dir.path(), 0);
+    let (_dir, reg) = fake_registry(&[a.clone(), layer_tar(&[("b.txt", b"from b")]), a]);
     for config in [None, Some(r#"{"storage-driver":"vfs"}"#)] {
         let d = TestDaemon::start_with(DaemonOptions { config: config.map(str::to_owned), ..Default::default() });
         let image = format!("{}/twice/img:t", reg.host());
@@ -894,10 +891,8 @@ fn repeated_layer_and_the_native_snapshotter() {
 #[test]
 fn max_concurrent_downloads_is_honoured() {
     skip_unless!(require::root(), require::program("docker"), require::program("python3"));
-    let dir = tempfile::tempdir().unwrap();
     let layers: Vec<Vec<u8>> = (0..3).map(|i| layer_tar(&[(&format!("f{i}"), &noise(64 << 10 | i))])).collect();
-    fake_image(dir.path(), &layers, false);
-    let reg = Registry::fake(dir.path(), 0);
+    let (dir, reg) = fake_registry(&layers);
     let d = TestDaemon::start_with(DaemonOptions {
         config: Some(r#"{"max-concurrent-downloads":1}"#.to_owned()),
         ..Default::default()

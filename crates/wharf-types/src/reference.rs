@@ -282,9 +282,26 @@ pub fn valid_tag(tag: &str) -> bool {
     !b.is_empty() && b.len() <= 128 && word(b[0]) && b[1..].iter().all(|&x| word(x) || x == b'.' || x == b'-')
 }
 
+/// The index a search term names and the term to send it, as moby splits them: the first
+/// component when it looks like a host (`.`, `:` or `localhost`), else Docker Hub's index.
+pub fn split_search_term(term: &str) -> (&str, &str) {
+    match term.split_once('/') {
+        Some((host, rest)) if host.contains('.') || host.contains(':') || host == "localhost" => (host, rest),
+        _ => ("docker.io", term),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn search_terms_name_their_index() {
+        assert_eq!(split_search_term("busybox"), ("docker.io", "busybox"));
+        assert_eq!(split_search_term("library/busybox"), ("docker.io", "library/busybox"));
+        assert_eq!(split_search_term("127.0.0.1:5000/tools/x"), ("127.0.0.1:5000", "tools/x"));
+        assert_eq!(split_search_term("localhost/x"), ("localhost", "x"));
+    }
 
     fn norm(s: &str) -> String {
         Reference::parse_normalized(s).unwrap().with_default_tag().to_string()

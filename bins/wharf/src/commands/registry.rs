@@ -196,10 +196,7 @@ pub async fn logout(_ctx: &Ctx, args: LogoutArgs) -> Result<(), CliError> {
 /// the index the term names (`host/term`, else Docker Hub's) with the stored login for it.
 pub async fn search(ctx: &Ctx, args: SearchArgs) -> Result<(), CliError> {
     let filters = super::parse_filters(&args.filter)?;
-    let index = match args.term.split_once('/') {
-        Some((host, _)) if host.contains('.') || host.contains(':') || host == "localhost" => host,
-        _ => "docker.io",
-    };
+    let (index, _) = wharf_types::reference::split_search_term(&args.term);
     let mut q = vec![("term", args.term.clone())];
     if args.limit > 0 {
         q.push(("limit", args.limit.to_string()));

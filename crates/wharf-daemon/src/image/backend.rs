@@ -389,10 +389,7 @@ impl ImageBackend for Daemon {
         if !(1..=100).contains(&limit) {
             return Err(EngineError::invalid(format!("limit {limit} is outside the range of [1, 100]")));
         }
-        let (index, term) = match opts.term.split_once('/') {
-            Some((host, rest)) if host.contains('.') || host.contains(':') || host == "localhost" => (host, rest),
-            _ => ("docker.io", opts.term.as_str()),
-        };
+        let (index, term) = wharf_types::reference::split_search_term(&opts.term);
         let creds = decode_auth(opts.registry_auth.as_deref())?;
         let found = self
             .registry()

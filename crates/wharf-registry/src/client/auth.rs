@@ -76,7 +76,8 @@ impl AuthConfig {
         self.user_password().is_none() && self.identitytoken.is_empty() && self.registrytoken.is_empty()
     }
 
-    fn basic_header(&self) -> Option<HeaderValue> {
+    /// `Basic <base64 user:password>`, when there is a username and password.
+    pub(crate) fn basic_header(&self) -> Option<HeaderValue> {
         let (u, p) = self.user_password()?;
         HeaderValue::from_str(&format!("Basic {}", STANDARD.encode(format!("{u}:{p}")))).ok()
     }

@@ -3,7 +3,8 @@
 //! search; ours answers it from its catalog (see `server`). Credentials go as Basic, or as a
 //! token when the index answers with a Bearer challenge.
 
-use http::{HeaderValue, Method, StatusCode, header};
+use http::{HeaderValue, Method, Response, StatusCode, header};
+use hyper::body::Incoming;
 use serde::{Deserialize, Serialize};
 
 use super::Client;
@@ -76,61 +77,46 @@ impl Client {
     }
 
     async fn search_at(&self, url: &str, creds: &AuthConfig) -> Result<SearchResults, ClientError> {
-        let mut authorization = creds.user_password().map(|(u, p)| basic(&u, &p));
-        for _ in 0..2 {
-            let mut headers = self.base_headers();
-            if let Some(v) = authorization.as_deref().and_then(|a| HeaderValue::from_str(a).ok()) {
-                headers.insert(header::AUTHORIZATION, v);
+        let mut resp = self.get_with(url, creds.basic_header()).await?;
+        // A Bearer challenge: once more with a catalog token.
+        if resp.status() == StatusCode::UNAUTHORIZED
+            && let Some(Challenge::Bearer { realm, service, .. }) = parse_challenges(resp.headers())
+        {
+            let scopes = ["registry:catalog:*".to_owned()];
+            let ua = &self.inner.config.user_agent;
+            let t = fetch_token(&self.inner.transport, &realm, &service, &scopes, creds, false, ua).await?;
+            resp = self.get_with(url, HeaderValue::from_str(&format!("Bearer {}", t.token)).ok()).await?;
+        }
+        let status = resp.status();
+        if !status.is_success() {
+            let errors = read_errors(resp).await;
+            let mut message = format!("Unexpected status code {}", status.as_u16());
+            if !errors.is_empty() {
+                message = format!("{message}: {}", render_errors(&errors, status));
             }
-            let (resp, _) = self.inner.transport.send(&Method::GET, url, &headers, &mut ReqBody::Empty).await?;
-            let status = resp.status();
-            if status == StatusCode::UNAUTHORIZED
-                && authorization.as_deref().is_none_or(|a| a.starts_with("Basic "))
-                && let Some(Challenge::Bearer { realm, service, .. }) = parse_challenges(resp.headers())
-            {
-                let scopes = ["registry:catalog:*".to_owned()];
-                let ua = &self.inner.config.user_agent;
-                let t = fetch_token(&self.inner.transport, &realm, &service, &scopes, creds, false, ua).await?;
-                authorization = Some(format!("Bearer {}", t.token));
-                continue;
-            }
-            if !status.is_success() {
-                let errors = read_errors(resp).await;
-                let mut message = format!("Unexpected status code {}", status.as_u16());
-                if !errors.is_empty() {
-                    message = format!("{message}: {}", render_errors(&errors, status));
-                }
-                return Err(ClientError::Status {
-                    method: "Get".to_owned(),
-                    url: url.to_owned(),
-                    status: status.as_u16(),
-                    message,
-                });
-            }
-            let body =
-                read_body(resp, MAX_ANSWER, &Method::GET, url).await?.map_err(|_| ClientError::InvalidResponse {
-                    method: "Get".to_owned(),
-                    url: url.to_owned(),
-                    what: format!("search answer larger than {MAX_ANSWER} bytes"),
-                })?;
-            return serde_json::from_slice(&body).map_err(|e| ClientError::InvalidResponse {
+            return Err(ClientError::Status {
                 method: "Get".to_owned(),
                 url: url.to_owned(),
-                what: format!("invalid search answer: {e}"),
+                status: status.as_u16(),
+                message,
             });
         }
-        Err(ClientError::Status {
-            method: "Get".to_owned(),
-            url: url.to_owned(),
-            status: 401,
-            message: "Unexpected status code 401: unauthorized".to_owned(),
-        })
+        let invalid =
+            |what: String| ClientError::InvalidResponse { method: "Get".to_owned(), url: url.to_owned(), what };
+        let body = read_body(resp, MAX_ANSWER, &Method::GET, url)
+            .await?
+            .map_err(|_| invalid(format!("search answer larger than {MAX_ANSWER} bytes")))?;
+        serde_json::from_slice(&body).map_err(|e| invalid(format!("invalid search answer: {e}")))
     }
-}
 
-fn basic(user: &str, password: &str) -> String {
-    use base64::Engine;
-    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}")))
+    /// `GET url` with an `Authorization` value, if any.
+    async fn get_with(&self, url: &str, authorization: Option<HeaderValue>) -> Result<Response<Incoming>, ClientError> {
+        let mut headers = self.base_headers();
+        if let Some(v) = authorization {
+            headers.insert(header::AUTHORIZATION, v);
+        }
+        Ok(self.inner.transport.send(&Method::GET, url, &headers, &mut ReqBody::Empty).await?.0)
+    }
 }
 
 #[cfg(test)]
